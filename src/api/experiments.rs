@@ -1,0 +1,185 @@
+//! `/api/v1/experiments`: experiments, their metrics and variants.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::pagination::{respond, ListQuery};
+use super::{blocking, AppState};
+use crate::domain::experiment::{ExperimentInput, NewExperiment, VariantInput};
+use crate::error::AppError;
+use crate::store::experiments as store;
+
+/// One arm of a new experiment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVariant {
+    /// Variant key, unique within the experiment.
+    #[schema(example = "plus-100ms")]
+    pub key: String,
+    /// Planned share of units, > 0; the weights of all variants sum to 1.
+    #[schema(example = 0.3333333333333333)]
+    pub weight: f64,
+    /// True for the one control arm.
+    #[serde(default)]
+    pub control: bool,
+    /// Planned change of the SLI in this arm, in the SLI's unit (e.g. +100 ms injected); 0 for control.
+    #[schema(example = 100.0)]
+    pub dose: f64,
+}
+
+/// A new experiment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateExperiment {
+    #[schema(example = "checkout-latency-2026-11")]
+    pub key: String,
+    #[schema(example = "Checkout latency injection")]
+    pub name: String,
+    #[schema(example = "Added checkout latency lowers conversion")]
+    pub hypothesis: String,
+    /// The critical user journey, e.g. "search → product → cart → checkout".
+    #[serde(default)]
+    pub journey: Option<String>,
+    /// Key of the SLI under test (a metric of kind `sli`).
+    #[schema(example = "checkout-latency")]
+    pub sli: String,
+    /// Keys of KPI metrics; the first is the primary KPI.
+    pub kpis: Vec<String>,
+    /// Keys of guardrail metrics (any kind).
+    #[serde(default)]
+    pub guardrails: Vec<String>,
+    /// The arms: at least two, exactly one control, weights summing to 1 (±1e-9).
+    pub variants: Vec<CreateVariant>,
+}
+
+/// One arm of an experiment.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Variant {
+    pub key: String,
+    pub weight: f64,
+    pub control: bool,
+    /// Planned SLI change in the SLI's unit.
+    pub dose: f64,
+}
+
+/// An experiment.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Experiment {
+    pub key: String,
+    pub name: String,
+    pub hypothesis: String,
+    pub journey: Option<String>,
+    /// Key of the SLI under test.
+    pub sli: String,
+    /// KPI keys; the first is primary.
+    pub kpis: Vec<String>,
+    pub guardrails: Vec<String>,
+    pub variants: Vec<Variant>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<store::Experiment> for Experiment {
+    fn from(e: store::Experiment) -> Self {
+        Experiment {
+            key: e.key,
+            name: e.name,
+            hypothesis: e.hypothesis,
+            journey: e.journey,
+            sli: e.sli.key,
+            kpis: e.kpis.into_iter().map(|m| m.key).collect(),
+            guardrails: e.guardrails.into_iter().map(|m| m.key).collect(),
+            variants: e
+                .variants
+                .into_iter()
+                .map(|v| Variant {
+                    key: v.key,
+                    weight: v.weight,
+                    control: v.control,
+                    dose: v.dose,
+                })
+                .collect(),
+            created_at: e.created_at.and_utc(),
+        }
+    }
+}
+
+/// A page of experiments.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExperimentList {
+    pub items: Vec<Experiment>,
+    /// Cursor of the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Registers an experiment.
+#[utoipa::path(
+    post, path = "/api/v1/experiments", operation_id = "create_experiment", tag = "experiments",
+    request_body = CreateExperiment,
+    responses(
+        (status = 201, description = "The experiment was created", body = Experiment,
+         headers(("Location" = String, description = "URL of the new experiment"))),
+        (status = 409, description = "An experiment with this key exists", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_experiment(
+    state: web::Data<AppState>,
+    body: web::Json<CreateExperiment>,
+) -> Result<HttpResponse, AppError> {
+    let b = body.into_inner();
+    let new = NewExperiment::parse(ExperimentInput {
+        key: b.key,
+        name: b.name,
+        hypothesis: b.hypothesis,
+        journey: b.journey,
+        sli: b.sli,
+        kpis: b.kpis,
+        guardrails: b.guardrails,
+        variants: b
+            .variants
+            .into_iter()
+            .map(|v| VariantInput {
+                key: v.key,
+                weight: v.weight,
+                control: v.control,
+                dose: v.dose,
+            })
+            .collect(),
+    })?;
+    let e = blocking(&state, move |c| store::create(c, &new)).await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/experiments/{}", e.key)))
+        .json(Experiment::from(e)))
+}
+
+/// Lists experiments in creation order.
+#[utoipa::path(
+    get, path = "/api/v1/experiments", operation_id = "list_experiments", tag = "experiments",
+    params(ListQuery),
+    responses((status = 200, description = "A page of experiments", body = ExperimentList))
+)]
+pub async fn list_experiments(
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Result<web::Json<ExperimentList>, AppError> {
+    let page = q.page()?;
+    let paged = blocking(&state, move |c| store::list(c, page)).await?;
+    let (items, next_cursor) = respond(paged, Experiment::from);
+    Ok(web::Json(ExperimentList { items, next_cursor }))
+}
+
+/// Fetches one experiment.
+#[utoipa::path(
+    get, path = "/api/v1/experiments/{key}", operation_id = "get_experiment", tag = "experiments",
+    params(("key" = String, Path, description = "Experiment key")),
+    responses((status = 200, description = "The experiment", body = Experiment))
+)]
+pub async fn get_experiment(
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+) -> Result<web::Json<Experiment>, AppError> {
+    let key = key.into_inner();
+    let e = blocking(&state, move |c| store::get(c, &key)).await?;
+    Ok(web::Json(e.into()))
+}

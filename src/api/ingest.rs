@@ -1,0 +1,201 @@
+//! Bulk uploads: `POST /api/v1/experiments/{key}/assignments` and `.../observations`.
+//!
+//! The body is streamed: the async handler forwards chunks through a bounded channel to a
+//! blocking task that parses, validates and stores the rows, so a large upload is never held in
+//! memory as text and the async workers never block.
+
+use std::io::{self, Read};
+
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpMessage, HttpRequest};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use crate::error::{AppError, AppResult};
+use crate::ingest::read::Format;
+use crate::ingest::{self, AssignmentRow, IngestSummary, ObservationRow, OnConflict};
+use crate::store::experiments::{self, Experiment};
+
+/// Chunks buffered between the network and the parser.
+const CHANNEL_CHUNKS: usize = 32;
+
+/// A `Read` over body chunks sent from the async side. An `Err` chunk aborts the read, so a
+/// truncated upload can never be mistaken for a complete one.
+pub struct ChannelReader {
+    rx: mpsc::Receiver<Result<Bytes, ()>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(())) => return Err(io::Error::other("upload aborted")),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}
+
+/// What to do when an uploaded observation differs from the stored one.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    /// Reject the whole upload (422) and list the conflicting rows.
+    #[default]
+    Reject,
+    /// Overwrite the stored value.
+    Replace,
+}
+
+/// Query parameters of an observation upload.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ObservationQuery {
+    /// `reject` (default) or `replace`.
+    #[serde(default)]
+    pub on_conflict: ConflictPolicy,
+}
+
+fn format_of(req: &HttpRequest) -> AppResult<Format> {
+    let unsupported = |got: String| AppError::UnsupportedMediaType {
+        got,
+        expected: Format::ACCEPTED,
+    };
+    let mime = req
+        .mime_type()
+        .map_err(|_| unsupported("(unparseable)".into()))?;
+    let mime = mime.ok_or_else(|| unsupported("(none)".into()))?;
+    Format::from_mime(mime.essence_str()).ok_or_else(|| unsupported(mime.essence_str().to_owned()))
+}
+
+/// Loads the experiment, then streams the body into `job` on a blocking thread.
+async fn stream_upload<F>(
+    state: web::Data<AppState>,
+    key: String,
+    req: HttpRequest,
+    mut payload: web::Payload,
+    job: F,
+) -> AppResult<IngestSummary>
+where
+    F: FnOnce(&crate::store::Db, &Experiment, ChannelReader, Format) -> AppResult<IngestSummary>
+        + Send
+        + 'static,
+{
+    let format = format_of(&req)?;
+    let limit = state.limits.ingest_body_bytes;
+    let declared: Option<usize> = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(AppError::PayloadTooLarge { limit });
+    }
+    let experiment = super::blocking(&state, move |c| experiments::get(c, &key)).await?;
+
+    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let db = state.db.clone();
+    let reader = ChannelReader {
+        rx,
+        current: Bytes::new(),
+    };
+    let work = web::block(move || job(&db, &experiment, reader, format));
+    let pump = async move {
+        let mut total = 0usize;
+        while let Some(chunk) = payload.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tx.send(Err(())).await;
+                    return Err(AppError::BadRequest(format!(
+                        "cannot read the request body: {e}"
+                    )));
+                }
+            };
+            total += chunk.len();
+            if total > limit {
+                let _ = tx.send(Err(())).await;
+                return Err(AppError::PayloadTooLarge { limit });
+            }
+            if tx.send(Ok(chunk)).await.is_err() {
+                break; // the parser stopped early; its result says why
+            }
+        }
+        Ok(())
+    };
+    let (pumped, worked) = futures_util::join!(pump, work);
+    pumped?;
+    worked.map_err(|e| AppError::Internal(anyhow::anyhow!("ingestion task failed: {e}")))?
+}
+
+const CSV_ASSIGNMENTS: &str = "unit_id,variant,assigned_at\nu-1,control,2026-11-01T10:00:00Z\n";
+const CSV_OBSERVATIONS: &str = "unit_id,metric,value,period\nu-1,checkout-latency,312.5,post\n";
+
+/// Uploads unit assignments, all or nothing.
+///
+/// Rows may come as a JSON array, NDJSON or CSV with a header. Re-sending an identical row is a
+/// no-op counted in `duplicates`; assigning a stored unit to a different variant is rejected.
+#[utoipa::path(
+    post, path = "/api/v1/experiments/{key}/assignments", operation_id = "ingest_assignments", tag = "ingestion",
+    params(("key" = String, Path, description = "Experiment key")),
+    request_body(description = "Assignment rows", content(
+        (Vec<AssignmentRow> = "application/json"),
+        (AssignmentRow = "application/x-ndjson"),
+        (String = "text/csv", example = json!(CSV_ASSIGNMENTS)),
+    )),
+    responses((status = 200, description = "All rows were stored or were duplicates", body = IngestSummary))
+)]
+pub async fn ingest_assignments(
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> AppResult<web::Json<IngestSummary>> {
+    let summary = stream_upload(state, key.into_inner(), req, payload, |db, e, r, f| {
+        ingest::assignments(db, e, r, f)
+    })
+    .await?;
+    Ok(web::Json(summary))
+}
+
+/// Uploads unit-level observations, all or nothing.
+///
+/// One value per (unit, metric, period). Re-sending an identical row is a no-op counted in
+/// `duplicates`; a different value for a stored key is rejected unless `on_conflict=replace`.
+#[utoipa::path(
+    post, path = "/api/v1/experiments/{key}/observations", operation_id = "ingest_observations", tag = "ingestion",
+    params(("key" = String, Path, description = "Experiment key"), ObservationQuery),
+    request_body(description = "Observation rows", content(
+        (Vec<ObservationRow> = "application/json"),
+        (ObservationRow = "application/x-ndjson"),
+        (String = "text/csv", example = json!(CSV_OBSERVATIONS)),
+    )),
+    responses((status = 200, description = "All rows were stored, replaced or were duplicates", body = IngestSummary))
+)]
+pub async fn ingest_observations(
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+    query: web::Query<ObservationQuery>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> AppResult<web::Json<IngestSummary>> {
+    let policy = match query.on_conflict {
+        ConflictPolicy::Reject => OnConflict::Reject,
+        ConflictPolicy::Replace => OnConflict::Replace,
+    };
+    let summary = stream_upload(state, key.into_inner(), req, payload, move |db, e, r, f| {
+        ingest::observations(db, e, r, f, policy)
+    })
+    .await?;
+    Ok(web::Json(summary))
+}

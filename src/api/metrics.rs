@@ -1,0 +1,141 @@
+//! `/api/v1/metrics`: the catalog of SLIs and KPIs.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::pagination::{respond, ListQuery};
+use super::{blocking, AppState};
+use crate::domain::metric::{Direction, Layer, MetricInput, MetricKind, NewMetric, ValueType};
+use crate::error::AppError;
+use crate::store::metrics as store;
+
+/// A new catalog metric.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMetric {
+    /// Unique key: 1-64 characters of a-z, 0-9, `_`, `-`, `.`.
+    #[schema(example = "checkout-latency-p95")]
+    pub key: String,
+    /// Human-readable name.
+    #[schema(example = "Checkout latency")]
+    pub name: String,
+    /// Optional longer description.
+    #[serde(default)]
+    pub description: Option<String>,
+    pub kind: MetricKind,
+    pub value_type: ValueType,
+    /// Unit of the values, e.g. `ms`, `ratio`, `USD`; may be empty for unitless metrics.
+    #[schema(example = "ms")]
+    pub unit: String,
+    pub direction: Direction,
+    pub layer: Layer,
+    /// Keys of existing metrics this one feeds (KPI ← journey SLI ← platform SLI ← infrastructure).
+    #[serde(default)]
+    pub parents: Vec<String>,
+}
+
+/// A catalog metric.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Metric {
+    pub key: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub kind: MetricKind,
+    pub value_type: ValueType,
+    pub unit: String,
+    pub direction: Direction,
+    pub layer: Layer,
+    /// Keys of the metrics this one feeds.
+    pub parents: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<store::Metric> for Metric {
+    fn from(m: store::Metric) -> Self {
+        Metric {
+            key: m.key,
+            name: m.name,
+            description: m.description,
+            kind: m.kind,
+            value_type: m.value_type,
+            unit: m.unit,
+            direction: m.direction,
+            layer: m.layer,
+            parents: m.parents,
+            created_at: m.created_at.and_utc(),
+        }
+    }
+}
+
+/// A page of metrics.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MetricList {
+    pub items: Vec<Metric>,
+    /// Cursor of the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Registers a metric.
+#[utoipa::path(
+    post, path = "/api/v1/metrics", operation_id = "create_metric", tag = "metrics",
+    request_body = CreateMetric,
+    responses(
+        (status = 201, description = "The metric was created", body = Metric,
+         headers(("Location" = String, description = "URL of the new metric"))),
+        (status = 409, description = "A metric with this key exists", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_metric(
+    state: web::Data<AppState>,
+    body: web::Json<CreateMetric>,
+) -> Result<HttpResponse, AppError> {
+    let b = body.into_inner();
+    let new = NewMetric::parse(MetricInput {
+        key: b.key,
+        name: b.name,
+        description: b.description,
+        kind: b.kind,
+        value_type: b.value_type,
+        unit: b.unit,
+        direction: b.direction,
+        layer: b.layer,
+        parents: b.parents,
+    })?;
+    let m = blocking(&state, move |c| store::create(c, &new)).await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/metrics/{}", m.key)))
+        .json(Metric::from(m)))
+}
+
+/// Lists metrics in creation order.
+#[utoipa::path(
+    get, path = "/api/v1/metrics", operation_id = "list_metrics", tag = "metrics",
+    params(ListQuery),
+    responses((status = 200, description = "A page of metrics", body = MetricList))
+)]
+pub async fn list_metrics(
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Result<web::Json<MetricList>, AppError> {
+    let page = q.page()?;
+    let paged = blocking(&state, move |c| store::list(c, page)).await?;
+    let (items, next_cursor) = respond(paged, Metric::from);
+    Ok(web::Json(MetricList { items, next_cursor }))
+}
+
+/// Fetches one metric.
+#[utoipa::path(
+    get, path = "/api/v1/metrics/{key}", operation_id = "get_metric", tag = "metrics",
+    params(("key" = String, Path, description = "Metric key")),
+    responses((status = 200, description = "The metric", body = Metric))
+)]
+pub async fn get_metric(
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+) -> Result<web::Json<Metric>, AppError> {
+    let key = key.into_inner();
+    let m = blocking(&state, move |c| store::get(c, &key)).await?;
+    Ok(web::Json(m.into()))
+}

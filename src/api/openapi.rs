@@ -1,0 +1,143 @@
+//! The OpenAPI document, derived from the handlers and types by utoipa. The committed copy in
+//! `openapi/openapi.json` is checked against it by a test.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+use super::problem::PROBLEM_JSON;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "sloproof",
+        description = "Turns A/B-experiment evidence into Service Level Objectives justified by business impact.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    paths(
+        super::health::healthz,
+        super::health::readyz,
+        super::metrics::create_metric,
+        super::metrics::list_metrics,
+        super::metrics::get_metric,
+        super::experiments::create_experiment,
+        super::experiments::list_experiments,
+        super::experiments::get_experiment,
+        super::ingest::ingest_assignments,
+        super::ingest::ingest_observations,
+    ),
+    components(schemas(super::problem::Problem, super::problem::ProblemIssue, super::ingest::ConflictPolicy)),
+    modifiers(&ProblemResponses),
+    tags(
+        (name = "metrics", description = "The catalog of SLIs and KPIs"),
+        (name = "experiments", description = "Experiments, their metrics and arms"),
+        (name = "ingestion", description = "Bulk upload of assignments and observations"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as served and committed.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The document as pretty JSON with a trailing newline, the form committed to `openapi/`.
+pub fn document_json() -> String {
+    let mut s = document()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    s.push('\n');
+    s
+}
+
+/// Serves the document.
+pub async fn serve() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document_json())
+}
+
+/// Declares the shared problem responses once and adds them to every operation that can
+/// produce them, so generated clients know every error body is a `Problem`.
+struct ProblemResponses;
+
+const SHARED: &[(&str, &str, &str)] = &[
+    ("400", "BadRequest", "The request could not be parsed"),
+    ("404", "NotFound", "The resource does not exist"),
+    ("413", "PayloadTooLarge", "The body exceeds the size limit"),
+    (
+        "415",
+        "UnsupportedMediaType",
+        "The body's content type is not accepted",
+    ),
+    (
+        "422",
+        "InvalidInput",
+        "The input breaks a rule; `errors` lists the fields or rows",
+    ),
+    (
+        "500",
+        "InternalError",
+        "An internal error; details are logged, not returned",
+    ),
+];
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (_, name, description) in SHARED {
+            let response = ResponseBuilder::new()
+                .description(*description)
+                .content(
+                    PROBLEM_JSON,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build();
+            components
+                .responses
+                .insert((*name).to_owned(), RefOr::T(response));
+        }
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let has_key = path.contains('{');
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for (i, op) in ops.into_iter().enumerate() {
+                let Some(op) = op.as_mut() else { continue };
+                let has_body = op.request_body.is_some();
+                add_shared(op, path, has_key, has_body, i == 0);
+            }
+        }
+    }
+}
+
+fn add_shared(op: &mut Operation, path: &str, has_key: bool, has_body: bool, is_get: bool) {
+    let probes = path == "/healthz" || path == "/readyz";
+    for (status, name, _) in SHARED {
+        let wanted = match *status {
+            "400" => !probes,
+            "404" => has_key,
+            "413" | "415" => has_body,
+            "422" => {
+                has_body
+                    || (is_get && op.parameters.as_ref().is_some_and(|p| !p.is_empty()) && !has_key)
+            }
+            "500" => path != "/healthz",
+            _ => false,
+        };
+        if wanted && !op.responses.responses.contains_key(*status) {
+            op.responses.responses.insert(
+                (*status).to_owned(),
+                RefOr::Ref(Ref::from_response_name(*name)),
+            );
+        }
+    }
+}

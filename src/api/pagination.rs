@@ -1,0 +1,73 @@
+//! Keyset pagination shared by every list endpoint: `?limit=` (default 50, max 500) and an
+//! opaque `?cursor=` taken from the previous page's `next_cursor`.
+
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::error::{AppError, AppResult, Issue};
+use crate::store::{Page, Paged};
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 500;
+
+/// Paging parameters of list endpoints.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// Opaque cursor from the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    pub fn page(&self) -> AppResult<Page> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(AppError::invalid(
+                "invalid paging parameters",
+                vec![Issue::field(
+                    "limit",
+                    format!("must be between 1 and {MAX_LIMIT}"),
+                )],
+            ));
+        }
+        let after_id = match &self.cursor {
+            None => 0,
+            Some(c) => decode_cursor(c).ok_or_else(|| {
+                AppError::invalid(
+                    "invalid paging parameters",
+                    vec![Issue::field(
+                        "cursor",
+                        "is not a cursor returned by this endpoint",
+                    )],
+                )
+            })?,
+        };
+        Ok(Page {
+            after_id,
+            limit: i64::from(limit),
+        })
+    }
+}
+
+/// Cursors are `c` followed by the last id in hexadecimal: opaque to clients, cheap to check.
+fn encode_cursor(id: i64) -> String {
+    format!("c{id:x}")
+}
+
+fn decode_cursor(c: &str) -> Option<i64> {
+    c.strip_prefix('c')
+        .and_then(|h| i64::from_str_radix(h, 16).ok())
+        .filter(|id| *id >= 0)
+}
+
+/// Converts a stored page into response items and the next cursor.
+pub fn respond<T, U>(paged: Paged<T>, f: impl FnMut(T) -> U) -> (Vec<U>, Option<String>) {
+    (
+        paged.items.into_iter().map(f).collect(),
+        paged.next_after_id.map(encode_cursor),
+    )
+}

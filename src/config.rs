@@ -1,0 +1,77 @@
+//! Command line and environment configuration.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// sloproof: evidence-based SLOs from A/B experiments.
+#[derive(Debug, Parser)]
+#[command(name = "sloproof", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the HTTP server (the default).
+    Serve,
+    /// Print the OpenAPI document as JSON.
+    Openapi,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Server settings; each flag can also be set by its environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Database URL: `postgres://…` for PostgreSQL, or a SQLite file path (`sqlite://` optional).
+    #[arg(
+        long,
+        env = "SLOPROOF_DATABASE_URL",
+        default_value = "sloproof.db",
+        global = true
+    )]
+    pub database_url: String,
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "SLOPROOF_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub bind: String,
+    /// Log filter, e.g. `info` or `sloproof=debug,actix_web=info`.
+    #[arg(long, env = "SLOPROOF_LOG", default_value = "info", global = true)]
+    pub log_level: String,
+    /// Log line format.
+    #[arg(
+        long,
+        env = "SLOPROOF_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// Largest bulk-upload body in bytes.
+    #[arg(long, env = "SLOPROOF_INGEST_BODY_LIMIT", default_value_t = 512 << 20, global = true)]
+    pub ingest_body_limit: usize,
+    /// Largest JSON body of other requests in bytes.
+    #[arg(long, env = "SLOPROOF_JSON_BODY_LIMIT", default_value_t = 1 << 20, global = true)]
+    pub json_body_limit: usize,
+    /// Database connections in the pool.
+    #[arg(
+        long,
+        env = "SLOPROOF_DB_POOL_SIZE",
+        default_value_t = 8,
+        global = true
+    )]
+    pub db_pool_size: u32,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "SLOPROOF_WORKERS", global = true)]
+    pub workers: Option<usize>,
+}

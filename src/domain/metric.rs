@@ -1,0 +1,116 @@
+//! Metric catalog entries: SLIs and KPIs and the hierarchy they form.
+
+use super::{required_text, text_enum, Slug};
+use crate::error::{AppError, Issue};
+
+text_enum! {
+    /// Whether a metric is a service level indicator or a business key performance indicator.
+    MetricKind { Sli => "sli", Kpi => "kpi" }
+}
+
+text_enum! {
+    /// The type of a unit-level value: a real number, 0/1, or a non-negative whole count.
+    ValueType { Continuous => "continuous", Binary => "binary", Count => "count" }
+}
+
+text_enum! {
+    /// Which direction of change is an improvement.
+    Direction { LowerIsBetter => "lower_is_better", HigherIsBetter => "higher_is_better" }
+}
+
+text_enum! {
+    /// Level of the metric hierarchy: business KPI → journey SLI → platform SLI → infrastructure.
+    Layer { Business => "business", Journey => "journey", Platform => "platform", Infrastructure => "infrastructure" }
+}
+
+impl ValueType {
+    /// Checks one unit-level value against the type; `Err` says why it is not acceptable.
+    pub fn check(self, value: f64) -> Result<(), String> {
+        if !value.is_finite() {
+            return Err(format!("value {value} is not a finite number"));
+        }
+        match self {
+            ValueType::Continuous => Ok(()),
+            ValueType::Binary if value == 0.0 || value == 1.0 => Ok(()),
+            ValueType::Binary => Err(format!("value {value} is not 0 or 1 (binary metric)")),
+            ValueType::Count if value >= 0.0 && value.fract() == 0.0 => Ok(()),
+            ValueType::Count => Err(format!(
+                "value {value} is not a non-negative whole number (count metric)"
+            )),
+        }
+    }
+}
+
+/// Unvalidated input for a new metric, as a request carries it.
+pub struct MetricInput {
+    pub key: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub kind: MetricKind,
+    pub value_type: ValueType,
+    pub unit: String,
+    pub direction: Direction,
+    pub layer: Layer,
+    pub parents: Vec<String>,
+}
+
+/// A validated new metric. Parents are keys that must already exist in the catalog; because
+/// metrics are immutable and can only name existing metrics as parents, the hierarchy is acyclic.
+#[derive(Debug, Clone)]
+pub struct NewMetric {
+    pub key: Slug,
+    pub name: String,
+    pub description: Option<String>,
+    pub kind: MetricKind,
+    pub value_type: ValueType,
+    pub unit: String,
+    pub direction: Direction,
+    pub layer: Layer,
+    pub parents: Vec<Slug>,
+}
+
+impl NewMetric {
+    pub fn parse(input: MetricInput) -> Result<NewMetric, AppError> {
+        let mut issues = Vec::new();
+        let key = Slug::parse("key", &input.key)
+            .map_err(|i| issues.push(i))
+            .ok();
+        let name = required_text("name", &input.name, 200, &mut issues);
+        let unit = input.unit.trim().to_owned();
+        if unit.chars().count() > 50 {
+            issues.push(Issue::field("unit", "must be at most 50 characters"));
+        }
+        let description = input
+            .description
+            .map(|d| d.trim().to_owned())
+            .filter(|d| !d.is_empty());
+        let mut parents: Vec<Slug> = Vec::new();
+        for (i, p) in input.parents.iter().enumerate() {
+            let field = format!("parents[{i}]");
+            match Slug::parse(&field, p) {
+                Ok(s) if Some(&s) == key.as_ref() => {
+                    issues.push(Issue::field(field, "a metric cannot be its own parent"))
+                }
+                Ok(s) if parents.contains(&s) => {
+                    issues.push(Issue::field(field, format!("'{s}' is listed twice")))
+                }
+                Ok(s) => parents.push(s),
+                Err(e) => issues.push(e),
+            }
+        }
+        match key {
+            Some(key) if issues.is_empty() => Ok(NewMetric {
+                key,
+                name,
+                description,
+                kind: input.kind,
+                value_type: input.value_type,
+                unit,
+                direction: input.direction,
+                layer: input.layer,
+                parents,
+            }),
+            _ => Err(AppError::invalid("the metric is not valid", issues)),
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! Bulk ingestion of assignments and observations: read an upload in any format, validate every
+//! row against the experiment, and store all rows in one transaction or none.
+
+pub mod read;
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Deserializer};
+
+use crate::domain::experiment::Period;
+use crate::domain::metric::ValueType;
+use crate::error::{AppError, AppResult, Issue};
+use crate::store::assignments::{self, AssignmentRecord};
+use crate::store::experiments::Experiment;
+use crate::store::observations::{self, ObservationRecord};
+use crate::store::upsert::MAX_LISTED_ISSUES;
+pub use crate::store::upsert::{OnConflict, WriteOutcome};
+use crate::store::Db;
+use read::{read_rows, CsvFields, Format, UploadRow};
+
+/// Longest accepted unit id.
+const MAX_UNIT_ID_LEN: usize = 200;
+
+/// One assignment row of an upload: unit `unit_id` was randomized into `variant`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignmentRow {
+    /// The randomization unit (user, session, request…); a string or an integer.
+    #[serde(deserialize_with = "unit_id")]
+    #[schema(value_type = String, example = "u-000123")]
+    pub unit_id: String,
+    /// Variant key, as declared in the experiment.
+    #[schema(example = "plus-100ms")]
+    pub variant: String,
+    /// When the unit was assigned (RFC 3339).
+    #[serde(default)]
+    #[schema(example = "2026-11-01T10:00:00Z")]
+    pub assigned_at: Option<String>,
+}
+
+/// One observation row: the value of `metric` for unit `unit_id` in `period`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObservationRow {
+    /// The randomization unit; a string or an integer.
+    #[serde(deserialize_with = "unit_id")]
+    #[schema(value_type = String, example = "u-000123")]
+    pub unit_id: String,
+    /// Metric key; one of the experiment's SLI, KPIs or guardrails.
+    #[schema(example = "checkout-conversion")]
+    pub metric: String,
+    /// The unit-level value in the metric's unit (0/1 for binary metrics, whole ≥ 0 for counts).
+    pub value: f64,
+    /// When the value was observed (RFC 3339).
+    #[serde(default)]
+    pub observed_at: Option<String>,
+    /// `post` (default): during the experiment; `pre`: before it, a covariate for CUPED.
+    #[serde(default)]
+    pub period: Option<Period>,
+}
+
+fn unit_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        S(String),
+        I(i64),
+        U(u64),
+    }
+    Ok(
+        match Id::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("unit_id must be a string or an integer"))?
+        {
+            Id::S(s) => s,
+            Id::I(i) => i.to_string(),
+            Id::U(u) => u.to_string(),
+        },
+    )
+}
+
+impl UploadRow for AssignmentRow {
+    const CSV_COLUMNS: &'static [(&'static str, bool)] =
+        &[("unit_id", true), ("variant", true), ("assigned_at", false)];
+
+    fn from_csv(f: &CsvFields<'_>) -> Result<Self, String> {
+        Ok(AssignmentRow {
+            unit_id: f.required("unit_id")?.to_owned(),
+            variant: f.required("variant")?.to_owned(),
+            assigned_at: f.get("assigned_at").map(str::to_owned),
+        })
+    }
+}
+
+impl UploadRow for ObservationRow {
+    const CSV_COLUMNS: &'static [(&'static str, bool)] = &[
+        ("unit_id", true),
+        ("metric", true),
+        ("value", true),
+        ("observed_at", false),
+        ("period", false),
+    ];
+
+    fn from_csv(f: &CsvFields<'_>) -> Result<Self, String> {
+        let value = f.required("value")?;
+        let period = match f.get("period") {
+            None => None,
+            Some(p) => Some(
+                Period::parse(p).ok_or_else(|| format!("period '{p}' is not 'pre' or 'post'"))?,
+            ),
+        };
+        Ok(ObservationRow {
+            unit_id: f.required("unit_id")?.to_owned(),
+            metric: f.required("metric")?.to_owned(),
+            value: value
+                .parse()
+                .map_err(|_| format!("value '{value}' is not a number"))?,
+            observed_at: f.get("observed_at").map(str::to_owned),
+            period,
+        })
+    }
+}
+
+/// What an upload did: rows received, newly stored, already stored identically, and overwritten.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct IngestSummary {
+    /// Rows in the upload.
+    pub received: u64,
+    /// Rows stored by this upload.
+    pub inserted: u64,
+    /// Rows identical to one already stored (or to an earlier row of the upload): no-ops.
+    pub duplicates: u64,
+    /// Rows that overwrote a different stored value (only with `on_conflict=replace`).
+    pub replaced: u64,
+}
+
+/// Collects row problems: keeps the first [`MAX_LISTED_ISSUES`], counts all.
+#[derive(Default)]
+struct Problems {
+    listed: Vec<Issue>,
+    count: u64,
+}
+
+impl Problems {
+    fn add(&mut self, issue: Issue) {
+        self.count += 1;
+        if self.listed.len() < MAX_LISTED_ISSUES {
+            self.listed.push(issue);
+        }
+    }
+
+    fn into_error(self, received: u64, what: &str) -> AppError {
+        AppError::invalid(
+            format!(
+                "{} of {received} {what} rows are invalid; nothing was stored",
+                self.count
+            ),
+            self.listed,
+        )
+    }
+}
+
+fn check_unit_id(row: u64, unit_id: &str) -> Result<(), Issue> {
+    if unit_id.trim().is_empty() {
+        return Err(Issue::row(row, Some("unit_id"), "must not be empty"));
+    }
+    if unit_id.len() > MAX_UNIT_ID_LEN {
+        return Err(Issue::row(
+            row,
+            Some("unit_id"),
+            format!("must be at most {MAX_UNIT_ID_LEN} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+fn timestamp(row: u64, field: &str, raw: Option<&str>) -> Result<Option<NaiveDateTime>, Issue> {
+    raw.map(|s| {
+        chrono::DateTime::parse_from_rfc3339(s.trim())
+            .map(|t| t.naive_utc())
+            .map_err(|_| {
+                Issue::row(
+                    row,
+                    Some(field),
+                    format!("'{s}' is not an RFC 3339 timestamp (e.g. 2026-11-28T10:00:00Z)"),
+                )
+            })
+    })
+    .transpose()
+}
+
+fn reading_issue(row: u64, reason: String) -> Issue {
+    Issue::row(row, None, reason)
+}
+
+/// Reads, validates and stores an upload of assignments, all or nothing.
+pub fn assignments(
+    db: &Db,
+    experiment: &Experiment,
+    input: impl Read,
+    format: Format,
+) -> AppResult<IngestSummary> {
+    let variants: HashMap<&str, i64> = experiment
+        .variants
+        .iter()
+        .map(|v| (v.key.as_str(), v.id))
+        .collect();
+    let mut records = Vec::new();
+    let mut problems = Problems::default();
+    let received = read_rows::<AssignmentRow>(input, format, |row, parsed| {
+        let checked = parsed.map_err(|r| reading_issue(row, r)).and_then(|r| {
+            check_unit_id(row, &r.unit_id)?;
+            let variant_id = *variants.get(r.variant.as_str()).ok_or_else(|| {
+                let known: Vec<&str> = experiment.variants.iter().map(|v| v.key.as_str()).collect();
+                Issue::row(
+                    row,
+                    Some("variant"),
+                    format!(
+                        "unknown variant '{}'; expected one of: {}",
+                        r.variant,
+                        known.join(", ")
+                    ),
+                )
+            })?;
+            let assigned_at = timestamp(row, "assigned_at", r.assigned_at.as_deref())?;
+            Ok(AssignmentRecord {
+                row,
+                unit_id: r.unit_id,
+                variant_id,
+                assigned_at,
+            })
+        });
+        match checked {
+            Ok(rec) => records.push(rec),
+            Err(issue) => problems.add(issue),
+        }
+    })?;
+    if problems.count > 0 {
+        return Err(problems.into_error(received, "assignment"));
+    }
+    let names: HashMap<i64, String> = experiment
+        .variants
+        .iter()
+        .map(|v| (v.id, v.key.clone()))
+        .collect();
+    let variant_key = |id: i64| names.get(&id).cloned().unwrap_or_else(|| id.to_string());
+    store_all(db, received, "assignment", |conn| {
+        assignments::write(conn, experiment.id, &records, &variant_key)
+    })
+}
+
+/// Reads, validates and stores an upload of observations, all or nothing.
+pub fn observations(
+    db: &Db,
+    experiment: &Experiment,
+    input: impl Read,
+    format: Format,
+    on_conflict: OnConflict,
+) -> AppResult<IngestSummary> {
+    let metrics: HashMap<&str, (i64, ValueType)> = experiment
+        .metrics()
+        .map(|m| (m.key.as_str(), (m.id, m.value_type)))
+        .collect();
+    let mut records = Vec::new();
+    let mut problems = Problems::default();
+    let received = read_rows::<ObservationRow>(input, format, |row, parsed| {
+        let checked = parsed.map_err(|r| reading_issue(row, r)).and_then(|r| {
+            check_unit_id(row, &r.unit_id)?;
+            let (metric_id, value_type) = *metrics.get(r.metric.as_str()).ok_or_else(|| {
+                let known: Vec<&str> = experiment.metrics().map(|m| m.key.as_str()).collect();
+                Issue::row(
+                    row,
+                    Some("metric"),
+                    format!(
+                        "metric '{}' is not part of this experiment; expected one of: {}",
+                        r.metric,
+                        known.join(", ")
+                    ),
+                )
+            })?;
+            value_type
+                .check(r.value)
+                .map_err(|m| Issue::row(row, Some("value"), m))?;
+            let observed_at = timestamp(row, "observed_at", r.observed_at.as_deref())?;
+            Ok(ObservationRecord {
+                row,
+                unit_id: r.unit_id,
+                metric_id,
+                period: r.period.unwrap_or(Period::Post),
+                value: r.value,
+                observed_at,
+            })
+        });
+        match checked {
+            Ok(rec) => records.push(rec),
+            Err(issue) => problems.add(issue),
+        }
+    })?;
+    if problems.count > 0 {
+        return Err(problems.into_error(received, "observation"));
+    }
+    let names: HashMap<i64, String> = experiment
+        .metrics()
+        .map(|m| (m.id, m.key.clone()))
+        .collect();
+    let metric_key = |id: i64| names.get(&id).cloned().unwrap_or_else(|| id.to_string());
+    store_all(db, received, "observation", |conn| {
+        observations::write(conn, experiment.id, &records, on_conflict, &metric_key)
+    })
+}
+
+/// Runs a bulk write in one transaction; conflicts roll everything back and become a 422.
+fn store_all(
+    db: &Db,
+    received: u64,
+    what: &str,
+    write: impl FnOnce(&mut crate::store::DbConnection) -> AppResult<WriteOutcome>,
+) -> AppResult<IngestSummary> {
+    let mut conn = db.conn()?;
+    let outcome = diesel::Connection::transaction(&mut *conn, |conn| {
+        let outcome = write(conn)?;
+        if outcome.conflict_count > 0 {
+            return Err(AppError::invalid(
+                format!(
+                    "{} of {received} {what} rows conflict with stored data; nothing was stored",
+                    outcome.conflict_count
+                ),
+                outcome.conflicts,
+            ));
+        }
+        Ok(outcome)
+    })?;
+    Ok(IngestSummary {
+        received,
+        inserted: outcome.inserted,
+        duplicates: outcome.duplicates,
+        replaced: outcome.replaced,
+    })
+}

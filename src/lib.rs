@@ -1,0 +1,11 @@
+//! sloproof turns A/B-experiment evidence into Service Level Objectives justified by business
+//! impact. Dependencies point one way: `api` → `ingest` (and later `analysis`, `slo`) → `stats`,
+//! and everything that needs data → `store`.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod ingest;
+pub mod server;
+pub mod store;

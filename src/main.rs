@@ -1,0 +1,16 @@
+use clap::Parser;
+use sloproof::config::{Cli, Command};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Openapi => {
+            print!("{}", sloproof::api::openapi::document_json());
+            Ok(())
+        }
+        Command::Serve => {
+            sloproof::server::init_logging(&cli.settings)?;
+            actix_web::rt::System::new().block_on(sloproof::server::serve(cli.settings))
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Unit assignments: which variant each unit of an experiment was randomized into.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::assignments::dsl as a;
+use super::upsert::{WriteOutcome, MAX_BINDS_PER_STATEMENT};
+use super::{with_backend, DbConnection};
+use crate::error::{AppResult, Issue};
+
+/// A validated assignment ready to store; `row` is its 1-based position in the upload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssignmentRecord {
+    pub row: u64,
+    pub unit_id: String,
+    pub variant_id: i64,
+    pub assigned_at: Option<NaiveDateTime>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = super::schema::assignments)]
+#[diesel(treat_none_as_default_value = false)]
+struct NewAssignment<'a> {
+    experiment_id: i64,
+    unit_id: &'a str,
+    variant_id: i64,
+    assigned_at: Option<NaiveDateTime>,
+}
+
+const ROWS_PER_STATEMENT: usize = MAX_BINDS_PER_STATEMENT / 4;
+
+/// Writes assignments inside the caller's transaction. Re-sending an identical assignment is a
+/// duplicate; assigning a stored unit to another variant is a conflict. `variant_key` names a
+/// variant id in conflict messages.
+pub fn write(
+    conn: &mut DbConnection,
+    experiment_id: i64,
+    records: &[AssignmentRecord],
+    variant_key: &dyn Fn(i64) -> String,
+) -> AppResult<WriteOutcome> {
+    let mut outcome = WriteOutcome::default();
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<NewAssignment> = chunk
+            .iter()
+            .map(|r| NewAssignment {
+                experiment_id,
+                unit_id: &r.unit_id,
+                variant_id: r.variant_id,
+                assigned_at: r.assigned_at,
+            })
+            .collect();
+        let inserted = with_backend!(conn, |c| diesel::insert_into(a::assignments)
+            .values(&rows)
+            .on_conflict_do_nothing()
+            .execute(c))?;
+        let mut differing = 0;
+        if inserted < chunk.len() {
+            let units: Vec<&str> = chunk.iter().map(|r| r.unit_id.as_str()).collect();
+            let stored: HashMap<String, i64> = with_backend!(conn, |c| a::assignments
+                .filter(a::experiment_id.eq(experiment_id))
+                .filter(a::unit_id.eq_any(&units))
+                .select((a::unit_id, a::variant_id))
+                .load::<(String, i64)>(c))?
+            .into_iter()
+            .collect();
+            for r in chunk {
+                match stored.get(&r.unit_id) {
+                    Some(&v) if v != r.variant_id => {
+                        differing += 1;
+                        outcome.conflict(Issue::row(
+                            r.row,
+                            Some("variant"),
+                            format!(
+                                "unit '{}' is already assigned to variant '{}' (stored or earlier in this upload); \
+                                 cannot re-assign it to '{}'",
+                                r.unit_id,
+                                variant_key(v),
+                                variant_key(r.variant_id)
+                            ),
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        outcome.book_batch(chunk.len(), inserted, differing);
+    }
+    Ok(outcome)
+}
+
+/// Number of assigned units of an experiment.
+pub fn count(conn: &mut DbConnection, experiment_id: i64) -> AppResult<i64> {
+    Ok(a::assignments
+        .filter(a::experiment_id.eq(experiment_id))
+        .count()
+        .get_result(conn)?)
+}

@@ -1,0 +1,202 @@
+//! The metric catalog.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use super::schema::{metric_parents, metrics};
+use super::{now, DbConnection, Page, Paged};
+use crate::domain::metric::{Direction, Layer, MetricKind, NewMetric, ValueType};
+use crate::domain::Slug;
+use crate::error::{AppError, AppResult, Issue};
+
+/// A metric as stored, with the keys of its parents in the order they were given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub id: i64,
+    pub key: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub kind: MetricKind,
+    pub value_type: ValueType,
+    pub unit: String,
+    pub direction: Direction,
+    pub layer: Layer,
+    pub parents: Vec<String>,
+    pub created_at: NaiveDateTime,
+}
+
+type MetricRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    NaiveDateTime,
+);
+
+fn corrupt(column: &str, value: &str) -> AppError {
+    AppError::Internal(anyhow::anyhow!(
+        "stored metrics.{column} has unexpected value '{value}'"
+    ))
+}
+
+fn from_row(row: MetricRow, parents: Vec<String>) -> AppResult<Metric> {
+    let (id, key, name, description, kind, value_type, unit, direction, layer, created_at) = row;
+    Ok(Metric {
+        id,
+        kind: MetricKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
+        value_type: ValueType::parse(&value_type)
+            .ok_or_else(|| corrupt("value_type", &value_type))?,
+        direction: Direction::parse(&direction).ok_or_else(|| corrupt("direction", &direction))?,
+        layer: Layer::parse(&layer).ok_or_else(|| corrupt("layer", &layer))?,
+        key,
+        name,
+        description,
+        unit,
+        parents,
+        created_at,
+    })
+}
+
+/// Maps a unique-key violation to a 409 with `message`, anything else to an internal error.
+pub(crate) fn unique_or_internal(e: DieselError, message: String) -> AppError {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            AppError::Conflict(message)
+        }
+        other => other.into(),
+    }
+}
+
+/// Ids of the metrics with the given keys (missing keys are absent from the map).
+pub fn ids_by_key(conn: &mut DbConnection, keys: &[&str]) -> AppResult<HashMap<String, i64>> {
+    let mut out = HashMap::new();
+    for chunk in keys.chunks(500) {
+        let rows: Vec<(String, i64)> = metrics::table
+            .filter(metrics::key.eq_any(chunk))
+            .select((metrics::key, metrics::id))
+            .load(conn)?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// Stores a new metric; 409 if the key exists, 422 if a parent does not exist.
+pub fn create(conn: &mut DbConnection, m: &NewMetric) -> AppResult<Metric> {
+    conn.transaction(|conn| {
+        let parent_keys: Vec<&str> = m.parents.iter().map(Slug::as_str).collect();
+        let parent_ids = ids_by_key(conn, &parent_keys)?;
+        let missing: Vec<Issue> = m
+            .parents
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !parent_ids.contains_key(p.as_str()))
+            .map(|(i, p)| {
+                Issue::field(
+                    format!("parents[{i}]"),
+                    format!("no metric with key '{p}'; create parents first"),
+                )
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(AppError::invalid(
+                "the metric names parents that do not exist",
+                missing,
+            ));
+        }
+        let conflict = || format!("a metric with key '{}' already exists", m.key);
+        diesel::insert_into(metrics::table)
+            .values((
+                metrics::key.eq(m.key.as_str()),
+                metrics::name.eq(&m.name),
+                metrics::description.eq(&m.description),
+                metrics::kind.eq(m.kind.as_str()),
+                metrics::value_type.eq(m.value_type.as_str()),
+                metrics::unit.eq(&m.unit),
+                metrics::direction.eq(m.direction.as_str()),
+                metrics::layer.eq(m.layer.as_str()),
+                metrics::created_at.eq(now()),
+            ))
+            .execute(conn)
+            .map_err(|e| unique_or_internal(e, conflict()))?;
+        let id: i64 = metrics::table
+            .filter(metrics::key.eq(m.key.as_str()))
+            .select(metrics::id)
+            .first(conn)?;
+        for (pos, p) in m.parents.iter().enumerate() {
+            diesel::insert_into(metric_parents::table)
+                .values((
+                    metric_parents::metric_id.eq(id),
+                    metric_parents::parent_id.eq(parent_ids[p.as_str()]),
+                    metric_parents::position.eq(pos as i32),
+                ))
+                .execute(conn)?;
+        }
+        get(conn, m.key.as_str())
+    })
+}
+
+/// Parent keys of each of the given metric ids.
+fn parents_of(conn: &mut DbConnection, ids: &[i64]) -> AppResult<HashMap<i64, Vec<String>>> {
+    let rows: Vec<(i64, String)> = metric_parents::table
+        .inner_join(metrics::table.on(metrics::id.eq(metric_parents::parent_id)))
+        .filter(metric_parents::metric_id.eq_any(ids))
+        .order((metric_parents::metric_id, metric_parents::position))
+        .select((metric_parents::metric_id, metrics::key))
+        .load(conn)?;
+    let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+    for (id, key) in rows {
+        out.entry(id).or_default().push(key);
+    }
+    Ok(out)
+}
+
+/// The metric with this key, or 404.
+pub fn get(conn: &mut DbConnection, key: &str) -> AppResult<Metric> {
+    let row: MetricRow = metrics::table
+        .filter(metrics::key.eq(key))
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::not_found("metric", key))?;
+    let mut parents = parents_of(conn, &[row.0])?;
+    let p = parents.remove(&row.0).unwrap_or_default();
+    from_row(row, p)
+}
+
+/// Metrics in creation order, one page at a time.
+pub fn list(conn: &mut DbConnection, page: Page) -> AppResult<Paged<Metric>> {
+    let rows: Vec<MetricRow> = metrics::table
+        .filter(metrics::id.gt(page.after_id))
+        .order(metrics::id)
+        .limit(page.limit + 1)
+        .load(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let mut parents = parents_of(conn, &ids)?;
+    let items = rows
+        .into_iter()
+        .map(|r| {
+            let p = parents.remove(&r.0).unwrap_or_default();
+            from_row(r, p)
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+    Ok(Paged::from_rows(items, page.limit, |m| m.id))
+}
+
+/// The metrics with these ids, by id.
+pub fn by_ids(conn: &mut DbConnection, ids: &[i64]) -> AppResult<HashMap<i64, Metric>> {
+    let rows: Vec<MetricRow> = metrics::table.filter(metrics::id.eq_any(ids)).load(conn)?;
+    let mut parents = parents_of(conn, ids)?;
+    rows.into_iter()
+        .map(|r| {
+            let p = parents.remove(&r.0).unwrap_or_default();
+            from_row(r, p).map(|m| (m.id, m))
+        })
+        .collect()
+}

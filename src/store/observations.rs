@@ -1,0 +1,150 @@
+//! Unit-level observations: one value per (experiment, unit, metric, period).
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::observations::dsl as o;
+use super::upsert::{OnConflict, WriteOutcome, MAX_BINDS_PER_STATEMENT};
+use super::{with_backend, DbConnection};
+use crate::domain::experiment::Period;
+use crate::error::{AppResult, Issue};
+
+/// A validated observation ready to store; `row` is its 1-based position in the upload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservationRecord {
+    pub row: u64,
+    pub unit_id: String,
+    pub metric_id: i64,
+    pub period: Period,
+    pub value: f64,
+    pub observed_at: Option<NaiveDateTime>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = super::schema::observations)]
+#[diesel(treat_none_as_default_value = false)]
+struct NewObservation<'a> {
+    experiment_id: i64,
+    unit_id: &'a str,
+    metric_id: i64,
+    period: &'static str,
+    value: f64,
+    observed_at: Option<NaiveDateTime>,
+}
+
+const ROWS_PER_STATEMENT: usize = MAX_BINDS_PER_STATEMENT / 6;
+
+/// Writes observations inside the caller's transaction. Identical rows already stored are counted
+/// as duplicates; rows whose stored value differs are conflicts, or overwritten with `Replace`.
+/// `metric_key` names a metric id in conflict messages.
+pub fn write(
+    conn: &mut DbConnection,
+    experiment_id: i64,
+    records: &[ObservationRecord],
+    on_conflict: OnConflict,
+    metric_key: &dyn Fn(i64) -> String,
+) -> AppResult<WriteOutcome> {
+    let mut outcome = WriteOutcome::default();
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<NewObservation> = chunk
+            .iter()
+            .map(|r| NewObservation {
+                experiment_id,
+                unit_id: &r.unit_id,
+                metric_id: r.metric_id,
+                period: r.period.as_str(),
+                value: r.value,
+                observed_at: r.observed_at,
+            })
+            .collect();
+        let inserted = with_backend!(conn, |c| diesel::insert_into(o::observations)
+            .values(&rows)
+            .on_conflict_do_nothing()
+            .execute(c))?;
+        let differing = if inserted < chunk.len() {
+            reconcile(
+                conn,
+                experiment_id,
+                chunk,
+                on_conflict,
+                metric_key,
+                &mut outcome,
+            )?
+        } else {
+            0
+        };
+        outcome.book_batch(chunk.len(), inserted, differing);
+    }
+    Ok(outcome)
+}
+
+/// Compares a batch with what is stored and books or replaces the rows that differ; returns
+/// how many differed.
+fn reconcile(
+    conn: &mut DbConnection,
+    experiment_id: i64,
+    chunk: &[ObservationRecord],
+    on_conflict: OnConflict,
+    metric_key: &dyn Fn(i64) -> String,
+    outcome: &mut WriteOutcome,
+) -> AppResult<usize> {
+    let units: Vec<&str> = chunk.iter().map(|r| r.unit_id.as_str()).collect();
+    let stored: Vec<(String, i64, String, f64)> = with_backend!(conn, |c| o::observations
+        .filter(o::experiment_id.eq(experiment_id))
+        .filter(o::unit_id.eq_any(&units))
+        .select((o::unit_id, o::metric_id, o::period, o::value))
+        .load(c))?;
+    let mut stored: HashMap<(String, i64, String), f64> = stored
+        .into_iter()
+        .map(|(u, m, p, v)| ((u, m, p), v))
+        .collect();
+    let mut differing = 0;
+    for r in chunk {
+        let key = (r.unit_id.clone(), r.metric_id, r.period.as_str().to_owned());
+        let Some(old) = stored.get_mut(&key) else {
+            continue;
+        };
+        if *old == r.value {
+            continue;
+        }
+        differing += 1;
+        match on_conflict {
+            OnConflict::Reject => outcome.conflict(Issue::row(
+                r.row,
+                Some("value"),
+                format!(
+                    "unit '{}' already has {} ({}) = {} stored or earlier in this upload; got {} \
+                     (use ?on_conflict=replace to overwrite)",
+                    r.unit_id,
+                    metric_key(r.metric_id),
+                    r.period,
+                    old,
+                    r.value
+                ),
+            )),
+            OnConflict::Replace => {
+                diesel::update(o::observations.find((
+                    experiment_id,
+                    &r.unit_id,
+                    r.metric_id,
+                    r.period.as_str(),
+                )))
+                .set((o::value.eq(r.value), o::observed_at.eq(r.observed_at)))
+                .execute(conn)?;
+                *old = r.value;
+                outcome.replaced += 1;
+            }
+        }
+    }
+    Ok(differing)
+}
+
+/// Number of stored observations of an experiment.
+pub fn count(conn: &mut DbConnection, experiment_id: i64) -> AppResult<i64> {
+    Ok(o::observations
+        .filter(o::experiment_id.eq(experiment_id))
+        .count()
+        .get_result(conn)?)
+}

@@ -1,0 +1,95 @@
+//! Diesel table definitions shared by the SQLite and PostgreSQL backends.
+//!
+//! The SQL in `migrations/sqlite` and `migrations/postgres` must produce tables that match these
+//! definitions; only types both backends support are used.
+
+diesel::table! {
+    metrics (id) {
+        id -> BigInt,
+        key -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        kind -> Text,
+        value_type -> Text,
+        unit -> Text,
+        direction -> Text,
+        layer -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    metric_parents (metric_id, parent_id) {
+        metric_id -> BigInt,
+        parent_id -> BigInt,
+        position -> Integer,
+    }
+}
+
+diesel::table! {
+    experiments (id) {
+        id -> BigInt,
+        key -> Text,
+        name -> Text,
+        hypothesis -> Text,
+        journey -> Nullable<Text>,
+        sli_metric_id -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    experiment_metrics (experiment_id, metric_id) {
+        experiment_id -> BigInt,
+        metric_id -> BigInt,
+        role -> Text,
+        position -> Integer,
+    }
+}
+
+diesel::table! {
+    variants (id) {
+        id -> BigInt,
+        experiment_id -> BigInt,
+        key -> Text,
+        weight -> Double,
+        is_control -> Bool,
+        dose -> Double,
+        position -> Integer,
+    }
+}
+
+diesel::table! {
+    assignments (experiment_id, unit_id) {
+        experiment_id -> BigInt,
+        unit_id -> Text,
+        variant_id -> BigInt,
+        assigned_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    observations (experiment_id, unit_id, metric_id, period) {
+        experiment_id -> BigInt,
+        unit_id -> Text,
+        metric_id -> BigInt,
+        period -> Text,
+        value -> Double,
+        observed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(experiment_metrics -> experiments (experiment_id));
+diesel::joinable!(experiment_metrics -> metrics (metric_id));
+diesel::joinable!(variants -> experiments (experiment_id));
+diesel::joinable!(assignments -> variants (variant_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    metrics,
+    metric_parents,
+    experiments,
+    experiment_metrics,
+    variants,
+    assignments,
+    observations,
+);

@@ -1,5 +1,6 @@
 //! Process start-up: logging, database, HTTP server.
 
+use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tracing_subscriber::EnvFilter;
@@ -33,23 +34,30 @@ pub fn state(settings: &Settings) -> anyhow::Result<web::Data<AppState>> {
     Ok(web::Data::new(AppState { db, limits }))
 }
 
-/// Serves the API until the process is stopped.
-pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let state = state(&settings)?;
-    tracing::info!(bind = %settings.bind, backend = ?state.db.backend(), "sloproof listening");
+/// Builds the HTTP server on an already bound listener (tests bind port 0).
+pub fn build_server(
+    state: web::Data<AppState>,
+    listener: std::net::TcpListener,
+    workers: Option<usize>,
+) -> anyhow::Result<Server> {
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(tracing_actix_web::TracingLogger::default())
             .configure(api::configure(state.clone()))
             .default_service(web::to(api::problem::not_found))
     });
-    if let Some(w) = settings.workers {
+    if let Some(w) = workers {
         server = server.workers(w);
     }
-    server
-        .bind(&settings.bind)
-        .with_context(|| format!("cannot bind {}", settings.bind))?
-        .run()
-        .await?;
+    Ok(server.listen(listener)?.run())
+}
+
+/// Serves the API until the process is stopped.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let state = state(&settings)?;
+    let listener = std::net::TcpListener::bind(&settings.bind)
+        .with_context(|| format!("cannot bind {}", settings.bind))?;
+    tracing::info!(bind = %settings.bind, backend = ?state.db.backend(), "sloproof listening");
+    build_server(state, listener, settings.workers)?.await?;
     Ok(())
 }

@@ -78,6 +78,18 @@ pub struct Experiment {
     pub guardrails: Vec<String>,
     pub variants: Vec<Variant>,
     pub created_at: DateTime<Utc>,
+    /// What has been uploaded so far; present when one experiment is fetched, absent in lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<ExperimentData>,
+}
+
+/// Counts of the data stored for an experiment.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExperimentData {
+    /// Units with an assignment.
+    pub assigned_units: i64,
+    /// Stored observations (all metrics and periods).
+    pub observations: i64,
 }
 
 impl From<store::Experiment> for Experiment {
@@ -101,6 +113,7 @@ impl From<store::Experiment> for Experiment {
                 })
                 .collect(),
             created_at: e.created_at.and_utc(),
+            data: None,
         }
     }
 }
@@ -180,6 +193,17 @@ pub async fn get_experiment(
     key: web::Path<String>,
 ) -> Result<web::Json<Experiment>, AppError> {
     let key = key.into_inner();
-    let e = blocking(&state, move |c| store::get(c, &key)).await?;
-    Ok(web::Json(e.into()))
+    let (e, data) = blocking(&state, move |c| {
+        let e = store::get(c, &key)?;
+        let data = ExperimentData {
+            assigned_units: crate::store::assignments::count(c, e.id)?,
+            observations: crate::store::observations::count(c, e.id)?,
+        };
+        Ok((e, data))
+    })
+    .await?;
+    Ok(web::Json(Experiment {
+        data: Some(data),
+        ..e.into()
+    }))
 }

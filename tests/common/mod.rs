@@ -1,0 +1,250 @@
+//! Test harness: the real server on port 0 against a fresh database per test. Every test runs
+//! on SQLite, and on PostgreSQL too when `SLOPROOF_TEST_POSTGRES_URL` names a server whose user
+//! may create databases (each test gets its own database, dropped afterwards).
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use actix_web::web;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use serde_json::Value;
+use sloproof::api::{AppState, Limits};
+use sloproof::store::Db;
+
+pub struct TestApp {
+    pub backend: &'static str,
+    pub base: String,
+    pub client: awc::Client,
+    pg: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        actix_web::rt::spawn(async move { handle.stop(false).await });
+        if let Some((admin, name)) = &self.pg {
+            if let Ok(mut c) = PgConnection::establish(admin) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut c);
+            }
+        }
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Replaces the database name of a PostgreSQL URL.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let authority_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let cut = base[authority_end..]
+        .find('/')
+        .map(|i| i + authority_end)
+        .unwrap_or(base.len());
+    format!("{}/{name}{query}", &base[..cut])
+}
+
+async fn spawn(
+    backend: &'static str,
+    url: String,
+    limits: Limits,
+    guard: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+) -> TestApp {
+    let db = web::block(move || Db::open(&url, 4))
+        .await
+        .unwrap()
+        .expect("open test database");
+    let state = web::Data::new(AppState { db, limits });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = sloproof::server::build_server(state, listener, Some(1)).unwrap();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .finish();
+    TestApp {
+        backend,
+        base: format!("http://127.0.0.1:{port}"),
+        client,
+        pg,
+        _dir: guard,
+        handle,
+    }
+}
+
+/// One app per available backend, each on a fresh database.
+pub async fn apps() -> Vec<TestApp> {
+    apps_with(Limits::default()).await
+}
+
+pub async fn apps_with(limits: Limits) -> Vec<TestApp> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("test.db").to_string_lossy().into_owned();
+    let mut out = vec![spawn("sqlite", url, limits, Some(dir), None).await];
+    if let Ok(admin) = std::env::var("SLOPROOF_TEST_POSTGRES_URL") {
+        let name = format!(
+            "sloproof_t{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let admin2 = admin.clone();
+        let name2 = name.clone();
+        web::block(move || {
+            let mut c =
+                PgConnection::establish(&admin2).expect("connect to SLOPROOF_TEST_POSTGRES_URL");
+            diesel::sql_query(format!("CREATE DATABASE {name2}"))
+                .execute(&mut c)
+                .expect("create test database");
+        })
+        .await
+        .unwrap();
+        let url = with_database(&admin, &name);
+        out.push(spawn("postgres", url, limits, None, Some((admin, name))).await);
+    }
+    out
+}
+
+/// A response: status, content type and body parsed as JSON (Null when empty or not JSON).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub content_type: String,
+    pub location: Option<String>,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestApp {
+    async fn finish(
+        &self,
+        mut r: awc::ClientResponse<
+            impl futures_util::Stream<Item = Result<web::Bytes, awc::error::PayloadError>> + Unpin,
+        >,
+    ) -> Resp {
+        let bytes = r.body().limit(64 << 20).await.expect("read body");
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let header = |name: &str| {
+            r.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Resp {
+            status: r.status().as_u16(),
+            content_type: header("content-type").unwrap_or_default(),
+            location: header("location"),
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("send");
+        self.finish(r).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Resp {
+        self.post_raw(path, "application/json", body.to_string().into_bytes())
+            .await
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Resp {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .insert_header(("content-type", content_type))
+            .send_body(body)
+            .await
+            .expect("send");
+        self.finish(r).await
+    }
+
+    /// Creates the catalog and experiment used by most tests: latency SLI (continuous),
+    /// conversion KPI (binary), revenue KPI (continuous), orders guardrail (count); arms
+    /// control / plus-100 / plus-200.
+    pub async fn seed_experiment(&self, key: &str) {
+        for m in [
+            serde_json::json!({"key": "conversion", "name": "Conversion", "kind": "kpi", "value_type": "binary", "unit": "", "direction": "higher_is_better", "layer": "business"}),
+            serde_json::json!({"key": "revenue", "name": "Revenue per session", "kind": "kpi", "value_type": "continuous", "unit": "USD", "direction": "higher_is_better", "layer": "business"}),
+            serde_json::json!({"key": "orders", "name": "Orders", "kind": "kpi", "value_type": "count", "unit": "orders", "direction": "higher_is_better", "layer": "business"}),
+            serde_json::json!({"key": "latency", "name": "Checkout latency", "kind": "sli", "value_type": "continuous", "unit": "ms", "direction": "lower_is_better", "layer": "journey", "parents": ["conversion"]}),
+        ] {
+            let r = self.post_json("/api/v1/metrics", &m).await;
+            assert!(
+                r.status == 201 || r.status == 409,
+                "{}: {r:?}",
+                self.backend
+            );
+        }
+        let r = self
+            .post_json(
+                "/api/v1/experiments",
+                &serde_json::json!({
+                    "key": key, "name": "Latency injection", "hypothesis": "Slower checkout converts less",
+                    "sli": "latency", "kpis": ["conversion", "revenue"], "guardrails": ["orders"],
+                    "variants": [
+                        {"key": "control", "weight": 0.5, "control": true, "dose": 0},
+                        {"key": "plus-100", "weight": 0.25, "dose": 100},
+                        {"key": "plus-200", "weight": 0.25, "dose": 200}
+                    ]
+                }),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}: {r:?}", self.backend);
+    }
+}
+
+/// Asserts a problem+json answer with this status, and returns its body.
+pub fn assert_problem(r: &Resp, status: u16, backend: &str) -> Value {
+    assert_eq!(r.status, status, "{backend}: {r:?}");
+    assert_eq!(
+        r.content_type, "application/problem+json",
+        "{backend}: {r:?}"
+    );
+    assert_eq!(r.body["status"], status, "{backend}: {r:?}");
+    assert!(
+        r.body["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("https://sloproof.dev/problems/")),
+        "{r:?}"
+    );
+    assert!(
+        r.body["title"].is_string() && r.body["detail"].is_string(),
+        "{r:?}"
+    );
+    r.body.clone()
+}
+
+/// The `field` of every listed error.
+pub fn error_fields(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["field"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The `row` of every listed error.
+pub fn error_rows(body: &Value) -> Vec<u64> {
+    body["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["row"].as_u64())
+        .collect()
+}

@@ -8,4 +8,5 @@ pub mod domain;
 pub mod error;
 pub mod ingest;
 pub mod server;
+pub mod stats;
 pub mod store;

@@ -317,6 +317,7 @@ fn store_all(
     what: &str,
     write: impl FnOnce(&mut crate::store::DbConnection) -> AppResult<WriteOutcome>,
 ) -> AppResult<IngestSummary> {
+    let started = std::time::Instant::now();
     let mut conn = db.conn()?;
     let outcome = diesel::Connection::transaction(&mut *conn, |conn| {
         let outcome = write(conn)?;
@@ -331,6 +332,13 @@ fn store_all(
         }
         Ok(outcome)
     })?;
+    tracing::info!(
+        what,
+        received,
+        inserted = outcome.inserted,
+        write_ms = started.elapsed().as_millis() as u64,
+        "bulk write committed"
+    );
     Ok(IngestSummary {
         received,
         inserted: outcome.inserted,

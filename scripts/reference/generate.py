@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""Regenerates tests/fixtures/stats/*.json: reference values for sloproof's statistics core,
+computed by scipy, statsmodels, linearmodels and piecewise-regression on seeded simulated data,
+plus published values shipped inside those packages (NIST Longley via statsmodels' test results,
+Stata's housing IV results via linearmodels' test results).
+
+    pip install -r scripts/reference/requirements.txt
+    python3 scripts/reference/generate.py
+
+The Rust tests read the committed fixtures; CI does not need Python.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+import scipy
+import statsmodels
+import statsmodels.api as sm
+import linearmodels
+from linearmodels.iv import IV2SLS
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import NormalIndPower
+from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "tests", "fixtures", "stats")
+
+
+def versions():
+    import piecewise_regression
+    return {"python": sys.version.split()[0], "numpy": np.__version__, "scipy": scipy.__version__,
+            "statsmodels": statsmodels.__version__, "linearmodels": linearmodels.__version__,
+            "pandas": pd.__version__, "piecewise_regression": getattr(piecewise_regression, "__version__", "?")}
+
+
+def write(name, payload):
+    payload = {"generated_by": "scripts/reference/generate.py", "versions": versions(), **payload}
+    path = os.path.join(OUT, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=1, sort_keys=True)
+        f.write("\n")
+    print("wrote", os.path.relpath(path, ROOT))
+
+
+def fl(a):
+    return [float(v) for v in np.asarray(a).ravel()]
+
+
+def two_sample_cases():
+    rng = np.random.default_rng(20261128)
+    cases = [("published", [1.0, 2.0, 3.0], [1.1, 2.9, 4.2])]
+    cases.append(("normal_unequal", rng.normal(10, 2, 40), rng.normal(11, 5, 25)))
+    cases.append(("lognormal_latency", rng.lognormal(5.5, 0.4, 300), rng.lognormal(5.6, 0.5, 280)))
+    cases.append(("ties_integers", rng.integers(0, 6, 60).astype(float), rng.integers(1, 7, 45).astype(float)))
+    return cases
+
+
+def descriptive_and_tests():
+    out = {"welch": [], "mann_whitney": [], "quantiles": []}
+    for name, x, y in two_sample_cases():
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        r = stats.ttest_ind(x, y, equal_var=False)
+        ci = r.confidence_interval(0.95)
+        ci90 = r.confidence_interval(0.90)
+        out["welch"].append({"name": name, "x": fl(x), "y": fl(y), "t": float(r.statistic), "p": float(r.pvalue),
+                             "df": float(r.df), "ci95": [float(ci.low), float(ci.high)],
+                             "ci90": [float(ci90.low), float(ci90.high)],
+                             "mean_x": float(np.mean(x)), "var_x": float(np.var(x, ddof=1)),
+                             "sem_x": float(stats.sem(x))})
+        m = stats.mannwhitneyu(x, y, method="asymptotic", alternative="two-sided")
+        out["mann_whitney"].append({"name": name, "x": fl(x), "y": fl(y), "u": float(m.statistic), "p": float(m.pvalue)})
+        qs = [0.0, 0.05, 0.5, 0.95, 0.99, 1.0]
+        out["quantiles"].append({"name": name, "x": fl(x), "q": qs, "values": fl(np.percentile(x, [q * 100 for q in qs]))})
+    return out
+
+
+def proportions():
+    cases = [(5, 83, 12, 99), (480, 10000, 520, 10000), (30, 1000, 12, 900)]
+    out = []
+    for k1, n1, k2, n2 in cases:
+        z, p = proportions_ztest([k1, k2], [n1, n2])
+        lo, hi = confint_proportions_2indep(k1, n1, k2, n2, method="wald", compare="diff", alpha=0.05)
+        out.append({"k1": k1, "n1": n1, "k2": k2, "n2": n2, "z": float(z), "p": float(p), "ci95": [float(lo), float(hi)]})
+    return out
+
+
+def srm():
+    out = []
+    for obs, w in [([1000, 1200], [0.5, 0.5]), ([5010, 2490, 2500], [0.5, 0.25, 0.25]), ([333, 340, 327], [1, 1, 1])]:
+        tot = sum(obs)
+        exp = [tot * wi / sum(w) for wi in w]
+        r = stats.chisquare(obs, exp)
+        out.append({"observed": obs, "weights": w, "chi_square": float(r.statistic), "p": float(r.pvalue)})
+    return out
+
+
+def multiple():
+    rng = np.random.default_rng(7)
+    out = []
+    for p in [[0.01, 0.04, 0.03, 0.005, 0.5], list(rng.uniform(0, 0.2, 12)), [0.2, 0.2, 0.01, 0.9]]:
+        out.append({"p": fl(p), "holm": fl(multipletests(p, method="holm")[1]),
+                    "bh": fl(multipletests(p, method="fdr_bh")[1])})
+    return out
+
+
+def power():
+    out = []
+    for d, n1, ratio, alpha in [(0.1, 1000, 1.0, 0.05), (0.05, 5000, 2.0, 0.05), (0.2, 300, 1.0, 0.01)]:
+        pw = NormalIndPower().power(effect_size=d, nobs1=n1, alpha=alpha, ratio=ratio)
+        es = NormalIndPower().solve_power(effect_size=None, nobs1=n1, alpha=alpha, power=0.8, ratio=ratio)
+        out.append({"effect_size": d, "n1": n1, "n2": n1 * ratio, "alpha": alpha, "power": float(pw),
+                    "mde_effect_size_at_80": float(es)})
+    return out
+
+
+def lift_and_cuped():
+    rng = np.random.default_rng(99)
+    n = 4000
+    pre = rng.lognormal(3, 0.5, 2 * n)
+    arm = np.repeat([0, 1], n)
+    post = 5 + 0.8 * pre + rng.normal(0, 4, 2 * n) + 1.0 * arm
+    c, t = post[arm == 0], post[arm == 1]
+    z = stats.norm.ppf(0.975)
+    mc, mt = c.mean(), t.mean()
+    vc, vt = c.var(ddof=1) / len(c), t.var(ddof=1) / len(t)
+    lift = mt / mc - 1
+    se = np.sqrt(vt / mc**2 + mt**2 * vc / mc**4)
+    rho = mt / mc
+    g = z**2 * vc / mc**2
+    half = (z / abs(mc)) * np.sqrt(vt * (1 - g) + rho**2 * vc)
+    fieller = [(rho - half) / (1 - g) - 1, (rho + half) / (1 - g) - 1]
+    theta = np.cov(post, pre, ddof=1)[0, 1] / np.var(pre, ddof=1)
+    adj = post - theta * (pre - pre.mean())
+    arms = [[int((arm == a).sum()), float(adj[arm == a].mean()), float(adj[arm == a].var(ddof=1))] for a in (0, 1)]
+    return {
+        "lift": {"control": fl(c), "treatment": fl(t), "lift": float(lift), "se": float(se),
+                 "ci95": [float(lift - z * se), float(lift + z * se)], "fieller95": fl(fieller), "g": float(g)},
+        "cuped": {"post": [fl(post[arm == 0]), fl(post[arm == 1])], "pre": [fl(pre[arm == 0]), fl(pre[arm == 1])],
+                  "theta": float(theta), "arms": arms},
+    }
+
+
+def ols():
+    from statsmodels.regression.tests.results.results_regression import Longley
+    data = sm.datasets.longley.load_pandas()
+    X = sm.add_constant(data.exog, prepend=False)
+    nist = Longley()
+    names = list(X.columns)
+    fits = {c: sm.OLS(data.endog, X).fit(cov_type=c) for c in ["nonrobust", "HC0", "HC1", "HC3"]}
+    longley = {"names": names, "x": {n: fl(X[n]) for n in names}, "y": fl(data.endog),
+               "nist_params": fl(nist.params), "nist_bse": fl(nist.bse), "nist_rsquared": float(nist.rsquared),
+               "nist_ssr": float(nist.ssr),
+               "statsmodels": {c: {"params": fl(f.params), "bse": fl(f.bse), "pvalues": fl(f.pvalues)} for c, f in fits.items()}}
+    rng = np.random.default_rng(42)
+    n = 500
+    x1 = rng.normal(0, 1, n)
+    x2 = rng.uniform(0, 10, n)
+    y = 1.5 + 2 * x1 - 0.3 * x2 + rng.normal(0, 1, n) * (0.5 + np.abs(x1))
+    Xs = np.column_stack([np.ones(n), x1, x2])
+    sim = {"names": ["const", "x1", "x2"], "x": {"const": fl(Xs[:, 0]), "x1": fl(x1), "x2": fl(x2)}, "y": fl(y),
+           "statsmodels": {}}
+    for c in ["nonrobust", "HC0", "HC1", "HC3"]:
+        f = sm.OLS(y, Xs).fit(cov_type=c)
+        ci = f.conf_int(0.05)
+        sim["statsmodels"][c] = {"params": fl(f.params), "bse": fl(f.bse), "pvalues": fl(f.pvalues),
+                                 "ci95": [fl(ci[:, 0]), fl(ci[:, 1])], "rsquared": float(f.rsquared),
+                                 "rsquared_adj": float(f.rsquared_adj)}
+    return {"longley": longley, "heteroskedastic": sim}
+
+
+def stata_housing_published():
+    path = os.path.join(os.path.dirname(linearmodels.__file__), "tests", "iv", "results", "stata-iv-housing-results.txt")
+    blocks, current = {}, None
+    for line in open(path):
+        line = line.rstrip("\n")
+        if line.startswith("##########"):
+            current = line.strip("# !")
+            blocks[current] = []
+        elif current:
+            blocks[current].append(line)
+    out = {}
+    for key in ["2sls-unadjusted-small", "2sls-robust-small"]:
+        lines = blocks[key]
+        b = float(lines[lines.index("hsngval\t.00223983298")].split("\t")[1])
+        t = float(lines[lines.index("hsngval\t.00223983298") + 1].strip())
+        out[key] = {"hsngval": b, "hsngval_t": t}
+    return out
+
+
+def iv():
+    path = os.path.join(os.path.dirname(linearmodels.__file__), "tests", "iv", "results", "housing.csv")
+    h = pd.read_csv(path, index_col=0)
+    regions = pd.get_dummies(h["region"], drop_first=True, dtype=float)
+    exog = sm.add_constant(h[["pcturban"]])
+    instr = pd.concat([h[["faminc"]], regions], axis=1)
+    housing = {"y": fl(h["rent"]), "const": fl(exog["const"]), "pcturban": fl(h["pcturban"]),
+               "endog": fl(h["hsngval"]), "instruments": {c: fl(instr[c]) for c in instr.columns},
+               "published_stata": stata_housing_published(), "linearmodels": {}}
+    for cov in ["unadjusted", "robust"]:
+        for debiased in [True, False]:
+            r = IV2SLS(h["rent"], exog, h[["hsngval"]], instr).fit(cov_type=cov, debiased=debiased)
+            fs = r.first_stage.diagnostics.loc["hsngval"]
+            housing["linearmodels"][f"{cov}-{'small' if debiased else 'asymptotic'}"] = {
+                "names": list(r.params.index), "params": fl(r.params), "std_errors": fl(r.std_errors),
+                "tstats": fl(r.tstats), "pvalues": fl(r.pvalues), "first_stage_f": float(fs["f.stat"]),
+                "first_stage_f_pval": float(fs["f.pval"]), "partial_rsquared": float(fs["partial.rsquared"])}
+    # Simulated latency injection: 3 arms, dose 0/100/200 ms, unit latency = baseline + dose + noise,
+    # conversion-like outcome falling with latency, and a confounder that raises both.
+    rng = np.random.default_rng(2026)
+    n = 3000
+    arm = rng.integers(0, 3, n)
+    dose = np.array([0.0, 100.0, 200.0])[arm]
+    confounder = rng.normal(0, 1, n)
+    latency = rng.lognormal(5.6, 0.3, n) + dose + 40 * confounder
+    y = 0.3 - 0.0004 * latency + 0.05 * confounder + rng.normal(0, 0.2, n)
+    d1, d2 = (arm == 1).astype(float), (arm == 2).astype(float)
+    df = pd.DataFrame({"y": y, "const": 1.0, "latency": latency, "d1": d1, "d2": d2})
+    sim = {"y": fl(y), "latency": fl(latency), "d1": fl(d1), "d2": fl(d2), "true_slope": -0.0004, "linearmodels": {}}
+    for cov in ["unadjusted", "robust"]:
+        for debiased in [True, False]:
+            r = IV2SLS(df["y"], df[["const"]], df[["latency"]], df[["d1", "d2"]]).fit(cov_type=cov, debiased=debiased)
+            fs = r.first_stage.diagnostics.loc["latency"]
+            ci = r.conf_int(0.95)
+            sim["linearmodels"][f"{cov}-{'small' if debiased else 'asymptotic'}"] = {
+                "params": fl(r.params), "std_errors": fl(r.std_errors), "pvalues": fl(r.pvalues),
+                "ci95": [fl(ci["lower"]), fl(ci["upper"])], "first_stage_f": float(fs["f.stat"]),
+                "partial_rsquared": float(fs["partial.rsquared"])}
+    # classical first-stage F of the excluded instruments
+    Z = sm.add_constant(np.column_stack([d1, d2]))
+    fsr = sm.OLS(latency, Z).fit()
+    sim["first_stage_classical_f"] = float(fsr.f_test("x1 = 0, x2 = 0").fvalue)
+    return {"housing": housing, "latency_injection": sim}
+
+
+def bootstrap():
+    # scipy's test_bootstrap_against_R data and its published acceleration values
+    x = np.array([10, 12, 12.5, 12.5, 13.9, 15, 21, 22, 23, 34, 50, 81, 89, 121, 134, 213], float)
+    y = np.array([10, 27, 31, 40, 46, 50, 52, 104, 146], float)
+    z = np.array([16, 23, 38, 94, 99, 141, 197], float)
+    from scipy.stats._resampling import _bca_interval
+    alpha = 0.05
+    res = stats.bootstrap((x,), np.mean, confidence_level=0.95, method="BCa", n_resamples=99999, random_state=0)
+    _, _, a_one = _bca_interval((x,), lambda s, axis=-1: np.mean(s, axis=axis), axis=-1, alpha=alpha,
+                               theta_hat_b=np.array([np.mean(x)] * 3 + [0.0]), batch=None, xp=np)
+    def stat2(a, b, axis=-1):
+        return np.mean(a, axis=axis) - np.mean(b, axis=axis)
+    _, _, a_two = _bca_interval((z, y), stat2, axis=-1, alpha=alpha,
+                               theta_hat_b=np.array([stat2(z, y)] * 3 + [0.0]), batch=None, xp=np)
+    out = {"x": fl(x), "y": fl(y), "z": fl(z), "scipy_acceleration_one_sample": float(np.squeeze(a_one)),
+           "scipy_acceleration_two_sample": float(np.squeeze(a_two)),
+           "scipy_bca_99999": [float(res.confidence_interval.low), float(res.confidence_interval.high)]}
+    for method in ["percentile", "basic"]:
+        r = stats.bootstrap((x,), np.mean, confidence_level=0.95, method=method, n_resamples=99999, random_state=0)
+        out[f"scipy_{method}_99999"] = [float(r.confidence_interval.low), float(r.confidence_interval.high)]
+    return out
+
+
+def hinge_ssr(x, y, psi):
+    X = np.column_stack([np.ones_like(x), x, np.maximum(x - psi, 0)])
+    return sm.OLS(y, X).fit().ssr
+
+
+def exact_hinge(x, y):
+    """Least-squares breakpoint: statsmodels OLS on a 20,001-point grid between the 5th and 95th
+    percentiles, refined by scipy's bounded scalar minimiser between the best point's neighbours."""
+    from scipy.optimize import minimize_scalar
+    lo, hi = np.percentile(x, [5, 95])
+    grid = np.linspace(lo, hi, 20001)
+    ssr = np.array([hinge_ssr(x, y, g) for g in grid])
+    i = int(np.argmin(ssr))
+    a, b = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    r = minimize_scalar(lambda p: hinge_ssr(x, y, p), bounds=(a, b), method="bounded", options={"xatol": 1e-10})
+    psi = float(r.x) if r.fun <= ssr[i] else float(grid[i])
+    X = np.column_stack([np.ones_like(x), x, np.maximum(x - psi, 0)])
+    f = sm.OLS(y, X).fit()
+    return {"breakpoint": psi, "params": fl(f.params), "bse": fl(f.bse), "ssr": float(f.ssr)}
+
+
+def knee():
+    import piecewise_regression
+    from piecewise_regression.davies import davies_test
+    rng = np.random.default_rng(11)
+    out = []
+    for name, n, psi, b1, b2, noise in [("knee_at_400", 800, 400.0, -0.00002, -0.0004, 0.02),
+                                         ("knee_at_300_noisy", 400, 300.0, 0.0, -0.0005, 0.05),
+                                         ("no_knee", 600, None, -0.0002, 0.0, 0.05)]:
+        x = np.sort(rng.uniform(100, 800, n))
+        y = 0.1 + b1 * x + (b2 * np.maximum(x - psi, 0) if psi else 0) + rng.normal(0, noise, n)
+        case = {"name": name, "x": fl(x), "y": fl(y), "true_breakpoint": psi,
+                "davies_p": float(davies_test(x, y, k=10)), "least_squares": exact_hinge(x, y)}
+        fit = piecewise_regression.Fit(list(x), list(y), n_breakpoints=1, max_iterations=100)
+        r = fit.get_results()
+        if r["converged"]:
+            est = r["estimates"]
+            case["piecewise_regression"] = {"breakpoint": est["breakpoint1"]["estimate"],
+                                            "alpha1": est["alpha1"]["estimate"], "alpha2": est["alpha2"]["estimate"],
+                                            "beta1": est["beta1"]["estimate"], "rss": r["rss"]}
+        out.append(case)
+    return out
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    write("tests", {**descriptive_and_tests(), "proportions": proportions(), "srm": srm(), "multiple": multiple(),
+                    "power": power()})
+    write("lift_cuped", lift_and_cuped())
+    write("ols", ols())
+    write("iv", iv())
+    write("bootstrap", bootstrap())
+    write("knee", {"cases": knee()})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+//! Descriptive statistics.
+
+use super::{check_finite, StatsError, StatsResult};
+
+/// Count, mean and unbiased variance of a sample, accumulated in one pass (Welford 1962), so
+/// large samples and large offsets do not lose precision. Matches `numpy.mean` and
+/// `numpy.var(ddof=1)` to rounding.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Moments {
+    pub n: usize,
+    pub mean: f64,
+    m2: f64,
+}
+
+impl Moments {
+    pub fn push(&mut self, x: f64) {
+        self.n += 1;
+        let d = x - self.mean;
+        self.mean += d / self.n as f64;
+        self.m2 += d * (x - self.mean);
+    }
+
+    /// Combines two accumulators (Chan, Golub & LeVeque 1979).
+    pub fn merge(self, other: Moments) -> Moments {
+        if self.n == 0 {
+            return other;
+        }
+        if other.n == 0 {
+            return self;
+        }
+        let n = self.n + other.n;
+        let d = other.mean - self.mean;
+        let mean = self.mean + d * other.n as f64 / n as f64;
+        let m2 = self.m2 + other.m2 + d * d * self.n as f64 * other.n as f64 / n as f64;
+        Moments { n, mean, m2 }
+    }
+
+    pub fn of(xs: &[f64]) -> Moments {
+        let mut m = Moments::default();
+        xs.iter().for_each(|&x| m.push(x));
+        m
+    }
+
+    /// Builds from known summaries (n, mean, unbiased variance).
+    pub fn from_summary(n: usize, mean: f64, variance: f64) -> Moments {
+        Moments {
+            n,
+            mean,
+            m2: variance * n.saturating_sub(1) as f64,
+        }
+    }
+
+    /// Unbiased sample variance Σ(x − x̄)²/(n − 1); needs n ≥ 2.
+    pub fn variance(&self) -> StatsResult<f64> {
+        if self.n < 2 {
+            return Err(StatsError::TooFew {
+                what: "a sample variance",
+                need: 2,
+                got: self.n,
+            });
+        }
+        Ok(self.m2 / (self.n - 1) as f64)
+    }
+
+    /// Standard error of the mean, √(s²/n).
+    pub fn std_error(&self) -> StatsResult<f64> {
+        Ok((self.variance()? / self.n as f64).sqrt())
+    }
+}
+
+/// Arithmetic mean; needs n ≥ 1.
+pub fn mean(xs: &[f64]) -> StatsResult<f64> {
+    check_finite("mean", xs)?;
+    if xs.is_empty() {
+        return Err(StatsError::TooFew {
+            what: "a mean",
+            need: 1,
+            got: 0,
+        });
+    }
+    Ok(Moments::of(xs).mean)
+}
+
+/// Unbiased sample variance (`numpy.var(ddof=1)`); needs n ≥ 2.
+pub fn variance(xs: &[f64]) -> StatsResult<f64> {
+    check_finite("variance", xs)?;
+    Moments::of(xs).variance()
+}
+
+/// Standard error of the mean (`scipy.stats.sem`).
+pub fn std_error(xs: &[f64]) -> StatsResult<f64> {
+    check_finite("standard error", xs)?;
+    Moments::of(xs).std_error()
+}
+
+/// The `q` quantile (0 ≤ q ≤ 1) of an ascending-sorted sample by linear interpolation between
+/// order statistics: h = (n − 1)·q, Q = x₍⌊h⌋₎ + (h − ⌊h⌋)(x₍⌊h⌋+1₎ − x₍⌊h⌋₎). This is NumPy's
+/// default (`method="linear"`, Hyndman & Fan type 7) and R's default `quantile(type = 7)`.
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> StatsResult<f64> {
+    if sorted.is_empty() {
+        return Err(StatsError::TooFew {
+            what: "a quantile",
+            need: 1,
+            got: 0,
+        });
+    }
+    if !(0.0..=1.0).contains(&q) {
+        return Err(StatsError::InvalidParameter(format!(
+            "quantile level must be in [0, 1], got {q}"
+        )));
+    }
+    let h = (sorted.len() - 1) as f64 * q;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    let frac = h - lo as f64;
+    Ok(sorted[lo] + frac * (sorted[hi] - sorted[lo]))
+}
+
+/// Quantiles of an unsorted sample (see [`quantile_sorted`]); sorts a copy once.
+pub fn quantiles(xs: &[f64], qs: &[f64]) -> StatsResult<Vec<f64>> {
+    check_finite("quantiles", xs)?;
+    let mut sorted = xs.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    qs.iter().map(|&q| quantile_sorted(&sorted, q)).collect()
+}

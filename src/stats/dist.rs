@@ -1,0 +1,64 @@
+//! Thin wrappers over statrs' distributions with the tail functions the tests need.
+//! statrs is the reference for the distribution functions themselves.
+
+use statrs::distribution::{ChiSquared, ContinuousCDF, FisherSnedecor, Normal, StudentsT};
+
+use super::{StatsError, StatsResult};
+
+fn std_normal() -> Normal {
+    Normal::new(0.0, 1.0).expect("standard normal parameters are valid")
+}
+
+/// Φ(x), the standard normal CDF.
+pub fn norm_cdf(x: f64) -> f64 {
+    std_normal().cdf(x)
+}
+
+/// 1 − Φ(x), accurate in the upper tail.
+pub fn norm_sf(x: f64) -> f64 {
+    std_normal().sf(x)
+}
+
+/// Φ⁻¹(p).
+pub fn norm_ppf(p: f64) -> f64 {
+    std_normal().inverse_cdf(p)
+}
+
+fn students_t(df: f64) -> StatsResult<StudentsT> {
+    StudentsT::new(0.0, 1.0, df)
+        .map_err(|e| StatsError::InvalidParameter(format!("t distribution with df {df}: {e}")))
+}
+
+/// P(T > t) for Student's t with `df` degrees of freedom.
+pub fn t_sf(t: f64, df: f64) -> StatsResult<f64> {
+    Ok(students_t(df)?.sf(t))
+}
+
+/// The `p` quantile of Student's t with `df` degrees of freedom.
+pub fn t_ppf(p: f64, df: f64) -> StatsResult<f64> {
+    Ok(students_t(df)?.inverse_cdf(p))
+}
+
+/// P(χ²_df > x).
+pub fn chi2_sf(x: f64, df: f64) -> StatsResult<f64> {
+    let d = ChiSquared::new(df)
+        .map_err(|e| StatsError::InvalidParameter(format!("chi-square df {df}: {e}")))?;
+    Ok(d.sf(x))
+}
+
+/// P(F_{d1,d2} > x).
+pub fn f_sf(x: f64, d1: f64, d2: f64) -> StatsResult<f64> {
+    let d = FisherSnedecor::new(d1, d2)
+        .map_err(|e| StatsError::InvalidParameter(format!("F distribution ({d1}, {d2}): {e}")))?;
+    Ok(d.sf(x))
+}
+
+/// Two-sided p-value of a z statistic: 2·(1 − Φ(|z|)), at most 1.
+pub fn two_sided_normal_p(z: f64) -> f64 {
+    (2.0 * norm_sf(z.abs())).min(1.0)
+}
+
+/// Two-sided p-value of a t statistic with `df` degrees of freedom.
+pub fn two_sided_t_p(t: f64, df: f64) -> StatsResult<f64> {
+    Ok((2.0 * t_sf(t.abs(), df)?).min(1.0))
+}

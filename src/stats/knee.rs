@@ -1,0 +1,288 @@
+//! Threshold (knee) detection: a continuous hinge ("broken-stick") regression
+//! y = β₀ + β₁x + β₂(x − ψ)₊ + ε, where the slope is β₁ below ψ and β₁ + β₂ above.
+
+use rayon::prelude::*;
+
+use super::bootstrap::{percentile_interval, replicate_rng};
+use super::descriptive::quantile_sorted;
+use super::dist::{norm_cdf, t_ppf, two_sided_t_p};
+use super::linalg::{invert, Qr};
+use super::{alpha_of, check_finite, Estimate, StatsError, StatsResult};
+
+/// Candidate breakpoints on the first grid, between the 5th and 95th percentiles of x.
+const GRID: usize = 100;
+
+/// A fitted hinge model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hinge {
+    /// ψ̂, the breakpoint minimising the residual sum of squares.
+    pub breakpoint: f64,
+    pub intercept: f64,
+    /// β₁.
+    pub slope_below: f64,
+    /// β₁ + β₂.
+    pub slope_above: f64,
+    /// β₂ with its classical standard error, t-based CI and p-value, conditional on ψ̂.
+    pub slope_change: Estimate,
+    pub ssr: f64,
+    pub n: usize,
+}
+
+/// x sorted ascending with y (and weights) carried along, centred for numerical stability.
+struct Sorted {
+    x: Vec<f64>,
+    y: Vec<f64>,
+    x_mean: f64,
+    y_mean: f64,
+}
+
+impl Sorted {
+    fn new(x: &[f64], y: &[f64]) -> StatsResult<Sorted> {
+        check_finite("hinge x", x)?;
+        check_finite("hinge y", y)?;
+        if x.len() != y.len() {
+            return Err(StatsError::LengthMismatch(
+                "x and y differ in length".into(),
+            ));
+        }
+        if x.len() < 10 {
+            return Err(StatsError::TooFew {
+                what: "a hinge regression",
+                need: 10,
+                got: x.len(),
+            });
+        }
+        let n = x.len() as f64;
+        let x_mean = x.iter().sum::<f64>() / n;
+        let y_mean = y.iter().sum::<f64>() / n;
+        let mut idx: Vec<usize> = (0..x.len()).collect();
+        idx.sort_unstable_by(|&a, &b| x[a].total_cmp(&x[b]));
+        Ok(Sorted {
+            x: idx.iter().map(|&i| x[i] - x_mean).collect(),
+            y: idx.iter().map(|&i| y[i] - y_mean).collect(),
+            x_mean,
+            y_mean,
+        })
+    }
+}
+
+/// Weighted suffix sums of 1, x, x², y, xy over the sorted data, so that the least-squares fit at
+/// any ψ costs O(log n).
+struct Profile<'a> {
+    x: &'a [f64],
+    /// suffix[j] = sums over i ≥ j: [w, wx, wx², wy, wxy].
+    suffix: Vec<[f64; 5]>,
+    yy: f64,
+}
+
+impl<'a> Profile<'a> {
+    fn new(s: &'a Sorted, weights: Option<&[f64]>) -> Profile<'a> {
+        let n = s.x.len();
+        let mut suffix = vec![[0.0; 5]; n + 1];
+        let mut yy = 0.0;
+        for i in (0..n).rev() {
+            let w = weights.map_or(1.0, |w| w[i]);
+            let (x, y) = (s.x[i], s.y[i]);
+            let next = suffix[i + 1];
+            suffix[i] = [
+                next[0] + w,
+                next[1] + w * x,
+                next[2] + w * x * x,
+                next[3] + w * y,
+                next[4] + w * x * y,
+            ];
+            yy += w * y * y;
+        }
+        Profile {
+            x: &s.x,
+            suffix,
+            yy,
+        }
+    }
+
+    /// (β, SSR) of the hinge fit at ψ.
+    fn fit(&self, psi: f64) -> Option<([f64; 3], f64)> {
+        let t = self.suffix[0];
+        let j = self.x.partition_point(|&v| v <= psi);
+        let s = self.suffix[j];
+        let u1 = s[1] - psi * s[0];
+        let uu = s[2] - 2.0 * psi * s[1] + psi * psi * s[0];
+        let ux = s[2] - psi * s[1];
+        let uy = s[4] - psi * s[3];
+        let a = vec![vec![t[0], t[1], u1], vec![t[1], t[2], ux], vec![u1, ux, uu]];
+        let b = [t[3], t[4], uy];
+        let inv = invert(&a).ok()?;
+        let beta: [f64; 3] = std::array::from_fn(|r| (0..3).map(|c| inv[r][c] * b[c]).sum());
+        let ssr = self.yy - (0..3).map(|r| beta[r] * b[r]).sum::<f64>();
+        Some((beta, ssr.max(0.0)))
+    }
+
+    /// ψ̂ by a grid between the 5th and 95th percentiles, refined by golden-section search
+    /// between the best grid point's neighbours.
+    fn argmin(&self, lo: f64, hi: f64) -> StatsResult<f64> {
+        let grid: Vec<f64> = (0..GRID)
+            .map(|g| lo + (hi - lo) * g as f64 / (GRID - 1) as f64)
+            .collect();
+        let ssr = |psi: f64| self.fit(psi).map_or(f64::INFINITY, |f| f.1);
+        let (best, _) = grid
+            .iter()
+            .enumerate()
+            .map(|(g, &p)| (g, ssr(p)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .ok_or_else(|| StatsError::Undefined("empty grid".into()))?;
+        let (mut a, mut b) = (grid[best.saturating_sub(1)], grid[(best + 1).min(GRID - 1)]);
+        let phi = (5f64.sqrt() - 1.0) / 2.0;
+        let (mut c, mut d) = (b - phi * (b - a), a + phi * (b - a));
+        let (mut fc, mut fd) = (ssr(c), ssr(d));
+        for _ in 0..100 {
+            if (b - a).abs() <= 1e-12 * (hi - lo).abs().max(1e-300) {
+                break;
+            }
+            if fc < fd {
+                b = d;
+                d = c;
+                fd = fc;
+                c = b - phi * (b - a);
+                fc = ssr(c);
+            } else {
+                a = c;
+                c = d;
+                fc = fd;
+                d = a + phi * (b - a);
+                fd = ssr(d);
+            }
+        }
+        let refined = 0.5 * (a + b);
+        Ok(if ssr(refined) <= ssr(grid[best]) {
+            refined
+        } else {
+            grid[best]
+        })
+    }
+}
+
+fn search_range(s: &Sorted) -> StatsResult<(f64, f64)> {
+    let lo = quantile_sorted(&s.x, 0.05)?;
+    let hi = quantile_sorted(&s.x, 0.95)?;
+    if hi <= lo {
+        return Err(StatsError::ZeroVariance(
+            "x has no spread between its 5th and 95th percentiles",
+        ));
+    }
+    Ok((lo, hi))
+}
+
+/// Fits the continuous hinge model by profile least squares: for each candidate ψ the model is
+/// linear, so ψ̂ = argmin SSR(ψ) over a 100-point grid between the 5th and 95th percentiles of x,
+/// refined by golden-section search. The slope change's SE is the classical OLS one at ψ̂ (it
+/// ignores the uncertainty in ψ̂; use [`hinge_bootstrap`] for ψ's interval). Tested against
+/// `piecewise_regression.Fit(x, y, n_breakpoints=1)` (Muggeo's algorithm converges to the same
+/// least-squares optimum) and by simulated coverage of a known ψ.
+pub fn hinge_fit(x: &[f64], y: &[f64], confidence: f64) -> StatsResult<Hinge> {
+    let alpha = alpha_of(confidence)?;
+    let s = Sorted::new(x, y)?;
+    let (lo, hi) = search_range(&s)?;
+    let profile = Profile::new(&s, None);
+    let psi = profile.argmin(lo, hi)?;
+    let psi_raw = psi + s.x_mean;
+    // Conditional inference on β₂ at ψ̂ with the ordinary design.
+    let ones = vec![1.0; x.len()];
+    let u: Vec<f64> = x.iter().map(|v| (v - psi_raw).max(0.0)).collect();
+    let cols: [&[f64]; 3] = [&ones, x, &u];
+    let qr = Qr::new(&cols, &["const", "x", "(x - psi)+"])?;
+    let beta = qr.solve(y)?;
+    let n = x.len();
+    let ssr: f64 = (0..n)
+        .map(|i| (y[i] - beta[0] - beta[1] * x[i] - beta[2] * u[i]).powi(2))
+        .sum();
+    let df = (n - 3) as f64;
+    let se = (qr.xtx_inverse()[2][2] * ssr / df).sqrt();
+    let q = t_ppf(1.0 - alpha / 2.0, df)?;
+    Ok(Hinge {
+        breakpoint: psi_raw,
+        intercept: beta[0],
+        slope_below: beta[1],
+        slope_above: beta[1] + beta[2],
+        slope_change: Estimate {
+            estimate: beta[2],
+            std_error: se,
+            ci_low: beta[2] - q * se,
+            ci_high: beta[2] + q * se,
+            p_value: two_sided_t_p(beta[2] / se, df)?,
+        },
+        ssr,
+        n,
+    })
+}
+
+/// Bootstrap replicates of ψ̂ (Poisson(1) weights per unit, replicate b seeded from (seed, b))
+/// and their percentile interval.
+pub fn hinge_bootstrap(
+    x: &[f64],
+    y: &[f64],
+    resamples: usize,
+    seed: u64,
+    confidence: f64,
+) -> StatsResult<(Vec<f64>, (f64, f64))> {
+    use rand_distr::{Distribution, Poisson};
+    let s = Sorted::new(x, y)?;
+    let (lo, hi) = search_range(&s)?;
+    let poisson = Poisson::new(1.0).map_err(|e| StatsError::InvalidParameter(e.to_string()))?;
+    let reps: Vec<f64> = (0..resamples)
+        .into_par_iter()
+        .map(|b| {
+            let mut rng = replicate_rng(seed, b as u64);
+            let w: Vec<f64> = (0..s.x.len()).map(|_| poisson.sample(&mut rng)).collect();
+            let profile = Profile::new(&s, Some(&w));
+            profile.argmin(lo, hi).map(|p| p + s.x_mean)
+        })
+        .collect::<StatsResult<Vec<f64>>>()?;
+    let ci = percentile_interval(&reps, confidence)?;
+    Ok((reps, ci))
+}
+
+/// Davies (1987) test that a breakpoint exists (slope change ≠ 0), as
+/// `piecewise_regression.davies.davies_test(x, y, k, "two_sided")`: on x centred and sorted, for k
+/// values θ spread evenly from the third-smallest to the third-largest x, the t statistic Sθ of
+/// the (x − θ)₊ coefficient in OLS of y on [1, x, (x − θ)₊, 1{x ≥ θ}]; M = max|Sθ|,
+/// V = Σ|Sθₖ₊₁ − Sθₖ|, p = 2·(Φ(−M) + V·e^{−M²/2}/√(8π)), an upper bound that may exceed 1.
+pub fn davies_test(x: &[f64], y: &[f64], k: usize) -> StatsResult<f64> {
+    let s = Sorted::new(x, y)?;
+    if k < 2 {
+        return Err(StatsError::InvalidParameter(
+            "the Davies test needs k ≥ 2".into(),
+        ));
+    }
+    let n = s.x.len();
+    let (lo, hi) = (s.x[2], s.x[n - 3]);
+    let ones = vec![1.0; n];
+    let y_raw: Vec<f64> = s.y.iter().map(|v| v + s.y_mean).collect();
+    let mut stats = Vec::with_capacity(k);
+    let step = (hi - lo) / (k - 1) as f64;
+    for g in 0..k {
+        // As numpy.linspace: the last point is exactly the third-largest x, not a rounded sum.
+        let theta = if g == k - 1 { hi } else { lo + step * g as f64 };
+        let u: Vec<f64> =
+            s.x.iter()
+                .map(|v| if *v >= theta { v - theta } else { 0.0 })
+                .collect();
+        let step: Vec<f64> =
+            s.x.iter()
+                .map(|v| if *v >= theta { 1.0 } else { 0.0 })
+                .collect();
+        let cols: [&[f64]; 4] = [&ones, &s.x, &u, &step];
+        let qr = Qr::new(&cols, &["const", "x", "u", "step"])?;
+        let beta = qr.solve(&y_raw)?;
+        let ssr: f64 = (0..n)
+            .map(|i| {
+                (y_raw[i] - beta[0] - beta[1] * s.x[i] - beta[2] * u[i] - beta[3] * step[i]).powi(2)
+            })
+            .sum();
+        let se = (qr.xtx_inverse()[2][2] * ssr / (n - 4) as f64).sqrt();
+        stats.push(beta[2] / se);
+    }
+    let m = stats.iter().fold(0.0f64, |a, t| a.max(t.abs()));
+    let v: f64 = stats.windows(2).map(|w| (w[1] - w[0]).abs()).sum();
+    let p = norm_cdf(-m) + v * (-0.5 * m * m).exp() / (8.0 * std::f64::consts::PI).sqrt();
+    Ok(2.0 * p)
+}

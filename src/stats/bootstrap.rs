@@ -29,19 +29,11 @@ fn splitmix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The generator of replicate `b` under `seed`.
+/// The generator of replicate `b` under `seed`. The key splitmix64(splitmix64(seed) ⊕ b) is a
+/// bijection of b for a given seed (SplitMix64 is invertible), so replicates never share a
+/// stream; `seed_from_u64` expands it into the full 256-bit state with SplitMix64.
 pub fn replicate_rng(seed: u64, b: u64) -> Xoshiro256PlusPlus {
-    let mut bytes = [0u8; 32];
-    let words = [
-        splitmix64(seed),
-        splitmix64(b ^ 0x005E_ED0F_B007),
-        splitmix64(seed ^ b.rotate_left(32)),
-        0x510F_F00D,
-    ];
-    for (chunk, w) in bytes.chunks_mut(8).zip(words) {
-        chunk.copy_from_slice(&w.to_le_bytes());
-    }
-    Xoshiro256PlusPlus::from_seed(bytes)
+    Xoshiro256PlusPlus::seed_from_u64(splitmix64(splitmix64(seed) ^ b))
 }
 
 /// Replicates θ*_b = statistic(resampled samples) for b = 0..resamples, each sample resampled

@@ -18,6 +18,15 @@ pub enum Command {
     Serve,
     /// Print the OpenAPI document as JSON.
     Openapi,
+    /// Time the statistics core on a simulated experiment and print JSON (a benchmark).
+    BenchStats {
+        #[arg(long, default_value_t = 1_000_000)]
+        units: usize,
+        #[arg(long, default_value_t = 2000)]
+        resamples: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

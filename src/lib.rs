@@ -3,6 +3,7 @@
 //! and everything that needs data → `store`.
 
 pub mod api;
+pub mod bench;
 pub mod config;
 pub mod domain;
 pub mod error;

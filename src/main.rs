@@ -8,6 +8,15 @@ fn main() -> anyhow::Result<()> {
             print!("{}", sloproof::api::openapi::document_json());
             Ok(())
         }
+        Command::BenchStats {
+            units,
+            resamples,
+            seed,
+        } => {
+            let steps = sloproof::bench::run(units, resamples, seed)?;
+            println!("{}", serde_json::to_string_pretty(&steps)?);
+            Ok(())
+        }
         Command::Serve => {
             sloproof::server::init_logging(&cli.settings)?;
             actix_web::rt::System::new().block_on(sloproof::server::serve(cli.settings))

@@ -102,12 +102,20 @@ fn poisson1_table() -> Vec<u8> {
         .collect()
 }
 
+/// Units per cache block of the Poisson bootstrap.
+const BLOCK: usize = 4096;
+/// Replicates carried together over each block.
+const REPLICATES_PER_TASK: usize = 32;
+
 /// Poisson bootstrap of grouped sums, for large n. Unit i of group gᵢ gets weight wᵢ ~ Poisson(1)
 /// (independently per replicate); replicate b returns, per group, [Σwᵢ, Σwᵢ·vᵢ₁, Σwᵢ·vᵢ₂, …] over
-/// the value columns. Statistics built from these sums (means, differences, ratios, grouped 2SLS)
-/// follow. Reference: Hanley & MacGibbon (2006), Chamandy et al. (2012) "Estimating uncertainty
-/// for massive data streams". Weights use the quantised table above; units are processed in
-/// blocks so the data stays in cache while each replicate's generator walks the units in order.
+/// the value columns (at most 4). Statistics built from these sums (means, differences, ratios,
+/// grouped 2SLS) follow. Reference: Hanley & MacGibbon (2006); Chamandy et al. (2012),
+/// "Estimating uncertainty for massive data streams". Weights come from the quantised table
+/// above, four per 64-bit draw. Units are visited group by group in their original order within
+/// a group, in cache blocks that a task's replicates pass over together; each replicate's
+/// generator walks the units in the same order whatever the thread count, so results are
+/// deterministic.
 pub fn poisson_sums(
     groups: &[u32],
     n_groups: usize,
@@ -126,41 +134,110 @@ pub fn poisson_sums(
             "group index out of range".into(),
         ));
     }
+    // Columns gathered group by group: by_group[g][c] holds column c of group g's units.
+    let by_group: Vec<Vec<Vec<f64>>> = (0..n_groups)
+        .map(|g| {
+            values
+                .iter()
+                .map(|col| {
+                    groups
+                        .iter()
+                        .zip(col.iter())
+                        .filter(|(gi, _)| **gi as usize == g)
+                        .map(|(_, v)| *v)
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let sizes: Vec<usize> = (0..n_groups)
+        .map(|g| groups.iter().filter(|gi| **gi as usize == g).count())
+        .collect();
     let table = poisson1_table();
-    let width = values.len() + 1;
-    const BLOCK: usize = 2048;
-    let out: Vec<Vec<Vec<f64>>> = (0..resamples)
+    let out = match values.len() {
+        0 => poisson_blocked::<0>(&by_group, &sizes, &table, resamples, seed),
+        1 => poisson_blocked::<1>(&by_group, &sizes, &table, resamples, seed),
+        2 => poisson_blocked::<2>(&by_group, &sizes, &table, resamples, seed),
+        3 => poisson_blocked::<3>(&by_group, &sizes, &table, resamples, seed),
+        4 => poisson_blocked::<4>(&by_group, &sizes, &table, resamples, seed),
+        c => {
+            return Err(StatsError::InvalidParameter(format!(
+                "at most 4 value columns, got {c}"
+            )))
+        }
+    };
+    Ok(out)
+}
+
+fn poisson_blocked<const C: usize>(
+    by_group: &[Vec<Vec<f64>>],
+    sizes: &[usize],
+    table: &[u8],
+    resamples: usize,
+    seed: u64,
+) -> Vec<Vec<Vec<f64>>> {
+    let tasks: Vec<usize> = (0..resamples).step_by(REPLICATES_PER_TASK).collect();
+    tasks
         .into_par_iter()
-        .map(|b| {
-            let mut rng = replicate_rng(seed, b as u64);
-            let mut acc = vec![vec![0.0; width]; n_groups];
-            let mut bits = 0u64;
-            let mut left = 0u32;
-            for start in (0..n).step_by(BLOCK) {
-                let end = (start + BLOCK).min(n);
-                for i in start..end {
-                    if left == 0 {
-                        bits = rng.next_u64();
-                        left = 4;
-                    }
-                    let w = table[(bits & 0xFFFF) as usize];
-                    bits >>= 16;
-                    left -= 1;
-                    if w == 0 {
-                        continue;
-                    }
-                    let w = f64::from(w);
-                    let a = &mut acc[groups[i] as usize];
-                    a[0] += w;
-                    for (slot, col) in a[1..].iter_mut().zip(values) {
-                        *slot += w * col[i];
+        .flat_map_iter(|first| {
+            let count = REPLICATES_PER_TASK.min(resamples - first);
+            let mut rngs: Vec<Xoshiro256PlusPlus> = (first..first + count)
+                .map(|b| replicate_rng(seed, b as u64))
+                .collect();
+            let mut acc = vec![vec![vec![0.0; C + 1]; sizes.len()]; count];
+            for (g, cols) in by_group.iter().enumerate() {
+                for start in (0..sizes[g]).step_by(BLOCK) {
+                    let end = (start + BLOCK).min(sizes[g]);
+                    let block: [&[f64]; C] = std::array::from_fn(|c| &cols[c][start..end]);
+                    for (rng, a) in rngs.iter_mut().zip(acc.iter_mut()) {
+                        let (w, s) = weigh_block::<C>(rng, table, &block, end - start);
+                        a[g][0] += w as f64;
+                        for c in 0..C {
+                            a[g][c + 1] += s[c];
+                        }
                     }
                 }
             }
             acc
         })
-        .collect();
-    Ok(out)
+        .collect()
+}
+
+/// Σw and Σw·v over one block with fresh Poisson(1) weights; four lanes of partial sums keep the
+/// floating-point adds independent.
+#[inline]
+fn weigh_block<const C: usize>(
+    rng: &mut Xoshiro256PlusPlus,
+    table: &[u8],
+    cols: &[&[f64]; C],
+    len: usize,
+) -> (u64, [f64; C]) {
+    let mut wsum = 0u64;
+    let mut lanes = [[0.0f64; 4]; C];
+    let full = len / 4 * 4;
+    let mut i = 0;
+    while i < full {
+        let bits = rng.next_u64();
+        let w: [u8; 4] = std::array::from_fn(|l| table[((bits >> (16 * l)) & 0xFFFF) as usize]);
+        for l in 0..4 {
+            wsum += u64::from(w[l]);
+            for c in 0..C {
+                lanes[c][l] += f64::from(w[l]) * cols[c][i + l];
+            }
+        }
+        i += 4;
+    }
+    if i < len {
+        let bits = rng.next_u64();
+        for l in 0..(len - i) {
+            let w = table[((bits >> (16 * l)) & 0xFFFF) as usize];
+            wsum += u64::from(w);
+            for c in 0..C {
+                lanes[c][l] += f64::from(w) * cols[c][i + l];
+            }
+        }
+    }
+    (wsum, std::array::from_fn(|c| lanes[c].iter().sum()))
 }
 
 /// Exact O(1)-per-replicate Poisson bootstrap of binary outcomes: with k successes of n in a

@@ -227,7 +227,8 @@ def iv():
             sim["linearmodels"][f"{cov}-{'small' if debiased else 'asymptotic'}"] = {
                 "params": fl(r.params), "std_errors": fl(r.std_errors), "pvalues": fl(r.pvalues),
                 "ci95": [fl(ci["lower"]), fl(ci["upper"])], "first_stage_f": float(fs["f.stat"]),
-                "partial_rsquared": float(fs["partial.rsquared"])}
+                "partial_rsquared": float(fs["partial.rsquared"]), "sargan": float(r.sargan.stat),
+                "sargan_p": float(r.sargan.pval)}
     # classical first-stage F of the excluded instruments
     Z = sm.add_constant(np.column_stack([d1, d2]))
     fsr = sm.OLS(latency, Z).fit()

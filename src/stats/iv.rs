@@ -31,6 +31,19 @@ pub struct FirstStage {
     pub partial_r_squared: f64,
 }
 
+/// Sargan's test of the over-identifying restrictions (more instruments than endogenous
+/// regressors). With arm indicators as instruments it tests that the arms' mean outcomes lie on
+/// one line in their mean exposures: a departure from a linear dose-response.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sargan {
+    /// n·(1 − uᵀu/eᵀe) with e the 2SLS residuals and u = e − P_Z e.
+    pub statistic: f64,
+    /// Excluded instruments minus endogenous regressors.
+    pub df: usize,
+    /// P(χ²_df > statistic).
+    pub p_value: f64,
+}
+
 /// A fitted 2SLS model. The endogenous regressor's coefficient is last.
 #[derive(Debug, Clone)]
 pub struct TwoSls {
@@ -42,6 +55,9 @@ pub struct TwoSls {
     /// scaled by n/(n − k) and inference with t(n − k) instead of the normal.
     pub debiased: bool,
     pub first_stage: FirstStage,
+    /// Present when there are more excluded instruments than endogenous regressors; matches
+    /// `linearmodels` `IVResults.sargan`.
+    pub sargan: Option<Sargan>,
     unadjusted: Square,
     robust: Square,
 }
@@ -122,6 +138,25 @@ pub fn two_sls(
         .collect();
     let e2: Vec<f64> = resid.iter().map(|e| e * e * scale).collect();
     let robust = sandwich(&bread, &weighted_cross(&xh_cols, &e2));
+    let sargan = if instruments.len() > 1 {
+        let gz = qz.solve(&resid)?;
+        let uu: f64 = (0..n)
+            .map(|i| {
+                let u = resid[i] - z_cols.iter().zip(&gz).map(|(c, g)| c[i] * g).sum::<f64>();
+                u * u
+            })
+            .sum();
+        let ee: f64 = resid.iter().map(|e| e * e).sum();
+        let statistic = n as f64 * (1.0 - uu / ee);
+        let df = instruments.len() - 1;
+        Some(Sargan {
+            statistic,
+            df,
+            p_value: super::dist::chi2_sf(statistic, df as f64)?,
+        })
+    } else {
+        None
+    };
     Ok(TwoSls {
         names: names.iter().map(|s| s.to_string()).collect(),
         coefficients: beta,
@@ -129,6 +164,7 @@ pub fn two_sls(
         k,
         debiased,
         first_stage,
+        sargan,
         unadjusted,
         robust,
     })

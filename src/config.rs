@@ -18,6 +18,14 @@ pub enum Command {
     Serve,
     /// Print the OpenAPI document as JSON.
     Openapi,
+    /// Generate a simulated latency-injection experiment and load it through the API.
+    Simulate {
+        /// Base URL of a running sloproof.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+        #[command(flatten)]
+        config: crate::simulate::SimConfig,
+    },
     /// Time the statistics core on a simulated experiment and print JSON (a benchmark).
     BenchStats {
         #[arg(long, default_value_t = 1_000_000)]

@@ -2,6 +2,7 @@
 //! impact. Dependencies point one way: `api` → `ingest` (and later `analysis`, `slo`) → `stats`,
 //! and everything that needs data → `store`.
 
+pub mod analysis;
 pub mod api;
 pub mod bench;
 pub mod config;
@@ -9,5 +10,6 @@ pub mod domain;
 pub mod error;
 pub mod ingest;
 pub mod server;
+pub mod simulate;
 pub mod stats;
 pub mod store;

@@ -17,6 +17,16 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&steps)?);
             Ok(())
         }
+        Command::Simulate { api, config } => {
+            let sim = sloproof::simulate::generate(&config);
+            actix_web::rt::System::new().block_on(sloproof::simulate::load(&api, &sim))?;
+            println!("loaded experiment '{}'; analyse it with:", config.key);
+            println!(
+                "  curl -s -X POST {api}/api/v1/experiments/{}/analyses",
+                config.key
+            );
+            Ok(())
+        }
         Command::Serve => {
             sloproof::server::init_logging(&cli.settings)?;
             actix_web::rt::System::new().block_on(sloproof::server::serve(cli.settings))

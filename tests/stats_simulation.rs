@@ -262,3 +262,33 @@ fn poisson_bootstrap_of_a_proportion_matches_the_binomial_standard_error() {
     let want = 2.0 / (x.len() as f64).sqrt();
     assert!((sd / want - 1.0).abs() < 0.05, "{sd} vs {want}");
 }
+
+#[test]
+fn poisson_quantile_bootstrap_matches_the_ordinary_bootstrap_spread() {
+    // For a large sample the windowed Poisson bootstrap of p95 must spread like the ordinary
+    // (multinomial) bootstrap of p95.
+    let mut r = rng(12);
+    let lognormal = LogNormal::new(5.5, 0.4).unwrap();
+    let mut x: Vec<f64> = (0..20_000).map(|_| lognormal.sample(&mut r)).collect();
+    x.sort_unstable_by(f64::total_cmp);
+    let fast = bootstrap::poisson_quantile(&x, 0.95, 1000, 3).unwrap();
+    let p95 = |s: &[&[f64]]| {
+        let mut v = s[0].to_vec();
+        v.sort_unstable_by(f64::total_cmp);
+        sloproof::stats::descriptive::quantile_sorted(&v, 0.95).unwrap()
+    };
+    let slow = bootstrap::resample(&[&x], 1000, 4, p95).unwrap();
+    let (a, b) = (Moments::of(&fast), Moments::of(&slow));
+    let (sa, sb) = (a.variance().unwrap().sqrt(), b.variance().unwrap().sqrt());
+    eprintln!(
+        "p95 bootstrap SD: windowed Poisson {sa:.3}, ordinary {sb:.3}; means {:.3} vs {:.3}",
+        a.mean, b.mean
+    );
+    assert!((sa / sb - 1.0).abs() < 0.12, "{sa} vs {sb}");
+    assert!(
+        (a.mean - b.mean).abs() < 0.2 * sb,
+        "{} vs {}",
+        a.mean,
+        b.mean
+    );
+}

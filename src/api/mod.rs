@@ -1,6 +1,7 @@
 //! HTTP API: actix handlers, request/response types with OpenAPI schemas, and error mapping.
 //! Handlers are thin: parse into domain types, run the work off the async workers, map the result.
 
+pub mod analyses;
 pub mod experiments;
 pub mod health;
 pub mod ingest;
@@ -94,6 +95,12 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 resource("/api/v1/experiments/{key}/observations")
                     .route(web::post().to(ingest::ingest_observations)),
             )
+            .service(
+                resource("/api/v1/experiments/{key}/analyses")
+                    .route(web::post().to(analyses::create_analysis))
+                    .route(web::get().to(analyses::list_analyses)),
+            )
+            .service(resource("/api/v1/analyses/{id}").route(web::get().to(analyses::get_analysis)))
             .service(web::redirect("/docs", "/docs/"))
             .service(
                 utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")

@@ -26,6 +26,9 @@ use super::problem::PROBLEM_JSON;
         super::experiments::get_experiment,
         super::ingest::ingest_assignments,
         super::ingest::ingest_observations,
+        super::analyses::create_analysis,
+        super::analyses::list_analyses,
+        super::analyses::get_analysis,
     ),
     components(schemas(super::problem::Problem, super::problem::ProblemIssue, super::ingest::ConflictPolicy)),
     modifiers(&ProblemResponses),
@@ -33,6 +36,7 @@ use super::problem::PROBLEM_JSON;
         (name = "metrics", description = "The catalog of SLIs and KPIs"),
         (name = "experiments", description = "Experiments, their metrics and arms"),
         (name = "ingestion", description = "Bulk upload of assignments and observations"),
+        (name = "analyses", description = "Causal analyses of experiments and their verdicts"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

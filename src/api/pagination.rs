@@ -54,7 +54,7 @@ impl ListQuery {
 }
 
 /// Cursors are `c` followed by the last id in hexadecimal: opaque to clients, cheap to check.
-fn encode_cursor(id: i64) -> String {
+pub fn encode_cursor(id: i64) -> String {
     format!("c{id:x}")
 }
 

@@ -102,6 +102,142 @@ fn poisson1_table() -> Vec<u8> {
         .collect()
 }
 
+/// Poisson(1) weights from 16-bit uniforms (see [`poisson1_table`]).
+pub struct PoissonOne {
+    table: Vec<u8>,
+}
+
+impl Default for PoissonOne {
+    fn default() -> Self {
+        PoissonOne {
+            table: poisson1_table(),
+        }
+    }
+}
+
+impl PoissonOne {
+    /// Fills `out` with independent Poisson(1) weights, four per 64-bit draw.
+    pub fn fill(&self, rng: &mut Xoshiro256PlusPlus, out: &mut [f64]) {
+        for chunk in out.chunks_mut(4) {
+            let bits = rng.next_u64();
+            for (l, w) in chunk.iter_mut().enumerate() {
+                *w = f64::from(self.table[((bits >> (16 * l)) & 0xFFFF) as usize]);
+            }
+        }
+    }
+}
+
+/// Poisson-bootstrap replicates of the `q` quantile (linear interpolation, as NumPy) of a sample
+/// given in ascending order. Exact without touching every unit: the resample's order statistics
+/// near rank q·W only involve units near rank q·n, so weights are drawn individually in a window
+/// of ±(8√n + 8) ranks, and the totals below and above the window as single Poisson(m) draws
+/// (a sum of m independent Poisson(1) weights). If the target rank leaves the window (a > 8σ
+/// event) the replicate is redrawn unit by unit. Samples under 1,000 use the ordinary bootstrap.
+pub fn poisson_quantile(
+    sorted: &[f64],
+    q: f64,
+    resamples: usize,
+    seed: u64,
+) -> StatsResult<Vec<f64>> {
+    let n = sorted.len();
+    if n < 2 {
+        return Err(StatsError::TooFew {
+            what: "a bootstrap quantile",
+            need: 2,
+            got: n,
+        });
+    }
+    if !(0.0..=1.0).contains(&q) {
+        return Err(StatsError::InvalidParameter(format!(
+            "quantile level must be in [0, 1], got {q}"
+        )));
+    }
+    if n < 1000 {
+        return resample(&[sorted], resamples, seed, |s| {
+            let mut v = s[0].to_vec();
+            v.sort_unstable_by(f64::total_cmp);
+            quantile_sorted(&v, q).unwrap_or(f64::NAN)
+        });
+    }
+    let one = PoissonOne::default();
+    let half = (8.0 * (n as f64).sqrt()).ceil() as usize + 8;
+    let centre = (q * n as f64) as usize;
+    let (m1, m2) = (centre.saturating_sub(half), (centre + half).min(n));
+    let out: Vec<f64> = (0..resamples)
+        .into_par_iter()
+        .map(|b| {
+            let mut rng = replicate_rng(seed, b as u64);
+            let big = |lambda: usize, rng: &mut Xoshiro256PlusPlus| -> u64 {
+                if lambda == 0 {
+                    0
+                } else {
+                    Poisson::new(lambda as f64)
+                        .map(|d| d.sample(rng) as u64)
+                        .unwrap_or(lambda as u64)
+                }
+            };
+            let below = big(m1, &mut rng);
+            let mut window = vec![0.0; m2 - m1];
+            one.fill(&mut rng, &mut window);
+            let above = big(n - m2, &mut rng);
+            let total = below + window.iter().sum::<f64>() as u64 + above;
+            match weighted_quantile(&sorted[m1..m2], &window, below, total, q) {
+                Some(v) => v,
+                None => {
+                    let mut all = vec![0.0; n];
+                    one.fill(&mut rng, &mut all);
+                    let total = all.iter().sum::<f64>() as u64;
+                    weighted_quantile(sorted, &all, 0, total, q).unwrap_or(f64::NAN)
+                }
+            }
+        })
+        .collect();
+    if out.iter().any(|v| !v.is_finite()) {
+        return Err(StatsError::Undefined(
+            "a bootstrap replicate of the quantile is not finite".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// The `q` quantile (linear interpolation) of a resample of `total` units in which `values[j]`
+/// occurs `weights[j]` times after `offset` units that sort below them; `None` when the ranks
+/// needed fall outside `values`.
+fn weighted_quantile(
+    values: &[f64],
+    weights: &[f64],
+    offset: u64,
+    total: u64,
+    q: f64,
+) -> Option<f64> {
+    if total == 0 {
+        return None;
+    }
+    let h = (total - 1) as f64 * q;
+    let lo = h.floor() as u64;
+    let frac = h - lo as f64;
+    let at = |rank: u64| -> Option<f64> {
+        if rank < offset {
+            return None;
+        }
+        let mut cum = offset;
+        for (v, w) in values.iter().zip(weights) {
+            cum += *w as u64;
+            if rank < cum {
+                return Some(*v);
+            }
+        }
+        None
+    };
+    let a = at(lo)?;
+    let b = if frac > 0.0 {
+        at((lo + 1).min(total - 1))?
+    } else {
+        a
+    };
+    Some(a + frac * (b - a))
+}
+
 /// Units per cache block of the Poisson bootstrap.
 const BLOCK: usize = 4096;
 /// Replicates carried together over each block.

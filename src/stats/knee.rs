@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::bootstrap::{percentile_interval, replicate_rng};
+use super::bootstrap::{percentile_interval, replicate_rng, PoissonOne};
 use super::descriptive::quantile_sorted;
 use super::dist::{norm_cdf, t_ppf, two_sided_t_p};
 use super::linalg::{invert, Qr};
@@ -215,7 +215,8 @@ pub fn hinge_fit(x: &[f64], y: &[f64], confidence: f64) -> StatsResult<Hinge> {
     })
 }
 
-/// Bootstrap replicates of ψ̂ (Poisson(1) weights per unit, replicate b seeded from (seed, b))
+/// Bootstrap replicates of ψ̂ (Poisson(1) weights per unit from [`PoissonOne`], replicate b
+/// seeded from (seed, b))
 /// and their percentile interval.
 pub fn hinge_bootstrap(
     x: &[f64],
@@ -224,15 +225,15 @@ pub fn hinge_bootstrap(
     seed: u64,
     confidence: f64,
 ) -> StatsResult<(Vec<f64>, (f64, f64))> {
-    use rand_distr::{Distribution, Poisson};
     let s = Sorted::new(x, y)?;
     let (lo, hi) = search_range(&s)?;
-    let poisson = Poisson::new(1.0).map_err(|e| StatsError::InvalidParameter(e.to_string()))?;
+    let one = PoissonOne::default();
     let reps: Vec<f64> = (0..resamples)
         .into_par_iter()
         .map(|b| {
             let mut rng = replicate_rng(seed, b as u64);
-            let w: Vec<f64> = (0..s.x.len()).map(|_| poisson.sample(&mut rng)).collect();
+            let mut w = vec![0.0; s.x.len()];
+            one.fill(&mut rng, &mut w);
             let profile = Profile::new(&s, Some(&w));
             profile.argmin(lo, hi).map(|p| p + s.x_mean)
         })

@@ -93,3 +93,18 @@ diesel::allow_tables_to_appear_in_same_query!(
     assignments,
     observations,
 );
+
+diesel::table! {
+    analyses (id) {
+        id -> BigInt,
+        experiment_id -> BigInt,
+        created_at -> Timestamp,
+        seed -> BigInt,
+        fingerprint -> Text,
+        parameters -> Text,
+        result -> Text,
+    }
+}
+
+diesel::joinable!(analyses -> experiments (experiment_id));
+diesel::allow_tables_to_appear_in_same_query!(analyses, experiments);

@@ -15,6 +15,8 @@ use sloproof::store::Db;
 
 pub struct TestApp {
     pub backend: &'static str,
+    /// The database URL the app serves from.
+    pub db_url: String,
     pub base: String,
     pub client: awc::Client,
     pg: Option<(String, String)>,
@@ -58,6 +60,7 @@ async fn spawn(
     guard: Option<tempfile::TempDir>,
     pg: Option<(String, String)>,
 ) -> TestApp {
+    let db_url = url.clone();
     let db = web::block(move || Db::open(&url, 4))
         .await
         .unwrap()
@@ -73,6 +76,7 @@ async fn spawn(
         .finish();
     TestApp {
         backend,
+        db_url,
         base: format!("http://127.0.0.1:{port}"),
         client,
         pg,
@@ -171,6 +175,34 @@ impl TestApp {
             .await
             .expect("send");
         self.finish(r).await
+    }
+
+    /// Loads a simulated experiment through the API.
+    pub async fn load_simulated(&self, sim: &sloproof::simulate::Simulated) {
+        for m in &sim.metrics {
+            let r = self.post_json("/api/v1/metrics", m).await;
+            assert!(
+                r.status == 201 || r.status == 409,
+                "{}: {r:?}",
+                self.backend
+            );
+        }
+        let r = self.post_json("/api/v1/experiments", &sim.experiment).await;
+        assert_eq!(r.status, 201, "{}: {r:?}", self.backend);
+        let key = sim.experiment["key"].as_str().unwrap();
+        for (what, body) in [
+            ("assignments", &sim.assignments_ndjson),
+            ("observations", &sim.observations_ndjson),
+        ] {
+            let r = self
+                .post_raw(
+                    &format!("/api/v1/experiments/{key}/{what}"),
+                    "application/x-ndjson",
+                    body.clone(),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}: {what}: {r:?}", self.backend);
+        }
     }
 
     /// Creates the catalog and experiment used by most tests: latency SLI (continuous),

@@ -1,0 +1,400 @@
+//! The analysis document: what `POST /experiments/{key}/analyses` returns and what is stored.
+//! Field names are a contract for generated clients; units are documented per field.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::text_enum;
+
+text_enum! {
+    /// How an estimate was obtained.
+    Method {
+        WelchT => "welch_t",
+        TwoProportionZ => "two_proportion_z",
+        DeltaMethod => "delta_method",
+        CupedWelchT => "cuped_welch_t",
+        TwoSlsRobust => "two_sls_robust",
+        BootstrapPercentile => "bootstrap_percentile",
+        BootstrapBasic => "bootstrap_basic",
+        BootstrapBca => "bootstrap_bca",
+        Scaled => "scaled",
+    }
+}
+
+text_enum! {
+    /// Bootstrap interval kind.
+    BootstrapMethod { Bca => "bca", Percentile => "percentile", Basic => "basic" }
+}
+
+text_enum! {
+    /// Multiple-testing correction across comparisons.
+    Correction { Holm => "holm", BenjaminiHochberg => "benjamini_hochberg", None => "none" }
+}
+
+text_enum! {
+    /// What a KPI value is for a unit with no observation: 0 (a unit that did not convert
+    /// converted 0 times), or excluded from that KPI's analyses. SLIs are never imputed.
+    MissingOutcomes { Zero => "zero", Exclude => "exclude" }
+}
+
+text_enum! {
+    /// Why a verdict is not "validated".
+    ReasonCode {
+        SrmFailed => "srm_failed",
+        WeakInstrument => "weak_instrument",
+        CiIncludesZero => "ci_includes_zero",
+        Underpowered => "underpowered",
+        DirectionMismatch => "direction_mismatch",
+        EstimationFailed => "estimation_failed",
+    }
+}
+
+text_enum! {
+    /// Whether a threshold comes from per-unit correlation (observational) or from randomized
+    /// variation within baseline strata (causal).
+    Evidence { Observational => "observational", Causal => "causal" }
+}
+
+text_enum! {
+    /// A metric's role in the experiment.
+    Role { Sli => "sli", Kpi => "kpi", Guardrail => "guardrail" }
+}
+
+/// A point estimate with its uncertainty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Estimate {
+    pub estimate: f64,
+    pub std_error: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// Two-sided p-value of estimate = 0; null when no test applies.
+    pub p_value: Option<f64>,
+    /// p-value after the requested correction across the comparisons of its family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adjusted_p_value: Option<f64>,
+    pub method: Method,
+}
+
+/// A bootstrap confidence interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BootstrapInterval {
+    pub method: BootstrapMethod,
+    pub resamples: u32,
+    pub ci_low: f64,
+    pub ci_high: f64,
+}
+
+/// Resolved parameters (defaults filled in), stored with the analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Parameters {
+    /// Significance level of tests and verdicts.
+    pub alpha: f64,
+    /// Two-sided coverage of confidence intervals.
+    pub confidence: f64,
+    pub bootstrap: BootstrapParameters,
+    /// Whether CUPED adjustment with pre-period values was used.
+    pub cuped: bool,
+    pub correction: Correction,
+    pub missing_outcomes: MissingOutcomes,
+}
+
+/// Bootstrap settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BootstrapParameters {
+    pub resamples: u32,
+    pub method: BootstrapMethod,
+    /// Seed of every random draw (0 ≤ seed < 2⁵³, so JSON clients keep it exact).
+    pub seed: u64,
+}
+
+/// Units per variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VariantCount {
+    pub variant: String,
+    pub units: u64,
+}
+
+/// Units with a value of a metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MetricCoverage {
+    pub metric: String,
+    pub role: Role,
+    /// Assigned units with an experiment-period value.
+    pub units: u64,
+    /// Assigned units with a pre-period value.
+    pub units_pre: u64,
+}
+
+/// Units left out of part of the analysis, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Exclusion {
+    /// Machine-readable reason, e.g. `no_sli_value`, `no_kpi_value:revenue`.
+    pub reason: String,
+    pub units: u64,
+    pub description: String,
+}
+
+/// What data the analysis saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DataQuality {
+    pub assigned_units: Vec<VariantCount>,
+    pub metrics: Vec<MetricCoverage>,
+    /// Observations of units with no assignment (ignored).
+    pub unassigned_observations: u64,
+    /// Distinct units with observations but no assignment (ignored).
+    pub unassigned_units: u64,
+    pub excluded: Vec<Exclusion>,
+}
+
+/// Sample-ratio mismatch check, in variant order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SampleRatio {
+    pub variants: Vec<String>,
+    pub observed: Vec<u64>,
+    pub expected: Vec<f64>,
+    pub chi_square: f64,
+    pub p_value: f64,
+    /// False when p < `alarm_p_value`: the split is not as planned and validation is blocked.
+    pub passed: bool,
+    pub alarm_p_value: f64,
+}
+
+/// SLI distribution of a variant, in the SLI's unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SliSummary {
+    pub units: u64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+/// A KPI or guardrail's mean in a variant (after the missing-outcome rule).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MetricSummary {
+    pub metric: String,
+    pub role: Role,
+    pub units: u64,
+    pub mean: f64,
+    pub std_dev: f64,
+}
+
+/// One variant's data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VariantSummary {
+    pub variant: String,
+    pub control: bool,
+    /// Planned SLI change, in the SLI's unit.
+    pub dose: f64,
+    pub units: u64,
+    /// Null when no unit of the variant has an SLI value.
+    pub sli: Option<SliSummary>,
+    pub metrics: Vec<MetricSummary>,
+}
+
+/// Did the treatment move the SLI as planned?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FirstStageArm {
+    pub variant: String,
+    pub planned_dose: f64,
+    /// Treatment − control SLI mean (Welch), in the SLI's unit.
+    pub mean_shift: Estimate,
+    /// Treatment − control SLI p95 with a Poisson-bootstrap percentile interval.
+    pub p95_shift: Estimate,
+    /// Observed mean shift / planned dose (1 = exactly as planned); null for dose 0.
+    pub dose_ratio: Option<f64>,
+}
+
+/// CUPED-adjusted comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CupedEffect {
+    /// Pooled θ = cov(post, pre)/var(pre).
+    pub theta: f64,
+    /// Share of the outcome variance removed (pooled over arms).
+    pub variance_reduction: f64,
+    /// Adjusted treatment − control difference.
+    pub difference: Estimate,
+}
+
+/// Mann–Whitney U reported beside Welch for continuous metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MannWhitneyOut {
+    pub u: f64,
+    pub p_value: f64,
+    /// P(treatment > control) + ½P(tie).
+    pub prob_superiority: f64,
+}
+
+/// Effect of one treatment arm on one KPI or guardrail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct KpiEffect {
+    pub variant: String,
+    pub metric: String,
+    pub role: Role,
+    pub control_mean: f64,
+    pub treatment_mean: f64,
+    /// Treatment − control, in the metric's unit; `adjusted_p_value` is corrected across all
+    /// arm × metric comparisons of the same role.
+    pub difference: Estimate,
+    /// (treatment − control)/control, delta method.
+    pub relative_lift: Estimate,
+    /// Fieller's interval of the relative lift; null when it is unbounded.
+    pub fieller: Option<Interval>,
+    /// Bootstrap interval of the difference.
+    pub bootstrap: BootstrapInterval,
+    pub cuped: Option<CupedEffect>,
+    pub mann_whitney: Option<MannWhitneyOut>,
+}
+
+/// A closed interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Interval {
+    pub low: f64,
+    pub high: f64,
+}
+
+/// The causal slope of a KPI on the SLI, by 2SLS with the arms as instruments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CausalEffect {
+    pub kpi: String,
+    pub sli: String,
+    /// Units in the regression (those with an SLI value).
+    pub units: u64,
+    /// KPI change per SLI unit (e.g. per ms); robust (HC) errors with small-sample scaling;
+    /// `adjusted_p_value` is corrected across KPIs.
+    pub slope: Estimate,
+    /// Relative KPI change per +100 SLI units: 100·slope/control mean (e.g. −0.009 = −0.9%).
+    pub relative_per_100: Estimate,
+    /// Bootstrap interval of the slope.
+    pub bootstrap: BootstrapInterval,
+    pub first_stage_f: f64,
+    /// Heteroskedasticity-robust first-stage Wald statistic on the F scale.
+    pub first_stage_robust_f: f64,
+    /// True when the first-stage F is below 10.
+    pub weak_instrument: bool,
+    pub control_kpi_mean: f64,
+}
+
+/// One arm's point on the dose–response line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DosePoint {
+    pub variant: String,
+    pub dose: f64,
+    pub units: u64,
+    pub sli_mean: f64,
+    pub kpi_mean: f64,
+}
+
+/// Test that the arms lie on one line (Sargan over-identification test, needs ≥ 3 arms).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LinearityTest {
+    pub statistic: f64,
+    pub df: u32,
+    pub p_value: f64,
+    /// False when p < alpha: the response departs from a line.
+    pub linear: bool,
+}
+
+/// Arm-level KPI means against measured SLI means, with the fitted line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DoseResponse {
+    pub kpi: String,
+    pub sli: String,
+    pub points: Vec<DosePoint>,
+    pub intercept: f64,
+    pub slope: f64,
+    pub linearity: Option<LinearityTest>,
+}
+
+/// A breakpoint estimate with its interval, in the SLI's unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Breakpoint {
+    pub estimate: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+}
+
+/// Causal injection slope within one baseline-SLI quintile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BaselineBucket {
+    pub bucket: u32,
+    pub baseline_low: f64,
+    pub baseline_high: f64,
+    pub units: u64,
+    pub slope: Option<Estimate>,
+}
+
+/// Where the KPI starts to fall as the SLI worsens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Threshold {
+    pub kpi: String,
+    pub sli: String,
+    pub evidence: Evidence,
+    /// Null when the data do not support a threshold; `reason` says why.
+    pub breakpoint: Option<Breakpoint>,
+    /// KPI change per SLI unit below and above the breakpoint (observational fit).
+    pub slope_below: Option<f64>,
+    pub slope_above: Option<f64>,
+    /// Davies test that a slope change exists (observational).
+    pub davies_p_value: Option<f64>,
+    pub reason: Option<String>,
+    /// Per baseline quintile (causal evidence only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<BaselineBucket>,
+}
+
+/// Sensitivity of the experiment for a KPI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PowerSummary {
+    pub kpi: String,
+    /// The highest-dose arm, compared with control.
+    pub variant: String,
+    /// Minimum detectable relative lift at 80% power, two-sided alpha.
+    pub mde_relative: f64,
+    /// Minimum detectable relative KPI change per +100 SLI units (from the slope's SE).
+    pub mde_relative_per_100: f64,
+    /// The observed relative change per +100 SLI units.
+    pub observed_relative_per_100: f64,
+    /// True when the slope's CI excludes zero or the design could detect the observed effect.
+    pub informative: bool,
+}
+
+/// One reason a verdict is not validated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Reason {
+    pub code: ReasonCode,
+    pub message: String,
+}
+
+/// Whether the SLI causally moves this KPI, and why not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Verdict {
+    pub kpi: String,
+    pub validated: bool,
+    pub reasons: Vec<Reason>,
+}
+
+/// A complete analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Analysis {
+    pub id: i64,
+    /// Experiment key.
+    pub experiment: String,
+    pub created_at: DateTime<Utc>,
+    pub parameters: Parameters,
+    /// Fingerprint of the assignments and observations used; equal data give equal fingerprints.
+    pub fingerprint: String,
+    pub data_quality: DataQuality,
+    pub sample_ratio: SampleRatio,
+    pub variants: Vec<VariantSummary>,
+    pub first_stage: Vec<FirstStageArm>,
+    pub kpi_effects: Vec<KpiEffect>,
+    pub causal_effects: Vec<CausalEffect>,
+    pub dose_response: Vec<DoseResponse>,
+    pub threshold: Vec<Threshold>,
+    pub power: Vec<PowerSummary>,
+    pub verdicts: Vec<Verdict>,
+    /// One or two plain sentences for a product manager.
+    pub summary: String,
+}

@@ -1,0 +1,238 @@
+//! Power, verdicts and the plain-English summary.
+
+use super::causal::harmful_sign;
+use super::data::UnitData;
+use super::report::{
+    CausalEffect, FirstStageArm, KpiEffect, Parameters, PowerSummary, Reason, ReasonCode,
+    SampleRatio, Verdict,
+};
+use crate::stats::dist::norm_ppf;
+use crate::stats::power::mde_difference;
+
+/// Power the MDE is computed for.
+pub const TARGET_POWER: f64 = 0.8;
+
+fn pct(x: f64) -> String {
+    format!("{:.2}%", 100.0 * x)
+}
+
+/// Sensitivity per KPI: the highest-dose arm's minimum detectable lift, and the slope's.
+pub fn power(
+    d: &UnitData,
+    p: &Parameters,
+    effects: &[KpiEffect],
+    causal: &[Option<CausalEffect>],
+) -> Vec<PowerSummary> {
+    let top = d
+        .arms
+        .iter()
+        .enumerate()
+        .filter(|(a, _)| *a != d.control)
+        .max_by(|x, y| x.1.dose.abs().total_cmp(&y.1.dose.abs()))
+        .map(|(a, _)| a);
+    let z = norm_ppf(1.0 - p.alpha / 2.0) + norm_ppf(TARGET_POWER);
+    let mut out = Vec::new();
+    for ((_, m), c) in d.kpis().zip(causal) {
+        let (Some(top), Some(c)) = (top, c) else {
+            continue;
+        };
+        let e = effects
+            .iter()
+            .find(|e| e.metric == m.metric.key && e.variant == d.arms[top].key);
+        let mde_relative = e
+            .and_then(|e| {
+                let v = |arm: usize| {
+                    let vals: Vec<f64> = (0..d.len())
+                        .filter(|i| d.arm[*i] as usize == arm)
+                        .filter_map(|i| m.outcome(i, p.missing_outcomes))
+                        .collect();
+                    let mo = crate::stats::descriptive::Moments::of(&vals);
+                    (mo.variance().unwrap_or(0.0), mo.n as f64)
+                };
+                let ((vt, nt), (vc, nc)) = (v(top), v(d.control));
+                mde_difference(vt, nt, vc, nc, p.alpha, TARGET_POWER)
+                    .ok()
+                    .map(|mde| mde / e.control_mean.abs())
+            })
+            .unwrap_or(f64::INFINITY);
+        let mde_per_100 = z * c.relative_per_100.std_error;
+        let observed = c.relative_per_100.estimate;
+        let excludes_zero = c.slope.ci_low > 0.0 || c.slope.ci_high < 0.0;
+        out.push(PowerSummary {
+            kpi: m.metric.key.clone(),
+            variant: d.arms[top].key.clone(),
+            mde_relative: if mde_relative.is_finite() {
+                mde_relative
+            } else {
+                0.0
+            },
+            mde_relative_per_100: mde_per_100,
+            observed_relative_per_100: observed,
+            informative: excludes_zero || mde_per_100 <= observed.abs(),
+        });
+    }
+    out
+}
+
+/// Verdict per KPI: validated only when SRM passes, the first stage is strong, the slope's
+/// corrected p-value is below alpha (its CI excludes zero) and its sign is the harmful one.
+pub fn verdicts(
+    d: &UnitData,
+    p: &Parameters,
+    srm: &SampleRatio,
+    causal: &[Option<CausalEffect>],
+    failures: &[Option<String>],
+    power: &[PowerSummary],
+) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    for (((_, m), c), failure) in d.kpis().zip(causal).zip(failures) {
+        let mut reasons = Vec::new();
+        if !srm.passed {
+            reasons.push(Reason {
+                code: ReasonCode::SrmFailed,
+                message: format!(
+                    "sample-ratio mismatch: units are not split as planned (χ² = {:.2}, p = {:.2e} < {})",
+                    srm.chi_square, srm.p_value, srm.alarm_p_value
+                ),
+            });
+        }
+        let Some(c) = c else {
+            reasons.push(Reason {
+                code: ReasonCode::EstimationFailed,
+                message: failure
+                    .clone()
+                    .unwrap_or_else(|| "the causal slope could not be estimated".into()),
+            });
+            out.push(Verdict {
+                kpi: m.metric.key.clone(),
+                validated: false,
+                reasons,
+            });
+            continue;
+        };
+        if c.weak_instrument {
+            reasons.push(Reason {
+                code: ReasonCode::WeakInstrument,
+                message: format!(
+                    "weak instrument: the arms barely moved {} (first-stage F = {:.1} < 10)",
+                    d.sli_metric.key, c.first_stage_f
+                ),
+            });
+        }
+        let adjusted = c.slope.adjusted_p_value.or(c.slope.p_value).unwrap_or(1.0);
+        let significant = adjusted < p.alpha;
+        if !significant {
+            reasons.push(Reason {
+                code: ReasonCode::CiIncludesZero,
+                message: format!(
+                    "the effect is not distinguishable from zero: {} per +100 {} ({}% CI {} to {}), corrected p = {:.3}",
+                    pct(c.relative_per_100.estimate),
+                    d.sli_metric.unit,
+                    (100.0 * p.confidence).round(),
+                    pct(c.relative_per_100.ci_low),
+                    pct(c.relative_per_100.ci_high),
+                    adjusted
+                ),
+            });
+            if let Some(pw) = power.iter().find(|pw| pw.kpi == m.metric.key) {
+                if pw.mde_relative_per_100 > pw.observed_relative_per_100.abs() {
+                    reasons.push(Reason {
+                        code: ReasonCode::Underpowered,
+                        message: format!(
+                            "underpowered: minimum detectable effect {} per +100 {} exceeds the observed {}",
+                            pct(pw.mde_relative_per_100),
+                            d.sli_metric.unit,
+                            pct(pw.observed_relative_per_100.abs())
+                        ),
+                    });
+                }
+            }
+        }
+        let harmful = harmful_sign(d.sli_metric.direction, m.metric.direction);
+        if significant && c.slope.estimate * harmful < 0.0 {
+            reasons.push(Reason {
+                code: ReasonCode::DirectionMismatch,
+                message: format!(
+                    "direction mismatch: a worse {} appears to improve {}, contrary to the metrics' directions",
+                    d.sli_metric.key, m.metric.key
+                ),
+            });
+        }
+        out.push(Verdict {
+            kpi: m.metric.key.clone(),
+            validated: reasons.is_empty(),
+            reasons,
+        });
+    }
+    out
+}
+
+/// One or two sentences about the primary KPI (and how many others were validated).
+pub fn summary(
+    d: &UnitData,
+    p: &Parameters,
+    causal: &[Option<CausalEffect>],
+    verdicts: &[Verdict],
+    first: &[FirstStageArm],
+) -> String {
+    let sli = &d.sli_metric;
+    let unit = if sli.unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", sli.unit)
+    };
+    let mut s = match (causal.first().and_then(Option::as_ref), verdicts.first()) {
+        (Some(c), Some(v)) => {
+            let r = &c.relative_per_100;
+            let verb = if r.estimate < 0.0 { "lowers" } else { "raises" };
+            let (lo, hi) = (
+                r.ci_low.abs().min(r.ci_high.abs()),
+                r.ci_low.abs().max(r.ci_high.abs()),
+            );
+            let ci = if r.ci_low * r.ci_high > 0.0 {
+                format!("{}–{}", pct(lo), pct(hi))
+            } else {
+                format!("{} to {}", pct(r.ci_low), pct(r.ci_high))
+            };
+            let status = if v.validated {
+                "validated".to_owned()
+            } else {
+                let codes: Vec<&str> = v.reasons.iter().map(|r| r.code.as_str()).collect();
+                format!("not validated ({})", codes.join(", "))
+            };
+            format!(
+                "Each +100{unit} of {} {verb} {} by {} ({:.0}% CI {ci}); {status}.",
+                sli.name,
+                c.kpi,
+                pct(r.estimate.abs()),
+                100.0 * p.confidence
+            )
+        }
+        (None, Some(v)) => format!(
+            "The effect of {} on {} could not be estimated: {}.",
+            sli.name,
+            v.kpi,
+            v.reasons
+                .iter()
+                .map(|r| r.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        _ => "No KPI could be analysed.".to_owned(),
+    };
+    if let Some(arm) = first
+        .iter()
+        .max_by(|a, b| a.planned_dose.abs().total_cmp(&b.planned_dose.abs()))
+    {
+        s.push_str(&format!(
+            " The {} arm moved mean {} by {:+.1}{unit} (planned {:+.1}{unit}).",
+            arm.variant, sli.name, arm.mean_shift.estimate, arm.planned_dose
+        ));
+    }
+    let others = verdicts.len().saturating_sub(1);
+    if others > 0 {
+        let ok = verdicts.iter().skip(1).filter(|v| v.validated).count();
+        s.push_str(&format!(" {ok} of {others} other KPI(s) validated."));
+    }
+    s
+}

@@ -1,0 +1,194 @@
+//! `/api/v1/experiments/{key}/analyses` and `/api/v1/analyses/{id}`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use super::pagination::ListQuery;
+use super::{blocking, AppState};
+use crate::analysis::report::{Analysis, BootstrapMethod, Correction, MissingOutcomes};
+use crate::analysis::{self, Requested};
+use crate::error::{AppError, Issue};
+use crate::store::{analyses, experiments};
+
+/// Bootstrap settings of an analysis request.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapRequest {
+    /// Resamples, 100 to 100,000 (default 2,000).
+    pub resamples: Option<u32>,
+    /// Interval kind (default `bca`).
+    pub method: Option<BootstrapMethod>,
+    /// Seed of every random draw, 0 ≤ seed < 2⁵³ (default: random, and recorded).
+    pub seed: Option<u64>,
+}
+
+/// Parameters of a new analysis; every field is optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisRequest {
+    /// Significance level (default 0.05).
+    pub alpha: Option<f64>,
+    /// Confidence level of intervals (default 0.95).
+    pub confidence: Option<f64>,
+    #[serde(default)]
+    pub bootstrap: Option<BootstrapRequest>,
+    /// Adjust with pre-period values (default: true when any KPI has pre-period data).
+    pub cuped: Option<bool>,
+    /// Multiple-testing correction (default `holm`).
+    pub correction: Option<Correction>,
+    /// Missing KPI values (default `zero`); SLIs are never imputed.
+    pub missing_outcomes: Option<MissingOutcomes>,
+}
+
+/// A page of analyses, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AnalysisList {
+    pub items: Vec<Analysis>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RawList<'a> {
+    items: Vec<&'a RawValue>,
+    next_cursor: Option<String>,
+}
+
+fn parse_request(req: &HttpRequest, body: &[u8]) -> Result<AnalysisRequest, AppError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(AnalysisRequest::default());
+    }
+    let ct = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("application/json")
+    {
+        return Err(AppError::UnsupportedMediaType {
+            got: ct.to_owned(),
+            expected: "application/json",
+        });
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            AppError::invalid(
+                "the request body does not match the schema",
+                vec![Issue {
+                    row: None,
+                    field: None,
+                    message: e.to_string(),
+                }],
+            )
+        } else {
+            AppError::BadRequest(format!("malformed JSON body: {e}"))
+        }
+    })
+}
+
+fn json(text: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(text)
+}
+
+/// Analyses an experiment's data and stores the result.
+///
+/// The same data, parameters and seed give identical numbers. Answers 422 naming what is
+/// missing when the experiment has too little data.
+#[utoipa::path(
+    post, path = "/api/v1/experiments/{key}/analyses", operation_id = "create_analysis", tag = "analyses",
+    params(("key" = String, Path, description = "Experiment key")),
+    request_body(content = AnalysisRequest, description = "Parameters; an empty body uses every default"),
+    responses((status = 201, description = "The analysis", body = Analysis,
+               headers(("Location" = String, description = "URL of the analysis"))))
+)]
+pub async fn create_analysis(
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let r = parse_request(&req, &body)?;
+    let b = r.bootstrap.unwrap_or_default();
+    let requested = Requested {
+        alpha: r.alpha,
+        confidence: r.confidence,
+        resamples: b.resamples,
+        method: b.method,
+        seed: b.seed,
+        cuped: r.cuped,
+        correction: r.correction,
+        missing_outcomes: r.missing_outcomes,
+    };
+    let key = key.into_inner();
+    let stored = blocking(&state, move |c| {
+        let e = experiments::get(c, &key)?;
+        analysis::run(c, &e, &requested)
+    })
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/analyses/{}", stored.id)))
+        .content_type("application/json")
+        .body(stored.result))
+}
+
+/// Fetches a stored analysis.
+#[utoipa::path(
+    get, path = "/api/v1/analyses/{id}", operation_id = "get_analysis", tag = "analyses",
+    params(("id" = i64, Path, description = "Analysis id")),
+    responses((status = 200, description = "The analysis", body = Analysis))
+)]
+pub async fn get_analysis(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let a = blocking(&state, move |c| analyses::get(c, id)).await?;
+    Ok(json(a.result))
+}
+
+/// Lists an experiment's analyses, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/experiments/{key}/analyses", operation_id = "list_analyses", tag = "analyses",
+    params(("key" = String, Path, description = "Experiment key"), ListQuery),
+    responses((status = 200, description = "A page of analyses", body = AnalysisList))
+)]
+pub async fn list_analyses(
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let page = q.page()?;
+    let key = key.into_inner();
+    let before = (page.after_id > 0).then_some(page.after_id);
+    let rows = blocking(&state, move |c| {
+        let e = experiments::get(c, &key)?;
+        analyses::list(c, e.id, before, page.limit + 1)
+    })
+    .await?;
+    let more = rows.len() as i64 > page.limit;
+    let shown = &rows[..rows.len().min(page.limit as usize)];
+    let items = shown
+        .iter()
+        .map(|a| RawValue::from_string(a.result.clone()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored analysis is not JSON: {e}")))?;
+    let next_cursor = if more {
+        shown.last().map(|a| super::pagination::encode_cursor(a.id))
+    } else {
+        None
+    };
+    let body = serde_json::to_string(&RawList {
+        items: items.iter().map(|b| b.as_ref()).collect(),
+        next_cursor,
+    })
+    .map_err(|e| AppError::Internal(e.into()))?;
+    Ok(json(body))
+}

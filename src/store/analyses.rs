@@ -1,0 +1,133 @@
+//! Stored analyses, and the bulk reads an analysis needs.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::analyses::dsl as an;
+use super::schema::{assignments, observations};
+use super::{now, with_backend, DbConnection};
+use crate::error::{AppError, AppResult};
+
+/// A stored analysis: its result document as JSON text, exactly as first produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAnalysis {
+    pub id: i64,
+    pub experiment_id: i64,
+    pub created_at: NaiveDateTime,
+    pub seed: i64,
+    pub fingerprint: String,
+    pub parameters: String,
+    pub result: String,
+}
+
+type Row = (i64, i64, NaiveDateTime, i64, String, String, String);
+
+fn from_row(r: Row) -> StoredAnalysis {
+    StoredAnalysis {
+        id: r.0,
+        experiment_id: r.1,
+        created_at: r.2,
+        seed: r.3,
+        fingerprint: r.4,
+        parameters: r.5,
+        result: r.6,
+    }
+}
+
+/// Stores a new analysis: `result` renders the document once the id and creation time are known.
+pub fn insert(
+    conn: &mut DbConnection,
+    experiment_id: i64,
+    seed: u64,
+    fingerprint: &str,
+    parameters: &str,
+    result: impl FnOnce(i64, NaiveDateTime) -> AppResult<String>,
+) -> AppResult<StoredAnalysis> {
+    conn.transaction(|conn| {
+        let created_at = now();
+        let values = (
+            an::experiment_id.eq(experiment_id),
+            an::created_at.eq(created_at),
+            // Stored as the same 64 bits; read back with `as u64`.
+            an::seed.eq(seed as i64),
+            an::fingerprint.eq(fingerprint),
+            an::parameters.eq(parameters),
+            an::result.eq(""),
+        );
+        let id: i64 = with_backend!(conn, |c| diesel::insert_into(an::analyses)
+            .values(values)
+            .returning(an::id)
+            .get_result(c))?;
+        let text = result(id, created_at)?;
+        diesel::update(an::analyses.find(id))
+            .set(an::result.eq(&text))
+            .execute(conn)?;
+        get(conn, id)
+    })
+}
+
+/// The analysis with this id, or 404.
+pub fn get(conn: &mut DbConnection, id: i64) -> AppResult<StoredAnalysis> {
+    let row: Row = an::analyses
+        .find(id)
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::not_found("analysis", id))?;
+    Ok(from_row(row))
+}
+
+/// Analyses of an experiment, newest first; `before` is the id of the last item of the previous page.
+pub fn list(
+    conn: &mut DbConnection,
+    experiment_id: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> AppResult<Vec<StoredAnalysis>> {
+    let mut q = an::analyses
+        .filter(an::experiment_id.eq(experiment_id))
+        .into_boxed();
+    if let Some(b) = before {
+        q = q.filter(an::id.lt(b));
+    }
+    let rows: Vec<Row> = q.order(an::id.desc()).limit(limit).load(conn)?;
+    Ok(rows.into_iter().map(from_row).collect())
+}
+
+/// Calls `f(unit_id, variant_id)` for every assignment of the experiment.
+pub fn for_each_assignment(
+    conn: &mut DbConnection,
+    experiment_id: i64,
+    mut f: impl FnMut(String, i64),
+) -> AppResult<()> {
+    let rows = assignments::table
+        .filter(assignments::experiment_id.eq(experiment_id))
+        .select((assignments::unit_id, assignments::variant_id))
+        .load_iter::<(String, i64), diesel::connection::DefaultLoadingMode>(conn)?;
+    for row in rows {
+        let (u, v) = row?;
+        f(u, v);
+    }
+    Ok(())
+}
+
+/// Calls `f(unit_id, metric_id, is_pre, value)` for every observation of the experiment.
+pub fn for_each_observation(
+    conn: &mut DbConnection,
+    experiment_id: i64,
+    mut f: impl FnMut(&str, i64, bool, f64),
+) -> AppResult<()> {
+    let rows = observations::table
+        .filter(observations::experiment_id.eq(experiment_id))
+        .select((
+            observations::unit_id,
+            observations::metric_id,
+            observations::period.eq("pre"),
+            observations::value,
+        ))
+        .load_iter::<(String, i64, bool, f64), diesel::connection::DefaultLoadingMode>(conn)?;
+    for row in rows {
+        let (u, m, pre, v) = row?;
+        f(&u, m, pre, v);
+    }
+    Ok(())
+}

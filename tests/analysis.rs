@@ -1,0 +1,423 @@
+//! End-to-end analyses through HTTP on simulated experiments with a known truth.
+
+mod common;
+
+use common::{apps, assert_problem, error_fields, TestApp};
+use serde_json::{json, Value};
+use sloproof::simulate::{generate, Curve, SimConfig};
+
+fn config(key: &str) -> SimConfig {
+    SimConfig {
+        key: key.into(),
+        units: 40_000,
+        effect_per_100ms: -0.2,
+        seed: 11,
+        ..SimConfig::default()
+    }
+}
+
+async fn analyse(app: &TestApp, key: &str, params: Value) -> common::Resp {
+    app.post_json(&format!("/api/v1/experiments/{key}/analyses"), &params)
+        .await
+}
+
+fn verdict<'a>(a: &'a Value, kpi: &str) -> &'a Value {
+    a["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["kpi"] == kpi)
+        .unwrap()
+}
+
+fn codes(v: &Value) -> Vec<String> {
+    v["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_real_effect_is_validated_and_its_interval_covers_the_truth() {
+    let c = config("linear");
+    let sim = generate(&c);
+    for app in apps().await {
+        let b = app.backend;
+        app.load_simulated(&sim).await;
+        let r = analyse(
+            &app,
+            "linear",
+            json!({"bootstrap": {"resamples": 500, "seed": 1}}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        let id = r.body["id"].as_i64().unwrap();
+        assert_eq!(r.location, Some(format!("/api/v1/analyses/{id}")));
+        let a = &r.body;
+        assert!(a["sample_ratio"]["passed"].as_bool().unwrap(), "{b}");
+        let conv = verdict(a, "checkout-conversion");
+        assert_eq!(conv["validated"], true, "{b}: {conv}");
+        let slope = &a["causal_effects"][0]["slope"];
+        let (lo, hi) = (
+            slope["ci_low"].as_f64().unwrap(),
+            slope["ci_high"].as_f64().unwrap(),
+        );
+        assert!(
+            lo <= sim.true_conversion_slope && sim.true_conversion_slope <= hi,
+            "{b}: true {} not in [{lo}, {hi}]",
+            sim.true_conversion_slope
+        );
+        let boot = &a["causal_effects"][0]["bootstrap"];
+        assert!(
+            boot["ci_low"].as_f64().unwrap() < sim.true_conversion_slope
+                && sim.true_conversion_slope < boot["ci_high"].as_f64().unwrap(),
+            "{b}: {boot}"
+        );
+        assert_eq!(a["causal_effects"][0]["weak_instrument"], false);
+        assert!(
+            a["summary"].as_str().unwrap().contains("validated"),
+            "{}",
+            a["summary"]
+        );
+        assert!(a["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("Each +100 ms of checkout latency lowers checkout-conversion by"));
+        // The first stage moved latency by about the planned dose.
+        for arm in a["first_stage"].as_array().unwrap() {
+            let ratio = arm["dose_ratio"].as_f64().unwrap();
+            assert!((ratio - 1.0).abs() < 0.05, "{b}: {arm}");
+        }
+        // Linear truth: no departure from linearity, no causal threshold.
+        assert_eq!(
+            a["dose_response"][0]["linearity"]["linear"], true,
+            "{b}: {}",
+            a["dose_response"][0]
+        );
+        let causal = a["threshold"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["evidence"] == "causal" && t["kpi"] == "checkout-conversion")
+            .unwrap();
+        assert!(causal["breakpoint"].is_null(), "{b}: {causal}");
+        // CUPED was used (pre-period data exists) and the stored copy is identical.
+        assert_eq!(a["parameters"]["cuped"], true);
+        let got = app.get(&format!("/api/v1/analyses/{id}")).await;
+        assert_eq!(
+            got.text, r.text,
+            "{b}: the stored analysis is served byte for byte"
+        );
+        // Every p-value adjusted; every estimate has the contract's fields.
+        for e in a["kpi_effects"].as_array().unwrap() {
+            for k in [
+                "estimate",
+                "std_error",
+                "ci_low",
+                "ci_high",
+                "p_value",
+                "adjusted_p_value",
+                "method",
+            ] {
+                assert!(!e["difference"][k].is_null(), "{b}: {k} in {e}");
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn an_a_a_experiment_is_not_validated() {
+    let c = SimConfig {
+        doses: vec![0.0, 0.0, 0.0],
+        ..config("aa")
+    };
+    let sim = generate(&c);
+    for app in apps().await {
+        app.load_simulated(&sim).await;
+        let r = analyse(
+            &app,
+            "aa",
+            json!({"bootstrap": {"resamples": 200, "seed": 2}}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}: {}", app.backend, r.text);
+        let v = verdict(&r.body, "checkout-conversion");
+        assert_eq!(v["validated"], false);
+        let c = codes(v);
+        assert!(c.contains(&"weak_instrument".to_owned()), "{c:?}");
+        assert!(
+            r.body["summary"]
+                .as_str()
+                .unwrap()
+                .contains("not validated"),
+            "{}",
+            r.body["summary"]
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_sample_ratio_mismatch_blocks_validation_and_says_why() {
+    let c = SimConfig {
+        drop_share: 0.1,
+        ..config("srm")
+    };
+    let sim = generate(&c);
+    for app in apps().await {
+        app.load_simulated(&sim).await;
+        let r = analyse(
+            &app,
+            "srm",
+            json!({"bootstrap": {"resamples": 200, "seed": 3}}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.body["sample_ratio"]["passed"], false);
+        let v = verdict(&r.body, "checkout-conversion");
+        assert_eq!(v["validated"], false);
+        assert!(codes(v).contains(&"srm_failed".to_owned()), "{v}");
+        assert!(v["reasons"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sample-ratio mismatch"));
+    }
+}
+
+#[actix_web::test]
+async fn a_weak_instrument_is_flagged() {
+    let c = SimConfig {
+        doses: vec![0.0, 1.0, 2.0],
+        sigma: 0.8,
+        ..config("weak")
+    };
+    let sim = generate(&c);
+    for app in apps().await {
+        app.load_simulated(&sim).await;
+        let r = analyse(
+            &app,
+            "weak",
+            json!({"bootstrap": {"resamples": 200, "seed": 4}}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let ce = &r.body["causal_effects"][0];
+        assert!(ce["first_stage_f"].as_f64().unwrap() < 10.0, "{ce}");
+        assert_eq!(ce["weak_instrument"], true);
+        let v = verdict(&r.body, "checkout-conversion");
+        assert_eq!(v["validated"], false);
+        assert!(codes(v).contains(&"weak_instrument".to_owned()), "{v}");
+    }
+}
+
+#[actix_web::test]
+async fn a_known_knee_is_recovered_within_its_interval() {
+    let c = SimConfig {
+        key: "knee".into(),
+        units: 100_000,
+        curve: Curve::Knee,
+        knee_ms: 400.0,
+        // Mild enough that conversion stays above 0 (it would at 900 ms): one kink only.
+        effect_per_100ms: -0.2,
+        seed: 5,
+        ..SimConfig::default()
+    };
+    let sim = generate(&c);
+    let apps = apps().await;
+    let app = &apps[0];
+    app.load_simulated(&sim).await;
+    let r = analyse(
+        app,
+        "knee",
+        json!({"bootstrap": {"resamples": 200, "seed": 5}}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let t = r.body["threshold"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["evidence"] == "observational" && t["kpi"] == "checkout-conversion")
+        .unwrap();
+    let bp = &t["breakpoint"];
+    assert!(!bp.is_null(), "{t}");
+    let (lo, hi) = (
+        bp["ci_low"].as_f64().unwrap(),
+        bp["ci_high"].as_f64().unwrap(),
+    );
+    assert!(
+        lo <= 400.0 && 400.0 <= hi,
+        "knee 400 not in [{lo}, {hi}]: {t}"
+    );
+    assert!(t["davies_p_value"].as_f64().unwrap() < 0.05);
+    assert!(t["slope_above"].as_f64().unwrap() < t["slope_below"].as_f64().unwrap());
+}
+
+fn numbers_only(mut a: Value) -> Value {
+    let o = a.as_object_mut().unwrap();
+    o.remove("id");
+    o.remove("created_at");
+    a
+}
+
+#[actix_web::test]
+async fn the_same_seed_gives_identical_numbers() {
+    let sim = generate(&SimConfig {
+        units: 10_000,
+        ..config("repro")
+    });
+    for app in apps().await {
+        app.load_simulated(&sim).await;
+        let p = json!({"bootstrap": {"resamples": 300, "seed": 99}});
+        let a = analyse(&app, "repro", p.clone()).await;
+        let b = analyse(&app, "repro", p).await;
+        assert_eq!(a.status, 201);
+        assert_ne!(a.body["id"], b.body["id"]);
+        assert_eq!(
+            numbers_only(a.body.clone()).to_string(),
+            numbers_only(b.body.clone()).to_string(),
+            "{}",
+            app.backend
+        );
+        let c = analyse(
+            &app,
+            "repro",
+            json!({"bootstrap": {"resamples": 300, "seed": 100}}),
+        )
+        .await;
+        assert_ne!(
+            a.body["causal_effects"][0]["bootstrap"], c.body["causal_effects"][0]["bootstrap"],
+            "another seed, other draws"
+        );
+        assert_eq!(
+            a.body["causal_effects"][0]["slope"], c.body["causal_effects"][0]["slope"],
+            "analytic numbers do not depend on the seed"
+        );
+        // Newest first, paginated.
+        let list = app.get("/api/v1/experiments/repro/analyses?limit=2").await;
+        let ids: Vec<i64> = list.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                c.body["id"].as_i64().unwrap(),
+                b.body["id"].as_i64().unwrap()
+            ]
+        );
+        let next = list.body["next_cursor"].as_str().unwrap();
+        let page2 = app
+            .get(&format!(
+                "/api/v1/experiments/repro/analyses?limit=2&cursor={next}"
+            ))
+            .await;
+        assert_eq!(page2.body["items"][0]["id"], a.body["id"]);
+        assert!(page2.body["next_cursor"].is_null());
+    }
+}
+
+#[actix_web::test]
+async fn the_analysis_does_not_depend_on_the_thread_count() {
+    use sloproof::analysis::{compute, data, resolve, Requested};
+    let sim = generate(&SimConfig {
+        units: 5_000,
+        ..config("threads")
+    });
+    let apps = apps().await;
+    let app = &apps[0];
+    app.load_simulated(&sim).await;
+    let db = sloproof::store::Db::open(&app.db_url, 2).unwrap();
+    let mut conn = db.conn().unwrap();
+    let e = sloproof::store::experiments::get(&mut conn, "threads").unwrap();
+    let d = data::load(&mut conn, &e).unwrap();
+    let p = resolve(
+        &Requested {
+            seed: Some(5),
+            resamples: Some(300),
+            ..Requested::default()
+        },
+        true,
+    )
+    .unwrap();
+    let run = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let at = chrono::DateTime::from_timestamp(0, 0).unwrap();
+        pool.install(|| serde_json::to_string(&compute(&d, &p, 1, "threads", at).unwrap()).unwrap())
+    };
+    assert_eq!(run(1), run(2));
+}
+
+#[actix_web::test]
+async fn too_little_data_and_bad_parameters_are_clear_4xx() {
+    for app in apps().await {
+        let b = app.backend;
+        app.seed_experiment("empty").await;
+        let r = analyse(&app, "empty", json!({})).await;
+        let body = assert_problem(&r, 422, b);
+        let text = body["errors"].to_string();
+        assert!(
+            text.contains("the control arm 'control' has 0 units"),
+            "{text}"
+        );
+        // Assign units but observe only the SLI: the KPIs have no observations.
+        let arms = ["control", "plus-100", "plus-200"];
+        let rows: Vec<Value> = (0..12)
+            .map(|i| json!({"unit_id": format!("u{i}"), "variant": arms[i % 3]}))
+            .collect();
+        assert_eq!(
+            app.post_json("/api/v1/experiments/empty/assignments", &Value::Array(rows))
+                .await
+                .status,
+            200
+        );
+        let obs: Vec<Value> = (0..12)
+            .map(|i| json!({"unit_id": format!("u{i}"), "metric": "latency", "value": 300 + i}))
+            .collect();
+        assert_eq!(
+            app.post_json("/api/v1/experiments/empty/observations", &Value::Array(obs))
+                .await
+                .status,
+            200
+        );
+        let body = assert_problem(&analyse(&app, "empty", json!({})).await, 422, b);
+        let text = body["errors"].to_string();
+        assert!(
+            text.contains("KPI 'conversion' has no observations"),
+            "{text}"
+        );
+        assert!(
+            text.contains("guardrail 'orders' has no observations"),
+            "{text}"
+        );
+        // Parameters.
+        let body = assert_problem(&analyse(&app, "empty", json!({"alpha": 2})).await, 422, b);
+        assert_eq!(error_fields(&body), vec!["alpha"]);
+        let body = assert_problem(
+            &analyse(
+                &app,
+                "empty",
+                json!({"bootstrap": {"seed": 9007199254740992u64}}),
+            )
+            .await,
+            422,
+            b,
+        );
+        assert_eq!(error_fields(&body), vec!["bootstrap.seed"]);
+        assert_problem(
+            &analyse(&app, "empty", json!({"bootstrap": {"method": "magic"}})).await,
+            422,
+            b,
+        );
+        assert_problem(&analyse(&app, "empty", json!({"colour": 1})).await, 422, b);
+        assert_problem(&analyse(&app, "nope", json!({})).await, 404, b);
+        assert_problem(&app.get("/api/v1/analyses/999").await, 404, b);
+        assert_problem(&app.get("/api/v1/analyses/abc").await, 400, b);
+    }
+}

@@ -331,9 +331,8 @@ async fn the_analysis_does_not_depend_on_the_thread_count() {
     let app = &apps[0];
     app.load_simulated(&sim).await;
     let db = sloproof::store::Db::open(&app.db_url, 2).unwrap();
-    let mut conn = db.conn().unwrap();
-    let e = sloproof::store::experiments::get(&mut conn, "threads").unwrap();
-    let d = data::load(&mut conn, &e).unwrap();
+    let e = sloproof::store::experiments::get(&mut db.conn().unwrap(), "threads").unwrap();
+    let d = data::load(&db, &e).unwrap();
     let p = resolve(
         &Requested {
             seed: Some(5),

@@ -12,7 +12,7 @@ use crate::error::AppResult;
 use crate::stats::bootstrap;
 use crate::stats::descriptive::{quantile_sorted, Moments};
 use crate::stats::iv::{two_sls, IvCov, TwoSls};
-use crate::stats::knee::{davies_test, hinge_bootstrap, hinge_fit};
+use crate::stats::knee::hinge_analysis;
 use crate::stats::{StatsError, StatsResult};
 
 /// First-stage F below which the instrument is weak (Staiger & Stock 1997).
@@ -88,18 +88,22 @@ fn slope_bootstrap(
     p: &Parameters,
     seed: u64,
     theta: f64,
+    shared: Option<Vec<Vec<[f64; 3]>>>,
 ) -> StatsResult<BootstrapInterval> {
-    let reps = bootstrap::poisson_sums(
-        &pop.arm,
-        arms,
-        &[&pop.x, &pop.y],
-        p.bootstrap.resamples as usize,
-        seed,
-    )?;
-    let slopes: Vec<f64> = reps
+    let sums: Vec<Vec<[f64; 3]>> = match shared {
+        Some(s) => s,
+        None => bootstrap::poisson_sums(
+            &pop.arm,
+            arms,
+            &[&pop.x, &pop.y],
+            p.bootstrap.resamples as usize,
+            seed,
+        )?
         .iter()
-        .map(|r| grouped_slope(&r.iter().map(|g| [g[0], g[1], g[2]]).collect::<Vec<_>>()))
-        .collect();
+        .map(|r| r.iter().map(|g| [g[0], g[1], g[2]]).collect())
+        .collect(),
+    };
+    let slopes: Vec<f64> = sums.iter().map(|r| grouped_slope(r)).collect();
     if slopes.iter().any(|s| !s.is_finite()) {
         return Err(StatsError::Undefined(
             "a bootstrap replicate had no first stage".into(),
@@ -116,13 +120,15 @@ fn slope_bootstrap(
         }
         let loo: Vec<Vec<f64>> = (0..arms)
             .map(|a| {
+                let mut s = sums.clone();
                 (0..pop.x.len())
                     .filter(|i| pop.arm[*i] as usize == a)
                     .map(|i| {
-                        let mut s = sums.clone();
-                        s[a][0] -= 1.0;
-                        s[a][1] -= pop.x[i];
-                        s[a][2] -= pop.y[i];
+                        s[a] = [
+                            sums[a][0] - 1.0,
+                            sums[a][1] - pop.x[i],
+                            sums[a][2] - pop.y[i],
+                        ];
                         grouped_slope(&s)
                     })
                     .collect()
@@ -168,21 +174,21 @@ pub struct KpiCausal {
     pub population: Population,
 }
 
-pub fn causal(d: &UnitData, m: &MetricColumn, p: &Parameters) -> AppResult<KpiCausal> {
+pub fn causal(
+    d: &UnitData,
+    m: &MetricColumn,
+    p: &Parameters,
+    shared: Option<Vec<Vec<[f64; 3]>>>,
+) -> AppResult<KpiCausal> {
     let what = format!("causal slope of {} on {}", m.metric.key, d.sli_metric.key);
     let pop = population(d, m, p);
     let f = fit(&pop, d.arms.len(), d.control).map_err(stats_err(&what))?;
     let slope = f
         .slope(IvCov::Robust, p.confidence)
         .map_err(stats_err(&what))?;
-    let boot = slope_bootstrap(
-        &pop,
-        d.arms.len(),
-        p,
-        seed_for(p, &format!("slope:{}", m.metric.key), 0),
-        slope.estimate,
-    )
-    .map_err(stats_err(&what))?;
+    let seed = seed_for(p, &format!("slope:{}", m.metric.key), 0);
+    let boot = slope_bootstrap(&pop, d.arms.len(), p, seed, slope.estimate, shared)
+        .map_err(stats_err(&what))?;
     let control_y: Vec<f64> = pop
         .y
         .iter()
@@ -285,36 +291,30 @@ pub fn observational_threshold(
         reason: None,
         buckets: Vec::new(),
     };
-    let davies = match davies_test(&pop.x, &pop.y, 10) {
-        Ok(v) => v.min(1.0),
-        Err(e) => {
-            t.reason = Some(format!("no threshold can be fitted: {e}"));
-            return t;
+    let resamples = p.bootstrap.resamples.min(KNEE_RESAMPLES) as usize;
+    let seed = seed_for(p, &format!("knee:{}", m.metric.key), 0);
+    match hinge_analysis(&pop.x, &pop.y, p.alpha, p.confidence, resamples, seed) {
+        Err(e) => t.reason = Some(format!("no threshold can be fitted: {e}")),
+        Ok(h) => {
+            let davies = h.davies_p_value.min(1.0);
+            t.davies_p_value = Some(davies);
+            match h.fit {
+                None => {
+                    t.reason = Some(format!(
+                        "no evidence of a slope change (Davies test p = {davies:.3})"
+                    ))
+                }
+                Some((fit, (lo, hi))) => {
+                    t.breakpoint = Some(Breakpoint {
+                        estimate: fit.breakpoint,
+                        ci_low: lo,
+                        ci_high: hi,
+                    });
+                    t.slope_below = Some(fit.slope_below);
+                    t.slope_above = Some(fit.slope_above);
+                }
+            }
         }
-    };
-    t.davies_p_value = Some(davies);
-    if davies >= p.alpha {
-        t.reason = Some(format!(
-            "no evidence of a slope change (Davies test p = {davies:.3})"
-        ));
-        return t;
-    }
-    let fitted = hinge_fit(&pop.x, &pop.y, p.confidence).and_then(|h| {
-        let resamples = p.bootstrap.resamples.min(KNEE_RESAMPLES) as usize;
-        let seed = seed_for(p, &format!("knee:{}", m.metric.key), 0);
-        hinge_bootstrap(&pop.x, &pop.y, resamples, seed, p.confidence).map(|(_, ci)| (h, ci))
-    });
-    match fitted {
-        Ok((h, (lo, hi))) => {
-            t.breakpoint = Some(Breakpoint {
-                estimate: h.breakpoint,
-                ci_low: lo,
-                ci_high: hi,
-            });
-            t.slope_below = Some(h.slope_below);
-            t.slope_above = Some(h.slope_above);
-        }
-        Err(e) => t.reason = Some(format!("the knee could not be estimated: {e}")),
     }
     t
 }

@@ -5,9 +5,9 @@
 //! consumer filters them before computing anything.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 
 use super::report::{MissingOutcomes, Role};
 use crate::domain::metric::ValueType;
@@ -15,7 +15,7 @@ use crate::error::AppResult;
 use crate::store::analyses::{for_each_assignment, for_each_observation};
 use crate::store::experiments::Experiment;
 use crate::store::metrics::Metric;
-use crate::store::DbConnection;
+use crate::store::Db;
 
 /// One arm.
 #[derive(Debug, Clone)]
@@ -105,8 +105,9 @@ impl UnitData {
     }
 }
 
-/// Order-independent fingerprint: wrapping sum and xor of a hash of every row, with counts.
-#[derive(Default)]
+/// Order-independent fingerprint: wrapping sum and xor of a hash of every row, with counts, so
+/// it does not depend on the order (or the parallel split) in which rows are read.
+#[derive(Default, Clone, Copy)]
 struct Fingerprint {
     sum: u64,
     xor: u64,
@@ -115,17 +116,46 @@ struct Fingerprint {
 
 impl Fingerprint {
     fn add(&mut self, row: impl Hash) {
-        let mut h = DefaultHasher::new();
+        let mut h = FxHasher::default();
         row.hash(&mut h);
-        let v = h.finish();
+        // FxHash is fast but weakly mixed: finish with SplitMix64's finaliser.
+        let mut v = h.finish();
+        v = (v ^ (v >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        v = (v ^ (v >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        v ^= v >> 31;
         self.sum = self.sum.wrapping_add(v);
         self.xor ^= v.rotate_left(17);
         self.rows += 1;
     }
+
+    fn merge(self, o: Fingerprint) -> Fingerprint {
+        Fingerprint {
+            sum: self.sum.wrapping_add(o.sum),
+            xor: self.xor ^ o.xor,
+            rows: self.rows + o.rows,
+        }
+    }
 }
 
-/// Reads the experiment's data.
-pub fn load(conn: &mut DbConnection, e: &Experiment) -> AppResult<UnitData> {
+/// Where an observation goes: the SLI (`None`) or a metric column.
+type Slot = Option<usize>;
+
+/// What one range reader found.
+#[derive(Default)]
+struct Part {
+    /// (unit index, slot, is_pre, value).
+    values: Vec<(u32, Slot, bool, f64)>,
+    unassigned_observations: u64,
+    unassigned: FxHashSet<String>,
+    fp: Fingerprint,
+}
+
+/// Units at which the observation scan is split into parallel range reads.
+const PARALLEL_LOAD_UNITS: usize = 100_000;
+
+/// Reads the experiment's data. Observations of large experiments are read as two unit-id ranges
+/// on two connections at once.
+pub fn load(db: &Db, e: &Experiment) -> AppResult<UnitData> {
     let arms: Vec<Arm> = e
         .variants
         .iter()
@@ -146,20 +176,19 @@ pub fn load(conn: &mut DbConnection, e: &Experiment) -> AppResult<UnitData> {
     let mut fp = Fingerprint::default();
 
     let mut units: Vec<(String, u32)> = Vec::new();
-    for_each_assignment(conn, e.id, |unit, variant| {
+    for_each_assignment(&mut *db.conn()?, e.id, |unit, variant| {
         let arm = arm_of_variant.get(&variant).copied().unwrap_or(0);
         fp.add(("a", unit.as_str(), arms[arm as usize].key.as_str()));
         units.push((unit, arm));
     })?;
     units.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let index: FxHashMap<&str, usize> = units
+    let index: FxHashMap<&str, u32> = units
         .iter()
         .enumerate()
-        .map(|(i, (u, _))| (u.as_str(), i))
+        .map(|(i, (u, _))| (u.as_str(), i as u32))
         .collect();
     let n = units.len();
 
-    // Metric id → (column, is_sli).
     let mut columns: Vec<MetricColumn> = e
         .kpis
         .iter()
@@ -172,7 +201,7 @@ pub fn load(conn: &mut DbConnection, e: &Experiment) -> AppResult<UnitData> {
             pre: vec![f64::NAN; n],
         })
         .collect();
-    let slot: HashMap<i64, Option<usize>> = std::iter::once((e.sli.id, None))
+    let slot: HashMap<i64, Slot> = std::iter::once((e.sli.id, None))
         .chain(
             columns
                 .iter()
@@ -181,33 +210,60 @@ pub fn load(conn: &mut DbConnection, e: &Experiment) -> AppResult<UnitData> {
         )
         .collect();
     let metric_key: HashMap<i64, &str> = e.metrics().map(|m| (m.id, m.key.as_str())).collect();
+    let read = |from: Option<&str>, to: Option<&str>| -> AppResult<Part> {
+        let mut part = Part::default();
+        for_each_observation(
+            &mut *db.conn()?,
+            e.id,
+            from,
+            to,
+            |unit, metric_id, pre, value| {
+                part.fp.add((
+                    "o",
+                    unit,
+                    metric_key.get(&metric_id).copied().unwrap_or(""),
+                    pre,
+                    value.to_bits(),
+                ));
+                match (index.get(unit), slot.get(&metric_id)) {
+                    (Some(&i), Some(&s)) => part.values.push((i, s, pre, value)),
+                    (Some(_), None) => {}
+                    (None, _) => {
+                        part.unassigned_observations += 1;
+                        if !part.unassigned.contains(unit) {
+                            part.unassigned.insert(unit.to_owned());
+                        }
+                    }
+                }
+            },
+        )?;
+        Ok(part)
+    };
+    let parts: Vec<Part> = if n >= PARALLEL_LOAD_UNITS {
+        let mid = units[n / 2].0.as_str();
+        let (a, b) = rayon::join(|| read(None, Some(mid)), || read(Some(mid), None));
+        vec![a?, b?]
+    } else {
+        vec![read(None, None)?]
+    };
     let mut sli = vec![f64::NAN; n];
     let mut sli_pre = vec![f64::NAN; n];
-    let mut unassigned_observations = 0u64;
     let mut unassigned: FxHashSet<String> = FxHashSet::default();
-    for_each_observation(conn, e.id, |unit, metric_id, pre, value| {
-        fp.add((
-            "o",
-            unit,
-            metric_key.get(&metric_id).copied().unwrap_or(""),
-            pre,
-            value.to_bits(),
-        ));
-        let Some(&i) = index.get(unit) else {
-            unassigned_observations += 1;
-            if !unassigned.contains(unit) {
-                unassigned.insert(unit.to_owned());
+    let mut unassigned_observations = 0;
+    for part in parts {
+        for (i, s, pre, v) in part.values {
+            let i = i as usize;
+            match (s, pre) {
+                (None, true) => sli_pre[i] = v,
+                (None, false) => sli[i] = v,
+                (Some(c), true) => columns[c].pre[i] = v,
+                (Some(c), false) => columns[c].post[i] = v,
             }
-            return;
-        };
-        match slot.get(&metric_id) {
-            Some(None) if pre => sli_pre[i] = value,
-            Some(None) => sli[i] = value,
-            Some(Some(c)) if pre => columns[*c].pre[i] = value,
-            Some(Some(c)) => columns[*c].post[i] = value,
-            None => {}
         }
-    })?;
+        unassigned_observations += part.unassigned_observations;
+        unassigned.extend(part.unassigned);
+        fp = fp.merge(part.fp);
+    }
     let fingerprint = format!("v1-{:016x}{:016x}-{}", fp.sum, fp.xor, fp.rows);
     Ok(UnitData {
         arms,

@@ -6,12 +6,13 @@ use super::report::{
     FirstStageArm, Interval, KpiEffect, MannWhitneyOut, Method, MetricCoverage, MetricSummary,
     Parameters, Role, SampleRatio, SliSummary, VariantCount, VariantSummary,
 };
+use super::resample::SharedPass;
 use super::{seed_for, stats_err};
 use crate::error::AppResult;
 use crate::stats::bootstrap::{self, IntervalMethod};
 use crate::stats::cuped::cuped;
 use crate::stats::descriptive::{quantile_sorted, Moments};
-use crate::stats::hypothesis::{mann_whitney_u, two_proportion_z_test, welch_from_moments};
+use crate::stats::hypothesis::{mann_whitney_sorted, two_proportion_z_test, welch_from_moments};
 use crate::stats::lift::relative_lift;
 use crate::stats::srm::{sample_ratio, SRM_ALPHA};
 use crate::stats::{self, StatsResult};
@@ -227,16 +228,20 @@ pub fn first_stage(
     Ok(out)
 }
 
-/// Bootstrap interval of mean(t) − mean(c) from Poisson-bootstrap sums.
+/// Bootstrap interval of mean(t) − mean(c) from Poisson-bootstrap sums: the analysis's shared
+/// pass when there is one, else the exact binary shortcut or a pass over the two arms.
 fn bootstrap_difference(
     t: &[f64],
     c: &[f64],
     binary: bool,
     p: &Parameters,
     seed: u64,
+    shared: Option<Vec<f64>>,
 ) -> StatsResult<BootstrapInterval> {
     let resamples = p.bootstrap.resamples as usize;
-    let reps: Vec<f64> = if binary {
+    let reps: Vec<f64> = if let Some(reps) = shared {
+        reps
+    } else if binary {
         let k = |v: &[f64]| v.iter().filter(|x| **x == 1.0).count() as u64;
         bootstrap::binary_poisson(
             &[k(t), k(c)],
@@ -315,15 +320,30 @@ fn cuped_effects(
 }
 
 /// Every treatment arm × KPI/guardrail comparison (adjusted p-values are filled in later).
-pub fn kpi_effects(d: &UnitData, p: &Parameters) -> AppResult<Vec<KpiEffect>> {
+pub fn kpi_effects(
+    d: &UnitData,
+    p: &Parameters,
+    shared: Option<&SharedPass>,
+) -> AppResult<Vec<KpiEffect>> {
     let c = d.control;
     let mut out = Vec::new();
-    for m in &d.metrics {
+    let sorted = |v: &[f64]| {
+        let mut s = v.to_vec();
+        s.sort_unstable_by(f64::total_cmp);
+        s
+    };
+    for (mi, m) in d.metrics.iter().enumerate() {
+        let continuous = m.metric.value_type == crate::domain::metric::ValueType::Continuous;
         let vals = by_arm(d, |i| m.outcome(i, p.missing_outcomes));
         let cu = if p.cuped {
             cuped_effects(d, m, p)
         } else {
             None
+        };
+        let sorted_vals: Vec<Vec<f64>> = if continuous {
+            vals.iter().map(|v| sorted(v)).collect()
+        } else {
+            Vec::new()
         };
         for (a, arm) in d.arms.iter().enumerate().filter(|(a, _)| *a != c) {
             let what = format!("{} in {}", m.metric.key, arm.key);
@@ -349,8 +369,16 @@ pub fn kpi_effects(d: &UnitData, p: &Parameters) -> AppResult<Vec<KpiEffect>> {
                 )
             };
             let lift = relative_lift(mt, mc, p.confidence).map_err(stats_err(&what))?;
-            let boot = bootstrap_difference(t, cv, m.is_binary(), p, seed_for(p, &m.metric.key, a))
-                .map_err(stats_err(&what))?;
+            let shared_reps = shared.map(|s| s.difference(mi, a, c));
+            let boot = bootstrap_difference(
+                t,
+                cv,
+                m.is_binary(),
+                p,
+                seed_for(p, &m.metric.key, a),
+                shared_reps,
+            )
+            .map_err(stats_err(&what))?;
             let cuped = match &cu {
                 Some((theta, reduction, arms)) => Some(CupedEffect {
                     theta: *theta,
@@ -364,16 +392,17 @@ pub fn kpi_effects(d: &UnitData, p: &Parameters) -> AppResult<Vec<KpiEffect>> {
                 }),
                 None => None,
             };
-            let mann_whitney =
-                if m.metric.value_type == crate::domain::metric::ValueType::Continuous {
-                    mann_whitney_u(t, cv).ok().map(|r| MannWhitneyOut {
+            let mann_whitney = if continuous {
+                mann_whitney_sorted(&sorted_vals[a], &sorted_vals[c])
+                    .ok()
+                    .map(|r| MannWhitneyOut {
                         u: r.u,
                         p_value: r.p_value,
                         prob_superiority: r.prob_superiority,
                     })
-                } else {
-                    None
-                };
+            } else {
+                None
+            };
             out.push(KpiEffect {
                 variant: arm.key.clone(),
                 metric: m.metric.key.clone(),

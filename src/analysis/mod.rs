@@ -5,6 +5,7 @@ pub mod causal;
 pub mod data;
 pub mod effects;
 pub mod report;
+pub mod resample;
 pub mod verdict;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -18,7 +19,7 @@ use crate::error::{AppError, AppResult, Issue};
 use crate::stats::multiple::{benjamini_hochberg, holm};
 use crate::stats::StatsError;
 use crate::store::experiments::Experiment;
-use crate::store::{analyses, DbConnection};
+use crate::store::{analyses, Db};
 
 /// Largest seed: JSON numbers are exact below 2⁵³ in every client.
 pub const MAX_SEED: u64 = (1 << 53) - 1;
@@ -191,12 +192,26 @@ pub fn compute(
     created_at: chrono::DateTime<chrono::Utc>,
 ) -> AppResult<Analysis> {
     check_sufficient(d, p)?;
+    let t0 = std::time::Instant::now();
+    let lap = |what: &str| {
+        tracing::debug!(
+            what,
+            ms = t0.elapsed().as_millis() as u64,
+            "analysis section done"
+        )
+    };
     let sli_sorted = effects::sorted_sli(d);
     let data_quality = effects::data_quality(d, p);
+    lap("data_quality");
     let sample_ratio = effects::srm(d)?;
     let variants = effects::variants(d, p, &sli_sorted);
+    lap("variants");
     let first_stage = effects::first_stage(d, p, &sli_sorted)?;
-    let mut kpi_effects = effects::kpi_effects(d, p)?;
+    lap("first_stage");
+    let shared = resample::SharedPass::build(d, p).map_err(stats_err("bootstrap"))?;
+    lap("shared bootstrap pass");
+    let mut kpi_effects = effects::kpi_effects(d, p, shared.as_ref())?;
+    lap("kpi_effects");
     for role in [Role::Kpi, Role::Guardrail] {
         let idx: Vec<usize> = (0..kpi_effects.len())
             .filter(|i| kpi_effects[*i].role == role)
@@ -214,7 +229,12 @@ pub fn compute(
     let mut dose_response = Vec::new();
     let mut threshold = Vec::new();
     for (_, m) in d.kpis() {
-        match causal::causal(d, m, p) {
+        let mi = d
+            .metrics
+            .iter()
+            .position(|x| x.metric.id == m.metric.id)
+            .unwrap_or(0);
+        match causal::causal(d, m, p, shared.as_ref().map(|s| s.slope_sums(mi))) {
             Ok(k) => {
                 threshold.push(causal::observational_threshold(d, m, &k.population, p));
                 threshold.extend(causal::causal_threshold(d, m, &k.population, p));
@@ -241,9 +261,11 @@ pub fn compute(
             c.relative_per_100.adjusted_p_value = Some(adj);
         }
     }
+    lap("causal");
     let power = verdict::power(d, p, &kpi_effects, &causal_effects);
     let verdicts = verdict::verdicts(d, p, &sample_ratio, &causal_effects, &failures, &power);
     let summary = verdict::summary(d, p, &causal_effects, &verdicts, &first_stage);
+    lap("verdicts");
     Ok(Analysis {
         id,
         experiment: experiment.to_owned(),
@@ -265,13 +287,9 @@ pub fn compute(
 }
 
 /// Loads the data, computes the analysis and stores it; returns the stored JSON document.
-pub fn run(
-    conn: &mut DbConnection,
-    e: &Experiment,
-    requested: &Requested,
-) -> AppResult<analyses::StoredAnalysis> {
+pub fn run(db: &Db, e: &Experiment, requested: &Requested) -> AppResult<analyses::StoredAnalysis> {
     let started = std::time::Instant::now();
-    let d = data::load(conn, e)?;
+    let d = data::load(db, e)?;
     let loaded_ms = started.elapsed().as_millis() as u64;
     let has_pre = d.metrics.iter().any(|m| m.units_pre() > 0);
     let p = resolve(requested, has_pre)?;
@@ -280,7 +298,7 @@ pub fn run(
     let computed_ms = started.elapsed().as_millis() as u64 - loaded_ms;
     let parameters = serde_json::to_string(&p).map_err(|e| AppError::Internal(e.into()))?;
     let stored = analyses::insert(
-        conn,
+        &mut *db.conn()?,
         e.id,
         p.bootstrap.seed,
         &d.fingerprint,

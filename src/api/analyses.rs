@@ -128,11 +128,13 @@ pub async fn create_analysis(
         missing_outcomes: r.missing_outcomes,
     };
     let key = key.into_inner();
-    let stored = blocking(&state, move |c| {
-        let e = experiments::get(c, &key)?;
-        analysis::run(c, &e, &requested)
+    let db = state.db.clone();
+    let stored = web::block(move || {
+        let e = experiments::get(&mut *db.conn()?, &key)?;
+        analysis::run(&db, &e, &requested)
     })
-    .await?;
+    .await
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("analysis task failed: {e}")))??;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/analyses/{}", stored.id)))
         .content_type("application/json")

@@ -179,28 +179,33 @@ fn search_range(s: &Sorted) -> StatsResult<(f64, f64)> {
 /// `piecewise_regression.Fit(x, y, n_breakpoints=1)` (Muggeo's algorithm converges to the same
 /// least-squares optimum) and by simulated coverage of a known ψ.
 pub fn hinge_fit(x: &[f64], y: &[f64], confidence: f64) -> StatsResult<Hinge> {
+    hinge_fit_sorted(&Sorted::new(x, y)?, confidence)
+}
+
+fn hinge_fit_sorted(s: &Sorted, confidence: f64) -> StatsResult<Hinge> {
     let alpha = alpha_of(confidence)?;
-    let s = Sorted::new(x, y)?;
-    let (lo, hi) = search_range(&s)?;
-    let profile = Profile::new(&s, None);
+    let (lo, hi) = search_range(s)?;
+    let profile = Profile::new(s, None);
     let psi = profile.argmin(lo, hi)?;
     let psi_raw = psi + s.x_mean;
-    // Conditional inference on β₂ at ψ̂ with the ordinary design.
-    let ones = vec![1.0; x.len()];
-    let u: Vec<f64> = x.iter().map(|v| (v - psi_raw).max(0.0)).collect();
-    let cols: [&[f64]; 3] = [&ones, x, &u];
+    // Conditional inference on β₂ at ψ̂ with the ordinary design, in centred coordinates (which
+    // leave the slopes and their errors unchanged).
+    let n = s.x.len();
+    let ones = vec![1.0; n];
+    let u: Vec<f64> = s.x.iter().map(|v| (v - psi).max(0.0)).collect();
+    let cols: [&[f64]; 3] = [&ones, &s.x, &u];
     let qr = Qr::new(&cols, &["const", "x", "(x - psi)+"])?;
-    let beta = qr.solve(y)?;
-    let n = x.len();
+    let beta = qr.solve(&s.y)?;
     let ssr: f64 = (0..n)
-        .map(|i| (y[i] - beta[0] - beta[1] * x[i] - beta[2] * u[i]).powi(2))
+        .map(|i| (s.y[i] - beta[0] - beta[1] * s.x[i] - beta[2] * u[i]).powi(2))
         .sum();
     let df = (n - 3) as f64;
     let se = (qr.xtx_inverse()[2][2] * ssr / df).sqrt();
     let q = t_ppf(1.0 - alpha / 2.0, df)?;
     Ok(Hinge {
         breakpoint: psi_raw,
-        intercept: beta[0],
+        // Back to raw coordinates: y = ȳ + β₀ + β₁(x − x̄) + β₂(x − ψ)₊.
+        intercept: s.y_mean + beta[0] - beta[1] * s.x_mean,
         slope_below: beta[1],
         slope_above: beta[1] + beta[2],
         slope_change: Estimate {
@@ -216,8 +221,7 @@ pub fn hinge_fit(x: &[f64], y: &[f64], confidence: f64) -> StatsResult<Hinge> {
 }
 
 /// Bootstrap replicates of ψ̂ (Poisson(1) weights per unit from [`PoissonOne`], replicate b
-/// seeded from (seed, b))
-/// and their percentile interval.
+/// seeded from (seed, b)) and their percentile interval.
 pub fn hinge_bootstrap(
     x: &[f64],
     y: &[f64],
@@ -226,20 +230,33 @@ pub fn hinge_bootstrap(
     confidence: f64,
 ) -> StatsResult<(Vec<f64>, (f64, f64))> {
     let s = Sorted::new(x, y)?;
-    let (lo, hi) = search_range(&s)?;
+    let reps = hinge_replicates(&s, resamples, seed)?;
+    let ci = percentile_interval(&reps, confidence)?;
+    Ok((reps, ci))
+}
+
+fn hinge_bootstrap_sorted(
+    s: &Sorted,
+    resamples: usize,
+    seed: u64,
+    confidence: f64,
+) -> StatsResult<(f64, f64)> {
+    percentile_interval(&hinge_replicates(s, resamples, seed)?, confidence)
+}
+
+fn hinge_replicates(s: &Sorted, resamples: usize, seed: u64) -> StatsResult<Vec<f64>> {
+    let (lo, hi) = search_range(s)?;
     let one = PoissonOne::default();
-    let reps: Vec<f64> = (0..resamples)
+    (0..resamples)
         .into_par_iter()
         .map(|b| {
             let mut rng = replicate_rng(seed, b as u64);
             let mut w = vec![0.0; s.x.len()];
             one.fill(&mut rng, &mut w);
-            let profile = Profile::new(&s, Some(&w));
+            let profile = Profile::new(s, Some(&w));
             profile.argmin(lo, hi).map(|p| p + s.x_mean)
         })
-        .collect::<StatsResult<Vec<f64>>>()?;
-    let ci = percentile_interval(&reps, confidence)?;
-    Ok((reps, ci))
+        .collect::<StatsResult<Vec<f64>>>()
 }
 
 /// Davies (1987) test that a breakpoint exists (slope change ≠ 0), as
@@ -247,43 +264,82 @@ pub fn hinge_bootstrap(
 /// values θ spread evenly from the third-smallest to the third-largest x, the t statistic Sθ of
 /// the (x − θ)₊ coefficient in OLS of y on [1, x, (x − θ)₊, 1{x ≥ θ}]; M = max|Sθ|,
 /// V = Σ|Sθₖ₊₁ − Sθₖ|, p = 2·(Φ(−M) + V·e^{−M²/2}/√(8π)), an upper bound that may exceed 1.
+/// Each θ's regression is solved from suffix sums of the sorted data (normal equations in
+/// centred coordinates), so the test costs one sort and O(k) after it.
 pub fn davies_test(x: &[f64], y: &[f64], k: usize) -> StatsResult<f64> {
-    let s = Sorted::new(x, y)?;
+    davies_sorted(&Sorted::new(x, y)?, k)
+}
+
+fn davies_sorted(s: &Sorted, k: usize) -> StatsResult<f64> {
     if k < 2 {
         return Err(StatsError::InvalidParameter(
             "the Davies test needs k ≥ 2".into(),
         ));
     }
     let n = s.x.len();
+    // Suffix sums over i ≥ j of [1, x, x², y, xy] and the totals including y².
+    let profile = Profile::new(s, None);
+    let yy = profile.yy;
     let (lo, hi) = (s.x[2], s.x[n - 3]);
-    let ones = vec![1.0; n];
-    let y_raw: Vec<f64> = s.y.iter().map(|v| v + s.y_mean).collect();
-    let mut stats = Vec::with_capacity(k);
     let step = (hi - lo) / (k - 1) as f64;
+    let mut stats = Vec::with_capacity(k);
     for g in 0..k {
         // As numpy.linspace: the last point is exactly the third-largest x, not a rounded sum.
         let theta = if g == k - 1 { hi } else { lo + step * g as f64 };
-        let u: Vec<f64> =
-            s.x.iter()
-                .map(|v| if *v >= theta { v - theta } else { 0.0 })
-                .collect();
-        let step: Vec<f64> =
-            s.x.iter()
-                .map(|v| if *v >= theta { 1.0 } else { 0.0 })
-                .collect();
-        let cols: [&[f64]; 4] = [&ones, &s.x, &u, &step];
-        let qr = Qr::new(&cols, &["const", "x", "u", "step"])?;
-        let beta = qr.solve(&y_raw)?;
-        let ssr: f64 = (0..n)
-            .map(|i| {
-                (y_raw[i] - beta[0] - beta[1] * s.x[i] - beta[2] * u[i] - beta[3] * step[i]).powi(2)
-            })
-            .sum();
-        let se = (qr.xtx_inverse()[2][2] * ssr / (n - 4) as f64).sqrt();
+        let j = s.x.partition_point(|&v| v < theta);
+        let t = profile.suffix[0];
+        let u = profile.suffix[j];
+        // Columns: 1, x, u = (x − θ)·1{x ≥ θ}, v = 1{x ≥ θ}.
+        let su = u[1] - theta * u[0];
+        let suu = u[2] - 2.0 * theta * u[1] + theta * theta * u[0];
+        let sxu = u[2] - theta * u[1];
+        let a = vec![
+            vec![t[0], t[1], su, u[0]],
+            vec![t[1], t[2], sxu, u[1]],
+            vec![su, sxu, suu, su],
+            vec![u[0], u[1], su, u[0]],
+        ];
+        let b = [t[3], t[4], u[4] - theta * u[3], u[3]];
+        let inv = invert(&a)?;
+        let beta: [f64; 4] = std::array::from_fn(|r| (0..4).map(|c| inv[r][c] * b[c]).sum());
+        let ssr = (yy - (0..4).map(|r| beta[r] * b[r]).sum::<f64>()).max(0.0);
+        let se = (inv[2][2] * ssr / (n - 4) as f64).sqrt();
         stats.push(beta[2] / se);
     }
     let m = stats.iter().fold(0.0f64, |a, t| a.max(t.abs()));
     let v: f64 = stats.windows(2).map(|w| (w[1] - w[0]).abs()).sum();
     let p = norm_cdf(-m) + v * (-0.5 * m * m).exp() / (8.0 * std::f64::consts::PI).sqrt();
     Ok(2.0 * p)
+}
+
+/// A hinge analysis of one (x, y) sample: the fit, the Davies test and, when requested, the
+/// bootstrap interval of ψ, sharing one sort of the data.
+pub struct HingeAnalysis {
+    pub davies_p_value: f64,
+    pub fit: Option<(Hinge, (f64, f64))>,
+}
+
+/// Runs the Davies test and, when p < `alpha`, the hinge fit and its bootstrap interval.
+pub fn hinge_analysis(
+    x: &[f64],
+    y: &[f64],
+    alpha: f64,
+    confidence: f64,
+    resamples: usize,
+    seed: u64,
+) -> StatsResult<HingeAnalysis> {
+    let s = Sorted::new(x, y)?;
+    let davies_p_value = davies_sorted(&s, 10)?;
+    if davies_p_value >= alpha {
+        return Ok(HingeAnalysis {
+            davies_p_value,
+            fit: None,
+        });
+    }
+    let fit = hinge_fit_sorted(&s, confidence)?;
+    let ci = hinge_bootstrap_sorted(&s, resamples, seed, confidence)?;
+    Ok(HingeAnalysis {
+        davies_p_value,
+        fit: Some((fit, ci)),
+    })
 }

@@ -110,14 +110,26 @@ pub fn for_each_assignment(
     Ok(())
 }
 
-/// Calls `f(unit_id, metric_id, is_pre, value)` for every observation of the experiment.
+/// Calls `f(unit_id, metric_id, is_pre, value)` for every observation of the experiment whose
+/// unit id is ≥ `from` and < `to` (in the database's collation; `None` = unbounded), so callers
+/// can read disjoint ranges in parallel.
 pub fn for_each_observation(
     conn: &mut DbConnection,
     experiment_id: i64,
+    from: Option<&str>,
+    to: Option<&str>,
     mut f: impl FnMut(&str, i64, bool, f64),
 ) -> AppResult<()> {
-    let rows = observations::table
+    let mut q = observations::table
         .filter(observations::experiment_id.eq(experiment_id))
+        .into_boxed();
+    if let Some(from) = from {
+        q = q.filter(observations::unit_id.ge(from));
+    }
+    if let Some(to) = to {
+        q = q.filter(observations::unit_id.lt(to));
+    }
+    let rows = q
         .select((
             observations::unit_id,
             observations::metric_id,

@@ -11,5 +11,6 @@ pub mod error;
 pub mod ingest;
 pub mod server;
 pub mod simulate;
+pub mod slo;
 pub mod stats;
 pub mod store;

@@ -7,7 +7,9 @@ use utoipa::ToSchema;
 
 use super::pagination::{respond, ListQuery};
 use super::{blocking, AppState};
-use crate::domain::metric::{Direction, Layer, MetricInput, MetricKind, NewMetric, ValueType};
+use crate::domain::metric::{
+    Direction, Layer, MetricInput, MetricKind, NewMetric, PrometheusQueries, ValueType,
+};
 use crate::error::AppError;
 use crate::store::metrics as store;
 
@@ -34,6 +36,9 @@ pub struct CreateMetric {
     /// Keys of existing metrics this one feeds (KPI ← journey SLI ← platform SLI ← infrastructure).
     #[serde(default)]
     pub parents: Vec<String>,
+    /// PromQL templates of the SLI's good and total events, used by exported rules and OpenSLO.
+    #[serde(default)]
+    pub prometheus: PrometheusQueries,
 }
 
 /// A catalog metric.
@@ -50,6 +55,8 @@ pub struct Metric {
     /// Keys of the metrics this one feeds.
     pub parents: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// PromQL templates of good and total events.
+    pub prometheus: PrometheusQueries,
 }
 
 impl From<store::Metric> for Metric {
@@ -65,6 +72,7 @@ impl From<store::Metric> for Metric {
             layer: m.layer,
             parents: m.parents,
             created_at: m.created_at.and_utc(),
+            prometheus: m.prometheus,
         }
     }
 }
@@ -102,6 +110,7 @@ pub async fn create_metric(
         direction: b.direction,
         layer: b.layer,
         parents: b.parents,
+        prometheus: b.prometheus,
     })?;
     let m = blocking(&state, move |c| store::create(c, &new)).await?;
     Ok(HttpResponse::Created()

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
+pub mod recommendations;
 
 use actix_web::web;
 
@@ -101,6 +102,36 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                     .route(web::get().to(analyses::list_analyses)),
             )
             .service(resource("/api/v1/analyses/{id}").route(web::get().to(analyses::get_analysis)))
+            .service(
+                resource("/api/v1/analyses/{id}/recommendations")
+                    .route(web::post().to(recommendations::create_recommendation)),
+            )
+            .service(
+                resource("/api/v1/recommendations")
+                    .route(web::get().to(recommendations::list_recommendations)),
+            )
+            .service(
+                resource("/api/v1/recommendations/{id}")
+                    .route(web::get().to(recommendations::get_recommendation)),
+            )
+            .service(
+                resource("/api/v1/recommendations/{id}/decision")
+                    .route(web::post().to(recommendations::decide_recommendation)),
+            )
+            .service(
+                resource("/api/v1/recommendations/{id}/history")
+                    .route(web::get().to(recommendations::get_recommendation_history)),
+            )
+            .service(resource("/api/v1/slos").route(web::get().to(recommendations::list_slos)))
+            .service(resource("/api/v1/slos/{id}").route(web::get().to(recommendations::get_slo)))
+            .service(
+                resource("/api/v1/slos/{id}/openslo")
+                    .route(web::get().to(recommendations::get_slo_openslo)),
+            )
+            .service(
+                resource("/api/v1/slos/{id}/prometheus-rules")
+                    .route(web::get().to(recommendations::get_slo_prometheus_rules)),
+            )
             .service(web::redirect("/docs", "/docs/"))
             .service(
                 utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")

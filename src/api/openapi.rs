@@ -29,6 +29,15 @@ use super::problem::PROBLEM_JSON;
         super::analyses::create_analysis,
         super::analyses::list_analyses,
         super::analyses::get_analysis,
+        super::recommendations::create_recommendation,
+        super::recommendations::list_recommendations,
+        super::recommendations::get_recommendation,
+        super::recommendations::decide_recommendation,
+        super::recommendations::get_recommendation_history,
+        super::recommendations::list_slos,
+        super::recommendations::get_slo,
+        super::recommendations::get_slo_openslo,
+        super::recommendations::get_slo_prometheus_rules,
     ),
     components(schemas(super::problem::Problem, super::problem::ProblemIssue, super::ingest::ConflictPolicy)),
     modifiers(&ProblemResponses),
@@ -37,6 +46,7 @@ use super::problem::PROBLEM_JSON;
         (name = "experiments", description = "Experiments, their metrics and arms"),
         (name = "ingestion", description = "Bulk upload of assignments and observations"),
         (name = "analyses", description = "Causal analyses of experiments and their verdicts"),
+        (name = "slos", description = "SLO recommendations, review, published SLOs and exports"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

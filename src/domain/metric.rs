@@ -52,6 +52,24 @@ pub struct MetricInput {
     pub direction: Direction,
     pub layer: Layer,
     pub parents: Vec<String>,
+    pub prometheus: PrometheusQueries,
+}
+
+/// PromQL templates counting an SLI's good and total events over `{{window}}`, with
+/// `{{threshold}}` (the SLO threshold in the metric's unit) and `{{threshold_seconds}}`
+/// (threshold / 1000, for millisecond SLIs recorded in second-based histogram buckets).
+/// Unset templates default to a Prometheus histogram named after the key (see `slo::prometheus`).
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusQueries {
+    #[schema(
+        example = "sum(rate(checkout_latency_seconds_bucket{le=\"{{threshold_seconds}}\"}[{{window}}]))"
+    )]
+    pub good_events: Option<String>,
+    #[schema(example = "sum(rate(checkout_latency_seconds_count[{{window}}]))")]
+    pub total_events: Option<String>,
 }
 
 /// A validated new metric. Parents are keys that must already exist in the catalog; because
@@ -67,6 +85,7 @@ pub struct NewMetric {
     pub direction: Direction,
     pub layer: Layer,
     pub parents: Vec<Slug>,
+    pub prometheus: PrometheusQueries,
 }
 
 impl NewMetric {
@@ -98,6 +117,24 @@ impl NewMetric {
                 Err(e) => issues.push(e),
             }
         }
+        let clean = |t: Option<String>| t.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        let prometheus = PrometheusQueries {
+            good_events: clean(input.prometheus.good_events),
+            total_events: clean(input.prometheus.total_events),
+        };
+        for (field, t) in [
+            ("prometheus.good_events", &prometheus.good_events),
+            ("prometheus.total_events", &prometheus.total_events),
+        ] {
+            if t.as_ref()
+                .is_some_and(|t| !t.contains("{{window}}") || t.len() > 4000)
+            {
+                issues.push(Issue::field(
+                    field,
+                    "must be a PromQL template of at most 4000 characters containing {{window}}",
+                ));
+            }
+        }
         match key {
             Some(key) if issues.is_empty() => Ok(NewMetric {
                 key,
@@ -109,6 +146,7 @@ impl NewMetric {
                 direction: input.direction,
                 layer: input.layer,
                 parents,
+                prometheus,
             }),
             _ => Err(AppError::invalid("the metric is not valid", issues)),
         }

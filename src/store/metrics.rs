@@ -8,7 +8,9 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::schema::{metric_parents, metrics};
 use super::{now, DbConnection, Page, Paged};
-use crate::domain::metric::{Direction, Layer, MetricKind, NewMetric, ValueType};
+use crate::domain::metric::{
+    Direction, Layer, MetricKind, NewMetric, PrometheusQueries, ValueType,
+};
 use crate::domain::Slug;
 use crate::error::{AppError, AppResult, Issue};
 
@@ -26,6 +28,8 @@ pub struct Metric {
     pub layer: Layer,
     pub parents: Vec<String>,
     pub created_at: NaiveDateTime,
+    /// PromQL templates of good and total events (see `slo::prometheus`).
+    pub prometheus: PrometheusQueries,
 }
 
 type MetricRow = (
@@ -39,6 +43,8 @@ type MetricRow = (
     String,
     String,
     NaiveDateTime,
+    Option<String>,
+    Option<String>,
 );
 
 fn corrupt(column: &str, value: &str) -> AppError {
@@ -48,7 +54,20 @@ fn corrupt(column: &str, value: &str) -> AppError {
 }
 
 fn from_row(row: MetricRow, parents: Vec<String>) -> AppResult<Metric> {
-    let (id, key, name, description, kind, value_type, unit, direction, layer, created_at) = row;
+    let (
+        id,
+        key,
+        name,
+        description,
+        kind,
+        value_type,
+        unit,
+        direction,
+        layer,
+        created_at,
+        good_events,
+        total_events,
+    ) = row;
     Ok(Metric {
         id,
         kind: MetricKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
@@ -62,6 +81,10 @@ fn from_row(row: MetricRow, parents: Vec<String>) -> AppResult<Metric> {
         unit,
         parents,
         created_at,
+        prometheus: PrometheusQueries {
+            good_events,
+            total_events,
+        },
     })
 }
 
@@ -123,6 +146,8 @@ pub fn create(conn: &mut DbConnection, m: &NewMetric) -> AppResult<Metric> {
                 metrics::direction.eq(m.direction.as_str()),
                 metrics::layer.eq(m.layer.as_str()),
                 metrics::created_at.eq(now()),
+                metrics::prometheus_good_events.eq(&m.prometheus.good_events),
+                metrics::prometheus_total_events.eq(&m.prometheus.total_events),
             ))
             .execute(conn)
             .map_err(|e| unique_or_internal(e, conflict()))?;

@@ -11,6 +11,7 @@ pub mod assignments;
 pub mod experiments;
 pub mod metrics;
 pub mod observations;
+pub mod recommendations;
 pub mod schema;
 pub mod upsert;
 

@@ -15,6 +15,8 @@ diesel::table! {
         direction -> Text,
         layer -> Text,
         created_at -> Timestamp,
+        prometheus_good_events -> Nullable<Text>,
+        prometheus_total_events -> Nullable<Text>,
     }
 }
 
@@ -108,3 +110,48 @@ diesel::table! {
 
 diesel::joinable!(analyses -> experiments (experiment_id));
 diesel::allow_tables_to_appear_in_same_query!(analyses, experiments);
+
+diesel::table! {
+    recommendations (id) {
+        id -> BigInt,
+        analysis_id -> BigInt,
+        sli_metric_id -> BigInt,
+        kpi_metric_id -> BigInt,
+        status -> Text,
+        created_at -> Timestamp,
+        created_by -> Text,
+        document -> Text,
+    }
+}
+
+diesel::table! {
+    recommendation_events (id) {
+        id -> BigInt,
+        recommendation_id -> BigInt,
+        at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        comment -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    slos (id) {
+        id -> BigInt,
+        recommendation_id -> BigInt,
+        sli_metric_id -> BigInt,
+        kpi_metric_id -> BigInt,
+        status -> Text,
+        published_at -> Timestamp,
+        superseded_at -> Nullable<Timestamp>,
+        superseded_by -> Nullable<BigInt>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    recommendations,
+    recommendation_events,
+    slos,
+    metrics,
+    analyses
+);

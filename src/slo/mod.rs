@@ -1,0 +1,7 @@
+//! SLO recommendations, error budgets and exports (OpenSLO, Prometheus rules).
+
+pub mod model;
+pub mod openslo;
+pub mod prometheus;
+pub mod recommend;
+pub mod service;

@@ -1,0 +1,211 @@
+//! Recommendation and SLO documents (API contract).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::analysis::report::{Estimate, Evidence as EvidenceKind};
+use crate::domain::text_enum;
+
+text_enum! {
+    /// How compliance is evaluated: share of good time windows, or share of good requests.
+    Evaluation { Windows => "windows", Requests => "requests" }
+}
+
+text_enum! {
+    /// Comparison that makes an SLI value good (OpenSLO `op`).
+    Comparison { Lt => "lt", Gt => "gt" }
+}
+
+text_enum! {
+    /// Review state of a recommendation.
+    RecommendationStatus { Proposed => "proposed", Approved => "approved", Rejected => "rejected" }
+}
+
+text_enum! {
+    /// Whether a published SLO is the current one for its SLI and KPI.
+    SloStatus { Active => "active", Superseded => "superseded" }
+}
+
+text_enum! {
+    /// Where the threshold came from.
+    ThresholdSource { Slope => "slope", Knee => "knee" }
+}
+
+text_enum! {
+    /// A review decision.
+    Decision { Approve => "approve", Reject => "reject" }
+}
+
+text_enum! {
+    /// A recorded transition.
+    Action { Proposed => "proposed", Approved => "approved", Rejected => "rejected", Published => "published", Superseded => "superseded" }
+}
+
+/// The objective itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SloSpec {
+    pub sli: String,
+    /// Human name of the SLI.
+    pub sli_name: String,
+    pub kpi: String,
+    /// Percentile of the SLI governed per window (windows evaluation); null for requests.
+    pub percentile: Option<u32>,
+    /// Good when `SLI <op> threshold`.
+    pub comparison: Comparison,
+    /// In the SLI's unit, rounded to 3 significant digits on the conservative side.
+    pub threshold: f64,
+    pub unit: String,
+    /// Share of windows (or requests) that must be good, e.g. 0.99.
+    pub target: f64,
+    pub window_days: u32,
+    pub evaluation: Evaluation,
+    /// Length of an evaluation window (windows evaluation).
+    pub window_minutes: Option<u32>,
+    /// The SLO in words.
+    pub statement: String,
+}
+
+/// Thresholds implied by the two ends of the slope's CI and by its estimate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ThresholdRange {
+    /// From the most harmful end of the CI (the recommended threshold before rounding and the knee).
+    pub conservative: f64,
+    /// From the slope estimate.
+    pub estimate: f64,
+    /// From the least harmful end; null when that end is not harmful (no degradation costs the tolerated loss).
+    pub optimistic: Option<f64>,
+}
+
+/// The error budget, and what spending it costs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBudget {
+    /// 1 − target.
+    pub fraction: f64,
+    /// Windows per period (windows evaluation).
+    pub total_windows: Option<u64>,
+    /// Bad windows allowed per period (windows evaluation).
+    pub allowed_bad_windows: Option<u64>,
+    /// Bad requests allowed per period (requests evaluation, with `units_per_day`).
+    pub allowed_bad_requests: Option<f64>,
+    /// Relative KPI loss over the period when the budget is spent at the threshold: fraction × tolerated loss.
+    pub expected_relative_kpi_loss: f64,
+    /// KPI units lost over the period (with `units_per_day`).
+    pub expected_kpi_units_lost: Option<f64>,
+    /// Currency at risk over the period (with `units_per_day` and `value_per_kpi_unit`).
+    pub value_at_risk: Option<f64>,
+}
+
+/// A knee that lowered the threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct KneeUsed {
+    pub estimate: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub evidence: EvidenceKind,
+}
+
+/// How the threshold was derived (see the README's Methodology).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Derivation {
+    /// Control arm's SLI at the governed percentile (mean for requests evaluation).
+    pub baseline_sli: f64,
+    pub control_kpi_mean: f64,
+    /// The CI end of the causal slope used (KPI units per SLI unit).
+    pub slope_used: f64,
+    /// slope_used / control KPI mean: relative KPI change per SLI unit.
+    pub relative_slope_per_unit: f64,
+    pub max_relative_kpi_loss: f64,
+    /// SLI degradation that costs exactly the tolerated loss: loss / |relative slope|.
+    pub degradation: f64,
+    pub threshold_source: ThresholdSource,
+    pub knee: Option<KneeUsed>,
+    /// Caveats in plain words.
+    pub notes: Vec<String>,
+}
+
+/// The analysis behind a recommendation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RecommendationEvidence {
+    pub analysis_id: i64,
+    pub experiment: String,
+    pub seed: u64,
+    pub fingerprint: String,
+    pub validated: bool,
+    pub slope: Estimate,
+    pub relative_per_100: Estimate,
+    pub summary: String,
+}
+
+/// The request as resolved (defaults filled).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RecommendationInputs {
+    pub kpi: String,
+    pub max_relative_kpi_loss: f64,
+    pub percentile: Option<u32>,
+    pub target: Option<f64>,
+    pub max_budget_value_at_risk: Option<f64>,
+    pub window_days: u32,
+    pub evaluation: Evaluation,
+    pub window_minutes: Option<u32>,
+    pub value_per_kpi_unit: Option<f64>,
+    pub units_per_day: Option<f64>,
+}
+
+/// A recommended SLO awaiting, or after, review.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Recommendation {
+    pub id: i64,
+    pub status: RecommendationStatus,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub slo: SloSpec,
+    pub threshold_range: ThresholdRange,
+    pub error_budget: ErrorBudget,
+    pub derivation: Derivation,
+    pub evidence: RecommendationEvidence,
+    pub inputs: RecommendationInputs,
+    /// The published SLO, once approved.
+    pub slo_id: Option<i64>,
+}
+
+/// A page of recommendations.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecommendationList {
+    pub items: Vec<Recommendation>,
+    pub next_cursor: Option<String>,
+}
+
+/// One recorded transition of a recommendation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HistoryEvent {
+    pub at: DateTime<Utc>,
+    /// Who acted (the API token's name).
+    pub actor: String,
+    pub action: Action,
+    pub comment: Option<String>,
+}
+
+/// A published SLO.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Slo {
+    pub id: i64,
+    /// OpenSLO-safe name.
+    pub name: String,
+    pub status: SloStatus,
+    pub recommendation_id: i64,
+    pub published_at: DateTime<Utc>,
+    pub superseded_at: Option<DateTime<Utc>>,
+    pub superseded_by: Option<i64>,
+    pub slo: SloSpec,
+    pub error_budget: ErrorBudget,
+    pub evidence: RecommendationEvidence,
+    pub threshold_source: ThresholdSource,
+}
+
+/// A page of SLOs.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SloList {
+    pub items: Vec<Slo>,
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,93 @@
+//! OpenSLO v1 export of a published SLO.
+//!
+//! A "p95 < T in 99% of 5-minute windows" SLO is the `Timeslices` form of a good/total ratio:
+//! a window is good when at least 95% of its events are good (`timeSliceTarget` 0.95), and 99%
+//! of windows must be good (`target`). A requests SLO uses `Occurrences`. Evidence travels in
+//! `metadata.annotations` under the `sloproof.dev/` prefix.
+
+use serde_json::{json, Map, Value};
+
+use super::model::{Evaluation, Slo};
+use super::prometheus::{render, templates};
+use crate::store::metrics::Metric;
+
+/// The OpenSLO document as a JSON value (serialised to YAML by [`openslo_yaml`]).
+pub fn document(slo: &Slo, sli: &Metric) -> Value {
+    let s = &slo.slo;
+    let (good, total) = templates(sli, s.comparison);
+    let window = s
+        .window_minutes
+        .map(|w| format!("{w}m"))
+        .unwrap_or_else(|| "5m".to_owned());
+    let source = |template: &str| json!({"metricSource": {"type": "Prometheus", "spec": {"query": render(template, &window, s.threshold)}}});
+    let e = &slo.evidence;
+    let mut annotations = Map::new();
+    let mut note = |k: &str, v: String| {
+        annotations.insert(format!("sloproof.dev/{k}"), Value::String(v));
+    };
+    note("slo-id", slo.id.to_string());
+    note("recommendation-id", slo.recommendation_id.to_string());
+    note("analysis-id", e.analysis_id.to_string());
+    note("experiment", e.experiment.clone());
+    note("kpi", s.kpi.clone());
+    note(
+        "verdict",
+        if e.validated {
+            "validated".into()
+        } else {
+            "not-validated".into()
+        },
+    );
+    note("slope", format!("{:e}", e.slope.estimate));
+    note(
+        "slope-ci",
+        format!("[{:e}, {:e}]", e.slope.ci_low, e.slope.ci_high),
+    );
+    note(
+        "relative-kpi-change-per-100",
+        format!("{:.6}", e.relative_per_100.estimate),
+    );
+    note("threshold-source", slo.threshold_source.to_string());
+    note("seed", e.seed.to_string());
+    note("fingerprint", e.fingerprint.clone());
+    note("statement", s.statement.clone());
+    let mut objective = json!({
+        "displayName": s.statement,
+        "op": s.comparison.as_str(),
+        "value": s.threshold,
+        "target": s.target,
+    });
+    let budgeting = match s.evaluation {
+        Evaluation::Windows => {
+            objective["timeSliceTarget"] = json!(f64::from(s.percentile.unwrap_or(95)) / 100.0);
+            objective["timeSliceWindow"] = json!(window);
+            "Timeslices"
+        }
+        Evaluation::Requests => "Occurrences",
+    };
+    json!({
+        "apiVersion": "openslo/v1",
+        "kind": "SLO",
+        "metadata": {
+            "name": slo.name,
+            "displayName": format!("{} ({})", s.sli_name, s.kpi),
+            "annotations": annotations,
+        },
+        "spec": {
+            "description": s.statement,
+            "service": s.sli,
+            "indicator": {
+                "metadata": {"name": s.sli, "displayName": s.sli_name},
+                "spec": {"ratioMetric": {"counter": false, "good": source(&good), "total": source(&total)}}
+            },
+            "timeWindow": [{"duration": format!("{}d", s.window_days), "isRolling": true}],
+            "budgetingMethod": budgeting,
+            "objectives": [objective],
+        }
+    })
+}
+
+/// The OpenSLO document as YAML.
+pub fn openslo_yaml(slo: &Slo, sli: &Metric) -> Result<String, serde_yaml_ng::Error> {
+    serde_yaml_ng::to_string(&document(slo, sli))
+}

@@ -1,0 +1,207 @@
+//! Prometheus rule groups for a published SLO, in the style Sloth generates: SLI error-ratio
+//! recording rules over 5m, 30m, 1h, 2h, 6h, 1d, 3d and the full period; meta rules (objective,
+//! error budget, burn rates, budget remaining); and multi-window multi-burn-rate alerts.
+//!
+//! Burn-rate factors are budget_share × period_hours / long_window_hours, so they are right for
+//! any period: page on 2% of the budget in 1h (checked over 1h and 5m) or 5% in 6h (6h and 30m);
+//! ticket on 10% in 1d (1d and 2h) or 10% in 3d (3d and 6h). For 30 days these are Sloth's 14.4,
+//! 6, 3 and 1.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::model::{Comparison, Slo};
+use crate::store::metrics::Metric;
+
+/// Recording-rule windows besides the full period.
+pub const WINDOWS: [&str; 7] = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
+
+/// (severity, budget share, long window, long window hours, short window).
+pub const ALERT_WINDOWS: [(&str, f64, &str, f64, &str); 4] = [
+    ("page", 0.02, "1h", 1.0, "5m"),
+    ("page", 0.05, "6h", 6.0, "30m"),
+    ("ticket", 0.10, "1d", 24.0, "2h"),
+    ("ticket", 0.10, "3d", 72.0, "6h"),
+];
+
+#[derive(Debug, Serialize)]
+pub struct RuleFile {
+    pub groups: Vec<Group>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Group {
+    pub name: String,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Rule {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
+    pub expr: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+fn num(x: f64) -> String {
+    let s = format!("{x:.9}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" {
+        "0".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// The good- and total-event templates of an SLI: the metric's own, or defaults for a
+/// Prometheus histogram named after the key (`-` → `_`; `_seconds` for millisecond SLIs).
+pub fn templates(m: &Metric, comparison: Comparison) -> (String, String) {
+    let base = m.key.replace(['-', '.'], "_");
+    let (name, le) = if m.unit == "ms" {
+        (format!("{base}_seconds"), "{{threshold_seconds}}")
+    } else {
+        (base, "{{threshold}}")
+    };
+    let below = format!("sum(rate({name}_bucket{{le=\"{le}\"}}[{{{{window}}}}]))");
+    let total = format!("sum(rate({name}_count[{{{{window}}}}]))");
+    let good_default = match comparison {
+        Comparison::Lt => below,
+        Comparison::Gt => format!("({total} - {below})"),
+    };
+    (
+        m.prometheus.good_events.clone().unwrap_or(good_default),
+        m.prometheus.total_events.clone().unwrap_or(total),
+    )
+}
+
+/// Fills `{{window}}`, `{{threshold}}` and `{{threshold_seconds}}`.
+pub fn render(template: &str, window: &str, threshold: f64) -> String {
+    template
+        .replace("{{window}}", window)
+        .replace("{{threshold_seconds}}", &num(threshold / 1000.0))
+        .replace("{{threshold}}", &num(threshold))
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Builds the rule file of an SLO whose SLI is `sli`.
+pub fn rules(slo: &Slo, sli: &Metric) -> RuleFile {
+    let s = &slo.slo;
+    let name = slo.name.as_str();
+    let (good, total) = templates(sli, s.comparison);
+    let period = format!("{}d", s.window_days);
+    let period_hours = f64::from(s.window_days) * 24.0;
+    let budget = 1.0 - s.target;
+    let sel = format!("{{sloproof_slo=\"{name}\"}}");
+    let mut recordings: Vec<Rule> = WINDOWS
+        .iter()
+        .map(|w| Rule {
+            record: Some(format!("slo:sli_error:ratio_rate{w}")),
+            alert: None,
+            expr: format!(
+                "1 - ((({}) / ({})))",
+                render(&good, w, s.threshold),
+                render(&total, w, s.threshold)
+            ),
+            labels: labels(&[("sloproof_slo", name), ("sloproof_window", w)]),
+            annotations: BTreeMap::new(),
+        })
+        .collect();
+    recordings.push(Rule {
+        record: Some(format!("slo:sli_error:ratio_rate{period}")),
+        alert: None,
+        expr: format!(
+            "sum_over_time(slo:sli_error:ratio_rate5m{sel}[{period}]) / ignoring (sloproof_window) count_over_time(slo:sli_error:ratio_rate5m{sel}[{period}])"
+        ),
+        labels: labels(&[("sloproof_slo", name), ("sloproof_window", &period)]),
+        annotations: BTreeMap::new(),
+    });
+    let meta_rule = |record: &str, expr: String| Rule {
+        record: Some(record.to_owned()),
+        alert: None,
+        expr,
+        labels: labels(&[("sloproof_slo", name)]),
+        annotations: BTreeMap::new(),
+    };
+    let meta = vec![
+        meta_rule("slo:objective:ratio", format!("vector({})", num(s.target))),
+        meta_rule("slo:error_budget:ratio", format!("vector({})", num(budget))),
+        meta_rule("slo:time_period:days", format!("vector({})", s.window_days)),
+        meta_rule(
+            "slo:current_burn_rate:ratio",
+            format!("slo:sli_error:ratio_rate5m{sel} / on(sloproof_slo) group_left slo:error_budget:ratio{sel}"),
+        ),
+        meta_rule(
+            "slo:period_burn_rate:ratio",
+            format!("slo:sli_error:ratio_rate{period}{sel} / on(sloproof_slo) group_left slo:error_budget:ratio{sel}"),
+        ),
+        meta_rule("slo:period_error_budget_remaining:ratio", format!("1 - slo:period_burn_rate:ratio{sel}")),
+    ];
+    let condition = |long: &str, short: &str, factor: f64| {
+        let threshold = num(factor * budget);
+        format!(
+            "(max(slo:sli_error:ratio_rate{long}{sel} > ({threshold})) without (sloproof_window) and max(slo:sli_error:ratio_rate{short}{sel} > ({threshold})) without (sloproof_window))"
+        )
+    };
+    let mut alerts = Vec::new();
+    for severity in ["page", "ticket"] {
+        let parts: Vec<String> = ALERT_WINDOWS
+            .iter()
+            .filter(|a| a.0 == severity)
+            .map(|(_, share, long, hours, short)| {
+                condition(long, short, share * period_hours / hours)
+            })
+            .collect();
+        alerts.push(Rule {
+            record: None,
+            alert: Some(format!(
+                "SloproofErrorBudgetBurn{}",
+                if severity == "page" { "Page" } else { "Ticket" }
+            )),
+            expr: parts.join(" or "),
+            labels: labels(&[("severity", severity), ("sloproof_severity", severity)]),
+            annotations: labels(&[
+                (
+                    "summary",
+                    &format!("{} is burning its error budget too fast", s.statement),
+                ),
+                (
+                    "title",
+                    &format!("(severity {severity}) {name} error budget burn rate is too high"),
+                ),
+            ]),
+        });
+    }
+    RuleFile {
+        groups: vec![
+            Group {
+                name: format!("sloproof-{name}-sli-recordings"),
+                rules: recordings,
+            },
+            Group {
+                name: format!("sloproof-{name}-meta-recordings"),
+                rules: meta,
+            },
+            Group {
+                name: format!("sloproof-{name}-alerts"),
+                rules: alerts,
+            },
+        ],
+    }
+}
+
+/// The rule file as YAML.
+pub fn rules_yaml(slo: &Slo, sli: &Metric) -> Result<String, serde_yaml_ng::Error> {
+    serde_yaml_ng::to_string(&rules(slo, sli))
+}

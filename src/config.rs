@@ -23,6 +23,9 @@ pub enum Command {
         /// Base URL of a running sloproof.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         api: String,
+        /// An analyst or admin API token.
+        #[arg(long, env = "SLOPROOF_TOKEN", hide_env_values = true)]
+        token: String,
         #[command(flatten)]
         config: crate::simulate::SimConfig,
     },
@@ -88,6 +91,15 @@ pub struct Settings {
         global = true
     )]
     pub db_pool_size: u32,
+    /// Initial admin bearer token (at least 16 characters). Without it, the first start creates
+    /// an admin token and prints it once to the log.
+    #[arg(
+        long,
+        env = "SLOPROOF_ADMIN_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "SLOPROOF_WORKERS", global = true)]
     pub workers: Option<usize>,

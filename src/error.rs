@@ -55,6 +55,12 @@ pub enum AppError {
     /// The body's content type is not accepted here (415).
     #[error("unsupported content type '{got}'; expected one of: {expected}")]
     UnsupportedMediaType { got: String, expected: &'static str },
+    /// No valid bearer token (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The token's role may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// A failure that is not the client's fault (500). The detail is logged, never sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),

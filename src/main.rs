@@ -17,9 +17,9 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&steps)?);
             Ok(())
         }
-        Command::Simulate { api, config } => {
+        Command::Simulate { api, token, config } => {
             let sim = sloproof::simulate::generate(&config);
-            actix_web::rt::System::new().block_on(sloproof::simulate::load(&api, &sim))?;
+            actix_web::rt::System::new().block_on(sloproof::simulate::load(&api, &token, &sim))?;
             println!("loaded experiment '{}'; analyse it with:", config.key);
             println!(
                 "  curl -s -X POST {api}/api/v1/experiments/{}/analyses",

@@ -27,6 +27,14 @@ pub fn init_logging(settings: &Settings) -> anyhow::Result<()> {
 /// Builds the shared state: opens the database and applies migrations.
 pub fn state(settings: &Settings) -> anyhow::Result<web::Data<AppState>> {
     let db = Db::open(&settings.database_url, settings.db_pool_size)?;
+    if let Some(token) = api::auth::bootstrap(&db, settings.admin_token.as_deref())
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        tracing::warn!(
+            token = %token,
+            "created the initial admin API token; it is shown only this once: store it, or set SLOPROOF_ADMIN_TOKEN"
+        );
+    }
     let limits = Limits {
         ingest_body_bytes: settings.ingest_body_limit,
         json_body_bytes: settings.json_body_limit,

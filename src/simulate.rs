@@ -211,10 +211,11 @@ pub fn generate(c: &SimConfig) -> Simulated {
 }
 
 /// Creates the metrics (existing ones are kept) and the experiment, and uploads its data through
-/// the HTTP API at `base` (e.g. `http://127.0.0.1:8080`).
-pub async fn load(base: &str, sim: &Simulated) -> anyhow::Result<()> {
+/// the HTTP API at `base` (e.g. `http://127.0.0.1:8080`) with an analyst or admin `token`.
+pub async fn load(base: &str, token: &str, sim: &Simulated) -> anyhow::Result<()> {
     let client = awc::Client::builder()
         .timeout(std::time::Duration::from_secs(600))
+        .bearer_auth(token)
         .finish();
     let post = |path: String, ct: &'static str, body: Vec<u8>| {
         let req = client

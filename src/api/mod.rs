@@ -2,6 +2,7 @@
 //! Handlers are thin: parse into domain types, run the work off the async workers, map the result.
 
 pub mod analyses;
+pub mod auth;
 pub mod experiments;
 pub mod health;
 pub mod ingest;
@@ -55,9 +56,19 @@ where
     .map_err(|e| AppError::Internal(anyhow::anyhow!("blocking task failed: {e}")))?
 }
 
-/// A resource that answers unknown methods with a 405 problem.
+/// A public resource that answers unknown methods with a 405 problem.
 fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(problem::method_not_allowed))
+}
+
+/// A resource behind bearer-token authentication and the role table of [`auth::allowed`].
+macro_rules! protected {
+    ($path:expr $(, $method:ident => $handler:expr)+ $(,)?) => {
+        web::resource($path)
+            .wrap(actix_web::middleware::from_fn(auth::authorize))
+            .default_service(web::to(problem::method_not_allowed))
+            $(.route(web::$method().to($handler)))+
+    };
 }
 
 /// Registers every route, extractor configuration and the shared state.
@@ -73,65 +84,36 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             .service(resource("/healthz").route(web::get().to(health::healthz)))
             .service(resource("/readyz").route(web::get().to(health::readyz)))
             .service(resource("/api/v1/openapi.json").route(web::get().to(openapi::serve)))
-            .service(
-                resource("/api/v1/metrics")
-                    .route(web::post().to(metrics::create_metric))
-                    .route(web::get().to(metrics::list_metrics)),
-            )
-            .service(resource("/api/v1/metrics/{key}").route(web::get().to(metrics::get_metric)))
-            .service(
-                resource("/api/v1/experiments")
-                    .route(web::post().to(experiments::create_experiment))
-                    .route(web::get().to(experiments::list_experiments)),
-            )
-            .service(
-                resource("/api/v1/experiments/{key}")
-                    .route(web::get().to(experiments::get_experiment)),
-            )
-            .service(
-                resource("/api/v1/experiments/{key}/assignments")
-                    .route(web::post().to(ingest::ingest_assignments)),
-            )
-            .service(
-                resource("/api/v1/experiments/{key}/observations")
-                    .route(web::post().to(ingest::ingest_observations)),
-            )
-            .service(
-                resource("/api/v1/experiments/{key}/analyses")
-                    .route(web::post().to(analyses::create_analysis))
-                    .route(web::get().to(analyses::list_analyses)),
-            )
-            .service(resource("/api/v1/analyses/{id}").route(web::get().to(analyses::get_analysis)))
-            .service(
-                resource("/api/v1/analyses/{id}/recommendations")
-                    .route(web::post().to(recommendations::create_recommendation)),
-            )
-            .service(
-                resource("/api/v1/recommendations")
-                    .route(web::get().to(recommendations::list_recommendations)),
-            )
-            .service(
-                resource("/api/v1/recommendations/{id}")
-                    .route(web::get().to(recommendations::get_recommendation)),
-            )
-            .service(
-                resource("/api/v1/recommendations/{id}/decision")
-                    .route(web::post().to(recommendations::decide_recommendation)),
-            )
-            .service(
-                resource("/api/v1/recommendations/{id}/history")
-                    .route(web::get().to(recommendations::get_recommendation_history)),
-            )
-            .service(resource("/api/v1/slos").route(web::get().to(recommendations::list_slos)))
-            .service(resource("/api/v1/slos/{id}").route(web::get().to(recommendations::get_slo)))
-            .service(
-                resource("/api/v1/slos/{id}/openslo")
-                    .route(web::get().to(recommendations::get_slo_openslo)),
-            )
-            .service(
-                resource("/api/v1/slos/{id}/prometheus-rules")
-                    .route(web::get().to(recommendations::get_slo_prometheus_rules)),
-            )
+            .service(protected!("/api/v1/metrics", post => metrics::create_metric, get => metrics::list_metrics))
+            .service(protected!("/api/v1/metrics/{key}", get => metrics::get_metric))
+            .service(protected!(
+                "/api/v1/experiments",
+                post => experiments::create_experiment,
+                get => experiments::list_experiments
+            ))
+            .service(protected!("/api/v1/experiments/{key}", get => experiments::get_experiment))
+            .service(protected!("/api/v1/experiments/{key}/assignments", post => ingest::ingest_assignments))
+            .service(protected!("/api/v1/experiments/{key}/observations", post => ingest::ingest_observations))
+            .service(protected!(
+                "/api/v1/experiments/{key}/analyses",
+                post => analyses::create_analysis,
+                get => analyses::list_analyses
+            ))
+            .service(protected!("/api/v1/analyses/{id}", get => analyses::get_analysis))
+            .service(protected!("/api/v1/analyses/{id}/recommendations", post => recommendations::create_recommendation))
+            .service(protected!("/api/v1/recommendations", get => recommendations::list_recommendations))
+            .service(protected!("/api/v1/recommendations/{id}", get => recommendations::get_recommendation))
+            .service(protected!("/api/v1/recommendations/{id}/decision", post => recommendations::decide_recommendation))
+            .service(protected!(
+                "/api/v1/recommendations/{id}/history",
+                get => recommendations::get_recommendation_history
+            ))
+            .service(protected!("/api/v1/slos", get => recommendations::list_slos))
+            .service(protected!("/api/v1/slos/{id}", get => recommendations::get_slo))
+            .service(protected!("/api/v1/slos/{id}/openslo", get => recommendations::get_slo_openslo))
+            .service(protected!("/api/v1/slos/{id}/prometheus-rules", get => recommendations::get_slo_prometheus_rules))
+            .service(protected!("/api/v1/tokens", post => auth::create_token, get => auth::list_tokens))
+            .service(protected!("/api/v1/tokens/{id}", delete => auth::revoke_token))
             .service(web::redirect("/docs", "/docs/"))
             .service(
                 utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")

@@ -1,11 +1,14 @@
 //! The OpenAPI document, derived from the handlers and types by utoipa. The committed copy in
 //! `openapi/openapi.json` is checked against it by a test.
 
+use actix_web::http::Method;
 use actix_web::HttpResponse;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
+use super::auth::allowed;
 use super::problem::PROBLEM_JSON;
 
 #[derive(OpenApi)]
@@ -38,6 +41,9 @@ use super::problem::PROBLEM_JSON;
         super::recommendations::get_slo,
         super::recommendations::get_slo_openslo,
         super::recommendations::get_slo_prometheus_rules,
+        super::auth::create_token,
+        super::auth::list_tokens,
+        super::auth::revoke_token,
     ),
     components(schemas(super::problem::Problem, super::problem::ProblemIssue, super::ingest::ConflictPolicy)),
     modifiers(&ProblemResponses),
@@ -47,6 +53,7 @@ use super::problem::PROBLEM_JSON;
         (name = "ingestion", description = "Bulk upload of assignments and observations"),
         (name = "analyses", description = "Causal analyses of experiments and their verdicts"),
         (name = "slos", description = "SLO recommendations, review, published SLOs and exports"),
+        (name = "tokens", description = "API tokens and roles (admin)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -115,19 +122,47 @@ impl Modify for ProblemResponses {
                 .responses
                 .insert((*name).to_owned(), RefOr::T(response));
         }
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("sp_…")
+                    .build(),
+            ),
+        );
         for (path, item) in openapi.paths.paths.iter_mut() {
             let has_key = path.contains('{');
             let ops = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
-                &mut item.patch,
+                (Method::GET, &mut item.get),
+                (Method::POST, &mut item.post),
+                (Method::PUT, &mut item.put),
+                (Method::DELETE, &mut item.delete),
+                (Method::PATCH, &mut item.patch),
             ];
-            for (i, op) in ops.into_iter().enumerate() {
+            for (method, op) in ops {
                 let Some(op) = op.as_mut() else { continue };
                 let has_body = op.request_body.is_some();
-                add_shared(op, path, has_key, has_body, i == 0);
+                add_shared(op, path, has_key, has_body, method == Method::GET);
+                if path.starts_with("/api/v1/") && path != "/api/v1/openapi.json" {
+                    let roles: Vec<&str> =
+                        allowed(&method, path).iter().map(|r| r.as_str()).collect();
+                    op.security = Some(vec![SecurityRequirement::new(
+                        "bearer",
+                        Vec::<String>::new(),
+                    )]);
+                    let note = format!("Requires a bearer token with role: {}.", roles.join(", "));
+                    op.description = Some(match op.description.take() {
+                        Some(d) if !d.is_empty() => format!("{d}\n\n{note}"),
+                        _ => note,
+                    });
+                    for (status, name) in [("401", "Unauthorized"), ("403", "Forbidden")] {
+                        op.responses
+                            .responses
+                            .entry(status.to_owned())
+                            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+                    }
+                }
             }
         }
     }
@@ -145,6 +180,8 @@ fn add_shared(op: &mut Operation, path: &str, has_key: bool, has_body: bool, is_
                     || (is_get && op.parameters.as_ref().is_some_and(|p| !p.is_empty()) && !has_key)
             }
             "500" => path != "/healthz",
+            // Added with the security requirement of protected operations.
+            "401" | "403" => false,
             _ => false,
         };
         if wanted && !op.responses.responses.contains_key(*status) {

@@ -63,6 +63,8 @@ fn kind(e: &AppError) -> (&'static str, &'static str) {
         AppError::UnsupportedMediaType { .. } => {
             ("unsupported-media-type", "Unsupported media type")
         }
+        AppError::Unauthorized(_) => ("unauthorized", "Unauthorized"),
+        AppError::Forbidden(_) => ("forbidden", "Forbidden"),
         AppError::Internal(_) => ("internal", "Internal server error"),
     }
 }
@@ -76,6 +78,8 @@ impl ResponseError for AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

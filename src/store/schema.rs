@@ -155,3 +155,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     metrics,
     analyses
 );
+
+diesel::table! {
+    api_tokens (id) {
+        id -> BigInt,
+        name -> Text,
+        role -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}

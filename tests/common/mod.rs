@@ -39,6 +39,9 @@ impl Drop for TestApp {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The admin token every test app is bootstrapped with; the default client sends it.
+pub const ADMIN_TOKEN: &str = "sp_test_admin_token_0123456789abcdef";
+
 /// Replaces the database name of a PostgreSQL URL.
 fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
@@ -65,6 +68,11 @@ async fn spawn(
         .await
         .unwrap()
         .expect("open test database");
+    let db2 = db.clone();
+    web::block(move || sloproof::api::auth::bootstrap(&db2, Some(ADMIN_TOKEN)))
+        .await
+        .unwrap()
+        .expect("bootstrap admin token");
     let state = web::Data::new(AppState { db, limits });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -73,6 +81,7 @@ async fn spawn(
     actix_web::rt::spawn(server);
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(600))
+        .bearer_auth(ADMIN_TOKEN)
         .finish();
     TestApp {
         backend,
@@ -149,6 +158,34 @@ impl TestApp {
             body: serde_json::from_str(&text).unwrap_or(Value::Null),
             text,
         }
+    }
+
+    /// A request with an explicit token (or none), bypassing the default admin token.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Resp {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .finish();
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.insert_header(("authorization", format!("Bearer {t}")));
+        }
+        let r = match body {
+            Some(b) => {
+                req.insert_header(("content-type", "application/json"))
+                    .send_body(b.to_string())
+                    .await
+            }
+            None => req.send().await,
+        }
+        .expect("send");
+        self.finish(r).await
     }
 
     pub async fn get(&self, path: &str) -> Resp {

@@ -1,0 +1,8 @@
+CREATE TABLE api_tokens (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('viewer', 'analyst', 'reviewer', 'admin')),
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TIMESTAMP NOT NULL,
+    revoked_at TIMESTAMP
+);

@@ -1,0 +1,300 @@
+//! Access control: every operation with no token, an invalid token, each wrong role and each
+//! right role. Run on each backend.
+
+mod common;
+
+use common::{apps, assert_problem, TestApp, ADMIN_TOKEN};
+use serde_json::{json, Value};
+use sloproof::simulate::{generate, SimConfig};
+
+const ROLES: [&str; 4] = ["viewer", "analyst", "reviewer", "admin"];
+const READ: &[&str] = &["viewer", "analyst", "reviewer", "admin"];
+const WRITE: &[&str] = &["analyst", "admin"];
+const REVIEW: &[&str] = &["reviewer", "admin"];
+const ADMIN: &[&str] = &["admin"];
+
+/// Builds a value for a role.
+type PerRole<T> = Box<dyn Fn(&str) -> T>;
+
+struct Op {
+    method: &'static str,
+    path: String,
+    allowed: &'static [&'static str],
+    success: u16,
+    /// Body for a given role (distinct per role where a success consumes something).
+    body: PerRole<Option<Value>>,
+    /// Path per role, for operations that consume a resource.
+    path_for: Option<PerRole<String>>,
+}
+
+fn op(
+    method: &'static str,
+    path: impl Into<String>,
+    allowed: &'static [&'static str],
+    success: u16,
+) -> Op {
+    Op {
+        method,
+        path: path.into(),
+        allowed,
+        success,
+        body: Box::new(|_| None),
+        path_for: None,
+    }
+}
+
+async fn token(app: &TestApp, role: &str) -> String {
+    let r = app
+        .post_json(
+            "/api/v1/tokens",
+            &json!({"name": format!("{role}-user"), "role": role}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    r.body["token"].as_str().unwrap().to_owned()
+}
+
+#[actix_web::test]
+async fn every_operation_checks_the_token_and_role() {
+    for app in apps().await {
+        let b = app.backend;
+        let sim = generate(&SimConfig {
+            key: "exp".into(),
+            units: 40_000,
+            effect_per_100ms: -0.2,
+            seed: 21,
+            ..SimConfig::default()
+        });
+        app.load_simulated(&sim).await;
+        let a = app
+            .post_json(
+                "/api/v1/experiments/exp/analyses",
+                &json!({"bootstrap": {"resamples": 100, "seed": 1}}),
+            )
+            .await;
+        let aid = a.body["id"].as_i64().unwrap();
+        let mut recs = Vec::new();
+        for _ in 0..3 {
+            let r = app
+                .post_json(
+                    &format!("/api/v1/analyses/{aid}/recommendations"),
+                    &json!({"max_relative_kpi_loss": 0.01}),
+                )
+                .await;
+            assert_eq!(r.status, 201, "{b}: {}", r.text);
+            recs.push(r.body["id"].as_i64().unwrap());
+        }
+        let published = app
+            .post_json(
+                &format!("/api/v1/recommendations/{}/decision", recs[0]),
+                &json!({"decision": "approve"}),
+            )
+            .await;
+        let sid = published.body["slo_id"].as_i64().unwrap();
+        let throwaway = app
+            .post_json(
+                "/api/v1/tokens",
+                &json!({"name": "throwaway", "role": "viewer"}),
+            )
+            .await
+            .body["id"]
+            .as_i64()
+            .unwrap();
+        let mut tokens = std::collections::HashMap::new();
+        for role in ["viewer", "analyst", "reviewer"] {
+            tokens.insert(role, token(&app, role).await);
+        }
+        tokens.insert("admin", ADMIN_TOKEN.to_owned());
+
+        let (rev_a, rev_b) = (recs[1], recs[2]);
+        let ops = vec![
+            op("GET", "/api/v1/metrics", READ, 200),
+            Op {
+                body: Box::new(|role| {
+                    Some(
+                        json!({"key": format!("m-{role}"), "name": "M", "kind": "kpi", "value_type": "binary", "unit": "", "direction": "higher_is_better", "layer": "business"}),
+                    )
+                }),
+                ..op("POST", "/api/v1/metrics", WRITE, 201)
+            },
+            op("GET", "/api/v1/metrics/checkout-latency", READ, 200),
+            op("GET", "/api/v1/experiments", READ, 200),
+            Op {
+                body: Box::new(|role| {
+                    Some(
+                        json!({"key": format!("e-{role}"), "name": "E", "hypothesis": "H", "sli": "checkout-latency", "kpis": ["checkout-conversion"],
+                    "variants": [{"key": "c", "weight": 0.5, "control": true, "dose": 0}, {"key": "t", "weight": 0.5, "dose": 100}]}),
+                    )
+                }),
+                ..op("POST", "/api/v1/experiments", WRITE, 201)
+            },
+            op("GET", "/api/v1/experiments/exp", READ, 200),
+            Op {
+                body: Box::new(|_| Some(json!([]))),
+                ..op("POST", "/api/v1/experiments/exp/assignments", WRITE, 200)
+            },
+            Op {
+                body: Box::new(|_| Some(json!([]))),
+                ..op("POST", "/api/v1/experiments/exp/observations", WRITE, 200)
+            },
+            Op {
+                body: Box::new(|_| Some(json!({"bootstrap": {"resamples": 100, "seed": 2}}))),
+                ..op("POST", "/api/v1/experiments/exp/analyses", WRITE, 201)
+            },
+            op("GET", "/api/v1/experiments/exp/analyses", READ, 200),
+            op("GET", format!("/api/v1/analyses/{aid}"), READ, 200),
+            Op {
+                body: Box::new(|_| Some(json!({"max_relative_kpi_loss": 0.02}))),
+                ..op(
+                    "POST",
+                    format!("/api/v1/analyses/{aid}/recommendations"),
+                    WRITE,
+                    201,
+                )
+            },
+            op("GET", "/api/v1/recommendations", READ, 200),
+            op("GET", format!("/api/v1/recommendations/{rev_a}"), READ, 200),
+            Op {
+                body: Box::new(|_| Some(json!({"decision": "reject", "comment": "checked"}))),
+                path_for: Some(Box::new(move |role| {
+                    format!(
+                        "/api/v1/recommendations/{}/decision",
+                        if role == "admin" { rev_b } else { rev_a }
+                    )
+                })),
+                ..op(
+                    "POST",
+                    format!("/api/v1/recommendations/{rev_a}/decision"),
+                    REVIEW,
+                    200,
+                )
+            },
+            op(
+                "GET",
+                format!("/api/v1/recommendations/{rev_a}/history"),
+                READ,
+                200,
+            ),
+            op("GET", "/api/v1/slos", READ, 200),
+            op("GET", format!("/api/v1/slos/{sid}"), READ, 200),
+            op("GET", format!("/api/v1/slos/{sid}/openslo"), READ, 200),
+            op(
+                "GET",
+                format!("/api/v1/slos/{sid}/prometheus-rules"),
+                READ,
+                200,
+            ),
+            Op {
+                body: Box::new(|_| Some(json!({"name": "ci", "role": "viewer"}))),
+                ..op("POST", "/api/v1/tokens", ADMIN, 201)
+            },
+            op("GET", "/api/v1/tokens", ADMIN, 200),
+            op("DELETE", format!("/api/v1/tokens/{throwaway}"), ADMIN, 200),
+        ];
+        for o in &ops {
+            let what = format!("{b}: {} {}", o.method, o.path);
+            let body = (o.body)("anonymous");
+            let r = app.call(o.method, &o.path, None, body.as_ref()).await;
+            assert_problem(&r, 401, &what);
+            let r = app
+                .call(
+                    o.method,
+                    &o.path,
+                    Some("sp_not_a_real_token"),
+                    body.as_ref(),
+                )
+                .await;
+            assert_problem(&r, 401, &what);
+            for role in ROLES {
+                let path = o.path_for.as_ref().map_or(o.path.clone(), |f| f(role));
+                let r = app
+                    .call(
+                        o.method,
+                        &path,
+                        Some(&tokens[role]),
+                        (o.body)(role).as_ref(),
+                    )
+                    .await;
+                if o.allowed.contains(&role) {
+                    assert_eq!(r.status, o.success, "{what} as {role}: {}", r.text);
+                } else {
+                    let p = assert_problem(&r, 403, &format!("{what} as {role}"));
+                    assert!(p["detail"].as_str().unwrap().contains(role), "{p}");
+                }
+            }
+        }
+        // Public endpoints need no token.
+        for path in ["/healthz", "/readyz", "/api/v1/openapi.json", "/docs/"] {
+            assert_eq!(
+                app.call("GET", path, None, None).await.status,
+                200,
+                "{b}: {path}"
+            );
+        }
+        // The reviewer's decision is recorded under the token's name.
+        let hist = app
+            .get(&format!("/api/v1/recommendations/{rev_a}/history"))
+            .await;
+        assert_eq!(
+            hist.body["items"][1]["actor"], "reviewer-user",
+            "{}",
+            hist.text
+        );
+        // A revoked token stops working; tokens are listed without their secrets.
+        let list = app.get("/api/v1/tokens").await;
+        let analyst = list.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "analyst-user")
+            .unwrap()
+            .clone();
+        assert!(analyst.get("token").is_none() && !list.text.contains(&tokens["analyst"]));
+        let id = analyst["id"].as_i64().unwrap();
+        assert_eq!(
+            app.call(
+                "DELETE",
+                &format!("/api/v1/tokens/{id}"),
+                Some(ADMIN_TOKEN),
+                None
+            )
+            .await
+            .status,
+            200
+        );
+        assert_problem(
+            &app.call("GET", "/api/v1/metrics", Some(&tokens["analyst"]), None)
+                .await,
+            401,
+            b,
+        );
+    }
+}
+
+#[test]
+fn the_openapi_document_declares_the_bearer_scheme_on_protected_operations() {
+    let doc: Value = serde_json::from_str(&sloproof::api::openapi::document_json()).unwrap();
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let protected = path.starts_with("/api/v1/") && path != "/api/v1/openapi.json";
+            assert_eq!(op.get("security").is_some(), protected, "{method} {path}");
+            if protected {
+                assert!(
+                    op["responses"]["401"].is_object() && op["responses"]["403"].is_object(),
+                    "{method} {path}"
+                );
+                assert!(
+                    op["description"]
+                        .as_str()
+                        .unwrap()
+                        .contains("Requires a bearer token with role"),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+}

@@ -42,6 +42,15 @@ fn every_operation_has_a_stable_id_and_typed_errors() {
             }
         }
     }
+    // Every reference resolves.
+    let text = doc.to_string();
+    for part in text.split("\"$ref\":\"#/").skip(1) {
+        let pointer = format!("/{}", &part[..part.find('"').unwrap()]);
+        assert!(
+            doc.pointer(&pointer).is_some(),
+            "dangling reference #{pointer}"
+        );
+    }
     ids.sort();
     let expected = [
         "create_experiment",

@@ -1,10 +1,10 @@
 //! The causal SLI → KPI slope (2SLS with the arms as instruments), dose–response and thresholds.
 
 use super::data::{MetricColumn, UnitData};
-use super::effects::{estimate, interval_method};
+use super::effects::{bootstrap_interval, estimate};
 use super::report::{
-    BaselineBucket, BootstrapInterval, BootstrapMethod, Breakpoint, CausalEffect, DosePoint,
-    DoseResponse, Estimate, Evidence, LinearityTest, Method, Parameters, Threshold,
+    BaselineBucket, BootstrapInterval, Breakpoint, CausalEffect, DosePoint, DoseResponse, Estimate,
+    Evidence, LinearityTest, Method, Parameters, Threshold,
 };
 use super::{seed_for, stats_err};
 use crate::domain::metric::Direction;
@@ -109,7 +109,7 @@ fn slope_bootstrap(
             "a bootstrap replicate had no first stage".into(),
         ));
     }
-    let accel = if p.bootstrap.method == BootstrapMethod::Bca {
+    bootstrap_interval(p, theta, &slopes, || {
         // Leave-one-out slopes from the group sums, O(1) per unit.
         let mut sums = vec![[0.0; 3]; arms];
         for i in 0..pop.x.len() {
@@ -135,22 +135,7 @@ fn slope_bootstrap(
             })
             .filter(|v: &Vec<f64>| v.len() >= 2)
             .collect();
-        Some(bootstrap::jackknife_acceleration(&loo)?)
-    } else {
-        None
-    };
-    let (lo, hi) = bootstrap::interval(
-        interval_method(p.bootstrap.method),
-        theta,
-        &slopes,
-        accel,
-        p.confidence,
-    )?;
-    Ok(BootstrapInterval {
-        method: p.bootstrap.method,
-        resamples: p.bootstrap.resamples,
-        ci_low: lo,
-        ci_high: hi,
+        Ok(loo)
     })
 }
 

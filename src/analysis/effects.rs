@@ -261,19 +261,28 @@ fn bootstrap_difference(
             .collect()
     };
     let theta = Moments::of(t).mean - Moments::of(c).mean;
-    let accel = if p.bootstrap.method == BootstrapMethod::Bca {
+    bootstrap_interval(p, theta, &reps, || {
         let neg: Vec<f64> = bootstrap::jackknife_means(c).iter().map(|v| -v).collect();
-        Some(bootstrap::jackknife_acceleration(&[
-            bootstrap::jackknife_means(t),
-            neg,
-        ])?)
-    } else {
-        None
+        Ok(vec![bootstrap::jackknife_means(t), neg])
+    })
+}
+
+/// The requested kind of interval of `replicates` around `theta`. `jackknife` gives the
+/// leave-one-out values per sample and is only evaluated for BCa.
+pub fn bootstrap_interval(
+    p: &Parameters,
+    theta: f64,
+    replicates: &[f64],
+    jackknife: impl FnOnce() -> StatsResult<Vec<Vec<f64>>>,
+) -> StatsResult<BootstrapInterval> {
+    let accel = match p.bootstrap.method {
+        BootstrapMethod::Bca => Some(bootstrap::jackknife_acceleration(&jackknife()?)?),
+        _ => None,
     };
     let (lo, hi) = bootstrap::interval(
         interval_method(p.bootstrap.method),
         theta,
-        &reps,
+        replicates,
         accel,
         p.confidence,
     )?;

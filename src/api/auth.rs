@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::pagination::{encode_cursor, ListQuery};
+use super::pagination::{page_of, ListQuery};
 use super::recommendations::Actor;
 use super::{blocking, AppState};
 use crate::domain::{required_text, text_enum};
@@ -236,17 +236,7 @@ pub async fn list_tokens(
         store::list(c, page.after_id, page.limit + 1)
     })
     .await?;
-    let more = rows.len() as i64 > page.limit;
-    let items = rows
-        .into_iter()
-        .take(page.limit as usize)
-        .map(token)
-        .collect::<AppResult<Vec<_>>>()?;
-    let next_cursor = if more {
-        items.last().map(|t| encode_cursor(t.id))
-    } else {
-        None
-    };
+    let (items, next_cursor) = page_of(rows, page.limit, |r| r.id, token)?;
     Ok(web::Json(TokenList { items, next_cursor }))
 }
 

@@ -103,6 +103,8 @@ const SHARED: &[(&str, &str, &str)] = &[
         "InternalError",
         "An internal error; details are logged, not returned",
     ),
+    ("401", "Unauthorized", "No valid bearer token"),
+    ("403", "Forbidden", "The token's role may not do this"),
 ];
 
 impl Modify for ProblemResponses {

@@ -71,3 +71,26 @@ pub fn respond<T, U>(paged: Paged<T>, f: impl FnMut(T) -> U) -> (Vec<U>, Option<
         paged.next_after_id.map(encode_cursor),
     )
 }
+
+/// Turns rows fetched with `limit + 1` into a page of items and the next cursor.
+pub fn page_of<R, T>(
+    rows: Vec<R>,
+    limit: i64,
+    id: impl Fn(&R) -> i64,
+    map: impl FnMut(R) -> crate::error::AppResult<T>,
+) -> crate::error::AppResult<(Vec<T>, Option<String>)> {
+    let more = rows.len() as i64 > limit;
+    let mut rows = rows;
+    rows.truncate(limit.max(0) as usize);
+    let next = if more {
+        rows.last().map(|r| encode_cursor(id(r)))
+    } else {
+        None
+    };
+    Ok((
+        rows.into_iter()
+            .map(map)
+            .collect::<crate::error::AppResult<Vec<T>>>()?,
+        next,
+    ))
+}

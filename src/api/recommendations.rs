@@ -4,7 +4,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::pagination::{encode_cursor, ListQuery};
+use super::pagination::{page_of, ListQuery};
 use super::{blocking, AppState};
 use crate::error::{AppError, Issue};
 use crate::slo::model::{
@@ -137,17 +137,12 @@ pub async fn list_recommendations(
         store::list(c, status, page.after_id, page.limit + 1)
     })
     .await?;
-    let more = rows.len() as i64 > page.limit;
-    let items = rows
-        .iter()
-        .take(page.limit as usize)
-        .map(service::to_recommendation)
-        .collect::<Result<Vec<_>, _>>()?;
-    let next_cursor = if more {
-        items.last().map(|r| encode_cursor(r.id))
-    } else {
-        None
-    };
+    let (items, next_cursor) = page_of(
+        rows,
+        page.limit,
+        |r| r.id,
+        |r| service::to_recommendation(&r),
+    )?;
     Ok(web::Json(RecommendationList { items, next_cursor }))
 }
 
@@ -232,17 +227,7 @@ pub async fn list_slos(
         store::list_slos(c, page.after_id, page.limit + 1)
     })
     .await?;
-    let more = rows.len() as i64 > page.limit;
-    let items = rows
-        .iter()
-        .take(page.limit as usize)
-        .map(service::to_slo)
-        .collect::<Result<Vec<_>, _>>()?;
-    let next_cursor = if more {
-        items.last().map(|s| encode_cursor(s.id))
-    } else {
-        None
-    };
+    let (items, next_cursor) = page_of(rows, page.limit, |r| r.id, |r| service::to_slo(&r))?;
     Ok(web::Json(SloList { items, next_cursor }))
 }
 

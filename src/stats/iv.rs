@@ -1,10 +1,10 @@
 //! Two-stage least squares: the causal slope of an outcome on an endogenous regressor, with the
 //! randomized arm indicators as instruments.
 
-use super::dist::{f_sf, norm_ppf, t_ppf, two_sided_normal_p, two_sided_t_p};
+use super::dist::f_sf;
 use super::linalg::{sandwich, wald_quadratic, weighted_cross, Qr, Square};
-use super::ols::Coefficient;
-use super::{alpha_of, check_finite, StatsError, StatsResult};
+use super::ols::{coefficient_table, Coefficient};
+use super::{check_finite, StatsError, StatsResult};
 
 /// Covariance estimator of a 2SLS fit (linearmodels' `IV2SLS.fit(cov_type=…)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,35 +241,14 @@ impl TwoSls {
 
     /// Coefficient table; t(n − k) inference when debiased, normal otherwise (as linearmodels).
     pub fn table(&self, cov: IvCov, confidence: f64) -> StatsResult<Vec<Coefficient>> {
-        let alpha = alpha_of(confidence)?;
-        let v = self.covariance(cov);
-        let df = (self.n - self.k) as f64;
-        let q = if self.debiased {
-            t_ppf(1.0 - alpha / 2.0, df)?
-        } else {
-            norm_ppf(1.0 - alpha / 2.0)
-        };
-        (0..self.k)
-            .map(|j| {
-                let b = self.coefficients[j];
-                let se = v[j][j].sqrt();
-                let stat = b / se;
-                let p_value = if self.debiased {
-                    two_sided_t_p(stat, df)?
-                } else {
-                    two_sided_normal_p(stat)
-                };
-                Ok(Coefficient {
-                    name: self.names[j].clone(),
-                    estimate: b,
-                    std_error: se,
-                    statistic: stat,
-                    p_value,
-                    ci_low: b - q * se,
-                    ci_high: b + q * se,
-                })
-            })
-            .collect()
+        let df = self.debiased.then_some((self.n - self.k) as f64);
+        coefficient_table(
+            &self.names,
+            &self.coefficients,
+            self.covariance(cov),
+            df,
+            confidence,
+        )
     }
 
     /// The endogenous regressor's row of the table.

@@ -154,34 +154,50 @@ impl Ols {
     /// The coefficient table. As in statsmodels, classical inference uses Student's t with n − p
     /// degrees of freedom and robust inference the normal distribution.
     pub fn table(&self, cov: CovType, confidence: f64) -> StatsResult<Vec<Coefficient>> {
-        let alpha = alpha_of(confidence)?;
-        let v = self.covariance(cov)?;
-        let classical = cov == CovType::Classical;
-        let q = if classical {
-            t_ppf(1.0 - alpha / 2.0, self.df_resid())?
-        } else {
-            norm_ppf(1.0 - alpha / 2.0)
-        };
-        (0..self.p)
-            .map(|j| {
-                let b = self.coefficients[j];
-                let se = v[j][j].sqrt();
-                let stat = b / se;
-                let p_value = if classical {
-                    two_sided_t_p(stat, self.df_resid())?
-                } else {
-                    two_sided_normal_p(stat)
-                };
-                Ok(Coefficient {
-                    name: self.names[j].clone(),
-                    estimate: b,
-                    std_error: se,
-                    statistic: stat,
-                    p_value,
-                    ci_low: b - q * se,
-                    ci_high: b + q * se,
-                })
-            })
-            .collect()
+        let df = (cov == CovType::Classical).then(|| self.df_resid());
+        coefficient_table(
+            &self.names,
+            &self.coefficients,
+            &self.covariance(cov)?,
+            df,
+            confidence,
+        )
     }
+}
+
+/// Coefficient rows from estimates and their covariance: SE = √V_jj, statistic b/SE, two-sided
+/// p-value and CI from Student's t with `t_df` degrees of freedom, or the normal when `None`.
+pub fn coefficient_table(
+    names: &[String],
+    coefficients: &[f64],
+    cov: &Square,
+    t_df: Option<f64>,
+    confidence: f64,
+) -> StatsResult<Vec<Coefficient>> {
+    let alpha = alpha_of(confidence)?;
+    let q = match t_df {
+        Some(df) => t_ppf(1.0 - alpha / 2.0, df)?,
+        None => norm_ppf(1.0 - alpha / 2.0),
+    };
+    coefficients
+        .iter()
+        .enumerate()
+        .map(|(j, &b)| {
+            let se = cov[j][j].sqrt();
+            let stat = b / se;
+            let p_value = match t_df {
+                Some(df) => two_sided_t_p(stat, df)?,
+                None => two_sided_normal_p(stat),
+            };
+            Ok(Coefficient {
+                name: names[j].clone(),
+                estimate: b,
+                std_error: se,
+                statistic: stat,
+                p_value,
+                ci_low: b - q * se,
+                ci_high: b + q * se,
+            })
+        })
+        .collect()
 }

@@ -17,6 +17,7 @@ pub mod lift;
 pub mod linalg;
 pub mod multiple;
 pub mod ols;
+pub mod poisson;
 pub mod power;
 pub mod srm;
 

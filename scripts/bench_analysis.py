@@ -51,12 +51,14 @@ def main():
     tmp = tempfile.mkdtemp()
     db = os.path.join(tmp, "bench.db")
     port = free_port()
-    env = dict(os.environ, SLOPROOF_DATABASE_URL=db, SLOPROOF_BIND=f"127.0.0.1:{port}", SLOPROOF_LOG="warn")
+    token = "bench-admin-token-0123456789"
+    env = dict(os.environ, SLOPROOF_DATABASE_URL=db, SLOPROOF_BIND=f"127.0.0.1:{port}", SLOPROOF_LOG="warn",
+               SLOPROOF_ADMIN_TOKEN=token)
     server = subprocess.Popen([BINARY, "serve"], env=env)
     try:
         time.sleep(1)
         api = f"http://127.0.0.1:{port}"
-        subprocess.run([BINARY, "simulate", "--api", api, "--units", str(args.units), "--key", "bench"], check=True,
+        subprocess.run([BINARY, "simulate", "--api", api, "--token", token, "--units", str(args.units), "--key", "bench"], check=True,
                        stdout=subprocess.DEVNULL)
         # Restart so the peak memory measured is the analysis's own, not the upload's.
         server.terminate()
@@ -66,7 +68,7 @@ def main():
         before = vmhwm(server.pid)
         req = urllib.request.Request(f"{api}/api/v1/experiments/bench/analyses", method="POST",
                                      data=json.dumps({"bootstrap": {"seed": 1}}).encode(),
-                                     headers={"content-type": "application/json"})
+                                     headers={"content-type": "application/json", "authorization": f"Bearer {token}"})
         t = time.perf_counter()
         analysis = json.load(urllib.request.urlopen(req, timeout=600))
         rust = time.perf_counter() - t

@@ -32,9 +32,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+TOKEN = "bench-admin-token-0123456789"
+
+
 def request(port, method, path, body=None, content_type="application/json"):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    conn.request(method, path, body=body, headers={"content-type": content_type})
+    conn.request(method, path, body=body, headers={"content-type": content_type, "authorization": f"Bearer {TOKEN}"})
     resp = conn.getresponse()
     data = resp.read()
     conn.close()
@@ -61,7 +64,8 @@ def bench_service(rows):
     tmp = tempfile.mkdtemp()
     port = free_port()
     env = dict(os.environ, SLOPROOF_DATABASE_URL=os.path.join(tmp, "bench.db"),
-               SLOPROOF_BIND=f"127.0.0.1:{port}", SLOPROOF_LOG=os.environ.get("SLOPROOF_LOG", "warn"))
+               SLOPROOF_BIND=f"127.0.0.1:{port}", SLOPROOF_LOG=os.environ.get("SLOPROOF_LOG", "warn"),
+               SLOPROOF_ADMIN_TOKEN=TOKEN)
     proc = subprocess.Popen([BINARY, "serve"], env=env)
     try:
         for _ in range(100):

@@ -51,10 +51,18 @@ pub fn write(
                 assigned_at: r.assigned_at,
             })
             .collect();
-        let inserted = with_backend!(conn, |c| diesel::insert_into(a::assignments)
-            .values(&rows)
-            .on_conflict_do_nothing()
-            .execute(c))?;
+        // Full chunks as fixed-size arrays: a static query id lets diesel reuse the statement.
+        let inserted =
+            match Box::<[NewAssignment; ROWS_PER_STATEMENT]>::try_from(rows.into_boxed_slice()) {
+                Ok(full) => with_backend!(conn, |c| diesel::insert_into(a::assignments)
+                    .values(&*full)
+                    .on_conflict_do_nothing()
+                    .execute(c))?,
+                Err(rows) => with_backend!(conn, |c| diesel::insert_into(a::assignments)
+                    .values(&rows[..])
+                    .on_conflict_do_nothing()
+                    .execute(c))?,
+            };
         let mut differing = 0;
         if inserted < chunk.len() {
             let units: Vec<&str> = chunk.iter().map(|r| r.unit_id.as_str()).collect();

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use super::pagination::ListQuery;
+use super::pagination::{page_of, ListQuery};
 use super::{blocking, AppState};
 use crate::analysis::report::{Analysis, BootstrapMethod, Correction, MissingOutcomes};
 use crate::analysis::{self, Requested};
@@ -175,18 +175,16 @@ pub async fn list_analyses(
         analyses::list(c, e.id, before, page.limit + 1)
     })
     .await?;
-    let more = rows.len() as i64 > page.limit;
-    let shown = &rows[..rows.len().min(page.limit as usize)];
-    let items = shown
-        .iter()
-        .map(|a| RawValue::from_string(a.result.clone()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored analysis is not JSON: {e}")))?;
-    let next_cursor = if more {
-        shown.last().map(|a| super::pagination::encode_cursor(a.id))
-    } else {
-        None
-    };
+    let (items, next_cursor) = page_of(
+        rows,
+        page.limit,
+        |a| a.id,
+        |a| {
+            RawValue::from_string(a.result).map_err(|e| {
+                AppError::Internal(anyhow::anyhow!("stored analysis is not JSON: {e}"))
+            })
+        },
+    )?;
     let body = serde_json::to_string(&RawList {
         items: items.iter().map(|b| b.as_ref()).collect(),
         next_cursor,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::pagination::{respond, ListQuery};
+use super::pagination::{page_of, ListQuery};
 use super::{blocking, AppState};
 use crate::domain::experiment::{ExperimentInput, NewExperiment, VariantInput};
 use crate::error::AppError;
@@ -177,8 +177,8 @@ pub async fn list_experiments(
     q: web::Query<ListQuery>,
 ) -> Result<web::Json<ExperimentList>, AppError> {
     let page = q.page()?;
-    let paged = blocking(&state, move |c| store::list(c, page)).await?;
-    let (items, next_cursor) = respond(paged, Experiment::from);
+    let rows = blocking(&state, move |c| store::list(c, page)).await?;
+    let (items, next_cursor) = page_of(rows, page.limit, |r| r.id, |r| Ok(Experiment::from(r)))?;
     Ok(web::Json(ExperimentList { items, next_cursor }))
 }
 

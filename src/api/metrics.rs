@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::pagination::{respond, ListQuery};
+use super::pagination::{page_of, ListQuery};
 use super::{blocking, AppState};
 use crate::domain::metric::{
     Direction, Layer, MetricInput, MetricKind, NewMetric, PrometheusQueries, ValueType,
@@ -129,8 +129,8 @@ pub async fn list_metrics(
     q: web::Query<ListQuery>,
 ) -> Result<web::Json<MetricList>, AppError> {
     let page = q.page()?;
-    let paged = blocking(&state, move |c| store::list(c, page)).await?;
-    let (items, next_cursor) = respond(paged, Metric::from);
+    let rows = blocking(&state, move |c| store::list(c, page)).await?;
+    let (items, next_cursor) = page_of(rows, page.limit, |r| r.id, |r| Ok(Metric::from(r)))?;
     Ok(web::Json(MetricList { items, next_cursor }))
 }
 

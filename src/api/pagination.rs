@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::error::{AppError, AppResult, Issue};
-use crate::store::{Page, Paged};
+use crate::store::Page;
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
@@ -62,14 +62,6 @@ fn decode_cursor(c: &str) -> Option<i64> {
     c.strip_prefix('c')
         .and_then(|h| i64::from_str_radix(h, 16).ok())
         .filter(|id| *id >= 0)
-}
-
-/// Converts a stored page into response items and the next cursor.
-pub fn respond<T, U>(paged: Paged<T>, f: impl FnMut(T) -> U) -> (Vec<U>, Option<String>) {
-    (
-        paged.items.into_iter().map(f).collect(),
-        paged.next_after_id.map(encode_cursor),
-    )
 }
 
 /// Turns rows fetched with `limit + 1` into a page of items and the next cursor.

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 
 use super::metrics::{self, unique_or_internal, Metric};
 use super::schema::{experiment_metrics, experiments, variants};
-use super::{now, DbConnection, Page, Paged};
+use super::{now, DbConnection, Page};
 use crate::domain::experiment::NewExperiment;
 use crate::domain::metric::MetricKind;
 use crate::domain::Slug;
@@ -232,14 +232,14 @@ pub fn get(conn: &mut DbConnection, key: &str) -> AppResult<Experiment> {
         .ok_or_else(|| AppError::not_found("experiment", key))
 }
 
-/// Experiments in creation order, one page at a time.
-pub fn list(conn: &mut DbConnection, page: Page) -> AppResult<Paged<Experiment>> {
+/// Experiments in creation order, one page (`limit + 1` rows) at a time.
+pub fn list(conn: &mut DbConnection, page: Page) -> AppResult<Vec<Experiment>> {
     let rows: Vec<ExperimentRow> = experiments::table
         .filter(experiments::id.gt(page.after_id))
         .order(experiments::id)
         .limit(page.limit + 1)
         .load(conn)?;
-    Ok(Paged::from_rows(hydrate(conn, rows)?, page.limit, |e| e.id))
+    hydrate(conn, rows)
 }
 
 /// Variant ids by key, for resolving uploaded rows.

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::schema::{metric_parents, metrics};
-use super::{now, DbConnection, Page, Paged};
+use super::{now, DbConnection, Page};
 use crate::domain::metric::{
     Direction, Layer, MetricKind, NewMetric, PrometheusQueries, ValueType,
 };
@@ -195,8 +195,8 @@ pub fn get(conn: &mut DbConnection, key: &str) -> AppResult<Metric> {
     from_row(row, p)
 }
 
-/// Metrics in creation order, one page at a time.
-pub fn list(conn: &mut DbConnection, page: Page) -> AppResult<Paged<Metric>> {
+/// Metrics in creation order, one page (`limit + 1` rows) at a time.
+pub fn list(conn: &mut DbConnection, page: Page) -> AppResult<Vec<Metric>> {
     let rows: Vec<MetricRow> = metrics::table
         .filter(metrics::id.gt(page.after_id))
         .order(metrics::id)
@@ -211,7 +211,7 @@ pub fn list(conn: &mut DbConnection, page: Page) -> AppResult<Paged<Metric>> {
             from_row(r, p)
         })
         .collect::<AppResult<Vec<_>>>()?;
-    Ok(Paged::from_rows(items, page.limit, |m| m.id))
+    Ok(items)
 }
 
 /// The metrics with these ids, by id.

@@ -180,29 +180,10 @@ pub fn now() -> chrono::NaiveDateTime {
     chrono::DurationRound::duration_trunc(t, chrono::TimeDelta::microseconds(1)).unwrap_or(t)
 }
 
-/// Keyset pagination: items after `cursor` (an opaque string holding the last id), `limit` per page.
+/// Keyset pagination: items after `after_id`, `limit` per page. List queries fetch `limit + 1`
+/// rows; the API trims the extra one and turns it into the next cursor (`api::pagination::page_of`).
 #[derive(Debug, Clone, Copy)]
 pub struct Page {
     pub after_id: i64,
     pub limit: i64,
-}
-
-/// One page of results and the cursor of the next page, if there is one.
-#[derive(Debug)]
-pub struct Paged<T> {
-    pub items: Vec<T>,
-    pub next_after_id: Option<i64>,
-}
-
-impl<T> Paged<T> {
-    /// Builds a page from `limit + 1` fetched rows: the extra row only signals that more exist.
-    pub fn from_rows(mut rows: Vec<T>, limit: i64, id_of: impl Fn(&T) -> i64) -> Paged<T> {
-        let more = rows.len() as i64 > limit;
-        rows.truncate(limit as usize);
-        let next_after_id = if more { rows.last().map(id_of) } else { None };
-        Paged {
-            items: rows,
-            next_after_id,
-        }
-    }
 }

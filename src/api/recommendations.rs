@@ -8,10 +8,9 @@ use super::pagination::{page_of, ListQuery};
 use super::{blocking, AppState};
 use crate::error::{AppError, Issue};
 use crate::slo::model::{
-    Decision, Evaluation, HistoryEvent, Recommendation, RecommendationList, RecommendationStatus,
-    Slo, SloList,
+    Decision, HistoryEvent, Recommendation, RecommendationList, RecommendationStatus, Slo, SloList,
 };
-use crate::slo::recommend::RecommendationRequest;
+use crate::slo::recommend::CreateRecommendation;
 use crate::slo::{openslo, prometheus, service};
 use crate::store::{metrics, recommendations as store};
 
@@ -24,34 +23,6 @@ fn actor(req: &HttpRequest) -> String {
         .get::<Actor>()
         .map(|a| a.0.clone())
         .unwrap_or_else(|| "anonymous".to_owned())
-}
-
-/// Parameters of a recommendation.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRecommendation {
-    /// KPI key (default: the experiment's primary KPI).
-    pub kpi: Option<String>,
-    /// Largest tolerated relative KPI loss, e.g. 0.01 for "lose at most 1% conversion".
-    #[schema(example = 0.01)]
-    pub max_relative_kpi_loss: f64,
-    /// Percentile of the SLI governed per window: 50, 95 (default) or 99.
-    pub percentile: Option<u32>,
-    /// Share of good windows or requests (default 0.99); or give `max_budget_value_at_risk`.
-    pub target: Option<f64>,
-    /// Largest currency at risk when the budget is spent; sets the target (needs
-    /// `value_per_kpi_unit` and `units_per_day`).
-    pub max_budget_value_at_risk: Option<f64>,
-    /// Compliance period in days (default 28).
-    pub window_days: Option<u32>,
-    /// `windows` (default) or `requests`.
-    pub evaluation: Option<Evaluation>,
-    /// Window length for `windows` evaluation (default 5).
-    pub window_minutes: Option<u32>,
-    /// Currency per KPI unit (e.g. per conversion; 1 for revenue).
-    pub value_per_kpi_unit: Option<f64>,
-    /// Units (users, sessions) per day exposed to the SLI.
-    pub units_per_day: Option<f64>,
 }
 
 /// A review decision.
@@ -97,19 +68,7 @@ pub async fn create_recommendation(
     req: HttpRequest,
     body: web::Json<CreateRecommendation>,
 ) -> Result<HttpResponse, AppError> {
-    let b = body.into_inner();
-    let r = RecommendationRequest {
-        kpi: b.kpi,
-        max_relative_kpi_loss: b.max_relative_kpi_loss,
-        percentile: b.percentile,
-        target: b.target,
-        max_budget_value_at_risk: b.max_budget_value_at_risk,
-        window_days: b.window_days,
-        evaluation: b.evaluation,
-        window_minutes: b.window_minutes,
-        value_per_kpi_unit: b.value_per_kpi_unit,
-        units_per_day: b.units_per_day,
-    };
+    let r = body.into_inner();
     let (id, who) = (id.into_inner(), actor(&req));
     let rec = blocking(&state, move |c| service::recommend(c, id, &r, &who)).await?;
     Ok(HttpResponse::Created()

@@ -11,18 +11,31 @@ use crate::domain::metric::Direction;
 use crate::error::{AppError, AppResult, Issue};
 use crate::store::metrics::Metric;
 
-/// Optional request fields.
-#[derive(Debug, Clone, Default)]
-pub struct RecommendationRequest {
+/// Parameters of a recommendation.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRecommendation {
+    /// KPI key (default: the experiment's primary KPI).
     pub kpi: Option<String>,
+    /// Largest tolerated relative KPI loss, e.g. 0.01 for "lose at most 1% conversion".
+    #[schema(example = 0.01)]
     pub max_relative_kpi_loss: f64,
+    /// Percentile of the SLI governed per window: 50, 95 (default) or 99.
     pub percentile: Option<u32>,
+    /// Share of good windows or requests (default 0.99); or give `max_budget_value_at_risk`.
     pub target: Option<f64>,
+    /// Largest currency at risk when the budget is spent; sets the target (needs
+    /// `value_per_kpi_unit` and `units_per_day`).
     pub max_budget_value_at_risk: Option<f64>,
+    /// Compliance period in days (default 28).
     pub window_days: Option<u32>,
+    /// `windows` (default) or `requests`.
     pub evaluation: Option<Evaluation>,
+    /// Window length for `windows` evaluation (default 5).
     pub window_minutes: Option<u32>,
+    /// Currency per KPI unit (e.g. per conversion; 1 for revenue).
     pub value_per_kpi_unit: Option<f64>,
+    /// Units (users, sessions) per day exposed to the SLI.
     pub units_per_day: Option<f64>,
 }
 
@@ -61,7 +74,7 @@ fn fmt_num(x: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
-fn resolve(req: &RecommendationRequest, kpi: &str) -> AppResult<RecommendationInputs> {
+fn resolve(req: &CreateRecommendation, kpi: &str) -> AppResult<RecommendationInputs> {
     let mut issues = Vec::new();
     if !(req.max_relative_kpi_loss > 0.0 && req.max_relative_kpi_loss < 1.0) {
         issues.push(Issue::field(
@@ -154,7 +167,7 @@ pub fn derive(
     a: &Analysis,
     sli: &Metric,
     kpi: &Metric,
-    req: &RecommendationRequest,
+    req: &CreateRecommendation,
 ) -> AppResult<Derived> {
     let inputs = resolve(req, &kpi.key)?;
     let verdict = a

@@ -7,7 +7,7 @@ use super::model::{
     RecommendationEvidence, RecommendationInputs, RecommendationStatus, Slo, SloSpec, SloStatus,
     ThresholdRange,
 };
-use super::recommend::{derive, RecommendationRequest};
+use super::recommend::{derive, CreateRecommendation};
 use crate::analysis::report::{Analysis, Role};
 use crate::error::{AppError, AppResult, Issue};
 use crate::store::recommendations::{self as store, RecommendationRow, SloRow};
@@ -36,7 +36,7 @@ fn document(row: &RecommendationRow) -> AppResult<Document> {
 pub fn recommend(
     conn: &mut DbConnection,
     analysis_id: i64,
-    req: &RecommendationRequest,
+    req: &CreateRecommendation,
     actor: &str,
 ) -> AppResult<Recommendation> {
     let stored = analyses::get(conn, analysis_id)?;

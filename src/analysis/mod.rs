@@ -262,7 +262,7 @@ pub fn compute(
         }
     }
     lap("causal");
-    let power = verdict::power(d, p, &kpi_effects, &causal_effects);
+    let power = verdict::power(d, p, &variants, &causal_effects);
     let verdicts = verdict::verdicts(d, p, &sample_ratio, &causal_effects, &failures, &power);
     let summary = verdict::summary(d, p, &causal_effects, &verdicts, &first_stage);
     lap("verdicts");

@@ -350,8 +350,9 @@ pub struct PowerSummary {
     pub kpi: String,
     /// The highest-dose arm, compared with control.
     pub variant: String,
-    /// Minimum detectable relative lift at 80% power, two-sided alpha.
-    pub mde_relative: f64,
+    /// Minimum detectable relative lift at 80% power, two-sided alpha; null when undefined
+    /// (no variance, or a control mean of zero).
+    pub mde_relative: Option<f64>,
     /// Minimum detectable relative KPI change per +100 SLI units (from the slope's SE).
     pub mde_relative_per_100: f64,
     /// The observed relative change per +100 SLI units.

@@ -3,8 +3,8 @@
 use super::causal::harmful_sign;
 use super::data::UnitData;
 use super::report::{
-    CausalEffect, FirstStageArm, KpiEffect, Parameters, PowerSummary, Reason, ReasonCode,
-    SampleRatio, Verdict,
+    CausalEffect, FirstStageArm, Parameters, PowerSummary, Reason, ReasonCode, SampleRatio,
+    VariantSummary, Verdict,
 };
 use crate::stats::dist::norm_ppf;
 use crate::stats::power::mde_difference;
@@ -20,7 +20,7 @@ fn pct(x: f64) -> String {
 pub fn power(
     d: &UnitData,
     p: &Parameters,
-    effects: &[KpiEffect],
+    variants: &[VariantSummary],
     causal: &[Option<CausalEffect>],
 ) -> Vec<PowerSummary> {
     let top = d
@@ -31,41 +31,36 @@ pub fn power(
         .max_by(|x, y| x.1.dose.abs().total_cmp(&y.1.dose.abs()))
         .map(|(a, _)| a);
     let z = norm_ppf(1.0 - p.alpha / 2.0) + norm_ppf(TARGET_POWER);
+    // Mean, SD and n of a metric in an arm, from the variants section.
+    let summary =
+        |arm: usize, key: &str| variants.get(arm)?.metrics.iter().find(|m| m.metric == key);
     let mut out = Vec::new();
     for ((_, m), c) in d.kpis().zip(causal) {
         let (Some(top), Some(c)) = (top, c) else {
             continue;
         };
-        let e = effects
-            .iter()
-            .find(|e| e.metric == m.metric.key && e.variant == d.arms[top].key);
-        let mde_relative = e
-            .and_then(|e| {
-                let v = |arm: usize| {
-                    let vals: Vec<f64> = (0..d.len())
-                        .filter(|i| d.arm[*i] as usize == arm)
-                        .filter_map(|i| m.outcome(i, p.missing_outcomes))
-                        .collect();
-                    let mo = crate::stats::descriptive::Moments::of(&vals);
-                    (mo.variance().unwrap_or(0.0), mo.n as f64)
-                };
-                let ((vt, nt), (vc, nc)) = (v(top), v(d.control));
-                mde_difference(vt, nt, vc, nc, p.alpha, TARGET_POWER)
-                    .ok()
-                    .map(|mde| mde / e.control_mean.abs())
-            })
-            .unwrap_or(f64::INFINITY);
+        let key = m.metric.key.as_str();
+        let mde_relative = summary(top, key)
+            .zip(summary(d.control, key))
+            .and_then(|(t, ctl)| {
+                let mde = mde_difference(
+                    t.std_dev * t.std_dev,
+                    t.units as f64,
+                    ctl.std_dev * ctl.std_dev,
+                    ctl.units as f64,
+                    p.alpha,
+                    TARGET_POWER,
+                )
+                .ok()?;
+                (ctl.mean != 0.0).then(|| mde / ctl.mean.abs())
+            });
         let mde_per_100 = z * c.relative_per_100.std_error;
         let observed = c.relative_per_100.estimate;
         let excludes_zero = c.slope.ci_low > 0.0 || c.slope.ci_high < 0.0;
         out.push(PowerSummary {
             kpi: m.metric.key.clone(),
             variant: d.arms[top].key.clone(),
-            mde_relative: if mde_relative.is_finite() {
-                mde_relative
-            } else {
-                0.0
-            },
+            mde_relative,
             mde_relative_per_100: mde_per_100,
             observed_relative_per_100: observed,
             informative: excludes_zero || mde_per_100 <= observed.abs(),

@@ -669,3 +669,42 @@ fn hinge_finds_the_least_squares_breakpoint() {
         );
     }
 }
+
+#[test]
+fn wald_ratio_equals_two_sls_with_one_binary_instrument() {
+    // Use the simulated latency-injection fixture, keeping only control and the first arm.
+    let s = &fixture("iv")["latency_injection"];
+    let (y, lat, d1, d2) = (
+        vec(&s["y"]),
+        vec(&s["latency"]),
+        vec(&s["d1"]),
+        vec(&s["d2"]),
+    );
+    let keep: Vec<usize> = (0..y.len()).filter(|&i| d2[i] == 0.0).collect();
+    let pick = |v: &[f64]| keep.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+    let (y, lat, z) = (pick(&y), pick(&lat), pick(&d1));
+    let ones = vec![1.0; y.len()];
+    let fit = two_sls(&y, &[&ones], &["const"], &lat, "latency", &[&z], true).unwrap();
+    let mean_where = |v: &[f64], arm: f64| {
+        let sel: Vec<f64> = v
+            .iter()
+            .zip(&z)
+            .filter(|(_, a)| **a == arm)
+            .map(|(x, _)| *x)
+            .collect();
+        sel.iter().sum::<f64>() / sel.len() as f64
+    };
+    let ratio = sloproof::stats::iv::wald_ratio(
+        mean_where(&y, 1.0),
+        mean_where(&y, 0.0),
+        mean_where(&lat, 1.0),
+        mean_where(&lat, 0.0),
+    )
+    .unwrap();
+    close("wald ratio", ratio, fit.coefficients[1], 1e-10, 0.0);
+    assert!(
+        fit.sargan.is_none(),
+        "just-identified: no over-identification test"
+    );
+    assert!(sloproof::stats::iv::wald_ratio(1.0, 0.0, 2.0, 2.0).is_err());
+}

@@ -52,7 +52,7 @@ def main():
     db = os.path.join(tmp, "bench.db")
     port = free_port()
     token = "bench-admin-token-0123456789"
-    env = dict(os.environ, SLOPROOF_DATABASE_URL=db, SLOPROOF_BIND=f"127.0.0.1:{port}", SLOPROOF_LOG="warn",
+    env = dict(os.environ, SLOPROOF_DATABASE_URL=db, SLOPROOF_BIND=f"127.0.0.1:{port}", SLOPROOF_LOG=os.environ.get("BENCH_LOG", "warn"),
                SLOPROOF_ADMIN_TOKEN=token)
     server = subprocess.Popen([BINARY, "serve"], env=env)
     try:

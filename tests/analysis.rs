@@ -420,3 +420,71 @@ async fn too_little_data_and_bad_parameters_are_clear_4xx() {
         assert_problem(&app.get("/api/v1/analyses/abc").await, 400, b);
     }
 }
+
+#[actix_web::test]
+async fn split_and_single_reads_load_the_same_data() {
+    use sloproof::analysis::data;
+    // Unit ids whose order differs between bytewise comparison and a locale collation (case,
+    // punctuation), plus observations of units that were never assigned.
+    let units = [
+        "b-7", "B-1", "a_2", "A-3", "a-10", "Zed", "zed", "_x", "x-9", "m", "M", "ö-1", "o-2",
+    ];
+    let arms = ["control", "plus-100", "plus-200"];
+    let mut assignments = String::new();
+    let mut observations = String::new();
+    for (i, u) in units.iter().enumerate() {
+        assignments += &format!("{{\"unit_id\":\"{u}\",\"variant\":\"{}\"}}\n", arms[i % 3]);
+        observations += &format!(
+            "{{\"unit_id\":\"{u}\",\"metric\":\"latency\",\"value\":{}}}\n\
+             {{\"unit_id\":\"{u}\",\"metric\":\"latency\",\"period\":\"pre\",\"value\":{}}}\n",
+            200 + i * 7,
+            190 + i * 5
+        );
+        if i % 4 != 0 {
+            observations += &format!(
+                "{{\"unit_id\":\"{u}\",\"metric\":\"revenue\",\"value\":{}.5}}\n",
+                i * 3
+            );
+        }
+    }
+    for u in ["not-assigned", "Not-assigned", "zz"] {
+        observations += &format!("{{\"unit_id\":\"{u}\",\"metric\":\"latency\",\"value\":1}}\n");
+    }
+    for app in apps().await {
+        app.seed_experiment("split").await;
+        for (what, body) in [
+            ("assignments", &assignments),
+            ("observations", &observations),
+        ] {
+            let r = app
+                .post_raw(
+                    &format!("/api/v1/experiments/split/{what}"),
+                    "application/x-ndjson",
+                    body.clone().into_bytes(),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}: {what}: {r:?}", app.backend);
+        }
+        let db = sloproof::store::Db::open(&app.db_url, 2).unwrap();
+        let e = sloproof::store::experiments::get(&mut db.conn().unwrap(), "split").unwrap();
+        let single = data::load_split(&db, &e, usize::MAX).unwrap();
+        let split = data::load_split(&db, &e, 0).unwrap();
+        assert_eq!(
+            format!("{single:?}"),
+            format!("{split:?}"),
+            "{}",
+            app.backend
+        );
+        assert_eq!(single.len(), units.len());
+        assert_eq!(single.unassigned_units, 3);
+        assert_eq!(single.unassigned_observations, 3);
+        // Units are in bytewise order of their ids whatever the database's collation.
+        let mut sorted = units.to_vec();
+        sorted.sort_unstable();
+        let latency: Vec<f64> = sorted
+            .iter()
+            .map(|u| 200.0 + 7.0 * units.iter().position(|x| x == u).unwrap() as f64)
+            .collect();
+        assert_eq!(single.sli, latency, "{}", app.backend);
+    }
+}

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
+use rustc_hash::{FxHashSet, FxHasher};
 
 use super::report::{MissingOutcomes, Role};
 use crate::domain::metric::ValueType;
@@ -137,25 +137,44 @@ impl Fingerprint {
     }
 }
 
-/// Where an observation goes: the SLI (`None`) or a metric column.
-type Slot = Option<usize>;
+/// Per-unit value planes, in this order: SLI post, SLI pre, then post and pre of each metric
+/// column. An observation of metric slot `s` (0 = the SLI) and period `pre` goes to plane
+/// `2·s + pre`.
+fn plane(slot: usize, pre: bool) -> usize {
+    2 * slot + usize::from(pre)
+}
 
-/// What one range reader found.
+/// What one range reader found besides the values it wrote into its planes.
 #[derive(Default)]
 struct Part {
-    /// (unit index, slot, is_pre, value).
-    values: Vec<(u32, Slot, bool, f64)>,
+    /// Values of assigned units outside the reader's unit range (global index, plane, value).
+    /// Empty on SQLite, whose range order is the units' bytewise order.
+    stray: Vec<(usize, usize, f64)>,
     unassigned_observations: u64,
     unassigned: FxHashSet<String>,
     fp: Fingerprint,
+}
+
+/// A reader's share of the units: `units[offset..offset + planes[k].len()]`.
+struct Range<'a> {
+    offset: usize,
+    planes: Vec<&'a mut [f64]>,
 }
 
 /// Units at which the observation scan is split into parallel range reads.
 const PARALLEL_LOAD_UNITS: usize = 100_000;
 
 /// Reads the experiment's data. Observations of large experiments are read as two unit-id ranges
-/// on two connections at once.
+/// on two connections at once, each writing straight into its half of the unit columns. Rows are
+/// matched to units by a merge join on the sorted unit ids (rows arrive in key order, so the
+/// next row is almost always the same or the next unit), falling back to binary search.
 pub fn load(db: &Db, e: &Experiment) -> AppResult<UnitData> {
+    load_split(db, e, PARALLEL_LOAD_UNITS)
+}
+
+/// [`load`], splitting the observation read in two from `split_from` assigned units on. Every
+/// choice gives the same data (tests compare them on small experiments).
+pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitData> {
     let arms: Vec<Arm> = e
         .variants
         .iter()
@@ -181,90 +200,131 @@ pub fn load(db: &Db, e: &Experiment) -> AppResult<UnitData> {
         fp.add(("a", unit.as_str(), arms[arm as usize].key.as_str()));
         units.push((unit, arm));
     })?;
-    units.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let index: FxHashMap<&str, u32> = units
-        .iter()
-        .enumerate()
-        .map(|(i, (u, _))| (u.as_str(), i as u32))
-        .collect();
+    if !units.is_sorted_by(|a, b| a.0 <= b.0) {
+        units.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    }
     let n = units.len();
 
-    let mut columns: Vec<MetricColumn> = e
+    let metrics: Vec<(&Metric, Role)> = e
         .kpis
         .iter()
         .map(|m| (m, Role::Kpi))
         .chain(e.guardrails.iter().map(|m| (m, Role::Guardrail)))
-        .map(|(m, role)| MetricColumn {
-            metric: m.clone(),
-            role,
-            post: vec![f64::NAN; n],
-            pre: vec![f64::NAN; n],
-        })
         .collect();
-    let slot: HashMap<i64, Slot> = std::iter::once((e.sli.id, None))
-        .chain(
-            columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.metric.id, Some(i))),
-        )
+    // (metric id, slot, key): a handful of entries, scanned linearly per row.
+    let slots: Vec<(i64, usize, &str)> = std::iter::once(&e.sli)
+        .chain(metrics.iter().map(|(m, _)| *m))
+        .enumerate()
+        .map(|(s, m)| (m.id, s, m.key.as_str()))
         .collect();
-    let metric_key: HashMap<i64, &str> = e.metrics().map(|m| (m.id, m.key.as_str())).collect();
-    let read = |from: Option<&str>, to: Option<&str>| -> AppResult<Part> {
+    let other_keys: HashMap<i64, &str> = e.metrics().map(|m| (m.id, m.key.as_str())).collect();
+    let mut planes: Vec<Vec<f64>> = vec![vec![f64::NAN; n]; 2 * slots.len()];
+
+    let read = |from: Option<&str>, to: Option<&str>, mut range: Range| -> AppResult<Part> {
         let mut part = Part::default();
+        let mine = &units[range.offset..range.offset + range.planes[0].len()];
+        // Local index of the unit of the previous row.
+        let mut cursor = 0usize;
         for_each_observation(
             &mut *db.conn()?,
             e.id,
             from,
             to,
             |unit, metric_id, pre, value| {
-                part.fp.add((
-                    "o",
-                    unit,
-                    metric_key.get(&metric_id).copied().unwrap_or(""),
-                    pre,
-                    value.to_bits(),
-                ));
-                match (index.get(unit), slot.get(&metric_id)) {
-                    (Some(&i), Some(&s)) => part.values.push((i, s, pre, value)),
-                    (Some(_), None) => {}
-                    (None, _) => {
-                        part.unassigned_observations += 1;
-                        if !part.unassigned.contains(unit) {
-                            part.unassigned.insert(unit.to_owned());
-                        }
+                let slot = slots.iter().find(|s| s.0 == metric_id);
+                let key = match slot {
+                    Some(s) => s.2,
+                    None => other_keys.get(&metric_id).copied().unwrap_or(""),
+                };
+                part.fp.add(("o", unit, key, pre, value.to_bits()));
+                let local = if mine.get(cursor).is_some_and(|u| u.0 == unit) {
+                    Some(cursor)
+                } else if mine.get(cursor + 1).is_some_and(|u| u.0 == unit) {
+                    Some(cursor + 1)
+                } else {
+                    mine.binary_search_by(|u| u.0.as_str().cmp(unit)).ok()
+                };
+                if let Some(i) = local {
+                    cursor = i;
+                    if let Some(s) = slot {
+                        range.planes[plane(s.1, pre)][i] = value;
+                    }
+                } else if let Ok(i) = units.binary_search_by(|u| u.0.as_str().cmp(unit)) {
+                    if let Some(s) = slot {
+                        part.stray.push((i, plane(s.1, pre), value));
+                    }
+                } else {
+                    part.unassigned_observations += 1;
+                    if !part.unassigned.contains(unit) {
+                        part.unassigned.insert(unit.to_owned());
                     }
                 }
             },
         )?;
         Ok(part)
     };
-    let parts: Vec<Part> = if n >= PARALLEL_LOAD_UNITS {
-        let mid = units[n / 2].0.as_str();
-        let (a, b) = rayon::join(|| read(None, Some(mid)), || read(Some(mid), None));
+    let parts: Vec<Part> = if n >= split_from.max(2) {
+        let mid = n / 2;
+        let (low, high): (Vec<&mut [f64]>, Vec<&mut [f64]>) =
+            planes.iter_mut().map(|p| p.split_at_mut(mid)).unzip();
+        let key = units[mid].0.as_str();
+        let (a, b) = rayon::join(
+            || {
+                read(
+                    None,
+                    Some(key),
+                    Range {
+                        offset: 0,
+                        planes: low,
+                    },
+                )
+            },
+            || {
+                read(
+                    Some(key),
+                    None,
+                    Range {
+                        offset: mid,
+                        planes: high,
+                    },
+                )
+            },
+        );
         vec![a?, b?]
     } else {
-        vec![read(None, None)?]
+        let all = planes.iter_mut().map(Vec::as_mut_slice).collect();
+        vec![read(
+            None,
+            None,
+            Range {
+                offset: 0,
+                planes: all,
+            },
+        )?]
     };
-    let mut sli = vec![f64::NAN; n];
-    let mut sli_pre = vec![f64::NAN; n];
     let mut unassigned: FxHashSet<String> = FxHashSet::default();
     let mut unassigned_observations = 0;
     for part in parts {
-        for (i, s, pre, v) in part.values {
-            let i = i as usize;
-            match (s, pre) {
-                (None, true) => sli_pre[i] = v,
-                (None, false) => sli[i] = v,
-                (Some(c), true) => columns[c].pre[i] = v,
-                (Some(c), false) => columns[c].post[i] = v,
-            }
+        for (i, k, v) in part.stray {
+            planes[k][i] = v;
         }
         unassigned_observations += part.unassigned_observations;
         unassigned.extend(part.unassigned);
         fp = fp.merge(part.fp);
     }
     let fingerprint = format!("v1-{:016x}{:016x}-{}", fp.sum, fp.xor, fp.rows);
+    let mut planes = planes.into_iter();
+    let mut next = || planes.next().unwrap_or_default();
+    let (sli, sli_pre) = (next(), next());
+    let columns = metrics
+        .into_iter()
+        .map(|(m, role)| MetricColumn {
+            metric: m.clone(),
+            role,
+            post: next(),
+            pre: next(),
+        })
+        .collect();
     Ok(UnitData {
         arms,
         control,

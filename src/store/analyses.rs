@@ -112,7 +112,11 @@ pub fn for_each_assignment(
 
 /// Calls `f(unit_id, metric_id, is_pre, value)` for every observation of the experiment whose
 /// unit id is ≥ `from` and < `to` (in the database's collation; `None` = unbounded), so callers
-/// can read disjoint ranges in parallel.
+/// can read disjoint ranges in parallel. Rows come in primary-key order, which on SQLite is
+/// bytewise by unit id; callers must not rely on that (PostgreSQL's collation may differ).
+///
+/// On SQLite the unit id is borrowed from the current row instead of copied: this is the read
+/// path of every analysis, millions of rows long.
 pub fn for_each_observation(
     conn: &mut DbConnection,
     experiment_id: i64,
@@ -120,26 +124,61 @@ pub fn for_each_observation(
     to: Option<&str>,
     mut f: impl FnMut(&str, i64, bool, f64),
 ) -> AppResult<()> {
-    let mut q = observations::table
-        .filter(observations::experiment_id.eq(experiment_id))
-        .into_boxed();
-    if let Some(from) = from {
-        q = q.filter(observations::unit_id.ge(from));
+    use diesel::connection::LoadConnection;
+    use diesel::row::{Field, Row};
+
+    // Boxed queries are per backend, so the query is spelled once and built in each arm.
+    macro_rules! query {
+        () => {{
+            let mut q = observations::table
+                .filter(observations::experiment_id.eq(experiment_id))
+                .into_boxed();
+            if let Some(from) = from {
+                q = q.filter(observations::unit_id.ge(from));
+            }
+            if let Some(to) = to {
+                q = q.filter(observations::unit_id.lt(to));
+            }
+            q.select((
+                observations::unit_id,
+                observations::metric_id,
+                observations::period.eq("pre"),
+                observations::value,
+            ))
+        }};
     }
-    if let Some(to) = to {
-        q = q.filter(observations::unit_id.lt(to));
-    }
-    let rows = q
-        .select((
-            observations::unit_id,
-            observations::metric_id,
-            observations::period.eq("pre"),
-            observations::value,
-        ))
-        .load_iter::<(String, i64, bool, f64), diesel::connection::DefaultLoadingMode>(conn)?;
-    for row in rows {
-        let (u, m, pre, v) = row?;
-        f(&u, m, pre, v);
+    match conn {
+        DbConnection::Sqlite(c) => {
+            let rows = c.load(query!())?;
+            let missing = || AppError::Internal(anyhow::anyhow!("observation row lacks a column"));
+            for row in rows {
+                let row = row?;
+                let (Some(u), Some(m), Some(pre), Some(v)) =
+                    (row.get(0), row.get(1), row.get(2), row.get(3))
+                else {
+                    return Err(missing());
+                };
+                let (Some(mut u), Some(mut m), Some(mut pre), Some(mut v)) =
+                    (u.value(), m.value(), pre.value(), v.value())
+                else {
+                    return Err(missing());
+                };
+                f(
+                    u.read_text(),
+                    m.read_long(),
+                    pre.read_integer() != 0,
+                    v.read_double(),
+                );
+            }
+        }
+        DbConnection::Postgresql(c) => {
+            let rows = query!()
+                .load_iter::<(String, i64, bool, f64), diesel::connection::DefaultLoadingMode>(c)?;
+            for row in rows {
+                let (u, m, pre, v) = row?;
+                f(&u, m, pre, v);
+            }
+        }
     }
     Ok(())
 }

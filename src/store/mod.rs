@@ -110,6 +110,27 @@ impl ManageConnection for Manager {
     }
 }
 
+/// Puts SQLite in multi-thread mode before its first connection opens: a connection is used by
+/// one thread at a time (diesel's `SqliteConnection` is not `Sync` and the pool hands each to one
+/// caller), so SQLite's per-connection mutex, taken on every column read in the default serialized
+/// mode, only costs time. When SQLite is already initialised (another pool opened first in this
+/// process), the call is refused and the mode stays serialized, which is merely slower.
+fn sqlite_multithread() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sqlite3_config with SQLITE_CONFIG_MULTITHREAD takes no further arguments and
+        // is only valid before sqlite3_initialize; otherwise it returns SQLITE_MISUSE, harmlessly.
+        let rc =
+            unsafe { libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MULTITHREAD) };
+        if rc != libsqlite3_sys::SQLITE_OK {
+            tracing::debug!(
+                rc,
+                "SQLite was already initialised; it stays in serialized mode"
+            );
+        }
+    });
+}
+
 /// The database: a connection pool of one backend.
 #[derive(Clone)]
 pub struct Db {
@@ -124,6 +145,7 @@ impl Db {
     pub fn open(url: &str, max_connections: u32) -> anyhow::Result<Db> {
         let (backend, target) = Backend::from_url(url);
         if backend == Backend::Sqlite {
+            sqlite_multithread();
             // Switching to WAL needs a lock no other connection holds: do it before the pool opens.
             SqliteConnection::establish(&target)
                 .with_context(|| format!("cannot open the SQLite database '{target}'"))?

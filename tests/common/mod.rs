@@ -1,6 +1,7 @@
 //! Test harness: the real server on port 0 against a fresh database per test. Every test runs
 //! on SQLite, and on PostgreSQL too when `SLOPROOF_TEST_POSTGRES_URL` names a server whose user
-//! may create databases (each test gets its own database, dropped afterwards).
+//! may create databases (each test gets its own database with an ICU `en-US` collation, dropped
+//! afterwards).
 
 #![allow(dead_code)]
 
@@ -114,9 +115,14 @@ pub async fn apps_with(limits: Limits) -> Vec<TestApp> {
         web::block(move || {
             let mut c =
                 PgConnection::establish(&admin2).expect("connect to SLOPROOF_TEST_POSTGRES_URL");
-            diesel::sql_query(format!("CREATE DATABASE {name2}"))
-                .execute(&mut c)
-                .expect("create test database");
+            // A linguistic (ICU) collation, as most production servers have, so tests meet a
+            // text order that differs from the bytewise order sloproof sorts units in.
+            diesel::sql_query(format!(
+                "CREATE DATABASE {name2} TEMPLATE template0 LOCALE_PROVIDER icu \
+                 ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+            ))
+            .execute(&mut c)
+            .expect("create test database");
         })
         .await
         .unwrap();

@@ -152,27 +152,32 @@ pub fn harmful_sign(sli: Direction, kpi: Direction) -> f64 {
     worse(sli) * worse(kpi)
 }
 
-/// Causal effect, dose–response and the fitted model for one KPI.
+/// Causal effect and dose–response of one KPI.
 pub struct KpiCausal {
     pub effect: CausalEffect,
     pub dose: DoseResponse,
-    pub population: Population,
 }
 
-pub fn causal(
-    d: &UnitData,
-    m: &MetricColumn,
-    p: &Parameters,
-    shared: Option<Vec<Vec<[f64; 3]>>>,
-) -> AppResult<KpiCausal> {
+/// A KPI's causal analysis without the slope's bootstrap interval, which needs the shared
+/// resampling pass: fitting runs while that pass is computed, [`CausalFit::finish`] after.
+pub struct CausalFit {
+    what: String,
+    pub population: Population,
+    slope: crate::stats::ols::Coefficient,
+    relative: Estimate,
+    control_mean: f64,
+    first_stage_f: f64,
+    first_stage_robust_f: f64,
+    dose: DoseResponse,
+}
+
+/// 2SLS slope, its relative form, first-stage strength and the dose–response of one KPI.
+pub fn fit_kpi(d: &UnitData, m: &MetricColumn, p: &Parameters) -> AppResult<CausalFit> {
     let what = format!("causal slope of {} on {}", m.metric.key, d.sli_metric.key);
     let pop = population(d, m, p);
     let f = fit(&pop, d.arms.len(), d.control).map_err(stats_err(&what))?;
     let slope = f
         .slope(IvCov::Robust, p.confidence)
-        .map_err(stats_err(&what))?;
-    let seed = seed_for(p, &format!("slope:{}", m.metric.key), 0);
-    let boot = slope_bootstrap(&pop, d.arms.len(), p, seed, slope.estimate, shared)
         .map_err(stats_err(&what))?;
     let control_y: Vec<f64> = pop
         .y
@@ -182,25 +187,20 @@ pub fn causal(
         .map(|(y, _)| *y)
         .collect();
     let control_mean = Moments::of(&control_y).mean;
-    let scale = if control_mean != 0.0 {
-        100.0 / control_mean
-    } else {
-        f64::NAN
-    };
-    let relative = if scale.is_finite() {
-        Estimate {
-            estimate: slope.estimate * scale,
-            std_error: slope.std_error * scale.abs(),
-            ci_low: (slope.ci_low * scale).min(slope.ci_high * scale),
-            ci_high: (slope.ci_low * scale).max(slope.ci_high * scale),
-            p_value: Some(slope.p_value),
-            adjusted_p_value: None,
-            method: Method::Scaled,
-        }
-    } else {
+    let scale = 100.0 / control_mean;
+    if !scale.is_finite() {
         return Err(stats_err(&what)(StatsError::Undefined(
             "the control KPI mean is zero".into(),
         )));
+    }
+    let relative = Estimate {
+        estimate: slope.estimate * scale,
+        std_error: slope.std_error * scale.abs(),
+        ci_low: (slope.ci_low * scale).min(slope.ci_high * scale),
+        ci_high: (slope.ci_low * scale).max(slope.ci_high * scale),
+        p_value: Some(slope.p_value),
+        adjusted_p_value: None,
+        method: Method::Scaled,
     };
     let mut points = Vec::new();
     for (a, arm) in d.arms.iter().enumerate() {
@@ -222,20 +222,14 @@ pub fn causal(
         p_value: s.p_value,
         linear: s.p_value >= p.alpha,
     });
-    let fs = f.first_stage;
-    Ok(KpiCausal {
-        effect: CausalEffect {
-            kpi: m.metric.key.clone(),
-            sli: d.sli_metric.key.clone(),
-            units: pop.x.len() as u64,
-            slope: estimate(to_stats(&slope), Method::TwoSlsRobust),
-            relative_per_100: relative,
-            bootstrap: boot,
-            first_stage_f: fs.f_stat,
-            first_stage_robust_f: fs.robust_f_stat,
-            weak_instrument: fs.f_stat < WEAK_INSTRUMENT_F,
-            control_kpi_mean: control_mean,
-        },
+    Ok(CausalFit {
+        what,
+        population: pop,
+        slope,
+        relative,
+        control_mean,
+        first_stage_f: f.first_stage.f_stat,
+        first_stage_robust_f: f.first_stage.robust_f_stat,
         dose: DoseResponse {
             kpi: m.metric.key.clone(),
             sli: d.sli_metric.key.clone(),
@@ -244,8 +238,45 @@ pub fn causal(
             slope: f.coefficients[1],
             linearity,
         },
-        population: pop,
     })
+}
+
+impl CausalFit {
+    /// Adds the slope's bootstrap interval: from the shared pass's per-arm sums when given,
+    /// otherwise from a resampling pass of this KPI's population.
+    pub fn finish(
+        self,
+        d: &UnitData,
+        m: &MetricColumn,
+        p: &Parameters,
+        shared: Option<Vec<Vec<[f64; 3]>>>,
+    ) -> AppResult<KpiCausal> {
+        let seed = seed_for(p, &format!("slope:{}", m.metric.key), 0);
+        let boot = slope_bootstrap(
+            &self.population,
+            d.arms.len(),
+            p,
+            seed,
+            self.slope.estimate,
+            shared,
+        )
+        .map_err(stats_err(&self.what))?;
+        Ok(KpiCausal {
+            effect: CausalEffect {
+                kpi: m.metric.key.clone(),
+                sli: d.sli_metric.key.clone(),
+                units: self.population.x.len() as u64,
+                slope: estimate(to_stats(&self.slope), Method::TwoSlsRobust),
+                relative_per_100: self.relative,
+                bootstrap: boot,
+                first_stage_f: self.first_stage_f,
+                first_stage_robust_f: self.first_stage_robust_f,
+                weak_instrument: self.first_stage_f < WEAK_INSTRUMENT_F,
+                control_kpi_mean: self.control_mean,
+            },
+            dose: self.dose,
+        })
+    }
 }
 
 fn to_stats(c: &crate::stats::ols::Coefficient) -> crate::stats::Estimate {

@@ -10,6 +10,8 @@ pub mod verdict;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
+use rayon::prelude::*;
+
 use data::UnitData;
 use report::{
     Analysis, BootstrapMethod, BootstrapParameters, Correction, MissingOutcomes, Parameters, Role,
@@ -200,16 +202,40 @@ pub fn compute(
             "analysis section done"
         )
     };
-    let sli_sorted = effects::sorted_sli(d);
+    // The shared resampling pass is the longest step; everything that does not need it (per-arm
+    // summaries, the first stage, each KPI's 2SLS fit and thresholds) runs beside it. Each part
+    // is deterministic on its own, so the overlap does not change any number.
     let data_quality = effects::data_quality(d, p);
-    lap("data_quality");
     let sample_ratio = effects::srm(d)?;
-    let variants = effects::variants(d, p, &sli_sorted);
-    lap("variants");
-    let first_stage = effects::first_stage(d, p, &sli_sorted)?;
-    lap("first_stage");
-    let shared = resample::SharedPass::build(d, p).map_err(stats_err("bootstrap"))?;
-    lap("shared bootstrap pass");
+    let kpis: Vec<(usize, &data::MetricColumn)> = d.kpis().collect();
+    let (shared, (variants, first_stage, fits)) = rayon::join(
+        || {
+            let shared = resample::SharedPass::build(d, p);
+            lap("shared bootstrap pass");
+            shared
+        },
+        || {
+            let sli_sorted = effects::sorted_sli(d);
+            let variants = effects::variants(d, p, &sli_sorted);
+            let first_stage = effects::first_stage(d, p, &sli_sorted);
+            let fits: Vec<(AppResult<causal::CausalFit>, Vec<report::Threshold>)> = kpis
+                .par_iter()
+                .map(|(_, m)| {
+                    let fit = causal::fit_kpi(d, m, p);
+                    let mut thresholds = Vec::new();
+                    if let Ok(f) = &fit {
+                        thresholds.push(causal::observational_threshold(d, m, &f.population, p));
+                        thresholds.extend(causal::causal_threshold(d, m, &f.population, p));
+                    }
+                    (fit, thresholds)
+                })
+                .collect();
+            lap("variants, first stage, causal fits and thresholds");
+            (variants, first_stage, fits)
+        },
+    );
+    let shared = shared.map_err(stats_err("bootstrap"))?;
+    let first_stage = first_stage?;
     let mut kpi_effects = effects::kpi_effects(d, p, shared.as_ref())?;
     lap("kpi_effects");
     for role in [Role::Kpi, Role::Guardrail] {
@@ -228,16 +254,11 @@ pub fn compute(
     let mut failures = Vec::new();
     let mut dose_response = Vec::new();
     let mut threshold = Vec::new();
-    for (_, m) in d.kpis() {
-        let mi = d
-            .metrics
-            .iter()
-            .position(|x| x.metric.id == m.metric.id)
-            .unwrap_or(0);
-        match causal::causal(d, m, p, shared.as_ref().map(|s| s.slope_sums(mi))) {
+    for ((mi, m), (fit, thresholds)) in kpis.iter().zip(fits) {
+        let sums = shared.as_ref().map(|s| s.slope_sums(*mi));
+        match fit.and_then(|f| f.finish(d, m, p, sums)) {
             Ok(k) => {
-                threshold.push(causal::observational_threshold(d, m, &k.population, p));
-                threshold.extend(causal::causal_threshold(d, m, &k.population, p));
+                threshold.extend(thresholds);
                 dose_response.push(k.dose);
                 causal_effects.push(Some(k.effect));
                 failures.push(None);

@@ -52,3 +52,69 @@ proptest! {
         }
     }
 }
+
+/// Units of a random design: arm, exposure (shifted by arm) and outcome.
+fn arm_design() -> impl Strategy<Value = (usize, usize, bool, Vec<(u32, f64, f64)>)> {
+    (2usize..5).prop_flat_map(|arms| {
+        (
+            Just(arms),
+            0..arms,
+            any::<bool>(),
+            prop::collection::vec((0..arms as u32, -50.0f64..50.0, -5.0f64..5.0), 30..200),
+        )
+    })
+}
+
+fn rel_close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-8 * (a.abs().max(b.abs()) + 1e-6)
+}
+
+proptest! {
+    #[test]
+    fn per_arm_two_sls_equals_the_general_fit(design in arm_design()) {
+        use sloproof::stats::iv::{two_sls, two_sls_arms};
+        let (arms, base, debiased, units) = design;
+        let g: Vec<u32> = units.iter().map(|u| u.0).collect();
+        if (0..arms as u32).any(|a| g.iter().filter(|x| **x == a).count() < 2) {
+            return Ok(());
+        }
+        let x: Vec<f64> = units.iter().map(|u| 100.0 + 30.0 * f64::from(u.0) + u.1).collect();
+        let y: Vec<f64> = units.iter().zip(&x).map(|(u, x)| 2.0 - 0.01 * x + u.2).collect();
+        let dummies: Vec<Vec<f64>> = (0..arms)
+            .filter(|a| *a != base)
+            .map(|a| g.iter().map(|x| f64::from(u8::from(*x as usize == a))).collect())
+            .collect();
+        let refs: Vec<&[f64]> = dummies.iter().map(Vec::as_slice).collect();
+        let ones = vec![1.0; x.len()];
+        let general = two_sls(&y, &[&ones], &["const"], &x, "x", &refs, debiased).unwrap();
+        let fast = two_sls_arms(&y, &x, "x", &g, arms, base, debiased).unwrap();
+        for (a, b) in general.coefficients.iter().zip(&fast.coefficients) {
+            prop_assert!(rel_close(*a, *b), "coefficient {a} vs {b}");
+        }
+        for cov in [sloproof::stats::iv::IvCov::Unadjusted, sloproof::stats::iv::IvCov::Robust] {
+            for (ra, rb) in general.covariance(cov).iter().zip(fast.covariance(cov)) {
+                for (a, b) in ra.iter().zip(rb) {
+                    prop_assert!(rel_close(*a, *b), "{cov:?} covariance {a} vs {b}");
+                }
+            }
+        }
+        let (fa, fb) = (general.first_stage, fast.first_stage);
+        prop_assert_eq!(fa.instruments, fb.instruments);
+        for (a, b) in [
+            (fa.f_stat, fb.f_stat),
+            (fa.robust_f_stat, fb.robust_f_stat),
+            (fa.partial_r_squared, fb.partial_r_squared),
+            (fa.f_p_value, fb.f_p_value),
+        ] {
+            prop_assert!(rel_close(a, b), "first stage {a} vs {b}");
+        }
+        match (general.sargan, fast.sargan) {
+            (Some(a), Some(b)) => {
+                prop_assert_eq!(a.df, b.df);
+                prop_assert!((a.statistic - b.statistic).abs() <= 1e-7 * (1.0 + a.statistic.abs()));
+            }
+            (None, None) => {}
+            (a, b) => prop_assert!(false, "sargan {a:?} vs {b:?}"),
+        }
+    }
+}

@@ -9,7 +9,7 @@ use serde_json::Value;
 use sloproof::stats::bootstrap::{self, IntervalMethod};
 use sloproof::stats::descriptive::{mean, quantiles, std_error, variance, Moments};
 use sloproof::stats::hypothesis::{mann_whitney_u, two_proportion_z_test, welch_t_test};
-use sloproof::stats::iv::{two_sls, IvCov};
+use sloproof::stats::iv::{two_sls, two_sls_arms, IvCov};
 use sloproof::stats::knee::{davies_test, hinge_fit};
 use sloproof::stats::lift::relative_lift;
 use sloproof::stats::multiple::{benjamini_hochberg, holm};
@@ -518,6 +518,72 @@ fn two_sls_matches_stata_and_linearmodels_on_housing() {
             );
         }
     }
+}
+
+#[test]
+fn per_arm_two_sls_matches_linearmodels_on_simulated_latency_injection() {
+    let s = &fixture("iv")["latency_injection"];
+    let (y, lat, d1, d2) = (
+        vec(&s["y"]),
+        vec(&s["latency"]),
+        vec(&s["d1"]),
+        vec(&s["d2"]),
+    );
+    let arms: Vec<u32> = (0..y.len())
+        .map(|i| u32::from(d1[i] == 1.0) + 2 * u32::from(d2[i] == 1.0))
+        .collect();
+    for (debiased, tag) in [(true, "small"), (false, "asymptotic")] {
+        let fit = two_sls_arms(&y, &lat, "latency", &arms, 3, 0, debiased).unwrap();
+        for (cov, name) in [(IvCov::Unadjusted, "unadjusted"), (IvCov::Robust, "robust")] {
+            let want = &s["linearmodels"][format!("{name}-{tag}")];
+            let table = fit.table(cov, 0.95).unwrap();
+            for (j, c) in table.iter().enumerate() {
+                close("estimate", c.estimate, f(&want["params"][j]), 1e-9, 0.0);
+                close("se", c.std_error, f(&want["std_errors"][j]), 1e-8, 0.0);
+                close("p", c.p_value, f(&want["pvalues"][j]), 1e-6, 1e-300);
+                close("ci low", c.ci_low, f(&want["ci95"][0][j]), 1e-8, 0.0);
+                close("ci high", c.ci_high, f(&want["ci95"][1][j]), 1e-8, 0.0);
+            }
+            let sargan = fit.sargan.unwrap();
+            close("sargan", sargan.statistic, f(&want["sargan"]), 1e-8, 0.0);
+            close("sargan p", sargan.p_value, f(&want["sargan_p"]), 1e-6, 0.0);
+            close(
+                "partial R²",
+                fit.first_stage.partial_r_squared,
+                f(&want["partial_rsquared"]),
+                1e-9,
+                0.0,
+            );
+            if name == "robust" {
+                let q = fit.first_stage.instruments as f64;
+                close(
+                    "robust Wald",
+                    fit.first_stage.robust_f_stat * q,
+                    f(&want["first_stage_f"]),
+                    1e-8,
+                    0.0,
+                );
+            }
+        }
+        close(
+            "classical F",
+            fit.first_stage.f_stat,
+            f(&s["first_stage_classical_f"]),
+            1e-9,
+            0.0,
+        );
+    }
+    // No first stage: exposure constant within and across arms.
+    let flat = vec![5.0; y.len()];
+    assert!(matches!(
+        two_sls_arms(&y, &flat, "latency", &arms, 3, 0, true),
+        Err(StatsError::ZeroVariance(_))
+    ));
+    // An arm without units cannot instrument anything.
+    assert!(matches!(
+        two_sls_arms(&y, &lat, "latency", &arms, 4, 0, true),
+        Err(StatsError::Singular(_))
+    ));
 }
 
 #[test]

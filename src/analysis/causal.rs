@@ -11,7 +11,7 @@ use crate::domain::metric::Direction;
 use crate::error::AppResult;
 use crate::stats::bootstrap;
 use crate::stats::descriptive::{quantile_sorted, Moments};
-use crate::stats::iv::{two_sls, IvCov, TwoSls};
+use crate::stats::iv::{two_sls_arms, IvCov, TwoSls};
 use crate::stats::knee::hinge_analysis;
 use crate::stats::{StatsError, StatsResult};
 
@@ -49,21 +49,10 @@ pub fn population(d: &UnitData, m: &MetricColumn, p: &Parameters) -> Population 
     pop
 }
 
-/// 2SLS of y on x with a constant and treatment-arm indicators as instruments.
+/// 2SLS of y on x with a constant and treatment-arm indicators as instruments (computed from
+/// per-arm moments; see [`two_sls_arms`]).
 pub fn fit(pop: &Population, arms: usize, control: usize) -> StatsResult<TwoSls> {
-    let n = pop.x.len();
-    let dummies: Vec<Vec<f64>> = (0..arms)
-        .filter(|a| *a != control)
-        .map(|a| {
-            pop.arm
-                .iter()
-                .map(|g| f64::from(u8::from(*g as usize == a)))
-                .collect()
-        })
-        .collect();
-    let refs: Vec<&[f64]> = dummies.iter().map(Vec::as_slice).collect();
-    let ones = vec![1.0; n];
-    two_sls(&pop.y, &[&ones], &["const"], &pop.x, "sli", &refs, true)
+    two_sls_arms(&pop.y, &pop.x, "sli", &pop.arm, arms, control, true)
 }
 
 /// The grouped 2SLS slope from per-arm sums [Σw, Σwx, Σwy]: with saturated arm instruments,

@@ -1,5 +1,7 @@
 //! Per-variant summaries, the sample-ratio check, the first stage and arm × metric effects.
 
+use rayon::prelude::*;
+
 use super::data::{MetricColumn, UnitData};
 use super::report::{
     BootstrapInterval, BootstrapMethod, CupedEffect, DataQuality, Estimate, Exclusion,
@@ -334,6 +336,27 @@ pub fn kpi_effects(
     p: &Parameters,
     shared: Option<&SharedPass>,
 ) -> AppResult<Vec<KpiEffect>> {
+    let per_metric: Vec<AppResult<Vec<KpiEffect>>> = d
+        .metrics
+        .par_iter()
+        .enumerate()
+        .map(|(mi, m)| metric_effects(d, p, shared, mi, m))
+        .collect();
+    let mut out = Vec::new();
+    for effects in per_metric {
+        out.extend(effects?);
+    }
+    Ok(out)
+}
+
+/// Every treatment arm's comparison with control for one KPI or guardrail.
+fn metric_effects(
+    d: &UnitData,
+    p: &Parameters,
+    shared: Option<&SharedPass>,
+    mi: usize,
+    m: &MetricColumn,
+) -> AppResult<Vec<KpiEffect>> {
     let c = d.control;
     let mut out = Vec::new();
     let sorted = |v: &[f64]| {
@@ -341,7 +364,7 @@ pub fn kpi_effects(
         s.sort_unstable_by(f64::total_cmp);
         s
     };
-    for (mi, m) in d.metrics.iter().enumerate() {
+    {
         let continuous = m.metric.value_type == crate::domain::metric::ValueType::Continuous;
         let vals = by_arm(d, |i| m.outcome(i, p.missing_outcomes));
         let cu = if p.cuped {

@@ -254,9 +254,16 @@ pub fn compute(
     let mut failures = Vec::new();
     let mut dose_response = Vec::new();
     let mut threshold = Vec::new();
-    for ((mi, m), (fit, thresholds)) in kpis.iter().zip(fits) {
-        let sums = shared.as_ref().map(|s| s.slope_sums(*mi));
-        match fit.and_then(|f| f.finish(d, m, p, sums)) {
+    let finished: Vec<(AppResult<causal::KpiCausal>, Vec<report::Threshold>)> = kpis
+        .par_iter()
+        .zip(fits)
+        .map(|((mi, m), (fit, thresholds))| {
+            let sums = shared.as_ref().map(|s| s.slope_sums(*mi));
+            (fit.and_then(|f| f.finish(d, m, p, sums)), thresholds)
+        })
+        .collect();
+    for (result, thresholds) in finished {
+        match result {
             Ok(k) => {
                 threshold.extend(thresholds);
                 dose_response.push(k.dose);

@@ -12,7 +12,7 @@ pub type Square = Vec<Vec<f64>>;
 
 /// Relative size of a pivot, after scaling columns to unit norm, below which the design is
 /// declared rank-deficient.
-const RANK_TOLERANCE: f64 = 1e-11;
+pub(crate) const RANK_TOLERANCE: f64 = 1e-11;
 
 /// Householder QR factorisation X·D⁻¹ = Q·R of a design whose columns were scaled by their
 /// Euclidean norms D (Golub & Van Loan, "Matrix Computations", §5.2). Scaling makes the

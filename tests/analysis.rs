@@ -486,5 +486,26 @@ async fn split_and_single_reads_load_the_same_data() {
             .map(|u| 200.0 + 7.0 * units.iter().position(|x| x == u).unwrap() as f64)
             .collect();
         assert_eq!(single.sli, latency, "{}", app.backend);
+
+        // The fingerprint follows the data: a changed value changes it, restoring it restores it.
+        let set = |value: f64| {
+            let row = format!("{{\"unit_id\":\"b-7\",\"metric\":\"latency\",\"value\":{value}}}\n");
+            let app = &app;
+            async move {
+                let r = app
+                    .post_raw(
+                        "/api/v1/experiments/split/observations?on_conflict=replace",
+                        "application/x-ndjson",
+                        row.into_bytes(),
+                    )
+                    .await;
+                assert_eq!(r.status, 200, "{}: {r:?}", app.backend);
+            }
+        };
+        set(201.0).await;
+        let changed = data::load(&db, &e).unwrap();
+        assert_ne!(changed.fingerprint, single.fingerprint, "{}", app.backend);
+        set(200.0).await;
+        assert_eq!(data::load(&db, &e).unwrap().fingerprint, single.fingerprint);
     }
 }

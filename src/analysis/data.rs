@@ -12,10 +12,10 @@ use rustc_hash::{FxHashSet, FxHasher};
 use super::report::{MissingOutcomes, Role};
 use crate::domain::metric::ValueType;
 use crate::error::AppResult;
-use crate::store::analyses::{for_each_assignment, for_each_observation};
+use crate::store::analyses::{for_each_assignment, for_each_observation, unit_split};
 use crate::store::experiments::Experiment;
 use crate::store::metrics::Metric;
-use crate::store::Db;
+use crate::store::{snapshot, Db};
 
 /// One arm.
 #[derive(Debug, Clone)]
@@ -105,8 +105,25 @@ impl UnitData {
     }
 }
 
+/// SplitMix64's finaliser: a strong mix of 64 bits.
+fn mix(mut v: u64) -> u64 {
+    v = (v ^ (v >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    v = (v ^ (v >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    v ^ (v >> 31)
+}
+
+/// FxHash (fast, weakly mixed) finished with [`mix`].
+fn hash_of(value: impl Hash) -> u64 {
+    let mut h = FxHasher::default();
+    value.hash(&mut h);
+    mix(h.finish())
+}
+
 /// Order-independent fingerprint: wrapping sum and xor of a hash of every row, with counts, so
-/// it does not depend on the order (or the parallel split) in which rows are read.
+/// it does not depend on the order (or the parallel split) in which rows are read. An assignment
+/// row hashes as `hash_of(("a", unit, arm key))`; an observation row as
+/// `mix(mix(hash_of(unit) ^ hash_of((metric key, period))) ^ value bits)`, so a unit's hash is
+/// computed once for its consecutive rows.
 #[derive(Default, Clone, Copy)]
 struct Fingerprint {
     sum: u64,
@@ -115,17 +132,14 @@ struct Fingerprint {
 }
 
 impl Fingerprint {
-    fn add(&mut self, row: impl Hash) {
-        let mut h = FxHasher::default();
-        row.hash(&mut h);
-        // FxHash is fast but weakly mixed: finish with SplitMix64's finaliser.
-        let mut v = h.finish();
-        v = (v ^ (v >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        v = (v ^ (v >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        v ^= v >> 31;
-        self.sum = self.sum.wrapping_add(v);
-        self.xor ^= v.rotate_left(17);
+    fn add(&mut self, h: u64) {
+        self.sum = self.sum.wrapping_add(h);
+        self.xor ^= h.rotate_left(17);
         self.rows += 1;
+    }
+
+    fn add_observation(&mut self, unit: u64, metric_period: u64, value: f64) {
+        self.add(mix(mix(unit ^ metric_period) ^ value.to_bits()));
     }
 
     fn merge(self, o: Fingerprint) -> Fingerprint {
@@ -134,6 +148,10 @@ impl Fingerprint {
             xor: self.xor ^ o.xor,
             rows: self.rows + o.rows,
         }
+    }
+
+    fn render(&self) -> String {
+        format!("v2-{:016x}{:016x}-{}", self.sum, self.xor, self.rows)
     }
 }
 
@@ -144,36 +162,29 @@ fn plane(slot: usize, pre: bool) -> usize {
     2 * slot + usize::from(pre)
 }
 
-/// What one range reader found besides the values it wrote into its planes.
-#[derive(Default)]
+/// What one range reader found: its units (bytewise order), their value planes, and the
+/// observations of units it does not know.
 struct Part {
-    /// Values of assigned units outside the reader's unit range (global index, plane, value).
-    /// Empty on SQLite, whose range order is the units' bytewise order.
-    stray: Vec<(usize, usize, f64)>,
+    units: Vec<(String, u32)>,
+    planes: Vec<Vec<f64>>,
     unassigned_observations: u64,
     unassigned: FxHashSet<String>,
     fp: Fingerprint,
 }
 
-/// A reader's share of the units: `units[offset..offset + planes[k].len()]`.
-struct Range<'a> {
-    offset: usize,
-    planes: Vec<&'a mut [f64]>,
-}
-
-/// Units at which the observation scan is split into parallel range reads.
+/// Units at which the read is split into two parallel range reads.
 const PARALLEL_LOAD_UNITS: usize = 100_000;
 
-/// Reads the experiment's data. Observations of large experiments are read as two unit-id ranges
-/// on two connections at once, each writing straight into its half of the unit columns. Rows are
-/// matched to units by a merge join on the sorted unit ids (rows arrive in key order, so the
+/// Reads the experiment's data. Large experiments are read as two unit-id ranges on two
+/// connections at once; each range reader reads its assignments, then its observations, which
+/// it matches to units by a merge join on the sorted unit ids (rows arrive in key order, so the
 /// next row is almost always the same or the next unit), falling back to binary search.
 pub fn load(db: &Db, e: &Experiment) -> AppResult<UnitData> {
     load_split(db, e, PARALLEL_LOAD_UNITS)
 }
 
-/// [`load`], splitting the observation read in two from `split_from` assigned units on. Every
-/// choice gives the same data (tests compare them on small experiments).
+/// [`load`], split in two ranges from `split_from` assigned units on. Every choice gives the
+/// same data (tests compare them on small experiments).
 pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitData> {
     let arms: Vec<Arm> = e
         .variants
@@ -192,127 +203,120 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
         .enumerate()
         .map(|(i, v)| (v.id, i as u32))
         .collect();
-    let mut fp = Fingerprint::default();
-
-    let mut units: Vec<(String, u32)> = Vec::new();
-    for_each_assignment(&mut *db.conn()?, e.id, |unit, variant| {
-        let arm = arm_of_variant.get(&variant).copied().unwrap_or(0);
-        fp.add(("a", unit.as_str(), arms[arm as usize].key.as_str()));
-        units.push((unit, arm));
-    })?;
-    if !units.is_sorted_by(|a, b| a.0 <= b.0) {
-        units.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    }
-    let n = units.len();
-
     let metrics: Vec<(&Metric, Role)> = e
         .kpis
         .iter()
         .map(|m| (m, Role::Kpi))
         .chain(e.guardrails.iter().map(|m| (m, Role::Guardrail)))
         .collect();
-    // (metric id, slot, key): a handful of entries, scanned linearly per row.
-    let slots: Vec<(i64, usize, &str)> = std::iter::once(&e.sli)
+    // (metric id, slot, hash of (key, period) for post and pre): a handful of entries, scanned
+    // linearly per row.
+    let slots: Vec<(i64, usize, [u64; 2])> = std::iter::once(&e.sli)
         .chain(metrics.iter().map(|(m, _)| *m))
         .enumerate()
-        .map(|(s, m)| (m.id, s, m.key.as_str()))
+        .map(|(s, m)| {
+            let key = m.key.as_str();
+            (m.id, s, [hash_of((key, false)), hash_of((key, true))])
+        })
         .collect();
     let other_keys: HashMap<i64, &str> = e.metrics().map(|m| (m.id, m.key.as_str())).collect();
-    let mut planes: Vec<Vec<f64>> = vec![vec![f64::NAN; n]; 2 * slots.len()];
 
-    let read = |from: Option<&str>, to: Option<&str>, mut range: Range| -> AppResult<Part> {
-        let mut part = Part::default();
-        let mine = &units[range.offset..range.offset + range.planes[0].len()];
-        // Local index of the unit of the previous row.
-        let mut cursor = 0usize;
-        for_each_observation(
-            &mut *db.conn()?,
-            e.id,
-            from,
-            to,
-            |unit, metric_id, pre, value| {
+    let read = |from: Option<&str>, to: Option<&str>| -> AppResult<Part> {
+        // One read transaction per range: its assignments and observations are one snapshot.
+        snapshot(&mut *db.conn()?, |conn| {
+            let mut fp = Fingerprint::default();
+            let mut units: Vec<(String, u32)> = Vec::new();
+            for_each_assignment(conn, e.id, from, to, |unit, variant| {
+                let arm = arm_of_variant.get(&variant).copied().unwrap_or(0);
+                fp.add(hash_of(("a", unit, arms[arm as usize].key.as_str())));
+                units.push((unit.to_owned(), arm));
+            })?;
+            if !units.is_sorted_by(|a, b| a.0 <= b.0) {
+                units.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            }
+            let mut part = Part {
+                planes: vec![vec![f64::NAN; units.len()]; 2 * slots.len()],
+                units,
+                unassigned_observations: 0,
+                unassigned: FxHashSet::default(),
+                fp,
+            };
+            let (units, planes) = (&part.units, &mut part.planes);
+            // Index and hash of the unit of the previous row.
+            let (mut cursor, mut cursor_hash) = (0usize, units.first().map(|u| hash_of(&u.0)));
+            for_each_observation(conn, e.id, from, to, |unit, metric_id, pre, value| {
                 let slot = slots.iter().find(|s| s.0 == metric_id);
-                let key = match slot {
-                    Some(s) => s.2,
-                    None => other_keys.get(&metric_id).copied().unwrap_or(""),
+                let metric_period = match slot {
+                    Some(s) => s.2[usize::from(pre)],
+                    None => hash_of((other_keys.get(&metric_id).copied().unwrap_or(""), pre)),
                 };
-                part.fp.add(("o", unit, key, pre, value.to_bits()));
-                let local = if mine.get(cursor).is_some_and(|u| u.0 == unit) {
-                    Some(cursor)
-                } else if mine.get(cursor + 1).is_some_and(|u| u.0 == unit) {
-                    Some(cursor + 1)
-                } else {
-                    mine.binary_search_by(|u| u.0.as_str().cmp(unit)).ok()
+                let (found, unit_hash) = match cursor_hash {
+                    Some(h) if units[cursor].0 == unit => (Some(cursor), h),
+                    _ => {
+                        let h = hash_of(unit);
+                        let found = if units.get(cursor + 1).is_some_and(|u| u.0 == unit) {
+                            Some(cursor + 1)
+                        } else {
+                            units.binary_search_by(|u| u.0.as_str().cmp(unit)).ok()
+                        };
+                        if let Some(i) = found {
+                            (cursor, cursor_hash) = (i, Some(h));
+                        }
+                        (found, h)
+                    }
                 };
-                if let Some(i) = local {
-                    cursor = i;
-                    if let Some(s) = slot {
-                        range.planes[plane(s.1, pre)][i] = value;
-                    }
-                } else if let Ok(i) = units.binary_search_by(|u| u.0.as_str().cmp(unit)) {
-                    if let Some(s) = slot {
-                        part.stray.push((i, plane(s.1, pre), value));
-                    }
-                } else {
-                    part.unassigned_observations += 1;
-                    if !part.unassigned.contains(unit) {
-                        part.unassigned.insert(unit.to_owned());
+                part.fp.add_observation(unit_hash, metric_period, value);
+                match (found, slot) {
+                    (Some(i), Some(s)) => planes[plane(s.1, pre)][i] = value,
+                    (Some(_), None) => {}
+                    (None, _) => {
+                        part.unassigned_observations += 1;
+                        if !part.unassigned.contains(unit) {
+                            part.unassigned.insert(unit.to_owned());
+                        }
                     }
                 }
-            },
-        )?;
-        Ok(part)
+            })?;
+            Ok(part)
+        })
     };
-    let parts: Vec<Part> = if n >= split_from.max(2) {
-        let mid = n / 2;
-        let (low, high): (Vec<&mut [f64]>, Vec<&mut [f64]>) =
-            planes.iter_mut().map(|p| p.split_at_mut(mid)).unzip();
-        let key = units[mid].0.as_str();
-        let (a, b) = rayon::join(
-            || {
-                read(
-                    None,
-                    Some(key),
-                    Range {
-                        offset: 0,
-                        planes: low,
-                    },
-                )
-            },
-            || {
-                read(
-                    Some(key),
-                    None,
-                    Range {
-                        offset: mid,
-                        planes: high,
-                    },
-                )
-            },
-        );
-        vec![a?, b?]
-    } else {
-        let all = planes.iter_mut().map(Vec::as_mut_slice).collect();
-        vec![read(
-            None,
-            None,
-            Range {
-                offset: 0,
-                planes: all,
-            },
-        )?]
+    let (count, middle) = unit_split(&mut *db.conn()?, e.id)?;
+    let parts: Vec<Part> = match middle {
+        Some(key) if count as usize >= split_from.max(2) => {
+            let (a, b) = rayon::join(|| read(None, Some(&key)), || read(Some(&key), None));
+            vec![a?, b?]
+        }
+        _ => vec![read(None, None)?],
     };
+    let n: usize = parts.iter().map(|p| p.units.len()).sum();
+    let mut units: Vec<(String, u32)> = Vec::with_capacity(n);
+    let mut planes: Vec<Vec<f64>> = vec![Vec::with_capacity(n); 2 * slots.len()];
     let mut unassigned: FxHashSet<String> = FxHashSet::default();
     let mut unassigned_observations = 0;
+    let mut fp = Fingerprint::default();
     for part in parts {
-        for (i, k, v) in part.stray {
-            planes[k][i] = v;
+        units.extend(part.units);
+        for (all, mine) in planes.iter_mut().zip(part.planes) {
+            all.extend(mine);
         }
         unassigned_observations += part.unassigned_observations;
         unassigned.extend(part.unassigned);
         fp = fp.merge(part.fp);
     }
-    let fingerprint = format!("v1-{:016x}{:016x}-{}", fp.sum, fp.xor, fp.rows);
+    // Both ranges follow the database's collation; when it is not bytewise (PostgreSQL with a
+    // linguistic collation), the joined units are put in bytewise order here.
+    if !units.is_sorted_by(|a, b| a.0 <= b.0) {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_unstable_by(|&a, &b| units[a].0.cmp(&units[b].0));
+        units = order
+            .iter()
+            .map(|&i| std::mem::take(&mut units[i]))
+            .collect();
+        for p in &mut planes {
+            *p = order.iter().map(|&i| p[i]).collect();
+        }
+    }
+    let fingerprint = fp.render();
     let mut planes = planes.into_iter();
     let mut next = || planes.next().unwrap_or_default();
     let (sli, sli_pre) = (next(), next());

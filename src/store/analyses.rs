@@ -93,21 +93,80 @@ pub fn list(
     Ok(rows.into_iter().map(from_row).collect())
 }
 
-/// Calls `f(unit_id, variant_id)` for every assignment of the experiment.
+/// The number of units assigned in the experiment and the unit id at position ⌊n/2⌋ in the
+/// database's order (`None` when no unit is assigned): the key that splits the units into two
+/// ranges of ⌊n/2⌋ and ⌈n/2⌉ for parallel reads.
+pub fn unit_split(conn: &mut DbConnection, experiment_id: i64) -> AppResult<(i64, Option<String>)> {
+    let n: i64 = assignments::table
+        .filter(assignments::experiment_id.eq(experiment_id))
+        .count()
+        .get_result(conn)?;
+    let middle = assignments::table
+        .filter(assignments::experiment_id.eq(experiment_id))
+        .order(assignments::unit_id)
+        .select(assignments::unit_id)
+        .offset(n / 2)
+        .limit(1)
+        .first::<String>(conn)
+        .optional()?;
+    Ok((n, middle))
+}
+
+/// Calls `f(unit_id, variant_id)` for every assignment of the experiment whose unit id is in
+/// [`from`, `to`) in the database's collation (`None` = unbounded). On SQLite the unit id is
+/// borrowed from the row instead of copied.
 pub fn for_each_assignment(
     conn: &mut DbConnection,
     experiment_id: i64,
-    mut f: impl FnMut(String, i64),
+    from: Option<&str>,
+    to: Option<&str>,
+    mut f: impl FnMut(&str, i64),
 ) -> AppResult<()> {
-    let rows = assignments::table
-        .filter(assignments::experiment_id.eq(experiment_id))
-        .select((assignments::unit_id, assignments::variant_id))
-        .load_iter::<(String, i64), diesel::connection::DefaultLoadingMode>(conn)?;
-    for row in rows {
-        let (u, v) = row?;
-        f(u, v);
+    use diesel::connection::LoadConnection;
+    use diesel::row::{Field, Row};
+
+    // Boxed queries are per backend, so the query is spelled once and built in each arm.
+    macro_rules! query {
+        () => {{
+            let mut q = assignments::table
+                .filter(assignments::experiment_id.eq(experiment_id))
+                .into_boxed();
+            if let Some(from) = from {
+                q = q.filter(assignments::unit_id.ge(from));
+            }
+            if let Some(to) = to {
+                q = q.filter(assignments::unit_id.lt(to));
+            }
+            q.select((assignments::unit_id, assignments::variant_id))
+        }};
+    }
+    match conn {
+        DbConnection::Sqlite(c) => {
+            for row in c.load(query!())? {
+                let row = row?;
+                let (Some(u), Some(v)) = (row.get(0), row.get(1)) else {
+                    return Err(missing_column());
+                };
+                let (Some(mut u), Some(mut v)) = (u.value(), v.value()) else {
+                    return Err(missing_column());
+                };
+                f(u.read_text(), v.read_long());
+            }
+        }
+        DbConnection::Postgresql(c) => {
+            let rows =
+                query!().load_iter::<(String, i64), diesel::connection::DefaultLoadingMode>(c)?;
+            for row in rows {
+                let (u, v) = row?;
+                f(&u, v);
+            }
+        }
     }
     Ok(())
+}
+
+fn missing_column() -> AppError {
+    AppError::Internal(anyhow::anyhow!("a row lacks a selected column"))
 }
 
 /// Calls `f(unit_id, metric_id, is_pre, value)` for every observation of the experiment whose
@@ -150,18 +209,17 @@ pub fn for_each_observation(
     match conn {
         DbConnection::Sqlite(c) => {
             let rows = c.load(query!())?;
-            let missing = || AppError::Internal(anyhow::anyhow!("observation row lacks a column"));
             for row in rows {
                 let row = row?;
                 let (Some(u), Some(m), Some(pre), Some(v)) =
                     (row.get(0), row.get(1), row.get(2), row.get(3))
                 else {
-                    return Err(missing());
+                    return Err(missing_column());
                 };
                 let (Some(mut u), Some(mut m), Some(mut pre), Some(mut v)) =
                     (u.value(), m.value(), pre.value(), v.value())
                 else {
-                    return Err(missing());
+                    return Err(missing_column());
                 };
                 f(
                     u.read_text(),

@@ -196,6 +196,14 @@ impl Db {
     }
 }
 
+/// Runs `f` in one transaction, so that its reads see one snapshot of the database.
+pub fn snapshot<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> crate::error::AppResult<T>,
+) -> crate::error::AppResult<T> {
+    conn.transaction(f)
+}
+
 /// The current time in UTC, truncated to microseconds so both backends store it alike.
 pub fn now() -> chrono::NaiveDateTime {
     let t = chrono::Utc::now().naive_utc();

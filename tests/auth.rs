@@ -298,3 +298,53 @@ fn the_openapi_document_declares_the_bearer_scheme_on_protected_operations() {
         }
     }
 }
+
+#[actix_web::test]
+async fn changing_the_bootstrap_token_rotates_it() {
+    use sloproof::api::auth::bootstrap;
+    for app in apps().await {
+        let b = app.backend;
+        let db = sloproof::store::Db::open(&app.db_url, 2).unwrap();
+        let rotated = "sp_test_rotated_admin_token_0123456789";
+        let status = |token: &'static str| {
+            let app = &app;
+            async move {
+                app.call("GET", "/api/v1/tokens", Some(token), None)
+                    .await
+                    .status
+            }
+        };
+        assert_eq!(status(common::ADMIN_TOKEN).await, 200, "{b}");
+        bootstrap(&db, Some(rotated)).unwrap();
+        assert_eq!(
+            status(common::ADMIN_TOKEN).await,
+            401,
+            "{b}: the earlier value is revoked"
+        );
+        assert_eq!(status(rotated).await, 200, "{b}");
+        // Starting again with the same value changes nothing.
+        bootstrap(&db, Some(rotated)).unwrap();
+        assert_eq!(status(rotated).await, 200, "{b}");
+        // A bootstrap token revoked through the API stays revoked across starts.
+        let list = app.call("GET", "/api/v1/tokens", Some(rotated), None).await;
+        let id = list.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "bootstrap-admin" && t["revoked_at"].is_null())
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let r = app
+            .call(
+                "DELETE",
+                &format!("/api/v1/tokens/{id}"),
+                Some(rotated),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{b}: {r:?}");
+        bootstrap(&db, Some(rotated)).unwrap();
+        assert_eq!(status(rotated).await, 401, "{b}");
+    }
+}

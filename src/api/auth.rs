@@ -69,8 +69,13 @@ pub fn hash(token: &str) -> String {
         .collect()
 }
 
-/// Ensures an admin can log in: `SLOPROOF_ADMIN_TOKEN` (if given) is registered; without it, and
-/// without any live admin token, one is created and its value returned so the caller prints it once.
+/// Name of the admin token `SLOPROOF_ADMIN_TOKEN` sets.
+pub const BOOTSTRAP_TOKEN_NAME: &str = "bootstrap-admin";
+
+/// Ensures an admin can log in: `SLOPROOF_ADMIN_TOKEN` (if given) is registered, and a different
+/// earlier value of it is revoked (changing the variable rotates the token; a token revoked
+/// through the API stays revoked). Without it, and without any live admin token, one is created
+/// and its value returned so the caller prints it once.
 pub fn bootstrap(db: &Db, admin_token: Option<&str>) -> AppResult<Option<String>> {
     let mut conn = db.conn()?;
     if let Some(token) = admin_token {
@@ -80,8 +85,13 @@ pub fn bootstrap(db: &Db, admin_token: Option<&str>) -> AppResult<Option<String>
             )));
         }
         let h = hash(token);
-        if !store::hash_exists(&mut conn, &h)? {
-            store::insert(&mut conn, "bootstrap-admin", Role::Admin.as_str(), &h)?;
+        let revoked =
+            store::rotate_named(&mut conn, BOOTSTRAP_TOKEN_NAME, Role::Admin.as_str(), &h)?;
+        if revoked > 0 {
+            tracing::warn!(
+                revoked,
+                "SLOPROOF_ADMIN_TOKEN changed: the earlier bootstrap admin token is revoked"
+            );
         }
         return Ok(None);
     }

@@ -64,12 +64,37 @@ pub fn find_active(conn: &mut DbConnection, hash: &str) -> AppResult<Option<Toke
 }
 
 /// Whether any token with this hash exists (revoked or not).
-pub fn hash_exists(conn: &mut DbConnection, hash: &str) -> AppResult<bool> {
+fn hash_exists(conn: &mut DbConnection, hash: &str) -> AppResult<bool> {
     Ok(t::table
         .filter(t::token_hash.eq(hash))
         .count()
         .get_result::<i64>(conn)?
         > 0)
+}
+
+/// Makes `hash` the one token called `name`, in one transaction: revokes live tokens of that name
+/// with another hash, and inserts this one unless a token with this hash exists (a revoked one
+/// stays revoked). Returns how many tokens were revoked.
+pub fn rotate_named(
+    conn: &mut DbConnection,
+    name: &str,
+    role: &str,
+    hash: &str,
+) -> AppResult<usize> {
+    conn.transaction(|conn| {
+        let revoked = diesel::update(
+            t::table
+                .filter(t::name.eq(name))
+                .filter(t::token_hash.ne(hash))
+                .filter(t::revoked_at.is_null()),
+        )
+        .set(t::revoked_at.eq(now()))
+        .execute(conn)?;
+        if !hash_exists(conn, hash)? {
+            insert(conn, name, role, hash)?;
+        }
+        Ok(revoked)
+    })
 }
 
 /// Number of live admin tokens.

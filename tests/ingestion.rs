@@ -299,3 +299,44 @@ async fn a_bad_row_at_900_000_leaves_nothing_stored() {
         assert_eq!(data(&app).await, (0, N as i64), "{b}");
     }
 }
+
+#[actix_web::test]
+async fn uploads_that_change_data_advance_the_data_version() {
+    for app in apps().await {
+        let b = app.backend;
+        app.seed_experiment("exp").await;
+        let db = sloproof::store::Db::open(&app.db_url, 1).unwrap();
+        let version = || {
+            let mut c = db.conn().unwrap();
+            let e = sloproof::store::experiments::get(&mut c, "exp").unwrap();
+            sloproof::store::experiments::data_version(&mut c, e.id).unwrap()
+        };
+        let post = |path: &'static str, body: &'static str| {
+            let app = &app;
+            async move {
+                app.post_raw(path, "application/x-ndjson", body.as_bytes().to_vec())
+                    .await
+                    .status
+            }
+        };
+        let v0 = version();
+        let assignment = "{\"unit_id\":\"u1\",\"variant\":\"control\"}\n";
+        let observation = "{\"unit_id\":\"u1\",\"metric\":\"latency\",\"value\":250}\n";
+        assert_eq!(post(ASSIGN, assignment).await, 200, "{b}");
+        assert_eq!(version(), v0 + 1, "{b}: new rows");
+        assert_eq!(post(ASSIGN, assignment).await, 200, "{b}");
+        assert_eq!(version(), v0 + 1, "{b}: duplicates change nothing");
+        assert_eq!(post(OBS, observation).await, 200, "{b}");
+        assert_eq!(version(), v0 + 2, "{b}");
+        let other = "{\"unit_id\":\"u1\",\"metric\":\"latency\",\"value\":260}\n";
+        assert_eq!(
+            post(OBS, other).await,
+            422,
+            "{b}: a conflict stores nothing"
+        );
+        assert_eq!(version(), v0 + 2, "{b}");
+        let replace = "/api/v1/experiments/exp/observations?on_conflict=replace";
+        assert_eq!(post(replace, other).await, 200, "{b}");
+        assert_eq!(version(), v0 + 3, "{b}: a replaced value");
+    }
+}

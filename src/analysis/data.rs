@@ -11,9 +11,9 @@ use rustc_hash::{FxHashSet, FxHasher};
 
 use super::report::{MissingOutcomes, Role};
 use crate::domain::metric::ValueType;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::store::analyses::{for_each_assignment, for_each_observation, unit_split};
-use crate::store::experiments::Experiment;
+use crate::store::experiments::{data_version, Experiment};
 use crate::store::metrics::Metric;
 use crate::store::{snapshot, Db};
 
@@ -165,12 +165,17 @@ fn plane(slot: usize, pre: bool) -> usize {
 /// What one range reader found: its units (bytewise order), their value planes, and the
 /// observations of units it does not know.
 struct Part {
+    /// The experiment's data version in the reader's snapshot.
+    version: i64,
     units: Vec<(String, u32)>,
     planes: Vec<Vec<f64>>,
     unassigned_observations: u64,
     unassigned: FxHashSet<String>,
     fp: Fingerprint,
 }
+
+/// Reads of a changing experiment before giving up.
+const READ_ATTEMPTS: u32 = 3;
 
 /// Units at which the read is split into two parallel range reads.
 const PARALLEL_LOAD_UNITS: usize = 100_000;
@@ -224,6 +229,7 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
     let read = |from: Option<&str>, to: Option<&str>| -> AppResult<Part> {
         // One read transaction per range: its assignments and observations are one snapshot.
         snapshot(&mut *db.conn()?, |conn| {
+            let version = data_version(conn, e.id)?;
             let mut fp = Fingerprint::default();
             let mut units: Vec<(String, u32)> = Vec::new();
             for_each_assignment(conn, e.id, from, to, |unit, variant| {
@@ -235,6 +241,7 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
                 units.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             }
             let mut part = Part {
+                version,
                 planes: vec![vec![f64::NAN; units.len()]; 2 * slots.len()],
                 units,
                 unassigned_observations: 0,
@@ -280,13 +287,30 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
             Ok(part)
         })
     };
-    let (count, middle) = unit_split(&mut *db.conn()?, e.id)?;
-    let parts: Vec<Part> = match middle {
-        Some(key) if count as usize >= split_from.max(2) => {
-            let (a, b) = rayon::join(|| read(None, Some(&key)), || read(Some(&key), None));
-            vec![a?, b?]
+    // The two ranges are two snapshots: an upload committed between them would mix two states
+    // of the data, which their data versions reveal; then the read is repeated.
+    let mut attempt = 0;
+    let parts: Vec<Part> = loop {
+        let (count, middle) = unit_split(&mut *db.conn()?, e.id)?;
+        let parts = match middle {
+            Some(key) if count as usize >= split_from.max(2) => {
+                let (a, b) = rayon::join(|| read(None, Some(&key)), || read(Some(&key), None));
+                vec![a?, b?]
+            }
+            _ => vec![read(None, None)?],
+        };
+        if parts.iter().all(|p| p.version == parts[0].version) {
+            break parts;
         }
-        _ => vec![read(None, None)?],
+        attempt += 1;
+        tracing::info!(experiment = %e.key, attempt, "data changed during the read; reading again");
+        if attempt == READ_ATTEMPTS {
+            return Err(AppError::Conflict(format!(
+                "the data of experiment '{}' kept changing while it was read ({READ_ATTEMPTS} \
+                 attempts); retry when the uploads are done",
+                e.key
+            )));
+        }
     };
     let n: usize = parts.iter().map(|p| p.units.len()).sum();
     let mut units: Vec<(String, u32)> = Vec::with_capacity(n);

@@ -107,7 +107,8 @@ fn json(text: String) -> HttpResponse {
     params(("key" = String, Path, description = "Experiment key")),
     request_body(content = AnalysisRequest, description = "Parameters; an empty body uses every default"),
     responses((status = 201, description = "The analysis", body = Analysis,
-               headers(("Location" = String, description = "URL of the analysis"))))
+               headers(("Location" = String, description = "URL of the analysis"))),
+        (status = 409, description = "The experiment's data kept changing while it was read (uploads in progress); retry", body = super::problem::Problem, content_type = "application/problem+json"))
 )]
 pub async fn create_analysis(
     state: web::Data<AppState>,

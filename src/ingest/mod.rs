@@ -245,7 +245,7 @@ pub fn assignments(
         .map(|v| (v.id, v.key.clone()))
         .collect();
     let variant_key = |id: i64| names.get(&id).cloned().unwrap_or_else(|| id.to_string());
-    store_all(db, received, "assignment", |conn| {
+    store_all(db, experiment.id, received, "assignment", |conn| {
         assignments::write(conn, experiment.id, &records, &variant_key)
     })
 }
@@ -305,14 +305,16 @@ pub fn observations(
         .map(|m| (m.id, m.key.clone()))
         .collect();
     let metric_key = |id: i64| names.get(&id).cloned().unwrap_or_else(|| id.to_string());
-    store_all(db, received, "observation", |conn| {
+    store_all(db, experiment.id, received, "observation", |conn| {
         observations::write(conn, experiment.id, &records, on_conflict, &metric_key)
     })
 }
 
-/// Runs a bulk write in one transaction; conflicts roll everything back and become a 422.
+/// Runs a bulk write in one transaction; conflicts roll everything back and become a 422. A
+/// write that changes data bumps the experiment's data version in the same transaction.
 fn store_all(
     db: &Db,
+    experiment_id: i64,
     received: u64,
     what: &str,
     write: impl FnOnce(&mut crate::store::DbConnection) -> AppResult<WriteOutcome>,
@@ -329,6 +331,9 @@ fn store_all(
                 ),
                 outcome.conflicts,
             ));
+        }
+        if outcome.inserted > 0 || outcome.replaced > 0 {
+            crate::store::experiments::bump_data_version(conn, experiment_id)?;
         }
         Ok(outcome)
     })?;

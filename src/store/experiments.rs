@@ -55,6 +55,7 @@ type ExperimentRow = (
     Option<String>,
     i64,
     NaiveDateTime,
+    i64,
 );
 
 /// Stores a new experiment; 409 if the key exists, 422 if a metric is missing or of the wrong kind.
@@ -182,7 +183,7 @@ fn hydrate(conn: &mut DbConnection, rows: Vec<ExperimentRow>) -> AppResult<Vec<E
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("metric {id} vanished")))
     };
     let mut out = Vec::with_capacity(rows.len());
-    for (id, key, name, hypothesis, journey, sli_id, created_at) in rows {
+    for (id, key, name, hypothesis, journey, sli_id, created_at, _data_version) in rows {
         let mut kpis = Vec::new();
         let mut guardrails = Vec::new();
         for (_, mid, role) in links.iter().filter(|l| l.0 == id) {
@@ -240,6 +241,22 @@ pub fn list(conn: &mut DbConnection, page: Page) -> AppResult<Vec<Experiment>> {
         .limit(page.limit + 1)
         .load(conn)?;
     hydrate(conn, rows)
+}
+
+/// Marks the experiment's data as changed (inside the uploading transaction).
+pub fn bump_data_version(conn: &mut DbConnection, experiment_id: i64) -> AppResult<()> {
+    diesel::update(experiments::table.find(experiment_id))
+        .set(experiments::data_version.eq(experiments::data_version + 1))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The experiment's data version: it changes with every upload that changes its data.
+pub fn data_version(conn: &mut DbConnection, experiment_id: i64) -> AppResult<i64> {
+    Ok(experiments::table
+        .find(experiment_id)
+        .select(experiments::data_version)
+        .first(conn)?)
 }
 
 /// Variant ids by key, for resolving uploaded rows.

@@ -37,6 +37,7 @@ diesel::table! {
         journey -> Nullable<Text>,
         sli_metric_id -> BigInt,
         created_at -> Timestamp,
+        data_version -> BigInt,
     }
 }
 

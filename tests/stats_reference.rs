@@ -520,70 +520,48 @@ fn two_sls_matches_stata_and_linearmodels_on_housing() {
     }
 }
 
-#[test]
-fn per_arm_two_sls_matches_linearmodels_on_simulated_latency_injection() {
-    let s = &fixture("iv")["latency_injection"];
-    let (y, lat, d1, d2) = (
-        vec(&s["y"]),
-        vec(&s["latency"]),
-        vec(&s["d1"]),
-        vec(&s["d2"]),
-    );
-    let arms: Vec<u32> = (0..y.len())
-        .map(|i| u32::from(d1[i] == 1.0) + 2 * u32::from(d2[i] == 1.0))
-        .collect();
-    for (debiased, tag) in [(true, "small"), (false, "asymptotic")] {
-        let fit = two_sls_arms(&y, &lat, "latency", &arms, 3, 0, debiased).unwrap();
-        for (cov, name) in [(IvCov::Unadjusted, "unadjusted"), (IvCov::Robust, "robust")] {
-            let want = &s["linearmodels"][format!("{name}-{tag}")];
-            let table = fit.table(cov, 0.95).unwrap();
-            for (j, c) in table.iter().enumerate() {
-                close("estimate", c.estimate, f(&want["params"][j]), 1e-9, 0.0);
-                close("se", c.std_error, f(&want["std_errors"][j]), 1e-8, 0.0);
-                close("p", c.p_value, f(&want["pvalues"][j]), 1e-6, 1e-300);
-                close("ci low", c.ci_low, f(&want["ci95"][0][j]), 1e-8, 0.0);
-                close("ci high", c.ci_high, f(&want["ci95"][1][j]), 1e-8, 0.0);
-            }
-            let sargan = fit.sargan.unwrap();
-            close("sargan", sargan.statistic, f(&want["sargan"]), 1e-8, 0.0);
-            close("sargan p", sargan.p_value, f(&want["sargan_p"]), 1e-6, 0.0);
-            close(
-                "partial R²",
-                fit.first_stage.partial_r_squared,
-                f(&want["partial_rsquared"]),
-                1e-9,
-                0.0,
-            );
-            if name == "robust" {
-                let q = fit.first_stage.instruments as f64;
-                close(
-                    "robust Wald",
-                    fit.first_stage.robust_f_stat * q,
-                    f(&want["first_stage_f"]),
-                    1e-8,
-                    0.0,
-                );
-            }
+/// Checks a fit of the simulated latency injection against every linearmodels number for
+/// both covariance types (`tag`: "small" when debiased, "asymptotic" otherwise).
+fn assert_matches_linearmodels(fit: &sloproof::stats::iv::TwoSls, s: &Value, tag: &str) {
+    for (cov, name) in [(IvCov::Unadjusted, "unadjusted"), (IvCov::Robust, "robust")] {
+        let want = &s["linearmodels"][format!("{name}-{tag}")];
+        let table = fit.table(cov, 0.95).unwrap();
+        for (j, c) in table.iter().enumerate() {
+            close("estimate", c.estimate, f(&want["params"][j]), 1e-9, 0.0);
+            close("se", c.std_error, f(&want["std_errors"][j]), 1e-8, 0.0);
+            close("p", c.p_value, f(&want["pvalues"][j]), 1e-6, 1e-300);
+            close("ci low", c.ci_low, f(&want["ci95"][0][j]), 1e-8, 0.0);
+            close("ci high", c.ci_high, f(&want["ci95"][1][j]), 1e-8, 0.0);
         }
+        let sargan = fit.sargan.unwrap();
+        close("sargan", sargan.statistic, f(&want["sargan"]), 1e-8, 0.0);
+        close("sargan p", sargan.p_value, f(&want["sargan_p"]), 1e-6, 0.0);
         close(
-            "classical F",
-            fit.first_stage.f_stat,
-            f(&s["first_stage_classical_f"]),
+            "partial R²",
+            fit.first_stage.partial_r_squared,
+            f(&want["partial_rsquared"]),
             1e-9,
             0.0,
         );
+        if name == "robust" {
+            // linearmodels reports the robust first-stage Wald χ²; ours is on the F scale (÷ q).
+            let q = fit.first_stage.instruments as f64;
+            close(
+                "robust Wald",
+                fit.first_stage.robust_f_stat * q,
+                f(&want["first_stage_f"]),
+                1e-8,
+                0.0,
+            );
+        }
     }
-    // No first stage: exposure constant within and across arms.
-    let flat = vec![5.0; y.len()];
-    assert!(matches!(
-        two_sls_arms(&y, &flat, "latency", &arms, 3, 0, true),
-        Err(StatsError::ZeroVariance(_))
-    ));
-    // An arm without units cannot instrument anything.
-    assert!(matches!(
-        two_sls_arms(&y, &lat, "latency", &arms, 4, 0, true),
-        Err(StatsError::Singular(_))
-    ));
+    close(
+        "classical F",
+        fit.first_stage.f_stat,
+        f(&s["first_stage_classical_f"]),
+        1e-9,
+        0.0,
+    );
 }
 
 #[test]
@@ -596,8 +574,11 @@ fn two_sls_matches_linearmodels_on_simulated_latency_injection() {
         vec(&s["d2"]),
     );
     let ones = vec![1.0; y.len()];
+    let arms: Vec<u32> = (0..y.len())
+        .map(|i| u32::from(d1[i] == 1.0) + 2 * u32::from(d2[i] == 1.0))
+        .collect();
     for (debiased, tag) in [(true, "small"), (false, "asymptotic")] {
-        let fit = two_sls(
+        let general = two_sls(
             &y,
             &[&ones],
             &["const"],
@@ -607,34 +588,11 @@ fn two_sls_matches_linearmodels_on_simulated_latency_injection() {
             debiased,
         )
         .unwrap();
-        for (cov, name) in [(IvCov::Unadjusted, "unadjusted"), (IvCov::Robust, "robust")] {
-            let want = &s["linearmodels"][format!("{name}-{tag}")];
-            let slope = fit.slope(cov, 0.95).unwrap();
-            close("slope", slope.estimate, f(&want["params"][1]), 1e-9, 0.0);
-            close("se", slope.std_error, f(&want["std_errors"][1]), 1e-8, 0.0);
-            close("ci low", slope.ci_low, f(&want["ci95"][0][1]), 1e-8, 0.0);
-            close("ci high", slope.ci_high, f(&want["ci95"][1][1]), 1e-8, 0.0);
-            if name == "robust" {
-                // linearmodels reports the robust first-stage Wald χ²; ours is on the F scale (÷ q).
-                let q = fit.first_stage.instruments as f64;
-                close(
-                    "robust Wald",
-                    fit.first_stage.robust_f_stat * q,
-                    f(&want["first_stage_f"]),
-                    1e-8,
-                    0.0,
-                );
-            }
-        }
-        close(
-            "classical F",
-            fit.first_stage.f_stat,
-            f(&s["first_stage_classical_f"]),
-            1e-9,
-            0.0,
-        );
+        assert_matches_linearmodels(&general, s, tag);
+        let per_arm = two_sls_arms(&y, &lat, "latency", &arms, 3, 0, debiased).unwrap();
+        assert_matches_linearmodels(&per_arm, s, tag);
     }
-    // No first stage: instruments unrelated to exposure and exposure constant within arms.
+    // No first stage: exposure constant within and across arms.
     let flat = vec![5.0; y.len()];
     assert!(two_sls(
         &y,
@@ -646,6 +604,15 @@ fn two_sls_matches_linearmodels_on_simulated_latency_injection() {
         true
     )
     .is_err());
+    assert!(matches!(
+        two_sls_arms(&y, &flat, "latency", &arms, 3, 0, true),
+        Err(StatsError::ZeroVariance(_))
+    ));
+    // An arm without units cannot instrument anything.
+    assert!(matches!(
+        two_sls_arms(&y, &lat, "latency", &arms, 4, 0, true),
+        Err(StatsError::Singular(_))
+    ));
 }
 
 #[test]

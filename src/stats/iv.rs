@@ -31,6 +31,42 @@ pub struct FirstStage {
     pub partial_r_squared: f64,
 }
 
+/// The first stage needs variation left after the exogenous regressors (RSSᵣ > 0) and not all of
+/// it explained by the instruments (RSSᵤ > 0).
+fn check_first_stage_rss(rss_r: f64, rss_u: f64) -> StatsResult<()> {
+    if rss_r <= 0.0 {
+        return Err(StatsError::ZeroVariance(
+            "the endogenous regressor is fully explained by the exogenous ones",
+        ));
+    }
+    if rss_u <= 0.0 {
+        return Err(StatsError::ZeroVariance(
+            "the instruments explain the endogenous regressor exactly",
+        ));
+    }
+    Ok(())
+}
+
+impl FirstStage {
+    /// With p-values from F(q, `df`) for both statistics.
+    fn new(
+        q: usize,
+        f_stat: f64,
+        robust_f_stat: f64,
+        df: f64,
+        partial_r_squared: f64,
+    ) -> StatsResult<FirstStage> {
+        Ok(FirstStage {
+            instruments: q,
+            f_stat,
+            f_p_value: f_sf(f_stat, q as f64, df)?,
+            robust_f_stat,
+            robust_f_p_value: f_sf(robust_f_stat, q as f64, df)?,
+            partial_r_squared,
+        })
+    }
+}
+
 /// Sargan's test of the over-identifying restrictions (more instruments than endogenous
 /// regressors). With arm indicators as instruments it tests that the arms' mean outcomes lie on
 /// one line in their mean exposures: a departure from a linear dose-response.
@@ -42,6 +78,17 @@ pub struct Sargan {
     pub df: usize,
     /// P(χ²_df > statistic).
     pub p_value: f64,
+}
+
+impl Sargan {
+    /// With its p-value from χ²(`df`).
+    fn new(statistic: f64, df: usize) -> StatsResult<Sargan> {
+        Ok(Sargan {
+            statistic,
+            df,
+            p_value: super::dist::chi2_sf(statistic, df as f64)?,
+        })
+    }
 }
 
 /// A fitted 2SLS model. The endogenous regressor's coefficient is last.
@@ -147,13 +194,10 @@ pub fn two_sls(
             })
             .sum();
         let ee: f64 = resid.iter().map(|e| e * e).sum();
-        let statistic = n as f64 * (1.0 - uu / ee);
-        let df = instruments.len() - 1;
-        Some(Sargan {
-            statistic,
-            df,
-            p_value: super::dist::chi2_sf(statistic, df as f64)?,
-        })
+        Some(Sargan::new(
+            n as f64 * (1.0 - uu / ee),
+            instruments.len() - 1,
+        )?)
     } else {
         None
     };
@@ -192,16 +236,7 @@ fn first_stage_strength(
             (endog[i] - f) * (endog[i] - f)
         })
         .sum();
-    if rss_r <= 0.0 {
-        return Err(StatsError::ZeroVariance(
-            "the endogenous regressor is fully explained by the exogenous ones",
-        ));
-    }
-    if rss_u <= 0.0 {
-        return Err(StatsError::ZeroVariance(
-            "the instruments explain the endogenous regressor exactly",
-        ));
-    }
+    check_first_stage_rss(rss_r, rss_u)?;
     let df_u = (n - kz) as f64;
     let f_stat = ((rss_r - rss_u) / q as f64) / (rss_u / df_u);
     // Robust Wald test of the excluded instruments' first-stage coefficients.
@@ -220,15 +255,7 @@ fn first_stage_strength(
         .collect();
     let b: Vec<f64> = idx.iter().map(|&i| g[i]).collect();
     let wald = wald_quadratic(&b, &sub)?;
-    let robust_f_stat = wald / q as f64;
-    Ok(FirstStage {
-        instruments: q,
-        f_stat,
-        f_p_value: f_sf(f_stat, q as f64, df_u)?,
-        robust_f_stat,
-        robust_f_p_value: f_sf(robust_f_stat, q as f64, df_u)?,
-        partial_r_squared: 1.0 - rss_u / rss_r,
-    })
+    FirstStage::new(q, f_stat, wald / q as f64, df_u, 1.0 - rss_u / rss_r)
 }
 
 impl TwoSls {
@@ -356,16 +383,7 @@ pub fn two_sls_arms(
     let rss_r = rss_u + sb;
 
     // First stage.
-    if rss_r <= 0.0 {
-        return Err(StatsError::ZeroVariance(
-            "the endogenous regressor is fully explained by the exogenous ones",
-        ));
-    }
-    if rss_u <= 0.0 {
-        return Err(StatsError::ZeroVariance(
-            "the instruments explain the endogenous regressor exactly",
-        ));
-    }
+    check_first_stage_rss(rss_r, rss_u)?;
     let q = kz - 1;
     let df_u = (n - kz) as f64;
     let f_stat = (sb / q as f64) / (rss_u / df_u);
@@ -383,14 +401,7 @@ pub fn two_sls_arms(
         })
         .collect();
     let robust_f_stat = wald_quadratic(&b, &cov)? / q as f64;
-    let first_stage = FirstStage {
-        instruments: q,
-        f_stat,
-        f_p_value: f_sf(f_stat, q as f64, df_u)?,
-        robust_f_stat,
-        robust_f_p_value: f_sf(robust_f_stat, q as f64, df_u)?,
-        partial_r_squared: 1.0 - rss_u / rss_r,
-    };
+    let first_stage = FirstStage::new(q, f_stat, robust_f_stat, df_u, 1.0 - rss_u / rss_r)?;
 
     // Second stage. The QR route declares the design rank-deficient when the fitted exposure is
     // constant relative to its scale; mirror that with the same relative tolerance.
@@ -441,13 +452,7 @@ pub fn two_sls_arms(
     let sargan = if q > 1 {
         // eᵀe − uᵀu = Σₐ nₐdₐ² exactly: no cancellation when the arms lie close to one line.
         let explained: f64 = m.iter().zip(&d).map(|(g, d)| g.n * d * d).sum();
-        let statistic = nf * explained / ee;
-        let df = q - 1;
-        Some(Sargan {
-            statistic,
-            df,
-            p_value: super::dist::chi2_sf(statistic, df as f64)?,
-        })
+        Some(Sargan::new(nf * explained / ee, q - 1)?)
     } else {
         None
     };

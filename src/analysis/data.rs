@@ -174,6 +174,93 @@ struct Part {
     fp: Fingerprint,
 }
 
+/// What a range reader needs to place rows: arm of each variant id, arm keys, metric slots as
+/// (metric id, slot, hash of (key, period) for post and pre) — a handful of entries, scanned
+/// linearly per row — and the keys of the experiment's other metrics.
+struct Layout<'a> {
+    arm_of_variant: HashMap<i64, u32>,
+    arm_keys: Vec<&'a str>,
+    slots: Vec<(i64, usize, [u64; 2])>,
+    other_keys: HashMap<i64, &'a str>,
+}
+
+/// Reads the assignments and then the observations of units in [`from`, `to`) in one snapshot.
+fn read_range(
+    db: &Db,
+    experiment_id: i64,
+    layout: &Layout,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> AppResult<Part> {
+    snapshot(&mut *db.conn()?, |conn| {
+        let version = data_version(conn, experiment_id)?;
+        let mut fp = Fingerprint::default();
+        let mut units: Vec<(String, u32)> = Vec::new();
+        for_each_assignment(conn, experiment_id, from, to, |unit, variant| {
+            let arm = layout.arm_of_variant.get(&variant).copied().unwrap_or(0);
+            fp.add(hash_of(("a", unit, layout.arm_keys[arm as usize])));
+            units.push((unit.to_owned(), arm));
+        })?;
+        if !units.is_sorted_by(|a, b| a.0 <= b.0) {
+            units.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        }
+        let mut part = Part {
+            version,
+            planes: vec![vec![f64::NAN; units.len()]; 2 * layout.slots.len()],
+            units,
+            unassigned_observations: 0,
+            unassigned: FxHashSet::default(),
+            fp,
+        };
+        let (units, planes) = (&part.units, &mut part.planes);
+        // Index and hash of the unit of the previous row.
+        let (mut cursor, mut cursor_hash) = (0usize, units.first().map(|u| hash_of(&u.0)));
+        for_each_observation(
+            conn,
+            experiment_id,
+            from,
+            to,
+            |unit, metric_id, pre, value| {
+                let slot = layout.slots.iter().find(|s| s.0 == metric_id);
+                let metric_period = match slot {
+                    Some(s) => s.2[usize::from(pre)],
+                    None => hash_of((
+                        layout.other_keys.get(&metric_id).copied().unwrap_or(""),
+                        pre,
+                    )),
+                };
+                let (found, unit_hash) = match cursor_hash {
+                    Some(h) if units[cursor].0 == unit => (Some(cursor), h),
+                    _ => {
+                        let h = hash_of(unit);
+                        let found = if units.get(cursor + 1).is_some_and(|u| u.0 == unit) {
+                            Some(cursor + 1)
+                        } else {
+                            units.binary_search_by(|u| u.0.as_str().cmp(unit)).ok()
+                        };
+                        if let Some(i) = found {
+                            (cursor, cursor_hash) = (i, Some(h));
+                        }
+                        (found, h)
+                    }
+                };
+                part.fp.add_observation(unit_hash, metric_period, value);
+                match (found, slot) {
+                    (Some(i), Some(s)) => planes[plane(s.1, pre)][i] = value,
+                    (Some(_), None) => {}
+                    (None, _) => {
+                        part.unassigned_observations += 1;
+                        if !part.unassigned.contains(unit) {
+                            part.unassigned.insert(unit.to_owned());
+                        }
+                    }
+                }
+            },
+        )?;
+        Ok(part)
+    })
+}
+
 /// Reads of a changing experiment before giving up.
 const READ_ATTEMPTS: u32 = 3;
 
@@ -202,91 +289,31 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
         })
         .collect();
     let control = e.variants.iter().position(|v| v.control).unwrap_or(0);
-    let arm_of_variant: HashMap<i64, u32> = e
-        .variants
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v.id, i as u32))
-        .collect();
     let metrics: Vec<(&Metric, Role)> = e
         .kpis
         .iter()
         .map(|m| (m, Role::Kpi))
         .chain(e.guardrails.iter().map(|m| (m, Role::Guardrail)))
         .collect();
-    // (metric id, slot, hash of (key, period) for post and pre): a handful of entries, scanned
-    // linearly per row.
-    let slots: Vec<(i64, usize, [u64; 2])> = std::iter::once(&e.sli)
-        .chain(metrics.iter().map(|(m, _)| *m))
-        .enumerate()
-        .map(|(s, m)| {
-            let key = m.key.as_str();
-            (m.id, s, [hash_of((key, false)), hash_of((key, true))])
-        })
-        .collect();
-    let other_keys: HashMap<i64, &str> = e.metrics().map(|m| (m.id, m.key.as_str())).collect();
-
-    let read = |from: Option<&str>, to: Option<&str>| -> AppResult<Part> {
-        // One read transaction per range: its assignments and observations are one snapshot.
-        snapshot(&mut *db.conn()?, |conn| {
-            let version = data_version(conn, e.id)?;
-            let mut fp = Fingerprint::default();
-            let mut units: Vec<(String, u32)> = Vec::new();
-            for_each_assignment(conn, e.id, from, to, |unit, variant| {
-                let arm = arm_of_variant.get(&variant).copied().unwrap_or(0);
-                fp.add(hash_of(("a", unit, arms[arm as usize].key.as_str())));
-                units.push((unit.to_owned(), arm));
-            })?;
-            if !units.is_sorted_by(|a, b| a.0 <= b.0) {
-                units.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            }
-            let mut part = Part {
-                version,
-                planes: vec![vec![f64::NAN; units.len()]; 2 * slots.len()],
-                units,
-                unassigned_observations: 0,
-                unassigned: FxHashSet::default(),
-                fp,
-            };
-            let (units, planes) = (&part.units, &mut part.planes);
-            // Index and hash of the unit of the previous row.
-            let (mut cursor, mut cursor_hash) = (0usize, units.first().map(|u| hash_of(&u.0)));
-            for_each_observation(conn, e.id, from, to, |unit, metric_id, pre, value| {
-                let slot = slots.iter().find(|s| s.0 == metric_id);
-                let metric_period = match slot {
-                    Some(s) => s.2[usize::from(pre)],
-                    None => hash_of((other_keys.get(&metric_id).copied().unwrap_or(""), pre)),
-                };
-                let (found, unit_hash) = match cursor_hash {
-                    Some(h) if units[cursor].0 == unit => (Some(cursor), h),
-                    _ => {
-                        let h = hash_of(unit);
-                        let found = if units.get(cursor + 1).is_some_and(|u| u.0 == unit) {
-                            Some(cursor + 1)
-                        } else {
-                            units.binary_search_by(|u| u.0.as_str().cmp(unit)).ok()
-                        };
-                        if let Some(i) = found {
-                            (cursor, cursor_hash) = (i, Some(h));
-                        }
-                        (found, h)
-                    }
-                };
-                part.fp.add_observation(unit_hash, metric_period, value);
-                match (found, slot) {
-                    (Some(i), Some(s)) => planes[plane(s.1, pre)][i] = value,
-                    (Some(_), None) => {}
-                    (None, _) => {
-                        part.unassigned_observations += 1;
-                        if !part.unassigned.contains(unit) {
-                            part.unassigned.insert(unit.to_owned());
-                        }
-                    }
-                }
-            })?;
-            Ok(part)
-        })
+    let layout = Layout {
+        arm_of_variant: e
+            .variants
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.id, i as u32))
+            .collect(),
+        arm_keys: e.variants.iter().map(|v| v.key.as_str()).collect(),
+        slots: std::iter::once(&e.sli)
+            .chain(metrics.iter().map(|(m, _)| *m))
+            .enumerate()
+            .map(|(s, m)| {
+                let key = m.key.as_str();
+                (m.id, s, [hash_of((key, false)), hash_of((key, true))])
+            })
+            .collect(),
+        other_keys: e.metrics().map(|m| (m.id, m.key.as_str())).collect(),
     };
+    let read = |from: Option<&str>, to: Option<&str>| read_range(db, e.id, &layout, from, to);
     // The two ranges are two snapshots: an upload committed between them would mix two states
     // of the data, which their data versions reveal; then the read is repeated.
     let mut attempt = 0;
@@ -314,7 +341,7 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
     };
     let n: usize = parts.iter().map(|p| p.units.len()).sum();
     let mut units: Vec<(String, u32)> = Vec::with_capacity(n);
-    let mut planes: Vec<Vec<f64>> = vec![Vec::with_capacity(n); 2 * slots.len()];
+    let mut planes: Vec<Vec<f64>> = vec![Vec::with_capacity(n); 2 * layout.slots.len()];
     let mut unassigned: FxHashSet<String> = FxHashSet::default();
     let mut unassigned_observations = 0;
     let mut fp = Fingerprint::default();

@@ -85,6 +85,14 @@ async fn a_real_effect_is_validated_and_its_interval_covers_the_truth() {
             .as_str()
             .unwrap()
             .starts_with("Each +100 ms of checkout latency lowers checkout-conversion by"));
+        assert!(
+            a["summary"]
+                .as_str()
+                .unwrap()
+                .ends_with("Also validated: revenue-per-user."),
+            "{}",
+            a["summary"]
+        );
         // The first stage moved latency by about the planned dose.
         for arm in a["first_stage"].as_array().unwrap() {
             let ratio = arm["dose_ratio"].as_f64().unwrap();
@@ -147,13 +155,13 @@ async fn an_a_a_experiment_is_not_validated() {
         assert_eq!(v["validated"], false);
         let c = codes(v);
         assert!(c.contains(&"weak_instrument".to_owned()), "{c:?}");
+        let summary = r.body["summary"].as_str().unwrap();
+        assert!(summary.contains("not validated"), "{summary}");
+        // The other KPI is named with its reasons.
         assert!(
-            r.body["summary"]
-                .as_str()
-                .unwrap()
-                .contains("not validated"),
-            "{}",
-            r.body["summary"]
+            summary.contains("Not validated: revenue-per-user (")
+                && summary.contains("weak_instrument"),
+            "{summary}"
         );
     }
 }

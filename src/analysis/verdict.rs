@@ -224,10 +224,22 @@ pub fn summary(
             arm.variant, sli.name, arm.mean_shift.estimate, arm.planned_dose
         ));
     }
-    let others = verdicts.len().saturating_sub(1);
-    if others > 0 {
-        let ok = verdicts.iter().skip(1).filter(|v| v.validated).count();
-        s.push_str(&format!(" {ok} of {others} other KPI(s) validated."));
+    // The other KPIs by name, with the reason codes of those not validated.
+    let (ok, not): (Vec<&Verdict>, Vec<&Verdict>) =
+        verdicts.iter().skip(1).partition(|v| v.validated);
+    if !ok.is_empty() {
+        let names: Vec<&str> = ok.iter().map(|v| v.kpi.as_str()).collect();
+        s.push_str(&format!(" Also validated: {}.", names.join(", ")));
+    }
+    if !not.is_empty() {
+        let names: Vec<String> = not
+            .iter()
+            .map(|v| {
+                let codes: Vec<&str> = v.reasons.iter().map(|r| r.code.as_str()).collect();
+                format!("{} ({})", v.kpi, codes.join(", "))
+            })
+            .collect();
+        s.push_str(&format!(" Not validated: {}.", names.join("; ")));
     }
     s
 }

@@ -520,6 +520,16 @@ fn two_sls_matches_stata_and_linearmodels_on_housing() {
     }
 }
 
+/// The simulated latency injection's outcome, latency and the two arm indicators.
+fn latency_injection(s: &Value) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    (
+        vec(&s["y"]),
+        vec(&s["latency"]),
+        vec(&s["d1"]),
+        vec(&s["d2"]),
+    )
+}
+
 /// Checks a fit of the simulated latency injection against every linearmodels number for
 /// both covariance types (`tag`: "small" when debiased, "asymptotic" otherwise).
 fn assert_matches_linearmodels(fit: &sloproof::stats::iv::TwoSls, s: &Value, tag: &str) {
@@ -566,13 +576,9 @@ fn assert_matches_linearmodels(fit: &sloproof::stats::iv::TwoSls, s: &Value, tag
 
 #[test]
 fn two_sls_matches_linearmodels_on_simulated_latency_injection() {
-    let s = &fixture("iv")["latency_injection"];
-    let (y, lat, d1, d2) = (
-        vec(&s["y"]),
-        vec(&s["latency"]),
-        vec(&s["d1"]),
-        vec(&s["d2"]),
-    );
+    let fx = fixture("iv");
+    let s = &fx["latency_injection"];
+    let (y, lat, d1, d2) = latency_injection(s);
     let ones = vec![1.0; y.len()];
     let arms: Vec<u32> = (0..y.len())
         .map(|i| u32::from(d1[i] == 1.0) + 2 * u32::from(d2[i] == 1.0))
@@ -706,13 +712,9 @@ fn hinge_finds_the_least_squares_breakpoint() {
 #[test]
 fn wald_ratio_equals_two_sls_with_one_binary_instrument() {
     // Use the simulated latency-injection fixture, keeping only control and the first arm.
-    let s = &fixture("iv")["latency_injection"];
-    let (y, lat, d1, d2) = (
-        vec(&s["y"]),
-        vec(&s["latency"]),
-        vec(&s["d1"]),
-        vec(&s["d2"]),
-    );
+    let fx = fixture("iv");
+    let s = &fx["latency_injection"];
+    let (y, lat, d1, d2) = latency_injection(s);
     let keep: Vec<usize> = (0..y.len()).filter(|&i| d2[i] == 0.0).collect();
     let pick = |v: &[f64]| keep.iter().map(|&i| v[i]).collect::<Vec<f64>>();
     let (y, lat, z) = (pick(&y), pick(&lat), pick(&d1));

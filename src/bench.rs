@@ -12,7 +12,7 @@ use crate::stats::bootstrap::{percentile_interval, poisson_sums};
 use crate::stats::hypothesis::welch_t_test;
 use crate::stats::iv::{two_sls, two_sls_arms, IvCov};
 use crate::stats::ols::{ols, CovType};
-use crate::stats::StatsResult;
+use crate::stats::{StatsError, StatsResult};
 
 /// One timed step.
 #[derive(Debug, serde::Serialize)]
@@ -26,8 +26,9 @@ pub struct Step {
 /// `resamples`-replicate Poisson bootstrap of the treatment − control difference in means.
 pub fn run(units: usize, resamples: usize, seed: u64) -> StatsResult<Vec<Step>> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let base = LogNormal::new(5.6, 0.3).expect("valid");
-    let noise = Normal::new(0.0, 1.0).expect("valid");
+    let invalid = |e: rand_distr::NormalError| StatsError::InvalidParameter(e.to_string());
+    let base = LogNormal::new(5.6, 0.3).map_err(invalid)?;
+    let noise = Normal::new(0.0, 1.0).map_err(invalid)?;
     let mut arm = Vec::with_capacity(units);
     let mut latency = Vec::with_capacity(units);
     let mut revenue = Vec::with_capacity(units);

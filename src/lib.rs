@@ -1,10 +1,15 @@
 //! sloproof turns A/B-experiment evidence into Service Level Objectives justified by business
-//! impact. Dependencies point one way: `api` → `ingest` (and later `analysis`, `slo`) → `stats`,
-//! and everything that needs data → `store`.
+//! impact.
+//!
+//! Dependencies point one way: `api` → `analysis`, `slo`, `ingest`, `access` → `stats`,
+//! `domain`. Only `store` and the `service` seams of those modules touch the database;
+//! `server` is the composition root that opens it. See docs/architecture.md.
 
+pub mod access;
 pub mod analysis;
 pub mod api;
 pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -1,5 +1,5 @@
 use clap::Parser;
-use sloproof::config::{Cli, Command};
+use sloproof::cli::{Cli, Command};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -18,7 +18,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Simulate { api, token, config } => {
-            let sim = sloproof::simulate::generate(&config);
+            let sim = sloproof::simulate::generate(&config)?;
             actix_web::rt::System::new().block_on(sloproof::simulate::load(&api, &token, &sim))?;
             println!("loaded experiment '{}'; analyse it with:", config.key);
             println!(

@@ -1,13 +1,59 @@
-//! Process start-up: logging, database, HTTP server.
+//! Process start-up, the composition root: logging, the database, the shared state every
+//! request sees, and the HTTP server. The only code besides `store/` and the `service` seams
+//! that names the database, which it opens and hands to the services.
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tracing_subscriber::EnvFilter;
 
-use crate::api::{self, AppState, Limits};
+use crate::api;
 use crate::config::{LogFormat, Settings};
+use crate::error::{AppError, AppResult};
 use crate::store::Db;
+
+/// Body size limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest bulk upload, in bytes.
+    pub ingest_body_bytes: usize,
+    /// Largest JSON body elsewhere, in bytes.
+    pub json_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            ingest_body_bytes: 512 << 20,
+            json_body_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Shared state of every request.
+pub struct AppState {
+    pub db: Db,
+    pub limits: Limits,
+}
+
+impl AppState {
+    pub fn new(db: Db, limits: Limits) -> AppState {
+        AppState { db, limits }
+    }
+
+    /// Runs blocking work with the database (a service call) on actix's blocking pool, so the
+    /// async workers never wait on it.
+    pub async fn run<T, F>(&self, f: F) -> AppResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db) -> AppResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        web::block(move || f(&db))
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("blocking task failed: {e}")))?
+    }
+}
 
 /// Installs the global tracing subscriber (text or JSON lines on stderr).
 pub fn init_logging(settings: &Settings) -> anyhow::Result<()> {
@@ -27,7 +73,7 @@ pub fn init_logging(settings: &Settings) -> anyhow::Result<()> {
 /// Builds the shared state: opens the database and applies migrations.
 pub fn state(settings: &Settings) -> anyhow::Result<web::Data<AppState>> {
     let db = Db::open(&settings.database_url, settings.db_pool_size)?;
-    if let Some(token) = api::auth::bootstrap(&db, settings.admin_token.as_deref())
+    if let Some(token) = crate::access::service::bootstrap(&db, settings.admin_token.as_deref())
         .map_err(|e| anyhow::anyhow!("{e}"))?
     {
         tracing::warn!(

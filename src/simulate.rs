@@ -64,22 +64,15 @@ pub struct SimConfig {
     pub seed: u64,
 }
 
+/// The defaults are those of the command line, written once in the `#[arg]` attributes above.
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig {
-            key: "checkout-latency-sim".into(),
-            units: 200_000,
-            doses: vec![0.0, 100.0, 200.0],
-            median_ms: 300.0,
-            sigma: 0.35,
-            conversion: 0.05,
-            effect_per_100ms: -0.05,
-            curve: Curve::Linear,
-            knee_ms: 400.0,
-            pre_period: true,
-            drop_share: 0.0,
-            seed: 7,
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            config: SimConfig,
         }
+        <Defaults as clap::Parser>::parse_from(["simulate"]).config
     }
 }
 
@@ -114,8 +107,37 @@ fn g(c: &SimConfig, x: f64) -> f64 {
     (1.0 + c.effect_per_100ms * excess / 100.0).max(0.0)
 }
 
-/// Generates the experiment.
-pub fn generate(c: &SimConfig) -> Simulated {
+/// Checks the settings a simulation cannot run with.
+fn check(c: &SimConfig) -> anyhow::Result<()> {
+    let positive = |name: &str, v: f64| {
+        if v.is_finite() && v > 0.0 {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!(
+                "--{name} must be a positive number, got {v}"
+            ))
+        }
+    };
+    positive("median-ms", c.median_ms)?;
+    positive("sigma", c.sigma)?;
+    if !(c.conversion > 0.0 && c.conversion <= 1.0) {
+        anyhow::bail!("--conversion must be in (0, 1], got {}", c.conversion);
+    }
+    if c.doses.len() < 2 || c.doses.iter().any(|d| !d.is_finite()) {
+        anyhow::bail!("--doses needs at least two finite doses, control first");
+    }
+    if !(0.0..1.0).contains(&c.drop_share) {
+        anyhow::bail!("--drop-share must be in [0, 1), got {}", c.drop_share);
+    }
+    if !c.effect_per_100ms.is_finite() || !c.knee_ms.is_finite() {
+        anyhow::bail!("--effect-per-100ms and --knee-ms must be finite");
+    }
+    Ok(())
+}
+
+/// Generates the experiment; an error names a setting it cannot run with.
+pub fn generate(c: &SimConfig) -> anyhow::Result<Simulated> {
+    check(c)?;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(c.seed);
     let k = c.doses.len().max(2);
     let weight = 1.0 / k as f64;
@@ -141,11 +163,11 @@ pub fn generate(c: &SimConfig) -> Simulated {
         .iter()
         .map(|v| v["key"].as_str().unwrap_or("").to_owned())
         .collect();
-    let base = LogNormal::new(c.median_ms.ln(), c.sigma).expect("valid log-normal");
-    let jitter = LogNormal::new(-0.05f64 * 0.05 / 2.0, 0.05).expect("valid log-normal");
+    let base = LogNormal::new(c.median_ms.ln(), c.sigma)?;
+    let jitter = LogNormal::new(-0.05f64 * 0.05 / 2.0, 0.05)?;
     let s = 0.5f64;
-    let propensity = LogNormal::new(-s * s / 2.0, s).expect("valid log-normal");
-    let value = LogNormal::new(50f64.ln(), 0.5).expect("valid log-normal");
+    let propensity = LogNormal::new(-s * s / 2.0, s)?;
+    let value = LogNormal::new(50f64.ln(), 0.5)?;
     let mut assignments = String::with_capacity(c.units * 48);
     let mut observations = String::with_capacity(c.units * 400);
     let mut push = |unit: &str, metric: &str, v: f64, pre: bool| {
@@ -195,7 +217,7 @@ pub fn generate(c: &SimConfig) -> Simulated {
         Curve::Linear => c.conversion * c.effect_per_100ms / 100.0,
         Curve::Knee => f64::NAN,
     };
-    Simulated {
+    Ok(Simulated {
         metrics: metrics(),
         experiment: json!({
             "key": c.key, "name": "Checkout latency injection (simulated)",
@@ -207,7 +229,7 @@ pub fn generate(c: &SimConfig) -> Simulated {
         assignments_ndjson: assignments.into_bytes(),
         observations_ndjson: observations.into_bytes(),
         true_conversion_slope,
-    }
+    })
 }
 
 /// Creates the metrics (existing ones are kept) and the experiment, and uploads its data through

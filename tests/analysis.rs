@@ -1,5 +1,8 @@
 //! End-to-end analyses through HTTP on simulated experiments with a known truth.
 
+// A failed unwrap is the test failing; reference tables make long test functions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
 mod common;
 
 use common::{apps, assert_problem, error_fields, TestApp};
@@ -42,7 +45,7 @@ fn codes(v: &Value) -> Vec<String> {
 #[actix_web::test]
 async fn a_real_effect_is_validated_and_its_interval_covers_the_truth() {
     let c = config("linear");
-    let sim = generate(&c);
+    let sim = generate(&c).unwrap();
     for app in apps().await {
         let b = app.backend;
         app.load_simulated(&sim).await;
@@ -141,7 +144,7 @@ async fn an_a_a_experiment_is_not_validated() {
         doses: vec![0.0, 0.0, 0.0],
         ..config("aa")
     };
-    let sim = generate(&c);
+    let sim = generate(&c).unwrap();
     for app in apps().await {
         app.load_simulated(&sim).await;
         let r = analyse(
@@ -172,7 +175,7 @@ async fn a_sample_ratio_mismatch_blocks_validation_and_says_why() {
         drop_share: 0.1,
         ..config("srm")
     };
-    let sim = generate(&c);
+    let sim = generate(&c).unwrap();
     for app in apps().await {
         app.load_simulated(&sim).await;
         let r = analyse(
@@ -200,7 +203,7 @@ async fn a_weak_instrument_is_flagged() {
         sigma: 0.8,
         ..config("weak")
     };
-    let sim = generate(&c);
+    let sim = generate(&c).unwrap();
     for app in apps().await {
         app.load_simulated(&sim).await;
         let r = analyse(
@@ -231,7 +234,7 @@ async fn a_known_knee_is_recovered_within_its_interval() {
         seed: 5,
         ..SimConfig::default()
     };
-    let sim = generate(&c);
+    let sim = generate(&c).unwrap();
     let apps = apps().await;
     let app = &apps[0];
     app.load_simulated(&sim).await;
@@ -274,7 +277,8 @@ async fn the_same_seed_gives_identical_numbers() {
     let sim = generate(&SimConfig {
         units: 10_000,
         ..config("repro")
-    });
+    })
+    .unwrap();
     for app in apps().await {
         app.load_simulated(&sim).await;
         let p = json!({"bootstrap": {"resamples": 300, "seed": 99}});
@@ -330,22 +334,26 @@ async fn the_same_seed_gives_identical_numbers() {
 
 #[actix_web::test]
 async fn the_analysis_does_not_depend_on_the_thread_count() {
-    use sloproof::analysis::{compute, data, resolve, Requested};
+    use sloproof::analysis::{compute, resolve, service, AnalysisRequest, BootstrapRequest};
     let sim = generate(&SimConfig {
         units: 5_000,
         ..config("threads")
-    });
+    })
+    .unwrap();
     let apps = apps().await;
     let app = &apps[0];
     app.load_simulated(&sim).await;
     let db = sloproof::store::Db::open(&app.db_url, 2).unwrap();
     let e = sloproof::store::experiments::get(&mut db.conn().unwrap(), "threads").unwrap();
-    let d = data::load(&db, &e).unwrap();
+    let d = service::load(&db, &e).unwrap();
     let p = resolve(
-        &Requested {
-            seed: Some(5),
-            resamples: Some(300),
-            ..Requested::default()
+        &AnalysisRequest {
+            bootstrap: Some(BootstrapRequest {
+                seed: Some(5),
+                resamples: Some(300),
+                ..BootstrapRequest::default()
+            }),
+            ..AnalysisRequest::default()
         },
         true,
     )
@@ -431,7 +439,7 @@ async fn too_little_data_and_bad_parameters_are_clear_4xx() {
 
 #[actix_web::test]
 async fn split_and_single_reads_load_the_same_data() {
-    use sloproof::analysis::data;
+    use sloproof::analysis::service;
     // Unit ids whose order differs between bytewise comparison and a locale collation (case,
     // punctuation), plus observations of units that were never assigned.
     let units = [
@@ -475,8 +483,8 @@ async fn split_and_single_reads_load_the_same_data() {
         }
         let db = sloproof::store::Db::open(&app.db_url, 2).unwrap();
         let e = sloproof::store::experiments::get(&mut db.conn().unwrap(), "split").unwrap();
-        let single = data::load_split(&db, &e, usize::MAX).unwrap();
-        let split = data::load_split(&db, &e, 0).unwrap();
+        let single = service::load_split(&db, &e, usize::MAX).unwrap();
+        let split = service::load_split(&db, &e, 0).unwrap();
         assert_eq!(
             format!("{single:?}"),
             format!("{split:?}"),
@@ -511,9 +519,12 @@ async fn split_and_single_reads_load_the_same_data() {
             }
         };
         set(201.0).await;
-        let changed = data::load(&db, &e).unwrap();
+        let changed = service::load(&db, &e).unwrap();
         assert_ne!(changed.fingerprint, single.fingerprint, "{}", app.backend);
         set(200.0).await;
-        assert_eq!(data::load(&db, &e).unwrap().fingerprint, single.fingerprint);
+        assert_eq!(
+            service::load(&db, &e).unwrap().fingerprint,
+            single.fingerprint
+        );
     }
 }

@@ -1,5 +1,8 @@
 //! Metric catalog, experiments, health, routing and error shapes, on every backend.
 
+// A failed unwrap is the test failing; reference tables make long test functions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
 mod common;
 
 use common::{apps, assert_problem, error_fields};

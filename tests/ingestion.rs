@@ -1,5 +1,8 @@
 //! Bulk ingestion: formats, validation, idempotency, conflicts and the all-or-nothing guarantee.
 
+// A failed unwrap is the test failing; reference tables make long test functions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
 mod common;
 
 use common::{apps, apps_with, assert_problem, error_fields, error_rows, TestApp};

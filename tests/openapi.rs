@@ -1,6 +1,9 @@
 //! The committed OpenAPI document matches the code, and the server serves the same document.
 //! Regenerate with `UPDATE_OPENAPI=1 cargo test --test openapi` (or `sloproof openapi`).
 
+// A failed unwrap is the test failing; reference tables make long test functions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
 mod common;
 
 use std::path::Path;
@@ -84,6 +87,94 @@ async fn served_document_equals_generated() {
             docs.text.contains("swagger"),
             "{}",
             &docs.text[..docs.text.len().min(200)]
+        );
+    }
+}
+
+/// Names of every type in `src/` that becomes an OpenAPI schema: types deriving `ToSchema`
+/// (under their `#[schema(as = …)]` name when they have one) and `text_enum!` enums.
+fn schema_names(dir: &Path, out: &mut Vec<(String, String)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            schema_names(&path, out);
+            continue;
+        }
+        if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        let file = path.display().to_string();
+        for (i, line) in lines.iter().enumerate() {
+            // A derive may span lines: read up to its closing `)]`.
+            let derive = if line.starts_with("#[derive(") {
+                let end = (i..lines.len())
+                    .find(|j| lines[*j].ends_with(")]"))
+                    .unwrap_or(i);
+                lines[i..=end].join(" ")
+            } else {
+                String::new()
+            };
+            if derive.contains("ToSchema") {
+                let mut renamed = None;
+                for next in &lines[i + 1..] {
+                    if let Some(rest) = next.strip_prefix("#[schema(as = ") {
+                        renamed = Some(rest.trim_end_matches(")]").to_owned());
+                    }
+                    let item = next
+                        .strip_prefix("pub struct ")
+                        .or_else(|| next.strip_prefix("pub enum "));
+                    if let Some(item) = item {
+                        let name: String = item
+                            .chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '_')
+                            .collect();
+                        out.push((renamed.unwrap_or(name), file.clone()));
+                        break;
+                    }
+                }
+            }
+            if *line == "text_enum! {" {
+                let decl = lines[i + 1..]
+                    .iter()
+                    .find(|l| !l.starts_with("///") && !l.starts_with("#["));
+                if let Some(decl) = decl {
+                    let name: String = decl.chars().take_while(|c| c.is_alphanumeric()).collect();
+                    out.push((name, file.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// utoipa keeps one schema per name, so two types with one name would silently share a schema
+/// and generated clients would reject one of them: every schema name must be unique.
+#[test]
+fn schema_names_are_unique() {
+    let mut names = Vec::new();
+    schema_names(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut names,
+    );
+    assert!(names.len() > 40, "found only {} schema types", names.len());
+    names.sort();
+    let duplicates: Vec<_> = names
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .map(|w| format!("{} in {} and {}", w[0].0, w[0].1, w[1].1))
+        .collect();
+    assert!(
+        duplicates.is_empty(),
+        "schema names used twice: {duplicates:?}"
+    );
+    // Every schema of the document is one of these types.
+    let doc: serde_json::Value =
+        serde_json::from_str(&sloproof::api::openapi::document_json()).unwrap();
+    for name in doc["components"]["schemas"].as_object().unwrap().keys() {
+        assert!(
+            names.iter().any(|(n, _)| n == name),
+            "schema {name} not found among the scanned types"
         );
     }
 }

@@ -1,5 +1,8 @@
 //! Recommendations, review, published SLOs and their exports, end to end through HTTP.
 
+// A failed unwrap is the test failing; reference tables make long test functions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
 mod common;
 
 use std::path::Path;
@@ -17,7 +20,8 @@ async fn analysed(app: &TestApp, key: &str, doses: Vec<f64>) -> i64 {
         seed: 21,
         doses,
         ..SimConfig::default()
-    });
+    })
+    .unwrap();
     app.load_simulated(&sim).await;
     let r = app
         .post_json(

@@ -7,7 +7,6 @@ use super::report::{
     Evidence, LinearityTest, Method, Parameters, Threshold,
 };
 use super::{seed_for, stats_err};
-use crate::domain::metric::Direction;
 use crate::error::AppResult;
 use crate::stats::bootstrap;
 use crate::stats::descriptive::{quantile_sorted, Moments};
@@ -126,19 +125,6 @@ fn slope_bootstrap(
             .collect();
         Ok(loo)
     })
-}
-
-/// Expected sign of the slope if a worse SLI worsens the KPI: worse is "up" for
-/// lower-is-better metrics and "down" for higher-is-better ones.
-pub fn harmful_sign(sli: Direction, kpi: Direction) -> f64 {
-    let worse = |d: Direction| {
-        if d == Direction::LowerIsBetter {
-            1.0
-        } else {
-            -1.0
-        }
-    };
-    worse(sli) * worse(kpi)
 }
 
 /// Causal effect and dose–response of one KPI.
@@ -268,8 +254,8 @@ impl CausalFit {
     }
 }
 
-fn to_stats(c: &crate::stats::ols::Coefficient) -> crate::stats::Estimate {
-    crate::stats::Estimate {
+fn to_stats(c: &crate::stats::ols::Coefficient) -> crate::stats::Inference {
+    crate::stats::Inference {
         estimate: c.estimate,
         std_error: c.std_error,
         ci_low: c.ci_low,
@@ -345,7 +331,10 @@ pub fn causal_threshold(
     let edges: Vec<f64> = (0..=5)
         .map(|k| quantile_sorted(&sorted, k as f64 / 5.0).unwrap_or(f64::NAN))
         .collect();
-    let harmful = harmful_sign(d.sli_metric.direction, m.metric.direction);
+    let harmful = d
+        .sli_metric
+        .direction
+        .harmful_slope_sign(m.metric.direction);
     let mut buckets = Vec::new();
     for b in 0..5 {
         let (lo, hi) = (edges[b], edges[b + 1]);

@@ -1,4 +1,5 @@
-//! Loads an experiment's assignments and observations into per-unit columns.
+//! An experiment's assignments and observations as per-unit columns, built from the rows a
+//! reader hands over (see `analysis::service` for the reading).
 //!
 //! Units are ordered by their id (bytewise), so an analysis does not depend on the order the
 //! database returns rows in. Missing values are NaN inside this module's columns only; every
@@ -9,13 +10,9 @@ use std::hash::{Hash, Hasher};
 
 use rustc_hash::{FxHashSet, FxHasher};
 
-use super::report::{MissingOutcomes, Role};
-use crate::domain::metric::ValueType;
-use crate::error::{AppError, AppResult};
-use crate::store::analyses::{for_each_assignment, for_each_observation, unit_split};
-use crate::store::experiments::{data_version, Experiment};
-use crate::store::metrics::Metric;
-use crate::store::{snapshot, Db};
+use super::report::{MetricRole, MissingOutcomes};
+use crate::domain::experiment::Experiment;
+use crate::domain::metric::{Metric, ValueType};
 
 /// One arm.
 #[derive(Debug, Clone)]
@@ -30,7 +27,7 @@ pub struct Arm {
 #[derive(Debug, Clone)]
 pub struct MetricColumn {
     pub metric: Metric,
-    pub role: Role,
+    pub role: MetricRole,
     /// Experiment-period value per unit; NaN = missing (before the missing-outcome rule).
     pub post: Vec<f64>,
     /// Pre-period value per unit; NaN = missing.
@@ -101,7 +98,7 @@ impl UnitData {
         self.metrics
             .iter()
             .enumerate()
-            .filter(|(_, m)| m.role == Role::Kpi)
+            .filter(|(_, m)| m.role == MetricRole::Kpi)
     }
 }
 
@@ -164,7 +161,7 @@ fn plane(slot: usize, pre: bool) -> usize {
 
 /// What one range reader found: its units (bytewise order), their value planes, and the
 /// observations of units it does not know.
-struct Part {
+pub struct Part {
     /// The experiment's data version in the reader's snapshot.
     version: i64,
     units: Vec<(String, u32)>,
@@ -177,107 +174,140 @@ struct Part {
 /// What a range reader needs to place rows: arm of each variant id, arm keys, metric slots as
 /// (metric id, slot, hash of (key, period) for post and pre) — a handful of entries, scanned
 /// linearly per row — and the keys of the experiment's other metrics.
-struct Layout<'a> {
+pub struct Layout<'a> {
     arm_of_variant: HashMap<i64, u32>,
     arm_keys: Vec<&'a str>,
     slots: Vec<(i64, usize, [u64; 2])>,
     other_keys: HashMap<i64, &'a str>,
 }
 
-/// Reads the assignments and then the observations of units in [`from`, `to`) in one snapshot.
-fn read_range(
-    db: &Db,
-    experiment_id: i64,
-    layout: &Layout,
-    from: Option<&str>,
-    to: Option<&str>,
-) -> AppResult<Part> {
-    snapshot(&mut *db.conn()?, |conn| {
-        let version = data_version(conn, experiment_id)?;
-        let mut fp = Fingerprint::default();
-        let mut units: Vec<(String, u32)> = Vec::new();
-        for_each_assignment(conn, experiment_id, from, to, |unit, variant| {
-            let arm = layout.arm_of_variant.get(&variant).copied().unwrap_or(0);
-            fp.add(hash_of(("a", unit, layout.arm_keys[arm as usize])));
-            units.push((unit.to_owned(), arm));
-        })?;
+impl<'a> Layout<'a> {
+    /// The layout of an experiment's data: SLI, then KPIs, then guardrails.
+    pub fn of(e: &'a Experiment) -> Layout<'a> {
+        Layout {
+            arm_of_variant: e
+                .variants
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v.id, i as u32))
+                .collect(),
+            arm_keys: e.variants.iter().map(|v| v.key.as_str()).collect(),
+            slots: e
+                .metrics()
+                .enumerate()
+                .map(|(s, m)| {
+                    let key = m.key.as_str();
+                    (m.id, s, [hash_of((key, false)), hash_of((key, true))])
+                })
+                .collect(),
+            other_keys: e.metrics().map(|m| (m.id, m.key.as_str())).collect(),
+        }
+    }
+}
+
+/// Builds one range reader's [`Part`] from its rows: first every assignment (any order), then
+/// every observation, which is matched to its unit by a merge join on the sorted unit ids (rows
+/// arrive in key order, so the next row is almost always the same or the next unit), falling
+/// back to binary search.
+pub struct PartBuilder<'l, 'a> {
+    layout: &'l Layout<'a>,
+    part: Part,
+    /// Index and hash of the unit of the previous observation.
+    cursor: usize,
+    cursor_hash: Option<u64>,
+}
+
+impl<'l, 'a> PartBuilder<'l, 'a> {
+    /// A builder for a reader that saw the experiment at data version `version`.
+    pub fn new(layout: &'l Layout<'a>, version: i64) -> Self {
+        PartBuilder {
+            layout,
+            part: Part {
+                version,
+                units: Vec::new(),
+                planes: Vec::new(),
+                unassigned_observations: 0,
+                unassigned: FxHashSet::default(),
+                fp: Fingerprint::default(),
+            },
+            cursor: 0,
+            cursor_hash: None,
+        }
+    }
+
+    /// Unit `unit` was assigned to the variant with id `variant`.
+    pub fn assignment(&mut self, unit: &str, variant: i64) {
+        let layout = self.layout;
+        let arm = layout.arm_of_variant.get(&variant).copied().unwrap_or(0);
+        self.part
+            .fp
+            .add(hash_of(("a", unit, layout.arm_keys[arm as usize])));
+        self.part.units.push((unit.to_owned(), arm));
+    }
+
+    /// Ends the assignments: sorts the units and makes room for their values.
+    pub fn assignments_done(&mut self) {
+        let units = &mut self.part.units;
         if !units.is_sorted_by(|a, b| a.0 <= b.0) {
             units.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         }
-        let mut part = Part {
-            version,
-            planes: vec![vec![f64::NAN; units.len()]; 2 * layout.slots.len()],
-            units,
-            unassigned_observations: 0,
-            unassigned: FxHashSet::default(),
-            fp,
+        self.part.planes = vec![vec![f64::NAN; units.len()]; 2 * self.layout.slots.len()];
+        self.cursor_hash = units.first().map(|u| hash_of(&u.0));
+    }
+
+    /// The value of metric `metric_id` for unit `unit` in the pre (`pre`) or post period.
+    pub fn observation(&mut self, unit: &str, metric_id: i64, pre: bool, value: f64) {
+        let layout = self.layout;
+        let part = &mut self.part;
+        let slot = layout.slots.iter().find(|s| s.0 == metric_id);
+        let metric_period = match slot {
+            Some(s) => s.2[usize::from(pre)],
+            None => hash_of((
+                layout.other_keys.get(&metric_id).copied().unwrap_or(""),
+                pre,
+            )),
         };
-        let (units, planes) = (&part.units, &mut part.planes);
-        // Index and hash of the unit of the previous row.
-        let (mut cursor, mut cursor_hash) = (0usize, units.first().map(|u| hash_of(&u.0)));
-        for_each_observation(
-            conn,
-            experiment_id,
-            from,
-            to,
-            |unit, metric_id, pre, value| {
-                let slot = layout.slots.iter().find(|s| s.0 == metric_id);
-                let metric_period = match slot {
-                    Some(s) => s.2[usize::from(pre)],
-                    None => hash_of((
-                        layout.other_keys.get(&metric_id).copied().unwrap_or(""),
-                        pre,
-                    )),
+        let units = &part.units;
+        let (found, unit_hash) = match self.cursor_hash {
+            Some(h) if units[self.cursor].0 == unit => (Some(self.cursor), h),
+            _ => {
+                let h = hash_of(unit);
+                let found = if units.get(self.cursor + 1).is_some_and(|u| u.0 == unit) {
+                    Some(self.cursor + 1)
+                } else {
+                    units.binary_search_by(|u| u.0.as_str().cmp(unit)).ok()
                 };
-                let (found, unit_hash) = match cursor_hash {
-                    Some(h) if units[cursor].0 == unit => (Some(cursor), h),
-                    _ => {
-                        let h = hash_of(unit);
-                        let found = if units.get(cursor + 1).is_some_and(|u| u.0 == unit) {
-                            Some(cursor + 1)
-                        } else {
-                            units.binary_search_by(|u| u.0.as_str().cmp(unit)).ok()
-                        };
-                        if let Some(i) = found {
-                            (cursor, cursor_hash) = (i, Some(h));
-                        }
-                        (found, h)
-                    }
-                };
-                part.fp.add_observation(unit_hash, metric_period, value);
-                match (found, slot) {
-                    (Some(i), Some(s)) => planes[plane(s.1, pre)][i] = value,
-                    (Some(_), None) => {}
-                    (None, _) => {
-                        part.unassigned_observations += 1;
-                        if !part.unassigned.contains(unit) {
-                            part.unassigned.insert(unit.to_owned());
-                        }
-                    }
+                if let Some(i) = found {
+                    (self.cursor, self.cursor_hash) = (i, Some(h));
                 }
-            },
-        )?;
-        Ok(part)
-    })
+                (found, h)
+            }
+        };
+        part.fp.add_observation(unit_hash, metric_period, value);
+        match (found, slot) {
+            (Some(i), Some(s)) => part.planes[plane(s.1, pre)][i] = value,
+            (Some(_), None) => {}
+            (None, _) => {
+                part.unassigned_observations += 1;
+                if !part.unassigned.contains(unit) {
+                    part.unassigned.insert(unit.to_owned());
+                }
+            }
+        }
+    }
+
+    pub fn finish(self) -> Part {
+        self.part
+    }
 }
 
-/// Reads of a changing experiment before giving up.
-const READ_ATTEMPTS: u32 = 3;
-
-/// Units at which the read is split into two parallel range reads.
-const PARALLEL_LOAD_UNITS: usize = 100_000;
-
-/// Reads the experiment's data. Large experiments are read as two unit-id ranges on two
-/// connections at once; each range reader reads its assignments, then its observations, which
-/// it matches to units by a merge join on the sorted unit ids (rows arrive in key order, so the
-/// next row is almost always the same or the next unit), falling back to binary search.
-pub fn load(db: &Db, e: &Experiment) -> AppResult<UnitData> {
-    load_split(db, e, PARALLEL_LOAD_UNITS)
+/// Whether every part was read at the same data version (no upload committed between them).
+pub fn consistent(parts: &[Part]) -> bool {
+    parts.iter().all(|p| p.version == parts[0].version)
 }
 
-/// [`load`], split in two ranges from `split_from` assigned units on. Every choice gives the
-/// same data (tests compare them on small experiments).
-pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitData> {
+/// Joins the parts of consecutive unit ranges into the experiment's unit columns.
+pub fn assemble(e: &Experiment, parts: Vec<Part>) -> UnitData {
     let arms: Vec<Arm> = e
         .variants
         .iter()
@@ -289,59 +319,10 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
         })
         .collect();
     let control = e.variants.iter().position(|v| v.control).unwrap_or(0);
-    let metrics: Vec<(&Metric, Role)> = e
-        .kpis
-        .iter()
-        .map(|m| (m, Role::Kpi))
-        .chain(e.guardrails.iter().map(|m| (m, Role::Guardrail)))
-        .collect();
-    let layout = Layout {
-        arm_of_variant: e
-            .variants
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v.id, i as u32))
-            .collect(),
-        arm_keys: e.variants.iter().map(|v| v.key.as_str()).collect(),
-        slots: std::iter::once(&e.sli)
-            .chain(metrics.iter().map(|(m, _)| *m))
-            .enumerate()
-            .map(|(s, m)| {
-                let key = m.key.as_str();
-                (m.id, s, [hash_of((key, false)), hash_of((key, true))])
-            })
-            .collect(),
-        other_keys: e.metrics().map(|m| (m.id, m.key.as_str())).collect(),
-    };
-    let read = |from: Option<&str>, to: Option<&str>| read_range(db, e.id, &layout, from, to);
-    // The two ranges are two snapshots: an upload committed between them would mix two states
-    // of the data, which their data versions reveal; then the read is repeated.
-    let mut attempt = 0;
-    let parts: Vec<Part> = loop {
-        let (count, middle) = unit_split(&mut *db.conn()?, e.id)?;
-        let parts = match middle {
-            Some(key) if count as usize >= split_from.max(2) => {
-                let (a, b) = rayon::join(|| read(None, Some(&key)), || read(Some(&key), None));
-                vec![a?, b?]
-            }
-            _ => vec![read(None, None)?],
-        };
-        if parts.iter().all(|p| p.version == parts[0].version) {
-            break parts;
-        }
-        attempt += 1;
-        tracing::info!(experiment = %e.key, attempt, "data changed during the read; reading again");
-        if attempt == READ_ATTEMPTS {
-            return Err(AppError::Conflict(format!(
-                "the data of experiment '{}' kept changing while it was read ({READ_ATTEMPTS} \
-                 attempts); retry when the uploads are done",
-                e.key
-            )));
-        }
-    };
     let n: usize = parts.iter().map(|p| p.units.len()).sum();
+    let slots = 1 + e.kpis.len() + e.guardrails.len();
     let mut units: Vec<(String, u32)> = Vec::with_capacity(n);
-    let mut planes: Vec<Vec<f64>> = vec![Vec::with_capacity(n); 2 * layout.slots.len()];
+    let mut planes: Vec<Vec<f64>> = vec![Vec::with_capacity(n); 2 * slots];
     let mut unassigned: FxHashSet<String> = FxHashSet::default();
     let mut unassigned_observations = 0;
     let mut fp = Fingerprint::default();
@@ -354,25 +335,16 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
         unassigned.extend(part.unassigned);
         fp = fp.merge(part.fp);
     }
-    // Both ranges follow the database's collation; when it is not bytewise (PostgreSQL with a
-    // linguistic collation), the joined units are put in bytewise order here.
-    if !units.is_sorted_by(|a, b| a.0 <= b.0) {
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_unstable_by(|&a, &b| units[a].0.cmp(&units[b].0));
-        units = order
-            .iter()
-            .map(|&i| std::mem::take(&mut units[i]))
-            .collect();
-        for p in &mut planes {
-            *p = order.iter().map(|&i| p[i]).collect();
-        }
-    }
-    let fingerprint = fp.render();
+    bytewise_order(&mut units, &mut planes);
     let mut planes = planes.into_iter();
     let mut next = || planes.next().unwrap_or_default();
     let (sli, sli_pre) = (next(), next());
+    let metrics = e
+        .kpis
+        .iter()
+        .map(|m| (m, MetricRole::Kpi))
+        .chain(e.guardrails.iter().map(|m| (m, MetricRole::Guardrail)));
     let columns = metrics
-        .into_iter()
         .map(|(m, role)| MetricColumn {
             metric: m.clone(),
             role,
@@ -380,7 +352,7 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
             pre: next(),
         })
         .collect();
-    Ok(UnitData {
+    UnitData {
         arms,
         control,
         arm: units.iter().map(|u| u.1).collect(),
@@ -390,6 +362,24 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
         metrics: columns,
         unassigned_observations,
         unassigned_units: unassigned.len() as u64,
-        fingerprint,
-    })
+        fingerprint: fp.render(),
+    }
+}
+
+/// Puts joined units (and their values) in bytewise order of unit id. Each range follows the
+/// database's collation; when it is not bytewise (PostgreSQL with a linguistic collation), the
+/// joined units are reordered here.
+fn bytewise_order(units: &mut Vec<(String, u32)>, planes: &mut [Vec<f64>]) {
+    if units.is_sorted_by(|a, b| a.0 <= b.0) {
+        return;
+    }
+    let mut order: Vec<usize> = (0..units.len()).collect();
+    order.sort_unstable_by(|&a, &b| units[a].0.cmp(&units[b].0));
+    *units = order
+        .iter()
+        .map(|&i| std::mem::take(&mut units[i]))
+        .collect();
+    for p in planes {
+        *p = order.iter().map(|&i| p[i]).collect();
+    }
 }

@@ -5,8 +5,8 @@ use rayon::prelude::*;
 use super::data::{MetricColumn, UnitData};
 use super::report::{
     BootstrapInterval, BootstrapMethod, CupedEffect, DataQuality, Estimate, Exclusion,
-    FirstStageArm, Interval, KpiEffect, MannWhitneyOut, Method, MetricCoverage, MetricSummary,
-    Parameters, Role, SampleRatio, SliSummary, VariantCount, VariantSummary,
+    FirstStageArm, Interval, KpiEffect, MannWhitneyOut, Method, MetricCoverage, MetricRole,
+    MetricSummary, Parameters, SampleRatio, SliSummary, VariantCount, VariantSummary,
 };
 use super::resample::SharedPass;
 use super::{seed_for, stats_err};
@@ -43,7 +43,7 @@ pub fn interval_method(m: BootstrapMethod) -> IntervalMethod {
     }
 }
 
-pub fn estimate(e: stats::Estimate, method: Method) -> Estimate {
+pub fn estimate(e: stats::Inference, method: Method) -> Estimate {
     Estimate {
         estimate: e.estimate,
         std_error: e.std_error,
@@ -84,7 +84,7 @@ pub fn data_quality(d: &UnitData, p: &Parameters) -> DataQuality {
     }
     let sli_cov = MetricCoverage {
         metric: d.sli_metric.key.clone(),
-        role: Role::Sli,
+        role: MetricRole::Sli,
         units: d.len() as u64 - no_sli,
         units_pre: d.sli_pre.iter().filter(|v| !v.is_nan()).count() as u64,
     };

@@ -1,11 +1,12 @@
-//! Turns an experiment's stored data into a complete, reproducible analysis (see
-//! [`report::Analysis`]) using `crate::stats`.
+//! Turns an experiment's data, as per-unit columns, into a complete, reproducible analysis (see
+//! [`report::Analysis`]) using `crate::stats`; [`service`] loads the data and stores the result.
 
 pub mod causal;
 pub mod data;
 pub mod effects;
 pub mod report;
 pub mod resample;
+pub mod service;
 pub mod verdict;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -14,35 +15,53 @@ use rayon::prelude::*;
 
 use data::UnitData;
 use report::{
-    Analysis, BootstrapMethod, BootstrapParameters, Correction, MissingOutcomes, Parameters, Role,
+    Analysis, BootstrapMethod, BootstrapParameters, Correction, MetricRole, MissingOutcomes,
+    Parameters,
 };
 
 use crate::error::{AppError, AppResult, Issue};
 use crate::stats::multiple::{benjamini_hochberg, holm};
 use crate::stats::StatsError;
-use crate::store::experiments::Experiment;
-use crate::store::{analyses, Db};
 
 /// Largest seed: JSON numbers are exact below 2⁵³ in every client.
 pub const MAX_SEED: u64 = (1 << 53) - 1;
 
-/// Optional request parameters; see [`resolve`] for defaults.
-#[derive(Debug, Default, Clone)]
-pub struct Requested {
-    pub alpha: Option<f64>,
-    pub confidence: Option<f64>,
+/// Bootstrap settings of an analysis request.
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapRequest {
+    /// Resamples, 100 to 100,000 (default 2,000).
     pub resamples: Option<u32>,
+    /// Interval kind (default `bca`).
     pub method: Option<BootstrapMethod>,
+    /// Seed of every random draw, 0 ≤ seed < 2⁵³ (default: random, and recorded).
     pub seed: Option<u64>,
+}
+
+/// Parameters of a new analysis; every field is optional.
+// Defaults and ranges: `resolve`.
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisRequest {
+    /// Significance level (default 0.05).
+    pub alpha: Option<f64>,
+    /// Confidence level of intervals (default 0.95).
+    pub confidence: Option<f64>,
+    #[serde(default)]
+    pub bootstrap: Option<BootstrapRequest>,
+    /// Adjust with pre-period values (default: true when any KPI has pre-period data).
     pub cuped: Option<bool>,
+    /// Multiple-testing correction (default `holm`).
     pub correction: Option<Correction>,
+    /// Missing KPI values (default `zero`); SLIs are never imputed.
     pub missing_outcomes: Option<MissingOutcomes>,
 }
 
 /// Fills defaults and checks ranges: alpha 0.05 in (0, 0.5]; confidence 0.95 in [0.5, 1);
 /// 2,000 BCa resamples (100–100,000); a random seed when none is given; Holm; KPIs missing → 0;
 /// CUPED when any KPI has pre-period data.
-pub fn resolve(r: &Requested, has_pre: bool) -> AppResult<Parameters> {
+pub fn resolve(r: &AnalysisRequest, has_pre: bool) -> AppResult<Parameters> {
+    let b = r.bootstrap.clone().unwrap_or_default();
     let mut issues = Vec::new();
     let alpha = r.alpha.unwrap_or(0.05);
     if !(alpha > 0.0 && alpha <= 0.5) {
@@ -52,14 +71,14 @@ pub fn resolve(r: &Requested, has_pre: bool) -> AppResult<Parameters> {
     if !(0.5..1.0).contains(&confidence) {
         issues.push(Issue::field("confidence", "must be in [0.5, 1)"));
     }
-    let resamples = r.resamples.unwrap_or(2000);
+    let resamples = b.resamples.unwrap_or(2000);
     if !(100..=100_000).contains(&resamples) {
         issues.push(Issue::field(
             "bootstrap.resamples",
             "must be between 100 and 100000",
         ));
     }
-    let seed = r.seed.unwrap_or_else(|| rand::random::<u64>() & MAX_SEED);
+    let seed = b.seed.unwrap_or_else(|| rand::random::<u64>() & MAX_SEED);
     if seed > MAX_SEED {
         issues.push(Issue::field(
             "bootstrap.seed",
@@ -74,7 +93,7 @@ pub fn resolve(r: &Requested, has_pre: bool) -> AppResult<Parameters> {
         confidence,
         bootstrap: BootstrapParameters {
             resamples,
-            method: r.method.unwrap_or(BootstrapMethod::Bca),
+            method: b.method.unwrap_or(BootstrapMethod::Bca),
             seed,
         },
         cuped: r.cuped.unwrap_or(has_pre),
@@ -141,7 +160,7 @@ fn check_sufficient(d: &UnitData, p: &Parameters) -> AppResult<()> {
     }
     for m in &d.metrics {
         if m.units_post() == 0 {
-            let role = if m.role == Role::Kpi {
+            let role = if m.role == MetricRole::Kpi {
                 "KPI"
             } else {
                 "guardrail"
@@ -177,12 +196,113 @@ fn check_sufficient(d: &UnitData, p: &Parameters) -> AppResult<()> {
     }
 }
 
-fn adjust(p: &[f64], c: Correction) -> Vec<f64> {
+/// The family's p-values adjusted by `c` (a missing p-value counts as 1).
+fn adjusted(p: impl Iterator<Item = Option<f64>>, c: Correction) -> Vec<f64> {
+    let raw: Vec<f64> = p.map(|p| p.unwrap_or(1.0)).collect();
     match c {
-        Correction::Holm => holm(p).unwrap_or_else(|_| p.to_vec()),
-        Correction::BenjaminiHochberg => benjamini_hochberg(p).unwrap_or_else(|_| p.to_vec()),
-        Correction::None => p.to_vec(),
+        Correction::Holm => holm(&raw).unwrap_or(raw),
+        Correction::BenjaminiHochberg => benjamini_hochberg(&raw).unwrap_or(raw),
+        Correction::None => raw,
     }
+}
+
+/// Adjusts the KPI effects' p-values within each family (KPIs, guardrails).
+fn adjust_kpi_effects(effects: &mut [report::KpiEffect], c: Correction) {
+    for role in [MetricRole::Kpi, MetricRole::Guardrail] {
+        let family = || effects.iter().filter(|e| e.role == role);
+        let adj = adjusted(family().map(|e| e.difference.p_value), c);
+        let members = effects.iter_mut().filter(|e| e.role == role);
+        for (e, a) in members.zip(adj) {
+            e.difference.adjusted_p_value = Some(a);
+        }
+    }
+}
+
+/// Adjusts the causal slopes' p-values across KPIs (the relative slope shares its slope's).
+fn adjust_causal(effects: &mut [Option<report::CausalEffect>], c: Correction) {
+    let adj = adjusted(effects.iter().flatten().map(|e| e.slope.p_value), c);
+    for (e, a) in effects.iter_mut().flatten().zip(adj) {
+        e.slope.adjusted_p_value = Some(a);
+        e.relative_per_100.adjusted_p_value = Some(a);
+    }
+}
+
+type KpiFit = (AppResult<causal::CausalFit>, Vec<report::Threshold>);
+
+/// Everything that does not need the shared resampling pass: per-arm summaries, the first
+/// stage, and each KPI's 2SLS fit and thresholds.
+fn without_resampling(
+    d: &UnitData,
+    p: &Parameters,
+    kpis: &[(usize, &data::MetricColumn)],
+) -> (
+    Vec<report::VariantSummary>,
+    AppResult<Vec<report::FirstStageArm>>,
+    Vec<KpiFit>,
+) {
+    let sli_sorted = effects::sorted_sli(d);
+    let variants = effects::variants(d, p, &sli_sorted);
+    let first_stage = effects::first_stage(d, p, &sli_sorted);
+    let fits = kpis
+        .par_iter()
+        .map(|(_, m)| {
+            let fit = causal::fit_kpi(d, m, p);
+            let mut thresholds = Vec::new();
+            if let Ok(f) = &fit {
+                thresholds.push(causal::observational_threshold(d, m, &f.population, p));
+                thresholds.extend(causal::causal_threshold(d, m, &f.population, p));
+            }
+            (fit, thresholds)
+        })
+        .collect();
+    (variants, first_stage, fits)
+}
+
+/// Causal sections of the KPIs: their effects (`None` where estimation failed, with the reason
+/// in `failures`), dose-responses and thresholds.
+struct CausalSections {
+    effects: Vec<Option<report::CausalEffect>>,
+    failures: Vec<Option<String>>,
+    dose_response: Vec<report::DoseResponse>,
+    threshold: Vec<report::Threshold>,
+}
+
+fn finish_causal(
+    d: &UnitData,
+    p: &Parameters,
+    kpis: &[(usize, &data::MetricColumn)],
+    fits: Vec<KpiFit>,
+    shared: Option<&resample::SharedPass>,
+) -> CausalSections {
+    let finished: Vec<(AppResult<causal::KpiCausal>, Vec<report::Threshold>)> = kpis
+        .par_iter()
+        .zip(fits)
+        .map(|((mi, m), (fit, thresholds))| {
+            let sums = shared.map(|s| s.slope_sums(*mi));
+            (fit.and_then(|f| f.finish(d, m, p, sums)), thresholds)
+        })
+        .collect();
+    let mut out = CausalSections {
+        effects: Vec::new(),
+        failures: Vec::new(),
+        dose_response: Vec::new(),
+        threshold: Vec::new(),
+    };
+    for (result, thresholds) in finished {
+        match result {
+            Ok(k) => {
+                out.threshold.extend(thresholds);
+                out.dose_response.push(k.dose);
+                out.effects.push(Some(k.effect));
+                out.failures.push(None);
+            }
+            Err(e) => {
+                out.effects.push(None);
+                out.failures.push(Some(e.to_string()));
+            }
+        }
+    }
+    out
 }
 
 /// Computes every section from loaded data (no database access).
@@ -196,103 +316,37 @@ pub fn compute(
     check_sufficient(d, p)?;
     let t0 = std::time::Instant::now();
     let lap = |what: &str| {
-        tracing::debug!(
-            what,
-            ms = t0.elapsed().as_millis() as u64,
-            "analysis section done"
-        )
+        let ms = t0.elapsed().as_millis() as u64;
+        tracing::debug!(what, ms, "analysis section done")
     };
-    // The shared resampling pass is the longest step; everything that does not need it (per-arm
-    // summaries, the first stage, each KPI's 2SLS fit and thresholds) runs beside it. Each part
-    // is deterministic on its own, so the overlap does not change any number.
     let data_quality = effects::data_quality(d, p);
     let sample_ratio = effects::srm(d)?;
     let kpis: Vec<(usize, &data::MetricColumn)> = d.kpis().collect();
+    // The shared resampling pass is the longest step; everything that does not need it runs
+    // beside it. Each part is deterministic on its own, so the overlap changes no number.
     let (shared, (variants, first_stage, fits)) = rayon::join(
-        || {
-            let shared = resample::SharedPass::build(d, p);
-            lap("shared bootstrap pass");
-            shared
-        },
-        || {
-            let sli_sorted = effects::sorted_sli(d);
-            let variants = effects::variants(d, p, &sli_sorted);
-            let first_stage = effects::first_stage(d, p, &sli_sorted);
-            let fits: Vec<(AppResult<causal::CausalFit>, Vec<report::Threshold>)> = kpis
-                .par_iter()
-                .map(|(_, m)| {
-                    let fit = causal::fit_kpi(d, m, p);
-                    let mut thresholds = Vec::new();
-                    if let Ok(f) = &fit {
-                        thresholds.push(causal::observational_threshold(d, m, &f.population, p));
-                        thresholds.extend(causal::causal_threshold(d, m, &f.population, p));
-                    }
-                    (fit, thresholds)
-                })
-                .collect();
-            lap("variants, first stage, causal fits and thresholds");
-            (variants, first_stage, fits)
-        },
+        || resample::SharedPass::build(d, p),
+        || without_resampling(d, p, &kpis),
     );
+    lap("shared bootstrap pass, variants, first stage, causal fits and thresholds");
     let shared = shared.map_err(stats_err("bootstrap"))?;
     let first_stage = first_stage?;
     let mut kpi_effects = effects::kpi_effects(d, p, shared.as_ref())?;
+    adjust_kpi_effects(&mut kpi_effects, p.correction);
     lap("kpi_effects");
-    for role in [Role::Kpi, Role::Guardrail] {
-        let idx: Vec<usize> = (0..kpi_effects.len())
-            .filter(|i| kpi_effects[*i].role == role)
-            .collect();
-        let raw: Vec<f64> = idx
-            .iter()
-            .map(|i| kpi_effects[*i].difference.p_value.unwrap_or(1.0))
-            .collect();
-        for (i, adj) in idx.iter().zip(adjust(&raw, p.correction)) {
-            kpi_effects[*i].difference.adjusted_p_value = Some(adj);
-        }
-    }
-    let mut causal_effects = Vec::new();
-    let mut failures = Vec::new();
-    let mut dose_response = Vec::new();
-    let mut threshold = Vec::new();
-    let finished: Vec<(AppResult<causal::KpiCausal>, Vec<report::Threshold>)> = kpis
-        .par_iter()
-        .zip(fits)
-        .map(|((mi, m), (fit, thresholds))| {
-            let sums = shared.as_ref().map(|s| s.slope_sums(*mi));
-            (fit.and_then(|f| f.finish(d, m, p, sums)), thresholds)
-        })
-        .collect();
-    for (result, thresholds) in finished {
-        match result {
-            Ok(k) => {
-                threshold.extend(thresholds);
-                dose_response.push(k.dose);
-                causal_effects.push(Some(k.effect));
-                failures.push(None);
-            }
-            Err(e) => {
-                causal_effects.push(None);
-                failures.push(Some(e.to_string()));
-            }
-        }
-    }
-    let present: Vec<usize> = (0..causal_effects.len())
-        .filter(|i| causal_effects[*i].is_some())
-        .collect();
-    let raw: Vec<f64> = present
-        .iter()
-        .filter_map(|i| causal_effects[*i].as_ref().and_then(|c| c.slope.p_value))
-        .collect();
-    for (i, adj) in present.iter().zip(adjust(&raw, p.correction)) {
-        if let Some(c) = causal_effects[*i].as_mut() {
-            c.slope.adjusted_p_value = Some(adj);
-            c.relative_per_100.adjusted_p_value = Some(adj);
-        }
-    }
+    let mut causal = finish_causal(d, p, &kpis, fits, shared.as_ref());
+    adjust_causal(&mut causal.effects, p.correction);
     lap("causal");
-    let power = verdict::power(d, p, &variants, &causal_effects);
-    let verdicts = verdict::verdicts(d, p, &sample_ratio, &causal_effects, &failures, &power);
-    let summary = verdict::summary(d, p, &causal_effects, &verdicts, &first_stage);
+    let power = verdict::power(d, p, &variants, &causal.effects);
+    let verdicts = verdict::verdicts(
+        d,
+        p,
+        &sample_ratio,
+        &causal.effects,
+        &causal.failures,
+        &power,
+    );
+    let summary = verdict::summary(d, p, &causal.effects, &verdicts, &first_stage);
     lap("verdicts");
     Ok(Analysis {
         id,
@@ -305,38 +359,11 @@ pub fn compute(
         variants,
         first_stage,
         kpi_effects,
-        causal_effects: causal_effects.into_iter().flatten().collect(),
-        dose_response,
-        threshold,
+        causal_effects: causal.effects.into_iter().flatten().collect(),
+        dose_response: causal.dose_response,
+        threshold: causal.threshold,
         power,
         verdicts,
         summary,
     })
-}
-
-/// Loads the data, computes the analysis and stores it; returns the stored JSON document.
-pub fn run(db: &Db, e: &Experiment, requested: &Requested) -> AppResult<analyses::StoredAnalysis> {
-    let started = std::time::Instant::now();
-    let d = data::load(db, e)?;
-    let loaded_ms = started.elapsed().as_millis() as u64;
-    let has_pre = d.metrics.iter().any(|m| m.units_pre() > 0);
-    let p = resolve(requested, has_pre)?;
-    // Compute before opening the write transaction; id and time are filled in afterwards.
-    let mut analysis = compute(&d, &p, 0, &e.key, chrono::Utc::now())?;
-    let computed_ms = started.elapsed().as_millis() as u64 - loaded_ms;
-    let parameters = serde_json::to_string(&p).map_err(|e| AppError::Internal(e.into()))?;
-    let stored = analyses::insert(
-        &mut *db.conn()?,
-        e.id,
-        p.bootstrap.seed,
-        &d.fingerprint,
-        &parameters,
-        |id, created_at| {
-            analysis.id = id;
-            analysis.created_at = created_at.and_utc();
-            serde_json::to_string(&analysis).map_err(|e| AppError::Internal(e.into()))
-        },
-    )?;
-    tracing::info!(experiment = %e.key, units = d.len(), loaded_ms, computed_ms, id = stored.id, "analysis stored");
-    Ok(stored)
 }

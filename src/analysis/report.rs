@@ -58,7 +58,7 @@ text_enum! {
 
 text_enum! {
     /// A metric's role in the experiment.
-    Role { Sli => "sli", Kpi => "kpi", Guardrail => "guardrail" }
+    MetricRole { Sli => "sli", Kpi => "kpi", Guardrail => "guardrail" }
 }
 
 /// A point estimate with its uncertainty.
@@ -119,7 +119,7 @@ pub struct VariantCount {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MetricCoverage {
     pub metric: String,
-    pub role: Role,
+    pub role: MetricRole,
     /// Assigned units with an experiment-period value.
     pub units: u64,
     /// Assigned units with a pre-period value.
@@ -174,7 +174,7 @@ pub struct SliSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MetricSummary {
     pub metric: String,
-    pub role: Role,
+    pub role: MetricRole,
     pub units: u64,
     pub mean: f64,
     pub std_dev: f64,
@@ -231,7 +231,7 @@ pub struct MannWhitneyOut {
 pub struct KpiEffect {
     pub variant: String,
     pub metric: String,
-    pub role: Role,
+    pub role: MetricRole,
     pub control_mean: f64,
     pub treatment_mean: f64,
     /// Treatment − control, in the metric's unit; `adjusted_p_value` is corrected across all

@@ -1,6 +1,5 @@
 //! Power, verdicts and the plain-English summary.
 
-use super::causal::harmful_sign;
 use super::data::UnitData;
 use super::report::{
     CausalEffect, FirstStageArm, Parameters, PowerSummary, Reason, ReasonCode, SampleRatio,
@@ -143,7 +142,10 @@ pub fn verdicts(
                 }
             }
         }
-        let harmful = harmful_sign(d.sli_metric.direction, m.metric.direction);
+        let harmful = d
+            .sli_metric
+            .direction
+            .harmful_slope_sign(m.metric.direction);
         if significant && c.slope.estimate * harmful < 0.0 {
             reasons.push(Reason {
                 code: ReasonCode::DirectionMismatch,

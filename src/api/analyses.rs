@@ -5,42 +5,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
+use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
-use super::{blocking, AppState};
-use crate::analysis::report::{Analysis, BootstrapMethod, Correction, MissingOutcomes};
-use crate::analysis::{self, Requested};
+use super::AppState;
+use crate::analysis::report::Analysis;
+use crate::analysis::{service, AnalysisRequest};
 use crate::error::{AppError, Issue};
-use crate::store::{analyses, experiments};
 
-/// Bootstrap settings of an analysis request.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BootstrapRequest {
-    /// Resamples, 100 to 100,000 (default 2,000).
-    pub resamples: Option<u32>,
-    /// Interval kind (default `bca`).
-    pub method: Option<BootstrapMethod>,
-    /// Seed of every random draw, 0 ≤ seed < 2⁵³ (default: random, and recorded).
-    pub seed: Option<u64>,
-}
-
-/// Parameters of a new analysis; every field is optional.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AnalysisRequest {
-    /// Significance level (default 0.05).
-    pub alpha: Option<f64>,
-    /// Confidence level of intervals (default 0.95).
-    pub confidence: Option<f64>,
-    #[serde(default)]
-    pub bootstrap: Option<BootstrapRequest>,
-    /// Adjust with pre-period values (default: true when any KPI has pre-period data).
-    pub cuped: Option<bool>,
-    /// Multiple-testing correction (default `holm`).
-    pub correction: Option<Correction>,
-    /// Missing KPI values (default `zero`); SLIs are never imputed.
-    pub missing_outcomes: Option<MissingOutcomes>,
-}
+pub const CREATE_ANALYSIS: Operation = Operation::new("create_analysis", Access::Write);
+pub const LIST_ANALYSES: Operation = Operation::new("list_analyses", Access::Read);
+pub const GET_ANALYSIS: Operation = Operation::new("get_analysis", Access::Read);
 
 /// A page of analyses, newest first.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -112,30 +86,17 @@ fn json(text: String) -> HttpResponse {
 )]
 pub async fn create_analysis(
     state: web::Data<AppState>,
+    caller: Caller,
     key: web::Path<String>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let r = parse_request(&req, &body)?;
-    let b = r.bootstrap.unwrap_or_default();
-    let requested = Requested {
-        alpha: r.alpha,
-        confidence: r.confidence,
-        resamples: b.resamples,
-        method: b.method,
-        seed: b.seed,
-        cuped: r.cuped,
-        correction: r.correction,
-        missing_outcomes: r.missing_outcomes,
-    };
+    caller.require(&CREATE_ANALYSIS)?;
+    let request = parse_request(&req, &body)?;
     let key = key.into_inner();
-    let db = state.db.clone();
-    let stored = web::block(move || {
-        let e = experiments::get(&mut *db.conn()?, &key)?;
-        analysis::run(&db, &e, &requested)
-    })
-    .await
-    .map_err(|e| AppError::Internal(anyhow::anyhow!("analysis task failed: {e}")))??;
+    let stored = state
+        .run(move |db| service::run(db, &key, &request))
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/analyses/{}", stored.id)))
         .content_type("application/json")
@@ -150,10 +111,12 @@ pub async fn create_analysis(
 )]
 pub async fn get_analysis(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
+    caller.require(&GET_ANALYSIS)?;
     let id = id.into_inner();
-    let a = blocking(&state, move |c| analyses::get(c, id)).await?;
+    let a = state.run(move |db| service::get(db, id)).await?;
     Ok(json(a.result))
 }
 
@@ -165,17 +128,17 @@ pub async fn get_analysis(
 )]
 pub async fn list_analyses(
     state: web::Data<AppState>,
+    caller: Caller,
     key: web::Path<String>,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
+    caller.require(&LIST_ANALYSES)?;
     let page = q.page()?;
     let key = key.into_inner();
     let before = (page.after_id > 0).then_some(page.after_id);
-    let rows = blocking(&state, move |c| {
-        let e = experiments::get(c, &key)?;
-        analyses::list(c, e.id, before, page.limit + 1)
-    })
-    .await?;
+    let rows = state
+        .run(move |db| service::list(db, &key, before, page.limit + 1))
+        .await?;
     let (items, next_cursor) = page_of(
         rows,
         page.limit,

@@ -5,11 +5,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
-use super::{blocking, AppState};
-use crate::domain::experiment::{ExperimentInput, NewExperiment, VariantInput};
+use super::AppState;
+use crate::domain::experiment::{Experiment, ExperimentInput, NewExperiment, VariantInput};
 use crate::error::AppError;
-use crate::store::experiments as store;
+use crate::ingest::service;
+
+pub const CREATE_EXPERIMENT: Operation = Operation::new("create_experiment", Access::Write);
+pub const LIST_EXPERIMENTS: Operation = Operation::new("list_experiments", Access::Read);
+pub const GET_EXPERIMENT: Operation = Operation::new("get_experiment", Access::Read);
 
 /// One arm of a new experiment.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -56,7 +61,8 @@ pub struct CreateExperiment {
 
 /// One arm of an experiment.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Variant {
+#[schema(as = Variant)]
+pub struct VariantResponse {
     pub key: String,
     pub weight: f64,
     pub control: bool,
@@ -66,7 +72,8 @@ pub struct Variant {
 
 /// An experiment.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Experiment {
+#[schema(as = Experiment)]
+pub struct ExperimentResponse {
     pub key: String,
     pub name: String,
     pub hypothesis: String,
@@ -76,7 +83,7 @@ pub struct Experiment {
     /// KPI keys; the first is primary.
     pub kpis: Vec<String>,
     pub guardrails: Vec<String>,
-    pub variants: Vec<Variant>,
+    pub variants: Vec<VariantResponse>,
     pub created_at: DateTime<Utc>,
     /// What has been uploaded so far; present when one experiment is fetched, absent in lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,9 +99,9 @@ pub struct ExperimentData {
     pub observations: i64,
 }
 
-impl From<store::Experiment> for Experiment {
-    fn from(e: store::Experiment) -> Self {
-        Experiment {
+impl From<Experiment> for ExperimentResponse {
+    fn from(e: Experiment) -> Self {
+        ExperimentResponse {
             key: e.key,
             name: e.name,
             hypothesis: e.hypothesis,
@@ -105,7 +112,7 @@ impl From<store::Experiment> for Experiment {
             variants: e
                 .variants
                 .into_iter()
-                .map(|v| Variant {
+                .map(|v| VariantResponse {
                     key: v.key,
                     weight: v.weight,
                     control: v.control,
@@ -121,7 +128,7 @@ impl From<store::Experiment> for Experiment {
 /// A page of experiments.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ExperimentList {
-    pub items: Vec<Experiment>,
+    pub items: Vec<ExperimentResponse>,
     /// Cursor of the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
@@ -131,15 +138,17 @@ pub struct ExperimentList {
     post, path = "/api/v1/experiments", operation_id = "create_experiment", tag = "experiments",
     request_body = CreateExperiment,
     responses(
-        (status = 201, description = "The experiment was created", body = Experiment,
+        (status = 201, description = "The experiment was created", body = ExperimentResponse,
          headers(("Location" = String, description = "URL of the new experiment"))),
         (status = 409, description = "An experiment with this key exists", body = super::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_experiment(
     state: web::Data<AppState>,
+    caller: Caller,
     body: web::Json<CreateExperiment>,
 ) -> Result<HttpResponse, AppError> {
+    caller.require(&CREATE_EXPERIMENT)?;
     let b = body.into_inner();
     let new = NewExperiment::parse(ExperimentInput {
         key: b.key,
@@ -160,10 +169,12 @@ pub async fn create_experiment(
             })
             .collect(),
     })?;
-    let e = blocking(&state, move |c| store::create(c, &new)).await?;
+    let e = state
+        .run(move |db| service::create_experiment(db, &new))
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/experiments/{}", e.key)))
-        .json(Experiment::from(e)))
+        .json(ExperimentResponse::from(e)))
 }
 
 /// Lists experiments in creation order.
@@ -174,11 +185,13 @@ pub async fn create_experiment(
 )]
 pub async fn list_experiments(
     state: web::Data<AppState>,
+    caller: Caller,
     q: web::Query<ListQuery>,
 ) -> Result<web::Json<ExperimentList>, AppError> {
+    caller.require(&LIST_EXPERIMENTS)?;
     let page = q.page()?;
-    let rows = blocking(&state, move |c| store::list(c, page)).await?;
-    let (items, next_cursor) = page_of(rows, page.limit, |r| r.id, |r| Ok(Experiment::from(r)))?;
+    let rows = state.run(move |db| service::experiments(db, page)).await?;
+    let (items, next_cursor) = page_of(rows, page.limit, |r| r.id, |r| Ok(r.into()))?;
     Ok(web::Json(ExperimentList { items, next_cursor }))
 }
 
@@ -186,24 +199,23 @@ pub async fn list_experiments(
 #[utoipa::path(
     get, path = "/api/v1/experiments/{key}", operation_id = "get_experiment", tag = "experiments",
     params(("key" = String, Path, description = "Experiment key")),
-    responses((status = 200, description = "The experiment", body = Experiment))
+    responses((status = 200, description = "The experiment", body = ExperimentResponse))
 )]
 pub async fn get_experiment(
     state: web::Data<AppState>,
+    caller: Caller,
     key: web::Path<String>,
-) -> Result<web::Json<Experiment>, AppError> {
+) -> Result<web::Json<ExperimentResponse>, AppError> {
+    caller.require(&GET_EXPERIMENT)?;
     let key = key.into_inner();
-    let (e, data) = blocking(&state, move |c| {
-        let e = store::get(c, &key)?;
-        let data = ExperimentData {
-            assigned_units: crate::store::assignments::count(c, e.id)?,
-            observations: crate::store::observations::count(c, e.id)?,
-        };
-        Ok((e, data))
-    })
-    .await?;
-    Ok(web::Json(Experiment {
-        data: Some(data),
+    let (e, counts) = state
+        .run(move |db| service::experiment_with_data(db, &key))
+        .await?;
+    Ok(web::Json(ExperimentResponse {
+        data: Some(ExperimentData {
+            assigned_units: counts.assigned_units,
+            observations: counts.observations,
+        }),
         ..e.into()
     }))
 }

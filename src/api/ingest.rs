@@ -13,11 +13,15 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
 
+use super::caller::{Access, Caller, Operation};
 use super::AppState;
 use crate::error::{AppError, AppResult};
 use crate::ingest::read::Format;
-use crate::ingest::{self, AssignmentRow, IngestSummary, ObservationRow, OnConflict};
-use crate::store::experiments::{self, Experiment};
+use crate::ingest::service::{self, Upload};
+use crate::ingest::{AssignmentRow, IngestSummary, ObservationRow, OnConflict};
+
+pub const INGEST_ASSIGNMENTS: Operation = Operation::new("ingest_assignments", Access::Write);
+pub const INGEST_OBSERVATIONS: Operation = Operation::new("ingest_observations", Access::Write);
 
 /// Chunks buffered between the network and the parser.
 const CHANNEL_CHUNKS: usize = 32;
@@ -78,19 +82,14 @@ fn format_of(req: &HttpRequest) -> AppResult<Format> {
     Format::from_mime(mime.essence_str()).ok_or_else(|| unsupported(mime.essence_str().to_owned()))
 }
 
-/// Loads the experiment, then streams the body into `job` on a blocking thread.
-async fn stream_upload<F>(
+/// Loads the experiment, then streams the body into the upload on a blocking thread.
+async fn stream_upload(
     state: web::Data<AppState>,
     key: String,
     req: HttpRequest,
     mut payload: web::Payload,
-    job: F,
-) -> AppResult<IngestSummary>
-where
-    F: FnOnce(&crate::store::Db, &Experiment, ChannelReader, Format) -> AppResult<IngestSummary>
-        + Send
-        + 'static,
-{
+    kind: Upload,
+) -> AppResult<IngestSummary> {
     let format = format_of(&req)?;
     let limit = state.limits.ingest_body_bytes;
     let declared: Option<usize> = req
@@ -101,15 +100,14 @@ where
     if declared.is_some_and(|n| n > limit) {
         return Err(AppError::PayloadTooLarge { limit });
     }
-    let experiment = super::blocking(&state, move |c| experiments::get(c, &key)).await?;
+    let experiment = state.run(move |db| service::experiment(db, &key)).await?;
 
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-    let db = state.db.clone();
     let reader = ChannelReader {
         rx,
         current: Bytes::new(),
     };
-    let work = web::block(move || job(&db, &experiment, reader, format));
+    let work = state.run(move |db| service::upload(db, &experiment, kind, reader, format));
     let pump = async move {
         let mut total = 0usize;
         while let Some(chunk) = payload.next().await {
@@ -135,7 +133,7 @@ where
     };
     let (pumped, worked) = futures_util::join!(pump, work);
     pumped?;
-    worked.map_err(|e| AppError::Internal(anyhow::anyhow!("ingestion task failed: {e}")))?
+    worked
 }
 
 const CSV_ASSIGNMENTS: &str = "unit_id,variant,assigned_at\nu-1,control,2026-11-01T10:00:00Z\n";
@@ -157,14 +155,13 @@ const CSV_OBSERVATIONS: &str = "unit_id,metric,value,period\nu-1,checkout-latenc
 )]
 pub async fn ingest_assignments(
     state: web::Data<AppState>,
+    caller: Caller,
     key: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> AppResult<web::Json<IngestSummary>> {
-    let summary = stream_upload(state, key.into_inner(), req, payload, |db, e, r, f| {
-        ingest::assignments(db, e, r, f)
-    })
-    .await?;
+    caller.require(&INGEST_ASSIGNMENTS)?;
+    let summary = stream_upload(state, key.into_inner(), req, payload, Upload::Assignments).await?;
     Ok(web::Json(summary))
 }
 
@@ -184,18 +181,18 @@ pub async fn ingest_assignments(
 )]
 pub async fn ingest_observations(
     state: web::Data<AppState>,
+    caller: Caller,
     key: web::Path<String>,
     query: web::Query<ObservationQuery>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> AppResult<web::Json<IngestSummary>> {
+    caller.require(&INGEST_OBSERVATIONS)?;
     let policy = match query.on_conflict {
         ConflictPolicy::Reject => OnConflict::Reject,
         ConflictPolicy::Replace => OnConflict::Replace,
     };
-    let summary = stream_upload(state, key.into_inner(), req, payload, move |db, e, r, f| {
-        ingest::observations(db, e, r, f, policy)
-    })
-    .await?;
+    let kind = Upload::Observations(policy);
+    let summary = stream_upload(state, key.into_inner(), req, payload, kind).await?;
     Ok(web::Json(summary))
 }

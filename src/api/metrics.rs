@@ -5,13 +5,18 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
-use super::{blocking, AppState};
+use super::AppState;
 use crate::domain::metric::{
-    Direction, Layer, MetricInput, MetricKind, NewMetric, PrometheusQueries, ValueType,
+    Direction, Layer, Metric, MetricInput, MetricKind, NewMetric, PrometheusQueries, ValueType,
 };
 use crate::error::AppError;
-use crate::store::metrics as store;
+use crate::ingest::service;
+
+pub const CREATE_METRIC: Operation = Operation::new("create_metric", Access::Write);
+pub const LIST_METRICS: Operation = Operation::new("list_metrics", Access::Read);
+pub const GET_METRIC: Operation = Operation::new("get_metric", Access::Read);
 
 /// A new catalog metric.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -43,7 +48,8 @@ pub struct CreateMetric {
 
 /// A catalog metric.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Metric {
+#[schema(as = Metric)]
+pub struct MetricResponse {
     pub key: String,
     pub name: String,
     pub description: Option<String>,
@@ -59,9 +65,9 @@ pub struct Metric {
     pub prometheus: PrometheusQueries,
 }
 
-impl From<store::Metric> for Metric {
-    fn from(m: store::Metric) -> Self {
-        Metric {
+impl From<Metric> for MetricResponse {
+    fn from(m: Metric) -> Self {
+        MetricResponse {
             key: m.key,
             name: m.name,
             description: m.description,
@@ -80,7 +86,7 @@ impl From<store::Metric> for Metric {
 /// A page of metrics.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MetricList {
-    pub items: Vec<Metric>,
+    pub items: Vec<MetricResponse>,
     /// Cursor of the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
@@ -90,15 +96,17 @@ pub struct MetricList {
     post, path = "/api/v1/metrics", operation_id = "create_metric", tag = "metrics",
     request_body = CreateMetric,
     responses(
-        (status = 201, description = "The metric was created", body = Metric,
+        (status = 201, description = "The metric was created", body = MetricResponse,
          headers(("Location" = String, description = "URL of the new metric"))),
         (status = 409, description = "A metric with this key exists", body = super::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_metric(
     state: web::Data<AppState>,
+    caller: Caller,
     body: web::Json<CreateMetric>,
 ) -> Result<HttpResponse, AppError> {
+    caller.require(&CREATE_METRIC)?;
     let b = body.into_inner();
     let new = NewMetric::parse(MetricInput {
         key: b.key,
@@ -112,10 +120,12 @@ pub async fn create_metric(
         parents: b.parents,
         prometheus: b.prometheus,
     })?;
-    let m = blocking(&state, move |c| store::create(c, &new)).await?;
+    let m = state
+        .run(move |db| service::create_metric(db, &new))
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/metrics/{}", m.key)))
-        .json(Metric::from(m)))
+        .json(MetricResponse::from(m)))
 }
 
 /// Lists metrics in creation order.
@@ -126,11 +136,13 @@ pub async fn create_metric(
 )]
 pub async fn list_metrics(
     state: web::Data<AppState>,
+    caller: Caller,
     q: web::Query<ListQuery>,
 ) -> Result<web::Json<MetricList>, AppError> {
+    caller.require(&LIST_METRICS)?;
     let page = q.page()?;
-    let rows = blocking(&state, move |c| store::list(c, page)).await?;
-    let (items, next_cursor) = page_of(rows, page.limit, |r| r.id, |r| Ok(Metric::from(r)))?;
+    let rows = state.run(move |db| service::metrics(db, page)).await?;
+    let (items, next_cursor) = page_of(rows, page.limit, |r| r.id, |r| Ok(r.into()))?;
     Ok(web::Json(MetricList { items, next_cursor }))
 }
 
@@ -138,13 +150,15 @@ pub async fn list_metrics(
 #[utoipa::path(
     get, path = "/api/v1/metrics/{key}", operation_id = "get_metric", tag = "metrics",
     params(("key" = String, Path, description = "Metric key")),
-    responses((status = 200, description = "The metric", body = Metric))
+    responses((status = 200, description = "The metric", body = MetricResponse))
 )]
 pub async fn get_metric(
     state: web::Data<AppState>,
+    caller: Caller,
     key: web::Path<String>,
-) -> Result<web::Json<Metric>, AppError> {
+) -> Result<web::Json<MetricResponse>, AppError> {
+    caller.require(&GET_METRIC)?;
     let key = key.into_inner();
-    let m = blocking(&state, move |c| store::get(c, &key)).await?;
+    let m = state.run(move |db| service::metric(db, &key)).await?;
     Ok(web::Json(m.into()))
 }

@@ -2,7 +2,7 @@
 //! Handlers are thin: parse into domain types, run the work off the async workers, map the result.
 
 pub mod analyses;
-pub mod auth;
+pub mod caller;
 pub mod experiments;
 pub mod health;
 pub mod ingest;
@@ -11,61 +11,24 @@ pub mod openapi;
 pub mod pagination;
 pub mod problem;
 pub mod recommendations;
+pub mod slos;
+pub mod tokens;
 
 use actix_web::web;
 
-use crate::error::{AppError, AppResult};
-use crate::store::{Db, DbConnection};
-
-/// Body size limits.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Largest bulk upload, in bytes.
-    pub ingest_body_bytes: usize,
-    /// Largest JSON body elsewhere, in bytes.
-    pub json_body_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            ingest_body_bytes: 512 << 20,
-            json_body_bytes: 1 << 20,
-        }
-    }
-}
-
-/// Shared state of every request.
-pub struct AppState {
-    pub db: Db,
-    pub limits: Limits,
-}
-
-/// Runs blocking database work on actix's blocking pool with a pooled connection.
-pub async fn blocking<T, F>(state: &web::Data<AppState>, f: F) -> AppResult<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut DbConnection) -> AppResult<T> + Send + 'static,
-{
-    let db = state.db.clone();
-    web::block(move || {
-        let mut conn = db.conn()?;
-        f(&mut conn)
-    })
-    .await
-    .map_err(|e| AppError::Internal(anyhow::anyhow!("blocking task failed: {e}")))?
-}
+pub use crate::server::{AppState, Limits};
 
 /// A public resource that answers unknown methods with a 405 problem.
 fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(problem::method_not_allowed))
 }
 
-/// A resource behind bearer-token authentication and the role table of [`auth::allowed`].
+/// A resource behind bearer-token authentication ([`caller::authenticate`]); each handler
+/// checks its caller's role.
 macro_rules! protected {
     ($path:expr $(, $method:ident => $handler:expr)+ $(,)?) => {
         web::resource($path)
-            .wrap(actix_web::middleware::from_fn(auth::authorize))
+            .wrap(actix_web::middleware::from_fn(caller::authenticate))
             .default_service(web::to(problem::method_not_allowed))
             $(.route(web::$method().to($handler)))+
     };
@@ -108,12 +71,12 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 "/api/v1/recommendations/{id}/history",
                 get => recommendations::get_recommendation_history
             ))
-            .service(protected!("/api/v1/slos", get => recommendations::list_slos))
-            .service(protected!("/api/v1/slos/{id}", get => recommendations::get_slo))
-            .service(protected!("/api/v1/slos/{id}/openslo", get => recommendations::get_slo_openslo))
-            .service(protected!("/api/v1/slos/{id}/prometheus-rules", get => recommendations::get_slo_prometheus_rules))
-            .service(protected!("/api/v1/tokens", post => auth::create_token, get => auth::list_tokens))
-            .service(protected!("/api/v1/tokens/{id}", delete => auth::revoke_token))
+            .service(protected!("/api/v1/slos", get => slos::list_slos))
+            .service(protected!("/api/v1/slos/{id}", get => slos::get_slo))
+            .service(protected!("/api/v1/slos/{id}/openslo", get => slos::get_slo_openslo))
+            .service(protected!("/api/v1/slos/{id}/prometheus-rules", get => slos::get_slo_prometheus_rules))
+            .service(protected!("/api/v1/tokens", post => tokens::create_token, get => tokens::list_tokens))
+            .service(protected!("/api/v1/tokens/{id}", delete => tokens::revoke_token))
             .service(web::redirect("/docs", "/docs/"))
             .service(
                 utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::auth::allowed;
+use super::caller::operation;
 use super::problem::PROBLEM_JSON;
 
 #[derive(OpenApi)]
@@ -37,13 +37,13 @@ use super::problem::PROBLEM_JSON;
         super::recommendations::get_recommendation,
         super::recommendations::decide_recommendation,
         super::recommendations::get_recommendation_history,
-        super::recommendations::list_slos,
-        super::recommendations::get_slo,
-        super::recommendations::get_slo_openslo,
-        super::recommendations::get_slo_prometheus_rules,
-        super::auth::create_token,
-        super::auth::list_tokens,
-        super::auth::revoke_token,
+        super::slos::list_slos,
+        super::slos::get_slo,
+        super::slos::get_slo_openslo,
+        super::slos::get_slo_prometheus_rules,
+        super::tokens::create_token,
+        super::tokens::list_tokens,
+        super::tokens::revoke_token,
     ),
     components(schemas(super::problem::Problem, super::problem::ProblemIssue, super::ingest::ConflictPolicy)),
     modifiers(&ProblemResponses),
@@ -146,9 +146,11 @@ impl Modify for ProblemResponses {
                 let Some(op) = op.as_mut() else { continue };
                 let has_body = op.request_body.is_some();
                 add_shared(op, path, has_key, has_body, method == Method::GET);
-                if path.starts_with("/api/v1/") && path != "/api/v1/openapi.json" {
+                // The roles come from the declaration each handler enforces.
+                let declared = op.operation_id.as_deref().and_then(operation);
+                if let Some(declared) = declared {
                     let roles: Vec<&str> =
-                        allowed(&method, path).iter().map(|r| r.as_str()).collect();
+                        declared.access.roles().iter().map(|r| r.as_str()).collect();
                     op.security = Some(vec![SecurityRequirement::new(
                         "bearer",
                         Vec::<String>::new(),

@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use crate::domain::Page;
 use crate::error::{AppError, AppResult, Issue};
-use crate::store::Page;
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;

@@ -1,29 +1,26 @@
-//! `/api/v1/analyses/{id}/recommendations`, `/api/v1/recommendations…` and `/api/v1/slos…`.
+//! `/api/v1/analyses/{id}/recommendations` and `/api/v1/recommendations…`: the review workflow.
 
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
-use super::{blocking, AppState};
+use super::AppState;
 use crate::error::{AppError, Issue};
 use crate::slo::model::{
-    Decision, HistoryEvent, Recommendation, RecommendationList, RecommendationStatus, Slo, SloList,
+    Decision, HistoryEvent, Recommendation, RecommendationList, RecommendationStatus,
 };
 use crate::slo::recommend::CreateRecommendation;
-use crate::slo::{openslo, prometheus, service};
-use crate::store::{metrics, recommendations as store};
+use crate::slo::service;
 
-/// The authenticated caller's name, set by the authentication middleware.
-#[derive(Debug, Clone)]
-pub struct Actor(pub String);
-
-fn actor(req: &HttpRequest) -> String {
-    req.extensions()
-        .get::<Actor>()
-        .map(|a| a.0.clone())
-        .unwrap_or_else(|| "anonymous".to_owned())
-}
+pub const CREATE_RECOMMENDATION: Operation = Operation::new("create_recommendation", Access::Write);
+pub const LIST_RECOMMENDATIONS: Operation = Operation::new("list_recommendations", Access::Read);
+pub const GET_RECOMMENDATION: Operation = Operation::new("get_recommendation", Access::Read);
+pub const DECIDE_RECOMMENDATION: Operation =
+    Operation::new("decide_recommendation", Access::Review);
+pub const GET_RECOMMENDATION_HISTORY: Operation =
+    Operation::new("get_recommendation_history", Access::Read);
 
 /// A review decision.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -64,13 +61,16 @@ pub struct History {
 )]
 pub async fn create_recommendation(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
-    req: HttpRequest,
     body: web::Json<CreateRecommendation>,
 ) -> Result<HttpResponse, AppError> {
+    caller.require(&CREATE_RECOMMENDATION)?;
     let r = body.into_inner();
-    let (id, who) = (id.into_inner(), actor(&req));
-    let rec = blocking(&state, move |c| service::recommend(c, id, &r, &who)).await?;
+    let id = id.into_inner();
+    let rec = state
+        .run(move |db| service::recommend(db, id, &r, &caller.name))
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/recommendations/{}", rec.id)))
         .json(rec))
@@ -84,24 +84,20 @@ pub async fn create_recommendation(
 )]
 pub async fn list_recommendations(
     state: web::Data<AppState>,
+    caller: Caller,
     q: web::Query<RecommendationQuery>,
 ) -> Result<web::Json<RecommendationList>, AppError> {
+    caller.require(&LIST_RECOMMENDATIONS)?;
     let page = ListQuery {
         limit: q.limit,
         cursor: q.cursor.clone(),
     }
     .page()?;
-    let status = q.status.map(|s| s.as_str());
-    let rows = blocking(&state, move |c| {
-        store::list(c, status, page.after_id, page.limit + 1)
-    })
-    .await?;
-    let (items, next_cursor) = page_of(
-        rows,
-        page.limit,
-        |r| r.id,
-        |r| service::to_recommendation(&r),
-    )?;
+    let status = q.status;
+    let rows = state
+        .run(move |db| service::recommendations(db, status, page))
+        .await?;
+    let (items, next_cursor) = page_of(rows, page.limit, |r| r.id, Ok)?;
     Ok(web::Json(RecommendationList { items, next_cursor }))
 }
 
@@ -113,11 +109,13 @@ pub async fn list_recommendations(
 )]
 pub async fn get_recommendation(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
 ) -> Result<web::Json<Recommendation>, AppError> {
+    caller.require(&GET_RECOMMENDATION)?;
     let id = id.into_inner();
-    let row = blocking(&state, move |c| store::get(c, id)).await?;
-    Ok(web::Json(service::to_recommendation(&row)?))
+    let rec = state.run(move |db| service::recommendation(db, id)).await?;
+    Ok(web::Json(rec))
 }
 
 /// Approves or rejects a proposed recommendation; approval publishes an SLO and supersedes the
@@ -133,10 +131,11 @@ pub async fn get_recommendation(
 )]
 pub async fn decide_recommendation(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
-    req: HttpRequest,
     body: web::Json<DecisionRequest>,
 ) -> Result<web::Json<Recommendation>, AppError> {
+    caller.require(&DECIDE_RECOMMENDATION)?;
     let b = body.into_inner();
     let comment = b
         .comment
@@ -148,11 +147,10 @@ pub async fn decide_recommendation(
             vec![Issue::field("comment", "must be at most 2000 characters")],
         ));
     }
-    let (id, who) = (id.into_inner(), actor(&req));
-    let rec = blocking(&state, move |c| {
-        service::decide(c, id, b.decision, &who, comment.as_deref())
-    })
-    .await?;
+    let id = id.into_inner();
+    let rec = state
+        .run(move |db| service::decide(db, id, b.decision, &caller.name, comment.as_deref()))
+        .await?;
     Ok(web::Json(rec))
 }
 
@@ -164,91 +162,11 @@ pub async fn decide_recommendation(
 )]
 pub async fn get_recommendation_history(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
 ) -> Result<web::Json<History>, AppError> {
+    caller.require(&GET_RECOMMENDATION_HISTORY)?;
     let id = id.into_inner();
-    let items = blocking(&state, move |c| service::history(c, id)).await?;
+    let items = state.run(move |db| service::history(db, id)).await?;
     Ok(web::Json(History { items }))
-}
-
-/// Lists published SLOs (active and superseded) in publication order.
-#[utoipa::path(
-    get, path = "/api/v1/slos", operation_id = "list_slos", tag = "slos",
-    params(ListQuery),
-    responses((status = 200, description = "A page of SLOs", body = SloList))
-)]
-pub async fn list_slos(
-    state: web::Data<AppState>,
-    q: web::Query<ListQuery>,
-) -> Result<web::Json<SloList>, AppError> {
-    let page = q.page()?;
-    let rows = blocking(&state, move |c| {
-        store::list_slos(c, page.after_id, page.limit + 1)
-    })
-    .await?;
-    let (items, next_cursor) = page_of(rows, page.limit, |r| r.id, |r| service::to_slo(&r))?;
-    Ok(web::Json(SloList { items, next_cursor }))
-}
-
-/// Fetches a published SLO.
-#[utoipa::path(
-    get, path = "/api/v1/slos/{id}", operation_id = "get_slo", tag = "slos",
-    params(("id" = i64, Path, description = "SLO id")),
-    responses((status = 200, description = "The SLO", body = Slo))
-)]
-pub async fn get_slo(
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-) -> Result<web::Json<Slo>, AppError> {
-    let id = id.into_inner();
-    let row = blocking(&state, move |c| store::get_slo(c, id)).await?;
-    Ok(web::Json(service::to_slo(&row)?))
-}
-
-async fn slo_and_sli(
-    state: &web::Data<AppState>,
-    id: i64,
-) -> Result<(Slo, metrics::Metric), AppError> {
-    blocking(state, move |c| {
-        let row = store::get_slo(c, id)?;
-        let slo = service::to_slo(&row)?;
-        let sli = metrics::get(c, &slo.slo.sli)?;
-        Ok((slo, sli))
-    })
-    .await
-}
-
-fn yaml(text: Result<String, serde_yaml_ng::Error>) -> Result<HttpResponse, AppError> {
-    let text = text.map_err(|e| AppError::Internal(e.into()))?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/yaml")
-        .body(text))
-}
-
-/// The SLO as an OpenSLO v1 document (YAML), with the evidence in `sloproof.dev/` annotations.
-#[utoipa::path(
-    get, path = "/api/v1/slos/{id}/openslo", operation_id = "get_slo_openslo", tag = "slos",
-    params(("id" = i64, Path, description = "SLO id")),
-    responses((status = 200, description = "OpenSLO v1 YAML", body = String, content_type = "application/yaml"))
-)]
-pub async fn get_slo_openslo(
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, AppError> {
-    let (slo, sli) = slo_and_sli(&state, id.into_inner()).await?;
-    yaml(openslo::openslo_yaml(&slo, &sli))
-}
-
-/// Prometheus recording and multi-window multi-burn-rate alerting rules for the SLO (YAML).
-#[utoipa::path(
-    get, path = "/api/v1/slos/{id}/prometheus-rules", operation_id = "get_slo_prometheus_rules", tag = "slos",
-    params(("id" = i64, Path, description = "SLO id")),
-    responses((status = 200, description = "Prometheus rule groups (YAML)", body = String, content_type = "application/yaml"))
-)]
-pub async fn get_slo_prometheus_rules(
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, AppError> {
-    let (slo, sli) = slo_and_sli(&state, id.into_inner()).await?;
-    yaml(prometheus::rules_yaml(&slo, &sli))
 }

@@ -1,5 +1,6 @@
 //! Experiments: a hypothesis, the SLI under test, the KPIs it should move, and the arms.
 
+use super::metric::Metric;
 use super::{required_text, text_enum, Slug};
 use crate::error::{AppError, Issue};
 
@@ -7,6 +8,41 @@ text_enum! {
     /// Whether an observation was measured before the experiment started (`pre`, a covariate for
     /// CUPED) or during it (`post`, the outcome).
     Period { Pre => "pre", Post => "post" }
+}
+
+/// A stored variant (arm).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    pub id: i64,
+    pub key: String,
+    pub weight: f64,
+    pub control: bool,
+    /// Planned change of the SLI in this arm, in the SLI's unit.
+    pub dose: f64,
+}
+
+/// A stored experiment, with its metrics resolved from the catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Experiment {
+    pub id: i64,
+    pub key: String,
+    pub name: String,
+    pub hypothesis: String,
+    pub journey: Option<String>,
+    pub sli: Metric,
+    pub kpis: Vec<Metric>,
+    pub guardrails: Vec<Metric>,
+    pub variants: Vec<Variant>,
+    pub created_at: chrono::NaiveDateTime,
+}
+
+impl Experiment {
+    /// Every metric of the experiment: SLI, KPIs, guardrails.
+    pub fn metrics(&self) -> impl Iterator<Item = &Metric> {
+        std::iter::once(&self.sli)
+            .chain(&self.kpis)
+            .chain(&self.guardrails)
+    }
 }
 
 /// Tolerance on the sum of variant weights.

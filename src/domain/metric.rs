@@ -23,6 +23,23 @@ text_enum! {
     Layer { Business => "business", Journey => "journey", Platform => "platform", Infrastructure => "infrastructure" }
 }
 
+impl Direction {
+    /// +1 when a larger value is worse (lower is better), −1 when a smaller value is worse.
+    pub fn worse_sign(self) -> f64 {
+        match self {
+            Direction::LowerIsBetter => 1.0,
+            Direction::HigherIsBetter => -1.0,
+        }
+    }
+
+    /// Expected sign of the slope of a KPI (direction `kpi`) on an SLI (direction `self`) if a
+    /// worse SLI worsens the KPI: worse is "up" for lower-is-better metrics and "down" for
+    /// higher-is-better ones.
+    pub fn harmful_slope_sign(self, kpi: Direction) -> f64 {
+        self.worse_sign() * kpi.worse_sign()
+    }
+}
+
 impl ValueType {
     /// Checks one unit-level value against the type; `Err` says why it is not acceptable.
     pub fn check(self, value: f64) -> Result<(), String> {
@@ -39,6 +56,24 @@ impl ValueType {
             )),
         }
     }
+}
+
+/// A catalog metric as stored, with the keys of its parents in the order they were given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub id: i64,
+    pub key: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub kind: MetricKind,
+    pub value_type: ValueType,
+    pub unit: String,
+    pub direction: Direction,
+    pub layer: Layer,
+    pub parents: Vec<String>,
+    pub created_at: chrono::NaiveDateTime,
+    /// PromQL templates of good and total events (see `slo::prometheus`).
+    pub prometheus: PrometheusQueries,
 }
 
 /// Unvalidated input for a new metric, as a request carries it.

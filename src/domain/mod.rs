@@ -1,8 +1,11 @@
 //! Validated domain types. Requests are parsed into these before anything is stored, so the rest
 //! of the code never sees a malformed key, an unknown enum value or an inconsistent experiment.
 
+pub mod access;
 pub mod experiment;
 pub mod metric;
+pub mod review;
+pub mod upload;
 
 use crate::error::Issue;
 
@@ -44,6 +47,14 @@ impl std::fmt::Display for Slug {
     }
 }
 
+/// Keyset pagination: items after `after_id`, `limit` per page. List queries fetch `limit + 1`
+/// rows; the API trims the extra one and turns it into the next cursor (`api::pagination::page_of`).
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub after_id: i64,
+    pub limit: i64,
+}
+
 /// A required, trimmed, non-empty text of at most `max` characters.
 pub fn required_text(field: &str, raw: &str, max: usize, issues: &mut Vec<Issue>) -> String {
     let t = raw.trim();
@@ -56,6 +67,14 @@ pub fn required_text(field: &str, raw: &str, max: usize, issues: &mut Vec<Issue>
         ));
     }
     t.to_owned()
+}
+
+/// A stored text that is not a value of the enum it should be.
+#[derive(Debug, thiserror::Error)]
+#[error("'{value}' is not a {type_name}")]
+pub struct UnknownText {
+    pub type_name: &'static str,
+    pub value: String,
 }
 
 /// Declares a string-valued enum stored as TEXT and exchanged as snake_case JSON.
@@ -81,6 +100,19 @@ macro_rules! text_enum {
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        /// Reads a stored value (diesel `deserialize_as = String`): text the enum does not
+        /// know is an error naming the type and the value, never a silent default.
+        impl TryFrom<String> for $name {
+            type Error = $crate::domain::UnknownText;
+
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                $name::parse(&s).ok_or($crate::domain::UnknownText {
+                    type_name: stringify!($name),
+                    value: s,
+                })
             }
         }
     };

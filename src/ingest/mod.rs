@@ -1,7 +1,9 @@
-//! Bulk ingestion of assignments and observations: read an upload in any format, validate every
-//! row against the experiment, and store all rows in one transaction or none.
+//! Bulk ingestion of assignments and observations: read an upload in any format and validate
+//! every row against the experiment; [`service`] stores all rows in one transaction or none,
+//! and keeps the metric catalog and the experiments.
 
 pub mod read;
+pub mod service;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -9,15 +11,11 @@ use std::io::Read;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Deserializer};
 
-use crate::domain::experiment::Period;
+use crate::domain::experiment::{Experiment, Period};
 use crate::domain::metric::ValueType;
+pub use crate::domain::upload::OnConflict;
+use crate::domain::upload::{AssignmentRecord, ObservationRecord, MAX_LISTED_ISSUES};
 use crate::error::{AppError, AppResult, Issue};
-use crate::store::assignments::{self, AssignmentRecord};
-use crate::store::experiments::Experiment;
-use crate::store::observations::{self, ObservationRecord};
-use crate::store::upsert::MAX_LISTED_ISSUES;
-pub use crate::store::upsert::{OnConflict, WriteOutcome};
-use crate::store::Db;
 use read::{read_rows, CsvFields, Format, UploadRow};
 
 /// Longest accepted unit id.
@@ -194,13 +192,21 @@ fn reading_issue(row: u64, reason: String) -> Issue {
     Issue::row(row, None, reason)
 }
 
-/// Reads, validates and stores an upload of assignments, all or nothing.
+/// The rows of an upload that all passed validation.
+#[derive(Debug)]
+pub struct ValidUpload<R> {
+    /// Rows in the upload.
+    pub received: u64,
+    pub records: Vec<R>,
+}
+
+/// Reads and validates an upload of assignments: every row valid, or a 422 listing the first
+/// [`MAX_LISTED_ISSUES`] problems with their row numbers.
 pub fn assignments(
-    db: &Db,
     experiment: &Experiment,
     input: impl Read,
     format: Format,
-) -> AppResult<IngestSummary> {
+) -> AppResult<ValidUpload<AssignmentRecord>> {
     let variants: HashMap<&str, i64> = experiment
         .variants
         .iter()
@@ -239,25 +245,15 @@ pub fn assignments(
     if problems.count > 0 {
         return Err(problems.into_error(received, "assignment"));
     }
-    let names: HashMap<i64, String> = experiment
-        .variants
-        .iter()
-        .map(|v| (v.id, v.key.clone()))
-        .collect();
-    let variant_key = |id: i64| names.get(&id).cloned().unwrap_or_else(|| id.to_string());
-    store_all(db, experiment.id, received, "assignment", |conn| {
-        assignments::write(conn, experiment.id, &records, &variant_key)
-    })
+    Ok(ValidUpload { received, records })
 }
 
-/// Reads, validates and stores an upload of observations, all or nothing.
+/// Reads and validates an upload of observations (see [`assignments`]).
 pub fn observations(
-    db: &Db,
     experiment: &Experiment,
     input: impl Read,
     format: Format,
-    on_conflict: OnConflict,
-) -> AppResult<IngestSummary> {
+) -> AppResult<ValidUpload<ObservationRecord>> {
     let metrics: HashMap<&str, (i64, ValueType)> = experiment
         .metrics()
         .map(|m| (m.key.as_str(), (m.id, m.value_type)))
@@ -300,54 +296,5 @@ pub fn observations(
     if problems.count > 0 {
         return Err(problems.into_error(received, "observation"));
     }
-    let names: HashMap<i64, String> = experiment
-        .metrics()
-        .map(|m| (m.id, m.key.clone()))
-        .collect();
-    let metric_key = |id: i64| names.get(&id).cloned().unwrap_or_else(|| id.to_string());
-    store_all(db, experiment.id, received, "observation", |conn| {
-        observations::write(conn, experiment.id, &records, on_conflict, &metric_key)
-    })
-}
-
-/// Runs a bulk write in one transaction; conflicts roll everything back and become a 422. A
-/// write that changes data bumps the experiment's data version in the same transaction.
-fn store_all(
-    db: &Db,
-    experiment_id: i64,
-    received: u64,
-    what: &str,
-    write: impl FnOnce(&mut crate::store::DbConnection) -> AppResult<WriteOutcome>,
-) -> AppResult<IngestSummary> {
-    let started = std::time::Instant::now();
-    let mut conn = db.conn()?;
-    let outcome = diesel::Connection::transaction(&mut *conn, |conn| {
-        let outcome = write(conn)?;
-        if outcome.conflict_count > 0 {
-            return Err(AppError::invalid(
-                format!(
-                    "{} of {received} {what} rows conflict with stored data; nothing was stored",
-                    outcome.conflict_count
-                ),
-                outcome.conflicts,
-            ));
-        }
-        if outcome.inserted > 0 || outcome.replaced > 0 {
-            crate::store::experiments::bump_data_version(conn, experiment_id)?;
-        }
-        Ok(outcome)
-    })?;
-    tracing::info!(
-        what,
-        received,
-        inserted = outcome.inserted,
-        write_ms = started.elapsed().as_millis() as u64,
-        "bulk write committed"
-    );
-    Ok(IngestSummary {
-        received,
-        inserted: outcome.inserted,
-        duplicates: outcome.duplicates,
-        replaced: outcome.replaced,
-    })
+    Ok(ValidUpload { received, records })
 }

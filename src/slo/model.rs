@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::analysis::report::{Estimate, Evidence as EvidenceKind};
+pub use crate::domain::review::{Action, Decision, RecommendationStatus, SloStatus};
 use crate::domain::text_enum;
 
 text_enum! {
@@ -18,28 +19,8 @@ text_enum! {
 }
 
 text_enum! {
-    /// Review state of a recommendation.
-    RecommendationStatus { Proposed => "proposed", Approved => "approved", Rejected => "rejected" }
-}
-
-text_enum! {
-    /// Whether a published SLO is the current one for its SLI and KPI.
-    SloStatus { Active => "active", Superseded => "superseded" }
-}
-
-text_enum! {
     /// Where the threshold came from.
     ThresholdSource { Slope => "slope", Knee => "knee" }
-}
-
-text_enum! {
-    /// A review decision.
-    Decision { Approve => "approve", Reject => "reject" }
-}
-
-text_enum! {
-    /// A recorded transition.
-    Action { Proposed => "proposed", Approved => "approved", Rejected => "rejected", Published => "published", Superseded => "superseded" }
 }
 
 /// The objective itself.

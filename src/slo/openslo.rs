@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::model::{Evaluation, Slo};
 use super::prometheus::{render, templates};
-use crate::store::metrics::Metric;
+use crate::domain::metric::Metric;
 
 /// The OpenSLO document as a JSON value (serialised to YAML by [`openslo_yaml`]).
 pub fn document(slo: &Slo, sli: &Metric) -> Value {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::model::{Comparison, Slo};
-use crate::store::metrics::Metric;
+use crate::domain::metric::Metric;
 
 /// Recording-rule windows besides the full period.
 pub const WINDOWS: [&str; 7] = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
@@ -95,6 +95,47 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The multiwindow multi-burn-rate alerts (page and ticket) of an SLO.
+fn alert_rules(slo: &Slo, name: &str, sel: &str, period_hours: f64, budget: f64) -> Vec<Rule> {
+    let s = &slo.slo;
+    let condition = |long: &str, short: &str, factor: f64| {
+        let threshold = num(factor * budget);
+        format!(
+            "(max(slo:sli_error:ratio_rate{long}{sel} > ({threshold})) without (sloproof_window) and max(slo:sli_error:ratio_rate{short}{sel} > ({threshold})) without (sloproof_window))"
+        )
+    };
+    let mut alerts = Vec::new();
+    for severity in ["page", "ticket"] {
+        let parts: Vec<String> = ALERT_WINDOWS
+            .iter()
+            .filter(|a| a.0 == severity)
+            .map(|(_, share, long, hours, short)| {
+                condition(long, short, share * period_hours / hours)
+            })
+            .collect();
+        alerts.push(Rule {
+            record: None,
+            alert: Some(format!(
+                "SloproofErrorBudgetBurn{}",
+                if severity == "page" { "Page" } else { "Ticket" }
+            )),
+            expr: parts.join(" or "),
+            labels: labels(&[("severity", severity), ("sloproof_severity", severity)]),
+            annotations: labels(&[
+                (
+                    "summary",
+                    &format!("{} is burning its error budget too fast", s.statement),
+                ),
+                (
+                    "title",
+                    &format!("(severity {severity}) {name} error budget burn rate is too high"),
+                ),
+            ]),
+        });
+    }
+    alerts
+}
+
 /// Builds the rule file of an SLO whose SLI is `sli`.
 pub fn rules(slo: &Slo, sli: &Metric) -> RuleFile {
     let s = &slo.slo;
@@ -148,41 +189,7 @@ pub fn rules(slo: &Slo, sli: &Metric) -> RuleFile {
         ),
         meta_rule("slo:period_error_budget_remaining:ratio", format!("1 - slo:period_burn_rate:ratio{sel}")),
     ];
-    let condition = |long: &str, short: &str, factor: f64| {
-        let threshold = num(factor * budget);
-        format!(
-            "(max(slo:sli_error:ratio_rate{long}{sel} > ({threshold})) without (sloproof_window) and max(slo:sli_error:ratio_rate{short}{sel} > ({threshold})) without (sloproof_window))"
-        )
-    };
-    let mut alerts = Vec::new();
-    for severity in ["page", "ticket"] {
-        let parts: Vec<String> = ALERT_WINDOWS
-            .iter()
-            .filter(|a| a.0 == severity)
-            .map(|(_, share, long, hours, short)| {
-                condition(long, short, share * period_hours / hours)
-            })
-            .collect();
-        alerts.push(Rule {
-            record: None,
-            alert: Some(format!(
-                "SloproofErrorBudgetBurn{}",
-                if severity == "page" { "Page" } else { "Ticket" }
-            )),
-            expr: parts.join(" or "),
-            labels: labels(&[("severity", severity), ("sloproof_severity", severity)]),
-            annotations: labels(&[
-                (
-                    "summary",
-                    &format!("{} is burning its error budget too fast", s.statement),
-                ),
-                (
-                    "title",
-                    &format!("(severity {severity}) {name} error budget burn rate is too high"),
-                ),
-            ]),
-        });
-    }
+    let alerts = alert_rules(slo, name, &sel, period_hours, budget);
     RuleFile {
         groups: vec![
             Group {

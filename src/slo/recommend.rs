@@ -1,15 +1,14 @@
-//! From a validated causal effect and the business's tolerance to an SLO (see the README's
-//! "Methodology" section for the formulas).
+//! From a validated causal effect and the business's tolerance to an SLO (see
+//! docs/methodology.md for the formulas), in steps: the validated effect, the baseline, the
+//! slope-based threshold, knees, the target, the error budget and the statement.
 
 use super::model::{
     Comparison, Derivation, ErrorBudget, Evaluation, KneeUsed, RecommendationEvidence,
     RecommendationInputs, SloSpec, ThresholdRange, ThresholdSource,
 };
-use crate::analysis::causal::harmful_sign;
-use crate::analysis::report::Analysis;
-use crate::domain::metric::Direction;
+use crate::analysis::report::{Analysis, CausalEffect, SliSummary};
+use crate::domain::metric::{Direction, Metric};
 use crate::error::{AppError, AppResult, Issue};
-use crate::store::metrics::Metric;
 
 /// Parameters of a recommendation.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
@@ -161,15 +160,13 @@ fn resolve(req: &CreateRecommendation, kpi: &str) -> AppResult<RecommendationInp
     })
 }
 
-/// Derives a recommendation from an analysis; 422 with the verdict's reasons when the effect
-/// on that KPI was not validated.
-pub fn derive(
-    a: &Analysis,
+/// The validated causal effect of the SLI on the KPI and the control arm's SLI summary; 422
+/// with the verdict's reasons when the effect on that KPI was not validated.
+fn validated_effect<'a>(
+    a: &'a Analysis,
     sli: &Metric,
     kpi: &Metric,
-    req: &CreateRecommendation,
-) -> AppResult<Derived> {
-    let inputs = resolve(req, &kpi.key)?;
+) -> AppResult<(&'a CausalEffect, &'a SliSummary)> {
     let verdict = a
         .verdicts
         .iter()
@@ -211,30 +208,49 @@ pub fn derive(
         .find(|v| v.control)
         .and_then(|v| v.sli.as_ref())
         .ok_or_else(|| AppError::invalid("the analysis has no control SLI summary", vec![]))?;
-    let baseline = match inputs.percentile {
+    Ok((effect, control))
+}
+
+/// The control arm's SLI at the governed percentile (the mean for request-based SLOs).
+fn baseline(control: &SliSummary, percentile: Option<u32>) -> f64 {
+    match percentile {
         Some(50) => control.p50,
         Some(99) => control.p99,
         Some(_) => control.p95,
         None => control.mean,
-    };
+    }
+}
+
+/// Thresholds from the slope alone: baseline + the SLI degradation that costs the tolerated
+/// loss, at the conservative end of the slope's CI, its estimate and its other end.
+struct SlopeThreshold {
+    range: ThresholdRange,
+    /// The slope used (the conservative end of its CI).
+    slope_used: f64,
+    /// SLI degradation, in SLI units, that costs the tolerated loss at `slope_used`.
+    degradation: f64,
+}
+
+fn slope_threshold(
+    effect: &CausalEffect,
+    baseline: f64,
+    loss: f64,
+    sli: &Metric,
+    kpi: &Metric,
+) -> AppResult<SlopeThreshold> {
     let mu = effect.control_kpi_mean;
-    let harmful = harmful_sign(sli.direction, kpi.direction);
+    let harmful = sli.direction.harmful_slope_sign(kpi.direction);
     let (most, least) = if harmful < 0.0 {
         (effect.slope.ci_low, effect.slope.ci_high)
     } else {
         (effect.slope.ci_high, effect.slope.ci_low)
     };
-    let loss = inputs.max_relative_kpi_loss;
     // SLI degradation (in SLI units) that costs the tolerated relative loss at a slope s.
     let degradation_at = |s: f64| -> Option<f64> {
         let rel = s / mu;
         (rel * harmful > 0.0).then(|| loss / rel.abs())
     };
-    let worse = if sli.direction == Direction::LowerIsBetter {
-        1.0
-    } else {
-        -1.0
-    };
+    let worse = sli.direction.worse_sign();
     let degradation = degradation_at(most).ok_or_else(|| {
         AppError::invalid(
             "the conservative end of the slope's CI is not harmful",
@@ -245,26 +261,35 @@ pub fn derive(
     let estimate =
         degradation_at(effect.slope.estimate).map_or(conservative, |d| baseline + worse * d);
     let optimistic = degradation_at(least).map(|d| baseline + worse * d);
-    let mut notes = vec![format!(
-        "Assumes a degradation shifts the SLI's distribution, so its p{} moves by the same amount as its mean (as latency injection does).",
-        inputs.percentile.unwrap_or(50)
-    )];
-    // A validated knee below the slope-based threshold (above the baseline) lowers it.
-    let mut threshold = conservative;
+    Ok(SlopeThreshold {
+        range: ThresholdRange {
+            conservative,
+            estimate,
+            optimistic,
+        },
+        slope_used: most,
+        degradation,
+    })
+}
+
+/// The threshold after the KPI's knees: a knee tighter than the slope-based threshold and
+/// beyond the baseline replaces it; a tighter knee inside the baseline is noted, not used.
+fn apply_knees(
+    a: &Analysis,
+    sli: &Metric,
+    kpi: &Metric,
+    baseline: f64,
+    slope_based: f64,
+    notes: &mut Vec<String>,
+) -> (f64, ThresholdSource, Option<KneeUsed>) {
+    let worse = sli.direction.worse_sign();
+    let mut threshold = slope_based;
     let mut source = ThresholdSource::Slope;
     let mut knee_used = None;
     for t in a.threshold.iter().filter(|t| t.kpi == kpi.key) {
         let Some(bp) = &t.breakpoint else { continue };
-        let tighter = if worse > 0.0 {
-            bp.estimate < threshold
-        } else {
-            bp.estimate > threshold
-        };
-        let beyond_baseline = if worse > 0.0 {
-            bp.estimate > baseline
-        } else {
-            bp.estimate < baseline
-        };
+        let tighter = worse * (threshold - bp.estimate) > 0.0;
+        let beyond_baseline = worse * (bp.estimate - baseline) > 0.0;
         if tighter && beyond_baseline {
             threshold = bp.estimate;
             source = ThresholdSource::Knee;
@@ -281,21 +306,16 @@ pub fn derive(
             ));
         }
     }
-    let comparison = if worse > 0.0 {
-        Comparison::Lt
-    } else {
-        Comparison::Gt
-    };
-    let threshold = round_conservative(threshold, worse > 0.0);
-    // Target: given, derived from the value at risk, or 0.99.
-    let period_units = inputs
-        .units_per_day
-        .map(|u| u * f64::from(inputs.window_days));
-    let value_per_budget = match (period_units, inputs.value_per_kpi_unit) {
-        (Some(units), Some(v)) => Some(loss * mu * units * v),
-        _ => None,
-    };
-    let target = match (
+    (threshold, source, knee_used)
+}
+
+/// The target: given, derived from the largest tolerated value at risk, or 0.99.
+fn target(
+    inputs: &RecommendationInputs,
+    value_per_budget: Option<f64>,
+    notes: &mut Vec<String>,
+) -> f64 {
+    match (
         inputs.target,
         inputs.max_budget_value_at_risk,
         value_per_budget,
@@ -310,12 +330,23 @@ pub fn derive(
             (t * 1e5).floor() / 1e5
         }
         _ => 0.99,
-    };
+    }
+}
+
+/// The error budget of `target` over the period, in windows or requests and in business terms.
+fn error_budget(
+    inputs: &RecommendationInputs,
+    target: f64,
+    mu: f64,
+    period_units: Option<f64>,
+    value_per_budget: Option<f64>,
+) -> ErrorBudget {
     let fraction = 1.0 - target;
+    let loss = inputs.max_relative_kpi_loss;
     let total_windows = inputs
         .window_minutes
         .map(|w| u64::from(inputs.window_days) * 1440 / u64::from(w));
-    let error_budget = ErrorBudget {
+    ErrorBudget {
         fraction,
         total_windows,
         allowed_bad_windows: total_windows.map(|n| (fraction * n as f64 + 1e-9).floor() as u64),
@@ -326,7 +357,17 @@ pub fn derive(
         expected_relative_kpi_loss: fraction * loss,
         expected_kpi_units_lost: period_units.map(|u| fraction * loss * mu * u),
         value_at_risk: value_per_budget.map(|v| fraction * v),
-    };
+    }
+}
+
+/// The SLO in words, e.g. "checkout latency p95 < 474 ms in 99% of 5-minute windows over 28 days".
+fn statement(
+    sli: &Metric,
+    inputs: &RecommendationInputs,
+    comparison: Comparison,
+    threshold: f64,
+    target: f64,
+) -> String {
     let op = if comparison == Comparison::Lt {
         "<"
     } else {
@@ -338,7 +379,7 @@ pub fn derive(
     } else {
         format!(" {}", sli.unit)
     };
-    let statement = match (inputs.evaluation, inputs.percentile, inputs.window_minutes) {
+    match (inputs.evaluation, inputs.percentile, inputs.window_minutes) {
         (Evaluation::Windows, Some(p), Some(w)) => format!(
             "{} p{p} {op} {}{unit} in {target_pct}% of {w}-minute windows over {} days",
             sli.name,
@@ -351,7 +392,44 @@ pub fn derive(
             fmt_num(threshold),
             inputs.window_days
         ),
+    }
+}
+
+/// Derives a recommendation from an analysis; 422 with the verdict's reasons when the effect
+/// on that KPI was not validated.
+pub fn derive(
+    a: &Analysis,
+    sli: &Metric,
+    kpi: &Metric,
+    req: &CreateRecommendation,
+) -> AppResult<Derived> {
+    let inputs = resolve(req, &kpi.key)?;
+    let (effect, control) = validated_effect(a, sli, kpi)?;
+    let baseline = baseline(control, inputs.percentile);
+    let mu = effect.control_kpi_mean;
+    let loss = inputs.max_relative_kpi_loss;
+    let slope = slope_threshold(effect, baseline, loss, sli, kpi)?;
+    let mut notes = vec![format!(
+        "Assumes a degradation shifts the SLI's distribution, so its p{} moves by the same amount as its mean (as latency injection does).",
+        inputs.percentile.unwrap_or(50)
+    )];
+    let (threshold, source, knee_used) =
+        apply_knees(a, sli, kpi, baseline, slope.range.conservative, &mut notes);
+    let lower_is_better = sli.direction == Direction::LowerIsBetter;
+    let comparison = if lower_is_better {
+        Comparison::Lt
+    } else {
+        Comparison::Gt
     };
+    let threshold = round_conservative(threshold, lower_is_better);
+    let period_units = inputs
+        .units_per_day
+        .map(|u| u * f64::from(inputs.window_days));
+    let value_per_budget = match (period_units, inputs.value_per_kpi_unit) {
+        (Some(units), Some(v)) => Some(loss * mu * units * v),
+        _ => None,
+    };
+    let target = target(&inputs, value_per_budget, &mut notes);
     Ok(Derived {
         slo: SloSpec {
             sli: sli.key.clone(),
@@ -365,21 +443,17 @@ pub fn derive(
             window_days: inputs.window_days,
             evaluation: inputs.evaluation,
             window_minutes: inputs.window_minutes,
-            statement,
+            statement: statement(sli, &inputs, comparison, threshold, target),
         },
-        threshold_range: ThresholdRange {
-            conservative,
-            estimate,
-            optimistic,
-        },
-        error_budget,
+        threshold_range: slope.range,
+        error_budget: error_budget(&inputs, target, mu, period_units, value_per_budget),
         derivation: Derivation {
             baseline_sli: baseline,
             control_kpi_mean: mu,
-            slope_used: most,
-            relative_slope_per_unit: most / mu,
+            slope_used: slope.slope_used,
+            relative_slope_per_unit: slope.slope_used / mu,
             max_relative_kpi_loss: loss,
-            degradation,
+            degradation: slope.degradation,
             threshold_source: source,
             knee: knee_used,
             notes,

@@ -1,17 +1,19 @@
-//! Recommendation workflow on top of the store: derive from a stored analysis, decide, publish.
+//! The seam between the SLO workflow and the store: derive a recommendation from a stored
+//! analysis, decide on it, publish, and read recommendations and SLOs back.
 
 use serde::{Deserialize, Serialize};
 
 use super::model::{
-    Action, Decision, Derivation, ErrorBudget, HistoryEvent, Recommendation,
-    RecommendationEvidence, RecommendationInputs, RecommendationStatus, Slo, SloSpec, SloStatus,
-    ThresholdRange,
+    Decision, Derivation, ErrorBudget, HistoryEvent, Recommendation, RecommendationEvidence,
+    RecommendationInputs, RecommendationStatus, Slo, SloSpec, ThresholdRange,
 };
 use super::recommend::{derive, CreateRecommendation};
-use crate::analysis::report::{Analysis, Role};
+use crate::analysis::report::{Analysis, MetricRole};
+use crate::domain::metric::Metric;
+use crate::domain::Page;
 use crate::error::{AppError, AppResult, Issue};
-use crate::store::recommendations::{self as store, RecommendationRow, SloRow};
-use crate::store::{analyses, metrics, DbConnection};
+use crate::store::recommendations::{self as store, StoredRecommendation, StoredSlo};
+use crate::store::{analyses, metrics, Db};
 
 /// What is stored per recommendation (its review state lives in columns).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,24 +30,25 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> AppError {
     AppError::Internal(anyhow::anyhow!("stored {what} cannot be read: {e}"))
 }
 
-fn document(row: &RecommendationRow) -> AppResult<Document> {
+fn document(row: &StoredRecommendation) -> AppResult<Document> {
     serde_json::from_str(&row.document).map_err(|e| corrupt("recommendation", e))
 }
 
 /// Derives and stores a recommendation from analysis `analysis_id`.
 pub fn recommend(
-    conn: &mut DbConnection,
+    db: &Db,
     analysis_id: i64,
     req: &CreateRecommendation,
     actor: &str,
 ) -> AppResult<Recommendation> {
+    let conn = &mut *db.conn()?;
     let stored = analyses::get(conn, analysis_id)?;
     let a: Analysis = serde_json::from_str(&stored.result).map_err(|e| corrupt("analysis", e))?;
     let sli_key = a
         .data_quality
         .metrics
         .iter()
-        .find(|m| m.role == Role::Sli)
+        .find(|m| m.role == MetricRole::Sli)
         .map(|m| m.metric.clone())
         .ok_or_else(|| corrupt("analysis", "no SLI"))?;
     let kpi_key = match &req.kpi {
@@ -86,12 +89,11 @@ pub fn recommend(
     to_recommendation(&row)
 }
 
-pub fn to_recommendation(row: &RecommendationRow) -> AppResult<Recommendation> {
+fn to_recommendation(row: &StoredRecommendation) -> AppResult<Recommendation> {
     let d = document(row)?;
     Ok(Recommendation {
         id: row.id,
-        status: RecommendationStatus::parse(&row.status)
-            .ok_or_else(|| corrupt("status", &row.status))?,
+        status: row.status,
         created_at: row.created_at.and_utc(),
         created_by: row.created_by.clone(),
         slo: d.slo,
@@ -111,12 +113,12 @@ pub fn slo_name(spec: &SloSpec, id: i64) -> String {
         .to_ascii_lowercase()
 }
 
-pub fn to_slo(row: &SloRow) -> AppResult<Slo> {
+fn to_slo(row: &StoredSlo) -> AppResult<Slo> {
     let d = document(&row.recommendation)?;
     Ok(Slo {
         id: row.id,
         name: slo_name(&d.slo, row.id),
-        status: SloStatus::parse(&row.status).ok_or_else(|| corrupt("SLO status", &row.status))?,
+        status: row.status,
         recommendation_id: row.recommendation.id,
         published_at: row.published_at.and_utc(),
         superseded_at: row.superseded_at.map(|t| t.and_utc()),
@@ -128,27 +130,67 @@ pub fn to_slo(row: &SloRow) -> AppResult<Slo> {
     })
 }
 
+/// The recommendation with this id, or 404.
+pub fn recommendation(db: &Db, id: i64) -> AppResult<Recommendation> {
+    to_recommendation(&store::get(&mut *db.conn()?, id)?)
+}
+
+/// Recommendations in creation order, optionally with one status, one page (`limit + 1`
+/// items) at a time; the items carry their ids for the next cursor.
+pub fn recommendations(
+    db: &Db,
+    status: Option<RecommendationStatus>,
+    page: Page,
+) -> AppResult<Vec<Recommendation>> {
+    store::list(&mut *db.conn()?, status, page)?
+        .iter()
+        .map(to_recommendation)
+        .collect()
+}
+
+/// Approves or rejects a proposed recommendation; approval publishes its SLO.
 pub fn decide(
-    conn: &mut DbConnection,
+    db: &Db,
     id: i64,
     decision: Decision,
     actor: &str,
     comment: Option<&str>,
 ) -> AppResult<Recommendation> {
-    let row = store::decide(conn, id, decision == Decision::Approve, actor, comment)?;
+    let approve = decision == Decision::Approve;
+    let row = store::decide(&mut *db.conn()?, id, approve, actor, comment)?;
     to_recommendation(&row)
 }
 
-pub fn history(conn: &mut DbConnection, id: i64) -> AppResult<Vec<HistoryEvent>> {
-    store::history(conn, id)?
+/// Every transition of a recommendation, oldest first.
+pub fn history(db: &Db, id: i64) -> AppResult<Vec<HistoryEvent>> {
+    Ok(store::history(&mut *db.conn()?, id)?
         .into_iter()
-        .map(|e| {
-            Ok(HistoryEvent {
-                at: e.at.and_utc(),
-                action: Action::parse(&e.action).ok_or_else(|| corrupt("event", &e.action))?,
-                actor: e.actor,
-                comment: e.comment,
-            })
+        .map(|e| HistoryEvent {
+            at: e.at.and_utc(),
+            action: e.action,
+            actor: e.actor,
+            comment: e.comment,
         })
+        .collect())
+}
+
+/// The published SLO with this id, or 404.
+pub fn slo(db: &Db, id: i64) -> AppResult<Slo> {
+    to_slo(&store::get_slo(&mut *db.conn()?, id)?)
+}
+
+/// The published SLO with this id and its SLI, for exports.
+pub fn slo_with_sli(db: &Db, id: i64) -> AppResult<(Slo, Metric)> {
+    let conn = &mut *db.conn()?;
+    let slo = to_slo(&store::get_slo(conn, id)?)?;
+    let sli = metrics::get(conn, &slo.slo.sli)?;
+    Ok((slo, sli))
+}
+
+/// Published SLOs in publication order, one page (`limit + 1` items) at a time.
+pub fn slos(db: &Db, page: Page) -> AppResult<Vec<Slo>> {
+    store::list_slos(&mut *db.conn()?, page)?
+        .iter()
+        .map(to_slo)
         .collect()
 }

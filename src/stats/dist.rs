@@ -6,7 +6,7 @@ use statrs::distribution::{ChiSquared, ContinuousCDF, FisherSnedecor, Normal, St
 use super::{StatsError, StatsResult};
 
 fn std_normal() -> Normal {
-    Normal::new(0.0, 1.0).expect("standard normal parameters are valid")
+    Normal::standard()
 }
 
 /// Φ(x), the standard normal CDF.

@@ -2,13 +2,13 @@
 
 use super::descriptive::Moments;
 use super::dist::{norm_ppf, norm_sf, t_ppf, two_sided_normal_p, two_sided_t_p};
-use super::{alpha_of, check_finite, Estimate, StatsError, StatsResult};
+use super::{alpha_of, check_finite, Inference, StatsError, StatsResult};
 
 /// Result of Welch's unequal-variance t-test of mean(x) − mean(y).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WelchT {
     /// The difference of means with its standard error, CI and two-sided p-value.
-    pub difference: Estimate,
+    pub difference: Inference,
     pub t: f64,
     /// Welch–Satterthwaite degrees of freedom.
     pub df: f64,
@@ -34,7 +34,7 @@ pub fn welch_from_moments(x: Moments, y: Moments, confidence: f64) -> StatsResul
     let df = se2 * se2 / (ax * ax / (x.n - 1) as f64 + ay * ay / (y.n - 1) as f64);
     let q = t_ppf(1.0 - alpha / 2.0, df)?;
     Ok(WelchT {
-        difference: Estimate {
+        difference: Inference {
             estimate: diff,
             std_error: se,
             ci_low: diff - q * se,
@@ -57,7 +57,7 @@ pub fn welch_t_test(x: &[f64], y: &[f64], confidence: f64) -> StatsResult<WelchT
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProportionsZ {
     /// p₁ − p₂ with the unpooled (Wald) standard error and CI, and the pooled test's p-value.
-    pub difference: Estimate,
+    pub difference: Inference,
     /// The pooled z statistic.
     pub z: f64,
 }
@@ -100,7 +100,7 @@ pub fn two_proportion_z_test(
     let se = (p1 * (1.0 - p1) / n1f + p2 * (1.0 - p2) / n2f).sqrt();
     let q = norm_ppf(1.0 - alpha / 2.0);
     Ok(ProportionsZ {
-        difference: Estimate {
+        difference: Inference {
             estimate: diff,
             std_error: se,
             ci_low: diff - q * se,

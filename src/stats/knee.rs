@@ -7,7 +7,7 @@ use super::bootstrap::{percentile_interval, replicate_rng, PoissonOne};
 use super::descriptive::quantile_sorted;
 use super::dist::{norm_cdf, t_ppf, two_sided_t_p};
 use super::linalg::{invert, Qr};
-use super::{alpha_of, check_finite, Estimate, StatsError, StatsResult};
+use super::{alpha_of, check_finite, Inference, StatsError, StatsResult};
 
 /// Candidate breakpoints on the first grid, between the 5th and 95th percentiles of x.
 const GRID: usize = 100;
@@ -23,7 +23,7 @@ pub struct Hinge {
     /// β₁ + β₂.
     pub slope_above: f64,
     /// β₂ with its classical standard error, t-based CI and p-value, conditional on ψ̂.
-    pub slope_change: Estimate,
+    pub slope_change: Inference,
     pub ssr: f64,
     pub n: usize,
 }
@@ -208,7 +208,7 @@ fn hinge_fit_sorted(s: &Sorted, confidence: f64) -> StatsResult<Hinge> {
         intercept: s.y_mean + beta[0] - beta[1] * s.x_mean,
         slope_below: beta[1],
         slope_above: beta[1] + beta[2],
-        slope_change: Estimate {
+        slope_change: Inference {
             estimate: beta[2],
             std_error: se,
             ci_low: beta[2] - q * se,

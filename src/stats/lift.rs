@@ -2,7 +2,7 @@
 
 use super::descriptive::Moments;
 use super::dist::{norm_ppf, two_sided_normal_p};
-use super::{alpha_of, Estimate, StatsError, StatsResult};
+use super::{alpha_of, Inference, StatsError, StatsResult};
 
 /// How the lift's interval was formed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,7 +15,7 @@ pub enum LiftMethod {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RelativeLift {
     /// Lift, delta-method SE and CI, and the delta-method z-test p-value of lift = 0.
-    pub delta: Estimate,
+    pub delta: Inference,
     /// Fieller's exact interval for the ratio, shifted by −1; `None` when g ≥ 1 (the control
     /// mean is not significantly different from zero and the set is unbounded).
     pub fieller: Option<(f64, f64)>,
@@ -61,7 +61,7 @@ pub fn relative_lift(
         )
     });
     Ok(RelativeLift {
-        delta: Estimate {
+        delta: Inference {
             estimate: lift,
             std_error: se,
             ci_low: lift - z * se,

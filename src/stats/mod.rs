@@ -58,7 +58,7 @@ pub type StatsResult<T> = Result<T, StatsError>;
 
 /// A point estimate with its uncertainty.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Estimate {
+pub struct Inference {
     pub estimate: f64,
     pub std_error: f64,
     pub ci_low: f64,

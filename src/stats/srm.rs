@@ -8,7 +8,7 @@ pub const SRM_ALPHA: f64 = 0.001;
 
 /// Result of the sample-ratio check.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SampleRatio {
+pub struct SrmTest {
     pub observed: Vec<u64>,
     pub expected: Vec<f64>,
     pub chi_square: f64,
@@ -20,7 +20,7 @@ pub struct SampleRatio {
 ///
 /// Eᵢ = N·wᵢ/Σw, χ² = Σ (Oᵢ − Eᵢ)²/Eᵢ, df = k − 1, p = P(χ²_df > χ²).
 /// Matches `scipy.stats.chisquare(observed, expected)`.
-pub fn sample_ratio(observed: &[u64], weights: &[f64]) -> StatsResult<SampleRatio> {
+pub fn sample_ratio(observed: &[u64], weights: &[f64]) -> StatsResult<SrmTest> {
     if observed.len() != weights.len() {
         return Err(StatsError::LengthMismatch(format!(
             "{} counts vs {} weights",
@@ -56,7 +56,7 @@ pub fn sample_ratio(observed: &[u64], weights: &[f64]) -> StatsResult<SampleRati
         .map(|(&o, &e)| (o as f64 - e).powi(2) / e)
         .sum::<f64>();
     let df = observed.len() - 1;
-    Ok(SampleRatio {
+    Ok(SrmTest {
         observed: observed.to_vec(),
         expected,
         chi_square,

@@ -9,7 +9,8 @@ use super::{now, with_backend, DbConnection};
 use crate::error::{AppError, AppResult};
 
 /// A stored analysis: its result document as JSON text, exactly as first produced.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = super::schema::analyses)]
 pub struct StoredAnalysis {
     pub id: i64,
     pub experiment_id: i64,
@@ -18,20 +19,6 @@ pub struct StoredAnalysis {
     pub fingerprint: String,
     pub parameters: String,
     pub result: String,
-}
-
-type Row = (i64, i64, NaiveDateTime, i64, String, String, String);
-
-fn from_row(r: Row) -> StoredAnalysis {
-    StoredAnalysis {
-        id: r.0,
-        experiment_id: r.1,
-        created_at: r.2,
-        seed: r.3,
-        fingerprint: r.4,
-        parameters: r.5,
-        result: r.6,
-    }
 }
 
 /// Stores a new analysis: `result` renders the document once the id and creation time are known.
@@ -68,12 +55,12 @@ pub fn insert(
 
 /// The analysis with this id, or 404.
 pub fn get(conn: &mut DbConnection, id: i64) -> AppResult<StoredAnalysis> {
-    let row: Row = an::analyses
+    an::analyses
         .find(id)
+        .select(StoredAnalysis::as_select())
         .first(conn)
         .optional()?
-        .ok_or_else(|| AppError::not_found("analysis", id))?;
-    Ok(from_row(row))
+        .ok_or_else(|| AppError::not_found("analysis", id))
 }
 
 /// Analyses of an experiment, newest first; `before` is the id of the last item of the previous page.
@@ -89,8 +76,10 @@ pub fn list(
     if let Some(b) = before {
         q = q.filter(an::id.lt(b));
     }
-    let rows: Vec<Row> = q.order(an::id.desc()).limit(limit).load(conn)?;
-    Ok(rows.into_iter().map(from_row).collect())
+    Ok(q.order(an::id.desc())
+        .limit(limit)
+        .select(StoredAnalysis::as_select())
+        .load(conn)?)
 }
 
 /// The number of units assigned in the experiment and the unit id at position ⌊n/2⌋ in the

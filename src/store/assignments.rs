@@ -8,16 +8,8 @@ use diesel::prelude::*;
 use super::schema::assignments::dsl as a;
 use super::upsert::{WriteOutcome, MAX_BINDS_PER_STATEMENT};
 use super::{with_backend, DbConnection};
+use crate::domain::upload::AssignmentRecord;
 use crate::error::{AppResult, Issue};
-
-/// A validated assignment ready to store; `row` is its 1-based position in the upload.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AssignmentRecord {
-    pub row: u64,
-    pub unit_id: String,
-    pub variant_id: i64,
-    pub assigned_at: Option<NaiveDateTime>,
-}
 
 #[derive(Insertable)]
 #[diesel(table_name = super::schema::assignments)]

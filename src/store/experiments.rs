@@ -1,62 +1,49 @@
 //! Experiments, their metrics and their variants.
 
-use std::collections::HashMap;
-
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::metrics::{self, unique_or_internal, Metric};
+use super::metrics::{self, unique_or_internal};
 use super::schema::{experiment_metrics, experiments, variants};
 use super::{now, DbConnection, Page};
-use crate::domain::experiment::NewExperiment;
+use crate::domain::experiment::{Experiment, NewExperiment, Variant};
 use crate::domain::metric::MetricKind;
 use crate::domain::Slug;
 use crate::error::{AppError, AppResult, Issue};
 
-/// A variant (arm) as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Variant {
-    pub id: i64,
-    pub key: String,
-    pub weight: f64,
-    pub control: bool,
-    pub dose: f64,
+/// An `experiments` row.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = experiments)]
+struct ExperimentRow {
+    id: i64,
+    key: String,
+    name: String,
+    hypothesis: String,
+    journey: Option<String>,
+    sli_metric_id: i64,
+    created_at: NaiveDateTime,
 }
 
-/// An experiment as stored, with its metrics resolved.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Experiment {
-    pub id: i64,
-    pub key: String,
-    pub name: String,
-    pub hypothesis: String,
-    pub journey: Option<String>,
-    pub sli: Metric,
-    pub kpis: Vec<Metric>,
-    pub guardrails: Vec<Metric>,
-    pub variants: Vec<Variant>,
-    pub created_at: NaiveDateTime,
+/// A `variants` row.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = variants)]
+struct VariantRow {
+    experiment_id: i64,
+    id: i64,
+    key: String,
+    weight: f64,
+    is_control: bool,
+    dose: f64,
 }
 
-impl Experiment {
-    /// Every metric of the experiment: SLI, KPIs, guardrails.
-    pub fn metrics(&self) -> impl Iterator<Item = &Metric> {
-        std::iter::once(&self.sli)
-            .chain(&self.kpis)
-            .chain(&self.guardrails)
-    }
+/// An `experiment_metrics` row: a KPI or guardrail of an experiment.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = experiment_metrics)]
+struct ExperimentMetricRow {
+    experiment_id: i64,
+    metric_id: i64,
+    role: String,
 }
-
-type ExperimentRow = (
-    i64,
-    String,
-    String,
-    String,
-    Option<String>,
-    i64,
-    NaiveDateTime,
-    i64,
-);
 
 /// Stores a new experiment; 409 if the key exists, 422 if a metric is missing or of the wrong kind.
 pub fn create(conn: &mut DbConnection, e: &NewExperiment) -> AppResult<Experiment> {
@@ -143,35 +130,24 @@ pub fn create(conn: &mut DbConnection, e: &NewExperiment) -> AppResult<Experimen
 
 /// Resolves metrics and variants of experiment rows with three queries in all.
 fn hydrate(conn: &mut DbConnection, rows: Vec<ExperimentRow>) -> AppResult<Vec<Experiment>> {
-    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-    let links: Vec<(i64, i64, String)> = experiment_metrics::table
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let links = experiment_metrics::table
         .filter(experiment_metrics::experiment_id.eq_any(&ids))
         .order((
             experiment_metrics::experiment_id,
             experiment_metrics::position,
         ))
-        .select((
-            experiment_metrics::experiment_id,
-            experiment_metrics::metric_id,
-            experiment_metrics::role,
-        ))
+        .select(ExperimentMetricRow::as_select())
         .load(conn)?;
-    let vrows: Vec<(i64, i64, String, f64, bool, f64)> = variants::table
+    let vrows = variants::table
         .filter(variants::experiment_id.eq_any(&ids))
         .order((variants::experiment_id, variants::position))
-        .select((
-            variants::experiment_id,
-            variants::id,
-            variants::key,
-            variants::weight,
-            variants::is_control,
-            variants::dose,
-        ))
+        .select(VariantRow::as_select())
         .load(conn)?;
     let mut metric_ids: Vec<i64> = links
         .iter()
-        .map(|l| l.1)
-        .chain(rows.iter().map(|r| r.5))
+        .map(|l| l.metric_id)
+        .chain(rows.iter().map(|r| r.sli_metric_id))
         .collect();
     metric_ids.sort_unstable();
     metric_ids.dedup();
@@ -183,12 +159,12 @@ fn hydrate(conn: &mut DbConnection, rows: Vec<ExperimentRow>) -> AppResult<Vec<E
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("metric {id} vanished")))
     };
     let mut out = Vec::with_capacity(rows.len());
-    for (id, key, name, hypothesis, journey, sli_id, created_at, _data_version) in rows {
+    for r in rows {
         let mut kpis = Vec::new();
         let mut guardrails = Vec::new();
-        for (_, mid, role) in links.iter().filter(|l| l.0 == id) {
-            let m = metric(mid)?;
-            if role == "kpi" {
+        for l in links.iter().filter(|l| l.experiment_id == r.id) {
+            let m = metric(&l.metric_id)?;
+            if l.role == "kpi" {
                 kpis.push(m)
             } else {
                 guardrails.push(m)
@@ -196,26 +172,26 @@ fn hydrate(conn: &mut DbConnection, rows: Vec<ExperimentRow>) -> AppResult<Vec<E
         }
         let variants = vrows
             .iter()
-            .filter(|v| v.0 == id)
+            .filter(|v| v.experiment_id == r.id)
             .map(|v| Variant {
-                id: v.1,
-                key: v.2.clone(),
-                weight: v.3,
-                control: v.4,
-                dose: v.5,
+                id: v.id,
+                key: v.key.clone(),
+                weight: v.weight,
+                control: v.is_control,
+                dose: v.dose,
             })
             .collect();
         out.push(Experiment {
-            id,
-            key,
-            name,
-            hypothesis,
-            journey,
-            sli: metric(&sli_id)?,
+            id: r.id,
+            key: r.key,
+            name: r.name,
+            hypothesis: r.hypothesis,
+            journey: r.journey,
+            sli: metric(&r.sli_metric_id)?,
             kpis,
             guardrails,
             variants,
-            created_at,
+            created_at: r.created_at,
         });
     }
     Ok(out)
@@ -223,8 +199,9 @@ fn hydrate(conn: &mut DbConnection, rows: Vec<ExperimentRow>) -> AppResult<Vec<E
 
 /// The experiment with this key, or 404.
 pub fn get(conn: &mut DbConnection, key: &str) -> AppResult<Experiment> {
-    let row: ExperimentRow = experiments::table
+    let row = experiments::table
         .filter(experiments::key.eq(key))
+        .select(ExperimentRow::as_select())
         .first(conn)
         .optional()?
         .ok_or_else(|| AppError::not_found("experiment", key))?;
@@ -235,10 +212,11 @@ pub fn get(conn: &mut DbConnection, key: &str) -> AppResult<Experiment> {
 
 /// Experiments in creation order, one page (`limit + 1` rows) at a time.
 pub fn list(conn: &mut DbConnection, page: Page) -> AppResult<Vec<Experiment>> {
-    let rows: Vec<ExperimentRow> = experiments::table
+    let rows = experiments::table
         .filter(experiments::id.gt(page.after_id))
         .order(experiments::id)
         .limit(page.limit + 1)
+        .select(ExperimentRow::as_select())
         .load(conn)?;
     hydrate(conn, rows)
 }
@@ -257,9 +235,4 @@ pub fn data_version(conn: &mut DbConnection, experiment_id: i64) -> AppResult<i6
         .find(experiment_id)
         .select(experiments::data_version)
         .first(conn)?)
-}
-
-/// Variant ids by key, for resolving uploaded rows.
-pub fn variant_ids(e: &Experiment) -> HashMap<String, i64> {
-    e.variants.iter().map(|v| (v.key.clone(), v.id)).collect()
 }

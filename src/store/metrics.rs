@@ -9,83 +9,54 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use super::schema::{metric_parents, metrics};
 use super::{now, DbConnection, Page};
 use crate::domain::metric::{
-    Direction, Layer, MetricKind, NewMetric, PrometheusQueries, ValueType,
+    Direction, Layer, Metric, MetricKind, NewMetric, PrometheusQueries, ValueType,
 };
 use crate::domain::Slug;
 use crate::error::{AppError, AppResult, Issue};
 
-/// A metric as stored, with the keys of its parents in the order they were given.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Metric {
-    pub id: i64,
-    pub key: String,
-    pub name: String,
-    pub description: Option<String>,
-    pub kind: MetricKind,
-    pub value_type: ValueType,
-    pub unit: String,
-    pub direction: Direction,
-    pub layer: Layer,
-    pub parents: Vec<String>,
-    pub created_at: NaiveDateTime,
-    /// PromQL templates of good and total events (see `slo::prometheus`).
-    pub prometheus: PrometheusQueries,
+/// A `metrics` row; enums are read through their `TryFrom<String>` (an unknown stored text is
+/// an error, never a default).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = metrics)]
+struct MetricRow {
+    id: i64,
+    key: String,
+    name: String,
+    description: Option<String>,
+    #[diesel(deserialize_as = String)]
+    kind: MetricKind,
+    #[diesel(deserialize_as = String)]
+    value_type: ValueType,
+    unit: String,
+    #[diesel(deserialize_as = String)]
+    direction: Direction,
+    #[diesel(deserialize_as = String)]
+    layer: Layer,
+    created_at: NaiveDateTime,
+    prometheus_good_events: Option<String>,
+    prometheus_total_events: Option<String>,
 }
 
-type MetricRow = (
-    i64,
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    String,
-    String,
-    String,
-    NaiveDateTime,
-    Option<String>,
-    Option<String>,
-);
-
-fn corrupt(column: &str, value: &str) -> AppError {
-    AppError::Internal(anyhow::anyhow!(
-        "stored metrics.{column} has unexpected value '{value}'"
-    ))
-}
-
-fn from_row(row: MetricRow, parents: Vec<String>) -> AppResult<Metric> {
-    let (
-        id,
-        key,
-        name,
-        description,
-        kind,
-        value_type,
-        unit,
-        direction,
-        layer,
-        created_at,
-        good_events,
-        total_events,
-    ) = row;
-    Ok(Metric {
-        id,
-        kind: MetricKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
-        value_type: ValueType::parse(&value_type)
-            .ok_or_else(|| corrupt("value_type", &value_type))?,
-        direction: Direction::parse(&direction).ok_or_else(|| corrupt("direction", &direction))?,
-        layer: Layer::parse(&layer).ok_or_else(|| corrupt("layer", &layer))?,
-        key,
-        name,
-        description,
-        unit,
-        parents,
-        created_at,
-        prometheus: PrometheusQueries {
-            good_events,
-            total_events,
-        },
-    })
+impl MetricRow {
+    fn into_metric(self, parents: Vec<String>) -> Metric {
+        Metric {
+            id: self.id,
+            key: self.key,
+            name: self.name,
+            description: self.description,
+            kind: self.kind,
+            value_type: self.value_type,
+            unit: self.unit,
+            direction: self.direction,
+            layer: self.layer,
+            parents,
+            created_at: self.created_at,
+            prometheus: PrometheusQueries {
+                good_events: self.prometheus_good_events,
+                total_events: self.prometheus_total_events,
+            },
+        }
+    }
 }
 
 /// Maps a unique-key violation to a 409 with `message`, anything else to an internal error.
@@ -185,43 +156,49 @@ fn parents_of(conn: &mut DbConnection, ids: &[i64]) -> AppResult<HashMap<i64, Ve
 
 /// The metric with this key, or 404.
 pub fn get(conn: &mut DbConnection, key: &str) -> AppResult<Metric> {
-    let row: MetricRow = metrics::table
+    let row = metrics::table
         .filter(metrics::key.eq(key))
+        .select(MetricRow::as_select())
         .first(conn)
         .optional()?
         .ok_or_else(|| AppError::not_found("metric", key))?;
-    let mut parents = parents_of(conn, &[row.0])?;
-    let p = parents.remove(&row.0).unwrap_or_default();
-    from_row(row, p)
+    let mut parents = parents_of(conn, &[row.id])?;
+    let p = parents.remove(&row.id).unwrap_or_default();
+    Ok(row.into_metric(p))
 }
 
 /// Metrics in creation order, one page (`limit + 1` rows) at a time.
 pub fn list(conn: &mut DbConnection, page: Page) -> AppResult<Vec<Metric>> {
-    let rows: Vec<MetricRow> = metrics::table
+    let rows = metrics::table
         .filter(metrics::id.gt(page.after_id))
         .order(metrics::id)
         .limit(page.limit + 1)
+        .select(MetricRow::as_select())
         .load(conn)?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut parents = parents_of(conn, &ids)?;
-    let items = rows
+    Ok(rows
         .into_iter()
         .map(|r| {
-            let p = parents.remove(&r.0).unwrap_or_default();
-            from_row(r, p)
+            let p = parents.remove(&r.id).unwrap_or_default();
+            r.into_metric(p)
         })
-        .collect::<AppResult<Vec<_>>>()?;
-    Ok(items)
+        .collect())
 }
 
 /// The metrics with these ids, by id.
 pub fn by_ids(conn: &mut DbConnection, ids: &[i64]) -> AppResult<HashMap<i64, Metric>> {
-    let rows: Vec<MetricRow> = metrics::table.filter(metrics::id.eq_any(ids)).load(conn)?;
+    let rows = metrics::table
+        .filter(metrics::id.eq_any(ids))
+        .select(MetricRow::as_select())
+        .load(conn)?;
     let mut parents = parents_of(conn, ids)?;
-    rows.into_iter()
+    Ok(rows
+        .into_iter()
         .map(|r| {
-            let p = parents.remove(&r.0).unwrap_or_default();
-            from_row(r, p).map(|m| (m.id, m))
+            let p = parents.remove(&r.id).unwrap_or_default();
+            let m = r.into_metric(p);
+            (m.id, m)
         })
-        .collect()
+        .collect())
 }

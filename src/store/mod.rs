@@ -115,6 +115,7 @@ impl ManageConnection for Manager {
 /// caller), so SQLite's per-connection mutex, taken on every column read in the default serialized
 /// mode, only costs time. When SQLite is already initialised (another pool opened first in this
 /// process), the call is refused and the mode stays serialized, which is merely slower.
+#[allow(unsafe_code)] // the one FFI call of the crate; see SAFETY below
 fn sqlite_multithread() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -210,10 +211,4 @@ pub fn now() -> chrono::NaiveDateTime {
     chrono::DurationRound::duration_trunc(t, chrono::TimeDelta::microseconds(1)).unwrap_or(t)
 }
 
-/// Keyset pagination: items after `after_id`, `limit` per page. List queries fetch `limit + 1`
-/// rows; the API trims the extra one and turns it into the next cursor (`api::pagination::page_of`).
-#[derive(Debug, Clone, Copy)]
-pub struct Page {
-    pub after_id: i64,
-    pub limit: i64,
-}
+pub use crate::domain::Page;

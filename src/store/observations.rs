@@ -6,21 +6,10 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::observations::dsl as o;
-use super::upsert::{OnConflict, WriteOutcome, MAX_BINDS_PER_STATEMENT};
+use super::upsert::{WriteOutcome, MAX_BINDS_PER_STATEMENT};
 use super::{with_backend, DbConnection};
-use crate::domain::experiment::Period;
+use crate::domain::upload::{ObservationRecord, OnConflict};
 use crate::error::{AppResult, Issue};
-
-/// A validated observation ready to store; `row` is its 1-based position in the upload.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ObservationRecord {
-    pub row: u64,
-    pub unit_id: String,
-    pub metric_id: i64,
-    pub period: Period,
-    pub value: f64,
-    pub observed_at: Option<NaiveDateTime>,
-}
 
 #[derive(Insertable)]
 #[diesel(table_name = super::schema::observations)]

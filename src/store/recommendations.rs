@@ -4,61 +4,79 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{recommendation_events as ev, recommendations as rec, slos};
-use super::{now, with_backend, DbConnection};
+use super::{now, with_backend, DbConnection, Page};
+use crate::domain::review::{Action, RecommendationStatus, SloStatus};
 use crate::error::{AppError, AppResult};
 
 /// A stored recommendation; `document` is the JSON body the `slo` module defines.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RecommendationRow {
+pub struct StoredRecommendation {
     pub id: i64,
     pub analysis_id: i64,
     pub sli_metric_id: i64,
     pub kpi_metric_id: i64,
-    pub status: String,
+    pub status: RecommendationStatus,
     pub created_at: NaiveDateTime,
     pub created_by: String,
     pub document: String,
     pub slo_id: Option<i64>,
 }
 
-type RecRow = (i64, i64, i64, i64, String, NaiveDateTime, String, String);
+/// A `recommendations` row.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = rec)]
+struct RecommendationRow {
+    id: i64,
+    analysis_id: i64,
+    sli_metric_id: i64,
+    kpi_metric_id: i64,
+    #[diesel(deserialize_as = String)]
+    status: RecommendationStatus,
+    created_at: NaiveDateTime,
+    created_by: String,
+    document: String,
+}
 
 /// A recorded transition.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventRow {
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = ev)]
+pub struct ReviewEvent {
     pub at: NaiveDateTime,
     pub actor: String,
-    pub action: String,
+    #[diesel(deserialize_as = String)]
+    pub action: Action,
     pub comment: Option<String>,
 }
 
 /// A published SLO with its recommendation.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SloRow {
+pub struct StoredSlo {
     pub id: i64,
-    pub status: String,
+    pub status: SloStatus,
     pub published_at: NaiveDateTime,
     pub superseded_at: Option<NaiveDateTime>,
     pub superseded_by: Option<i64>,
-    pub recommendation: RecommendationRow,
+    pub recommendation: StoredRecommendation,
 }
 
-type SloDbRow = (
-    i64,
-    i64,
-    i64,
-    i64,
-    String,
-    NaiveDateTime,
-    Option<NaiveDateTime>,
-    Option<i64>,
-);
+/// A `slos` row.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = slos)]
+struct SloRow {
+    id: i64,
+    recommendation_id: i64,
+    #[diesel(deserialize_as = String)]
+    status: SloStatus,
+    published_at: NaiveDateTime,
+    superseded_at: Option<NaiveDateTime>,
+    superseded_by: Option<i64>,
+}
 
 fn event(
     conn: &mut DbConnection,
     id: i64,
     actor: &str,
-    action: &str,
+    action: Action,
     comment: Option<&str>,
 ) -> AppResult<()> {
     diesel::insert_into(ev::table)
@@ -66,7 +84,7 @@ fn event(
             ev::recommendation_id.eq(id),
             ev::at.eq(now()),
             ev::actor.eq(actor),
-            ev::action.eq(action),
+            ev::action.eq(action.as_str()),
             ev::comment.eq(comment),
         ))
         .execute(conn)?;
@@ -81,17 +99,17 @@ fn slo_of(conn: &mut DbConnection, recommendation_id: i64) -> AppResult<Option<i
         .optional()?)
 }
 
-fn from_row(conn: &mut DbConnection, r: RecRow) -> AppResult<RecommendationRow> {
-    let slo_id = slo_of(conn, r.0)?;
-    Ok(RecommendationRow {
-        id: r.0,
-        analysis_id: r.1,
-        sli_metric_id: r.2,
-        kpi_metric_id: r.3,
-        status: r.4,
-        created_at: r.5,
-        created_by: r.6,
-        document: r.7,
+fn with_slo(conn: &mut DbConnection, r: RecommendationRow) -> AppResult<StoredRecommendation> {
+    let slo_id = slo_of(conn, r.id)?;
+    Ok(StoredRecommendation {
+        id: r.id,
+        analysis_id: r.analysis_id,
+        sli_metric_id: r.sli_metric_id,
+        kpi_metric_id: r.kpi_metric_id,
+        status: r.status,
+        created_at: r.created_at,
+        created_by: r.created_by,
+        document: r.document,
         slo_id,
     })
 }
@@ -104,13 +122,13 @@ pub fn insert(
     kpi_metric_id: i64,
     actor: &str,
     document: impl FnOnce(i64) -> AppResult<String>,
-) -> AppResult<RecommendationRow> {
+) -> AppResult<StoredRecommendation> {
     conn.transaction(|conn| {
         let values = (
             rec::analysis_id.eq(analysis_id),
             rec::sli_metric_id.eq(sli_metric_id),
             rec::kpi_metric_id.eq(kpi_metric_id),
-            rec::status.eq("proposed"),
+            rec::status.eq(RecommendationStatus::Proposed.as_str()),
             rec::created_at.eq(now()),
             rec::created_by.eq(actor),
             rec::document.eq(""),
@@ -123,34 +141,38 @@ pub fn insert(
         diesel::update(rec::table.find(id))
             .set(rec::document.eq(&doc))
             .execute(conn)?;
-        event(conn, id, actor, "proposed", None)?;
+        event(conn, id, actor, Action::Proposed, None)?;
         get(conn, id)
     })
 }
 
 /// The recommendation with this id, or 404.
-pub fn get(conn: &mut DbConnection, id: i64) -> AppResult<RecommendationRow> {
-    let r: RecRow = rec::table
+pub fn get(conn: &mut DbConnection, id: i64) -> AppResult<StoredRecommendation> {
+    let r = rec::table
         .find(id)
+        .select(RecommendationRow::as_select())
         .first(conn)
         .optional()?
         .ok_or_else(|| AppError::not_found("recommendation", id))?;
-    from_row(conn, r)
+    with_slo(conn, r)
 }
 
 /// Recommendations in creation order, optionally with one status.
 pub fn list(
     conn: &mut DbConnection,
-    status: Option<&str>,
-    after_id: i64,
-    limit: i64,
-) -> AppResult<Vec<RecommendationRow>> {
-    let mut q = rec::table.filter(rec::id.gt(after_id)).into_boxed();
+    status: Option<RecommendationStatus>,
+    page: Page,
+) -> AppResult<Vec<StoredRecommendation>> {
+    let mut q = rec::table.filter(rec::id.gt(page.after_id)).into_boxed();
     if let Some(s) = status {
-        q = q.filter(rec::status.eq(s));
+        q = q.filter(rec::status.eq(s.as_str()));
     }
-    let rows: Vec<RecRow> = q.order(rec::id).limit(limit).load(conn)?;
-    rows.into_iter().map(|r| from_row(conn, r)).collect()
+    let rows = q
+        .order(rec::id)
+        .limit(page.limit + 1)
+        .select(RecommendationRow::as_select())
+        .load(conn)?;
+    rows.into_iter().map(|r| with_slo(conn, r)).collect()
 }
 
 /// Approves or rejects a proposed recommendation. Approval publishes an SLO and marks the
@@ -161,38 +183,43 @@ pub fn decide(
     approve: bool,
     actor: &str,
     comment: Option<&str>,
-) -> AppResult<RecommendationRow> {
+) -> AppResult<StoredRecommendation> {
     conn.transaction(|conn| {
         let r = get(conn, id)?;
-        if r.status != "proposed" {
+        if r.status != RecommendationStatus::Proposed {
             return Err(AppError::Conflict(format!(
                 "recommendation {id} is already {}; only proposed ones can be decided",
                 r.status
             )));
         }
-        let status = if approve { "approved" } else { "rejected" };
-        let changed = diesel::update(rec::table.find(id).filter(rec::status.eq("proposed")))
-            .set(rec::status.eq(status))
+        let (status, action) = if approve {
+            (RecommendationStatus::Approved, Action::Approved)
+        } else {
+            (RecommendationStatus::Rejected, Action::Rejected)
+        };
+        let proposed = RecommendationStatus::Proposed.as_str();
+        let changed = diesel::update(rec::table.find(id).filter(rec::status.eq(proposed)))
+            .set(rec::status.eq(status.as_str()))
             .execute(conn)?;
         if changed != 1 {
             return Err(AppError::Conflict(format!(
                 "recommendation {id} was decided concurrently"
             )));
         }
-        event(conn, id, actor, status, comment)?;
+        event(conn, id, actor, action, comment)?;
         if approve {
             let at = now();
             let previous: Vec<(i64, i64)> = slos::table
                 .filter(slos::sli_metric_id.eq(r.sli_metric_id))
                 .filter(slos::kpi_metric_id.eq(r.kpi_metric_id))
-                .filter(slos::status.eq("active"))
+                .filter(slos::status.eq(SloStatus::Active.as_str()))
                 .select((slos::id, slos::recommendation_id))
                 .load(conn)?;
             let values = (
                 slos::recommendation_id.eq(id),
                 slos::sli_metric_id.eq(r.sli_metric_id),
                 slos::kpi_metric_id.eq(r.kpi_metric_id),
-                slos::status.eq("active"),
+                slos::status.eq(SloStatus::Active.as_str()),
                 slos::published_at.eq(at),
             );
             let slo_id: i64 = with_backend!(conn, |c| diesel::insert_into(slos::table)
@@ -203,13 +230,13 @@ pub fn decide(
                 conn,
                 id,
                 actor,
-                "published",
+                Action::Published,
                 Some(&format!("published as SLO {slo_id}")),
             )?;
             for (old, old_rec) in previous {
                 diesel::update(slos::table.find(old))
                     .set((
-                        slos::status.eq("superseded"),
+                        slos::status.eq(SloStatus::Superseded.as_str()),
                         slos::superseded_at.eq(at),
                         slos::superseded_by.eq(slo_id),
                     ))
@@ -218,7 +245,7 @@ pub fn decide(
                     conn,
                     old_rec,
                     actor,
-                    "superseded",
+                    Action::Superseded,
                     Some(&format!("SLO {old} superseded by SLO {slo_id}")),
                 )?;
             }
@@ -228,52 +255,45 @@ pub fn decide(
 }
 
 /// Every transition of a recommendation, oldest first.
-pub fn history(conn: &mut DbConnection, id: i64) -> AppResult<Vec<EventRow>> {
+pub fn history(conn: &mut DbConnection, id: i64) -> AppResult<Vec<ReviewEvent>> {
     get(conn, id)?;
-    let rows: Vec<(NaiveDateTime, String, String, Option<String>)> = ev::table
+    Ok(ev::table
         .filter(ev::recommendation_id.eq(id))
         .order(ev::id)
-        .select((ev::at, ev::actor, ev::action, ev::comment))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(at, actor, action, comment)| EventRow {
-            at,
-            actor,
-            action,
-            comment,
-        })
-        .collect())
+        .select(ReviewEvent::as_select())
+        .load(conn)?)
 }
 
-fn slo_from(conn: &mut DbConnection, s: SloDbRow) -> AppResult<SloRow> {
-    let recommendation = get(conn, s.1)?;
-    Ok(SloRow {
-        id: s.0,
-        status: s.4,
-        published_at: s.5,
-        superseded_at: s.6,
-        superseded_by: s.7,
+fn slo_from(conn: &mut DbConnection, s: SloRow) -> AppResult<StoredSlo> {
+    let recommendation = get(conn, s.recommendation_id)?;
+    Ok(StoredSlo {
+        id: s.id,
+        status: s.status,
+        published_at: s.published_at,
+        superseded_at: s.superseded_at,
+        superseded_by: s.superseded_by,
         recommendation,
     })
 }
 
 /// The published SLO with this id, or 404.
-pub fn get_slo(conn: &mut DbConnection, id: i64) -> AppResult<SloRow> {
-    let s: SloDbRow = slos::table
+pub fn get_slo(conn: &mut DbConnection, id: i64) -> AppResult<StoredSlo> {
+    let s = slos::table
         .find(id)
+        .select(SloRow::as_select())
         .first(conn)
         .optional()?
         .ok_or_else(|| AppError::not_found("SLO", id))?;
     slo_from(conn, s)
 }
 
-/// Published SLOs in publication order.
-pub fn list_slos(conn: &mut DbConnection, after_id: i64, limit: i64) -> AppResult<Vec<SloRow>> {
-    let rows: Vec<SloDbRow> = slos::table
-        .filter(slos::id.gt(after_id))
+/// Published SLOs in publication order, one page (`limit + 1` rows) at a time.
+pub fn list_slos(conn: &mut DbConnection, page: Page) -> AppResult<Vec<StoredSlo>> {
+    let rows = slos::table
+        .filter(slos::id.gt(page.after_id))
         .order(slos::id)
-        .limit(limit)
+        .limit(page.limit + 1)
+        .select(SloRow::as_select())
         .load(conn)?;
     rows.into_iter().map(|s| slo_from(conn, s)).collect()
 }

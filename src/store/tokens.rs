@@ -5,33 +5,37 @@ use diesel::prelude::*;
 
 use super::schema::api_tokens as t;
 use super::{now, with_backend, DbConnection};
+use crate::domain::access::{ApiToken, Role};
 use crate::error::{AppError, AppResult};
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct TokenRow {
-    pub id: i64,
-    pub name: String,
-    pub role: String,
-    pub created_at: NaiveDateTime,
-    pub revoked_at: Option<NaiveDateTime>,
+/// An `api_tokens` row without its hash.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = t)]
+struct TokenRow {
+    id: i64,
+    name: String,
+    #[diesel(deserialize_as = String)]
+    role: Role,
+    created_at: NaiveDateTime,
+    revoked_at: Option<NaiveDateTime>,
 }
 
-type Row = (i64, String, String, NaiveDateTime, Option<NaiveDateTime>);
-
-fn row(r: Row) -> TokenRow {
-    TokenRow {
-        id: r.0,
-        name: r.1,
-        role: r.2,
-        created_at: r.3,
-        revoked_at: r.4,
+impl From<TokenRow> for ApiToken {
+    fn from(r: TokenRow) -> ApiToken {
+        ApiToken {
+            id: r.id,
+            name: r.name,
+            role: r.role,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        }
     }
 }
 
-pub fn insert(conn: &mut DbConnection, name: &str, role: &str, hash: &str) -> AppResult<TokenRow> {
+pub fn insert(conn: &mut DbConnection, name: &str, role: Role, hash: &str) -> AppResult<ApiToken> {
     let values = (
         t::name.eq(name),
-        t::role.eq(role),
+        t::role.eq(role.as_str()),
         t::token_hash.eq(hash),
         t::created_at.eq(now()),
     );
@@ -42,25 +46,25 @@ pub fn insert(conn: &mut DbConnection, name: &str, role: &str, hash: &str) -> Ap
     get(conn, id)
 }
 
-pub fn get(conn: &mut DbConnection, id: i64) -> AppResult<TokenRow> {
-    let r: Row = t::table
+pub fn get(conn: &mut DbConnection, id: i64) -> AppResult<ApiToken> {
+    let r = t::table
         .find(id)
-        .select((t::id, t::name, t::role, t::created_at, t::revoked_at))
+        .select(TokenRow::as_select())
         .first(conn)
         .optional()?
         .ok_or_else(|| AppError::not_found("token", id))?;
-    Ok(row(r))
+    Ok(r.into())
 }
 
 /// The live (not revoked) token with this hash.
-pub fn find_active(conn: &mut DbConnection, hash: &str) -> AppResult<Option<TokenRow>> {
-    let r: Option<Row> = t::table
+pub fn find_active(conn: &mut DbConnection, hash: &str) -> AppResult<Option<ApiToken>> {
+    let r = t::table
         .filter(t::token_hash.eq(hash))
         .filter(t::revoked_at.is_null())
-        .select((t::id, t::name, t::role, t::created_at, t::revoked_at))
+        .select(TokenRow::as_select())
         .first(conn)
         .optional()?;
-    Ok(r.map(row))
+    Ok(r.map(ApiToken::from))
 }
 
 /// Whether any token with this hash exists (revoked or not).
@@ -78,7 +82,7 @@ fn hash_exists(conn: &mut DbConnection, hash: &str) -> AppResult<bool> {
 pub fn rotate_named(
     conn: &mut DbConnection,
     name: &str,
-    role: &str,
+    role: Role,
     hash: &str,
 ) -> AppResult<usize> {
     conn.transaction(|conn| {
@@ -100,24 +104,25 @@ pub fn rotate_named(
 /// Number of live admin tokens.
 pub fn active_admins(conn: &mut DbConnection) -> AppResult<i64> {
     Ok(t::table
-        .filter(t::role.eq("admin"))
+        .filter(t::role.eq(Role::Admin.as_str()))
         .filter(t::revoked_at.is_null())
         .count()
         .get_result(conn)?)
 }
 
-pub fn list(conn: &mut DbConnection, after_id: i64, limit: i64) -> AppResult<Vec<TokenRow>> {
-    let rows: Vec<Row> = t::table
-        .filter(t::id.gt(after_id))
+/// Tokens in creation order, one page (`limit + 1` rows) at a time.
+pub fn list(conn: &mut DbConnection, page: super::Page) -> AppResult<Vec<ApiToken>> {
+    let rows = t::table
+        .filter(t::id.gt(page.after_id))
         .order(t::id)
-        .limit(limit)
-        .select((t::id, t::name, t::role, t::created_at, t::revoked_at))
+        .limit(page.limit + 1)
+        .select(TokenRow::as_select())
         .load(conn)?;
-    Ok(rows.into_iter().map(row).collect())
+    Ok(rows.into_iter().map(ApiToken::from).collect())
 }
 
 /// Revokes a token (idempotent); 404 if it does not exist.
-pub fn revoke(conn: &mut DbConnection, id: i64) -> AppResult<TokenRow> {
+pub fn revoke(conn: &mut DbConnection, id: i64) -> AppResult<ApiToken> {
     get(conn, id)?;
     diesel::update(t::table.find(id).filter(t::revoked_at.is_null()))
         .set(t::revoked_at.eq(now()))

@@ -2,23 +2,13 @@
 //! when a batch inserts fewer rows than it holds, the stored rows for its keys are read back and
 //! each row is classed as a duplicate (same value) or a conflict (different value).
 
-use crate::error::Issue;
+use super::DbConnection;
+use crate::domain::upload::MAX_LISTED_ISSUES;
+use crate::error::{AppError, AppResult, Issue};
 
 /// Rows of one bulk write per statement. Each backend caps bind parameters per statement
 /// (SQLite 32,766, PostgreSQL 65,535); callers divide this by the columns they bind.
 pub const MAX_BINDS_PER_STATEMENT: usize = 30_000;
-
-/// At most this many offending rows are listed in an error.
-pub const MAX_LISTED_ISSUES: usize = 100;
-
-/// What to do with a row whose key is stored with a different value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnConflict {
-    /// Report it; the whole request is rejected.
-    Reject,
-    /// Overwrite the stored value.
-    Replace,
-}
 
 /// Counts of one bulk write.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -45,4 +35,32 @@ impl WriteOutcome {
         self.inserted += inserted as u64;
         self.duplicates += (len - inserted - differing) as u64;
     }
+}
+
+/// Runs the bulk write of an upload of `received` rows of `what` in one transaction: rows that
+/// conflict with stored data roll everything back and become a 422 listing them; a write that
+/// changes data bumps the experiment's data version in the same transaction.
+pub fn commit_upload(
+    conn: &mut DbConnection,
+    experiment_id: i64,
+    received: u64,
+    what: &str,
+    write: impl FnOnce(&mut DbConnection) -> AppResult<WriteOutcome>,
+) -> AppResult<WriteOutcome> {
+    diesel::Connection::transaction(conn, |conn| {
+        let outcome = write(conn)?;
+        if outcome.conflict_count > 0 {
+            return Err(AppError::invalid(
+                format!(
+                    "{} of {received} {what} rows conflict with stored data; nothing was stored",
+                    outcome.conflict_count
+                ),
+                outcome.conflicts,
+            ));
+        }
+        if outcome.inserted > 0 || outcome.replaced > 0 {
+            super::experiments::bump_data_version(conn, experiment_id)?;
+        }
+        Ok(outcome)
+    })
 }

@@ -70,7 +70,7 @@ async fn spawn(
         .unwrap()
         .expect("open test database");
     let db2 = db.clone();
-    web::block(move || sloproof::api::auth::bootstrap(&db2, Some(ADMIN_TOKEN)))
+    web::block(move || sloproof::access::service::bootstrap(&db2, Some(ADMIN_TOKEN)))
         .await
         .unwrap()
         .expect("bootstrap admin token");

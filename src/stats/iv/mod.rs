@@ -6,6 +6,9 @@ use super::linalg::{sandwich, wald_quadratic, weighted_cross, Qr, Square};
 use super::ols::{coefficient_table, Coefficient};
 use super::{check_finite, StatsError, StatsResult};
 
+mod arms;
+pub use arms::two_sls_arms;
+
 /// Covariance estimator of a 2SLS fit (linearmodels' `IV2SLS.fit(cov_type=…)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IvCov {
@@ -33,7 +36,7 @@ pub struct FirstStage {
 
 /// The first stage needs variation left after the exogenous regressors (RSSᵣ > 0) and not all of
 /// it explained by the instruments (RSSᵤ > 0).
-fn check_first_stage_rss(rss_r: f64, rss_u: f64) -> StatsResult<()> {
+pub(crate) fn check_first_stage_rss(rss_r: f64, rss_u: f64) -> StatsResult<()> {
     if rss_r <= 0.0 {
         return Err(StatsError::ZeroVariance(
             "the endogenous regressor is fully explained by the exogenous ones",
@@ -294,177 +297,4 @@ pub fn wald_ratio(y1: f64, y0: f64, x1: f64, x0: f64) -> StatsResult<f64> {
         ));
     }
     Ok((y1 - y0) / dx)
-}
-
-/// Per-arm sufficient statistics: size, means and within-arm centred sums of squares and
-/// cross-products (two passes, so no cancellation).
-#[derive(Debug, Clone, Copy, Default)]
-struct ArmMoments {
-    n: f64,
-    x: f64,
-    y: f64,
-    sxx: f64,
-    syy: f64,
-    sxy: f64,
-}
-
-/// [`two_sls`] for the design sloproof uses — a constant as the only exogenous regressor and the
-/// indicators of every arm but `base` as instruments — computed from per-arm moments in O(n)
-/// instead of three QR factorisations. Every output equals `two_sls`'s (tests compare them to
-/// 1e-9 relative):
-///
-/// * first stage: x̂ᵢ = x̄ₐ₍ᵢ₎, RSSᵤ = Σₐ Sxxₐ, RSSᵣ = RSSᵤ + S_b with S_b = Σₐ nₐ(x̄ₐ − x̄)²;
-///   the robust Wald test uses the HC0 variances of the arm means vₐ = Sxxₐ/nₐ² (× n/(n − k_z)),
-///   so Var(x̄ₐ − x̄_base) = vₐ + v_base and Cov = v_base;
-/// * slope β₁ = Σₐ nₐ(x̄ₐ − x̄)(ȳₐ − ȳ)/S_b, β₀ = ȳ − β₁x̄; with dₐ = ȳₐ − β₀ − β₁x̄ₐ the
-///   residual sum of squares of arm a is Eₐ = Syyₐ − 2β₁Sxyₐ + β₁²Sxxₐ + nₐdₐ²;
-/// * (X̂ᵀX̂)⁻¹ = [[1/n + x̄²/S_b, −x̄/S_b], [−x̄/S_b, 1/S_b]], meat Σₐ Eₐ[1, x̄ₐ]ᵀ[1, x̄ₐ];
-/// * Sargan: n·(1 − uᵀu/eᵀe) = n·Σₐ nₐdₐ²/eᵀe, as uᵀu = Σₐ (Eₐ − nₐdₐ²).
-pub fn two_sls_arms(
-    y: &[f64],
-    endog: &[f64],
-    endog_name: &str,
-    arms: &[u32],
-    n_arms: usize,
-    base: usize,
-    debiased: bool,
-) -> StatsResult<TwoSls> {
-    check_finite("2sls outcome", y)?;
-    check_finite("2sls endogenous regressor", endog)?;
-    let n = y.len();
-    if endog.len() != n || arms.len() != n {
-        return Err(StatsError::LengthMismatch(
-            "outcome, endogenous regressor and arms differ in length".into(),
-        ));
-    }
-    if n_arms < 2 || base >= n_arms {
-        return Err(StatsError::NoFirstStage("no excluded instruments".into()));
-    }
-    if arms.iter().any(|&a| a as usize >= n_arms) {
-        return Err(StatsError::InvalidParameter(
-            "arm index out of range".into(),
-        ));
-    }
-    let kz = n_arms;
-    let k = 2;
-    if n <= kz {
-        return Err(StatsError::TooFew {
-            what: "a regression (more rows than columns)",
-            need: kz + 1,
-            got: n,
-        });
-    }
-    let mut m = vec![ArmMoments::default(); n_arms];
-    for i in 0..n {
-        let g = &mut m[arms[i] as usize];
-        g.n += 1.0;
-        g.x += endog[i];
-        g.y += y[i];
-    }
-    if let Some(a) = m.iter().position(|g| g.n == 0.0) {
-        return Err(StatsError::Singular(format!("arm {a} has no units")));
-    }
-    for g in &mut m {
-        g.x /= g.n;
-        g.y /= g.n;
-    }
-    for i in 0..n {
-        let g = &mut m[arms[i] as usize];
-        let (dx, dy) = (endog[i] - g.x, y[i] - g.y);
-        g.sxx += dx * dx;
-        g.syy += dy * dy;
-        g.sxy += dx * dy;
-    }
-    let nf = n as f64;
-    let xbar = m.iter().map(|g| g.n * g.x).sum::<f64>() / nf;
-    let ybar = m.iter().map(|g| g.n * g.y).sum::<f64>() / nf;
-    let rss_u: f64 = m.iter().map(|g| g.sxx).sum();
-    let sb: f64 = m.iter().map(|g| g.n * (g.x - xbar) * (g.x - xbar)).sum();
-    let rss_r = rss_u + sb;
-
-    // First stage.
-    check_first_stage_rss(rss_r, rss_u)?;
-    let q = kz - 1;
-    let df_u = (n - kz) as f64;
-    let f_stat = (sb / q as f64) / (rss_u / df_u);
-    let fs_scale = if debiased { nf / df_u } else { 1.0 };
-    let v: Vec<f64> = m.iter().map(|g| g.sxx / (g.n * g.n) * fs_scale).collect();
-    let others: Vec<usize> = (0..n_arms).filter(|a| *a != base).collect();
-    let b: Vec<f64> = others.iter().map(|&a| m[a].x - m[base].x).collect();
-    let cov: Square = others
-        .iter()
-        .map(|&a| {
-            others
-                .iter()
-                .map(|&c| v[base] + if a == c { v[a] } else { 0.0 })
-                .collect()
-        })
-        .collect();
-    let robust_f_stat = wald_quadratic(&b, &cov)? / q as f64;
-    let first_stage = FirstStage::new(q, f_stat, robust_f_stat, df_u, 1.0 - rss_u / rss_r)?;
-
-    // Second stage. The QR route declares the design rank-deficient when the fitted exposure is
-    // constant relative to its scale; mirror that with the same relative tolerance.
-    let xhat_norm2: f64 = m.iter().map(|g| g.n * g.x * g.x).sum();
-    if sb <= 0.0 || sb.sqrt() <= super::linalg::RANK_TOLERANCE * xhat_norm2.sqrt() {
-        return Err(StatsError::NoFirstStage(
-            "the instruments do not move the endogenous regressor".into(),
-        ));
-    }
-    let beta1 = m
-        .iter()
-        .map(|g| g.n * (g.x - xbar) * (g.y - ybar))
-        .sum::<f64>()
-        / sb;
-    let beta0 = ybar - beta1 * xbar;
-    let d: Vec<f64> = m.iter().map(|g| g.y - beta0 - beta1 * g.x).collect();
-    let within: Vec<f64> = m
-        .iter()
-        .map(|g| (g.syy - 2.0 * beta1 * g.sxy + beta1 * beta1 * g.sxx).max(0.0))
-        .collect();
-    let e: Vec<f64> = m
-        .iter()
-        .zip(&within)
-        .zip(&d)
-        .map(|((g, w), d)| w + g.n * d * d)
-        .collect();
-    let ee: f64 = e.iter().sum();
-    let scale = if debiased { nf / (n - k) as f64 } else { 1.0 };
-    let bread: Square = vec![
-        vec![1.0 / nf + xbar * xbar / sb, -xbar / sb],
-        vec![-xbar / sb, 1.0 / sb],
-    ];
-    let s2 = ee / nf * scale;
-    let unadjusted = bread
-        .iter()
-        .map(|r| r.iter().map(|v| v * s2).collect())
-        .collect();
-    let mut meat = vec![vec![0.0; 2]; 2];
-    for (g, e) in m.iter().zip(&e) {
-        let row = [1.0, g.x];
-        for r in 0..2 {
-            for c in 0..2 {
-                meat[r][c] += e * scale * row[r] * row[c];
-            }
-        }
-    }
-    let robust = sandwich(&bread, &meat);
-    let sargan = if q > 1 {
-        // eᵀe − uᵀu = Σₐ nₐdₐ² exactly: no cancellation when the arms lie close to one line.
-        let explained: f64 = m.iter().zip(&d).map(|(g, d)| g.n * d * d).sum();
-        Some(Sargan::new(nf * explained / ee, q - 1)?)
-    } else {
-        None
-    };
-    Ok(TwoSls {
-        names: vec!["const".to_owned(), endog_name.to_owned()],
-        coefficients: vec![beta0, beta1],
-        n,
-        k,
-        debiased,
-        first_stage,
-        sargan,
-        unadjusted,
-        robust,
-    })
 }

@@ -1,0 +1,60 @@
+//! The seam between access control and the store: bootstrap, create, list and revoke tokens,
+//! and find the live token a caller presents.
+
+use super::{generate, hash, BOOTSTRAP_TOKEN_NAME};
+use crate::domain::access::{ApiToken, Role};
+use crate::domain::Page;
+use crate::error::{AppError, AppResult};
+use crate::store::{tokens, Db};
+
+/// Ensures an admin can log in: `SLOPROOF_ADMIN_TOKEN` (if given) is registered, and a different
+/// earlier value of it is revoked (changing the variable rotates the token; a token revoked
+/// through the API stays revoked). Without it, and without any live admin token, one is created
+/// and its value returned so the caller prints it once.
+pub fn bootstrap(db: &Db, admin_token: Option<&str>) -> AppResult<Option<String>> {
+    let mut conn = db.conn()?;
+    if let Some(token) = admin_token {
+        if token.len() < 16 {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "SLOPROOF_ADMIN_TOKEN must be at least 16 characters"
+            )));
+        }
+        let revoked =
+            tokens::rotate_named(&mut conn, BOOTSTRAP_TOKEN_NAME, Role::Admin, &hash(token))?;
+        if revoked > 0 {
+            tracing::warn!(
+                revoked,
+                "SLOPROOF_ADMIN_TOKEN changed: the earlier bootstrap admin token is revoked"
+            );
+        }
+        return Ok(None);
+    }
+    if tokens::active_admins(&mut conn)? > 0 {
+        return Ok(None);
+    }
+    let token = generate();
+    tokens::insert(&mut conn, "initial-admin", Role::Admin, &hash(&token))?;
+    Ok(Some(token))
+}
+
+/// The live token whose secret is `secret`, if any.
+pub fn find_live(db: &Db, secret: &str) -> AppResult<Option<ApiToken>> {
+    tokens::find_active(&mut *db.conn()?, &hash(secret))
+}
+
+/// Creates a token; returns it with its secret, which is not stored.
+pub fn create(db: &Db, name: &str, role: Role) -> AppResult<(ApiToken, String)> {
+    let secret = generate();
+    let token = tokens::insert(&mut *db.conn()?, name, role, &hash(&secret))?;
+    Ok((token, secret))
+}
+
+/// Tokens in creation order, revoked ones included, one page (`limit + 1` items) at a time.
+pub fn list(db: &Db, page: Page) -> AppResult<Vec<ApiToken>> {
+    tokens::list(&mut *db.conn()?, page)
+}
+
+/// Revokes a token (idempotent); 404 if it does not exist.
+pub fn revoke(db: &Db, id: i64) -> AppResult<ApiToken> {
+    tokens::revoke(&mut *db.conn()?, id)
+}

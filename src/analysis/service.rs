@@ -1,0 +1,114 @@
+//! The seam between analyses and the store: reads an experiment's data into unit columns,
+//! computes the analysis, stores it, and reads stored analyses back.
+
+use super::data::{self, Layout, Part, PartBuilder, UnitData};
+use super::{compute, resolve, AnalysisRequest};
+use crate::domain::experiment::Experiment;
+use crate::error::{AppError, AppResult};
+pub use crate::store::analyses::StoredAnalysis;
+use crate::store::analyses::{self, for_each_assignment, for_each_observation, unit_split};
+use crate::store::experiments::{self, data_version};
+use crate::store::{snapshot, Db};
+
+/// Reads of a changing experiment before giving up.
+const READ_ATTEMPTS: u32 = 3;
+
+/// Units at which the read is split into two parallel range reads.
+const PARALLEL_LOAD_UNITS: usize = 100_000;
+
+/// Reads the assignments and then the observations of units in [`from`, `to`) in one snapshot.
+fn read_range(
+    db: &Db,
+    experiment_id: i64,
+    layout: &Layout,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> AppResult<Part> {
+    snapshot(&mut *db.conn()?, |conn| {
+        let mut part = PartBuilder::new(layout, data_version(conn, experiment_id)?);
+        for_each_assignment(conn, experiment_id, from, to, |unit, variant| {
+            part.assignment(unit, variant)
+        })?;
+        part.assignments_done();
+        for_each_observation(conn, experiment_id, from, to, |unit, metric, pre, value| {
+            part.observation(unit, metric, pre, value)
+        })?;
+        Ok(part.finish())
+    })
+}
+
+/// Reads the experiment's data. Large experiments are read as two unit-id ranges on two
+/// connections at once; each range reader reads its assignments, then its observations.
+pub fn load(db: &Db, e: &Experiment) -> AppResult<UnitData> {
+    load_split(db, e, PARALLEL_LOAD_UNITS)
+}
+
+/// [`load`], split in two ranges from `split_from` assigned units on. Every choice gives the
+/// same data (tests compare them on small experiments).
+pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitData> {
+    let layout = Layout::of(e);
+    let read = |from: Option<&str>, to: Option<&str>| read_range(db, e.id, &layout, from, to);
+    // The two ranges are two snapshots: an upload committed between them would mix two states
+    // of the data, which their data versions reveal; then the read is repeated.
+    for attempt in 1..=READ_ATTEMPTS {
+        let (count, middle) = unit_split(&mut *db.conn()?, e.id)?;
+        let parts = match middle {
+            Some(key) if count as usize >= split_from.max(2) => {
+                let (a, b) = rayon::join(|| read(None, Some(&key)), || read(Some(&key), None));
+                vec![a?, b?]
+            }
+            _ => vec![read(None, None)?],
+        };
+        if data::consistent(&parts) {
+            return Ok(data::assemble(e, parts));
+        }
+        tracing::info!(experiment = %e.key, attempt, "data changed during the read; reading again");
+    }
+    Err(AppError::Conflict(format!(
+        "the data of experiment '{}' kept changing while it was read ({READ_ATTEMPTS} \
+         attempts); retry when the uploads are done",
+        e.key
+    )))
+}
+
+/// Analyses experiment `key` with the requested parameters and stores the result; returns the
+/// stored JSON document.
+pub fn run(db: &Db, key: &str, request: &AnalysisRequest) -> AppResult<StoredAnalysis> {
+    let e = experiments::get(&mut *db.conn()?, key)?;
+    let started = std::time::Instant::now();
+    let d = load(db, &e)?;
+    let loaded_ms = started.elapsed().as_millis() as u64;
+    let has_pre = d.metrics.iter().any(|m| m.units_pre() > 0);
+    let p = resolve(request, has_pre)?;
+    // Compute before opening the write transaction; id and time are filled in afterwards.
+    let mut analysis = compute(&d, &p, 0, &e.key, chrono::Utc::now())?;
+    let computed_ms = started.elapsed().as_millis() as u64 - loaded_ms;
+    let parameters = serde_json::to_string(&p).map_err(|e| AppError::Internal(e.into()))?;
+    let stored = analyses::insert(
+        &mut *db.conn()?,
+        e.id,
+        p.bootstrap.seed,
+        &d.fingerprint,
+        &parameters,
+        |id, created_at| {
+            analysis.id = id;
+            analysis.created_at = created_at.and_utc();
+            serde_json::to_string(&analysis).map_err(|e| AppError::Internal(e.into()))
+        },
+    )?;
+    tracing::info!(experiment = %e.key, units = d.len(), loaded_ms, computed_ms, id = stored.id, "analysis stored");
+    Ok(stored)
+}
+
+/// The stored analysis with this id, or 404.
+pub fn get(db: &Db, id: i64) -> AppResult<StoredAnalysis> {
+    analyses::get(&mut *db.conn()?, id)
+}
+
+/// Analyses of experiment `key`, newest first; `before` is the id of the last item of the
+/// previous page; `limit` rows at most.
+pub fn list(db: &Db, key: &str, before: Option<i64>, limit: i64) -> AppResult<Vec<StoredAnalysis>> {
+    let mut conn = db.conn()?;
+    let e = experiments::get(&mut conn, key)?;
+    analyses::list(&mut conn, e.id, before, limit)
+}

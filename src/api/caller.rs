@@ -1,0 +1,162 @@
+//! Who calls: bearer-token authentication, the [`Caller`] extractor, and what each operation
+//! requires.
+//!
+//! Every protected resource is wrapped in [`authenticate`]: without a live token the request
+//! ends in a 401 before any handler runs. Each handler names the caller and its operation,
+//! `caller.require(&CREATE_METRIC)?`, and the OpenAPI document lists the same operation's roles
+//! (see [`PROTECTED`]), so the two cannot disagree. An analyst cannot approve, not even their
+//! own recommendation. `/healthz`, `/readyz`, `/docs` and the OpenAPI document are public.
+
+use std::future::{ready, Ready};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+
+use super::AppState;
+use crate::access::service as access;
+use crate::domain::access::Role;
+use crate::error::{AppError, AppResult};
+
+/// Which roles an operation admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Every role reads.
+    Read,
+    /// Analysts and admins create metrics, experiments, uploads, analyses, recommendations.
+    Write,
+    /// Reviewers and admins decide on recommendations.
+    Review,
+    /// Admins manage tokens.
+    Admin,
+}
+
+impl Access {
+    pub fn roles(self) -> &'static [Role] {
+        match self {
+            Access::Read => &[Role::Viewer, Role::Analyst, Role::Reviewer, Role::Admin],
+            Access::Write => &[Role::Analyst, Role::Admin],
+            Access::Review => &[Role::Reviewer, Role::Admin],
+            Access::Admin => &[Role::Admin],
+        }
+    }
+}
+
+/// A protected operation: its OpenAPI `operationId` and who may call it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operation {
+    pub id: &'static str,
+    pub access: Access,
+}
+
+impl Operation {
+    pub const fn new(id: &'static str, access: Access) -> Operation {
+        Operation { id, access }
+    }
+}
+
+/// Every protected operation, declared beside its handler; the OpenAPI document takes each
+/// operation's roles from here.
+pub const PROTECTED: &[Operation] = &[
+    super::metrics::CREATE_METRIC,
+    super::metrics::LIST_METRICS,
+    super::metrics::GET_METRIC,
+    super::experiments::CREATE_EXPERIMENT,
+    super::experiments::LIST_EXPERIMENTS,
+    super::experiments::GET_EXPERIMENT,
+    super::ingest::INGEST_ASSIGNMENTS,
+    super::ingest::INGEST_OBSERVATIONS,
+    super::analyses::CREATE_ANALYSIS,
+    super::analyses::LIST_ANALYSES,
+    super::analyses::GET_ANALYSIS,
+    super::recommendations::CREATE_RECOMMENDATION,
+    super::recommendations::LIST_RECOMMENDATIONS,
+    super::recommendations::GET_RECOMMENDATION,
+    super::recommendations::DECIDE_RECOMMENDATION,
+    super::recommendations::GET_RECOMMENDATION_HISTORY,
+    super::slos::LIST_SLOS,
+    super::slos::GET_SLO,
+    super::slos::GET_SLO_OPENSLO,
+    super::slos::GET_SLO_PROMETHEUS_RULES,
+    super::tokens::CREATE_TOKEN,
+    super::tokens::LIST_TOKENS,
+    super::tokens::REVOKE_TOKEN,
+];
+
+/// The protected operation with this OpenAPI `operationId`.
+pub fn operation(id: &str) -> Option<Operation> {
+    PROTECTED.iter().copied().find(|o| o.id == id)
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub token_id: i64,
+    /// The token's name: the actor recorded for what the caller does.
+    pub name: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Ok when the caller's role may perform `op`; otherwise a 403 naming the role and the roles
+    /// that may.
+    pub fn require(&self, op: &Operation) -> AppResult<()> {
+        let roles = op.access.roles();
+        if roles.contains(&self.role) {
+            return Ok(());
+        }
+        let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        Err(AppError::Forbidden(format!(
+            "role '{}' may not call {}; allowed: {}",
+            self.role,
+            op.id,
+            names.join(", ")
+        )))
+    }
+}
+
+/// The caller [`authenticate`] found; a handler outside a protected resource has none (401).
+impl FromRequest for Caller {
+    type Error = AppError;
+    type Future = Ready<Result<Caller, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(req.extensions().get::<Caller>().cloned().ok_or_else(|| {
+            AppError::Unauthorized("an `Authorization: Bearer <token>` header is required".into())
+        }))
+    }
+}
+
+fn bearer(req: &ServiceRequest) -> Option<String> {
+    let v = req.headers().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// Middleware on every protected resource: a 401 without a live token, before the body is read;
+/// otherwise the caller is recorded for the [`Caller`] extractor.
+pub async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let secret = bearer(&req).ok_or_else(|| {
+        AppError::Unauthorized("an `Authorization: Bearer <token>` header is required".into())
+    })?;
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("application state missing")))?;
+    let found = state
+        .run(move |db| access::find_live(db, &secret))
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("the token is unknown or revoked".into()))?;
+    req.extensions_mut().insert(Caller {
+        token_id: found.id,
+        name: found.name,
+        role: found.role,
+    });
+    next.call(req).await
+}

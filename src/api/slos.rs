@@ -1,0 +1,91 @@
+//! `/api/v1/slos…`: published SLOs and their exports.
+
+use actix_web::{web, HttpResponse};
+
+use super::caller::{Access, Caller, Operation};
+use super::pagination::{page_of, ListQuery};
+use super::AppState;
+use crate::error::AppError;
+use crate::slo::model::{Slo, SloList};
+use crate::slo::{openslo, prometheus, service};
+
+pub const LIST_SLOS: Operation = Operation::new("list_slos", Access::Read);
+pub const GET_SLO: Operation = Operation::new("get_slo", Access::Read);
+pub const GET_SLO_OPENSLO: Operation = Operation::new("get_slo_openslo", Access::Read);
+pub const GET_SLO_PROMETHEUS_RULES: Operation =
+    Operation::new("get_slo_prometheus_rules", Access::Read);
+
+/// Lists published SLOs (active and superseded) in publication order.
+#[utoipa::path(
+    get, path = "/api/v1/slos", operation_id = "list_slos", tag = "slos",
+    params(ListQuery),
+    responses((status = 200, description = "A page of SLOs", body = SloList))
+)]
+pub async fn list_slos(
+    state: web::Data<AppState>,
+    caller: Caller,
+    q: web::Query<ListQuery>,
+) -> Result<web::Json<SloList>, AppError> {
+    caller.require(&LIST_SLOS)?;
+    let page = q.page()?;
+    let rows = state.run(move |db| service::slos(db, page)).await?;
+    let (items, next_cursor) = page_of(rows, page.limit, |r| r.id, Ok)?;
+    Ok(web::Json(SloList { items, next_cursor }))
+}
+
+/// Fetches a published SLO.
+#[utoipa::path(
+    get, path = "/api/v1/slos/{id}", operation_id = "get_slo", tag = "slos",
+    params(("id" = i64, Path, description = "SLO id")),
+    responses((status = 200, description = "The SLO", body = Slo))
+)]
+pub async fn get_slo(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<web::Json<Slo>, AppError> {
+    caller.require(&GET_SLO)?;
+    let id = id.into_inner();
+    Ok(web::Json(state.run(move |db| service::slo(db, id)).await?))
+}
+
+fn yaml(text: Result<String, serde_yaml_ng::Error>) -> Result<HttpResponse, AppError> {
+    let text = text.map_err(|e| AppError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/yaml")
+        .body(text))
+}
+
+/// The SLO as an OpenSLO v1 document (YAML), with the evidence in `sloproof.dev/` annotations.
+#[utoipa::path(
+    get, path = "/api/v1/slos/{id}/openslo", operation_id = "get_slo_openslo", tag = "slos",
+    params(("id" = i64, Path, description = "SLO id")),
+    responses((status = 200, description = "OpenSLO v1 YAML", body = String, content_type = "application/yaml"))
+)]
+pub async fn get_slo_openslo(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&GET_SLO_OPENSLO)?;
+    let id = id.into_inner();
+    let (slo, sli) = state.run(move |db| service::slo_with_sli(db, id)).await?;
+    yaml(openslo::openslo_yaml(&slo, &sli))
+}
+
+/// Prometheus recording and multi-window multi-burn-rate alerting rules for the SLO (YAML).
+#[utoipa::path(
+    get, path = "/api/v1/slos/{id}/prometheus-rules", operation_id = "get_slo_prometheus_rules", tag = "slos",
+    params(("id" = i64, Path, description = "SLO id")),
+    responses((status = 200, description = "Prometheus rule groups (YAML)", body = String, content_type = "application/yaml"))
+)]
+pub async fn get_slo_prometheus_rules(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&GET_SLO_PROMETHEUS_RULES)?;
+    let id = id.into_inner();
+    let (slo, sli) = state.run(move |db| service::slo_with_sli(db, id)).await?;
+    yaml(prometheus::rules_yaml(&slo, &sli))
+}

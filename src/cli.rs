@@ -1,0 +1,41 @@
+//! The command line: subcommands and their arguments.
+
+use clap::{Parser, Subcommand};
+
+/// sloproof: evidence-based SLOs from A/B experiments.
+#[derive(Debug, Parser)]
+#[command(name = "sloproof", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: crate::config::Settings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the HTTP server (the default).
+    Serve,
+    /// Print the OpenAPI document as JSON.
+    Openapi,
+    /// Generate a simulated latency-injection experiment and load it through the API.
+    Simulate {
+        /// Base URL of a running sloproof.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+        /// An analyst or admin API token.
+        #[arg(long, env = "SLOPROOF_TOKEN", hide_env_values = true)]
+        token: String,
+        #[command(flatten)]
+        config: crate::simulate::SimConfig,
+    },
+    /// Time the statistics core on a simulated experiment and print JSON (a benchmark).
+    BenchStats {
+        #[arg(long, default_value_t = 1_000_000)]
+        units: usize,
+        #[arg(long, default_value_t = 2000)]
+        resamples: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}

@@ -528,3 +528,138 @@ async fn split_and_single_reads_load_the_same_data() {
         );
     }
 }
+
+/// Every number under `v` by its JSON path.
+fn numbers(v: &Value, path: &str, out: &mut Vec<(String, f64)>) {
+    match v {
+        Value::Number(n) => out.push((path.to_owned(), n.as_f64().unwrap())),
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                numbers(x, &format!("{path}[{i}]"), out);
+            }
+        }
+        Value::Object(o) => {
+            for (k, x) in o {
+                numbers(x, &format!("{path}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Same data, parameters and seed give the same numbers on any toolchain: one analysis's
+/// fingerprint and seeded numbers (bootstrap intervals, p95 shifts, slopes, thresholds) are
+/// pinned in tests/fixtures/analysis_pinned.json. Seeds and fingerprints come from a documented,
+/// version-stable hash (analysis::hash), so an upgrade of Rust or of a crate changes nothing
+/// here. Regenerate deliberately with `UPDATE_FIXTURES=1 cargo test --test analysis pinned`.
+#[actix_web::test]
+async fn pinned_analysis_numbers_are_reproduced() {
+    let sim = generate(&SimConfig {
+        key: "pinned".into(),
+        units: 6_000,
+        effect_per_100ms: -0.2,
+        seed: 2026,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/analysis_pinned.json");
+    for app in apps().await {
+        let b = app.backend;
+        app.load_simulated(&sim).await;
+        let r = analyse(
+            &app,
+            "pinned",
+            json!({"bootstrap": {"resamples": 300, "seed": 99}}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        let mut got = Vec::new();
+        for section in [
+            "first_stage",
+            "kpi_effects",
+            "causal_effects",
+            "threshold",
+            "power",
+        ] {
+            numbers(&r.body[section], section, &mut got);
+        }
+        let pinned = json!({
+            "fingerprint": r.body["fingerprint"],
+            "numbers": got.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+        });
+        if std::env::var_os("UPDATE_FIXTURES").is_some() {
+            std::fs::write(&path, serde_json::to_string_pretty(&pinned).unwrap()).unwrap();
+        }
+        let want: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(r.body["fingerprint"], want["fingerprint"], "{b}");
+        let want = want["numbers"].as_array().unwrap();
+        assert_eq!(
+            want.len(),
+            got.len(),
+            "{b}: the pinned sections changed shape"
+        );
+        for (w, (k, v)) in want.iter().zip(&got) {
+            assert_eq!(w[0].as_str().unwrap(), k, "{b}");
+            let w = w[1].as_f64().unwrap();
+            // Same operations in the same order: equal up to the last bits printed in JSON.
+            assert!(
+                (w - v).abs() <= 1e-12 * w.abs().max(1e-300),
+                "{b}: {k} = {v}, pinned {w}"
+            );
+        }
+    }
+}
+
+/// Timeouts in one arm: 10% of the +200 ms arm's units have no latency value. Assignments are
+/// split as planned, the analysed population is not: the verdict names differential
+/// missingness instead of validating a slope fitted on a selected population.
+#[actix_web::test]
+async fn arm_dependent_missing_sli_values_block_validation() {
+    let mut sim = generate(&config("missing")).unwrap();
+    let assignments = String::from_utf8(sim.assignments_ndjson.clone()).unwrap();
+    let last_arm: std::collections::HashSet<String> = assignments
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|a| a["variant"] == "plus-200ms")
+        .map(|a| a["unit_id"].as_str().unwrap().to_owned())
+        .collect();
+    let observations = String::from_utf8(sim.observations_ndjson.clone()).unwrap();
+    let mut kept = String::new();
+    let mut dropped = 0;
+    for line in observations.lines() {
+        let o: Value = serde_json::from_str(line).unwrap();
+        let unit = o["unit_id"].as_str().unwrap();
+        let timed_out = o["metric"] == "checkout-latency"
+            && o.get("period").is_none()
+            && last_arm.contains(unit)
+            && unit.ends_with('0');
+        if timed_out {
+            dropped += 1;
+        } else {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    assert!(dropped > 1000, "{dropped}");
+    sim.observations_ndjson = kept.into_bytes();
+    for app in apps().await {
+        let b = app.backend;
+        app.load_simulated(&sim).await;
+        let r = analyse(
+            &app,
+            "missing",
+            json!({"bootstrap": {"resamples": 200, "seed": 1}}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        assert_eq!(r.body["sample_ratio"]["passed"], true, "{b}");
+        assert_eq!(r.body["sample_ratio"]["analysed_passed"], false, "{b}");
+        let v = verdict(&r.body, "checkout-conversion");
+        assert_eq!(v["validated"], false, "{b}: {v}");
+        assert!(
+            codes(v).contains(&"differential_missingness".to_owned()),
+            "{b}: {v}"
+        );
+    }
+}

@@ -224,6 +224,15 @@ async fn every_operation_checks_the_token_and_role() {
                 } else {
                     let p = assert_problem(&r, 403, &format!("{what} as {role}"));
                     assert!(p["detail"].as_str().unwrap().contains(role), "{p}");
+                    // The role is refused before the body is read: a body that breaks the
+                    // schema is still a 403, not a 400/422 that would reveal the schema.
+                    if o.method == "POST" {
+                        let bad = json!("not the request body");
+                        let r = app
+                            .call(o.method, &path, Some(&tokens[role]), Some(&bad))
+                            .await;
+                        assert_problem(&r, 403, &format!("{what} as {role}, bad body"));
+                    }
                 }
             }
         }

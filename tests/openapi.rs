@@ -178,3 +178,19 @@ fn schema_names_are_unique() {
         );
     }
 }
+
+/// The declaration each handler enforces names the method and route the document has for it.
+#[test]
+fn protected_operations_match_the_document() {
+    let doc: serde_json::Value =
+        serde_json::from_str(&sloproof::api::openapi::document_json()).unwrap();
+    for op in sloproof::api::caller::PROTECTED {
+        let found = &doc["paths"][op.path][op.method.to_ascii_lowercase()];
+        assert_eq!(
+            found["operationId"], op.id,
+            "{} {} is not {} in the document",
+            op.method, op.path, op.id
+        );
+        assert!(found.get("security").is_some(), "{} has no security", op.id);
+    }
+}

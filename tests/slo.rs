@@ -181,6 +181,249 @@ async fn a_validated_effect_becomes_a_priced_slo_that_reviewers_publish() {
         check_openslo(&app, slo2).await;
         check_prometheus(&app, slo2, 0.995).await;
         check_openslo(&app, slo_id).await;
+
+        // A request-based SLO: its rules budget the share of bad requests.
+        let r4 = app
+            .post_json(
+                &format!("/api/v1/analyses/{id}/recommendations"),
+                &json!({"max_relative_kpi_loss": 0.02, "evaluation": "requests", "target": 0.99}),
+            )
+            .await;
+        assert_eq!(r4.status, 201, "{b}: {}", r4.text);
+        let statement = r4.body["slo"]["statement"].as_str().unwrap();
+        assert!(statement.contains("for 99% of requests"), "{statement}");
+        let dec4 = app
+            .post_json(
+                &format!("/api/v1/recommendations/{}/decision", r4.body["id"]),
+                &json!({"decision": "approve"}),
+            )
+            .await;
+        let slo4 = dec4.body["slo_id"].as_i64().unwrap();
+        let openslo = app.get(&format!("/api/v1/slos/{slo4}/openslo")).await;
+        let doc: Value = serde_yaml_ng::from_str(&openslo.text).unwrap();
+        assert_eq!(doc["spec"]["budgetingMethod"], "Occurrences");
+        check_prometheus(&app, slo4, 0.99).await;
+    }
+}
+
+/// The simulated experiment with its metrics renamed: `checkout-latency` → `search_latency_ms`
+/// (underscores and digits, as catalogs have), `checkout-conversion` → `conv_2026`. The SLI
+/// declares its histogram buckets when `buckets` is given.
+fn renamed(key: &str, buckets: Option<Vec<f64>>) -> sloproof::simulate::Simulated {
+    let sim = generate(&SimConfig {
+        key: key.into(),
+        units: 40_000,
+        effect_per_100ms: -0.2,
+        seed: 21,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let rename = |t: &str| {
+        t.replace("checkout-latency", "search_latency_ms")
+            .replace("checkout-conversion", "conv_2026")
+    };
+    let json = |v: &Value| -> Value { serde_json::from_str(&rename(&v.to_string())).unwrap() };
+    let mut metrics: Vec<Value> = sim.metrics.iter().map(json).collect();
+    if let Some(b) = buckets {
+        for m in &mut metrics {
+            if m["key"] == "search_latency_ms" {
+                m["prometheus"] = json!({"buckets": b});
+            }
+        }
+    }
+    sloproof::simulate::Simulated {
+        metrics,
+        experiment: json(&sim.experiment),
+        assignments_ndjson: sim.assignments_ndjson,
+        observations_ndjson: rename(&String::from_utf8(sim.observations_ndjson).unwrap())
+            .into_bytes(),
+        true_conversion_slope: sim.true_conversion_slope,
+    }
+}
+
+/// Keys with underscores export as valid OpenSLO; a threshold snaps to a declared histogram
+/// bucket bound towards the strict side, and the statement and rules show the snapped value.
+#[actix_web::test]
+async fn thresholds_snap_to_declared_buckets_and_underscored_keys_export() {
+    for app in apps().await {
+        let b = app.backend;
+        let buckets: Vec<f64> = (1..=40).map(|i| f64::from(i) * 25.0).collect();
+        app.load_simulated(&renamed("snap", Some(buckets.clone())))
+            .await;
+        let r = app
+            .post_json(
+                "/api/v1/experiments/snap/analyses",
+                &json!({"bootstrap": {"resamples": 200, "seed": 1}}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        let id = r.body["id"].as_i64().unwrap();
+        let rec = app
+            .post_json(
+                &format!("/api/v1/analyses/{id}/recommendations"),
+                &json!({"kpi": "conv_2026", "max_relative_kpi_loss": 0.02}),
+            )
+            .await;
+        assert_eq!(rec.status, 201, "{b}: {}", rec.text);
+        let t = f(&rec.body["slo"]["threshold"]);
+        let conservative = f(&rec.body["threshold_range"]["conservative"]);
+        assert!(buckets.contains(&t), "{b}: {t} is not a bucket bound");
+        assert!(
+            t <= conservative && t > conservative - 25.0,
+            "{b}: {t} vs {conservative}"
+        );
+        let statement = rec.body["slo"]["statement"].as_str().unwrap();
+        assert!(statement.contains(&format!("< {t} ms")), "{statement}");
+        let notes = rec.body["derivation"]["notes"].to_string();
+        assert!(notes.contains("bucket bound"), "{notes}");
+        let dec = app
+            .post_json(
+                &format!("/api/v1/recommendations/{}/decision", rec.body["id"]),
+                &json!({"decision": "approve"}),
+            )
+            .await;
+        let slo = dec.body["slo_id"].as_i64().unwrap();
+        check_openslo(&app, slo).await;
+        let rules = app
+            .get(&format!("/api/v1/slos/{slo}/prometheus-rules"))
+            .await
+            .text;
+        let le = format!(
+            "search_latency_seconds_bucket{{le=\"{}\"}}",
+            format_num(t / 1000.0)
+        );
+        assert!(rules.contains(&le), "{b}: {le} not in\n{rules}");
+    }
+}
+
+/// A higher-is-better SLI (a quality score) is governed by its low tail: "p5 > T", with T below
+/// the control arm's p5. The simulated latency data stand in for the score, and its KPI is
+/// declared lower-is-better, so the harmful direction is the same as in the data.
+#[actix_web::test]
+async fn a_higher_is_better_sli_is_governed_by_its_low_tail() {
+    for app in apps().await {
+        let b = app.backend;
+        let mut sim = renamed("quality", None);
+        for m in &mut sim.metrics {
+            if m["key"] == "search_latency_ms" {
+                m["direction"] = json!("higher_is_better");
+                m["unit"] = json!("points");
+            }
+            if m["key"] == "conv_2026" {
+                m["direction"] = json!("lower_is_better");
+            }
+        }
+        app.load_simulated(&sim).await;
+        let r = app
+            .post_json(
+                "/api/v1/experiments/quality/analyses",
+                &json!({"bootstrap": {"resamples": 200, "seed": 1}}),
+            )
+            .await;
+        let id = r.body["id"].as_i64().unwrap();
+        let p5 = f(&r.body["variants"][0]["sli"]["p5"]);
+        assert!(p5 < f(&r.body["variants"][0]["sli"]["p50"]), "{b}");
+        let rec = app
+            .post_json(
+                &format!("/api/v1/analyses/{id}/recommendations"),
+                // The arms raised the score (the stand-in data), so its harmful side was not
+                // tested: the derivation is an extrapolation, accepted here.
+                &json!({"kpi": "conv_2026", "max_relative_kpi_loss": 0.02, "allow_extrapolation": true}),
+            )
+            .await;
+        assert_eq!(rec.status, 201, "{b}: {}", rec.text);
+        assert_eq!(rec.body["derivation"]["extrapolated"], true);
+        let slo = &rec.body["slo"];
+        assert_eq!(slo["comparison"], "gt", "{slo}");
+        assert_eq!(slo["percentile"], 5, "{slo}");
+        assert_eq!(f(&rec.body["derivation"]["baseline_sli"]), p5);
+        assert!(f(&slo["threshold"]) < p5, "{slo}");
+        let statement = slo["statement"].as_str().unwrap();
+        assert!(statement.contains(" p5 > "), "{statement}");
+    }
+}
+
+/// Without a bucket bound on the strict side, no threshold can be exported: 422 naming the field.
+#[actix_web::test]
+async fn a_threshold_below_every_declared_bucket_is_refused() {
+    for app in apps().await {
+        app.load_simulated(&renamed("coarse", Some(vec![5000.0, 10000.0])))
+            .await;
+        let r = app
+            .post_json(
+                "/api/v1/experiments/coarse/analyses",
+                &json!({"bootstrap": {"resamples": 200, "seed": 1}}),
+            )
+            .await;
+        let id = r.body["id"].as_i64().unwrap();
+        let rec = app
+            .post_json(
+                &format!("/api/v1/analyses/{id}/recommendations"),
+                &json!({"kpi": "conv_2026", "max_relative_kpi_loss": 0.02}),
+            )
+            .await;
+        let p = assert_problem(&rec, 422, app.backend);
+        assert_eq!(p["errors"][0]["field"], "prometheus.buckets", "{p}");
+    }
+}
+
+/// A loss reached only beyond the doses tested is an extrapolation: refused unless accepted, and
+/// then marked. An analysis at alpha 0.1 is loose evidence: approval needs an acknowledgement.
+#[actix_web::test]
+async fn extrapolations_and_loose_evidence_need_consent() {
+    for app in apps().await {
+        let b = app.backend;
+        let id = analysed(&app, "far", vec![0.0, 100.0, 200.0]).await;
+        let url = format!("/api/v1/analyses/{id}/recommendations");
+        // −0.2 per 100 ms: a 60% loss needs ~300 ms, beyond the 200 ms tested.
+        let far = json!({"max_relative_kpi_loss": 0.6});
+        let p = assert_problem(&app.post_json(&url, &far).await, 422, b);
+        assert_eq!(p["errors"][0]["field"], "allow_extrapolation", "{p}");
+        let accepted = json!({"max_relative_kpi_loss": 0.6, "allow_extrapolation": true});
+        let r = app.post_json(&url, &accepted).await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        let d = &r.body["derivation"];
+        assert_eq!(d["extrapolated"], true, "{d}");
+        assert!(f(&d["degradation"]) > f(&d["max_tested_shift"]), "{d}");
+        let near = app
+            .post_json(&url, &json!({"max_relative_kpi_loss": 0.01}))
+            .await;
+        assert_eq!(near.body["derivation"]["extrapolated"], false);
+        assert_eq!(near.body["derivation"]["loose_evidence"], false);
+
+        let loose = app
+            .post_json(
+                "/api/v1/experiments/far/analyses",
+                &json!({"alpha": 0.1, "bootstrap": {"resamples": 200, "seed": 1}}),
+            )
+            .await;
+        let lid = loose.body["id"].as_i64().unwrap();
+        let rec = app
+            .post_json(
+                &format!("/api/v1/analyses/{lid}/recommendations"),
+                &json!({"max_relative_kpi_loss": 0.01}),
+            )
+            .await;
+        assert_eq!(
+            rec.body["derivation"]["loose_evidence"], true,
+            "{}",
+            rec.text
+        );
+        let decide = format!("/api/v1/recommendations/{}/decision", rec.body["id"]);
+        let p = assert_problem(
+            &app.post_json(&decide, &json!({"decision": "approve"}))
+                .await,
+            422,
+            b,
+        );
+        assert_eq!(p["errors"][0]["field"], "acknowledge_loose_evidence", "{p}");
+        let ok = app
+            .post_json(
+                &decide,
+                &json!({"decision": "approve", "acknowledge_loose_evidence": true}),
+            )
+            .await;
+        assert_eq!(ok.status, 200, "{b}: {}", ok.text);
     }
 }
 
@@ -241,6 +484,13 @@ async fn check_openslo(app: &TestApp, slo: i64) {
         "{annotations:?}"
     );
     assert!(annotations.contains_key("sloproof.dev/analysis-id"));
+    // A ratio metric carries its threshold in the good-events query, not as op/value.
+    let objective = &doc["spec"]["objectives"][0];
+    assert!(
+        objective.get("op").is_none() && objective.get("value").is_none(),
+        "{objective}"
+    );
+    assert_eq!(objective["timeSliceTarget"], 0.95);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/openslo/v1");
     if !dir.exists() {
         eprintln!(
@@ -328,11 +578,12 @@ async fn check_prometheus(app: &TestApp, slo: i64, target: f64) {
     let name = slo_doc["name"].as_str().unwrap().to_owned();
     let le = format_num(slo_doc["slo"]["threshold"].as_f64().unwrap() / 1000.0);
     let statement = slo_doc["slo"]["statement"].as_str().unwrap().to_owned();
-    std::fs::write(
-        dir.path().join("test.yaml"),
-        promtool_test(&name, &le, &statement),
-    )
-    .unwrap();
+    let test = if slo_doc["slo"]["evaluation"] == "windows" {
+        promtool_test_windows(&name, &le, &statement)
+    } else {
+        promtool_test_requests(&name, &le, &statement)
+    };
+    std::fs::write(dir.path().join("test.yaml"), test).unwrap();
     if let Ok(d) = std::env::var("SLOPROOF_KEEP_PROMTOOL_FILES") {
         std::fs::create_dir_all(&d).unwrap();
         for f in ["rules.yaml", "test.yaml"] {
@@ -366,44 +617,77 @@ fn which_promtool() -> Option<String> {
         .map(|p| p.to_string())
 }
 
-/// Synthetic series for the default histogram of `checkout-latency`: a fast burn (half of all
-/// requests slow) must page; a healthy series (0.1% slow, under the 0.5% budget) must not.
-fn promtool_test(name: &str, le: &str, statement: &str) -> String {
+/// A promtool test case: the default histogram of `checkout-latency` with `slow` of every
+/// 1,000 requests per minute over the threshold bucket `le`, for three hours.
+fn series(le: &str, slow: u32) -> String {
     format!(
-        r#"rule_files:
-  - rules.yaml
-evaluation_interval: 1m
-tests:
-  - interval: 1m
-    input_series:
-      - series: 'checkout_latency_seconds_bucket{{le="{le}"}}'
-        values: '0+50x180'
+        r#"      - series: 'checkout_latency_seconds_bucket{{le="{le}"}}'
+        values: '0+{}x180'
       - series: 'checkout_latency_seconds_count'
-        values: '0+100x180'
-    alert_rule_test:
-      - eval_time: 90m
-        alertname: SloproofErrorBudgetBurnPage
-        exp_alerts:
-          - exp_labels:
+        values: '0+1000x180'
+"#,
+        1000 - slow
+    )
+}
+
+/// The page alert as promtool expects it.
+fn page(name: &str, statement: &str) -> String {
+    format!(
+        r#"          - exp_labels:
               severity: page
               sloproof_severity: page
               sloproof_slo: {name}
             exp_annotations:
               summary: "{statement} is burning its error budget too fast"
               title: "(severity page) {name} error budget burn rate is too high"
-  - interval: 1m
-    input_series:
-      - series: 'checkout_latency_seconds_bucket{{le="{le}"}}'
-        values: '0+999x180'
-      - series: 'checkout_latency_seconds_count'
-        values: '0+1000x180'
-    alert_rule_test:
+"#
+    )
+}
+
+/// A case where no alert fires and the budget is (nearly) intact: its remaining share over the
+/// period is above `floor`.
+fn silent(name: &str, floor: f64, period: &str) -> String {
+    format!(
+        r#"    alert_rule_test:
       - eval_time: 90m
         alertname: SloproofErrorBudgetBurnPage
         exp_alerts: []
       - eval_time: 90m
         alertname: SloproofErrorBudgetBurnTicket
         exp_alerts: []
+    promql_expr_test:
+      - eval_time: 90m
+        expr: 'slo:period_error_budget_remaining:ratio{{sloproof_slo="{name}"}} > bool {floor}'
+        exp_samples:
+          - labels: '{{sloproof_slo="{name}", sloproof_window="{period}"}}'
+            value: 1
 "#
+    )
+}
+
+/// Window-based SLO "p95 < T in 99.5% of 5-minute windows": half the requests slow breaks every
+/// window and pages; 4.5% slow keeps every window's p95 under T, so nothing fires and the whole
+/// budget remains (a request-ratio rule would page here: 4.5% is 9× the 0.5% budget).
+fn promtool_test_windows(name: &str, le: &str, statement: &str) -> String {
+    format!(
+        "rule_files:\n  - rules.yaml\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n{}    alert_rule_test:\n      - eval_time: 90m\n        alertname: SloproofErrorBudgetBurnPage\n        exp_alerts:\n{}  - interval: 1m\n    input_series:\n{}{}  - interval: 1m\n    input_series:\n{}{}",
+        series(le, 500),
+        page(name, statement),
+        series(le, 45),
+        silent(name, 0.999, "28d"),
+        series(le, 1),
+        silent(name, 0.999, "28d"),
+    )
+}
+
+/// Request-based SLO "T for 99% of requests": half the requests slow pages; 0.1% slow stays
+/// silent and spends a tenth of the budget (90% remains).
+fn promtool_test_requests(name: &str, le: &str, statement: &str) -> String {
+    format!(
+        "rule_files:\n  - rules.yaml\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n{}    alert_rule_test:\n      - eval_time: 90m\n        alertname: SloproofErrorBudgetBurnPage\n        exp_alerts:\n{}  - interval: 1m\n    input_series:\n{}{}",
+        series(le, 500),
+        page(name, statement),
+        series(le, 1),
+        silent(name, 0.85, "28d"),
     )
 }

@@ -4,7 +4,6 @@
 
 // A failed unwrap is the test failing; reference tables make long test functions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
-
 // Published values are quoted digit for digit, even past f64 precision.
 #![allow(clippy::excessive_precision)]
 

@@ -6,9 +6,8 @@
 //! consumer filters them before computing anything.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 
-use rustc_hash::{FxHashSet, FxHasher};
+use rustc_hash::FxHashSet;
 
 use super::report::{MetricRole, MissingOutcomes};
 use crate::domain::experiment::Experiment;
@@ -48,11 +47,16 @@ impl MetricColumn {
         let v = self.post[i];
         if !v.is_nan() {
             Some(v)
-        } else if rule == MissingOutcomes::Zero {
+        } else if self.missing_rule(rule) == MissingOutcomes::Zero {
             Some(0.0)
         } else {
             None
         }
+    }
+
+    /// The missing-outcome rule for this metric: `Zero` or `Exclude`.
+    pub fn missing_rule(&self, rule: MissingOutcomes) -> MissingOutcomes {
+        rule.for_value_type(self.metric.value_type)
     }
 
     pub fn is_binary(&self) -> bool {
@@ -102,25 +106,32 @@ impl UnitData {
     }
 }
 
-/// SplitMix64's finaliser: a strong mix of 64 bits.
-fn mix(mut v: u64) -> u64 {
-    v = (v ^ (v >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    v = (v ^ (v >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    v ^ (v >> 31)
+use super::hash::{mix, StableHash};
+
+/// The stable hash of a unit id.
+fn unit_hash(unit: &str) -> u64 {
+    StableHash::default().text(unit).finish()
 }
 
-/// FxHash (fast, weakly mixed) finished with [`mix`].
-fn hash_of(value: impl Hash) -> u64 {
-    let mut h = FxHasher::default();
-    value.hash(&mut h);
-    mix(h.finish())
+/// The stable hash of an assignment row.
+fn assignment_hash(unit: &str, arm_key: &str) -> u64 {
+    StableHash::default()
+        .text("a")
+        .text(unit)
+        .text(arm_key)
+        .finish()
+}
+
+/// The stable hash of a metric key and period.
+fn metric_period_hash(key: &str, pre: bool) -> u64 {
+    StableHash::default().text(key).int(u64::from(pre)).finish()
 }
 
 /// Order-independent fingerprint: wrapping sum and xor of a hash of every row, with counts, so
-/// it does not depend on the order (or the parallel split) in which rows are read. An assignment
-/// row hashes as `hash_of(("a", unit, arm key))`; an observation row as
-/// `mix(mix(hash_of(unit) ^ hash_of((metric key, period))) ^ value bits)`, so a unit's hash is
-/// computed once for its consecutive rows.
+/// it does not depend on the order (or the parallel split) in which rows are read. Hashes are
+/// [`StableHash`]es: an assignment row hashes as `("a", unit, arm key)`; an observation row as
+/// `mix(mix(hash(unit) ^ hash(metric key, period)) ^ value bits)`, so a unit's hash is computed
+/// once for its consecutive rows. Version 3 (`v3-`): stable hashes (v2 used FxHash).
 #[derive(Default, Clone, Copy)]
 struct Fingerprint {
     sum: u64,
@@ -148,7 +159,7 @@ impl Fingerprint {
     }
 
     fn render(&self) -> String {
-        format!("v2-{:016x}{:016x}-{}", self.sum, self.xor, self.rows)
+        format!("v3-{:016x}{:016x}-{}", self.sum, self.xor, self.rows)
     }
 }
 
@@ -197,7 +208,14 @@ impl<'a> Layout<'a> {
                 .enumerate()
                 .map(|(s, m)| {
                     let key = m.key.as_str();
-                    (m.id, s, [hash_of((key, false)), hash_of((key, true))])
+                    (
+                        m.id,
+                        s,
+                        [
+                            metric_period_hash(key, false),
+                            metric_period_hash(key, true),
+                        ],
+                    )
                 })
                 .collect(),
             other_keys: e.metrics().map(|m| (m.id, m.key.as_str())).collect(),
@@ -241,7 +259,7 @@ impl<'l, 'a> PartBuilder<'l, 'a> {
         let arm = layout.arm_of_variant.get(&variant).copied().unwrap_or(0);
         self.part
             .fp
-            .add(hash_of(("a", unit, layout.arm_keys[arm as usize])));
+            .add(assignment_hash(unit, layout.arm_keys[arm as usize]));
         self.part.units.push((unit.to_owned(), arm));
     }
 
@@ -252,7 +270,7 @@ impl<'l, 'a> PartBuilder<'l, 'a> {
             units.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         }
         self.part.planes = vec![vec![f64::NAN; units.len()]; 2 * self.layout.slots.len()];
-        self.cursor_hash = units.first().map(|u| hash_of(&u.0));
+        self.cursor_hash = units.first().map(|u| unit_hash(&u.0));
     }
 
     /// The value of metric `metric_id` for unit `unit` in the pre (`pre`) or post period.
@@ -262,16 +280,16 @@ impl<'l, 'a> PartBuilder<'l, 'a> {
         let slot = layout.slots.iter().find(|s| s.0 == metric_id);
         let metric_period = match slot {
             Some(s) => s.2[usize::from(pre)],
-            None => hash_of((
+            None => metric_period_hash(
                 layout.other_keys.get(&metric_id).copied().unwrap_or(""),
                 pre,
-            )),
+            ),
         };
         let units = &part.units;
         let (found, unit_hash) = match self.cursor_hash {
             Some(h) if units[self.cursor].0 == unit => (Some(self.cursor), h),
             _ => {
-                let h = hash_of(unit);
+                let h = unit_hash(unit);
                 let found = if units.get(self.cursor + 1).is_some_and(|u| u.0 == unit) {
                     Some(self.cursor + 1)
                 } else {

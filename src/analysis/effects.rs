@@ -71,7 +71,9 @@ pub fn data_quality(d: &UnitData, p: &Parameters) -> DataQuality {
     }
     for m in &d.metrics {
         let missing = d.len() as u64 - m.units_post();
-        if missing > 0 && p.missing_outcomes == super::report::MissingOutcomes::Exclude {
+        if missing > 0
+            && m.missing_rule(p.missing_outcomes) == super::report::MissingOutcomes::Exclude
+        {
             excluded.push(Exclusion {
                 reason: format!("no_kpi_value:{}", m.metric.key),
                 units: missing,
@@ -112,9 +114,18 @@ pub fn data_quality(d: &UnitData, p: &Parameters) -> DataQuality {
     }
 }
 
+/// The sample-ratio check of the assignments and of the analysed population (units with an SLI
+/// value), both against the planned weights.
 pub fn srm(d: &UnitData) -> AppResult<SampleRatio> {
     let weights: Vec<f64> = d.arms.iter().map(|a| a.weight).collect();
     let r = sample_ratio(&d.arm_counts(), &weights).map_err(stats_err("sample-ratio check"))?;
+    let mut analysed = vec![0u64; d.arms.len()];
+    for (a, x) in d.arm.iter().zip(&d.sli) {
+        if !x.is_nan() {
+            analysed[*a as usize] += 1;
+        }
+    }
+    let analysed_p = sample_ratio(&analysed, &weights).ok().map(|t| t.p_value);
     Ok(SampleRatio {
         variants: d.arms.iter().map(|a| a.key.clone()).collect(),
         observed: r.observed,
@@ -123,6 +134,9 @@ pub fn srm(d: &UnitData) -> AppResult<SampleRatio> {
         p_value: r.p_value,
         passed: r.p_value >= SRM_ALPHA,
         alarm_p_value: SRM_ALPHA,
+        analysed,
+        analysed_p_value: analysed_p,
+        analysed_passed: analysed_p.is_none_or(|p| p >= SRM_ALPHA),
     })
 }
 
@@ -134,6 +148,8 @@ fn sli_summary(sorted: &[f64]) -> Option<SliSummary> {
     Some(SliSummary {
         units: sorted.len() as u64,
         mean: Moments::of(sorted).mean,
+        p1: Some(q(0.01)),
+        p5: Some(q(0.05)),
         p50: q(0.5),
         p95: q(0.95),
         p99: q(0.99),

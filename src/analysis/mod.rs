@@ -4,12 +4,11 @@
 pub mod causal;
 pub mod data;
 pub mod effects;
+pub mod hash;
 pub mod report;
 pub mod resample;
 pub mod service;
 pub mod verdict;
-
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 use rayon::prelude::*;
 
@@ -53,12 +52,14 @@ pub struct AnalysisRequest {
     pub cuped: Option<bool>,
     /// Multiple-testing correction (default `holm`).
     pub correction: Option<Correction>,
-    /// Missing KPI values (default `zero`); SLIs are never imputed.
+    /// Missing KPI values (default `by_value_type`: 0 for binary and count KPIs, excluded for
+    /// continuous ones); SLIs are never imputed.
     pub missing_outcomes: Option<MissingOutcomes>,
 }
 
 /// Fills defaults and checks ranges: alpha 0.05 in (0, 0.5]; confidence 0.95 in [0.5, 1);
-/// 2,000 BCa resamples (100–100,000); a random seed when none is given; Holm; KPIs missing → 0;
+/// 2,000 BCa resamples (100–100,000); a random seed when none is given; Holm; missing KPI values
+/// by value type;
 /// CUPED when any KPI has pre-period data.
 pub fn resolve(r: &AnalysisRequest, has_pre: bool) -> AppResult<Parameters> {
     let b = r.bootstrap.clone().unwrap_or_default();
@@ -98,15 +99,18 @@ pub fn resolve(r: &AnalysisRequest, has_pre: bool) -> AppResult<Parameters> {
         },
         cuped: r.cuped.unwrap_or(has_pre),
         correction: r.correction.unwrap_or(Correction::Holm),
-        missing_outcomes: r.missing_outcomes.unwrap_or(MissingOutcomes::Zero),
+        missing_outcomes: r.missing_outcomes.unwrap_or(MissingOutcomes::ByValueType),
     })
 }
 
-/// A seed for one named random stream of an analysis, derived from the analysis seed.
+/// A seed for one named random stream of an analysis, derived from the analysis seed with the
+/// version-stable [`hash::StableHash`] of (seed, tag, index).
 pub fn seed_for(p: &Parameters, tag: &str, index: usize) -> u64 {
-    let mut h = DefaultHasher::new();
-    (p.bootstrap.seed, tag, index).hash(&mut h);
-    h.finish()
+    hash::StableHash::default()
+        .int(p.bootstrap.seed)
+        .text(tag)
+        .int(index as u64)
+        .finish()
 }
 
 /// Maps a statistics failure to a 422 that says what could not be computed and why.
@@ -169,7 +173,7 @@ fn check_sufficient(d: &UnitData, p: &Parameters) -> AppResult<()> {
                 "observations",
                 format!("{role} '{}' has no observations", m.metric.key),
             ));
-        } else if p.missing_outcomes == MissingOutcomes::Exclude {
+        } else if m.missing_rule(p.missing_outcomes) == MissingOutcomes::Exclude {
             for (a, arm) in d.arms.iter().enumerate() {
                 let n = (0..d.len())
                     .filter(|i| d.arm[*i] as usize == a && !m.post[*i].is_nan())

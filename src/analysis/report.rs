@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use crate::domain::experiment::MetricRole;
 use crate::domain::text_enum;
 
 text_enum! {
@@ -34,8 +35,22 @@ text_enum! {
 
 text_enum! {
     /// What a KPI value is for a unit with no observation: 0 (a unit that did not convert
-    /// converted 0 times), or excluded from that KPI's analyses. SLIs are never imputed.
-    MissingOutcomes { Zero => "zero", Exclude => "exclude" }
+    /// converted 0 times), excluded from that KPI's analyses, or `by_value_type` (the default):
+    /// 0 for binary and count metrics, excluded for continuous ones (a task time that was never
+    /// measured is not 0). SLIs are never imputed.
+    MissingOutcomes { Zero => "zero", Exclude => "exclude", ByValueType => "by_value_type" }
+}
+
+impl MissingOutcomes {
+    /// The rule applied to a metric of value type `vt`: `Zero` or `Exclude`.
+    pub fn for_value_type(self, vt: crate::domain::metric::ValueType) -> MissingOutcomes {
+        use crate::domain::metric::ValueType;
+        match (self, vt) {
+            (MissingOutcomes::ByValueType, ValueType::Continuous) => MissingOutcomes::Exclude,
+            (MissingOutcomes::ByValueType, _) => MissingOutcomes::Zero,
+            (rule, _) => rule,
+        }
+    }
 }
 
 text_enum! {
@@ -47,6 +62,7 @@ text_enum! {
         Underpowered => "underpowered",
         DirectionMismatch => "direction_mismatch",
         EstimationFailed => "estimation_failed",
+        DifferentialMissingness => "differential_missingness",
     }
 }
 
@@ -54,11 +70,6 @@ text_enum! {
     /// Whether a threshold comes from per-unit correlation (observational) or from randomized
     /// variation within baseline strata (causal).
     Evidence { Observational => "observational", Causal => "causal" }
-}
-
-text_enum! {
-    /// A metric's role in the experiment.
-    MetricRole { Sli => "sli", Kpi => "kpi", Guardrail => "guardrail" }
 }
 
 /// A point estimate with its uncertainty.
@@ -158,6 +169,20 @@ pub struct SampleRatio {
     /// False when p < `alarm_p_value`: the split is not as planned and validation is blocked.
     pub passed: bool,
     pub alarm_p_value: f64,
+    /// Units with an SLI value per variant: the population the slopes are fitted on.
+    #[serde(default)]
+    pub analysed: Vec<u64>,
+    /// χ² test of `analysed` against the planned weights; when it fails while the assignment
+    /// split passes, whether a unit has an SLI value depends on its arm (timeouts,
+    /// abandonment): differential missingness, which biases the slopes.
+    #[serde(default)]
+    pub analysed_p_value: Option<f64>,
+    #[serde(default = "passed_by_default")]
+    pub analysed_passed: bool,
+}
+
+fn passed_by_default() -> bool {
+    true
 }
 
 /// SLI distribution of a variant, in the SLI's unit.
@@ -165,6 +190,11 @@ pub struct SampleRatio {
 pub struct SliSummary {
     pub units: u64,
     pub mean: f64,
+    /// The low tail, harmful for higher-is-better SLIs (absent in analyses stored before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p1: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p5: Option<f64>,
     pub p50: f64,
     pub p95: f64,
     pub p99: f64,

@@ -90,6 +90,18 @@ pub fn verdicts(
                 ),
             });
         }
+        if srm.passed && !srm.analysed_passed {
+            reasons.push(Reason {
+                code: ReasonCode::DifferentialMissingness,
+                message: format!(
+                    "units with a {} value are not split as planned ({:?} of {:?} assigned, p = {:.2e}): whether the SLI is measured depends on the arm (timeouts, abandonment), which biases the slope",
+                    d.sli_metric.key,
+                    srm.analysed,
+                    srm.observed,
+                    srm.analysed_p_value.unwrap_or(f64::NAN)
+                ),
+            });
+        }
         let Some(c) = c else {
             reasons.push(Reason {
                 code: ReasonCode::EstimationFailed,

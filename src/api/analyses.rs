@@ -12,9 +12,20 @@ use crate::analysis::report::Analysis;
 use crate::analysis::{service, AnalysisRequest};
 use crate::error::{AppError, Issue};
 
-pub const CREATE_ANALYSIS: Operation = Operation::new("create_analysis", Access::Write);
-pub const LIST_ANALYSES: Operation = Operation::new("list_analyses", Access::Read);
-pub const GET_ANALYSIS: Operation = Operation::new("get_analysis", Access::Read);
+pub const CREATE_ANALYSIS: Operation = Operation::new(
+    "create_analysis",
+    "POST",
+    "/api/v1/experiments/{key}/analyses",
+    Access::Write,
+);
+pub const LIST_ANALYSES: Operation = Operation::new(
+    "list_analyses",
+    "GET",
+    "/api/v1/experiments/{key}/analyses",
+    Access::Read,
+);
+pub const GET_ANALYSIS: Operation =
+    Operation::new("get_analysis", "GET", "/api/v1/analyses/{id}", Access::Read);
 
 /// A page of analyses, newest first.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -2,9 +2,10 @@
 //! requires.
 //!
 //! Every protected resource is wrapped in [`authenticate`]: without a live token the request
-//! ends in a 401 before any handler runs. Each handler names the caller and its operation,
-//! `caller.require(&CREATE_METRIC)?`, and the OpenAPI document lists the same operation's roles
-//! (see [`PROTECTED`]), so the two cannot disagree. An analyst cannot approve, not even their
+//! ends in a 401, and with a role the routed operation does not admit in a 403, before the body
+//! is read. Each handler names the caller and its operation, `caller.require(&CREATE_METRIC)?`,
+//! and the OpenAPI document lists the same operation's roles (see [`PROTECTED`]), so the three
+//! cannot disagree. An analyst cannot approve, not even their
 //! own recommendation. `/healthz`, `/readyz`, `/docs` and the OpenAPI document are public.
 
 use std::future::{ready, Ready};
@@ -43,16 +44,28 @@ impl Access {
     }
 }
 
-/// A protected operation: its OpenAPI `operationId` and who may call it.
+/// A protected operation: its OpenAPI `operationId`, method and route, and who may call it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Operation {
     pub id: &'static str,
+    pub method: &'static str,
+    pub path: &'static str,
     pub access: Access,
 }
 
 impl Operation {
-    pub const fn new(id: &'static str, access: Access) -> Operation {
-        Operation { id, access }
+    pub const fn new(
+        id: &'static str,
+        method: &'static str,
+        path: &'static str,
+        access: Access,
+    ) -> Operation {
+        Operation {
+            id,
+            method,
+            path,
+            access,
+        }
     }
 }
 
@@ -89,6 +102,14 @@ pub fn operation(id: &str) -> Option<Operation> {
     PROTECTED.iter().copied().find(|o| o.id == id)
 }
 
+/// The protected operation a request is routed to (by method and route pattern).
+fn routed(method: &str, pattern: &str) -> Option<Operation> {
+    PROTECTED
+        .iter()
+        .copied()
+        .find(|o| o.method == method && o.path == pattern)
+}
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -108,9 +129,10 @@ impl Caller {
         }
         let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
         Err(AppError::Forbidden(format!(
-            "role '{}' may not call {}; allowed: {}",
+            "role '{}' may not {} {}; allowed: {}",
             self.role,
-            op.id,
+            op.method,
+            op.path,
             names.join(", ")
         )))
     }
@@ -136,8 +158,9 @@ fn bearer(req: &ServiceRequest) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-/// Middleware on every protected resource: a 401 without a live token, before the body is read;
-/// otherwise the caller is recorded for the [`Caller`] extractor.
+/// Middleware on every protected resource: a 401 without a live token and a 403 for a role the
+/// routed operation does not admit, both before the body is read; otherwise the caller is
+/// recorded for the [`Caller`] extractor (and the handler checks the same requirement again).
 pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -153,10 +176,15 @@ pub async fn authenticate(
         .run(move |db| access::find_live(db, &secret))
         .await?
         .ok_or_else(|| AppError::Unauthorized("the token is unknown or revoked".into()))?;
-    req.extensions_mut().insert(Caller {
+    let caller = Caller {
         token_id: found.id,
         name: found.name,
         role: found.role,
-    });
+    };
+    let pattern = req.match_pattern().unwrap_or_else(|| req.path().to_owned());
+    if let Some(op) = routed(req.method().as_str(), &pattern) {
+        caller.require(&op)?;
+    }
+    req.extensions_mut().insert(caller);
     next.call(req).await
 }

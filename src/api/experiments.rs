@@ -8,13 +8,30 @@ use utoipa::ToSchema;
 use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
 use super::AppState;
-use crate::domain::experiment::{Experiment, ExperimentInput, NewExperiment, VariantInput};
+use crate::domain::experiment::{
+    Experiment, ExperimentData, ExperimentInput, NewExperiment, VariantInput,
+};
 use crate::error::AppError;
 use crate::ingest::service;
 
-pub const CREATE_EXPERIMENT: Operation = Operation::new("create_experiment", Access::Write);
-pub const LIST_EXPERIMENTS: Operation = Operation::new("list_experiments", Access::Read);
-pub const GET_EXPERIMENT: Operation = Operation::new("get_experiment", Access::Read);
+pub const CREATE_EXPERIMENT: Operation = Operation::new(
+    "create_experiment",
+    "POST",
+    "/api/v1/experiments",
+    Access::Write,
+);
+pub const LIST_EXPERIMENTS: Operation = Operation::new(
+    "list_experiments",
+    "GET",
+    "/api/v1/experiments",
+    Access::Read,
+);
+pub const GET_EXPERIMENT: Operation = Operation::new(
+    "get_experiment",
+    "GET",
+    "/api/v1/experiments/{key}",
+    Access::Read,
+);
 
 /// One arm of a new experiment.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -88,15 +105,6 @@ pub struct ExperimentResponse {
     /// What has been uploaded so far; present when one experiment is fetched, absent in lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<ExperimentData>,
-}
-
-/// Counts of the data stored for an experiment.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ExperimentData {
-    /// Units with an assignment.
-    pub assigned_units: i64,
-    /// Stored observations (all metrics and periods).
-    pub observations: i64,
 }
 
 impl From<Experiment> for ExperimentResponse {
@@ -212,10 +220,7 @@ pub async fn get_experiment(
         .run(move |db| service::experiment_with_data(db, &key))
         .await?;
     Ok(web::Json(ExperimentResponse {
-        data: Some(ExperimentData {
-            assigned_units: counts.assigned_units,
-            observations: counts.observations,
-        }),
+        data: Some(counts),
         ..e.into()
     }))
 }

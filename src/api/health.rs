@@ -28,10 +28,7 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "health",
     responses((status = 200, description = "The database is reachable", body = Health)))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let db = state.db.clone();
-    web::block(move || db.ping())
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("readiness task failed: {e}")))??;
+    state.run(|db| db.ping()).await?;
     Ok(HttpResponse::Ok().json(Health {
         status: "ok".into(),
     }))

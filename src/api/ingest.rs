@@ -20,8 +20,18 @@ use crate::ingest::read::Format;
 use crate::ingest::service::{self, Upload};
 use crate::ingest::{AssignmentRow, IngestSummary, ObservationRow, OnConflict};
 
-pub const INGEST_ASSIGNMENTS: Operation = Operation::new("ingest_assignments", Access::Write);
-pub const INGEST_OBSERVATIONS: Operation = Operation::new("ingest_observations", Access::Write);
+pub const INGEST_ASSIGNMENTS: Operation = Operation::new(
+    "ingest_assignments",
+    "POST",
+    "/api/v1/experiments/{key}/assignments",
+    Access::Write,
+);
+pub const INGEST_OBSERVATIONS: Operation = Operation::new(
+    "ingest_observations",
+    "POST",
+    "/api/v1/experiments/{key}/observations",
+    Access::Write,
+);
 
 /// Chunks buffered between the network and the parser.
 const CHANNEL_CHUNKS: usize = 32;

@@ -14,9 +14,12 @@ use crate::domain::metric::{
 use crate::error::AppError;
 use crate::ingest::service;
 
-pub const CREATE_METRIC: Operation = Operation::new("create_metric", Access::Write);
-pub const LIST_METRICS: Operation = Operation::new("list_metrics", Access::Read);
-pub const GET_METRIC: Operation = Operation::new("get_metric", Access::Read);
+pub const CREATE_METRIC: Operation =
+    Operation::new("create_metric", "POST", "/api/v1/metrics", Access::Write);
+pub const LIST_METRICS: Operation =
+    Operation::new("list_metrics", "GET", "/api/v1/metrics", Access::Read);
+pub const GET_METRIC: Operation =
+    Operation::new("get_metric", "GET", "/api/v1/metrics/{key}", Access::Read);
 
 /// A new catalog metric.
 #[derive(Debug, Deserialize, ToSchema)]

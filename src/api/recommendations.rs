@@ -14,13 +14,36 @@ use crate::slo::model::{
 use crate::slo::recommend::CreateRecommendation;
 use crate::slo::service;
 
-pub const CREATE_RECOMMENDATION: Operation = Operation::new("create_recommendation", Access::Write);
-pub const LIST_RECOMMENDATIONS: Operation = Operation::new("list_recommendations", Access::Read);
-pub const GET_RECOMMENDATION: Operation = Operation::new("get_recommendation", Access::Read);
-pub const DECIDE_RECOMMENDATION: Operation =
-    Operation::new("decide_recommendation", Access::Review);
-pub const GET_RECOMMENDATION_HISTORY: Operation =
-    Operation::new("get_recommendation_history", Access::Read);
+pub const CREATE_RECOMMENDATION: Operation = Operation::new(
+    "create_recommendation",
+    "POST",
+    "/api/v1/analyses/{id}/recommendations",
+    Access::Write,
+);
+pub const LIST_RECOMMENDATIONS: Operation = Operation::new(
+    "list_recommendations",
+    "GET",
+    "/api/v1/recommendations",
+    Access::Read,
+);
+pub const GET_RECOMMENDATION: Operation = Operation::new(
+    "get_recommendation",
+    "GET",
+    "/api/v1/recommendations/{id}",
+    Access::Read,
+);
+pub const DECIDE_RECOMMENDATION: Operation = Operation::new(
+    "decide_recommendation",
+    "POST",
+    "/api/v1/recommendations/{id}/decision",
+    Access::Review,
+);
+pub const GET_RECOMMENDATION_HISTORY: Operation = Operation::new(
+    "get_recommendation_history",
+    "GET",
+    "/api/v1/recommendations/{id}/history",
+    Access::Read,
+);
 
 /// A review decision.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -29,6 +52,10 @@ pub struct DecisionRequest {
     pub decision: Decision,
     /// Why; recorded in the history.
     pub comment: Option<String>,
+    /// Required to approve a recommendation whose analysis used alpha above 0.05 or no
+    /// multiple-testing correction (`derivation.loose_evidence`).
+    #[serde(default)]
+    pub acknowledge_loose_evidence: bool,
 }
 
 /// Filter of the recommendation list.
@@ -149,7 +176,10 @@ pub async fn decide_recommendation(
     }
     let id = id.into_inner();
     let rec = state
-        .run(move |db| service::decide(db, id, b.decision, &caller.name, comment.as_deref()))
+        .run(move |db| {
+            let ack = b.acknowledge_loose_evidence;
+            service::decide(db, id, b.decision, ack, &caller.name, comment.as_deref())
+        })
         .await?;
     Ok(web::Json(rec))
 }

@@ -9,11 +9,20 @@ use crate::error::AppError;
 use crate::slo::model::{Slo, SloList};
 use crate::slo::{openslo, prometheus, service};
 
-pub const LIST_SLOS: Operation = Operation::new("list_slos", Access::Read);
-pub const GET_SLO: Operation = Operation::new("get_slo", Access::Read);
-pub const GET_SLO_OPENSLO: Operation = Operation::new("get_slo_openslo", Access::Read);
-pub const GET_SLO_PROMETHEUS_RULES: Operation =
-    Operation::new("get_slo_prometheus_rules", Access::Read);
+pub const LIST_SLOS: Operation = Operation::new("list_slos", "GET", "/api/v1/slos", Access::Read);
+pub const GET_SLO: Operation = Operation::new("get_slo", "GET", "/api/v1/slos/{id}", Access::Read);
+pub const GET_SLO_OPENSLO: Operation = Operation::new(
+    "get_slo_openslo",
+    "GET",
+    "/api/v1/slos/{id}/openslo",
+    Access::Read,
+);
+pub const GET_SLO_PROMETHEUS_RULES: Operation = Operation::new(
+    "get_slo_prometheus_rules",
+    "GET",
+    "/api/v1/slos/{id}/prometheus-rules",
+    Access::Read,
+);
 
 /// Lists published SLOs (active and superseded) in publication order.
 #[utoipa::path(

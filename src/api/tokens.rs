@@ -13,9 +13,16 @@ use crate::domain::access::{ApiToken, Role};
 use crate::domain::required_text;
 use crate::error::AppError;
 
-pub const CREATE_TOKEN: Operation = Operation::new("create_token", Access::Admin);
-pub const LIST_TOKENS: Operation = Operation::new("list_tokens", Access::Admin);
-pub const REVOKE_TOKEN: Operation = Operation::new("revoke_token", Access::Admin);
+pub const CREATE_TOKEN: Operation =
+    Operation::new("create_token", "POST", "/api/v1/tokens", Access::Admin);
+pub const LIST_TOKENS: Operation =
+    Operation::new("list_tokens", "GET", "/api/v1/tokens", Access::Admin);
+pub const REVOKE_TOKEN: Operation = Operation::new(
+    "revoke_token",
+    "DELETE",
+    "/api/v1/tokens/{id}",
+    Access::Admin,
+);
 
 /// A new token.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -10,6 +10,22 @@ text_enum! {
     Period { Pre => "pre", Post => "post" }
 }
 
+text_enum! {
+    /// A metric's role in an experiment: the SLI under test, a KPI it should move, or a guardrail.
+    MetricRole { Sli => "sli", Kpi => "kpi", Guardrail => "guardrail" }
+}
+
+/// Counts of the data stored for an experiment.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+pub struct ExperimentData {
+    /// Units with an assignment.
+    pub assigned_units: i64,
+    /// Stored observations (all metrics and periods).
+    pub observations: i64,
+}
+
 /// A stored variant (arm).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant {

@@ -105,6 +105,51 @@ pub struct PrometheusQueries {
     pub good_events: Option<String>,
     #[schema(example = "sum(rate(checkout_latency_seconds_count[{{window}}]))")]
     pub total_events: Option<String>,
+    /// Upper bounds of the SLI's histogram buckets, in the metric's unit (e.g. ms), strictly
+    /// increasing, without `+Inf`; at most 200. An SLO threshold snaps to one of them (towards
+    /// the strict side), since a query on a bound the histogram lacks selects nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 200, example = json!([100, 250, 300, 400, 500, 750, 1000]))]
+    pub buckets: Option<Vec<f64>>,
+}
+
+/// Most bucket bounds a histogram may declare.
+pub const MAX_BUCKETS: usize = 200;
+
+impl PrometheusQueries {
+    /// The bucket bound nearest to `threshold` on its strict side: the largest bound ≤ it when
+    /// good is "below" (`below`), else the smallest bound ≥ it. `None` without declared buckets
+    /// or when no bound lies on that side.
+    pub fn snap(&self, threshold: f64, below: bool) -> Option<f64> {
+        let b = self.buckets.as_ref()?;
+        if below {
+            b.iter().copied().rev().find(|v| *v <= threshold)
+        } else {
+            b.iter().copied().find(|v| *v >= threshold)
+        }
+    }
+}
+
+/// Issues with declared bucket bounds.
+fn check_buckets(buckets: &[f64], issues: &mut Vec<Issue>) {
+    let field = "prometheus.buckets";
+    if buckets.is_empty() || buckets.len() > MAX_BUCKETS {
+        issues.push(Issue::field(
+            field,
+            format!("must list 1 to {MAX_BUCKETS} bucket bounds"),
+        ));
+    }
+    if let Some(i) = buckets.iter().position(|b| !b.is_finite()) {
+        issues.push(Issue::field(
+            format!("{field}[{i}]"),
+            "must be a finite number (+Inf is implied)",
+        ));
+    } else if let Some(i) = buckets.windows(2).position(|w| w[0] >= w[1]) {
+        issues.push(Issue::field(
+            format!("{field}[{}]", i + 1),
+            "bounds must be strictly increasing",
+        ));
+    }
 }
 
 /// A validated new metric. Parents are keys that must already exist in the catalog; because
@@ -156,7 +201,11 @@ impl NewMetric {
         let prometheus = PrometheusQueries {
             good_events: clean(input.prometheus.good_events),
             total_events: clean(input.prometheus.total_events),
+            buckets: input.prometheus.buckets,
         };
+        if let Some(b) = &prometheus.buckets {
+            check_buckets(b, &mut issues);
+        }
         for (field, t) in [
             ("prometheus.good_events", &prometheus.good_events),
             ("prometheus.total_events", &prometheus.total_events),

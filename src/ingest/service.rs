@@ -6,7 +6,7 @@ use std::io::Read;
 
 use super::read::Format;
 use super::{IngestSummary, OnConflict, ValidUpload};
-use crate::domain::experiment::{Experiment, NewExperiment};
+use crate::domain::experiment::{Experiment, ExperimentData, NewExperiment};
 use crate::domain::metric::{Metric, NewMetric};
 use crate::domain::Page;
 use crate::error::AppResult;
@@ -43,20 +43,11 @@ pub fn experiments(db: &Db, page: Page) -> AppResult<Vec<Experiment>> {
     experiments::list(&mut *db.conn()?, page)
 }
 
-/// Counts of the data stored for an experiment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DataCounts {
-    /// Units with an assignment.
-    pub assigned_units: i64,
-    /// Stored observations (all metrics and periods).
-    pub observations: i64,
-}
-
 /// The experiment with this key and what has been uploaded for it.
-pub fn experiment_with_data(db: &Db, key: &str) -> AppResult<(Experiment, DataCounts)> {
+pub fn experiment_with_data(db: &Db, key: &str) -> AppResult<(Experiment, ExperimentData)> {
     let mut conn = db.conn()?;
     let e = experiments::get(&mut conn, key)?;
-    let counts = DataCounts {
+    let counts = ExperimentData {
         assigned_units: assignments::count(&mut conn, e.id)?,
         observations: observations::count(&mut conn, e.id)?,
     };

@@ -4,4 +4,5 @@ pub mod model;
 pub mod openslo;
 pub mod prometheus;
 pub mod recommend;
+pub mod request;
 pub mod service;

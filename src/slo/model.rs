@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::analysis::report::{Estimate, Evidence as EvidenceKind};
+use crate::analysis::report::{Correction, Estimate, Evidence as EvidenceKind};
 pub use crate::domain::review::{Action, Decision, RecommendationStatus, SloStatus};
 use crate::domain::text_enum;
 
@@ -23,6 +23,20 @@ text_enum! {
     ThresholdSource { Slope => "slope", Knee => "knee" }
 }
 
+impl SloSpec {
+    /// Share of a window's events that must be good for the window to be good (windows
+    /// evaluation): 0.95 for "p95 < T" and for "p5 > T".
+    pub fn window_good_share(&self) -> Option<f64> {
+        self.percentile.map(|p| {
+            let p = f64::from(p) / 100.0;
+            match self.comparison {
+                Comparison::Lt => p,
+                Comparison::Gt => 1.0 - p,
+            }
+        })
+    }
+}
+
 /// The objective itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SloSpec {
@@ -30,7 +44,9 @@ pub struct SloSpec {
     /// Human name of the SLI.
     pub sli_name: String,
     pub kpi: String,
-    /// Percentile of the SLI governed per window (windows evaluation); null for requests.
+    /// Percentile of the SLI governed per window (windows evaluation): the harmful tail, e.g. 95
+    /// for a lower-is-better SLI ("p95 < T") and 5 for a higher-is-better one ("p5 > T"); null
+    /// for requests.
     pub percentile: Option<u32>,
     /// Good when `SLI <op> threshold`.
     pub comparison: Comparison,
@@ -73,7 +89,11 @@ pub struct ErrorBudget {
     pub expected_relative_kpi_loss: f64,
     /// KPI units lost over the period (with `units_per_day`).
     pub expected_kpi_units_lost: Option<f64>,
-    /// Currency at risk over the period (with `units_per_day` and `value_per_kpi_unit`).
+    /// Currency lost over the period if the whole budget is spent with the SLI exactly at the
+    /// threshold, where each bad window or request costs the tolerated relative loss:
+    /// fraction × loss × control KPI mean × units per period × value per KPI unit (with
+    /// `units_per_day` and `value_per_kpi_unit`). Not an upper bound: a bad window further past
+    /// the threshold costs more.
     pub value_at_risk: Option<f64>,
 }
 
@@ -101,6 +121,27 @@ pub struct Derivation {
     pub degradation: f64,
     pub threshold_source: ThresholdSource,
     pub knee: Option<KneeUsed>,
+    /// Largest SLI shift an arm produced in the experiment (measured, in SLI units).
+    #[serde(default)]
+    pub max_tested_shift: f64,
+    /// True when `degradation` lies beyond `max_tested_shift`: the slope is extrapolated past
+    /// the doses tested (refused unless the request set `allow_extrapolation`).
+    #[serde(default)]
+    pub extrapolated: bool,
+    /// The analysis's significance level and multiple-testing correction.
+    #[serde(default)]
+    pub analysis_alpha: Option<f64>,
+    #[serde(default)]
+    pub analysis_correction: Option<Correction>,
+    /// True when the analysis used alpha above 0.05 or no correction: approving then needs the
+    /// reviewer's explicit acknowledgement (`acknowledge_loose_evidence`).
+    #[serde(default)]
+    pub loose_evidence: bool,
+    /// The smallest relative KPI loss the experiment could detect at this degradation (80%
+    /// power), from the slope's MDE; above `max_relative_kpi_loss`, the experiment was too small
+    /// to see the loss the SLO protects against.
+    #[serde(default)]
+    pub detectable_relative_loss: Option<f64>,
     /// Caveats in plain words.
     pub notes: Vec<String>,
 }
@@ -131,6 +172,10 @@ pub struct RecommendationInputs {
     pub window_minutes: Option<u32>,
     pub value_per_kpi_unit: Option<f64>,
     pub units_per_day: Option<f64>,
+    #[serde(default)]
+    pub allow_extrapolation: bool,
+    #[serde(default)]
+    pub allow_nonlinear: bool,
 }
 
 /// A recommended SLO awaiting, or after, review.

@@ -1,15 +1,22 @@
 //! OpenSLO v1 export of a published SLO.
 //!
 //! A "p95 < T in 99% of 5-minute windows" SLO is the `Timeslices` form of a good/total ratio:
-//! a window is good when at least 95% of its events are good (`timeSliceTarget` 0.95), and 99%
-//! of windows must be good (`target`). A requests SLO uses `Occurrences`. Evidence travels in
-//! `metadata.annotations` under the `sloproof.dev/` prefix.
+//! an event is good when the SLI is on the good side of T (the threshold sits in the good-events
+//! query), a window is good when at least 95% of its events are good (`timeSliceTarget` 0.95),
+//! and 99% of windows must be good (`target`). A requests SLO uses `Occurrences`: 99% of events
+//! good. A ratio metric carries no `op`/`value` (those belong to threshold metrics). Evidence
+//! travels in `metadata.annotations` under the `sloproof.dev/` prefix.
 
 use serde_json::{json, Map, Value};
 
 use super::model::{Evaluation, Slo};
 use super::prometheus::{render, templates};
 use crate::domain::metric::Metric;
+
+/// A key as an OpenSLO name (`^[a-z0-9][a-z0-9.|/\\-]*[a-z0-9]*$`): `_` becomes `-`.
+pub fn dns_name(key: &str) -> String {
+    key.replace('_', "-").to_ascii_lowercase()
+}
 
 /// The OpenSLO document as a JSON value (serialised to YAML by [`openslo_yaml`]).
 pub fn document(slo: &Slo, sli: &Metric) -> Value {
@@ -47,19 +54,28 @@ pub fn document(slo: &Slo, sli: &Metric) -> Value {
         "relative-kpi-change-per-100",
         format!("{:.6}", e.relative_per_100.estimate),
     );
+    let op = if s.comparison == super::model::Comparison::Lt {
+        "<"
+    } else {
+        ">"
+    };
+    note(
+        "threshold",
+        format!("{op} {} {}", s.threshold, s.unit)
+            .trim_end()
+            .to_owned(),
+    );
     note("threshold-source", slo.threshold_source.to_string());
     note("seed", e.seed.to_string());
     note("fingerprint", e.fingerprint.clone());
     note("statement", s.statement.clone());
     let mut objective = json!({
         "displayName": s.statement,
-        "op": s.comparison.as_str(),
-        "value": s.threshold,
         "target": s.target,
     });
     let budgeting = match s.evaluation {
         Evaluation::Windows => {
-            objective["timeSliceTarget"] = json!(f64::from(s.percentile.unwrap_or(95)) / 100.0);
+            objective["timeSliceTarget"] = json!(s.window_good_share().unwrap_or(0.95));
             objective["timeSliceWindow"] = json!(window);
             "Timeslices"
         }
@@ -75,9 +91,9 @@ pub fn document(slo: &Slo, sli: &Metric) -> Value {
         },
         "spec": {
             "description": s.statement,
-            "service": s.sli,
+            "service": dns_name(&s.sli),
             "indicator": {
-                "metadata": {"name": s.sli, "displayName": s.sli_name},
+                "metadata": {"name": dns_name(&s.sli), "displayName": s.sli_name},
                 "spec": {"ratioMetric": {"counter": false, "good": source(&good), "total": source(&total)}}
             },
             "timeWindow": [{"duration": format!("{}d", s.window_days), "isRolling": true}],

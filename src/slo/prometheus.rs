@@ -2,6 +2,15 @@
 //! recording rules over 5m, 30m, 1h, 2h, 6h, 1d, 3d and the full period; meta rules (objective,
 //! error budget, burn rates, budget remaining); and multi-window multi-burn-rate alerts.
 //!
+//! What is budgeted follows the SLO's statement:
+//! - **windows** ("p95 < T in 99% of 5-minute windows"): a window is bad when fewer than 95% of
+//!   its requests are good (≤ T), i.e. when its p95 exceeds T. `slo:sli_error:ratio_rate5m` (for
+//!   a 5-minute window) is 1 for a bad window and 0 for a good one, evaluated at every rule
+//!   evaluation (sliding windows); longer ranges average it, so `ratio_rate1h` is the share of bad
+//!   windows in the last hour, and the budget is the share of bad windows allowed (1 − target).
+//!   A window without requests counts as good (its ratio is NaN, and NaN < q is false).
+//! - **requests** ("T for 99% of requests"): the share of requests that are bad, budget 1 − target.
+//!
 //! Burn-rate factors are budget_share × period_hours / long_window_hours, so they are right for
 //! any period: page on 2% of the budget in 1h (checked over 1h and 5m) or 5% in 6h (6h and 30m);
 //! ticket on 10% in 1d (1d and 2h) or 10% in 3d (3d and 6h). For 30 days these are Sloth's 14.4,
@@ -11,7 +20,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::model::{Comparison, Slo};
+use super::model::{Comparison, Evaluation, Slo};
 use crate::domain::metric::Metric;
 
 /// Recording-rule windows besides the full period.
@@ -59,14 +68,25 @@ fn num(x: f64) -> String {
     }
 }
 
-/// The good- and total-event templates of an SLI: the metric's own, or defaults for a
-/// Prometheus histogram named after the key (`-` → `_`; `_seconds` for millisecond SLIs).
-pub fn templates(m: &Metric, comparison: Comparison) -> (String, String) {
+/// Default name of the Prometheus histogram of an SLI: the key with `-` and `.` as `_`; for a
+/// millisecond SLI, base-unit seconds (`_seconds`, replacing a `_ms` suffix of the key).
+pub fn histogram_name(m: &Metric) -> String {
     let base = m.key.replace(['-', '.'], "_");
-    let (name, le) = if m.unit == "ms" {
-        (format!("{base}_seconds"), "{{threshold_seconds}}")
+    if m.unit == "ms" {
+        format!("{}_seconds", base.strip_suffix("_ms").unwrap_or(&base))
     } else {
-        (base, "{{threshold}}")
+        base
+    }
+}
+
+/// The good- and total-event templates of an SLI: the metric's own, or defaults for a
+/// Prometheus histogram named by [`histogram_name`].
+pub fn templates(m: &Metric, comparison: Comparison) -> (String, String) {
+    let name = histogram_name(m);
+    let le = if m.unit == "ms" {
+        "{{threshold_seconds}}"
+    } else {
+        "{{threshold}}"
     };
     let below = format!("sum(rate({name}_bucket{{le=\"{le}\"}}[{{{{window}}}}]))");
     let total = format!("sum(rate({name}_count[{{{{window}}}}]))");
@@ -93,6 +113,73 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+}
+
+/// Minutes of a window written like `5m`, `2h` or `3d`.
+fn minutes(window: &str) -> u32 {
+    let (n, unit) = window.split_at(window.len() - 1);
+    let n: u32 = n.parse().unwrap_or(0);
+    match unit {
+        "h" => n * 60,
+        "d" => n * 1440,
+        _ => n,
+    }
+}
+
+/// The SLI error-ratio recording rules over [`WINDOWS`] and the period (see the module doc for
+/// what an error is in each evaluation).
+fn sli_recordings(slo: &Slo, sli: &Metric, period: &str) -> Vec<Rule> {
+    let s = &slo.slo;
+    let name = slo.name.as_str();
+    let sel = format!("{{sloproof_slo=\"{name}\"}}");
+    let (good, total) = templates(sli, s.comparison);
+    let rule = |window: &str, expr: String| Rule {
+        record: Some(format!("slo:sli_error:ratio_rate{window}")),
+        alert: None,
+        expr,
+        labels: labels(&[("sloproof_slo", name), ("sloproof_window", window)]),
+        annotations: BTreeMap::new(),
+    };
+    let ratio = |w: &str| {
+        format!(
+            "(({}) / ({}))",
+            render(&good, w, s.threshold),
+            render(&total, w, s.threshold)
+        )
+    };
+    match (s.evaluation, s.window_good_share(), s.window_minutes) {
+        (Evaluation::Windows, Some(share), Some(w)) => {
+            // 1 for a bad window, 0 for a good one; longer ranges average the indicator.
+            let base = format!("{w}m");
+            let q = num(share);
+            let mut rules = vec![rule(&base, format!("{} < bool {q}", ratio(&base)))];
+            for window in WINDOWS.iter().copied().chain([period]) {
+                if window == base {
+                    continue;
+                }
+                let indicator = format!("slo:sli_error:ratio_rate{base}{sel}");
+                rules.push(if minutes(window) < w {
+                    rule(window, indicator)
+                } else {
+                    rule(window, format!("avg_over_time({indicator}[{window}])"))
+                });
+            }
+            rules
+        }
+        _ => {
+            let mut rules: Vec<Rule> = WINDOWS
+                .iter()
+                .map(|w| rule(w, format!("1 - {}", ratio(w))))
+                .collect();
+            rules.push(rule(
+                period,
+                format!(
+                    "sum_over_time(slo:sli_error:ratio_rate5m{sel}[{period}]) / ignoring (sloproof_window) count_over_time(slo:sli_error:ratio_rate5m{sel}[{period}])"
+                ),
+            ));
+            rules
+        }
+    }
 }
 
 /// The multiwindow multi-burn-rate alerts (page and ticket) of an SLO.
@@ -140,34 +227,11 @@ fn alert_rules(slo: &Slo, name: &str, sel: &str, period_hours: f64, budget: f64)
 pub fn rules(slo: &Slo, sli: &Metric) -> RuleFile {
     let s = &slo.slo;
     let name = slo.name.as_str();
-    let (good, total) = templates(sli, s.comparison);
     let period = format!("{}d", s.window_days);
     let period_hours = f64::from(s.window_days) * 24.0;
     let budget = 1.0 - s.target;
     let sel = format!("{{sloproof_slo=\"{name}\"}}");
-    let mut recordings: Vec<Rule> = WINDOWS
-        .iter()
-        .map(|w| Rule {
-            record: Some(format!("slo:sli_error:ratio_rate{w}")),
-            alert: None,
-            expr: format!(
-                "1 - ((({}) / ({})))",
-                render(&good, w, s.threshold),
-                render(&total, w, s.threshold)
-            ),
-            labels: labels(&[("sloproof_slo", name), ("sloproof_window", w)]),
-            annotations: BTreeMap::new(),
-        })
-        .collect();
-    recordings.push(Rule {
-        record: Some(format!("slo:sli_error:ratio_rate{period}")),
-        alert: None,
-        expr: format!(
-            "sum_over_time(slo:sli_error:ratio_rate5m{sel}[{period}]) / ignoring (sloproof_window) count_over_time(slo:sli_error:ratio_rate5m{sel}[{period}])"
-        ),
-        labels: labels(&[("sloproof_slo", name), ("sloproof_window", &period)]),
-        annotations: BTreeMap::new(),
-    });
+    let recordings = sli_recordings(slo, sli, &period);
     let meta_rule = |record: &str, expr: String| Rule {
         record: Some(record.to_owned()),
         alert: None,
@@ -211,4 +275,48 @@ pub fn rules(slo: &Slo, sli: &Metric) -> RuleFile {
 /// The rule file as YAML.
 pub fn rules_yaml(slo: &Slo, sli: &Metric) -> Result<String, serde_yaml_ng::Error> {
     serde_yaml_ng::to_string(&rules(slo, sli))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::metric::{Direction, Layer, MetricKind, PrometheusQueries, ValueType};
+
+    fn metric(key: &str, unit: &str) -> Metric {
+        Metric {
+            id: 1,
+            key: key.into(),
+            name: key.into(),
+            description: None,
+            kind: MetricKind::Sli,
+            value_type: ValueType::Continuous,
+            unit: unit.into(),
+            direction: Direction::LowerIsBetter,
+            layer: Layer::Journey,
+            parents: vec![],
+            created_at: chrono::NaiveDateTime::default(),
+            prometheus: PrometheusQueries::default(),
+        }
+    }
+
+    /// A millisecond SLI is exported in base-unit seconds, without a doubled unit suffix.
+    #[test]
+    fn default_histogram_names_follow_prometheus_conventions() {
+        assert_eq!(
+            histogram_name(&metric("search_latency_ms", "ms")),
+            "search_latency_seconds"
+        );
+        assert_eq!(
+            histogram_name(&metric("checkout-latency", "ms")),
+            "checkout_latency_seconds"
+        );
+        assert_eq!(histogram_name(&metric("ttft.p95", "s")), "ttft_p95");
+    }
+
+    #[test]
+    fn windows_are_read_in_minutes() {
+        assert_eq!(minutes("5m"), 5);
+        assert_eq!(minutes("2h"), 120);
+        assert_eq!(minutes("28d"), 40_320);
+    }
 }

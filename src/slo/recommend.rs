@@ -6,37 +6,13 @@ use super::model::{
     Comparison, Derivation, ErrorBudget, Evaluation, KneeUsed, RecommendationEvidence,
     RecommendationInputs, SloSpec, ThresholdRange, ThresholdSource,
 };
-use crate::analysis::report::{Analysis, CausalEffect, SliSummary};
+use super::request::resolve;
+pub use super::request::CreateRecommendation;
+use crate::analysis::report::{
+    Analysis, CausalEffect, Correction, Evidence as EvidenceKind, SliSummary,
+};
 use crate::domain::metric::{Direction, Metric};
 use crate::error::{AppError, AppResult, Issue};
-
-/// Parameters of a recommendation.
-#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRecommendation {
-    /// KPI key (default: the experiment's primary KPI).
-    pub kpi: Option<String>,
-    /// Largest tolerated relative KPI loss, e.g. 0.01 for "lose at most 1% conversion".
-    #[schema(example = 0.01)]
-    pub max_relative_kpi_loss: f64,
-    /// Percentile of the SLI governed per window: 50, 95 (default) or 99.
-    pub percentile: Option<u32>,
-    /// Share of good windows or requests (default 0.99); or give `max_budget_value_at_risk`.
-    pub target: Option<f64>,
-    /// Largest currency at risk when the budget is spent; sets the target (needs
-    /// `value_per_kpi_unit` and `units_per_day`).
-    pub max_budget_value_at_risk: Option<f64>,
-    /// Compliance period in days (default 28).
-    pub window_days: Option<u32>,
-    /// `windows` (default) or `requests`.
-    pub evaluation: Option<Evaluation>,
-    /// Window length for `windows` evaluation (default 5).
-    pub window_minutes: Option<u32>,
-    /// Currency per KPI unit (e.g. per conversion; 1 for revenue).
-    pub value_per_kpi_unit: Option<f64>,
-    /// Units (users, sessions) per day exposed to the SLI.
-    pub units_per_day: Option<f64>,
-}
 
 /// Everything of a recommendation but its identity and review state.
 #[derive(Debug, Clone)]
@@ -53,11 +29,26 @@ pub struct Derived {
 const MIN_TARGET: f64 = 0.9;
 const MAX_TARGET: f64 = 0.99999;
 
-/// Rounds to 3 significant digits towards the conservative side (down for "<" SLOs).
+/// Rounds to 3 significant digits towards the conservative side (down for "<" SLOs). A value
+/// in (0.9, 1) is rounded through its complement 1 − x, so 0.99912 becomes 0.9991 or 0.9992,
+/// never 1 (an impossible share).
 pub fn round_conservative(x: f64, down: bool) -> f64 {
     if x == 0.0 || !x.is_finite() {
         return x;
     }
+    if x > 0.9 && x < 1.0 {
+        // 1 − x carries binary noise in its last bits (1 − 0.9999512 = 4.8799…e-5): drop it
+        // (12 significant digits) before rounding to 3.
+        let c = format!("{:.11e}", 1.0 - x).parse().unwrap_or(1.0 - x);
+        let c = round_significant(c, !down);
+        let digits = (-(c.log10().floor()) + 2.0).clamp(0.0, 15.0) as i32;
+        let p = 10f64.powi(digits);
+        return ((1.0 - c) * p).round() / p;
+    }
+    round_significant(x, down)
+}
+
+fn round_significant(x: f64, down: bool) -> f64 {
     let mag = 10f64.powf(x.abs().log10().floor() - 2.0);
     let scaled = x / mag;
     let r = if down { scaled.floor() } else { scaled.ceil() };
@@ -68,96 +59,9 @@ pub fn round_conservative(x: f64, down: bool) -> f64 {
     (v * p).round() / p
 }
 
-fn fmt_num(x: f64) -> String {
+pub(crate) fn fmt_num(x: f64) -> String {
     let s = format!("{x:.6}");
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
-}
-
-fn resolve(req: &CreateRecommendation, kpi: &str) -> AppResult<RecommendationInputs> {
-    let mut issues = Vec::new();
-    if !(req.max_relative_kpi_loss > 0.0 && req.max_relative_kpi_loss < 1.0) {
-        issues.push(Issue::field(
-            "max_relative_kpi_loss",
-            "must be in (0, 1), e.g. 0.01 for 1%",
-        ));
-    }
-    let evaluation = req.evaluation.unwrap_or(Evaluation::Windows);
-    let percentile = match evaluation {
-        Evaluation::Windows => Some(req.percentile.unwrap_or(95)),
-        Evaluation::Requests => None,
-    };
-    if let Some(p) = percentile {
-        if ![50, 95, 99].contains(&p) {
-            issues.push(Issue::field(
-                "percentile",
-                "must be 50, 95 or 99 (the percentiles an analysis reports)",
-            ));
-        }
-    }
-    if req.target.is_some() && req.max_budget_value_at_risk.is_some() {
-        issues.push(Issue::field(
-            "target",
-            "give either target or max_budget_value_at_risk, not both",
-        ));
-    }
-    if let Some(t) = req.target {
-        if !(t > 0.0 && t < 1.0) {
-            issues.push(Issue::field("target", "must be in (0, 1), e.g. 0.99"));
-        }
-    }
-    if let Some(v) = req.max_budget_value_at_risk {
-        if !(v > 0.0 && v.is_finite()) {
-            issues.push(Issue::field("max_budget_value_at_risk", "must be positive"));
-        }
-        if req.units_per_day.is_none() || req.value_per_kpi_unit.is_none() {
-            issues.push(Issue::field(
-                "max_budget_value_at_risk",
-                "needs units_per_day and value_per_kpi_unit to price the budget",
-            ));
-        }
-    }
-    let window_days = req.window_days.unwrap_or(28);
-    if !(1..=366).contains(&window_days) {
-        issues.push(Issue::field("window_days", "must be between 1 and 366"));
-    }
-    let window_minutes = match evaluation {
-        Evaluation::Windows => Some(req.window_minutes.unwrap_or(5)),
-        Evaluation::Requests => None,
-    };
-    if let Some(w) = window_minutes {
-        if !(1..=1440).contains(&w) || (window_days * 1440) % w != 0 {
-            issues.push(Issue::field(
-                "window_minutes",
-                "must be between 1 and 1440 and divide the period evenly",
-            ));
-        }
-    }
-    for (field, v) in [
-        ("value_per_kpi_unit", req.value_per_kpi_unit),
-        ("units_per_day", req.units_per_day),
-    ] {
-        if v.is_some_and(|v| !(v > 0.0 && v.is_finite())) {
-            issues.push(Issue::field(field, "must be positive"));
-        }
-    }
-    if !issues.is_empty() {
-        return Err(AppError::invalid(
-            "invalid recommendation parameters",
-            issues,
-        ));
-    }
-    Ok(RecommendationInputs {
-        kpi: kpi.to_owned(),
-        max_relative_kpi_loss: req.max_relative_kpi_loss,
-        percentile,
-        target: req.target,
-        max_budget_value_at_risk: req.max_budget_value_at_risk,
-        window_days,
-        evaluation,
-        window_minutes,
-        value_per_kpi_unit: req.value_per_kpi_unit,
-        units_per_day: req.units_per_day,
-    })
 }
 
 /// The validated causal effect of the SLI on the KPI and the control arm's SLI summary; 422
@@ -211,13 +115,97 @@ fn validated_effect<'a>(
     Ok((effect, control))
 }
 
+/// The percentile an SLO governs per window for a requested coverage p (95 = "95% of requests
+/// good"): the harmful tail, p95 for a lower-is-better SLI and p5 for a higher-is-better one.
+fn governed_percentile(p: u32, direction: Direction) -> u32 {
+    match direction {
+        Direction::LowerIsBetter => p,
+        Direction::HigherIsBetter => 100 - p,
+    }
+}
+
 /// The control arm's SLI at the governed percentile (the mean for request-based SLOs).
-fn baseline(control: &SliSummary, percentile: Option<u32>) -> f64 {
-    match percentile {
+fn baseline(control: &SliSummary, governed: Option<u32>) -> AppResult<f64> {
+    let low_tail = |v: Option<f64>| {
+        v.ok_or_else(|| {
+            AppError::invalid(
+                "the analysis predates low-tail percentiles; run the analysis again",
+                vec![Issue::field(
+                    "percentile",
+                    "a higher-is-better SLI is governed by its low tail (p5, p1), which this analysis does not report",
+                )],
+            )
+        })
+    };
+    Ok(match governed {
+        Some(1) => low_tail(control.p1)?,
+        Some(5) => low_tail(control.p5)?,
         Some(50) => control.p50,
         Some(99) => control.p99,
         Some(_) => control.p95,
         None => control.mean,
+    })
+}
+
+/// The largest SLI shift in the harmful direction that an arm produced (measured mean shift).
+fn max_tested_shift(a: &Analysis, sli: &Metric) -> f64 {
+    let worse = sli.direction.worse_sign();
+    a.first_stage
+        .iter()
+        .map(|arm| worse * arm.mean_shift.estimate)
+        .fold(0.0, f64::max)
+}
+
+/// Refuses a slope-based threshold that the experiment cannot support: one beyond the doses it
+/// tested, or on a dose-response that departs from a line, unless the request accepts it.
+fn check_support(
+    a: &Analysis,
+    kpi: &Metric,
+    inputs: &RecommendationInputs,
+    degradation: f64,
+    tested: f64,
+    notes: &mut Vec<String>,
+) -> AppResult<()> {
+    let mut issues = Vec::new();
+    if degradation > tested {
+        let msg = format!(
+            "the tolerated loss is reached at a degradation of {} but the experiment's largest shift was {}: a linear extrapolation",
+            fmt_num(degradation),
+            fmt_num(tested)
+        );
+        if inputs.allow_extrapolation {
+            notes.push(format!("Extrapolated (accepted by the request): {msg}."));
+        } else {
+            issues.push(Issue::field(
+                "allow_extrapolation",
+                format!("{msg}; set allow_extrapolation to accept it, or test larger doses"),
+            ));
+        }
+    }
+    let nonlinear = a
+        .dose_response
+        .iter()
+        .find(|d| d.kpi == kpi.key)
+        .and_then(|d| d.linearity.as_ref())
+        .filter(|l| !l.linear);
+    if let Some(l) = nonlinear {
+        let msg = format!(
+            "the dose-response departs from a line (over-identification p = {:.3})",
+            l.p_value
+        );
+        if inputs.allow_nonlinear {
+            notes.push(format!("Nonlinear (accepted by the request): {msg}."));
+        } else {
+            issues.push(Issue::field("allow_nonlinear", format!("{msg}; a linear threshold would mislead: set allow_nonlinear to accept it, or use a knee")));
+        }
+    }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::invalid(
+            "the experiment does not support this threshold",
+            issues,
+        ))
     }
 }
 
@@ -272,8 +260,10 @@ fn slope_threshold(
     })
 }
 
-/// The threshold after the KPI's knees: a knee tighter than the slope-based threshold and
-/// beyond the baseline replaces it; a tighter knee inside the baseline is noted, not used.
+/// The threshold after the KPI's knees: the conservative end of a causal knee's interval (the
+/// lower end for a lower-is-better SLI), when tighter than the slope-based threshold and beyond
+/// the baseline, replaces it; a tighter knee inside the baseline is noted, not used.
+/// Observational knees are only noted: they are correlations.
 fn apply_knees(
     a: &Analysis,
     sli: &Metric,
@@ -288,10 +278,18 @@ fn apply_knees(
     let mut knee_used = None;
     for t in a.threshold.iter().filter(|t| t.kpi == kpi.key) {
         let Some(bp) = &t.breakpoint else { continue };
-        let tighter = worse * (threshold - bp.estimate) > 0.0;
-        let beyond_baseline = worse * (bp.estimate - baseline) > 0.0;
+        if t.evidence != EvidenceKind::Causal {
+            notes.push(format!(
+                "An observational knee at {:.1} {} (95% CI {:.1}–{:.1}) was not used: it is a correlation, not an effect.",
+                bp.estimate, sli.unit, bp.ci_low, bp.ci_high
+            ));
+            continue;
+        }
+        let end = if worse > 0.0 { bp.ci_low } else { bp.ci_high };
+        let tighter = worse * (threshold - end) > 0.0;
+        let beyond_baseline = worse * (end - baseline) > 0.0;
         if tighter && beyond_baseline {
-            threshold = bp.estimate;
+            threshold = end;
             source = ThresholdSource::Knee;
             knee_used = Some(KneeUsed {
                 estimate: bp.estimate,
@@ -301,12 +299,67 @@ fn apply_knees(
             });
         } else if tighter {
             notes.push(format!(
-                "A {} knee at {:.1} {} lies beyond the current baseline ({:.1}) and was not used.",
-                t.evidence, bp.estimate, sli.unit, baseline
+                "A {} knee at {:.1} {} (conservative end {:.1}) lies inside the current baseline ({:.1}) and was not used.",
+                t.evidence, bp.estimate, sli.unit, end, baseline
             ));
         }
     }
     (threshold, source, knee_used)
+}
+
+/// The threshold on a bucket bound of the SLI's histogram when it declares its buckets, moved
+/// towards the strict side (down when good is "below"); a query on a bound the histogram lacks
+/// would select nothing. 422 when no bound lies on the strict side.
+fn snap_to_bucket(
+    sli: &Metric,
+    threshold: f64,
+    below: bool,
+    notes: &mut Vec<String>,
+) -> AppResult<f64> {
+    let q = &sli.prometheus;
+    match (&q.buckets, q.snap(threshold, below)) {
+        (None, _) => {
+            if q.good_events.is_none() {
+                notes.push(format!(
+                    "The exported rules query the histogram bucket at {}; declare the SLI's prometheus.buckets so the threshold snaps to a bound the histogram has.",
+                    fmt_num(threshold)
+                ));
+            }
+            Ok(threshold)
+        }
+        (Some(_), Some(bound)) => {
+            if bound != threshold {
+                notes.push(format!(
+                    "Threshold moved from {} to the histogram bucket bound {} (towards the strict side).",
+                    fmt_num(threshold),
+                    fmt_num(bound)
+                ));
+            }
+            Ok(bound)
+        }
+        (Some(_), None) => Err(AppError::invalid(
+            "the threshold has no histogram bucket bound on its strict side",
+            vec![Issue::field(
+                "prometheus.buckets",
+                format!(
+                    "metric '{}' declares no bucket bound {} {}; add finer buckets",
+                    sli.key,
+                    if below { "at or below" } else { "at or above" },
+                    fmt_num(threshold)
+                ),
+            )],
+        )),
+    }
+}
+
+/// The smallest relative KPI loss the experiment could detect at SLI degradation `degradation`:
+/// the analysis's minimum detectable relative change per +100 SLI units, scaled.
+fn detectable_loss(a: &Analysis, kpi: &Metric, degradation: f64) -> Option<f64> {
+    a.power
+        .iter()
+        .find(|p| p.kpi == kpi.key)
+        .map(|p| p.mde_relative_per_100.abs() * degradation / 100.0)
+        .filter(|d| d.is_finite())
 }
 
 /// The target: given, derived from the largest tolerated value at risk, or 0.99.
@@ -364,6 +417,7 @@ fn error_budget(
 fn statement(
     sli: &Metric,
     inputs: &RecommendationInputs,
+    governed: Option<u32>,
     comparison: Comparison,
     threshold: f64,
     target: f64,
@@ -379,7 +433,7 @@ fn statement(
     } else {
         format!(" {}", sli.unit)
     };
-    match (inputs.evaluation, inputs.percentile, inputs.window_minutes) {
+    match (inputs.evaluation, governed, inputs.window_minutes) {
         (Evaluation::Windows, Some(p), Some(w)) => format!(
             "{} p{p} {op} {}{unit} in {target_pct}% of {w}-minute windows over {} days",
             sli.name,
@@ -405,16 +459,38 @@ pub fn derive(
 ) -> AppResult<Derived> {
     let inputs = resolve(req, &kpi.key)?;
     let (effect, control) = validated_effect(a, sli, kpi)?;
-    let baseline = baseline(control, inputs.percentile);
+    let governed = inputs
+        .percentile
+        .map(|p| governed_percentile(p, sli.direction));
+    let baseline = baseline(control, governed)?;
     let mu = effect.control_kpi_mean;
     let loss = inputs.max_relative_kpi_loss;
     let slope = slope_threshold(effect, baseline, loss, sli, kpi)?;
     let mut notes = vec![format!(
-        "Assumes a degradation shifts the SLI's distribution, so its p{} moves by the same amount as its mean (as latency injection does).",
-        inputs.percentile.unwrap_or(50)
+        "Assumes a degradation shifts the SLI's distribution, so its p{} moves by the same amount as its mean (as a latency injection does).",
+        governed.unwrap_or(50)
     )];
+    let tested = max_tested_shift(a, sli);
     let (threshold, source, knee_used) =
         apply_knees(a, sli, kpi, baseline, slope.range.conservative, &mut notes);
+    if source == ThresholdSource::Slope {
+        check_support(a, kpi, &inputs, slope.degradation, tested, &mut notes)?;
+    }
+    let loose_evidence = a.parameters.alpha > 0.05 || a.parameters.correction == Correction::None;
+    if loose_evidence {
+        notes.push(format!(
+            "The analysis used alpha {} with correction '{}'; approving needs the reviewer to acknowledge these looser parameters.",
+            a.parameters.alpha, a.parameters.correction
+        ));
+    }
+    let detectable = detectable_loss(a, kpi, slope.degradation);
+    if let Some(d) = detectable.filter(|d| *d > loss) {
+        notes.push(format!(
+            "Underpowered for this tolerance: at this degradation the experiment could only detect a loss of {:.2}% (80% power), more than the {:.2}% the SLO protects against.",
+            100.0 * d,
+            100.0 * loss
+        ));
+    }
     let lower_is_better = sli.direction == Direction::LowerIsBetter;
     let comparison = if lower_is_better {
         Comparison::Lt
@@ -422,6 +498,7 @@ pub fn derive(
         Comparison::Gt
     };
     let threshold = round_conservative(threshold, lower_is_better);
+    let threshold = snap_to_bucket(sli, threshold, lower_is_better, &mut notes)?;
     let period_units = inputs
         .units_per_day
         .map(|u| u * f64::from(inputs.window_days));
@@ -435,7 +512,7 @@ pub fn derive(
             sli: sli.key.clone(),
             sli_name: sli.name.clone(),
             kpi: kpi.key.clone(),
-            percentile: inputs.percentile,
+            percentile: governed,
             comparison,
             threshold,
             unit: sli.unit.clone(),
@@ -443,7 +520,7 @@ pub fn derive(
             window_days: inputs.window_days,
             evaluation: inputs.evaluation,
             window_minutes: inputs.window_minutes,
-            statement: statement(sli, &inputs, comparison, threshold, target),
+            statement: statement(sli, &inputs, governed, comparison, threshold, target),
         },
         threshold_range: slope.range,
         error_budget: error_budget(&inputs, target, mu, period_units, value_per_budget),
@@ -456,6 +533,12 @@ pub fn derive(
             degradation: slope.degradation,
             threshold_source: source,
             knee: knee_used,
+            max_tested_shift: tested,
+            extrapolated: slope.degradation > tested,
+            analysis_alpha: Some(a.parameters.alpha),
+            analysis_correction: Some(a.parameters.correction),
+            loose_evidence,
+            detectable_relative_loss: detectable,
             notes,
         },
         evidence: RecommendationEvidence {
@@ -482,5 +565,17 @@ mod tests {
         assert_eq!(round_conservative(340.17, false), 341.0);
         assert_eq!(round_conservative(0.012345, true), 0.0123);
         assert_eq!(round_conservative(1234.5, true), 1230.0);
+    }
+
+    /// Shares near 1 round through their complement: never to an impossible 1.
+    #[test]
+    fn rounding_near_one_keeps_the_share_possible() {
+        assert_eq!(round_conservative(0.999_123_4, false), 0.999_124);
+        assert_eq!(round_conservative(0.999_123_4, true), 0.999_123);
+        assert_eq!(round_conservative(0.999_951_2, true), 0.999_951_2);
+        assert_eq!(round_conservative(0.999_951_23, true), 0.999_951_2);
+        assert_eq!(round_conservative(0.999_951_23, false), 0.999_951_3);
+        assert!(round_conservative(0.999_999_9, false) < 1.0);
+        assert_eq!(round_conservative(0.951_23, true), 0.9512);
     }
 }

@@ -148,16 +148,36 @@ pub fn recommendations(
         .collect()
 }
 
-/// Approves or rejects a proposed recommendation; approval publishes its SLO.
+/// Approves or rejects a proposed recommendation; approval publishes its SLO. Approving one
+/// derived from loose evidence (alpha above 0.05 or no multiple-testing correction) needs
+/// `acknowledge_loose_evidence`.
 pub fn decide(
     db: &Db,
     id: i64,
     decision: Decision,
+    acknowledge_loose_evidence: bool,
     actor: &str,
     comment: Option<&str>,
 ) -> AppResult<Recommendation> {
+    let conn = &mut *db.conn()?;
     let approve = decision == Decision::Approve;
-    let row = store::decide(&mut *db.conn()?, id, approve, actor, comment)?;
+    if approve && !acknowledge_loose_evidence {
+        let d = document(&store::get(conn, id)?)?.derivation;
+        if d.loose_evidence {
+            return Err(AppError::invalid(
+                "the recommendation rests on loose evidence",
+                vec![Issue::field(
+                    "acknowledge_loose_evidence",
+                    format!(
+                        "the analysis used alpha {} with correction '{}'; set acknowledge_loose_evidence to approve anyway",
+                        d.analysis_alpha.unwrap_or(f64::NAN),
+                        d.analysis_correction.map_or("unknown", |c| c.as_str())
+                    ),
+                )],
+            ));
+        }
+    }
+    let row = store::decide(conn, id, approve, actor, comment)?;
     to_recommendation(&row)
 }
 

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::metrics::{self, unique_or_internal};
 use super::schema::{experiment_metrics, experiments, variants};
 use super::{now, DbConnection, Page};
-use crate::domain::experiment::{Experiment, NewExperiment, Variant};
+use crate::domain::experiment::{Experiment, MetricRole, NewExperiment, Variant};
 use crate::domain::metric::MetricKind;
 use crate::domain::Slug;
 use crate::error::{AppError, AppResult, Issue};
@@ -42,7 +42,8 @@ struct VariantRow {
 struct ExperimentMetricRow {
     experiment_id: i64,
     metric_id: i64,
-    role: String,
+    #[diesel(deserialize_as = String)]
+    role: MetricRole,
 }
 
 /// Stores a new experiment; 409 if the key exists, 422 if a metric is missing or of the wrong kind.
@@ -100,14 +101,14 @@ pub fn create(conn: &mut DbConnection, e: &NewExperiment) -> AppResult<Experimen
         let roles = e
             .kpis
             .iter()
-            .map(|k| ("kpi", k))
-            .chain(e.guardrails.iter().map(|k| ("guardrail", k)));
+            .map(|k| (MetricRole::Kpi, k))
+            .chain(e.guardrails.iter().map(|k| (MetricRole::Guardrail, k)));
         for (pos, (role, k)) in roles.enumerate() {
             diesel::insert_into(experiment_metrics::table)
                 .values((
                     experiment_metrics::experiment_id.eq(id),
                     experiment_metrics::metric_id.eq(ids[k.as_str()]),
-                    experiment_metrics::role.eq(role),
+                    experiment_metrics::role.eq(role.as_str()),
                     experiment_metrics::position.eq(pos as i32),
                 ))
                 .execute(conn)?;
@@ -164,10 +165,15 @@ fn hydrate(conn: &mut DbConnection, rows: Vec<ExperimentRow>) -> AppResult<Vec<E
         let mut guardrails = Vec::new();
         for l in links.iter().filter(|l| l.experiment_id == r.id) {
             let m = metric(&l.metric_id)?;
-            if l.role == "kpi" {
-                kpis.push(m)
-            } else {
-                guardrails.push(m)
+            match l.role {
+                MetricRole::Kpi => kpis.push(m),
+                MetricRole::Guardrail => guardrails.push(m),
+                MetricRole::Sli => {
+                    return Err(AppError::Internal(anyhow::anyhow!(
+                        "experiment {} lists its SLI among its KPIs and guardrails",
+                        r.key
+                    )))
+                }
             }
         }
         let variants = vrows

@@ -35,11 +35,24 @@ struct MetricRow {
     created_at: NaiveDateTime,
     prometheus_good_events: Option<String>,
     prometheus_total_events: Option<String>,
+    /// JSON array of bucket bounds.
+    prometheus_buckets: Option<String>,
 }
 
 impl MetricRow {
-    fn into_metric(self, parents: Vec<String>) -> Metric {
-        Metric {
+    fn into_metric(self, parents: Vec<String>) -> AppResult<Metric> {
+        let buckets = self
+            .prometheus_buckets
+            .as_deref()
+            .map(serde_json::from_str::<Vec<f64>>)
+            .transpose()
+            .map_err(|e| {
+                AppError::Internal(anyhow::anyhow!(
+                    "stored buckets of metric '{}' cannot be read: {e}",
+                    self.key
+                ))
+            })?;
+        Ok(Metric {
             id: self.id,
             key: self.key,
             name: self.name,
@@ -54,8 +67,9 @@ impl MetricRow {
             prometheus: PrometheusQueries {
                 good_events: self.prometheus_good_events,
                 total_events: self.prometheus_total_events,
+                buckets,
             },
-        }
+        })
     }
 }
 
@@ -106,6 +120,13 @@ pub fn create(conn: &mut DbConnection, m: &NewMetric) -> AppResult<Metric> {
             ));
         }
         let conflict = || format!("a metric with key '{}' already exists", m.key);
+        let buckets = m
+            .prometheus
+            .buckets
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| AppError::Internal(e.into()))?;
         diesel::insert_into(metrics::table)
             .values((
                 metrics::key.eq(m.key.as_str()),
@@ -119,6 +140,7 @@ pub fn create(conn: &mut DbConnection, m: &NewMetric) -> AppResult<Metric> {
                 metrics::created_at.eq(now()),
                 metrics::prometheus_good_events.eq(&m.prometheus.good_events),
                 metrics::prometheus_total_events.eq(&m.prometheus.total_events),
+                metrics::prometheus_buckets.eq(buckets),
             ))
             .execute(conn)
             .map_err(|e| unique_or_internal(e, conflict()))?;
@@ -164,7 +186,7 @@ pub fn get(conn: &mut DbConnection, key: &str) -> AppResult<Metric> {
         .ok_or_else(|| AppError::not_found("metric", key))?;
     let mut parents = parents_of(conn, &[row.id])?;
     let p = parents.remove(&row.id).unwrap_or_default();
-    Ok(row.into_metric(p))
+    row.into_metric(p)
 }
 
 /// Metrics in creation order, one page (`limit + 1` rows) at a time.
@@ -177,13 +199,12 @@ pub fn list(conn: &mut DbConnection, page: Page) -> AppResult<Vec<Metric>> {
         .load(conn)?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut parents = parents_of(conn, &ids)?;
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|r| {
             let p = parents.remove(&r.id).unwrap_or_default();
             r.into_metric(p)
         })
-        .collect())
+        .collect()
 }
 
 /// The metrics with these ids, by id.
@@ -193,12 +214,10 @@ pub fn by_ids(conn: &mut DbConnection, ids: &[i64]) -> AppResult<HashMap<i64, Me
         .select(MetricRow::as_select())
         .load(conn)?;
     let mut parents = parents_of(conn, ids)?;
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|r| {
             let p = parents.remove(&r.id).unwrap_or_default();
-            let m = r.into_metric(p);
-            (m.id, m)
+            r.into_metric(p).map(|m| (m.id, m))
         })
-        .collect())
+        .collect()
 }

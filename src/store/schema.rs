@@ -17,6 +17,7 @@ diesel::table! {
         created_at -> Timestamp,
         prometheus_good_events -> Nullable<Text>,
         prometheus_total_events -> Nullable<Text>,
+        prometheus_buckets -> Nullable<Text>,
     }
 }
 

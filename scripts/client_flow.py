@@ -117,7 +117,7 @@ def main():
                 {"key": "checkout_latency_ms", "name": "Checkout latency", "kind": "sli",
                  "value_type": "continuous", "unit": "ms", "direction": "lower_is_better",
                  "layer": "journey", "parents": ["checkout_conversion"],
-                 "prometheus": {"buckets": [100, 200, 250, 300, 350, 400, 450, 500, 600, 800, 1000]}},
+                 "prometheus": {"buckets": list(range(50, 2001, 50))}},
             ]:
                 call(metrics.create_metric, m.Metric, 201, client=admin,
                      body=m.CreateMetric.from_dict(body))
@@ -146,7 +146,7 @@ def main():
             call(analyses.get_analysis, m.Analysis, 200, client=admin, id=a.id)
             call(analyses.list_analyses, m.AnalysisList, 200, client=admin, key="client-flow")
             rec = call(slos.create_recommendation, m.Recommendation, 201, client=admin, id=a.id,
-                       body=m.CreateRecommendation.from_dict({"max_relative_kpi_loss": 0.02,
+                       body=m.CreateRecommendation.from_dict({"max_relative_kpi_loss": 0.1,
                                                               "value_per_kpi_unit": 40, "units_per_day": 50000}))
             created = call(tokens.create_token, m.CreatedToken, 201, client=admin,
                            body=m.CreateToken.from_dict({"name": "pm-client", "role": "reviewer"}))

@@ -33,7 +33,7 @@ echo "analysis: $(echo "$analysis" | json '["summary"]')"
 id=$(echo "$analysis" | json '["id"]')
 reviewer=$(call POST /tokens "$SLOPROOF_ADMIN_TOKEN" '{"name": "pm-alice", "role": "reviewer"}' | json '["token"]')
 rec=$(call POST "/analyses/$id/recommendations" "$SLOPROOF_ADMIN_TOKEN" \
-  '{"max_relative_kpi_loss": 0.01, "value_per_kpi_unit": 50, "units_per_day": 100000}')
+  '{"max_relative_kpi_loss": 0.05, "value_per_kpi_unit": 50, "units_per_day": 100000}')
 echo "recommendation: $(echo "$rec" | json '["slo"]["statement"]')"
 rid=$(echo "$rec" | json '["id"]')
 slo=$(call POST "/recommendations/$rid/decision" "$reviewer" '{"decision": "approve", "comment": "walkthrough"}' | json '["slo_id"]')

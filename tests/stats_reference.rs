@@ -17,7 +17,7 @@ use sloproof::stats::lift::relative_lift;
 use sloproof::stats::multiple::{benjamini_hochberg, holm};
 use sloproof::stats::ols::{ols, CovType};
 use sloproof::stats::power::{mde_difference, power_difference};
-use sloproof::stats::srm::sample_ratio;
+use sloproof::stats::srm::{missingness_homogeneity, sample_ratio};
 use sloproof::stats::{cuped::cuped, StatsError};
 
 fn fixture(name: &str) -> Value {
@@ -172,6 +172,34 @@ fn sample_ratio_matches_scipy_chisquare() {
         close("chi2", r.chi_square, f(&case["chi_square"]), 1e-12, 0.0);
         close("p", r.p_value, f(&case["p"]), 1e-9, 1e-15);
     }
+}
+
+/// Differential missingness: the arm × (measured, missing) homogeneity test against
+/// `scipy.stats.chi2_contingency(correction=False)`.
+#[test]
+fn missingness_test_matches_scipy_chi2_contingency() {
+    let counts = |v: &Value| -> Vec<u64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect()
+    };
+    let cases = fixture("missingness");
+    let cases = cases["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for case in cases {
+        let (chi2, p) =
+            missingness_homogeneity(&counts(&case["measured"]), &counts(&case["assigned"]))
+                .unwrap();
+        close("chi2", chi2, f(&case["chi_square"]), 1e-12, 0.0);
+        close("p", p, f(&case["p"]), 1e-9, 1e-300);
+    }
+    // No missing values: nothing can differ.
+    assert_eq!(
+        missingness_homogeneity(&[10, 20], &[10, 20]).unwrap(),
+        (0.0, 1.0)
+    );
 }
 
 #[test]

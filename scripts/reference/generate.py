@@ -97,6 +97,18 @@ def srm():
     return out
 
 
+def missingness():
+    """chi2_contingency on the arm x (measured, missing) table, without Yates' correction."""
+    out = []
+    for measured, assigned in [([19600, 19200], [20000, 20000]), ([980, 1950, 1890], [1000, 2000, 2000]),
+                               ([500, 480, 470, 455], [510, 500, 500, 500])]:
+        table = [measured, [n - m for m, n in zip(measured, assigned)]]
+        chi2, p, dof, _ = stats.chi2_contingency(table, correction=False)
+        out.append({"measured": measured, "assigned": assigned, "chi_square": float(chi2), "p": float(p),
+                     "df": int(dof)})
+    return out
+
+
 def multiple():
     rng = np.random.default_rng(7)
     out = []
@@ -312,6 +324,7 @@ def main():
     write("iv", iv())
     write("bootstrap", bootstrap())
     write("knee", {"cases": knee()})
+    write("missingness", {"cases": missingness()})
 
 
 if __name__ == "__main__":

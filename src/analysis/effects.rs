@@ -16,7 +16,7 @@ use crate::stats::cuped::cuped;
 use crate::stats::descriptive::{quantile_sorted, Moments};
 use crate::stats::hypothesis::{mann_whitney_sorted, two_proportion_z_test, welch_from_moments};
 use crate::stats::lift::relative_lift;
-use crate::stats::srm::{sample_ratio, SRM_ALPHA};
+use crate::stats::srm::{missingness_homogeneity, sample_ratio, SRM_ALPHA};
 use crate::stats::{self, StatsResult};
 
 /// Values of a column per arm, after the missing-outcome rule.
@@ -114,8 +114,9 @@ pub fn data_quality(d: &UnitData, p: &Parameters) -> DataQuality {
     }
 }
 
-/// The sample-ratio check of the assignments and of the analysed population (units with an SLI
-/// value), both against the planned weights.
+/// The sample-ratio check of the assignments against the planned weights, and the test that
+/// the share of units with an SLI value is the same in every arm (given the realised
+/// assignment counts).
 pub fn srm(d: &UnitData) -> AppResult<SampleRatio> {
     let weights: Vec<f64> = d.arms.iter().map(|a| a.weight).collect();
     let r = sample_ratio(&d.arm_counts(), &weights).map_err(stats_err("sample-ratio check"))?;
@@ -125,7 +126,9 @@ pub fn srm(d: &UnitData) -> AppResult<SampleRatio> {
             analysed[*a as usize] += 1;
         }
     }
-    let analysed_p = sample_ratio(&analysed, &weights).ok().map(|t| t.p_value);
+    let analysed_p = missingness_homogeneity(&analysed, &r.observed)
+        .ok()
+        .map(|t| t.1);
     Ok(SampleRatio {
         variants: d.arms.iter().map(|a| a.key.clone()).collect(),
         observed: r.observed,
@@ -153,6 +156,7 @@ fn sli_summary(sorted: &[f64]) -> Option<SliSummary> {
         p50: q(0.5),
         p95: q(0.95),
         p99: q(0.99),
+        quantiles: (0..=200).map(|i| q(f64::from(i) / 200.0)).collect(),
     })
 }
 
@@ -423,7 +427,7 @@ fn metric_effects(
                 cv,
                 m.is_binary(),
                 p,
-                seed_for(p, &m.metric.key, a),
+                seed_for(p, &format!("metric:{}", m.metric.key), a),
                 shared_reps,
             )
             .map_err(stats_err(&what))?;

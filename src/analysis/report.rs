@@ -172,9 +172,10 @@ pub struct SampleRatio {
     /// Units with an SLI value per variant: the population the slopes are fitted on.
     #[serde(default)]
     pub analysed: Vec<u64>,
-    /// χ² test of `analysed` against the planned weights; when it fails while the assignment
-    /// split passes, whether a unit has an SLI value depends on its arm (timeouts,
-    /// abandonment): differential missingness, which biases the slopes.
+    /// χ² test that the share of assigned units with an SLI value is the same in every arm (2 ×
+    /// k table, given the assignment counts); when it fails (p < `alarm_p_value`), whether a unit
+    /// has an SLI value depends on its arm (timeouts, abandonment): differential missingness,
+    /// which biases the slopes.
     #[serde(default)]
     pub analysed_p_value: Option<f64>,
     #[serde(default = "passed_by_default")]
@@ -198,6 +199,11 @@ pub struct SliSummary {
     pub p50: f64,
     pub p95: f64,
     pub p99: f64,
+    /// Quantiles at probabilities 0, 0.005, …, 1 (201 points, NumPy-linear): the distribution
+    /// a recommendation uses to tell whether a threshold sits inside the noise of per-window
+    /// percentiles (empty in analyses stored before it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quantiles: Vec<f64>,
 }
 
 /// A KPI or guardrail's mean in a variant (after the missing-outcome rule).
@@ -384,7 +390,8 @@ pub struct PowerSummary {
     /// (no variance, or a control mean of zero).
     pub mde_relative: Option<f64>,
     /// Minimum detectable relative KPI change per +100 SLI units (from the slope's SE).
-    pub mde_relative_per_100: f64,
+    /// Null when undefined (e.g. an alpha so small that no effect is detectable).
+    pub mde_relative_per_100: Option<f64>,
     /// The observed relative change per +100 SLI units.
     pub observed_relative_per_100: f64,
     /// True when the slope's CI excludes zero or the design could detect the observed effect.

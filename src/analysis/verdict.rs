@@ -53,7 +53,7 @@ pub fn power(
                 .ok()?;
                 (ctl.mean != 0.0).then(|| mde / ctl.mean.abs())
             });
-        let mde_per_100 = z * c.relative_per_100.std_error;
+        let mde_per_100 = Some(z * c.relative_per_100.std_error).filter(|v| v.is_finite());
         let observed = c.relative_per_100.estimate;
         let excludes_zero = c.slope.ci_low > 0.0 || c.slope.ci_high < 0.0;
         out.push(PowerSummary {
@@ -62,7 +62,7 @@ pub fn power(
             mde_relative,
             mde_relative_per_100: mde_per_100,
             observed_relative_per_100: observed,
-            informative: excludes_zero || mde_per_100 <= observed.abs(),
+            informative: excludes_zero || mde_per_100.is_some_and(|m| m <= observed.abs()),
         });
     }
     out
@@ -90,11 +90,11 @@ pub fn verdicts(
                 ),
             });
         }
-        if srm.passed && !srm.analysed_passed {
+        if !srm.analysed_passed {
             reasons.push(Reason {
                 code: ReasonCode::DifferentialMissingness,
                 message: format!(
-                    "units with a {} value are not split as planned ({:?} of {:?} assigned, p = {:.2e}): whether the SLI is measured depends on the arm (timeouts, abandonment), which biases the slope",
+                    "the share of units with a {} value differs between arms ({:?} of {:?} assigned, p = {:.2e}): whether the SLI is measured depends on the arm (timeouts, abandonment), which biases the slope",
                     d.sli_metric.key,
                     srm.analysed,
                     srm.observed,
@@ -141,12 +141,13 @@ pub fn verdicts(
                 ),
             });
             if let Some(pw) = power.iter().find(|pw| pw.kpi == m.metric.key) {
-                if pw.mde_relative_per_100 > pw.observed_relative_per_100.abs() {
+                let mde = pw.mde_relative_per_100.unwrap_or(f64::INFINITY);
+                if mde > pw.observed_relative_per_100.abs() {
                     reasons.push(Reason {
                         code: ReasonCode::Underpowered,
                         message: format!(
                             "underpowered: minimum detectable effect {} per +100 {} exceeds the observed {}",
-                            pct(pw.mde_relative_per_100),
+                            pct(mde),
                             d.sli_metric.unit,
                             pct(pw.observed_relative_per_100.abs())
                         ),

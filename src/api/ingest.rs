@@ -120,9 +120,11 @@ async fn stream_upload(
     let work = state.run(move |db| service::upload(db, &experiment, kind, reader, format));
     let pump = async move {
         let mut total = 0usize;
+        let mut draining = false;
         while let Some(chunk) = payload.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
+                Err(_) if draining => break,
                 Err(e) => {
                     let _ = tx.send(Err(())).await;
                     return Err(AppError::BadRequest(format!(
@@ -131,12 +133,21 @@ async fn stream_upload(
                 }
             };
             total += chunk.len();
+            if draining {
+                if total > limit {
+                    break;
+                }
+                continue;
+            }
             if total > limit {
                 let _ = tx.send(Err(())).await;
                 return Err(AppError::PayloadTooLarge { limit });
             }
             if tx.send(Ok(chunk)).await.is_err() {
-                break; // the parser stopped early; its result says why
+                // The parser stopped early and its result says why; read (and drop) the rest
+                // of the body, up to the limit, so a client still sending gets that answer
+                // instead of a reset connection.
+                draining = true;
             }
         }
         Ok(())

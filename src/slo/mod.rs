@@ -1,8 +1,10 @@
 //! SLO recommendations, error budgets and exports (OpenSLO, Prometheus rules).
 
 pub mod model;
+pub mod noise;
 pub mod openslo;
 pub mod prometheus;
 pub mod recommend;
 pub mod request;
 pub mod service;
+pub mod threshold;

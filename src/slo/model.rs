@@ -97,6 +97,22 @@ pub struct ErrorBudget {
     pub value_at_risk: Option<f64>,
 }
 
+/// How an unchanged service fares against the SLO's threshold, window by window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WindowNoise {
+    pub window_minutes: u32,
+    /// Requests in a window: units_per_day × window_minutes / 1440 (one request per unit and
+    /// day, evenly spread; more requests per unit make windows less noisy).
+    pub requests_per_window: f64,
+    /// Share of the control arm's SLI values on the bad side of the threshold.
+    pub bad_request_share: f64,
+    /// Share of windows an unchanged service would break: P(Binomial(n, bad_request_share) >
+    /// ⌊n·(1 − good share)⌋) with n requests per window.
+    pub expected_bad_window_share: f64,
+    /// The error budget (1 − target); noise may spend at most a tenth of it.
+    pub budget_fraction: f64,
+}
+
 /// A knee that lowered the threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct KneeUsed {
@@ -142,6 +158,10 @@ pub struct Derivation {
     /// to see the loss the SLO protects against.
     #[serde(default)]
     pub detectable_relative_loss: Option<f64>,
+    /// The window-noise check (windows evaluation with `units_per_day`): null when it could not
+    /// be made.
+    #[serde(default)]
+    pub window_noise: Option<WindowNoise>,
     /// Caveats in plain words.
     pub notes: Vec<String>,
 }

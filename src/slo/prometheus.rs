@@ -52,6 +52,9 @@ pub struct Rule {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert: Option<String>,
     pub expr: String,
+    /// How long the condition must hold before the alert fires.
+    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_duration: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -72,6 +75,12 @@ fn num(x: f64) -> String {
 /// millisecond SLI, base-unit seconds (`_seconds`, replacing a `_ms` suffix of the key).
 pub fn histogram_name(m: &Metric) -> String {
     let base = m.key.replace(['-', '.'], "_");
+    // A metric name cannot start with a digit: `9lat` becomes `sli_9lat`.
+    let base = if base.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("sli_{base}")
+    } else {
+        base
+    };
     if m.unit == "ms" {
         format!("{}_seconds", base.strip_suffix("_ms").unwrap_or(&base))
     } else {
@@ -84,11 +93,13 @@ pub fn histogram_name(m: &Metric) -> String {
 pub fn templates(m: &Metric, comparison: Comparison) -> (String, String) {
     let name = histogram_name(m);
     let le = if m.unit == "ms" {
-        "{{threshold_seconds}}"
+        "{{le_seconds}}"
     } else {
-        "{{threshold}}"
+        "{{le}}"
     };
-    let below = format!("sum(rate({name}_bucket{{le=\"{le}\"}}[{{{{window}}}}]))");
+    // A regex matching every spelling of the bound: exporters write `1` or `1.0` for a bound
+    // of one, and Prometheus 3 normalises `le` to the float form at ingestion.
+    let below = format!("sum(rate({name}_bucket{{le=~\"{le}\"}}[{{{{window}}}}]))");
     let total = format!("sum(rate({name}_count[{{{{window}}}}]))");
     let good_default = match comparison {
         Comparison::Lt => below,
@@ -100,12 +111,27 @@ pub fn templates(m: &Metric, comparison: Comparison) -> (String, String) {
     )
 }
 
-/// Fills `{{window}}`, `{{threshold}}` and `{{threshold_seconds}}`.
+/// A PromQL regex (inside a double-quoted string) matching the spellings of a bucket bound:
+/// `0.35` → `0\\.35`; a whole bound `1` → `1|1\\.0`.
+pub fn le_pattern(bound: f64) -> String {
+    let text = num(bound);
+    let escaped = text.replace('.', "\\\\.");
+    if text.contains('.') {
+        escaped
+    } else {
+        format!("{escaped}|{escaped}\\\\.0")
+    }
+}
+
+/// Fills `{{window}}`, `{{threshold}}`, `{{threshold_seconds}}` (threshold / 1000) and the
+/// bucket-bound regexes `{{le}}` and `{{le_seconds}}` (see [`le_pattern`]).
 pub fn render(template: &str, window: &str, threshold: f64) -> String {
     template
         .replace("{{window}}", window)
         .replace("{{threshold_seconds}}", &num(threshold / 1000.0))
         .replace("{{threshold}}", &num(threshold))
+        .replace("{{le_seconds}}", &le_pattern(threshold / 1000.0))
+        .replace("{{le}}", &le_pattern(threshold))
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -137,6 +163,7 @@ fn sli_recordings(slo: &Slo, sli: &Metric, period: &str) -> Vec<Rule> {
         record: Some(format!("slo:sli_error:ratio_rate{window}")),
         alert: None,
         expr,
+        for_duration: None,
         labels: labels(&[("sloproof_slo", name), ("sloproof_window", window)]),
         annotations: BTreeMap::new(),
     };
@@ -183,7 +210,14 @@ fn sli_recordings(slo: &Slo, sli: &Metric, period: &str) -> Vec<Rule> {
 }
 
 /// The multiwindow multi-burn-rate alerts (page and ticket) of an SLO.
-fn alert_rules(slo: &Slo, name: &str, sel: &str, period_hours: f64, budget: f64) -> Vec<Rule> {
+fn alert_rules(
+    slo: &Slo,
+    sli: &Metric,
+    name: &str,
+    sel: &str,
+    period_hours: f64,
+    budget: f64,
+) -> Vec<Rule> {
     let s = &slo.slo;
     let condition = |long: &str, short: &str, factor: f64| {
         let threshold = num(factor * budget);
@@ -207,6 +241,7 @@ fn alert_rules(slo: &Slo, name: &str, sel: &str, period_hours: f64, budget: f64)
                 if severity == "page" { "Page" } else { "Ticket" }
             )),
             expr: parts.join(" or "),
+            for_duration: None,
             labels: labels(&[("severity", severity), ("sloproof_severity", severity)]),
             annotations: labels(&[
                 (
@@ -220,7 +255,32 @@ fn alert_rules(slo: &Slo, name: &str, sel: &str, period_hours: f64, budget: f64)
             ]),
         });
     }
+    alerts.push(absent_alert(slo, sli, name));
     alerts
+}
+
+/// A ticket when the SLI's events are absent for 15 minutes: an SLO whose queries select no
+/// series records no bad window and would look perfect.
+fn absent_alert(slo: &Slo, sli: &Metric, name: &str) -> Rule {
+    let (_, total) = templates(sli, slo.slo.comparison);
+    Rule {
+        record: None,
+        alert: Some("SloproofSliEventsAbsent".to_owned()),
+        expr: format!("absent({})", render(&total, "5m", slo.slo.threshold)),
+        for_duration: Some("15m".to_owned()),
+        labels: labels(&[
+            ("severity", "ticket"),
+            ("sloproof_severity", "ticket"),
+            ("sloproof_slo", name),
+        ]),
+        annotations: labels(&[(
+            "summary",
+            &format!(
+                "{}: no events of the SLI for 15 minutes; its rules record nothing",
+                slo.slo.statement
+            ),
+        )]),
+    }
 }
 
 /// Builds the rule file of an SLO whose SLI is `sli`.
@@ -236,6 +296,7 @@ pub fn rules(slo: &Slo, sli: &Metric) -> RuleFile {
         record: Some(record.to_owned()),
         alert: None,
         expr,
+        for_duration: None,
         labels: labels(&[("sloproof_slo", name)]),
         annotations: BTreeMap::new(),
     };
@@ -253,7 +314,7 @@ pub fn rules(slo: &Slo, sli: &Metric) -> RuleFile {
         ),
         meta_rule("slo:period_error_budget_remaining:ratio", format!("1 - slo:period_burn_rate:ratio{sel}")),
     ];
-    let alerts = alert_rules(slo, name, &sel, period_hours, budget);
+    let alerts = alert_rules(slo, sli, name, &sel, period_hours, budget);
     RuleFile {
         groups: vec![
             Group {
@@ -311,6 +372,10 @@ mod tests {
             "checkout_latency_seconds"
         );
         assert_eq!(histogram_name(&metric("ttft.p95", "s")), "ttft_p95");
+        assert_eq!(
+            histogram_name(&metric("9lat.v2_x", "ms")),
+            "sli_9lat_v2_x_seconds"
+        );
     }
 
     #[test]
@@ -318,5 +383,12 @@ mod tests {
         assert_eq!(minutes("5m"), 5);
         assert_eq!(minutes("2h"), 120);
         assert_eq!(minutes("28d"), 40_320);
+    }
+
+    #[test]
+    fn bucket_bounds_match_every_spelling() {
+        assert_eq!(le_pattern(0.35), r"0\\.35");
+        assert_eq!(le_pattern(1.0), r"1|1\\.0");
+        assert_eq!(le_pattern(2500.0), r"2500|2500\\.0");
     }
 }

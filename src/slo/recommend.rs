@@ -3,14 +3,18 @@
 //! slope-based threshold, knees, the target, the error budget and the statement.
 
 use super::model::{
-    Comparison, Derivation, ErrorBudget, Evaluation, KneeUsed, RecommendationEvidence,
-    RecommendationInputs, SloSpec, ThresholdRange, ThresholdSource,
+    Comparison, Derivation, ErrorBudget, Evaluation, RecommendationEvidence, RecommendationInputs,
+    SloSpec, ThresholdRange, ThresholdSource, WindowNoise,
 };
+use super::noise::NoiseCheck;
 use super::request::resolve;
 pub use super::request::CreateRecommendation;
-use crate::analysis::report::{
-    Analysis, CausalEffect, Correction, Evidence as EvidenceKind, SliSummary,
+use super::threshold::{
+    apply_knees, baseline, check_beyond_baseline, check_support, detectable_loss,
+    governed_percentile, max_tested_shift, request_baseline, round_conservative, slope_threshold,
+    snap_to_bucket,
 };
+use crate::analysis::report::{Analysis, CausalEffect, Correction, SliSummary};
 use crate::domain::metric::{Direction, Metric};
 use crate::error::{AppError, AppResult, Issue};
 
@@ -28,36 +32,6 @@ pub struct Derived {
 /// Target bounds when derived from a value at risk.
 const MIN_TARGET: f64 = 0.9;
 const MAX_TARGET: f64 = 0.99999;
-
-/// Rounds to 3 significant digits towards the conservative side (down for "<" SLOs). A value
-/// in (0.9, 1) is rounded through its complement 1 − x, so 0.99912 becomes 0.9991 or 0.9992,
-/// never 1 (an impossible share).
-pub fn round_conservative(x: f64, down: bool) -> f64 {
-    if x == 0.0 || !x.is_finite() {
-        return x;
-    }
-    if x > 0.9 && x < 1.0 {
-        // 1 − x carries binary noise in its last bits (1 − 0.9999512 = 4.8799…e-5): drop it
-        // (12 significant digits) before rounding to 3.
-        let c = format!("{:.11e}", 1.0 - x).parse().unwrap_or(1.0 - x);
-        let c = round_significant(c, !down);
-        let digits = (-(c.log10().floor()) + 2.0).clamp(0.0, 15.0) as i32;
-        let p = 10f64.powi(digits);
-        return ((1.0 - c) * p).round() / p;
-    }
-    round_significant(x, down)
-}
-
-fn round_significant(x: f64, down: bool) -> f64 {
-    let mag = 10f64.powf(x.abs().log10().floor() - 2.0);
-    let scaled = x / mag;
-    let r = if down { scaled.floor() } else { scaled.ceil() };
-    // Undo the scaling without re-introducing binary noise in the last digits.
-    let digits = (-(mag.log10().round())).max(0.0) as i32;
-    let v = r * mag;
-    let p = 10f64.powi(digits);
-    (v * p).round() / p
-}
 
 pub(crate) fn fmt_num(x: f64) -> String {
     let s = format!("{x:.6}");
@@ -115,251 +89,41 @@ fn validated_effect<'a>(
     Ok((effect, control))
 }
 
-/// The percentile an SLO governs per window for a requested coverage p (95 = "95% of requests
-/// good"): the harmful tail, p95 for a lower-is-better SLI and p5 for a higher-is-better one.
-fn governed_percentile(p: u32, direction: Direction) -> u32 {
-    match direction {
-        Direction::LowerIsBetter => p,
-        Direction::HigherIsBetter => 100 - p,
-    }
-}
-
-/// The control arm's SLI at the governed percentile (the mean for request-based SLOs).
-fn baseline(control: &SliSummary, governed: Option<u32>) -> AppResult<f64> {
-    let low_tail = |v: Option<f64>| {
-        v.ok_or_else(|| {
-            AppError::invalid(
-                "the analysis predates low-tail percentiles; run the analysis again",
-                vec![Issue::field(
-                    "percentile",
-                    "a higher-is-better SLI is governed by its low tail (p5, p1), which this analysis does not report",
-                )],
-            )
-        })
-    };
-    Ok(match governed {
-        Some(1) => low_tail(control.p1)?,
-        Some(5) => low_tail(control.p5)?,
-        Some(50) => control.p50,
-        Some(99) => control.p99,
-        Some(_) => control.p95,
-        None => control.mean,
-    })
-}
-
-/// The largest SLI shift in the harmful direction that an arm produced (measured mean shift).
-fn max_tested_shift(a: &Analysis, sli: &Metric) -> f64 {
-    let worse = sli.direction.worse_sign();
-    a.first_stage
-        .iter()
-        .map(|arm| worse * arm.mean_shift.estimate)
-        .fold(0.0, f64::max)
-}
-
-/// Refuses a slope-based threshold that the experiment cannot support: one beyond the doses it
-/// tested, or on a dose-response that departs from a line, unless the request accepts it.
-fn check_support(
-    a: &Analysis,
-    kpi: &Metric,
-    inputs: &RecommendationInputs,
-    degradation: f64,
-    tested: f64,
+/// The window-noise check of a window-based SLO (see `slo::noise`): keeps the window, widens a
+/// default one (recorded in the inputs and the notes), or refuses. Without `units_per_day` or
+/// the control arm's quantiles (older analyses) it cannot be made, and a note says so.
+fn check_window_noise(
+    control: &SliSummary,
+    inputs: &mut RecommendationInputs,
+    (threshold, comparison, target): (f64, Comparison, f64),
+    explicit_window: bool,
     notes: &mut Vec<String>,
-) -> AppResult<()> {
-    let mut issues = Vec::new();
-    if degradation > tested {
-        let msg = format!(
-            "the tolerated loss is reached at a degradation of {} but the experiment's largest shift was {}: a linear extrapolation",
-            fmt_num(degradation),
-            fmt_num(tested)
-        );
-        if inputs.allow_extrapolation {
-            notes.push(format!("Extrapolated (accepted by the request): {msg}."));
-        } else {
-            issues.push(Issue::field(
-                "allow_extrapolation",
-                format!("{msg}; set allow_extrapolation to accept it, or test larger doses"),
-            ));
-        }
-    }
-    let nonlinear = a
-        .dose_response
-        .iter()
-        .find(|d| d.kpi == kpi.key)
-        .and_then(|d| d.linearity.as_ref())
-        .filter(|l| !l.linear);
-    if let Some(l) = nonlinear {
-        let msg = format!(
-            "the dose-response departs from a line (over-identification p = {:.3})",
-            l.p_value
-        );
-        if inputs.allow_nonlinear {
-            notes.push(format!("Nonlinear (accepted by the request): {msg}."));
-        } else {
-            issues.push(Issue::field("allow_nonlinear", format!("{msg}; a linear threshold would mislead: set allow_nonlinear to accept it, or use a knee")));
-        }
-    }
-    if issues.is_empty() {
-        Ok(())
-    } else {
-        Err(AppError::invalid(
-            "the experiment does not support this threshold",
-            issues,
-        ))
-    }
-}
-
-/// Thresholds from the slope alone: baseline + the SLI degradation that costs the tolerated
-/// loss, at the conservative end of the slope's CI, its estimate and its other end.
-struct SlopeThreshold {
-    range: ThresholdRange,
-    /// The slope used (the conservative end of its CI).
-    slope_used: f64,
-    /// SLI degradation, in SLI units, that costs the tolerated loss at `slope_used`.
-    degradation: f64,
-}
-
-fn slope_threshold(
-    effect: &CausalEffect,
-    baseline: f64,
-    loss: f64,
-    sli: &Metric,
-    kpi: &Metric,
-) -> AppResult<SlopeThreshold> {
-    let mu = effect.control_kpi_mean;
-    let harmful = sli.direction.harmful_slope_sign(kpi.direction);
-    let (most, least) = if harmful < 0.0 {
-        (effect.slope.ci_low, effect.slope.ci_high)
-    } else {
-        (effect.slope.ci_high, effect.slope.ci_low)
+) -> AppResult<Option<WindowNoise>> {
+    let (Evaluation::Windows, Some(p), Some(w)) =
+        (inputs.evaluation, inputs.percentile, inputs.window_minutes)
+    else {
+        return Ok(None);
     };
-    // SLI degradation (in SLI units) that costs the tolerated relative loss at a slope s.
-    let degradation_at = |s: f64| -> Option<f64> {
-        let rel = s / mu;
-        (rel * harmful > 0.0).then(|| loss / rel.abs())
+    let Some(units_per_day) = inputs
+        .units_per_day
+        .filter(|_| !control.quantiles.is_empty())
+    else {
+        notes.push("Give units_per_day to check that the threshold is not inside the noise of per-window percentiles.".to_owned());
+        return Ok(None);
     };
-    let worse = sli.direction.worse_sign();
-    let degradation = degradation_at(most).ok_or_else(|| {
-        AppError::invalid(
-            "the conservative end of the slope's CI is not harmful",
-            vec![],
-        )
-    })?;
-    let conservative = baseline + worse * degradation;
-    let estimate =
-        degradation_at(effect.slope.estimate).map_or(conservative, |d| baseline + worse * d);
-    let optimistic = degradation_at(least).map(|d| baseline + worse * d);
-    Ok(SlopeThreshold {
-        range: ThresholdRange {
-            conservative,
-            estimate,
-            optimistic,
-        },
-        slope_used: most,
-        degradation,
-    })
-}
-
-/// The threshold after the KPI's knees: the conservative end of a causal knee's interval (the
-/// lower end for a lower-is-better SLI), when tighter than the slope-based threshold and beyond
-/// the baseline, replaces it; a tighter knee inside the baseline is noted, not used.
-/// Observational knees are only noted: they are correlations.
-fn apply_knees(
-    a: &Analysis,
-    sli: &Metric,
-    kpi: &Metric,
-    baseline: f64,
-    slope_based: f64,
-    notes: &mut Vec<String>,
-) -> (f64, ThresholdSource, Option<KneeUsed>) {
-    let worse = sli.direction.worse_sign();
-    let mut threshold = slope_based;
-    let mut source = ThresholdSource::Slope;
-    let mut knee_used = None;
-    for t in a.threshold.iter().filter(|t| t.kpi == kpi.key) {
-        let Some(bp) = &t.breakpoint else { continue };
-        if t.evidence != EvidenceKind::Causal {
-            notes.push(format!(
-                "An observational knee at {:.1} {} (95% CI {:.1}–{:.1}) was not used: it is a correlation, not an effect.",
-                bp.estimate, sli.unit, bp.ci_low, bp.ci_high
-            ));
-            continue;
-        }
-        let end = if worse > 0.0 { bp.ci_low } else { bp.ci_high };
-        let tighter = worse * (threshold - end) > 0.0;
-        let beyond_baseline = worse * (end - baseline) > 0.0;
-        if tighter && beyond_baseline {
-            threshold = end;
-            source = ThresholdSource::Knee;
-            knee_used = Some(KneeUsed {
-                estimate: bp.estimate,
-                ci_low: bp.ci_low,
-                ci_high: bp.ci_high,
-                evidence: t.evidence,
-            });
-        } else if tighter {
-            notes.push(format!(
-                "A {} knee at {:.1} {} (conservative end {:.1}) lies inside the current baseline ({:.1}) and was not used.",
-                t.evidence, bp.estimate, sli.unit, end, baseline
-            ));
-        }
-    }
-    (threshold, source, knee_used)
-}
-
-/// The threshold on a bucket bound of the SLI's histogram when it declares its buckets, moved
-/// towards the strict side (down when good is "below"); a query on a bound the histogram lacks
-/// would select nothing. 422 when no bound lies on the strict side.
-fn snap_to_bucket(
-    sli: &Metric,
-    threshold: f64,
-    below: bool,
-    notes: &mut Vec<String>,
-) -> AppResult<f64> {
-    let q = &sli.prometheus;
-    match (&q.buckets, q.snap(threshold, below)) {
-        (None, _) => {
-            if q.good_events.is_none() {
-                notes.push(format!(
-                    "The exported rules query the histogram bucket at {}; declare the SLI's prometheus.buckets so the threshold snaps to a bound the histogram has.",
-                    fmt_num(threshold)
-                ));
-            }
-            Ok(threshold)
-        }
-        (Some(_), Some(bound)) => {
-            if bound != threshold {
-                notes.push(format!(
-                    "Threshold moved from {} to the histogram bucket bound {} (towards the strict side).",
-                    fmt_num(threshold),
-                    fmt_num(bound)
-                ));
-            }
-            Ok(bound)
-        }
-        (Some(_), None) => Err(AppError::invalid(
-            "the threshold has no histogram bucket bound on its strict side",
-            vec![Issue::field(
-                "prometheus.buckets",
-                format!(
-                    "metric '{}' declares no bucket bound {} {}; add finer buckets",
-                    sli.key,
-                    if below { "at or below" } else { "at or above" },
-                    fmt_num(threshold)
-                ),
-            )],
-        )),
-    }
-}
-
-/// The smallest relative KPI loss the experiment could detect at SLI degradation `degradation`:
-/// the analysis's minimum detectable relative change per +100 SLI units, scaled.
-fn detectable_loss(a: &Analysis, kpi: &Metric, degradation: f64) -> Option<f64> {
-    a.power
-        .iter()
-        .find(|p| p.kpi == kpi.key)
-        .map(|p| p.mde_relative_per_100.abs() * degradation / 100.0)
-        .filter(|d| d.is_finite())
+    let check = NoiseCheck {
+        quantiles: &control.quantiles,
+        threshold,
+        comparison,
+        good_share: f64::from(p) / 100.0,
+        units_per_day,
+        window_days: inputs.window_days,
+        budget_fraction: 1.0 - target,
+    };
+    let choice = check.choose(w, explicit_window)?;
+    inputs.window_minutes = Some(choice.window_minutes);
+    notes.extend(choice.note);
+    Ok(Some(choice.noise))
 }
 
 /// The target: given, derived from the largest tolerated value at risk, or 0.99.
@@ -375,12 +139,25 @@ fn target(
     ) {
         (Some(t), _, _) => t,
         (None, Some(max), Some(per_budget)) => {
-            let t = (1.0 - max / per_budget).clamp(MIN_TARGET, MAX_TARGET);
-            notes.push(format!(
-                "Target derived from a value at risk of at most {}.",
-                fmt_num(max)
-            ));
-            (t * 1e5).floor() / 1e5
+            // At least one bad window per period must be allowed.
+            let most = inputs.window_minutes.map_or(MAX_TARGET, |w| {
+                let windows = f64::from(inputs.window_days) * 1440.0 / f64::from(w);
+                MAX_TARGET.min(1.0 - 1.0 / windows)
+            });
+            let wanted = 1.0 - max / per_budget;
+            let t = wanted.clamp(MIN_TARGET, most);
+            notes.push(if t == wanted {
+                format!("Target derived from a value at risk of at most {}.", fmt_num(max))
+            } else {
+                format!(
+                    "A value at risk of at most {} needs a target of {}; clamped to {} (between {MIN_TARGET} and at least one bad window per period).",
+                    fmt_num(max),
+                    fmt_num(wanted),
+                    fmt_num(t)
+                )
+            });
+            // Upwards, so the value at risk stays within the cap.
+            ((t * 1e5).ceil() / 1e5).min(most)
         }
         _ => 0.99,
     }
@@ -449,6 +226,36 @@ fn statement(
     }
 }
 
+/// Notes on the strength of the evidence: loose analysis parameters (returned as a flag that
+/// approval must acknowledge) and the loss the experiment could detect at the degradation.
+fn evidence_notes(
+    a: &Analysis,
+    kpi: &Metric,
+    degradation: f64,
+    loss: f64,
+    notes: &mut Vec<String>,
+) -> (bool, Option<f64>) {
+    let p = &a.parameters;
+    let loose = p.alpha > 0.05 || p.confidence < 0.95 || p.correction == Correction::None;
+    if loose {
+        notes.push(format!(
+            "The analysis used alpha {}, {}% intervals and correction '{}'; approving needs the reviewer to acknowledge these looser parameters.",
+            p.alpha,
+            100.0 * p.confidence,
+            p.correction
+        ));
+    }
+    let detectable = detectable_loss(a, kpi, degradation);
+    if let Some(d) = detectable.filter(|d| *d > loss) {
+        notes.push(format!(
+            "Underpowered for this tolerance: at this degradation the experiment could only detect a loss of {:.2}% (80% power), more than the {:.2}% the SLO protects against.",
+            100.0 * d,
+            100.0 * loss
+        ));
+    }
+    (loose, detectable)
+}
+
 /// Derives a recommendation from an analysis; 422 with the verdict's reasons when the effect
 /// on that KPI was not validated.
 pub fn derive(
@@ -457,48 +264,11 @@ pub fn derive(
     kpi: &Metric,
     req: &CreateRecommendation,
 ) -> AppResult<Derived> {
-    let inputs = resolve(req, &kpi.key)?;
+    let mut inputs = resolve(req, &kpi.key)?;
     let (effect, control) = validated_effect(a, sli, kpi)?;
-    let governed = inputs
-        .percentile
-        .map(|p| governed_percentile(p, sli.direction));
-    let baseline = baseline(control, governed)?;
     let mu = effect.control_kpi_mean;
     let loss = inputs.max_relative_kpi_loss;
-    let slope = slope_threshold(effect, baseline, loss, sli, kpi)?;
-    let mut notes = vec![format!(
-        "Assumes a degradation shifts the SLI's distribution, so its p{} moves by the same amount as its mean (as a latency injection does).",
-        governed.unwrap_or(50)
-    )];
-    let tested = max_tested_shift(a, sli);
-    let (threshold, source, knee_used) =
-        apply_knees(a, sli, kpi, baseline, slope.range.conservative, &mut notes);
-    if source == ThresholdSource::Slope {
-        check_support(a, kpi, &inputs, slope.degradation, tested, &mut notes)?;
-    }
-    let loose_evidence = a.parameters.alpha > 0.05 || a.parameters.correction == Correction::None;
-    if loose_evidence {
-        notes.push(format!(
-            "The analysis used alpha {} with correction '{}'; approving needs the reviewer to acknowledge these looser parameters.",
-            a.parameters.alpha, a.parameters.correction
-        ));
-    }
-    let detectable = detectable_loss(a, kpi, slope.degradation);
-    if let Some(d) = detectable.filter(|d| *d > loss) {
-        notes.push(format!(
-            "Underpowered for this tolerance: at this degradation the experiment could only detect a loss of {:.2}% (80% power), more than the {:.2}% the SLO protects against.",
-            100.0 * d,
-            100.0 * loss
-        ));
-    }
-    let lower_is_better = sli.direction == Direction::LowerIsBetter;
-    let comparison = if lower_is_better {
-        Comparison::Lt
-    } else {
-        Comparison::Gt
-    };
-    let threshold = round_conservative(threshold, lower_is_better);
-    let threshold = snap_to_bucket(sli, threshold, lower_is_better, &mut notes)?;
+    let mut notes = Vec::new();
     let period_units = inputs
         .units_per_day
         .map(|u| u * f64::from(inputs.window_days));
@@ -507,6 +277,43 @@ pub fn derive(
         _ => None,
     };
     let target = target(&inputs, value_per_budget, &mut notes);
+    let governed = inputs
+        .percentile
+        .map(|p| governed_percentile(p, sli.direction));
+    let baseline = match governed {
+        Some(_) => baseline(control, governed)?,
+        None => request_baseline(control, target, sli.direction)?,
+    };
+    let slope = slope_threshold(effect, baseline, loss, sli, kpi)?;
+    notes.insert(0, format!(
+        "Assumes a degradation shifts the SLI's distribution, so the baseline ({}) moves by the same amount as its mean (as a latency injection does).",
+        governed.map_or_else(|| format!("the {} quantile", fmt_num(target)), |g| format!("p{g}"))
+    ));
+    let tested = max_tested_shift(a, sli);
+    let (threshold, source, knee_used) =
+        apply_knees(a, sli, kpi, baseline, slope.range.conservative, &mut notes);
+    let extrapolated = source == ThresholdSource::Slope && slope.degradation > tested;
+    if source == ThresholdSource::Slope {
+        check_support(a, kpi, &inputs, slope.degradation, tested, &mut notes)?;
+    }
+    let (loose_evidence, detectable) = evidence_notes(a, kpi, slope.degradation, loss, &mut notes);
+    let lower_is_better = sli.direction == Direction::LowerIsBetter;
+    let comparison = if lower_is_better {
+        Comparison::Lt
+    } else {
+        Comparison::Gt
+    };
+    let rounded = round_conservative(threshold, lower_is_better);
+    let threshold = snap_to_bucket(sli, rounded, lower_is_better, &mut notes)?;
+    check_beyond_baseline(sli, threshold, baseline, threshold != rounded)?;
+    let explicit_window = req.window_minutes.is_some();
+    let window_noise = check_window_noise(
+        control,
+        &mut inputs,
+        (threshold, comparison, target),
+        explicit_window,
+        &mut notes,
+    )?;
     Ok(Derived {
         slo: SloSpec {
             sli: sli.key.clone(),
@@ -534,11 +341,12 @@ pub fn derive(
             threshold_source: source,
             knee: knee_used,
             max_tested_shift: tested,
-            extrapolated: slope.degradation > tested,
+            extrapolated,
             analysis_alpha: Some(a.parameters.alpha),
             analysis_correction: Some(a.parameters.correction),
             loose_evidence,
             detectable_relative_loss: detectable,
+            window_noise,
             notes,
         },
         evidence: RecommendationEvidence {
@@ -553,29 +361,4 @@ pub fn derive(
         },
         inputs,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::round_conservative;
-
-    #[test]
-    fn rounding_is_conservative_to_three_digits() {
-        assert_eq!(round_conservative(340.87, true), 340.0);
-        assert_eq!(round_conservative(340.17, false), 341.0);
-        assert_eq!(round_conservative(0.012345, true), 0.0123);
-        assert_eq!(round_conservative(1234.5, true), 1230.0);
-    }
-
-    /// Shares near 1 round through their complement: never to an impossible 1.
-    #[test]
-    fn rounding_near_one_keeps_the_share_possible() {
-        assert_eq!(round_conservative(0.999_123_4, false), 0.999_124);
-        assert_eq!(round_conservative(0.999_123_4, true), 0.999_123);
-        assert_eq!(round_conservative(0.999_951_2, true), 0.999_951_2);
-        assert_eq!(round_conservative(0.999_951_23, true), 0.999_951_2);
-        assert_eq!(round_conservative(0.999_951_23, false), 0.999_951_3);
-        assert!(round_conservative(0.999_999_9, false) < 1.0);
-        assert_eq!(round_conservative(0.951_23, true), 0.9512);
-    }
 }

@@ -116,6 +116,30 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> StatsResult<f64> {
     Ok(sorted[lo] + frac * (sorted[hi] - sorted[lo]))
 }
 
+/// The CDF at `t` of a distribution known by its quantiles on an even grid of probabilities
+/// (`grid[i]` is the i/(k−1) quantile, ascending): F(t) by linear interpolation between grid
+/// points, the inverse of [`quantile_sorted`]'s interpolation on the same grid; 0 below the
+/// first point, 1 at and above the last. On tied grid points F jumps to the highest tied level.
+pub fn cdf_from_quantile_grid(grid: &[f64], t: f64) -> f64 {
+    let k = grid.len();
+    if k < 2 || t < grid[0] {
+        return 0.0;
+    }
+    if t >= grid[k - 1] {
+        return 1.0;
+    }
+    // The last grid point ≤ t; t < grid[k − 1], so i + 1 < k.
+    let i = grid.partition_point(|g| *g <= t) - 1;
+    let step = 1.0 / (k - 1) as f64;
+    let width = grid[i + 1] - grid[i];
+    let frac = if width > 0.0 {
+        (t - grid[i]) / width
+    } else {
+        0.0
+    };
+    (i as f64 + frac) * step
+}
+
 /// Quantiles of an unsorted sample (see [`quantile_sorted`]); sorts a copy once.
 pub fn quantiles(xs: &[f64], qs: &[f64]) -> StatsResult<Vec<f64>> {
     check_finite("quantiles", xs)?;

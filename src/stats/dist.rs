@@ -1,7 +1,9 @@
 //! Thin wrappers over statrs' distributions with the tail functions the tests need.
 //! statrs is the reference for the distribution functions themselves.
 
-use statrs::distribution::{ChiSquared, ContinuousCDF, FisherSnedecor, Normal, StudentsT};
+use statrs::distribution::{
+    Binomial, ChiSquared, ContinuousCDF, DiscreteCDF, FisherSnedecor, Normal, StudentsT,
+};
 
 use super::{StatsError, StatsResult};
 
@@ -61,4 +63,12 @@ pub fn two_sided_normal_p(z: f64) -> f64 {
 /// Two-sided p-value of a t statistic with `df` degrees of freedom.
 pub fn two_sided_t_p(t: f64, df: f64) -> StatsResult<f64> {
     Ok((2.0 * t_sf(t.abs(), df)?).min(1.0))
+}
+
+/// P(X > k) for X ~ Binomial(n, p) (statrs, through the regularized incomplete beta function;
+/// matches `scipy.stats.binom.sf(k, n, p)`).
+pub fn binom_sf(k: u64, n: u64, p: f64) -> StatsResult<f64> {
+    let d = Binomial::new(p, n)
+        .map_err(|e| StatsError::InvalidParameter(format!("binomial ({n}, {p}): {e}")))?;
+    Ok(d.sf(k))
 }

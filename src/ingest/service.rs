@@ -11,7 +11,7 @@ use crate::domain::metric::{Metric, NewMetric};
 use crate::domain::Page;
 use crate::error::AppResult;
 use crate::store::upsert::{commit_upload, WriteOutcome};
-use crate::store::{assignments, experiments, metrics, observations, Db};
+use crate::store::{assignments, experiments, metrics, observations, Db, DbConnection};
 
 /// Stores a new metric; 409 if the key exists, 422 if a parent does not exist.
 pub fn create_metric(db: &Db, m: &NewMetric) -> AppResult<Metric> {
@@ -54,16 +54,22 @@ pub fn experiment_with_data(db: &Db, key: &str) -> AppResult<(Experiment, Experi
     Ok((e, counts))
 }
 
-fn summary(received: u64, o: &WriteOutcome) -> IngestSummary {
-    IngestSummary {
-        received,
-        inserted: o.inserted,
-        duplicates: o.duplicates,
-        replaced: o.replaced,
-    }
+/// Names the ids of an upload's rows in conflict messages.
+fn namer<'a>(pairs: impl Iterator<Item = (i64, &'a str)>) -> impl Fn(i64) -> String {
+    let names: HashMap<i64, String> = pairs.map(|(id, k)| (id, k.to_owned())).collect();
+    move |id| names.get(&id).cloned().unwrap_or_else(|| id.to_string())
 }
 
-fn logged(what: &str, received: u64, started: std::time::Instant, o: &WriteOutcome) {
+/// Writes an upload's validated rows in one transaction (see `commit_upload`) and logs it.
+fn store(
+    db: &Db,
+    experiment_id: i64,
+    what: &str,
+    received: u64,
+    write: impl FnOnce(&mut DbConnection) -> AppResult<WriteOutcome>,
+) -> AppResult<IngestSummary> {
+    let started = std::time::Instant::now();
+    let o = commit_upload(&mut *db.conn()?, experiment_id, received, what, write)?;
     tracing::info!(
         what,
         received,
@@ -71,6 +77,12 @@ fn logged(what: &str, received: u64, started: std::time::Instant, o: &WriteOutco
         write_ms = started.elapsed().as_millis() as u64,
         "bulk write committed"
     );
+    Ok(IngestSummary {
+        received,
+        inserted: o.inserted,
+        duplicates: o.duplicates,
+        replaced: o.replaced,
+    })
 }
 
 /// Reads, validates and stores an upload of assignments, all or nothing.
@@ -81,26 +93,10 @@ pub fn upload_assignments(
     format: Format,
 ) -> AppResult<IngestSummary> {
     let ValidUpload { received, records } = super::assignments(experiment, input, format)?;
-    let names: HashMap<i64, &str> = experiment
-        .variants
-        .iter()
-        .map(|v| (v.id, v.key.as_str()))
-        .collect();
-    let variant_key = |id: i64| {
-        names
-            .get(&id)
-            .map_or_else(|| id.to_string(), |k| k.to_string())
-    };
-    let started = std::time::Instant::now();
-    let outcome = commit_upload(
-        &mut *db.conn()?,
-        experiment.id,
-        received,
-        "assignment",
-        |conn| assignments::write(conn, experiment.id, &records, &variant_key),
-    )?;
-    logged("assignment", received, started, &outcome);
-    Ok(summary(received, &outcome))
+    let name = namer(experiment.variants.iter().map(|v| (v.id, v.key.as_str())));
+    store(db, experiment.id, "assignment", received, |conn| {
+        assignments::write(conn, experiment.id, &records, &name)
+    })
 }
 
 /// Reads, validates and stores an upload of observations, all or nothing.
@@ -112,25 +108,10 @@ pub fn upload_observations(
     on_conflict: OnConflict,
 ) -> AppResult<IngestSummary> {
     let ValidUpload { received, records } = super::observations(experiment, input, format)?;
-    let names: HashMap<i64, &str> = experiment
-        .metrics()
-        .map(|m| (m.id, m.key.as_str()))
-        .collect();
-    let metric_key = |id: i64| {
-        names
-            .get(&id)
-            .map_or_else(|| id.to_string(), |k| k.to_string())
-    };
-    let started = std::time::Instant::now();
-    let outcome = commit_upload(
-        &mut *db.conn()?,
-        experiment.id,
-        received,
-        "observation",
-        |conn| observations::write(conn, experiment.id, &records, on_conflict, &metric_key),
-    )?;
-    logged("observation", received, started, &outcome);
-    Ok(summary(received, &outcome))
+    let name = namer(experiment.metrics().map(|m| (m.id, m.key.as_str())));
+    store(db, experiment.id, "observation", received, |conn| {
+        observations::write(conn, experiment.id, &records, on_conflict, &name)
+    })
 }
 
 /// What an upload carries.

@@ -143,6 +143,7 @@ pub struct CausalFit {
     control_mean: f64,
     first_stage_f: f64,
     first_stage_robust_f: f64,
+    first_stage_effective_f: f64,
     dose: DoseResponse,
 }
 
@@ -205,6 +206,7 @@ pub fn fit_kpi(d: &UnitData, m: &MetricColumn, p: &Parameters) -> AppResult<Caus
         control_mean,
         first_stage_f: f.first_stage.f_stat,
         first_stage_robust_f: f.first_stage.robust_f_stat,
+        first_stage_effective_f: f.first_stage.effective_f,
         dose: DoseResponse {
             kpi: m.metric.key.clone(),
             sli: d.sli_metric.key.clone(),
@@ -246,7 +248,10 @@ impl CausalFit {
                 bootstrap: boot,
                 first_stage_f: self.first_stage_f,
                 first_stage_robust_f: self.first_stage_robust_f,
-                weak_instrument: self.first_stage_f < WEAK_INSTRUMENT_F,
+                first_stage_effective_f: Some(self.first_stage_effective_f),
+                // The heteroskedasticity-robust effective F (binary KPIs are heteroskedastic).
+                weak_instrument: self.first_stage_effective_f.is_nan()
+                    || self.first_stage_effective_f < WEAK_INSTRUMENT_F,
                 control_kpi_mean: self.control_mean,
             },
             dose: self.dose,

@@ -307,7 +307,11 @@ pub struct CausalEffect {
     pub first_stage_f: f64,
     /// Heteroskedasticity-robust first-stage Wald statistic on the F scale.
     pub first_stage_robust_f: f64,
-    /// True when the first-stage F is below 10.
+    /// Montiel Olea & Pflueger's effective first-stage F (robust to heteroskedasticity; absent
+    /// in analyses stored before it).
+    #[serde(default)]
+    pub first_stage_effective_f: Option<f64>,
+    /// True when the effective first-stage F is below 10.
     pub weak_instrument: bool,
     pub control_kpi_mean: f64,
 }

@@ -120,8 +120,10 @@ pub fn verdicts(
             reasons.push(Reason {
                 code: ReasonCode::WeakInstrument,
                 message: format!(
-                    "weak instrument: the arms barely moved {} (first-stage F = {:.1} < 10)",
-                    d.sli_metric.key, c.first_stage_f
+                    "weak instrument: the arms barely moved {} (effective first-stage F = {:.1} < 10; classical F = {:.1})",
+                    d.sli_metric.key,
+                    c.first_stage_effective_f.unwrap_or(f64::NAN),
+                    c.first_stage_f
                 ),
             });
         }

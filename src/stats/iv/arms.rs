@@ -1,6 +1,6 @@
 //! Two-stage least squares from per-arm moments, for a constant and arm-indicator instruments.
 
-use super::{check_first_stage_rss, FirstStage, Sargan, TwoSls};
+use super::{check_first_stage_rss, effective_f, FirstStage, Sargan, TwoSls};
 use crate::stats::linalg::{sandwich, wald_quadratic, Square};
 use crate::stats::{check_finite, StatsError, StatsResult};
 
@@ -167,7 +167,27 @@ fn arm_first_stage(
         })
         .collect();
     let robust_f_stat = wald_quadratic(&b, &cov)? / q as f64;
-    FirstStage::new(q, f_stat, robust_f_stat, df_u, 1.0 - p.rss_u / rss_r)
+    // S = Z̃ᵀZ̃ for the indicators of the non-base arms after removing the constant:
+    // S_ac = nₐ·δ_ac − nₐn_c/n; π̂ᵀSπ̂ is the between-arm sum of squares S_b.
+    let s: Square = others
+        .iter()
+        .map(|&a| {
+            others
+                .iter()
+                .map(|&c| {
+                    let diag = if a == c { m[a].n } else { 0.0 };
+                    diag - m[a].n * m[c].n / p.n
+                })
+                .collect()
+        })
+        .collect();
+    let f_eff = effective_f(p.sb, &cov, &s);
+    FirstStage::new(
+        q,
+        (f_stat, robust_f_stat, f_eff),
+        df_u,
+        1.0 - p.rss_u / rss_r,
+    )
 }
 
 /// The second stage from arm moments: coefficients [β₀, β₁], unadjusted and robust

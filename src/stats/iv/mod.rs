@@ -32,6 +32,20 @@ pub struct FirstStage {
     pub robust_f_p_value: f64,
     /// Partial R² of the excluded instruments.
     pub partial_r_squared: f64,
+    /// Montiel Olea & Pflueger's (2013) effective F: π̂ᵀSπ̂ / tr(V̂S), with π̂ the excluded
+    /// instruments' first-stage coefficients, V̂ their robust covariance and S = Z̃ᵀZ̃ the
+    /// instruments after partialling out the exogenous regressors. Robust to
+    /// heteroskedasticity; equals the robust F with one instrument and the classical F under
+    /// a homoskedastic V̂.
+    pub effective_f: f64,
+}
+
+/// The effective F from π̂ᵀSπ̂ (the instruments' explained sum of squares), V̂ and S.
+pub(crate) fn effective_f(explained: f64, v: &Square, s: &Square) -> f64 {
+    let trace: f64 = (0..v.len())
+        .map(|i| (0..v.len()).map(|j| v[i][j] * s[j][i]).sum::<f64>())
+        .sum();
+    explained / trace
 }
 
 /// The first stage needs variation left after the exogenous regressors (RSSᵣ > 0) and not all of
@@ -54,8 +68,7 @@ impl FirstStage {
     /// With p-values from F(q, `df`) for both statistics.
     fn new(
         q: usize,
-        f_stat: f64,
-        robust_f_stat: f64,
+        (f_stat, robust_f_stat, effective_f): (f64, f64, f64),
         df: f64,
         partial_r_squared: f64,
     ) -> StatsResult<FirstStage> {
@@ -66,6 +79,7 @@ impl FirstStage {
             robust_f_stat,
             robust_f_p_value: f_sf(robust_f_stat, q as f64, df)?,
             partial_r_squared,
+            effective_f,
         })
     }
 }
@@ -258,7 +272,33 @@ fn first_stage_strength(
         .collect();
     let b: Vec<f64> = idx.iter().map(|&i| g[i]).collect();
     let wald = wald_quadratic(&b, &sub)?;
-    FirstStage::new(q, f_stat, wald / q as f64, df_u, 1.0 - rss_u / rss_r)
+    // S = Z̃ᵀZ̃, the excluded instruments residualized on the exogenous regressors.
+    let on_exog = Qr::new(exog, exog_names)?;
+    let z_tilde: Vec<Vec<f64>> = z_cols[exog.len()..]
+        .iter()
+        .map(|z| {
+            let c = on_exog.solve(z)?;
+            Ok((0..n)
+                .map(|i| z[i] - exog.iter().zip(&c).map(|(x, b)| x[i] * b).sum::<f64>())
+                .collect())
+        })
+        .collect::<StatsResult<_>>()?;
+    let s: Square = z_tilde
+        .iter()
+        .map(|a| {
+            z_tilde
+                .iter()
+                .map(|b| a.iter().zip(b).map(|(x, y)| x * y).sum())
+                .collect()
+        })
+        .collect();
+    let f_eff = effective_f(rss_r - rss_u, &sub, &s);
+    FirstStage::new(
+        q,
+        (f_stat, wald / q as f64, f_eff),
+        df_u,
+        1.0 - rss_u / rss_r,
+    )
 }
 
 impl TwoSls {

@@ -221,6 +221,39 @@ fn effective_f_matches_pyfixest() {
     }
 }
 
+/// Anderson–Rubin confidence sets against ivmodels (`inverse_anderson_rubin_test`, F critical
+/// values): bounded with strong arms, two rays with a weak two-arm design, four arms; 95% and
+/// 90%.
+#[test]
+fn anderson_rubin_sets_match_ivmodels() {
+    use sloproof::stats::iv::{anderson_rubin_arms, ArSet};
+    let cases = fixture("anderson_rubin");
+    let cases = cases["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 6);
+    let mut shapes = Vec::new();
+    for case in cases {
+        let arms = case["arms"].as_u64().unwrap() as usize;
+        let arm: Vec<u32> = case["arm"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_u64().unwrap() as u32)
+            .collect();
+        let (x, y) = (vec(&case["x"]), vec(&case["y"]));
+        let bounds = vec(&case["bounds"]);
+        let set = anderson_rubin_arms(&y, &x, &arm, arms, f(&case["confidence"])).unwrap();
+        let (lo, hi) = match (case["shape"].as_str().unwrap(), set) {
+            ("interval", ArSet::Interval(lo, hi)) => (lo, hi),
+            ("unbounded", ArSet::TwoRays(lo, hi)) => (lo, hi),
+            (want, got) => panic!("expected {want}, got {got:?}"),
+        };
+        close("AR lower", lo, bounds[0], 1e-8, 0.0);
+        close("AR upper", hi, bounds[1], 1e-8, 0.0);
+        shapes.push(case["shape"].as_str().unwrap().to_owned());
+    }
+    assert!(shapes.contains(&"interval".into()) && shapes.contains(&"unbounded".into()));
+}
+
 /// Differential missingness: the arm × (measured, missing) homogeneity test against
 /// `scipy.stats.chi2_contingency(correction=False)`.
 #[test]

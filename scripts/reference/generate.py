@@ -134,6 +134,26 @@ def effective_f():
     return out
 
 
+def anderson_rubin():
+    """Anderson-Rubin confidence sets from ivmodels (`inverse_anderson_rubin_test`, F critical
+    values, intercept fitted): strong (an interval), weak (two rays) and four-arm designs."""
+    from ivmodels.tests import inverse_anderson_rubin_test
+    out = []
+    for seed, arms, n, shift in [(4, 3, 600, 30.0), (5, 2, 400, 0.5), (6, 4, 800, 8.0)]:
+        rng = np.random.default_rng(seed)
+        arm = rng.integers(0, arms, n)
+        x = 100 + shift * arm + rng.normal(0, 20, n)
+        y = 2 - 0.01 * x + rng.normal(0, 1, n)
+        Z = np.column_stack([(arm == a).astype(float) for a in range(1, arms)])
+        for confidence in (0.95, 0.9):
+            cs = inverse_anderson_rubin_test(Z, x.reshape(-1, 1), y, alpha=1 - confidence, critical_values="f")
+            bounds = [float(b) for b in np.asarray(cs._boundary()).ravel()] if not cs.is_empty() else []
+            shape = "interval" if cs.is_bounded() else ("empty" if cs.is_empty() else "unbounded")
+            out.append({"arm": arm.tolist(), "x": fl(x), "y": fl(y), "arms": arms, "confidence": confidence,
+                        "shape": shape, "bounds": bounds})
+    return out
+
+
 def multiple():
     rng = np.random.default_rng(7)
     out = []
@@ -351,6 +371,7 @@ def main():
     write("knee", {"cases": knee()})
     write("missingness", {"cases": missingness()})
     write("effective_f", {"cases": effective_f()})
+    write("anderson_rubin", {"cases": anderson_rubin()})
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 use super::data::{MetricColumn, UnitData};
 use super::effects::{bootstrap_interval, estimate};
 use super::report::{
-    BaselineBucket, BootstrapInterval, Breakpoint, CausalEffect, DosePoint, DoseResponse, Estimate,
-    Evidence, LinearityTest, Method, Parameters, Threshold,
+    AndersonRubinSet, ArShape, BaselineBucket, BootstrapInterval, Breakpoint, CausalEffect,
+    DosePoint, DoseResponse, Estimate, Evidence, LinearityTest, Method, Parameters, Threshold,
 };
 use super::{seed_for, stats_err};
 use crate::error::AppResult;
@@ -144,7 +144,27 @@ pub struct CausalFit {
     first_stage_f: f64,
     first_stage_robust_f: f64,
     first_stage_effective_f: f64,
+    anderson_rubin: Option<AndersonRubinSet>,
     dose: DoseResponse,
+}
+
+/// The Anderson–Rubin set of a population, in the report's form (None when it cannot be formed).
+fn ar_set(pop: &Population, arms: usize, confidence: f64) -> Option<AndersonRubinSet> {
+    use crate::stats::iv::{anderson_rubin_arms, ArSet};
+    let finite = |v: f64| v.is_finite().then_some(v);
+    let set = anderson_rubin_arms(&pop.y, &pop.x, &pop.arm, arms, confidence).ok()?;
+    let (shape, lower, upper) = match set {
+        ArSet::Interval(lo, hi) => (ArShape::Interval, finite(lo), finite(hi)),
+        ArSet::TwoRays(lo, hi) => (ArShape::TwoRays, finite(lo), finite(hi)),
+        ArSet::WholeLine => (ArShape::WholeLine, None, None),
+        ArSet::Empty => (ArShape::Empty, None, None),
+    };
+    Some(AndersonRubinSet {
+        shape,
+        lower,
+        upper,
+        confidence,
+    })
 }
 
 /// 2SLS slope, its relative form, first-stage strength and the dose–response of one KPI.
@@ -198,6 +218,7 @@ pub fn fit_kpi(d: &UnitData, m: &MetricColumn, p: &Parameters) -> AppResult<Caus
         p_value: s.p_value,
         linear: s.p_value >= p.alpha,
     });
+    let anderson_rubin = ar_set(&pop, d.arms.len(), p.confidence);
     Ok(CausalFit {
         what,
         population: pop,
@@ -207,6 +228,7 @@ pub fn fit_kpi(d: &UnitData, m: &MetricColumn, p: &Parameters) -> AppResult<Caus
         first_stage_f: f.first_stage.f_stat,
         first_stage_robust_f: f.first_stage.robust_f_stat,
         first_stage_effective_f: f.first_stage.effective_f,
+        anderson_rubin,
         dose: DoseResponse {
             kpi: m.metric.key.clone(),
             sli: d.sli_metric.key.clone(),
@@ -249,6 +271,7 @@ impl CausalFit {
                 first_stage_f: self.first_stage_f,
                 first_stage_robust_f: self.first_stage_robust_f,
                 first_stage_effective_f: Some(self.first_stage_effective_f),
+                anderson_rubin: self.anderson_rubin,
                 // The heteroskedasticity-robust effective F (binary KPIs are heteroskedastic).
                 weak_instrument: self.first_stage_effective_f.is_nan()
                     || self.first_stage_effective_f < WEAK_INSTRUMENT_F,

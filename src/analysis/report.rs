@@ -313,7 +313,30 @@ pub struct CausalEffect {
     pub first_stage_effective_f: Option<f64>,
     /// True when the effective first-stage F is below 10.
     pub weak_instrument: bool,
+    /// Anderson–Rubin confidence set of the slope, valid however weak the instruments (absent
+    /// in analyses stored before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anderson_rubin: Option<AndersonRubinSet>,
     pub control_kpi_mean: f64,
+}
+
+text_enum! {
+    /// The shape of an Anderson–Rubin confidence set.
+    ArShape { Interval => "interval", TwoRays => "two_rays", WholeLine => "whole_line", Empty => "empty" }
+}
+
+/// The slopes an Anderson–Rubin test (homoskedastic, F form) does not reject at the analysis's
+/// confidence: `interval` is [lower, upper]; `two_rays` is (−∞, lower] ∪ [upper, ∞), unbounded
+/// because the instruments are weak; `whole_line` means the data cannot bound the slope at all;
+/// `empty` means no single slope fits every arm. Unlike the 2SLS interval it stays valid with a
+/// weak first stage; it is not robust to heteroskedasticity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AndersonRubinSet {
+    pub shape: ArShape,
+    /// Null when infinite or not applicable.
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    pub confidence: f64,
 }
 
 /// One arm's point on the dose–response line.

@@ -72,3 +72,10 @@ pub fn binom_sf(k: u64, n: u64, p: f64) -> StatsResult<f64> {
         .map_err(|e| StatsError::InvalidParameter(format!("binomial ({n}, {p}): {e}")))?;
     Ok(d.sf(k))
 }
+
+/// The `p` quantile of F(d1, d2) (statrs; `scipy.stats.f.ppf`).
+pub fn f_ppf(p: f64, d1: f64, d2: f64) -> StatsResult<f64> {
+    let d = FisherSnedecor::new(d1, d2)
+        .map_err(|e| StatsError::InvalidParameter(format!("F distribution ({d1}, {d2}): {e}")))?;
+    Ok(d.inverse_cdf(p))
+}

@@ -244,3 +244,78 @@ fn arm_second_stage(
     };
     Ok((vec![beta0, beta1], unadjusted, robust, sargan))
 }
+
+/// An Anderson–Rubin confidence set for the slope: it is an interval only when the instruments
+/// are strong enough; otherwise it is unbounded (two rays or the whole line), and it can be
+/// empty when the arms contradict a common slope.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ArSet {
+    /// [low, high] (a bound may be infinite when the set is a single ray).
+    Interval(f64, f64),
+    /// (−∞, low] ∪ [high, ∞).
+    TwoRays(f64, f64),
+    WholeLine,
+    Empty,
+}
+
+/// Anderson & Rubin's (1949) confidence set for β in y = α + βx + u with the arm indicators as
+/// instruments, by inverting the homoskedastic AR test in F form: β is in the set when
+/// AR(β) = (e′P_Z̃e / k) / (e′M_Z̃e / (n − k − 1)) ≤ F⁻¹(confidence; k, n − k − 1), with e = y − βx
+/// centred and Z̃ the k = arms − 1 centred indicators. Valid however weak the instruments. From
+/// arm moments e′P_Z̃e = B_yy − 2βB_xy + β²B_xx (between arms) and e′M_Z̃e = W_yy − 2βW_xy +
+/// β²W_xx (within), so the set solves one quadratic inequality. Matches `ivmodels`
+/// `inverse_anderson_rubin_test(critical_values="f")`.
+pub fn anderson_rubin_arms(
+    y: &[f64],
+    endog: &[f64],
+    arms: &[u32],
+    n_arms: usize,
+    confidence: f64,
+) -> StatsResult<ArSet> {
+    let m = arm_moments(y, endog, arms, n_arms, 0)?;
+    let p = Pooled::of(&m, y.len());
+    let k = (n_arms - 1) as f64;
+    let dfd = p.n - k - 1.0;
+    let c = k * crate::stats::dist::f_ppf(confidence, k, dfd)? / dfd;
+    let between = |f: &dyn Fn(&ArmMoments) -> f64| m.iter().map(|g| g.n * f(g)).sum::<f64>();
+    let b_xx = p.sb;
+    let b_xy = between(&|g| (g.x - p.xbar) * (g.y - p.ybar));
+    let b_yy = between(&|g| (g.y - p.ybar) * (g.y - p.ybar));
+    let (w_xx, w_xy, w_yy) = m.iter().fold((0.0, 0.0, 0.0), |(a, b, c), g| {
+        (a + g.sxx, b + g.sxy, c + g.syy)
+    });
+    // Quadratic a·β² + b·β + q ≤ 0.
+    let a = b_xx - c * w_xx;
+    let b = -2.0 * (b_xy - c * w_xy);
+    let q = b_yy - c * w_yy;
+    Ok(solve_quadratic_set(a, b, q))
+}
+
+/// {β : a·β² + b·β + q ≤ 0}.
+fn solve_quadratic_set(a: f64, b: f64, q: f64) -> ArSet {
+    if a == 0.0 {
+        return match b {
+            0.0 if q <= 0.0 => ArSet::WholeLine,
+            0.0 => ArSet::Empty,
+            b if b > 0.0 => ArSet::Interval(f64::NEG_INFINITY, -q / b),
+            b => ArSet::Interval(-q / b, f64::INFINITY),
+        };
+    }
+    let disc = b * b - 4.0 * a * q;
+    if disc < 0.0 {
+        return if a > 0.0 {
+            ArSet::Empty
+        } else {
+            ArSet::WholeLine
+        };
+    }
+    // Numerically stable roots.
+    let s = -0.5 * (b + b.signum() * disc.sqrt());
+    let (r1, r2) = if s == 0.0 { (0.0, 0.0) } else { (s / a, q / s) };
+    let (lo, hi) = (r1.min(r2), r1.max(r2));
+    if a > 0.0 {
+        ArSet::Interval(lo, hi)
+    } else {
+        ArSet::TwoRays(lo, hi)
+    }
+}

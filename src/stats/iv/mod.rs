@@ -7,7 +7,7 @@ use super::ols::{coefficient_table, Coefficient};
 use super::{check_finite, StatsError, StatsResult};
 
 mod arms;
-pub use arms::two_sls_arms;
+pub use arms::{anderson_rubin_arms, two_sls_arms, ArSet};
 
 /// Covariance estimator of a 2SLS fit (linearmodels' `IV2SLS.fit(cov_type=…)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -739,3 +739,42 @@ fn promtool_test_requests(name: &str, le: &str, statement: &str) -> String {
         silent(name, 0.85, "28d"),
     )
 }
+
+/// An analysis at an extreme alpha has an undefined minimum detectable effect; it is stored as
+/// null (declared so) and a recommendation from it is refused with the verdict's reasons, not
+/// a 500 for a stored document that cannot be read (issue 12, finding 2).
+#[actix_web::test]
+async fn an_analysis_with_an_undefined_mde_still_answers_recommendations() {
+    for app in apps().await {
+        let b = app.backend;
+        let sim = generate(&SimConfig {
+            key: "tiny-alpha".into(),
+            units: 20_000,
+            effect_per_100ms: -0.2,
+            seed: 3,
+            ..SimConfig::default()
+        })
+        .unwrap();
+        app.load_simulated(&sim).await;
+        let r = app
+            .post_json(
+                "/api/v1/experiments/tiny-alpha/analyses",
+                &json!({"alpha": 1e-300, "bootstrap": {"resamples": 100, "seed": 1}}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        assert!(
+            r.body["power"][0]["mde_relative_per_100"].is_null(),
+            "{b}: {}",
+            r.body["power"]
+        );
+        let id = r.body["id"].as_i64().unwrap();
+        let rec = app
+            .post_json(
+                &format!("/api/v1/analyses/{id}/recommendations"),
+                &json!({"max_relative_kpi_loss": 0.05}),
+            )
+            .await;
+        assert_problem(&rec, 422, b);
+    }
+}

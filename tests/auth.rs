@@ -200,6 +200,11 @@ async fn every_operation_checks_the_token_and_role() {
             let body = (o.body)("anonymous");
             let r = app.call(o.method, &o.path, None, body.as_ref()).await;
             assert_problem(&r, 401, &what);
+            assert_eq!(
+                r.www_authenticate.as_deref(),
+                Some("Bearer realm=\"sloproof\""),
+                "{what}"
+            );
             let r = app
                 .call(
                     o.method,
@@ -338,7 +343,17 @@ async fn changing_the_bootstrap_token_rotates_it() {
         // Starting again with the same value changes nothing.
         bootstrap(&db, Some(rotated)).unwrap();
         assert_eq!(status(rotated).await, 200, "{b}");
-        // A bootstrap token revoked through the API stays revoked across starts.
+        // A bootstrap token revoked through the API stays revoked across starts (another
+        // admin token exists first: the last live admin token cannot be revoked).
+        let second = app
+            .call(
+                "POST",
+                "/api/v1/tokens",
+                Some(rotated),
+                Some(&json!({"name": "second-admin", "role": "admin"})),
+            )
+            .await;
+        assert_eq!(second.status, 201, "{b}: {second:?}");
         let list = app.call("GET", "/api/v1/tokens", Some(rotated), None).await;
         let id = list.body["items"]
             .as_array()
@@ -359,5 +374,63 @@ async fn changing_the_bootstrap_token_rotates_it() {
         assert_eq!(r.status, 200, "{b}: {r:?}");
         bootstrap(&db, Some(rotated)).unwrap();
         assert_eq!(status(rotated).await, 401, "{b}");
+    }
+}
+
+/// Token names are the actors of the audit trail: unique among live tokens, the service's own
+/// names reserved; the last live admin token cannot be revoked (everyone would be locked out).
+#[actix_web::test]
+async fn token_names_are_unique_and_the_last_admin_stays() {
+    for app in apps().await {
+        let b = app.backend;
+        let create = |name: &'static str, role: &'static str| {
+            let app = &app;
+            async move {
+                app.post_json("/api/v1/tokens", &json!({"name": name, "role": role}))
+                    .await
+            }
+        };
+        assert_eq!(create("pm-bob", "reviewer").await.status, 201, "{b}");
+        assert_problem(&create("pm-bob", "viewer").await, 409, b);
+        let p = assert_problem(&create("bootstrap-admin", "admin").await, 422, b);
+        assert_eq!(p["errors"][0]["field"], "name", "{p}");
+        // The bootstrap admin is the only live admin: refused.
+        let list = app.get("/api/v1/tokens").await;
+        let admin = list.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["role"] == "admin" && t["revoked_at"].is_null())
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let r = app
+            .call(
+                "DELETE",
+                &format!("/api/v1/tokens/{admin}"),
+                Some(ADMIN_TOKEN),
+                None,
+            )
+            .await;
+        assert_problem(&r, 409, b);
+        // A revoked name can be reused.
+        let bob = list.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "pm-bob")
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let r = app
+            .call(
+                "DELETE",
+                &format!("/api/v1/tokens/{bob}"),
+                Some(ADMIN_TOKEN),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{b}");
+        assert_eq!(create("pm-bob", "viewer").await.status, 201, "{b}");
     }
 }

@@ -37,6 +37,14 @@ async fn unknown_route_and_wrong_method_are_problems() {
         assert_problem(&app.get("/api/v1/nothing-here").await, 404, app.backend);
         let r = app.post_json("/healthz", &json!({})).await;
         assert_problem(&r, 405, app.backend);
+        assert_eq!(r.allow.as_deref(), Some("GET"), "{}", app.backend);
+        let r = app.call("PUT", "/api/v1/metrics", None, None).await;
+        assert_eq!(r.status, 401, "{}: authentication comes first", app.backend);
+        let r = app
+            .call("PUT", "/api/v1/metrics", Some(common::ADMIN_TOKEN), None)
+            .await;
+        assert_problem(&r, 405, app.backend);
+        assert_eq!(r.allow.as_deref(), Some("POST, GET"), "{}", app.backend);
     }
 }
 

@@ -43,9 +43,32 @@ pub fn find_live(db: &Db, secret: &str) -> AppResult<Option<ApiToken>> {
 }
 
 /// Creates a token; returns it with its secret, which is not stored.
+/// Names of tokens the service manages itself.
+const RESERVED_NAMES: [&str; 2] = [BOOTSTRAP_TOKEN_NAME, "initial-admin"];
+
+/// Creates a token; returns it with its secret, which is not stored. A token's name is the
+/// actor recorded for its actions, so names are unique among live tokens (409) and the
+/// service's own names are reserved (422).
 pub fn create(db: &Db, name: &str, role: Role) -> AppResult<(ApiToken, String)> {
+    if RESERVED_NAMES.contains(&name) {
+        return Err(AppError::invalid(
+            "reserved token name",
+            vec![crate::error::Issue::field(
+                "name",
+                format!("'{name}' is reserved for the service's own admin token"),
+            )],
+        ));
+    }
     let secret = generate();
-    let token = tokens::insert(&mut *db.conn()?, name, role, &hash(&secret))?;
+    let h = hash(&secret);
+    let token = tokens::in_transaction(&mut *db.conn()?, |conn| {
+        if tokens::live_name_exists(conn, name)? {
+            return Err(AppError::Conflict(format!(
+                "a live token is already named '{name}'; names identify who acted, so revoke it or choose another"
+            )));
+        }
+        tokens::insert(conn, name, role, &h)
+    })?;
     Ok((token, secret))
 }
 
@@ -55,6 +78,20 @@ pub fn list(db: &Db, page: Page) -> AppResult<Vec<ApiToken>> {
 }
 
 /// Revokes a token (idempotent); 404 if it does not exist.
+/// Revokes a token (idempotent); 404 if it does not exist, 409 when it is the last live admin
+/// token (everyone would be locked out until a restart).
 pub fn revoke(db: &Db, id: i64) -> AppResult<ApiToken> {
-    tokens::revoke(&mut *db.conn()?, id)
+    tokens::in_transaction(&mut *db.conn()?, |conn| {
+        let token = tokens::get(conn, id)?;
+        if token.role == Role::Admin
+            && token.revoked_at.is_none()
+            && tokens::active_admins(conn)? <= 1
+        {
+            return Err(AppError::Conflict(
+                "this is the last live admin token; create another admin token before revoking it"
+                    .into(),
+            ));
+        }
+        tokens::revoke(conn, id)
+    })
 }

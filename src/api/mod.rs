@@ -18,9 +18,9 @@ use actix_web::web;
 
 pub use crate::server::{AppState, Limits};
 
-/// A public resource that answers unknown methods with a 405 problem.
+/// A public GET resource that answers other methods with a 405 problem.
 fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(problem::method_not_allowed))
+    web::resource(path).default_service(web::to(problem::method_not_allowed(&["get"])))
 }
 
 /// A resource behind bearer-token authentication ([`caller::authenticate`]); each handler
@@ -29,7 +29,7 @@ macro_rules! protected {
     ($path:expr $(, $method:ident => $handler:expr)+ $(,)?) => {
         web::resource($path)
             .wrap(actix_web::middleware::from_fn(caller::authenticate))
-            .default_service(web::to(problem::method_not_allowed))
+            .default_service(web::to(problem::method_not_allowed(&[$(stringify!($method)),+])))
             $(.route(web::$method().to($handler)))+
     };
 }

@@ -107,9 +107,12 @@ impl ResponseError for AppError {
             detail,
             errors,
         };
-        HttpResponse::build(status)
-            .content_type(PROBLEM_JSON)
-            .json(body)
+        let mut response = HttpResponse::build(status);
+        if let AppError::Unauthorized(_) = self {
+            // RFC 9110 §11.6.1: a 401 names the scheme it wants.
+            response.insert_header(("WWW-Authenticate", "Bearer realm=\"sloproof\""));
+        }
+        response.content_type(PROBLEM_JSON).json(body)
     }
 }
 
@@ -170,10 +173,20 @@ pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
     .error_response()
 }
 
-/// Answers a known route called with a method it does not have.
-pub async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpResponse {
+/// Answers a known route called with a method it does not have, naming the ones it has in
+/// `Allow` (RFC 9110 §15.5.6).
+pub fn method_not_allowed(
+    methods: &[&str],
+) -> impl Fn(actix_web::HttpRequest) -> std::future::Ready<HttpResponse> + Clone {
+    let allow: Vec<String> = methods.iter().map(|m| m.to_ascii_uppercase()).collect();
+    let allow = allow.join(", ");
+    move |req| std::future::ready(method_not_allowed_response(&req, &allow))
+}
+
+fn method_not_allowed_response(req: &actix_web::HttpRequest, allow: &str) -> HttpResponse {
     let status = StatusCode::METHOD_NOT_ALLOWED;
     HttpResponse::build(status)
+        .insert_header(("Allow", allow))
         .content_type(PROBLEM_JSON)
         .json(Problem {
             type_: "https://sloproof.dev/problems/method-not-allowed".into(),

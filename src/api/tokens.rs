@@ -77,7 +77,10 @@ impl From<ApiToken> for Token {
 #[utoipa::path(
     post, path = "/api/v1/tokens", operation_id = "create_token", tag = "tokens",
     request_body = CreateToken,
-    responses((status = 201, description = "The token, with its value shown once", body = CreatedToken))
+    responses(
+        (status = 201, description = "The token, with its value shown once", body = CreatedToken),
+        (status = 409, description = "A live token has this name", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
 )]
 pub async fn create_token(
     state: web::Data<AppState>,
@@ -127,7 +130,10 @@ pub async fn list_tokens(
 #[utoipa::path(
     delete, path = "/api/v1/tokens/{id}", operation_id = "revoke_token", tag = "tokens",
     params(("id" = i64, Path, description = "Token id")),
-    responses((status = 200, description = "The revoked token", body = Token))
+    responses(
+        (status = 200, description = "The revoked token", body = Token),
+        (status = 409, description = "The last live admin token cannot be revoked", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
 )]
 pub async fn revoke_token(
     state: web::Data<AppState>,

@@ -129,3 +129,21 @@ pub fn revoke(conn: &mut DbConnection, id: i64) -> AppResult<ApiToken> {
         .execute(conn)?;
     get(conn, id)
 }
+
+/// Whether a live token has this name.
+pub fn live_name_exists(conn: &mut DbConnection, name: &str) -> AppResult<bool> {
+    Ok(t::table
+        .filter(t::name.eq(name))
+        .filter(t::revoked_at.is_null())
+        .count()
+        .get_result::<i64>(conn)?
+        > 0)
+}
+
+/// Runs `f` in one transaction.
+pub fn in_transaction<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> AppResult<T>,
+) -> AppResult<T> {
+    conn.transaction(f)
+}

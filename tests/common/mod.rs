@@ -138,6 +138,9 @@ pub struct Resp {
     pub status: u16,
     pub content_type: String,
     pub location: Option<String>,
+    /// `WWW-Authenticate` (401) and `Allow` (405) headers.
+    pub www_authenticate: Option<String>,
+    pub allow: Option<String>,
     pub body: Value,
     pub text: String,
 }
@@ -161,6 +164,8 @@ impl TestApp {
             status: r.status().as_u16(),
             content_type: header("content-type").unwrap_or_default(),
             location: header("location"),
+            www_authenticate: header("www-authenticate"),
+            allow: header("allow"),
             body: serde_json::from_str(&text).unwrap_or(Value::Null),
             text,
         }

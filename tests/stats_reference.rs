@@ -177,6 +177,18 @@ fn sample_ratio_matches_scipy_chisquare() {
 /// Montiel Olea & Pflueger's effective F against pyfixest (`IV_Diag`, HC1 first stage, the
 /// instruments demeaned so its Q_zz is MOP's partialled one), through both 2SLS routes, on
 /// heteroskedastic data with 2, 3 and 4 arms.
+/// A fixture's arm design: number of arms, arm per unit, exposure x and outcome y.
+fn arm_design(case: &Value) -> (usize, Vec<u32>, Vec<f64>, Vec<f64>) {
+    let arm = case["arm"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_u64().unwrap() as u32)
+        .collect();
+    let arms = case["arms"].as_u64().unwrap() as usize;
+    (arms, arm, vec(&case["x"]), vec(&case["y"]))
+}
+
 #[test]
 fn effective_f_matches_pyfixest() {
     use sloproof::stats::iv::{two_sls, two_sls_arms};
@@ -184,14 +196,7 @@ fn effective_f_matches_pyfixest() {
     let cases = cases["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 3);
     for case in cases {
-        let arms = case["arms"].as_u64().unwrap() as usize;
-        let arm: Vec<u32> = case["arm"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_u64().unwrap() as u32)
-            .collect();
-        let (x, y) = (vec(&case["x"]), vec(&case["y"]));
+        let (arms, arm, x, y) = arm_design(case);
         let want = f(&case["effective_f"]);
         let fast = two_sls_arms(&y, &x, "x", &arm, arms, 0, true).unwrap();
         close(
@@ -232,14 +237,7 @@ fn anderson_rubin_sets_match_ivmodels() {
     assert_eq!(cases.len(), 6);
     let mut shapes = Vec::new();
     for case in cases {
-        let arms = case["arms"].as_u64().unwrap() as usize;
-        let arm: Vec<u32> = case["arm"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_u64().unwrap() as u32)
-            .collect();
-        let (x, y) = (vec(&case["x"]), vec(&case["y"]));
+        let (arms, arm, x, y) = arm_design(case);
         let bounds = vec(&case["bounds"]);
         let set = anderson_rubin_arms(&y, &x, &arm, arms, f(&case["confidence"])).unwrap();
         let (lo, hi) = match (case["shape"].as_str().unwrap(), set) {

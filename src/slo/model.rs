@@ -18,6 +18,16 @@ text_enum! {
     Comparison { Lt => "lt", Gt => "gt" }
 }
 
+impl Comparison {
+    /// The operator as written in a statement: `<` or `>`.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Comparison::Lt => "<",
+            Comparison::Gt => ">",
+        }
+    }
+}
+
 text_enum! {
     /// Where the threshold came from.
     ThresholdSource { Slope => "slope", Knee => "knee" }

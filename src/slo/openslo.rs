@@ -54,11 +54,7 @@ pub fn document(slo: &Slo, sli: &Metric) -> Value {
         "relative-kpi-change-per-100",
         format!("{:.6}", e.relative_per_100.estimate),
     );
-    let op = if s.comparison == super::model::Comparison::Lt {
-        "<"
-    } else {
-        ">"
-    };
+    let op = s.comparison.symbol();
     note(
         "threshold",
         format!("{op} {} {}", s.threshold, s.unit)

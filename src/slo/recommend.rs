@@ -199,11 +199,7 @@ fn statement(
     threshold: f64,
     target: f64,
 ) -> String {
-    let op = if comparison == Comparison::Lt {
-        "<"
-    } else {
-        ">"
-    };
+    let op = comparison.symbol();
     let target_pct = fmt_num(100.0 * target);
     let unit = if sli.unit.is_empty() {
         String::new()

@@ -7,6 +7,7 @@ use super::recommend::fmt_num;
 use crate::analysis::report::{Analysis, CausalEffect, Evidence as EvidenceKind, SliSummary};
 use crate::domain::metric::{Direction, Metric};
 use crate::error::{AppError, AppResult, Issue};
+use crate::stats::descriptive::quantile_sorted;
 
 /// Rounds to 3 significant digits towards the conservative side (down for "<" SLOs). A value
 /// in (0.9, 1) is rounded through its complement 1 − x, so 0.99912 becomes 0.9991 or 0.9992,
@@ -115,12 +116,9 @@ pub(crate) fn request_baseline(
         Direction::LowerIsBetter => target,
         Direction::HigherIsBetter => 1.0 - target,
     };
-    if control.quantiles.len() > 1 {
-        let sorted = &control.quantiles;
-        let h = (sorted.len() - 1) as f64 * level;
-        let (lo, frac) = (h.floor() as usize, h - h.floor());
-        let hi = (lo + 1).min(sorted.len() - 1);
-        return Ok(sorted[lo] + frac * (sorted[hi] - sorted[lo]));
+    // The grid is evenly spaced, so its linear interpolation is `quantile_sorted`'s.
+    if let Ok(v) = quantile_sorted(&control.quantiles, level) {
+        return Ok(v);
     }
     match direction {
         Direction::LowerIsBetter => Ok(control.p99),

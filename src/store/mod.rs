@@ -197,8 +197,9 @@ impl Db {
     }
 }
 
-/// Runs `f` in one transaction, so that its reads see one snapshot of the database.
-pub fn snapshot<T>(
+/// Runs `f` in one transaction: its reads see one snapshot of the database, and its writes
+/// commit together or not at all.
+pub fn transaction<T>(
     conn: &mut DbConnection,
     f: impl FnOnce(&mut DbConnection) -> crate::error::AppResult<T>,
 ) -> crate::error::AppResult<T> {

@@ -139,11 +139,3 @@ pub fn live_name_exists(conn: &mut DbConnection, name: &str) -> AppResult<bool> 
         .get_result::<i64>(conn)?
         > 0)
 }
-
-/// Runs `f` in one transaction.
-pub fn in_transaction<T>(
-    conn: &mut DbConnection,
-    f: impl FnOnce(&mut DbConnection) -> AppResult<T>,
-) -> AppResult<T> {
-    conn.transaction(f)
-}

@@ -246,7 +246,8 @@ fn first_stage_strength(
     let kz = z_cols.len();
     let q = kz - exog.len();
     let rss_u: f64 = endog.iter().zip(xhat).map(|(x, f)| (x - f) * (x - f)).sum();
-    let restricted = Qr::new(exog, exog_names)?.solve(endog)?;
+    let on_exog = Qr::new(exog, exog_names)?;
+    let restricted = on_exog.solve(endog)?;
     let rss_r: f64 = (0..n)
         .map(|i| {
             let f: f64 = exog.iter().zip(&restricted).map(|(c, b)| c[i] * b).sum();
@@ -273,7 +274,6 @@ fn first_stage_strength(
     let b: Vec<f64> = idx.iter().map(|&i| g[i]).collect();
     let wald = wald_quadratic(&b, &sub)?;
     // S = Z̃ᵀZ̃, the excluded instruments residualized on the exogenous regressors.
-    let on_exog = Qr::new(exog, exog_names)?;
     let z_tilde: Vec<Vec<f64>> = z_cols[exog.len()..]
         .iter()
         .map(|z| {

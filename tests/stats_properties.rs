@@ -124,3 +124,71 @@ proptest! {
         }
     }
 }
+
+/// A heavy-tailed SLI sample (log-normal, σ ≥ 0.5, rounded to a coarse resolution so that ties
+/// abound) and a KPI with a knee, a saturation floor, or no effect at all.
+fn heavy_tailed_knee() -> impl Strategy<Value = (Vec<f64>, Vec<f64>)> {
+    (
+        200usize..3000,
+        0.5f64..1.5,
+        prop::sample::select(vec![1.0, 5.0, 10.0]),
+        0.1f64..0.95,
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_map(|(n, sigma, resolution, knee_q, binary, seed)| {
+            use rand::{Rng, SeedableRng};
+            use rand_distr::{Distribution, LogNormal};
+            let mut r = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+            let base = LogNormal::new(300f64.ln(), sigma).unwrap();
+            let x: Vec<f64> = (0..n)
+                .map(|_| (base.sample(&mut r) / resolution).round() * resolution)
+                .collect();
+            // The knee sits at the knee_q quantile of the median-centred scale; conversion falls
+            // above it to a floor of 0.1%.
+            let knee = 300.0 * (sigma * 1.5 * (knee_q - 0.5)).exp();
+            let y: Vec<f64> = x
+                .iter()
+                .map(|&v| {
+                    let p = (0.12 - 0.0004 * (v - knee).max(0.0)).max(0.001);
+                    if binary {
+                        f64::from(u8::from(r.random::<f64>() < p))
+                    } else {
+                        p + r.random_range(-0.05..0.05)
+                    }
+                })
+                .collect();
+            (x, y)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// 500 heavy-tailed data sets with ≥ 100 distinct SLI values: the hinge fit, its bootstrap
+    /// and the Davies test always answer, within their documented ranges.
+    #[test]
+    fn hinge_and_davies_answer_on_heavy_tailed_data(data in heavy_tailed_knee()) {
+        use sloproof::stats::knee::{davies_test, hinge_bootstrap, hinge_fit};
+        let (x, y) = data;
+        let mut distinct = x.clone();
+        distinct.sort_unstable_by(f64::total_cmp);
+        distinct.dedup();
+        prop_assume!(distinct.len() >= 100);
+        let p = davies_test(&x, &y, 10);
+        prop_assert!(p.is_ok(), "davies: {p:?}");
+        prop_assert!(p.unwrap() >= 0.0);
+        let fit = hinge_fit(&x, &y, 0.95);
+        prop_assert!(fit.is_ok(), "hinge: {fit:?}");
+        let fit = fit.unwrap();
+        let mut sorted = x.clone();
+        sorted.sort_unstable_by(f64::total_cmp);
+        let (lo, hi) = (sorted[sorted.len() / 20], sorted[sorted.len() * 19 / 20]);
+        prop_assert!(fit.breakpoint >= lo - 1e-9 && fit.breakpoint <= hi + 1e-9, "{} outside [{lo}, {hi}]", fit.breakpoint);
+        prop_assert!(fit.slope_change.std_error.is_finite());
+        let boot = hinge_bootstrap(&x, &y, 20, 7, 0.95);
+        prop_assert!(boot.is_ok(), "bootstrap: {boot:?}");
+        let (_, (blo, bhi)) = boot.unwrap();
+        prop_assert!(blo <= bhi);
+    }
+}

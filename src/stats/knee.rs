@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use super::bootstrap::{percentile_interval, replicate_rng, PoissonOne};
 use super::descriptive::quantile_sorted;
 use super::dist::{norm_cdf, t_ppf, two_sided_t_p};
-use super::linalg::{invert, Qr};
+use super::linalg::{solve_normal, Qr};
 use super::{alpha_of, check_finite, Inference, StatsError, StatsResult};
 
 /// Candidate breakpoints on the first grid, between the 5th and 95th percentiles of x.
@@ -101,7 +101,7 @@ impl<'a> Profile<'a> {
     }
 
     /// (β, SSR) of the hinge fit at ψ.
-    fn fit(&self, psi: f64) -> Option<([f64; 3], f64)> {
+    fn fit(&self, psi: f64) -> Option<(Vec<f64>, f64)> {
         let t = self.suffix[0];
         let j = self.x.partition_point(|&v| v <= psi);
         let s = self.suffix[j];
@@ -111,8 +111,7 @@ impl<'a> Profile<'a> {
         let uy = s[4] - psi * s[3];
         let a = vec![vec![t[0], t[1], u1], vec![t[1], t[2], ux], vec![u1, ux, uu]];
         let b = [t[3], t[4], uy];
-        let inv = invert(&a).ok()?;
-        let beta: [f64; 3] = std::array::from_fn(|r| (0..3).map(|c| inv[r][c] * b[c]).sum());
+        let (beta, _) = solve_normal(&a, &b)?;
         let ssr = self.yy - (0..3).map(|r| beta[r] * b[r]).sum::<f64>();
         Some((beta, ssr.max(0.0)))
     }
@@ -265,7 +264,9 @@ fn hinge_replicates(s: &Sorted, resamples: usize, seed: u64) -> StatsResult<Vec<
 /// the (x − θ)₊ coefficient in OLS of y on [1, x, (x − θ)₊, 1{x ≥ θ}]; M = max|Sθ|,
 /// V = Σ|Sθₖ₊₁ − Sθₖ|, p = 2·(Φ(−M) + V·e^{−M²/2}/√(8π)), an upper bound that may exceed 1.
 /// Each θ's regression is solved from suffix sums of the sorted data (normal equations in
-/// centred coordinates), so the test costs one sort and O(k) after it.
+/// centred coordinates, scaled and factorised by [`solve_normal`]), so the test costs one sort
+/// and O(k) after it. A θ whose design is collinear to working precision is skipped (it has no
+/// statistic of its own); the test fails only when fewer than two θ remain.
 pub fn davies_test(x: &[f64], y: &[f64], k: usize) -> StatsResult<f64> {
     davies_sorted(&Sorted::new(x, y)?, k)
 }
@@ -284,6 +285,8 @@ fn davies_sorted(s: &Sorted, k: usize) -> StatsResult<f64> {
     let step = (hi - lo) / (k - 1) as f64;
     let mut stats = Vec::with_capacity(k);
     for g in 0..k {
+        // A θ whose design is collinear to working precision (ties at the ends, or one side
+        // holding a handful of points) has no t statistic of its own: it is skipped.
         // As numpy.linspace: the last point is exactly the third-largest x, not a rounded sum.
         let theta = if g == k - 1 { hi } else { lo + step * g as f64 };
         let j = s.x.partition_point(|&v| v < theta);
@@ -300,11 +303,20 @@ fn davies_sorted(s: &Sorted, k: usize) -> StatsResult<f64> {
             vec![u[0], u[1], su, u[0]],
         ];
         let b = [t[3], t[4], u[4] - theta * u[3], u[3]];
-        let inv = invert(&a)?;
-        let beta: [f64; 4] = std::array::from_fn(|r| (0..4).map(|c| inv[r][c] * b[c]).sum());
+        let sol = solve_normal(&a, &b);
+        let Some((beta, inv)) = sol else {
+            continue;
+        };
         let ssr = (yy - (0..4).map(|r| beta[r] * b[r]).sum::<f64>()).max(0.0);
         let se = (inv[2][2] * ssr / (n - 4) as f64).sqrt();
-        stats.push(beta[2] / se);
+        if se > 0.0 && se.is_finite() {
+            stats.push(beta[2] / se);
+        }
+    }
+    if stats.len() < 2 {
+        return Err(StatsError::Undefined(
+            "fewer than two candidate breakpoints have a non-degenerate design".into(),
+        ));
     }
     let m = stats.iter().fold(0.0f64, |a, t| a.max(t.abs()));
     let v: f64 = stats.windows(2).map(|w| (w[1] - w[0]).abs()).sum();

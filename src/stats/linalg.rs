@@ -261,3 +261,67 @@ pub fn wald_quadratic(b: &[f64], m: &Square) -> StatsResult<f64> {
         .map(|i| (0..b.len()).map(|j| b[i] * inv[i][j] * b[j]).sum::<f64>())
         .sum())
 }
+
+/// Solution of the normal equations A·β = b for a small cross-product matrix A = XᵀX, with
+/// (XᵀX)⁻¹. A is scaled to unit diagonal (C = D⁻¹AD⁻¹, D = √diag A) and factorised by Cholesky
+/// (Golub & Van Loan §4.2). In that scale the k-th squared pivot is 1 − R²ₖ of column k on the
+/// columns before it, so a pivot below [`RANK_TOLERANCE`]·10 means the columns are collinear to
+/// working precision: the answer is `None`, for the caller to skip that design.
+pub fn solve_normal(a: &Square, b: &[f64]) -> Option<(Vec<f64>, Square)> {
+    let p = a.len();
+    if b.len() != p || a.iter().any(|r| r.len() != p) {
+        return None;
+    }
+    let d: Vec<f64> = (0..p).map(|i| a[i][i].sqrt()).collect();
+    if d.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+        return None;
+    }
+    // Lower-triangular L with C = L·Lᵀ.
+    let mut l = vec![vec![0.0; p]; p];
+    for j in 0..p {
+        let mut s = a[j][j] / (d[j] * d[j]);
+        for k in 0..j {
+            s -= l[j][k] * l[j][k];
+        }
+        if s.is_nan() || s <= RANK_TOLERANCE * 10.0 {
+            return None;
+        }
+        l[j][j] = s.sqrt();
+        for i in (j + 1)..p {
+            let mut t = a[i][j] / (d[i] * d[j]);
+            for k in 0..j {
+                t -= l[i][k] * l[j][k];
+            }
+            l[i][j] = t / l[j][j];
+        }
+    }
+    // C⁻¹ column by column: solve L·Lᵀ·e = unit vector.
+    let solve = |rhs: &[f64]| -> Vec<f64> {
+        let mut z = vec![0.0; p];
+        for i in 0..p {
+            let s: f64 = (0..i).map(|k| l[i][k] * z[k]).sum();
+            z[i] = (rhs[i] - s) / l[i][i];
+        }
+        let mut x = vec![0.0; p];
+        for i in (0..p).rev() {
+            let s: f64 = ((i + 1)..p).map(|k| l[k][i] * x[k]).sum();
+            x[i] = (z[i] - s) / l[i][i];
+        }
+        x
+    };
+    let scaled_b: Vec<f64> = (0..p).map(|i| b[i] / d[i]).collect();
+    let beta: Vec<f64> = solve(&scaled_b)
+        .iter()
+        .zip(&d)
+        .map(|(x, di)| x / di)
+        .collect();
+    let mut inv = vec![vec![0.0; p]; p];
+    for j in 0..p {
+        let mut e = vec![0.0; p];
+        e[j] = 1.0;
+        for (i, v) in solve(&e).into_iter().enumerate() {
+            inv[i][j] = v / (d[i] * d[j]);
+        }
+    }
+    Some((beta, inv))
+}

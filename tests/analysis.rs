@@ -261,8 +261,89 @@ async fn a_known_knee_is_recovered_within_its_interval() {
         lo <= 400.0 && 400.0 <= hi,
         "knee 400 not in [{lo}, {hi}]: {t}"
     );
-    assert!(t["davies_p_value"].as_f64().unwrap() < 0.05);
+    assert!(
+        t["no_threshold_test"]["p_value"].as_f64().unwrap() < 0.05,
+        "{t}"
+    );
+    assert_eq!(t["no_threshold_test"]["method"], "davies");
     assert!(t["slope_above"].as_f64().unwrap() < t["slope_below"].as_f64().unwrap());
+}
+
+/// The scenario of issue 10: heavy-tailed latency (median 550 ms, σ 0.5), arms +0/+250 ms,
+/// conversion 12% flat up to 800 ms, then −10% of it per 100 ms down to a floor of 0 (reached at
+/// 1,800 ms). Both thresholds answer; the causal one (2SLS hinge on arm × baseline-decile
+/// instruments) has the knee inside its interval, with a harmful slope above it only.
+#[actix_web::test]
+async fn a_knee_on_heavy_tailed_latency_is_found_causally() {
+    let c = SimConfig {
+        key: "heavy-knee".into(),
+        units: 100_000,
+        doses: vec![0.0, 250.0],
+        median_ms: 550.0,
+        sigma: 0.5,
+        conversion: 0.12,
+        curve: Curve::Knee,
+        knee_ms: 800.0,
+        effect_per_100ms: -0.1,
+        seed: 3,
+        ..SimConfig::default()
+    };
+    let sim = generate(&c).unwrap();
+    let apps = apps().await;
+    let app = &apps[0];
+    app.load_simulated(&sim).await;
+    let r = analyse(
+        app,
+        "heavy-knee",
+        json!({"bootstrap": {"resamples": 100, "seed": 3}}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let thresholds = r.body["threshold"].as_array().unwrap();
+    let find = |evidence: &str| {
+        thresholds
+            .iter()
+            .find(|t| t["evidence"] == evidence && t["kpi"] == "checkout-conversion")
+            .unwrap()
+    };
+    let obs = find("observational");
+    assert!(obs["reason"].is_null(), "{obs}");
+    let t = find("causal");
+    assert_eq!(t["no_threshold_test"]["method"], "slope_homogeneity", "{t}");
+    assert!(
+        t["no_threshold_test"]["p_value"].as_f64().unwrap() < 0.05,
+        "{t}"
+    );
+    assert_eq!(
+        t["buckets"].as_array().unwrap().len(),
+        10,
+        "deciles at 100k units"
+    );
+    let bp = &t["breakpoint"];
+    let (lo, hi) = (
+        bp["ci_low"].as_f64().unwrap(),
+        bp["ci_high"].as_f64().unwrap(),
+    );
+    assert!(
+        lo <= 800.0 && 800.0 <= hi,
+        "knee 800 not in [{lo}, {hi}]: {t}"
+    );
+    assert!(
+        hi - lo < 400.0,
+        "an interval that says something: [{lo}, {hi}]"
+    );
+    // Flat below the knee (its interval holds 0), −0.012 points per ms above it.
+    let below = &t["slope_below_ci"];
+    assert!(
+        below["low"].as_f64().unwrap() <= 0.0 && 0.0 <= below["high"].as_f64().unwrap(),
+        "{t}"
+    );
+    let above = &t["slope_above_ci"];
+    assert!(above["high"].as_f64().unwrap() < 0.0, "{t}");
+    assert!(
+        above["low"].as_f64().unwrap() <= -1.2e-4 && -1.2e-4 <= above["high"].as_f64().unwrap(),
+        "{t}"
+    );
 }
 
 fn numbers_only(mut a: Value) -> Value {

@@ -280,6 +280,26 @@ fn missingness_test_matches_scipy_chi2_contingency() {
     );
 }
 
+/// Cochran's Q (the causal threshold's test of one slope at every baseline) against
+/// `statsmodels.stats.meta_analysis.combine_effects(...).test_homogeneity()`.
+#[test]
+fn homogeneity_q_matches_statsmodels_meta_analysis() {
+    use sloproof::stats::hypothesis::homogeneity_q;
+    let cases = fixture("homogeneity");
+    let cases = cases["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for case in cases {
+        let pairs: Vec<(f64, f64)> = vec(&case["estimates"])
+            .into_iter()
+            .zip(vec(&case["std_errors"]))
+            .collect();
+        let h = homogeneity_q(&pairs).unwrap();
+        close("Q", h.statistic, f(&case["q"]), 1e-10, 0.0);
+        close("p", h.p_value, f(&case["p"]), 1e-9, 1e-300);
+        assert_eq!(h.df as u64, case["df"].as_u64().unwrap());
+    }
+}
+
 #[test]
 fn corrections_match_statsmodels_multipletests() {
     for case in fixture("tests")["multiple"].as_array().unwrap() {

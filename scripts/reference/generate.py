@@ -109,6 +109,20 @@ def missingness():
     return out
 
 
+def homogeneity():
+    """Cochran's Q via statsmodels' meta-analysis: estimates and their standard errors."""
+    from statsmodels.stats.meta_analysis import combine_effects
+    rng = np.random.default_rng(17)
+    out = []
+    for k in (2, 5, 10):
+        est = rng.normal(-1e-4, 3e-5, k)
+        se = rng.uniform(1e-5, 4e-5, k)
+        r = combine_effects(est, se**2).test_homogeneity()
+        out.append({"estimates": fl(est), "std_errors": fl(se), "q": float(r.statistic), "df": int(r.df),
+                    "p": float(r.pvalue)})
+    return out
+
+
 def effective_f():
     """Montiel Olea & Pflueger's effective first-stage F from pyfixest (`IV_Diag`, hetero vcov =
     HC1). pyfixest forms Q_zz = Z'Z from the instrument columns as given; MOP partial the
@@ -370,6 +384,7 @@ def main():
     write("bootstrap", bootstrap())
     write("knee", {"cases": knee()})
     write("missingness", {"cases": missingness()})
+    write("homogeneity", {"cases": homogeneity()})
     write("effective_f", {"cases": effective_f()})
     write("anderson_rubin", {"cases": anderson_rubin()})
 

@@ -3,21 +3,18 @@
 use super::data::{MetricColumn, UnitData};
 use super::effects::{bootstrap_interval, estimate};
 use super::report::{
-    AndersonRubinSet, ArShape, BaselineBucket, BootstrapInterval, Breakpoint, CausalEffect,
-    DosePoint, DoseResponse, Estimate, Evidence, LinearityTest, Method, Parameters, Threshold,
+    AndersonRubinSet, ArShape, BootstrapInterval, CausalEffect, DosePoint, DoseResponse, Estimate,
+    LinearityTest, Method, Parameters,
 };
 use super::{seed_for, stats_err};
 use crate::error::AppResult;
 use crate::stats::bootstrap;
-use crate::stats::descriptive::{quantile_sorted, Moments};
+use crate::stats::descriptive::Moments;
 use crate::stats::iv::{two_sls_arms, IvCov, TwoSls};
-use crate::stats::knee::hinge_analysis;
 use crate::stats::{StatsError, StatsResult};
 
 /// First-stage F below which the instrument is weak (Staiger & Stock 1997).
 pub const WEAK_INSTRUMENT_F: f64 = 10.0;
-/// Bootstrap replicates for a breakpoint (each refits the hinge profile over all units).
-const KNEE_RESAMPLES: u32 = 100;
 
 /// Units in a KPI's causal analysis: those with an SLI value and a KPI value (after the rule).
 pub struct Population {
@@ -282,7 +279,7 @@ impl CausalFit {
     }
 }
 
-fn to_stats(c: &crate::stats::ols::Coefficient) -> crate::stats::Inference {
+pub(crate) fn to_stats(c: &crate::stats::ols::Coefficient) -> crate::stats::Inference {
     crate::stats::Inference {
         estimate: c.estimate,
         std_error: c.std_error,
@@ -290,146 +287,4 @@ fn to_stats(c: &crate::stats::ols::Coefficient) -> crate::stats::Inference {
         ci_high: c.ci_high,
         p_value: c.p_value,
     }
-}
-
-/// The observational knee of the KPI against per-unit SLI.
-pub fn observational_threshold(
-    d: &UnitData,
-    m: &MetricColumn,
-    pop: &Population,
-    p: &Parameters,
-) -> Threshold {
-    let mut t = Threshold {
-        kpi: m.metric.key.clone(),
-        sli: d.sli_metric.key.clone(),
-        evidence: Evidence::Observational,
-        breakpoint: None,
-        slope_below: None,
-        slope_above: None,
-        davies_p_value: None,
-        reason: None,
-        buckets: Vec::new(),
-    };
-    let resamples = p.bootstrap.resamples.min(KNEE_RESAMPLES) as usize;
-    let seed = seed_for(p, &format!("knee:{}", m.metric.key), 0);
-    match hinge_analysis(&pop.x, &pop.y, p.alpha, p.confidence, resamples, seed) {
-        Err(e) => t.reason = Some(format!("no threshold can be fitted: {e}")),
-        Ok(h) => {
-            let davies = h.davies_p_value.min(1.0);
-            t.davies_p_value = Some(davies);
-            match h.fit {
-                None => {
-                    t.reason = Some(format!(
-                        "no evidence of a slope change (Davies test p = {davies:.3})"
-                    ))
-                }
-                Some((fit, (lo, hi))) => {
-                    t.breakpoint = Some(Breakpoint {
-                        estimate: fit.breakpoint,
-                        ci_low: lo,
-                        ci_high: hi,
-                    });
-                    t.slope_below = Some(fit.slope_below);
-                    t.slope_above = Some(fit.slope_above);
-                }
-            }
-        }
-    }
-    t
-}
-
-/// Causal evidence: the injection's slope within quintiles of the units' pre-period SLI. For
-/// each split k = 1..4 the inverse-variance pooled slopes of quintiles ≥ k and < k are compared
-/// (z = (s_hi − s_lo)/√(se_hi² + se_lo²) in the harmful direction, Bonferroni over the 4 splits);
-/// a threshold is the baseline edge of the most significant split when the upper group is
-/// significantly more harmful and the lower group is not significantly harmful itself. Its
-/// interval spans the neighbouring quintile edges (quintile resolution).
-pub fn causal_threshold(
-    d: &UnitData,
-    m: &MetricColumn,
-    pop: &Population,
-    p: &Parameters,
-) -> Option<Threshold> {
-    let pre: Vec<f64> = pop.x_pre.iter().copied().filter(|v| !v.is_nan()).collect();
-    if pre.len() < 50 || pre.len() * 2 < pop.x.len() {
-        return None;
-    }
-    let mut sorted = pre;
-    sorted.sort_unstable_by(f64::total_cmp);
-    let edges: Vec<f64> = (0..=5)
-        .map(|k| quantile_sorted(&sorted, k as f64 / 5.0).unwrap_or(f64::NAN))
-        .collect();
-    let harmful = d
-        .sli_metric
-        .direction
-        .harmful_slope_sign(m.metric.direction);
-    let mut buckets = Vec::new();
-    for b in 0..5 {
-        let (lo, hi) = (edges[b], edges[b + 1]);
-        let idx: Vec<usize> = (0..pop.x.len())
-            .filter(|&i| {
-                let v = pop.x_pre[i];
-                !v.is_nan() && v >= lo && (v < hi || (b == 4 && v <= hi))
-            })
-            .collect();
-        let sub = Population {
-            arm: idx.iter().map(|&i| pop.arm[i]).collect(),
-            x: idx.iter().map(|&i| pop.x[i]).collect(),
-            y: idx.iter().map(|&i| pop.y[i]).collect(),
-            x_pre: Vec::new(),
-        };
-        let slope = fit(&sub, d.arms.len(), d.control)
-            .and_then(|f| f.slope(IvCov::Robust, p.confidence))
-            .ok();
-        buckets.push(BaselineBucket {
-            bucket: b as u32 + 1,
-            baseline_low: lo,
-            baseline_high: hi,
-            units: idx.len() as u64,
-            slope: slope.map(|s| estimate(to_stats(&s), Method::TwoSlsRobust)),
-        });
-    }
-    let pooled = |bs: &[BaselineBucket]| -> Option<(f64, f64)> {
-        let (mut w, mut ws) = (0.0, 0.0);
-        for b in bs {
-            let s = b.slope.as_ref()?;
-            let wi = 1.0 / (s.std_error * s.std_error);
-            w += wi;
-            ws += wi * s.estimate;
-        }
-        (w > 0.0).then(|| (ws / w, 1.0 / w.sqrt()))
-    };
-    let z_split = crate::stats::dist::norm_ppf(1.0 - p.alpha / 2.0 / 4.0);
-    let z_one = crate::stats::dist::norm_ppf(1.0 - p.alpha / 2.0);
-    let mut best: Option<(usize, f64)> = None;
-    for k in 1..5 {
-        let (Some((s_lo, se_lo)), Some((s_hi, se_hi))) =
-            (pooled(&buckets[..k]), pooled(&buckets[k..]))
-        else {
-            continue;
-        };
-        let z = harmful * (s_hi - s_lo) / (se_lo * se_lo + se_hi * se_hi).sqrt();
-        let lower_harmless = harmful * s_lo / se_lo < z_one;
-        if z > z_split && lower_harmless && best.is_none_or(|(_, bz)| z > bz) {
-            best = Some((k, z));
-        }
-    }
-    let (breakpoint, reason) = match best {
-        Some((k, _)) => (Some(Breakpoint { estimate: edges[k], ci_low: edges[k - 1], ci_high: edges[k + 1] }), None),
-        None => (
-            None,
-            Some("the injected SLI has a similar effect at every baseline level: no threshold in the observed range".to_owned()),
-        ),
-    };
-    Some(Threshold {
-        kpi: m.metric.key.clone(),
-        sli: d.sli_metric.key.clone(),
-        evidence: Evidence::Causal,
-        breakpoint,
-        slope_below: None,
-        slope_above: None,
-        davies_p_value: None,
-        reason,
-        buckets,
-    })
 }

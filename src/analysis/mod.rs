@@ -8,6 +8,7 @@ pub mod hash;
 pub mod report;
 pub mod resample;
 pub mod service;
+pub mod threshold;
 pub mod verdict;
 
 use rayon::prelude::*;
@@ -253,8 +254,8 @@ fn without_resampling(
             let fit = causal::fit_kpi(d, m, p);
             let mut thresholds = Vec::new();
             if let Ok(f) = &fit {
-                thresholds.push(causal::observational_threshold(d, m, &f.population, p));
-                thresholds.extend(causal::causal_threshold(d, m, &f.population, p));
+                thresholds.push(threshold::observational_threshold(d, m, &f.population, p));
+                thresholds.extend(threshold::causal_threshold(d, m, &f.population, p));
             }
             (fit, thresholds)
         })

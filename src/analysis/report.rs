@@ -378,7 +378,29 @@ pub struct Breakpoint {
     pub ci_high: f64,
 }
 
-/// Causal injection slope within one baseline-SLI quintile.
+/// Which test of "no threshold" (one slope over the whole range) a threshold reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdTestMethod {
+    /// Davies (1987) upper bound for a slope change at an unknown breakpoint (observational).
+    Davies,
+    /// Cochran's Q across baseline strata of the injection's 2SLS slope (causal): under no
+    /// threshold the injection has the same effect at every baseline.
+    SlopeHomogeneity,
+}
+
+/// The test that the KPI–SLI curve has no threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ThresholdTest {
+    pub method: ThresholdTestMethod,
+    /// Cochran's Q and its degrees of freedom (null for Davies, which reports a bound only).
+    pub statistic: Option<f64>,
+    pub df: Option<u32>,
+    /// Davies' bound is capped at 1.
+    pub p_value: f64,
+}
+
+/// Causal injection slope within one baseline-SLI stratum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BaselineBucket {
     pub bucket: u32,
@@ -396,13 +418,17 @@ pub struct Threshold {
     pub evidence: Evidence,
     /// Null when the data do not support a threshold; `reason` says why.
     pub breakpoint: Option<Breakpoint>,
-    /// KPI change per SLI unit below and above the breakpoint (observational fit).
+    /// KPI change per SLI unit below and above the breakpoint.
     pub slope_below: Option<f64>,
     pub slope_above: Option<f64>,
-    /// Davies test that a slope change exists (observational).
-    pub davies_p_value: Option<f64>,
+    /// Bootstrap percentile intervals of the slopes (causal evidence only).
+    pub slope_below_ci: Option<Interval>,
+    pub slope_above_ci: Option<Interval>,
+    /// The test that there is no threshold; null when it could not be run (`reason` says why).
+    pub no_threshold_test: Option<ThresholdTest>,
     pub reason: Option<String>,
-    /// Per baseline quintile (causal evidence only).
+    /// Per stratum of the pre-period SLI (causal evidence only): quintiles, or deciles from
+    /// 20,000 units with a pre-period value.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buckets: Vec<BaselineBucket>,
 }

@@ -198,3 +198,50 @@ fn mann_whitney_pooled(pooled: &[(f64, bool)], n1: usize, n2: usize) -> StatsRes
         prob_superiority: u1 / (n1f * n2f),
     })
 }
+
+/// Cochran's Q test that independent estimates share one value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Homogeneity {
+    /// Q = Σ wₖ(θₖ − θ̄)² with wₖ = 1/seₖ² and θ̄ = Σwₖθₖ/Σwₖ.
+    pub statistic: f64,
+    /// k − 1.
+    pub df: usize,
+    /// P(χ²_df > Q).
+    pub p_value: f64,
+}
+
+/// Cochran's Q from estimates with their standard errors, as
+/// `statsmodels.stats.meta_analysis.combine_effects(θ, se²).test_homogeneity()`.
+pub fn homogeneity_q(estimates: &[(f64, f64)]) -> StatsResult<Homogeneity> {
+    if estimates.len() < 2 {
+        return Err(StatsError::TooFew {
+            what: "a homogeneity test",
+            need: 2,
+            got: estimates.len(),
+        });
+    }
+    if estimates
+        .iter()
+        .any(|(t, se)| !t.is_finite() || !se.is_finite() || *se <= 0.0)
+    {
+        return Err(StatsError::InvalidParameter(
+            "homogeneity needs finite estimates with positive standard errors".into(),
+        ));
+    }
+    let (mut w, mut wt) = (0.0, 0.0);
+    for (t, se) in estimates {
+        w += 1.0 / (se * se);
+        wt += t / (se * se);
+    }
+    let mean = wt / w;
+    let statistic: f64 = estimates
+        .iter()
+        .map(|(t, se)| (t - mean).powi(2) / (se * se))
+        .sum();
+    let df = estimates.len() - 1;
+    Ok(Homogeneity {
+        statistic,
+        df,
+        p_value: super::dist::chi2_sf(statistic, df as f64)?,
+    })
+}

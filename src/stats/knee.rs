@@ -116,48 +116,58 @@ impl<'a> Profile<'a> {
         Some((beta, ssr.max(0.0)))
     }
 
-    /// ψ̂ by a grid between the 5th and 95th percentiles, refined by golden-section search
-    /// between the best grid point's neighbours.
+    /// ψ̂ over [lo, hi] (see [`profile_argmin`]).
     fn argmin(&self, lo: f64, hi: f64) -> StatsResult<f64> {
-        let grid: Vec<f64> = (0..GRID)
-            .map(|g| lo + (hi - lo) * g as f64 / (GRID - 1) as f64)
-            .collect();
-        let ssr = |psi: f64| self.fit(psi).map_or(f64::INFINITY, |f| f.1);
-        let (best, _) = grid
-            .iter()
-            .enumerate()
-            .map(|(g, &p)| (g, ssr(p)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .ok_or_else(|| StatsError::Undefined("empty grid".into()))?;
-        let (mut a, mut b) = (grid[best.saturating_sub(1)], grid[(best + 1).min(GRID - 1)]);
-        let phi = (5f64.sqrt() - 1.0) / 2.0;
-        let (mut c, mut d) = (b - phi * (b - a), a + phi * (b - a));
-        let (mut fc, mut fd) = (ssr(c), ssr(d));
-        for _ in 0..100 {
-            if (b - a).abs() <= 1e-12 * (hi - lo).abs().max(1e-300) {
-                break;
-            }
-            if fc < fd {
-                b = d;
-                d = c;
-                fd = fc;
-                c = b - phi * (b - a);
-                fc = ssr(c);
-            } else {
-                a = c;
-                c = d;
-                fc = fd;
-                d = a + phi * (b - a);
-                fd = ssr(d);
-            }
-        }
-        let refined = 0.5 * (a + b);
-        Ok(if ssr(refined) <= ssr(grid[best]) {
-            refined
-        } else {
-            grid[best]
-        })
+        profile_argmin(lo, hi, |psi| self.fit(psi).map_or(f64::INFINITY, |f| f.1))
     }
+}
+
+/// The minimiser of a profile criterion over [lo, hi]: a 100-point grid, refined by
+/// golden-section search between the best grid point's neighbours (degenerate candidates
+/// return +∞ and are never chosen over a finite one).
+pub(crate) fn profile_argmin(lo: f64, hi: f64, ssr: impl Fn(f64) -> f64) -> StatsResult<f64> {
+    let grid: Vec<f64> = (0..GRID)
+        .map(|g| lo + (hi - lo) * g as f64 / (GRID - 1) as f64)
+        .collect();
+    let (best, best_ssr) = grid
+        .iter()
+        .enumerate()
+        .map(|(g, &p)| (g, ssr(p)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .ok_or_else(|| StatsError::Undefined("empty grid".into()))?;
+    if !best_ssr.is_finite() {
+        return Err(StatsError::Undefined(
+            "no candidate breakpoint has a non-degenerate design".into(),
+        ));
+    }
+    let (mut a, mut b) = (grid[best.saturating_sub(1)], grid[(best + 1).min(GRID - 1)]);
+    let phi = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut c, mut d) = (b - phi * (b - a), a + phi * (b - a));
+    let (mut fc, mut fd) = (ssr(c), ssr(d));
+    for _ in 0..100 {
+        if (b - a).abs() <= 1e-12 * (hi - lo).abs().max(1e-300) {
+            break;
+        }
+        if fc < fd {
+            b = d;
+            d = c;
+            fd = fc;
+            c = b - phi * (b - a);
+            fc = ssr(c);
+        } else {
+            a = c;
+            c = d;
+            fc = fd;
+            d = a + phi * (b - a);
+            fd = ssr(d);
+        }
+    }
+    let refined = 0.5 * (a + b);
+    Ok(if ssr(refined) <= best_ssr {
+        refined
+    } else {
+        grid[best]
+    })
 }
 
 fn search_range(s: &Sorted) -> StatsResult<(f64, f64)> {

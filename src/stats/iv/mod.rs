@@ -7,7 +7,9 @@ use super::ols::{coefficient_table, Coefficient};
 use super::{check_finite, StatsError, StatsResult};
 
 mod arms;
+mod hinge;
 pub use arms::{anderson_rubin_arms, two_sls_arms, ArSet};
+pub use hinge::{iv_hinge, IvHinge, IvHingeAnalysis, IvHingeData};
 
 /// Covariance estimator of a 2SLS fit (linearmodels' `IV2SLS.fit(cov_type=…)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,28 +31,38 @@ fn students_t(df: f64) -> StatsResult<StudentsT> {
         .map_err(|e| StatsError::InvalidParameter(format!("t distribution with df {df}: {e}")))
 }
 
+/// statrs panics on a NaN argument (its incomplete beta function asserts 0 ≤ x ≤ 1): a NaN
+/// statistic, e.g. from a zero standard error, is an error here instead.
+fn not_nan(x: f64, what: &'static str) -> StatsResult<f64> {
+    if x.is_nan() {
+        Err(StatsError::NonFinite(what))
+    } else {
+        Ok(x)
+    }
+}
+
 /// P(T > t) for Student's t with `df` degrees of freedom.
 pub fn t_sf(t: f64, df: f64) -> StatsResult<f64> {
-    Ok(students_t(df)?.sf(t))
+    Ok(students_t(df)?.sf(not_nan(t, "t statistic")?))
 }
 
 /// The `p` quantile of Student's t with `df` degrees of freedom.
 pub fn t_ppf(p: f64, df: f64) -> StatsResult<f64> {
-    Ok(students_t(df)?.inverse_cdf(p))
+    Ok(students_t(df)?.inverse_cdf(not_nan(p, "t quantile level")?))
 }
 
 /// P(χ²_df > x).
 pub fn chi2_sf(x: f64, df: f64) -> StatsResult<f64> {
     let d = ChiSquared::new(df)
         .map_err(|e| StatsError::InvalidParameter(format!("chi-square df {df}: {e}")))?;
-    Ok(d.sf(x))
+    Ok(d.sf(not_nan(x, "chi-square statistic")?))
 }
 
 /// P(F_{d1,d2} > x).
 pub fn f_sf(x: f64, d1: f64, d2: f64) -> StatsResult<f64> {
     let d = FisherSnedecor::new(d1, d2)
         .map_err(|e| StatsError::InvalidParameter(format!("F distribution ({d1}, {d2}): {e}")))?;
-    Ok(d.sf(x))
+    Ok(d.sf(not_nan(x, "F statistic")?))
 }
 
 /// Two-sided p-value of a z statistic: 2·(1 − Φ(|z|)), at most 1.
@@ -77,5 +87,28 @@ pub fn binom_sf(k: u64, n: u64, p: f64) -> StatsResult<f64> {
 pub fn f_ppf(p: f64, d1: f64, d2: f64) -> StatsResult<f64> {
     let d = FisherSnedecor::new(d1, d2)
         .map_err(|e| StatsError::InvalidParameter(format!("F distribution ({d1}, {d2}): {e}")))?;
+    let p = not_nan(p, "F quantile level")?;
+    if !(0.0..=1.0).contains(&p) {
+        return Err(StatsError::InvalidParameter(format!(
+            "F quantile level {p} outside [0, 1]"
+        )));
+    }
     Ok(d.inverse_cdf(p))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// statrs panics on these; the wrappers answer with an error the analysis can report.
+    #[test]
+    fn nan_statistics_are_errors_not_panics() {
+        assert!(matches!(t_sf(f64::NAN, 10.0), Err(StatsError::NonFinite(_))));
+        assert!(matches!(two_sided_t_p(f64::NAN, 3.0), Err(StatsError::NonFinite(_))));
+        assert!(matches!(chi2_sf(f64::NAN, 2.0), Err(StatsError::NonFinite(_))));
+        assert!(matches!(f_sf(f64::NAN, 2.0, 9.0), Err(StatsError::NonFinite(_))));
+        assert!(f_ppf(1.5, 2.0, 9.0).is_err());
+        assert_eq!(t_sf(f64::INFINITY, 10.0).unwrap(), 0.0);
+    }
 }

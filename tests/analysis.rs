@@ -84,10 +84,20 @@ async fn a_real_effect_is_validated_and_its_interval_covers_the_truth() {
             "{}",
             a["summary"]
         );
-        assert!(a["summary"]
-            .as_str()
-            .unwrap()
-            .starts_with("Each +100 ms of checkout latency lowers checkout-conversion by"));
+        let summary = a["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with("Each +100 ms of checkout latency lowers checkout-conversion by"),
+            "{summary}"
+        );
+        // Relative change named as such, with the levels and the absolute change in points.
+        assert!(summary.contains("% relative (from 4."), "{summary}");
+        assert!(summary.contains("percentage points"), "{summary}");
+        assert_eq!(a["headline"]["kpi"], "checkout-conversion");
+        assert_eq!(
+            a["headline"]["status"], "ready_to_call",
+            "{}",
+            a["headline"]
+        );
         assert!(
             a["summary"]
                 .as_str()
@@ -121,7 +131,8 @@ async fn a_real_effect_is_validated_and_its_interval_covers_the_truth() {
             got.text, r.text,
             "{b}: the stored analysis is served byte for byte"
         );
-        // Every p-value adjusted; every estimate has the contract's fields.
+        // Every p-value adjusted; every estimate has the contract's fields; one primary
+        // estimate (CUPED here: a pre-period exists), the others under `alternatives`.
         for e in a["kpi_effects"].as_array().unwrap() {
             for k in [
                 "estimate",
@@ -132,9 +143,35 @@ async fn a_real_effect_is_validated_and_its_interval_covers_the_truth() {
                 "adjusted_p_value",
                 "method",
             ] {
-                assert!(!e["difference"][k].is_null(), "{b}: {k} in {e}");
+                assert!(!e["primary"][k].is_null(), "{b}: {k} in {e}");
+                assert!(!e["relative"][k].is_null(), "{b}: {k} in {e}");
+            }
+            assert_eq!(e["primary"]["method"], "cuped_welch_t", "{e}");
+            assert!(!e["alternatives"]["unadjusted"].is_null(), "{e}");
+            assert!(!e["alternatives"]["bootstrap"].is_null(), "{e}");
+            // Counts and per-arm intervals: x / n for the binary KPI.
+            for arm in ["control", "treatment"] {
+                let m = &e[arm];
+                let (lo, hi) = (
+                    m["ci"]["low"].as_f64().unwrap(),
+                    m["ci"]["high"].as_f64().unwrap(),
+                );
+                let mean = m["mean"].as_f64().unwrap();
+                assert!(lo < mean && mean < hi, "{e}");
+                if e["metric"] == "checkout-conversion" {
+                    let (x, n) = (
+                        m["successes"].as_f64().unwrap(),
+                        m["units"].as_f64().unwrap(),
+                    );
+                    assert!((x / n - mean).abs() < 1e-12, "{e}");
+                }
             }
         }
+        // Stored numbers carry no floating-point noise (at most 12 significant digits).
+        assert!(
+            !r.text.contains("0000000000000"),
+            "{b}: float noise in the document"
+        );
     }
 }
 
@@ -160,6 +197,16 @@ async fn an_a_a_experiment_is_not_validated() {
         assert!(c.contains(&"weak_instrument".to_owned()), "{c:?}");
         let summary = r.body["summary"].as_str().unwrap();
         assert!(summary.contains("not validated"), "{summary}");
+        // An A/A test moves nothing: no effect is stated as a finding.
+        assert!(
+            summary.starts_with("The arms barely moved checkout latency"),
+            "{summary}"
+        );
+        assert!(
+            !summary.contains("lowers") && !summary.contains("raises"),
+            "{summary}"
+        );
+        assert_eq!(r.body["headline"]["status"], "invalid");
         // The other KPI is named with its reasons.
         assert!(
             summary.contains("Not validated: revenue-per-user (")
@@ -193,6 +240,18 @@ async fn a_sample_ratio_mismatch_blocks_validation_and_says_why() {
             .as_str()
             .unwrap()
             .contains("sample-ratio mismatch"));
+        // The summary leads with the mismatch and states no effect.
+        let summary = r.body["summary"].as_str().unwrap();
+        assert!(summary.starts_with("Sample-ratio mismatch:"), "{summary}");
+        assert!(
+            !summary.contains("lowers") && !summary.contains("raises"),
+            "{summary}"
+        );
+        assert_eq!(r.body["headline"]["status"], "invalid");
+        assert!(r.body["headline"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("fix the experiment"));
     }
 }
 
@@ -219,6 +278,13 @@ async fn a_weak_instrument_is_flagged() {
         let v = verdict(&r.body, "checkout-conversion");
         assert_eq!(v["validated"], false);
         assert!(codes(v).contains(&"weak_instrument".to_owned()), "{v}");
+        let summary = r.body["summary"].as_str().unwrap();
+        assert!(summary.contains("effective first-stage F ="), "{summary}");
+        assert!(
+            summary.contains("cannot be estimated reliably"),
+            "{summary}"
+        );
+        assert_eq!(r.body["headline"]["status"], "invalid");
     }
 }
 

@@ -300,6 +300,28 @@ fn homogeneity_q_matches_statsmodels_meta_analysis() {
     }
 }
 
+/// Per-arm intervals of a results page: Wilson against statsmodels' `proportion_confint`,
+/// the t interval of a mean against `scipy.stats.t.interval`.
+#[test]
+fn arm_intervals_match_statsmodels_and_scipy() {
+    use sloproof::stats::descriptive::{mean_interval, wilson_interval};
+    let fx = fixture("arm_intervals");
+    let props = fx["proportions"].as_array().unwrap();
+    assert_eq!(props.len(), 10);
+    for c in props {
+        let (k, n) = (c["k"].as_u64().unwrap(), c["n"].as_u64().unwrap());
+        let (lo, hi) = wilson_interval(k, n, f(&c["confidence"])).unwrap();
+        close("wilson low", lo, f(&c["low"]), 1e-12, 1e-15);
+        close("wilson high", hi, f(&c["high"]), 1e-12, 1e-15);
+    }
+    for c in fx["means"].as_array().unwrap() {
+        let (lo, hi) = mean_interval(Moments::of(&vec(&c["x"])), 0.95).unwrap();
+        close("t low", lo, f(&c["low"]), 1e-10, 0.0);
+        close("t high", hi, f(&c["high"]), 1e-10, 0.0);
+    }
+    assert!(wilson_interval(3, 2, 0.95).is_err());
+}
+
 #[test]
 fn corrections_match_statsmodels_multipletests() {
     for case in fixture("tests")["multiple"].as_array().unwrap() {

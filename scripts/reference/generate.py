@@ -123,6 +123,23 @@ def homogeneity():
     return out
 
 
+def arm_intervals():
+    """Per-arm intervals: Wilson for proportions (statsmodels), t for means (scipy)."""
+    from statsmodels.stats.proportion import proportion_confint
+    rng = np.random.default_rng(23)
+    props = []
+    for k, n in [(0, 50), (3, 40), (512, 10000), (9990, 10000), (7, 7)]:
+        for conf in (0.95, 0.9):
+            lo, hi = proportion_confint(k, n, alpha=1 - conf, method="wilson")
+            props.append({"k": k, "n": n, "confidence": conf, "low": float(lo), "high": float(hi)})
+    means = []
+    for n in (2, 30, 5000):
+        x = rng.lognormal(3, 0.8, n)
+        lo, hi = stats.t.interval(0.95, n - 1, loc=x.mean(), scale=stats.sem(x))
+        means.append({"x": fl(x), "low": float(lo), "high": float(hi)})
+    return {"proportions": props, "means": means}
+
+
 def effective_f():
     """Montiel Olea & Pflueger's effective first-stage F from pyfixest (`IV_Diag`, hetero vcov =
     HC1). pyfixest forms Q_zz = Z'Z from the instrument columns as given; MOP partial the
@@ -385,6 +402,7 @@ def main():
     write("knee", {"cases": knee()})
     write("missingness", {"cases": missingness()})
     write("homogeneity", {"cases": homogeneity()})
+    write("arm_intervals", arm_intervals())
     write("effective_f", {"cases": effective_f()})
     write("anderson_rubin", {"cases": anderson_rubin()})
 

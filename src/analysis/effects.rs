@@ -1,21 +1,16 @@
 //! Per-variant summaries, the sample-ratio check, the first stage and arm × metric effects.
 
-use rayon::prelude::*;
-
-use super::data::{MetricColumn, UnitData};
+use super::data::UnitData;
 use super::report::{
-    BootstrapInterval, BootstrapMethod, CupedEffect, DataQuality, Estimate, Exclusion,
-    FirstStageArm, Interval, KpiEffect, MannWhitneyOut, Method, MetricCoverage, MetricRole,
-    MetricSummary, Parameters, SampleRatio, SliSummary, VariantCount, VariantSummary,
+    ArmMean, BootstrapInterval, BootstrapMethod, DataQuality, Estimate, Exclusion, FirstStageArm,
+    Interval, Method, MetricCoverage, MetricRole, MetricSummary, Parameters, SampleRatio,
+    SliSummary, VariantCount, VariantSummary,
 };
-use super::resample::SharedPass;
 use super::{seed_for, stats_err};
 use crate::error::AppResult;
 use crate::stats::bootstrap::{self, IntervalMethod};
-use crate::stats::cuped::cuped;
-use crate::stats::descriptive::{quantile_sorted, Moments};
-use crate::stats::hypothesis::{mann_whitney_sorted, two_proportion_z_test, welch_from_moments};
-use crate::stats::lift::relative_lift;
+use crate::stats::descriptive::{mean_interval, quantile_sorted, wilson_interval, Moments};
+use crate::stats::hypothesis::welch_from_moments;
 use crate::stats::srm::{missingness_homogeneity, sample_ratio, SRM_ALPHA};
 use crate::stats::{self, StatsResult};
 
@@ -168,6 +163,23 @@ pub fn sorted_sli(d: &UnitData) -> Vec<Vec<f64>> {
     s
 }
 
+/// One arm's level of a metric: n, x (binary), the mean and its interval (Wilson for a
+/// binary metric, t otherwise).
+pub fn arm_mean(values: &[f64], binary: bool, confidence: f64) -> ArmMean {
+    let mo = Moments::of(values);
+    let successes = binary.then(|| values.iter().filter(|x| **x == 1.0).count() as u64);
+    let ci = match successes {
+        Some(k) => wilson_interval(k, mo.n as u64, confidence).ok(),
+        None => mean_interval(mo, confidence).ok(),
+    };
+    ArmMean {
+        units: mo.n as u64,
+        successes,
+        mean: if mo.n > 0 { mo.mean } else { 0.0 },
+        ci: ci.map(|(low, high)| Interval { low, high }),
+    }
+}
+
 pub fn variants(d: &UnitData, p: &Parameters, sli_sorted: &[Vec<f64>]) -> Vec<VariantSummary> {
     let counts = d.arm_counts();
     let per_metric: Vec<Vec<Vec<f64>>> = d
@@ -189,13 +201,18 @@ pub fn variants(d: &UnitData, p: &Parameters, sli_sorted: &[Vec<f64>]) -> Vec<Va
                 .iter()
                 .zip(&per_metric)
                 .map(|(m, vals)| {
-                    let mo = Moments::of(&vals[a]);
+                    let level = arm_mean(&vals[a], m.is_binary(), p.confidence);
                     MetricSummary {
                         metric: m.metric.key.clone(),
                         role: m.role,
-                        units: mo.n as u64,
-                        mean: if mo.n > 0 { mo.mean } else { 0.0 },
-                        std_dev: mo.variance().map(f64::sqrt).unwrap_or(0.0),
+                        units: level.units,
+                        successes: level.successes,
+                        mean: level.mean,
+                        ci: level.ci,
+                        std_dev: Moments::of(&vals[a])
+                            .variance()
+                            .map(f64::sqrt)
+                            .unwrap_or(0.0),
                     }
                 })
                 .collect(),
@@ -250,45 +267,6 @@ pub fn first_stage(
     Ok(out)
 }
 
-/// Bootstrap interval of mean(t) − mean(c) from Poisson-bootstrap sums: the analysis's shared
-/// pass when there is one, else the exact binary shortcut or a pass over the two arms.
-fn bootstrap_difference(
-    t: &[f64],
-    c: &[f64],
-    binary: bool,
-    p: &Parameters,
-    seed: u64,
-    shared: Option<Vec<f64>>,
-) -> StatsResult<BootstrapInterval> {
-    let resamples = p.bootstrap.resamples as usize;
-    let reps: Vec<f64> = if let Some(reps) = shared {
-        reps
-    } else if binary {
-        let k = |v: &[f64]| v.iter().filter(|x| **x == 1.0).count() as u64;
-        bootstrap::binary_poisson(
-            &[k(t), k(c)],
-            &[t.len() as u64, c.len() as u64],
-            resamples,
-            seed,
-        )?
-        .iter()
-        .map(|r| r[0].1 / r[0].0 - r[1].1 / r[1].0)
-        .collect()
-    } else {
-        let values: Vec<f64> = t.iter().chain(c).copied().collect();
-        let groups: Vec<u32> = (0..values.len()).map(|i| u32::from(i >= t.len())).collect();
-        bootstrap::poisson_sums(&groups, 2, &[&values], resamples, seed)?
-            .iter()
-            .map(|r| r[0][1] / r[0][0] - r[1][1] / r[1][0])
-            .collect()
-    };
-    let theta = Moments::of(t).mean - Moments::of(c).mean;
-    bootstrap_interval(p, theta, &reps, || {
-        let neg: Vec<f64> = bootstrap::jackknife_means(c).iter().map(|v| -v).collect();
-        Ok(vec![bootstrap::jackknife_means(t), neg])
-    })
-}
-
 /// The requested kind of interval of `replicates` around `theta`. `jackknife` gives the
 /// leave-one-out values per sample and is only evaluated for BCa.
 pub fn bootstrap_interval(
@@ -314,161 +292,4 @@ pub fn bootstrap_interval(
         ci_low: lo,
         ci_high: hi,
     })
-}
-
-/// CUPED with the metric's own pre-period value; units without one get the grand mean (no
-/// adjustment). `None` when there is no usable pre-period data.
-fn cuped_effects(
-    d: &UnitData,
-    m: &MetricColumn,
-    p: &Parameters,
-) -> Option<(f64, f64, Vec<Moments>)> {
-    let pre_present: Vec<f64> = m.pre.iter().copied().filter(|v| !v.is_nan()).collect();
-    if pre_present.len() < 3 {
-        return None;
-    }
-    let fill = Moments::of(&pre_present).mean;
-    let mut ys = vec![Vec::new(); d.arms.len()];
-    let mut xs = vec![Vec::new(); d.arms.len()];
-    for i in 0..d.len() {
-        if let Some(y) = m.outcome(i, p.missing_outcomes) {
-            let a = d.arm[i] as usize;
-            ys[a].push(y);
-            xs[a].push(if m.pre[i].is_nan() { fill } else { m.pre[i] });
-        }
-    }
-    let yr: Vec<&[f64]> = ys.iter().map(Vec::as_slice).collect();
-    let xr: Vec<&[f64]> = xs.iter().map(Vec::as_slice).collect();
-    let r = cuped(&yr, &xr).ok()?;
-    Some((
-        r.theta,
-        r.variance_reduction,
-        r.arms
-            .iter()
-            .map(|(n, mean, var)| Moments::from_summary(*n, *mean, *var))
-            .collect(),
-    ))
-}
-
-/// Every treatment arm × KPI/guardrail comparison (adjusted p-values are filled in later).
-pub fn kpi_effects(
-    d: &UnitData,
-    p: &Parameters,
-    shared: Option<&SharedPass>,
-) -> AppResult<Vec<KpiEffect>> {
-    let per_metric: Vec<AppResult<Vec<KpiEffect>>> = d
-        .metrics
-        .par_iter()
-        .enumerate()
-        .map(|(mi, m)| metric_effects(d, p, shared, mi, m))
-        .collect();
-    let mut out = Vec::new();
-    for effects in per_metric {
-        out.extend(effects?);
-    }
-    Ok(out)
-}
-
-/// Every treatment arm's comparison with control for one KPI or guardrail.
-fn metric_effects(
-    d: &UnitData,
-    p: &Parameters,
-    shared: Option<&SharedPass>,
-    mi: usize,
-    m: &MetricColumn,
-) -> AppResult<Vec<KpiEffect>> {
-    let c = d.control;
-    let mut out = Vec::new();
-    let sorted = |v: &[f64]| {
-        let mut s = v.to_vec();
-        s.sort_unstable_by(f64::total_cmp);
-        s
-    };
-    {
-        let continuous = m.metric.value_type == crate::domain::metric::ValueType::Continuous;
-        let vals = by_arm(d, |i| m.outcome(i, p.missing_outcomes));
-        let cu = if p.cuped {
-            cuped_effects(d, m, p)
-        } else {
-            None
-        };
-        let sorted_vals: Vec<Vec<f64>> = if continuous {
-            vals.iter().map(|v| sorted(v)).collect()
-        } else {
-            Vec::new()
-        };
-        for (a, arm) in d.arms.iter().enumerate().filter(|(a, _)| *a != c) {
-            let what = format!("{} in {}", m.metric.key, arm.key);
-            let (t, cv) = (&vals[a], &vals[c]);
-            let (mt, mc) = (Moments::of(t), Moments::of(cv));
-            let difference = if m.is_binary() {
-                let k = |v: &[f64]| v.iter().filter(|x| **x == 1.0).count() as u64;
-                let z = two_proportion_z_test(
-                    k(t),
-                    t.len() as u64,
-                    k(cv),
-                    cv.len() as u64,
-                    p.confidence,
-                )
-                .map_err(stats_err(&what))?;
-                estimate(z.difference, Method::TwoProportionZ)
-            } else {
-                estimate(
-                    welch_from_moments(mt, mc, p.confidence)
-                        .map_err(stats_err(&what))?
-                        .difference,
-                    Method::WelchT,
-                )
-            };
-            let lift = relative_lift(mt, mc, p.confidence).map_err(stats_err(&what))?;
-            let shared_reps = shared.map(|s| s.difference(mi, a, c));
-            let boot = bootstrap_difference(
-                t,
-                cv,
-                m.is_binary(),
-                p,
-                seed_for(p, &format!("metric:{}", m.metric.key), a),
-                shared_reps,
-            )
-            .map_err(stats_err(&what))?;
-            let cuped = match &cu {
-                Some((theta, reduction, arms)) => Some(CupedEffect {
-                    theta: *theta,
-                    variance_reduction: *reduction,
-                    difference: estimate(
-                        welch_from_moments(arms[a], arms[c], p.confidence)
-                            .map_err(stats_err(&what))?
-                            .difference,
-                        Method::CupedWelchT,
-                    ),
-                }),
-                None => None,
-            };
-            let mann_whitney = if continuous {
-                mann_whitney_sorted(&sorted_vals[a], &sorted_vals[c])
-                    .ok()
-                    .map(|r| MannWhitneyOut {
-                        u: r.u,
-                        p_value: r.p_value,
-                        prob_superiority: r.prob_superiority,
-                    })
-            } else {
-                None
-            };
-            out.push(KpiEffect {
-                variant: arm.key.clone(),
-                metric: m.metric.key.clone(),
-                role: m.role,
-                control_mean: mc.mean,
-                treatment_mean: mt.mean,
-                difference,
-                relative_lift: estimate(lift.delta, Method::DeltaMethod),
-                fieller: lift.fieller.map(|(low, high)| Interval { low, high }),
-                bootstrap: boot,
-                cuped,
-                mann_whitney,
-            });
-        }
-    }
-    Ok(out)
 }

@@ -2,12 +2,14 @@
 //! [`report::Analysis`]) using `crate::stats`; [`service`] loads the data and stores the result.
 
 pub mod causal;
+pub mod comparisons;
 pub mod data;
 pub mod effects;
 pub mod hash;
 pub mod report;
 pub mod resample;
 pub mod service;
+pub mod summary;
 pub mod threshold;
 pub mod verdict;
 
@@ -215,10 +217,11 @@ fn adjusted(p: impl Iterator<Item = Option<f64>>, c: Correction) -> Vec<f64> {
 fn adjust_kpi_effects(effects: &mut [report::KpiEffect], c: Correction) {
     for role in [MetricRole::Kpi, MetricRole::Guardrail] {
         let family = || effects.iter().filter(|e| e.role == role);
-        let adj = adjusted(family().map(|e| e.difference.p_value), c);
+        let adj = adjusted(family().map(|e| e.primary.p_value), c);
         let members = effects.iter_mut().filter(|e| e.role == role);
         for (e, a) in members.zip(adj) {
-            e.difference.adjusted_p_value = Some(a);
+            e.primary.adjusted_p_value = Some(a);
+            e.relative.adjusted_p_value = Some(a);
         }
     }
 }
@@ -336,7 +339,7 @@ pub fn compute(
     lap("shared bootstrap pass, variants, first stage, causal fits and thresholds");
     let shared = shared.map_err(stats_err("bootstrap"))?;
     let first_stage = first_stage?;
-    let mut kpi_effects = effects::kpi_effects(d, p, shared.as_ref())?;
+    let mut kpi_effects = comparisons::kpi_effects(d, p, shared.as_ref())?;
     adjust_kpi_effects(&mut kpi_effects, p.correction);
     lap("kpi_effects");
     let mut causal = finish_causal(d, p, &kpis, fits, shared.as_ref());
@@ -351,7 +354,17 @@ pub fn compute(
         &causal.failures,
         &power,
     );
-    let summary = verdict::summary(d, p, &causal.effects, &verdicts, &first_stage);
+    let headline = summary::headline(d, &verdicts, &power);
+    let summary = summary::summary(
+        d,
+        p,
+        &sample_ratio,
+        &causal.effects,
+        &verdicts,
+        &first_stage,
+        &kpi_effects,
+        &causal.dose_response,
+    );
     lap("verdicts");
     Ok(Analysis {
         id,
@@ -369,6 +382,7 @@ pub fn compute(
         threshold: causal.threshold,
         power,
         verdicts,
+        headline,
         summary,
     })
 }

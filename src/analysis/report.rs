@@ -67,6 +67,15 @@ text_enum! {
 }
 
 text_enum! {
+    /// Whether the experiment can be called on its headline KPI: `ready_to_call` (the effect is
+    /// established, or the design could have detected an effect that matters and found none),
+    /// `keep_running` (not significant and underpowered: more units may decide it), `invalid`
+    /// (a sample-ratio mismatch, differential missingness, a weak instrument or a failed
+    /// estimate: the design must be fixed before any reading).
+    CallStatus { ReadyToCall => "ready_to_call", KeepRunning => "keep_running", Invalid => "invalid" }
+}
+
+text_enum! {
     /// Whether a threshold comes from per-unit correlation (observational) or from randomized
     /// variation within baseline strata (causal).
     Evidence { Observational => "observational", Causal => "causal" }
@@ -81,8 +90,9 @@ pub struct Estimate {
     pub ci_high: f64,
     /// Two-sided p-value of estimate = 0; null when no test applies.
     pub p_value: Option<f64>,
-    /// p-value after the requested correction across the comparisons of its family.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// p-value after the requested correction across the comparisons of its family; null for
+    /// an estimate that is not part of a corrected family.
+    #[serde(default)]
     pub adjusted_p_value: Option<f64>,
     pub method: Method,
 }
@@ -212,7 +222,13 @@ pub struct MetricSummary {
     pub metric: String,
     pub role: MetricRole,
     pub units: u64,
+    /// Units with the outcome, for a binary metric (x of x / n); null otherwise.
+    #[serde(default)]
+    pub successes: Option<u64>,
     pub mean: f64,
+    /// Wilson (binary) or t (continuous) interval of the mean; null with fewer than two units.
+    #[serde(default)]
+    pub ci: Option<Interval>,
     pub std_dev: f64,
 }
 
@@ -242,15 +258,43 @@ pub struct FirstStageArm {
     pub dose_ratio: Option<f64>,
 }
 
-/// CUPED-adjusted comparison.
+/// CUPED's adjustment of a comparison (its adjusted difference is the comparison's primary).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct CupedEffect {
+pub struct CupedAdjustment {
     /// Pooled θ = cov(post, pre)/var(pre).
     pub theta: f64,
     /// Share of the outcome variance removed (pooled over arms).
     pub variance_reduction: f64,
-    /// Adjusted treatment − control difference.
-    pub difference: Estimate,
+}
+
+/// One arm's level of a metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ArmMean {
+    pub units: u64,
+    /// Units with the outcome, for a binary metric (the x of x / n); null otherwise.
+    pub successes: Option<u64>,
+    pub mean: f64,
+    /// Wilson interval (binary) or t interval (continuous) of the mean at the analysis's
+    /// confidence; null with fewer than two units.
+    pub ci: Option<Interval>,
+}
+
+/// The other estimates of a comparison, for cross-checking its primary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EffectAlternatives {
+    /// The unadjusted difference (two-proportion z or Welch), when the primary is CUPED's.
+    pub unadjusted: Option<Estimate>,
+    /// The unadjusted relative change (delta method), when the primary is CUPED's.
+    pub unadjusted_relative: Option<Estimate>,
+    /// Fieller's interval of the relative change (same moments as `relative`); null when
+    /// unbounded.
+    pub fieller: Option<Interval>,
+    /// Bootstrap interval of the unadjusted difference.
+    pub bootstrap: BootstrapInterval,
+    /// CUPED's θ and variance reduction, when the primary is CUPED's.
+    pub cuped: Option<CupedAdjustment>,
+    /// Mann–Whitney U, for continuous metrics.
+    pub mann_whitney: Option<MannWhitneyOut>,
 }
 
 /// Mann–Whitney U reported beside Welch for continuous metrics.
@@ -268,19 +312,18 @@ pub struct KpiEffect {
     pub variant: String,
     pub metric: String,
     pub role: MetricRole,
-    pub control_mean: f64,
-    pub treatment_mean: f64,
-    /// Treatment − control, in the metric's unit; `adjusted_p_value` is corrected across all
-    /// arm × metric comparisons of the same role.
-    pub difference: Estimate,
-    /// (treatment − control)/control, delta method.
-    pub relative_lift: Estimate,
-    /// Fieller's interval of the relative lift; null when it is unbounded.
-    pub fieller: Option<Interval>,
-    /// Bootstrap interval of the difference.
-    pub bootstrap: BootstrapInterval,
-    pub cuped: Option<CupedEffect>,
-    pub mann_whitney: Option<MannWhitneyOut>,
+    pub control: ArmMean,
+    pub treatment: ArmMean,
+    /// The primary estimate of treatment − control, in the metric's unit (a proportion for a
+    /// binary metric: × 100 gives percentage points). CUPED-adjusted Welch when the analysis
+    /// uses a pre-period covariate (same estimand, less variance), otherwise the
+    /// two-proportion z-test (binary) or Welch's t-test (continuous). `adjusted_p_value` is
+    /// corrected across all arm × metric comparisons of the same role.
+    pub primary: Estimate,
+    /// The primary divided by the control mean, by the delta method on the same moments; its
+    /// p-values are the primary's (the same null hypothesis).
+    pub relative: Estimate,
+    pub alternatives: EffectAlternatives,
 }
 
 /// A closed interval.
@@ -424,6 +467,9 @@ pub struct Threshold {
     /// Bootstrap percentile intervals of the slopes (causal evidence only).
     pub slope_below_ci: Option<Interval>,
     pub slope_above_ci: Option<Interval>,
+    /// Bootstrap interval of the slope change (above − below) at the breakpoint (causal
+    /// evidence only): a breakpoint is reported only when it excludes zero on the harmful side.
+    pub slope_change_ci: Option<Interval>,
     /// The test that there is no threshold; null when it could not be run (`reason` says why).
     pub no_threshold_test: Option<ThresholdTest>,
     pub reason: Option<String>,
@@ -466,6 +512,15 @@ pub struct Verdict {
     pub reasons: Vec<Reason>,
 }
 
+/// The headline: the experiment's primary KPI (its first) and whether it can be called.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Headline {
+    pub kpi: String,
+    pub status: CallStatus,
+    /// Why, in one sentence.
+    pub reason: String,
+}
+
 /// A complete analysis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Analysis {
@@ -486,6 +541,9 @@ pub struct Analysis {
     pub threshold: Vec<Threshold>,
     pub power: Vec<PowerSummary>,
     pub verdicts: Vec<Verdict>,
-    /// One or two plain sentences for a product manager.
+    /// The primary KPI's status (null in analyses stored before it existed).
+    #[serde(default)]
+    pub headline: Option<Headline>,
+    /// A few plain sentences for a product manager, led by the headline KPI.
     pub summary: String,
 }

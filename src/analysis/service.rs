@@ -93,7 +93,8 @@ pub fn run(db: &Db, key: &str, request: &AnalysisRequest) -> AppResult<StoredAna
         |id, created_at| {
             analysis.id = id;
             analysis.created_at = created_at.and_utc();
-            serde_json::to_string(&analysis).map_err(|e| AppError::Internal(e.into()))
+            crate::domain::document::to_document(&analysis)
+                .map_err(|e| AppError::Internal(e.into()))
         },
     )?;
     tracing::info!(experiment = %e.key, units = d.len(), loaded_ms, computed_ms, id = stored.id, "analysis stored");

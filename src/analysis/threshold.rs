@@ -18,6 +18,11 @@ use crate::stats::knee::hinge_analysis;
 const KNEE_RESAMPLES: u32 = 100;
 /// Units with a pre-period SLI from which the causal threshold uses deciles, not quintiles.
 const DECILES_FROM: usize = 20_000;
+/// Units with a pre-period SLI below which no causal threshold is attempted (100 per quintile).
+const CAUSAL_MIN_UNITS: usize = 500;
+/// Bootstrap refits of the causal hinge (each is O(n); the interval's ends need more than the
+/// observational knee's 100).
+const CAUSAL_KNEE_RESAMPLES: u32 = 500;
 
 fn empty(d: &UnitData, m: &MetricColumn, evidence: Evidence) -> Threshold {
     Threshold {
@@ -29,6 +34,7 @@ fn empty(d: &UnitData, m: &MetricColumn, evidence: Evidence) -> Threshold {
         slope_above: None,
         slope_below_ci: None,
         slope_above_ci: None,
+        slope_change_ci: None,
         no_threshold_test: None,
         reason: None,
         buckets: Vec::new(),
@@ -88,7 +94,7 @@ fn strata(pop: &Population) -> Option<Strata> {
     let keep: Vec<usize> = (0..pop.x.len())
         .filter(|&i| !pop.x_pre[i].is_nan())
         .collect();
-    if keep.len() < 50 || keep.len() * 2 < pop.x.len() {
+    if keep.len() < CAUSAL_MIN_UNITS || keep.len() * 2 < pop.x.len() {
         return None;
     }
     let k = if keep.len() >= DECILES_FROM { 10 } else { 5 };
@@ -148,8 +154,10 @@ fn bucket_slopes(d: &UnitData, s: &Strata, p: &Parameters) -> Vec<BaselineBucket
 /// pre-period SLI; the test of "no threshold" is Cochran's Q on the strata's 2SLS slopes (one
 /// slope everywhere under a linear curve); the breakpoint is the hinge fitted by 2SLS with
 /// arm × stratum instruments and ψ profiled ([`crate::stats::iv::IvHingeData`]), with
-/// Poisson-bootstrap percentile intervals for ψ and both slopes. A breakpoint is reported when
-/// the test rejects at `alpha` and the slope above it is the more harmful one.
+/// Poisson-bootstrap percentile intervals for ψ, both slopes and their change. A breakpoint is
+/// reported when the test rejects at `alpha` and the interval of the slope change lies wholly on
+/// the harmful side. Q detects any difference between strata (curvature of any shape, or units
+/// of different baselines reacting differently); the hinge assumes one curve for all units.
 pub fn causal_threshold(
     d: &UnitData,
     m: &MetricColumn,
@@ -182,12 +190,12 @@ pub fn causal_threshold(
     });
     if test.p_value >= p.alpha {
         t.reason = Some(format!(
-            "the injected SLI has a similar effect at every baseline level (slope homogeneity p = {:.3}): no threshold in the observed range",
+            "no evidence that the injected SLI's effect differs between baseline levels (slope homogeneity p = {:.3}): no threshold found in the observed range, which is absence of evidence, not proof of a straight line",
             test.p_value
         ));
         return Some(t);
     }
-    let resamples = p.bootstrap.resamples.min(KNEE_RESAMPLES) as usize;
+    let resamples = p.bootstrap.resamples.min(CAUSAL_KNEE_RESAMPLES) as usize;
     let seed = seed_for(p, &format!("causal-knee:{}", m.metric.key), 0);
     let strata_count = s.edges.len() - 1;
     let fitted = IvHingeData::new(
@@ -211,15 +219,19 @@ pub fn causal_threshold(
     let interval = |(low, high): (f64, f64)| Interval { low, high };
     t.slope_below_ci = Some(interval(h.slope_below_ci));
     t.slope_above_ci = Some(interval(h.slope_above_ci));
+    t.slope_change_ci = Some(interval(h.slope_change_ci));
     let harmful = d
         .sli_metric
         .direction
         .harmful_slope_sign(m.metric.direction);
-    if harmful * (h.fit.slope_above - h.fit.slope_below) <= 0.0 {
-        t.reason = Some(
-            "the effect differs across baselines but does not grow past any point (it weakens, e.g. as the KPI saturates): no threshold to protect"
-                .to_owned(),
-        );
+    let (lo, hi) = h.slope_change_ci;
+    // The whole interval of the slope change must lie on the harmful side.
+    if harmful * lo <= 0.0 || harmful * hi <= 0.0 {
+        t.reason = Some(format!(
+            "the effect differs between baseline levels, but a harm that grows past one point is not established (slope change {:.3e}, {:.0}% CI {lo:.3e} to {hi:.3e}): no threshold to protect",
+            h.fit.slope_above - h.fit.slope_below,
+            100.0 * p.confidence
+        ));
         return Some(t);
     }
     t.breakpoint = Some(Breakpoint {

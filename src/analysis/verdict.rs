@@ -2,8 +2,8 @@
 
 use super::data::UnitData;
 use super::report::{
-    CausalEffect, FirstStageArm, Parameters, PowerSummary, Reason, ReasonCode, SampleRatio,
-    VariantSummary, Verdict,
+    CausalEffect, Parameters, PowerSummary, Reason, ReasonCode, SampleRatio, VariantSummary,
+    Verdict,
 };
 use crate::stats::dist::norm_ppf;
 use crate::stats::power::mde_difference;
@@ -177,86 +177,4 @@ pub fn verdicts(
         });
     }
     out
-}
-
-/// One or two sentences about the primary KPI (and how many others were validated).
-pub fn summary(
-    d: &UnitData,
-    p: &Parameters,
-    causal: &[Option<CausalEffect>],
-    verdicts: &[Verdict],
-    first: &[FirstStageArm],
-) -> String {
-    let sli = &d.sli_metric;
-    let unit = if sli.unit.is_empty() {
-        String::new()
-    } else {
-        format!(" {}", sli.unit)
-    };
-    let mut s = match (causal.first().and_then(Option::as_ref), verdicts.first()) {
-        (Some(c), Some(v)) => {
-            let r = &c.relative_per_100;
-            let verb = if r.estimate < 0.0 { "lowers" } else { "raises" };
-            let (lo, hi) = (
-                r.ci_low.abs().min(r.ci_high.abs()),
-                r.ci_low.abs().max(r.ci_high.abs()),
-            );
-            let ci = if r.ci_low * r.ci_high > 0.0 {
-                format!("{}–{}", pct(lo), pct(hi))
-            } else {
-                format!("{} to {}", pct(r.ci_low), pct(r.ci_high))
-            };
-            let status = if v.validated {
-                "validated".to_owned()
-            } else {
-                let codes: Vec<&str> = v.reasons.iter().map(|r| r.code.as_str()).collect();
-                format!("not validated ({})", codes.join(", "))
-            };
-            format!(
-                "Each +100{unit} of {} {verb} {} by {} ({:.0}% CI {ci}); {status}.",
-                sli.name,
-                c.kpi,
-                pct(r.estimate.abs()),
-                100.0 * p.confidence
-            )
-        }
-        (None, Some(v)) => format!(
-            "The effect of {} on {} could not be estimated: {}.",
-            sli.name,
-            v.kpi,
-            v.reasons
-                .iter()
-                .map(|r| r.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-        _ => "No KPI could be analysed.".to_owned(),
-    };
-    if let Some(arm) = first
-        .iter()
-        .max_by(|a, b| a.planned_dose.abs().total_cmp(&b.planned_dose.abs()))
-    {
-        s.push_str(&format!(
-            " The {} arm moved mean {} by {:+.1}{unit} (planned {:+.1}{unit}).",
-            arm.variant, sli.name, arm.mean_shift.estimate, arm.planned_dose
-        ));
-    }
-    // The other KPIs by name, with the reason codes of those not validated.
-    let (ok, not): (Vec<&Verdict>, Vec<&Verdict>) =
-        verdicts.iter().skip(1).partition(|v| v.validated);
-    if !ok.is_empty() {
-        let names: Vec<&str> = ok.iter().map(|v| v.kpi.as_str()).collect();
-        s.push_str(&format!(" Also validated: {}.", names.join(", ")));
-    }
-    if !not.is_empty() {
-        let names: Vec<String> = not
-            .iter()
-            .map(|v| {
-                let codes: Vec<&str> = v.reasons.iter().map(|r| r.code.as_str()).collect();
-                format!("{} ({})", v.kpi, codes.join(", "))
-            })
-            .collect();
-        s.push_str(&format!(" Not validated: {}.", names.join("; ")));
-    }
-    s
 }

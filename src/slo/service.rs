@@ -84,7 +84,7 @@ pub fn recommend(
         inputs: d.inputs,
     };
     let row = store::insert(conn, analysis_id, sli.id, kpi.id, actor, |_| {
-        serde_json::to_string(&doc).map_err(|e| AppError::Internal(e.into()))
+        crate::domain::document::to_document(&doc).map_err(|e| AppError::Internal(e.into()))
     })?;
     to_recommendation(&row)
 }

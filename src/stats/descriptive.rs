@@ -147,3 +147,30 @@ pub fn quantiles(xs: &[f64], qs: &[f64]) -> StatsResult<Vec<f64>> {
     sorted.sort_unstable_by(f64::total_cmp);
     qs.iter().map(|&q| quantile_sorted(&sorted, q)).collect()
 }
+
+/// The t interval of a mean: x̄ ± t_{1−α/2, n−1}·s/√n, as
+/// `scipy.stats.t.interval(confidence, n − 1, loc=x̄, scale=s/√n)`. Needs n ≥ 2.
+pub fn mean_interval(m: Moments, confidence: f64) -> StatsResult<(f64, f64)> {
+    let alpha = super::alpha_of(confidence)?;
+    let se = m.std_error()?;
+    let q = super::dist::t_ppf(1.0 - alpha / 2.0, (m.n - 1) as f64)?;
+    Ok((m.mean - q * se, m.mean + q * se))
+}
+
+/// Wilson's score interval of a proportion k/n: (p̂ + z²/2n ± z·√(p̂(1 − p̂)/n + z²/4n²)) /
+/// (1 + z²/n), as `statsmodels.stats.proportion.proportion_confint(k, n, method="wilson")`.
+/// Unlike the Wald interval it stays inside [0, 1] and is not degenerate at 0 or n successes.
+pub fn wilson_interval(k: u64, n: u64, confidence: f64) -> StatsResult<(f64, f64)> {
+    let alpha = super::alpha_of(confidence)?;
+    if n == 0 || k > n {
+        return Err(StatsError::InvalidParameter(format!(
+            "a proportion needs 0 ≤ k ≤ n and n > 0 (k = {k}, n = {n})"
+        )));
+    }
+    let (k, n) = (k as f64, n as f64);
+    let z = super::dist::norm_ppf(1.0 - alpha / 2.0);
+    let p = k / n;
+    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n);
+    Ok(((centre - half).max(0.0), (centre + half).min(1.0)))
+}

@@ -104,10 +104,22 @@ mod tests {
     /// statrs panics on these; the wrappers answer with an error the analysis can report.
     #[test]
     fn nan_statistics_are_errors_not_panics() {
-        assert!(matches!(t_sf(f64::NAN, 10.0), Err(StatsError::NonFinite(_))));
-        assert!(matches!(two_sided_t_p(f64::NAN, 3.0), Err(StatsError::NonFinite(_))));
-        assert!(matches!(chi2_sf(f64::NAN, 2.0), Err(StatsError::NonFinite(_))));
-        assert!(matches!(f_sf(f64::NAN, 2.0, 9.0), Err(StatsError::NonFinite(_))));
+        assert!(matches!(
+            t_sf(f64::NAN, 10.0),
+            Err(StatsError::NonFinite(_))
+        ));
+        assert!(matches!(
+            two_sided_t_p(f64::NAN, 3.0),
+            Err(StatsError::NonFinite(_))
+        ));
+        assert!(matches!(
+            chi2_sf(f64::NAN, 2.0),
+            Err(StatsError::NonFinite(_))
+        ));
+        assert!(matches!(
+            f_sf(f64::NAN, 2.0, 9.0),
+            Err(StatsError::NonFinite(_))
+        ));
         assert!(f_ppf(1.5, 2.0, 9.0).is_err());
         assert_eq!(t_sf(f64::INFINITY, 10.0).unwrap(), 0.0);
     }

@@ -14,6 +14,12 @@ pub type Square = Vec<Vec<f64>>;
 /// declared rank-deficient.
 pub(crate) const RANK_TOLERANCE: f64 = 1e-11;
 
+/// 1 − R² of a column on the others at or below which [`solve_normal`] calls a design collinear.
+/// Normal equations square the condition number, so this is looser than [`RANK_TOLERANCE`] (a
+/// QR pivot, i.e. √(1 − R²), of 1e-11): at 1e-10 the coefficients keep about six significant
+/// digits.
+pub const COLLINEAR_TOLERANCE: f64 = 1e-10;
+
 /// Householder QR factorisation X·D⁻¹ = Q·R of a design whose columns were scaled by their
 /// Euclidean norms D (Golub & Van Loan, "Matrix Computations", §5.2). Scaling makes the
 /// factorisation of badly scaled designs such as NIST Longley accurate.
@@ -265,8 +271,8 @@ pub fn wald_quadratic(b: &[f64], m: &Square) -> StatsResult<f64> {
 /// Solution of the normal equations A·β = b for a small cross-product matrix A = XᵀX, with
 /// (XᵀX)⁻¹. A is scaled to unit diagonal (C = D⁻¹AD⁻¹, D = √diag A) and factorised by Cholesky
 /// (Golub & Van Loan §4.2). In that scale the k-th squared pivot is 1 − R²ₖ of column k on the
-/// columns before it, so a pivot below [`RANK_TOLERANCE`]·10 means the columns are collinear to
-/// working precision: the answer is `None`, for the caller to skip that design.
+/// columns before it, so a squared pivot at or below [`COLLINEAR_TOLERANCE`] means the columns
+/// are collinear to working precision: the answer is `None`, for the caller to skip that design.
 pub fn solve_normal(a: &Square, b: &[f64]) -> Option<(Vec<f64>, Square)> {
     let p = a.len();
     if b.len() != p || a.iter().any(|r| r.len() != p) {
@@ -283,7 +289,7 @@ pub fn solve_normal(a: &Square, b: &[f64]) -> Option<(Vec<f64>, Square)> {
         for k in 0..j {
             s -= l[j][k] * l[j][k];
         }
-        if s.is_nan() || s <= RANK_TOLERANCE * 10.0 {
+        if s.is_nan() || s <= COLLINEAR_TOLERANCE {
             return None;
         }
         l[j][j] = s.sqrt();

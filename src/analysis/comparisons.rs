@@ -1,0 +1,231 @@
+//! Arm × metric comparisons: each treatment arm against control for every KPI and guardrail,
+//! with one primary estimate and its alternatives.
+
+use rayon::prelude::*;
+
+use super::data::{MetricColumn, UnitData};
+use super::effects::{arm_mean, bootstrap_interval, by_arm, estimate};
+use super::report::{
+    BootstrapInterval, CupedAdjustment, EffectAlternatives, Estimate, Interval, KpiEffect,
+    MannWhitneyOut, Method, Parameters,
+};
+use super::resample::SharedPass;
+use super::{seed_for, stats_err};
+use crate::domain::metric::ValueType;
+use crate::error::AppResult;
+use crate::stats::bootstrap;
+use crate::stats::cuped::cuped;
+use crate::stats::descriptive::Moments;
+use crate::stats::hypothesis::{mann_whitney_sorted, two_proportion_z_test, welch_from_moments};
+use crate::stats::lift::relative_lift;
+use crate::stats::StatsResult;
+
+/// Bootstrap interval of mean(t) − mean(c) from Poisson-bootstrap sums: the analysis's shared
+/// pass when there is one, else the exact binary shortcut or a pass over the two arms.
+fn bootstrap_difference(
+    t: &[f64],
+    c: &[f64],
+    binary: bool,
+    p: &Parameters,
+    seed: u64,
+    shared: Option<Vec<f64>>,
+) -> StatsResult<BootstrapInterval> {
+    let resamples = p.bootstrap.resamples as usize;
+    let reps: Vec<f64> = if let Some(reps) = shared {
+        reps
+    } else if binary {
+        let k = |v: &[f64]| v.iter().filter(|x| **x == 1.0).count() as u64;
+        bootstrap::binary_poisson(
+            &[k(t), k(c)],
+            &[t.len() as u64, c.len() as u64],
+            resamples,
+            seed,
+        )?
+        .iter()
+        .map(|r| r[0].1 / r[0].0 - r[1].1 / r[1].0)
+        .collect()
+    } else {
+        let values: Vec<f64> = t.iter().chain(c).copied().collect();
+        let groups: Vec<u32> = (0..values.len()).map(|i| u32::from(i >= t.len())).collect();
+        bootstrap::poisson_sums(&groups, 2, &[&values], resamples, seed)?
+            .iter()
+            .map(|r| r[0][1] / r[0][0] - r[1][1] / r[1][0])
+            .collect()
+    };
+    let theta = Moments::of(t).mean - Moments::of(c).mean;
+    bootstrap_interval(p, theta, &reps, || {
+        let neg: Vec<f64> = bootstrap::jackknife_means(c).iter().map(|v| -v).collect();
+        Ok(vec![bootstrap::jackknife_means(t), neg])
+    })
+}
+/// CUPED with the metric's own pre-period value; units without one get the grand mean (no
+/// adjustment). `None` when there is no usable pre-period data.
+fn cuped_effects(
+    d: &UnitData,
+    m: &MetricColumn,
+    p: &Parameters,
+) -> Option<(f64, f64, Vec<Moments>)> {
+    let pre_present: Vec<f64> = m.pre.iter().copied().filter(|v| !v.is_nan()).collect();
+    if pre_present.len() < 3 {
+        return None;
+    }
+    let fill = Moments::of(&pre_present).mean;
+    let mut ys = vec![Vec::new(); d.arms.len()];
+    let mut xs = vec![Vec::new(); d.arms.len()];
+    for i in 0..d.len() {
+        if let Some(y) = m.outcome(i, p.missing_outcomes) {
+            let a = d.arm[i] as usize;
+            ys[a].push(y);
+            xs[a].push(if m.pre[i].is_nan() { fill } else { m.pre[i] });
+        }
+    }
+    let yr: Vec<&[f64]> = ys.iter().map(Vec::as_slice).collect();
+    let xr: Vec<&[f64]> = xs.iter().map(Vec::as_slice).collect();
+    let r = cuped(&yr, &xr).ok()?;
+    Some((
+        r.theta,
+        r.variance_reduction,
+        r.arms
+            .iter()
+            .map(|(n, mean, var)| Moments::from_summary(*n, *mean, *var))
+            .collect(),
+    ))
+}
+/// Every treatment arm × KPI/guardrail comparison (adjusted p-values are filled in later).
+pub fn kpi_effects(
+    d: &UnitData,
+    p: &Parameters,
+    shared: Option<&SharedPass>,
+) -> AppResult<Vec<KpiEffect>> {
+    let per_metric: Vec<AppResult<Vec<KpiEffect>>> = d
+        .metrics
+        .par_iter()
+        .enumerate()
+        .map(|(mi, m)| metric_effects(d, p, shared, mi, m))
+        .collect();
+    let mut out = Vec::new();
+    for effects in per_metric {
+        out.extend(effects?);
+    }
+    Ok(out)
+}
+
+/// The relative change num/den − 1 by the delta method, with Fieller's interval, from the
+/// moments the primary uses; its p-value is replaced by the primary's (same null).
+fn relative(
+    t: Moments,
+    c: Moments,
+    primary: &Estimate,
+    p: &Parameters,
+    what: &str,
+) -> AppResult<(Estimate, Option<Interval>)> {
+    let lift = relative_lift(t, c, p.confidence).map_err(stats_err(what))?;
+    let mut e = estimate(lift.delta, Method::DeltaMethod);
+    e.p_value = primary.p_value;
+    Ok((e, lift.fieller.map(|(low, high)| Interval { low, high })))
+}
+
+/// Every treatment arm's comparison with control for one KPI or guardrail. The primary is
+/// CUPED's adjusted Welch difference when the metric has pre-period data and CUPED is on,
+/// otherwise the unadjusted test (two-proportion z for binary metrics, Welch otherwise).
+fn metric_effects(
+    d: &UnitData,
+    p: &Parameters,
+    shared: Option<&SharedPass>,
+    mi: usize,
+    m: &MetricColumn,
+) -> AppResult<Vec<KpiEffect>> {
+    let c = d.control;
+    let continuous = m.metric.value_type == ValueType::Continuous;
+    let vals = by_arm(d, |i| m.outcome(i, p.missing_outcomes));
+    let cu = if p.cuped {
+        cuped_effects(d, m, p)
+    } else {
+        None
+    };
+    let sorted_vals: Vec<Vec<f64>> = if continuous {
+        vals.iter()
+            .map(|v| {
+                let mut s = v.clone();
+                s.sort_unstable_by(f64::total_cmp);
+                s
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut out = Vec::new();
+    for (a, arm) in d.arms.iter().enumerate().filter(|(a, _)| *a != c) {
+        let what = format!("{} in {}", m.metric.key, arm.key);
+        let (t, cv) = (&vals[a], &vals[c]);
+        let (mt, mc) = (Moments::of(t), Moments::of(cv));
+        let unadjusted = if m.is_binary() {
+            let k = |v: &[f64]| v.iter().filter(|x| **x == 1.0).count() as u64;
+            let z =
+                two_proportion_z_test(k(t), t.len() as u64, k(cv), cv.len() as u64, p.confidence)
+                    .map_err(stats_err(&what))?;
+            estimate(z.difference, Method::TwoProportionZ)
+        } else {
+            let w = welch_from_moments(mt, mc, p.confidence).map_err(stats_err(&what))?;
+            estimate(w.difference, Method::WelchT)
+        };
+        let (unadjusted_relative, unadjusted_fieller) = relative(mt, mc, &unadjusted, p, &what)?;
+        let shared_reps = shared.map(|s| s.difference(mi, a, c));
+        let boot = bootstrap_difference(
+            t,
+            cv,
+            m.is_binary(),
+            p,
+            seed_for(p, &format!("metric:{}", m.metric.key), a),
+            shared_reps,
+        )
+        .map_err(stats_err(&what))?;
+        let mann_whitney = if continuous {
+            mann_whitney_sorted(&sorted_vals[a], &sorted_vals[c])
+                .ok()
+                .map(|r| MannWhitneyOut {
+                    u: r.u,
+                    p_value: r.p_value,
+                    prob_superiority: r.prob_superiority,
+                })
+        } else {
+            None
+        };
+        let mut alternatives = EffectAlternatives {
+            unadjusted: None,
+            unadjusted_relative: None,
+            fieller: unadjusted_fieller,
+            bootstrap: boot,
+            cuped: None,
+            mann_whitney,
+        };
+        let (primary, rel) = match &cu {
+            Some((theta, reduction, arms)) => {
+                let w =
+                    welch_from_moments(arms[a], arms[c], p.confidence).map_err(stats_err(&what))?;
+                let primary = estimate(w.difference, Method::CupedWelchT);
+                let (rel, fieller) = relative(arms[a], arms[c], &primary, p, &what)?;
+                alternatives.unadjusted = Some(unadjusted);
+                alternatives.unadjusted_relative = Some(unadjusted_relative);
+                alternatives.fieller = fieller;
+                alternatives.cuped = Some(CupedAdjustment {
+                    theta: *theta,
+                    variance_reduction: *reduction,
+                });
+                (primary, rel)
+            }
+            None => (unadjusted, unadjusted_relative),
+        };
+        out.push(KpiEffect {
+            variant: arm.key.clone(),
+            metric: m.metric.key.clone(),
+            role: m.role,
+            control: arm_mean(cv, m.is_binary(), p.confidence),
+            treatment: arm_mean(t, m.is_binary(), p.confidence),
+            primary,
+            relative: rel,
+            alternatives,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,282 @@
+//! The headline (can the experiment be called?) and the plain-English summary.
+//!
+//! The summary leads with what decides how to read everything else: a sample-ratio mismatch,
+//! differential missingness or a weak instrument come first and no effect is stated as a
+//! finding; otherwise the headline KPI's effect per +100 SLI units, relative to its control
+//! level and in absolute terms (percentage points for a binary KPI), with its interval and
+//! verdict, then what qualifies it (an arm not significant on its own, a linearity test that
+//! fails or is borderline), the first stage, and the other KPIs.
+
+use super::data::{MetricColumn, UnitData};
+use super::report::{
+    CallStatus, CausalEffect, DoseResponse, FirstStageArm, Headline, KpiEffect, MetricRole,
+    Parameters, PowerSummary, ReasonCode, SampleRatio, Verdict,
+};
+
+/// A linearity p-value below this (but at or above alpha) is called borderline.
+const BORDERLINE_P: f64 = 0.1;
+
+fn pct(x: f64) -> String {
+    format!("{:.2}%", 100.0 * x)
+}
+
+/// A p-value as text: three decimals, scientific below 0.001, a bound below 1e-300 (where a
+/// double's p-value has underflowed or lost all meaning).
+pub fn p_text(p: f64) -> String {
+    if p < 1e-300 {
+        "p < 1e-300".to_owned()
+    } else if p < 0.001 {
+        format!("p = {p:.1e}")
+    } else {
+        format!("p = {p:.3}")
+    }
+}
+
+/// Whether the headline KPI can be called, and why.
+pub fn headline(d: &UnitData, verdicts: &[Verdict], power: &[PowerSummary]) -> Option<Headline> {
+    let v = verdicts.first()?;
+    let has = |c: ReasonCode| v.reasons.iter().any(|r| r.code == c);
+    let invalid = [
+        ReasonCode::SrmFailed,
+        ReasonCode::DifferentialMissingness,
+        ReasonCode::WeakInstrument,
+        ReasonCode::EstimationFailed,
+    ];
+    let (status, reason) = if let Some(r) = v.reasons.iter().find(|r| invalid.contains(&r.code)) {
+        (
+            CallStatus::Invalid,
+            format!("fix the experiment before reading it: {}", r.message),
+        )
+    } else if v.validated {
+        (
+            CallStatus::ReadyToCall,
+            format!(
+                "the effect of {} on {} is established",
+                d.sli_metric.key, v.kpi
+            ),
+        )
+    } else if has(ReasonCode::Underpowered) {
+        let mde = power
+            .iter()
+            .find(|p| p.kpi == v.kpi)
+            .and_then(|p| p.mde_relative_per_100)
+            .map_or_else(|| "unknown".to_owned(), pct);
+        (
+            CallStatus::KeepRunning,
+            format!("not significant, and the design can only detect effects of {mde} per +100 {} or more: more units may decide it", d.sli_metric.unit),
+        )
+    } else if has(ReasonCode::DirectionMismatch) {
+        (
+            CallStatus::ReadyToCall,
+            format!(
+                "the effect is significant in the unexpected direction: a worse {} appears to improve {}",
+                d.sli_metric.key, v.kpi
+            ),
+        )
+    } else {
+        (
+            CallStatus::ReadyToCall,
+            "no effect was found although the design could detect the observed size: call it as no effect".to_owned(),
+        )
+    };
+    Some(Headline {
+        kpi: v.kpi.clone(),
+        status,
+        reason,
+    })
+}
+
+/// The KPI's level before and after +100 SLI units, and the absolute change: percentage
+/// points for a binary KPI, the metric's unit otherwise.
+fn levels(m: &MetricColumn, c: &CausalEffect) -> String {
+    let before = c.control_kpi_mean;
+    let change = 100.0 * c.slope.estimate;
+    if m.is_binary() {
+        format!(
+            "from {} to {}, {:+.2} percentage points",
+            pct(before),
+            pct(before + change),
+            100.0 * change
+        )
+    } else {
+        let unit = if m.metric.unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", m.metric.unit)
+        };
+        format!(
+            "from {before:.4}{unit} to {:.4}{unit}, {change:+.4}{unit}",
+            before + change
+        )
+    }
+}
+
+/// The headline KPI's effect sentence.
+fn effect_sentence(d: &UnitData, p: &Parameters, m: &MetricColumn, c: &CausalEffect) -> String {
+    let sli = &d.sli_metric;
+    let unit = if sli.unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", sli.unit)
+    };
+    let r = &c.relative_per_100;
+    let verb = if r.estimate < 0.0 { "lowers" } else { "raises" };
+    format!(
+        "Each +100{unit} of {} {verb} {} by {} relative ({}; {:.0}% CI {} to {} relative, {})",
+        sli.name,
+        c.kpi,
+        pct(r.estimate.abs()),
+        levels(m, c),
+        100.0 * p.confidence,
+        pct(r.ci_low),
+        pct(r.ci_high),
+        p_text(r.adjusted_p_value.or(r.p_value).unwrap_or(1.0))
+    )
+}
+
+/// What qualifies the headline effect: arms not significant on their own, and linearity.
+fn caveats(p: &Parameters, kpi: &str, effects: &[KpiEffect], dose: &[DoseResponse]) -> String {
+    let mut s = String::new();
+    for e in effects
+        .iter()
+        .filter(|e| e.metric == kpi && e.role == MetricRole::Kpi)
+    {
+        let q = e
+            .primary
+            .adjusted_p_value
+            .or(e.primary.p_value)
+            .unwrap_or(1.0);
+        if q >= p.alpha {
+            s.push_str(&format!(
+                " On its own, the {} arm's change in {kpi} is not significant ({}).",
+                e.variant,
+                p_text(q)
+            ));
+        }
+    }
+    if let Some(l) = dose
+        .iter()
+        .find(|r| r.kpi == kpi)
+        .and_then(|r| r.linearity.as_ref())
+    {
+        if !l.linear {
+            s.push_str(&format!(
+                " The arms do not lie on a line (Sargan {}): the per-100 figure averages a curve.",
+                p_text(l.p_value)
+            ));
+        } else if l.p_value < BORDERLINE_P {
+            s.push_str(&format!(
+                " Linearity is borderline (Sargan {}).",
+                p_text(l.p_value)
+            ));
+        }
+    }
+    s
+}
+
+/// The design problem that voids the headline, as the summary's opening sentence.
+fn design_problem(d: &UnitData, srm: &SampleRatio, v: &Verdict) -> Option<String> {
+    let has = |c: ReasonCode| v.reasons.iter().any(|r| r.code == c);
+    if has(ReasonCode::SrmFailed) {
+        return Some(format!(
+            "Sample-ratio mismatch: units are not split between the arms as planned (χ² = {:.2}, {}), so no effect estimate of this experiment can be trusted; fix the assignment before reading it.",
+            srm.chi_square,
+            p_text(srm.p_value)
+        ));
+    }
+    if has(ReasonCode::DifferentialMissingness) {
+        return Some(format!(
+            "Whether a unit has a {} value depends on its arm ({}), which biases every slope: no effect is stated until that is explained.",
+            d.sli_metric.key,
+            p_text(srm.analysed_p_value.unwrap_or(f64::NAN))
+        ));
+    }
+    None
+}
+
+/// The analysis's summary (see the module documentation).
+#[allow(clippy::too_many_arguments)]
+pub fn summary(
+    d: &UnitData,
+    p: &Parameters,
+    srm: &SampleRatio,
+    causal: &[Option<CausalEffect>],
+    verdicts: &[Verdict],
+    first: &[FirstStageArm],
+    effects: &[KpiEffect],
+    dose: &[DoseResponse],
+) -> String {
+    let sli = &d.sli_metric;
+    let unit = if sli.unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", sli.unit)
+    };
+    let kpi = d.kpis().next().map(|(_, m)| m);
+    let problem = verdicts.first().and_then(|v| design_problem(d, srm, v));
+    let mut s = match (causal.first().and_then(Option::as_ref), verdicts.first(), kpi) {
+        _ if problem.is_some() => problem.unwrap_or_default(),
+        (Some(c), Some(v), _) if c.weak_instrument => format!(
+            "The arms barely moved {} (effective first-stage F = {:.1} < 10), so its effect on {} cannot be estimated reliably; not validated ({}).",
+            sli.name,
+            c.first_stage_effective_f.unwrap_or(f64::NAN),
+            c.kpi,
+            codes(v)
+        ),
+        (Some(c), Some(v), Some(m)) => {
+            let status = if v.validated {
+                "validated".to_owned()
+            } else {
+                format!("not validated ({})", codes(v))
+            };
+            format!(
+                "{}; {status}.{}",
+                effect_sentence(d, p, m, c),
+                caveats(p, &c.kpi, effects, dose)
+            )
+        }
+        (_, Some(v), _) => format!(
+            "The effect of {} on {} could not be estimated: {}.",
+            sli.name,
+            v.kpi,
+            v.reasons
+                .iter()
+                .map(|r| r.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        _ => "No KPI could be analysed.".to_owned(),
+    };
+    if let Some(arm) = first
+        .iter()
+        .max_by(|a, b| a.planned_dose.abs().total_cmp(&b.planned_dose.abs()))
+    {
+        s.push_str(&format!(
+            " The {} arm moved mean {} by {:+.1}{unit} (planned {:+.1}{unit}).",
+            arm.variant, sli.name, arm.mean_shift.estimate, arm.planned_dose
+        ));
+    }
+    // The other KPIs by name, with the reason codes of those not validated.
+    let (ok, not): (Vec<&Verdict>, Vec<&Verdict>) =
+        verdicts.iter().skip(1).partition(|v| v.validated);
+    if !ok.is_empty() {
+        let names: Vec<&str> = ok.iter().map(|v| v.kpi.as_str()).collect();
+        s.push_str(&format!(" Also validated: {}.", names.join(", ")));
+    }
+    if !not.is_empty() {
+        let names: Vec<String> = not
+            .iter()
+            .map(|v| format!("{} ({})", v.kpi, codes(v)))
+            .collect();
+        s.push_str(&format!(" Not validated: {}.", names.join("; ")));
+    }
+    s
+}
+
+fn codes(v: &Verdict) -> String {
+    v.reasons
+        .iter()
+        .map(|r| r.code.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -147,6 +147,9 @@ async fn a_real_effect_is_validated_and_its_interval_covers_the_truth() {
                 assert!(!e["relative"][k].is_null(), "{b}: {k} in {e}");
             }
             assert_eq!(e["primary"]["method"], "cuped_welch_t", "{e}");
+            let pv = e["primary"]["p_value"].as_f64().unwrap();
+            let lp = e["primary"]["log10_p_value"].as_f64().unwrap();
+            assert!((lp - pv.log10()).abs() < 1e-9, "{e}");
             assert!(!e["alternatives"]["unadjusted"].is_null(), "{e}");
             assert!(!e["alternatives"]["bootstrap"].is_null(), "{e}");
             // Counts and per-arm intervals: x / n for the binary KPI.

@@ -322,6 +322,32 @@ fn arm_intervals_match_statsmodels_and_scipy() {
     assert!(wilson_interval(3, 2, 0.95).is_err());
 }
 
+/// log₁₀ p of a z statistic, also where p underflows to 0, against scipy's `norm.logsf`.
+#[test]
+fn log10_p_matches_scipy_logsf_beyond_underflow() {
+    use sloproof::stats::dist::log10_two_sided_normal_p;
+    let cases = fixture("log_p");
+    let cases = cases["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 10);
+    for c in cases {
+        let z = f(&c["z"]);
+        close(
+            "log10 p",
+            log10_two_sided_normal_p(z),
+            f(&c["log10_p"]),
+            1e-10,
+            1e-12,
+        );
+        close(
+            "log10 p of -z",
+            log10_two_sided_normal_p(-z),
+            f(&c["log10_p"]),
+            1e-10,
+            1e-12,
+        );
+    }
+}
+
 #[test]
 fn corrections_match_statsmodels_multipletests() {
     for case in fixture("tests")["multiple"].as_array().unwrap() {

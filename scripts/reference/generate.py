@@ -140,6 +140,12 @@ def arm_intervals():
     return {"proportions": props, "means": means}
 
 
+def log_p():
+    """log10 of two-sided normal p-values, including where the p-value underflows (scipy logsf)."""
+    zs = [0.5, 1.96, 5.0, 19.9, 20.0, 25.0, 38.5, 50.0, 200.0, 1e4]
+    return [{"z": z, "log10_p": float((np.log(2) + stats.norm.logsf(z)) / np.log(10))} for z in zs]
+
+
 def effective_f():
     """Montiel Olea & Pflueger's effective first-stage F from pyfixest (`IV_Diag`, hetero vcov =
     HC1). pyfixest forms Q_zz = Z'Z from the instrument columns as given; MOP partial the
@@ -403,6 +409,7 @@ def main():
     write("missingness", {"cases": missingness()})
     write("homogeneity", {"cases": homogeneity()})
     write("arm_intervals", arm_intervals())
+    write("log_p", {"cases": log_p()})
     write("effective_f", {"cases": effective_f()})
     write("anderson_rubin", {"cases": anderson_rubin()})
 

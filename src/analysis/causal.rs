@@ -192,6 +192,11 @@ pub fn fit_kpi(d: &UnitData, m: &MetricColumn, p: &Parameters) -> AppResult<Caus
         ci_low: (slope.ci_low * scale).min(slope.ci_high * scale),
         ci_high: (slope.ci_low * scale).max(slope.ci_high * scale),
         p_value: Some(slope.p_value),
+        log10_p_value: Some(super::effects::log10_p(
+            slope.p_value,
+            slope.estimate,
+            slope.std_error,
+        )),
         adjusted_p_value: None,
         method: Method::Scaled,
     };

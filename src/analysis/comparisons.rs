@@ -122,6 +122,7 @@ fn relative(
     let lift = relative_lift(t, c, p.confidence).map_err(stats_err(what))?;
     let mut e = estimate(lift.delta, Method::DeltaMethod);
     e.p_value = primary.p_value;
+    e.log10_p_value = primary.log10_p_value;
     Ok((e, lift.fieller.map(|(low, high)| Interval { low, high })))
 }
 

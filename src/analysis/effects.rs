@@ -38,6 +38,15 @@ pub fn interval_method(m: BootstrapMethod) -> IntervalMethod {
     }
 }
 
+/// log₁₀ of a p-value, from the normal tail of the z statistic where the p-value underflows.
+pub fn log10_p(p: f64, estimate: f64, std_error: f64) -> f64 {
+    if p >= 1e-300 || std_error <= 0.0 {
+        p.log10()
+    } else {
+        crate::stats::dist::log10_two_sided_normal_p(estimate / std_error)
+    }
+}
+
 pub fn estimate(e: stats::Inference, method: Method) -> Estimate {
     Estimate {
         estimate: e.estimate,
@@ -45,6 +54,7 @@ pub fn estimate(e: stats::Inference, method: Method) -> Estimate {
         ci_low: e.ci_low,
         ci_high: e.ci_high,
         p_value: Some(e.p_value),
+        log10_p_value: Some(log10_p(e.p_value, e.estimate, e.std_error)),
         adjusted_p_value: None,
         method,
     }
@@ -258,6 +268,7 @@ pub fn first_stage(
                 ci_low: lo,
                 ci_high: hi,
                 p_value: None,
+                log10_p_value: None,
                 adjusted_p_value: None,
                 method: Method::BootstrapPercentile,
             },

@@ -88,8 +88,13 @@ pub struct Estimate {
     pub std_error: f64,
     pub ci_low: f64,
     pub ci_high: f64,
-    /// Two-sided p-value of estimate = 0; null when no test applies.
+    /// Two-sided p-value of estimate = 0; null when no test applies. Below about 1e-308 a
+    /// double underflows to 0: `log10_p_value` keeps the magnitude.
     pub p_value: Option<f64>,
+    /// log₁₀ of `p_value`; where the p-value is below 1e-300 it comes from the normal tail of
+    /// estimate / std_error (asymptotic series, as scipy's `norm.logsf`). Null when no test applies.
+    #[serde(default)]
+    pub log10_p_value: Option<f64>,
     /// p-value after the requested correction across the comparisons of its family; null for
     /// an estimate that is not part of a corrected family.
     #[serde(default)]

@@ -7,7 +7,8 @@
 //! - experienced latency xᵢ = bᵢ·εᵢ + dₐ with εᵢ ~ LogNormal(−0.05²/2, 0.05) (pre: bᵢ·ε'ᵢ);
 //! - conversion ~ Bernoulli(min(1, p₀·πᵢ·g(xᵢ))) with g(x) = max(0, 1 + r·(x − m)/100) for the
 //!   linear curve (m = the median) or max(0, 1 + r·max(0, x − knee)/100) for the knee curve;
-//! - revenue = conversion × order value, order value ~ LogNormal(ln 50, 0.5).
+//! - revenue = conversion × order value, order value ~ LogNormal(ln 50, 0.5);
+//! - units enrol evenly over 14 days from 2026-11-01 (`assigned_at`).
 //!
 //! So r is the relative change of conversion (and revenue) per +100 ms: the true 2SLS slope of
 //! conversion on latency is p₀·r/100 per ms for the linear curve.
@@ -16,6 +17,9 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde_json::{json, Value};
+
+/// Enrolment period of simulated units: 14 days.
+const ENROLMENT_SECONDS: u64 = 14 * 86_400;
 
 /// Shape of the latency → conversion curve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -181,9 +185,16 @@ pub fn generate(c: &SimConfig) -> anyhow::Result<Simulated> {
         let unit = format!("u{i:08}");
         let dropped = arm == k - 1 && c.drop_share > 0.0 && rng.random::<f64>() < c.drop_share;
         if !dropped {
+            // Units enrol evenly over two weeks from 2026-11-01.
+            let second = i as u64 * ENROLMENT_SECONDS / c.units.max(1) as u64;
+            let (day, rest) = (second / 86_400, second % 86_400);
             assignments.push_str(&format!(
-                "{{\"unit_id\":\"{unit}\",\"variant\":\"{}\"}}\n",
-                keys[arm]
+                "{{\"unit_id\":\"{unit}\",\"variant\":\"{}\",\"assigned_at\":\"2026-11-{:02}T{:02}:{:02}:{:02}Z\"}}\n",
+                keys[arm],
+                day + 1,
+                rest / 3600,
+                rest % 3600 / 60,
+                rest % 60
             ));
         }
         let b = base.sample(&mut rng);

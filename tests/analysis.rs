@@ -93,6 +93,12 @@ async fn a_real_effect_is_validated_and_its_interval_covers_the_truth() {
         assert!(summary.contains("% relative (from 4."), "{summary}");
         assert!(summary.contains("percentage points"), "{summary}");
         assert_eq!(a["headline"]["kpi"], "checkout-conversion");
+        // The simulator enrols units over 14 days from 2026-11-01.
+        assert_eq!(a["dates"]["days"], 14, "{}", a["dates"]);
+        assert!(a["dates"]["first_assignment"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-11-01T00:00:00"));
         assert_eq!(
             a["headline"]["status"], "ready_to_call",
             "{}",

@@ -370,6 +370,7 @@ pub fn compute(
         id,
         experiment: experiment.to_owned(),
         created_at,
+        dates: None,
         parameters: p.clone(),
         fingerprint: d.fingerprint.clone(),
         data_quality,

@@ -517,6 +517,15 @@ pub struct Verdict {
     pub reasons: Vec<Reason>,
 }
 
+/// When the experiment ran, from its units' `assigned_at` (uploads may omit it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ExperimentDates {
+    pub first_assignment: DateTime<Utc>,
+    pub last_assignment: DateTime<Utc>,
+    /// Whole days from the first to the last assignment, plus one.
+    pub days: u32,
+}
+
 /// The headline: the experiment's primary KPI (its first) and whether it can be called.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Headline {
@@ -533,6 +542,9 @@ pub struct Analysis {
     /// Experiment key.
     pub experiment: String,
     pub created_at: DateTime<Utc>,
+    /// Null when no assignment carries `assigned_at`.
+    #[serde(default)]
+    pub dates: Option<ExperimentDates>,
     pub parameters: Parameters,
     /// Fingerprint of the assignments and observations used; equal data give equal fingerprints.
     pub fingerprint: String,

@@ -71,6 +71,18 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
     )))
 }
 
+/// The experiment's first and last assignment dates, when the uploads gave them.
+fn dates(db: &Db, experiment_id: i64) -> AppResult<Option<super::report::ExperimentDates>> {
+    let (first, last) = crate::store::assignments::date_range(&mut *db.conn()?, experiment_id)?;
+    Ok(first
+        .zip(last)
+        .map(|(f, l)| super::report::ExperimentDates {
+            first_assignment: f.and_utc(),
+            last_assignment: l.and_utc(),
+            days: u32::try_from((l.date() - f.date()).num_days() + 1).unwrap_or(u32::MAX),
+        }))
+}
+
 /// Analyses experiment `key` with the requested parameters and stores the result; returns the
 /// stored JSON document.
 pub fn run(db: &Db, key: &str, request: &AnalysisRequest) -> AppResult<StoredAnalysis> {
@@ -82,6 +94,7 @@ pub fn run(db: &Db, key: &str, request: &AnalysisRequest) -> AppResult<StoredAna
     let p = resolve(request, has_pre)?;
     // Compute before opening the write transaction; id and time are filled in afterwards.
     let mut analysis = compute(&d, &p, 0, &e.key, chrono::Utc::now())?;
+    analysis.dates = dates(db, e.id)?;
     let computed_ms = started.elapsed().as_millis() as u64 - loaded_ms;
     let parameters = serde_json::to_string(&p).map_err(|e| AppError::Internal(e.into()))?;
     let stored = analyses::insert(

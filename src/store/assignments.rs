@@ -97,3 +97,15 @@ pub fn count(conn: &mut DbConnection, experiment_id: i64) -> AppResult<i64> {
         .count()
         .get_result(conn)?)
 }
+
+/// The first and last `assigned_at` of an experiment's assignments (None when none has one).
+pub fn date_range(
+    conn: &mut DbConnection,
+    experiment_id: i64,
+) -> AppResult<(Option<NaiveDateTime>, Option<NaiveDateTime>)> {
+    use diesel::dsl::{max, min};
+    Ok(a::assignments
+        .filter(a::experiment_id.eq(experiment_id))
+        .select((min(a::assigned_at), max(a::assigned_at)))
+        .first(conn)?)
+}

@@ -391,8 +391,11 @@ fn power_matches_statsmodels_normal_ind_power() {
     }
 }
 
+/// Relative lift against statsmodels' numerical delta method (`NonlinearDeltaCov`), Fieller's
+/// interval against the inversion of its test by scipy's `brentq`, CUPED against statsmodels
+/// OLS (θ) and pandas (adjusted arm moments): other computations than the closed forms here.
 #[test]
-fn lift_and_cuped_match_numpy() {
+fn lift_fieller_and_cuped_match_statsmodels_and_scipy() {
     let fx = fixture("lift_cuped");
     let l = &fx["lift"];
     let (c, t) = (vec(&l["control"]), vec(&l["treatment"]));

@@ -150,6 +150,57 @@ async fn invalid_rows_are_listed_by_number_and_nothing_is_stored() {
             .post_raw(OBS, "text/csv", "unit_id,metric,value\nu1,latency\n".into())
             .await;
         assert_eq!(error_rows(&assert_problem(&r, 422, b)), vec![1]);
+        // a column named twice
+        let r = app
+            .post_raw(
+                OBS,
+                "text/csv",
+                "unit_id,metric,value,value\nu1,latency,1,2\n".into(),
+            )
+            .await;
+        assert_eq!(error_fields(&assert_problem(&r, 422, b)), vec!["header[3]"]);
+        // NDJSON: a line that is not JSON (or not UTF-8) is a syntax error of the document (400)
+        for bad in [
+            &b"{\"unit_id\": \"u1\", \"metric\": \"latency\", \"value\": 1}\n{nope\n"[..],
+            &b"{\"unit_id\": \"\xff\"}\n"[..],
+        ] {
+            let r = app
+                .post_raw(OBS, "application/x-ndjson", bad.to_vec())
+                .await;
+            let p = assert_problem(&r, 400, b);
+            assert!(
+                p["detail"].as_str().unwrap().contains("malformed NDJSON"),
+                "{p}"
+            );
+        }
+        // One unit, one identity: surrounding whitespace and control characters are refused in
+        // every format, rather than stored as another unit (CSV quoting keeps the spaces).
+        let r = app
+            .post_json(ASSIGN, &json!([{"unit_id": " sp2", "variant": "control"}]))
+            .await;
+        assert_eq!(error_fields(&assert_problem(&r, 422, b)), vec!["unit_id"]);
+        let r = app
+            .post_raw(
+                ASSIGN,
+                "text/csv",
+                "unit_id,variant\n\" sp2\",control\n".into(),
+            )
+            .await;
+        assert_eq!(error_fields(&assert_problem(&r, 422, b)), vec!["unit_id"]);
+        let r = app
+            .post_json(
+                ASSIGN,
+                &json!([{"unit_id": "nul\u{0}x", "variant": "control"}]),
+            )
+            .await;
+        let p = assert_problem(&r, 422, b);
+        assert!(
+            p["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("U+0000"),
+            "{p}"
+        );
         // a body that is not JSON at all, an unknown content type, an unknown experiment
         assert_problem(
             &app.post_raw(OBS, "application/json", b"[{\"unit_id\": ".to_vec())

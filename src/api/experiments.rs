@@ -68,11 +68,14 @@ pub struct CreateExperiment {
     #[schema(example = "checkout-latency")]
     pub sli: String,
     /// Keys of KPI metrics; the first is the primary KPI.
+    #[schema(min_items = 1, max_items = 20)]
     pub kpis: Vec<String>,
     /// Keys of guardrail metrics (any kind).
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub guardrails: Vec<String>,
     /// The arms: at least two, exactly one control, weights summing to 1 (±1e-9).
+    #[schema(min_items = 2, max_items = 20)]
     pub variants: Vec<CreateVariant>,
 }
 

@@ -64,6 +64,17 @@ impl Experiment {
 /// Tolerance on the sum of variant weights.
 pub const WEIGHT_SUM_TOLERANCE: f64 = 1e-9;
 
+/// Most variants (arms) of an experiment. An analysis costs about the cube of the arm count in
+/// time and its square in memory; 20 arms is far beyond any dose–response design.
+pub const MAX_VARIANTS: usize = 20;
+/// Most KPIs, and most guardrails, of an experiment (each adds a section per arm).
+pub const MAX_METRICS_PER_ROLE: usize = 20;
+
+/// An issue when a list is longer than `max` (checked before any per-item work).
+fn too_many(field: &str, len: usize, max: usize) -> Option<Issue> {
+    (len > max).then(|| Issue::field(field, format!("at most {max} are allowed; got {len}")))
+}
+
 /// Unvalidated variant input.
 pub struct VariantInput {
     pub key: String,
@@ -144,6 +155,18 @@ impl NewExperiment {
             }
             out
         };
+        // Caps first: the per-item checks below compare items pairwise.
+        let oversize: Vec<Issue> = [
+            too_many("kpis", input.kpis.len(), MAX_METRICS_PER_ROLE),
+            too_many("guardrails", input.guardrails.len(), MAX_METRICS_PER_ROLE),
+            too_many("variants", input.variants.len(), MAX_VARIANTS),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !oversize.is_empty() {
+            return Err(AppError::invalid("the experiment is too large", oversize));
+        }
         let kpis = metric_list("kpis", &input.kpis, &mut issues);
         let guardrails = metric_list("guardrails", &input.guardrails, &mut issues);
         if input.kpis.is_empty() {
@@ -270,6 +293,31 @@ mod tests {
             v("c", 0.7, false, 200.0),
         ]));
         assert_eq!(e.unwrap().variants.len(), 3);
+    }
+
+    #[test]
+    fn oversized_lists_are_refused_naming_the_field() {
+        let many: Vec<VariantInput> = (0..=MAX_VARIANTS)
+            .map(|i| VariantInput {
+                key: format!("v{i}"),
+                weight: 1.0 / (MAX_VARIANTS + 1) as f64,
+                control: i == 0,
+                dose: if i == 0 { 0.0 } else { 1.0 },
+            })
+            .collect();
+        let Err(AppError::Invalid { issues, .. }) = NewExperiment::parse(input(many)) else {
+            panic!("21 variants must be refused");
+        };
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].field.as_deref(), Some("variants"));
+        let mut kpis = input(vec![v("a", 0.5, true, 0.0), v("b", 0.5, false, 1.0)]);
+        kpis.kpis = (0..=MAX_METRICS_PER_ROLE)
+            .map(|i| format!("k{i}"))
+            .collect();
+        let Err(AppError::Invalid { issues, .. }) = NewExperiment::parse(kpis) else {
+            panic!("21 KPIs must be refused");
+        };
+        assert_eq!(issues[0].field.as_deref(), Some("kpis"));
     }
 
     #[test]

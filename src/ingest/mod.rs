@@ -21,13 +21,24 @@ use read::{read_rows, CsvFields, Format, UploadRow};
 /// Longest accepted unit id.
 const MAX_UNIT_ID_LEN: usize = 200;
 
+/// A unit id as the OpenAPI document declares it: a string, or an integer, which is stored as
+/// its decimal text (so `2` in JSON and `2` in CSV are the same unit). Only its schema is used.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum UnitId {
+    #[schema(example = "u-000123")]
+    Text(String),
+    Integer(i64),
+}
+
 /// One assignment row of an upload: unit `unit_id` was randomized into `variant`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignmentRow {
     /// The randomization unit (user, session, request…); a string or an integer.
     #[serde(deserialize_with = "unit_id")]
-    #[schema(value_type = String, example = "u-000123")]
+    #[schema(value_type = UnitId)]
     pub unit_id: String,
     /// Variant key, as declared in the experiment.
     #[schema(example = "plus-100ms")]
@@ -44,7 +55,7 @@ pub struct AssignmentRow {
 pub struct ObservationRow {
     /// The randomization unit; a string or an integer.
     #[serde(deserialize_with = "unit_id")]
-    #[schema(value_type = String, example = "u-000123")]
+    #[schema(value_type = UnitId)]
     pub unit_id: String,
     /// Metric key; one of the experiment's SLI, KPIs or guardrails.
     #[schema(example = "checkout-conversion")]
@@ -84,7 +95,7 @@ impl UploadRow for AssignmentRow {
 
     fn from_csv(f: &CsvFields<'_>) -> Result<Self, String> {
         Ok(AssignmentRow {
-            unit_id: f.required("unit_id")?.to_owned(),
+            unit_id: f.required_raw("unit_id")?.to_owned(),
             variant: f.required("variant")?.to_owned(),
             assigned_at: f.get("assigned_at").map(str::to_owned),
         })
@@ -109,7 +120,7 @@ impl UploadRow for ObservationRow {
             ),
         };
         Ok(ObservationRow {
-            unit_id: f.required("unit_id")?.to_owned(),
+            unit_id: f.required_raw("unit_id")?.to_owned(),
             metric: f.required("metric")?.to_owned(),
             value: value
                 .parse()
@@ -159,9 +170,27 @@ impl Problems {
     }
 }
 
+/// One unit, one identity in every format: a unit id is taken exactly as sent, so ids that
+/// begin or end with whitespace (which CSV editors and JSON producers treat differently) and
+/// ids with control characters (NUL, which PostgreSQL text cannot hold; line breaks) are
+/// refused rather than silently stored as a second unit.
 fn check_unit_id(row: u64, unit_id: &str) -> Result<(), Issue> {
     if unit_id.trim().is_empty() {
         return Err(Issue::row(row, Some("unit_id"), "must not be empty"));
+    }
+    if unit_id.trim() != unit_id {
+        return Err(Issue::row(
+            row,
+            Some("unit_id"),
+            format!("'{unit_id}' begins or ends with whitespace; send the id without it"),
+        ));
+    }
+    if let Some(c) = unit_id.chars().find(|c| c.is_control()) {
+        return Err(Issue::row(
+            row,
+            Some("unit_id"),
+            format!("contains the control character U+{:04X}", u32::from(c)),
+        ));
     }
     if unit_id.len() > MAX_UNIT_ID_LEN {
         return Err(Issue::row(

@@ -10,6 +10,7 @@
 use std::io::{BufRead, BufReader, Read};
 
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 
 use crate::error::{AppError, AppResult};
 
@@ -53,6 +54,15 @@ impl CsvFields<'_> {
 
     pub fn required(&self, name: &str) -> Result<&str, String> {
         self.get(name)
+            .ok_or_else(|| format!("missing field `{name}`"))
+    }
+
+    /// A required field exactly as written (not trimmed), for identifiers: surrounding spaces
+    /// are then seen and refused, as in JSON.
+    pub fn required_raw(&self, name: &str) -> Result<&str, String> {
+        let i = self.headers.iter().position(|h| h == name);
+        i.and_then(|i| self.record.get(i))
+            .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| format!("missing field `{name}`"))
     }
 }
@@ -131,10 +141,23 @@ fn read_ndjson<T: UploadRow>(
             continue;
         }
         n += 1;
-        each(
-            n,
-            serde_json::from_slice::<T>(&line).map_err(|e| strip_position(&e)),
-        );
+        let Ok(text) = std::str::from_utf8(&line) else {
+            return Err(AppError::BadRequest(format!(
+                "malformed NDJSON: row {n} is not valid UTF-8"
+            )));
+        };
+        match serde_json::from_str::<T>(text) {
+            Ok(row) => each(n, Ok(row)),
+            // A line that is not JSON at all (or not UTF-8) is a syntax error of the document:
+            // 400, like a malformed JSON array; valid JSON of the wrong shape is a row issue.
+            Err(e) if matches!(e.classify(), Category::Syntax | Category::Eof) => {
+                return Err(AppError::BadRequest(format!(
+                    "malformed NDJSON: row {n} is not valid JSON: {}",
+                    strip_position(&e)
+                )))
+            }
+            Err(e) => each(n, Err(strip_position(&e))),
+        }
     }
 }
 
@@ -154,7 +177,12 @@ fn read_csv<T: UploadRow>(
         .collect();
     let mut issues = Vec::new();
     for (i, h) in headers.iter().enumerate() {
-        if !T::CSV_COLUMNS.iter().any(|(c, _)| c == h) {
+        if headers[..i].contains(h) {
+            issues.push(crate::error::Issue::field(
+                format!("header[{i}]"),
+                format!("column '{h}' appears more than once"),
+            ));
+        } else if !T::CSV_COLUMNS.iter().any(|(c, _)| c == h) {
             issues.push(crate::error::Issue::field(
                 format!("header[{i}]"),
                 format!("unknown column '{h}'"),

@@ -297,6 +297,26 @@ async fn a_weak_instrument_is_flagged() {
     }
 }
 
+/// The `threshold` section of an analysis of simulation `c` (seeded by `c.seed`), on SQLite.
+async fn knee_thresholds(c: &SimConfig, resamples: u32) -> Vec<Value> {
+    let sim = generate(c).unwrap();
+    let apps = apps().await;
+    let app = &apps[0];
+    app.load_simulated(&sim).await;
+    let params = json!({"bootstrap": {"resamples": resamples, "seed": c.seed}});
+    let r = analyse(app, &c.key, params).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["threshold"].as_array().unwrap().clone()
+}
+
+/// The checkout-conversion threshold of the given evidence.
+fn threshold<'a>(thresholds: &'a [Value], evidence: &str) -> &'a Value {
+    thresholds
+        .iter()
+        .find(|t| t["evidence"] == evidence && t["kpi"] == "checkout-conversion")
+        .unwrap()
+}
+
 #[actix_web::test]
 async fn a_known_knee_is_recovered_within_its_interval() {
     let c = SimConfig {
@@ -309,23 +329,8 @@ async fn a_known_knee_is_recovered_within_its_interval() {
         seed: 5,
         ..SimConfig::default()
     };
-    let sim = generate(&c).unwrap();
-    let apps = apps().await;
-    let app = &apps[0];
-    app.load_simulated(&sim).await;
-    let r = analyse(
-        app,
-        "knee",
-        json!({"bootstrap": {"resamples": 200, "seed": 5}}),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let t = r.body["threshold"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["evidence"] == "observational" && t["kpi"] == "checkout-conversion")
-        .unwrap();
+    let thresholds = knee_thresholds(&c, 200).await;
+    let t = threshold(&thresholds, "observational");
     let bp = &t["breakpoint"];
     assert!(!bp.is_null(), "{t}");
     let (lo, hi) = (
@@ -363,24 +368,8 @@ async fn a_knee_on_heavy_tailed_latency_is_found_causally() {
         seed: 3,
         ..SimConfig::default()
     };
-    let sim = generate(&c).unwrap();
-    let apps = apps().await;
-    let app = &apps[0];
-    app.load_simulated(&sim).await;
-    let r = analyse(
-        app,
-        "heavy-knee",
-        json!({"bootstrap": {"resamples": 100, "seed": 3}}),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let thresholds = r.body["threshold"].as_array().unwrap();
-    let find = |evidence: &str| {
-        thresholds
-            .iter()
-            .find(|t| t["evidence"] == evidence && t["kpi"] == "checkout-conversion")
-            .unwrap()
-    };
+    let thresholds = knee_thresholds(&c, 100).await;
+    let find = |evidence: &str| threshold(&thresholds, evidence);
     let obs = find("observational");
     assert!(obs["reason"].is_null(), "{obs}");
     let t = find("causal");
@@ -818,4 +807,111 @@ async fn arm_dependent_missing_sli_values_block_validation() {
             "{b}: {v}"
         );
     }
+}
+
+/// A comparison that cannot be computed (here a KPI with no variance in any arm) is reported
+/// in `failed_comparisons`; the rest of the analysis is still answered.
+#[actix_web::test]
+async fn one_impossible_comparison_does_not_sink_the_analysis() {
+    let apps = apps().await;
+    let app = &apps[0];
+    app.seed_experiment("rare").await;
+    let arms = ["control", "plus-100", "plus-200"];
+    let (mut assign, mut obs) = (String::new(), String::new());
+    for i in 0..3000u32 {
+        let arm = if i % 4 < 2 { 0 } else { 1 + (i % 2) as usize };
+        assign.push_str(&format!(
+            "{{\"unit_id\":\"u{i}\",\"variant\":\"{}\"}}\n",
+            arms[arm]
+        ));
+        let x = 300.0 + f64::from(i % 97) + 100.0 * arm as f64;
+        let conv = u8::from((i * 7919) % 10 < 3);
+        obs.push_str(&format!(
+            "{{\"unit_id\":\"u{i}\",\"metric\":\"latency\",\"value\":{x}}}\n"
+        ));
+        obs.push_str(&format!(
+            "{{\"unit_id\":\"u{i}\",\"metric\":\"conversion\",\"value\":{conv}}}\n"
+        ));
+        // Revenue is the same for every unit: its comparisons have no variance at all.
+        obs.push_str(&format!(
+            "{{\"unit_id\":\"u{i}\",\"metric\":\"revenue\",\"value\":5}}\n"
+        ));
+        obs.push_str(&format!(
+            "{{\"unit_id\":\"u{i}\",\"metric\":\"orders\",\"value\":{}}}\n",
+            i % 3
+        ));
+    }
+    let base = "/api/v1/experiments/rare";
+    let r = app
+        .post_raw(
+            &format!("{base}/assignments"),
+            "application/x-ndjson",
+            assign.into_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = app
+        .post_raw(
+            &format!("{base}/observations"),
+            "application/x-ndjson",
+            obs.into_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = analyse(
+        app,
+        "rare",
+        json!({"missing_outcomes": "by_value_type", "bootstrap": {"resamples": 200, "seed": 1}}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let failed = r.body["failed_comparisons"].as_array().unwrap();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(
+        failed.iter().all(
+            |f| f["metric"] == "revenue" && f["reason"].as_str().is_some_and(|s| !s.is_empty())
+        ),
+        "{failed:?}"
+    );
+    let effects = r.body["kpi_effects"].as_array().unwrap();
+    assert!(
+        effects.iter().any(|e| e["metric"] == "conversion"),
+        "{effects:?}"
+    );
+}
+
+/// No KPI effect with a strong first stage: the summary says nothing significant was found
+/// (not "lowers … by"), and the headline says to keep running.
+#[actix_web::test]
+async fn a_null_result_reads_as_not_significant() {
+    let c = SimConfig {
+        effect_per_100ms: 0.0,
+        ..config("null")
+    };
+    let sim = generate(&c).unwrap();
+    let apps = apps().await;
+    let app = &apps[0];
+    app.load_simulated(&sim).await;
+    let r = analyse(
+        app,
+        "null",
+        json!({"bootstrap": {"resamples": 200, "seed": 8}}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let v = verdict(&r.body, "checkout-conversion");
+    assert!(codes(v).contains(&"ci_includes_zero".to_owned()), "{v}");
+    let summary = r.body["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with(
+            "No significant effect of +100 ms of checkout latency on checkout-conversion was found"
+        ),
+        "{summary}"
+    );
+    assert!(summary.contains("corrected p = "), "{summary}");
+    assert_eq!(
+        r.body["headline"]["status"], "keep_running",
+        "{}",
+        r.body["headline"]
+    );
 }

@@ -6,8 +6,8 @@ use rayon::prelude::*;
 use super::data::{MetricColumn, UnitData};
 use super::effects::{arm_mean, bootstrap_interval, by_arm, estimate};
 use super::report::{
-    BootstrapInterval, CupedAdjustment, EffectAlternatives, Estimate, Interval, KpiEffect,
-    MannWhitneyOut, Method, Parameters,
+    BootstrapInterval, CupedAdjustment, EffectAlternatives, Estimate, FailedComparison, Interval,
+    KpiEffect, MannWhitneyOut, Method, Parameters,
 };
 use super::resample::SharedPass;
 use super::{seed_for, stats_err};
@@ -91,23 +91,28 @@ fn cuped_effects(
             .collect(),
     ))
 }
-/// Every treatment arm × KPI/guardrail comparison (adjusted p-values are filled in later).
+/// Every treatment arm × KPI/guardrail comparison (adjusted p-values are filled in later), and
+/// the comparisons that could not be computed (a rare-event guardrail with no event in an arm,
+/// an arm with no value): those are reported, and the rest of the analysis goes on.
 pub fn kpi_effects(
     d: &UnitData,
     p: &Parameters,
     shared: Option<&SharedPass>,
-) -> AppResult<Vec<KpiEffect>> {
-    let per_metric: Vec<AppResult<Vec<KpiEffect>>> = d
+) -> (Vec<KpiEffect>, Vec<FailedComparison>) {
+    let per_metric: Vec<Vec<Result<KpiEffect, FailedComparison>>> = d
         .metrics
         .par_iter()
         .enumerate()
         .map(|(mi, m)| metric_effects(d, p, shared, mi, m))
         .collect();
-    let mut out = Vec::new();
-    for effects in per_metric {
-        out.extend(effects?);
+    let (mut ok, mut failed) = (Vec::new(), Vec::new());
+    for r in per_metric.into_iter().flatten() {
+        match r {
+            Ok(e) => ok.push(e),
+            Err(f) => failed.push(f),
+        }
     }
-    Ok(out)
+    (ok, failed)
 }
 
 /// The relative change num/den − 1 by the delta method, with Fieller's interval, from the
@@ -135,7 +140,7 @@ fn metric_effects(
     shared: Option<&SharedPass>,
     mi: usize,
     m: &MetricColumn,
-) -> AppResult<Vec<KpiEffect>> {
+) -> Vec<Result<KpiEffect, FailedComparison>> {
     let c = d.control;
     let continuous = m.metric.value_type == ValueType::Continuous;
     let vals = by_arm(d, |i| m.outcome(i, p.missing_outcomes));
@@ -157,6 +162,35 @@ fn metric_effects(
     };
     let mut out = Vec::new();
     for (a, arm) in d.arms.iter().enumerate().filter(|(a, _)| *a != c) {
+        let compared = compare(d, p, shared, mi, m, a, &vals, cu.as_ref(), &sorted_vals);
+        out.push(compared.map_err(|e| FailedComparison {
+            variant: arm.key.clone(),
+            metric: m.metric.key.clone(),
+            role: m.role,
+            reason: e.to_string(),
+        }));
+    }
+    out
+}
+
+type Cuped = (f64, f64, Vec<Moments>);
+
+/// Treatment arm `a` against control for metric `m`.
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    d: &UnitData,
+    p: &Parameters,
+    shared: Option<&SharedPass>,
+    mi: usize,
+    m: &MetricColumn,
+    a: usize,
+    vals: &[Vec<f64>],
+    cu: Option<&Cuped>,
+    sorted_vals: &[Vec<f64>],
+) -> AppResult<KpiEffect> {
+    let (c, arm) = (d.control, &d.arms[a]);
+    let continuous = !sorted_vals.is_empty();
+    {
         let what = format!("{} in {}", m.metric.key, arm.key);
         let (t, cv) = (&vals[a], &vals[c]);
         let (mt, mc) = (Moments::of(t), Moments::of(cv));
@@ -200,7 +234,7 @@ fn metric_effects(
             cuped: None,
             mann_whitney,
         };
-        let (primary, rel) = match &cu {
+        let (primary, rel) = match cu {
             Some((theta, reduction, arms)) => {
                 let w =
                     welch_from_moments(arms[a], arms[c], p.confidence).map_err(stats_err(&what))?;
@@ -217,7 +251,7 @@ fn metric_effects(
             }
             None => (unadjusted, unadjusted_relative),
         };
-        out.push(KpiEffect {
+        Ok(KpiEffect {
             variant: arm.key.clone(),
             metric: m.metric.key.clone(),
             role: m.role,
@@ -226,7 +260,6 @@ fn metric_effects(
             primary,
             relative: rel,
             alternatives,
-        });
+        })
     }
-    Ok(out)
 }

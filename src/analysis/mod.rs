@@ -339,7 +339,7 @@ pub fn compute(
     lap("shared bootstrap pass, variants, first stage, causal fits and thresholds");
     let shared = shared.map_err(stats_err("bootstrap"))?;
     let first_stage = first_stage?;
-    let mut kpi_effects = comparisons::kpi_effects(d, p, shared.as_ref())?;
+    let (mut kpi_effects, failed_comparisons) = comparisons::kpi_effects(d, p, shared.as_ref());
     adjust_kpi_effects(&mut kpi_effects, p.correction);
     lap("kpi_effects");
     let mut causal = finish_causal(d, p, &kpis, fits, shared.as_ref());
@@ -378,6 +378,7 @@ pub fn compute(
         variants,
         first_stage,
         kpi_effects,
+        failed_comparisons,
         causal_effects: causal.effects.into_iter().flatten().collect(),
         dose_response: causal.dose_response,
         threshold: causal.threshold,

@@ -2,7 +2,8 @@
 //!
 //! The summary leads with what decides how to read everything else: a sample-ratio mismatch,
 //! differential missingness or a weak instrument come first and no effect is stated as a
-//! finding; otherwise the headline KPI's effect per +100 SLI units, relative to its control
+//! finding; otherwise the headline KPI's effect per SLI step (the largest power of ten within
+//! the doses tested), relative to its control
 //! level and in absolute terms (percentage points for a binary KPI), with its interval and
 //! verdict, then what qualifies it (an arm not significant on its own, a linearity test that
 //! fails or is borderline), the first stage, and the other KPIs.
@@ -20,15 +21,54 @@ fn pct(x: f64) -> String {
     format!("{:.2}%", 100.0 * x)
 }
 
+/// A confidence level as a percentage without false rounding: 0.95 → "95", 0.999 → "99.9".
+pub fn conf_text(confidence: f64) -> String {
+    let t = format!("{:.4}", 100.0 * confidence);
+    t.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// The SLI step the summary speaks of: the largest power of ten not above the largest dose
+/// tested (+100 ms for doses of 100–250 ms, +1 s for 0.5–1 s), so it never extrapolates.
+pub fn step(d: &UnitData) -> f64 {
+    let top = d.arms.iter().map(|a| a.dose.abs()).fold(0.0, f64::max);
+    if top > 0.0 && top.is_finite() {
+        10f64.powi(top.log10().floor() as i32)
+    } else {
+        100.0
+    }
+}
+
+fn step_text(step: f64) -> String {
+    if step >= 1.0 {
+        format!("{step:.0}")
+    } else {
+        format!("{step}")
+    }
+}
+
+/// "p" or "corrected p", as the analysis's correction says.
+fn p_label(p: &Parameters) -> &'static str {
+    if p.correction == super::report::Correction::None {
+        "p"
+    } else {
+        "corrected p"
+    }
+}
+
 /// A p-value as text: three decimals, scientific below 0.001, a bound below 1e-300 (where a
 /// double's p-value has underflowed or lost all meaning).
 pub fn p_text(p: f64) -> String {
+    p_text_as("p", p)
+}
+
+/// [`p_text`] with another name for the p-value, e.g. "corrected p".
+pub fn p_text_as(label: &str, p: f64) -> String {
     if p < 1e-300 {
-        "p < 1e-300".to_owned()
+        format!("{label} < 1e-300")
     } else if p < 0.001 {
-        format!("p = {p:.1e}")
+        format!("{label} = {p:.1e}")
     } else {
-        format!("p = {p:.3}")
+        format!("{label} = {p:.3}")
     }
 }
 
@@ -47,6 +87,14 @@ pub fn headline(d: &UnitData, verdicts: &[Verdict], power: &[PowerSummary]) -> O
             CallStatus::Invalid,
             format!("fix the experiment before reading it: {}", r.message),
         )
+    } else if has(ReasonCode::DirectionMismatch) {
+        (
+            CallStatus::Invalid,
+            format!(
+                "a worse {} appears to improve {}: check the metrics' directions and the data before calling it",
+                d.sli_metric.key, v.kpi
+            ),
+        )
     } else if v.validated {
         (
             CallStatus::ReadyToCall,
@@ -55,28 +103,20 @@ pub fn headline(d: &UnitData, verdicts: &[Verdict], power: &[PowerSummary]) -> O
                 d.sli_metric.key, v.kpi
             ),
         )
-    } else if has(ReasonCode::Underpowered) {
+    } else {
+        let step = step(d);
         let mde = power
             .iter()
             .find(|p| p.kpi == v.kpi)
             .and_then(|p| p.mde_relative_per_100)
-            .map_or_else(|| "unknown".to_owned(), pct);
+            .map_or_else(|| "unknown".to_owned(), |m| pct(m * step / 100.0));
         (
             CallStatus::KeepRunning,
-            format!("not significant, and the design can only detect effects of {mde} per +100 {} or more: more units may decide it", d.sli_metric.unit),
-        )
-    } else if has(ReasonCode::DirectionMismatch) {
-        (
-            CallStatus::ReadyToCall,
             format!(
-                "the effect is significant in the unexpected direction: a worse {} appears to improve {}",
-                d.sli_metric.key, v.kpi
+                "not significant: relative effects up to {mde} per +{} {} cannot be ruled out (80% power); run longer or with larger doses, or call it as no effect larger than that",
+                step_text(step),
+                d.sli_metric.unit
             ),
-        )
-    } else {
-        (
-            CallStatus::ReadyToCall,
-            "no effect was found although the design could detect the observed size: call it as no effect".to_owned(),
         )
     };
     Some(Headline {
@@ -86,16 +126,22 @@ pub fn headline(d: &UnitData, verdicts: &[Verdict], power: &[PowerSummary]) -> O
     })
 }
 
-/// The KPI's level before and after +100 SLI units, and the absolute change: percentage
-/// points for a binary KPI, the metric's unit otherwise.
-fn levels(m: &MetricColumn, c: &CausalEffect) -> String {
+/// The KPI's level before and after +`step` SLI units, and the absolute change: percentage
+/// points for a binary KPI, the metric's unit otherwise. The level after is left out when it
+/// would leave a proportion's [0, 1] (a straight line taken too far).
+fn levels(m: &MetricColumn, c: &CausalEffect, step: f64) -> String {
     let before = c.control_kpi_mean;
-    let change = 100.0 * c.slope.estimate;
+    let change = step * c.slope.estimate;
     if m.is_binary() {
+        let after = before + change;
+        let to = if (0.0..=1.0).contains(&after) {
+            format!(" to {}", pct(after))
+        } else {
+            String::new()
+        };
         format!(
-            "from {} to {}, {:+.2} percentage points",
+            "from {}{to}, {:+.2} percentage points",
             pct(before),
-            pct(before + change),
             100.0 * change
         )
     } else {
@@ -111,26 +157,49 @@ fn levels(m: &MetricColumn, c: &CausalEffect) -> String {
     }
 }
 
-/// The headline KPI's effect sentence.
-fn effect_sentence(d: &UnitData, p: &Parameters, m: &MetricColumn, c: &CausalEffect) -> String {
+/// The headline KPI's effect sentence, per +`step` SLI units; a result that is not significant
+/// is stated as such, not as a change.
+fn effect_sentence(
+    d: &UnitData,
+    p: &Parameters,
+    m: &MetricColumn,
+    c: &CausalEffect,
+    significant: bool,
+) -> String {
     let sli = &d.sli_metric;
     let unit = if sli.unit.is_empty() {
         String::new()
     } else {
         format!(" {}", sli.unit)
     };
+    let step = step(d);
     let r = &c.relative_per_100;
+    let k = step / 100.0;
+    let ci = format!(
+        "{}% CI {} to {} relative, {}",
+        conf_text(p.confidence),
+        pct(k * r.ci_low),
+        pct(k * r.ci_high),
+        p_text_as(p_label(p), r.adjusted_p_value.or(r.p_value).unwrap_or(1.0))
+    );
+    if !significant {
+        return format!(
+            "No significant effect of +{}{unit} of {} on {} was found: the estimate is {} relative ({})",
+            step_text(step),
+            sli.name,
+            c.kpi,
+            pct(k * r.estimate),
+            ci
+        );
+    }
     let verb = if r.estimate < 0.0 { "lowers" } else { "raises" };
     format!(
-        "Each +100{unit} of {} {verb} {} by {} relative ({}; {:.0}% CI {} to {} relative, {})",
+        "Each +{}{unit} of {} {verb} {} by {} relative ({}; {ci})",
+        step_text(step),
         sli.name,
         c.kpi,
-        pct(r.estimate.abs()),
-        levels(m, c),
-        100.0 * p.confidence,
-        pct(r.ci_low),
-        pct(r.ci_high),
-        p_text(r.adjusted_p_value.or(r.p_value).unwrap_or(1.0))
+        pct((k * r.estimate).abs()),
+        levels(m, c, step),
     )
 }
 
@@ -150,7 +219,7 @@ fn caveats(p: &Parameters, kpi: &str, effects: &[KpiEffect], dose: &[DoseRespons
             s.push_str(&format!(
                 " On its own, the {} arm's change in {kpi} is not significant ({}).",
                 e.variant,
-                p_text(q)
+                p_text_as(p_label(p), q)
             ));
         }
     }
@@ -179,14 +248,14 @@ fn design_problem(d: &UnitData, srm: &SampleRatio, v: &Verdict) -> Option<String
     let has = |c: ReasonCode| v.reasons.iter().any(|r| r.code == c);
     if has(ReasonCode::SrmFailed) {
         return Some(format!(
-            "Sample-ratio mismatch: units are not split between the arms as planned (χ² = {:.2}, {}), so no effect estimate of this experiment can be trusted; fix the assignment before reading it.",
+            "Sample-ratio mismatch: units are not split between the arms as planned (χ² = {:.2}, {}), so no estimate of this experiment can be trusted, not even how far the arms moved the SLI; fix the assignment before reading it.",
             srm.chi_square,
             p_text(srm.p_value)
         ));
     }
     if has(ReasonCode::DifferentialMissingness) {
         return Some(format!(
-            "Whether a unit has a {} value depends on its arm ({}), which biases every slope: no effect is stated until that is explained.",
+            "Whether a unit has an SLI value ({}) depends on its arm ({}), which biases every slope: no effect is stated until that is explained.",
             d.sli_metric.key,
             p_text(srm.analysed_p_value.unwrap_or(f64::NAN))
         ));
@@ -214,6 +283,7 @@ pub fn summary(
     };
     let kpi = d.kpis().next().map(|(_, m)| m);
     let problem = verdicts.first().and_then(|v| design_problem(d, srm, v));
+    let problem_free = problem.is_none();
     let mut s = match (causal.first().and_then(Option::as_ref), verdicts.first(), kpi) {
         _ if problem.is_some() => problem.unwrap_or_default(),
         (Some(c), Some(v), _) if c.weak_instrument => format!(
@@ -229,9 +299,10 @@ pub fn summary(
             } else {
                 format!("not validated ({})", codes(v))
             };
+            let significant = !v.reasons.iter().any(|r| r.code == ReasonCode::CiIncludesZero);
             format!(
                 "{}; {status}.{}",
-                effect_sentence(d, p, m, c),
+                effect_sentence(d, p, m, c, significant),
                 caveats(p, &c.kpi, effects, dose)
             )
         }
@@ -247,10 +318,10 @@ pub fn summary(
         ),
         _ => "No KPI could be analysed.".to_owned(),
     };
-    if let Some(arm) = first
+    let arm = first
         .iter()
-        .max_by(|a, b| a.planned_dose.abs().total_cmp(&b.planned_dose.abs()))
-    {
+        .max_by(|a, b| a.planned_dose.abs().total_cmp(&b.planned_dose.abs()));
+    if let Some(arm) = arm.filter(|_| problem_free) {
         s.push_str(&format!(
             " The {} arm moved mean {} by {:+.1}{unit} (planned {:+.1}{unit}).",
             arm.variant, sli.name, arm.mean_shift.estimate, arm.planned_dose

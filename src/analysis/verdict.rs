@@ -5,6 +5,7 @@ use super::report::{
     CausalEffect, Parameters, PowerSummary, Reason, ReasonCode, SampleRatio, VariantSummary,
     Verdict,
 };
+use super::summary::{conf_text, p_text, p_text_as};
 use crate::stats::dist::norm_ppf;
 use crate::stats::power::mde_difference;
 
@@ -68,6 +69,40 @@ pub fn power(
     out
 }
 
+/// The reasons the experiment's design voids every verdict: a sample-ratio mismatch, and a
+/// share of units with an SLI value that depends on the arm.
+fn design_reasons(d: &UnitData, srm: &SampleRatio) -> Vec<Reason> {
+    let mut reasons = Vec::new();
+    if !srm.passed {
+        reasons.push(Reason {
+            code: ReasonCode::SrmFailed,
+            message: format!(
+                "sample-ratio mismatch: units are not split as planned (χ² = {:.2}, {} < {})",
+                srm.chi_square,
+                p_text(srm.p_value),
+                srm.alarm_p_value
+            ),
+        });
+    }
+    if !srm.analysed_passed {
+        reasons.push(Reason {
+            code: ReasonCode::DifferentialMissingness,
+            message: format!(
+                "the share of units with an SLI value ({}) differs between arms ({} with a value of those assigned, {}): whether the SLI is measured depends on the arm (timeouts, abandonment), which biases the slope",
+                d.sli_metric.key,
+                srm.variants
+                    .iter()
+                    .zip(srm.analysed.iter().zip(&srm.observed))
+                    .map(|(v, (a, o))| format!("{v} {a}/{o}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                p_text(srm.analysed_p_value.unwrap_or(f64::NAN))
+            ),
+        });
+    }
+    reasons
+}
+
 /// Verdict per KPI: validated only when SRM passes, the first stage is strong, the slope's
 /// corrected p-value is below alpha (its CI excludes zero) and its sign is the harmful one.
 pub fn verdicts(
@@ -80,28 +115,7 @@ pub fn verdicts(
 ) -> Vec<Verdict> {
     let mut out = Vec::new();
     for (((_, m), c), failure) in d.kpis().zip(causal).zip(failures) {
-        let mut reasons = Vec::new();
-        if !srm.passed {
-            reasons.push(Reason {
-                code: ReasonCode::SrmFailed,
-                message: format!(
-                    "sample-ratio mismatch: units are not split as planned (χ² = {:.2}, p = {:.2e} < {})",
-                    srm.chi_square, srm.p_value, srm.alarm_p_value
-                ),
-            });
-        }
-        if !srm.analysed_passed {
-            reasons.push(Reason {
-                code: ReasonCode::DifferentialMissingness,
-                message: format!(
-                    "the share of units with a {} value differs between arms ({:?} of {:?} assigned, p = {:.2e}): whether the SLI is measured depends on the arm (timeouts, abandonment), which biases the slope",
-                    d.sli_metric.key,
-                    srm.analysed,
-                    srm.observed,
-                    srm.analysed_p_value.unwrap_or(f64::NAN)
-                ),
-            });
-        }
+        let mut reasons = design_reasons(d, srm);
         let Some(c) = c else {
             reasons.push(Reason {
                 code: ReasonCode::EstimationFailed,
@@ -133,13 +147,14 @@ pub fn verdicts(
             reasons.push(Reason {
                 code: ReasonCode::CiIncludesZero,
                 message: format!(
-                    "the effect is not distinguishable from zero: {} per +100 {} ({}% CI {} to {}), corrected p = {:.3}",
+                    "the effect is not significant at alpha = {}: {} relative per +100 {} ({}% CI {} to {}), {}",
+                    p.alpha,
                     pct(c.relative_per_100.estimate),
                     d.sli_metric.unit,
-                    (100.0 * p.confidence).round(),
+                    conf_text(p.confidence),
                     pct(c.relative_per_100.ci_low),
                     pct(c.relative_per_100.ci_high),
-                    adjusted
+                    p_text_as("corrected p", adjusted)
                 ),
             });
             if let Some(pw) = power.iter().find(|pw| pw.kpi == m.metric.key) {
@@ -148,7 +163,7 @@ pub fn verdicts(
                     reasons.push(Reason {
                         code: ReasonCode::Underpowered,
                         message: format!(
-                            "underpowered: minimum detectable effect {} per +100 {} exceeds the observed {}",
+                            "underpowered: the minimum detectable relative effect, {} per +100 {}, exceeds the observed {}",
                             pct(mde),
                             d.sli_metric.unit,
                             pct(pw.observed_relative_per_100.abs())

@@ -364,6 +364,7 @@ pub fn compute(
         &first_stage,
         &kpi_effects,
         &causal.dose_response,
+        &causal.threshold,
     );
     lap("verdicts");
     Ok(Analysis {

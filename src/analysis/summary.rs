@@ -10,12 +10,21 @@
 
 use super::data::{MetricColumn, UnitData};
 use super::report::{
-    CallStatus, CausalEffect, DoseResponse, FirstStageArm, Headline, KpiEffect, MetricRole,
-    Parameters, PowerSummary, ReasonCode, SampleRatio, Verdict,
+    CallStatus, CausalEffect, DoseResponse, Evidence, FirstStageArm, Headline, KpiEffect,
+    MetricRole, Parameters, PowerSummary, ReasonCode, SampleRatio, Threshold, Verdict,
 };
 
 /// A linearity p-value below this (but at or above alpha) is called borderline.
 const BORDERLINE_P: f64 = 0.1;
+
+/// " ms" after a number, or nothing for a unitless metric.
+fn unit_suffix(unit: &str) -> String {
+    if unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {unit}")
+    }
+}
 
 fn pct(x: f64) -> String {
     format!("{:.2}%", 100.0 * x)
@@ -145,11 +154,7 @@ fn levels(m: &MetricColumn, c: &CausalEffect, step: f64) -> String {
             100.0 * change
         )
     } else {
-        let unit = if m.metric.unit.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", m.metric.unit)
-        };
+        let unit = unit_suffix(&m.metric.unit);
         format!(
             "from {before:.4}{unit} to {:.4}{unit}, {change:+.4}{unit}",
             before + change
@@ -167,11 +172,7 @@ fn effect_sentence(
     significant: bool,
 ) -> String {
     let sli = &d.sli_metric;
-    let unit = if sli.unit.is_empty() {
-        String::new()
-    } else {
-        format!(" {}", sli.unit)
-    };
+    let unit = unit_suffix(&sli.unit);
     let step = step(d);
     let r = &c.relative_per_100;
     let k = step / 100.0;
@@ -201,6 +202,28 @@ fn effect_sentence(
         pct((k * r.estimate).abs()),
         levels(m, c, step),
     )
+}
+
+/// The headline KPI's causal threshold, when one was found.
+fn knee_sentence(d: &UnitData, p: &Parameters, kpi: &str, thresholds: &[Threshold]) -> String {
+    let found = thresholds
+        .iter()
+        .find(|t| t.kpi == kpi && t.evidence == Evidence::Causal)
+        .and_then(|t| t.breakpoint.as_ref());
+    match found {
+        Some(b) => {
+            let unit = unit_suffix(&d.sli_metric.unit);
+            format!(
+                " The harm grows above {:.0}{unit} of {} ({}% CI {:.0}–{:.0}{unit}): a causal threshold.",
+                b.estimate,
+                d.sli_metric.name,
+                conf_text(p.confidence),
+                b.ci_low,
+                b.ci_high
+            )
+        }
+        None => String::new(),
+    }
 }
 
 /// What qualifies the headline effect: arms not significant on their own, and linearity.
@@ -274,13 +297,10 @@ pub fn summary(
     first: &[FirstStageArm],
     effects: &[KpiEffect],
     dose: &[DoseResponse],
+    thresholds: &[Threshold],
 ) -> String {
     let sli = &d.sli_metric;
-    let unit = if sli.unit.is_empty() {
-        String::new()
-    } else {
-        format!(" {}", sli.unit)
-    };
+    let unit = unit_suffix(&sli.unit);
     let kpi = d.kpis().next().map(|(_, m)| m);
     let problem = verdicts.first().and_then(|v| design_problem(d, srm, v));
     let problem_free = problem.is_none();
@@ -301,9 +321,10 @@ pub fn summary(
             };
             let significant = !v.reasons.iter().any(|r| r.code == ReasonCode::CiIncludesZero);
             format!(
-                "{}; {status}.{}",
+                "{}; {status}.{}{}",
                 effect_sentence(d, p, m, c, significant),
-                caveats(p, &c.kpi, effects, dose)
+                caveats(p, &c.kpi, effects, dose),
+                knee_sentence(d, p, &c.kpi, thresholds)
             )
         }
         (_, Some(v), _) => format!(

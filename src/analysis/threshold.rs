@@ -164,8 +164,14 @@ pub fn causal_threshold(
     pop: &Population,
     p: &Parameters,
 ) -> Option<Threshold> {
-    let s = strata(pop)?;
     let mut t = empty(d, m, Evidence::Causal);
+    let Some(s) = strata(pop) else {
+        t.reason = Some(format!(
+            "a causal threshold needs a pre-period {} value for at least {CAUSAL_MIN_UNITS} units and for half of the analysed ones (to stratify units by their baseline)",
+            d.sli_metric.key
+        ));
+        return Some(t);
+    };
     t.buckets = bucket_slopes(d, &s, p);
     let slopes: Vec<(f64, f64)> = t
         .buckets

@@ -45,6 +45,15 @@ pub struct Settings {
     /// Largest JSON body of other requests in bytes.
     #[arg(long, env = "SLOPROOF_JSON_BODY_LIMIT", default_value_t = 1 << 20, global = true)]
     pub json_body_limit: usize,
+    /// Analyses computed at once; further requests answer 503 with `Retry-After`.
+    #[arg(
+        long,
+        env = "SLOPROOF_MAX_CONCURRENT_ANALYSES",
+        default_value_t = 2,
+        value_parser = clap::value_parser!(u16).range(1..),
+        global = true
+    )]
+    pub max_concurrent_analyses: u16,
     /// Database connections in the pool.
     #[arg(
         long,

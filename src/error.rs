@@ -61,6 +61,12 @@ pub enum AppError {
     /// The token's role may not do this (403).
     #[error("{0}")]
     Forbidden(String),
+    /// The server is at a configured capacity (503, with `Retry-After`).
+    #[error("{what}; retry in {retry_after_seconds} s")]
+    Busy {
+        what: String,
+        retry_after_seconds: u64,
+    },
     /// A failure that is not the client's fault (500). The detail is logged, never sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),

@@ -2,6 +2,9 @@
 //! request sees, and the HTTP server. The only code besides `store/` and the `service` seams
 //! that names the database, which it opens and hands to the services.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
@@ -19,6 +22,9 @@ pub struct Limits {
     pub ingest_body_bytes: usize,
     /// Largest JSON body elsewhere, in bytes.
     pub json_body_bytes: usize,
+    /// Analyses computed at once; more answer 503 with `Retry-After` (each uses all cores and
+    /// memory in proportion to the experiment).
+    pub max_concurrent_analyses: usize,
 }
 
 impl Default for Limits {
@@ -26,6 +32,7 @@ impl Default for Limits {
         Limits {
             ingest_body_bytes: 512 << 20,
             json_body_bytes: 1 << 20,
+            max_concurrent_analyses: 2,
         }
     }
 }
@@ -34,11 +41,45 @@ impl Default for Limits {
 pub struct AppState {
     pub db: Db,
     pub limits: Limits,
+    /// Analyses being computed now.
+    analyses_running: Arc<AtomicUsize>,
+}
+
+/// Seconds a client is asked to wait when every analysis slot is taken.
+const ANALYSIS_RETRY_AFTER_SECONDS: u64 = 10;
+
+/// A slot of [`Limits::max_concurrent_analyses`], released when dropped.
+pub struct AnalysisSlot(Arc<AtomicUsize>);
+
+impl Drop for AnalysisSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl AppState {
     pub fn new(db: Db, limits: Limits) -> AppState {
-        AppState { db, limits }
+        AppState {
+            db,
+            limits,
+            analyses_running: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Takes an analysis slot, or answers 503 when all are taken.
+    pub fn analysis_slot(&self) -> AppResult<AnalysisSlot> {
+        let running = self.analyses_running.fetch_add(1, Ordering::SeqCst);
+        let slot = AnalysisSlot(self.analyses_running.clone());
+        if running >= self.limits.max_concurrent_analyses {
+            return Err(AppError::Busy {
+                what: format!(
+                    "{} analyses are running, the most this server computes at once (SLOPROOF_MAX_CONCURRENT_ANALYSES)",
+                    self.limits.max_concurrent_analyses
+                ),
+                retry_after_seconds: ANALYSIS_RETRY_AFTER_SECONDS,
+            });
+        }
+        Ok(slot)
     }
 
     /// Runs blocking work with the database (a service call) on actix's blocking pool, so the
@@ -84,8 +125,9 @@ pub fn state(settings: &Settings) -> anyhow::Result<web::Data<AppState>> {
     let limits = Limits {
         ingest_body_bytes: settings.ingest_body_limit,
         json_body_bytes: settings.json_body_limit,
+        max_concurrent_analyses: usize::from(settings.max_concurrent_analyses),
     };
-    Ok(web::Data::new(AppState { db, limits }))
+    Ok(web::Data::new(AppState::new(db, limits)))
 }
 
 /// Builds the HTTP server on an already bound listener (tests bind port 0).
@@ -106,11 +148,13 @@ pub fn build_server(
     Ok(server.listen(listener)?.run())
 }
 
-/// Serves the API until the process is stopped.
+/// Serves the API until the process is stopped. The address is bound before the admin token is
+/// set up: a second start that cannot bind (another server holds the port) must not rotate the
+/// token of the server that is running.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let state = state(&settings)?;
     let listener = std::net::TcpListener::bind(&settings.bind)
         .with_context(|| format!("cannot bind {}", settings.bind))?;
+    let state = state(&settings)?;
     tracing::info!(bind = %settings.bind, backend = ?state.db.backend(), "sloproof listening");
     build_server(state, listener, settings.workers)?.await?;
     Ok(())

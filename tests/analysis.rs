@@ -297,8 +297,8 @@ async fn a_weak_instrument_is_flagged() {
     }
 }
 
-/// The `threshold` section of an analysis of simulation `c` (seeded by `c.seed`), on SQLite.
-async fn knee_thresholds(c: &SimConfig, resamples: u32) -> Vec<Value> {
+/// An analysis of simulation `c` (seeded by `c.seed`), on SQLite.
+async fn knee_analysis(c: &SimConfig, resamples: u32) -> Value {
     let sim = generate(c).unwrap();
     let apps = apps().await;
     let app = &apps[0];
@@ -306,12 +306,14 @@ async fn knee_thresholds(c: &SimConfig, resamples: u32) -> Vec<Value> {
     let params = json!({"bootstrap": {"resamples": resamples, "seed": c.seed}});
     let r = analyse(app, &c.key, params).await;
     assert_eq!(r.status, 201, "{}", r.text);
-    r.body["threshold"].as_array().unwrap().clone()
+    r.body
 }
 
 /// The checkout-conversion threshold of the given evidence.
-fn threshold<'a>(thresholds: &'a [Value], evidence: &str) -> &'a Value {
-    thresholds
+fn threshold<'a>(analysis: &'a Value, evidence: &str) -> &'a Value {
+    analysis["threshold"]
+        .as_array()
+        .unwrap()
         .iter()
         .find(|t| t["evidence"] == evidence && t["kpi"] == "checkout-conversion")
         .unwrap()
@@ -329,8 +331,8 @@ async fn a_known_knee_is_recovered_within_its_interval() {
         seed: 5,
         ..SimConfig::default()
     };
-    let thresholds = knee_thresholds(&c, 200).await;
-    let t = threshold(&thresholds, "observational");
+    let a = knee_analysis(&c, 200).await;
+    let t = threshold(&a, "observational");
     let bp = &t["breakpoint"];
     assert!(!bp.is_null(), "{t}");
     let (lo, hi) = (
@@ -368,8 +370,10 @@ async fn a_knee_on_heavy_tailed_latency_is_found_causally() {
         seed: 3,
         ..SimConfig::default()
     };
-    let thresholds = knee_thresholds(&c, 100).await;
-    let find = |evidence: &str| threshold(&thresholds, evidence);
+    let a = knee_analysis(&c, 100).await;
+    let find = |evidence: &str| threshold(&a, evidence);
+    let summary = a["summary"].as_str().unwrap();
+    assert!(summary.contains("The harm grows above"), "{summary}");
     let obs = find("observational");
     assert!(obs["reason"].is_null(), "{obs}");
     let t = find("causal");
@@ -914,4 +918,38 @@ async fn a_null_result_reads_as_not_significant() {
         "{}",
         r.body["headline"]
     );
+}
+
+/// Beyond `max_concurrent_analyses` an analysis answers 503 with `Retry-After` and computes
+/// nothing (a limit of 0 makes every request the one too many, deterministically).
+#[actix_web::test]
+async fn analyses_beyond_the_concurrency_limit_are_told_to_retry() {
+    let limits = sloproof::server::Limits {
+        max_concurrent_analyses: 0,
+        ..sloproof::server::Limits::default()
+    };
+    let sim = generate(&SimConfig {
+        units: 2_000,
+        ..config("busy")
+    })
+    .unwrap();
+    for app in common::apps_with(limits).await {
+        app.load_simulated(&sim).await;
+        let r = analyse(&app, "busy", json!({})).await;
+        let p = assert_problem(&r, 503, app.backend);
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .contains("SLOPROOF_MAX_CONCURRENT_ANALYSES"),
+            "{p}"
+        );
+        assert_eq!(r.retry_after.as_deref(), Some("10"), "{r:?}");
+        let list = app.get("/api/v1/experiments/busy/analyses").await;
+        assert_eq!(
+            list.body["items"].as_array().unwrap().len(),
+            0,
+            "nothing stored"
+        );
+    }
 }

@@ -377,6 +377,40 @@ async fn changing_the_bootstrap_token_rotates_it() {
     }
 }
 
+/// A second start that cannot bind its address (the running server holds it) fails before it
+/// touches the admin token: the running server's token stays valid.
+#[actix_web::test]
+async fn a_start_that_cannot_bind_does_not_rotate_the_admin_token() {
+    for app in apps().await {
+        let b = app.backend;
+        let settings = sloproof::config::Settings {
+            database_url: app.db_url.clone(),
+            bind: app.base.trim_start_matches("http://").to_owned(),
+            log_level: "warn".into(),
+            log_format: sloproof::config::LogFormat::Text,
+            ingest_body_limit: 1 << 20,
+            json_body_limit: 1 << 20,
+            max_concurrent_analyses: 1,
+            db_pool_size: 1,
+            admin_token: Some("sp_test_would_rotate_0123456789".into()),
+            workers: Some(1),
+        };
+        let r = sloproof::server::serve(settings).await;
+        assert!(
+            r.as_ref()
+                .is_err_and(|e| e.to_string().contains("cannot bind")),
+            "{b}: {r:?}"
+        );
+        let list = app
+            .call("GET", "/api/v1/tokens", Some(common::ADMIN_TOKEN), None)
+            .await;
+        assert_eq!(
+            list.status, 200,
+            "{b}: the running server's token still works"
+        );
+    }
+}
+
 /// Token names are the actors of the audit trail: unique among live tokens, the service's own
 /// names reserved; the last live admin token cannot be revoked (everyone would be locked out).
 #[actix_web::test]

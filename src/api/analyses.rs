@@ -93,7 +93,9 @@ fn json(text: String) -> HttpResponse {
     request_body(content = AnalysisRequest, description = "Parameters; an empty body uses every default"),
     responses((status = 201, description = "The analysis", body = Analysis,
                headers(("Location" = String, description = "URL of the analysis"))),
-        (status = 409, description = "The experiment's data kept changing while it was read (uploads in progress); retry", body = super::problem::Problem, content_type = "application/problem+json"))
+        (status = 409, description = "The experiment's data kept changing while it was read (uploads in progress); retry", body = super::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "As many analyses are running as the server computes at once (SLOPROOF_MAX_CONCURRENT_ANALYSES, default 2); retry after `Retry-After` seconds", body = super::problem::Problem, content_type = "application/problem+json",
+         headers(("Retry-After" = u64, description = "Seconds to wait"))))
 )]
 pub async fn create_analysis(
     state: web::Data<AppState>,
@@ -105,9 +107,10 @@ pub async fn create_analysis(
     caller.require(&CREATE_ANALYSIS)?;
     let request = parse_request(&req, &body)?;
     let key = key.into_inner();
-    let stored = state
-        .run(move |db| service::run(db, &key, &request))
-        .await?;
+    let slot = state.analysis_slot()?;
+    let stored = state.run(move |db| service::run(db, &key, &request)).await;
+    drop(slot);
+    let stored = stored?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/analyses/{}", stored.id)))
         .content_type("application/json")

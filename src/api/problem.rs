@@ -65,6 +65,7 @@ fn kind(e: &AppError) -> (&'static str, &'static str) {
         }
         AppError::Unauthorized(_) => ("unauthorized", "Unauthorized"),
         AppError::Forbidden(_) => ("forbidden", "Forbidden"),
+        AppError::Busy { .. } => ("busy", "Service busy"),
         AppError::Internal(_) => ("internal", "Internal server error"),
     }
 }
@@ -80,6 +81,7 @@ impl ResponseError for AppError {
             AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -111,6 +113,13 @@ impl ResponseError for AppError {
         if let AppError::Unauthorized(_) = self {
             // RFC 9110 §11.6.1: a 401 names the scheme it wants.
             response.insert_header(("WWW-Authenticate", "Bearer realm=\"sloproof\""));
+        }
+        if let AppError::Busy {
+            retry_after_seconds,
+            ..
+        } = self
+        {
+            response.insert_header(("Retry-After", retry_after_seconds.to_string()));
         }
         response.content_type(PROBLEM_JSON).json(body)
     }

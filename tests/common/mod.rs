@@ -74,7 +74,7 @@ async fn spawn(
         .await
         .unwrap()
         .expect("bootstrap admin token");
-    let state = web::Data::new(AppState { db, limits });
+    let state = web::Data::new(AppState::new(db, limits));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = sloproof::server::build_server(state, listener, Some(1)).unwrap();
@@ -141,6 +141,8 @@ pub struct Resp {
     /// `WWW-Authenticate` (401) and `Allow` (405) headers.
     pub www_authenticate: Option<String>,
     pub allow: Option<String>,
+    /// `Retry-After` (503).
+    pub retry_after: Option<String>,
     pub body: Value,
     pub text: String,
 }
@@ -166,6 +168,7 @@ impl TestApp {
             location: header("location"),
             www_authenticate: header("www-authenticate"),
             allow: header("allow"),
+            retry_after: header("retry-after"),
             body: serde_json::from_str(&text).unwrap_or(Value::Null),
             text,
         }

@@ -253,7 +253,7 @@ fn caveats(p: &Parameters, kpi: &str, effects: &[KpiEffect], dose: &[DoseRespons
     {
         if !l.linear {
             s.push_str(&format!(
-                " The arms do not lie on a line (Sargan {}): the per-100 figure averages a curve.",
+                " The arms do not lie on a line (Sargan {}): the figure above averages a curve.",
                 p_text(l.p_value)
             ));
         } else if l.p_value < BORDERLINE_P {

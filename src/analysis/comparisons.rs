@@ -6,8 +6,8 @@ use rayon::prelude::*;
 use super::data::{MetricColumn, UnitData};
 use super::effects::{arm_mean, bootstrap_interval, by_arm, estimate};
 use super::report::{
-    BootstrapInterval, CupedAdjustment, EffectAlternatives, Estimate, FailedComparison, Interval,
-    KpiEffect, MannWhitneyOut, Method, Parameters,
+    ArmMean, BootstrapInterval, CupedAdjustment, EffectAlternatives, Estimate, FailedComparison,
+    Interval, KpiEffect, MannWhitneyOut, Method, Parameters,
 };
 use super::resample::SharedPass;
 use super::{seed_for, stats_err};
@@ -141,42 +141,69 @@ fn metric_effects(
     mi: usize,
     m: &MetricColumn,
 ) -> Vec<Result<KpiEffect, FailedComparison>> {
-    let c = d.control;
-    let continuous = m.metric.value_type == ValueType::Continuous;
-    let vals = by_arm(d, |i| m.outcome(i, p.missing_outcomes));
-    let cu = if p.cuped {
-        cuped_effects(d, m, p)
-    } else {
-        None
-    };
-    let sorted_vals: Vec<Vec<f64>> = if continuous {
-        vals.iter()
-            .map(|v| {
-                let mut s = v.clone();
-                s.sort_unstable_by(f64::total_cmp);
-                s
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let arms = MetricArms::new(d, p, m);
     let mut out = Vec::new();
-    for (a, arm) in d.arms.iter().enumerate().filter(|(a, _)| *a != c) {
-        let compared = compare(d, p, shared, mi, m, a, &vals, cu.as_ref(), &sorted_vals);
-        out.push(compared.map_err(|e| FailedComparison {
-            variant: arm.key.clone(),
-            metric: m.metric.key.clone(),
-            role: m.role,
-            reason: e.to_string(),
-        }));
+    for (a, arm) in d.arms.iter().enumerate().filter(|(a, _)| *a != d.control) {
+        out.push(
+            compare(d, p, shared, mi, m, a, &arms).map_err(|e| FailedComparison {
+                variant: arm.key.clone(),
+                metric: m.metric.key.clone(),
+                role: m.role,
+                reason: e.to_string(),
+            }),
+        );
     }
     out
 }
 
 type Cuped = (f64, f64, Vec<Moments>);
 
+/// One metric's values per arm and what every comparison with control reuses, computed once.
+struct MetricArms {
+    vals: Vec<Vec<f64>>,
+    moments: Vec<Moments>,
+    levels: Vec<ArmMean>,
+    /// Values sorted per arm, for Mann–Whitney (continuous metrics only, else empty).
+    sorted: Vec<Vec<f64>>,
+    cuped: Option<Cuped>,
+}
+
+impl MetricArms {
+    fn new(d: &UnitData, p: &Parameters, m: &MetricColumn) -> MetricArms {
+        let vals = by_arm(d, |i| m.outcome(i, p.missing_outcomes));
+        let moments: Vec<Moments> = vals.iter().map(|v| Moments::of(v)).collect();
+        let levels = vals
+            .iter()
+            .zip(&moments)
+            .map(|(v, mo)| arm_mean(v, *mo, m.is_binary(), p.confidence))
+            .collect();
+        let sorted = if m.metric.value_type == ValueType::Continuous {
+            vals.iter()
+                .map(|v| {
+                    let mut s = v.clone();
+                    s.sort_unstable_by(f64::total_cmp);
+                    s
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let cuped = if p.cuped {
+            cuped_effects(d, m, p)
+        } else {
+            None
+        };
+        MetricArms {
+            vals,
+            moments,
+            levels,
+            sorted,
+            cuped,
+        }
+    }
+}
+
 /// Treatment arm `a` against control for metric `m`.
-#[allow(clippy::too_many_arguments)]
 fn compare(
     d: &UnitData,
     p: &Parameters,
@@ -184,82 +211,75 @@ fn compare(
     mi: usize,
     m: &MetricColumn,
     a: usize,
-    vals: &[Vec<f64>],
-    cu: Option<&Cuped>,
-    sorted_vals: &[Vec<f64>],
+    arms: &MetricArms,
 ) -> AppResult<KpiEffect> {
     let (c, arm) = (d.control, &d.arms[a]);
-    let continuous = !sorted_vals.is_empty();
-    {
-        let what = format!("{} in {}", m.metric.key, arm.key);
-        let (t, cv) = (&vals[a], &vals[c]);
-        let (mt, mc) = (Moments::of(t), Moments::of(cv));
-        let unadjusted = if m.is_binary() {
-            let k = |v: &[f64]| v.iter().filter(|x| **x == 1.0).count() as u64;
-            let z =
-                two_proportion_z_test(k(t), t.len() as u64, k(cv), cv.len() as u64, p.confidence)
-                    .map_err(stats_err(&what))?;
-            estimate(z.difference, Method::TwoProportionZ)
-        } else {
-            let w = welch_from_moments(mt, mc, p.confidence).map_err(stats_err(&what))?;
-            estimate(w.difference, Method::WelchT)
-        };
-        let (unadjusted_relative, unadjusted_fieller) = relative(mt, mc, &unadjusted, p, &what)?;
-        let shared_reps = shared.map(|s| s.difference(mi, a, c));
-        let boot = bootstrap_difference(
-            t,
-            cv,
-            m.is_binary(),
-            p,
-            seed_for(p, &format!("metric:{}", m.metric.key), a),
-            shared_reps,
-        )
-        .map_err(stats_err(&what))?;
-        let mann_whitney = if continuous {
-            mann_whitney_sorted(&sorted_vals[a], &sorted_vals[c])
-                .ok()
-                .map(|r| MannWhitneyOut {
-                    u: r.u,
-                    p_value: r.p_value,
-                    prob_superiority: r.prob_superiority,
-                })
-        } else {
-            None
-        };
-        let mut alternatives = EffectAlternatives {
-            unadjusted: None,
-            unadjusted_relative: None,
-            fieller: unadjusted_fieller,
-            bootstrap: boot,
-            cuped: None,
-            mann_whitney,
-        };
-        let (primary, rel) = match cu {
-            Some((theta, reduction, arms)) => {
-                let w =
-                    welch_from_moments(arms[a], arms[c], p.confidence).map_err(stats_err(&what))?;
-                let primary = estimate(w.difference, Method::CupedWelchT);
-                let (rel, fieller) = relative(arms[a], arms[c], &primary, p, &what)?;
-                alternatives.unadjusted = Some(unadjusted);
-                alternatives.unadjusted_relative = Some(unadjusted_relative);
-                alternatives.fieller = fieller;
-                alternatives.cuped = Some(CupedAdjustment {
-                    theta: *theta,
-                    variance_reduction: *reduction,
-                });
-                (primary, rel)
-            }
-            None => (unadjusted, unadjusted_relative),
-        };
-        Ok(KpiEffect {
-            variant: arm.key.clone(),
-            metric: m.metric.key.clone(),
-            role: m.role,
-            control: arm_mean(cv, m.is_binary(), p.confidence),
-            treatment: arm_mean(t, m.is_binary(), p.confidence),
-            primary,
-            relative: rel,
-            alternatives,
-        })
-    }
+    let what = format!("{} in {}", m.metric.key, arm.key);
+    let (t, cv) = (&arms.vals[a], &arms.vals[c]);
+    let (mt, mc) = (arms.moments[a], arms.moments[c]);
+    let (lt, lc) = (&arms.levels[a], &arms.levels[c]);
+    let unadjusted = if let (Some(kt), Some(kc)) = (lt.successes, lc.successes) {
+        let z = two_proportion_z_test(kt, lt.units, kc, lc.units, p.confidence)
+            .map_err(stats_err(&what))?;
+        estimate(z.difference, Method::TwoProportionZ)
+    } else {
+        let w = welch_from_moments(mt, mc, p.confidence).map_err(stats_err(&what))?;
+        estimate(w.difference, Method::WelchT)
+    };
+    let (unadjusted_relative, unadjusted_fieller) = relative(mt, mc, &unadjusted, p, &what)?;
+    let shared_reps = shared.map(|s| s.difference(mi, a, c));
+    let boot = bootstrap_difference(
+        t,
+        cv,
+        m.is_binary(),
+        p,
+        seed_for(p, &format!("metric:{}", m.metric.key), a),
+        shared_reps,
+    )
+    .map_err(stats_err(&what))?;
+    let mann_whitney = if arms.sorted.is_empty() {
+        None
+    } else {
+        mann_whitney_sorted(&arms.sorted[a], &arms.sorted[c])
+            .ok()
+            .map(|r| MannWhitneyOut {
+                u: r.u,
+                p_value: r.p_value,
+                prob_superiority: r.prob_superiority,
+            })
+    };
+    let mut alternatives = EffectAlternatives {
+        unadjusted: None,
+        unadjusted_relative: None,
+        fieller: unadjusted_fieller,
+        bootstrap: boot,
+        cuped: None,
+        mann_whitney,
+    };
+    let (primary, rel) = match &arms.cuped {
+        Some((theta, reduction, arms)) => {
+            let w = welch_from_moments(arms[a], arms[c], p.confidence).map_err(stats_err(&what))?;
+            let primary = estimate(w.difference, Method::CupedWelchT);
+            let (rel, fieller) = relative(arms[a], arms[c], &primary, p, &what)?;
+            alternatives.unadjusted = Some(unadjusted);
+            alternatives.unadjusted_relative = Some(unadjusted_relative);
+            alternatives.fieller = fieller;
+            alternatives.cuped = Some(CupedAdjustment {
+                theta: *theta,
+                variance_reduction: *reduction,
+            });
+            (primary, rel)
+        }
+        None => (unadjusted, unadjusted_relative),
+    };
+    Ok(KpiEffect {
+        variant: arm.key.clone(),
+        metric: m.metric.key.clone(),
+        role: m.role,
+        control: lc.clone(),
+        treatment: lt.clone(),
+        primary,
+        relative: rel,
+        alternatives,
+    })
 }

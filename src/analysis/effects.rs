@@ -175,8 +175,7 @@ pub fn sorted_sli(d: &UnitData) -> Vec<Vec<f64>> {
 
 /// One arm's level of a metric: n, x (binary), the mean and its interval (Wilson for a
 /// binary metric, t otherwise).
-pub fn arm_mean(values: &[f64], binary: bool, confidence: f64) -> ArmMean {
-    let mo = Moments::of(values);
+pub fn arm_mean(values: &[f64], mo: Moments, binary: bool, confidence: f64) -> ArmMean {
     let successes = binary.then(|| values.iter().filter(|x| **x == 1.0).count() as u64);
     let ci = match successes {
         Some(k) => wilson_interval(k, mo.n as u64, confidence).ok(),
@@ -211,7 +210,8 @@ pub fn variants(d: &UnitData, p: &Parameters, sli_sorted: &[Vec<f64>]) -> Vec<Va
                 .iter()
                 .zip(&per_metric)
                 .map(|(m, vals)| {
-                    let level = arm_mean(&vals[a], m.is_binary(), p.confidence);
+                    let mo = Moments::of(&vals[a]);
+                    let level = arm_mean(&vals[a], mo, m.is_binary(), p.confidence);
                     MetricSummary {
                         metric: m.metric.key.clone(),
                         role: m.role,
@@ -219,10 +219,7 @@ pub fn variants(d: &UnitData, p: &Parameters, sli_sorted: &[Vec<f64>]) -> Vec<Va
                         successes: level.successes,
                         mean: level.mean,
                         ci: level.ci,
-                        std_dev: Moments::of(&vals[a])
-                            .variance()
-                            .map(f64::sqrt)
-                            .unwrap_or(0.0),
+                        std_dev: mo.variance().map(f64::sqrt).unwrap_or(0.0),
                     }
                 })
                 .collect(),

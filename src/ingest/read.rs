@@ -47,9 +47,14 @@ pub struct CsvFields<'a> {
 }
 
 impl CsvFields<'_> {
-    pub fn get(&self, name: &str) -> Option<&str> {
+    /// The field as written (not trimmed), when the column exists.
+    fn raw(&self, name: &str) -> Option<&str> {
         let i = self.headers.iter().position(|h| h == name)?;
-        self.record.get(i).map(str::trim).filter(|s| !s.is_empty())
+        self.record.get(i)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.raw(name).map(str::trim).filter(|s| !s.is_empty())
     }
 
     pub fn required(&self, name: &str) -> Result<&str, String> {
@@ -60,9 +65,8 @@ impl CsvFields<'_> {
     /// A required field exactly as written (not trimmed), for identifiers: surrounding spaces
     /// are then seen and refused, as in JSON.
     pub fn required_raw(&self, name: &str) -> Result<&str, String> {
-        let i = self.headers.iter().position(|h| h == name);
-        i.and_then(|i| self.record.get(i))
-            .filter(|s| !s.trim().is_empty())
+        self.get(name)
+            .and(self.raw(name))
             .ok_or_else(|| format!("missing field `{name}`"))
     }
 }

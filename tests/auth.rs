@@ -317,6 +317,29 @@ fn the_openapi_document_declares_the_bearer_scheme_on_protected_operations() {
     }
 }
 
+/// The id of the first token in a `GET /api/v1/tokens` page that matches `pick`.
+fn token_id(list: &Value, pick: impl Fn(&Value) -> bool) -> i64 {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| pick(t))
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// `DELETE /api/v1/tokens/{id}` with `bearer`.
+async fn revoke(app: &TestApp, id: i64, bearer: &str) -> common::Resp {
+    app.call(
+        "DELETE",
+        &format!("/api/v1/tokens/{id}"),
+        Some(bearer),
+        None,
+    )
+    .await
+}
+
 #[actix_web::test]
 async fn changing_the_bootstrap_token_rotates_it() {
     use sloproof::access::service::bootstrap;
@@ -355,22 +378,10 @@ async fn changing_the_bootstrap_token_rotates_it() {
             .await;
         assert_eq!(second.status, 201, "{b}: {second:?}");
         let list = app.call("GET", "/api/v1/tokens", Some(rotated), None).await;
-        let id = list.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == "bootstrap-admin" && t["revoked_at"].is_null())
-            .unwrap()["id"]
-            .as_i64()
-            .unwrap();
-        let r = app
-            .call(
-                "DELETE",
-                &format!("/api/v1/tokens/{id}"),
-                Some(rotated),
-                None,
-            )
-            .await;
+        let id = token_id(&list.body, |t| {
+            t["name"] == "bootstrap-admin" && t["revoked_at"].is_null()
+        });
+        let r = revoke(&app, id, rotated).await;
         assert_eq!(r.status, 200, "{b}: {r:?}");
         bootstrap(&db, Some(rotated)).unwrap();
         assert_eq!(status(rotated).await, 401, "{b}");
@@ -430,41 +441,13 @@ async fn token_names_are_unique_and_the_last_admin_stays() {
         assert_eq!(p["errors"][0]["field"], "name", "{p}");
         // The bootstrap admin is the only live admin: refused.
         let list = app.get("/api/v1/tokens").await;
-        let admin = list.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["role"] == "admin" && t["revoked_at"].is_null())
-            .unwrap()["id"]
-            .as_i64()
-            .unwrap();
-        let r = app
-            .call(
-                "DELETE",
-                &format!("/api/v1/tokens/{admin}"),
-                Some(ADMIN_TOKEN),
-                None,
-            )
-            .await;
-        assert_problem(&r, 409, b);
+        let admin = token_id(&list.body, |t| {
+            t["role"] == "admin" && t["revoked_at"].is_null()
+        });
+        assert_problem(&revoke(&app, admin, ADMIN_TOKEN).await, 409, b);
         // A revoked name can be reused.
-        let bob = list.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == "pm-bob")
-            .unwrap()["id"]
-            .as_i64()
-            .unwrap();
-        let r = app
-            .call(
-                "DELETE",
-                &format!("/api/v1/tokens/{bob}"),
-                Some(ADMIN_TOKEN),
-                None,
-            )
-            .await;
-        assert_eq!(r.status, 200, "{b}");
+        let bob = token_id(&list.body, |t| t["name"] == "pm-bob");
+        assert_eq!(revoke(&app, bob, ADMIN_TOKEN).await.status, 200, "{b}");
         assert_eq!(create("pm-bob", "viewer").await.status, 201, "{b}");
     }
 }

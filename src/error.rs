@@ -61,11 +61,15 @@ pub enum AppError {
     /// The token's role may not do this (403).
     #[error("{0}")]
     Forbidden(String),
-    /// The server is at a configured capacity (503, with `Retry-After`).
+    /// The server is at a configured capacity, or the database stayed locked by concurrent
+    /// writers (503, with `Retry-After`).
     #[error("{what}; retry in {retry_after_seconds} s")]
     Busy {
         what: String,
         retry_after_seconds: u64,
+        /// PostgreSQL aborted a serializable transaction for a concurrent one: running it
+        /// again usually succeeds (`store::serializable` does, a few times).
+        serialization: bool,
     },
     /// A failure that is not the client's fault (500). The detail is logged, never sent.
     #[error(transparent)]
@@ -88,15 +92,65 @@ impl AppError {
     }
 }
 
+impl AppError {
+    /// A 503 for contention that goes away on its own.
+    pub fn busy(what: impl Into<String>, retry_after_seconds: u64) -> Self {
+        AppError::Busy {
+            what: what.into(),
+            retry_after_seconds,
+            serialization: false,
+        }
+    }
+
+    /// Whether PostgreSQL aborted the transaction for a concurrent one.
+    pub fn is_serialization_failure(&self) -> bool {
+        matches!(
+            self,
+            AppError::Busy {
+                serialization: true,
+                ..
+            }
+        )
+    }
+}
+
+/// Seconds a client is asked to wait after database contention.
+const DATABASE_RETRY_AFTER_S: u64 = 1;
+
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
-        AppError::Internal(anyhow::Error::new(e).context("database query failed"))
+        use diesel::result::{DatabaseErrorKind, Error};
+        match &e {
+            // PostgreSQL: a serializable transaction lost to a concurrent one.
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => AppError::Busy {
+                what: "the database aborted this change for a concurrent one".into(),
+                retry_after_seconds: DATABASE_RETRY_AFTER_S,
+                serialization: true,
+            },
+            // SQLite: SQLITE_BUSY / SQLITE_LOCKED after the busy timeout.
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message().contains("database is locked")
+                    || info.message().contains("database table is locked") =>
+            {
+                tracing::warn!(error = %info.message(), "database busy");
+                AppError::busy(
+                    "the database is locked by concurrent writers",
+                    DATABASE_RETRY_AFTER_S,
+                )
+            }
+            _ => AppError::Internal(anyhow::Error::new(e).context("database query failed")),
+        }
     }
 }
 
 impl From<diesel::r2d2::PoolError> for AppError {
     fn from(e: diesel::r2d2::PoolError) -> Self {
-        AppError::Internal(anyhow::Error::new(e).context("no database connection available"))
+        // r2d2 reports only a timeout here: every connection stayed in use.
+        tracing::warn!(error = %e, "no database connection available");
+        AppError::busy(
+            "every database connection is in use",
+            DATABASE_RETRY_AFTER_S,
+        )
     }
 }
 

@@ -71,13 +71,13 @@ impl AppState {
         let running = self.analyses_running.fetch_add(1, Ordering::SeqCst);
         let slot = AnalysisSlot(self.analyses_running.clone());
         if running >= self.limits.max_concurrent_analyses {
-            return Err(AppError::Busy {
-                what: format!(
+            return Err(AppError::busy(
+                format!(
                     "{} analyses are running, the most this server computes at once (SLOPROOF_MAX_CONCURRENT_ANALYSES)",
                     self.limits.max_concurrent_analyses
                 ),
-                retry_after_seconds: ANALYSIS_RETRY_AFTER_SECONDS,
-            });
+                ANALYSIS_RETRY_AFTER_SECONDS,
+            ));
         }
         Ok(slot)
     }

@@ -5,7 +5,7 @@ use super::{generate, hash, BOOTSTRAP_TOKEN_NAME};
 use crate::domain::access::{ApiToken, Role};
 use crate::domain::Page;
 use crate::error::{AppError, AppResult};
-use crate::store::{tokens, transaction, Db};
+use crate::store::{serializable, tokens, Db};
 
 /// Ensures an admin can log in: `SLOPROOF_ADMIN_TOKEN` (if given) is registered, and a different
 /// earlier value of it is revoked (changing the variable rotates the token; a token revoked
@@ -61,7 +61,7 @@ pub fn create(db: &Db, name: &str, role: Role) -> AppResult<(ApiToken, String)> 
     }
     let secret = generate();
     let h = hash(&secret);
-    let token = transaction(&mut *db.conn()?, |conn| {
+    let token = serializable(&mut *db.conn()?, |conn| {
         if tokens::live_name_exists(conn, name)? {
             return Err(AppError::Conflict(format!(
                 "a live token is already named '{name}'; names identify who acted, so revoke it or choose another"
@@ -81,7 +81,7 @@ pub fn list(db: &Db, page: Page) -> AppResult<Vec<ApiToken>> {
 /// Revokes a token (idempotent); 404 if it does not exist, 409 when it is the last live admin
 /// token (everyone would be locked out until a restart).
 pub fn revoke(db: &Db, id: i64) -> AppResult<ApiToken> {
-    transaction(&mut *db.conn()?, |conn| {
+    serializable(&mut *db.conn()?, |conn| {
         let token = tokens::get(conn, id)?;
         if token.role == Role::Admin
             && token.revoked_at.is_none()

@@ -8,7 +8,7 @@ use crate::error::{AppError, AppResult};
 pub use crate::store::analyses::StoredAnalysis;
 use crate::store::analyses::{self, for_each_assignment, for_each_observation, unit_split};
 use crate::store::experiments::{self, data_version};
-use crate::store::{transaction, Db};
+use crate::store::{read_snapshot, Db};
 
 /// Reads of a changing experiment before giving up.
 const READ_ATTEMPTS: u32 = 3;
@@ -24,7 +24,7 @@ fn read_range(
     from: Option<&str>,
     to: Option<&str>,
 ) -> AppResult<Part> {
-    transaction(&mut *db.conn()?, |conn| {
+    read_snapshot(&mut *db.conn()?, |conn| {
         let mut part = PartBuilder::new(layout, data_version(conn, experiment_id)?);
         for_each_assignment(conn, experiment_id, from, to, |unit, variant| {
             part.assignment(unit, variant)

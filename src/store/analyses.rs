@@ -30,7 +30,7 @@ pub fn insert(
     parameters: &str,
     result: impl FnOnce(i64, NaiveDateTime) -> AppResult<String>,
 ) -> AppResult<StoredAnalysis> {
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         let created_at = now();
         let values = (
             an::experiment_id.eq(experiment_id),

@@ -48,7 +48,7 @@ struct ExperimentMetricRow {
 
 /// Stores a new experiment; 409 if the key exists, 422 if a metric is missing or of the wrong kind.
 pub fn create(conn: &mut DbConnection, e: &NewExperiment) -> AppResult<Experiment> {
-    conn.transaction(|conn| {
+    super::serializable(conn, |conn| {
         let keys: Vec<&str> = e.metric_keys().map(Slug::as_str).collect();
         let ids = metrics::ids_by_key(conn, &keys)?;
         let found = metrics::by_ids(conn, &ids.values().copied().collect::<Vec<_>>())?;

@@ -98,7 +98,7 @@ pub fn ids_by_key(conn: &mut DbConnection, keys: &[&str]) -> AppResult<HashMap<S
 
 /// Stores a new metric; 409 if the key exists, 422 if a parent does not exist.
 pub fn create(conn: &mut DbConnection, m: &NewMetric) -> AppResult<Metric> {
-    conn.transaction(|conn| {
+    super::serializable(conn, |conn| {
         let parent_keys: Vec<&str> = m.parents.iter().map(Slug::as_str).collect();
         let parent_ids = ids_by_key(conn, &parent_keys)?;
         let missing: Vec<Issue> = m

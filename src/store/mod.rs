@@ -105,8 +105,14 @@ impl ManageConnection for Manager {
             .map_err(diesel::r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    /// A connection left inside a transaction (a rollback that failed) or in a broken
+    /// transaction state is dropped rather than handed to the next caller.
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        std::thread::panicking()
+            || with_backend!(conn, |c| {
+                AnsiTransactionManager::is_broken_transaction_manager(c)
+            })
     }
 }
 
@@ -197,13 +203,123 @@ impl Db {
     }
 }
 
-/// Runs `f` in one transaction: its reads see one snapshot of the database, and its writes
-/// commit together or not at all.
+/// How a transaction begins on each backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Begin {
+    /// A consistent, read-only snapshot: `REPEATABLE READ, READ ONLY` on PostgreSQL (every
+    /// statement sees the same commits); a deferred transaction on SQLite, whose WAL readers see
+    /// one snapshot from their first read on.
+    Snapshot,
+    /// Reads that decide a write: `BEGIN IMMEDIATE` on SQLite, so the write lock is taken (or
+    /// waited for, up to the busy timeout) before the first read instead of failing at the first
+    /// write when another writer committed in between; `SERIALIZABLE` on PostgreSQL.
+    Serializable,
+    /// Writes whose first statement is a write (inserts, bulk uploads): SQLite's deferred
+    /// transaction takes the write lock at that statement; PostgreSQL's default READ COMMITTED.
+    Write,
+}
+
+impl Begin {
+    fn sql(self, backend: Backend) -> &'static str {
+        match (self, backend) {
+            (Begin::Snapshot, Backend::Postgres) => {
+                "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+            }
+            (Begin::Serializable, Backend::Postgres) => {
+                "BEGIN TRANSACTION ISOLATION LEVEL SERIALIZABLE"
+            }
+            (Begin::Serializable, Backend::Sqlite) => "BEGIN IMMEDIATE",
+            (Begin::Snapshot | Begin::Write, _) => "BEGIN",
+        }
+    }
+}
+
+/// Attempts of a serializable transaction that PostgreSQL aborted for a concurrent one.
+const SERIALIZATION_ATTEMPTS: u32 = 8;
+
+/// Runs `f` in one transaction begun as `begin` says; commits when it returns `Ok`, rolls back
+/// otherwise. Inside an open transaction it runs in a savepoint of that one.
+fn run<T>(
+    conn: &mut DbConnection,
+    begin: Begin,
+    f: impl FnOnce(&mut DbConnection) -> crate::error::AppResult<T>,
+) -> crate::error::AppResult<T> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let (backend, open) = match conn {
+        DbConnection::Postgresql(c) => (
+            Backend::Postgres,
+            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth(),
+        ),
+        DbConnection::Sqlite(c) => (
+            Backend::Sqlite,
+            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth(),
+        ),
+    };
+    if open?.is_some() {
+        return conn.transaction(f);
+    }
+    let sql = begin.sql(backend);
+    with_backend!(&mut *conn, |c| {
+        AnsiTransactionManager::begin_transaction_sql(c, sql)
+    })?;
+    type Manager = <DbConnection as Connection>::TransactionManager;
+    match f(conn) {
+        Ok(value) => match Manager::commit_transaction(conn) {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                // A failed COMMIT may leave the transaction open (PostgreSQL serialization
+                // failures do); roll it back so the pooled connection is clean.
+                let _ = Manager::rollback_transaction(conn);
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            Manager::rollback_transaction(conn)?;
+            Err(e)
+        }
+    }
+}
+
+/// Runs `f` in one write transaction: its writes commit together or not at all.
 pub fn transaction<T>(
     conn: &mut DbConnection,
     f: impl FnOnce(&mut DbConnection) -> crate::error::AppResult<T>,
 ) -> crate::error::AppResult<T> {
-    conn.transaction(f)
+    run(conn, Begin::Write, f)
+}
+
+/// Runs `f`'s reads in one consistent read-only snapshot.
+pub fn read_snapshot<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> crate::error::AppResult<T>,
+) -> crate::error::AppResult<T> {
+    run(conn, Begin::Snapshot, f)
+}
+
+/// Runs `f`, whose reads decide its writes, as if no other transaction ran at the same time:
+/// SQLite takes the write lock first; PostgreSQL runs it SERIALIZABLE and runs it again (up to
+/// [`SERIALIZATION_ATTEMPTS`] times) when a concurrent transaction made it abort. A database
+/// still busy after that answers 503 (see `AppError::from`).
+pub fn serializable<T>(
+    conn: &mut DbConnection,
+    mut f: impl FnMut(&mut DbConnection) -> crate::error::AppResult<T>,
+) -> crate::error::AppResult<T> {
+    let mut attempt = 1;
+    loop {
+        match run(conn, Begin::Serializable, &mut f) {
+            Err(e) if attempt < SERIALIZATION_ATTEMPTS && e.is_serialization_failure() => {
+                tracing::debug!(
+                    attempt,
+                    "serialization failure; running the transaction again"
+                );
+                // Spread the contenders out: 1–10 ms, doubling per attempt.
+                let jitter = 1 + rand::random::<u64>() % 10;
+                std::thread::sleep(std::time::Duration::from_millis(jitter << attempt.min(4)));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The current time in UTC, truncated to microseconds so both backends store it alike.

@@ -123,7 +123,7 @@ pub fn insert(
     actor: &str,
     document: impl FnOnce(i64) -> AppResult<String>,
 ) -> AppResult<StoredRecommendation> {
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         let values = (
             rec::analysis_id.eq(analysis_id),
             rec::sli_metric_id.eq(sli_metric_id),
@@ -184,7 +184,7 @@ pub fn decide(
     actor: &str,
     comment: Option<&str>,
 ) -> AppResult<StoredRecommendation> {
-    conn.transaction(|conn| {
+    super::serializable(conn, |conn| {
         let r = get(conn, id)?;
         if r.status != RecommendationStatus::Proposed {
             return Err(AppError::Conflict(format!(
@@ -215,6 +215,15 @@ pub fn decide(
                 .filter(slos::status.eq(SloStatus::Active.as_str()))
                 .select((slos::id, slos::recommendation_id))
                 .load(conn)?;
+            // The old SLO steps down before the new one is published: at most one SLO of a
+            // pair is active at any moment (a partial unique index enforces it).
+            let old_ids: Vec<i64> = previous.iter().map(|(old, _)| *old).collect();
+            diesel::update(slos::table.filter(slos::id.eq_any(&old_ids)))
+                .set((
+                    slos::status.eq(SloStatus::Superseded.as_str()),
+                    slos::superseded_at.eq(at),
+                ))
+                .execute(conn)?;
             let values = (
                 slos::recommendation_id.eq(id),
                 slos::sli_metric_id.eq(r.sli_metric_id),
@@ -225,7 +234,17 @@ pub fn decide(
             let slo_id: i64 = with_backend!(conn, |c| diesel::insert_into(slos::table)
                 .values(values)
                 .returning(slos::id)
-                .get_result(c))?;
+                .get_result(c))
+            .map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => AppError::Conflict(format!(
+                    "another SLO of this SLI and KPI was published concurrently; \
+                     recommendation {id} stays proposed"
+                )),
+                e => e.into(),
+            })?;
             event(
                 conn,
                 id,
@@ -233,14 +252,10 @@ pub fn decide(
                 Action::Published,
                 Some(&format!("published as SLO {slo_id}")),
             )?;
+            diesel::update(slos::table.filter(slos::id.eq_any(&old_ids)))
+                .set(slos::superseded_by.eq(slo_id))
+                .execute(conn)?;
             for (old, old_rec) in previous {
-                diesel::update(slos::table.find(old))
-                    .set((
-                        slos::status.eq(SloStatus::Superseded.as_str()),
-                        slos::superseded_at.eq(at),
-                        slos::superseded_by.eq(slo_id),
-                    ))
-                    .execute(conn)?;
                 event(
                     conn,
                     old_rec,

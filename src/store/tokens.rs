@@ -42,7 +42,20 @@ pub fn insert(conn: &mut DbConnection, name: &str, role: Role, hash: &str) -> Ap
     let id: i64 = with_backend!(conn, |c| diesel::insert_into(t::table)
         .values(values)
         .returning(t::id)
-        .get_result(c))?;
+        .get_result(c))
+    .map_err(|e| match e {
+        // Names are unique among live tokens (a partial unique index); a concurrent create
+        // of the same name ends here.
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            ref info,
+        ) if info.constraint_name() == Some("api_tokens_live_name")
+            || info.message().contains("api_tokens.name") =>
+        {
+            AppError::Conflict(format!("a live token is already named '{name}'"))
+        }
+        e => e.into(),
+    })?;
     get(conn, id)
 }
 
@@ -85,7 +98,7 @@ pub fn rotate_named(
     role: Role,
     hash: &str,
 ) -> AppResult<usize> {
-    conn.transaction(|conn| {
+    super::serializable(conn, |conn| {
         let revoked = diesel::update(
             t::table
                 .filter(t::name.eq(name))

@@ -47,7 +47,7 @@ pub fn commit_upload(
     what: &str,
     write: impl FnOnce(&mut DbConnection) -> AppResult<WriteOutcome>,
 ) -> AppResult<WriteOutcome> {
-    diesel::Connection::transaction(conn, |conn| {
+    super::transaction(conn, |conn| {
         let outcome = write(conn)?;
         if outcome.conflict_count > 0 {
             return Err(AppError::invalid(

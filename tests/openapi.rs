@@ -135,6 +135,11 @@ fn schema_names(dir: &Path, out: &mut Vec<(String, String)>) {
                     }
                 }
             }
+            // A schema written by hand.
+            if let Some(rest) = line.strip_prefix("impl utoipa::ToSchema for ") {
+                let name: String = rest.chars().take_while(|c| c.is_alphanumeric()).collect();
+                out.push((name, file.clone()));
+            }
             if *line == "text_enum! {" {
                 let decl = lines[i + 1..]
                     .iter()
@@ -192,5 +197,151 @@ fn protected_operations_match_the_document() {
             op.method, op.path, op.id
         );
         assert!(found.get("security").is_some(), "{} has no security", op.id);
+    }
+}
+
+/// The schema object at `/components/schemas/{schema}/properties/{field}`.
+fn property<'a>(doc: &'a serde_json::Value, schema: &str, field: &str) -> &'a serde_json::Value {
+    let p = &doc["components"]["schemas"][schema]["properties"][field];
+    assert!(p.is_object(), "{schema}.{field} is not in the document");
+    p
+}
+
+/// Every limit the server enforces is declared, with the value the code enforces: the constants
+/// behind the checks are compared with the document, and the server is probed on both sides of
+/// each declared bound of an analysis request and a list page.
+#[actix_web::test]
+async fn declared_limits_are_the_enforced_ones() {
+    use serde_json::json;
+    use sloproof::domain::experiment::{MAX_METRICS_PER_ROLE, MAX_VARIANTS};
+    let doc: serde_json::Value =
+        serde_json::from_str(&sloproof::api::openapi::document_json()).unwrap();
+    let n = |v: &serde_json::Value| v.as_f64().unwrap();
+    let exp = &doc["components"]["schemas"]["CreateExperiment"]["properties"];
+    assert_eq!(n(&exp["variants"]["maxItems"]), MAX_VARIANTS as f64);
+    assert_eq!(n(&exp["kpis"]["maxItems"]), MAX_METRICS_PER_ROLE as f64);
+    assert_eq!(
+        n(&exp["guardrails"]["maxItems"]),
+        MAX_METRICS_PER_ROLE as f64
+    );
+    let rec = "CreateRecommendation";
+    let pct: Vec<u32> = property(&doc, rec, "percentile")["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(pct, sloproof::slo::request::PERCENTILES);
+    assert_eq!(
+        n(&property(&doc, rec, "window_days")["maximum"]),
+        f64::from(sloproof::slo::request::MAX_WINDOW_DAYS)
+    );
+    assert_eq!(
+        n(&property(&doc, rec, "window_minutes")["maximum"]),
+        f64::from(sloproof::slo::request::MAX_WINDOW_MINUTES)
+    );
+    let unit = &doc["components"]["schemas"]["UnitId"]["oneOf"][0];
+    assert_eq!(
+        n(&unit["maxLength"]),
+        sloproof::ingest::MAX_UNIT_ID_LEN as f64
+    );
+    let seed = property(&doc, "BootstrapRequest", "seed");
+    assert_eq!(
+        seed["maximum"].as_u64().unwrap(),
+        sloproof::analysis::MAX_SEED
+    );
+
+    // Probes: at a declared bound the field is accepted, one step beyond it is a 422 naming it.
+    let resamples = property(&doc, "BootstrapRequest", "resamples");
+    let (lo, hi) = (
+        resamples["minimum"].as_u64().unwrap(),
+        resamples["maximum"].as_u64().unwrap(),
+    );
+    let alpha_max = n(&property(&doc, "AnalysisRequest", "alpha")["maximum"]);
+    let conf_min = n(&property(&doc, "AnalysisRequest", "confidence")["minimum"]);
+    let cases = [
+        (
+            json!({"bootstrap": {"resamples": lo}}),
+            "bootstrap.resamples",
+            true,
+        ),
+        (
+            json!({"bootstrap": {"resamples": lo - 1}}),
+            "bootstrap.resamples",
+            false,
+        ),
+        (
+            json!({"bootstrap": {"resamples": hi}}),
+            "bootstrap.resamples",
+            true,
+        ),
+        (
+            json!({"bootstrap": {"resamples": hi + 1}}),
+            "bootstrap.resamples",
+            false,
+        ),
+        (json!({"alpha": alpha_max}), "alpha", true),
+        (json!({"alpha": alpha_max + 1e-9}), "alpha", false),
+        (json!({"confidence": conf_min}), "confidence", true),
+        (json!({"confidence": conf_min - 1e-9}), "confidence", false),
+        (
+            json!({"bootstrap": {"seed": sloproof::analysis::MAX_SEED}}),
+            "bootstrap.seed",
+            true,
+        ),
+        (
+            json!({"bootstrap": {"seed": sloproof::analysis::MAX_SEED + 1}}),
+            "bootstrap.seed",
+            false,
+        ),
+    ];
+    let app = common::apps().await.remove(0);
+    // An experiment without data: every request fails, but only the out-of-bound ones name
+    // their field.
+    app.seed_experiment("limits").await;
+    for (body, field, inside) in cases {
+        let r = app
+            .post_json("/api/v1/experiments/limits/analyses", &body)
+            .await;
+        assert!(r.status >= 400 && r.status < 500, "{body}: {r:?}");
+        let named = common::error_fields(&r.body).iter().any(|f| f == field);
+        assert_eq!(named, !inside, "{body}: {}", r.text);
+    }
+    let limit = doc["paths"]["/api/v1/metrics"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap()["schema"]
+        .clone();
+    for (value, status) in [
+        (limit["minimum"].as_u64().unwrap(), 200),
+        (limit["maximum"].as_u64().unwrap(), 200),
+        (limit["minimum"].as_u64().unwrap() - 1, 422),
+        (limit["maximum"].as_u64().unwrap() + 1, 422),
+    ] {
+        let r = app.get(&format!("/api/v1/metrics?limit={value}")).await;
+        assert_eq!(r.status, status, "limit={value}: {}", r.text);
+    }
+    // Every list operation declares the same paging parameters.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(params) = item["get"]["parameters"].as_array() else {
+            continue;
+        };
+        for name in ["limit", "cursor"] {
+            if let Some(p) = params.iter().find(|p| p["name"] == name) {
+                let listed = doc["paths"]["/api/v1/metrics"]["get"]["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|q| q["name"] == name)
+                    .unwrap();
+                assert_eq!(p["schema"], listed["schema"], "{path} {name}");
+            }
+        }
+    }
+    for cursor in ["", "x1", "c"] {
+        let r = app.get(&format!("/api/v1/metrics?cursor={cursor}")).await;
+        assert_eq!(r.status, 422, "cursor={cursor}: {}", r.text);
     }
 }

@@ -778,3 +778,29 @@ async fn an_analysis_with_an_undefined_mde_still_answers_recommendations() {
         assert_problem(&rec, 422, b);
     }
 }
+
+/// Magnitudes whose price overflows were stored as a recommendation with nulls where numbers
+/// are declared, and every later read of it (and of the list) answered 500. They are refused.
+#[actix_web::test]
+async fn a_recommendation_priced_beyond_finite_numbers_is_refused() {
+    for app in apps().await {
+        let b = app.backend;
+        let id = analysed(&app, "huge", vec![0.0, 100.0, 200.0]).await;
+        let url = format!("/api/v1/analyses/{id}/recommendations");
+        let huge = json!({"max_relative_kpi_loss": 0.1, "units_per_day": 4.931773181234852e307,
+                          "value_per_kpi_unit": 1.0880793651784815e-293, "target": 0.99});
+        let p = assert_problem(&app.post_json(&url, &huge).await, 422, b);
+        assert_eq!(p["errors"][0]["field"], "units_per_day", "{b}: {p}");
+        let tiny = json!({"max_relative_kpi_loss": 0.1, "units_per_day": 5e-324,
+                          "value_per_kpi_unit": 5e-324, "max_budget_value_at_risk": 1e15});
+        let r = app.post_json(&url, &tiny).await;
+        assert!(r.status == 201 || r.status == 422, "{b}: {}", r.text);
+        let list = app.get("/api/v1/recommendations").await;
+        assert_eq!(list.status, 200, "{b}: {}", list.text);
+        if r.status == 201 {
+            let rid = r.body["id"].as_i64().unwrap();
+            let again = app.get(&format!("/api/v1/recommendations/{rid}")).await;
+            assert_eq!(again.status, 200, "{b}: {}", again.text);
+        }
+    }
+}

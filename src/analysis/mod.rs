@@ -27,16 +27,20 @@ use crate::stats::StatsError;
 
 /// Largest seed: JSON numbers are exact below 2⁵³ in every client.
 pub const MAX_SEED: u64 = (1 << 53) - 1;
+/// Fewest and most bootstrap resamples of an analysis.
+pub const RESAMPLES: std::ops::RangeInclusive<u32> = 100..=100_000;
 
 /// Bootstrap settings of an analysis request.
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BootstrapRequest {
     /// Resamples, 100 to 100,000 (default 2,000).
+    #[schema(minimum = 100, maximum = 100_000)]
     pub resamples: Option<u32>,
     /// Interval kind (default `bca`).
     pub method: Option<BootstrapMethod>,
     /// Seed of every random draw, 0 ≤ seed < 2⁵³ (default: random, and recorded).
+    #[schema(minimum = 0, maximum = 9_007_199_254_740_991_u64)]
     pub seed: Option<u64>,
 }
 
@@ -45,9 +49,11 @@ pub struct BootstrapRequest {
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnalysisRequest {
-    /// Significance level (default 0.05).
+    /// Significance level, in (0, 0.5] (default 0.05).
+    #[schema(exclusive_minimum = 0.0, maximum = 0.5)]
     pub alpha: Option<f64>,
-    /// Confidence level of intervals (default 0.95).
+    /// Confidence level of intervals, in [0.5, 1) (default 0.95).
+    #[schema(minimum = 0.5, exclusive_maximum = 1.0)]
     pub confidence: Option<f64>,
     #[serde(default)]
     pub bootstrap: Option<BootstrapRequest>,
@@ -76,10 +82,14 @@ pub fn resolve(r: &AnalysisRequest, has_pre: bool) -> AppResult<Parameters> {
         issues.push(Issue::field("confidence", "must be in [0.5, 1)"));
     }
     let resamples = b.resamples.unwrap_or(2000);
-    if !(100..=100_000).contains(&resamples) {
+    if !RESAMPLES.contains(&resamples) {
         issues.push(Issue::field(
             "bootstrap.resamples",
-            "must be between 100 and 100000",
+            format!(
+                "must be between {} and {}",
+                RESAMPLES.start(),
+                RESAMPLES.end()
+            ),
         ));
     }
     let seed = b.seed.unwrap_or_else(|| rand::random::<u64>() & MAX_SEED);

@@ -90,7 +90,7 @@ fn json(text: String) -> HttpResponse {
 #[utoipa::path(
     post, path = "/api/v1/experiments/{key}/analyses", operation_id = "create_analysis", tag = "analyses",
     params(("key" = String, Path, description = "Experiment key")),
-    request_body(content = AnalysisRequest, description = "Parameters; an empty body uses every default"),
+    request_body(content = AnalysisRequest, description = "Parameters; an empty body (or none) uses every default"),
     responses((status = 201, description = "The analysis", body = Analysis,
                headers(("Location" = String, description = "URL of the analysis"))),
         (status = 409, description = "The experiment's data kept changing while it was read (uploads in progress); retry", body = super::problem::Problem, content_type = "application/problem+json"),

@@ -37,8 +37,9 @@ pub const GET_EXPERIMENT: Operation = Operation::new(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateVariant {
-    /// Variant key, unique within the experiment.
-    #[schema(example = "plus-100ms")]
+    /// Variant key, unique within the experiment: 1-64 characters of a-z, 0-9, `_`, `-`, `.`,
+    /// starting with a letter or digit.
+    #[schema(example = "plus-100ms", pattern = r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
     pub key: String,
     /// Planned share of units, > 0; the weights of all variants sum to 1.
     #[schema(example = 0.3333333333333333)]
@@ -55,7 +56,11 @@ pub struct CreateVariant {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateExperiment {
-    #[schema(example = "checkout-latency-2026-11")]
+    /// Unique key: 1-64 characters of a-z, 0-9, `_`, `-`, `.`, starting with a letter or digit.
+    #[schema(
+        example = "checkout-latency-2026-11",
+        pattern = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+    )]
     pub key: String,
     #[schema(example = "Checkout latency injection")]
     pub name: String,
@@ -65,7 +70,7 @@ pub struct CreateExperiment {
     #[serde(default)]
     pub journey: Option<String>,
     /// Key of the SLI under test (a metric of kind `sli`).
-    #[schema(example = "checkout-latency")]
+    #[schema(example = "checkout-latency", pattern = r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
     pub sli: String,
     /// Keys of KPI metrics; the first is the primary KPI.
     #[schema(min_items = 1, max_items = 20)]

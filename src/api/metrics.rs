@@ -25,8 +25,11 @@ pub const GET_METRIC: Operation =
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMetric {
-    /// Unique key: 1-64 characters of a-z, 0-9, `_`, `-`, `.`.
-    #[schema(example = "checkout-latency-p95")]
+    /// Unique key: 1-64 characters of a-z, 0-9, `_`, `-`, `.`, starting with a letter or digit.
+    #[schema(
+        example = "checkout-latency-p95",
+        pattern = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+    )]
     pub key: String,
     /// Human-readable name.
     #[schema(example = "Checkout latency")]

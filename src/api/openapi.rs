@@ -3,7 +3,9 @@
 
 use actix_web::http::Method;
 use actix_web::HttpResponse;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -105,14 +107,33 @@ const SHARED: &[(&str, &str, &str)] = &[
     ),
     ("401", "Unauthorized", "No valid bearer token"),
     ("403", "Forbidden", "The token's role may not do this"),
+    (
+        "503",
+        "ServiceUnavailable",
+        "The database stayed locked by concurrent writers, or every connection was in use; \
+         retry after `Retry-After` seconds",
+    ),
 ];
 
 impl Modify for ProblemResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        for (_, name, description) in SHARED {
-            let response = ResponseBuilder::new()
-                .description(*description)
+        for (status, name, description) in SHARED {
+            let mut response = ResponseBuilder::new().description(*description);
+            if *status == "503" {
+                response = response.header(
+                    "Retry-After",
+                    HeaderBuilder::new()
+                        .schema(
+                            ObjectBuilder::new()
+                                .schema_type(Type::Integer)
+                                .minimum(Some(0)),
+                        )
+                        .description(Some("Seconds to wait"))
+                        .build(),
+                );
+            }
+            let response = response
                 .content(
                     PROBLEM_JSON,
                     ContentBuilder::new()
@@ -145,6 +166,12 @@ impl Modify for ProblemResponses {
             for (method, op) in ops {
                 let Some(op) = op.as_mut() else { continue };
                 let has_body = op.request_body.is_some();
+                // An analysis request's body is optional: none means every default.
+                if op.operation_id.as_deref() == Some("create_analysis") {
+                    if let Some(body) = op.request_body.as_mut() {
+                        body.required = Some(utoipa::openapi::Required::False);
+                    }
+                }
                 add_shared(op, path, has_key, has_body, method == Method::GET);
                 // The roles come from the declaration each handler enforces.
                 let declared = op.operation_id.as_deref().and_then(operation);
@@ -179,11 +206,21 @@ fn add_shared(op: &mut Operation, path: &str, has_key: bool, has_body: bool, is_
             "400" => !probes,
             "404" => has_key,
             "413" | "415" => has_body,
+            // A body, or a query parameter (paging), can break a rule.
             "422" => {
                 has_body
-                    || (is_get && op.parameters.as_ref().is_some_and(|p| !p.is_empty()) && !has_key)
+                    || (is_get
+                        && op.parameters.as_ref().is_some_and(|ps| {
+                            ps.iter().any(|p| p.parameter_in == ParameterIn::Query)
+                        }))
             }
             "500" => path != "/healthz",
+            // Everything that touches the database.
+            "503" => {
+                !path.starts_with("/healthz")
+                    && !path.contains("openapi")
+                    && !path.starts_with("/docs")
+            }
             // Added with the security requirement of protected operations.
             "401" | "403" => false,
             _ => false,

@@ -19,6 +19,7 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Opaque cursor from the previous page's `next_cursor`.
+    #[param(min_length = 2, max_length = 17, pattern = "^c[0-9a-f]{1,16}$")]
     pub cursor: Option<String>,
 }
 

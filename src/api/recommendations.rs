@@ -65,8 +65,11 @@ pub struct DecisionRequest {
 pub struct RecommendationQuery {
     /// Only recommendations with this status.
     pub status: Option<RecommendationStatus>,
+    /// Items per page, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// Opaque cursor from the previous page's `next_cursor`.
+    #[param(min_length = 2, max_length = 17, pattern = "^c[0-9a-f]{1,16}$")]
     pub cursor: Option<String>,
 }
 

@@ -19,18 +19,45 @@ use crate::error::{AppError, AppResult, Issue};
 use read::{read_rows, CsvFields, Format, UploadRow};
 
 /// Longest accepted unit id.
-const MAX_UNIT_ID_LEN: usize = 200;
+pub const MAX_UNIT_ID_LEN: usize = 200;
 
-/// A unit id as the OpenAPI document declares it: a string, or an integer, which is stored as
+/// A unit id as the OpenAPI document declares it: a string of 1 to 200 bytes without
+/// surrounding whitespace or control characters, or a signed 64-bit integer, which is stored as
 /// its decimal text (so `2` in JSON and `2` in CSV are the same unit). Only its schema is used.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub enum UnitId {
-    #[schema(example = "u-000123")]
-    Text(String),
-    Integer(i64),
+pub struct UnitId;
+
+/// The characters a unit id may not hold: C0 and C1 controls and DEL.
+const UNIT_ID_PATTERN: &str =
+    r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$";
+
+impl utoipa::PartialSchema for UnitId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(MAX_UNIT_ID_LEN))
+                    .pattern(Some(UNIT_ID_PATTERN))
+                    .examples(["u-000123"]),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+            )
+            .description(Some(
+                "A string of 1 to 200 bytes without surrounding whitespace or control \
+                 characters, or a signed 64-bit integer (stored as its decimal text).",
+            ))
+            .into()
+    }
 }
+
+impl utoipa::ToSchema for UnitId {}
 
 /// One assignment row of an upload: unit `unit_id` was randomized into `variant`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -73,20 +100,23 @@ pub struct ObservationRow {
 fn unit_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
+    #[allow(dead_code)] // U and F are read only to name the error
     enum Id {
         S(String),
         I(i64),
         U(u64),
+        F(f64),
     }
-    Ok(
-        match Id::deserialize(d)
-            .map_err(|_| serde::de::Error::custom("unit_id must be a string or an integer"))?
-        {
-            Id::S(s) => s,
-            Id::I(i) => i.to_string(),
-            Id::U(u) => u.to_string(),
-        },
-    )
+    match Id::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("unit_id must be a string or an integer"))?
+    {
+        Id::S(s) => Ok(s),
+        Id::I(i) => Ok(i.to_string()),
+        // Integer ids are 64-bit signed, as declared; many JSON clients cannot hold more.
+        Id::U(_) | Id::F(_) => Err(serde::de::Error::custom(
+            "an integer unit_id must be a whole number between -2^63 and 2^63-1; send larger ids as strings",
+        )),
+    }
 }
 
 impl UploadRow for AssignmentRow {

@@ -10,24 +10,33 @@ pub struct CreateRecommendation {
     /// KPI key (default: the experiment's primary KPI).
     pub kpi: Option<String>,
     /// Largest tolerated relative KPI loss, e.g. 0.01 for "lose at most 1% conversion".
-    #[schema(example = 0.01)]
+    #[schema(example = 0.01, exclusive_minimum = 0.0, exclusive_maximum = 1.0)]
     pub max_relative_kpi_loss: f64,
     /// Percentile of the SLI governed per window: 50, 95 (default) or 99.
+    #[schema(schema_with = percentile_schema)]
     pub percentile: Option<u32>,
-    /// Share of good windows or requests (default 0.99); or give `max_budget_value_at_risk`.
+    /// Share of good windows or requests, in (0, 1) (default 0.99); or give
+    /// `max_budget_value_at_risk`.
+    #[schema(exclusive_minimum = 0.0, exclusive_maximum = 1.0)]
     pub target: Option<f64>,
     /// Largest currency at risk when the budget is spent; sets the target (needs
     /// `value_per_kpi_unit` and `units_per_day`).
+    #[schema(exclusive_minimum = 0.0, maximum = 1e15)]
     pub max_budget_value_at_risk: Option<f64>,
-    /// Compliance period in days (default 28).
+    /// Compliance period in days, 1 to 366 (default 28).
+    #[schema(minimum = 1, maximum = 366)]
     pub window_days: Option<u32>,
     /// `windows` (default) or `requests`.
     pub evaluation: Option<Evaluation>,
-    /// Window length for `windows` evaluation (default 5).
+    /// Window length for `windows` evaluation, 1 to 1,440 minutes, dividing the period evenly
+    /// (default 5).
+    #[schema(minimum = 1, maximum = 1440)]
     pub window_minutes: Option<u32>,
     /// Currency per KPI unit (e.g. per conversion; 1 for revenue).
+    #[schema(exclusive_minimum = 0.0, maximum = 1e9)]
     pub value_per_kpi_unit: Option<f64>,
     /// Units (users, sessions) per day exposed to the SLI.
+    #[schema(exclusive_minimum = 0.0, maximum = 1e12)]
     pub units_per_day: Option<f64>,
     /// Accept a threshold whose degradation lies beyond the largest SLI shift the experiment
     /// tested (a linear extrapolation); refused otherwise.
@@ -37,6 +46,31 @@ pub struct CreateRecommendation {
     /// (over-identification test p < alpha); refused otherwise.
     #[serde(default)]
     pub allow_nonlinear: bool,
+}
+
+/// The percentiles an analysis reports, the only ones a recommendation can govern.
+pub const PERCENTILES: [u32; 3] = [50, 95, 99];
+/// Most units per day a recommendation prices (a trillion): products of money and traffic stay
+/// finite in every document.
+pub const MAX_UNITS_PER_DAY: f64 = 1e12;
+/// Most currency per KPI unit.
+pub const MAX_VALUE_PER_KPI_UNIT: f64 = 1e9;
+/// Most currency at risk per period.
+pub const MAX_VALUE_AT_RISK: f64 = 1e15;
+/// Longest compliance period, days.
+pub const MAX_WINDOW_DAYS: u32 = 366;
+/// Longest evaluation window, minutes.
+pub const MAX_WINDOW_MINUTES: u32 = 1440;
+
+fn percentile_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .enum_values(Some(PERCENTILES))
+        .description(Some(
+            "Percentile of the SLI governed per window: 50, 95 (default) or 99.",
+        ))
+        .build()
 }
 
 pub(crate) fn resolve(req: &CreateRecommendation, kpi: &str) -> AppResult<RecommendationInputs> {
@@ -53,7 +87,7 @@ pub(crate) fn resolve(req: &CreateRecommendation, kpi: &str) -> AppResult<Recomm
         Evaluation::Requests => None,
     };
     if let Some(p) = percentile {
-        if ![50, 95, 99].contains(&p) {
+        if !PERCENTILES.contains(&p) {
             issues.push(Issue::field(
                 "percentile",
                 "must be 50, 95 or 99 (the percentiles an analysis reports)",
@@ -72,8 +106,11 @@ pub(crate) fn resolve(req: &CreateRecommendation, kpi: &str) -> AppResult<Recomm
         }
     }
     if let Some(v) = req.max_budget_value_at_risk {
-        if !(v > 0.0 && v.is_finite()) {
-            issues.push(Issue::field("max_budget_value_at_risk", "must be positive"));
+        if !(v > 0.0 && v <= MAX_VALUE_AT_RISK) {
+            issues.push(Issue::field(
+                "max_budget_value_at_risk",
+                format!("must be positive and at most {MAX_VALUE_AT_RISK:e}"),
+            ));
         }
         if req.units_per_day.is_none() || req.value_per_kpi_unit.is_none() {
             issues.push(Issue::field(
@@ -83,27 +120,37 @@ pub(crate) fn resolve(req: &CreateRecommendation, kpi: &str) -> AppResult<Recomm
         }
     }
     let window_days = req.window_days.unwrap_or(28);
-    if !(1..=366).contains(&window_days) {
-        issues.push(Issue::field("window_days", "must be between 1 and 366"));
+    if !(1..=MAX_WINDOW_DAYS).contains(&window_days) {
+        issues.push(Issue::field(
+            "window_days",
+            format!("must be between 1 and {MAX_WINDOW_DAYS}"),
+        ));
     }
     let window_minutes = match evaluation {
         Evaluation::Windows => Some(req.window_minutes.unwrap_or(5)),
         Evaluation::Requests => None,
     };
     if let Some(w) = window_minutes {
-        if !(1..=1440).contains(&w) || (window_days * 1440) % w != 0 {
+        if !(1..=MAX_WINDOW_MINUTES).contains(&w) || (window_days * 1440) % w != 0 {
             issues.push(Issue::field(
                 "window_minutes",
                 "must be between 1 and 1440 and divide the period evenly",
             ));
         }
     }
-    for (field, v) in [
-        ("value_per_kpi_unit", req.value_per_kpi_unit),
-        ("units_per_day", req.units_per_day),
+    for (field, v, most) in [
+        (
+            "value_per_kpi_unit",
+            req.value_per_kpi_unit,
+            MAX_VALUE_PER_KPI_UNIT,
+        ),
+        ("units_per_day", req.units_per_day, MAX_UNITS_PER_DAY),
     ] {
-        if v.is_some_and(|v| !(v > 0.0 && v.is_finite())) {
-            issues.push(Issue::field(field, "must be positive"));
+        if v.is_some_and(|v| !(v > 0.0 && v <= most)) {
+            issues.push(Issue::field(
+                field,
+                format!("must be positive and at most {most:e}"),
+            ));
         }
     }
     if !issues.is_empty() {

@@ -83,9 +83,20 @@ pub fn recommend(
         evidence: d.evidence,
         inputs: d.inputs,
     };
-    let row = store::insert(conn, analysis_id, sli.id, kpi.id, actor, |_| {
-        crate::domain::document::to_document(&doc).map_err(|e| AppError::Internal(e.into()))
-    })?;
+    let text =
+        crate::domain::document::to_document(&doc).map_err(|e| AppError::Internal(e.into()))?;
+    // A number that overflowed (a price of extreme magnitudes) is written as null and could
+    // never be read back: refuse it instead of storing a recommendation no one can open.
+    if serde_json::from_str::<Document>(&text).is_err() {
+        return Err(AppError::invalid(
+            "the recommendation cannot be priced at these magnitudes",
+            vec![Issue::field(
+                "units_per_day",
+                "with value_per_kpi_unit and the target, a derived amount is not a finite number; use realistic magnitudes",
+            )],
+        ));
+    }
+    let row = store::insert(conn, analysis_id, sli.id, kpi.id, actor, |_| Ok(text))?;
     to_recommendation(&row)
 }
 

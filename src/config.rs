@@ -45,6 +45,16 @@ pub struct Settings {
     /// Largest JSON body of other requests in bytes.
     #[arg(long, env = "SLOPROOF_JSON_BODY_LIMIT", default_value_t = 1 << 20, global = true)]
     pub json_body_limit: usize,
+    /// Largest analysis, in bootstrap weights: assigned units × resamples × metrics (SLI, KPIs
+    /// and guardrails). A larger one is refused with a 422 saying what to lower.
+    #[arg(
+        long,
+        env = "SLOPROOF_MAX_ANALYSIS_COST",
+        default_value_t = 100_000_000_000,
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
+    pub max_analysis_cost: u64,
     /// Analyses computed at once; further requests answer 503 with `Retry-After`.
     #[arg(
         long,

@@ -25,6 +25,8 @@ pub struct Limits {
     /// Analyses computed at once; more answer 503 with `Retry-After` (each uses all cores and
     /// memory in proportion to the experiment).
     pub max_concurrent_analyses: usize,
+    /// Largest analysis: assigned units × bootstrap resamples × metrics.
+    pub max_analysis_cost: u64,
 }
 
 impl Default for Limits {
@@ -33,6 +35,7 @@ impl Default for Limits {
             ingest_body_bytes: 512 << 20,
             json_body_bytes: 1 << 20,
             max_concurrent_analyses: 2,
+            max_analysis_cost: 100_000_000_000,
         }
     }
 }
@@ -126,6 +129,7 @@ pub fn state(settings: &Settings) -> anyhow::Result<web::Data<AppState>> {
         ingest_body_bytes: settings.ingest_body_limit,
         json_body_bytes: settings.json_body_limit,
         max_concurrent_analyses: usize::from(settings.max_concurrent_analyses),
+        max_analysis_cost: settings.max_analysis_cost,
     };
     Ok(web::Data::new(AppState::new(db, limits)))
 }

@@ -953,3 +953,43 @@ async fn analyses_beyond_the_concurrency_limit_are_told_to_retry() {
         );
     }
 }
+
+/// An analysis larger than SLOPROOF_MAX_ANALYSIS_COST (units × resamples × metrics) is refused
+/// before anything is read, saying how many resamples would fit; that many are admitted.
+#[actix_web::test]
+async fn an_analysis_over_the_cost_limit_says_what_to_lower() {
+    let limits = sloproof::api::Limits {
+        max_analysis_cost: 5_000 * 4 * 1_000,
+        ..sloproof::api::Limits::default()
+    };
+    for app in common::apps_with(limits).await {
+        let b = app.backend;
+        let sim = generate(&SimConfig {
+            key: "costly".into(),
+            units: 5_000,
+            seed: 4,
+            ..SimConfig::default()
+        })
+        .unwrap();
+        app.load_simulated(&sim).await;
+        let metrics = 1
+            + sim.experiment["kpis"].as_array().unwrap().len()
+            + sim.experiment["guardrails"].as_array().map_or(0, Vec::len);
+        let url = "/api/v1/experiments/costly/analyses";
+        let r = app
+            .post_json(url, &json!({"bootstrap": {"resamples": 2000, "seed": 1}}))
+            .await;
+        let p = common::assert_problem(&r, 422, b);
+        assert_eq!(p["errors"][0]["field"], "bootstrap.resamples", "{b}: {p}");
+        let most = 5_000 * 4 * 1_000 / (5_000 * metrics);
+        let message = p["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("at most {most}")),
+            "{b}: {message}"
+        );
+        let r = app
+            .post_json(url, &json!({"bootstrap": {"resamples": most, "seed": 1}}))
+            .await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+    }
+}

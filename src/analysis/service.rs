@@ -4,7 +4,7 @@
 use super::data::{self, Layout, Part, PartBuilder, UnitData};
 use super::{compute, resolve, AnalysisRequest};
 use crate::domain::experiment::Experiment;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Issue};
 pub use crate::store::analyses::StoredAnalysis;
 use crate::store::analyses::{self, for_each_assignment, for_each_observation, unit_split};
 use crate::store::experiments::{self, data_version};
@@ -85,8 +85,22 @@ fn dates(db: &Db, experiment_id: i64) -> AppResult<Option<super::report::Experim
 
 /// Analyses experiment `key` with the requested parameters and stores the result; returns the
 /// stored JSON document.
-pub fn run(db: &Db, key: &str, request: &AnalysisRequest) -> AppResult<StoredAnalysis> {
+pub fn run(
+    db: &Db,
+    key: &str,
+    request: &AnalysisRequest,
+    max_cost: u64,
+) -> AppResult<StoredAnalysis> {
     let e = experiments::get(&mut *db.conn()?, key)?;
+    // Parameters are checked, and the cost admitted, before anything is read.
+    let resamples = resolve(request, false)?.bootstrap.resamples;
+    let units = crate::store::assignments::count(&mut *db.conn()?, e.id)?;
+    admit(
+        units.max(0) as u64,
+        resamples,
+        e.metrics().count() as u64,
+        max_cost,
+    )?;
     let started = std::time::Instant::now();
     let d = load(db, &e)?;
     let loaded_ms = started.elapsed().as_millis() as u64;
@@ -112,6 +126,34 @@ pub fn run(db: &Db, key: &str, request: &AnalysisRequest) -> AppResult<StoredAna
     )?;
     tracing::info!(experiment = %e.key, units = d.len(), loaded_ms, computed_ms, id = stored.id, "analysis stored");
     Ok(stored)
+}
+
+/// Refuses (422) an analysis whose bootstrap would draw more than `max_cost` weights
+/// (units × resamples × metrics), saying what to lower.
+pub fn admit(units: u64, resamples: u32, metrics: u64, max_cost: u64) -> AppResult<()> {
+    let per_resample = units.saturating_mul(metrics).max(1);
+    let cost = per_resample.saturating_mul(u64::from(resamples));
+    if cost <= max_cost {
+        return Ok(());
+    }
+    let most = max_cost / per_resample;
+    let advice = if most >= u64::from(*super::RESAMPLES.start()) {
+        format!("lower bootstrap.resamples to at most {most}")
+    } else {
+        "the experiment is too large for this server even at the fewest resamples; \
+         raise SLOPROOF_MAX_ANALYSIS_COST"
+            .to_owned()
+    };
+    Err(AppError::invalid(
+        "the analysis is larger than this server computes",
+        vec![Issue::field(
+            "bootstrap.resamples",
+            format!(
+                "{units} units × {resamples} resamples × {metrics} metrics = {cost} bootstrap \
+                 weights, more than the limit of {max_cost} (SLOPROOF_MAX_ANALYSIS_COST); {advice}"
+            ),
+        )],
+    ))
 }
 
 /// The stored analysis with this id, or 404.

@@ -86,7 +86,9 @@ fn json(text: String) -> HttpResponse {
 /// Analyses an experiment's data and stores the result.
 ///
 /// The same data, parameters and seed give identical numbers. Answers 422 naming what is
-/// missing when the experiment has too little data.
+/// missing when the experiment has too little data, and 422 naming `bootstrap.resamples` when
+/// assigned units × resamples × metrics exceeds the server's limit (SLOPROOF_MAX_ANALYSIS_COST,
+/// default 10¹¹), with the most resamples that fit.
 #[utoipa::path(
     post, path = "/api/v1/experiments/{key}/analyses", operation_id = "create_analysis", tag = "analyses",
     params(("key" = String, Path, description = "Experiment key")),
@@ -108,7 +110,10 @@ pub async fn create_analysis(
     let request = parse_request(&req, &body)?;
     let key = key.into_inner();
     let slot = state.analysis_slot()?;
-    let stored = state.run(move |db| service::run(db, &key, &request)).await;
+    let max_cost = state.limits.max_analysis_cost;
+    let stored = state
+        .run(move |db| service::run(db, &key, &request, max_cost))
+        .await;
     drop(slot);
     let stored = stored?;
     Ok(HttpResponse::Created()

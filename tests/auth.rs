@@ -402,6 +402,7 @@ async fn a_start_that_cannot_bind_does_not_rotate_the_admin_token() {
             ingest_body_limit: 1 << 20,
             json_body_limit: 1 << 20,
             max_concurrent_analyses: 1,
+            max_analysis_cost: 1,
             db_pool_size: 1,
             admin_token: Some("sp_test_would_rotate_0123456789".into()),
             workers: Some(1),

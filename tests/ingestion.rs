@@ -394,3 +394,45 @@ async fn uploads_that_change_data_advance_the_data_version() {
         assert_eq!(version(), v0 + 3, "{b}: a replaced value");
     }
 }
+
+/// Uploads larger than one staged batch (50,000 rows) are written batch by batch in one
+/// transaction: a conflict between row 5 and row 120,000 (different batches) rolls everything
+/// back and names row 120,000; replace keeps the later value; identical rows in different
+/// batches are duplicates.
+#[actix_web::test]
+async fn conflicts_and_duplicates_are_found_across_batches() {
+    const N: usize = 130_000;
+    for app in seeded().await {
+        let b = app.backend;
+        let body = |late_value: u32| {
+            let mut s = String::with_capacity(N * 60);
+            for i in 1..=N {
+                // Row 120,000 repeats row 5's unit with the value given; row 125,000 repeats
+                // row 7 exactly.
+                let (unit, value) = match i {
+                    120_000 => (5, late_value),
+                    125_000 => (7, 1),
+                    _ => (i, (i % 2) as u32),
+                };
+                s.push_str(&format!(
+                    "{{\"unit_id\":\"u {unit}\",\"metric\":\"conversion\",\"value\":{value}}}\n"
+                ));
+            }
+            s.into_bytes()
+        };
+        let r = app.post_raw(OBS, "application/x-ndjson", body(0)).await;
+        let problem = assert_problem(&r, 422, b);
+        assert_eq!(error_rows(&problem), vec![120_000], "{b}: {problem}");
+        assert_eq!(data(&app).await, (0, 0), "{b}");
+        let r = app
+            .post_raw(
+                &format!("{OBS}?on_conflict=replace"),
+                "application/x-ndjson",
+                body(0),
+            )
+            .await;
+        let n = N as u64;
+        assert_eq!(r.body, summary(n, n - 2, 1, 1), "{b}: {r:?}");
+        assert_eq!(data(&app).await, (0, N as i64 - 2), "{b}");
+    }
+}

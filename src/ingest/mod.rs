@@ -4,6 +4,7 @@
 
 pub mod read;
 pub mod service;
+pub mod spool;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -17,6 +18,7 @@ pub use crate::domain::upload::OnConflict;
 use crate::domain::upload::{AssignmentRecord, ObservationRecord, MAX_LISTED_ISSUES};
 use crate::error::{AppError, AppResult, Issue};
 use read::{read_rows, CsvFields, Format, UploadRow};
+use spool::Spool;
 
 /// Longest accepted unit id.
 pub const MAX_UNIT_ID_LEN: usize = 200;
@@ -251,12 +253,11 @@ fn reading_issue(row: u64, reason: String) -> Issue {
     Issue::row(row, None, reason)
 }
 
-/// The rows of an upload that all passed validation.
-#[derive(Debug)]
+/// The rows of an upload that all passed validation, staged in upload order.
 pub struct ValidUpload<R> {
     /// Rows in the upload.
     pub received: u64,
-    pub records: Vec<R>,
+    pub records: Spool<R>,
 }
 
 /// Reads and validates an upload of assignments: every row valid, or a 422 listing the first
@@ -271,7 +272,8 @@ pub fn assignments(
         .iter()
         .map(|v| (v.key.as_str(), v.id))
         .collect();
-    let mut records = Vec::new();
+    let mut records = Spool::default();
+    let mut staging: AppResult<()> = Ok(());
     let mut problems = Problems::default();
     let received = read_rows::<AssignmentRow>(input, format, |row, parsed| {
         let checked = parsed.map_err(|r| reading_issue(row, r)).and_then(|r| {
@@ -297,10 +299,13 @@ pub fn assignments(
             })
         });
         match checked {
-            Ok(rec) => records.push(rec),
+            // Once a row is invalid nothing will be stored: later valid rows are only counted.
+            Ok(rec) if problems.count == 0 && staging.is_ok() => staging = records.push(rec),
+            Ok(_) => {}
             Err(issue) => problems.add(issue),
         }
     })?;
+    staging?;
     if problems.count > 0 {
         return Err(problems.into_error(received, "assignment"));
     }
@@ -317,7 +322,8 @@ pub fn observations(
         .metrics()
         .map(|m| (m.key.as_str(), (m.id, m.value_type)))
         .collect();
-    let mut records = Vec::new();
+    let mut records = Spool::default();
+    let mut staging: AppResult<()> = Ok(());
     let mut problems = Problems::default();
     let received = read_rows::<ObservationRow>(input, format, |row, parsed| {
         let checked = parsed.map_err(|r| reading_issue(row, r)).and_then(|r| {
@@ -348,10 +354,13 @@ pub fn observations(
             })
         });
         match checked {
-            Ok(rec) => records.push(rec),
+            // Once a row is invalid nothing will be stored: later valid rows are only counted.
+            Ok(rec) if problems.count == 0 && staging.is_ok() => staging = records.push(rec),
+            Ok(_) => {}
             Err(issue) => problems.add(issue),
         }
     })?;
+    staging?;
     if problems.count > 0 {
         return Err(problems.into_error(received, "observation"));
     }

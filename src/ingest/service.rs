@@ -60,7 +60,8 @@ fn namer<'a>(pairs: impl Iterator<Item = (i64, &'a str)>) -> impl Fn(i64) -> Str
     move |id| names.get(&id).cloned().unwrap_or_else(|| id.to_string())
 }
 
-/// Writes an upload's validated rows in one transaction (see `commit_upload`) and logs it.
+/// Writes an upload's validated rows, batch by batch, in one transaction (see `commit_upload`)
+/// and logs it.
 fn store(
     db: &Db,
     experiment_id: i64,
@@ -95,7 +96,12 @@ pub fn upload_assignments(
     let ValidUpload { received, records } = super::assignments(experiment, input, format)?;
     let name = namer(experiment.variants.iter().map(|v| (v.id, v.key.as_str())));
     store(db, experiment.id, "assignment", received, |conn| {
-        assignments::write(conn, experiment.id, &records, &name)
+        let mut outcome = WriteOutcome::default();
+        records.drain(|batch| {
+            outcome.absorb(assignments::write(conn, experiment.id, batch, &name)?);
+            Ok(())
+        })?;
+        Ok(outcome)
     })
 }
 
@@ -110,7 +116,18 @@ pub fn upload_observations(
     let ValidUpload { received, records } = super::observations(experiment, input, format)?;
     let name = namer(experiment.metrics().map(|m| (m.id, m.key.as_str())));
     store(db, experiment.id, "observation", received, |conn| {
-        observations::write(conn, experiment.id, &records, on_conflict, &name)
+        let mut outcome = WriteOutcome::default();
+        records.drain(|batch| {
+            outcome.absorb(observations::write(
+                conn,
+                experiment.id,
+                batch,
+                on_conflict,
+                &name,
+            )?);
+            Ok(())
+        })?;
+        Ok(outcome)
     })
 }
 

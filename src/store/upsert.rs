@@ -29,6 +29,17 @@ impl WriteOutcome {
         }
     }
 
+    /// Adds the outcome of a later batch of the same upload.
+    pub fn absorb(&mut self, later: WriteOutcome) {
+        self.inserted += later.inserted;
+        self.duplicates += later.duplicates;
+        self.replaced += later.replaced;
+        self.conflict_count += later.conflict_count;
+        let room = MAX_LISTED_ISSUES.saturating_sub(self.conflicts.len());
+        self.conflicts
+            .extend(later.conflicts.into_iter().take(room));
+    }
+
     /// Books a batch of `len` rows of which `inserted` were new and `differing` (already
     /// booked as conflicts or replacements) disagreed with stored values; the rest are duplicates.
     pub(crate) fn book_batch(&mut self, len: usize, inserted: usize, differing: usize) {

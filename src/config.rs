@@ -55,6 +55,18 @@ pub struct Settings {
         global = true
     )]
     pub max_analysis_cost: u64,
+    /// Writes (POST, PUT, PATCH, DELETE) per second each token may make on average; more answer
+    /// 429 with `Retry-After`. 0 turns the limit off.
+    #[arg(long, env = "SLOPROOF_WRITE_RATE", default_value_t = 20, global = true)]
+    pub write_rate: u32,
+    /// Writes a token may make in a burst before the rate applies.
+    #[arg(
+        long,
+        env = "SLOPROOF_WRITE_BURST",
+        default_value_t = 200,
+        global = true
+    )]
+    pub write_burst: u32,
     /// Analyses computed at once; further requests answer 503 with `Retry-After`.
     #[arg(
         long,

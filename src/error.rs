@@ -71,6 +71,13 @@ pub enum AppError {
         /// again usually succeeds (`store::serializable` does, a few times).
         serialization: bool,
     },
+    /// The caller's token made more writes than its rate allows (429, with `Retry-After`).
+    #[error("this token may make {per_second} writes per second (bursts of {burst}); retry in {retry_after_seconds} s")]
+    TooManyRequests {
+        per_second: u32,
+        burst: u32,
+        retry_after_seconds: u64,
+    },
     /// A failure that is not the client's fault (500). The detail is logged, never sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),

@@ -27,6 +27,10 @@ pub struct Limits {
     pub max_concurrent_analyses: usize,
     /// Largest analysis: assigned units × bootstrap resamples × metrics.
     pub max_analysis_cost: u64,
+    /// Writes (POST, PUT, PATCH, DELETE) per second each token may make on average; 0: no limit.
+    pub write_rate_per_second: u32,
+    /// Writes a token may make at once before the rate applies.
+    pub write_burst: u32,
 }
 
 impl Default for Limits {
@@ -36,6 +40,8 @@ impl Default for Limits {
             json_body_bytes: 1 << 20,
             max_concurrent_analyses: 2,
             max_analysis_cost: 100_000_000_000,
+            write_rate_per_second: 20,
+            write_burst: 200,
         }
     }
 }
@@ -46,6 +52,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Analyses being computed now.
     analyses_running: Arc<AtomicUsize>,
+    /// Each token's write budget (a GCRA rate limiter keyed by token id); `None` when off.
+    writes: Option<governor::DefaultKeyedRateLimiter<i64>>,
 }
 
 /// Seconds a client is asked to wait when every analysis slot is taken.
@@ -62,11 +70,32 @@ impl Drop for AnalysisSlot {
 
 impl AppState {
     pub fn new(db: Db, limits: Limits) -> AppState {
+        let writes = std::num::NonZeroU32::new(limits.write_rate_per_second).map(|rate| {
+            let burst = std::num::NonZeroU32::new(limits.write_burst).unwrap_or(rate);
+            governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))
+        });
         AppState {
             db,
             limits,
             analyses_running: Arc::new(AtomicUsize::new(0)),
+            writes,
         }
+    }
+
+    /// Spends one write of `token_id`'s budget, or answers 429 saying when to retry.
+    pub fn spend_write(&self, token_id: i64) -> AppResult<()> {
+        use governor::clock::{Clock, DefaultClock};
+        let Some(limiter) = &self.writes else {
+            return Ok(());
+        };
+        limiter.check_key(&token_id).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            AppError::TooManyRequests {
+                per_second: self.limits.write_rate_per_second,
+                burst: self.limits.write_burst,
+                retry_after_seconds: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            }
+        })
     }
 
     /// Takes an analysis slot, or answers 503 when all are taken.
@@ -130,6 +159,8 @@ pub fn state(settings: &Settings) -> anyhow::Result<web::Data<AppState>> {
         json_body_bytes: settings.json_body_limit,
         max_concurrent_analyses: usize::from(settings.max_concurrent_analyses),
         max_analysis_cost: settings.max_analysis_cost,
+        write_rate_per_second: settings.write_rate,
+        write_burst: settings.write_burst,
     };
     Ok(web::Data::new(AppState::new(db, limits)))
 }

@@ -403,6 +403,8 @@ async fn a_start_that_cannot_bind_does_not_rotate_the_admin_token() {
             json_body_limit: 1 << 20,
             max_concurrent_analyses: 1,
             max_analysis_cost: 1,
+            write_rate: 0,
+            write_burst: 1,
             db_pool_size: 1,
             admin_token: Some("sp_test_would_rotate_0123456789".into()),
             workers: Some(1),
@@ -450,5 +452,48 @@ async fn token_names_are_unique_and_the_last_admin_stays() {
         let bob = token_id(&list.body, |t| t["name"] == "pm-bob");
         assert_eq!(revoke(&app, bob, ADMIN_TOKEN).await.status, 200, "{b}");
         assert_eq!(create("pm-bob", "viewer").await.status, 201, "{b}");
+    }
+}
+
+/// Each token's writes are rate limited (GCRA: a burst, then a steady rate): beyond it a 429
+/// problem with `Retry-After`, before the body is read; reads and other tokens are unaffected.
+#[actix_web::test]
+async fn writes_beyond_a_tokens_rate_are_429_with_retry_after() {
+    let limits = sloproof::api::Limits {
+        write_rate_per_second: 1,
+        write_burst: 3,
+        ..sloproof::api::Limits::default()
+    };
+    for app in common::apps_with(limits).await {
+        let b = app.backend;
+        let metric = |i: usize| {
+            json!({"key": format!("m_{i}"), "name": "M", "kind": "kpi", "value_type": "binary",
+                   "unit": "", "direction": "higher_is_better", "layer": "business"})
+        };
+        // The admin's burst of three: a token and two metrics; the fourth write is refused.
+        let other = token(&app, "analyst").await;
+        for i in 0..2 {
+            let r = app.post_json("/api/v1/metrics", &metric(i)).await;
+            assert_eq!(r.status, 201, "{b}: {}", r.text);
+        }
+        let r = app.post_json("/api/v1/metrics", &metric(3)).await;
+        let p = common::assert_problem(&r, 429, b);
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .contains("1 writes per second"),
+            "{b}: {p}"
+        );
+        let wait: u64 = r.retry_after.as_deref().unwrap().parse().unwrap();
+        assert!((1..=2).contains(&wait), "{b}: {wait}");
+        assert_eq!(app.get("/api/v1/metrics").await.status, 200, "{b}");
+        // Nothing was stored by the refused request.
+        assert_eq!(app.get("/api/v1/metrics/m_3").await.status, 404, "{b}");
+        // Another token has its own budget.
+        let r = app
+            .call("POST", "/api/v1/metrics", Some(&other), Some(&metric(4)))
+            .await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
     }
 }

@@ -12,6 +12,7 @@ use std::future::{ready, Ready};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
@@ -184,6 +185,10 @@ pub async fn authenticate(
     let pattern = req.match_pattern().unwrap_or_else(|| req.path().to_owned());
     if let Some(op) = routed(req.method().as_str(), &pattern) {
         caller.require(&op)?;
+    }
+    // Writes spend the token's rate budget, before the body is read.
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        state.spend_write(caller.token_id)?;
     }
     req.extensions_mut().insert(caller);
     next.call(req).await

@@ -108,6 +108,12 @@ const SHARED: &[(&str, &str, &str)] = &[
     ("401", "Unauthorized", "No valid bearer token"),
     ("403", "Forbidden", "The token's role may not do this"),
     (
+        "429",
+        "TooManyRequests",
+        "The token made more writes than its rate allows (SLOPROOF_WRITE_RATE per second, bursts \
+         of SLOPROOF_WRITE_BURST; defaults 20 and 200); retry after `Retry-After` seconds",
+    ),
+    (
         "503",
         "ServiceUnavailable",
         "The database stayed locked by concurrent writers, or every connection was in use; \
@@ -120,7 +126,7 @@ impl Modify for ProblemResponses {
         let components = openapi.components.get_or_insert_with(Default::default);
         for (status, name, description) in SHARED {
             let mut response = ResponseBuilder::new().description(*description);
-            if *status == "503" {
+            if *status == "503" || *status == "429" {
                 response = response.header(
                     "Retry-After",
                     HeaderBuilder::new()
@@ -215,6 +221,8 @@ fn add_shared(op: &mut Operation, path: &str, has_key: bool, has_body: bool, is_
                         }))
             }
             "500" => path != "/healthz",
+            // Writes spend the token's rate budget.
+            "429" => !is_get,
             // Everything that touches the database.
             "503" => {
                 !path.starts_with("/healthz")

@@ -66,6 +66,7 @@ fn kind(e: &AppError) -> (&'static str, &'static str) {
         AppError::Unauthorized(_) => ("unauthorized", "Unauthorized"),
         AppError::Forbidden(_) => ("forbidden", "Forbidden"),
         AppError::Busy { .. } => ("busy", "Service busy"),
+        AppError::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
         AppError::Internal(_) => ("internal", "Internal server error"),
     }
 }
@@ -82,6 +83,7 @@ impl ResponseError for AppError {
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -115,6 +117,10 @@ impl ResponseError for AppError {
             response.insert_header(("WWW-Authenticate", "Bearer realm=\"sloproof\""));
         }
         if let AppError::Busy {
+            retry_after_seconds,
+            ..
+        }
+        | AppError::TooManyRequests {
             retry_after_seconds,
             ..
         } = self

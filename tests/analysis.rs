@@ -478,6 +478,27 @@ async fn the_same_seed_gives_identical_numbers() {
             .await;
         assert_eq!(page2.body["items"][0]["id"], a.body["id"]);
         assert!(page2.body["next_cursor"].is_null());
+        // Items are summaries that link to the full document, and agree with it.
+        let item = &page2.body["items"][0];
+        let full = app.get(item["href"].as_str().unwrap()).await.body;
+        assert_eq!(full, a.body);
+        assert_eq!(item["fingerprint"], full["fingerprint"]);
+        assert_eq!(item["seed"], full["parameters"]["bootstrap"]["seed"]);
+        assert_eq!(item["headline"], full["headline"]);
+        assert_eq!(item["summary"], full["summary"]);
+        assert_eq!(item["verdicts"][0]["kpi"], full["verdicts"][0]["kpi"]);
+        assert_eq!(
+            item["verdicts"][0]["validated"],
+            full["verdicts"][0]["validated"]
+        );
+        let units: u64 = full["sample_ratio"]["observed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(item["units"], units);
+        assert!(item.get("kpi_effects").is_none(), "{item}");
     }
 }
 

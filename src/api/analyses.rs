@@ -2,13 +2,12 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
 use super::AppState;
-use crate::analysis::report::Analysis;
+use crate::analysis::report::{Analysis, AnalysisSummary};
 use crate::analysis::{service, AnalysisRequest};
 use crate::error::{AppError, Issue};
 
@@ -27,17 +26,11 @@ pub const LIST_ANALYSES: Operation = Operation::new(
 pub const GET_ANALYSIS: Operation =
     Operation::new("get_analysis", "GET", "/api/v1/analyses/{id}", Access::Read);
 
-/// A page of analyses, newest first.
+/// A page of analyses, newest first: each in brief, with the link to its full document.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AnalysisList {
-    pub items: Vec<Analysis>,
+    pub items: Vec<AnalysisSummary>,
     pub next_cursor: Option<String>,
-}
-
-#[derive(Serialize)]
-struct RawList<'a> {
-    items: Vec<&'a RawValue>,
-    next_cursor: Option<String>,
 }
 
 fn parse_request(req: &HttpRequest, body: &[u8]) -> Result<AnalysisRequest, AppError> {
@@ -143,7 +136,7 @@ pub async fn get_analysis(
 #[utoipa::path(
     get, path = "/api/v1/experiments/{key}/analyses", operation_id = "list_analyses", tag = "analyses",
     params(("key" = String, Path, description = "Experiment key"), ListQuery),
-    responses((status = 200, description = "A page of analyses", body = AnalysisList))
+    responses((status = 200, description = "A page of analyses in brief, each with `href` to its full document", body = AnalysisList))
 )]
 pub async fn list_analyses(
     state: web::Data<AppState>,
@@ -163,15 +156,13 @@ pub async fn list_analyses(
         page.limit,
         |a| a.id,
         |a| {
-            RawValue::from_string(a.result).map_err(|e| {
-                AppError::Internal(anyhow::anyhow!("stored analysis is not JSON: {e}"))
+            AnalysisSummary::of_document(&a.result).map_err(|e| {
+                AppError::Internal(anyhow::anyhow!(
+                    "stored analysis {} cannot be read: {e}",
+                    a.id
+                ))
             })
         },
     )?;
-    let body = serde_json::to_string(&RawList {
-        items: items.iter().map(|b| b.as_ref()).collect(),
-        next_cursor,
-    })
-    .map_err(|e| AppError::Internal(e.into()))?;
-    Ok(json(body))
+    Ok(HttpResponse::Ok().json(AnalysisList { items, next_cursor }))
 }

@@ -9,7 +9,9 @@ pub use crate::domain::experiment::MetricRole;
 use crate::domain::text_enum;
 
 mod causal;
+mod listing;
 pub use causal::*;
+pub use listing::{AnalysisSummary, VerdictBrief};
 
 text_enum! {
     /// How an estimate was obtained.

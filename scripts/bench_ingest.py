@@ -60,12 +60,21 @@ def make_rows(n, seed=7):
     return rows
 
 
+def peak_rss_mb(pid):
+    """The server's peak resident memory (Linux), in MB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def bench_service(rows):
     tmp = tempfile.mkdtemp()
     port = free_port()
     env = dict(os.environ, SLOPROOF_DATABASE_URL=os.path.join(tmp, "bench.db"),
                SLOPROOF_BIND=f"127.0.0.1:{port}", SLOPROOF_LOG=os.environ.get("SLOPROOF_LOG", "warn"),
-               SLOPROOF_ADMIN_TOKEN=TOKEN)
+               SLOPROOF_ADMIN_TOKEN=TOKEN, SLOPROOF_WRITE_RATE="0")
     proc = subprocess.Popen([BINARY, "serve"], env=env)
     try:
         for _ in range(100):
@@ -92,7 +101,7 @@ def bench_service(rows):
         summary = request(port, "POST", "/api/v1/experiments/bench/observations", body, "application/x-ndjson")
         elapsed = time.perf_counter() - start
         assert summary["inserted"] == len(rows), summary
-        return elapsed, len(body)
+        return elapsed, len(body), peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait()
@@ -126,9 +135,9 @@ def main():
     ap.add_argument("--rows", type=int, default=1_000_000)
     args = ap.parse_args()
     rows = make_rows(args.rows)
-    elapsed, size = bench_service(rows)
+    elapsed, size, peak = bench_service(rows)
     print(f"sloproof NDJSON over HTTP into SQLite: {len(rows)} rows ({size / 1e6:.1f} MB) in {elapsed:.2f} s "
-          f"= {len(rows) / elapsed:,.0f} rows/s")
+          f"= {len(rows) / elapsed:,.0f} rows/s; server peak RSS {peak:.0f} MB")
     py = bench_executemany(rows)
     print(f"Python sqlite3.executemany, same table: {len(rows)} rows in {py:.2f} s = {len(rows) / py:,.0f} rows/s")
 

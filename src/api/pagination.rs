@@ -59,10 +59,13 @@ pub fn encode_cursor(id: i64) -> String {
     format!("c{id:x}")
 }
 
+/// The id a cursor points after. Any cursor the declared pattern admits is accepted: one past
+/// every id (up to 16 hex digits) simply gives an empty page.
 fn decode_cursor(c: &str) -> Option<i64> {
     c.strip_prefix('c')
-        .and_then(|h| i64::from_str_radix(h, 16).ok())
-        .filter(|id| *id >= 0)
+        .filter(|h| (1..=16).contains(&h.len()))
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .map(|id| i64::try_from(id).unwrap_or(i64::MAX))
 }
 
 /// Turns rows fetched with `limit + 1` into a page of items and the next cursor.

@@ -55,7 +55,7 @@ pub struct Settings {
         global = true
     )]
     pub max_analysis_cost: u64,
-    /// Writes (POST, PUT, PATCH, DELETE) per second each token may make on average; more answer
+    /// Writes (POST, DELETE) per second each token may make on average; more answer
     /// 429 with `Retry-After`. 0 turns the limit off.
     #[arg(long, env = "SLOPROOF_WRITE_RATE", default_value_t = 20, global = true)]
     pub write_rate: u32,
@@ -64,6 +64,7 @@ pub struct Settings {
         long,
         env = "SLOPROOF_WRITE_BURST",
         default_value_t = 200,
+        value_parser = clap::value_parser!(u32).range(1..),
         global = true
     )]
     pub write_burst: u32,
@@ -81,6 +82,7 @@ pub struct Settings {
         long,
         env = "SLOPROOF_DB_POOL_SIZE",
         default_value_t = 8,
+        value_parser = clap::value_parser!(u32).range(1..),
         global = true
     )]
     pub db_pool_size: u32,
@@ -94,6 +96,14 @@ pub struct Settings {
     )]
     pub admin_token: Option<String>,
     /// HTTP worker threads (default: one per core).
-    #[arg(long, env = "SLOPROOF_WORKERS", global = true)]
+    #[arg(long, env = "SLOPROOF_WORKERS", value_parser = at_least_one, global = true)]
     pub workers: Option<usize>,
+}
+
+/// A count of at least one (`usize` has no range parser in clap).
+fn at_least_one(raw: &str) -> Result<usize, String> {
+    match raw.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{raw}' is not a whole number of at least 1")),
+    }
 }

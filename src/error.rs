@@ -152,10 +152,11 @@ impl From<diesel::result::Error> for AppError {
 
 impl From<diesel::r2d2::PoolError> for AppError {
     fn from(e: diesel::r2d2::PoolError) -> Self {
-        // r2d2 reports only a timeout here: every connection stayed in use.
-        tracing::warn!(error = %e, "no database connection available");
+        // r2d2 reports only a timeout: every connection stayed in use, or none could be opened
+        // (the database is down or unreachable). Logged as an error: it may be an outage.
+        tracing::error!(error = %e, "no database connection became available");
         AppError::busy(
-            "every database connection is in use",
+            "no database connection became available (all in use, or the database is unreachable)",
             DATABASE_RETRY_AFTER_S,
         )
     }

@@ -27,7 +27,7 @@ pub struct Limits {
     pub max_concurrent_analyses: usize,
     /// Largest analysis: assigned units × bootstrap resamples × metrics.
     pub max_analysis_cost: u64,
-    /// Writes (POST, PUT, PATCH, DELETE) per second each token may make on average; 0: no limit.
+    /// Writes (POST, DELETE) per second each token may make on average; 0: no limit.
     pub write_rate_per_second: u32,
     /// Writes a token may make at once before the rate applies.
     pub write_burst: u32,
@@ -84,12 +84,12 @@ impl AppState {
 
     /// Spends one write of `token_id`'s budget, or answers 429 saying when to retry.
     pub fn spend_write(&self, token_id: i64) -> AppResult<()> {
-        use governor::clock::{Clock, DefaultClock};
+        use governor::clock::Clock;
         let Some(limiter) = &self.writes else {
             return Ok(());
         };
         limiter.check_key(&token_id).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let wait = not_until.wait_time_from(limiter.clock().now());
             AppError::TooManyRequests {
                 per_second: self.limits.write_rate_per_second,
                 burst: self.limits.write_burst,

@@ -1014,3 +1014,27 @@ async fn an_analysis_over_the_cost_limit_says_what_to_lower() {
         assert_eq!(r.status, 201, "{b}: {}", r.text);
     }
 }
+
+/// The analysis body obeys SLOPROOF_JSON_BODY_LIMIT like every JSON body, and a larger one is a
+/// 413 problem (it was actix's 256 KiB default, answered in plain text).
+#[actix_web::test]
+async fn an_analysis_body_over_the_json_limit_is_a_413_problem() {
+    let limits = sloproof::api::Limits {
+        json_body_bytes: 800,
+        ..sloproof::api::Limits::default()
+    };
+    for app in common::apps_with(limits).await {
+        let b = app.backend;
+        app.seed_experiment("limited").await;
+        let body = format!("{{\"alpha\": 0.05{}}}", " ".repeat(900));
+        let r = app
+            .post_raw(
+                "/api/v1/experiments/limited/analyses",
+                "application/json",
+                body.into_bytes(),
+            )
+            .await;
+        let p = assert_problem(&r, 413, b);
+        assert!(p["detail"].as_str().unwrap().contains("800"), "{b}: {p}");
+    }
+}

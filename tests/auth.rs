@@ -497,3 +497,25 @@ async fn writes_beyond_a_tokens_rate_are_429_with_retry_after() {
         assert_eq!(r.status, 201, "{b}: {}", r.text);
     }
 }
+
+/// Token names are the actor of review decisions: invisible and control characters, and the
+/// reserved names in another case, are refused, so one name cannot pass for another.
+#[actix_web::test]
+async fn token_names_cannot_impersonate() {
+    for app in apps().await {
+        let b = app.backend;
+        for name in [
+            "\u{200b}bootstrap-admin",
+            "Bootstrap-Admin",
+            "pm\u{0000}alice",
+            "al\nice",
+            "pm\u{202e}ecila",
+        ] {
+            let r = app
+                .post_json("/api/v1/tokens", &json!({"name": name, "role": "reviewer"}))
+                .await;
+            let p = common::assert_problem(&r, 422, b);
+            assert_eq!(p["errors"][0]["field"], "name", "{b} {name:?}: {p}");
+        }
+    }
+}

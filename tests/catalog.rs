@@ -108,6 +108,12 @@ async fn metric_rejections_name_the_field() {
         m["parents"] = json!(["nope"]);
         let body = assert_problem(&app.post_json("/api/v1/metrics", &m).await, 422, b);
         assert_eq!(error_fields(&body), vec!["parents[0]"]);
+        // Too many parents: one issue for the list, before any per-parent check (a 1 MiB body
+        // holds ~100,000 parent keys, and duplicate checks were pairwise).
+        let many: Vec<String> = (0..100_000).map(|i| format!("p{i}")).collect();
+        m["parents"] = json!(many);
+        let body = assert_problem(&app.post_json("/api/v1/metrics", &m).await, 422, b);
+        assert_eq!(error_fields(&body), vec!["parents"]);
         // unknown field, wrong enum value, missing field
         let mut m = metric("x");
         m["colour"] = json!("red");

@@ -436,3 +436,52 @@ async fn conflicts_and_duplicates_are_found_across_batches() {
         assert_eq!(data(&app).await, (0, N as i64 - 2), "{b}");
     }
 }
+
+/// A row longer than 64 KiB is refused in every format, naming it, before the parser buffers
+/// it whole (one 100 MB row took 221 MB of memory).
+#[actix_web::test]
+async fn a_row_longer_than_64_kib_is_refused_by_number() {
+    let long = "x".repeat(70_000);
+    let ok = r#"{"unit_id":"u1","metric":"conversion","value":1}"#;
+    let bad = format!(r#"{{"unit_id":"{long}","metric":"conversion","value":1}}"#);
+    let bodies = [
+        ("application/json", format!("[{ok},{bad}]")),
+        ("application/x-ndjson", format!("{ok}\n{bad}\n")),
+        (
+            "text/csv",
+            format!("unit_id,metric,value\nu1,conversion,1\n\"{long}\",conversion,1\n"),
+        ),
+    ];
+    for app in seeded().await {
+        let b = app.backend;
+        for (ct, body) in &bodies {
+            let r = app.post_raw(OBS, ct, body.clone().into_bytes()).await;
+            assert!(r.status == 400 || r.status == 422, "{b} {ct}: {r:?}");
+            assert!(
+                r.body["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("row 2 is longer than 65536 bytes"),
+                "{b} {ct}: {}",
+                r.text
+            );
+            assert_eq!(data(&app).await, (0, 0), "{b} {ct}");
+        }
+    }
+}
+
+/// Finite values beyond 1e15 in magnitude are refused by row: 1e300 used to pass, overflow the
+/// analysis's variances to infinity, and leave a stored analysis whose recommendations were 500.
+#[actix_web::test]
+async fn values_beyond_1e15_are_refused_by_row() {
+    for app in seeded().await {
+        let b = app.backend;
+        let body = "unit_id,metric,value\nu1,revenue,1000000000000000\nu2,revenue,1e300\nu3,orders,-1e16\n";
+        let r = app
+            .post_raw(OBS, "text/csv", body.as_bytes().to_vec())
+            .await;
+        let p = assert_problem(&r, 422, b);
+        assert_eq!(error_rows(&p), vec![2, 3], "{b}: {p}");
+        assert_eq!(error_fields(&p), vec!["value", "value"], "{b}: {p}");
+    }
+}

@@ -224,6 +224,10 @@ async fn declared_limits_are_the_enforced_ones() {
         n(&exp["guardrails"]["maxItems"]),
         MAX_METRICS_PER_ROLE as f64
     );
+    assert_eq!(
+        n(&property(&doc, "CreateMetric", "parents")["maxItems"]),
+        sloproof::domain::metric::MAX_PARENTS as f64
+    );
     let rec = "CreateRecommendation";
     let pct: Vec<u32> = property(&doc, rec, "percentile")["enum"]
         .as_array()
@@ -339,6 +343,10 @@ async fn declared_limits_are_the_enforced_ones() {
                 assert_eq!(p["schema"], listed["schema"], "{path} {name}");
             }
         }
+    }
+    for limit in ["-1", "4294967296"] {
+        let r = app.get(&format!("/api/v1/metrics?limit={limit}")).await;
+        assert_eq!(r.status, 422, "limit={limit}: {}", r.text);
     }
     for cursor in ["", "x1", "c"] {
         let r = app.get(&format!("/api/v1/metrics?cursor={cursor}")).await;

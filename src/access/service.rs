@@ -14,9 +14,9 @@ use crate::store::{serializable, tokens, Db};
 pub fn bootstrap(db: &Db, admin_token: Option<&str>) -> AppResult<Option<String>> {
     let mut conn = db.conn()?;
     if let Some(token) = admin_token {
-        if token.len() < 16 {
+        if token.trim().len() < 16 || token.trim() != token {
             return Err(AppError::Internal(anyhow::anyhow!(
-                "SLOPROOF_ADMIN_TOKEN must be at least 16 characters"
+                "SLOPROOF_ADMIN_TOKEN must be at least 16 characters, without surrounding whitespace"
             )));
         }
         let revoked =
@@ -29,12 +29,16 @@ pub fn bootstrap(db: &Db, admin_token: Option<&str>) -> AppResult<Option<String>
         }
         return Ok(None);
     }
-    if tokens::active_admins(&mut conn)? > 0 {
-        return Ok(None);
-    }
+    // One transaction: two replicas starting together create one initial admin, not two.
     let token = generate();
-    tokens::insert(&mut conn, "initial-admin", Role::Admin, &hash(&token))?;
-    Ok(Some(token))
+    let created = serializable(&mut conn, |conn| {
+        if tokens::active_admins(conn)? > 0 {
+            return Ok(false);
+        }
+        tokens::insert(conn, "initial-admin", Role::Admin, &hash(&token))?;
+        Ok(true)
+    })?;
+    Ok(created.then_some(token))
 }
 
 /// The live token whose secret is `secret`, if any.
@@ -50,7 +54,7 @@ const RESERVED_NAMES: [&str; 2] = [BOOTSTRAP_TOKEN_NAME, "initial-admin"];
 /// actor recorded for its actions, so names are unique among live tokens (409) and the
 /// service's own names are reserved (422).
 pub fn create(db: &Db, name: &str, role: Role) -> AppResult<(ApiToken, String)> {
-    if RESERVED_NAMES.contains(&name) {
+    if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(name)) {
         return Err(AppError::invalid(
             "reserved token name",
             vec![crate::error::Issue::field(

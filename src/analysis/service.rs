@@ -10,6 +10,9 @@ use crate::store::analyses::{self, for_each_assignment, for_each_observation, un
 use crate::store::experiments::{self, data_version};
 use crate::store::{read_snapshot, Db};
 
+/// Attempts to store a computed analysis while the database is locked by other writers.
+const STORE_ATTEMPTS: u32 = 6;
+
 /// Reads of a changing experiment before giving up.
 const READ_ATTEMPTS: u32 = 3;
 
@@ -111,19 +114,44 @@ pub fn run(
     analysis.dates = dates(db, e.id)?;
     let computed_ms = started.elapsed().as_millis() as u64 - loaded_ms;
     let parameters = serde_json::to_string(&p).map_err(|e| AppError::Internal(e.into()))?;
-    let stored = analyses::insert(
-        &mut *db.conn()?,
-        e.id,
-        p.bootstrap.seed,
-        &d.fingerprint,
-        &parameters,
-        |id, created_at| {
-            analysis.id = id;
-            analysis.created_at = created_at.and_utc();
-            crate::domain::document::to_document(&analysis)
-                .map_err(|e| AppError::Internal(e.into()))
-        },
-    )?;
+    // The result took long to compute: a database locked by a long upload (SQLite admits one
+    // writer) is waited for, up to STORE_ATTEMPTS busy timeouts, rather than the work lost.
+    let mut attempt = 1;
+    let stored = loop {
+        let stored = analyses::insert(
+            &mut *db.conn()?,
+            e.id,
+            p.bootstrap.seed,
+            &d.fingerprint,
+            &parameters,
+            |id, created_at| {
+                analysis.id = id;
+                analysis.created_at = created_at.and_utc();
+                let text = crate::domain::document::to_document(&analysis)
+                    .map_err(|e| AppError::Internal(e.into()))?;
+                // A statistic that overflowed is written as null and could never be read back:
+                // refuse it rather than store an analysis no recommendation can use.
+                if serde_json::from_str::<super::report::Analysis>(&text).is_err() {
+                    return Err(AppError::invalid(
+                        "the data's magnitudes overflow the statistics",
+                        vec![Issue::field(
+                            "observations",
+                            "a statistic of these values is not a finite number; check the \
+                             metrics' units and values",
+                        )],
+                    ));
+                }
+                Ok(text)
+            },
+        );
+        match stored {
+            Err(AppError::Busy { .. }) if attempt < STORE_ATTEMPTS => {
+                tracing::info!(experiment = %e.key, attempt, "database busy; storing the analysis again");
+                attempt += 1;
+            }
+            other => break other?,
+        }
+    };
     tracing::info!(experiment = %e.key, units = d.len(), loaded_ms, computed_ms, id = stored.id, "analysis stored");
     Ok(stored)
 }
@@ -161,10 +189,22 @@ pub fn get(db: &Db, id: i64) -> AppResult<StoredAnalysis> {
     analyses::get(&mut *db.conn()?, id)
 }
 
-/// Analyses of experiment `key`, newest first; `before` is the id of the last item of the
-/// previous page; `limit` rows at most.
-pub fn list(db: &Db, key: &str, before: Option<i64>, limit: i64) -> AppResult<Vec<StoredAnalysis>> {
+/// Summaries of experiment `key`'s analyses, newest first; `before` is the id of the last
+/// item of the previous page; `limit` at most. Documents are read one at a time.
+pub fn list(
+    db: &Db,
+    key: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> AppResult<Vec<super::report::AnalysisSummary>> {
     let mut conn = db.conn()?;
     let e = experiments::get(&mut conn, key)?;
-    analyses::list(&mut conn, e.id, before, limit)
+    analyses::list(&mut conn, e.id, before, limit, |a| {
+        super::report::AnalysisSummary::of_document(&a.result).map_err(|err| {
+            AppError::Internal(anyhow::anyhow!(
+                "stored analysis {} cannot be read: {err}",
+                a.id
+            ))
+        })
+    })
 }

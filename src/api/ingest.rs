@@ -36,20 +36,39 @@ pub const INGEST_OBSERVATIONS: Operation = Operation::new(
 /// Chunks buffered between the network and the parser.
 const CHANNEL_CHUNKS: usize = 32;
 
-/// A `Read` over body chunks sent from the async side. An `Err` chunk aborts the read, so a
-/// truncated upload can never be mistaken for a complete one.
+/// What the async side sends the parser.
+pub enum Piece {
+    Data(Bytes),
+    /// The whole body was received.
+    End,
+    /// The body could not be read to its end.
+    Abort,
+}
+
+/// A `Read` over body chunks sent from the async side. The body ends only at an explicit
+/// [`Piece::End`]: an abort, or a sender that went away without one (the request was dropped,
+/// say at shutdown), is an error, so a truncated upload can never be mistaken for a complete one.
 pub struct ChannelReader {
-    rx: mpsc::Receiver<Result<Bytes, ()>>,
+    rx: mpsc::Receiver<Piece>,
     current: Bytes,
+    ended: bool,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
             match self.rx.blocking_recv() {
-                Some(Ok(chunk)) => self.current = chunk,
-                Some(Err(())) => return Err(io::Error::other("upload aborted")),
-                None => return Ok(0),
+                Some(Piece::Data(chunk)) => self.current = chunk,
+                Some(Piece::End) => self.ended = true,
+                Some(Piece::Abort) => return Err(io::Error::other("upload aborted")),
+                None => {
+                    return Err(io::Error::other(
+                        "upload aborted: the request ended before its body",
+                    ))
+                }
             }
         }
         let n = buf.len().min(self.current.len());
@@ -116,6 +135,7 @@ async fn stream_upload(
     let reader = ChannelReader {
         rx,
         current: Bytes::new(),
+        ended: false,
     };
     let work = state.run(move |db| service::upload(db, &experiment, kind, reader, format));
     let pump = async move {
@@ -126,7 +146,7 @@ async fn stream_upload(
                 Ok(c) => c,
                 Err(_) if draining => break,
                 Err(e) => {
-                    let _ = tx.send(Err(())).await;
+                    let _ = tx.send(Piece::Abort).await;
                     return Err(AppError::BadRequest(format!(
                         "cannot read the request body: {e}"
                     )));
@@ -140,15 +160,19 @@ async fn stream_upload(
                 continue;
             }
             if total > limit {
-                let _ = tx.send(Err(())).await;
+                let _ = tx.send(Piece::Abort).await;
                 return Err(AppError::PayloadTooLarge { limit });
             }
-            if tx.send(Ok(chunk)).await.is_err() {
+            if tx.send(Piece::Data(chunk)).await.is_err() {
                 // The parser stopped early and its result says why; read (and drop) the rest
                 // of the body, up to the limit, so a client still sending gets that answer
                 // instead of a reset connection.
                 draining = true;
             }
+        }
+        if !draining {
+            // Only now is the body known to be whole.
+            let _ = tx.send(Piece::End).await;
         }
         Ok(())
     };
@@ -216,4 +240,42 @@ pub async fn ingest_observations(
     let kind = Upload::Observations(policy);
     let summary = stream_upload(state, key.into_inner(), req, payload, kind).await?;
     Ok(web::Json(summary))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn reader(pieces: Vec<Piece>) -> ChannelReader {
+        let (tx, rx) = mpsc::channel(pieces.len().max(1));
+        for p in pieces {
+            tx.try_send(p).ok().unwrap();
+        }
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+            ended: false,
+        }
+    }
+
+    /// A body ends only at its explicit end: a sender dropped without it (the request future
+    /// dropped mid-body, e.g. at shutdown) is an error even when the bytes so far end on a row
+    /// boundary, so a truncated upload is never committed as complete.
+    #[test]
+    fn a_body_without_its_end_is_an_error() {
+        let rows = Bytes::from_static(b"{\"unit_id\":\"u1\",\"variant\":\"a\"}\n");
+        let mut whole = String::new();
+        reader(vec![Piece::Data(rows.clone()), Piece::End])
+            .read_to_string(&mut whole)
+            .unwrap();
+        assert_eq!(whole.as_bytes(), &rows[..]);
+        let mut cut = String::new();
+        assert!(reader(vec![Piece::Data(rows.clone())])
+            .read_to_string(&mut cut)
+            .is_err());
+        assert!(reader(vec![Piece::Data(rows), Piece::Abort])
+            .read_to_string(&mut String::new())
+            .is_err());
+    }
 }

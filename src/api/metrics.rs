@@ -44,8 +44,10 @@ pub struct CreateMetric {
     pub unit: String,
     pub direction: Direction,
     pub layer: Layer,
-    /// Keys of existing metrics this one feeds (KPI ← journey SLI ← platform SLI ← infrastructure).
+    /// Keys of existing metrics this one feeds (KPI ← journey SLI ← platform SLI ← infrastructure);
+    /// at most 50.
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub parents: Vec<String>,
     /// PromQL templates of the SLI's good and total events, used by exported rules and OpenSLO.
     #[serde(default)]

@@ -16,8 +16,9 @@ pub const MAX_LIMIT: u32 = 500;
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Items per page, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u32>,
+    // Read as i64 so that 0, -1 or 2³² get the range's 422, not a 400 for the type.
+    #[param(minimum = 1, maximum = 500, value_type = Option<u32>)]
+    pub limit: Option<i64>,
     /// Opaque cursor from the previous page's `next_cursor`.
     #[param(min_length = 2, max_length = 17, pattern = "^c[0-9a-f]{1,16}$")]
     pub cursor: Option<String>,
@@ -25,8 +26,8 @@ pub struct ListQuery {
 
 impl ListQuery {
     pub fn page(&self) -> AppResult<Page> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
+        let limit = self.limit.unwrap_or(i64::from(DEFAULT_LIMIT));
+        if !(1..=i64::from(MAX_LIMIT)).contains(&limit) {
             return Err(AppError::invalid(
                 "invalid paging parameters",
                 vec![Issue::field(
@@ -47,10 +48,7 @@ impl ListQuery {
                 )
             })?,
         };
-        Ok(Page {
-            after_id,
-            limit: i64::from(limit),
-        })
+        Ok(Page { after_id, limit })
     }
 }
 

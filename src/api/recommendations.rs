@@ -66,8 +66,9 @@ pub struct RecommendationQuery {
     /// Only recommendations with this status.
     pub status: Option<RecommendationStatus>,
     /// Items per page, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u32>,
+    // Read as i64 so that 0, -1 or 2³² get the range's 422, not a 400 for the type.
+    #[param(minimum = 1, maximum = 500, value_type = Option<u32>)]
+    pub limit: Option<i64>,
     /// Opaque cursor from the previous page's `next_cursor`.
     #[param(min_length = 2, max_length = 17, pattern = "^c[0-9a-f]{1,16}$")]
     pub cursor: Option<String>,

@@ -11,7 +11,7 @@ use super::AppState;
 use crate::access::service;
 use crate::domain::access::{ApiToken, Role};
 use crate::domain::required_text;
-use crate::error::AppError;
+use crate::error::{AppError, Issue};
 
 pub const CREATE_TOKEN: Operation =
     Operation::new("create_token", "POST", "/api/v1/tokens", Access::Admin);
@@ -91,6 +91,21 @@ pub async fn create_token(
     let b = body.into_inner();
     let mut issues = Vec::new();
     let name = required_text("name", &b.name, 100, &mut issues);
+    // The name is the actor shown in review histories: no invisible or control characters
+    // that would let one name pass for another.
+    if let Some(c) = name.chars().find(|c| {
+        c.is_control()
+            || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
+    }) {
+        issues.push(Issue::field(
+            "name",
+            format!(
+                "contains the invisible or control character U+{:04X}",
+                u32::from(c)
+            ),
+        ));
+    }
     if !issues.is_empty() {
         return Err(AppError::invalid("invalid token", issues));
     }

@@ -46,6 +46,12 @@ impl ValueType {
         if !value.is_finite() {
             return Err(format!("value {value} is not a finite number"));
         }
+        // Sums of squares of a million such values stay far inside f64's range.
+        if value.abs() > MAX_ABS_VALUE {
+            return Err(format!(
+                "value {value} is larger in magnitude than {MAX_ABS_VALUE:e}"
+            ));
+        }
         match self {
             ValueType::Continuous => Ok(()),
             ValueType::Binary if value == 0.0 || value == 1.0 => Ok(()),
@@ -57,6 +63,10 @@ impl ValueType {
         }
     }
 }
+
+/// Largest magnitude of an observed value. Larger finite values (1e300) made variances and
+/// intervals overflow to infinity; no latency, rate or amount of money comes near it.
+pub const MAX_ABS_VALUE: f64 = 1e15;
 
 /// A catalog metric as stored, with the keys of its parents in the order they were given.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,6 +162,9 @@ fn check_buckets(buckets: &[f64], issues: &mut Vec<Issue>) {
     }
 }
 
+/// Most parents a metric may name (checked before any per-parent work).
+pub const MAX_PARENTS: usize = 50;
+
 /// A validated new metric. Parents are keys that must already exist in the catalog; because
 /// metrics are immutable and can only name existing metrics as parents, the hierarchy is acyclic.
 #[derive(Debug, Clone)]
@@ -183,14 +196,27 @@ impl NewMetric {
             .description
             .map(|d| d.trim().to_owned())
             .filter(|d| !d.is_empty());
+        if input.parents.len() > MAX_PARENTS {
+            return Err(AppError::invalid(
+                "the metric is not valid",
+                vec![Issue::field(
+                    "parents",
+                    format!(
+                        "at most {MAX_PARENTS} are allowed; got {}",
+                        input.parents.len()
+                    ),
+                )],
+            ));
+        }
         let mut parents: Vec<Slug> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (i, p) in input.parents.iter().enumerate() {
             let field = format!("parents[{i}]");
             match Slug::parse(&field, p) {
                 Ok(s) if Some(&s) == key.as_ref() => {
                     issues.push(Issue::field(field, "a metric cannot be its own parent"))
                 }
-                Ok(s) if parents.contains(&s) => {
+                Ok(s) if !seen.insert(s.clone()) => {
                     issues.push(Issue::field(field, format!("'{s}' is listed twice")))
                 }
                 Ok(s) => parents.push(s),

@@ -87,6 +87,7 @@ pub fn read_rows<T: UploadRow>(
     format: Format,
     mut each: impl FnMut(u64, Result<T, String>),
 ) -> AppResult<u64> {
+    let input = RowBound::new(input, format);
     match format {
         Format::Json => read_json_array(input, &mut each),
         Format::Ndjson => read_ndjson(input, &mut each),
@@ -255,5 +256,99 @@ fn strip_position(e: &serde_json::Error) -> String {
     match s.rfind(" at line ") {
         Some(i) => s[..i].to_owned(),
         None => s,
+    }
+}
+
+/// Longest accepted row, in bytes of the body. Every parser buffers a row (or one of its
+/// strings) whole, so without this one 500 MB row would take 500 MB of memory.
+pub const MAX_ROW_BYTES: usize = 65_536;
+
+/// A reader that fails once a row of the body grows past [`MAX_ROW_BYTES`]. Rows end at a
+/// newline (NDJSON), at a newline outside quotes (CSV), or at a comma between the elements of
+/// the top-level array (JSON, tracking strings and nesting).
+struct RowBound<R> {
+    inner: R,
+    format: Format,
+    since: usize,
+    row: u64,
+    in_string: bool,
+    escape: bool,
+    depth: u32,
+}
+
+impl<R: Read> RowBound<R> {
+    fn new(inner: R, format: Format) -> Self {
+        RowBound {
+            inner,
+            format,
+            since: 0,
+            row: 1,
+            in_string: false,
+            escape: false,
+            depth: 0,
+        }
+    }
+
+    /// Whether byte `b` ends a row.
+    fn boundary(&mut self, b: u8) -> bool {
+        match self.format {
+            Format::Ndjson => b == b'\n',
+            Format::Csv => {
+                if b == b'"' {
+                    self.in_string = !self.in_string;
+                }
+                b == b'\n' && !self.in_string
+            }
+            Format::Json => {
+                if self.in_string {
+                    match (self.escape, b) {
+                        (true, _) => self.escape = false,
+                        (false, b'\\') => self.escape = true,
+                        (false, b'"') => self.in_string = false,
+                        _ => {}
+                    }
+                    return false;
+                }
+                match b {
+                    b'"' => self.in_string = true,
+                    b'[' | b'{' => {
+                        self.depth += 1;
+                        return self.depth == 1;
+                    }
+                    b']' | b'}' => self.depth = self.depth.saturating_sub(1),
+                    b',' => return self.depth == 1,
+                    _ => {}
+                }
+                false
+            }
+        }
+    }
+}
+
+impl<R: Read> Read for RowBound<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            if self.boundary(b) {
+                self.since = 0;
+                self.row += 1;
+            } else {
+                self.since += 1;
+                if self.since > MAX_ROW_BYTES {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "row {} is longer than {MAX_ROW_BYTES} bytes",
+                            // A CSV header is not a row; JSON's opening bracket is counted.
+                            match self.format {
+                                Format::Ndjson => self.row,
+                                Format::Csv | Format::Json => self.row.saturating_sub(1),
+                            }
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(n)
     }
 }

@@ -63,23 +63,27 @@ pub fn get(conn: &mut DbConnection, id: i64) -> AppResult<StoredAnalysis> {
         .ok_or_else(|| AppError::not_found("analysis", id))
 }
 
-/// Analyses of an experiment, newest first; `before` is the id of the last item of the previous page.
-pub fn list(
+/// Analyses of an experiment, newest first, each mapped by `f` as its document is read (one
+/// document in memory at a time); `before` is the id of the last item of the previous page.
+pub fn list<T>(
     conn: &mut DbConnection,
     experiment_id: i64,
     before: Option<i64>,
     limit: i64,
-) -> AppResult<Vec<StoredAnalysis>> {
+    mut f: impl FnMut(StoredAnalysis) -> AppResult<T>,
+) -> AppResult<Vec<T>> {
     let mut q = an::analyses
         .filter(an::experiment_id.eq(experiment_id))
         .into_boxed();
     if let Some(b) = before {
         q = q.filter(an::id.lt(b));
     }
-    Ok(q.order(an::id.desc())
+    let ids: Vec<i64> = q
+        .order(an::id.desc())
         .limit(limit)
-        .select(StoredAnalysis::as_select())
-        .load(conn)?)
+        .select(an::id)
+        .load(conn)?;
+    ids.into_iter().map(|id| f(get(conn, id)?)).collect()
 }
 
 /// The number of units assigned in the experiment and the unit id at position ⌊n/2⌋ in the

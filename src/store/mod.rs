@@ -229,7 +229,9 @@ impl Begin {
                 "BEGIN TRANSACTION ISOLATION LEVEL SERIALIZABLE"
             }
             (Begin::Serializable, Backend::Sqlite) => "BEGIN IMMEDIATE",
-            (Begin::Snapshot | Begin::Write, _) => "BEGIN",
+            // Explicit, whatever the server's default_transaction_isolation says.
+            (Begin::Write, Backend::Postgres) => "BEGIN TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            (Begin::Snapshot | Begin::Write, Backend::Sqlite) => "BEGIN",
         }
     }
 }
@@ -274,7 +276,11 @@ fn run<T>(
             }
         },
         Err(e) => {
-            Manager::rollback_transaction(conn)?;
+            // The caller's error is the answer; a failed rollback (SQLite may already have
+            // rolled back after a busy or I/O error) only marks the connection broken.
+            if let Err(rollback) = Manager::rollback_transaction(conn) {
+                tracing::warn!(error = %rollback, "rollback failed");
+            }
             Err(e)
         }
     }

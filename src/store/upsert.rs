@@ -2,6 +2,8 @@
 //! when a batch inserts fewer rows than it holds, the stored rows for its keys are read back and
 //! each row is classed as a duplicate (same value) or a conflict (different value).
 
+use diesel::RunQueryDsl;
+
 use super::DbConnection;
 use crate::domain::upload::MAX_LISTED_ISSUES;
 use crate::error::{AppError, AppResult, Issue};
@@ -59,6 +61,14 @@ pub fn commit_upload(
     write: impl FnOnce(&mut DbConnection) -> AppResult<WriteOutcome>,
 ) -> AppResult<WriteOutcome> {
     super::transaction(conn, |conn| {
+        // PostgreSQL: uploads to one experiment take turns. Two uploads sharing keys in
+        // different orders would otherwise lock rows crosswise and deadlock (a 500); SQLite
+        // already admits one writer at a time.
+        if let super::DbConnection::Postgresql(c) = conn {
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(experiment_id)
+                .execute(c)?;
+        }
         let outcome = write(conn)?;
         if outcome.conflict_count > 0 {
             return Err(AppError::invalid(

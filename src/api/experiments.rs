@@ -62,9 +62,19 @@ pub struct CreateExperiment {
         pattern = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
     )]
     pub key: String,
-    #[schema(example = "Checkout latency injection")]
+    /// At most 200 characters (surrounding whitespace is trimmed).
+    #[schema(
+        example = "Checkout latency injection",
+        min_length = 1,
+        max_length = 200
+    )]
     pub name: String,
-    #[schema(example = "Added checkout latency lowers conversion")]
+    /// At most 2,000 characters.
+    #[schema(
+        example = "Added checkout latency lowers conversion",
+        min_length = 1,
+        max_length = 2000
+    )]
     pub hypothesis: String,
     /// The critical user journey, e.g. "search → product → cart → checkout".
     #[serde(default)]

@@ -31,16 +31,17 @@ pub struct CreateMetric {
         pattern = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
     )]
     pub key: String,
-    /// Human-readable name.
-    #[schema(example = "Checkout latency")]
+    /// Human-readable name, at most 200 characters.
+    #[schema(example = "Checkout latency", min_length = 1, max_length = 200)]
     pub name: String,
     /// Optional longer description.
     #[serde(default)]
     pub description: Option<String>,
     pub kind: MetricKind,
     pub value_type: ValueType,
-    /// Unit of the values, e.g. `ms`, `ratio`, `USD`; may be empty for unitless metrics.
-    #[schema(example = "ms")]
+    /// Unit of the values, e.g. `ms`, `ratio`, `USD`; may be empty for unitless metrics; at most
+    /// 50 characters.
+    #[schema(example = "ms", max_length = 50)]
     pub unit: String,
     pub direction: Direction,
     pub layer: Layer,

@@ -27,6 +27,7 @@ pub struct Problem {
     pub detail: String,
     /// The offending fields or rows, when the problem is about input (at most 100 listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 100)]
     pub errors: Vec<ProblemIssue>,
 }
 

@@ -28,8 +28,10 @@ pub const REVOKE_TOKEN: Operation = Operation::new(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    /// Who or what uses the token; recorded as the actor of their actions.
-    #[schema(example = "ci-pipeline")]
+    /// Who or what uses the token; recorded as the actor of their actions. At most 100
+    /// characters, without invisible or control characters; unique among live tokens;
+    /// `bootstrap-admin` and `initial-admin` (in any case) are reserved.
+    #[schema(example = "ci-pipeline", min_length = 1, max_length = 100)]
     pub name: String,
     pub role: Role,
 }

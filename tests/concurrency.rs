@@ -6,11 +6,10 @@
 
 mod common;
 
-use common::{apps, apps_with, TestApp};
+use common::{apps, apps_with};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 use sloproof::api::Limits;
-use sloproof::simulate::{generate, SimConfig};
 
 /// NDJSON observations of `conversion` for units `from..to`; the value depends on the unit only,
 /// so overlapping uploads repeat identical rows.
@@ -86,31 +85,11 @@ async fn parallel_uploads_and_analyses_lose_nothing() {
     }
 }
 
-async fn validated_analysis(app: &TestApp, key: &str) -> i64 {
-    let sim = generate(&SimConfig {
-        key: key.into(),
-        units: 40_000,
-        effect_per_100ms: -0.2,
-        seed: 21,
-        ..SimConfig::default()
-    })
-    .unwrap();
-    app.load_simulated(&sim).await;
-    let r = app
-        .post_json(
-            &format!("/api/v1/experiments/{key}/analyses"),
-            &json!({"bootstrap": {"resamples": 200, "seed": 1}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.body["id"].as_i64().unwrap()
-}
-
 #[actix_web::test]
 async fn racing_approvals_publish_one_active_slo() {
     for app in apps().await {
         let b = app.backend;
-        let analysis = validated_analysis(&app, "race").await;
+        let analysis = app.analysed("race", vec![0.0, 100.0, 200.0]).await;
         let mut ids = Vec::new();
         for _ in 0..4 {
             let r = app

@@ -6,10 +6,11 @@
 // A failed unwrap is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use diesel::{Connection, PgConnection, RunQueryDsl};
 use futures_util::stream;
 use serde_json::{json, Value};
 
@@ -209,18 +210,7 @@ async fn a_killed_upload_is_stored_whole_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.db");
     crash_rounds(path.to_str().unwrap()).await;
-    if let Ok(admin) = std::env::var("SLOPROOF_TEST_POSTGRES_URL") {
-        let name = format!("sloproof_crash_{}", std::process::id());
-        let mut c = PgConnection::establish(&admin).unwrap();
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut c)
-            .unwrap();
-        let (base, query) = admin.split_once('?').unwrap_or((&admin, ""));
-        let cut = base.rfind('/').unwrap();
-        let url = format!("{}/{name}?{query}", &base[..cut]);
-        crash_rounds(&url).await;
-        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut c)
-            .unwrap();
+    if let Some(pg) = common::PgScratch::new("crash") {
+        crash_rounds(&pg.url).await;
     }
 }

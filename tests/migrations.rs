@@ -5,6 +5,8 @@
 // A failed unwrap is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use diesel::connection::SimpleConnection;
 use diesel::migration::MigrationSource;
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, SqliteConnection};
@@ -86,23 +88,11 @@ fn old_data_meets_the_one_active_slo_and_unique_name_rules() {
     c.run_pending_migrations(SQLITE).unwrap();
     check(diesel::sql_query(REPORT).load(&mut c).unwrap());
 
-    if let Ok(admin) = std::env::var("SLOPROOF_TEST_POSTGRES_URL") {
-        let name = format!("sloproof_mig_{}", std::process::id());
-        let mut a = PgConnection::establish(&admin).unwrap();
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut a)
-            .unwrap();
-        let (base, query) = admin.split_once('?').unwrap_or((&admin, ""));
-        let url = format!("{}/{name}?{query}", &base[..base.rfind('/').unwrap()]);
-        {
-            let mut p = PgConnection::establish(&url).unwrap();
-            before_rules(&mut p, POSTGRES);
-            p.batch_execute(OLD_DATA).unwrap();
-            p.run_pending_migrations(POSTGRES).unwrap();
-            check(diesel::sql_query(REPORT).load(&mut p).unwrap());
-        }
-        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut a)
-            .unwrap();
+    if let Some(pg) = common::PgScratch::new("migrations") {
+        let mut p = PgConnection::establish(&pg.url).unwrap();
+        before_rules(&mut p, POSTGRES);
+        p.batch_execute(OLD_DATA).unwrap();
+        p.run_pending_migrations(POSTGRES).unwrap();
+        check(diesel::sql_query(REPORT).load(&mut p).unwrap());
     }
 }

@@ -12,27 +12,6 @@ use common::{apps, assert_problem, TestApp};
 use serde_json::{json, Value};
 use sloproof::simulate::{generate, SimConfig};
 
-async fn analysed(app: &TestApp, key: &str, doses: Vec<f64>) -> i64 {
-    let sim = generate(&SimConfig {
-        key: key.into(),
-        units: 40_000,
-        effect_per_100ms: -0.2,
-        seed: 21,
-        doses,
-        ..SimConfig::default()
-    })
-    .unwrap();
-    app.load_simulated(&sim).await;
-    let r = app
-        .post_json(
-            &format!("/api/v1/experiments/{key}/analyses"),
-            &json!({"bootstrap": {"resamples": 200, "seed": 1}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.body["id"].as_i64().unwrap()
-}
-
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap()
 }
@@ -41,7 +20,7 @@ fn f(v: &Value) -> f64 {
 async fn a_validated_effect_becomes_a_priced_slo_that_reviewers_publish() {
     for app in apps().await {
         let b = app.backend;
-        let id = analysed(&app, "exp", vec![0.0, 100.0, 200.0]).await;
+        let id = app.analysed("exp", vec![0.0, 100.0, 200.0]).await;
         let analysis = app.get(&format!("/api/v1/analyses/{id}")).await.body;
         // At 1% the threshold sits ~5 ms above the control p95: with ~350 requests per 5-minute
         // window an unchanged service would break it in a large share of windows, at any window
@@ -398,7 +377,7 @@ async fn a_threshold_below_every_declared_bucket_is_refused() {
 async fn extrapolations_and_loose_evidence_need_consent() {
     for app in apps().await {
         let b = app.backend;
-        let id = analysed(&app, "far", vec![0.0, 100.0, 200.0]).await;
+        let id = app.analysed("far", vec![0.0, 100.0, 200.0]).await;
         let url = format!("/api/v1/analyses/{id}/recommendations");
         // −0.2 per 100 ms: a 60% loss needs ~300 ms, beyond the 200 ms tested.
         let far = json!({"max_relative_kpi_loss": 0.6});
@@ -455,7 +434,7 @@ async fn extrapolations_and_loose_evidence_need_consent() {
 #[actix_web::test]
 async fn an_unvalidated_effect_is_refused_with_its_reasons() {
     for app in apps().await {
-        let id = analysed(&app, "aa", vec![0.0, 0.0, 0.0]).await;
+        let id = app.analysed("aa", vec![0.0, 0.0, 0.0]).await;
         let r = app
             .post_json(
                 &format!("/api/v1/analyses/{id}/recommendations"),
@@ -785,7 +764,7 @@ async fn an_analysis_with_an_undefined_mde_still_answers_recommendations() {
 async fn a_recommendation_priced_beyond_finite_numbers_is_refused() {
     for app in apps().await {
         let b = app.backend;
-        let id = analysed(&app, "huge", vec![0.0, 100.0, 200.0]).await;
+        let id = app.analysed("huge", vec![0.0, 100.0, 200.0]).await;
         let url = format!("/api/v1/analyses/{id}/recommendations");
         let huge = json!({"max_relative_kpi_loss": 0.1, "units_per_day": 4.931773181234852e307,
                           "value_per_kpi_unit": 1.0880793651784815e-293, "target": 0.99});

@@ -331,3 +331,61 @@ pub fn error_rows(body: &Value) -> Vec<u64> {
         .filter_map(|e| e["row"].as_u64())
         .collect()
 }
+
+/// A fresh, empty PostgreSQL database on `SLOPROOF_TEST_POSTGRES_URL` for tests that run the
+/// binary or migrations themselves; dropped with this guard. `None` without PostgreSQL.
+pub struct PgScratch {
+    admin: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgScratch {
+    pub fn new(tag: &str) -> Option<PgScratch> {
+        let admin = std::env::var("SLOPROOF_TEST_POSTGRES_URL").ok()?;
+        let name = format!("sloproof_{tag}_{}", std::process::id());
+        let mut c = PgConnection::establish(&admin).expect("connect to SLOPROOF_TEST_POSTGRES_URL");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .expect("create scratch database");
+        let url = with_database(&admin, &name);
+        Some(PgScratch { admin, name, url })
+    }
+}
+
+impl Drop for PgScratch {
+    fn drop(&mut self) {
+        if let Ok(mut c) = PgConnection::establish(&self.admin) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut c);
+        }
+    }
+}
+
+impl TestApp {
+    /// Loads a 40,000-unit simulated experiment with a real effect (−0.2% conversion per
+    /// +100 ms) under `key` and analyses it; returns the analysis id.
+    pub async fn analysed(&self, key: &str, doses: Vec<f64>) -> i64 {
+        let sim = sloproof::simulate::generate(&sloproof::simulate::SimConfig {
+            key: key.into(),
+            units: 40_000,
+            effect_per_100ms: -0.2,
+            seed: 21,
+            doses,
+            ..sloproof::simulate::SimConfig::default()
+        })
+        .unwrap();
+        self.load_simulated(&sim).await;
+        let r = self
+            .post_json(
+                &format!("/api/v1/experiments/{key}/analyses"),
+                &serde_json::json!({"bootstrap": {"resamples": 200, "seed": 1}}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["id"].as_i64().unwrap()
+    }
+}

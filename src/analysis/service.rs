@@ -3,6 +3,7 @@
 
 use super::data::{self, Layout, Part, PartBuilder, UnitData};
 use super::{compute, resolve, AnalysisRequest};
+use crate::domain::document::DocumentError;
 use crate::domain::experiment::Experiment;
 use crate::error::{AppError, AppResult, Issue};
 pub use crate::store::analyses::StoredAnalysis;
@@ -127,21 +128,18 @@ pub fn run(
             |id, created_at| {
                 analysis.id = id;
                 analysis.created_at = created_at.and_utc();
-                let text = crate::domain::document::to_document(&analysis)
-                    .map_err(|e| AppError::Internal(e.into()))?;
-                // A statistic that overflowed is written as null and could never be read back:
-                // refuse it rather than store an analysis no recommendation can use.
-                if serde_json::from_str::<super::report::Analysis>(&text).is_err() {
-                    return Err(AppError::invalid(
+                // A statistic that overflowed: refused rather than stored unreadable.
+                crate::domain::document::to_stored_document(&analysis).map_err(|e| match e {
+                    DocumentError::Json(e) => AppError::Internal(e.into()),
+                    DocumentError::NotFinite => AppError::invalid(
                         "the data's magnitudes overflow the statistics",
                         vec![Issue::field(
                             "observations",
                             "a statistic of these values is not a finite number; check the \
                              metrics' units and values",
                         )],
-                    ));
-                }
-                Ok(text)
+                    ),
+                })
             },
         );
         match stored {

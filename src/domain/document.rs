@@ -42,6 +42,26 @@ pub fn to_document<T: Serialize>(doc: &T) -> serde_json::Result<String> {
     serde_json::to_string(&v)
 }
 
+/// Why a document cannot be stored.
+#[derive(Debug)]
+pub enum DocumentError {
+    /// Serialization failed (a bug).
+    Json(serde_json::Error),
+    /// A number overflowed to infinity or NaN, which JSON writes as `null`: the document could
+    /// never be read back as its type.
+    NotFinite,
+}
+
+/// [`to_document`] for a document that is read back later: refused when it would not read
+/// back as `T` (a non-finite number where the type declares one).
+pub fn to_stored_document<T: Serialize + serde::de::DeserializeOwned>(
+    doc: &T,
+) -> Result<String, DocumentError> {
+    let text = to_document(doc).map_err(DocumentError::Json)?;
+    serde_json::from_str::<T>(&text).map_err(|_| DocumentError::NotFinite)?;
+    Ok(text)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -9,6 +9,7 @@ use super::model::{
 };
 use super::recommend::{derive, CreateRecommendation};
 use crate::analysis::report::{Analysis, MetricRole};
+use crate::domain::document::DocumentError;
 use crate::domain::metric::Metric;
 use crate::domain::Page;
 use crate::error::{AppError, AppResult, Issue};
@@ -83,19 +84,17 @@ pub fn recommend(
         evidence: d.evidence,
         inputs: d.inputs,
     };
-    let text =
-        crate::domain::document::to_document(&doc).map_err(|e| AppError::Internal(e.into()))?;
-    // A number that overflowed (a price of extreme magnitudes) is written as null and could
-    // never be read back: refuse it instead of storing a recommendation no one can open.
-    if serde_json::from_str::<Document>(&text).is_err() {
-        return Err(AppError::invalid(
+    // A price of extreme magnitudes overflows: refused rather than stored unreadable.
+    let text = crate::domain::document::to_stored_document(&doc).map_err(|e| match e {
+        DocumentError::Json(e) => AppError::Internal(e.into()),
+        DocumentError::NotFinite => AppError::invalid(
             "the recommendation cannot be priced at these magnitudes",
             vec![Issue::field(
                 "units_per_day",
                 "with value_per_kpi_unit and the target, a derived amount is not a finite number; use realistic magnitudes",
             )],
-        ));
-    }
+        ),
+    })?;
     let row = store::insert(conn, analysis_id, sli.id, kpi.id, actor, |_| Ok(text))?;
     to_recommendation(&row)
 }

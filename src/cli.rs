@@ -29,6 +29,18 @@ pub enum Command {
         #[command(flatten)]
         config: crate::simulate::SimConfig,
     },
+    /// Print a simulated production series of a latency SLI (histogram windows): NDJSON rows
+    /// for `POST /api/v1/metrics/{key}/series`, or OpenMetrics for
+    /// `promtool tsdb create-blocks-from openmetrics`.
+    SimulateSeries {
+        #[arg(long, value_enum, default_value_t = SeriesFormat::Ndjson)]
+        format: SeriesFormat,
+        /// Histogram name in OpenMetrics output (bounds written in seconds).
+        #[arg(long, default_value = "checkout_latency_seconds")]
+        name: String,
+        #[command(flatten)]
+        config: crate::simulate_series::SeriesConfig,
+    },
     /// Time the statistics core on a simulated experiment and print JSON (a benchmark).
     BenchStats {
         #[arg(long, default_value_t = 1_000_000)]
@@ -38,4 +50,11 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+/// Output of `simulate-series`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SeriesFormat {
+    Ndjson,
+    Openmetrics,
 }

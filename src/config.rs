@@ -95,6 +95,24 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
+    /// Days after which an SLO's evidence is due for re-validation (its status says so).
+    #[arg(
+        long,
+        env = "SLOPROOF_EVIDENCE_MAX_AGE_DAYS",
+        default_value_t = 90,
+        value_parser = clap::value_parser!(u32).range(1..=3650),
+        global = true
+    )]
+    pub evidence_max_age_days: u32,
+    /// Seconds between background pulls of the production series of active SLOs' SLIs from
+    /// their Prometheus sources; 0 (default) turns the background sync off.
+    #[arg(
+        long,
+        env = "SLOPROOF_SYNC_INTERVAL",
+        default_value_t = 0,
+        global = true
+    )]
+    pub sync_interval: u64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "SLOPROOF_WORKERS", value_parser = at_least_one, global = true)]
     pub workers: Option<usize>,

@@ -78,6 +78,10 @@ pub enum AppError {
         burst: u32,
         retry_after_seconds: u64,
     },
+    /// An upstream server (a metric's Prometheus source) failed or could not be reached (502).
+    /// The message names the upstream and its status, never credentials.
+    #[error("{0}")]
+    BadGateway(String),
     /// A failure that is not the client's fault (500). The detail is logged, never sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),

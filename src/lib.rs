@@ -16,6 +16,7 @@ pub mod error;
 pub mod ingest;
 pub mod server;
 pub mod simulate;
+pub mod simulate_series;
 pub mod slo;
 pub mod stats;
 pub mod store;

@@ -1,5 +1,5 @@
 use clap::Parser;
-use sloproof::cli::{Cli, Command};
+use sloproof::cli::{Cli, Command, SeriesFormat};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -25,6 +25,22 @@ fn main() -> anyhow::Result<()> {
                 "  curl -s -X POST {api}/api/v1/experiments/{}/analyses",
                 config.key
             );
+            Ok(())
+        }
+        Command::SimulateSeries {
+            format,
+            name,
+            config,
+        } => {
+            use sloproof::simulate_series::{generate, ndjson, openmetrics, DEFAULT_BOUNDS_MS};
+            let windows = generate(&config, &DEFAULT_BOUNDS_MS)?;
+            let text = match format {
+                SeriesFormat::Ndjson => ndjson(&windows, &DEFAULT_BOUNDS_MS, config.window_seconds),
+                SeriesFormat::Openmetrics => {
+                    openmetrics(&windows, &DEFAULT_BOUNDS_MS, config.window_seconds, &name)
+                }
+            };
+            print!("{text}");
             Ok(())
         }
         Command::Serve => {

@@ -31,6 +31,8 @@ pub struct Limits {
     pub write_rate_per_second: u32,
     /// Writes a token may make at once before the rate applies.
     pub write_burst: u32,
+    /// Days after which an SLO's evidence is due for re-validation.
+    pub evidence_max_age_days: u32,
 }
 
 impl Default for Limits {
@@ -42,6 +44,7 @@ impl Default for Limits {
             max_analysis_cost: 100_000_000_000,
             write_rate_per_second: 20,
             write_burst: 200,
+            evidence_max_age_days: 90,
         }
     }
 }
@@ -161,6 +164,7 @@ pub fn state(settings: &Settings) -> anyhow::Result<web::Data<AppState>> {
         max_analysis_cost: settings.max_analysis_cost,
         write_rate_per_second: settings.write_rate,
         write_burst: settings.write_burst,
+        evidence_max_age_days: settings.evidence_max_age_days,
     };
     Ok(web::Data::new(AppState::new(db, limits)))
 }

@@ -99,7 +99,7 @@ pub struct ObservationQuery {
     pub on_conflict: ConflictPolicy,
 }
 
-fn format_of(req: &HttpRequest) -> AppResult<Format> {
+pub(super) fn format_of(req: &HttpRequest) -> AppResult<Format> {
     let unsupported = |got: String| AppError::UnsupportedMediaType {
         got,
         expected: Format::ACCEPTED,
@@ -116,10 +116,20 @@ async fn stream_upload(
     state: web::Data<AppState>,
     key: String,
     req: HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     kind: Upload,
 ) -> AppResult<IngestSummary> {
     let format = format_of(&req)?;
+    check_declared_length(&state, &req)?;
+    let experiment = state.run(move |db| service::experiment(db, &key)).await?;
+    stream_body(&state, payload, move |db, reader| {
+        service::upload(db, &experiment, kind, reader, format)
+    })
+    .await
+}
+
+/// A 413 before reading when the declared length is over the upload limit.
+pub(super) fn check_declared_length(state: &AppState, req: &HttpRequest) -> AppResult<()> {
     let limit = state.limits.ingest_body_bytes;
     let declared: Option<usize> = req
         .headers()
@@ -129,15 +139,24 @@ async fn stream_upload(
     if declared.is_some_and(|n| n > limit) {
         return Err(AppError::PayloadTooLarge { limit });
     }
-    let experiment = state.run(move |db| service::experiment(db, &key)).await?;
+    Ok(())
+}
 
+/// Streams the request body to `work`, which reads it on a blocking thread; the body counts
+/// as whole only once its last chunk arrived, and is capped at the upload limit.
+pub(super) async fn stream_body<T: Send + 'static>(
+    state: &web::Data<AppState>,
+    mut payload: web::Payload,
+    work: impl FnOnce(&crate::store::Db, ChannelReader) -> AppResult<T> + Send + 'static,
+) -> AppResult<T> {
+    let limit = state.limits.ingest_body_bytes;
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     let reader = ChannelReader {
         rx,
         current: Bytes::new(),
         ended: false,
     };
-    let work = state.run(move |db| service::upload(db, &experiment, kind, reader, format));
+    let work = state.run(move |db| work(db, reader));
     let pump = async move {
         let mut total = 0usize;
         let mut draining = false;

@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod problem;
 pub mod recommendations;
+pub mod series;
 pub mod slos;
 pub mod tokens;
 
@@ -50,6 +51,12 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             .service(protected!("/api/v1/metrics", post => metrics::create_metric, get => metrics::list_metrics))
             .service(protected!("/api/v1/metrics/{key}", get => metrics::get_metric))
             .service(protected!(
+                "/api/v1/metrics/{key}/series",
+                post => series::ingest_series,
+                get => series::get_series
+            ))
+            .service(protected!("/api/v1/metrics/{key}/series/sync", post => series::sync_series))
+            .service(protected!(
                 "/api/v1/experiments",
                 post => experiments::create_experiment,
                 get => experiments::list_experiments
@@ -71,10 +78,13 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 "/api/v1/recommendations/{id}/history",
                 get => recommendations::get_recommendation_history
             ))
+            .service(protected!("/api/v1/recommendations/{id}/replay", post => recommendations::replay_recommendation))
             .service(protected!("/api/v1/slos", get => slos::list_slos))
             .service(protected!("/api/v1/slos/{id}", get => slos::get_slo))
             .service(protected!("/api/v1/slos/{id}/openslo", get => slos::get_slo_openslo))
             .service(protected!("/api/v1/slos/{id}/prometheus-rules", get => slos::get_slo_prometheus_rules))
+            .service(protected!("/api/v1/slos/{id}/status", get => slos::get_slo_status))
+            .service(protected!("/api/v1/slos/{id}/status/series", get => slos::get_slo_status_series))
             .service(protected!("/api/v1/tokens", post => tokens::create_token, get => tokens::list_tokens))
             .service(protected!("/api/v1/tokens/{id}", delete => tokens::revoke_token))
             .service(web::redirect("/docs", "/docs/"))

@@ -68,6 +68,7 @@ fn kind(e: &AppError) -> (&'static str, &'static str) {
         AppError::Forbidden(_) => ("forbidden", "Forbidden"),
         AppError::Busy { .. } => ("busy", "Service busy"),
         AppError::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
+        AppError::BadGateway(_) => ("upstream-failed", "Upstream failed"),
         AppError::Internal(_) => ("internal", "Internal server error"),
     }
 }
@@ -85,6 +86,7 @@ impl ResponseError for AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -8,6 +8,7 @@ use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
 use super::AppState;
 use crate::error::{AppError, Issue};
+use crate::slo::live::replay::Replay;
 use crate::slo::model::{
     Decision, HistoryEvent, Recommendation, RecommendationList, RecommendationStatus,
 };
@@ -203,4 +204,45 @@ pub async fn get_recommendation_history(
     let id = id.into_inner();
     let items = state.run(move |db| service::history(db, id)).await?;
     Ok(web::Json(History { items }))
+}
+
+pub const REPLAY_RECOMMENDATION: Operation = Operation::new(
+    "replay_recommendation",
+    "POST",
+    "/api/v1/recommendations/{id}/replay",
+    Access::Read,
+);
+
+/// The range to replay on.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// Start of the range (RFC 3339).
+    pub from: chrono::DateTime<chrono::Utc>,
+    /// End of the range (RFC 3339); at most 92 days after `from`.
+    pub to: chrono::DateTime<chrono::Utc>,
+}
+
+/// Replays the recommended SLO on the SLI's production data over a range: attainment, bad
+/// windows, budget consumed, when the budget would have run out, how often it would have paged
+/// and ticketed, and week by week whether the target was met.
+#[utoipa::path(
+    post, path = "/api/v1/recommendations/{id}/replay", operation_id = "replay_recommendation", tag = "slos",
+    params(("id" = i64, Path, description = "Recommendation id")),
+    request_body = ReplayRequest,
+    responses((status = 200, description = "The replay", body = Replay))
+)]
+pub async fn replay_recommendation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+    body: web::Json<ReplayRequest>,
+) -> Result<web::Json<Replay>, AppError> {
+    caller.require(&REPLAY_RECOMMENDATION)?;
+    let id = id.into_inner();
+    let (from, to) = (body.from.timestamp(), body.to.timestamp());
+    let replay = state
+        .run(move |db| crate::slo::live::service::replay_recommendation(db, id, from, to))
+        .await?;
+    Ok(web::Json(replay))
 }

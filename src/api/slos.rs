@@ -1,11 +1,16 @@
 //! `/api/v1/slos…`: published SLOs and their exports.
 
 use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
 use super::AppState;
 use crate::error::AppError;
+use crate::slo::live::service as live;
+use crate::slo::live::status::{SloLiveStatus, StatusPoint};
 use crate::slo::model::{Slo, SloList};
 use crate::slo::{openslo, prometheus, service};
 
@@ -97,4 +102,93 @@ pub async fn get_slo_prometheus_rules(
     let id = id.into_inner();
     let (slo, sli) = state.run(move |db| service::slo_with_sli(db, id)).await?;
     yaml(prometheus::rules_yaml(&slo, &sli))
+}
+
+pub const GET_SLO_STATUS: Operation = Operation::new(
+    "get_slo_status",
+    "GET",
+    "/api/v1/slos/{id}/status",
+    Access::Read,
+);
+pub const GET_SLO_STATUS_SERIES: Operation = Operation::new(
+    "get_slo_status_series",
+    "GET",
+    "/api/v1/slos/{id}/status/series",
+    Access::Read,
+);
+
+/// When to evaluate a status.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StatusQuery {
+    /// The moment of the status (RFC 3339; default now).
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// The SLO's live status: attainment over the rolling period, error budget, burn rates, the
+/// alert in force (the exported multiwindow rules), time to exhaustion, and what the burn cost.
+///
+/// Computed from the SLI's production series (`POST /api/v1/metrics/{key}/series`); without
+/// data, `coverage` is 0 and no alert fires.
+#[utoipa::path(
+    get, path = "/api/v1/slos/{id}/status", operation_id = "get_slo_status", tag = "slos",
+    params(("id" = i64, Path, description = "SLO id"), StatusQuery),
+    responses((status = 200, description = "The status", body = SloLiveStatus))
+)]
+pub async fn get_slo_status(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+    q: web::Query<StatusQuery>,
+) -> Result<web::Json<SloLiveStatus>, AppError> {
+    caller.require(&GET_SLO_STATUS)?;
+    let id = id.into_inner();
+    let at = q.at;
+    let age = f64::from(state.limits.evidence_max_age_days);
+    Ok(web::Json(
+        state.run(move |db| live::status(db, id, at, age)).await?,
+    ))
+}
+
+/// A range of a status series.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StatusSeriesQuery {
+    /// First point (RFC 3339).
+    pub from: DateTime<Utc>,
+    /// Last point at most (RFC 3339); at most 92 days after `from`.
+    pub to: DateTime<Utc>,
+    /// Seconds between points (default 3600); at most 5,000 points.
+    #[param(minimum = 1, maximum = 7948800)]
+    pub step: Option<i64>,
+}
+
+/// Points of a status series.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StatusSeries {
+    pub slo_id: i64,
+    pub items: Vec<StatusPoint>,
+}
+
+/// Budget remaining, the last hour's burn rate and the alert state over time, for charts.
+#[utoipa::path(
+    get, path = "/api/v1/slos/{id}/status/series", operation_id = "get_slo_status_series", tag = "slos",
+    params(("id" = i64, Path, description = "SLO id"), StatusSeriesQuery),
+    responses((status = 200, description = "The series", body = StatusSeries))
+)]
+pub async fn get_slo_status_series(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+    q: web::Query<StatusSeriesQuery>,
+) -> Result<web::Json<StatusSeries>, AppError> {
+    caller.require(&GET_SLO_STATUS_SERIES)?;
+    let id = id.into_inner();
+    let (from, to, step) = (q.from.timestamp(), q.to.timestamp(), q.step.unwrap_or(3600));
+    let items = state
+        .run(move |db| live::status_series(db, id, from, to, step))
+        .await?;
+    Ok(web::Json(StatusSeries { slo_id: id, items }))
 }

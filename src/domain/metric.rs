@@ -121,6 +121,9 @@ pub struct PrometheusQueries {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_items = 200, example = json!([100, 250, 300, 400, 500, 750, 1000]))]
     pub buckets: Option<Vec<f64>>,
+    /// Where the SLI's production series can be pulled from (`POST .../series/sync`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<super::series::PrometheusSource>,
 }
 
 /// Most bucket bounds a histogram may declare.
@@ -228,7 +231,19 @@ impl NewMetric {
             good_events: clean(input.prometheus.good_events),
             total_events: clean(input.prometheus.total_events),
             buckets: input.prometheus.buckets,
+            source: input.prometheus.source,
         };
+        if let Some(src) = &prometheus.source {
+            for (field, message) in src.problems("prometheus.source") {
+                issues.push(Issue::field(field, message));
+            }
+            if input.kind != MetricKind::Sli {
+                issues.push(Issue::field(
+                    "prometheus.source",
+                    "only an SLI has a production series to pull",
+                ));
+            }
+        }
         if let Some(b) = &prometheus.buckets {
             check_buckets(b, &mut issues);
         }

@@ -6,6 +6,7 @@ pub mod document;
 pub mod experiment;
 pub mod metric;
 pub mod review;
+pub mod series;
 pub mod upload;
 
 use crate::error::Issue;

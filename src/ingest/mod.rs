@@ -2,7 +2,9 @@
 //! every row against the experiment; [`service`] stores all rows in one transaction or none,
 //! and keeps the metric catalog and the experiments.
 
+pub mod pull;
 pub mod read;
+pub mod series;
 pub mod service;
 pub mod spool;
 

@@ -57,6 +57,15 @@ impl CsvFields<'_> {
         self.raw(name).map(str::trim).filter(|s| !s.is_empty())
     }
 
+    /// Every (column, trimmed non-empty field) pair of the record, in header order.
+    pub fn present(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .iter()
+            .zip(self.record.iter())
+            .map(|(h, v)| (h.as_str(), v.trim()))
+            .filter(|(_, v)| !v.is_empty())
+    }
+
     pub fn required(&self, name: &str) -> Result<&str, String> {
         self.get(name)
             .ok_or_else(|| format!("missing field `{name}`"))
@@ -77,6 +86,11 @@ pub trait UploadRow: DeserializeOwned {
     const CSV_COLUMNS: &'static [(&'static str, bool)];
     /// Builds the row from one CSV record.
     fn from_csv(fields: &CsvFields<'_>) -> Result<Self, String>;
+    /// Whether a CSV header may name this column (beyond [`Self::CSV_COLUMNS`] for rows
+    /// with columns named by data, such as histogram buckets `le_<bound>`).
+    fn csv_column_known(name: &str) -> bool {
+        Self::CSV_COLUMNS.iter().any(|(c, _)| *c == name)
+    }
 }
 
 /// Reads every row of `input`, calling `each(row_number, parsed_or_reason)`. Returns the number
@@ -187,7 +201,7 @@ fn read_csv<T: UploadRow>(
                 format!("header[{i}]"),
                 format!("column '{h}' appears more than once"),
             ));
-        } else if !T::CSV_COLUMNS.iter().any(|(c, _)| c == h) {
+        } else if !T::csv_column_known(h) {
             issues.push(crate::error::Issue::field(
                 format!("header[{i}]"),
                 format!("unknown column '{h}'"),

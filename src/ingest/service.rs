@@ -7,11 +7,14 @@ use std::io::Read;
 use super::read::Format;
 use super::{IngestSummary, OnConflict, ValidUpload};
 use crate::domain::experiment::{Experiment, ExperimentData, NewExperiment};
+use crate::domain::metric::MetricKind;
 use crate::domain::metric::{Metric, NewMetric};
+use crate::domain::series::SeriesLayout;
 use crate::domain::Page;
 use crate::error::AppResult;
-use crate::store::upsert::{commit_upload, WriteOutcome};
-use crate::store::{assignments, experiments, metrics, observations, Db, DbConnection};
+use crate::error::{AppError, Issue};
+use crate::store::upsert::{commit_bulk, commit_upload, WriteOutcome};
+use crate::store::{assignments, experiments, metrics, observations, series, Db, DbConnection};
 
 /// Stores a new metric; 409 if the key exists, 422 if a parent does not exist.
 pub fn create_metric(db: &Db, m: &NewMetric) -> AppResult<Metric> {
@@ -152,4 +155,94 @@ pub fn upload(
             upload_observations(db, experiment, input, format, on_conflict)
         }
     }
+}
+
+/// A metric with its series layout and number of stored windows.
+pub fn metric_series(db: &Db, key: &str) -> AppResult<(Metric, Option<SeriesLayout>, i64)> {
+    let conn = &mut *db.conn()?;
+    let m = metrics::get(conn, key)?;
+    let layout = series::layout(conn, m.id)?;
+    let n = series::count(conn, m.id)?;
+    Ok((m, layout, n))
+}
+
+/// The metric as the target of a production series: an SLI.
+pub fn series_metric(db: &Db, key: &str) -> AppResult<(Metric, Option<SeriesLayout>)> {
+    let conn = &mut *db.conn()?;
+    let m = metrics::get(conn, key)?;
+    if m.kind != MetricKind::Sli {
+        return Err(AppError::invalid(
+            "production series are kept for SLIs",
+            vec![Issue::field(
+                "key",
+                format!("'{key}' is a KPI; only SLIs have production series here"),
+            )],
+        ));
+    }
+    let layout = series::layout(conn, m.id)?;
+    Ok((m, layout))
+}
+
+/// Reads, validates and stores windows of an SLI's production series, all or nothing.
+pub fn upload_series(
+    db: &Db,
+    metric: &Metric,
+    stored: Option<&SeriesLayout>,
+    input: impl Read,
+    format: Format,
+    on_conflict: OnConflict,
+) -> AppResult<IngestSummary> {
+    let valid = super::series::windows(stored, input, format, chrono::Utc::now())?;
+    store_series(db, metric, valid, on_conflict)
+}
+
+/// Stores windows pulled from the metric's Prometheus source, validated like an upload;
+/// identical windows already stored are duplicates, different ones are replaced (Prometheus
+/// is the source of truth for pulled windows).
+pub fn store_pulled(
+    db: &Db,
+    metric: &Metric,
+    stored: Option<&SeriesLayout>,
+    rows: Vec<super::series::SeriesRow>,
+) -> AppResult<IngestSummary> {
+    let valid = super::series::rows(stored, rows, chrono::Utc::now())?;
+    store_series(db, metric, valid, OnConflict::Replace)
+}
+
+fn store_series(
+    db: &Db,
+    metric: &Metric,
+    valid: super::series::ValidSeries,
+    on_conflict: OnConflict,
+) -> AppResult<IngestSummary> {
+    let received = valid.upload.received;
+    let records = valid.upload.records;
+    let started = std::time::Instant::now();
+    // Series writes of one metric take turns on PostgreSQL (key space 2 of the two-key locks).
+    let lock = format!("SELECT pg_advisory_xact_lock(2, {})", metric.id as i32);
+    let o = commit_bulk(&mut *db.conn()?, &lock, received, "window", |conn| {
+        if let Some(l) = &valid.layout {
+            series::ensure_layout(conn, metric.id, l)?;
+        }
+        let mut outcome = WriteOutcome::default();
+        records.drain(|batch| {
+            outcome.absorb(series::write(conn, metric.id, batch, on_conflict)?);
+            Ok(())
+        })?;
+        Ok(outcome)
+    })?;
+    tracing::info!(
+        what = "window",
+        metric = metric.key,
+        received,
+        inserted = o.inserted,
+        write_ms = started.elapsed().as_millis() as u64,
+        "bulk write committed"
+    );
+    Ok(IngestSummary {
+        received,
+        inserted: o.inserted,
+        duplicates: o.duplicates,
+        replaced: o.replaced,
+    })
 }

@@ -16,6 +16,7 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use chrono::{DateTime, NaiveDateTime};
 
 use crate::domain::experiment::Period;
+use crate::domain::series::{SeriesWindow, WindowData};
 use crate::domain::upload::{AssignmentRecord, ObservationRecord};
 use crate::error::{AppError, AppResult};
 
@@ -184,6 +185,63 @@ impl Record for ObservationRecord {
             value: f64::from_bits(u64::from_le_bytes(take(input)?)),
             observed_at: take_time(input)?,
         })
+    }
+}
+
+fn put_f64(out: &mut Vec<u8>, x: f64) {
+    out.extend_from_slice(&x.to_bits().to_le_bytes());
+}
+
+fn take_f64(input: &mut impl Read) -> io::Result<f64> {
+    Ok(f64::from_bits(u64::from_le_bytes(take(input)?)))
+}
+
+impl Record for SeriesWindow {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.row.to_le_bytes());
+        out.extend_from_slice(&self.start.to_le_bytes());
+        match &self.data {
+            WindowData::Histogram {
+                count,
+                sum,
+                cumulative,
+            } => {
+                out.push(0);
+                put_f64(out, *count);
+                put_f64(out, sum.unwrap_or(f64::NAN));
+                out.extend_from_slice(&(cumulative.len() as u32).to_le_bytes());
+                for c in cumulative {
+                    put_f64(out, *c);
+                }
+            }
+            WindowData::Events { good, total } => {
+                out.push(1);
+                put_f64(out, *good);
+                put_f64(out, *total);
+            }
+        }
+    }
+
+    fn decode(input: &mut impl Read) -> io::Result<Self> {
+        let row = u64::from_le_bytes(take(input)?);
+        let start = i64::from_le_bytes(take(input)?);
+        let data = if take::<1>(input)?[0] == 0 {
+            let count = take_f64(input)?;
+            let sum = Some(take_f64(input)?).filter(|s| !s.is_nan());
+            let n = u32::from_le_bytes(take(input)?) as usize;
+            let cumulative = (0..n).map(|_| take_f64(input)).collect::<io::Result<_>>()?;
+            WindowData::Histogram {
+                count,
+                sum,
+                cumulative,
+            }
+        } else {
+            WindowData::Events {
+                good: take_f64(input)?,
+                total: take_f64(input)?,
+            }
+        };
+        Ok(SeriesWindow { row, start, data })
     }
 }
 

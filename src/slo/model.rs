@@ -135,8 +135,13 @@ pub struct KneeUsed {
 /// How the threshold was derived (see the README's Methodology).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Derivation {
-    /// Control arm's SLI at the governed percentile (mean for requests evaluation).
+    /// The SLI the degradation is added to: production's per-window governed percentile when
+    /// the SLI has a production series (see `baseline_source`), else the control arm's SLI at
+    /// the governed percentile (its quantile at the target's share for requests evaluation).
     pub baseline_sli: f64,
+    /// Where the baseline came from: `production` (with the range) or `experiment`.
+    #[serde(default)]
+    pub baseline_source: Option<crate::slo::live::baseline::BaselineSource>,
     pub control_kpi_mean: f64,
     /// The CI end of the causal slope used (KPI units per SLI unit).
     pub slope_used: f64,
@@ -223,6 +228,8 @@ pub struct Recommendation {
     pub inputs: RecommendationInputs,
     /// The published SLO, once approved.
     pub slo_id: Option<i64>,
+    /// The SLO replayed on the last period of production data, when the SLI has a series.
+    pub replay: Option<crate::slo::live::replay::Replay>,
 }
 
 /// A page of recommendations.

@@ -142,7 +142,7 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 /// Minutes of a window written like `5m`, `2h` or `3d`.
-fn minutes(window: &str) -> u32 {
+pub(crate) fn minutes(window: &str) -> u32 {
     let (n, unit) = window.split_at(window.len() - 1);
     let n: u32 = n.parse().unwrap_or(0);
     match unit {

@@ -2,6 +2,9 @@
 //! docs/methodology.md for the formulas), in steps: the validated effect, the baseline, the
 //! slope-based threshold, knees, the target, the error budget and the statement.
 
+use super::live::baseline::{
+    self as production_baseline, BaselineKind, BaselineSource, BaselineSpec,
+};
 use super::model::{
     Comparison, Derivation, ErrorBudget, Evaluation, RecommendationEvidence, RecommendationInputs,
     SloSpec, ThresholdRange, ThresholdSource, WindowNoise,
@@ -16,6 +19,7 @@ use super::threshold::{
 };
 use crate::analysis::report::{Analysis, CausalEffect, Correction, SliSummary};
 use crate::domain::metric::{Direction, Metric};
+use crate::domain::series::{SeriesLayout, SeriesWindow};
 use crate::error::{AppError, AppResult, Issue};
 
 /// Everything of a recommendation but its identity and review state.
@@ -252,13 +256,58 @@ fn evidence_notes(
     (loose, detectable)
 }
 
+/// The SLI's production series, when it has one: windows starting in [from, to) (Unix seconds).
+pub struct Production<'a> {
+    pub layout: &'a SeriesLayout,
+    pub windows: &'a [SeriesWindow],
+    pub to: i64,
+}
+
+fn time(t: i64) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(t, 0)
+}
+
+/// The production baseline over the last period before `production.to`, when one can be read.
+fn baseline_from(
+    production: Option<&Production>,
+    inputs: &RecommendationInputs,
+    governed: Option<u32>,
+    target: f64,
+    direction: Direction,
+) -> Option<(f64, BaselineSource)> {
+    let p = production?;
+    let from = p.to - i64::from(inputs.window_days) * 86_400;
+    let first = p.windows.partition_point(|w| w.start < from);
+    let spec = BaselineSpec {
+        evaluation: inputs.evaluation,
+        percentile: governed,
+        window_minutes: inputs.window_minutes,
+        request_level: match direction {
+            Direction::LowerIsBetter => target,
+            Direction::HigherIsBetter => 1.0 - target,
+        },
+    };
+    let (value, n) = production_baseline::production(p.layout, &p.windows[first..], &spec)?;
+    Some((
+        value,
+        BaselineSource {
+            kind: BaselineKind::Production,
+            from: time(from),
+            to: time(p.to),
+            windows: Some(n),
+            experiment_baseline: None,
+        },
+    ))
+}
+
 /// Derives a recommendation from an analysis; 422 with the verdict's reasons when the effect
-/// on that KPI was not validated.
+/// on that KPI was not validated. With a production series, the baseline is production's.
 pub fn derive(
     a: &Analysis,
     sli: &Metric,
     kpi: &Metric,
     req: &CreateRecommendation,
+    production: Option<&Production>,
 ) -> AppResult<Derived> {
     let mut inputs = resolve(req, &kpi.key)?;
     let (effect, control) = validated_effect(a, sli, kpi)?;
@@ -276,10 +325,32 @@ pub fn derive(
     let governed = inputs
         .percentile
         .map(|p| governed_percentile(p, sli.direction));
-    let baseline = match governed {
+    let experiment_baseline = match governed {
         Some(_) => baseline(control, governed)?,
         None => request_baseline(control, target, sli.direction)?,
     };
+    let (baseline, baseline_source) =
+        match baseline_from(production, &inputs, governed, target, sli.direction) {
+            Some((value, mut source)) => {
+                source.experiment_baseline = Some(experiment_baseline);
+                notes.push(format!(
+                    "The baseline {} is production's (the experiment's control arm gave {}).",
+                    fmt_num(value),
+                    fmt_num(experiment_baseline)
+                ));
+                (value, source)
+            }
+            None => (
+                experiment_baseline,
+                BaselineSource {
+                    kind: BaselineKind::Experiment,
+                    from: None,
+                    to: None,
+                    windows: None,
+                    experiment_baseline: None,
+                },
+            ),
+        };
     let slope = slope_threshold(effect, baseline, loss, sli, kpi)?;
     notes.insert(0, format!(
         "Assumes a degradation shifts the SLI's distribution, so the baseline ({}) moves by the same amount as its mean (as a latency injection does).",
@@ -329,6 +400,7 @@ pub fn derive(
         error_budget: error_budget(&inputs, target, mu, period_units, value_per_budget),
         derivation: Derivation {
             baseline_sli: baseline,
+            baseline_source: Some(baseline_source),
             control_kpi_mean: mu,
             slope_used: slope.slope_used,
             relative_slope_per_unit: slope.slope_used / mu,

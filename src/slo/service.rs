@@ -3,11 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::live::replay::Replay;
+use super::live::service as live;
 use super::model::{
     Decision, Derivation, ErrorBudget, HistoryEvent, Recommendation, RecommendationEvidence,
     RecommendationInputs, RecommendationStatus, Slo, SloSpec, ThresholdRange,
 };
-use super::recommend::{derive, CreateRecommendation};
+use super::recommend::{derive, CreateRecommendation, Production};
 use crate::analysis::report::{Analysis, MetricRole};
 use crate::domain::document::DocumentError;
 use crate::domain::metric::Metric;
@@ -25,10 +27,31 @@ struct Document {
     derivation: Derivation,
     evidence: RecommendationEvidence,
     inputs: RecommendationInputs,
+    #[serde(default)]
+    replay: Option<Replay>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> AppError {
     AppError::Internal(anyhow::anyhow!("stored {what} cannot be read: {e}"))
+}
+
+/// The published SLO with this id, with the derivation and inputs of its recommendation.
+pub(crate) fn slo_with_derivation(
+    conn: &mut crate::store::DbConnection,
+    id: i64,
+) -> AppResult<(Slo, Derivation, RecommendationInputs)> {
+    let row = store::get_slo(conn, id)?;
+    let d = document(&row.recommendation)?;
+    Ok((to_slo(&row)?, d.derivation, d.inputs))
+}
+
+/// A recommendation's SLO, derivation and the SLI it is about.
+pub(crate) fn recommendation_spec(
+    conn: &mut crate::store::DbConnection,
+    id: i64,
+) -> AppResult<(SloSpec, Derivation)> {
+    let d = document(&store::get(conn, id)?)?;
+    Ok((d.slo, d.derivation))
 }
 
 fn document(row: &StoredRecommendation) -> AppResult<Document> {
@@ -75,8 +98,18 @@ pub fn recommend(
     }
     let sli = metrics::get(conn, &sli_key)?;
     let kpi = metrics::get(conn, &kpi_key)?;
-    let d = derive(&a, &sli, &kpi, req)?;
+    let production = live::production(conn, &sli, req.window_days.unwrap_or(28))?;
+    let view = production.as_ref().map(|p| Production {
+        layout: &p.layout,
+        windows: &p.windows,
+        to: p.to,
+    });
+    let d = derive(&a, &sli, &kpi, req, view.as_ref())?;
+    let replay = production
+        .as_ref()
+        .map(|p| live::replay_last_period(&d.slo, &d.derivation, p));
     let doc = Document {
+        replay,
         slo: d.slo,
         threshold_range: d.threshold_range,
         error_budget: d.error_budget,
@@ -113,6 +146,7 @@ fn to_recommendation(row: &StoredRecommendation) -> AppResult<Recommendation> {
         evidence: d.evidence,
         inputs: d.inputs,
         slo_id: row.slo_id,
+        replay: d.replay,
     })
 }
 

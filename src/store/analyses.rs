@@ -53,6 +53,17 @@ pub fn insert(
     })
 }
 
+/// When analysis `id` was computed, or 404.
+pub fn created_at(conn: &mut DbConnection, id: i64) -> AppResult<chrono::NaiveDateTime> {
+    use super::schema::analyses::dsl as a;
+    a::analyses
+        .find(id)
+        .select(a::created_at)
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::not_found("analysis", id))
+}
+
 /// The analysis with this id, or 404.
 pub fn get(conn: &mut DbConnection, id: i64) -> AppResult<StoredAnalysis> {
     an::analyses

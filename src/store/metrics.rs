@@ -37,6 +37,8 @@ struct MetricRow {
     prometheus_total_events: Option<String>,
     /// JSON array of bucket bounds.
     prometheus_buckets: Option<String>,
+    /// JSON of the Prometheus source of its production series.
+    prometheus_source: Option<String>,
 }
 
 impl MetricRow {
@@ -49,6 +51,17 @@ impl MetricRow {
             .map_err(|e| {
                 AppError::Internal(anyhow::anyhow!(
                     "stored buckets of metric '{}' cannot be read: {e}",
+                    self.key
+                ))
+            })?;
+        let source = self
+            .prometheus_source
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| {
+                AppError::Internal(anyhow::anyhow!(
+                    "stored Prometheus source of metric '{}' cannot be read: {e}",
                     self.key
                 ))
             })?;
@@ -68,6 +81,7 @@ impl MetricRow {
                 good_events: self.prometheus_good_events,
                 total_events: self.prometheus_total_events,
                 buckets,
+                source,
             },
         })
     }
@@ -127,6 +141,13 @@ pub fn create(conn: &mut DbConnection, m: &NewMetric) -> AppResult<Metric> {
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| AppError::Internal(e.into()))?;
+        let source = m
+            .prometheus
+            .source
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| AppError::Internal(e.into()))?;
         diesel::insert_into(metrics::table)
             .values((
                 metrics::key.eq(m.key.as_str()),
@@ -141,6 +162,7 @@ pub fn create(conn: &mut DbConnection, m: &NewMetric) -> AppResult<Metric> {
                 metrics::prometheus_good_events.eq(&m.prometheus.good_events),
                 metrics::prometheus_total_events.eq(&m.prometheus.total_events),
                 metrics::prometheus_buckets.eq(buckets),
+                metrics::prometheus_source.eq(source),
             ))
             .execute(conn)
             .map_err(|e| unique_or_internal(e, conflict()))?;

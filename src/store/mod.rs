@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod observations;
 pub mod recommendations;
 pub mod schema;
+pub mod series;
 pub mod tokens;
 pub mod upsert;
 

@@ -18,6 +18,7 @@ diesel::table! {
         prometheus_good_events -> Nullable<Text>,
         prometheus_total_events -> Nullable<Text>,
         prometheus_buckets -> Nullable<Text>,
+        prometheus_source -> Nullable<Text>,
     }
 }
 
@@ -168,3 +169,25 @@ diesel::table! {
         revoked_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    sli_series (metric_id) {
+        metric_id -> BigInt,
+        kind -> Text,
+        seconds -> Integer,
+        bounds -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sli_windows (metric_id, start_at) {
+        metric_id -> BigInt,
+        start_at -> BigInt,
+        total -> Double,
+        good -> Nullable<Double>,
+        value_sum -> Nullable<Double>,
+        counts -> Nullable<Binary>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(sli_series, sli_windows, metrics);

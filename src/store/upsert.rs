@@ -60,14 +60,32 @@ pub fn commit_upload(
     what: &str,
     write: impl FnOnce(&mut DbConnection) -> AppResult<WriteOutcome>,
 ) -> AppResult<WriteOutcome> {
+    // PostgreSQL: uploads to one experiment take turns. Two uploads sharing keys in different
+    // orders would otherwise lock rows crosswise and deadlock (a 500); SQLite already admits
+    // one writer at a time.
+    let lock = format!("SELECT pg_advisory_xact_lock({experiment_id})");
+    commit_bulk(conn, &lock, received, what, |conn| {
+        let outcome = write(conn)?;
+        if outcome.conflict_count == 0 && (outcome.inserted > 0 || outcome.replaced > 0) {
+            super::experiments::bump_data_version(conn, experiment_id)?;
+        }
+        Ok(outcome)
+    })
+}
+
+/// Runs a bulk write in one transaction after taking the PostgreSQL advisory lock `lock` (a
+/// `SELECT pg_advisory_xact_lock(...)` statement built from ids); conflicts roll it all back
+/// as a 422 listing them.
+pub fn commit_bulk(
+    conn: &mut DbConnection,
+    lock: &str,
+    received: u64,
+    what: &str,
+    write: impl FnOnce(&mut DbConnection) -> AppResult<WriteOutcome>,
+) -> AppResult<WriteOutcome> {
     super::transaction(conn, |conn| {
-        // PostgreSQL: uploads to one experiment take turns. Two uploads sharing keys in
-        // different orders would otherwise lock rows crosswise and deadlock (a 500); SQLite
-        // already admits one writer at a time.
         if let super::DbConnection::Postgresql(c) = conn {
-            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                .bind::<diesel::sql_types::BigInt, _>(experiment_id)
-                .execute(c)?;
+            diesel::sql_query(lock).execute(c)?;
         }
         let outcome = write(conn)?;
         if outcome.conflict_count > 0 {
@@ -78,9 +96,6 @@ pub fn commit_upload(
                 ),
                 outcome.conflicts,
             ));
-        }
-        if outcome.inserted > 0 || outcome.replaced > 0 {
-            super::experiments::bump_data_version(conn, experiment_id)?;
         }
         Ok(outcome)
     })

@@ -1,0 +1,3 @@
+DROP TABLE sli_windows;
+DROP TABLE sli_series;
+ALTER TABLE metrics DROP COLUMN prometheus_source;

@@ -1,0 +1,327 @@
+//! Pulling an SLI's production windows from a real Prometheus (`/api/v1/query_range`).
+//!
+//! The source's selectors name **counters** (a histogram's `_bucket` series, or good and total
+//! event counters). They are read at every window boundary (`step` = the window length); each
+//! window's count is the counters' increase between its two boundaries, per series (a drop is a
+//! counter reset: the new value is the increase), summed over series by `le`. Unlike
+//! `increase()`, nothing is extrapolated, so a window is exact when scrapes fall on its
+//! boundaries, and consecutive windows never count an event twice. Summed cumulative counts are
+//! kept monotone (a running maximum) in case one bucket's series reset and another's did not.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::series::{BucketRow, SeriesRow};
+use crate::domain::series::{PrometheusSource, SeriesKind};
+use crate::error::{AppError, AppResult, Issue};
+
+/// Steps per `query_range` request (Prometheus refuses more than 11,000 points per series).
+pub const STEPS_PER_QUERY: i64 = 10_000;
+
+/// Most series a selector may match.
+pub const MAX_SERIES: usize = 1_000;
+
+/// Largest response body read from Prometheus.
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+#[derive(Debug, Deserialize)]
+struct ApiResponse {
+    status: String,
+    #[serde(default)]
+    data: Option<MatrixData>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MatrixData {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: Vec<MatrixSeries>,
+}
+
+/// One series of a range query: its labels and `[unix time, "value"]` samples.
+#[derive(Debug, Deserialize)]
+pub struct MatrixSeries {
+    pub metric: BTreeMap<String, String>,
+    pub values: Vec<(f64, String)>,
+}
+
+/// The base URL without a trailing slash, for messages (sources carry no credentials).
+fn base(src: &PrometheusSource) -> &str {
+    src.url.trim_end_matches('/')
+}
+
+/// Runs one range query over [start, end] every `step` seconds.
+async fn query_range(
+    client: &awc::Client,
+    src: &PrometheusSource,
+    query: &str,
+    (start, end, step): (i64, i64, i64),
+) -> AppResult<Vec<MatrixSeries>> {
+    let url = format!("{}/api/v1/query_range", base(src));
+    let form = [
+        ("query", query.to_owned()),
+        ("start", start.to_string()),
+        ("end", end.to_string()),
+        ("step", step.to_string()),
+    ];
+    let mut response = client.post(&url).send_form(&form).await.map_err(|e| {
+        AppError::BadGateway(format!(
+            "the Prometheus source at {} could not be reached: {e}",
+            base(src)
+        ))
+    })?;
+    let status = response.status();
+    let body = response
+        .body()
+        .limit(MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|e| {
+            AppError::BadGateway(format!(
+                "the Prometheus source at {} answered {status} with a body that could not be read: {e}",
+                base(src)
+            ))
+        })?;
+    let parsed: Option<ApiResponse> = serde_json::from_slice(&body).ok();
+    match parsed {
+        Some(ApiResponse {
+            status: ok,
+            data: Some(data),
+            ..
+        }) if status.is_success() && ok == "success" && data.result_type == "matrix" => {
+            if data.result.len() > MAX_SERIES {
+                return Err(AppError::invalid(
+                    "the Prometheus selector matches too many series",
+                    vec![Issue::field(
+                        "prometheus.source",
+                        format!(
+                            "'{query}' matches {} series; at most {MAX_SERIES} (narrow it with labels)",
+                            data.result.len()
+                        ),
+                    )],
+                ));
+            }
+            Ok(data.result)
+        }
+        Some(r) => {
+            let why: String = r.error.unwrap_or_default().chars().take(300).collect();
+            Err(AppError::BadGateway(format!(
+                "the Prometheus source at {} answered {status} to '{query}': {why}",
+                base(src)
+            )))
+        }
+        None => Err(AppError::BadGateway(format!(
+            "the Prometheus source at {} answered {status} with a body that is not a Prometheus API response",
+            base(src)
+        ))),
+    }
+}
+
+/// Every series of `query` at each boundary of [from, to], in chunks of [`STEPS_PER_QUERY`].
+async fn fetch(
+    client: &awc::Client,
+    src: &PrometheusSource,
+    query: &str,
+    from: i64,
+    to: i64,
+    w: i64,
+) -> AppResult<Vec<MatrixSeries>> {
+    let mut out = Vec::new();
+    let mut start = from;
+    while start < to {
+        let end = (start + STEPS_PER_QUERY * w).min(to);
+        out.extend(query_range(client, src, query, (start, end, w)).await?);
+        start = end;
+    }
+    Ok(out)
+}
+
+/// Per window start, the summed increase of every series, keyed by `key(labels)`.
+fn increases(
+    series: &[MatrixSeries],
+    w: i64,
+    key: impl Fn(&BTreeMap<String, String>) -> AppResult<String>,
+) -> AppResult<BTreeMap<i64, BTreeMap<String, f64>>> {
+    let mut out: BTreeMap<i64, BTreeMap<String, f64>> = BTreeMap::new();
+    for s in series {
+        let k = key(&s.metric)?;
+        let mut previous: Option<(i64, f64)> = None;
+        for (t, v) in &s.values {
+            let t = t.round() as i64;
+            let Ok(v) = v.parse::<f64>() else { continue };
+            if let Some((pt, pv)) = previous.filter(|(pt, _)| t - pt == w) {
+                let delta = if v >= pv { v - pv } else { v };
+                *out.entry(pt).or_default().entry(k.clone()).or_default() += delta;
+            }
+            previous = Some((t, v));
+        }
+    }
+    Ok(out)
+}
+
+fn time(t: i64) -> String {
+    DateTime::<Utc>::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Rounds a scaled bound to 9 decimals (0.1 s × 1000 is 100 ms, not 100.00000000000001).
+fn scaled(le: f64, scale: f64) -> f64 {
+    if le.is_finite() {
+        (le * scale * 1e9).round() / 1e9
+    } else {
+        le
+    }
+}
+
+/// Histogram windows from bucket-counter series: complete windows only (every `le` seen).
+pub fn histogram_rows(series: &[MatrixSeries], w: i64, scale: f64) -> AppResult<Vec<SeriesRow>> {
+    let by_le = increases(series, w, |labels| {
+        labels.get("le").cloned().ok_or_else(|| {
+            AppError::invalid(
+                "the Prometheus selector does not select histogram buckets",
+                vec![Issue::field(
+                    "prometheus.source.buckets",
+                    "a selected series has no `le` label; select the histogram's `_bucket` counters",
+                )],
+            )
+        })
+    })?;
+    let mut les: Vec<(f64, String)> = Vec::new();
+    for s in series {
+        if let Some(raw) = s.metric.get("le") {
+            let le = super::series::parse_bound(raw).ok_or_else(|| {
+                AppError::invalid(
+                    "a bucket bound is not a number",
+                    vec![Issue::field(
+                        "prometheus.source.buckets",
+                        format!("le=\"{raw}\""),
+                    )],
+                )
+            })?;
+            if !les.iter().any(|(_, r)| r == raw) {
+                les.push((le, raw.clone()));
+            }
+        }
+    }
+    les.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut rows = Vec::new();
+    for (start, counts) in by_le {
+        if les.iter().any(|(_, raw)| !counts.contains_key(raw)) {
+            continue;
+        }
+        let mut running = 0.0_f64;
+        let buckets: Vec<BucketRow> = les
+            .iter()
+            .map(|(le, raw)| {
+                running = running.max(counts[raw]);
+                BucketRow {
+                    le: scaled(*le, scale),
+                    count: running,
+                }
+            })
+            .collect();
+        rows.push(SeriesRow {
+            start: time(start),
+            seconds: w,
+            count: buckets.last().map(|b| b.count),
+            sum: None,
+            buckets: Some(buckets),
+            good: None,
+            total: None,
+        });
+    }
+    Ok(rows)
+}
+
+/// Event windows from good- and total-counter series.
+pub fn event_rows(
+    good: &[MatrixSeries],
+    total: &[MatrixSeries],
+    w: i64,
+) -> AppResult<Vec<SeriesRow>> {
+    let one = |_: &BTreeMap<String, String>| Ok(String::new());
+    let good = increases(good, w, one)?;
+    let total = increases(total, w, one)?;
+    Ok(total
+        .into_iter()
+        .map(|(start, t)| {
+            let t = t.values().sum::<f64>();
+            let g = good
+                .get(&start)
+                .map_or(0.0, |g| g.values().sum::<f64>())
+                .min(t);
+            SeriesRow {
+                start: time(start),
+                seconds: w,
+                count: None,
+                sum: None,
+                buckets: None,
+                good: Some(g),
+                total: Some(t),
+            }
+        })
+        .collect())
+}
+
+/// Pulls the windows starting in [from, to) (aligned to the source's window length) as upload
+/// rows, validated later like pushed ones.
+pub async fn pull(
+    src: &PrometheusSource,
+    unit: &str,
+    from: i64,
+    to: i64,
+) -> AppResult<(SeriesKind, Vec<SeriesRow>)> {
+    let w = i64::from(src.window_seconds.unwrap_or(60));
+    let client = awc::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .finish();
+    if let Some(buckets) = &src.buckets {
+        let scale = src.scale.unwrap_or(if unit == "ms" { 1000.0 } else { 1.0 });
+        let series = fetch(&client, src, buckets, from, to, w).await?;
+        return Ok((SeriesKind::Histogram, histogram_rows(&series, w, scale)?));
+    }
+    let (Some(good), Some(total)) = (&src.good, &src.total) else {
+        return Err(AppError::invalid(
+            "the metric's Prometheus source names no series",
+            vec![Issue::field(
+                "prometheus.source",
+                "name buckets, or good and total",
+            )],
+        ));
+    };
+    let good = fetch(&client, src, good, from, to, w).await?;
+    let total = fetch(&client, src, total, from, to, w).await?;
+    Ok((SeriesKind::Events, event_rows(&good, &total, w)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(le: &str, values: &[(f64, f64)]) -> MatrixSeries {
+        MatrixSeries {
+            metric: [("le".to_owned(), le.to_owned())].into_iter().collect(),
+            values: values.iter().map(|(t, v)| (*t, v.to_string())).collect(),
+        }
+    }
+
+    /// Increases between boundaries, with a counter reset read as a restart from zero.
+    #[test]
+    fn windows_are_counter_increases_with_resets() {
+        let s = vec![
+            series("0.1", &[(0.0, 10.0), (60.0, 15.0), (120.0, 3.0)]),
+            series("+Inf", &[(0.0, 20.0), (60.0, 30.0), (120.0, 4.0)]),
+        ];
+        let rows = histogram_rows(&s, 60, 1000.0).unwrap();
+        assert_eq!(rows.len(), 2);
+        let b = rows[0].buckets.as_ref().unwrap();
+        assert_eq!((b[0].le, b[0].count, b[1].count), (100.0, 5.0, 10.0));
+        let b = rows[1].buckets.as_ref().unwrap();
+        assert_eq!((b[0].count, b[1].count), (3.0, 4.0));
+        assert_eq!(rows[1].count, Some(4.0));
+    }
+}

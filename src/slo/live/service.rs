@@ -1,0 +1,209 @@
+//! The seam between live SLOs and the store: load an SLO, its derivation and its SLI's
+//! production windows, and evaluate them (status, status series, replay).
+
+use chrono::{DateTime, Utc};
+
+use super::replay::{replay, Replay};
+use super::status::{self, SloLiveStatus, StatusContext, StatusPoint};
+use super::{CostModel, Timeline};
+use crate::domain::metric::Metric;
+use crate::domain::series::{SeriesKind, SeriesLayout, SeriesWindow};
+use crate::error::{AppError, AppResult, Issue};
+use crate::slo::model::{Derivation, SloSpec};
+use crate::slo::service::{recommendation_spec, slo_with_derivation};
+use crate::store::{analyses, metrics, series, Db, DbConnection};
+
+/// Most windows one evaluation reads (≈ 139 days of one-minute windows): bounds the memory
+/// and time of a status, a status series or a replay.
+pub const MAX_EVALUATED_WINDOWS: i64 = 200_000;
+
+/// Longest range of a status series or a replay, in days.
+pub const MAX_RANGE_DAYS: i64 = 92;
+
+/// Most points of a status series.
+pub const MAX_SERIES_POINTS: i64 = 5_000;
+
+/// An SLI's production windows over a range ending at `to` (Unix seconds, exclusive).
+pub struct ProductionData {
+    pub layout: SeriesLayout,
+    pub windows: Vec<SeriesWindow>,
+    pub to: i64,
+}
+
+/// The cost model of a derivation.
+pub fn cost_model(d: &Derivation) -> CostModel {
+    CostModel {
+        baseline: d.baseline_sli,
+        relative_slope: d.relative_slope_per_unit.abs(),
+        degradation: d.degradation,
+    }
+}
+
+/// Refuses a read of more than [`MAX_EVALUATED_WINDOWS`] windows.
+fn check_size(layout: &SeriesLayout, seconds: i64, field: &str) -> AppResult<()> {
+    let n = seconds / i64::from(layout.seconds).max(1);
+    if n > MAX_EVALUATED_WINDOWS {
+        return Err(AppError::invalid(
+            "the range holds too many windows to evaluate",
+            vec![Issue::field(
+                field,
+                format!(
+                    "{n} windows of {} s; at most {MAX_EVALUATED_WINDOWS} are evaluated at once (shorten the range or push longer windows)",
+                    layout.seconds
+                ),
+            )],
+        ));
+    }
+    Ok(())
+}
+
+/// The SLI's windows of the last `days` days of its series (plus a day before, for trailing
+/// SLO windows), if it has a histogram or event series.
+pub fn production(
+    conn: &mut DbConnection,
+    sli: &Metric,
+    days: u32,
+) -> AppResult<Option<ProductionData>> {
+    let Some(layout) = series::layout(conn, sli.id)? else {
+        return Ok(None);
+    };
+    let Some(latest) = series::latest_start(conn, sli.id)? else {
+        return Ok(None);
+    };
+    let to = latest + i64::from(layout.seconds);
+    let span = (i64::from(days.clamp(1, 366)) + 1) * 86_400;
+    if span / i64::from(layout.seconds) > MAX_EVALUATED_WINDOWS {
+        // Too fine to evaluate whole: the recommendation keeps the experiment's baseline.
+        return Ok(None);
+    }
+    let windows = series::windows(conn, sli.id, to - span, to)?;
+    Ok(Some(ProductionData {
+        layout,
+        windows,
+        to,
+    }))
+}
+
+/// The proposed SLO replayed on the last period of `p`.
+pub fn replay_last_period(spec: &SloSpec, d: &Derivation, p: &ProductionData) -> Replay {
+    let tl = Timeline::build(spec, &p.layout, &p.windows, &cost_model(d));
+    let period = i64::from(spec.window_days) * 86_400;
+    replay(spec, &tl, &p.windows, p.to - period, p.to)
+}
+
+/// The timeline of an SLO over windows starting in [from, to).
+fn timeline(
+    conn: &mut DbConnection,
+    sli: &Metric,
+    spec: &SloSpec,
+    d: &Derivation,
+    (from, to): (i64, i64),
+    field: &str,
+) -> AppResult<(Timeline, Vec<SeriesWindow>)> {
+    let layout = series::layout(conn, sli.id)?.unwrap_or(SeriesLayout {
+        kind: SeriesKind::Histogram,
+        seconds: 60,
+        bounds: vec![],
+    });
+    check_size(&layout, to - from, field)?;
+    let windows = series::windows(conn, sli.id, from, to)?;
+    Ok((
+        Timeline::build(spec, &layout, &windows, &cost_model(d)),
+        windows,
+    ))
+}
+
+/// Lookback before a period for the first evaluations' trailing SLO windows.
+fn lookback(spec: &SloSpec) -> i64 {
+    i64::from(spec.window_minutes.unwrap_or(0)) * 60
+}
+
+/// The live status of SLO `id` at `at` (default now).
+pub fn status(
+    db: &Db,
+    id: i64,
+    at: Option<DateTime<Utc>>,
+    max_evidence_age_days: f64,
+) -> AppResult<SloLiveStatus> {
+    let conn = &mut *db.conn()?;
+    let (slo, d, inputs) = slo_with_derivation(conn, id)?;
+    let sli = metrics::get(conn, &slo.slo.sli)?;
+    let evidence_at = analyses::created_at(conn, slo.evidence.analysis_id)?.and_utc();
+    let at = at.unwrap_or_else(Utc::now).timestamp();
+    let period = i64::from(slo.slo.window_days) * 86_400;
+    let range = (at - period - lookback(&slo.slo), at);
+    let (tl, windows) = timeline(conn, &sli, &slo.slo, &d, range, "at")?;
+    let cx = StatusContext {
+        slo: &slo,
+        control_kpi_mean: d.control_kpi_mean,
+        units_per_day: inputs.units_per_day,
+        value_per_kpi_unit: inputs.value_per_kpi_unit,
+        evidence_at,
+        max_evidence_age_days,
+    };
+    Ok(status::status(&cx, &tl, &windows, at))
+}
+
+/// Checks a requested range: `from < to`, at most [`MAX_RANGE_DAYS`].
+pub fn check_range(from: i64, to: i64) -> AppResult<()> {
+    let problem = if to <= from {
+        Some("must be later than from")
+    } else if to - from > MAX_RANGE_DAYS * 86_400 {
+        Some("the range may span at most 92 days")
+    } else {
+        None
+    };
+    match problem {
+        Some(m) => Err(AppError::invalid(
+            "the range is not valid",
+            vec![Issue::field("to", m)],
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Budget remaining and 1h burn rate of SLO `id` from `from` to `to` every `step` seconds.
+pub fn status_series(
+    db: &Db,
+    id: i64,
+    from: i64,
+    to: i64,
+    step: i64,
+) -> AppResult<Vec<StatusPoint>> {
+    check_range(from, to)?;
+    if step <= 0 || (to - from) / step >= MAX_SERIES_POINTS {
+        return Err(AppError::invalid(
+            "the step is not valid",
+            vec![Issue::field(
+                "step",
+                format!("must be a positive number of seconds giving at most {MAX_SERIES_POINTS} points"),
+            )],
+        ));
+    }
+    let conn = &mut *db.conn()?;
+    let (slo, d, _) = slo_with_derivation(conn, id)?;
+    let sli = metrics::get(conn, &slo.slo.sli)?;
+    let period = i64::from(slo.slo.window_days) * 86_400;
+    let range = (from - period - lookback(&slo.slo), to);
+    let (tl, _) = timeline(conn, &sli, &slo.slo, &d, range, "from")?;
+    Ok(status::series(
+        &tl,
+        slo.slo.window_days,
+        slo.slo.target,
+        from,
+        to,
+        step,
+    ))
+}
+
+/// Recommendation `id`'s SLO replayed on its SLI's windows ending in (from, to].
+pub fn replay_recommendation(db: &Db, id: i64, from: i64, to: i64) -> AppResult<Replay> {
+    check_range(from, to)?;
+    let conn = &mut *db.conn()?;
+    let (spec, d) = recommendation_spec(conn, id)?;
+    let sli = metrics::get(conn, &spec.sli)?;
+    let period = i64::from(spec.window_days) * 86_400;
+    let range = (from - period - lookback(&spec), to);
+    let (tl, windows) = timeline(conn, &sli, &spec, &d, range, "from")?;
+    Ok(replay(&spec, &tl, &windows, from, to))
+}

@@ -195,6 +195,16 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot bind {}", settings.bind))?;
     let state = state(&settings)?;
     tracing::info!(bind = %settings.bind, backend = ?state.db.backend(), "sloproof listening");
+    if settings.sync_interval > 0 {
+        let state = state.clone();
+        let every = std::time::Duration::from_secs(settings.sync_interval);
+        actix_web::rt::spawn(async move {
+            loop {
+                api::series::sync_round(&state).await;
+                actix_web::rt::time::sleep(every).await;
+            }
+        });
+    }
     build_server(state, listener, settings.workers)?.await?;
     Ok(())
 }

@@ -122,6 +122,21 @@ async fn every_operation_checks_the_token_and_role() {
                 ..op("POST", "/api/v1/metrics", WRITE, 201)
             },
             op("GET", "/api/v1/metrics/checkout-latency", READ, 200),
+            Op {
+                body: Box::new(|_| Some(json!([]))),
+                ..op("POST", "/api/v1/metrics/checkout-latency/series", WRITE, 200)
+            },
+            op("GET", "/api/v1/metrics/checkout-latency/series", READ, 200),
+            // The metric names no Prometheus source: admitted roles get that 422.
+            Op {
+                body: Box::new(|_| Some(json!({"from": "2026-11-28T00:00:00Z"}))),
+                ..op(
+                    "POST",
+                    "/api/v1/metrics/checkout-latency/series/sync",
+                    WRITE,
+                    422,
+                )
+            },
             op("GET", "/api/v1/experiments", READ, 200),
             Op {
                 body: Box::new(|role| {
@@ -176,6 +191,24 @@ async fn every_operation_checks_the_token_and_role() {
             op(
                 "GET",
                 format!("/api/v1/recommendations/{rev_a}/history"),
+                READ,
+                200,
+            ),
+            Op {
+                body: Box::new(|_| {
+                    Some(json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-29T00:00:00Z"}))
+                }),
+                ..op(
+                    "POST",
+                    format!("/api/v1/recommendations/{rev_a}/replay"),
+                    READ,
+                    200,
+                )
+            },
+            op("GET", format!("/api/v1/slos/{sid}/status"), READ, 200),
+            op(
+                "GET",
+                format!("/api/v1/slos/{sid}/status/series?from=2026-11-28T00:00:00Z&to=2026-11-29T00:00:00Z"),
                 READ,
                 200,
             ),
@@ -408,6 +441,8 @@ async fn a_start_that_cannot_bind_does_not_rotate_the_admin_token() {
             db_pool_size: 1,
             admin_token: Some("sp_test_would_rotate_0123456789".into()),
             workers: Some(1),
+            evidence_max_age_days: 90,
+            sync_interval: 0,
         };
         let r = sloproof::server::serve(settings).await;
         assert!(

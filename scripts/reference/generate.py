@@ -5,7 +5,8 @@ plus published values shipped inside those packages (NIST Longley via statsmodel
 Stata's housing IV results via linearmodels' test results).
 
     pip install -r scripts/reference/requirements.txt
-    python3 scripts/reference/generate.py
+    python3 scripts/reference/generate.py            # every fixture
+    python3 scripts/reference/generate.py live       # only tests/fixtures/stats/live.json
 
 The Rust tests read the committed fixtures; CI does not need Python.
 """
@@ -408,22 +409,210 @@ def knee():
     return out
 
 
-def main():
+def hist_count_at_or_below(bounds, cumulative, t):
+    """Events at or below t: numpy.interp over the piecewise-linear cumulative count through
+    (0, 0), (b0, c0), (b1, c1), ... (Prometheus's first bucket spans [0, b0] when b0 > 0; when
+    b0 <= 0 it is the point b0, so the count jumps from 0 to c0 there). Below the curve 0; beyond
+    the last finite bound the last finite cumulative count (+Inf events lie above t)."""
+    b, c = np.asarray(bounds, float), np.asarray(cumulative, float)
+    x, y = (np.concatenate([[0.0], b]), np.concatenate([[0.0], c])) if b[0] > 0 else (b, c)
+    return float(np.interp(t, x, y, left=0.0, right=c[-1]))
+
+
+def hist_quantile(q, bounds, cumulative, total):
+    """Prometheus `histogram_quantile`: rank q * total; the last finite bound when the rank lies
+    in +Inf; otherwise the first bucket whose cumulative count reaches the rank (searchsorted,
+    side='left': the lower end of a flat run) and numpy.interp inside that bucket."""
+    b, c = np.asarray(bounds, float), np.asarray(cumulative, float)
+    rank = q * total
+    assert total > 0 and rank > 0
+    if rank > c[-1]:
+        return float(b[-1])
+    x, y = (np.concatenate([[0.0], b]), np.concatenate([[0.0], c])) if b[0] > 0 else (b, c)
+    j = int(np.searchsorted(y, rank, side="left"))
+    if j == 0:  # first bound <= 0 and the rank within its point mass
+        return float(b[0])
+    return float(np.interp(rank, y[j - 1:j + 1], x[j - 1:j + 1]))
+
+
+LIVE_QS = [0.05, 0.25, 0.5, 0.9, 0.95, 0.99]
+
+
+def live_histograms(rng):
+    """Histograms (finite bounds, cumulative counts, total = +Inf count) with count_at_or_below
+    at points inside buckets, at bounds, below the first bound and beyond the last, and
+    quantiles."""
+    cases = []
+    bounds = [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0]
+    edges = np.concatenate([[0.0], bounds, [np.inf]])
+    probs = np.diff(stats.lognorm.cdf(edges, s=0.8, scale=60.0))
+    counts = rng.multinomial(5000, probs)
+    cases.append(("lognormal_latency_ms", bounds, np.cumsum(counts[:-1]), counts.sum()))
+    # Empty buckets, the first among them: flat runs of the cumulative count.
+    counts = np.array([0, 3, 0, 0, 7, 0, 2, 0, 1])
+    cases.append(("empty_buckets", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], np.cumsum(counts[:-1]), counts.sum()))
+    # Ranks q * total land exactly on the start of flat runs (50, 90, 95) and in +Inf (99).
+    cases.append(("rank_on_flat_runs", [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                  np.array([10, 50, 50, 90, 90, 95, 95]), 100))
+    # Every event above the last finite bound.
+    cases.append(("all_in_inf", [100.0, 200.0, 400.0], np.array([0, 0, 0]), 20))
+    # A first bound of 0: the first bucket is the point 0.
+    cases.append(("zero_first_bound", [0.0, 50.0, 100.0, 200.0], np.array([4, 10, 30, 38]), 40))
+    # Sparse counts from a heavy tail, with random bounds.
+    bounds = np.sort(rng.choice(np.arange(1, 400), 12, replace=False)).astype(float) * 2.5
+    probs = np.diff(stats.lognorm.cdf(np.concatenate([[0.0], bounds, [np.inf]]), s=1.2, scale=150.0))
+    counts = rng.multinomial(37, probs)
+    cases.append(("sparse_random_bounds", list(bounds), np.cumsum(counts[:-1]), counts.sum()))
+    out = []
+    for name, bounds, cumulative, total in cases:
+        b = np.asarray(bounds, float)
+        mids = (b[:-1] + b[1:]) / 2
+        ts = np.concatenate([[-1.0, 0.0, b[0] * 0.3 if b[0] > 0 else -0.5], b, mids, [b[-1] * 1.5],
+                             rng.uniform(b[0] - 1, b[-1] * 1.1, 4)])
+        out.append({"name": name, "bounds": fl(b), "cumulative": fl(cumulative), "total": float(total),
+                    "count_at_or_below": [{"t": float(t), "value": hist_count_at_or_below(b, cumulative, t)}
+                                          for t in ts],
+                    "quantile": [{"q": q, "value": hist_quantile(q, b, cumulative, float(total))}
+                                 for q in LIVE_QS]})
+    return out
+
+
+def live_series(rng):
+    """600 one-minute histogram windows of a latency SLI in ms: log-normal (sigma 0.55) around a
+    median that swings over four hours and doubles during an incident, Poisson-many events per
+    window drawn by numpy's multinomial, scattered missing windows, an 8-minute gap, and empty
+    windows (one right after the gap, so its trailing 5 minutes hold no event)."""
+    bounds = np.array([100.0, 200.0, 300.0, 400.0, 500.0, 750.0, 1000.0, 2000.0])
+    n, step, start0 = 600, 60, 1_767_225_600  # 2026-01-01T00:00Z
+    minute = np.arange(n)
+    median = 165.0 * (1 + 0.25 * np.sin(2 * np.pi * minute / 240))
+    median[300:345] *= 2.0
+    edges = np.concatenate([[0.0], bounds, [np.inf]])
+    events = rng.poisson(150, n)
+    counts = np.array([rng.multinomial(k, np.diff(stats.lognorm.cdf(edges, s=0.55, scale=m)))
+                       for k, m in zip(events, median)])
+    counts[[500, 458]] = 0
+    missing = set(range(450, 458)) | set(int(i) for i in rng.choice(np.arange(10, 440), 6, replace=False))
+    keep = np.array([i for i in range(n) if i not in missing])
+    counts = counts[keep]
+    return {"starts": start0 + step * keep, "cumulative": np.cumsum(counts[:, :-1], axis=1),
+            "count": counts.sum(axis=1), "bounds": bounds, "step": step}
+
+
+def live_windows_evaluation(series, threshold, at_times, baseline, slope, q=0.95, slo_seconds=300):
+    """Windows evaluation, "p95 < T in 99% of 5-minute windows": at the end of every present
+    window, the windows starting in the trailing 5 minutes summed by a pandas time-based rolling
+    sum; bad when the share at or below T is under q; no evaluation when the sum holds no event.
+    Cost: sum over bad evaluations of |r| * max(0, p95 - baseline) * (window / day)."""
+    b, step = series["bounds"], series["step"]
+    cols = [f"c{i}" for i in range(len(b))]
+    frame = pd.DataFrame(series["cumulative"], columns=cols, index=pd.to_datetime(series["starts"], unit="s"))
+    frame["count"] = series["count"]
+    # Time-based rolling windows are (s - 300 s, s]: with starts on the minute grid, the windows
+    # starting in [t - 300, t) for t = s + 60.
+    agg = frame.rolling(f"{slo_seconds}s").sum()
+    ends = series["starts"] + step
+    rows = []
+    for end, (_, row) in zip(ends, agg.iterrows()):
+        total = row["count"]
+        if total <= 0:
+            continue
+        cumulative = row[cols].to_numpy(float)
+        share = hist_count_at_or_below(b, cumulative, threshold) / total
+        assert abs(share - q) > 1e-9, "a share this close to q would make the reference fragile"
+        rows.append((int(end), float(share < q), hist_quantile(0.95, b, cumulative, total)))
+    ev = pd.DataFrame(rows, columns=["end", "bad", "p95"])
+    cost = float((ev["bad"] * slope * np.maximum(0.0, ev["p95"] - baseline) * (step / 86_400)).sum())
+    ratios = []
+    for at in at_times:
+        for seconds in (3600, 6 * 3600):
+            sel = ev[(ev["end"] > at - seconds) & (ev["end"] <= at)]
+            ratio = float(sel["bad"].mean()) if len(sel) else None
+            ratios.append({"at": int(at), "seconds": seconds, "ratio": ratio,
+                           "burn_rate": None if ratio is None else ratio / 0.01})
+    return {"threshold": threshold, "target": 0.99, "percentile": 95, "window_minutes": slo_seconds // 60,
+            "evaluations": len(ev), "bad": float(ev["bad"].sum()), "attainment": float(1 - ev["bad"].mean()),
+            "loss_days": cost, "ends": [int(e) for e in ev["end"]], "bad_flags": fl(ev["bad"]),
+            "p95": fl(ev["p95"]), "error_ratios": ratios}
+
+
+def live_requests_evaluation(series, threshold, at_times):
+    """Requests evaluation, "T for 99% of requests": each window with events contributes
+    total - count_at_or_below(T) bad events and weighs its events; a range's error ratio is the
+    sum of bad events over the sum of events."""
+    b, step = series["bounds"], series["step"]
+    present = series["count"] > 0
+    ends = (series["starts"] + step)[present]
+    total = series["count"][present].astype(float)
+    good = np.array([hist_count_at_or_below(b, c, threshold) for c in series["cumulative"][present]])
+    bad = total - good
+    ratios = []
+    for at in at_times:
+        for seconds in (3600, 6 * 3600):
+            m = (ends > at - seconds) & (ends <= at)
+            ratio = float(bad[m].sum() / total[m].sum()) if total[m].sum() > 0 else None
+            ratios.append({"at": int(at), "seconds": seconds, "ratio": ratio,
+                           "burn_rate": None if ratio is None else ratio / 0.01})
+    return {"threshold": threshold, "target": 0.99, "evaluations": int(present.sum()), "bad": float(bad.sum()),
+            "weight": float(total.sum()), "attainment": float(1 - bad.sum() / total.sum()), "error_ratios": ratios}
+
+
+def live():
+    """Live SLO numerics: histogram shares and quantiles (Prometheus semantics) and the
+    evaluations of windows and requests SLOs on a simulated production series."""
+    rng = np.random.default_rng(20260111)
+    histograms = live_histograms(rng)
+    series = live_series(rng)
+    s0, step = int(series["starts"][0]), series["step"]
+    end = lambda minute: s0 + step * (minute + 1)
+    # Before any data (no evaluation), the first window, partial hours, the incident, inside and
+    # after the gap, the last window, and times between window ends.
+    at_times = [s0 - 60, end(0), end(30), end(59) + 17, end(200), end(320), end(344), end(360) + 59,
+                end(455), end(459), end(520) + 1, end(599), end(599) + 3600 * 2]
+    baseline, r = 400.0, -0.002  # SLI at the baseline (ms), relative KPI change per ms
+    return {
+        "histogram": histograms,
+        "timeline": {
+            "window_seconds": step, "bounds": fl(series["bounds"]),
+            "windows": [{"start": int(s), "count": float(n), "cumulative": fl(c)}
+                        for s, n, c in zip(series["starts"], series["count"], series["cumulative"])],
+            "cost": {"baseline": baseline, "relative_kpi_change_per_unit": r},
+            "windows_evaluation": [live_windows_evaluation(series, t, at_times, baseline, abs(r))
+                                   for t in (500.0, 600.0)],
+            "requests_evaluation": [live_requests_evaluation(series, t, at_times) for t in (500.0, 600.0)],
+        },
+    }
+
+
+GENERATORS = [
+    ("tests", lambda: {**descriptive_and_tests(), "proportions": proportions(), "srm": srm(),
+                       "multiple": multiple(), "power": power()}),
+    ("lift_cuped", lift_and_cuped),
+    ("ols", ols),
+    ("iv", iv),
+    ("bootstrap", bootstrap),
+    ("knee", lambda: {"cases": knee()}),
+    ("missingness", lambda: {"cases": missingness()}),
+    ("homogeneity", lambda: {"cases": homogeneity()}),
+    ("arm_intervals", arm_intervals),
+    ("log_p", lambda: {"cases": log_p()}),
+    ("effective_f", lambda: {"cases": effective_f()}),
+    ("anderson_rubin", lambda: {"cases": anderson_rubin()}),
+    ("live", live),
+]
+
+
+def main(names):
+    """Writes every fixture, or only those named (`generate.py live`)."""
+    known = [n for n, _ in GENERATORS]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        sys.exit(f"unknown fixture(s) {unknown}; known: {known}")
     os.makedirs(OUT, exist_ok=True)
-    write("tests", {**descriptive_and_tests(), "proportions": proportions(), "srm": srm(), "multiple": multiple(),
-                    "power": power()})
-    write("lift_cuped", lift_and_cuped())
-    write("ols", ols())
-    write("iv", iv())
-    write("bootstrap", bootstrap())
-    write("knee", {"cases": knee()})
-    write("missingness", {"cases": missingness()})
-    write("homogeneity", {"cases": homogeneity()})
-    write("arm_intervals", arm_intervals())
-    write("log_p", {"cases": log_p()})
-    write("effective_f", {"cases": effective_f()})
-    write("anderson_rubin", {"cases": anderson_rubin()})
+    for name, generate in GENERATORS:
+        if not names or name in names:
+            write(name, generate())
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

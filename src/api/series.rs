@@ -195,10 +195,7 @@ pub async fn sync_series(
             )],
         ));
     }
-    let (_, rows) = pull::pull(&src, &metric.unit, from, to).await?;
-    let stored = state
-        .run(move |db| service::store_pulled(db, &metric, layout.as_ref(), rows))
-        .await?;
+    let stored = pull_and_store(&state, metric, layout, (from, to)).await?;
     let at = |t: i64| DateTime::from_timestamp(t, 0).unwrap_or_default();
     Ok(web::Json(SyncSummary {
         from: at(from),
@@ -206,4 +203,71 @@ pub async fn sync_series(
         window_seconds: w as u32,
         stored,
     }))
+}
+
+/// Pulls windows starting in [from, to) from the metric's source and stores them.
+pub async fn pull_and_store(
+    state: &AppState,
+    metric: crate::domain::metric::Metric,
+    layout: Option<crate::domain::series::SeriesLayout>,
+    (from, to): (i64, i64),
+) -> AppResult<IngestSummary> {
+    let Some(src) = metric.prometheus.source.clone() else {
+        return Ok(IngestSummary {
+            received: 0,
+            inserted: 0,
+            duplicates: 0,
+            replaced: 0,
+        });
+    };
+    let (_, rows) = pull::pull(&src, &metric.unit, from, to).await?;
+    state
+        .run(move |db| service::store_pulled(db, &metric, layout.as_ref(), rows))
+        .await
+}
+
+/// Pulls every SLI that names a Prometheus source, from the end of its stored series (at most
+/// a day back) to now; failures are logged and retried at the next round.
+pub async fn sync_round(state: &AppState) {
+    let keys = match state.run(service::pullable).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(error = %e, "background sync: cannot list metrics");
+            return;
+        }
+    };
+    for key in keys {
+        let k = key.clone();
+        let loaded = state
+            .run(move |db| {
+                let (m, layout) = service::series_metric(db, &k)?;
+                let end = service::series_end(db, &m, layout.as_ref())?;
+                Ok((m, layout, end))
+            })
+            .await;
+        let (metric, layout, end) = match loaded {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(metric = key, error = %e, "background sync: cannot load");
+                continue;
+            }
+        };
+        let w = i64::from(
+            metric
+                .prometheus
+                .source
+                .as_ref()
+                .and_then(|s| s.window_seconds)
+                .unwrap_or(60),
+        );
+        let now = Utc::now().timestamp().div_euclid(w) * w;
+        let from = end.unwrap_or(now - 86_400).max(now - 86_400);
+        if from >= now {
+            continue;
+        }
+        match pull_and_store(state, metric, layout, (from, now)).await {
+            Ok(s) => tracing::info!(metric = key, inserted = s.inserted, "background sync"),
+            Err(e) => tracing::warn!(metric = key, error = %e, "background sync failed"),
+        }
+    }
 }

@@ -159,7 +159,7 @@ impl UploadRow for SeriesRow {
 
 /// A count field: finite, ≥ 0, at most [`MAX_ABS_VALUE`].
 fn count(row: u64, field: &str, v: f64) -> Result<f64, Issue> {
-    if !v.is_finite() || v < 0.0 || v > MAX_ABS_VALUE {
+    if !(0.0..=MAX_ABS_VALUE).contains(&v) {
         return Err(Issue::row(
             row,
             Some(field),

@@ -246,3 +246,18 @@ fn store_series(
         replaced: o.replaced,
     })
 }
+
+/// Keys of the SLIs that name a Prometheus source (for the background sync).
+pub fn pullable(db: &Db) -> AppResult<Vec<String>> {
+    metrics::with_source(&mut *db.conn()?)
+}
+
+/// End of the metric's latest stored window (Unix seconds), if any.
+pub fn series_end(
+    db: &Db,
+    metric: &Metric,
+    layout: Option<&SeriesLayout>,
+) -> AppResult<Option<i64>> {
+    let latest = series::latest_start(&mut *db.conn()?, metric.id)?;
+    Ok(latest.zip(layout).map(|(s, l)| s + i64::from(l.seconds)))
+}

@@ -300,6 +300,35 @@ fn baseline_from(
     ))
 }
 
+/// The baseline: production's when the SLI has a production series to read it from (noted
+/// next to the experiment's), else the control arm's.
+fn choose_baseline(
+    control: &SliSummary,
+    production: Option<&Production>,
+    inputs: &RecommendationInputs,
+    (governed, target, direction): (Option<u32>, f64, Direction),
+    notes: &mut Vec<String>,
+) -> AppResult<(f64, BaselineSource)> {
+    let experiment = match governed {
+        Some(_) => baseline(control, governed)?,
+        None => request_baseline(control, target, direction)?,
+    };
+    Ok(
+        match baseline_from(production, inputs, governed, target, direction) {
+            Some((value, mut source)) => {
+                source.experiment_baseline = Some(experiment);
+                notes.push(format!(
+                    "The baseline {} is production's (the experiment's control arm gave {}).",
+                    fmt_num(value),
+                    fmt_num(experiment)
+                ));
+                (value, source)
+            }
+            None => (experiment, BaselineSource::experiment()),
+        },
+    )
+}
+
 /// Derives a recommendation from an analysis; 422 with the verdict's reasons when the effect
 /// on that KPI was not validated. With a production series, the baseline is production's.
 pub fn derive(
@@ -325,32 +354,8 @@ pub fn derive(
     let governed = inputs
         .percentile
         .map(|p| governed_percentile(p, sli.direction));
-    let experiment_baseline = match governed {
-        Some(_) => baseline(control, governed)?,
-        None => request_baseline(control, target, sli.direction)?,
-    };
-    let (baseline, baseline_source) =
-        match baseline_from(production, &inputs, governed, target, sli.direction) {
-            Some((value, mut source)) => {
-                source.experiment_baseline = Some(experiment_baseline);
-                notes.push(format!(
-                    "The baseline {} is production's (the experiment's control arm gave {}).",
-                    fmt_num(value),
-                    fmt_num(experiment_baseline)
-                ));
-                (value, source)
-            }
-            None => (
-                experiment_baseline,
-                BaselineSource {
-                    kind: BaselineKind::Experiment,
-                    from: None,
-                    to: None,
-                    windows: None,
-                    experiment_baseline: None,
-                },
-            ),
-        };
+    let context = (governed, target, sli.direction);
+    let (baseline, origin) = choose_baseline(control, production, &inputs, context, &mut notes)?;
     let slope = slope_threshold(effect, baseline, loss, sli, kpi)?;
     notes.insert(0, format!(
         "Assumes a degradation shifts the SLI's distribution, so the baseline ({}) moves by the same amount as its mean (as a latency injection does).",
@@ -400,7 +405,7 @@ pub fn derive(
         error_budget: error_budget(&inputs, target, mu, period_units, value_per_budget),
         derivation: Derivation {
             baseline_sli: baseline,
-            baseline_source: Some(baseline_source),
+            baseline_source: Some(origin),
             control_kpi_mean: mu,
             slope_used: slope.slope_used,
             relative_slope_per_unit: slope.slope_used / mu,

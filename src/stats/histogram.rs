@@ -9,7 +9,7 @@
 //! bucket's width. Place bounds at the thresholds an SLO may take.
 //!
 //! Reference: `histogram_quantile` (prometheus/promql/quantile.go, `bucketQuantile`), and
-//! `numpy.interp` over the cumulative counts (scripts/reference, `histogram.json`).
+//! `numpy.interp` over the cumulative counts (scripts/reference, `live.json` → `histogram`).
 
 /// Events at or below `t`: `C(i−1) + (C(i) − C(i−1)) · (t − lower) / (le_i − lower)` in the
 /// bucket `i` holding `t`; `C(last finite)` when `t` is beyond the last finite bound (events in

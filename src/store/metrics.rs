@@ -243,3 +243,12 @@ pub fn by_ids(conn: &mut DbConnection, ids: &[i64]) -> AppResult<HashMap<i64, Me
         })
         .collect()
 }
+
+/// Keys of the metrics that name a Prometheus source, in creation order.
+pub fn with_source(conn: &mut DbConnection) -> AppResult<Vec<String>> {
+    Ok(metrics::table
+        .filter(metrics::prometheus_source.is_not_null())
+        .order(metrics::id)
+        .select(metrics::key)
+        .load(conn)?)
+}

@@ -39,6 +39,19 @@ pub struct BaselineSource {
     pub experiment_baseline: Option<f64>,
 }
 
+impl BaselineSource {
+    /// The experiment's control arm.
+    pub fn experiment() -> BaselineSource {
+        BaselineSource {
+            kind: BaselineKind::Experiment,
+            from: None,
+            to: None,
+            windows: None,
+            experiment_baseline: None,
+        }
+    }
+}
+
 /// What the production baseline needs from the request.
 pub struct BaselineSpec {
     pub evaluation: Evaluation,

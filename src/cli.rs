@@ -38,6 +38,9 @@ pub enum Command {
         /// Histogram name in OpenMetrics output (bounds written in seconds).
         #[arg(long, default_value = "checkout_latency_seconds")]
         name: String,
+        /// Finite bucket bounds in ms, increasing (default: 16 bounds from 25 ms to 5 s).
+        #[arg(long, value_delimiter = ',')]
+        bounds: Option<Vec<f64>>,
         #[command(flatten)]
         config: crate::simulate_series::SeriesConfig,
     },

@@ -30,14 +30,20 @@ fn main() -> anyhow::Result<()> {
         Command::SimulateSeries {
             format,
             name,
+            bounds,
             config,
         } => {
             use sloproof::simulate_series::{generate, ndjson, openmetrics, DEFAULT_BOUNDS_MS};
-            let windows = generate(&config, &DEFAULT_BOUNDS_MS)?;
+            let bounds = bounds.unwrap_or_else(|| DEFAULT_BOUNDS_MS.to_vec());
+            anyhow::ensure!(
+                bounds.windows(2).all(|w| w[0] < w[1]) && bounds.iter().all(|b| *b > 0.0),
+                "bounds must be positive and increasing"
+            );
+            let windows = generate(&config, &bounds)?;
             let text = match format {
-                SeriesFormat::Ndjson => ndjson(&windows, &DEFAULT_BOUNDS_MS, config.window_seconds),
+                SeriesFormat::Ndjson => ndjson(&windows, &bounds, config.window_seconds),
                 SeriesFormat::Openmetrics => {
-                    openmetrics(&windows, &DEFAULT_BOUNDS_MS, config.window_seconds, &name)
+                    openmetrics(&windows, &bounds, config.window_seconds, &name)
                 }
             };
             print!("{text}");

@@ -735,3 +735,107 @@ async fn a_series_pulled_from_prometheus_matches_the_pushed_one() {
         assert_eq!(windows_stored(&app, "api_lat_bad").await, 0);
     }
 }
+
+/// Two series uploads at once, to different metrics, both land (a deferred SQLite transaction
+/// that read the layout first could not take the write lock: a 503 at once).
+#[actix_web::test]
+async fn concurrent_series_uploads_both_land() {
+    for app in apps().await {
+        let b = app.backend;
+        let bounds = [100.0, 250.0, 500.0];
+        let rows: Vec<Value> = (0..20_000)
+            .map(|k| window(BASE + 60 * k, &bounds, &[1, 2, 3, 4]))
+            .collect();
+        let body = ndjson(&rows);
+        for round in 0..3 {
+            let (ka, kb) = (format!("lat_a_{round}"), format!("lat_b_{round}"));
+            sli(&app, &ka, None).await;
+            sli(&app, &kb, None).await;
+            let (ua, ub) = (
+                format!("/api/v1/metrics/{ka}/series"),
+                format!("/api/v1/metrics/{kb}/series"),
+            );
+            let (ra, rb) = futures_util::join!(
+                app.post_raw(&ua, "application/x-ndjson", body.clone()),
+                app.post_raw(&ub, "application/x-ndjson", body.clone()),
+            );
+            assert_eq!(ra.body["inserted"], 20_000, "{b}: {}", ra.text);
+            assert_eq!(rb.body["inserted"], 20_000, "{b}: {}", rb.text);
+        }
+    }
+}
+
+/// Re-validating an SLO with a new analysis: confirmed when the evidence holds, stale with
+/// reasons when the new experiment shows no effect; the outcome shows on the SLO, its status
+/// and its exports.
+#[actix_web::test]
+async fn revalidation_confirms_or_marks_an_slo_stale() {
+    for app in apps().await {
+        let b = app.backend;
+        let (_, sid, _) = published(&app).await;
+        let url = format!("/api/v1/slos/{sid}/revalidations");
+        let r = app
+            .post_json(&url, &json!({"experiment": "exp", "analysis": {"bootstrap": {"resamples": 200, "seed": 2}}}))
+            .await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        assert_eq!(r.body["outcome"], "confirmed", "{}", r.text);
+        // A second experiment on the same SLI and KPI where latency does not matter.
+        let sim = sloproof::simulate::generate(&sloproof::simulate::SimConfig {
+            key: "exp-null".into(),
+            units: 40_000,
+            effect_per_100ms: 0.0,
+            seed: 5,
+            ..sloproof::simulate::SimConfig::default()
+        })
+        .unwrap();
+        app.load_simulated(&sim).await;
+        let r = app
+            .post_json(&url, &json!({"experiment": "exp-null", "analysis": {"bootstrap": {"resamples": 200, "seed": 2}}}))
+            .await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        assert_eq!(r.body["outcome"], "stale", "{}", r.text);
+        let codes: Vec<&str> = r.body["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["code"].as_str().unwrap())
+            .collect();
+        assert!(
+            codes.contains(&"verdict_failed") && codes.contains(&"slope_changed"),
+            "{codes:?}"
+        );
+        let slo = app.get(&format!("/api/v1/slos/{sid}")).await.body;
+        assert_eq!(slo["validation"]["outcome"], "stale", "{slo}");
+        let listed = app.get("/api/v1/slos").await.body;
+        assert_eq!(listed["items"][0]["validation"]["outcome"], "stale");
+        let status = app.get(&format!("/api/v1/slos/{sid}/status")).await.body;
+        assert_eq!(status["validation"], "stale", "{status}");
+        assert!(status["notes"].to_string().contains("stale"), "{status}");
+        let openslo = app.get(&format!("/api/v1/slos/{sid}/openslo")).await.text;
+        assert!(
+            openslo.contains("sloproof.dev/validation: stale"),
+            "{openslo}"
+        );
+        let rules = app
+            .get(&format!("/api/v1/slos/{sid}/prometheus-rules"))
+            .await
+            .text;
+        assert!(
+            rules.contains("sloproof_validation: stale (verdict_failed, slope_changed)"),
+            "{rules}"
+        );
+        let all = app.get(&url).await.body;
+        assert_eq!(all["items"].as_array().unwrap().len(), 2, "{all}");
+        // An experiment that does not measure the SLO's SLI and KPI is refused.
+        sli(&app, "other_sli", None).await;
+        let e = json!({"key": "e-other", "name": "E", "hypothesis": "H", "sli": "other_sli", "kpis": ["checkout-conversion"],
+            "variants": [{"key": "c", "weight": 0.5, "control": true, "dose": 0}, {"key": "t", "weight": 0.5, "dose": 100}]});
+        assert_eq!(app.post_json("/api/v1/experiments", &e).await.status, 201);
+        let p = assert_problem(
+            &app.post_json(&url, &json!({"experiment": "e-other"})).await,
+            422,
+            b,
+        );
+        assert_eq!(error_fields(&p), vec!["experiment".to_owned()], "{p}");
+    }
+}

@@ -99,6 +99,8 @@ pub const PROTECTED: &[Operation] = &[
     super::slos::GET_SLO_PROMETHEUS_RULES,
     super::slos::GET_SLO_STATUS,
     super::slos::GET_SLO_STATUS_SERIES,
+    super::slos::CREATE_REVALIDATION,
+    super::slos::LIST_REVALIDATIONS,
     super::tokens::CREATE_TOKEN,
     super::tokens::LIST_TOKENS,
     super::tokens::REVOKE_TOKEN,

@@ -85,6 +85,11 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             .service(protected!("/api/v1/slos/{id}/prometheus-rules", get => slos::get_slo_prometheus_rules))
             .service(protected!("/api/v1/slos/{id}/status", get => slos::get_slo_status))
             .service(protected!("/api/v1/slos/{id}/status/series", get => slos::get_slo_status_series))
+            .service(protected!(
+                "/api/v1/slos/{id}/revalidations",
+                post => slos::create_revalidation,
+                get => slos::list_revalidations
+            ))
             .service(protected!("/api/v1/tokens", post => tokens::create_token, get => tokens::list_tokens))
             .service(protected!("/api/v1/tokens/{id}", delete => tokens::revoke_token))
             .service(web::redirect("/docs", "/docs/"))

@@ -49,6 +49,8 @@ use super::problem::PROBLEM_JSON;
         super::slos::get_slo_prometheus_rules,
         super::slos::get_slo_status,
         super::slos::get_slo_status_series,
+        super::slos::create_revalidation,
+        super::slos::list_revalidations,
         super::tokens::create_token,
         super::tokens::list_tokens,
         super::tokens::revoke_token,

@@ -8,10 +8,12 @@ use utoipa::{IntoParams, ToSchema};
 use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
 use super::AppState;
+use crate::analysis::AnalysisRequest;
 use crate::error::AppError;
 use crate::slo::live::service as live;
 use crate::slo::live::status::{SloLiveStatus, StatusPoint};
 use crate::slo::model::{Slo, SloList};
+use crate::slo::revalidate::{Revalidation, RevalidationList};
 use crate::slo::{openslo, prometheus, service};
 
 pub const LIST_SLOS: Operation = Operation::new("list_slos", "GET", "/api/v1/slos", Access::Read);
@@ -191,4 +193,85 @@ pub async fn get_slo_status_series(
         .run(move |db| live::status_series(db, id, from, to, step))
         .await?;
     Ok(web::Json(StatusSeries { slo_id: id, items }))
+}
+
+pub const CREATE_REVALIDATION: Operation = Operation::new(
+    "create_revalidation",
+    "POST",
+    "/api/v1/slos/{id}/revalidations",
+    Access::Write,
+);
+pub const LIST_REVALIDATIONS: Operation = Operation::new(
+    "list_revalidations",
+    "GET",
+    "/api/v1/slos/{id}/revalidations",
+    Access::Read,
+);
+
+/// A re-validation request: the experiment to analyse again (the same or a newer one on the
+/// SLO's SLI and KPI) and the analysis parameters.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevalidationRequest {
+    /// Experiment key.
+    #[schema(max_length = 64)]
+    pub experiment: String,
+    /// Analysis parameters (defaults when absent).
+    #[serde(default)]
+    pub analysis: Option<AnalysisRequest>,
+}
+
+/// Re-validates a published SLO: analyses the experiment again and records whether the new
+/// evidence confirms the SLO (`confirmed`: the KPI's verdict is validated and the causal
+/// slope's CI overlaps the published one) or leaves it `stale` (`verdict_failed`,
+/// `slope_changed`). Shown on the SLO, its status and its exports until the next.
+#[utoipa::path(
+    post, path = "/api/v1/slos/{id}/revalidations", operation_id = "create_revalidation", tag = "slos",
+    params(("id" = i64, Path, description = "SLO id")),
+    request_body = RevalidationRequest,
+    responses(
+        (status = 201, description = "The recorded re-validation", body = Revalidation),
+        (status = 409, description = "The SLO is superseded", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_revalidation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+    body: web::Json<RevalidationRequest>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&CREATE_REVALIDATION)?;
+    let id = id.into_inner();
+    let RevalidationRequest {
+        experiment,
+        analysis,
+    } = body.into_inner();
+    let request = analysis.unwrap_or_default();
+    let slot = state.analysis_slot()?;
+    let max_cost = state.limits.max_analysis_cost;
+    let r = state
+        .run(move |db| service::revalidate(db, id, &experiment, &request, max_cost, &caller.name))
+        .await;
+    drop(slot);
+    let r = r?;
+    Ok(HttpResponse::Created().json(r))
+}
+
+/// Lists an SLO's re-validations, oldest first.
+#[utoipa::path(
+    get, path = "/api/v1/slos/{id}/revalidations", operation_id = "list_revalidations", tag = "slos",
+    params(("id" = i64, Path, description = "SLO id")),
+    responses((status = 200, description = "The re-validations", body = RevalidationList))
+)]
+pub async fn list_revalidations(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<web::Json<RevalidationList>, AppError> {
+    caller.require(&LIST_REVALIDATIONS)?;
+    let id = id.into_inner();
+    let items = state
+        .run(move |db| service::revalidations_of(db, id))
+        .await?;
+    Ok(web::Json(RevalidationList { items }))
 }

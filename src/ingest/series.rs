@@ -57,21 +57,29 @@ pub(crate) fn parse_bound(s: &str) -> Option<f64> {
     }
 }
 
+/// Reads `le` as a number or a string, without buffering (an untagged enum would buffer
+/// every bound of every row).
 fn bound<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum B {
-        N(f64),
-        S(String),
+    struct Bound;
+    impl serde::de::Visitor<'_> for Bound {
+        type Value = f64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a number or \"+Inf\"")
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<f64, E> {
+            parse_bound(s).ok_or_else(|| E::custom(format!("le '{s}' is not a number or \"+Inf\"")))
+        }
     }
-    match B::deserialize(d)
-        .map_err(|_| serde::de::Error::custom("le must be a number or \"+Inf\""))?
-    {
-        B::N(v) => Ok(v),
-        B::S(s) => parse_bound(&s).ok_or_else(|| {
-            serde::de::Error::custom(format!("le '{s}' is not a number or \"+Inf\""))
-        }),
-    }
+    d.deserialize_any(Bound)
 }
 
 /// One window of an SLI's production series: a histogram (`count`, `sum`, `buckets`) or event
@@ -157,12 +165,13 @@ impl UploadRow for SeriesRow {
     }
 }
 
-/// A count field: finite, ≥ 0, at most [`MAX_ABS_VALUE`].
-fn count(row: u64, field: &str, v: f64) -> Result<f64, Issue> {
+/// A count field: finite, ≥ 0, at most [`MAX_ABS_VALUE`]; the issue names `field()` (built
+/// only on error: this runs for every bucket of every row).
+fn count(row: u64, field: impl Fn() -> String, v: f64) -> Result<f64, Issue> {
     if !(0.0..=MAX_ABS_VALUE).contains(&v) {
         return Err(Issue::row(
             row,
-            Some(field),
+            Some(&field()),
             format!("{v} is not a count between 0 and {MAX_ABS_VALUE:e}"),
         ));
     }
@@ -186,7 +195,7 @@ fn histogram(row: u64, total: f64, buckets: &[BucketRow]) -> Result<(Vec<f64>, V
     let mut previous: Option<(f64, f64)> = None;
     for (i, b) in buckets.iter().enumerate() {
         let field = |f: &str| format!("buckets[{i}].{f}");
-        let c = count(row, &field("count"), b.count)?;
+        let c = count(row, || field("count"), b.count)?;
         if let Some((le, before)) = previous {
             if b.le <= le {
                 return Err(Issue::row(
@@ -245,7 +254,7 @@ fn window_data(row: u64, r: &SeriesRow, seconds: u32) -> Result<(WindowData, Ser
         (Some(buckets), None, None) => {
             let total = count(
                 row,
-                "count",
+                || "count".into(),
                 r.count
                     .ok_or_else(|| Issue::row(row, Some("count"), "a histogram needs count"))?,
             )?;
@@ -267,8 +276,8 @@ fn window_data(row: u64, r: &SeriesRow, seconds: u32) -> Result<(WindowData, Ser
             ))
         }
         (None, Some(good), Some(total)) if r.count.is_none() && r.sum.is_none() => {
-            let good = count(row, "good", good)?;
-            let total = count(row, "total", total)?;
+            let good = count(row, || "good".into(), good)?;
+            let total = count(row, || "total".into(), total)?;
             if good > total {
                 return Err(Issue::row(
                     row,

@@ -7,5 +7,6 @@ pub mod openslo;
 pub mod prometheus;
 pub mod recommend;
 pub mod request;
+pub mod revalidate;
 pub mod service;
 pub mod threshold;

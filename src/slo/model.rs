@@ -264,6 +264,9 @@ pub struct Slo {
     pub error_budget: ErrorBudget,
     pub evidence: RecommendationEvidence,
     pub threshold_source: ThresholdSource,
+    /// The latest re-validation of the evidence (`confirmed` or `stale`, with reasons); null
+    /// when never re-validated.
+    pub validation: Option<crate::slo::revalidate::Revalidation>,
 }
 
 /// A page of SLOs.

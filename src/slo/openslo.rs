@@ -45,6 +45,12 @@ pub fn document(slo: &Slo, sli: &Metric) -> Value {
             "not-validated".into()
         },
     );
+    if let Some(v) = &slo.validation {
+        let reasons: Vec<&str> = v.reasons.iter().map(|r| r.code.as_str()).collect();
+        note("validation", v.outcome.as_str().to_owned());
+        note("validation-reasons", reasons.join(","));
+        note("revalidated-at", v.at.to_rfc3339());
+    }
     note("slope", format!("{:e}", e.slope.estimate));
     note(
         "slope-ci",

@@ -243,16 +243,27 @@ fn alert_rules(
             expr: parts.join(" or "),
             for_duration: None,
             labels: labels(&[("severity", severity), ("sloproof_severity", severity)]),
-            annotations: labels(&[
-                (
-                    "summary",
-                    &format!("{} is burning its error budget too fast", s.statement),
-                ),
-                (
-                    "title",
-                    &format!("(severity {severity}) {name} error budget burn rate is too high"),
-                ),
-            ]),
+            annotations: {
+                let mut a = labels(&[
+                    (
+                        "summary",
+                        &format!("{} is burning its error budget too fast", s.statement),
+                    ),
+                    (
+                        "title",
+                        &format!("(severity {severity}) {name} error budget burn rate is too high"),
+                    ),
+                ]);
+                if let Some(v) = &slo.validation {
+                    let reasons: Vec<&str> = v.reasons.iter().map(|r| r.code.as_str()).collect();
+                    let text = match reasons.is_empty() {
+                        true => v.outcome.as_str().to_owned(),
+                        false => format!("{} ({})", v.outcome, reasons.join(", ")),
+                    };
+                    a.insert("sloproof_validation".to_owned(), text);
+                }
+                a
+            },
         });
     }
     alerts.push(absent_alert(slo, sli, name));

@@ -10,12 +10,14 @@ use super::model::{
     RecommendationInputs, RecommendationStatus, Slo, SloSpec, ThresholdRange,
 };
 use super::recommend::{derive, CreateRecommendation, Production};
+use super::revalidate::{compare, Revalidation, ValidationState};
 use crate::analysis::report::{Analysis, MetricRole};
 use crate::domain::document::DocumentError;
 use crate::domain::metric::Metric;
 use crate::domain::Page;
 use crate::error::{AppError, AppResult, Issue};
 use crate::store::recommendations::{self as store, StoredRecommendation, StoredSlo};
+use crate::store::revalidations::{self, StoredRevalidation};
 use crate::store::{analyses, metrics, Db};
 
 /// What is stored per recommendation (its review state lives in columns).
@@ -157,9 +159,23 @@ pub fn slo_name(spec: &SloSpec, id: i64) -> String {
         .to_ascii_lowercase()
 }
 
+fn to_revalidation(r: &StoredRevalidation) -> AppResult<Revalidation> {
+    Ok(Revalidation {
+        id: r.id,
+        slo_id: r.slo_id,
+        analysis_id: r.analysis_id,
+        at: r.at.and_utc(),
+        actor: r.actor.clone(),
+        outcome: ValidationState::try_from(r.outcome.clone())
+            .map_err(|e| corrupt("revalidation", e))?,
+        reasons: serde_json::from_str(&r.reasons).map_err(|e| corrupt("revalidation", e))?,
+    })
+}
+
 fn to_slo(row: &StoredSlo) -> AppResult<Slo> {
     let d = document(&row.recommendation)?;
     Ok(Slo {
+        validation: row.revalidation.as_ref().map(to_revalidation).transpose()?,
         id: row.id,
         name: slo_name(&d.slo, row.id),
         status: row.status,
@@ -256,5 +272,64 @@ pub fn slos(db: &Db, page: Page) -> AppResult<Vec<Slo>> {
     store::list_slos(&mut *db.conn()?, page)?
         .iter()
         .map(to_slo)
+        .collect()
+}
+
+/// Re-validates SLO `id` with a new analysis of `experiment` (which must measure the SLO's SLI
+/// and KPI) and records the outcome; the SLO shows it until the next.
+pub fn revalidate(
+    db: &Db,
+    id: i64,
+    experiment: &str,
+    request: &crate::analysis::AnalysisRequest,
+    max_cost: u64,
+    actor: &str,
+) -> AppResult<Revalidation> {
+    let slo = slo(db, id)?;
+    if slo.status != super::model::SloStatus::Active {
+        return Err(AppError::Conflict(format!(
+            "SLO {id} is {}; only an active SLO is re-validated",
+            slo.status
+        )));
+    }
+    let e = crate::store::experiments::get(&mut *db.conn()?, experiment)?;
+    let kpis: Vec<&str> = e.kpis.iter().map(|k| k.key.as_str()).collect();
+    if e.sli.key != slo.slo.sli || !kpis.contains(&slo.slo.kpi.as_str()) {
+        return Err(AppError::invalid(
+            "the experiment does not measure this SLO's SLI and KPI",
+            vec![Issue::field(
+                "experiment",
+                format!(
+                    "'{experiment}' measures {} on {}; the SLO needs {} and {}",
+                    e.sli.key,
+                    kpis.join(", "),
+                    slo.slo.sli,
+                    slo.slo.kpi
+                ),
+            )],
+        ));
+    }
+    let stored = crate::analysis::service::run(db, experiment, request, max_cost)?;
+    let a: Analysis = serde_json::from_str(&stored.result).map_err(|e| corrupt("analysis", e))?;
+    let (outcome, reasons) = compare(&slo.evidence.slope, &a, &slo.slo.kpi);
+    let reasons_json = serde_json::to_string(&reasons).map_err(|e| AppError::Internal(e.into()))?;
+    let row = revalidations::insert(
+        &mut *db.conn()?,
+        id,
+        stored.id,
+        actor,
+        outcome.as_str(),
+        &reasons_json,
+    )?;
+    to_revalidation(&row)
+}
+
+/// The re-validations of SLO `id`, oldest first (404 for an unknown SLO).
+pub fn revalidations_of(db: &Db, id: i64) -> AppResult<Vec<Revalidation>> {
+    let conn = &mut *db.conn()?;
+    store::get_slo(conn, id)?;
+    revalidations::list(conn, id)?
+        .iter()
+        .map(to_revalidation)
         .collect()
 }

@@ -12,6 +12,7 @@ pub mod experiments;
 pub mod metrics;
 pub mod observations;
 pub mod recommendations;
+pub mod revalidations;
 pub mod schema;
 pub mod series;
 pub mod tokens;
@@ -25,6 +26,9 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Bytes of a SQLite database file each connection reads through a memory map.
+const SQLITE_MMAP_BYTES: u64 = 256 << 20;
 
 /// How long a SQLite writer waits for a lock before giving up.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
@@ -90,10 +94,12 @@ impl ManageConnection for Manager {
             Backend::Sqlite => {
                 let mut c =
                     SqliteConnection::establish(&self.target).map_err(E::ConnectionError)?;
-                // The WAL journal mode is persistent and set once by `Db::open`.
+                // The WAL journal mode is persistent and set once by `Db::open`. Reads map
+                // the file (shared page cache of the OS) instead of copying pages through
+                // read(2): a status reads tens of thousands of series windows.
                 c.batch_execute(&format!(
                     "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL; \
-                     PRAGMA foreign_keys = ON;"
+                     PRAGMA foreign_keys = ON; PRAGMA mmap_size = {SQLITE_MMAP_BYTES};"
                 ))
                 .map_err(E::QueryError)?;
                 Ok(DbConnection::Sqlite(c))
@@ -218,6 +224,10 @@ enum Begin {
     /// Writes whose first statement is a write (inserts, bulk uploads): SQLite's deferred
     /// transaction takes the write lock at that statement; PostgreSQL's default READ COMMITTED.
     Write,
+    /// A write that reads before it writes: SQLite takes the write lock at BEGIN (a deferred
+    /// transaction that read first cannot take it once another writer committed, and fails
+    /// at once without waiting); PostgreSQL READ COMMITTED, as `Write`.
+    WriteLocked,
 }
 
 impl Begin {
@@ -231,7 +241,10 @@ impl Begin {
             }
             (Begin::Serializable, Backend::Sqlite) => "BEGIN IMMEDIATE",
             // Explicit, whatever the server's default_transaction_isolation says.
-            (Begin::Write, Backend::Postgres) => "BEGIN TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            (Begin::Write | Begin::WriteLocked, Backend::Postgres) => {
+                "BEGIN TRANSACTION ISOLATION LEVEL READ COMMITTED"
+            }
+            (Begin::WriteLocked, Backend::Sqlite) => "BEGIN IMMEDIATE",
             (Begin::Snapshot | Begin::Write, Backend::Sqlite) => "BEGIN",
         }
     }
@@ -293,6 +306,15 @@ pub fn transaction<T>(
     f: impl FnOnce(&mut DbConnection) -> crate::error::AppResult<T>,
 ) -> crate::error::AppResult<T> {
     run(conn, Begin::Write, f)
+}
+
+/// Runs `f`, which reads before it writes, in one write transaction holding SQLite's write
+/// lock from its start (see [`Begin::WriteLocked`]).
+pub fn transaction_locked<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> crate::error::AppResult<T>,
+) -> crate::error::AppResult<T> {
+    run(conn, Begin::WriteLocked, f)
 }
 
 /// Runs `f`'s reads in one consistent read-only snapshot.

@@ -57,6 +57,8 @@ pub struct StoredSlo {
     pub superseded_at: Option<NaiveDateTime>,
     pub superseded_by: Option<i64>,
     pub recommendation: StoredRecommendation,
+    /// The latest re-validation, if any.
+    pub revalidation: Option<super::revalidations::StoredRevalidation>,
 }
 
 /// A `slos` row.
@@ -70,6 +72,7 @@ struct SloRow {
     published_at: NaiveDateTime,
     superseded_at: Option<NaiveDateTime>,
     superseded_by: Option<i64>,
+    revalidation_id: Option<i64>,
 }
 
 fn event(
@@ -281,7 +284,12 @@ pub fn history(conn: &mut DbConnection, id: i64) -> AppResult<Vec<ReviewEvent>> 
 
 fn slo_from(conn: &mut DbConnection, s: SloRow) -> AppResult<StoredSlo> {
     let recommendation = get(conn, s.recommendation_id)?;
+    let revalidation = match s.revalidation_id {
+        Some(id) => super::revalidations::get(conn, id)?,
+        None => None,
+    };
     Ok(StoredSlo {
+        revalidation,
         id: s.id,
         status: s.status,
         published_at: s.published_at,

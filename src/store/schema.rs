@@ -148,6 +148,20 @@ diesel::table! {
         published_at -> Timestamp,
         superseded_at -> Nullable<Timestamp>,
         superseded_by -> Nullable<BigInt>,
+        validation -> Nullable<Text>,
+        revalidation_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    slo_revalidations (id) {
+        id -> BigInt,
+        slo_id -> BigInt,
+        analysis_id -> BigInt,
+        at -> Timestamp,
+        actor -> Text,
+        outcome -> Text,
+        reasons -> Text,
     }
 }
 

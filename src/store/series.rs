@@ -114,25 +114,6 @@ impl WindowRow {
             },
         }
     }
-
-    fn window(self) -> SeriesWindow {
-        let data = match (self.counts, self.good) {
-            (Some(c), _) => WindowData::Histogram {
-                count: self.total,
-                sum: self.value_sum,
-                cumulative: decode(&c),
-            },
-            (None, g) => WindowData::Events {
-                good: g.unwrap_or(0.0),
-                total: self.total,
-            },
-        };
-        SeriesWindow {
-            row: 0,
-            start: self.start_at,
-            data,
-        }
-    }
 }
 
 const ROWS_PER_STATEMENT: usize = MAX_BINDS_PER_STATEMENT / 6;
@@ -148,10 +129,25 @@ pub fn write(
     let mut outcome = WriteOutcome::default();
     for chunk in windows.chunks(ROWS_PER_STATEMENT) {
         let rows: Vec<WindowRow> = chunk.iter().map(|w| WindowRow::new(metric_id, w)).collect();
-        let inserted = with_backend!(conn, |c| diesel::insert_into(sli_windows::table)
-            .values(&rows)
-            .on_conflict_do_nothing()
-            .execute(c))?;
+        // Full chunks go in as fixed-size arrays: their statement has a static query id, so
+        // diesel prepares it once instead of re-parsing thousands of binds per chunk.
+        let (inserted, rows) =
+            match Box::<[WindowRow; ROWS_PER_STATEMENT]>::try_from(rows.into_boxed_slice()) {
+                Ok(full) => {
+                    let n = with_backend!(conn, |c| diesel::insert_into(sli_windows::table)
+                        .values(&*full)
+                        .on_conflict_do_nothing()
+                        .execute(c))?;
+                    (n, (full as Box<[WindowRow]>).into_vec())
+                }
+                Err(rows) => {
+                    let n = with_backend!(conn, |c| diesel::insert_into(sli_windows::table)
+                        .values(&rows[..])
+                        .on_conflict_do_nothing()
+                        .execute(c))?;
+                    (n, rows.into_vec())
+                }
+            };
         let differing = if inserted < chunk.len() {
             reconcile(conn, metric_id, chunk, rows, on_conflict, &mut outcome)?
         } else {
@@ -213,20 +209,79 @@ fn reconcile(
     Ok(differing)
 }
 
-/// Windows of a metric starting in `[from, to)` (Unix seconds), oldest first.
+/// Windows of a metric starting in `[from, to)` (Unix seconds), oldest first, without their
+/// sums (no evaluation reads them). A status reads tens of thousands: on SQLite each row's
+/// fields are read in place (the blob borrowed from the row), without diesel's per-row
+/// deserialization.
 pub fn windows(
     conn: &mut DbConnection,
     metric_id: i64,
     from: i64,
     to: i64,
 ) -> AppResult<Vec<SeriesWindow>> {
-    let rows: Vec<WindowRow> = sli_windows::table
+    use diesel::connection::LoadConnection;
+    use diesel::row::{Field, Row};
+    let query = sli_windows::table
         .filter(sli_windows::metric_id.eq(metric_id))
         .filter(sli_windows::start_at.ge(from))
         .filter(sli_windows::start_at.lt(to))
         .order(sli_windows::start_at.asc())
-        .load(conn)?;
-    Ok(rows.into_iter().map(WindowRow::window).collect())
+        .select((
+            sli_windows::start_at,
+            sli_windows::total,
+            sli_windows::good,
+            sli_windows::counts,
+        ));
+    let mut out = Vec::new();
+    let window = |start, total, good: Option<f64>, counts: Option<&[u8]>| SeriesWindow {
+        row: 0,
+        start,
+        data: match counts {
+            Some(blob) => WindowData::Histogram {
+                count: total,
+                sum: None,
+                cumulative: decode(blob),
+            },
+            None => WindowData::Events {
+                good: good.unwrap_or(0.0),
+                total,
+            },
+        },
+    };
+    match conn {
+        DbConnection::Sqlite(c) => {
+            for row in c.load(query)? {
+                let row = row?;
+                let (Some(f0), Some(f1), Some(f2), Some(f3)) =
+                    (row.get(0), row.get(1), row.get(2), row.get(3))
+                else {
+                    return Err(corrupt("series window", "a selected column is missing"));
+                };
+                let (Some(mut start), Some(mut total)) = (f0.value(), f1.value()) else {
+                    return Err(corrupt("series window", "start or total is null"));
+                };
+                let good = f2.value().map(|mut v| v.read_double());
+                let mut counts = f3.value();
+                out.push(window(
+                    start.read_long(),
+                    total.read_double(),
+                    good,
+                    counts.as_mut().map(|v| v.read_blob()),
+                ));
+            }
+        }
+        DbConnection::Postgresql(c) => {
+            let rows = query.load_iter::<
+                (i64, f64, Option<f64>, Option<Vec<u8>>),
+                diesel::connection::DefaultLoadingMode,
+            >(c)?;
+            for row in rows {
+                let (start, total, good, counts) = row?;
+                out.push(window(start, total, good, counts.as_deref()));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Start of a metric's latest window (Unix seconds), if any.

@@ -74,8 +74,9 @@ pub fn commit_upload(
 }
 
 /// Runs a bulk write in one transaction after taking the PostgreSQL advisory lock `lock` (a
-/// `SELECT pg_advisory_xact_lock(...)` statement built from ids); conflicts roll it all back
-/// as a 422 listing them.
+/// `SELECT pg_advisory_xact_lock(...)` statement built from ids), holding SQLite's write lock
+/// from the start (batches read stored rows before writing); conflicts roll it all back as a
+/// 422 listing them.
 pub fn commit_bulk(
     conn: &mut DbConnection,
     lock: &str,
@@ -83,7 +84,7 @@ pub fn commit_bulk(
     what: &str,
     write: impl FnOnce(&mut DbConnection) -> AppResult<WriteOutcome>,
 ) -> AppResult<WriteOutcome> {
-    super::transaction(conn, |conn| {
+    super::transaction_locked(conn, |conn| {
         if let super::DbConnection::Postgresql(c) = conn {
             diesel::sql_query(lock).execute(c)?;
         }

@@ -107,10 +107,8 @@ fn timeline(
     });
     check_size(&layout, to - from, field)?;
     let windows = series::windows(conn, sli.id, from, to)?;
-    Ok((
-        Timeline::build(spec, &layout, &windows, &cost_model(d)),
-        windows,
-    ))
+    let tl = Timeline::build(spec, &layout, &windows, &cost_model(d));
+    Ok((tl, windows))
 }
 
 /// Lookback before a period for the first evaluations' trailing SLO windows.

@@ -95,6 +95,8 @@ pub struct SloLiveStatus {
     pub evidence_age_days: f64,
     /// True when the evidence is older than `SLOPROOF_EVIDENCE_MAX_AGE_DAYS` (default 90).
     pub revalidation_due: bool,
+    /// The latest re-validation's outcome (`confirmed` or `stale`); null when never re-validated.
+    pub validation: Option<crate::slo::revalidate::ValidationState>,
     pub notes: Vec<String>,
 }
 
@@ -195,6 +197,10 @@ pub fn status(
             MIN_COVERAGE * 100.0
         ));
     }
+    if let Some(v) = cx.slo.validation.as_ref().filter(|v| !v.reasons.is_empty()) {
+        let why: Vec<&str> = v.reasons.iter().map(|r| r.message.as_str()).collect();
+        notes.push(format!("The SLO is stale: {}.", why.join("; ")));
+    }
     let period_days = f64::from(days);
     let kpi_units = cx
         .units_per_day
@@ -228,6 +234,7 @@ pub fn status(
         },
         evidence_age_days: age,
         revalidation_due: age > cx.max_evidence_age_days,
+        validation: cx.slo.validation.as_ref().map(|v| v.outcome),
         notes,
     }
 }

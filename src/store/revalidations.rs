@@ -39,7 +39,7 @@ pub fn insert(
             rv::reasons.eq(reasons),
         );
         let id: i64 = with_backend!(conn, |c| diesel::insert_into(rv::table)
-            .values(values.clone())
+            .values(values)
             .returning(rv::id)
             .get_result(c))?;
         diesel::update(slos::table.find(slo_id))

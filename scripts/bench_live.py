@@ -76,10 +76,13 @@ def generate(tmp, n):
     files = []
     for i in range(n):
         path = os.path.join(tmp, f"sli_{i:03d}.ndjson")
-        with open(path, "wb") as out:
+        files.append(path)
+        if os.path.exists(path):  # --data-dir from an earlier run
+            continue
+        with open(path + ".part", "wb") as out:
             subprocess.run([BINARY, "simulate-series", "--start", START, "--windows", str(WINDOWS),
                             "--bounds", BOUNDS, "--seed", str(100 + i)], stdout=out, check=True)
-        files.append(path)
+        os.rename(path + ".part", path)
     return files
 
 
@@ -106,10 +109,13 @@ def main():
     ap.add_argument("--concurrency", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--repeat", type=int, default=50)
     ap.add_argument("--database-url", default=None)
+    ap.add_argument("--data-dir", default=None, help="keep (and reuse) the generated series here")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp()
+    data = args.data_dir or tmp
+    os.makedirs(data, exist_ok=True)
     print(f"generating {args.slis} x {WINDOWS} windows ...", flush=True)
-    files = generate(tmp, args.slis)
+    files = generate(data, args.slis)
     size = sum(os.path.getsize(f) for f in files)
     port = free_port()
     env = dict(os.environ, SLOPROOF_DATABASE_URL=args.database_url or os.path.join(tmp, "bench.db"),

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the README's journey against the real release binary on a fresh SQLite file: start the
 # service, simulate an experiment, analyse it, request a recommendation, approve it as a
-# reviewer, and download OpenSLO YAML and Prometheus rules, which promtool must accept.
+# reviewer, and download OpenSLO YAML and Prometheus rules, which promtool must accept; then
+# push a day of production data, read the SLO's live status, and see a new recommendation
+# anchored on production and replayed on it.
 # Usage: bash scripts/walkthrough.sh   (CI runs it after the tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,4 +44,19 @@ call GET "/slos/$slo/openslo" "$reviewer" > "$dir/slo.yaml"
 call GET "/slos/$slo/prometheus-rules" "$reviewer" > "$dir/rules.yaml"
 grep -q 'kind: SLO' "$dir/slo.yaml"
 promtool check rules "$dir/rules.yaml"
-echo "walkthrough passed: SLO $slo published and exported"
+echo "SLO $slo published and exported"
+
+# Past publication: a day of production latency (1-minute histogram windows) ending at the
+# last whole minute, the SLO's live status, and a recommendation replayed on production.
+start=$(python3 -c 'import time, datetime as d; t = int(time.time()) // 60 * 60 - 86400; print(d.datetime.fromtimestamp(t, d.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))')
+"$bin" simulate-series --start "$start" --windows 1440 > "$dir/series.ndjson"
+curl -sf -X POST "$API/metrics/checkout-latency/series" -H "Authorization: Bearer $SLOPROOF_ADMIN_TOKEN" \
+  -H 'content-type: application/x-ndjson' --data-binary @"$dir/series.ndjson" | json '["inserted"]' | grep -qx 1440
+status=$(call GET "/slos/$slo/status" "$reviewer")
+echo "status: attainment $(echo "$status" | json '["attainment"]'), budget remaining $(echo "$status" | json '["error_budget"]["remaining"]'), alert $(echo "$status" | json '["alert"]'), coverage $(echo "$status" | json '["coverage"]')"
+echo "$status" | json '["data_windows"]' | grep -qx 1440
+rec2=$(call POST "/analyses/$id/recommendations" "$SLOPROOF_ADMIN_TOKEN" \
+  '{"max_relative_kpi_loss": 0.05, "window_days": 1, "value_per_kpi_unit": 50, "units_per_day": 100000}')
+echo "$rec2" | json '["derivation"]["baseline_source"]["kind"]' | grep -qx production
+echo "replayed: $(echo "$rec2" | json '["slo"]["statement"]') → $(echo "$rec2" | json '["replay"]["summary"]')"
+echo "walkthrough passed: SLO $slo published, exported, live; recommendation replayed on production"

@@ -339,9 +339,42 @@ impl<R: Read> RowBound<R> {
     }
 }
 
+impl<R: Read> RowBound<R> {
+    fn too_long(&self) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "row {} is longer than {MAX_ROW_BYTES} bytes",
+                // A CSV header is not a row; JSON's opening bracket is counted.
+                match self.format {
+                    Format::Ndjson => self.row,
+                    Format::Csv | Format::Json => self.row.saturating_sub(1),
+                }
+            ),
+        )
+    }
+}
+
 impl<R: Read> Read for RowBound<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
+        if self.format == Format::Ndjson {
+            // Rows end at every newline: measure the runs between them (no per-byte state).
+            let mut parts = buf[..n].split(|b| *b == b'\n');
+            let first = parts.next().map_or(0, <[u8]>::len);
+            self.since += first;
+            for part in parts {
+                if self.since > MAX_ROW_BYTES {
+                    return Err(self.too_long());
+                }
+                self.row += 1;
+                self.since = part.len();
+            }
+            if self.since > MAX_ROW_BYTES {
+                return Err(self.too_long());
+            }
+            return Ok(n);
+        }
         for &b in &buf[..n] {
             if self.boundary(b) {
                 self.since = 0;
@@ -349,17 +382,7 @@ impl<R: Read> Read for RowBound<R> {
             } else {
                 self.since += 1;
                 if self.since > MAX_ROW_BYTES {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!(
-                            "row {} is longer than {MAX_ROW_BYTES} bytes",
-                            // A CSV header is not a row; JSON's opening bracket is counted.
-                            match self.format {
-                                Format::Ndjson => self.row,
-                                Format::Csv | Format::Json => self.row.saturating_sub(1),
-                            }
-                        ),
-                    ));
+                    return Err(self.too_long());
                 }
             }
         }

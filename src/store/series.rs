@@ -74,19 +74,69 @@ struct WindowRow {
     counts: Option<Vec<u8>>,
 }
 
+/// Largest count stored as an integer (every integer up to it is exact in an f64).
+const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
+
+/// A histogram's cumulative counts as stored: tag 1 and the LEB128 varints of the bucket
+/// counts (each cumulative count minus the previous) when every count is a whole number — a
+/// few bytes per bucket, so rows stay small and a status scans fewer pages — else tag 0 and
+/// the little-endian f64s.
 fn encode(cumulative: &[f64]) -> Vec<u8> {
-    cumulative.iter().flat_map(|c| c.to_le_bytes()).collect()
+    let whole = cumulative
+        .iter()
+        .all(|c| c.fract() == 0.0 && (0.0..=MAX_EXACT).contains(c))
+        && cumulative.windows(2).all(|w| w[0] <= w[1]);
+    if !whole {
+        let mut out = vec![0u8];
+        out.extend(cumulative.iter().flat_map(|c| c.to_le_bytes()));
+        return out;
+    }
+    let mut out = Vec::with_capacity(1 + 2 * cumulative.len());
+    out.push(1u8);
+    let mut previous = 0u64;
+    for &c in cumulative {
+        let c = c as u64;
+        let mut v = c - previous;
+        previous = c;
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    out
 }
 
 fn decode(bytes: &[u8]) -> Vec<f64> {
-    bytes
-        .chunks_exact(8)
-        .map(|c| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(c);
-            f64::from_le_bytes(b)
-        })
-        .collect()
+    match bytes.split_first() {
+        Some((1, rest)) => {
+            let mut out = Vec::with_capacity(rest.len());
+            let (mut total, mut v, mut shift) = (0u64, 0u64, 0u32);
+            for &b in rest {
+                v |= u64::from(b & 0x7f) << shift.min(63);
+                shift += 7;
+                if b & 0x80 == 0 {
+                    total += v;
+                    out.push(total as f64);
+                    (v, shift) = (0, 0);
+                }
+            }
+            out
+        }
+        Some((_, rest)) => rest
+            .chunks_exact(8)
+            .map(|c| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(c);
+                f64::from_le_bytes(b)
+            })
+            .collect(),
+        None => Vec::new(),
+    }
 }
 
 impl WindowRow {
@@ -298,4 +348,22 @@ pub fn count(conn: &mut DbConnection, metric_id: i64) -> AppResult<i64> {
         .filter(sli_windows::metric_id.eq(metric_id))
         .count()
         .get_result(conn)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_round_trip_in_both_encodings() {
+        for counts in [
+            vec![0.0, 3.0, 200.0, 200.0, 1e6, 9_007_199_254_740_992.0],
+            vec![0.5, 3.25, 200.0],
+            vec![],
+        ] {
+            assert_eq!(decode(&encode(&counts)), counts);
+        }
+        // Whole counts take a few bytes each.
+        assert_eq!(encode(&[1.0, 2.0, 130.0]), vec![1, 1, 1, 0x80, 1]);
+    }
 }

@@ -123,6 +123,8 @@ pub fn replay(
     let coverage = present(windows, tl.step, from, to) as f64 / expected;
     let summary = match (with_data, missed) {
         (0, _) => "No production data in the replayed range.".to_owned(),
+        (1, 0) => "This target would have been met in the one week with data.".to_owned(),
+        (1, _) => "This target would have been missed in the one week with data.".to_owned(),
         (n, 0) => format!("This target would have been met in all {n} weeks with data."),
         (n, m) => format!("This target would have been missed in {m} of the last {n} weeks."),
     };

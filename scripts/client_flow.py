@@ -88,6 +88,62 @@ def simulated_rows(units, seed):
     return assignments, observations
 
 
+def production_rows(hours, seed):
+    """Histogram windows of one minute for the last `hours` whole hours: log-normal latency
+    (median 320 ms, sigma 0.6), 600 requests a minute, over the metric's declared bounds."""
+    rng = random.Random(seed)
+    bounds = list(range(50, 2001, 50))
+    end = int(time.time()) // 3600 * 3600
+    rows = []
+    for k in range(hours * 60):
+        start = end - hours * 3600 + 60 * k
+        values = [320.0 * math.exp(rng.gauss(0.0, 0.6)) for _ in range(600)]
+        counts = [sum(1 for v in values if v <= b) for b in bounds]
+        buckets = [{"le": b, "count": c} for b, c in zip(bounds, counts)] + [{"le": "+Inf", "count": 600}]
+        rows.append({"start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)), "seconds": 60,
+                     "count": 600, "sum": round(sum(values), 3), "buckets": buckets})
+    return rows, end
+
+
+def live_flow(c, m, api, admin, reviewer, slo, rec):
+    """Past publication: production series, live status and its series, a replay, a
+    re-validation, and a sync from a Prometheus that is not there (a declared 502)."""
+    series, slos = api("series"), api("slos")
+    rows, end = production_rows(3, 11)
+    s = call(series.ingest_series, m.IngestSummary, 200, client=admin, key="checkout_latency_ms",
+             body=[m.SeriesRow.from_dict(r) for r in rows])
+    if s.inserted != len(rows):
+        fail(f"inserted {s.inserted} of {len(rows)} windows")
+    info = call(series.get_series, m.SeriesInfo, 200, client=reviewer, key="checkout_latency_ms")
+    if info.windows != len(rows):
+        fail(f"the series reports {info.windows} windows")
+    st = call(slos.get_slo_status, m.SloLiveStatus, 200, client=reviewer, id=slo.id)
+    if st.data_windows != len(rows):
+        fail(f"the status saw {st.data_windows} windows")
+    frm = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end - 3 * 3600))
+    to = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end))
+    import datetime
+    parse = datetime.datetime.fromisoformat
+    pts = call(slos.get_slo_status_series, m.StatusSeries, 200, client=reviewer, id=slo.id,
+               from_=parse(frm.replace("Z", "+00:00")), to=parse(to.replace("Z", "+00:00")), step=600)
+    if len(pts.items) != 19:
+        fail(f"the status series has {len(pts.items)} points")
+    call(slos.replay_recommendation, m.Replay, 200, client=reviewer, id=rec.id,
+         body=m.ReplayRequest.from_dict({"from": frm, "to": to}))
+    rv = call(slos.create_revalidation, m.Revalidation, 201, client=admin, id=slo.id,
+              body=m.RevalidationRequest.from_dict({"experiment": "client-flow",
+                                                    "analysis": {"bootstrap": {"resamples": 300, "seed": 4}}}))
+    if str(rv.outcome) not in ("confirmed", "stale", "ValidationState.CONFIRMED", "ValidationState.STALE"):
+        fail(f"revalidation outcome {rv.outcome}")
+    call(slos.list_revalidations, m.RevalidationList, 200, client=reviewer, id=slo.id)
+    call(api("metrics").create_metric, m.Metric, 201, client=admin, body=m.CreateMetric.from_dict({
+        "key": "remote_latency_ms", "name": "Remote latency", "kind": "sli", "value_type": "continuous",
+        "unit": "ms", "direction": "lower_is_better", "layer": "platform",
+        "prometheus": {"source": {"url": "http://127.0.0.1:9", "buckets": "remote_latency_seconds_bucket"}}}))
+    call(series.sync_series, m.Problem, 502, client=admin, key="remote_latency_ms",
+         body=m.SyncRequest.from_dict({"from": frm}))
+
+
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/release/sloproof")
     with tempfile.TemporaryDirectory() as tmp:
@@ -169,6 +225,7 @@ def main():
                     fail(f"{op.__name__}: not an OpenSLO SLO document")
                 if not kind and not doc.get("groups"):
                     fail(f"{op.__name__}: no rule groups")
+            live_flow(c, m, api, admin, reviewer, slo, rec)
             print(f"client flow passed: {slo.slo.statement}")
         finally:
             proc.terminate()

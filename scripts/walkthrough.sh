@@ -49,7 +49,8 @@ echo "SLO $slo published and exported"
 # Past publication: a day of production latency (1-minute histogram windows) ending at the
 # last whole minute, the SLO's live status, and a recommendation replayed on production.
 start=$(python3 -c 'import time, datetime as d; t = int(time.time()) // 60 * 60 - 86400; print(d.datetime.fromtimestamp(t, d.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))')
-"$bin" simulate-series --start "$start" --windows 1440 > "$dir/series.ndjson"
+# Bucket bounds every 10 ms up to 2 s: the threshold snaps to one of them.
+"$bin" simulate-series --start "$start" --windows 1440 --bounds "$(seq -s, 10 10 2000)" > "$dir/series.ndjson"
 curl -sf -X POST "$API/metrics/checkout-latency/series" -H "Authorization: Bearer $SLOPROOF_ADMIN_TOKEN" \
   -H 'content-type: application/x-ndjson' --data-binary @"$dir/series.ndjson" | json '["inserted"]' | grep -qx 1440
 status=$(call GET "/slos/$slo/status" "$reviewer")

@@ -702,7 +702,7 @@ fn absent(name: &str, statement: &str) -> String {
               sloproof_severity: ticket
               sloproof_slo: {name}
             exp_annotations:
-              summary: "{statement}: no events of the SLI for 15 minutes; its rules record nothing"
+              summary: "{statement}: no good or no total events of the SLI for 15 minutes (is the threshold a bucket bound?); its rules record nothing"
 "#
     )
 }

@@ -2,11 +2,13 @@
 //!
 //! The source's selectors name **counters** (a histogram's `_bucket` series, or good and total
 //! event counters). They are read at every window boundary (`step` = the window length); each
-//! window's count is the counters' increase between its two boundaries, per series (a drop is a
-//! counter reset: the new value is the increase), summed over series by `le`. Unlike
-//! `increase()`, nothing is extrapolated, so a window is exact when scrapes fall on its
-//! boundaries, and consecutive windows never count an event twice. Summed cumulative counts are
-//! kept monotone (a running maximum) in case one bucket's series reset and another's did not.
+//! window's count is the counters' increase between its two boundaries, per histogram (the
+//! series sharing every label but `le`; a drop in any of its buckets is a restart, and the new
+//! values are the increase), summed over histograms by bound (parsed, so `le="1"` and
+//! `le="1.0"` are one bound). Unlike `increase()`, nothing is extrapolated, so a window is exact
+//! when scrapes fall on its boundaries and no counter restarted or appeared inside it (events
+//! before a restart, or before a new series' first sample, are lost, as in Prometheus), and
+//! consecutive windows never count an event twice.
 
 use std::collections::BTreeMap;
 
@@ -177,47 +179,98 @@ fn scaled(le: f64, scale: f64) -> f64 {
     }
 }
 
-/// Histogram windows from bucket-counter series: complete windows only (every `le` seen).
-pub fn histogram_rows(series: &[MatrixSeries], w: i64, scale: f64) -> AppResult<Vec<SeriesRow>> {
-    let by_le = increases(series, w, |labels| {
-        labels.get("le").cloned().ok_or_else(|| {
-            AppError::invalid(
-                "the Prometheus selector does not select histogram buckets",
-                vec![Issue::field(
-                    "prometheus.source.buckets",
-                    "a selected series has no `le` label; select the histogram's `_bucket` counters",
-                )],
-            )
-        })
-    })?;
-    let mut les: Vec<(f64, String)> = Vec::new();
+fn bad_selector(message: impl Into<String>) -> AppError {
+    AppError::invalid(
+        "the Prometheus selector does not select histogram buckets",
+        vec![Issue::field("prometheus.source.buckets", message)],
+    )
+}
+
+/// One histogram (one label set without `le`): per bucket bound (parsed, so `1` and `1.0` are
+/// one bound), its samples by time.
+type Group = BTreeMap<u64, (f64, BTreeMap<i64, f64>)>;
+
+/// The series grouped into histograms by their labels other than `le`.
+fn groups(series: &[MatrixSeries]) -> AppResult<Vec<Group>> {
+    let mut by_labels: BTreeMap<Vec<(String, String)>, Group> = BTreeMap::new();
     for s in series {
-        if let Some(raw) = s.metric.get("le") {
-            let le = super::series::parse_bound(raw).ok_or_else(|| {
-                AppError::invalid(
-                    "a bucket bound is not a number",
-                    vec![Issue::field(
-                        "prometheus.source.buckets",
-                        format!("le=\"{raw}\""),
-                    )],
-                )
-            })?;
-            if !les.iter().any(|(_, r)| r == raw) {
-                les.push((le, raw.clone()));
+        let raw = s.metric.get("le").ok_or_else(|| {
+            bad_selector(
+                "a selected series has no `le` label; select the histogram's `_bucket` counters",
+            )
+        })?;
+        let le = super::series::parse_bound(raw)
+            .ok_or_else(|| bad_selector(format!("le=\"{raw}\" is not a number")))?;
+        let labels: Vec<(String, String)> = s
+            .metric
+            .iter()
+            .filter(|(k, _)| k.as_str() != "le")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let key = if le == 0.0 { 0 } else { le.to_bits() };
+        let samples = &mut by_labels
+            .entry(labels)
+            .or_default()
+            .entry(key)
+            .or_insert_with(|| (le, BTreeMap::new()))
+            .1;
+        for (t, v) in &s.values {
+            if let Ok(v) = v.parse::<f64>() {
+                *samples.entry(t.round() as i64).or_default() += v;
             }
         }
     }
-    les.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(by_labels.into_values().collect())
+}
+
+/// Histogram windows from bucket-counter series: each histogram's increase between window
+/// boundaries, a reset of any of its buckets (a restart) read as a reset of all of them, summed
+/// over histograms by bound; complete windows only (every bound seen).
+pub fn histogram_rows(series: &[MatrixSeries], w: i64, scale: f64) -> AppResult<Vec<SeriesRow>> {
+    let groups = groups(series)?;
+    let mut bounds: Vec<f64> = groups
+        .iter()
+        .flat_map(|g| g.values().map(|(le, _)| *le))
+        .collect();
+    bounds.sort_by(f64::total_cmp);
+    bounds.dedup();
+    let mut windows: BTreeMap<i64, BTreeMap<u64, f64>> = BTreeMap::new();
+    for g in &groups {
+        let times: std::collections::BTreeSet<i64> =
+            g.values().flat_map(|(_, s)| s.keys().copied()).collect();
+        for &t in &times {
+            let at = |t: i64| -> Option<Vec<(u64, f64)>> {
+                g.iter()
+                    .map(|(k, (_, s))| s.get(&t).map(|v| (*k, *v)))
+                    .collect()
+            };
+            let (Some(before), Some(now)) = (at(t - w), at(t)) else {
+                continue;
+            };
+            let reset = before.iter().zip(&now).any(|(b, n)| n.1 < b.1);
+            let out = windows.entry(t - w).or_default();
+            for ((k, b), (_, n)) in before.iter().zip(&now) {
+                *out.entry(*k).or_default() += if reset { *n } else { n - b };
+            }
+        }
+    }
+    let keys: Vec<u64> = bounds
+        .iter()
+        .map(|b| if *b == 0.0 { 0 } else { b.to_bits() })
+        .collect();
     let mut rows = Vec::new();
-    for (start, counts) in by_le {
-        if les.iter().any(|(_, raw)| !counts.contains_key(raw)) {
+    for (start, counts) in windows {
+        if keys.iter().any(|k| !counts.contains_key(k)) {
             continue;
         }
+        // Cumulative counts summed over histograms stay monotone; a running maximum guards
+        // against float noise only.
         let mut running = 0.0_f64;
-        let buckets: Vec<BucketRow> = les
+        let buckets: Vec<BucketRow> = bounds
             .iter()
-            .map(|(le, raw)| {
-                running = running.max(counts[raw]);
+            .zip(&keys)
+            .map(|(le, k)| {
+                running = running.max(counts[k]);
                 BucketRow {
                     le: scaled(*le, scale),
                     count: running,
@@ -244,17 +297,20 @@ pub fn event_rows(
     w: i64,
 ) -> AppResult<Vec<SeriesRow>> {
     let one = |_: &BTreeMap<String, String>| Ok(String::new());
+    let no_good_series = good.is_empty();
     let good = increases(good, w, one)?;
     let total = increases(total, w, one)?;
     Ok(total
         .into_iter()
-        .map(|(start, t)| {
+        .filter_map(|(start, t)| {
             let t = t.values().sum::<f64>();
-            let g = good
-                .get(&start)
-                .map_or(0.0, |g| g.values().sum::<f64>())
-                .min(t);
-            SeriesRow {
+            // A window without a good sample is missing, unless nothing counts good events.
+            let g = match good.get(&start) {
+                Some(g) => g.values().sum::<f64>().min(t),
+                None if no_good_series => 0.0,
+                None => return None,
+            };
+            Some(SeriesRow {
                 start: time(start),
                 seconds: w,
                 count: None,
@@ -262,7 +318,7 @@ pub fn event_rows(
                 buckets: None,
                 good: Some(g),
                 total: Some(t),
-            }
+            })
         })
         .collect())
 }
@@ -307,6 +363,36 @@ mod tests {
             metric: [("le".to_owned(), le.to_owned())].into_iter().collect(),
             values: values.iter().map(|(t, v)| (*t, v.to_string())).collect(),
         }
+    }
+
+    /// A restart shows in one bucket only (0.1 rose 5 → 7 while +Inf fell 20 → 12): the whole
+    /// histogram restarted, so both buckets' increases are their new values.
+    #[test]
+    fn a_reset_in_one_bucket_resets_the_histogram() {
+        let s = vec![
+            series("0.1", &[(0.0, 5.0), (60.0, 7.0)]),
+            series("+Inf", &[(0.0, 20.0), (60.0, 12.0)]),
+        ];
+        let rows = histogram_rows(&s, 60, 1000.0).unwrap();
+        let b = rows[0].buckets.as_ref().unwrap();
+        assert_eq!((b[0].count, b[1].count), (7.0, 12.0));
+    }
+
+    /// `le="1"` and `le="1.0"` (two exporters, or Prometheus 3's normalisation) are one bound.
+    #[test]
+    fn spellings_of_a_bound_merge() {
+        let mut a = series("1", &[(0.0, 1.0), (60.0, 4.0)]);
+        a.metric.insert("instance".into(), "a".into());
+        let mut b = series("1.0", &[(0.0, 2.0), (60.0, 3.0)]);
+        b.metric.insert("instance".into(), "b".into());
+        let mut ia = series("+Inf", &[(0.0, 2.0), (60.0, 6.0)]);
+        ia.metric.insert("instance".into(), "a".into());
+        let mut ib = series("+Inf", &[(0.0, 2.0), (60.0, 4.0)]);
+        ib.metric.insert("instance".into(), "b".into());
+        let rows = histogram_rows(&[a, b, ia, ib], 60, 1.0).unwrap();
+        let k = rows[0].buckets.as_ref().unwrap();
+        assert_eq!(k.len(), 2);
+        assert_eq!((k[0].le, k[0].count, k[1].count), (1.0, 4.0, 6.0));
     }
 
     /// Increases between boundaries, with a counter reset read as a restart from zero.

@@ -9,7 +9,8 @@
 //!   evaluation (sliding windows); longer ranges average it, so `ratio_rate1h` is the share of bad
 //!   windows in the last hour, and the budget is the share of bad windows allowed (1 − target).
 //!   A window without requests counts as good (its ratio is NaN, and NaN < q is false).
-//! - **requests** ("T for 99% of requests"): the share of requests that are bad, budget 1 − target.
+//! - **requests** ("T for 99% of requests"): the share of requests that are bad, budget 1 − target;
+//!   over the period, bad events / events from 5-minute good and total rates (traffic-weighted).
 //!
 //! Burn-rate factors are budget_share × period_hours / long_window_hours, so they are right for
 //! any period: page on 2% of the budget in 1h (checked over 1h and 5m) or 5% in 6h (6h and 30m);
@@ -198,10 +199,29 @@ fn sli_recordings(slo: &Slo, sli: &Metric, period: &str) -> Vec<Rule> {
                 .iter()
                 .map(|w| rule(w, format!("1 - {}", ratio(w))))
                 .collect();
+            // The period's ratio weighs every 5 minutes by its traffic (bad events / events),
+            // as the live status does; an average of 5-minute ratios would weigh a quiet night
+            // like a busy day, and one idle 5 minutes (0/0) would make it NaN for the period.
+            let rate = |record: &str, expr: String| Rule {
+                record: Some(record.to_owned()),
+                alert: None,
+                expr,
+                for_duration: None,
+                labels: labels(&[("sloproof_slo", name), ("sloproof_window", "5m")]),
+                annotations: BTreeMap::new(),
+            };
+            rules.push(rate(
+                "slo:sli_good:rate5m",
+                render(&good, "5m", s.threshold),
+            ));
+            rules.push(rate(
+                "slo:sli_total:rate5m",
+                render(&total, "5m", s.threshold),
+            ));
             rules.push(rule(
                 period,
                 format!(
-                    "sum_over_time(slo:sli_error:ratio_rate5m{sel}[{period}]) / ignoring (sloproof_window) count_over_time(slo:sli_error:ratio_rate5m{sel}[{period}])"
+                    "1 - sum_over_time(slo:sli_good:rate5m{sel}[{period}]) / sum_over_time(slo:sli_total:rate5m{sel}[{period}])"
                 ),
             ));
             rules
@@ -270,14 +290,20 @@ fn alert_rules(
     alerts
 }
 
-/// A ticket when the SLI's events are absent for 15 minutes: an SLO whose queries select no
-/// series records no bad window and would look perfect.
+/// A ticket when the SLI's good or total events are absent for 15 minutes: an SLO whose queries
+/// select no series (an exporter down, a renamed histogram, a threshold that is not one of the
+/// histogram's bucket bounds) records no bad window and would look perfect.
 fn absent_alert(slo: &Slo, sli: &Metric, name: &str) -> Rule {
-    let (_, total) = templates(sli, slo.slo.comparison);
+    let (good, total) = templates(sli, slo.slo.comparison);
+    let t = slo.slo.threshold;
     Rule {
         record: None,
         alert: Some("SloproofSliEventsAbsent".to_owned()),
-        expr: format!("absent({})", render(&total, "5m", slo.slo.threshold)),
+        expr: format!(
+            "absent({}) or absent({})",
+            render(&total, "5m", t),
+            render(&good, "5m", t)
+        ),
         for_duration: Some("15m".to_owned()),
         labels: labels(&[
             ("severity", "ticket"),
@@ -287,7 +313,7 @@ fn absent_alert(slo: &Slo, sli: &Metric, name: &str) -> Rule {
         annotations: labels(&[(
             "summary",
             &format!(
-                "{}: no events of the SLI for 15 minutes; its rules record nothing",
+                "{}: no good or no total events of the SLI for 15 minutes (is the threshold a bucket bound?); its rules record nothing",
                 slo.slo.statement
             ),
         )]),

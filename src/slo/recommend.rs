@@ -267,6 +267,27 @@ fn time(t: i64) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp(t, 0)
 }
 
+/// The metric whose bucket bounds a threshold snaps to: its declared ones, else those of its
+/// production histogram (a threshold between bounds is read by interpolation here but selects
+/// nothing in the exported rules).
+fn snapping<'a>(
+    sli: &'a Metric,
+    production: Option<&Production>,
+    notes: &mut Vec<String>,
+) -> std::borrow::Cow<'a, Metric> {
+    match production {
+        Some(p) if sli.prometheus.buckets.is_none() && !p.layout.bounds.is_empty() => {
+            notes.push(
+                "The threshold snaps to a bucket bound of the production histogram.".to_owned(),
+            );
+            let mut m = sli.clone();
+            m.prometheus.buckets = Some(p.layout.bounds.clone());
+            std::borrow::Cow::Owned(m)
+        }
+        _ => std::borrow::Cow::Borrowed(sli),
+    }
+}
+
 /// The production baseline over the last period before `production.to`, when one can be read.
 fn baseline_from(
     production: Option<&Production>,
@@ -376,7 +397,8 @@ pub fn derive(
         Comparison::Gt
     };
     let rounded = round_conservative(threshold, lower_is_better);
-    let threshold = snap_to_bucket(sli, rounded, lower_is_better, &mut notes)?;
+    let snap = snapping(sli, production, &mut notes);
+    let threshold = snap_to_bucket(&snap, rounded, lower_is_better, &mut notes)?;
     check_beyond_baseline(sli, threshold, baseline, threshold != rounded)?;
     let explicit_window = req.window_minutes.is_some();
     let window_noise = check_window_noise(

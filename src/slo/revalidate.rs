@@ -1,7 +1,10 @@
 //! Re-validation: does a newer analysis of an SLO's SLI and KPI still support it? Confirmed
-//! when the new verdict on the KPI is validated and the new causal slope's CI overlaps the one
-//! the SLO was published on; otherwise stale, with reasons (`verdict_failed`,
-//! `slope_changed`).
+//! when the new verdict on the KPI is validated and the CI of the new relative slope (KPI change
+//! per +100 SLI units relative to the control mean, which is what the threshold rests on)
+//! overlaps the one the SLO was published on; otherwise stale, with reasons (`verdict_failed`,
+//! `slope_changed`). Relative, so a KPI whose level moved with the season but whose sensitivity
+//! did not is not called stale. Non-overlapping 95% intervals are a strict test of a change
+//! (roughly p < 0.006 for equal widths); overlap does not prove the slopes equal.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -48,8 +51,8 @@ fn overlap(a: &Estimate, b: &Estimate) -> bool {
     a.ci_low <= b.ci_high && b.ci_low <= a.ci_high
 }
 
-/// The outcome of re-validating evidence `published` (the causal slope the SLO was published
-/// on) with analysis `a` of KPI `kpi`.
+/// The outcome of re-validating evidence `published` (the relative causal slope per +100 SLI
+/// units the SLO was published on) with analysis `a` of KPI `kpi`.
 pub fn compare(
     published: &Estimate,
     a: &Analysis,
@@ -76,12 +79,16 @@ pub fn compare(
         }),
     }
     if let Some(e) = a.causal_effects.iter().find(|e| e.kpi == kpi) {
-        if !overlap(&e.slope, published) {
+        let now = &e.relative_per_100;
+        if !overlap(now, published) {
             reasons.push(ValidationReason {
                 code: "slope_changed".into(),
                 message: format!(
-                    "the causal slope's CI [{:.6}, {:.6}] no longer overlaps the published [{:.6}, {:.6}]",
-                    e.slope.ci_low, e.slope.ci_high, published.ci_low, published.ci_high
+                    "the relative effect per +100 units, CI [{:.4}%, {:.4}%], no longer overlaps the published [{:.4}%, {:.4}%]",
+                    100.0 * now.ci_low,
+                    100.0 * now.ci_high,
+                    100.0 * published.ci_low,
+                    100.0 * published.ci_high
                 ),
             });
         }

@@ -311,7 +311,7 @@ pub fn revalidate(
     }
     let stored = crate::analysis::service::run(db, experiment, request, max_cost)?;
     let a: Analysis = serde_json::from_str(&stored.result).map_err(|e| corrupt("analysis", e))?;
-    let (outcome, reasons) = compare(&slo.evidence.slope, &a, &slo.slo.kpi);
+    let (outcome, reasons) = compare(&slo.evidence.relative_per_100, &a, &slo.slo.kpi);
     let reasons_json = serde_json::to_string(&reasons).map_err(|e| AppError::Internal(e.into()))?;
     let row = revalidations::insert(
         &mut *db.conn()?,

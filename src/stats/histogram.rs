@@ -4,9 +4,12 @@
 //! Events are assumed spread uniformly inside each bucket, the assumption Prometheus's
 //! `histogram_quantile` makes: the first bucket spans `[0, le₀]` when `le₀ > 0` (a point at
 //! `le₀` otherwise), and the `+Inf` bucket's events lie above the last finite bound at an unknown
-//! place. Both functions are exact at bucket bounds; inside a bucket their error is bounded by
-//! the bucket: a share is off by at most that bucket's count / total, a quantile by at most the
-//! bucket's width. Place bounds at the thresholds an SLO may take.
+//! place. A share is exact at a bucket bound and off by at most T's bucket count / total inside
+//! it. A quantile is the interpolated point of the rank's bucket: the true quantile lies
+//! somewhere in that bucket, so the error is at most the bucket's width for a finite bucket
+//! (values ≥ 0 in the first) and unbounded, on the low side, when the rank falls in `+Inf`.
+//! Place bounds at the thresholds an SLO may take. Unlike Prometheus, a `q` outside [0, 1] gives
+//! NaN here (Prometheus: ∓Inf), and `q = 0` with an empty first bucket gives its bound (NaN).
 //!
 //! Reference: `histogram_quantile` (prometheus/promql/quantile.go, `bucketQuantile`), and
 //! `numpy.interp` over the cumulative counts (scripts/reference, `live.json` → `histogram`).
@@ -73,7 +76,14 @@ pub fn mean_excess(bounds: &[f64], cumulative: &[f64], total: f64, t: f64, above
     let mut before = 0.0;
     for (&le, &c) in bounds.iter().zip(cumulative) {
         let n = c - before;
-        if n > 0.0 && le > lower {
+        if n > 0.0 && le <= lower {
+            // A point mass at le (a first bound ≤ 0).
+            let beyond = if above { le > t } else { le < t };
+            if beyond {
+                weighted += n * (le - t).abs();
+                events += n;
+            }
+        } else if n > 0.0 {
             // The part of [lower, le] beyond t, holding n · (its length / the bucket's).
             let (a, b) = if above {
                 (lower.max(t), le)
@@ -126,6 +136,16 @@ mod tests {
         assert_eq!(quantile(0.97, &B, &C, 100.0), 400.0);
         assert!(quantile(0.5, &B, &C, 0.0).is_nan());
         assert!(quantile(1.5, &B, &C, 100.0).is_nan());
+    }
+
+    /// A first bound ≤ 0 is a point mass, counted beyond t like any other event.
+    #[test]
+    fn a_point_mass_first_bucket_counts_in_the_excess() {
+        let e = mean_excess(&[0.0, 100.0], &[10.0, 50.0], 50.0, 50.0, false);
+        assert!(
+            (e - (10.0 * 50.0 + 20.0 * 25.0) / 30.0).abs() < 1e-12,
+            "{e}"
+        );
     }
 
     #[test]

@@ -31,10 +31,11 @@ pub const MIN_COVERAGE: f64 = 0.9;
 pub struct BudgetStatus {
     /// 1 − target.
     pub fraction: f64,
-    /// Share of the budget spent: error ratio over the period / fraction (may exceed 1).
-    pub consumed: f64,
-    /// 1 − consumed (negative once overspent).
-    pub remaining: f64,
+    /// Share of the budget spent: error ratio over the period / fraction (may exceed 1); null
+    /// without data.
+    pub consumed: Option<f64>,
+    /// 1 − consumed (negative once overspent); null without data.
+    pub remaining: Option<f64>,
     /// `windows` (SLO windows) or `events`.
     pub unit: String,
     /// Bad windows or events allowed among those evaluated: fraction × evaluated.
@@ -125,15 +126,15 @@ pub fn present(windows: &[SeriesWindow], step: i64, from: i64, to: i64) -> u64 {
 /// The budget over evaluations ending in (from, to].
 pub fn budget(tl: &Timeline, from: i64, to: i64, fraction: f64, eval: Evaluation) -> BudgetStatus {
     let s = tl.sums(from, to);
-    let ratio = s.error_ratio().unwrap_or(0.0);
+    let ratio = s.error_ratio();
     let (unit, scale) = match eval {
         Evaluation::Windows => ("windows", tl.step as f64 / tl.span as f64),
         Evaluation::Requests => ("events", 1.0),
     };
     BudgetStatus {
         fraction,
-        consumed: ratio / fraction,
-        remaining: 1.0 - ratio / fraction,
+        consumed: ratio.map(|r| r / fraction),
+        remaining: ratio.map(|r| 1.0 - r / fraction),
         unit: unit.to_owned(),
         allowed_bad: fraction * s.weight * scale,
         bad: s.bad * scale,
@@ -144,14 +145,15 @@ fn exhaustion(
     tl: &Timeline,
     at: i64,
     window: &str,
-    remaining: f64,
+    remaining: Option<f64>,
     period: i64,
     budget: f64,
 ) -> Exhaustion {
     let rate = burn_rate(tl, at, window, budget);
-    let seconds = match rate {
-        _ if remaining <= 0.0 => Some(0.0),
-        Some(b) if b > 0.0 => Some(remaining * period as f64 / b),
+    let seconds = match (remaining, rate) {
+        (None, _) => None,
+        (Some(r), _) if r <= 0.0 => Some(0.0),
+        (Some(r), Some(b)) if b > 0.0 => Some(r * period as f64 / b),
         _ => None,
     };
     let text = match (seconds, rate) {
@@ -190,6 +192,12 @@ pub fn status(
     let budget = budget(tl, from, at, fraction, spec.evaluation);
     let fired = alerts(tl, at, days, fraction);
     let mut notes = tl.notes.clone();
+    if tl.step > 300 {
+        notes.push(format!(
+            "The series' windows are {} s long: burn rates over shorter ranges (5m, 30m) read the latest window, so the fast page rule reacts more slowly than the exported one.",
+            tl.step
+        ));
+    }
     if coverage < MIN_COVERAGE {
         notes.push(format!(
             "Only {:.1}% of the period's windows have data (below {:.0}%): attainment and budget describe the windows present.",

@@ -27,7 +27,7 @@ pub struct CostModel {
     pub baseline: f64,
     /// |relative KPI change per SLI unit| (the CI end the threshold used).
     pub relative_slope: f64,
-    /// SLI degradation that costs the tolerated loss (threshold − baseline, before rounding).
+    /// SLI degradation that costs the tolerated loss (Δ = L/|r|, before knees and rounding).
     pub degradation: f64,
 }
 
@@ -195,6 +195,16 @@ impl Timeline {
         worse: f64,
     ) {
         let day_share = self.step as f64 / 86_400.0;
+        // Bad requests are priced by traffic: a window's loss is its bad events over the mean
+        // events per window with traffic, so a quiet window's errors cost what they are.
+        let busy: Vec<f64> = windows
+            .iter()
+            .map(|w| w.data.total())
+            .filter(|t| *t > 0.0)
+            .collect();
+        let mean_events = busy.iter().sum::<f64>() / busy.len().max(1) as f64;
+        // How far past the baseline the threshold itself is (T − P on the harmful side).
+        let at_threshold = (worse * (spec.threshold - cost.baseline)).max(0.0);
         for w in windows {
             let total = w.data.total();
             if total <= 0.0 {
@@ -211,9 +221,9 @@ impl Timeline {
                 ),
                 WindowData::Events { .. } => 0.0,
             };
-            let share = bad / total;
-            let loss = share * cost.relative_slope * (cost.degradation + excess) * day_share;
-            self.push(w.start + self.step, bad, total, loss, share);
+            let loss =
+                bad / mean_events * cost.relative_slope * (at_threshold + excess) * day_share;
+            self.push(w.start + self.step, bad, total, loss, bad / total);
         }
     }
 

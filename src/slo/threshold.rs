@@ -95,7 +95,7 @@ pub(crate) fn check_beyond_baseline(
         vec![Issue::field(
             field,
             format!(
-                "the threshold {} is at or inside the control arm's baseline {}: the service already fails it; {fix}",
+                "the threshold {} is at or inside the baseline {} (the SLI's governed percentile today): the service already fails it; {fix}",
                 fmt_num(threshold),
                 fmt_num(baseline)
             ),

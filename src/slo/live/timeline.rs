@@ -23,7 +23,8 @@ use crate::stats::histogram::{count_at_or_below, mean_excess, quantile};
 /// What a bad evaluation costs, from the recommendation's derivation (see `status`).
 #[derive(Debug, Clone, Copy)]
 pub struct CostModel {
-    /// The SLI at the baseline (governed percentile, or mean for requests evaluation).
+    /// The SLI at the baseline P (the governed percentile per window, or for requests
+    /// evaluation the quantile at the target's share).
     pub baseline: f64,
     /// |relative KPI change per SLI unit| (the CI end the threshold used).
     pub relative_slope: f64,

@@ -89,6 +89,15 @@ pub enum ConflictPolicy {
     Replace,
 }
 
+impl From<ConflictPolicy> for OnConflict {
+    fn from(p: ConflictPolicy) -> OnConflict {
+        match p {
+            ConflictPolicy::Reject => OnConflict::Reject,
+            ConflictPolicy::Replace => OnConflict::Replace,
+        }
+    }
+}
+
 /// Query parameters of an observation upload.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -252,11 +261,7 @@ pub async fn ingest_observations(
     payload: web::Payload,
 ) -> AppResult<web::Json<IngestSummary>> {
     caller.require(&INGEST_OBSERVATIONS)?;
-    let policy = match query.on_conflict {
-        ConflictPolicy::Reject => OnConflict::Reject,
-        ConflictPolicy::Replace => OnConflict::Replace,
-    };
-    let kind = Upload::Observations(policy);
+    let kind = Upload::Observations(query.on_conflict.into());
     let summary = stream_upload(state, key.into_inner(), req, payload, kind).await?;
     Ok(web::Json(summary))
 }

@@ -61,10 +61,7 @@ pub async fn ingest_series(
     payload: web::Payload,
 ) -> AppResult<web::Json<IngestSummary>> {
     caller.require(&INGEST_SERIES)?;
-    let policy = match query.on_conflict {
-        super::ingest::ConflictPolicy::Reject => OnConflict::Reject,
-        super::ingest::ConflictPolicy::Replace => OnConflict::Replace,
-    };
+    let policy: OnConflict = query.on_conflict.into();
     let format = format_of(&req)?;
     check_declared_length(&state, &req)?;
     let key = key.into_inner();

@@ -52,6 +52,15 @@ impl WindowData {
 
     /// Adds another window's counts (same layout): windows aggregate into longer ones.
     pub fn add(&mut self, other: &WindowData) {
+        self.combine(other, 1.0);
+    }
+
+    /// Removes a window added before (a sliding aggregate dropping its oldest window).
+    pub fn subtract(&mut self, other: &WindowData) {
+        self.combine(other, -1.0);
+    }
+
+    fn combine(&mut self, other: &WindowData, sign: f64) {
         match (self, other) {
             (
                 WindowData::Histogram {
@@ -65,15 +74,15 @@ impl WindowData {
                     cumulative: k2,
                 },
             ) => {
-                *count += c2;
-                *sum = sum.zip(*s2).map(|(a, b)| a + b);
+                *count += sign * c2;
+                *sum = sum.zip(*s2).map(|(a, b)| a + sign * b);
                 for (a, b) in cumulative.iter_mut().zip(k2) {
-                    *a += b;
+                    *a += sign * b;
                 }
             }
             (WindowData::Events { good, total }, WindowData::Events { good: g, total: t }) => {
-                *good += g;
-                *total += t;
+                *good += sign * g;
+                *total += sign * t;
             }
             _ => {}
         }

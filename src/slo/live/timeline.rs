@@ -165,7 +165,7 @@ impl Timeline {
             agg.add(&w.data);
             let end = w.start + self.step;
             while windows[first].start < end - self.span {
-                subtract(&mut agg, &windows[first].data);
+                agg.subtract(&windows[first].data);
                 first += 1;
             }
             // Recomputed from the windows now and then, so running sums cannot drift.
@@ -283,33 +283,5 @@ impl Timeline {
             return (b > a).then(|| self.bad[b - 1] / self.weight[b - 1]);
         }
         self.sums(at - reach, at).error_ratio()
-    }
-}
-
-fn subtract(agg: &mut WindowData, old: &WindowData) {
-    match (agg, old) {
-        (
-            WindowData::Histogram {
-                count,
-                sum,
-                cumulative,
-            },
-            WindowData::Histogram {
-                count: c2,
-                sum: s2,
-                cumulative: k2,
-            },
-        ) => {
-            *count -= c2;
-            *sum = sum.zip(*s2).map(|(a, b)| a - b);
-            for (a, b) in cumulative.iter_mut().zip(k2) {
-                *a -= b;
-            }
-        }
-        (WindowData::Events { good, total }, WindowData::Events { good: g, total: t }) => {
-            *good -= g;
-            *total -= t;
-        }
-        _ => {}
     }
 }

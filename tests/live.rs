@@ -535,6 +535,32 @@ async fn an_unreachable_prometheus_is_a_502_and_writes_nothing() {
             "{p}"
         );
         assert_eq!(windows_stored(&app, "lat_remote_1").await, 0);
+        // A URL with a query, or a selector that is a function or a range, is refused.
+        for (source, field) in [
+            (
+                json!({"url": "http://prom:9090/?a=b", "buckets": "x_bucket"}),
+                "prometheus.source.url",
+            ),
+            (
+                json!({"url": "http://prom:9090", "buckets": "rate(x_bucket[5m])"}),
+                "prometheus.source.buckets",
+            ),
+        ] {
+            let m = json!({"key": "lat_bad_src", "name": "x", "kind": "sli", "value_type": "continuous",
+                "unit": "ms", "direction": "lower_is_better", "layer": "journey", "prometheus": {"source": source}});
+            let p = assert_problem(&app.post_json("/api/v1/metrics", &m).await, 422, b);
+            assert_eq!(error_fields(&p), vec![field.to_owned()], "{p}");
+        }
+        // A metric that declares its bucket bounds gets windows with those bounds.
+        let m = json!({"key": "lat_declared", "name": "x", "kind": "sli", "value_type": "continuous",
+            "unit": "ms", "direction": "lower_is_better", "layer": "journey",
+            "prometheus": {"buckets": [100, 250, 500]}});
+        assert_eq!(app.post_json("/api/v1/metrics", &m).await.status, 201);
+        let other = window(BASE, &[100.0, 300.0, 500.0], &[1, 2, 3, 4]);
+        let p = assert_problem(&push(&app, "lat_declared", &[other]).await, 422, b);
+        assert_eq!(error_fields(&p), vec!["buckets".to_owned()], "{p}");
+        let same = window(BASE, &[100.0, 250.0, 500.0], &[1, 2, 3, 4]);
+        assert_eq!(push(&app, "lat_declared", &[same]).await.status, 200);
         // Credentials in a source URL are refused when the metric is created.
         let m = json!({"key": "lat_secret", "name": "x", "kind": "sli", "value_type": "continuous", "unit": "ms",
             "direction": "lower_is_better", "layer": "journey",
@@ -722,7 +748,7 @@ async fn a_series_pulled_from_prometheus_matches_the_pushed_one() {
         sli(
             &app,
             "api_lat_bad",
-            Some(json!({"url": prom.url, "buckets": "api_latency_seconds_bucket{"})),
+            Some(json!({"url": prom.url, "buckets": "api_latency_seconds_bucket{le=~\"[\"}"})),
         )
         .await;
         let p = assert_problem(

@@ -237,12 +237,12 @@ pub async fn replay_recommendation(
     caller: Caller,
     id: web::Path<i64>,
     body: web::Json<ReplayRequest>,
-) -> Result<web::Json<Replay>, AppError> {
+) -> Result<HttpResponse, AppError> {
     caller.require(&REPLAY_RECOMMENDATION)?;
     let id = id.into_inner();
     let (from, to) = (body.from.timestamp(), body.to.timestamp());
     let replay = state
         .run(move |db| crate::slo::live::service::replay_recommendation(db, id, from, to))
         .await?;
-    Ok(web::Json(replay))
+    super::slos::rounded(&replay)
 }

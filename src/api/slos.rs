@@ -143,14 +143,22 @@ pub async fn get_slo_status(
     caller: Caller,
     id: web::Path<i64>,
     q: web::Query<StatusQuery>,
-) -> Result<web::Json<SloLiveStatus>, AppError> {
+) -> Result<HttpResponse, AppError> {
     caller.require(&GET_SLO_STATUS)?;
     let id = id.into_inner();
     let at = q.at;
     let age = f64::from(state.limits.evidence_max_age_days);
-    Ok(web::Json(
-        state.run(move |db| live::status(db, id, at, age)).await?,
-    ))
+    rounded(&state.run(move |db| live::status(db, id, at, age)).await?)
+}
+
+/// A computed document as JSON, its numbers rounded to 12 significant digits (no float noise
+/// such as 79.30000000000001 bad windows).
+pub(super) fn rounded<T: Serialize>(doc: &T) -> Result<HttpResponse, AppError> {
+    let text =
+        crate::domain::document::to_document(doc).map_err(|e| AppError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(text))
 }
 
 /// A range of a status series.
@@ -185,14 +193,14 @@ pub async fn get_slo_status_series(
     caller: Caller,
     id: web::Path<i64>,
     q: web::Query<StatusSeriesQuery>,
-) -> Result<web::Json<StatusSeries>, AppError> {
+) -> Result<HttpResponse, AppError> {
     caller.require(&GET_SLO_STATUS_SERIES)?;
     let id = id.into_inner();
     let (from, to, step) = (q.from.timestamp(), q.to.timestamp(), q.step.unwrap_or(3600));
     let items = state
         .run(move |db| live::status_series(db, id, from, to, step))
         .await?;
-    Ok(web::Json(StatusSeries { slo_id: id, items }))
+    rounded(&StatusSeries { slo_id: id, items })
 }
 
 pub const CREATE_REVALIDATION: Operation = Operation::new(

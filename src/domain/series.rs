@@ -169,6 +169,10 @@ impl PrometheusSource {
             Ok(_) if self.url.len() > 500 => {
                 out.push((f("url"), "must be at most 500 characters".to_owned()))
             }
+            Ok(u) if u.query().is_some() || u.fragment().is_some() => out.push((
+                f("url"),
+                "must be the server's base URL, without a query or fragment".to_owned(),
+            )),
             Ok(_) => {}
             Err(e) => out.push((f("url"), format!("is not a URL: {e}"))),
         }
@@ -185,12 +189,10 @@ impl PrometheusSource {
             ("good", &self.good),
             ("total", &self.total),
         ] {
-            if s.as_ref()
-                .is_some_and(|s| s.trim().is_empty() || s.len() > 1000)
-            {
+            if s.as_ref().is_some_and(|s| !is_selector(s)) {
                 out.push((
                     f(name),
-                    "must be a series selector of 1 to 1000 characters".into(),
+                    "must be a series selector of 1 to 1000 characters naming counters, e.g. checkout_latency_seconds_bucket{job=\"api\"} (no functions or ranges)".into(),
                 ));
             }
         }
@@ -210,5 +212,47 @@ impl PrometheusSource {
             ));
         }
         out
+    }
+}
+
+/// Whether `s` looks like a series selector: a metric name and optional label matchers, or
+/// matchers alone; no function call or range (Prometheus checks the rest).
+fn is_selector(s: &str) -> bool {
+    let s = s.trim();
+    if s.is_empty() || s.len() > 1000 {
+        return false;
+    }
+    let name_end = s.find('{').unwrap_or(s.len());
+    let (name, matchers) = s.split_at(name_end);
+    let name_ok = name.chars().enumerate().all(|(i, c)| {
+        c == '_' || c == ':' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
+    });
+    let matchers_ok = matchers.is_empty() || (matchers.starts_with('{') && matchers.ends_with('}'));
+    (name_ok && !(name.is_empty() && matchers.is_empty())) && matchers_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_selector;
+
+    #[test]
+    fn selectors_are_names_and_matchers() {
+        for ok in [
+            "x_bucket",
+            "x_bucket{job=\"api\"}",
+            "{__name__=\"x\"}",
+            "ns:x_bucket",
+        ] {
+            assert!(is_selector(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "rate(x_bucket[5m])",
+            "x_bucket[5m]",
+            "9x",
+            "x_bucket{job=\"a\"",
+        ] {
+            assert!(!is_selector(bad), "{bad}");
+        }
     }
 }

@@ -20,13 +20,18 @@ use crate::domain::series::{PrometheusSource, SeriesKind};
 use crate::error::{AppError, AppResult, Issue};
 
 /// Steps per `query_range` request (Prometheus refuses more than 11,000 points per series).
-pub const STEPS_PER_QUERY: i64 = 10_000;
+/// Each chunk is turned into windows before the next is read, so memory holds one chunk's
+/// answer (at most [`MAX_RESPONSE_BYTES`]) and the windows.
+pub const STEPS_PER_QUERY: i64 = 2_000;
+
+/// Longest one query to Prometheus may take, answer included.
+const QUERY_SECONDS: u64 = 30;
 
 /// Most series a selector may match.
 pub const MAX_SERIES: usize = 1_000;
 
 /// Largest response body read from Prometheus.
-const MAX_RESPONSE_BYTES: usize = 64 << 20;
+const MAX_RESPONSE_BYTES: usize = 32 << 20;
 
 #[derive(Debug, Deserialize)]
 struct ApiResponse {
@@ -70,23 +75,36 @@ async fn query_range(
         ("end", end.to_string()),
         ("step", step.to_string()),
     ];
-    let mut response = client.post(&url).send_form(&form).await.map_err(|e| {
-        AppError::BadGateway(format!(
-            "the Prometheus source at {} could not be reached: {e}",
-            base(src)
-        ))
-    })?;
-    let status = response.status();
-    let body = response
-        .body()
-        .limit(MAX_RESPONSE_BYTES)
-        .await
-        .map_err(|e| {
+    let exchange = async {
+        let mut response = client.post(&url).send_form(&form).await.map_err(|e| {
             AppError::BadGateway(format!(
-                "the Prometheus source at {} answered {status} with a body that could not be read: {e}",
+                "the Prometheus source at {} could not be reached: {e}",
                 base(src)
             ))
         })?;
+        let status = response.status();
+        let body = response
+            .body()
+            .limit(MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| {
+                AppError::BadGateway(format!(
+                    "the Prometheus source at {} answered {status} with a body that could not be read: {e}",
+                    base(src)
+                ))
+            })?;
+        Ok::<_, AppError>((status, body))
+    };
+    // The whole exchange, body included: a source that trickles its answer is cut off too.
+    let (status, body) =
+        actix_web::rt::time::timeout(std::time::Duration::from_secs(QUERY_SECONDS), exchange)
+            .await
+            .map_err(|_| {
+                AppError::BadGateway(format!(
+                    "the Prometheus source at {} did not answer within {QUERY_SECONDS} s",
+                    base(src)
+                ))
+            })??;
     let parsed: Option<ApiResponse> = serde_json::from_slice(&body).ok();
     match parsed {
         Some(ApiResponse {
@@ -122,23 +140,17 @@ async fn query_range(
     }
 }
 
-/// Every series of `query` at each boundary of [from, to], in chunks of [`STEPS_PER_QUERY`].
-async fn fetch(
-    client: &awc::Client,
-    src: &PrometheusSource,
-    query: &str,
-    from: i64,
-    to: i64,
-    w: i64,
-) -> AppResult<Vec<MatrixSeries>> {
+/// The chunks [start, end] of [from, to] that one query each reads: consecutive chunks share
+/// their boundary sample, so every window lies inside one chunk.
+fn chunks(from: i64, to: i64, w: i64) -> Vec<(i64, i64)> {
     let mut out = Vec::new();
     let mut start = from;
     while start < to {
         let end = (start + STEPS_PER_QUERY * w).min(to);
-        out.extend(query_range(client, src, query, (start, end, w)).await?);
+        out.push((start, end));
         start = end;
     }
-    Ok(out)
+    out
 }
 
 /// Per window start, the summed increase of every series, keyed by `key(labels)`.
@@ -153,7 +165,10 @@ fn increases(
         let mut previous: Option<(i64, f64)> = None;
         for (t, v) in &s.values {
             let t = t.round() as i64;
-            let Ok(v) = v.parse::<f64>() else { continue };
+            let Some(v) = v.parse::<f64>().ok().filter(|v| v.is_finite()) else {
+                previous = None;
+                continue;
+            };
             if let Some((pt, pv)) = previous.filter(|(pt, _)| t - pt == w) {
                 let delta = if v >= pv { v - pv } else { v };
                 *out.entry(pt).or_default().entry(k.clone()).or_default() += delta;
@@ -215,7 +230,8 @@ fn groups(series: &[MatrixSeries]) -> AppResult<Vec<Group>> {
             .or_insert_with(|| (le, BTreeMap::new()))
             .1;
         for (t, v) in &s.values {
-            if let Ok(v) = v.parse::<f64>() {
+            // A NaN (or infinite) sample is no sample: its windows are missing.
+            if let Some(v) = v.parse::<f64>().ok().filter(|v| v.is_finite()) {
                 *samples.entry(t.round() as i64).or_default() += v;
             }
         }
@@ -333,12 +349,16 @@ pub async fn pull(
 ) -> AppResult<(SeriesKind, Vec<SeriesRow>)> {
     let w = i64::from(src.window_seconds.unwrap_or(60));
     let client = awc::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
+        .timeout(std::time::Duration::from_secs(QUERY_SECONDS))
         .finish();
+    let mut rows = Vec::new();
     if let Some(buckets) = &src.buckets {
         let scale = src.scale.unwrap_or(if unit == "ms" { 1000.0 } else { 1.0 });
-        let series = fetch(&client, src, buckets, from, to, w).await?;
-        return Ok((SeriesKind::Histogram, histogram_rows(&series, w, scale)?));
+        for range in chunks(from, to, w) {
+            let series = query_range(&client, src, buckets, (range.0, range.1, w)).await?;
+            rows.extend(histogram_rows(&series, w, scale)?);
+        }
+        return Ok((SeriesKind::Histogram, rows));
     }
     let (Some(good), Some(total)) = (&src.good, &src.total) else {
         return Err(AppError::invalid(
@@ -349,9 +369,12 @@ pub async fn pull(
             )],
         ));
     };
-    let good = fetch(&client, src, good, from, to, w).await?;
-    let total = fetch(&client, src, total, from, to, w).await?;
-    Ok((SeriesKind::Events, event_rows(&good, &total, w)?))
+    for range in chunks(from, to, w) {
+        let g = query_range(&client, src, good, (range.0, range.1, w)).await?;
+        let t = query_range(&client, src, total, (range.0, range.1, w)).await?;
+        rows.extend(event_rows(&g, &t, w)?);
+    }
+    Ok((SeriesKind::Events, rows))
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ fn bound_schema() -> utoipa::openapi::schema::Schema {
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .pattern(Some(r"^(\+Inf|[-+]?[0-9.eE+-]+)$"))
+                .pattern(Some(r"^\s*([+]?[Ii]nf|[-+]?[0-9.eE+-]+)\s*$"))
                 .max_length(Some(40)),
         )
         .description(Some("A bucket upper bound, or \"+Inf\"."))

@@ -215,6 +215,22 @@ fn store_series(
     valid: super::series::ValidSeries,
     on_conflict: OnConflict,
 ) -> AppResult<IngestSummary> {
+    // A metric that declares its histogram's bounds (for its exported rules) gets windows with
+    // those bounds: a threshold snapped to a declared bound is then exact here too.
+    if let (Some(l), Some(declared)) = (&valid.layout, &metric.prometheus.buckets) {
+        if l.kind == crate::domain::series::SeriesKind::Histogram && &l.bounds != declared {
+            return Err(AppError::invalid(
+                "the windows' bucket bounds are not the metric's",
+                vec![Issue::row(
+                    1,
+                    Some("buckets"),
+                    format!(
+                        "the metric declares the bounds {declared:?} (prometheus.buckets); its windows must use them"
+                    ),
+                )],
+            ));
+        }
+    }
     let received = valid.upload.received;
     let records = valid.upload.records;
     let started = std::time::Instant::now();

@@ -57,6 +57,7 @@ pub fn compare(
     published: &Estimate,
     a: &Analysis,
     kpi: &str,
+    unit: &str,
 ) -> (ValidationState, Vec<ValidationReason>) {
     let mut reasons = Vec::new();
     match a.verdicts.iter().find(|v| v.kpi == kpi) {
@@ -84,7 +85,7 @@ pub fn compare(
             reasons.push(ValidationReason {
                 code: "slope_changed".into(),
                 message: format!(
-                    "the relative effect per +100 units, CI [{:.4}%, {:.4}%], no longer overlaps the published [{:.4}%, {:.4}%]",
+                    "the relative effect on {kpi} per +100 {unit}, CI [{:.4}%, {:.4}%], no longer overlaps the published [{:.4}%, {:.4}%]",
                     100.0 * now.ci_low,
                     100.0 * now.ci_high,
                     100.0 * published.ci_low,

@@ -110,6 +110,14 @@ pub fn recommend(
     let replay = production
         .as_ref()
         .map(|p| live::replay_last_period(&d.slo, &d.derivation, p));
+    let mut d = d;
+    if let Some(r) = replay.as_ref().filter(|r| r.budget_consumed > 1.0) {
+        d.derivation.notes.push(format!(
+            "On production's last period this SLO would have spent {:.0}% of its error budget ({}); lower the target, widen the window, or fix the service before approving.",
+            100.0 * r.budget_consumed,
+            r.summary.trim_end_matches('.')
+        ));
+    }
     let doc = Document {
         replay,
         slo: d.slo,
@@ -292,7 +300,22 @@ pub fn revalidate(
             slo.status
         )));
     }
+    crate::domain::Slug::parse("experiment", experiment)
+        .map_err(|i| AppError::invalid("the experiment key is not valid", vec![i]))?;
     let e = crate::store::experiments::get(&mut *db.conn()?, experiment)?;
+    let published = crate::store::experiments::get(&mut *db.conn()?, &slo.evidence.experiment)?;
+    if e.id < published.id {
+        return Err(AppError::invalid(
+            "re-validation needs the same or a newer experiment",
+            vec![Issue::field(
+                "experiment",
+                format!(
+                    "'{experiment}' is older than '{}', the experiment the SLO was published on",
+                    slo.evidence.experiment
+                ),
+            )],
+        ));
+    }
     let kpis: Vec<&str> = e.kpis.iter().map(|k| k.key.as_str()).collect();
     if e.sli.key != slo.slo.sli || !kpis.contains(&slo.slo.kpi.as_str()) {
         return Err(AppError::invalid(
@@ -311,7 +334,12 @@ pub fn revalidate(
     }
     let stored = crate::analysis::service::run(db, experiment, request, max_cost)?;
     let a: Analysis = serde_json::from_str(&stored.result).map_err(|e| corrupt("analysis", e))?;
-    let (outcome, reasons) = compare(&slo.evidence.relative_per_100, &a, &slo.slo.kpi);
+    let (outcome, reasons) = compare(
+        &slo.evidence.relative_per_100,
+        &a,
+        &slo.slo.kpi,
+        &slo.slo.unit,
+    );
     let reasons_json = serde_json::to_string(&reasons).map_err(|e| AppError::Internal(e.into()))?;
     let row = revalidations::insert(
         &mut *db.conn()?,

@@ -269,6 +269,17 @@ pub fn windows(
     from: i64,
     to: i64,
 ) -> AppResult<Vec<SeriesWindow>> {
+    windows_in_blocks(conn, metric_id, (from, to), 1)
+}
+
+/// [`windows`], summed into blocks of `block` seconds (aligned to Unix time; 1 = as stored):
+/// a fine series read over a long range stays within a bounded number of windows.
+pub fn windows_in_blocks(
+    conn: &mut DbConnection,
+    metric_id: i64,
+    (from, to): (i64, i64),
+    block: i64,
+) -> AppResult<Vec<SeriesWindow>> {
     use diesel::connection::LoadConnection;
     use diesel::row::{Field, Row};
     let query = sli_windows::table
@@ -282,7 +293,14 @@ pub fn windows(
             sli_windows::good,
             sli_windows::counts,
         ));
-    let mut out = Vec::new();
+    let mut out: Vec<SeriesWindow> = Vec::new();
+    let mut push = |w: SeriesWindow| {
+        let start = w.start.div_euclid(block.max(1)) * block.max(1);
+        match out.last_mut() {
+            Some(last) if last.start == start => last.data.add(&w.data),
+            _ => out.push(SeriesWindow { start, ..w }),
+        }
+    };
     let window = |start, total, good: Option<f64>, counts: Option<&[u8]>| SeriesWindow {
         row: 0,
         start,
@@ -312,7 +330,7 @@ pub fn windows(
                 };
                 let good = f2.value().map(|mut v| v.read_double());
                 let mut counts = f3.value();
-                out.push(window(
+                push(window(
                     start.read_long(),
                     total.read_double(),
                     good,
@@ -327,7 +345,7 @@ pub fn windows(
             >(c)?;
             for row in rows {
                 let (start, total, good, counts) = row?;
-                out.push(window(start, total, good, counts.as_deref()));
+                push(window(start, total, good, counts.as_deref()));
             }
         }
     }

@@ -121,8 +121,15 @@ pub fn replay(
     let missed = weeks.iter().filter(|w| w.met == Some(false)).count() as u32;
     let expected = ((to - from) / tl.step.max(1)).max(1) as f64;
     let coverage = present(windows, tl.step, from, to) as f64 / expected;
+    let days = (to - from) as f64 / 86_400.0;
     let summary = match (with_data, missed) {
         (0, _) => "No production data in the replayed range.".to_owned(),
+        (1, m) if days < 7.0 => format!(
+            "This target would have been {} over the {} days replayed (attainment {:.2}%).",
+            if m == 0 { "met" } else { "missed" },
+            crate::slo::recommend::fmt_num(days),
+            100.0 * ratio.map_or(1.0, |r| 1.0 - r)
+        ),
         (1, 0) => "This target would have been met in the one week with data.".to_owned(),
         (1, _) => "This target would have been missed in the one week with data.".to_owned(),
         (n, 0) => format!("This target would have been met in all {n} weeks with data."),

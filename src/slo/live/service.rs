@@ -13,8 +13,8 @@ use crate::slo::model::{Derivation, SloSpec};
 use crate::slo::service::{recommendation_spec, slo_with_derivation};
 use crate::store::{analyses, metrics, series, Db, DbConnection};
 
-/// Most windows one evaluation reads (≈ 139 days of one-minute windows): bounds the memory
-/// and time of a status, a status series or a replay.
+/// Most windows one evaluation holds (≈ 139 days of one-minute windows): bounds the memory of
+/// a status, a status series or a replay; finer series are read in longer blocks.
 pub const MAX_EVALUATED_WINDOWS: i64 = 200_000;
 
 /// Longest range of a status series or a replay, in days.
@@ -39,22 +39,28 @@ pub fn cost_model(d: &Derivation) -> CostModel {
     }
 }
 
-/// Refuses a read of more than [`MAX_EVALUATED_WINDOWS`] windows.
-fn check_size(layout: &SeriesLayout, seconds: i64, field: &str) -> AppResult<()> {
-    let n = seconds / i64::from(layout.seconds).max(1);
-    if n > MAX_EVALUATED_WINDOWS {
-        return Err(AppError::invalid(
-            "the range holds too many windows to evaluate",
-            vec![Issue::field(
-                field,
-                format!(
-                    "{n} windows of {} s; at most {MAX_EVALUATED_WINDOWS} are evaluated at once (shorten the range or push longer windows)",
-                    layout.seconds
-                ),
-            )],
-        ));
+/// The window length a range of `seconds` is read at: the series' own, or, when that would
+/// be more than [`MAX_EVALUATED_WINDOWS`] windows, the shortest multiple of it that keeps within
+/// the bound (and divides the SLO window `slo_window` when one does), with a note.
+fn read_length(
+    layout: &SeriesLayout,
+    seconds: i64,
+    slo_window: Option<i64>,
+    notes: &mut Vec<String>,
+) -> i64 {
+    let s = i64::from(layout.seconds).max(1);
+    let need = (seconds / s + MAX_EVALUATED_WINDOWS - 1) / MAX_EVALUATED_WINDOWS;
+    if need <= 1 {
+        return s;
     }
-    Ok(())
+    let k = slo_window
+        .and_then(|w| (need..=w / s).find(|k| w % (k * s) == 0))
+        .unwrap_or(need);
+    notes.push(format!(
+        "The series' {s}-second windows were read in blocks of {} s to keep the evaluation within {MAX_EVALUATED_WINDOWS} windows.",
+        k * s
+    ));
+    k * s
 }
 
 /// The SLI's windows of the last `days` days of its series (plus a day before, for trailing
@@ -72,11 +78,12 @@ pub fn production(
     };
     let to = latest + i64::from(layout.seconds);
     let span = (i64::from(days.clamp(1, 366)) + 1) * 86_400;
-    if span / i64::from(layout.seconds) > MAX_EVALUATED_WINDOWS {
-        // Too fine to evaluate whole: the recommendation keeps the experiment's baseline.
-        return Ok(None);
-    }
-    let windows = series::windows(conn, sli.id, to - span, to)?;
+    let block = read_length(&layout, span, None, &mut Vec::new());
+    let windows = series::windows_in_blocks(conn, sli.id, (to - span, to), block)?;
+    let layout = SeriesLayout {
+        seconds: block as u32,
+        ..layout
+    };
     Ok(Some(ProductionData {
         layout,
         windows,
@@ -98,16 +105,22 @@ fn timeline(
     spec: &SloSpec,
     d: &Derivation,
     (from, to): (i64, i64),
-    field: &str,
 ) -> AppResult<(Timeline, Vec<SeriesWindow>)> {
     let layout = series::layout(conn, sli.id)?.unwrap_or(SeriesLayout {
         kind: SeriesKind::Histogram,
         seconds: 60,
         bounds: vec![],
     });
-    check_size(&layout, to - from, field)?;
-    let windows = series::windows(conn, sli.id, from, to)?;
-    let tl = Timeline::build(spec, &layout, &windows, &cost_model(d));
+    let mut notes = Vec::new();
+    let slo_window = spec.window_minutes.map(|m| i64::from(m) * 60);
+    let block = read_length(&layout, to - from, slo_window, &mut notes);
+    let windows = series::windows_in_blocks(conn, sli.id, (from, to), block)?;
+    let layout = SeriesLayout {
+        seconds: block as u32,
+        ..layout
+    };
+    let mut tl = Timeline::build(spec, &layout, &windows, &cost_model(d));
+    tl.notes.extend(notes);
     Ok((tl, windows))
 }
 
@@ -130,7 +143,7 @@ pub fn status(
     let at = at.unwrap_or_else(Utc::now).timestamp();
     let period = i64::from(slo.slo.window_days) * 86_400;
     let range = (at - period - lookback(&slo.slo), at);
-    let (tl, windows) = timeline(conn, &sli, &slo.slo, &d, range, "at")?;
+    let (tl, windows) = timeline(conn, &sli, &slo.slo, &d, range)?;
     let cx = StatusContext {
         slo: &slo,
         control_kpi_mean: d.control_kpi_mean,
@@ -169,7 +182,7 @@ pub fn status_series(
     step: i64,
 ) -> AppResult<Vec<StatusPoint>> {
     check_range(from, to)?;
-    if step <= 0 || (to - from) / step >= MAX_SERIES_POINTS {
+    if step <= 0 || step > MAX_RANGE_DAYS * 86_400 || (to - from) / step >= MAX_SERIES_POINTS {
         return Err(AppError::invalid(
             "the step is not valid",
             vec![Issue::field(
@@ -183,7 +196,7 @@ pub fn status_series(
     let sli = metrics::get(conn, &slo.slo.sli)?;
     let period = i64::from(slo.slo.window_days) * 86_400;
     let range = (from - period - lookback(&slo.slo), to);
-    let (tl, _) = timeline(conn, &sli, &slo.slo, &d, range, "from")?;
+    let (tl, _) = timeline(conn, &sli, &slo.slo, &d, range)?;
     Ok(status::series(
         &tl,
         slo.slo.window_days,
@@ -202,6 +215,6 @@ pub fn replay_recommendation(db: &Db, id: i64, from: i64, to: i64) -> AppResult<
     let sli = metrics::get(conn, &spec.sli)?;
     let period = i64::from(spec.window_days) * 86_400;
     let range = (from - period - lookback(&spec), to);
-    let (tl, windows) = timeline(conn, &sli, &spec, &d, range, "from")?;
+    let (tl, windows) = timeline(conn, &sli, &spec, &d, range)?;
     Ok(replay(&spec, &tl, &windows, from, to))
 }

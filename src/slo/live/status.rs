@@ -40,7 +40,9 @@ pub struct BudgetStatus {
     pub unit: String,
     /// Bad windows or events allowed among those evaluated: fraction × evaluated.
     pub allowed_bad: f64,
-    /// Bad windows or events so far (sliding evaluations counted in SLO windows).
+    /// Bad windows or events so far. Windows are evaluated sliding, once per data window, and
+    /// each evaluation counts as (data window / SLO window) of an SLO window, so the count can
+    /// be fractional (e.g. 95.6 five-minute windows from 478 one-minute evaluations).
     pub bad: f64,
 }
 

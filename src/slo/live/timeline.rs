@@ -178,8 +178,10 @@ impl Timeline {
             let Some((bad, value)) = judge_window(spec, layout, &agg) else {
                 continue;
             };
+            // A window cannot lose more than all of its KPI: the linear slope is capped there.
             let loss = if bad > 0.0 {
-                cost.relative_slope * (worse * (value - cost.baseline)).max(0.0) * day_share
+                (cost.relative_slope * (worse * (value - cost.baseline)).max(0.0)).min(1.0)
+                    * day_share
             } else {
                 0.0
             };
@@ -222,8 +224,9 @@ impl Timeline {
                 ),
                 WindowData::Events { .. } => 0.0,
             };
-            let loss =
-                bad / mean_events * cost.relative_slope * (at_threshold + excess) * day_share;
+            let loss = bad / mean_events
+                * (cost.relative_slope * (at_threshold + excess)).min(1.0)
+                * day_share;
             self.push(w.start + self.step, bad, total, loss, bad / total);
         }
     }

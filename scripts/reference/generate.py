@@ -522,7 +522,9 @@ def live_windows_evaluation(series, threshold, at_times, baseline, slope, q=0.95
         assert abs(share - q) > 1e-9, "a share this close to q would make the reference fragile"
         rows.append((int(end), float(share < q), hist_quantile(0.95, b, cumulative, total)))
     ev = pd.DataFrame(rows, columns=["end", "bad", "p95"])
-    cost = float((ev["bad"] * slope * np.maximum(0.0, ev["p95"] - baseline) * (step / 86_400)).sum())
+    # A window cannot lose more than all of its KPI: the relative loss is capped at 1.
+    loss = np.minimum(1.0, slope * np.maximum(0.0, ev["p95"] - baseline))
+    cost = float((ev["bad"] * loss * (step / 86_400)).sum())
     ratios = []
     for at in at_times:
         for seconds in (3600, 6 * 3600):

@@ -117,6 +117,12 @@ fn decode(bytes: &[u8]) -> Vec<f64> {
             let mut out = Vec::with_capacity(rest.len());
             let (mut total, mut v, mut shift) = (0u64, 0u64, 0u32);
             for &b in rest {
+                if shift == 0 && b < 0x80 {
+                    // One-byte varint: the common case for per-bucket counts below 128.
+                    total += u64::from(b);
+                    out.push(total as f64);
+                    continue;
+                }
                 v |= u64::from(b & 0x7f) << shift.min(63);
                 shift += 7;
                 if b & 0x80 == 0 {
@@ -293,7 +299,8 @@ pub fn windows_in_blocks(
             sli_windows::good,
             sli_windows::counts,
         ));
-    let mut out: Vec<SeriesWindow> = Vec::new();
+    let expected = (to.saturating_sub(from) / block.max(1)).clamp(0, 250_000);
+    let mut out: Vec<SeriesWindow> = Vec::with_capacity(expected as usize);
     let mut push = |w: SeriesWindow| {
         let start = w.start.div_euclid(block.max(1)) * block.max(1);
         match out.last_mut() {

@@ -74,6 +74,16 @@ fn store(
 ) -> AppResult<IngestSummary> {
     let started = std::time::Instant::now();
     let o = commit_upload(&mut *db.conn()?, experiment_id, received, what, write)?;
+    Ok(committed(what, received, started, &o))
+}
+
+/// Logs a committed bulk write and answers what it did.
+fn committed(
+    what: &str,
+    received: u64,
+    started: std::time::Instant,
+    o: &WriteOutcome,
+) -> IngestSummary {
     tracing::info!(
         what,
         received,
@@ -81,12 +91,12 @@ fn store(
         write_ms = started.elapsed().as_millis() as u64,
         "bulk write committed"
     );
-    Ok(IngestSummary {
+    IngestSummary {
         received,
         inserted: o.inserted,
         duplicates: o.duplicates,
         replaced: o.replaced,
-    })
+    }
 }
 
 /// Reads, validates and stores an upload of assignments, all or nothing.
@@ -247,20 +257,7 @@ fn store_series(
         })?;
         Ok(outcome)
     })?;
-    tracing::info!(
-        what = "window",
-        metric = metric.key,
-        received,
-        inserted = o.inserted,
-        write_ms = started.elapsed().as_millis() as u64,
-        "bulk write committed"
-    );
-    Ok(IngestSummary {
-        received,
-        inserted: o.inserted,
-        duplicates: o.duplicates,
-        replaced: o.replaced,
-    })
+    Ok(committed("window", received, started, &o))
 }
 
 /// Keys of the SLIs that name a Prometheus source (for the background sync).

@@ -111,6 +111,9 @@ pub fn recommend(
         .as_ref()
         .map(|p| live::replay_last_period(&d.slo, &d.derivation, p));
     let mut d = d;
+    if let Some(p) = &production {
+        d.derivation.notes.extend(p.notes.iter().cloned());
+    }
     if let Some(r) = replay.as_ref().filter(|r| r.budget_consumed > 1.0) {
         d.derivation.notes.push(format!(
             "On production's last period this SLO would have spent {:.0}% of its error budget ({}); lower the target, widen the window, or fix the service before approving.",

@@ -28,6 +28,8 @@ pub struct ProductionData {
     pub layout: SeriesLayout,
     pub windows: Vec<SeriesWindow>,
     pub to: i64,
+    /// How the windows were read (longer blocks for a fine series).
+    pub notes: Vec<String>,
 }
 
 /// The cost model of a derivation.
@@ -78,7 +80,8 @@ pub fn production(
     };
     let to = latest + i64::from(layout.seconds);
     let span = (i64::from(days.clamp(1, 366)) + 1) * 86_400;
-    let block = read_length(&layout, span, None, &mut Vec::new());
+    let mut notes = Vec::new();
+    let block = read_length(&layout, span, None, &mut notes);
     let windows = series::windows_in_blocks(conn, sli.id, (to - span, to), block)?;
     let layout = SeriesLayout {
         seconds: block as u32,
@@ -88,6 +91,7 @@ pub fn production(
         layout,
         windows,
         to,
+        notes,
     }))
 }
 

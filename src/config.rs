@@ -86,6 +86,16 @@ pub struct Settings {
         global = true
     )]
     pub db_pool_size: u32,
+    /// MiB of decoded production windows kept in memory between live-status reads (checked
+    /// against the series' revision on every read); 0 turns the cache off.
+    #[arg(
+        long,
+        env = "SLOPROOF_SERIES_CACHE_MB",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(0..=65_536),
+        global = true
+    )]
+    pub series_cache_mb: u32,
     /// Initial admin bearer token (at least 16 characters). Without it, the first start creates
     /// an admin token and prints it once to the log.
     #[arg(

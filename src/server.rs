@@ -148,7 +148,8 @@ pub fn init_logging(settings: &Settings) -> anyhow::Result<()> {
 
 /// Builds the shared state: opens the database and applies migrations.
 pub fn state(settings: &Settings) -> anyhow::Result<web::Data<AppState>> {
-    let db = Db::open(&settings.database_url, settings.db_pool_size)?;
+    let db = Db::open(&settings.database_url, settings.db_pool_size)?
+        .with_series_cache(settings.series_cache_mb as usize * (1 << 20));
     if let Some(token) = crate::access::service::bootstrap(&db, settings.admin_token.as_deref())
         .map_err(|e| anyhow::anyhow!("{e}"))?
     {

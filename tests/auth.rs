@@ -439,6 +439,7 @@ async fn a_start_that_cannot_bind_does_not_rotate_the_admin_token() {
             write_rate: 0,
             write_burst: 1,
             db_pool_size: 1,
+            series_cache_mb: 0,
             admin_token: Some("sp_test_would_rotate_0123456789".into()),
             workers: Some(1),
             evidence_max_age_days: 90,

@@ -865,3 +865,80 @@ async fn revalidation_confirms_or_marks_an_slo_stale() {
         assert_eq!(error_fields(&p), vec!["experiment".to_owned()], "{p}");
     }
 }
+
+/// The server keeps decoded windows between statuses (checked against the series' revision):
+/// after appends, a replaced earlier window, and two writes between statuses, a status equals
+/// one computed from a fresh read of the database.
+#[actix_web::test]
+async fn cached_statuses_equal_fresh_reads_after_every_write() {
+    use sloproof::simulate_series::{generate, ndjson as sim_ndjson, SeriesConfig};
+    for app in apps().await {
+        let b = app.backend;
+        let (_, sid, _) = published(&app).await;
+        let bounds: Vec<f64> = (1..=200).map(|i| f64::from(i) * 10.0).collect();
+        let cfg = SeriesConfig {
+            start: chrono::DateTime::from_timestamp(BASE, 0).unwrap(),
+            windows: 2 * 1440,
+            incidents_per_hour: 0.1,
+            ..SeriesConfig::default()
+        };
+        let sim = generate(&cfg, &bounds).unwrap();
+        let rows: Vec<Value> = sim_ndjson(&sim, &bounds, 60)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let status_at = BASE + 2 * 86_400;
+        let fresh = sloproof::store::Db::open(&app.db_url, 1).unwrap();
+        let check = |label: &'static str| {
+            let app = &app;
+            let fresh = &fresh;
+            async move {
+                let r = app
+                    .get(&format!("/api/v1/slos/{sid}/status?at={}", at(status_at)))
+                    .await;
+                assert_eq!(r.status, 200, "{b} {label}: {}", r.text);
+                let at = chrono::DateTime::from_timestamp(status_at, 0);
+                let expected = sloproof::slo::live::service::status(fresh, sid, at, 90.0).unwrap();
+                let expected: Value = serde_json::from_str(
+                    &sloproof::domain::document::to_document(&expected).unwrap(),
+                )
+                .unwrap();
+                assert_eq!(r.body, expected, "{b} {label}");
+                r.body
+            }
+        };
+        let push_range = |from: usize, to: usize| push(&app, "checkout-latency", &rows[from..to]);
+        assert_eq!(push_range(0, 1440).await.status, 200);
+        let first = check("first read").await;
+        check("kept").await;
+        assert_eq!(push_range(1440, 1500).await.status, 200);
+        let appended = check("one append behind").await;
+        assert_ne!(first["data_windows"], appended["data_windows"], "{b}");
+        // An earlier window replaced by one whose every request is slow.
+        let mut slow = rows[100].clone();
+        let n = slow["count"].clone();
+        for bucket in slow["buckets"].as_array_mut().unwrap() {
+            bucket["count"] = if bucket["le"] == "+Inf" {
+                n.clone()
+            } else {
+                json!(0)
+            };
+        }
+        let r = app
+            .post_raw(
+                "/api/v1/metrics/checkout-latency/series?on_conflict=replace",
+                "application/x-ndjson",
+                ndjson(&[slow]),
+            )
+            .await;
+        assert_eq!(r.body["replaced"], 1, "{b}: {}", r.text);
+        let replaced = check("one replace behind").await;
+        assert_ne!(
+            appended["cost"]["relative_kpi_loss"], replaced["cost"]["relative_kpi_loss"],
+            "{b}: the replaced window must count"
+        );
+        assert_eq!(push_range(1500, 1600).await.status, 200);
+        assert_eq!(push_range(1600, 1700).await.status, 200);
+        check("two writes behind").await;
+    }
+}

@@ -360,16 +360,17 @@ impl<R: Read> Read for RowBound<R> {
         let n = self.inner.read(buf)?;
         if self.format == Format::Ndjson {
             // Rows end at every newline: measure the runs between them (no per-byte state).
-            let mut parts = buf[..n].split(|b| *b == b'\n');
-            let first = parts.next().map_or(0, <[u8]>::len);
-            self.since += first;
-            for part in parts {
+            let mut last = 0;
+            for at in memchr::memchr_iter(b'\n', &buf[..n]) {
+                self.since += at - last;
                 if self.since > MAX_ROW_BYTES {
                     return Err(self.too_long());
                 }
                 self.row += 1;
-                self.since = part.len();
+                self.since = 0;
+                last = at + 1;
             }
+            self.since += n - last;
             if self.since > MAX_ROW_BYTES {
                 return Err(self.too_long());
             }

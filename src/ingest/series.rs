@@ -82,6 +82,38 @@ fn bound<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     d.deserialize_any(Bound)
 }
 
+/// Reads `buckets` into a vector sized for a typical histogram up front (serde's default
+/// grows it from empty for every row).
+fn buckets<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<BucketRow>>, D::Error> {
+    use serde::de::{Error, SeqAccess, Visitor};
+    struct Buckets;
+    impl<'de> Visitor<'de> for Buckets {
+        type Value = Option<Vec<BucketRow>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of buckets {le, count}")
+        }
+        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_seq(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(32);
+            // A row is at most 64 KiB (`MAX_ROW_BYTES`), which bounds the buckets read;
+            // their number is checked with the histogram, naming the field.
+            while let Some(b) = seq.next_element::<BucketRow>()? {
+                out.push(b);
+            }
+            Ok(Some(out))
+        }
+    }
+    d.deserialize_option(Buckets)
+}
+
 /// One window of an SLI's production series: a histogram (`count`, `sum`, `buckets`) or event
 /// counts (`good`, `total`). In CSV, buckets are columns `le_<bound>` (`le_inf` for `+Inf`).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -101,7 +133,7 @@ pub struct SeriesRow {
     #[serde(default)]
     pub sum: Option<f64>,
     /// Histogram: cumulative buckets, `le` strictly increasing, the last `+Inf`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "buckets")]
     #[schema(max_items = 201)]
     pub buckets: Option<Vec<BucketRow>>,
     /// Events: good events in the window.

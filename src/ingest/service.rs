@@ -251,10 +251,15 @@ fn store_series(
             series::ensure_layout(conn, metric.id, l)?;
         }
         let mut outcome = WriteOutcome::default();
+        let mut earliest = i64::MAX;
         records.drain(|batch| {
+            earliest = batch.iter().map(|w| w.start).fold(earliest, i64::min);
             outcome.absorb(series::write(conn, metric.id, batch, on_conflict)?);
             Ok(())
         })?;
+        if outcome.inserted + outcome.replaced > 0 {
+            series::touch(conn, metric.id, earliest)?;
+        }
         Ok(outcome)
     })?;
     Ok(committed("window", received, started, &o))

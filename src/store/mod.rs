@@ -15,6 +15,7 @@ pub mod recommendations;
 pub mod revalidations;
 pub mod schema;
 pub mod series;
+pub mod series_cache;
 pub mod tokens;
 pub mod upsert;
 
@@ -150,6 +151,7 @@ fn sqlite_multithread() {
 pub struct Db {
     pool: Pool<Manager>,
     backend: Backend,
+    series_cache: std::sync::Arc<series_cache::SeriesCache>,
 }
 
 pub type Conn = PooledConnection<Manager>;
@@ -171,7 +173,11 @@ impl Db {
             .connection_timeout(std::time::Duration::from_secs(10))
             .build(Manager { backend, target })
             .with_context(|| format!("cannot open the {backend:?} database"))?;
-        let db = Db { pool, backend };
+        let db = Db {
+            pool,
+            backend,
+            series_cache: std::sync::Arc::new(series_cache::SeriesCache::new(0)),
+        };
         db.migrate()?;
         Ok(db)
     }
@@ -196,6 +202,18 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Keeps up to `bytes` of decoded production windows in memory between reads (see
+    /// [`series_cache`]; 0, the default, keeps none).
+    pub fn with_series_cache(mut self, bytes: usize) -> Db {
+        self.series_cache = std::sync::Arc::new(series_cache::SeriesCache::new(bytes));
+        self
+    }
+
+    /// The cache of decoded production windows.
+    pub fn series_cache(&self) -> &series_cache::SeriesCache {
+        &self.series_cache
     }
 
     /// Takes a connection from the pool (blocking).

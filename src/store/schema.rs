@@ -190,6 +190,9 @@ diesel::table! {
         kind -> Text,
         seconds -> Integer,
         bounds -> Nullable<Text>,
+        revision -> BigInt,
+        previous_revision -> Nullable<BigInt>,
+        changed_from -> Nullable<BigInt>,
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 
 use super::schema::{sli_series, sli_windows};
+use super::series_cache::{Lookup, Read, Revision, SeriesCache, Windows};
 use super::upsert::{WriteOutcome, MAX_BINDS_PER_STATEMENT};
 use super::{with_backend, DbConnection};
 use crate::domain::series::{SeriesKind, SeriesLayout, SeriesWindow, WindowData};
@@ -357,6 +358,73 @@ pub fn windows_in_blocks(
         }
     }
     Ok(out)
+}
+
+/// The revision of a metric's windows, if it has a series (see [`super::series_cache`]).
+pub fn revision(conn: &mut DbConnection, metric_id: i64) -> AppResult<Option<Revision>> {
+    let row: Option<(i64, Option<i64>, Option<i64>)> = sli_series::table
+        .find(metric_id)
+        .select((
+            sli_series::revision,
+            sli_series::previous_revision,
+            sli_series::changed_from,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(current, previous, changed_from)| Revision {
+        current,
+        previous: previous.zip(changed_from),
+    }))
+}
+
+/// Gives a metric's windows a new revision, recording the one before and the earliest window
+/// start written (inside the transaction that wrote them).
+pub fn touch(conn: &mut DbConnection, metric_id: i64, earliest: i64) -> AppResult<()> {
+    diesel::update(sli_series::table.find(metric_id))
+        .set((
+            sli_series::previous_revision.eq(sli_series::revision.nullable()),
+            sli_series::revision.eq(rand::random::<i64>()),
+            sli_series::changed_from.eq(earliest),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// [`windows_in_blocks`] through the cache of decoded windows: as stored (`block` equal to
+/// the series' window length) they are kept and served again while the series' revision is
+/// unchanged, and after one write only the windows from its earliest start are read again;
+/// longer blocks are read from the database.
+pub fn windows_cached(
+    cache: &SeriesCache,
+    conn: &mut DbConnection,
+    layout: &SeriesLayout,
+    metric_id: i64,
+    (from, to): (i64, i64),
+    block: i64,
+) -> AppResult<Windows> {
+    let Some(revision) = revision(conn, metric_id)?.filter(|_| block == i64::from(layout.seconds))
+    else {
+        return Ok(Windows::owned(windows_in_blocks(
+            conn,
+            metric_id,
+            (from, to),
+            block,
+        )?));
+    };
+    let (read_from, kept) = match cache.get(metric_id, revision, from, to) {
+        Lookup::Hit(w) => return Ok(w),
+        Lookup::ChangedFrom(start, kept) => (start.max(from), Some(kept)),
+        Lookup::Miss => (from, None),
+    };
+    let windows = windows_in_blocks(conn, metric_id, (read_from, to), block)?;
+    let through_latest = latest_start(conn, metric_id)?.is_none_or(|l| l < to);
+    let read = Read {
+        from,
+        to,
+        through_latest,
+        windows,
+    };
+    Ok(cache.put(metric_id, revision.current, read, kept))
 }
 
 /// Start of a metric's latest window (Unix seconds), if any.

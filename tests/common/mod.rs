@@ -65,7 +65,7 @@ async fn spawn(
     pg: Option<(String, String)>,
 ) -> TestApp {
     let db_url = url.clone();
-    let db = web::block(move || Db::open(&url, 4))
+    let db = web::block(move || Db::open(&url, 4).map(|db| db.with_series_cache(16 << 20)))
         .await
         .unwrap()
         .expect("open test database");

@@ -11,6 +11,7 @@ use crate::domain::series::{SeriesKind, SeriesLayout, SeriesWindow};
 use crate::error::{AppError, AppResult, Issue};
 use crate::slo::model::{Derivation, SloSpec};
 use crate::slo::service::{recommendation_spec, slo_with_derivation};
+use crate::store::series_cache::{SeriesCache, Windows};
 use crate::store::{analyses, metrics, series, Db, DbConnection};
 
 /// Most windows one evaluation holds (≈ 139 days of one-minute windows): bounds the memory of
@@ -104,12 +105,13 @@ pub fn replay_last_period(spec: &SloSpec, d: &Derivation, p: &ProductionData) ->
 
 /// The timeline of an SLO over windows starting in [from, to).
 fn timeline(
+    cache: &SeriesCache,
     conn: &mut DbConnection,
     sli: &Metric,
     spec: &SloSpec,
     d: &Derivation,
     (from, to): (i64, i64),
-) -> AppResult<(Timeline, Vec<SeriesWindow>)> {
+) -> AppResult<(Timeline, Windows)> {
     let layout = series::layout(conn, sli.id)?.unwrap_or(SeriesLayout {
         kind: SeriesKind::Histogram,
         seconds: 60,
@@ -118,7 +120,7 @@ fn timeline(
     let mut notes = Vec::new();
     let slo_window = spec.window_minutes.map(|m| i64::from(m) * 60);
     let block = read_length(&layout, to - from, slo_window, &mut notes);
-    let windows = series::windows_in_blocks(conn, sli.id, (from, to), block)?;
+    let windows = series::windows_cached(cache, conn, &layout, sli.id, (from, to), block)?;
     let layout = SeriesLayout {
         seconds: block as u32,
         ..layout
@@ -147,7 +149,7 @@ pub fn status(
     let at = at.unwrap_or_else(Utc::now).timestamp();
     let period = i64::from(slo.slo.window_days) * 86_400;
     let range = (at - period - lookback(&slo.slo), at);
-    let (tl, windows) = timeline(conn, &sli, &slo.slo, &d, range)?;
+    let (tl, windows) = timeline(db.series_cache(), conn, &sli, &slo.slo, &d, range)?;
     let cx = StatusContext {
         slo: &slo,
         control_kpi_mean: d.control_kpi_mean,
@@ -200,7 +202,7 @@ pub fn status_series(
     let sli = metrics::get(conn, &slo.slo.sli)?;
     let period = i64::from(slo.slo.window_days) * 86_400;
     let range = (from - period - lookback(&slo.slo), to);
-    let (tl, _) = timeline(conn, &sli, &slo.slo, &d, range)?;
+    let (tl, _) = timeline(db.series_cache(), conn, &sli, &slo.slo, &d, range)?;
     Ok(status::series(
         &tl,
         slo.slo.window_days,
@@ -219,6 +221,6 @@ pub fn replay_recommendation(db: &Db, id: i64, from: i64, to: i64) -> AppResult<
     let sli = metrics::get(conn, &spec.sli)?;
     let period = i64::from(spec.window_days) * 86_400;
     let range = (from - period - lookback(&spec), to);
-    let (tl, windows) = timeline(conn, &sli, &spec, &d, range)?;
+    let (tl, windows) = timeline(db.series_cache(), conn, &sli, &spec, &d, range)?;
     Ok(replay(&spec, &tl, &windows, from, to))
 }

@@ -108,9 +108,20 @@ async fn invalid_rows_are_listed_by_number_and_nothing_is_stored() {
             "{body}"
         );
         let fields = error_fields(&body);
+        // Rows that do not fit the row's shape name their field too (a wrong enum value,
+        // an unknown field, a value of the wrong type); a missing field is named in the message.
         assert_eq!(
             fields,
-            ["value", "metric", "value", "observed_at", "unit_id"],
+            [
+                "value",
+                "metric",
+                "value",
+                "observed_at",
+                "period",
+                "unit_id",
+                "extra",
+                "value"
+            ],
             "{body}"
         );
         let msg = |i: usize| body["errors"][i]["message"].as_str().unwrap().to_owned();

@@ -102,6 +102,16 @@ async fn bad_windows_are_refused_by_row_and_field() {
             window(BASE + 60, &[100.0, 300.0, 500.0], &[10, 20, 30, 40]),
             "buckets[1].le",
         )); // other bounds
+            // Values of the wrong type are named by their path too.
+        let mut v = window(BASE + 60, &bounds, &[10, 20, 30, 40]);
+        v["buckets"][2]["count"] = json!("many");
+        cases.push((v, "buckets[2].count"));
+        let mut v = window(BASE + 60, &bounds, &[10, 20, 30, 40]);
+        v["buckets"][1]["le"] = json!("fast");
+        cases.push((v, "buckets[1].le"));
+        let mut v = window(BASE + 60, &bounds, &[10, 20, 30, 40]);
+        v["seconds"] = json!(60.5);
+        cases.push((v, "seconds"));
         for (bad, field) in cases {
             let r = push(&app, "lat_v2_9", &[good.clone(), bad.clone()]).await;
             let p = assert_problem(&r, 422, &format!("{b}: {bad}"));

@@ -251,8 +251,8 @@ fn timestamp(row: u64, field: &str, raw: Option<&str>) -> Result<Option<NaiveDat
     .transpose()
 }
 
-fn reading_issue(row: u64, reason: String) -> Issue {
-    Issue::row(row, None, reason)
+fn reading_issue(row: u64, e: read::RowError) -> Issue {
+    Issue::row(row, e.field.as_deref(), e.message)
 }
 
 /// The rows of an upload that all passed validation, staged in upload order.

@@ -99,7 +99,7 @@ pub trait UploadRow: DeserializeOwned {
 pub fn read_rows<T: UploadRow>(
     input: impl Read,
     format: Format,
-    mut each: impl FnMut(u64, Result<T, String>),
+    mut each: impl FnMut(u64, Result<T, RowError>),
 ) -> AppResult<u64> {
     let input = RowBound::new(input, format);
     match format {
@@ -111,10 +111,10 @@ pub fn read_rows<T: UploadRow>(
 
 fn read_json_array<T: UploadRow>(
     input: impl Read,
-    each: &mut dyn FnMut(u64, Result<T, String>),
+    each: &mut dyn FnMut(u64, Result<T, RowError>),
 ) -> AppResult<u64> {
     use serde::de::{Deserializer as _, SeqAccess, Visitor};
-    struct Rows<'a, T>(&'a mut dyn FnMut(u64, Result<T, String>));
+    struct Rows<'a, T>(&'a mut dyn FnMut(u64, Result<T, RowError>));
     impl<'de, T: UploadRow> Visitor<'de> for Rows<'_, T> {
         type Value = u64;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -126,7 +126,7 @@ fn read_json_array<T: UploadRow>(
                 n += 1;
                 (self.0)(
                     n,
-                    serde_json::from_str::<T>(raw.get()).map_err(|e| strip_position(&e)),
+                    serde_json::from_str::<T>(raw.get()).map_err(|e| row_error::<T>(raw.get(), &e)),
                 );
             }
             Ok(n)
@@ -143,7 +143,7 @@ fn read_json_array<T: UploadRow>(
 
 fn read_ndjson<T: UploadRow>(
     input: impl Read,
-    each: &mut dyn FnMut(u64, Result<T, String>),
+    each: &mut dyn FnMut(u64, Result<T, RowError>),
 ) -> AppResult<u64> {
     let mut reader = BufReader::with_capacity(1 << 16, input);
     let mut line = Vec::with_capacity(256);
@@ -175,14 +175,14 @@ fn read_ndjson<T: UploadRow>(
                     strip_position(&e)
                 )))
             }
-            Err(e) => each(n, Err(strip_position(&e))),
+            Err(e) => each(n, Err(row_error::<T>(text, &e))),
         }
     }
 }
 
 fn read_csv<T: UploadRow>(
     input: impl Read,
-    each: &mut dyn FnMut(u64, Result<T, String>),
+    each: &mut dyn FnMut(u64, Result<T, RowError>),
 ) -> AppResult<u64> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -236,11 +236,11 @@ fn read_csv<T: UploadRow>(
                 if record.len() != headers.len() {
                     each(
                         n,
-                        Err(format!(
+                        Err(RowError::from(format!(
                             "has {} fields; the header has {}",
                             record.len(),
                             headers.len()
-                        )),
+                        ))),
                     );
                 } else {
                     each(
@@ -248,7 +248,8 @@ fn read_csv<T: UploadRow>(
                         T::from_csv(&CsvFields {
                             headers: &headers,
                             record: &record,
-                        }),
+                        })
+                        .map_err(RowError::from),
                     );
                 }
             }
@@ -257,9 +258,40 @@ fn read_csv<T: UploadRow>(
             }
             Err(e) => {
                 n += 1;
-                each(n, Err(format!("malformed CSV: {e}")));
+                each(n, Err(RowError::from(format!("malformed CSV: {e}"))));
             }
         }
+    }
+}
+
+/// Why a row could not be read: the reason and, when known, the field it concerns as a path
+/// into the row (`buckets[3].count`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowError {
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl From<String> for RowError {
+    fn from(message: String) -> RowError {
+        RowError {
+            field: None,
+            message,
+        }
+    }
+}
+
+/// A JSON row that does not fit `T`: the message, and the field found by reading the row again
+/// while tracking the path (only on error, so valid rows are read at full speed).
+fn row_error<T: UploadRow>(text: &str, e: &serde_json::Error) -> RowError {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let field = serde_path_to_error::deserialize::<_, T>(&mut de)
+        .err()
+        .map(|e| e.path().to_string())
+        .filter(|p| p != "." && !p.is_empty() && p != "?");
+    RowError {
+        field,
+        message: strip_position(e),
     }
 }
 

@@ -8,7 +8,7 @@ use std::io::Read;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
-use super::read::{read_rows, CsvFields, Format, UploadRow};
+use super::read::{read_rows, CsvFields, Format, RowError, UploadRow};
 use super::spool::Spool;
 use super::{reading_issue, Problems, ValidUpload};
 use crate::domain::metric::MAX_ABS_VALUE;
@@ -460,7 +460,7 @@ impl Collect {
         }
     }
 
-    fn take(&mut self, row: u64, parsed: Result<SeriesRow, String>) {
+    fn take(&mut self, row: u64, parsed: Result<SeriesRow, RowError>) {
         let checked = parsed
             .map_err(|r| reading_issue(row, r))
             .and_then(|r| check_row(row, &r, &mut self.layout, self.now));

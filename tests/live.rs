@@ -862,6 +862,20 @@ async fn revalidation_confirms_or_marks_an_slo_stale() {
         );
         let all = app.get(&url).await.body;
         assert_eq!(all["items"].as_array().unwrap().len(), 2, "{all}");
+        assert_eq!(all["next_cursor"], Value::Null, "{all}");
+        // A page at a time, oldest first.
+        let first = app.get(&format!("{url}?limit=1")).await.body;
+        assert_eq!(first["items"][0]["outcome"], "confirmed", "{first}");
+        let cursor = first["next_cursor"]
+            .as_str()
+            .expect("a next page")
+            .to_owned();
+        let second = app
+            .get(&format!("{url}?limit=1&cursor={cursor}"))
+            .await
+            .body;
+        assert_eq!(second["items"][0]["outcome"], "stale", "{second}");
+        assert_eq!(second["next_cursor"], Value::Null, "{second}");
         // An experiment that does not measure the SLO's SLI and KPI is refused.
         sli(&app, "other_sli", None).await;
         let e = json!({"key": "e-other", "name": "E", "hypothesis": "H", "sli": "other_sli", "kpis": ["checkout-conversion"],

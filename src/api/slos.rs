@@ -265,21 +265,24 @@ pub async fn create_revalidation(
     Ok(HttpResponse::Created().json(r))
 }
 
-/// Lists an SLO's re-validations, oldest first.
+/// Lists an SLO's re-validations, oldest first, a page at a time.
 #[utoipa::path(
     get, path = "/api/v1/slos/{id}/revalidations", operation_id = "list_revalidations", tag = "slos",
-    params(("id" = i64, Path, description = "SLO id")),
+    params(("id" = i64, Path, description = "SLO id"), ListQuery),
     responses((status = 200, description = "The re-validations", body = RevalidationList))
 )]
 pub async fn list_revalidations(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<i64>,
+    q: web::Query<ListQuery>,
 ) -> Result<web::Json<RevalidationList>, AppError> {
     caller.require(&LIST_REVALIDATIONS)?;
     let id = id.into_inner();
-    let items = state
-        .run(move |db| service::revalidations_of(db, id))
+    let page = q.page()?;
+    let rows = state
+        .run(move |db| service::revalidations_of(db, id, page))
         .await?;
-    Ok(web::Json(RevalidationList { items }))
+    let (items, next_cursor) = page_of(rows, page.limit, |r| r.id, Ok)?;
+    Ok(web::Json(RevalidationList { items, next_cursor }))
 }

@@ -44,6 +44,8 @@ pub struct Revalidation {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RevalidationList {
     pub items: Vec<Revalidation>,
+    /// Cursor of the next page; null on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// Whether two intervals share a point.

@@ -355,11 +355,16 @@ pub fn revalidate(
     to_revalidation(&row)
 }
 
-/// The re-validations of SLO `id`, oldest first (404 for an unknown SLO).
-pub fn revalidations_of(db: &Db, id: i64) -> AppResult<Vec<Revalidation>> {
+/// A page of SLO `id`'s re-validations, oldest first, `limit + 1` of them for the next cursor
+/// (404 for an unknown SLO).
+pub fn revalidations_of(
+    db: &Db,
+    id: i64,
+    page: crate::domain::Page,
+) -> AppResult<Vec<Revalidation>> {
     let conn = &mut *db.conn()?;
     store::get_slo(conn, id)?;
-    revalidations::list(conn, id)?
+    revalidations::list(conn, id, page)?
         .iter()
         .map(to_revalidation)
         .collect()

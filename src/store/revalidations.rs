@@ -60,11 +60,17 @@ pub fn get(conn: &mut DbConnection, id: i64) -> AppResult<Option<StoredRevalidat
         .optional()?)
 }
 
-/// Every re-validation of an SLO, oldest first.
-pub fn list(conn: &mut DbConnection, slo_id: i64) -> AppResult<Vec<StoredRevalidation>> {
+/// A page of an SLO's re-validations, oldest first (`limit + 1` rows, for the next cursor).
+pub fn list(
+    conn: &mut DbConnection,
+    slo_id: i64,
+    page: crate::domain::Page,
+) -> AppResult<Vec<StoredRevalidation>> {
     Ok(rv::table
         .filter(rv::slo_id.eq(slo_id))
+        .filter(rv::id.gt(page.after_id))
         .order(rv::id)
+        .limit(page.limit + 1)
         .select(StoredRevalidation::as_select())
         .load(conn)?)
 }

@@ -16,7 +16,11 @@
 //! behind serves the windows before that start, and only the rest is read again (a series
 //! pushed every minute and a status polled more often read a few windows per status). Entries
 //! are evicted least recently used beyond a budget of bytes (`SLOPROOF_SERIES_CACHE_MB`; 0
-//! turns the cache off).
+//! turns the cache off). One read is kept per metric; a read of an old range does not displace
+//! a read of the latest windows at the same revision.
+//!
+//! Every server writing a database must change the revision (servers from before migration
+//! 000010 do not): during a rolling upgrade, turn the cache off until no older server writes.
 
 use std::collections::HashMap;
 use std::ops::{Deref, Range};
@@ -183,6 +187,15 @@ impl SeriesCache {
             return w;
         }
         let mut inner = self.lock();
+        // A read of an old range (a replay, a status series) does not displace the kept read
+        // of the series' latest windows at the same revision, which live statuses use.
+        let keep_live = inner
+            .entries
+            .get(&metric)
+            .is_some_and(|e| e.revision == revision && e.through_latest && !read.through_latest);
+        if keep_live {
+            return w;
+        }
         if let Some(old) = inner.entries.remove(&metric) {
             inner.bytes -= old.bytes;
         }
@@ -266,9 +279,9 @@ mod tests {
         assert!(starts(cache.get(7, at(42), -60, 180)).is_none());
         assert!(starts(cache.get(8, at(42), 60, 180)).is_none());
         // A read that stopped before the series' end covers only up to its end.
-        cache.put(7, 42, read((0, 120), false, &[0, 60]), None);
-        assert!(starts(cache.get(7, at(42), 0, 180)).is_none());
-        assert_eq!(starts(cache.get(7, at(42), 0, 120)), Some(vec![0, 60]));
+        cache.put(7, 43, read((0, 120), false, &[0, 60]), None);
+        assert!(starts(cache.get(7, at(43), 0, 180)).is_none());
+        assert_eq!(starts(cache.get(7, at(43), 0, 120)), Some(vec![0, 60]));
     }
 
     #[test]
@@ -299,6 +312,15 @@ mod tests {
             previous: Some((3, 240)),
         };
         assert!(matches!(cache.get(7, two_behind, 60, 360), Lookup::Miss));
+    }
+
+    #[test]
+    fn a_read_of_an_old_range_keeps_the_latest_windows() {
+        let cache = SeriesCache::new(1 << 20);
+        cache.put(7, 1, read((600, 900), true, &[600, 660]), None);
+        let old = cache.put(7, 1, read((0, 300), false, &[0, 60]), None);
+        assert_eq!(old.len(), 2);
+        assert_eq!(starts(cache.get(7, at(1), 600, 1200)), Some(vec![600, 660]));
     }
 
     #[test]

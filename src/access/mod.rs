@@ -3,6 +3,7 @@
 //! Tokens are 256-bit random strings (`sp_` + 64 hex digits), shown once, stored as SHA-256.
 
 pub mod service;
+pub mod session;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};

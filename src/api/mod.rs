@@ -14,6 +14,7 @@ pub mod recommendations;
 pub mod series;
 pub mod slos;
 pub mod tokens;
+pub mod ui;
 
 use actix_web::web;
 
@@ -92,6 +93,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             ))
             .service(protected!("/api/v1/tokens", post => tokens::create_token, get => tokens::list_tokens))
             .service(protected!("/api/v1/tokens/{id}", delete => tokens::revoke_token))
+            .configure(ui::configure)
             .service(web::redirect("/docs", "/docs/"))
             .service(
                 utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")

@@ -169,16 +169,7 @@ pub async fn decide_recommendation(
 ) -> Result<web::Json<Recommendation>, AppError> {
     caller.require(&DECIDE_RECOMMENDATION)?;
     let b = body.into_inner();
-    let comment = b
-        .comment
-        .map(|c| c.trim().to_owned())
-        .filter(|c| !c.is_empty());
-    if comment.as_ref().is_some_and(|c| c.chars().count() > 2000) {
-        return Err(AppError::invalid(
-            "invalid decision",
-            vec![Issue::field("comment", "must be at most 2000 characters")],
-        ));
-    }
+    let comment = decision_comment(b.comment)?;
     let id = id.into_inner();
     let rec = state
         .run(move |db| {
@@ -187,6 +178,18 @@ pub async fn decide_recommendation(
         })
         .await?;
     Ok(web::Json(rec))
+}
+
+/// A decision's comment: trimmed, empty as none, at most 2,000 characters.
+pub(crate) fn decision_comment(raw: Option<String>) -> Result<Option<String>, AppError> {
+    let comment = raw.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
+    if comment.as_ref().is_some_and(|c| c.chars().count() > 2000) {
+        return Err(AppError::invalid(
+            "invalid decision",
+            vec![Issue::field("comment", "must be at most 2000 characters")],
+        ));
+    }
+    Ok(comment)
 }
 
 /// Every transition of a recommendation: who, when, what, and their comment.

@@ -16,6 +16,7 @@ pub mod revalidations;
 pub mod schema;
 pub mod series;
 pub mod series_cache;
+pub mod sessions;
 pub mod tokens;
 pub mod upsert;
 

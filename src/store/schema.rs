@@ -208,3 +208,16 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(sli_series, sli_windows, metrics);
+
+diesel::table! {
+    ui_sessions (id_hash) {
+        id_hash -> Text,
+        token_id -> BigInt,
+        csrf -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(ui_sessions -> api_tokens (token_id));
+diesel::allow_tables_to_appear_in_same_query!(ui_sessions, api_tokens);

@@ -11,7 +11,7 @@ use crate::error::{AppError, AppResult};
 /// An `api_tokens` row without its hash.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = t)]
-struct TokenRow {
+pub(super) struct TokenRow {
     id: i64,
     name: String,
     #[diesel(deserialize_as = String)]

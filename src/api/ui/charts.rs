@@ -1,0 +1,213 @@
+//! Charts drawn on the server as SVG with plotters. Each chart is an image with a title for
+//! screen readers (`role="img"`, `<title>`); the page shows the same numbers in a table under
+//! a disclosure. Charts sit on a white card, so they read the same in light and dark mode.
+
+use plotters::prelude::*;
+
+/// One arm of the dose-response chart: its SLI mean (x) and KPI mean with its 95% CI (y).
+pub struct ArmPoint {
+    pub x: f64,
+    pub y: f64,
+    pub y_low: f64,
+    pub y_high: f64,
+}
+
+/// A fitted line through `anchor` with `slope` and the slope's CI (drawn as a band).
+pub struct FitLine {
+    pub anchor: (f64, f64),
+    pub slope: f64,
+    pub ci: (f64, f64),
+}
+
+/// What the dose-response chart shows.
+pub struct DosePlot {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub arms: Vec<ArmPoint>,
+    /// The 2SLS line through the control arm.
+    pub line: Option<FitLine>,
+    /// The knee (estimate, CI), when the analysis found one.
+    pub knee: Option<(f64, f64, f64)>,
+    /// Where the proposed SLO's tolerated degradation lies on the x axis.
+    pub threshold: Option<f64>,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The span of `values` padded by 8% on each side (a unit span around a single value).
+fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = if hi > lo {
+        (hi - lo) * 0.08
+    } else {
+        lo.abs().max(1.0) * 0.5
+    };
+    (lo - pad, hi + pad)
+}
+
+/// The dose-response chart as an SVG document: arm points with CI bars, the 2SLS line and
+/// its CI band, the knee's interval and the proposed threshold as a vertical line.
+pub fn dose_response(p: &DosePlot, id: &str) -> Result<String, String> {
+    let (x0, x1) = span(
+        p.arms
+            .iter()
+            .map(|a| a.x)
+            .chain(p.threshold)
+            .chain(p.knee.iter().flat_map(|k| [k.1, k.2])),
+    );
+    let (y0, y1) = span(p.arms.iter().flat_map(|a| [a.y_low, a.y_high]));
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (720, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(72)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(p.x_label.as_str())
+            .y_desc(p.y_label.as_str())
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let blue = RGBColor(31, 90, 166);
+        if let Some((lo, _, hi)) = p.knee.map(|(e, lo, hi)| (lo, e, hi)) {
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(lo, y0), (hi, y1)],
+                    RGBColor(230, 140, 20).mix(0.15).filled(),
+                )))
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some(FitLine {
+            anchor: (xc, yc),
+            slope: b,
+            ci: (b_lo, b_hi),
+        }) = p.line
+        {
+            let at = |slope: f64, x: f64| yc + slope * (x - xc);
+            let band = vec![
+                (x0, at(b_lo, x0)),
+                (x1, at(b_lo, x1)),
+                (x1, at(b_hi, x1)),
+                (x0, at(b_hi, x0)),
+            ];
+            chart
+                .draw_series(std::iter::once(Polygon::new(band, blue.mix(0.12))))
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series(LineSeries::new(
+                    [(x0, at(b, x0)), (x1, at(b, x1))],
+                    blue.stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some((k, _, _)) = p.knee {
+            chart
+                .draw_series(LineSeries::new(
+                    [(k, y0), (k, y1)],
+                    RGBColor(180, 95, 6).stroke_width(1),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some(t) = p.threshold {
+            chart
+                .draw_series(LineSeries::new(
+                    [(t, y0), (t, y1)],
+                    RGBColor(190, 30, 45).stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+        let ink = RGBColor(20, 20, 20);
+        for a in &p.arms {
+            let cap = (x1 - x0) * 0.008;
+            chart
+                .draw_series([
+                    PathElement::new(vec![(a.x, a.y_low), (a.x, a.y_high)], ink.stroke_width(1)),
+                    PathElement::new(vec![(a.x - cap, a.y_low), (a.x + cap, a.y_low)], ink),
+                    PathElement::new(vec![(a.x - cap, a.y_high), (a.x + cap, a.y_high)], ink),
+                ])
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .draw_series(
+                p.arms
+                    .iter()
+                    .map(|a| Circle::new((a.x, a.y), 5, ink.filled())),
+            )
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(with_title(&out, id, &p.title))
+}
+
+/// Marks an SVG document as an image titled `title` (for screen readers and tooltips).
+fn with_title(svg: &str, id: &str, title: &str) -> String {
+    let Some(open_end) = svg.find('>') else {
+        return svg.to_owned();
+    };
+    let (open, rest) = svg.split_at(open_end);
+    let open = open.replacen(
+        "<svg ",
+        &format!(r#"<svg role="img" class="chart" aria-labelledby="{id}-title" "#),
+        1,
+    );
+    format!(
+        r#"{open}><title id="{id}-title">{}</title>{}"#,
+        escape(title),
+        &rest[1..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dose_response_chart_draws_one_point_per_arm_and_is_titled() {
+        let plot = DosePlot {
+            title: "KPI <by> arm".into(),
+            x_label: "SLI (ms)".into(),
+            y_label: "conversion".into(),
+            arms: (0..3)
+                .map(|i| {
+                    let x = 300.0 + 100.0 * f64::from(i);
+                    let y = 0.1 - 0.002 * f64::from(i);
+                    ArmPoint {
+                        x,
+                        y,
+                        y_low: y - 0.001,
+                        y_high: y + 0.001,
+                    }
+                })
+                .collect(),
+            line: Some(FitLine {
+                anchor: (300.0, 0.1),
+                slope: -2e-5,
+                ci: (-3e-5, -1e-5),
+            }),
+            knee: Some((420.0, 380.0, 460.0)),
+            threshold: Some(450.0),
+        };
+        let svg = dose_response(&plot, "dr").unwrap();
+        assert_eq!(svg.matches("<circle").count(), 3, "{svg}");
+        assert!(svg.starts_with("<svg role=\"img\""), "{svg}");
+        assert!(svg.contains("<title id=\"dr-title\">KPI &lt;by&gt; arm</title>"));
+    }
+}

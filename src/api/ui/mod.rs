@@ -1,0 +1,302 @@
+//! Web pages under `/ui/`, rendered on the server (maud) with SVG charts (plotters), every
+//! asset embedded: they work offline and behind a firewall.
+//!
+//! A browser signs in once with an API token ([`crate::access::session`]); the session cookie is
+//! HttpOnly, SameSite=Strict, Secure when the page is served over https, and lasts
+//! [`SESSION_HOURS`](crate::access::session::SESSION_HOURS). Every form carries the session's
+//! CSRF token and every POST checks it. A page's caller is a [`Caller`] with the token's role,
+//! so the API's role rules apply unchanged: a viewer sees no approve button, and a POST forged
+//! with a viewer's cookie is refused with a 403.
+
+mod charts;
+mod recommendations;
+mod sign_in;
+mod slos;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header::{self, ContentType};
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+use super::caller::Caller;
+use super::AppState;
+use crate::access::session;
+use crate::error::AppError;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "sloproof_session";
+
+/// Registers the pages.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::redirect("/ui", "/ui/"))
+        .route("/ui/", web::get().to(home))
+        .route("/ui/style.css", web::get().to(style))
+        .route("/ui/sign-in", web::get().to(sign_in::form))
+        .route("/ui/sign-in", web::post().to(sign_in::submit))
+        .route("/ui/sign-out", web::post().to(sign_in::sign_out))
+        .route("/ui/recommendations", web::get().to(recommendations::inbox))
+        .route(
+            "/ui/recommendations/{id}",
+            web::get().to(recommendations::detail),
+        )
+        .route(
+            "/ui/recommendations/{id}/decision",
+            web::post().to(recommendations::decide),
+        )
+        .route("/ui/slos", web::get().to(slos::list));
+}
+
+async fn home() -> HttpResponse {
+    see_other("/ui/recommendations")
+}
+
+async fn style() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "max-age=3600"))
+        .body(include_str!("style.css"))
+}
+
+/// A 303 to `location`.
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// Whether the request came over https (directly or through a proxy that says so).
+fn https(req: &HttpRequest) -> bool {
+    req.connection_info().scheme() == "https"
+}
+
+/// A cookie scoped to the pages: HttpOnly, SameSite=Strict, Secure over https.
+fn cookie<'a>(req: &HttpRequest, name: &'a str, value: String, max_age_hours: i64) -> Cookie<'a> {
+    Cookie::build(name, value)
+        .path("/ui")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(https(req))
+        .max_age(actix_web::cookie::time::Duration::hours(max_age_hours))
+        .finish()
+}
+
+/// Compares two secrets in time independent of where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The signed-in caller of a page and its session's CSRF token. Without a live session a
+/// page redirects to the sign-in form.
+pub struct PageCaller {
+    pub caller: Caller,
+    pub csrf: String,
+}
+
+impl PageCaller {
+    /// Ok when a form's CSRF token is the session's; otherwise a 403.
+    fn check_csrf(&self, sent: &str) -> Result<(), PageError> {
+        if same_secret(sent, &self.csrf) {
+            Ok(())
+        } else {
+            Err(PageError(AppError::Forbidden(
+                "the form's CSRF token is missing or not this session's; reload the page".into(),
+            )))
+        }
+    }
+}
+
+impl FromRequest for PageCaller {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<PageCaller, actix_web::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let id = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let sign_in = || {
+                actix_web::error::InternalError::from_response(
+                    "sign in first",
+                    see_other("/ui/sign-in"),
+                )
+                .into()
+            };
+            let (Some(id), Some(state)) = (id, state) else {
+                return Err(sign_in());
+            };
+            let found = state
+                .run(move |db| session::find(db, &id))
+                .await
+                .map_err(PageError)?;
+            let s = found.ok_or_else(sign_in)?;
+            Ok(PageCaller {
+                caller: Caller {
+                    token_id: s.token.id,
+                    name: s.token.name,
+                    role: s.token.role,
+                },
+                csrf: s.csrf,
+            })
+        })
+    }
+}
+
+/// An error shown as a page: the problem's status and message (internal errors stay opaque
+/// problems, logged, as in the API).
+#[derive(Debug)]
+pub struct PageError(pub AppError);
+
+impl From<AppError> for PageError {
+    fn from(e: AppError) -> PageError {
+        PageError(e)
+    }
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            return self.0.error_response();
+        }
+        let title = status.canonical_reason().unwrap_or("Error");
+        let body = layout(
+            title,
+            None,
+            html! {
+                h1 { (title) }
+                p role="alert" { (self.0.to_string()) }
+                p { a href="/ui/recommendations" { "Back to the recommendations" } }
+            },
+        );
+        HttpResponse::build(status)
+            .content_type(ContentType::html())
+            .body(body.into_string())
+    }
+}
+
+/// The page frame: navigation, the signed-in caller and sign-out.
+fn layout(title: &str, who: Option<&PageCaller>, main: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
+                title { (title) " · sloproof" }
+                link rel="stylesheet" href="/ui/style.css";
+            }
+            body {
+                header {
+                    nav aria-label="Main" {
+                        a.brand href="/ui/" { "sloproof" }
+                        a href="/ui/recommendations" { "Recommendations" }
+                        a href="/ui/slos" { "SLOs" }
+                        a href="/docs/" { "API" }
+                    }
+                    @if let Some(p) = who {
+                        form.signout method="post" action="/ui/sign-out" {
+                            span { (p.caller.name) " (" (p.caller.role.as_str()) ")" }
+                            input type="hidden" name="csrf" value=(p.csrf);
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { (main) }
+            }
+        }
+    }
+}
+
+/// A rendered page.
+fn page(title: &str, who: &PageCaller, main: Markup) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::html())
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(layout(title, Some(who), main).into_string())
+}
+
+/// A number with `digits` significant digits, without trailing zeros.
+fn num(x: f64, digits: usize) -> String {
+    if !x.is_finite() {
+        return "–".into();
+    }
+    if x == 0.0 {
+        return "0".into();
+    }
+    let magnitude = x.abs().log10().floor() as i64;
+    let decimals = (digits as i64 - 1 - magnitude).clamp(0, 12) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    }
+}
+
+/// An amount of money, rounded to whole units with thousands separators.
+fn money(x: f64) -> String {
+    let whole = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if x < 0.0 {
+        format!("−{out}")
+    } else {
+        out
+    }
+}
+
+/// "3 h ago", "2 d ago".
+fn age(t: chrono::DateTime<chrono::Utc>) -> String {
+    let s = (chrono::Utc::now() - t).num_seconds().max(0);
+    match s {
+        0..=119 => format!("{s} s ago"),
+        120..=7199 => format!("{} min ago", s / 60),
+        7200..=172_799 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
+/// Raw SVG produced by [`charts`] (numbers and escaped labels only).
+fn svg(s: &str) -> PreEscaped<&str> {
+    PreEscaped(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_as_people_write_them() {
+        assert_eq!(num(0.012_345, 3), "0.0123");
+        assert_eq!(num(473.82, 3), "474");
+        assert_eq!(num(2.0, 3), "2");
+        assert_eq!(money(1_234_567.4), "1,234,567");
+        assert_eq!(money(-950.0), "−950");
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "ab"));
+    }
+}

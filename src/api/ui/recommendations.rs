@@ -1,0 +1,341 @@
+//! The recommendations inbox and a recommendation's review page.
+
+use actix_web::{web, HttpResponse};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::charts::{dose_response, ArmPoint, DosePlot, FitLine};
+use super::{age, money, num, page, see_other, svg, PageCaller, PageError};
+use crate::analysis::report::Analysis;
+use crate::api::caller::Access;
+use crate::api::recommendations::{decision_comment, DECIDE_RECOMMENDATION};
+use crate::api::AppState;
+use crate::domain::review::{Decision, RecommendationStatus};
+use crate::domain::Page;
+use crate::error::AppError;
+use crate::slo::model::{HistoryEvent, Recommendation};
+use crate::slo::service;
+
+/// Most recommendations the inbox lists per status.
+const INBOX_ROWS: i64 = 200;
+
+fn verdict_badge(validated: bool) -> Markup {
+    html! {
+        @if validated { span.badge.ok { "validated" } } @else { span.badge.bad { "not validated" } }
+    }
+}
+
+fn status_badge(s: RecommendationStatus) -> Markup {
+    html! { span class={ "badge status-" (s.as_str()) } { (s.as_str()) } }
+}
+
+/// Value at risk per period in words.
+fn value_at_risk(r: &Recommendation) -> String {
+    match r.error_budget.value_at_risk {
+        Some(v) => format!("{} per {} days", money(v), r.slo.window_days),
+        None => "not priced".into(),
+    }
+}
+
+/// The inbox: proposed recommendations first (oldest first: they have waited longest), then
+/// the decided ones.
+pub async fn inbox(who: PageCaller, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let page_of = Page {
+        after_id: 0,
+        limit: INBOX_ROWS,
+    };
+    let (proposed, all) = state
+        .run(move |db| {
+            let proposed =
+                service::recommendations(db, Some(RecommendationStatus::Proposed), page_of)?;
+            let all = service::recommendations(db, None, page_of)?;
+            Ok((proposed, all))
+        })
+        .await?;
+    let decided: Vec<&Recommendation> = all
+        .iter()
+        .filter(|r| r.status != RecommendationStatus::Proposed)
+        .collect();
+    let table = |rows: &[&Recommendation]| {
+        html! {
+            table {
+                thead { tr {
+                    th scope="col" { "SLO" } th scope="col" { "KPI" } th scope="col" { "Evidence" }
+                    th scope="col" { "Value at risk" } th scope="col" { "Proposed" } th scope="col" { "By" }
+                    th scope="col" { "Status" }
+                } }
+                tbody {
+                    @for r in rows {
+                        tr {
+                            td { a href={ "/ui/recommendations/" (r.id) } { (r.slo.statement) } }
+                            td { (r.slo.kpi) }
+                            td { (verdict_badge(r.evidence.validated)) }
+                            td { (value_at_risk(r)) }
+                            td { time datetime=(r.created_at.to_rfc3339()) { (age(r.created_at)) } }
+                            td { (r.created_by) }
+                            td { (status_badge(r.status)) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let proposed: Vec<&Recommendation> = proposed.iter().collect();
+    let main = html! {
+        h1 { "Recommendations" }
+        section aria-labelledby="proposed" {
+            h2 #proposed { "Waiting for review (" (proposed.len()) ")" }
+            @if proposed.is_empty() { p { "Nothing waits for review." } } @else { (table(&proposed)) }
+        }
+        section aria-labelledby="decided" {
+            h2 #decided { "Decided" }
+            @if decided.is_empty() { p { "No decision yet." } } @else { (table(&decided)) }
+        }
+    };
+    Ok(page("Recommendations", &who, main))
+}
+
+/// The dose-response chart of the recommendation's SLI and KPI from its analysis.
+/// One arm's numbers under the chart: name, SLI mean, KPI mean and its 95% CI.
+type ArmRow = (String, f64, f64, f64, f64);
+
+fn dose_chart(r: &Recommendation, a: &Analysis) -> Option<(String, Vec<ArmRow>)> {
+    let kpi = &r.slo.kpi;
+    let dr = a.dose_response.iter().find(|d| &d.kpi == kpi)?;
+    let mut rows = Vec::new();
+    let arms: Vec<ArmPoint> = dr
+        .points
+        .iter()
+        .map(|p| {
+            let ci = a
+                .variants
+                .iter()
+                .find(|v| v.variant == p.variant)
+                .and_then(|v| v.metrics.iter().find(|m| &m.metric == kpi))
+                .and_then(|m| m.ci.clone());
+            let (lo, hi) = ci.map_or((p.kpi_mean, p.kpi_mean), |c| (c.low, c.high));
+            rows.push((p.variant.clone(), p.sli_mean, p.kpi_mean, lo, hi));
+            ArmPoint {
+                x: p.sli_mean,
+                y: p.kpi_mean,
+                y_low: lo,
+                y_high: hi,
+            }
+        })
+        .collect();
+    let control = a
+        .variants
+        .iter()
+        .find(|v| v.control)
+        .and_then(|v| dr.points.iter().find(|p| p.variant == v.variant))?;
+    let causal = a.causal_effects.iter().find(|c| &c.kpi == kpi);
+    let line = causal.map(|c| FitLine {
+        anchor: (control.sli_mean, control.kpi_mean),
+        slope: c.slope.estimate,
+        ci: (c.slope.ci_low, c.slope.ci_high),
+    });
+    let knee = a
+        .threshold
+        .iter()
+        .find(|t| &t.kpi == kpi)
+        .and_then(|t| t.breakpoint.as_ref())
+        .map(|b| (b.estimate, b.ci_low, b.ci_high));
+    let plot = DosePlot {
+        title: format!(
+            "{kpi} by arm against mean {} ({}), with the causal slope and the tolerated degradation",
+            r.slo.sli, r.slo.unit
+        ),
+        x_label: format!("mean {} per unit ({})", r.slo.sli, r.slo.unit),
+        y_label: format!("{kpi} (mean per unit)"),
+        arms,
+        line,
+        knee,
+        threshold: Some(control.sli_mean + r.derivation.degradation),
+    };
+    dose_response(&plot, "dose").ok().map(|s| (s, rows))
+}
+
+fn history_list(events: &[HistoryEvent]) -> Markup {
+    html! {
+        ol.timeline {
+            @for e in events {
+                li {
+                    time datetime=(e.at.to_rfc3339()) { (e.at.format("%Y-%m-%d %H:%M UTC")) }
+                    " — " strong { (e.action.as_str()) } " by " (e.actor)
+                    @if let Some(c) = &e.comment { blockquote { (c) } }
+                }
+            }
+        }
+    }
+}
+
+fn cost_section(r: &Recommendation) -> Markup {
+    let b = &r.error_budget;
+    html! {
+        section aria-labelledby="cost" {
+            h2 #cost { "What this SLO costs" }
+            p {
+                "The error budget is " (num(b.fraction * 100.0, 3)) "% of the "
+                @if let Some(w) = b.total_windows { (w) " windows" } @else { "requests" }
+                " in " (r.slo.window_days) " days"
+                @if let Some(n) = b.allowed_bad_windows { " (" (n) " bad windows allowed)" }
+                ". Spending all of it with the SLI at the threshold costs about "
+                (num(b.expected_relative_kpi_loss * 100.0, 2)) "% of " (r.slo.kpi)
+                @if let Some(u) = b.expected_kpi_units_lost { " (" (num(u, 3)) " units)" }
+                "."
+            }
+            p.headline {
+                "Value at risk: " strong { (value_at_risk(r)) }
+            }
+            p { "The SLI may degrade by " (num(r.derivation.degradation, 3)) " " (r.slo.unit)
+                " before " (r.slo.kpi) " loses the tolerated "
+                (num(r.derivation.max_relative_kpi_loss * 100.0, 3)) "%." }
+        }
+    }
+}
+
+fn replay_section(r: &Recommendation) -> Markup {
+    html! {
+        section aria-labelledby="replay" {
+            h2 #replay { "Replayed on production" }
+            @if let Some(p) = &r.replay {
+                p.headline { (p.summary) }
+                @if let Some(t) = p.budget_exhausted_at {
+                    p { "The budget would have run out on " (t.format("%Y-%m-%d %H:%M UTC")) "." }
+                }
+                p { "Pages: " (p.pages) ", tickets: " (p.tickets) "." }
+                table {
+                    caption { "Attainment per week" }
+                    thead { tr { th scope="col" { "Week from" } th scope="col" { "Attainment" } th scope="col" { "Met" } } }
+                    tbody {
+                        @for w in &p.weeks {
+                            tr {
+                                td { (w.from.format("%Y-%m-%d")) }
+                                td { @if let Some(a) = w.attainment { (num(a * 100.0, 4)) "%" } @else { "no data" } }
+                                td { @match w.met { Some(true) => "yes", Some(false) => "no", None => "–" } }
+                            }
+                        }
+                    }
+                }
+            } @else {
+                p { "The SLI has no production series yet: nothing to replay." }
+            }
+        }
+    }
+}
+
+/// A recommendation's review page.
+pub async fn detail(
+    who: PageCaller,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let id = id.into_inner();
+    let (r, history, analysis) = state
+        .run(move |db| {
+            let r = service::recommendation(db, id)?;
+            let history = service::history(db, id)?;
+            let stored = crate::analysis::service::get(db, r.evidence.analysis_id)?;
+            let analysis: Option<Analysis> = serde_json::from_str(&stored.result).ok();
+            Ok((r, history, analysis))
+        })
+        .await?;
+    let chart = analysis.as_ref().and_then(|a| dose_chart(&r, a));
+    let may_decide = Access::Review.roles().contains(&who.caller.role)
+        && r.status == RecommendationStatus::Proposed;
+    let e = &r.evidence;
+    let main = html! {
+        p { a href="/ui/recommendations" { "← Recommendations" } }
+        h1 { (r.slo.statement) }
+        p { (status_badge(r.status)) " " (verdict_badge(e.validated)) " proposed by " (r.created_by) " " (age(r.created_at))
+            @if let Some(s) = r.slo_id { " · published as " a href={ "/ui/slos#slo-" (s) } { "SLO " (s) } } }
+        section aria-labelledby="proof" {
+            h2 #proof { "What the experiment proved" }
+            p { (e.summary) }
+            @if let Some((svg_doc, rows)) = &chart {
+                figure.chart-card {
+                    (svg(svg_doc))
+                    figcaption { "Each point is an arm (95% CI of " (r.slo.kpi) "); the blue line is the causal (2SLS) slope with its CI band; the red line is where the tolerated degradation lies (the threshold " (num(r.slo.threshold, 4)) " " (r.slo.unit) " applies to production's per-window percentile)." }
+                }
+                details {
+                    summary { "The chart's numbers" }
+                    table {
+                        thead { tr { th scope="col" { "Arm" } th scope="col" { "Mean " (r.slo.sli) } th scope="col" { (r.slo.kpi) } th scope="col" { "95% CI" } } }
+                        tbody { @for (arm, x, y, lo, hi) in rows { tr { td { (arm) } td { (num(*x, 4)) } td { (num(*y, 4)) } td { (num(*lo, 4)) " – " (num(*hi, 4)) } } } }
+                    }
+                }
+            } @else {
+                p { "The analysis has no dose-response data for this KPI." }
+            }
+        }
+        (cost_section(&r))
+        (replay_section(&r))
+        section aria-labelledby="evidence" {
+            h2 #evidence { "Evidence" }
+            dl {
+                dt { "Experiment" } dd { (e.experiment) }
+                dt { "Analysis" } dd { a href={ "/api/v1/analyses/" (e.analysis_id) } { "#" (e.analysis_id) " (JSON)" } }
+                dt { "Seed" } dd { (e.seed) }
+                dt { "Fingerprint" } dd { code { (e.fingerprint) } }
+                dt { "Relative change per 100 " (r.slo.unit) } dd { (num(e.relative_per_100.estimate * 100.0, 3)) "% (95% CI " (num(e.relative_per_100.ci_low * 100.0, 3)) "% to " (num(e.relative_per_100.ci_high * 100.0, 3)) "%)" }
+            }
+            @if !r.derivation.notes.is_empty() {
+                h3 { "Notes" }
+                ul { @for n in &r.derivation.notes { li { (n) } } }
+            }
+        }
+        @if may_decide {
+            section aria-labelledby="decide" {
+                h2 #decide { "Decision" }
+                form method="post" action={ "/ui/recommendations/" (r.id) "/decision" } {
+                    input type="hidden" name="csrf" value=(who.csrf);
+                    label for="comment" { "Comment (recorded in the history)" }
+                    textarea #comment name="comment" rows="3" maxlength="2000" {}
+                    @if r.derivation.loose_evidence {
+                        label { input type="checkbox" name="acknowledge_loose_evidence" value="true"; " I approve despite loose evidence (alpha above 0.05 or no multiple-testing correction)" }
+                    }
+                    div.actions {
+                        button type="submit" name="decision" value="approve" { "Approve and publish" }
+                        button.secondary type="submit" name="decision" value="reject" { "Reject" }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="history" {
+            h2 #history { "History" }
+            (history_list(&history))
+        }
+    };
+    Ok(page(&format!("Recommendation {id}"), &who, main))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DecisionForm {
+    csrf: String,
+    decision: Decision,
+    #[serde(default)]
+    comment: Option<String>,
+    #[serde(default)]
+    acknowledge_loose_evidence: Option<String>,
+}
+
+/// Approves or rejects from the review page, then shows it again.
+pub async fn decide(
+    who: PageCaller,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    form: web::Form<DecisionForm>,
+) -> Result<HttpResponse, PageError> {
+    who.check_csrf(&form.csrf)?;
+    who.caller.require(&DECIDE_RECOMMENDATION)?;
+    let f = form.into_inner();
+    let comment = decision_comment(f.comment)?;
+    let ack = f.acknowledge_loose_evidence.as_deref() == Some("true");
+    let id = id.into_inner();
+    let actor = who.caller.name.clone();
+    state
+        .run(move |db| service::decide(db, id, f.decision, ack, &actor, comment.as_deref()))
+        .await
+        .map_err(|e: AppError| PageError(e))?;
+    Ok(see_other(&format!("/ui/recommendations/{id}")))
+}

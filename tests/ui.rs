@@ -1,0 +1,290 @@
+//! The web pages over HTTP, as a browser uses them: sign in with a token (session cookie
+//! flags, login CSRF), the inbox, a recommendation's page with its dose-response chart,
+//! approval with a comment through the form (CSRF checked), the published SLO in the list;
+//! a viewer sees no decision form and a decision forged with a viewer's cookie is refused.
+//! The same flow runs in headless Chromium in scripts/ui (playwright, axe-core).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{apps, TestApp};
+use serde_json::json;
+
+/// A browser's view of one response.
+struct Page {
+    status: u16,
+    location: Option<String>,
+    set_cookies: Vec<String>,
+    html: String,
+}
+
+/// A minimal browser: keeps the cookies it is given, sends them back.
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookies: Vec<(String, String)>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Browser {
+            app,
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>) -> Page {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .disable_redirects()
+            .finish();
+        let m = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = client.request(m, format!("{}{path}", self.app.base));
+        if !self.cookies.is_empty() {
+            req = req.insert_header(("cookie", self.cookie_header()));
+        }
+        let mut r = match form {
+            Some(f) => req.send_form(&f.to_vec()).await,
+            None => req.send().await,
+        }
+        .expect("send");
+        let set_cookies: Vec<String> = r
+            .headers()
+            .get_all("set-cookie")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        for c in &set_cookies {
+            let pair = c.split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                self.cookies.push((k.to_owned(), v.to_owned()));
+            }
+        }
+        let location = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = r.body().limit(16 << 20).await.unwrap();
+        Page {
+            status: r.status().as_u16(),
+            location,
+            set_cookies,
+            html: String::from_utf8(body.to_vec()).unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        self.send("GET", path, None).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        self.send("POST", path, Some(form)).await
+    }
+
+    /// Signs in with `token` through the form; returns the sign-in response.
+    async fn sign_in(&mut self, token: &str) -> Page {
+        let form = self.get("/ui/sign-in").await;
+        assert_eq!(form.status, 200, "{}", form.html);
+        let csrf = hidden(&form.html, "csrf");
+        self.post("/ui/sign-in", &[("token", token), ("csrf", &csrf)])
+            .await
+    }
+}
+
+/// The value of the hidden input `name` in `html`.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+async fn token(app: &TestApp, name: &str, role: &str) -> String {
+    let r = app
+        .post_json("/api/v1/tokens", &json!({"name": name, "role": role}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["token"].as_str().unwrap().to_owned()
+}
+
+#[actix_web::test]
+async fn a_reviewer_approves_in_the_pages_and_a_viewer_cannot() {
+    for app in apps().await {
+        let b = app.backend;
+        let id = app.analysed("exp_ui_1", vec![0.0, 100.0, 200.0]).await;
+        let rec = app
+            .post_json(
+                &format!("/api/v1/analyses/{id}/recommendations"),
+                &json!({"max_relative_kpi_loss": 0.1, "value_per_kpi_unit": 50.0, "units_per_day": 100000.0}),
+            )
+            .await;
+        assert_eq!(rec.status, 201, "{b}: {}", rec.text);
+        let rid = rec.body["id"].as_i64().unwrap();
+        // As HTML writes it (`<` escaped).
+        let statement = rec.body["slo"]["statement"]
+            .as_str()
+            .unwrap()
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        let reviewer = token(&app, "Renée Ødegård", "reviewer").await;
+        let viewer = token(&app, "viewer-1", "viewer").await;
+
+        // Without a session every page leads to the sign-in form.
+        let mut anonymous = Browser::new(&app);
+        let r = anonymous.get("/ui/recommendations").await;
+        assert_eq!(r.status, 303, "{b}");
+        assert_eq!(r.location.as_deref(), Some("/ui/sign-in"));
+        // A sign-in form posted without this page's nonce (login CSRF) is refused.
+        let forged = anonymous
+            .post(
+                "/ui/sign-in",
+                &[("token", &reviewer), ("csrf", "sp_forged")],
+            )
+            .await;
+        assert_eq!(forged.status, 403, "{b}: {}", forged.html);
+        // A wrong token is told so, with no session.
+        let wrong = Browser::new(&app).sign_in("sp_not_a_token").await;
+        assert_eq!(wrong.status, 401, "{b}");
+        assert!(wrong.html.contains("unknown or revoked"), "{}", wrong.html);
+
+        let mut rb = Browser::new(&app);
+        let signed = rb.sign_in(&reviewer).await;
+        assert_eq!(signed.status, 303, "{b}: {}", signed.html);
+        let session = signed
+            .set_cookies
+            .iter()
+            .find(|c| c.starts_with("sloproof_session="))
+            .expect("a session cookie");
+        for flag in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age=43200"] {
+            assert!(session.contains(flag), "{b}: {session} lacks {flag}");
+        }
+        assert!(!session.contains("Secure"), "plain http: {session}");
+        assert!(!session.contains(&reviewer), "the token is not the cookie");
+
+        // The inbox lists the proposal first, with its statement, KPI and value at risk.
+        let inbox = rb.get("/ui/recommendations").await;
+        assert_eq!(inbox.status, 200, "{b}");
+        let waiting = inbox
+            .html
+            .find("Waiting for review (1)")
+            .expect("one waits");
+        let row = inbox
+            .html
+            .find(&statement)
+            .expect("the statement is listed");
+        assert!(row > waiting, "{b}");
+        assert!(inbox.html.contains("per 28 days"), "{}", inbox.html);
+        assert!(inbox.html.contains("Renée Ødegård"), "the caller is shown");
+
+        // The review page draws one point per arm and offers the decision.
+        let page = rb.get(&format!("/ui/recommendations/{rid}")).await;
+        assert_eq!(page.status, 200, "{b}");
+        let svg_at = page.html.find("<svg role=\"img\"").expect("a chart");
+        let svg_end = page.html[svg_at..].find("</svg>").unwrap() + svg_at;
+        assert_eq!(
+            page.html[svg_at..svg_end].matches("<circle").count(),
+            3,
+            "{b}"
+        );
+        assert!(page.html.contains("What this SLO costs"), "{b}");
+        assert!(page.html.contains("Approve and publish"), "{b}");
+        let csrf = hidden(&page.html, "csrf");
+
+        // A decision without the session's CSRF token is refused, and nothing changes.
+        let url = format!("/ui/recommendations/{rid}/decision");
+        let no_csrf = rb
+            .post(&url, &[("decision", "approve"), ("csrf", "sp_wrong")])
+            .await;
+        assert_eq!(no_csrf.status, 403, "{b}");
+        let still = app.get(&format!("/api/v1/recommendations/{rid}")).await;
+        assert_eq!(still.body["status"], "proposed", "{b}");
+
+        // A viewer sees the page without the form; a decision forged with the viewer's own
+        // session and CSRF token is refused by role.
+        let mut vb = Browser::new(&app);
+        assert_eq!(vb.sign_in(&viewer).await.status, 303);
+        let vpage = vb.get(&format!("/ui/recommendations/{rid}")).await;
+        assert_eq!(vpage.status, 200, "{b}");
+        assert!(!vpage.html.contains("Approve and publish"), "{b}");
+        let vcsrf = hidden(&vpage.html, "csrf"); // the sign-out form's
+        let forged = vb
+            .post(&url, &[("decision", "approve"), ("csrf", &vcsrf)])
+            .await;
+        assert_eq!(forged.status, 403, "{b}: {}", forged.html);
+        assert!(
+            forged.html.contains("role &#39;viewer&#39;") || forged.html.contains("role 'viewer'"),
+            "{}",
+            forged.html
+        );
+
+        // The reviewer approves with a comment; the history and the SLO list show it.
+        let approved = rb
+            .post(
+                &url,
+                &[
+                    ("decision", "approve"),
+                    ("csrf", &csrf),
+                    ("comment", "Looks right — ship it"),
+                ],
+            )
+            .await;
+        assert_eq!(approved.status, 303, "{b}: {}", approved.html);
+        let after = app.get(&format!("/api/v1/recommendations/{rid}")).await;
+        assert_eq!(after.body["status"], "approved", "{b}");
+        let sid = after.body["slo_id"].as_i64().unwrap();
+        let page = rb.get(&format!("/ui/recommendations/{rid}")).await;
+        assert!(page.html.contains("Looks right — ship it"), "{b}");
+        assert!(page.html.contains("Renée Ødegård"), "{b}");
+        assert!(!page.html.contains("Approve and publish"), "decided: {b}");
+        let slos = rb.get("/ui/slos").await;
+        assert_eq!(slos.status, 200, "{b}");
+        assert!(slos.html.contains(&format!("id=\"slo-{sid}\"")), "{b}");
+        assert!(slos
+            .html
+            .contains(&format!("/api/v1/slos/{sid}/prometheus-rules")));
+
+        // Signing out ends the session: the old cookie no longer opens a page.
+        let old = rb.cookies.clone();
+        let out = rb.post("/ui/sign-out", &[("csrf", &csrf)]).await;
+        assert_eq!(out.status, 303, "{b}");
+        let mut replay = Browser::new(&app);
+        replay.cookies = old;
+        assert_eq!(replay.get("/ui/recommendations").await.status, 303, "{b}");
+        // Revoking a token ends its sessions too.
+        let tokens = app.get("/api/v1/tokens?limit=500").await.body;
+        let vid = tokens["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "viewer-1")
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(
+            app.call(
+                "DELETE",
+                &format!("/api/v1/tokens/{vid}"),
+                Some(common::ADMIN_TOKEN),
+                None
+            )
+            .await
+            .status,
+            200
+        );
+        assert_eq!(vb.get("/ui/recommendations").await.status, 303, "{b}");
+    }
+}

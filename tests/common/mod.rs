@@ -80,7 +80,11 @@ async fn spawn(
     let server = sloproof::server::build_server(state, listener, Some(1)).unwrap();
     let handle = server.handle();
     actix_web::rt::spawn(server);
+    // Pooled connections are dropped after 2 s idle, before the server's 5 s keep-alive closes
+    // them: a test that computes for a while between requests (slow on a loaded CI machine)
+    // would otherwise write its next request into a closed connection (broken pipe).
     let client = awc::Client::builder()
+        .connector(awc::Connector::new().conn_keep_alive(Duration::from_secs(2)))
         .timeout(Duration::from_secs(600))
         .bearer_auth(ADMIN_TOKEN)
         .finish();

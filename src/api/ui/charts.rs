@@ -58,9 +58,10 @@ fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-/// The dose-response chart as an SVG document: arm points with CI bars, the 2SLS line and
-/// its CI band, the knee's interval and the proposed threshold as a vertical line.
-pub fn dose_response(p: &DosePlot, id: &str) -> Result<String, String> {
+/// The chart's x and y ranges: the arms, the knee and the threshold on x; the arms' CIs and
+/// the line with its band over the whole x range on y (plotters clamps points outside the
+/// plotting area to its edge, which would bend the line).
+fn ranges(p: &DosePlot) -> ((f64, f64), (f64, f64)) {
     let (x0, x1) = span(
         p.arms
             .iter()
@@ -68,7 +69,25 @@ pub fn dose_response(p: &DosePlot, id: &str) -> Result<String, String> {
             .chain(p.threshold)
             .chain(p.knee.iter().flat_map(|k| [k.1, k.2])),
     );
-    let (y0, y1) = span(p.arms.iter().flat_map(|a| [a.y_low, a.y_high]));
+    let line_ends = p.line.iter().flat_map(|l| {
+        let at = move |b: f64, x: f64| l.anchor.1 + b * (x - l.anchor.0);
+        [l.slope, l.ci.0, l.ci.1]
+            .into_iter()
+            .flat_map(move |b| [at(b, x0), at(b, x1)])
+    });
+    let y = span(
+        p.arms
+            .iter()
+            .flat_map(|a| [a.y_low, a.y_high])
+            .chain(line_ends),
+    );
+    ((x0, x1), y)
+}
+
+/// The dose-response chart as an SVG document: arm points with CI bars, the 2SLS line and
+/// its CI band, the knee's interval and the proposed threshold as a vertical line.
+pub fn dose_response(p: &DosePlot, id: &str) -> Result<String, String> {
+    let ((x0, x1), (y0, y1)) = ranges(p);
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (720, 420)).into_drawing_area();
@@ -83,7 +102,8 @@ pub fn dose_response(p: &DosePlot, id: &str) -> Result<String, String> {
             .configure_mesh()
             .x_desc(p.x_label.as_str())
             .y_desc(p.y_label.as_str())
-            .light_line_style(RGBColor(235, 235, 235))
+            .light_line_style(WHITE)
+            .bold_line_style(RGBColor(225, 225, 225))
             .draw()
             .map_err(|e| e.to_string())?;
         let blue = RGBColor(31, 90, 166);

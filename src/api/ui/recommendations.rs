@@ -134,12 +134,13 @@ fn dose_chart(r: &Recommendation, a: &Analysis) -> Option<(String, Vec<ArmRow>)>
         slope: c.slope.estimate,
         ci: (c.slope.ci_low, c.slope.ci_high),
     });
-    let knee = a
-        .threshold
-        .iter()
-        .find(|t| &t.kpi == kpi)
-        .and_then(|t| t.breakpoint.as_ref())
-        .map(|b| (b.estimate, b.ci_low, b.ci_high));
+    // The knee is drawn when the recommendation used it (a causal one); an observational
+    // knee stays in the notes.
+    let knee = r
+        .derivation
+        .knee
+        .as_ref()
+        .map(|k| (k.estimate, k.ci_low, k.ci_high));
     let plot = DosePlot {
         title: format!(
             "{kpi} by arm against mean {} ({}), with the causal slope and the tolerated degradation",

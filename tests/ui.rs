@@ -18,6 +18,7 @@ struct Page {
     status: u16,
     location: Option<String>,
     set_cookies: Vec<String>,
+    frame_options: Option<String>,
     html: String,
 }
 
@@ -75,11 +76,16 @@ impl<'a> Browser<'a> {
             .headers()
             .get("location")
             .map(|v| v.to_str().unwrap().to_owned());
+        let frame_options = r
+            .headers()
+            .get("x-frame-options")
+            .map(|v| v.to_str().unwrap().to_owned());
         let body = r.body().limit(16 << 20).await.unwrap();
         Page {
             status: r.status().as_u16(),
             location,
             set_cookies,
+            frame_options,
             html: String::from_utf8(body.to_vec()).unwrap(),
         }
     }
@@ -147,7 +153,27 @@ async fn a_reviewer_approves_in_the_pages_and_a_viewer_cannot() {
         let mut anonymous = Browser::new(&app);
         let r = anonymous.get("/ui/recommendations").await;
         assert_eq!(r.status, 303, "{b}");
-        assert_eq!(r.location.as_deref(), Some("/ui/sign-in"));
+        assert_eq!(
+            r.location.as_deref(),
+            Some("/ui/sign-in?next=%2Fui%2Frecommendations")
+        );
+        // A link to a page opens that page once signed in; other sites are not a destination.
+        let mut linked = Browser::new(&app);
+        let r = linked.get(&format!("/ui/recommendations/{rid}")).await;
+        let next = format!("/ui/recommendations/{rid}");
+        let form = linked.get(r.location.as_deref().unwrap()).await;
+        assert_eq!(hidden(&form.html, "next"), next, "{b}");
+        let csrf = hidden(&form.html, "csrf");
+        let signed = linked
+            .post(
+                "/ui/sign-in",
+                &[("token", &reviewer), ("csrf", &csrf), ("next", &next)],
+            )
+            .await;
+        assert_eq!(signed.location.as_deref(), Some(next.as_str()), "{b}");
+        let form = linked.get("/ui/sign-in?next=//evil.example/ui/").await;
+        assert!(!form.html.contains("evil.example"), "{b}");
+        assert_eq!(form.frame_options.as_deref(), Some("DENY"), "{b}");
         // A sign-in form posted without this page's nonce (login CSRF) is refused.
         let forged = anonymous
             .post(
@@ -178,10 +204,7 @@ async fn a_reviewer_approves_in_the_pages_and_a_viewer_cannot() {
         // The inbox lists the proposal first, with its statement, KPI and value at risk.
         let inbox = rb.get("/ui/recommendations").await;
         assert_eq!(inbox.status, 200, "{b}");
-        let waiting = inbox
-            .html
-            .find("Waiting for review (1)")
-            .expect("one waits");
+        let waiting = inbox.html.find("Waiting for review").expect("one waits");
         let row = inbox
             .html
             .find(&statement)
@@ -203,9 +226,25 @@ async fn a_reviewer_approves_in_the_pages_and_a_viewer_cannot() {
         assert!(page.html.contains("What this SLO costs"), "{b}");
         assert!(page.html.contains("Approve and publish"), "{b}");
         let csrf = hidden(&page.html, "csrf");
+        assert_eq!(page.frame_options.as_deref(), Some("DENY"), "{b}");
+
+        // A comment that would reorder its history line (a bidirectional override) is refused
+        // with a page naming the field.
+        let url = format!("/ui/recommendations/{rid}/decision");
+        let bidi = rb
+            .post(
+                &url,
+                &[
+                    ("decision", "approve"),
+                    ("csrf", &csrf),
+                    ("comment", "ok \u{202e}evil"),
+                ],
+            )
+            .await;
+        assert_eq!(bidi.status, 422, "{b}: {}", bidi.html);
+        assert!(bidi.html.contains("bidirectional"), "{}", bidi.html);
 
         // A decision without the session's CSRF token is refused, and nothing changes.
-        let url = format!("/ui/recommendations/{rid}/decision");
         let no_csrf = rb
             .post(&url, &[("decision", "approve"), ("csrf", "sp_wrong")])
             .await;
@@ -256,6 +295,12 @@ async fn a_reviewer_approves_in_the_pages_and_a_viewer_cannot() {
         assert!(slos
             .html
             .contains(&format!("/api/v1/slos/{sid}/prometheus-rules")));
+        // The SLO's page draws the budget burn-down and the burn rate.
+        let detail = rb.get(&format!("/ui/slos/{sid}")).await;
+        assert_eq!(detail.status, 200, "{b}: {}", detail.html);
+        assert_eq!(detail.html.matches("<svg role=\"img\"").count(), 2, "{b}");
+        assert!(detail.html.contains("Budget burn-down"), "{b}");
+        assert_eq!(rb.get("/ui/slos/999999").await.status, 404, "{b}");
 
         // Signing out ends the session: the old cookie no longer opens a page.
         let old = rb.cookies.clone();

@@ -180,13 +180,28 @@ pub async fn decide_recommendation(
     Ok(web::Json(rec))
 }
 
-/// A decision's comment: trimmed, empty as none, at most 2,000 characters.
+/// A decision's comment: trimmed, empty as none, at most 2,000 characters, without control
+/// characters (but line breaks and tabs) or bidirectional overrides.
 pub(crate) fn decision_comment(raw: Option<String>) -> Result<Option<String>, AppError> {
     let comment = raw.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
-    if comment.as_ref().is_some_and(|c| c.chars().count() > 2000) {
+    let problem = comment.as_ref().and_then(|c| {
+        if c.chars().count() > 2000 {
+            Some("must be at most 2000 characters")
+        } else if c.chars().any(|ch| {
+            (ch.is_control() && ch != '\n' && ch != '\r' && ch != '\t')
+                || ('\u{202a}'..='\u{202e}').contains(&ch)
+                || ('\u{2066}'..='\u{2069}').contains(&ch)
+        }) {
+            // Bidirectional overrides would let a comment reorder how its history line reads.
+            Some("must not contain control characters or bidirectional overrides")
+        } else {
+            None
+        }
+    });
+    if let Some(m) = problem {
         return Err(AppError::invalid(
-            "invalid decision",
-            vec![Issue::field("comment", "must be at most 2000 characters")],
+            "invalid decision: the comment is not accepted",
+            vec![Issue::field("comment", m)],
         ));
     }
     Ok(comment)

@@ -219,6 +219,14 @@ pub fn recommendations(
         .collect()
 }
 
+/// Recommendations no longer proposed, in creation order, one page (`limit + 1` items).
+pub fn decided_recommendations(db: &Db, page: Page) -> AppResult<Vec<Recommendation>> {
+    store::list_decided(&mut *db.conn()?, page)?
+        .iter()
+        .map(to_recommendation)
+        .collect()
+}
+
 /// Approves or rejects a proposed recommendation; approval publishes its SLO. Approving one
 /// derived from loose evidence (alpha above 0.05 or no multiple-testing correction) needs
 /// `acknowledge_loose_evidence`.

@@ -166,9 +166,25 @@ pub fn list(
     status: Option<RecommendationStatus>,
     page: Page,
 ) -> AppResult<Vec<StoredRecommendation>> {
+    list_where(conn, status, false, page)
+}
+
+/// A page of the recommendations no longer proposed (decided or superseded), oldest first.
+pub fn list_decided(conn: &mut DbConnection, page: Page) -> AppResult<Vec<StoredRecommendation>> {
+    list_where(conn, Some(RecommendationStatus::Proposed), true, page)
+}
+
+fn list_where(
+    conn: &mut DbConnection,
+    status: Option<RecommendationStatus>,
+    except: bool,
+    page: Page,
+) -> AppResult<Vec<StoredRecommendation>> {
     let mut q = rec::table.filter(rec::id.gt(page.after_id)).into_boxed();
-    if let Some(s) = status {
-        q = q.filter(rec::status.eq(s.as_str()));
+    match (status, except) {
+        (Some(s), false) => q = q.filter(rec::status.eq(s.as_str())),
+        (Some(s), true) => q = q.filter(rec::status.ne(s.as_str())),
+        (None, _) => {}
     }
     let rows = q
         .order(rec::id)

@@ -177,6 +177,78 @@ pub fn dose_response(p: &DosePlot, id: &str) -> Result<String, String> {
     Ok(with_title(&out, id, &p.title))
 }
 
+/// A series over time: `points` are (Unix seconds, value or none), drawn as a line broken
+/// where values are missing, with an optional horizontal reference line.
+pub struct TimePlot {
+    pub title: String,
+    pub y_label: String,
+    pub points: Vec<(i64, Option<f64>)>,
+    pub reference: Option<f64>,
+    /// The y range always includes these values (e.g. 0 and 1 for a budget).
+    pub y_floor: (f64, f64),
+}
+
+/// The time-series chart as an SVG document; x is days since the first point.
+pub fn time_series(p: &TimePlot, id: &str) -> Result<String, String> {
+    let t0 = p.points.first().map_or(0, |q| q.0);
+    let day = |t: i64| (t - t0) as f64 / 86_400.0;
+    let (x0, x1) = (0.0, p.points.last().map_or(1.0, |q| day(q.0)).max(1e-9));
+    let values = p.points.iter().filter_map(|q| q.1);
+    let lo = values.clone().fold(p.y_floor.0, f64::min);
+    let hi = values
+        .fold(p.y_floor.1, f64::max)
+        .max(p.reference.unwrap_or(f64::MIN));
+    let pad = (hi - lo).abs().max(1e-9) * 0.05;
+    let (y0, y1) = (lo - pad, hi + pad);
+    let from = chrono::DateTime::from_timestamp(t0, 0)
+        .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (720, 300)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("days since {from}"))
+            .y_desc(p.y_label.as_str())
+            .light_line_style(WHITE)
+            .bold_line_style(RGBColor(225, 225, 225))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        if let Some(r) = p.reference {
+            chart
+                .draw_series(LineSeries::new(
+                    [(x0, r), (x1, r)],
+                    RGBColor(190, 30, 45).stroke_width(1),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+        let blue = RGBColor(31, 90, 166);
+        let mut segment: Vec<(f64, f64)> = Vec::new();
+        let mut segments = Vec::new();
+        for (t, v) in &p.points {
+            match v {
+                Some(v) => segment.push((day(*t), *v)),
+                None if !segment.is_empty() => segments.push(std::mem::take(&mut segment)),
+                None => {}
+            }
+        }
+        segments.push(segment);
+        for s in segments.into_iter().filter(|s| !s.is_empty()) {
+            chart
+                .draw_series(LineSeries::new(s, blue.stroke_width(2)))
+                .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(with_title(&out, id, &p.title))
+}
+
 /// Marks an SVG document as an image titled `title` (for screen readers and tooltips).
 fn with_title(svg: &str, id: &str, title: &str) -> String {
     let Some(open_end) = svg.find('>') else {

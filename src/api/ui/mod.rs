@@ -32,22 +32,28 @@ pub const SESSION_COOKIE: &str = "sloproof_session";
 
 /// Registers the pages.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::redirect("/ui", "/ui/"))
-        .route("/ui/", web::get().to(home))
-        .route("/ui/style.css", web::get().to(style))
-        .route("/ui/sign-in", web::get().to(sign_in::form))
-        .route("/ui/sign-in", web::post().to(sign_in::submit))
-        .route("/ui/sign-out", web::post().to(sign_in::sign_out))
-        .route("/ui/recommendations", web::get().to(recommendations::inbox))
-        .route(
-            "/ui/recommendations/{id}",
-            web::get().to(recommendations::detail),
-        )
-        .route(
-            "/ui/recommendations/{id}/decision",
-            web::post().to(recommendations::decide),
-        )
-        .route("/ui/slos", web::get().to(slos::list));
+    cfg.app_data(
+        web::FormConfig::default()
+            .limit(64 << 10)
+            .error_handler(form_error),
+    )
+    .service(web::redirect("/ui", "/ui/"))
+    .route("/ui/", web::get().to(home))
+    .route("/ui/style.css", web::get().to(style))
+    .route("/ui/sign-in", web::get().to(sign_in::form))
+    .route("/ui/sign-in", web::post().to(sign_in::submit))
+    .route("/ui/sign-out", web::post().to(sign_in::sign_out))
+    .route("/ui/recommendations", web::get().to(recommendations::inbox))
+    .route(
+        "/ui/recommendations/{id}",
+        web::get().to(recommendations::detail),
+    )
+    .route(
+        "/ui/recommendations/{id}/decision",
+        web::post().to(recommendations::decide),
+    )
+    .route("/ui/slos", web::get().to(slos::list))
+    .route("/ui/slos/{id}", web::get().to(slos::detail));
 }
 
 async fn home() -> HttpResponse {
@@ -120,11 +126,22 @@ impl FromRequest for PageCaller {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let id = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        // After signing in, the page asked for (a GET) opens.
+        let back = (req.method() == actix_web::http::Method::GET)
+            .then(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()))
+            .flatten()
+            .filter(|p| sign_in::local(p))
+            .map_or_else(String::new, |p| {
+                format!(
+                    "?next={}",
+                    url::form_urlencoded::byte_serialize(p.as_bytes()).collect::<String>()
+                )
+            });
         Box::pin(async move {
             let sign_in = || {
                 actix_web::error::InternalError::from_response(
                     "sign in first",
-                    see_other("/ui/sign-in"),
+                    see_other(&format!("/ui/sign-in{back}")),
                 )
                 .into()
             };
@@ -182,12 +199,15 @@ impl ResponseError for PageError {
             html! {
                 h1 { (title) }
                 p role="alert" { (self.0.to_string()) }
-                p { a href="/ui/recommendations" { "Back to the recommendations" } }
+                @if let AppError::Invalid { issues, .. } = &self.0 {
+                    ul { @for i in issues { li { @if let Some(f) = &i.field { code { (f) } ": " } (i.message) } } }
+                }
+                p { "Go back to correct it, or " a href="/ui/recommendations" { "return to the recommendations" } "." }
             },
         );
-        HttpResponse::build(status)
-            .content_type(ContentType::html())
-            .body(body.into_string())
+        let mut r = HttpResponse::build(status);
+        protect(&mut r);
+        r.content_type(ContentType::html()).body(body.into_string())
     }
 }
 
@@ -225,12 +245,37 @@ fn layout(title: &str, who: Option<&PageCaller>, main: Markup) -> Markup {
     }
 }
 
+/// Headers of every page: not cached, not framed by other sites, no content sniffing, and
+/// nothing loaded from elsewhere (every asset is the service's own).
+fn protect(r: &mut actix_web::HttpResponseBuilder) {
+    r.insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "same-origin"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+             script-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ));
+}
+
 /// A rendered page.
 fn page(title: &str, who: &PageCaller, main: Markup) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(ContentType::html())
-        .insert_header((header::CACHE_CONTROL, "no-store"))
+    let mut r = HttpResponse::Ok();
+    protect(&mut r);
+    r.content_type(ContentType::html())
         .body(layout(title, Some(who), main).into_string())
+}
+
+/// The form parser's errors (a missing field, a body too large) as pages.
+fn form_error(e: actix_web::error::UrlencodedError, _: &HttpRequest) -> actix_web::Error {
+    let message = match &e {
+        actix_web::error::UrlencodedError::Overflow { .. } => {
+            "the form is larger than 64 KiB".to_owned()
+        }
+        other => format!("the form cannot be read: {other}"),
+    };
+    PageError(AppError::BadRequest(message)).into()
 }
 
 /// A number with `digits` significant digits, without trailing zeros.

@@ -16,8 +16,8 @@ use crate::error::AppError;
 use crate::slo::model::{HistoryEvent, Recommendation};
 use crate::slo::service;
 
-/// Most recommendations the inbox lists per status.
-const INBOX_ROWS: i64 = 200;
+/// Recommendations per page of each section of the inbox.
+const INBOX_ROWS: i64 = 100;
 
 fn verdict_badge(validated: bool) -> Markup {
     html! {
@@ -29,48 +29,69 @@ fn status_badge(s: RecommendationStatus) -> Markup {
     html! { span class={ "badge status-" (s.as_str()) } { (s.as_str()) } }
 }
 
-/// Value at risk per period in words.
+/// Value at risk per period in words (in the currency of `value_per_kpi_unit`).
 fn value_at_risk(r: &Recommendation) -> String {
     match r.error_budget.value_at_risk {
-        Some(v) => format!("{} per {} days", money(v), r.slo.window_days),
+        Some(v) => format!(
+            "{} (currency units) per {} days",
+            money(v),
+            r.slo.window_days
+        ),
         None => "not priced".into(),
     }
 }
 
+/// Where each section of the inbox starts (ids to list after).
+#[derive(Debug, Deserialize)]
+pub struct InboxQuery {
+    #[serde(default)]
+    proposed_after: i64,
+    #[serde(default)]
+    decided_after: i64,
+}
+
 /// The inbox: proposed recommendations first (oldest first: they have waited longest), then
-/// the decided ones.
-pub async fn inbox(who: PageCaller, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
-    let page_of = Page {
-        after_id: 0,
-        limit: INBOX_ROWS,
-    };
-    let (proposed, all) = state
+/// the decided ones, each a page of [`INBOX_ROWS`] with a link to the next.
+pub async fn inbox(
+    who: PageCaller,
+    state: web::Data<AppState>,
+    q: web::Query<InboxQuery>,
+) -> Result<HttpResponse, PageError> {
+    let (pa, da) = (q.proposed_after.max(0), q.decided_after.max(0));
+    let (mut proposed, mut decided) = state
         .run(move |db| {
+            let page_at = |after_id| Page {
+                after_id,
+                limit: INBOX_ROWS,
+            };
             let proposed =
-                service::recommendations(db, Some(RecommendationStatus::Proposed), page_of)?;
-            let all = service::recommendations(db, None, page_of)?;
-            Ok((proposed, all))
+                service::recommendations(db, Some(RecommendationStatus::Proposed), page_at(pa))?;
+            let decided = service::decided_recommendations(db, page_at(da))?;
+            Ok((proposed, decided))
         })
         .await?;
-    let decided: Vec<&Recommendation> = all
-        .iter()
-        .filter(|r| r.status != RecommendationStatus::Proposed)
-        .collect();
-    let table = |rows: &[&Recommendation]| {
+    let more = |rows: &mut Vec<Recommendation>| {
+        let more = rows.len() as i64 > INBOX_ROWS;
+        rows.truncate(INBOX_ROWS as usize);
+        more.then(|| rows.last().map_or(0, |r| r.id))
+    };
+    let (next_p, next_d) = (more(&mut proposed), more(&mut decided));
+    let table = |rows: &[Recommendation]| {
         html! {
             table {
                 thead { tr {
                     th scope="col" { "SLO" } th scope="col" { "KPI" } th scope="col" { "Evidence" }
-                    th scope="col" { "Value at risk" } th scope="col" { "Proposed" } th scope="col" { "By" }
+                    th scope="col" { "Value at risk" } th scope="col" { "Tolerated loss" } th scope="col" { "Proposed" } th scope="col" { "By" }
                     th scope="col" { "Status" }
                 } }
                 tbody {
                     @for r in rows {
                         tr {
-                            td { a href={ "/ui/recommendations/" (r.id) } { (r.slo.statement) } }
+                            td { a href={ "/ui/recommendations/" (r.id) } { (r.slo.statement) } " (#" (r.id) ")" }
                             td { (r.slo.kpi) }
                             td { (verdict_badge(r.evidence.validated)) }
                             td { (value_at_risk(r)) }
+                            td { (num(r.derivation.max_relative_kpi_loss * 100.0, 3)) "%" }
                             td { time datetime=(r.created_at.to_rfc3339()) { (age(r.created_at)) } }
                             td { (r.created_by) }
                             td { (status_badge(r.status)) }
@@ -80,22 +101,22 @@ pub async fn inbox(who: PageCaller, state: web::Data<AppState>) -> Result<HttpRe
             }
         }
     };
-    let proposed: Vec<&Recommendation> = proposed.iter().collect();
     let main = html! {
         h1 { "Recommendations" }
         section aria-labelledby="proposed" {
-            h2 #proposed { "Waiting for review (" (proposed.len()) ")" }
+            h2 #proposed { "Waiting for review" }
             @if proposed.is_empty() { p { "Nothing waits for review." } } @else { (table(&proposed)) }
+            @if let Some(n) = next_p { p { a href={ "/ui/recommendations?proposed_after=" (n) "&decided_after=" (da) } { "More waiting for review →" } } }
         }
         section aria-labelledby="decided" {
             h2 #decided { "Decided" }
             @if decided.is_empty() { p { "No decision yet." } } @else { (table(&decided)) }
+            @if let Some(n) = next_d { p { a href={ "/ui/recommendations?proposed_after=" (pa) "&decided_after=" (n) } { "More decided →" } } }
         }
     };
     Ok(page("Recommendations", &who, main))
 }
 
-/// The dose-response chart of the recommendation's SLI and KPI from its analysis.
 /// One arm's numbers under the chart: name, SLI mean, KPI mean and its 95% CI.
 type ArmRow = (String, f64, f64, f64, f64);
 

@@ -9,16 +9,36 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use maud::html;
 use serde::Deserialize;
 
-use super::{cookie, layout, same_secret, see_other, PageCaller, PageError, SESSION_COOKIE};
+use super::{
+    cookie, layout, protect, same_secret, see_other, PageCaller, PageError, SESSION_COOKIE,
+};
 use crate::access::session::{self, SESSION_HOURS};
 use crate::api::AppState;
 use crate::error::AppError;
 
 const FORM_COOKIE: &str = "sloproof_sign_in";
 
+/// Whether `path` is a page of this service to return to after signing in (not another
+/// site: no `//host`, no backslashes).
+pub fn local(path: &str) -> bool {
+    path.starts_with("/ui/")
+        && !path.starts_with("/ui/sign-")
+        && !path.contains("//")
+        && !path.contains('\\')
+        && path.len() <= 512
+}
+
+/// Where to go after signing in.
+#[derive(Debug, Deserialize)]
+pub struct Next {
+    #[serde(default)]
+    next: Option<String>,
+}
+
 /// The sign-in form (with `error` above it after a refused token).
 fn form_page(
     req: &HttpRequest,
+    next: Option<&str>,
     error: Option<&str>,
     status: actix_web::http::StatusCode,
 ) -> HttpResponse {
@@ -35,26 +55,37 @@ fn form_page(
             }
             form method="post" action="/ui/sign-in" {
                 input type="hidden" name="csrf" value=(nonce);
+                @if let Some(n) = next.filter(|n| local(n)) {
+                    input type="hidden" name="next" value=(n);
+                }
                 label for="token" { "API token" }
                 input #token type="password" name="token" autocomplete="off" required;
                 button type="submit" { "Sign in" }
             }
         },
     );
-    HttpResponse::build(status)
-        .content_type(ContentType::html())
+    let mut r = HttpResponse::build(status);
+    protect(&mut r);
+    r.content_type(ContentType::html())
         .cookie(cookie(req, FORM_COOKIE, nonce, 1))
         .body(body.into_string())
 }
 
-pub async fn form(req: HttpRequest) -> HttpResponse {
-    form_page(&req, None, actix_web::http::StatusCode::OK)
+pub async fn form(req: HttpRequest, q: web::Query<Next>) -> HttpResponse {
+    form_page(
+        &req,
+        q.next.as_deref(),
+        None,
+        actix_web::http::StatusCode::OK,
+    )
 }
 
 #[derive(Debug, Deserialize)]
 pub struct SignIn {
     token: String,
     csrf: String,
+    #[serde(default)]
+    next: Option<String>,
 }
 
 pub async fn submit(
@@ -70,12 +101,23 @@ pub async fn submit(
         )));
     }
     let token = sent.token;
-    match state.run(move |db| session::sign_in(db, &token)).await {
+    // Signing in again replaces this browser's earlier session.
+    let earlier = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
+    let signed = state
+        .run(move |db| {
+            if let Some(id) = earlier {
+                session::sign_out(db, &id)?;
+            }
+            session::sign_in(db, &token)
+        })
+        .await;
+    let next = sent.next.filter(|n| local(n));
+    match signed {
         Ok((id, _)) => {
             let mut done = Cookie::new(FORM_COOKIE, "");
             done.set_path("/ui");
             done.make_removal();
-            let mut r = see_other("/ui/recommendations");
+            let mut r = see_other(next.as_deref().unwrap_or("/ui/recommendations"));
             r.add_cookie(&cookie(&req, SESSION_COOKIE, id, SESSION_HOURS))
                 .map_err(|e| AppError::Internal(anyhow::anyhow!("cannot set the cookie: {e}")))?;
             r.add_cookie(&done)
@@ -84,6 +126,7 @@ pub async fn submit(
         }
         Err(AppError::Unauthorized(m)) => Ok(form_page(
             &req,
+            next.as_deref(),
             Some(&m),
             actix_web::http::StatusCode::UNAUTHORIZED,
         )),

@@ -194,9 +194,16 @@ proptest! {
         let fit = hinge_fit(&x, &y, 0.95);
         prop_assert!(fit.is_ok(), "hinge: {fit:?}");
         let fit = fit.unwrap();
+        // The breakpoint is searched between the SLI's 5% and 95% quantiles, interpolated
+        // between order statistics (type 7): between neighbouring values, not on one.
         let mut sorted = x.clone();
         sorted.sort_unstable_by(f64::total_cmp);
-        let (lo, hi) = (sorted[sorted.len() / 20], sorted[sorted.len() * 19 / 20]);
+        let type7 = |q: f64| {
+            let h = (sorted.len() - 1) as f64 * q;
+            let (i, frac) = (h.floor() as usize, h - h.floor());
+            sorted[i] + frac * (sorted[(i + 1).min(sorted.len() - 1)] - sorted[i])
+        };
+        let (lo, hi) = (type7(0.05), type7(0.95));
         prop_assert!(fit.breakpoint >= lo - 1e-9 && fit.breakpoint <= hi + 1e-9, "{} outside [{lo}, {hi}]", fit.breakpoint);
         prop_assert!(fit.slope_change.std_error.is_finite());
         let boot = hinge_bootstrap(&x, &y, 20, 7, 0.95);

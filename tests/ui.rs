@@ -301,6 +301,16 @@ async fn a_reviewer_approves_in_the_pages_and_a_viewer_cannot() {
         assert_eq!(detail.html.matches("<svg role=\"img\"").count(), 2, "{b}");
         assert!(detail.html.contains("Budget burn-down"), "{b}");
         assert_eq!(rb.get("/ui/slos/999999").await.status, 404, "{b}");
+        // Ids that are not numbers and unknown pages are 404 pages too, not API problems.
+        for path in ["/ui/recommendations/abc", "/ui/nope", "/ui/slos/1e3"] {
+            let p = rb.get(path).await;
+            assert_eq!(p.status, 404, "{b}: {path}");
+            assert!(
+                p.html.contains("<!DOCTYPE html>"),
+                "{b}: {path}: {}",
+                p.html
+            );
+        }
 
         // Signing out ends the session: the old cookie no longer opens a page.
         let old = rb.cookies.clone();

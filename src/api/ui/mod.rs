@@ -32,28 +32,52 @@ pub const SESSION_COOKIE: &str = "sloproof_session";
 
 /// Registers the pages.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::FormConfig::default()
-            .limit(64 << 10)
-            .error_handler(form_error),
-    )
-    .service(web::redirect("/ui", "/ui/"))
-    .route("/ui/", web::get().to(home))
-    .route("/ui/style.css", web::get().to(style))
-    .route("/ui/sign-in", web::get().to(sign_in::form))
-    .route("/ui/sign-in", web::post().to(sign_in::submit))
-    .route("/ui/sign-out", web::post().to(sign_in::sign_out))
-    .route("/ui/recommendations", web::get().to(recommendations::inbox))
-    .route(
-        "/ui/recommendations/{id}",
-        web::get().to(recommendations::detail),
-    )
-    .route(
-        "/ui/recommendations/{id}/decision",
-        web::post().to(recommendations::decide),
-    )
-    .route("/ui/slos", web::get().to(slos::list))
-    .route("/ui/slos/{id}", web::get().to(slos::detail));
+    cfg.service(web::redirect("/ui", "/ui/")).service(
+        web::scope("/ui")
+            .app_data(
+                web::FormConfig::default()
+                    .limit(64 << 10)
+                    .error_handler(form_error),
+            )
+            .app_data(web::PathConfig::default().error_handler(path_error))
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .route("/", web::get().to(home))
+            .route("/style.css", web::get().to(style))
+            .route("/sign-in", web::get().to(sign_in::form))
+            .route("/sign-in", web::post().to(sign_in::submit))
+            .route("/sign-out", web::post().to(sign_in::sign_out))
+            .route("/recommendations", web::get().to(recommendations::inbox))
+            .route(
+                "/recommendations/{id}",
+                web::get().to(recommendations::detail),
+            )
+            .route(
+                "/recommendations/{id}/decision",
+                web::post().to(recommendations::decide),
+            )
+            .route("/slos", web::get().to(slos::list))
+            .route("/slos/{id}", web::get().to(slos::detail))
+            .default_service(web::to(not_found)),
+    );
+}
+
+/// Any other path or method under `/ui/`: a 404 page.
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    PageError(AppError::not_found("page", req.path())).error_response()
+}
+
+/// An id that is not a number names no page: a 404 page.
+fn path_error(e: actix_web::error::PathError, req: &HttpRequest) -> actix_web::Error {
+    tracing::debug!(error = %e, "page path not matched");
+    PageError(AppError::not_found("page", req.path())).into()
+}
+
+/// A query parameter that cannot be read: a 400 page.
+fn query_error(e: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    PageError(AppError::BadRequest(format!(
+        "the address's parameters cannot be read: {e}"
+    )))
+    .into()
 }
 
 async fn home() -> HttpResponse {

@@ -343,3 +343,40 @@ async fn a_reviewer_approves_in_the_pages_and_a_viewer_cannot() {
         assert_eq!(vb.get("/ui/recommendations").await.status, 303, "{b}");
     }
 }
+
+/// A page's POST spends the token's write budget like the API: past the burst, a 429.
+#[actix_web::test]
+async fn page_writes_spend_the_tokens_write_budget() {
+    let limits = sloproof::server::Limits {
+        write_rate_per_second: 1,
+        write_burst: 2,
+        ..sloproof::server::Limits::default()
+    };
+    for app in common::apps_with(limits).await {
+        let b = app.backend;
+        let reviewer = token(&app, "rate-reviewer", "reviewer").await;
+        let mut rb = Browser::new(&app);
+        assert_eq!(rb.sign_in(&reviewer).await.status, 303, "{b}");
+        let statuses = [
+            rb.post(
+                "/ui/recommendations/1/decision",
+                &[("decision", "reject"), ("csrf", "x")],
+            )
+            .await
+            .status,
+            rb.post(
+                "/ui/recommendations/1/decision",
+                &[("decision", "reject"), ("csrf", "x")],
+            )
+            .await
+            .status,
+            rb.post(
+                "/ui/recommendations/1/decision",
+                &[("decision", "reject"), ("csrf", "x")],
+            )
+            .await
+            .status,
+        ];
+        assert_eq!(statuses, [403, 403, 429], "{b}");
+    }
+}

@@ -33,13 +33,6 @@ pub struct DosePlot {
     pub threshold: Option<f64>,
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// The span of `values` padded by 8% on each side (a unit span around a single value).
 fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values
@@ -262,7 +255,7 @@ fn with_title(svg: &str, id: &str, title: &str) -> String {
     );
     format!(
         r#"{open}><title id="{id}-title">{}</title>{}"#,
-        escape(title),
+        maud::html! { (title) }.into_string(),
         &rest[1..]
     )
 }

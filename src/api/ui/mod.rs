@@ -150,6 +150,7 @@ impl FromRequest for PageCaller {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let id = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let writes = req.method() != actix_web::http::Method::GET;
         // After signing in, the page asked for (a GET) opens.
         let back = (req.method() == actix_web::http::Method::GET)
             .then(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()))
@@ -177,6 +178,11 @@ impl FromRequest for PageCaller {
                 .await
                 .map_err(PageError)?;
             let s = found.ok_or_else(sign_in)?;
+            // A page's POST spends its token's write budget, as the same write through the
+            // API does.
+            if writes {
+                state.spend_write(s.token.id).map_err(PageError)?;
+            }
             Ok(PageCaller {
                 caller: Caller {
                     token_id: s.token.id,

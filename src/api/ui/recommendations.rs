@@ -7,7 +7,6 @@ use serde::Deserialize;
 use super::charts::{dose_response, ArmPoint, DosePlot, FitLine};
 use super::{age, money, num, page, see_other, svg, PageCaller, PageError};
 use crate::analysis::report::Analysis;
-use crate::api::caller::Access;
 use crate::api::recommendations::{decision_comment, DECIDE_RECOMMENDATION};
 use crate::api::AppState;
 use crate::domain::review::{Decision, RecommendationStatus};
@@ -263,7 +262,7 @@ pub async fn detail(
         })
         .await?;
     let chart = analysis.as_ref().and_then(|a| dose_chart(&r, a));
-    let may_decide = Access::Review.roles().contains(&who.caller.role)
+    let may_decide = who.caller.require(&DECIDE_RECOMMENDATION).is_ok()
         && r.status == RecommendationStatus::Proposed;
     let e = &r.evidence;
     let main = html! {

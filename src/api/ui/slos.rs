@@ -7,6 +7,7 @@ use maud::{html, Markup};
 use super::charts::{time_series, TimePlot};
 use super::{money, num, page, svg, PageCaller, PageError};
 use crate::api::AppState;
+use crate::domain::review::SloStatus;
 use crate::domain::Page;
 use crate::slo::live::service as live;
 use crate::slo::live::status::SloLiveStatus;
@@ -31,8 +32,11 @@ pub async fn list(who: PageCaller, state: web::Data<AppState>) -> Result<HttpRes
                 .into_iter()
                 .take(LIST_ROWS as usize)
                 .map(|s| {
-                    // A status that cannot be computed shows as unknown; the list still loads.
-                    let st = live::status(db, s.id, None, age).ok();
+                    // Only active SLOs are tracked (a superseded one's budget means nothing
+                    // now); a status that cannot be computed shows as unknown.
+                    let st = (s.status == SloStatus::Active)
+                        .then(|| live::status(db, s.id, None, age).ok())
+                        .flatten();
                     (s, st)
                 })
                 .collect())
@@ -58,6 +62,7 @@ pub async fn list(who: PageCaller, state: web::Data<AppState>) -> Result<HttpRes
                             " · coverage " (num(st.coverage * 100.0, 3)) "%"
                             @if let Some(a) = st.attainment { " · attainment " (num(a * 100.0, 4)) "%" } }
                     }
+                    None if s.status == SloStatus::Superseded => { p { "Superseded: its budget is no longer tracked." } }
                     None => { p { "No production data yet: the budget is not tracked." } }
                 }
                 p.links {

@@ -487,7 +487,7 @@ async fn recommendations_are_anchored_on_production_and_replayed() {
             replay["summary"]
                 .as_str()
                 .unwrap()
-                .contains("the one week with data"),
+                .contains("in the one week with data (attainment"),
             "{replay}"
         );
         let rid = after.body["id"].as_i64().unwrap();

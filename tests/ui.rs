@@ -19,6 +19,7 @@ struct Page {
     location: Option<String>,
     set_cookies: Vec<String>,
     frame_options: Option<String>,
+    allow: Option<String>,
     html: String,
 }
 
@@ -80,12 +81,17 @@ impl<'a> Browser<'a> {
             .headers()
             .get("x-frame-options")
             .map(|v| v.to_str().unwrap().to_owned());
+        let allow = r
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned());
         let body = r.body().limit(16 << 20).await.unwrap();
         Page {
             status: r.status().as_u16(),
             location,
             set_cookies,
             frame_options,
+            allow,
             html: String::from_utf8(body.to_vec()).unwrap(),
         }
     }
@@ -341,6 +347,132 @@ async fn a_reviewer_approves_in_the_pages_and_a_viewer_cannot() {
             200
         );
         assert_eq!(vb.get("/ui/recommendations").await.status, 303, "{b}");
+    }
+}
+
+/// The data scientist's pages: the experiments, an experiment with its analyses, and the
+/// analysis as a results page (forest plot of every arm × metric, a dose-response chart per
+/// KPI, the sample-ratio table, the raw JSON linked). Methods a page does not answer get a 405
+/// page naming the allowed ones; HEAD answers like GET without a body. Amounts name the
+/// currency the recommendation was priced in.
+#[actix_web::test]
+async fn data_scientists_read_experiments_and_analyses_in_the_pages() {
+    for app in apps().await {
+        let b = app.backend;
+        let key = "exp_ui_2024_v2";
+        let id = app.analysed(key, vec![0.0, 100.0, 200.0]).await;
+        let doc = app.get(&format!("/api/v1/analyses/{id}")).await.body;
+        let effects = doc["kpi_effects"].as_array().unwrap().len();
+        let kpis = doc["causal_effects"].as_array().unwrap().len();
+        assert!(effects >= 2 && kpis >= 1, "{b}: {doc}");
+        let viewer = token(&app, "Zoë data 科学", "viewer").await;
+        let mut vb = Browser::new(&app);
+        assert_eq!(vb.sign_in(&viewer).await.status, 303, "{b}");
+
+        let list = vb.get("/ui/experiments").await;
+        assert_eq!(list.status, 200, "{b}");
+        assert!(
+            list.html
+                .contains(&format!("href=\"/ui/experiments/{key}\"")),
+            "{b}"
+        );
+        let exp = vb.get(&format!("/ui/experiments/{key}")).await;
+        assert_eq!(exp.status, 200, "{b}: {}", exp.html);
+        assert!(
+            exp.html.contains(&format!("href=\"/ui/analyses/{id}\"")),
+            "{b}"
+        );
+        assert_eq!(
+            exp.html.matches("<tr>").count(),
+            1 + 3 + 1 + 1,
+            "header + 3 arms, header + 1 analysis: {b}"
+        );
+
+        let page = vb.get(&format!("/ui/analyses/{id}")).await;
+        assert_eq!(page.status, 200, "{b}: {}", page.html);
+        let forest_at = page
+            .html
+            .find("aria-labelledby=\"forest-title\"")
+            .expect("a forest plot");
+        let forest_end = page.html[forest_at..].find("</svg>").unwrap() + forest_at;
+        assert_eq!(
+            page.html[forest_at..forest_end]
+                .matches(r#"width="10" height="10""#)
+                .count(),
+            effects,
+            "{b}: one square per arm × metric"
+        );
+        assert_eq!(
+            page.html.matches("<svg role=\"img\"").count(),
+            1 + kpis,
+            "{b}"
+        );
+        assert!(
+            page.html
+                .contains(&format!("href=\"/api/v1/analyses/{id}\"")),
+            "{b}"
+        );
+        for section in [
+            "Sample ratio",
+            "Power",
+            "Thresholds (knees)",
+            "Verdicts",
+            "Causal slope",
+        ] {
+            assert!(page.html.contains(section), "{b}: no {section}");
+        }
+        // The catalog's names label the metrics, not only their keys.
+        let kpi_key = doc["causal_effects"][0]["kpi"].as_str().unwrap();
+        let kpi_name = app.get(&format!("/api/v1/metrics/{kpi_key}")).await.body["name"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            page.html.contains(&format!("<h3>{kpi_name}</h3>")),
+            "{b}: {kpi_name}"
+        );
+
+        // HEAD answers like GET, without a body; other methods get a 405 page with Allow.
+        let head = vb.send("HEAD", &format!("/ui/analyses/{id}"), None).await;
+        assert_eq!((head.status, head.html.len()), (200, 0), "{b}");
+        let put = vb.send("PUT", &format!("/ui/analyses/{id}"), None).await;
+        assert_eq!(put.status, 405, "{b}");
+        assert_eq!(put.allow.as_deref(), Some("GET, HEAD"), "{b}");
+        assert!(put.html.contains("<!DOCTYPE html>"), "{b}");
+        let get_form = vb.get("/ui/recommendations/1/decision").await;
+        assert_eq!(get_form.status, 405, "{b}");
+        assert_eq!(get_form.allow.as_deref(), Some("POST"), "{b}");
+        for missing in [
+            "/ui/analyses/999999",
+            "/ui/experiments/no_such_exp",
+            "/ui/analyses/x",
+        ] {
+            assert_eq!(vb.get(missing).await.status, 404, "{b}: {missing}");
+        }
+
+        // A currency that is not an ISO 4217 code is refused by name; a named one is shown.
+        let bad = app
+            .post_json(
+                &format!("/api/v1/analyses/{id}/recommendations"),
+                &json!({"max_relative_kpi_loss": 0.1, "value_per_kpi_unit": 50.0, "units_per_day": 1e5, "currency": "usd"}),
+            )
+            .await;
+        assert_eq!(bad.status, 422, "{b}: {}", bad.text);
+        assert!(bad.text.contains("currency"), "{b}: {}", bad.text);
+        let rec = app
+            .post_json(
+                &format!("/api/v1/analyses/{id}/recommendations"),
+                &json!({"max_relative_kpi_loss": 0.1, "value_per_kpi_unit": 50.0, "units_per_day": 1e5, "currency": "EUR"}),
+            )
+            .await;
+        assert_eq!(rec.status, 201, "{b}: {}", rec.text);
+        assert_eq!(rec.body["error_budget"]["currency"], "EUR", "{b}");
+        let inbox = vb.get("/ui/recommendations").await;
+        assert!(
+            inbox.html.contains(" EUR per 28 days"),
+            "{b}: {}",
+            inbox.html
+        );
     }
 }
 

@@ -5,6 +5,8 @@
 // - a reviewer signs in, opens the inbox and a recommendation, finds the dose-response chart
 //   drawn (an SVG image with one point per arm), approves with a comment, and sees the history
 //   and the published SLO;
+// - the experiments list, the experiment and its analysis page (a forest plot with a row per
+//   arm × metric, a dose-response chart per KPI, the sample-ratio table, the raw JSON link);
 // - a viewer signs in, sees no approve button, and a decision POSTed with the viewer's own
 //   cookie and CSRF token is refused (403);
 // - axe-core runs on every page (light and dark): no serious or critical violation;
@@ -110,7 +112,7 @@ async function main() {
     const series = execFileSync(binary, ["simulate-series", "--start", start, "--windows", "1440", "--bounds", bounds],
       { maxBuffer: 256 << 20 });
     await api(base, "POST", "/metrics/checkout-latency/series", ADMIN, series, "application/x-ndjson");
-    const ask = { max_relative_kpi_loss: 0.1, value_per_kpi_unit: 50, units_per_day: 100000, window_days: 7 };
+    const ask = { max_relative_kpi_loss: 0.1, value_per_kpi_unit: 50, currency: "EUR", units_per_day: 100000, window_days: 7 };
     const first = await api(base, "POST", `/analyses/${analysis.id}/recommendations`, ADMIN, ask);
     const second = await api(base, "POST", `/analyses/${analysis.id}/recommendations`, ADMIN,
       { ...ask, max_relative_kpi_loss: 0.05 });
@@ -133,6 +135,7 @@ async function main() {
     check(points === 3, `the dose-response chart has ${points} arm points, expected 3`);
     check(await page.locator("svg[role=img] title").count() === 1, "the chart has a title");
     check(await page.getByText("Replayed on production").count() === 1, "the replay section is shown");
+    check(await page.getByText(/Value at risk: [0-9,]+ EUR per 7 days/).count() === 1, "the value at risk names its currency");
     summary.push(["recommendation", await accessible(page, "recommendation")]);
     await shoot(page, "recommendation");
     await page.fill("#comment", "Checked the replay: ship it");
@@ -153,6 +156,25 @@ async function main() {
     summary.push(["slo", await accessible(page, "slo")]);
     await shoot(page, "slo");
 
+    // The data scientist's pages: experiments, an experiment, its analysis.
+    await page.goto(`${base}/ui/experiments`);
+    summary.push(["experiments", await accessible(page, "experiments")]);
+    await Promise.all([page.waitForURL(`${base}/ui/experiments/checkout-latency-sim`),
+      page.click(`a[href="/ui/experiments/checkout-latency-sim"]`)]);
+    summary.push(["experiment", await accessible(page, "experiment")]);
+    await shoot(page, "experiment");
+    await Promise.all([page.waitForURL(`${base}/ui/analyses/${analysis.id}`),
+      page.click(`a[href="/ui/analyses/${analysis.id}"]`)]);
+    const effects = analysis.kpi_effects.length;
+    const squares = await page.locator("svg[aria-labelledby=forest-title] rect[width='10'][height='10']").count();
+    check(effects > 0 && squares === effects, `the forest plot has ${squares} rows, expected ${effects}`);
+    const doses = await page.locator("section[aria-labelledby=causal] figure.chart-card svg[role=img]").count();
+    check(doses === analysis.causal_effects.length, `${doses} dose-response charts, expected ${analysis.causal_effects.length}`);
+    check(await page.locator(`a[href="/api/v1/analyses/${analysis.id}"]`).count() === 1, "the raw JSON is linked");
+    check(await page.locator("section[aria-labelledby=srm] tbody tr").count() === 3, "the sample-ratio table has a row per arm");
+    summary.push(["analysis", await accessible(page, "analysis")]);
+    await shoot(page, "analysis");
+
     // The same pages in dark mode.
     const dark = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "dark", bypassCSP: true });
     const dpage = await signIn(dark, base, reviewer);
@@ -160,6 +182,8 @@ async function main() {
     await dpage.goto(`${base}/ui/recommendations/${second.id}`);
     summary.push(["recommendation (dark)", await accessible(dpage, "recommendation (dark)")]);
     await shoot(dpage, "recommendation-dark");
+    await dpage.goto(`${base}/ui/analyses/${analysis.id}`);
+    summary.push(["analysis (dark)", await accessible(dpage, "analysis (dark)")]);
 
     // The viewer: no decision form, and a forged decision is refused.
     const vc = await browser.newContext({ bypassCSP: true });

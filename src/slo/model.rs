@@ -105,6 +105,9 @@ pub struct ErrorBudget {
     /// `units_per_day` and `value_per_kpi_unit`). Not an upper bound: a bad window further past
     /// the threshold costs more.
     pub value_at_risk: Option<f64>,
+    /// ISO 4217 code of `value_at_risk` (the request's `currency`); null when not named.
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 /// How an unchanged service fares against the SLO's threshold, window by window.
@@ -206,6 +209,9 @@ pub struct RecommendationInputs {
     pub evaluation: Evaluation,
     pub window_minutes: Option<u32>,
     pub value_per_kpi_unit: Option<f64>,
+    /// ISO 4217 code of the amounts; null when not named.
+    #[serde(default)]
+    pub currency: Option<String>,
     pub units_per_day: Option<f64>,
     #[serde(default)]
     pub allow_extrapolation: bool,

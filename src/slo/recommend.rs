@@ -191,6 +191,7 @@ fn error_budget(
         expected_relative_kpi_loss: fraction * loss,
         expected_kpi_units_lost: period_units.map(|u| fraction * loss * mu * u),
         value_at_risk: value_per_budget.map(|v| fraction * v),
+        currency: inputs.currency.clone(),
     }
 }
 

@@ -35,6 +35,10 @@ pub struct CreateRecommendation {
     /// Currency per KPI unit (e.g. per conversion; 1 for revenue).
     #[schema(exclusive_minimum = 0.0, maximum = 1e9)]
     pub value_per_kpi_unit: Option<f64>,
+    /// ISO 4217 code of the currency of `value_per_kpi_unit` and of every amount derived from
+    /// it, e.g. "USD" or "EUR" (amounts are unnamed without it).
+    #[schema(pattern = "^[A-Z]{3}$", example = "USD")]
+    pub currency: Option<String>,
     /// Units (users, sessions) per day exposed to the SLI.
     #[schema(exclusive_minimum = 0.0, maximum = 1e12)]
     pub units_per_day: Option<f64>,
@@ -71,6 +75,33 @@ fn percentile_schema() -> utoipa::openapi::Object {
             "Percentile of the SLI governed per window: 50, 95 (default) or 99.",
         ))
         .build()
+}
+
+/// The amounts that price the budget: positive, bounded, in a named currency.
+fn check_pricing(req: &CreateRecommendation, issues: &mut Vec<Issue>) {
+    for (field, v, most) in [
+        (
+            "value_per_kpi_unit",
+            req.value_per_kpi_unit,
+            MAX_VALUE_PER_KPI_UNIT,
+        ),
+        ("units_per_day", req.units_per_day, MAX_UNITS_PER_DAY),
+    ] {
+        if v.is_some_and(|v| !(v > 0.0 && v <= most)) {
+            issues.push(Issue::field(
+                field,
+                format!("must be positive and at most {most:e}"),
+            ));
+        }
+    }
+    if let Some(c) = &req.currency {
+        if !(c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())) {
+            issues.push(Issue::field(
+                "currency",
+                "must be an ISO 4217 code of three capital letters, e.g. USD",
+            ));
+        }
+    }
 }
 
 pub(crate) fn resolve(req: &CreateRecommendation, kpi: &str) -> AppResult<RecommendationInputs> {
@@ -138,21 +169,7 @@ pub(crate) fn resolve(req: &CreateRecommendation, kpi: &str) -> AppResult<Recomm
             ));
         }
     }
-    for (field, v, most) in [
-        (
-            "value_per_kpi_unit",
-            req.value_per_kpi_unit,
-            MAX_VALUE_PER_KPI_UNIT,
-        ),
-        ("units_per_day", req.units_per_day, MAX_UNITS_PER_DAY),
-    ] {
-        if v.is_some_and(|v| !(v > 0.0 && v <= most)) {
-            issues.push(Issue::field(
-                field,
-                format!("must be positive and at most {most:e}"),
-            ));
-        }
-    }
+    check_pricing(req, &mut issues);
     if !issues.is_empty() {
         return Err(AppError::invalid(
             "invalid recommendation parameters",
@@ -169,6 +186,7 @@ pub(crate) fn resolve(req: &CreateRecommendation, kpi: &str) -> AppResult<Recomm
         evaluation,
         window_minutes,
         value_per_kpi_unit: req.value_per_kpi_unit,
+        currency: req.currency.clone(),
         units_per_day: req.units_per_day,
         allow_extrapolation: req.allow_extrapolation,
         allow_nonlinear: req.allow_nonlinear,

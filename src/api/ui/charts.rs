@@ -2,6 +2,7 @@
 //! screen readers (`role="img"`, `<title>`); the page shows the same numbers in a table under
 //! a disclosure. Charts sit on a white card, so they read the same in light and dark mode.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// One arm of the dose-response chart: its SLI mean (x) and KPI mean with its 95% CI (y).
@@ -77,6 +78,62 @@ fn ranges(p: &DosePlot) -> ((f64, f64), (f64, f64)) {
     ((x0, x1), y)
 }
 
+/// A chart's plotting area over f64 x and y.
+pub(super) type Frame<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// How a chart's axes are labelled.
+pub(super) struct Axes<'s> {
+    pub x: (f64, f64),
+    pub y: (f64, f64),
+    pub x_desc: &'s str,
+    /// None: no y tick labels (the chart draws its own row labels).
+    pub y_desc: Option<&'s str>,
+    pub y_area: u32,
+}
+
+/// Plotters' errors as text (the page logs them and shows the chart's table alone).
+pub(super) fn failed(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// The white card every chart is drawn on, with its light grid and labelled axes.
+pub(super) fn frame<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    axes: &Axes<'_>,
+) -> Result<Frame<'a, 'b>, String> {
+    root.fill(&WHITE).map_err(failed)?;
+    let mut chart = ChartBuilder::on(root)
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(axes.y_area)
+        .build_cartesian_2d(axes.x.0..axes.x.1, axes.y.0..axes.y.1)
+        .map_err(failed)?;
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(axes.x_desc)
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(225, 225, 225));
+    match axes.y_desc {
+        Some(d) => mesh.y_desc(d),
+        None => mesh.y_labels(0).disable_y_mesh(),
+    };
+    mesh.draw().map_err(failed)?;
+    Ok(chart)
+}
+
+/// Draws a vertical line at `x` over the y range.
+pub(super) fn vertical(chart: &mut Frame<'_, '_>, x: f64, style: ShapeStyle) -> Result<(), String> {
+    let (y0, y1) = (chart.y_range().start, chart.y_range().end);
+    chart
+        .draw_series(LineSeries::new([(x, y0), (x, y1)], style))
+        .map(|_| ())
+        .map_err(failed)
+}
+
+pub(super) const BLUE: RGBColor = RGBColor(31, 90, 166);
+pub(super) const INK: RGBColor = RGBColor(20, 20, 20);
+pub(super) const RED: RGBColor = RGBColor(190, 30, 45);
+
 /// The dose-response chart as an SVG document: arm points with CI bars, the 2SLS line and
 /// its CI band, the knee's interval and the proposed threshold as a vertical line.
 pub fn dose_response(p: &DosePlot, id: &str) -> Result<String, String> {
@@ -84,29 +141,21 @@ pub fn dose_response(p: &DosePlot, id: &str) -> Result<String, String> {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (720, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(16)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc(p.x_label.as_str())
-            .y_desc(p.y_label.as_str())
-            .light_line_style(WHITE)
-            .bold_line_style(RGBColor(225, 225, 225))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        let blue = RGBColor(31, 90, 166);
-        if let Some((lo, _, hi)) = p.knee.map(|(e, lo, hi)| (lo, e, hi)) {
+        let axes = Axes {
+            x: (x0, x1),
+            y: (y0, y1),
+            x_desc: &p.x_label,
+            y_desc: Some(&p.y_label),
+            y_area: 72,
+        };
+        let mut chart = frame(&root, &axes)?;
+        if let Some((_, lo, hi)) = p.knee {
             chart
                 .draw_series(std::iter::once(Rectangle::new(
                     [(lo, y0), (hi, y1)],
                     RGBColor(230, 140, 20).mix(0.15).filled(),
                 )))
-                .map_err(|e| e.to_string())?;
+                .map_err(failed)?;
         }
         if let Some(FitLine {
             anchor: (xc, yc),
@@ -122,50 +171,39 @@ pub fn dose_response(p: &DosePlot, id: &str) -> Result<String, String> {
                 (x0, at(b_hi, x0)),
             ];
             chart
-                .draw_series(std::iter::once(Polygon::new(band, blue.mix(0.12))))
-                .map_err(|e| e.to_string())?;
+                .draw_series(std::iter::once(Polygon::new(band, BLUE.mix(0.12))))
+                .map_err(failed)?;
             chart
                 .draw_series(LineSeries::new(
                     [(x0, at(b, x0)), (x1, at(b, x1))],
-                    blue.stroke_width(2),
+                    BLUE.stroke_width(2),
                 ))
-                .map_err(|e| e.to_string())?;
+                .map_err(failed)?;
         }
         if let Some((k, _, _)) = p.knee {
-            chart
-                .draw_series(LineSeries::new(
-                    [(k, y0), (k, y1)],
-                    RGBColor(180, 95, 6).stroke_width(1),
-                ))
-                .map_err(|e| e.to_string())?;
+            vertical(&mut chart, k, RGBColor(180, 95, 6).stroke_width(1))?;
         }
         if let Some(t) = p.threshold {
-            chart
-                .draw_series(LineSeries::new(
-                    [(t, y0), (t, y1)],
-                    RGBColor(190, 30, 45).stroke_width(2),
-                ))
-                .map_err(|e| e.to_string())?;
+            vertical(&mut chart, t, RED.stroke_width(2))?;
         }
-        let ink = RGBColor(20, 20, 20);
         for a in &p.arms {
             let cap = (x1 - x0) * 0.008;
             chart
                 .draw_series([
-                    PathElement::new(vec![(a.x, a.y_low), (a.x, a.y_high)], ink.stroke_width(1)),
-                    PathElement::new(vec![(a.x - cap, a.y_low), (a.x + cap, a.y_low)], ink),
-                    PathElement::new(vec![(a.x - cap, a.y_high), (a.x + cap, a.y_high)], ink),
+                    PathElement::new(vec![(a.x, a.y_low), (a.x, a.y_high)], INK.stroke_width(1)),
+                    PathElement::new(vec![(a.x - cap, a.y_low), (a.x + cap, a.y_low)], INK),
+                    PathElement::new(vec![(a.x - cap, a.y_high), (a.x + cap, a.y_high)], INK),
                 ])
-                .map_err(|e| e.to_string())?;
+                .map_err(failed)?;
         }
         chart
             .draw_series(
                 p.arms
                     .iter()
-                    .map(|a| Circle::new((a.x, a.y), 5, ink.filled())),
+                    .map(|a| Circle::new((a.x, a.y), 5, INK.filled())),
             )
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+            .map_err(failed)?;
+        root.present().map_err(failed)?;
     }
     Ok(with_title(&out, id, &p.title))
 }
@@ -192,36 +230,25 @@ pub fn time_series(p: &TimePlot, id: &str) -> Result<String, String> {
         .fold(p.y_floor.1, f64::max)
         .max(p.reference.unwrap_or(f64::MIN));
     let pad = (hi - lo).abs().max(1e-9) * 0.05;
-    let (y0, y1) = (lo - pad, hi + pad);
     let from = chrono::DateTime::from_timestamp(t0, 0)
         .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+    let x_desc = format!("days since {from}");
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (720, 300)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(16)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc(format!("days since {from}"))
-            .y_desc(p.y_label.as_str())
-            .light_line_style(WHITE)
-            .bold_line_style(RGBColor(225, 225, 225))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let axes = Axes {
+            x: (x0, x1),
+            y: (lo - pad, hi + pad),
+            x_desc: &x_desc,
+            y_desc: Some(&p.y_label),
+            y_area: 64,
+        };
+        let mut chart = frame(&root, &axes)?;
         if let Some(r) = p.reference {
             chart
-                .draw_series(LineSeries::new(
-                    [(x0, r), (x1, r)],
-                    RGBColor(190, 30, 45).stroke_width(1),
-                ))
-                .map_err(|e| e.to_string())?;
+                .draw_series(LineSeries::new([(x0, r), (x1, r)], RED.stroke_width(1)))
+                .map_err(failed)?;
         }
-        let blue = RGBColor(31, 90, 166);
         let mut segment: Vec<(f64, f64)> = Vec::new();
         let mut segments = Vec::new();
         for (t, v) in &p.points {
@@ -234,16 +261,16 @@ pub fn time_series(p: &TimePlot, id: &str) -> Result<String, String> {
         segments.push(segment);
         for s in segments.into_iter().filter(|s| !s.is_empty()) {
             chart
-                .draw_series(LineSeries::new(s, blue.stroke_width(2)))
-                .map_err(|e| e.to_string())?;
+                .draw_series(LineSeries::new(s, BLUE.stroke_width(2)))
+                .map_err(failed)?;
         }
-        root.present().map_err(|e| e.to_string())?;
+        root.present().map_err(failed)?;
     }
     Ok(with_title(&out, id, &p.title))
 }
 
 /// Marks an SVG document as an image titled `title` (for screen readers and tooltips).
-fn with_title(svg: &str, id: &str, title: &str) -> String {
+pub(super) fn with_title(svg: &str, id: &str, title: &str) -> String {
     let Some(open_end) = svg.find('>') else {
         return svg.to_owned();
     };

@@ -8,7 +8,11 @@
 //! so the API's role rules apply unchanged: a viewer sees no approve button, and a POST forged
 //! with a viewer's cookie is refused with a 403.
 
+mod analyses;
 mod charts;
+mod dose;
+mod experiments;
+mod forest;
 mod recommendations;
 mod sign_in;
 mod slos;
@@ -41,27 +45,70 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .app_data(web::PathConfig::default().error_handler(path_error))
             .app_data(web::QueryConfig::default().error_handler(query_error))
-            .route("/", web::get().to(home))
-            .route("/style.css", web::get().to(style))
-            .route("/sign-in", web::get().to(sign_in::form))
-            .route("/sign-in", web::post().to(sign_in::submit))
-            .route("/sign-out", web::post().to(sign_in::sign_out))
-            .route("/recommendations", web::get().to(recommendations::inbox))
-            .route(
-                "/recommendations/{id}",
-                web::get().to(recommendations::detail),
+            .service(get_page("/", home))
+            .service(get_page("/style.css", style))
+            .service(
+                web::resource("/sign-in")
+                    .route(web::get().to(sign_in::form))
+                    .route(web::head().to(sign_in::form))
+                    .route(web::post().to(sign_in::submit))
+                    .default_service(web::to(|| not_allowed("GET, HEAD, POST"))),
             )
-            .route(
+            .service(post_form("/sign-out", sign_in::sign_out))
+            .service(get_page("/recommendations", recommendations::inbox))
+            .service(get_page("/recommendations/{id}", recommendations::detail))
+            .service(post_form(
                 "/recommendations/{id}/decision",
-                web::post().to(recommendations::decide),
-            )
-            .route("/slos", web::get().to(slos::list))
-            .route("/slos/{id}", web::get().to(slos::detail))
+                recommendations::decide,
+            ))
+            .service(get_page("/slos", slos::list))
+            .service(get_page("/slos/{id}", slos::detail))
+            .service(get_page("/experiments", experiments::list))
+            .service(get_page("/experiments/{key}", experiments::detail))
+            .service(get_page("/analyses/{id}", analyses::detail))
             .default_service(web::to(not_found)),
     );
 }
 
-/// Any other path or method under `/ui/`: a 404 page.
+/// A page read with GET (and HEAD, which answers the same headers without the body); any
+/// other method gets a 405 page naming the allowed ones.
+fn get_page<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+        .default_service(web::to(|| not_allowed("GET, HEAD")))
+}
+
+/// A form's target, POST only; any other method gets a 405 page.
+fn post_form<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::post().to(handler))
+        .default_service(web::to(|| not_allowed("POST")))
+}
+
+/// A 405 page with the `Allow` header.
+async fn not_allowed(allow: &'static str) -> HttpResponse {
+    let mut r = message_page(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("this address answers {allow} only"),
+        None,
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    r
+}
+
+/// Any other path under `/ui/`: a 404 page.
 async fn not_found(req: HttpRequest) -> HttpResponse {
     PageError(AppError::not_found("page", req.path())).error_response()
 }
@@ -150,7 +197,7 @@ impl FromRequest for PageCaller {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let id = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let writes = req.method() != actix_web::http::Method::GET;
+        let writes = req.method() == actix_web::http::Method::POST;
         // After signing in, the page asked for (a GET) opens.
         let back = (req.method() == actix_web::http::Method::GET)
             .then(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()))
@@ -222,23 +269,28 @@ impl ResponseError for PageError {
         if status.is_server_error() {
             return self.0.error_response();
         }
-        let title = status.canonical_reason().unwrap_or("Error");
-        let body = layout(
-            title,
-            None,
-            html! {
-                h1 { (title) }
-                p role="alert" { (self.0.to_string()) }
-                @if let AppError::Invalid { issues, .. } = &self.0 {
-                    ul { @for i in issues { li { @if let Some(f) = &i.field { code { (f) } ": " } (i.message) } } }
-                }
-                p { "Go back to correct it, or " a href="/ui/recommendations" { "return to the recommendations" } "." }
-            },
-        );
-        let mut r = HttpResponse::build(status);
-        protect(&mut r);
-        r.content_type(ContentType::html()).body(body.into_string())
+        message_page(status, &self.0.to_string(), Some(&self.0))
     }
+}
+
+/// A page that says what went wrong (with the fields at fault for a 422).
+fn message_page(status: StatusCode, message: &str, error: Option<&AppError>) -> HttpResponse {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let body = layout(
+        title,
+        None,
+        html! {
+            h1 { (title) }
+            p role="alert" { (message) }
+            @if let Some(AppError::Invalid { issues, .. }) = error {
+                ul { @for i in issues { li { @if let Some(f) = &i.field { code { (f) } ": " } (i.message) } } }
+            }
+            p { "Go back to correct it, or " a href="/ui/recommendations" { "return to the recommendations" } "." }
+        },
+    );
+    let mut r = HttpResponse::build(status);
+    protect(&mut r);
+    r.content_type(ContentType::html()).body(body.into_string())
 }
 
 /// The page frame: navigation, the signed-in caller and sign-out.
@@ -259,6 +311,7 @@ fn layout(title: &str, who: Option<&PageCaller>, main: Markup) -> Markup {
                         a.brand href="/ui/" { "sloproof" }
                         a href="/ui/recommendations" { "Recommendations" }
                         a href="/ui/slos" { "SLOs" }
+                        a href="/ui/experiments" { "Experiments" }
                         a href="/docs/" { "API" }
                     }
                     @if let Some(p) = who {
@@ -326,8 +379,17 @@ fn num(x: f64, digits: usize) -> String {
     }
 }
 
-/// An amount of money, rounded to whole units with thousands separators.
-fn money(x: f64) -> String {
+/// An amount of money, rounded to whole units with thousands separators, followed by its
+/// currency code when it has one.
+fn money(x: f64, currency: Option<&str>) -> String {
+    let amount = whole_units(x);
+    match currency {
+        Some(c) => format!("{amount} {c}"),
+        None => amount,
+    }
+}
+
+fn whole_units(x: f64) -> String {
     let whole = format!("{:.0}", x.abs());
     let mut out = String::new();
     for (i, c) in whole.chars().enumerate() {
@@ -354,6 +416,11 @@ fn age(t: chrono::DateTime<chrono::Utc>) -> String {
     }
 }
 
+/// "3 h ago" for a time stored without zone (UTC).
+fn age_naive(t: chrono::NaiveDateTime) -> String {
+    age(t.and_utc())
+}
+
 /// Raw SVG produced by [`charts`] (numbers and escaped labels only).
 fn svg(s: &str) -> PreEscaped<&str> {
     PreEscaped(s)
@@ -368,8 +435,8 @@ mod tests {
         assert_eq!(num(0.012_345, 3), "0.0123");
         assert_eq!(num(473.82, 3), "474");
         assert_eq!(num(2.0, 3), "2");
-        assert_eq!(money(1_234_567.4), "1,234,567");
-        assert_eq!(money(-950.0), "−950");
+        assert_eq!(money(1_234_567.4, None), "1,234,567");
+        assert_eq!(money(-950.0, Some("EUR")), "−950 EUR");
         assert!(same_secret("abc", "abc"));
         assert!(!same_secret("abc", "abd"));
         assert!(!same_secret("abc", "ab"));

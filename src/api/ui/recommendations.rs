@@ -4,11 +4,11 @@ use actix_web::{web, HttpResponse};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::charts::{dose_response, ArmPoint, DosePlot, FitLine};
-use super::{age, money, num, page, see_other, svg, PageCaller, PageError};
+use super::{age, dose, money, num, page, see_other, PageCaller, PageError};
 use crate::analysis::report::Analysis;
 use crate::api::recommendations::{decision_comment, DECIDE_RECOMMENDATION};
 use crate::api::AppState;
+use crate::domain::experiment::Experiment;
 use crate::domain::review::{Decision, RecommendationStatus};
 use crate::domain::Page;
 use crate::error::AppError;
@@ -32,8 +32,8 @@ fn status_badge(s: RecommendationStatus) -> Markup {
 fn value_at_risk(r: &Recommendation) -> String {
     match r.error_budget.value_at_risk {
         Some(v) => format!(
-            "{} (currency units) per {} days",
-            money(v),
+            "{} per {} days",
+            money(v, r.error_budget.currency.as_deref()),
             r.slo.window_days
         ),
         None => "not priced".into(),
@@ -116,64 +116,36 @@ pub async fn inbox(
     Ok(page("Recommendations", &who, main))
 }
 
-/// One arm's numbers under the chart: name, SLI mean, KPI mean and its 95% CI.
-type ArmRow = (String, f64, f64, f64, f64);
-
-fn dose_chart(r: &Recommendation, a: &Analysis) -> Option<(String, Vec<ArmRow>)> {
+/// The dose-response chart of the recommendation's KPI, with the knee it used and the
+/// tolerated degradation; axes named from the catalog.
+fn dose_chart(r: &Recommendation, a: &Analysis, e: &Experiment) -> Option<Markup> {
     let kpi = &r.slo.kpi;
-    let dr = a.dose_response.iter().find(|d| &d.kpi == kpi)?;
-    let mut rows = Vec::new();
-    let arms: Vec<ArmPoint> = dr
-        .points
-        .iter()
-        .map(|p| {
-            let ci = a
-                .variants
-                .iter()
-                .find(|v| v.variant == p.variant)
-                .and_then(|v| v.metrics.iter().find(|m| &m.metric == kpi))
-                .and_then(|m| m.ci.clone());
-            let (lo, hi) = ci.map_or((p.kpi_mean, p.kpi_mean), |c| (c.low, c.high));
-            rows.push((p.variant.clone(), p.sli_mean, p.kpi_mean, lo, hi));
-            ArmPoint {
-                x: p.sli_mean,
-                y: p.kpi_mean,
-                y_low: lo,
-                y_high: hi,
-            }
-        })
-        .collect();
-    let control = a
-        .variants
-        .iter()
-        .find(|v| v.control)
-        .and_then(|v| dr.points.iter().find(|p| p.variant == v.variant))?;
-    let causal = a.causal_effects.iter().find(|c| &c.kpi == kpi);
-    let line = causal.map(|c| FitLine {
-        anchor: (control.sli_mean, control.kpi_mean),
-        slope: c.slope.estimate,
-        ci: (c.slope.ci_low, c.slope.ci_high),
-    });
+    let kpi_name = std::iter::once(&e.sli)
+        .chain(&e.kpis)
+        .chain(&e.guardrails)
+        .find(|m| &m.key == kpi)
+        .map_or(kpi.as_str(), |m| m.name.as_str());
+    let labels = dose::Labels {
+        sli: &e.sli.name,
+        kpi: kpi_name,
+        unit: &r.slo.unit,
+    };
+    let (mut plot, rows, control_sli) = dose::plot(a, kpi, &labels)?;
     // The knee is drawn when the recommendation used it (a causal one); an observational
     // knee stays in the notes.
-    let knee = r
+    plot.knee = r
         .derivation
         .knee
         .as_ref()
         .map(|k| (k.estimate, k.ci_low, k.ci_high));
-    let plot = DosePlot {
-        title: format!(
-            "{kpi} by arm against mean {} ({}), with the causal slope and the tolerated degradation",
-            r.slo.sli, r.slo.unit
-        ),
-        x_label: format!("mean {} per unit ({})", r.slo.sli, r.slo.unit),
-        y_label: format!("{kpi} (mean per unit)"),
-        arms,
-        line,
-        knee,
-        threshold: Some(control.sli_mean + r.derivation.degradation),
+    plot.threshold = Some(control_sli + r.derivation.degradation);
+    plot.title.push_str(" and the tolerated degradation");
+    let caption = html! {
+        "Each point is an arm (95% CI of " (kpi_name) "); the blue line is the causal (2SLS) slope through the control arm's means; the band spans the slopes in its 95% CI, pivoted on the control arm (whose own uncertainty is its bar); "
+        @if plot.knee.is_some() { "the orange line and shade are the knee and its CI; " }
+        "the red line is where the tolerated degradation lies (the threshold " (num(r.slo.threshold, 4)) " " (r.slo.unit) " applies to production's per-window percentile)."
     };
-    dose_response(&plot, "dose").ok().map(|s| (s, rows))
+    Some(dose::figure(&plot, &rows, &labels, "dose", caption))
 }
 
 fn history_list(events: &[HistoryEvent]) -> Markup {
@@ -252,16 +224,19 @@ pub async fn detail(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let id = id.into_inner();
-    let (r, history, analysis) = state
+    let (r, history, analysis, experiment) = state
         .run(move |db| {
             let r = service::recommendation(db, id)?;
             let history = service::history(db, id)?;
             let stored = crate::analysis::service::get(db, r.evidence.analysis_id)?;
             let analysis: Option<Analysis> = serde_json::from_str(&stored.result).ok();
-            Ok((r, history, analysis))
+            let experiment = crate::ingest::service::experiment(db, &r.evidence.experiment)?;
+            Ok((r, history, analysis, experiment))
         })
         .await?;
-    let chart = analysis.as_ref().and_then(|a| dose_chart(&r, a));
+    let chart = analysis
+        .as_ref()
+        .and_then(|a| dose_chart(&r, a, &experiment));
     let may_decide = who.caller.require(&DECIDE_RECOMMENDATION).is_ok()
         && r.status == RecommendationStatus::Proposed;
     let e = &r.evidence;
@@ -273,18 +248,8 @@ pub async fn detail(
         section aria-labelledby="proof" {
             h2 #proof { "What the experiment proved" }
             p { (e.summary) }
-            @if let Some((svg_doc, rows)) = &chart {
-                figure.chart-card {
-                    (svg(svg_doc))
-                    figcaption { "Each point is an arm (95% CI of " (r.slo.kpi) "); the blue line is the causal (2SLS) slope with its CI band; the red line is where the tolerated degradation lies (the threshold " (num(r.slo.threshold, 4)) " " (r.slo.unit) " applies to production's per-window percentile)." }
-                }
-                details {
-                    summary { "The chart's numbers" }
-                    table {
-                        thead { tr { th scope="col" { "Arm" } th scope="col" { "Mean " (r.slo.sli) } th scope="col" { (r.slo.kpi) } th scope="col" { "95% CI" } } }
-                        tbody { @for (arm, x, y, lo, hi) in rows { tr { td { (arm) } td { (num(*x, 4)) } td { (num(*y, 4)) } td { (num(*lo, 4)) " – " (num(*hi, 4)) } } } }
-                    }
-                }
+            @if let Some(chart) = chart {
+                (chart)
             } @else {
                 p { "The analysis has no dose-response data for this KPI." }
             }
@@ -294,8 +259,8 @@ pub async fn detail(
         section aria-labelledby="evidence" {
             h2 #evidence { "Evidence" }
             dl {
-                dt { "Experiment" } dd { (e.experiment) }
-                dt { "Analysis" } dd { a href={ "/api/v1/analyses/" (e.analysis_id) } { "#" (e.analysis_id) " (JSON)" } }
+                dt { "Experiment" } dd { a href={ "/ui/experiments/" (e.experiment) } { (experiment.name) } " (" code { (e.experiment) } ")" }
+                dt { "Analysis" } dd { a href={ "/ui/analyses/" (e.analysis_id) } { "#" (e.analysis_id) } " (" a href={ "/api/v1/analyses/" (e.analysis_id) } { "JSON" } ")" }
                 dt { "Seed" } dd { (e.seed) }
                 dt { "Fingerprint" } dd { code { (e.fingerprint) } }
                 dt { "Relative change per 100 " (r.slo.unit) } dd { (num(e.relative_per_100.estimate * 100.0, 3)) "% (95% CI " (num(e.relative_per_100.ci_low * 100.0, 3)) "% to " (num(e.relative_per_100.ci_high * 100.0, 3)) "%)" }

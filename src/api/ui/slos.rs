@@ -189,6 +189,7 @@ pub async fn detail(
 /// The status now: budget, alert, attainment, coverage, exhaustion, cost so far.
 fn now_section(s: &Slo, st: &SloLiveStatus) -> Markup {
     let b = &st.error_budget;
+    let cur = st.cost.currency.as_deref();
     html! {
         section aria-labelledby="now" {
             h2 #now { "Now" }
@@ -200,8 +201,8 @@ fn now_section(s: &Slo, st: &SloLiveStatus) -> Markup {
                 @for e in &st.exhaustion { dt { "At the " (e.at_rate_of) " rate" } dd { (e.text) } }
                 dt { "Cost so far" } dd {
                     @match (st.cost.value_lost, st.cost.budgeted_value_at_risk) {
-                        (Some(v), Some(r)) => { (money(v)) " lost, against " (money(r)) " budgeted per period" }
-                        (Some(v), None) => { (money(v)) " lost" }
+                        (Some(v), Some(r)) => { (money(v, cur)) " lost, against " (money(r, cur)) " budgeted per period" }
+                        (Some(v), None) => { (money(v, cur)) " lost" }
                         _ => { (num(st.cost.relative_kpi_loss * 100.0, 3)) "% of " (s.slo.kpi) " lost" }
                     }
                 }

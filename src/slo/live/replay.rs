@@ -122,16 +122,26 @@ pub fn replay(
     let expected = ((to - from) / tl.step.max(1)).max(1) as f64;
     let coverage = present(windows, tl.step, from, to) as f64 / expected;
     let days = (to - from) as f64 / 86_400.0;
+    let outcome = |m: u32| if m == 0 { "met" } else { "missed" };
+    let attained = 100.0 * ratio.map_or(1.0, |r| 1.0 - r);
     let summary = match (with_data, missed) {
         (0, _) => "No production data in the replayed range.".to_owned(),
         (1, m) if days < 7.0 => format!(
-            "This target would have been {} over the {} days replayed (attainment {:.2}%).",
-            if m == 0 { "met" } else { "missed" },
+            "This target would have been {} over the {} days replayed (attainment {attained:.2}%).",
+            outcome(m),
             crate::slo::recommend::fmt_num(days),
-            100.0 * ratio.map_or(1.0, |r| 1.0 - r)
         ),
-        (1, 0) => "This target would have been met in the one week with data.".to_owned(),
-        (1, _) => "This target would have been missed in the one week with data.".to_owned(),
+        (1, m) if coverage * days >= 6.9 => format!(
+            "This target would have been {} in the one week with data (attainment {attained:.2}%).",
+            outcome(m)
+        ),
+        // One week of the range has data, but only part of it: say how much.
+        (1, m) => format!(
+            "This target would have been {} over the {} days of data, all in one week of the {} days replayed (attainment {attained:.2}%).",
+            outcome(m),
+            crate::slo::recommend::fmt_num((coverage * days * 10.0).round() / 10.0),
+            crate::slo::recommend::fmt_num(days.round()),
+        ),
         (n, 0) => format!("This target would have been met in all {n} weeks with data."),
         (n, m) => format!("This target would have been missed in {m} of the last {n} weeks."),
     };

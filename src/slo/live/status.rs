@@ -68,6 +68,8 @@ pub struct CostSoFar {
     pub value_lost: Option<f64>,
     /// The value at risk the budget was priced at, for comparison.
     pub budgeted_value_at_risk: Option<f64>,
+    /// ISO 4217 code of the amounts; null when not named.
+    pub currency: Option<String>,
     pub formula: String,
 }
 
@@ -240,6 +242,7 @@ pub fn status(
             kpi_units_lost: kpi_units,
             value_lost: kpi_units.zip(cx.value_per_kpi_unit).map(|(k, v)| k * v),
             budgeted_value_at_risk: cx.slo.error_budget.value_at_risk,
+            currency: cx.slo.error_budget.currency.clone(),
             formula: "Σ over bad evaluations of |relative slope| × (SLI − baseline) × days, × control KPI mean × units per day (× value per KPI unit)".to_owned(),
         },
         evidence_age_days: age,

@@ -201,7 +201,7 @@ async fn a_reviewer_approves_in_the_pages_and_a_viewer_cannot() {
             .iter()
             .find(|c| c.starts_with("sloproof_session="))
             .expect("a session cookie");
-        for flag in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age=43200"] {
+        for flag in ["HttpOnly", "SameSite=Strict", "Path=/;", "Max-Age=43200"] {
             assert!(session.contains(flag), "{b}: {session} lacks {flag}");
         }
         assert!(!session.contains("Secure"), "plain http: {session}");
@@ -432,6 +432,24 @@ async fn data_scientists_read_experiments_and_analyses_in_the_pages() {
             "{b}: {kpi_name}"
         );
 
+        // The raw JSON the page links to opens with the page's session; the session reads
+        // only: a write with the cookie alone is a 401.
+        let raw = vb.get(&format!("/api/v1/analyses/{id}")).await;
+        assert_eq!(raw.status, 200, "{b}: {}", raw.html);
+        assert!(raw.html.starts_with('{'), "{b}");
+        let write = vb
+            .send("POST", &format!("/api/v1/experiments/{key}/analyses"), None)
+            .await;
+        assert_eq!(write.status, 401, "{b}: {}", write.html);
+        assert_eq!(
+            Browser::new(&app)
+                .get(&format!("/api/v1/analyses/{id}"))
+                .await
+                .status,
+            401,
+            "{b}"
+        );
+
         // HEAD answers like GET, without a body; other methods get a 405 page with Allow.
         let head = vb.send("HEAD", &format!("/ui/analyses/{id}"), None).await;
         assert_eq!((head.status, head.html.len()), (200, 0), "{b}");
@@ -449,6 +467,37 @@ async fn data_scientists_read_experiments_and_analyses_in_the_pages() {
         ] {
             assert_eq!(vb.get(missing).await.status, 404, "{b}: {missing}");
         }
+        // An address with a bidirectional override is shown without it.
+        let bidi = vb.get("/ui/experiments/%C3%A9%E2%80%AEx").await;
+        assert_eq!(bidi.status, 404, "{b}");
+        assert!(!bidi.html.contains('\u{202e}'), "{b}");
+        // A page past the last analysis says so, and links back to the newest.
+        let past = vb.get(&format!("/ui/experiments/{key}?before={id}")).await;
+        assert!(
+            past.html.contains("No older analyses."),
+            "{b}: {}",
+            past.html
+        );
+        let junk = vb.get("/ui/experiments?after=abc").await;
+        assert_eq!(junk.status, 400, "{b}");
+        assert!(junk.html.contains("whole number"), "{b}: {}", junk.html);
+
+        // A link to a page whose address holds a control character signs in to the inbox.
+        let mut fresh = Browser::new(&app);
+        let form = fresh.get("/ui/sign-in").await;
+        let csrf = hidden(&form.html, "csrf");
+        let signed = fresh
+            .post(
+                "/ui/sign-in",
+                &[("token", &viewer), ("csrf", &csrf), ("next", "/ui/x\ny")],
+            )
+            .await;
+        assert_eq!(signed.status, 303, "{b}: {}", signed.html);
+        assert_eq!(
+            signed.location.as_deref(),
+            Some("/ui/recommendations"),
+            "{b}"
+        );
 
         // A currency that is not an ISO 4217 code is refused by name; a named one is shown.
         let bad = app
@@ -459,6 +508,18 @@ async fn data_scientists_read_experiments_and_analyses_in_the_pages() {
             .await;
         assert_eq!(bad.status, 422, "{b}: {}", bad.text);
         assert!(bad.text.contains("currency"), "{b}: {}", bad.text);
+        let unpriced = app
+            .post_json(
+                &format!("/api/v1/analyses/{id}/recommendations"),
+                &json!({"max_relative_kpi_loss": 0.1, "currency": "JPY"}),
+            )
+            .await;
+        assert_eq!(unpriced.status, 422, "{b}: {}", unpriced.text);
+        assert!(
+            unpriced.text.contains("value_per_kpi_unit"),
+            "{b}: {}",
+            unpriced.text
+        );
         let rec = app
             .post_json(
                 &format!("/api/v1/analyses/{id}/recommendations"),

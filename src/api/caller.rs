@@ -159,6 +159,22 @@ impl FromRequest for Caller {
     }
 }
 
+/// A signed-in browser's session id, honoured in place of a bearer token only for reads (GET
+/// or HEAD of an operation every role may perform): the raw JSON and exports the pages link
+/// to. Writes always need the bearer token, so the cookie cannot be used for cross-site
+/// requests that change anything (it is SameSite=Strict as well).
+fn page_session(req: &ServiceRequest) -> Option<String> {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return None;
+    }
+    let pattern = req.match_pattern()?;
+    let op = routed("GET", &pattern)?;
+    (op.access == Access::Read)
+        .then(|| req.cookie(super::ui::SESSION_COOKIE))
+        .flatten()
+        .map(|c| c.value().to_owned())
+}
+
 fn bearer(req: &ServiceRequest) -> Option<String> {
     let v = req.headers().get("authorization")?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
@@ -174,17 +190,31 @@ pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let secret = bearer(&req).ok_or_else(|| {
-        AppError::Unauthorized("an `Authorization: Bearer <token>` header is required".into())
-    })?;
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("application state missing")))?;
-    let found = state
-        .run(move |db| access::find_live(db, &secret))
-        .await?
-        .ok_or_else(|| AppError::Unauthorized("the token is unknown or revoked".into()))?;
+    let found = match (bearer(&req), page_session(&req)) {
+        (Some(secret), _) => state
+            .run(move |db| access::find_live(db, &secret))
+            .await?
+            .ok_or_else(|| AppError::Unauthorized("the token is unknown or revoked".into()))?,
+        (None, Some(id)) => state
+            .run(move |db| crate::access::session::find(db, &id))
+            .await?
+            .map(|s| s.token)
+            .ok_or_else(|| {
+                AppError::Unauthorized(
+                    "the page session has ended; sign in again or send a bearer token".into(),
+                )
+            })?,
+        (None, None) => {
+            return Err(AppError::Unauthorized(
+                "an `Authorization: Bearer <token>` header is required".into(),
+            )
+            .into())
+        }
+    };
     let caller = Caller {
         token_id: found.id,
         name: found.name,

@@ -101,6 +101,12 @@ fn check_pricing(req: &CreateRecommendation, issues: &mut Vec<Issue>) {
                 "must be an ISO 4217 code of three capital letters, e.g. USD",
             ));
         }
+        if req.value_per_kpi_unit.is_none() {
+            issues.push(Issue::field(
+                "currency",
+                "names the currency of value_per_kpi_unit, which is missing",
+            ));
+        }
     }
 }
 

@@ -8,10 +8,13 @@ use maud::{html, Markup};
 use super::experiments::call_badge;
 use super::forest::{forest, ForestRow};
 use super::{dose, num, page, svg, PageCaller, PageError};
-use crate::analysis::report::{Analysis, ArShape, Estimate, KpiEffect, MetricRole};
+use crate::analysis::report::{
+    Analysis, ArShape, Correction, Estimate, KpiEffect, MetricRole, ThresholdTestMethod,
+};
 use crate::api::AppState;
 use crate::domain::experiment::Experiment;
 use crate::domain::metric::Metric;
+use crate::domain::metric::{Direction, ValueType};
 use crate::error::AppError;
 
 /// The catalog entry of `key` among the experiment's metrics.
@@ -30,22 +33,70 @@ fn pct(x: f64) -> String {
     format!("{}%", num(x * 100.0, 3))
 }
 
-/// "−1.2% (95% CI −2.0% to −0.4%)".
+/// Percent with a fixed number of decimals, for an estimate and its CI to read alike.
+fn pct_fixed(x: f64, decimals: usize) -> String {
+    format!("{:.decimals$}%", x * 100.0)
+}
+
+/// Decimals that show an estimate and its interval with about three significant digits.
+fn decimals(values: &[f64]) -> usize {
+    let largest = values
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0_f64, |m, v| m.max(v.abs()));
+    if largest == 0.0 {
+        return 2;
+    }
+    (2 - largest.log10().floor() as i64).clamp(0, 6) as usize
+}
+
+/// "−1.2% (95% CI −2.0% to −0.4%)", with equal decimals.
 fn pct_ci(e: &Estimate, level: &str) -> String {
+    let d = decimals(&[e.estimate * 100.0, e.ci_low * 100.0, e.ci_high * 100.0]);
     format!(
         "{} ({level} CI {} to {})",
-        pct(e.estimate),
-        pct(e.ci_low),
-        pct(e.ci_high)
+        pct_fixed(e.estimate, d),
+        pct_fixed(e.ci_low, d),
+        pct_fixed(e.ci_high, d)
     )
 }
 
+/// An estimate and its interval with equal decimals, scaled by `scale`.
+fn est_ci(e: &Estimate, scale: f64) -> (String, String, String) {
+    let (a, b, c) = (e.estimate * scale, e.ci_low * scale, e.ci_high * scale);
+    let d = decimals(&[a, b, c]);
+    (format!("{a:.d$}"), format!("{b:.d$}"), format!("{c:.d$}"))
+}
+
+/// A p-value as a table cell: "< 0.0001", "0.0012", "0.050".
 fn p_value(p: Option<f64>) -> String {
     match p {
         Some(p) if p < 1e-4 => "< 0.0001".into(),
-        Some(p) => num(p, 2),
+        Some(p) if p < 1e-3 => format!("{p:.4}"),
+        Some(p) => format!("{p:.3}"),
         None => "–".into(),
     }
+}
+
+/// A p-value in a sentence: "p < 0.0001", "p = 0.050".
+fn p_is(p: Option<f64>) -> String {
+    match p {
+        Some(p) if p < 1e-4 => "p < 0.0001".into(),
+        other => format!("p = {}", p_value(other)),
+    }
+}
+
+fn correction_name(c: Correction) -> &'static str {
+    match c {
+        Correction::Holm => "Holm",
+        Correction::BenjaminiHochberg => "Benjamini–Hochberg",
+        Correction::None => "no correction",
+    }
+}
+
+/// The confidence level in words, e.g. "95%".
+fn level(a: &Analysis) -> String {
+    format!("{}%", num(a.parameters.confidence * 100.0, 3))
 }
 
 fn sample_ratio(a: &Analysis) -> Markup {
@@ -56,19 +107,21 @@ fn sample_ratio(a: &Analysis) -> Markup {
             h2 #srm { "Sample ratio" }
             p {
                 @if s.passed { span.badge.ok { "passed" } } @else { span.badge.bad { "mismatch" } }
-                " χ² = " (num(s.chi_square, 3)) ", p = " (p_value(Some(s.p_value)))
+                " χ² = " (num(s.chi_square, 3)) ", " (p_is(Some(s.p_value)))
                 " (alarm below " (num(s.alarm_p_value, 2)) ")."
-                @if !s.analysed_passed { " The units analysed (with an SLI value) are out of ratio too (p = " (p_value(s.analysed_p_value)) ")." }
+                @if !s.analysed_passed { " The units analysed (with an SLI value) are out of ratio too (" (p_is(s.analysed_p_value)) ")." }
             }
             table {
-                thead { tr { th scope="col" { "Arm" } th scope="col" { "Units" } th scope="col" { "Share" } th scope="col" { "Expected" } th scope="col" { "Analysed" } } }
+                thead { tr { th scope="col" { "Arm" } th scope="col" { "Units" } th scope="col" { "Share" } th scope="col" { "Planned share" } th scope="col" { "Expected units" } th scope="col" { "Analysed" } } }
                 tbody {
                     @for (i, v) in s.variants.iter().enumerate() {
                         @let o = s.observed.get(i).copied().unwrap_or(0);
+                        @let expected = s.expected.get(i).copied().unwrap_or(f64::NAN);
                         tr {
                             td { (v) } td { (o) }
-                            td { (pct(o as f64 / total.max(1) as f64)) }
-                            td { (num(s.expected.get(i).copied().unwrap_or(f64::NAN), 6)) }
+                            td { (pct_fixed(o as f64 / total.max(1) as f64, 2)) }
+                            td { (pct_fixed(expected / total.max(1) as f64, 2)) }
+                            td { (format!("{expected:.1}")) }
                             td { (s.analysed.get(i).map_or_else(|| "–".into(), u64::to_string)) }
                         }
                     }
@@ -87,18 +140,21 @@ fn sample_ratio(a: &Analysis) -> Markup {
 
 fn first_stage(a: &Analysis, e: &Experiment) -> Markup {
     let unit = &e.sli.unit;
+    let level = level(a);
     html! {
         section aria-labelledby="first-stage" {
             h2 #first-stage { "Did the arms move " (e.sli.name) " as planned?" }
             table {
-                thead { tr { th scope="col" { "Arm" } th scope="col" { "Planned dose" } th scope="col" { "Mean shift (95% CI)" } th scope="col" { "p95 shift (95% CI)" } th scope="col" { "Observed / planned" } } }
+                thead { tr { th scope="col" { "Arm" } th scope="col" { "Planned dose" } th scope="col" { "Mean shift (" (level) " CI)" } th scope="col" { "p95 shift (" (level) " CI, bootstrap)" } th scope="col" { "Observed / planned" } } }
                 tbody {
                     @for f in &a.first_stage {
                         tr {
                             td { (f.variant) }
                             td { (num(f.planned_dose, 4)) " " (unit) }
-                            td { (num(f.mean_shift.estimate, 4)) " " (unit) " (" (num(f.mean_shift.ci_low, 4)) " to " (num(f.mean_shift.ci_high, 4)) ")" }
-                            td { (num(f.p95_shift.estimate, 4)) " " (unit) " (" (num(f.p95_shift.ci_low, 4)) " to " (num(f.p95_shift.ci_high, 4)) ")" }
+                            @let (m, ml, mh) = est_ci(&f.mean_shift, 1.0);
+                            @let (q, ql, qh) = est_ci(&f.p95_shift, 1.0);
+                            td { (m) " " (unit) " (" (ml) " to " (mh) ")" }
+                            td { (q) " " (unit) " (" (ql) " to " (qh) ")" }
                             td { (f.dose_ratio.map_or_else(|| "–".into(), |r| num(r, 3))) }
                         }
                     }
@@ -116,23 +172,38 @@ fn role(r: MetricRole) -> &'static str {
     }
 }
 
+/// "↑ better" or "↓ better".
+fn better(e: &Experiment, key: &str) -> &'static str {
+    match metric(e, key).map(|m| m.direction) {
+        Some(Direction::LowerIsBetter) => "↓ better",
+        _ => "↑ better",
+    }
+}
+
 fn effect_row(k: &KpiEffect, e: &Experiment) -> Markup {
+    let binary = metric(e, &k.metric).is_some_and(|m| m.value_type == ValueType::Binary);
     let arm = |m: &crate::analysis::report::ArmMean| {
         html! {
             (m.units) " units"
-            @if let Some(s) = m.successes { ", " (s) " converted" }
-            br; (num(m.mean, 4))
-            @if let Some(ci) = &m.ci { " (" (num(ci.low, 4)) " – " (num(ci.high, 4)) ")" }
+            @if let Some(s) = m.successes { ", " (s) " with it" }
+            br;
+            @if binary { (pct(m.mean)) @if let Some(ci) = &m.ci { " (" (pct(ci.low)) " – " (pct(ci.high)) ")" } }
+            @else { (num(m.mean, 4)) @if let Some(ci) = &m.ci { " (" (num(ci.low, 4)) " – " (num(ci.high, 4)) ")" } }
         }
     };
+    // A binary metric's difference is a proportion: in percentage points.
+    let (scale, suffix) = if binary { (100.0, " pp") } else { (1.0, "") };
+    let (d, dl, dh) = est_ci(&k.primary, scale);
+    let cuped = k.alternatives.cuped.as_ref();
     html! {
         tr {
-            td { (name(e, &k.metric)) " (" (role(k.role)) ")" }
+            td { (name(e, &k.metric)) " (" (role(k.role)) ", " (better(e, &k.metric)) ")" }
             td { (k.variant) }
             td { (arm(&k.control)) }
             td { (arm(&k.treatment)) }
-            td { (num(k.primary.estimate, 4)) " (" (num(k.primary.ci_low, 4)) " to " (num(k.primary.ci_high, 4)) ")" }
-            td { (pct_ci(&k.relative, "95%")) }
+            td { (d) (suffix) " (" (dl) " to " (dh) ")"
+                @if let Some(c) = cuped { br; small { "CUPED-adjusted, variance −" (pct(c.variance_reduction)) } } }
+            td { (pct_ci(&k.relative, "")) }
             td.nowrap { (p_value(k.primary.p_value)) }
             td.nowrap { (p_value(k.primary.adjusted_p_value)) }
             td { code { (k.primary.method.as_str()) } }
@@ -145,13 +216,28 @@ fn effects(a: &Analysis, e: &Experiment) -> Markup {
         .kpi_effects
         .iter()
         .map(|k| ForestRow {
-            label: format!("{} · {}", name(e, &k.metric), k.variant),
+            label: format!(
+                "{} · {} ({})",
+                name(e, &k.metric),
+                k.variant,
+                better(e, &k.metric)
+            ),
             estimate: k.relative.estimate,
             low: k.relative.ci_low,
             high: k.relative.ci_high,
+            higher_is_better: metric(e, &k.metric)
+                .is_none_or(|m| m.direction == Direction::HigherIsBetter),
+            side: if k.primary.ci_high < 0.0 {
+                -1
+            } else if k.primary.ci_low > 0.0 {
+                1
+            } else {
+                0
+            },
         })
         .collect();
-    let level = format!("{}%", num(a.parameters.confidence * 100.0, 3));
+    let level = level(a);
+    let correction = correction_name(a.parameters.correction);
     let chart = (!rows.is_empty()).then(|| {
         forest(
             &rows,
@@ -166,23 +252,27 @@ fn effects(a: &Analysis, e: &Experiment) -> Markup {
                 Some(Ok(doc)) => {
                     figure.chart-card {
                         (svg(&doc))
-                        figcaption { "Each row is one arm against control: the square is the relative change, the bar its " (level) " CI (red: wholly below zero, blue: wholly above, grey: includes zero). p-values are adjusted by " (a.parameters.correction.as_str().replace('_', "–")) " across comparisons." }
+                        figcaption { "Each row is one arm against control: the square is the relative change, the bar its " (level) " CI, unadjusted for multiple comparisons. "
+                            "Colour follows the test of the absolute difference behind p (its " (level) " CI): red when it lies wholly on the harmful side (a fall for a metric where higher is better, a rise where lower is better), blue wholly on the beneficial side, grey when it includes no change. "
+                            "The relative CI (delta method) can disagree with it in small samples. "
+                            "The adjusted p-values (" (correction) " across the arm × metric comparisons of each role) are in the table." }
                     }
                 }
                 Some(Err(err)) => { p { "The forest plot could not be drawn (" (err) "); the numbers follow." } }
                 None => { p { "No comparison could be computed." } }
             }
             details open[rows.len() <= 6] {
-                summary { "Counts, per-arm means and lifts" }
+                summary { "Counts, per-arm means and changes" }
                 div.scroll {
                     table {
                         thead { tr {
-                            th scope="col" { "Metric" } th scope="col" { "Arm" } th scope="col" { "Control (CI)" } th scope="col" { "Arm (CI)" }
-                            th scope="col" { "Absolute change (CI)" } th scope="col" { "Relative change" } th scope="col" { "p" } th scope="col" { "Adjusted p" } th scope="col" { "Method" }
+                            th scope="col" { "Metric" } th scope="col" { "Arm" } th scope="col" { "Control (" (level) " CI)" } th scope="col" { "Arm (" (level) " CI)" }
+                            th scope="col" { "Absolute change (CI)" } th scope="col" { "Relative change (CI)" } th scope="col" { "p" } th scope="col" { "Adjusted p" } th scope="col" { "Method" }
                         } }
                         tbody { @for k in &a.kpi_effects { (effect_row(k, e)) } }
                     }
                 }
+                p { "Binary metrics are shown as rates and their differences in percentage points (pp). Arm means are unadjusted; a CUPED-adjusted change uses the pre-period to remove variance, so it need not equal the difference of the means." }
             }
             @if !a.failed_comparisons.is_empty() {
                 h3 { "Comparisons not computed" }
@@ -196,45 +286,57 @@ fn ar_set(c: &crate::analysis::report::CausalEffect, unit: &str) -> String {
     let Some(ar) = &c.anderson_rubin else {
         return "–".into();
     };
-    let per100 = |b: Option<f64>| b.map_or_else(|| "∞".into(), |b| num(b * 100.0, 3));
-    match ar.shape {
+    let per100 =
+        |b: Option<f64>, inf: &str| b.map_or_else(|| inf.to_owned(), |b| num(b * 100.0, 3));
+    let level = format!("{}%", num(ar.confidence * 100.0, 3));
+    let set = match ar.shape {
         ArShape::Interval => format!(
             "{} to {} per 100 {unit}",
-            per100(ar.lower),
-            per100(ar.upper)
+            per100(ar.lower, "−∞"),
+            per100(ar.upper, "∞")
         ),
         ArShape::TwoRays => format!(
             "below {} or above {} per 100 {unit} (unbounded: weak instruments)",
-            per100(ar.lower),
-            per100(ar.upper)
+            per100(ar.lower, "−∞"),
+            per100(ar.upper, "∞")
         ),
         ArShape::WholeLine => "every slope (the data cannot bound it)".into(),
         ArShape::Empty => "empty (no single slope fits every arm)".into(),
-    }
+    };
+    format!("{set}; {level}, valid however weak the instruments, assuming constant variance")
 }
 
 fn causal(a: &Analysis, e: &Experiment) -> Markup {
     let unit = e.sli.unit.as_str();
+    let level = level(a);
     html! {
         section aria-labelledby="causal" {
             h2 #causal { "Causal slope of each KPI on " (e.sli.name) }
-            p { "Two-stage least squares with the arms as instruments: the KPI change per 100 " (unit) " of " (e.sli.name) "." }
+            p { "Two-stage least squares with the arms as instruments (robust errors): the KPI change per 100 " (unit) " of " (e.sli.name) "." }
             @for c in &a.causal_effects {
                 @let kpi_name = name(e, &c.kpi);
+                @let kpi_unit = metric(e, &c.kpi).map_or("", |m| m.unit.as_str());
+                @let (b, bl, bh) = est_ci(&c.slope, 100.0);
+                @let boot = Estimate { estimate: c.slope.estimate, ci_low: c.bootstrap.ci_low, ci_high: c.bootstrap.ci_high, ..c.slope.clone() };
+                @let (_, ol, oh) = est_ci(&boot, 100.0);
                 h3 { (kpi_name) }
                 dl {
-                    dt { "Relative change per 100 " (unit) } dd { (pct_ci(&c.relative_per_100, "95%")) ", p = " (p_value(c.slope.p_value)) @if c.slope.adjusted_p_value.is_some() { ", adjusted " (p_value(c.slope.adjusted_p_value)) } }
-                    dt { "Slope per 100 " (unit) } dd { (num(c.slope.estimate * 100.0, 3)) " (95% CI " (num(c.slope.ci_low * 100.0, 3)) " to " (num(c.slope.ci_high * 100.0, 3)) "); bootstrap " (c.bootstrap.method.as_str()) " " (num(c.bootstrap.ci_low * 100.0, 3)) " to " (num(c.bootstrap.ci_high * 100.0, 3)) " (" (c.bootstrap.resamples) " resamples)" }
-                    dt { "First stage" } dd { "F = " (num(c.first_stage_f, 4)) ", robust F = " (num(c.first_stage_robust_f, 4))
-                        @if let Some(f) = c.first_stage_effective_f { ", effective F = " (num(f, 4)) }
-                        @if c.weak_instrument { " " span.badge.bad { "weak instruments" } } }
+                    dt { "Relative change per 100 " (unit) } dd { (pct_ci(&c.relative_per_100, &level)) ", " (p_is(c.slope.p_value)) @if c.slope.adjusted_p_value.is_some() { " (adjusted across KPIs: " (p_value(c.slope.adjusted_p_value)) ")" } }
+                    dt { "Slope per 100 " (unit) } dd { (b) " " (if kpi_unit.is_empty() { "(KPI units)" } else { kpi_unit }) " (" (level) " CI " (bl) " to " (bh) "); bootstrap " (c.bootstrap.method.as_str()) " " (ol) " to " (oh) " (" (c.bootstrap.resamples) " resamples)" }
+                    dt { "First stage" } dd { "classical F = " (num(c.first_stage_f, 4)) ", robust F = " (num(c.first_stage_robust_f, 4))
+                        @if let Some(f) = c.first_stage_effective_f { ", effective F (Montiel Olea–Pflueger) = " (num(f, 4)) }
+                        @if c.weak_instrument { " " span.badge.bad { "weak instruments (effective F < 10)" } } }
                     dt { "Anderson–Rubin set" } dd { (ar_set(c, unit)) }
+                    @if let Some(t) = a.dose_response.iter().find(|d| d.kpi == c.kpi).and_then(|d| d.linearity.as_ref()) {
+                        dt { "Linearity" } dd { "Over-identification test across arms: χ² = " (num(t.statistic, 3)) " on " (t.df) " df, " (p_is(Some(t.p_value)))
+                            (if t.linear { " — consistent with a straight line" } else { " — the arms depart from a straight line" }) }
+                    }
                     dt { "Units" } dd { (c.units) }
                 }
-                @let labels = dose::Labels { sli: &e.sli.name, kpi: kpi_name, unit };
-                @if let Some((plot, rows, _)) = dose::plot(a, &c.kpi, &labels) {
+                @let labels = dose::Labels { sli: &e.sli.name, kpi: kpi_name, unit, level: &level };
+                @if let Some((plot, rows)) = dose::plot(a, &c.kpi, &labels) {
                     (dose::figure(&plot, &rows, &labels, &format!("dose-{}", c.kpi),
-                        html! { "Each point is an arm (95% CI of " (kpi_name) "); the blue line is the 2SLS slope through the control arm's means; the band spans the slopes in its 95% CI, pivoted on the control arm (the control's own uncertainty is its bar)." }))
+                        html! { "Each point is an arm against control (the origin), with " (level) " CIs of its shift in " (e.sli.name) " and of its relative change in " (kpi_name) " (unadjusted). The blue line is the 2SLS slope; the band spans the slopes in its " (level) " CI." }))
                 }
             }
         }
@@ -246,14 +348,18 @@ fn power(a: &Analysis, e: &Experiment) -> Markup {
     html! {
         section aria-labelledby="power" {
             h2 #power { "Power" }
+            p { "The smallest changes the design could detect with 80% power in a two-sided test at α = " (num(a.parameters.alpha, 3)) ", before any multiple-comparison correction. "
+                "A KPI is informative when its slope's CI excludes zero, or when the design could have detected the change observed." }
             table {
-                thead { tr { th scope="col" { "KPI" } th scope="col" { "Arm compared" } th scope="col" { "Smallest detectable lift (80% power)" } th scope="col" { "Smallest detectable change per 100 " (unit) } th scope="col" { "Observed per 100 " (unit) } th scope="col" { "Informative" } } }
+                thead { tr { th scope="col" { "KPI" } th scope="col" { "Arm compared" } th scope="col" { "Smallest detectable change, this arm" } th scope="col" { "Observed, this arm" } th scope="col" { "Smallest detectable change per 100 " (unit) } th scope="col" { "Observed per 100 " (unit) } th scope="col" { "Informative" } } }
                 tbody {
                     @for p in &a.power {
+                        @let observed = a.kpi_effects.iter().find(|k| k.metric == p.kpi && k.variant == p.variant);
                         tr {
                             td { (name(e, &p.kpi)) } td { (p.variant) }
-                            td { (p.mde_relative.map_or_else(|| "–".into(), pct)) }
-                            td { (p.mde_relative_per_100.map_or_else(|| "–".into(), pct)) }
+                            td { (p.mde_relative.map_or_else(|| "–".into(), |m| format!("±{}", pct(m)))) }
+                            td { (observed.map_or_else(|| "–".into(), |k| pct(k.relative.estimate))) }
+                            td { (p.mde_relative_per_100.map_or_else(|| "–".into(), |m| format!("±{}", pct(m)))) }
                             td { (pct(p.observed_relative_per_100)) }
                             td { @if p.informative { "yes" } @else { span.badge.bad { "no" } } }
                         }
@@ -264,8 +370,21 @@ fn power(a: &Analysis, e: &Experiment) -> Markup {
     }
 }
 
+fn test_name(m: ThresholdTestMethod) -> &'static str {
+    match m {
+        ThresholdTestMethod::Davies => "Davies' test of a slope change at an unknown point",
+        ThresholdTestMethod::SlopeHomogeneity => {
+            "Cochran's Q of equal injection slopes across baseline strata"
+        }
+    }
+}
+
 fn thresholds(a: &Analysis, e: &Experiment) -> Markup {
     let unit = &e.sli.unit;
+    let level = level(a);
+    let slope = |v: f64, ci: Option<&crate::analysis::report::Interval>| {
+        html! { (num(v * 100.0, 3)) @if let Some(c) = ci { " (" (level) " CI " (num(c.low * 100.0, 3)) " to " (num(c.high * 100.0, 3)) ")" } }
+    };
     html! {
         section aria-labelledby="thresholds" {
             h2 #thresholds { "Thresholds (knees)" }
@@ -273,16 +392,18 @@ fn thresholds(a: &Analysis, e: &Experiment) -> Markup {
             @for t in &a.threshold {
                 h3 { (name(e, &t.kpi)) " · " (t.evidence.as_str()) " evidence" }
                 @match &t.breakpoint {
-                    Some(b) => { p { "The KPI starts to fall at " strong { (num(b.estimate, 4)) " " (unit) } " (95% CI " (num(b.ci_low, 4)) " to " (num(b.ci_high, 4)) ")." } }
+                    Some(b) => { p { "The slope of " (name(e, &t.kpi)) " on " (e.sli.name) " changes at " strong { (num(b.estimate, 4)) " " (unit) } " (" (level) " CI " (num(b.ci_low, 4)) " to " (num(b.ci_high, 4)) ")"
+                        @if t.evidence.as_str() == "observational" { ": a correlation across units, not an effect" } "." } }
                     None => { p { "No knee found" @if let Some(r) = &t.reason { ": " (r) } "." } }
                 }
                 ul {
-                    @if let (Some(lo), Some(hi)) = (t.slope_below, t.slope_above) {
-                        li { "Slope below the knee " (num(lo * 100.0, 3)) ", above " (num(hi * 100.0, 3)) " per 100 " (unit) "." }
+                    @if let (Some(_), Some(lo), Some(hi)) = (&t.breakpoint, t.slope_below, t.slope_above) {
+                        li { "Slope per 100 " (unit) " below the knee " (slope(lo, t.slope_below_ci.as_ref())) ", above it " (slope(hi, t.slope_above_ci.as_ref())) "." }
                     }
                     @if let Some(test) = &t.no_threshold_test {
-                        li { "Test of no threshold (" (format!("{:?}", test.method).to_lowercase()) "): p = " (p_value(Some(test.p_value)))
-                            @if let (Some(s), Some(df)) = (test.statistic, test.df) { ", statistic " (num(s, 4)) " on " (df) " df" } "." }
+                        li { (test_name(test.method)) ": "
+                            @if test.method == ThresholdTestMethod::Davies { "p ≤ " (p_value(Some(test.p_value))) " (an upper bound)" } @else { (p_is(Some(test.p_value))) }
+                            @if let (Some(s), Some(df)) = (test.statistic, test.df) { ", Q = " (num(s, 4)) " on " (df) " df" } "." }
                     }
                     @if t.breakpoint.is_some() { @if let Some(r) = &t.reason { li { (r) } } }
                 }
@@ -300,7 +421,7 @@ fn verdicts(a: &Analysis, e: &Experiment) -> Markup {
                     li {
                         @if v.validated { span.badge.ok { "validated" } } @else { span.badge.bad { "not validated" } }
                         " " strong { (name(e, &v.kpi)) }
-                        @if !v.reasons.is_empty() { ul { @for r in &v.reasons { li { code { (r.code.as_str()) } ": " (r.message) } } } }
+                        @if !v.reasons.is_empty() { ul { @for r in &v.reasons { li { (r.message) " " code.key { (r.code.as_str()) } } } } }
                     }
                 }
             }

@@ -5,9 +5,12 @@
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-/// One arm of the dose-response chart: its SLI mean (x) and KPI mean with its 95% CI (y).
+/// One arm of the dose-response chart: its SLI shift (x) and KPI change (y) against control,
+/// each with its CI (equal bounds draw no bar: the control arm sits at the origin).
 pub struct ArmPoint {
     pub x: f64,
+    pub x_low: f64,
+    pub x_high: f64,
     pub y: f64,
     pub y_low: f64,
     pub y_high: f64,
@@ -32,6 +35,8 @@ pub struct DosePlot {
     pub knee: Option<(f64, f64, f64)>,
     /// Where the proposed SLO's tolerated degradation lies on the x axis.
     pub threshold: Option<f64>,
+    /// The tolerated KPI change, drawn as a horizontal line.
+    pub tolerance: Option<f64>,
 }
 
 /// The span of `values` padded by 8% on each side (a unit span around a single value).
@@ -59,7 +64,7 @@ fn ranges(p: &DosePlot) -> ((f64, f64), (f64, f64)) {
     let (x0, x1) = span(
         p.arms
             .iter()
-            .map(|a| a.x)
+            .flat_map(|a| [a.x, a.x_low, a.x_high])
             .chain(p.threshold)
             .chain(p.knee.iter().flat_map(|k| [k.1, k.2])),
     );
@@ -73,6 +78,7 @@ fn ranges(p: &DosePlot) -> ((f64, f64), (f64, f64)) {
         p.arms
             .iter()
             .flat_map(|a| [a.y_low, a.y_high])
+            .chain(p.tolerance)
             .chain(line_ends),
     );
     ((x0, x1), y)
@@ -135,7 +141,8 @@ pub(super) const INK: RGBColor = RGBColor(20, 20, 20);
 pub(super) const RED: RGBColor = RGBColor(190, 30, 45);
 
 /// The dose-response chart as an SVG document: arm points with CI bars, the 2SLS line and
-/// its CI band, the knee's interval and the proposed threshold as a vertical line.
+/// its CI band, the knee's interval, the proposed threshold as a vertical line and the
+/// tolerated change as a dashed horizontal one.
 pub fn dose_response(p: &DosePlot, id: &str) -> Result<String, String> {
     let ((x0, x1), (y0, y1)) = ranges(p);
     let mut out = String::new();
@@ -186,14 +193,35 @@ pub fn dose_response(p: &DosePlot, id: &str) -> Result<String, String> {
         if let Some(t) = p.threshold {
             vertical(&mut chart, t, RED.stroke_width(2))?;
         }
-        for a in &p.arms {
-            let cap = (x1 - x0) * 0.008;
+        if let Some(t) = p.tolerance {
             chart
-                .draw_series([
-                    PathElement::new(vec![(a.x, a.y_low), (a.x, a.y_high)], INK.stroke_width(1)),
-                    PathElement::new(vec![(a.x - cap, a.y_low), (a.x + cap, a.y_low)], INK),
-                    PathElement::new(vec![(a.x - cap, a.y_high), (a.x + cap, a.y_high)], INK),
-                ])
+                .draw_series(DashedLineSeries::new(
+                    [(x0, t), (x1, t)],
+                    6,
+                    4,
+                    RED.stroke_width(1),
+                ))
+                .map_err(failed)?;
+        }
+        for a in &p.arms {
+            let (cx, cy) = ((x1 - x0) * 0.008, (y1 - y0) * 0.012);
+            let mut bars = Vec::new();
+            if a.y_high > a.y_low {
+                bars.extend([
+                    vec![(a.x, a.y_low), (a.x, a.y_high)],
+                    vec![(a.x - cx, a.y_low), (a.x + cx, a.y_low)],
+                    vec![(a.x - cx, a.y_high), (a.x + cx, a.y_high)],
+                ]);
+            }
+            if a.x_high > a.x_low {
+                bars.extend([
+                    vec![(a.x_low, a.y), (a.x_high, a.y)],
+                    vec![(a.x_low, a.y - cy), (a.x_low, a.y + cy)],
+                    vec![(a.x_high, a.y - cy), (a.x_high, a.y + cy)],
+                ]);
+            }
+            chart
+                .draw_series(bars.into_iter().map(|b| PathElement::new(b, INK)))
                 .map_err(failed)?;
         }
         chart
@@ -303,6 +331,8 @@ mod tests {
                     let y = 0.1 - 0.002 * f64::from(i);
                     ArmPoint {
                         x,
+                        x_low: x - 5.0,
+                        x_high: x + 5.0,
                         y,
                         y_low: y - 0.001,
                         y_high: y + 0.001,
@@ -316,6 +346,7 @@ mod tests {
             }),
             knee: Some((420.0, 380.0, 460.0)),
             threshold: Some(450.0),
+            tolerance: Some(0.095),
         };
         let svg = dose_response(&plot, "dr").unwrap();
         assert_eq!(svg.matches("<circle").count(), 3, "{svg}");

@@ -167,7 +167,9 @@ pub async fn detail(
         }
         section aria-labelledby="analyses" {
             h2 #analyses { "Analyses" }
-            @if rows.is_empty() { p { "Not analysed yet: " code { "POST /api/v1/experiments/" (e.key) "/analyses" } "." } }
+            @if before.is_some() { p { a href={ "/ui/experiments/" (e.key) } { "← Newest analyses" } } }
+            @if rows.is_empty() && before.is_some() { p { "No older analyses." } }
+            @else if rows.is_empty() { p { "Not analysed yet: " code { "POST /api/v1/experiments/" (e.key) "/analyses" } "." } }
             @else { (analyses_table(&rows, &e)) }
             @if more { @if let Some(last) = rows.last() { p { a href={ "/ui/experiments/" (e.key) "?before=" (last.id) } { "Older analyses →" } } } }
         }

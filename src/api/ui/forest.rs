@@ -12,6 +12,12 @@ pub struct ForestRow {
     pub estimate: f64,
     pub low: f64,
     pub high: f64,
+    /// The metric's direction: which side of zero is harmful.
+    pub higher_is_better: bool,
+    /// Where the CI of the test behind the row's p-value (the absolute difference) lies: −1
+    /// wholly below zero, +1 wholly above, 0 across it. The colour follows it, so a row is
+    /// coloured exactly when its unadjusted p is below 1 − confidence.
+    pub side: i8,
 }
 
 /// Pixels per row, and the chart's fixed height outside its rows.
@@ -45,7 +51,8 @@ fn short(label: &str) -> String {
 }
 
 /// The forest plot as an SVG document: a square per estimate, its CI as a bar (red when the
-/// CI lies wholly below zero, blue wholly above, grey across it), row labels on the left.
+/// CI lies wholly on the harmful side of zero for the metric's direction, blue wholly on the
+/// beneficial side, grey across zero), row labels on the left.
 pub fn forest(rows: &[ForestRow], title: &str, id: &str) -> Result<String, String> {
     let (x0, x1) = x_range(rows);
     let n = rows.len().max(1);
@@ -71,9 +78,11 @@ pub fn forest(rows: &[ForestRow], title: &str, id: &str) -> Result<String, Strin
             ));
         for (i, r) in rows.iter().enumerate() {
             let y = n as f64 - i as f64 - 0.5;
-            let colour = if r.high < 0.0 {
+            let harmful_side = if r.higher_is_better { -1 } else { 1 };
+            let (harmful, beneficial) = (r.side == harmful_side, r.side == -harmful_side);
+            let colour = if harmful {
                 RED
-            } else if r.low > 0.0 {
+            } else if beneficial {
                 BLUE
             } else {
                 RGBColor(110, 110, 110)
@@ -120,14 +129,18 @@ mod tests {
                 estimate: -0.01 * f64::from(i),
                 low: -0.01 * f64::from(i) - 0.005,
                 high: -0.01 * f64::from(i) + 0.005,
+                higher_is_better: i != 3,
+                side: if i == 0 { 0 } else { -1 },
             })
             .collect();
         let svg = forest(&rows, "effects", "fp").unwrap();
         // The frame is a rect too; the squares are the 10×10 ones.
         assert_eq!(svg.matches(r#"width="10" height="10""#).count(), 4, "{svg}");
         assert!(svg.contains("arm_3 · &lt;kpi&gt;"), "{svg}");
-        // A CI wholly below zero is red, one across zero grey.
+        // A fall where higher is better is red, one where lower is better blue; a CI across
+        // zero is grey.
         assert!(svg.contains("#BE1E2D"), "{svg}");
+        assert!(svg.contains("#1F5AA6"), "{svg}");
         assert!(svg.contains("#6E6E6E"), "{svg}");
     }
 

@@ -110,20 +110,42 @@ async fn not_allowed(allow: &'static str) -> HttpResponse {
 
 /// Any other path under `/ui/`: a 404 page.
 async fn not_found(req: HttpRequest) -> HttpResponse {
-    PageError(AppError::not_found("page", req.path())).error_response()
+    PageError(AppError::not_found("page", shown_path(&req))).error_response()
+}
+
+/// The address as a page may show it (see [`shown`]).
+fn shown_path(req: &HttpRequest) -> String {
+    shown(req.path(), 120)
+}
+
+/// Text from the request as a page may show it: without control characters or bidirectional
+/// overrides (which would reorder the page's text), at most `max` characters.
+fn shown(text: &str, max: usize) -> String {
+    let clean: String = text
+        .chars()
+        .filter(|c| {
+            !c.is_control() && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        })
+        .collect();
+    if clean.chars().count() > max {
+        format!("{}…", clean.chars().take(max - 1).collect::<String>())
+    } else {
+        clean
+    }
 }
 
 /// An id that is not a number names no page: a 404 page.
 fn path_error(e: actix_web::error::PathError, req: &HttpRequest) -> actix_web::Error {
     tracing::debug!(error = %e, "page path not matched");
-    PageError(AppError::not_found("page", req.path())).into()
+    PageError(AppError::not_found("page", shown_path(req))).into()
 }
 
 /// A query parameter that cannot be read: a 400 page.
 fn query_error(e: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
-    PageError(AppError::BadRequest(format!(
-        "the address's parameters cannot be read: {e}"
-    )))
+    tracing::debug!(error = %e, "page query not read");
+    PageError(AppError::BadRequest(
+        "the address's parameters cannot be read: a paging parameter (after, before, proposed_after, decided_after) must be a whole number, given once".into(),
+    ))
     .into()
 }
 
@@ -150,16 +172,25 @@ fn https(req: &HttpRequest) -> bool {
     req.connection_info().scheme() == "https"
 }
 
-/// A cookie scoped to the pages: HttpOnly, SameSite=Strict, Secure over https.
-fn cookie<'a>(req: &HttpRequest, name: &'a str, value: String, max_age_hours: i64) -> Cookie<'a> {
+/// A cookie for `path`: HttpOnly, SameSite=Strict, Secure over https.
+fn cookie<'a>(
+    req: &HttpRequest,
+    (name, path): (&'a str, &'a str),
+    value: String,
+    max_age_hours: i64,
+) -> Cookie<'a> {
     Cookie::build(name, value)
-        .path("/ui")
+        .path(path)
         .http_only(true)
         .same_site(SameSite::Strict)
         .secure(https(req))
         .max_age(actix_web::cookie::time::Duration::hours(max_age_hours))
         .finish()
 }
+
+/// The session cookie goes to the whole site: the pages, and the API's read-only GETs that
+/// the pages link to (raw JSON, exports), which accept it in place of a bearer token.
+pub const SESSION_PATH: &str = "/";
 
 /// Compares two secrets in time independent of where they differ.
 fn same_secret(a: &str, b: &str) -> bool {
@@ -269,7 +300,7 @@ impl ResponseError for PageError {
         if status.is_server_error() {
             return self.0.error_response();
         }
-        message_page(status, &self.0.to_string(), Some(&self.0))
+        message_page(status, &shown(&self.0.to_string(), 600), Some(&self.0))
     }
 }
 

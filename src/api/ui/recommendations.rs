@@ -57,7 +57,7 @@ pub async fn inbox(
     q: web::Query<InboxQuery>,
 ) -> Result<HttpResponse, PageError> {
     let (pa, da) = (q.proposed_after.max(0), q.decided_after.max(0));
-    let (mut proposed, mut decided) = state
+    let (mut proposed, mut decided, names) = state
         .run(move |db| {
             let page_at = |after_id| Page {
                 after_id,
@@ -66,7 +66,15 @@ pub async fn inbox(
             let proposed =
                 service::recommendations(db, Some(RecommendationStatus::Proposed), page_at(pa))?;
             let decided = service::decided_recommendations(db, page_at(da))?;
-            Ok((proposed, decided))
+            // The KPIs' catalog names (a few distinct KPIs for hundreds of rows).
+            let mut names = std::collections::BTreeMap::new();
+            for r in proposed.iter().chain(&decided) {
+                if !names.contains_key(&r.slo.kpi) {
+                    let m = crate::ingest::service::metric(db, &r.slo.kpi)?;
+                    names.insert(r.slo.kpi.clone(), m.name);
+                }
+            }
+            Ok((proposed, decided, names))
         })
         .await?;
     let more = |rows: &mut Vec<Recommendation>| {
@@ -87,7 +95,7 @@ pub async fn inbox(
                     @for r in rows {
                         tr {
                             td { a href={ "/ui/recommendations/" (r.id) } { (r.slo.statement) } " (#" (r.id) ")" }
-                            td { (r.slo.kpi) }
+                            td { (names.get(&r.slo.kpi).unwrap_or(&r.slo.kpi)) }
                             td { (verdict_badge(r.evidence.validated)) }
                             td { (value_at_risk(r)) }
                             td { (num(r.derivation.max_relative_kpi_loss * 100.0, 3)) "%" }
@@ -116,34 +124,37 @@ pub async fn inbox(
     Ok(page("Recommendations", &who, main))
 }
 
-/// The dose-response chart of the recommendation's KPI, with the knee it used and the
-/// tolerated degradation; axes named from the catalog.
-fn dose_chart(r: &Recommendation, a: &Analysis, e: &Experiment) -> Option<Markup> {
-    let kpi = &r.slo.kpi;
-    let kpi_name = std::iter::once(&e.sli)
+/// The dose-response chart of the recommendation's KPI (changes against control), with the
+/// tolerated loss, the degradation that costs it, and the knee it used (as a shift from the
+/// same baseline the threshold adds the degradation to); axes named from the catalog.
+fn dose_chart(r: &Recommendation, a: &Analysis, e: &Experiment, level: &str) -> Option<Markup> {
+    let kpi = std::iter::once(&e.sli)
         .chain(&e.kpis)
         .chain(&e.guardrails)
-        .find(|m| &m.key == kpi)
-        .map_or(kpi.as_str(), |m| m.name.as_str());
+        .find(|m| m.key == r.slo.kpi)?;
     let labels = dose::Labels {
         sli: &e.sli.name,
-        kpi: kpi_name,
+        kpi: &kpi.name,
         unit: &r.slo.unit,
+        level,
     };
-    let (mut plot, rows, control_sli) = dose::plot(a, kpi, &labels)?;
-    // The knee is drawn when the recommendation used it (a causal one); an observational
-    // knee stays in the notes.
-    plot.knee = r
-        .derivation
-        .knee
-        .as_ref()
-        .map(|k| (k.estimate, k.ci_low, k.ci_high));
-    plot.threshold = Some(control_sli + r.derivation.degradation);
-    plot.title.push_str(" and the tolerated degradation");
+    let (mut plot, rows) = dose::plot(a, &kpi.key, &labels)?;
+    let d = &r.derivation;
+    let worse = e.sli.direction.worse_sign();
+    plot.knee = d.knee.as_ref().map(|k| {
+        let shift = |x: f64| x - d.baseline_sli;
+        (shift(k.estimate), shift(k.ci_low), shift(k.ci_high))
+    });
+    plot.threshold = Some(worse * d.degradation);
+    // The tolerated loss: a fall for a higher-is-better KPI, a rise for a lower-is-better one.
+    plot.tolerance = Some(kpi.direction.worse_sign() * d.max_relative_kpi_loss * 100.0);
+    plot.title
+        .push_str(", the tolerated loss and the degradation that costs it");
     let caption = html! {
-        "Each point is an arm (95% CI of " (kpi_name) "); the blue line is the causal (2SLS) slope through the control arm's means; the band spans the slopes in its 95% CI, pivoted on the control arm (whose own uncertainty is its bar); "
-        @if plot.knee.is_some() { "the orange line and shade are the knee and its CI; " }
-        "the red line is where the tolerated degradation lies (the threshold " (num(r.slo.threshold, 4)) " " (r.slo.unit) " applies to production's per-window percentile)."
+        "Each point is an arm against control (the origin), with " (level) " CIs of both changes. The blue line is the causal (2SLS) slope, the band the slopes in its " (level) " CI. "
+        "The dashed red line is the tolerated loss (" (num(d.max_relative_kpi_loss * 100.0, 3)) "%); the solid red line is the degradation that costs it at the harmful end of the slope's CI ("
+        (num(d.degradation, 4)) " " (r.slo.unit) "), which the threshold adds to the baseline of " (num(d.baseline_sli, 4)) " " (r.slo.unit) "."
+        @if plot.knee.is_some() { " The orange line and shade are the knee used and its CI, as shifts from that baseline." }
     };
     Some(dose::figure(&plot, &rows, &labels, "dose", caption))
 }
@@ -162,7 +173,7 @@ fn history_list(events: &[HistoryEvent]) -> Markup {
     }
 }
 
-fn cost_section(r: &Recommendation) -> Markup {
+fn cost_section(r: &Recommendation, kpi: &str) -> Markup {
     let b = &r.error_budget;
     html! {
         section aria-labelledby="cost" {
@@ -173,7 +184,7 @@ fn cost_section(r: &Recommendation) -> Markup {
                 " in " (r.slo.window_days) " days"
                 @if let Some(n) = b.allowed_bad_windows { " (" (n) " bad windows allowed)" }
                 ". Spending all of it with the SLI at the threshold costs about "
-                (num(b.expected_relative_kpi_loss * 100.0, 2)) "% of " (r.slo.kpi)
+                (num(b.expected_relative_kpi_loss * 100.0, 2)) "% of " (kpi)
                 @if let Some(u) = b.expected_kpi_units_lost { " (" (num(u, 3)) " units)" }
                 "."
             }
@@ -181,8 +192,13 @@ fn cost_section(r: &Recommendation) -> Markup {
                 "Value at risk: " strong { (value_at_risk(r)) }
             }
             p { "The SLI may degrade by " (num(r.derivation.degradation, 3)) " " (r.slo.unit)
-                " before " (r.slo.kpi) " loses the tolerated "
-                (num(r.derivation.max_relative_kpi_loss * 100.0, 3)) "%." }
+                " before " (kpi) " loses the tolerated "
+                (num(r.derivation.max_relative_kpi_loss * 100.0, 3)) "%, reading the slope at the harmful end of its CI (the conservative reading). "
+                "At the slope's estimate the threshold would be " (num(r.threshold_range.estimate, 4)) " " (r.slo.unit)
+                @if let Some(o) = r.threshold_range.optimistic { ", at the CI's other end " (num(o, 4)) " " (r.slo.unit) }
+                "; the recommended threshold is " (num(r.slo.threshold, 4)) " " (r.slo.unit)
+                @if r.derivation.extrapolated { ", beyond the largest shift the experiment tested (a linear extrapolation)" }
+                "." }
         }
     }
 }
@@ -234,12 +250,21 @@ pub async fn detail(
             Ok((r, history, analysis, experiment))
         })
         .await?;
+    let level = analysis.as_ref().map_or_else(String::new, |a| {
+        format!("{}%", num(a.parameters.confidence * 100.0, 3))
+    });
     let chart = analysis
         .as_ref()
-        .and_then(|a| dose_chart(&r, a, &experiment));
+        .and_then(|a| dose_chart(&r, a, &experiment, &level));
     let may_decide = who.caller.require(&DECIDE_RECOMMENDATION).is_ok()
         && r.status == RecommendationStatus::Proposed;
     let e = &r.evidence;
+    let kpi_name = experiment
+        .kpis
+        .iter()
+        .chain(&experiment.guardrails)
+        .find(|m| m.key == r.slo.kpi)
+        .map_or(r.slo.kpi.as_str(), |m| m.name.as_str());
     let main = html! {
         p { a href="/ui/recommendations" { "← Recommendations" } }
         h1 { (r.slo.statement) }
@@ -254,7 +279,7 @@ pub async fn detail(
                 p { "The analysis has no dose-response data for this KPI." }
             }
         }
-        (cost_section(&r))
+        (cost_section(&r, kpi_name))
         (replay_section(&r))
         section aria-labelledby="evidence" {
             h2 #evidence { "Evidence" }
@@ -263,7 +288,7 @@ pub async fn detail(
                 dt { "Analysis" } dd { a href={ "/ui/analyses/" (e.analysis_id) } { "#" (e.analysis_id) } " (" a href={ "/api/v1/analyses/" (e.analysis_id) } { "JSON" } ")" }
                 dt { "Seed" } dd { (e.seed) }
                 dt { "Fingerprint" } dd { code { (e.fingerprint) } }
-                dt { "Relative change per 100 " (r.slo.unit) } dd { (num(e.relative_per_100.estimate * 100.0, 3)) "% (95% CI " (num(e.relative_per_100.ci_low * 100.0, 3)) "% to " (num(e.relative_per_100.ci_high * 100.0, 3)) "%)" }
+                dt { "Relative change per 100 " (r.slo.unit) } dd { (num(e.relative_per_100.estimate * 100.0, 3)) "% (" (level) " CI " (num(e.relative_per_100.ci_low * 100.0, 3)) "% to " (num(e.relative_per_100.ci_high * 100.0, 3)) "%)" }
             }
             @if !r.derivation.notes.is_empty() {
                 h3 { "Notes" }

@@ -21,7 +21,9 @@ const FORM_COOKIE: &str = "sloproof_sign_in";
 /// Whether `path` is a page of this service to return to after signing in (not another
 /// site: no `//host`, no backslashes).
 pub fn local(path: &str) -> bool {
+    // Control characters cannot go into a Location header.
     path.starts_with("/ui/")
+        && !path.chars().any(char::is_control)
         && !path.starts_with("/ui/sign-")
         && !path.contains("//")
         && !path.contains('\\')
@@ -67,7 +69,7 @@ fn form_page(
     let mut r = HttpResponse::build(status);
     protect(&mut r);
     r.content_type(ContentType::html())
-        .cookie(cookie(req, FORM_COOKIE, nonce, 1))
+        .cookie(cookie(req, (FORM_COOKIE, "/ui"), nonce, 1))
         .body(body.into_string())
 }
 
@@ -118,8 +120,13 @@ pub async fn submit(
             done.set_path("/ui");
             done.make_removal();
             let mut r = see_other(next.as_deref().unwrap_or("/ui/recommendations"));
-            r.add_cookie(&cookie(&req, SESSION_COOKIE, id, SESSION_HOURS))
-                .map_err(|e| AppError::Internal(anyhow::anyhow!("cannot set the cookie: {e}")))?;
+            r.add_cookie(&cookie(
+                &req,
+                (SESSION_COOKIE, super::SESSION_PATH),
+                id,
+                SESSION_HOURS,
+            ))
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("cannot set the cookie: {e}")))?;
             r.add_cookie(&done)
                 .map_err(|e| AppError::Internal(anyhow::anyhow!("cannot set the cookie: {e}")))?;
             Ok(r)
@@ -150,7 +157,7 @@ pub async fn sign_out(
         state.run(move |db| session::sign_out(db, &id)).await?;
     }
     let mut gone = Cookie::new(SESSION_COOKIE, "");
-    gone.set_path("/ui");
+    gone.set_path(super::SESSION_PATH);
     gone.make_removal();
     let mut r = see_other("/ui/sign-in");
     r.add_cookie(&gone)

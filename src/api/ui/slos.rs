@@ -200,9 +200,10 @@ fn now_section(s: &Slo, st: &SloLiveStatus) -> Markup {
                 dt { "Coverage" } dd { (num(st.coverage * 100.0, 3)) "% of the period's windows have data" }
                 @for e in &st.exhaustion { dt { "At the " (e.at_rate_of) " rate" } dd { (e.text) } }
                 dt { "Cost so far" } dd {
-                    @match (st.cost.value_lost, st.cost.budgeted_value_at_risk) {
+                    @match (st.cost.value_lost.filter(|_| st.coverage > 0.0), st.cost.budgeted_value_at_risk) {
                         (Some(v), Some(r)) => { (money(v, cur)) " lost, against " (money(r, cur)) " budgeted per period" }
                         (Some(v), None) => { (money(v, cur)) " lost" }
+                        _ if st.coverage == 0.0 => { "not measured: no production data in the period" }
                         _ => { (num(st.cost.relative_kpi_loss * 100.0, 3)) "% of " (s.slo.kpi) " lost" }
                     }
                 }

@@ -20,11 +20,9 @@ fn main() -> anyhow::Result<()> {
         Command::Simulate { api, token, config } => {
             let sim = sloproof::simulate::generate(&config)?;
             actix_web::rt::System::new().block_on(sloproof::simulate::load(&api, &token, &sim))?;
-            println!("loaded experiment '{}'; analyse it with:", config.key);
-            println!(
-                "  curl -s -X POST {api}/api/v1/experiments/{}/analyses",
-                config.key
-            );
+            let key = sim.experiment["key"].as_str().unwrap_or_default();
+            println!("loaded experiment '{key}'; analyse it with:");
+            println!("  curl -s -X POST {api}/api/v1/experiments/{key}/analyses");
             Ok(())
         }
         Command::SimulateSeries {

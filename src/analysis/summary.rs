@@ -343,8 +343,16 @@ pub fn summary(
         .iter()
         .max_by(|a, b| a.planned_dose.abs().total_cmp(&b.planned_dose.abs()));
     if let Some(arm) = arm.filter(|_| problem_free) {
+        // About three significant digits of the dose (+197.1 ms, −0.0497 share), at least one
+        // decimal.
+        let d = arm.planned_dose.abs();
+        let decimals = if d > 0.0 {
+            (2 - d.log10().floor() as i64).clamp(1, 6) as usize
+        } else {
+            1
+        };
         s.push_str(&format!(
-            " The {} arm moved mean {} by {:+.1}{unit} (planned {:+.1}{unit}).",
+            " The {} arm moved mean {} by {:+.decimals$}{unit} (planned {:+.decimals$}{unit}).",
             arm.variant, sli.name, arm.mean_shift.estimate, arm.planned_dose
         ));
     }

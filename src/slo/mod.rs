@@ -1,5 +1,6 @@
 //! SLO recommendations, error budgets and exports (OpenSLO, Prometheus rules).
 
+pub(crate) mod events;
 pub mod live;
 pub mod model;
 pub mod noise;

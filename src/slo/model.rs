@@ -9,8 +9,12 @@ pub use crate::domain::review::{Action, Decision, RecommendationStatus, SloStatu
 use crate::domain::text_enum;
 
 text_enum! {
-    /// How compliance is evaluated: share of good time windows, or share of good requests.
-    Evaluation { Windows => "windows", Requests => "requests" }
+    /// How compliance is evaluated: share of good time windows (`windows`), share of requests
+    /// whose SLI value is on the good side of a threshold (`requests`), or, for an SLI that is
+    /// itself a share of good events (faithful answers, caught frauds), that share over the
+    /// period (`events`: "≥ T% of answers faithful over 28 days"; the target is derived from
+    /// the tolerated loss).
+    Evaluation { Windows => "windows", Requests => "requests", Events => "events" }
 }
 
 text_enum! {

@@ -21,7 +21,7 @@ pub fn dns_name(key: &str) -> String {
 /// The OpenSLO document as a JSON value (serialised to YAML by [`openslo_yaml`]).
 pub fn document(slo: &Slo, sli: &Metric) -> Value {
     let s = &slo.slo;
-    let (good, total) = templates(sli, s.comparison);
+    let (good, total) = templates(sli, s);
     let window = s
         .window_minutes
         .map(|w| format!("{w}m"))
@@ -81,7 +81,7 @@ pub fn document(slo: &Slo, sli: &Metric) -> Value {
             objective["timeSliceWindow"] = json!(window);
             "Timeslices"
         }
-        Evaluation::Requests => "Occurrences",
+        Evaluation::Requests | Evaluation::Events => "Occurrences",
     };
     json!({
         "apiVersion": "openslo/v1",

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::model::{Comparison, Evaluation, Slo};
+use super::model::{Comparison, Evaluation, Slo, SloSpec};
 use crate::domain::metric::Metric;
 
 /// Recording-rule windows besides the full period.
@@ -90,9 +90,23 @@ pub fn histogram_name(m: &Metric) -> String {
 }
 
 /// The good- and total-event templates of an SLI: the metric's own, or defaults for a
-/// Prometheus histogram named by [`histogram_name`].
-pub fn templates(m: &Metric, comparison: Comparison) -> (String, String) {
+/// Prometheus histogram named by [`histogram_name`]; for an events SLO, counters
+/// `<name>_good_total` and `<name>_events_total`.
+pub fn templates(m: &Metric, spec: &SloSpec) -> (String, String) {
+    let comparison = spec.comparison;
     let name = histogram_name(m);
+    if spec.evaluation == Evaluation::Events {
+        return (
+            m.prometheus
+                .good_events
+                .clone()
+                .unwrap_or_else(|| format!("sum(rate({name}_good_total[{{{{window}}}}]))")),
+            m.prometheus
+                .total_events
+                .clone()
+                .unwrap_or_else(|| format!("sum(rate({name}_events_total[{{{{window}}}}]))")),
+        );
+    }
     let le = if m.unit == "ms" {
         "{{le_seconds}}"
     } else {
@@ -159,7 +173,7 @@ fn sli_recordings(slo: &Slo, sli: &Metric, period: &str) -> Vec<Rule> {
     let s = &slo.slo;
     let name = slo.name.as_str();
     let sel = format!("{{sloproof_slo=\"{name}\"}}");
-    let (good, total) = templates(sli, s.comparison);
+    let (good, total) = templates(sli, s);
     let rule = |window: &str, expr: String| Rule {
         record: Some(format!("slo:sli_error:ratio_rate{window}")),
         alert: None,
@@ -294,7 +308,7 @@ fn alert_rules(
 /// select no series (an exporter down, a renamed histogram, a threshold that is not one of the
 /// histogram's bucket bounds) records no bad window and would look perfect.
 fn absent_alert(slo: &Slo, sli: &Metric, name: &str) -> Rule {
-    let (good, total) = templates(sli, slo.slo.comparison);
+    let (good, total) = templates(sli, &slo.slo);
     let t = slo.slo.threshold;
     Rule {
         record: None,

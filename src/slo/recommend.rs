@@ -185,7 +185,7 @@ fn error_budget(
         total_windows,
         allowed_bad_windows: total_windows.map(|n| (fraction * n as f64 + 1e-9).floor() as u64),
         allowed_bad_requests: match inputs.evaluation {
-            Evaluation::Requests => period_units.map(|u| fraction * u),
+            Evaluation::Requests | Evaluation::Events => period_units.map(|u| fraction * u),
             Evaluation::Windows => None,
         },
         expected_relative_kpi_loss: fraction * loss,
@@ -300,6 +300,17 @@ fn baseline_from(
     let p = production?;
     let from = p.to - i64::from(inputs.window_days) * 86_400;
     let first = p.windows.partition_point(|w| w.start < from);
+    let source = |n| BaselineSource {
+        kind: BaselineKind::Production,
+        from: time(from),
+        to: time(p.to),
+        windows: Some(n),
+        experiment_baseline: None,
+    };
+    if inputs.evaluation == Evaluation::Events {
+        let (share, n) = super::events::production_share(p.layout, &p.windows[first..])?;
+        return Some((share, source(n)));
+    }
     let spec = BaselineSpec {
         evaluation: inputs.evaluation,
         percentile: governed,
@@ -310,16 +321,7 @@ fn baseline_from(
         },
     };
     let (value, n) = production_baseline::production(p.layout, &p.windows[first..], &spec)?;
-    Some((
-        value,
-        BaselineSource {
-            kind: BaselineKind::Production,
-            from: time(from),
-            to: time(p.to),
-            windows: Some(n),
-            experiment_baseline: None,
-        },
-    ))
+    Some((value, source(n)))
 }
 
 /// The baseline: production's when the SLI has a production series to read it from (noted
@@ -331,9 +333,9 @@ fn choose_baseline(
     (governed, target, direction): (Option<u32>, f64, Direction),
     notes: &mut Vec<String>,
 ) -> AppResult<(f64, BaselineSource)> {
-    let experiment = match governed {
-        Some(_) => baseline(control, governed)?,
-        None => request_baseline(control, target, direction)?,
+    let experiment = match (governed, inputs.evaluation) {
+        (Some(_), _) | (None, Evaluation::Events) => baseline(control, governed)?,
+        (None, _) => request_baseline(control, target, direction)?,
     };
     Ok(
         match baseline_from(production, inputs, governed, target, direction) {
@@ -351,6 +353,55 @@ fn choose_baseline(
     )
 }
 
+/// The assumption behind a threshold on a percentile: a degradation moves the whole
+/// distribution.
+fn shift_note(governed: Option<u32>, target: f64) -> String {
+    format!(
+        "Assumes a degradation shifts the SLI's distribution, so the baseline ({}) moves by the same amount as its mean (as a latency injection does).",
+        governed.map_or_else(|| format!("the {} quantile", fmt_num(target)), |g| format!("p{g}"))
+    )
+}
+
+/// What a recommendation rests on: the analysis, its data and the validated effect.
+fn evidence_of(a: &Analysis, effect: &CausalEffect) -> RecommendationEvidence {
+    RecommendationEvidence {
+        analysis_id: a.id,
+        experiment: a.experiment.clone(),
+        seed: a.parameters.bootstrap.seed,
+        fingerprint: a.fingerprint.clone(),
+        validated: true,
+        slope: effect.slope.clone(),
+        relative_per_100: effect.relative_per_100.clone(),
+        summary: a.summary.clone(),
+    }
+}
+
+/// The threshold rounded conservatively and (histograms) snapped to a bucket bound, checked to
+/// lie beyond the baseline; and the target, which for an events SLO is that share floor itself
+/// (T = baseline − degradation).
+fn settle(
+    sli: &Metric,
+    production: Option<&Production>,
+    (threshold, baseline, target): (f64, f64, f64),
+    events: bool,
+    notes: &mut Vec<String>,
+) -> AppResult<(f64, f64)> {
+    let lower_is_better = sli.direction == Direction::LowerIsBetter;
+    let rounded = round_conservative(threshold, lower_is_better);
+    let threshold = if events {
+        rounded
+    } else {
+        let snap = snapping(sli, production, notes);
+        snap_to_bucket(&snap, rounded, lower_is_better, notes)?
+    };
+    check_beyond_baseline(sli, threshold, baseline, threshold != rounded)?;
+    if events {
+        Ok((threshold, super::events::check_target(threshold)?))
+    } else {
+        Ok((threshold, target))
+    }
+}
+
 /// Derives a recommendation from an analysis; 422 with the verdict's reasons when the effect
 /// on that KPI was not validated. With a production series, the baseline is production's.
 pub fn derive(
@@ -362,6 +413,10 @@ pub fn derive(
 ) -> AppResult<Derived> {
     let mut inputs = resolve(req, &kpi.key)?;
     let (effect, control) = validated_effect(a, sli, kpi)?;
+    let events = inputs.evaluation == Evaluation::Events;
+    if events {
+        super::events::check_share_sli(sli, control)?;
+    }
     let mu = effect.control_kpi_mean;
     let loss = inputs.max_relative_kpi_loss;
     let mut notes = Vec::new();
@@ -379,10 +434,9 @@ pub fn derive(
     let context = (governed, target, sli.direction);
     let (baseline, origin) = choose_baseline(control, production, &inputs, context, &mut notes)?;
     let slope = slope_threshold(effect, baseline, loss, sli, kpi)?;
-    notes.insert(0, format!(
-        "Assumes a degradation shifts the SLI's distribution, so the baseline ({}) moves by the same amount as its mean (as a latency injection does).",
-        governed.map_or_else(|| format!("the {} quantile", fmt_num(target)), |g| format!("p{g}"))
-    ));
+    if !events {
+        notes.insert(0, shift_note(governed, target));
+    }
     let tested = max_tested_shift(a, sli);
     let (threshold, source, knee_used) =
         apply_knees(a, sli, kpi, baseline, slope.range.conservative, &mut notes);
@@ -391,16 +445,17 @@ pub fn derive(
         check_support(a, kpi, &inputs, slope.degradation, tested, &mut notes)?;
     }
     let (loose_evidence, detectable) = evidence_notes(a, kpi, slope.degradation, loss, &mut notes);
-    let lower_is_better = sli.direction == Direction::LowerIsBetter;
-    let comparison = if lower_is_better {
-        Comparison::Lt
-    } else {
-        Comparison::Gt
+    let comparison = match sli.direction {
+        Direction::LowerIsBetter => Comparison::Lt,
+        Direction::HigherIsBetter => Comparison::Gt,
     };
-    let rounded = round_conservative(threshold, lower_is_better);
-    let snap = snapping(sli, production, &mut notes);
-    let threshold = snap_to_bucket(&snap, rounded, lower_is_better, &mut notes)?;
-    check_beyond_baseline(sli, threshold, baseline, threshold != rounded)?;
+    let (threshold, target) = settle(
+        sli,
+        production,
+        (threshold, baseline, target),
+        events,
+        &mut notes,
+    )?;
     let explicit_window = req.window_minutes.is_some();
     let window_noise = check_window_noise(
         control,
@@ -422,10 +477,18 @@ pub fn derive(
             window_days: inputs.window_days,
             evaluation: inputs.evaluation,
             window_minutes: inputs.window_minutes,
-            statement: statement(sli, &inputs, governed, comparison, threshold, target),
+            statement: if events {
+                super::events::statement(sli, target, inputs.window_days)
+            } else {
+                statement(sli, &inputs, governed, comparison, threshold, target)
+            },
         },
         threshold_range: slope.range,
-        error_budget: error_budget(&inputs, target, mu, period_units, value_per_budget),
+        error_budget: (if events {
+            super::events::error_budget
+        } else {
+            error_budget
+        })(&inputs, target, mu, period_units, value_per_budget),
         derivation: Derivation {
             baseline_sli: baseline,
             baseline_source: Some(origin),
@@ -445,16 +508,7 @@ pub fn derive(
             window_noise,
             notes,
         },
-        evidence: RecommendationEvidence {
-            analysis_id: a.id,
-            experiment: a.experiment.clone(),
-            seed: a.parameters.bootstrap.seed,
-            fingerprint: a.fingerprint.clone(),
-            validated: true,
-            slope: effect.slope.clone(),
-            relative_per_100: effect.relative_per_100.clone(),
-            summary: a.summary.clone(),
-        },
+        evidence: evidence_of(a, effect),
         inputs,
     })
 }

@@ -26,7 +26,8 @@ pub struct CreateRecommendation {
     /// Compliance period in days, 1 to 366 (default 28).
     #[schema(minimum = 1, maximum = 366)]
     pub window_days: Option<u32>,
-    /// `windows` (default) or `requests`.
+    /// `windows` (default), `requests`, or `events` for an SLI that is a share of good events
+    /// (values in [0, 1], higher is better): the target is then derived, not given.
     pub evaluation: Option<Evaluation>,
     /// Window length for `windows` evaluation, 1 to 1,440 minutes, dividing the period evenly
     /// (default 5).
@@ -77,6 +78,28 @@ fn percentile_schema() -> utoipa::openapi::Object {
         .build()
 }
 
+/// An events SLO derives its target: the parameters of the other evaluations do not apply.
+fn check_events(req: &CreateRecommendation, evaluation: Evaluation, issues: &mut Vec<Issue>) {
+    if evaluation == Evaluation::Events {
+        for (field, given) in [
+            ("target", req.target.is_some()),
+            (
+                "max_budget_value_at_risk",
+                req.max_budget_value_at_risk.is_some(),
+            ),
+            ("percentile", req.percentile.is_some()),
+            ("window_minutes", req.window_minutes.is_some()),
+        ] {
+            if given {
+                issues.push(Issue::field(
+                    field,
+                    "does not apply to events evaluation: the target is the share of good events the tolerated loss allows",
+                ));
+            }
+        }
+    }
+}
+
 /// The amounts that price the budget: positive, bounded, in a named currency.
 fn check_pricing(req: &CreateRecommendation, issues: &mut Vec<Issue>) {
     for (field, v, most) in [
@@ -121,8 +144,9 @@ pub(crate) fn resolve(req: &CreateRecommendation, kpi: &str) -> AppResult<Recomm
     let evaluation = req.evaluation.unwrap_or(Evaluation::Windows);
     let percentile = match evaluation {
         Evaluation::Windows => Some(req.percentile.unwrap_or(95)),
-        Evaluation::Requests => None,
+        Evaluation::Requests | Evaluation::Events => None,
     };
+    check_events(req, evaluation, &mut issues);
     if let Some(p) = percentile {
         if !PERCENTILES.contains(&p) {
             issues.push(Issue::field(
@@ -165,7 +189,7 @@ pub(crate) fn resolve(req: &CreateRecommendation, kpi: &str) -> AppResult<Recomm
     }
     let window_minutes = match evaluation {
         Evaluation::Windows => Some(req.window_minutes.unwrap_or(5)),
-        Evaluation::Requests => None,
+        Evaluation::Requests | Evaluation::Events => None,
     };
     if let Some(w) = window_minutes {
         if !(1..=MAX_WINDOW_MINUTES).contains(&w) || (window_days * 1440) % w != 0 {

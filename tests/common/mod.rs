@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod promtool;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 

@@ -12,7 +12,7 @@ use crate::domain::experiment::Experiment;
 use crate::domain::review::{Decision, RecommendationStatus};
 use crate::domain::Page;
 use crate::error::AppError;
-use crate::slo::model::{HistoryEvent, Recommendation};
+use crate::slo::model::{Evaluation, HistoryEvent, Recommendation};
 use crate::slo::service;
 
 /// Recommendations per page of each section of the inbox.
@@ -180,7 +180,7 @@ fn cost_section(r: &Recommendation, kpi: &str) -> Markup {
             h2 #cost { "What this SLO costs" }
             p {
                 "The error budget is " (num(b.fraction * 100.0, 3)) "% of the "
-                @if let Some(w) = b.total_windows { (w) " windows" } @else { "requests" }
+                @if let Some(w) = b.total_windows { (w) " windows" } @else if r.slo.evaluation == Evaluation::Events { "events" } @else { "requests" }
                 " in " (r.slo.window_days) " days"
                 @if let Some(n) = b.allowed_bad_windows { " (" (n) " bad windows allowed)" }
                 ". Spending all of it with the SLI at the threshold costs about "

@@ -89,7 +89,7 @@ pub fn replay(
     let ratio = sums.error_ratio();
     let scale = match spec.evaluation {
         Evaluation::Windows => tl.step as f64 / tl.span as f64,
-        Evaluation::Requests => 1.0,
+        Evaluation::Requests | Evaluation::Events => 1.0,
     };
     let (mut pages, mut tickets) = (0, 0);
     let mut last = AlertLevel::None;
@@ -161,7 +161,7 @@ pub fn replay(
         attainment: ratio.map(|r| 1.0 - r),
         unit: match spec.evaluation {
             Evaluation::Windows => "windows",
-            Evaluation::Requests => "events",
+            Evaluation::Requests | Evaluation::Events => "events",
         }
         .to_owned(),
         bad: sums.bad * scale,

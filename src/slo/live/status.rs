@@ -133,7 +133,7 @@ pub fn budget(tl: &Timeline, from: i64, to: i64, fraction: f64, eval: Evaluation
     let ratio = s.error_ratio();
     let (unit, scale) = match eval {
         Evaluation::Windows => ("windows", tl.step as f64 / tl.span as f64),
-        Evaluation::Requests => ("events", 1.0),
+        Evaluation::Requests | Evaluation::Events => ("events", 1.0),
     };
     BudgetStatus {
         fraction,

@@ -133,6 +133,11 @@ impl Timeline {
             Comparison::Gt => -1.0,
         };
         match (spec.evaluation, spec.window_minutes) {
+            (Evaluation::Events, _) if layout.kind != SeriesKind::Events => {
+                tl.notes.push(
+                    "An events SLO is judged on good and total event counts; this SLI's series is a histogram, so nothing is evaluated.".to_owned(),
+                );
+            }
             (Evaluation::Windows, Some(minutes)) => {
                 let w = i64::from(minutes) * 60;
                 if w % step == 0 && w >= step {
@@ -214,6 +219,15 @@ impl Timeline {
                 continue;
             }
             let bad = (total - good_events(spec, layout, &w.data)).max(0.0);
+            // An events SLO: the KPI falls with the good share's shortfall from the baseline.
+            if let (Evaluation::Events, WindowData::Events { good, .. }) =
+                (spec.evaluation, &w.data)
+            {
+                let shortfall = (cost.baseline - good / total).max(0.0);
+                let loss = (cost.relative_slope * shortfall).min(1.0) * day_share;
+                self.push(w.start + self.step, bad, total, loss, good / total);
+                continue;
+            }
             let excess = match &w.data {
                 WindowData::Histogram { cumulative, .. } => mean_excess(
                     &layout.bounds,

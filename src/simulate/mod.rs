@@ -1,6 +1,9 @@
-//! Simulated latency-injection experiments with a known truth, for demos and end-to-end tests.
+//! Simulated experiments with a known truth, for demos and end-to-end tests: one preset per
+//! use case (`--scenario`). The default, `ecommerce-latency`, is below; the others document
+//! their process in their modules.
 //!
-//! Data-generating process, per unit i (defaults in [`SimConfig::default`]):
+//! Data-generating process of `ecommerce-latency`, per unit i (defaults in
+//! [`SimConfig::default`]):
 //! - arm a(i) with probability ∝ weight, dose dₐ ms (0 for control);
 //! - a baseline latency bᵢ ~ LogNormal(ln(median), σ) and a propensity πᵢ ~ LogNormal(−s²/2, s)
 //!   (mean 1) shared by the pre and post periods;
@@ -20,6 +23,19 @@ use serde_json::{json, Value};
 
 /// Enrolment period of simulated units: 14 days.
 const ENROLMENT_SECONDS: u64 = 14 * 86_400;
+
+mod chatbot;
+
+/// A preset use case: what the arms change and which KPIs they move (each documented with its
+/// data-generating process in its module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Recommendation latency (lower is better) +0/+100/+200 ms → cart conversion and revenue.
+    EcommerceLatency,
+    /// Share of answers judged faithful (higher is better), arms −2 and −5 points → CSAT
+    /// (1–5) and escalation to a human (lower is better). See [`chatbot`].
+    ChatbotFaithfulness,
+}
 
 /// Shape of the latency → conversion curve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -66,6 +82,12 @@ pub struct SimConfig {
     pub drop_share: f64,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// The use case to simulate; `--doses`, `--median-ms`, `--sigma`, `--conversion`,
+    /// `--curve` and `--knee-ms` shape `ecommerce-latency` only (other scenarios have their
+    /// own documented arms), while `--units`, `--effect-per-100ms` (as the effect size, see
+    /// each scenario), `--pre-period`, `--drop-share`, `--seed` and `--key` apply to all.
+    #[arg(long, value_enum, default_value_t = Scenario::EcommerceLatency)]
+    pub scenario: Scenario,
 }
 
 /// The defaults are those of the command line, written once in the `#[arg]` attributes above.
@@ -139,9 +161,31 @@ fn check(c: &SimConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Generates the experiment; an error names a setting it cannot run with.
+/// Generates the experiment of the configured scenario; an error names a setting it cannot
+/// run with.
 pub fn generate(c: &SimConfig) -> anyhow::Result<Simulated> {
     check(c)?;
+    match c.scenario {
+        Scenario::EcommerceLatency => latency(c),
+        Scenario::ChatbotFaithfulness => chatbot::generate(c),
+    }
+}
+
+/// Unit `i`'s assignment row: enrolment evenly over two weeks from 2026-11-01.
+fn assignment_row(out: &mut String, unit: &str, arm: &str, i: usize, units: usize) {
+    let second = i as u64 * ENROLMENT_SECONDS / units.max(1) as u64;
+    let (day, rest) = (second / 86_400, second % 86_400);
+    out.push_str(&format!(
+        "{{\"unit_id\":\"{unit}\",\"variant\":\"{arm}\",\"assigned_at\":\"2026-11-{:02}T{:02}:{:02}:{:02}Z\"}}\n",
+        day + 1,
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    ));
+}
+
+/// The ecommerce-latency scenario (the module doc's process).
+fn latency(c: &SimConfig) -> anyhow::Result<Simulated> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(c.seed);
     let k = c.doses.len().max(2);
     let weight = 1.0 / k as f64;
@@ -185,17 +229,7 @@ pub fn generate(c: &SimConfig) -> anyhow::Result<Simulated> {
         let unit = format!("u{i:08}");
         let dropped = arm == k - 1 && c.drop_share > 0.0 && rng.random::<f64>() < c.drop_share;
         if !dropped {
-            // Units enrol evenly over two weeks from 2026-11-01.
-            let second = i as u64 * ENROLMENT_SECONDS / c.units.max(1) as u64;
-            let (day, rest) = (second / 86_400, second % 86_400);
-            assignments.push_str(&format!(
-                "{{\"unit_id\":\"{unit}\",\"variant\":\"{}\",\"assigned_at\":\"2026-11-{:02}T{:02}:{:02}:{:02}Z\"}}\n",
-                keys[arm],
-                day + 1,
-                rest / 3600,
-                rest % 3600 / 60,
-                rest % 60
-            ));
+            assignment_row(&mut assignments, &unit, &keys[arm], i, c.units);
         }
         let b = base.sample(&mut rng);
         let pi = propensity.sample(&mut rng);

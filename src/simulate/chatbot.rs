@@ -1,0 +1,128 @@
+//! The `chatbot-faithfulness` scenario: a support chatbot whose answers are judged faithful to
+//! the retrieved sources (an LLM judge on a sample), with arms served by weaker retrieval or a
+//! weaker model.
+//!
+//! Data-generating process, per unit i (a user over the experiment):
+//! - arm a(i) uniformly among control (dose 0), `weaker-retrieval` (−0.02: two points fewer
+//!   faithful answers) and `weaker-model` (−0.05);
+//! - a baseline faithfulness fᵢ ~ Beta(46, 4) (mean 0.92) and a propensity to escalate
+//!   πᵢ ~ LogNormal(−s²/2, s), s = 0.5 (mean 1), both shared by the pre and post periods;
+//! - nᵢ = 1 + Poisson(9) questions, of which Binomial(nᵢ, clamp(fᵢ + dₐ, 0, 1)) are answered
+//!   faithfully; the SLI `answer_faithfulness` is the unit's faithful share sᵢ (higher is
+//!   better, in [0, 1]);
+//! - escalation to a human ~ Bernoulli(min(1, 0.10·πᵢ·(1 + 100·r·(0.92 − sᵢ)))), r = |effect|
+//!   (`--effect-per-100ms`, default 0.05): each point of faithfulness lost raises escalations
+//!   by r relative (lower is better);
+//! - CSAT on 1–5 = round(3.9 + 160·r·(sᵢ − 0.92) + N(0, 0.9)) clamped to [1, 5] (higher is
+//!   better): −0.08 points of CSAT per point of faithfulness at r = 0.05 before the rounding
+//!   and the clamp, which flatten the observed slope (about −0.07).
+//!
+//! So the true slope of escalation on the faithful share is −0.10·100·r per unit of share
+//! (−0.5 at r = 0.05: −0.005 per point).
+
+use rand::{Rng, SeedableRng};
+use rand_distr::{Beta, Distribution, LogNormal, Normal, Poisson};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde_json::{json, Value};
+
+use super::{assignment_row, SimConfig, Simulated};
+
+const BASE_SHARE: f64 = 0.92;
+const BASE_ESCALATION: f64 = 0.10;
+const ARMS: [(&str, f64); 3] = [
+    ("control", 0.0),
+    ("weaker-retrieval", -0.02),
+    ("weaker-model", -0.05),
+];
+
+/// Catalog entries of the scenario (keys with underscores and digits, as production has).
+pub fn metrics() -> Vec<Value> {
+    vec![
+        json!({"key": "csat_1to5", "name": "Customer satisfaction (1–5)", "kind": "kpi", "value_type": "continuous",
+               "unit": "points", "direction": "higher_is_better", "layer": "business"}),
+        json!({"key": "escalation_to_human", "name": "Escalation to a human", "kind": "kpi", "value_type": "binary",
+               "unit": "", "direction": "lower_is_better", "layer": "business"}),
+        json!({"key": "answer_faithfulness", "name": "Answer faithfulness", "kind": "sli", "value_type": "continuous",
+               "unit": "share", "direction": "higher_is_better", "layer": "journey",
+               "parents": ["csat_1to5", "escalation_to_human"]}),
+    ]
+}
+
+/// One period of a unit: (faithful share, CSAT, escalated).
+fn period(
+    rng: &mut Xoshiro256PlusPlus,
+    f: f64,
+    pi: f64,
+    dose: f64,
+    r: f64,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let n = 1 + Poisson::new(9.0)?.sample(rng) as u64;
+    let p = (f + dose).clamp(0.0, 1.0);
+    let faithful = (0..n).filter(|_| rng.random::<f64>() < p).count();
+    let s = faithful as f64 / n as f64;
+    let escalate = (BASE_ESCALATION * pi * (1.0 + 100.0 * r * (BASE_SHARE - s))).clamp(0.0, 1.0);
+    let escalated = f64::from(u8::from(rng.random::<f64>() < escalate));
+    let noise = Normal::new(0.0, 0.9)?.sample(rng);
+    let csat = (3.9 + 160.0 * r * (s - BASE_SHARE) + noise)
+        .round()
+        .clamp(1.0, 5.0);
+    Ok(((s * 10_000.0).round() / 10_000.0, csat, escalated))
+}
+
+/// Generates the scenario (see the module doc).
+pub fn generate(c: &SimConfig) -> anyhow::Result<Simulated> {
+    let r = c.effect_per_100ms.abs();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(c.seed);
+    let faith = Beta::new(46.0, 4.0)?;
+    let s = 0.5f64;
+    let propensity = LogNormal::new(-s * s / 2.0, s)?;
+    let mut assignments = String::with_capacity(c.units * 64);
+    let mut observations = String::with_capacity(c.units * 400);
+    let mut push = |unit: &str, metric: &str, v: f64, pre: bool| {
+        let period = if pre { ",\"period\":\"pre\"" } else { "" };
+        observations.push_str(&format!(
+            "{{\"unit_id\":\"{unit}\",\"metric\":\"{metric}\",\"value\":{v}{period}}}\n"
+        ));
+    };
+    for i in 0..c.units {
+        let arm = rng.random_range(0..ARMS.len());
+        // Unit ids as a support tool writes them: a space and a non-ASCII letter.
+        let unit = format!("user {i:07}-é");
+        let dropped =
+            arm == ARMS.len() - 1 && c.drop_share > 0.0 && rng.random::<f64>() < c.drop_share;
+        if !dropped {
+            assignment_row(&mut assignments, &unit, ARMS[arm].0, i, c.units);
+        }
+        let f = faith.sample(&mut rng);
+        let pi = propensity.sample(&mut rng);
+        let (share, csat, escalated) = period(&mut rng, f, pi, ARMS[arm].1, r)?;
+        push(&unit, "answer_faithfulness", share, false);
+        push(&unit, "csat_1to5", csat, false);
+        push(&unit, "escalation_to_human", escalated, false);
+        if c.pre_period {
+            let (share, csat, escalated) = period(&mut rng, f, pi, 0.0, r)?;
+            push(&unit, "answer_faithfulness", share, true);
+            push(&unit, "csat_1to5", csat, true);
+            push(&unit, "escalation_to_human", escalated, true);
+        }
+    }
+    let variants: Vec<Value> = ARMS
+        .iter()
+        .map(|(key, dose)| json!({"key": key, "weight": 1.0 / ARMS.len() as f64, "control": *dose == 0.0, "dose": dose}))
+        .collect();
+    Ok(Simulated {
+        metrics: metrics(),
+        experiment: json!({
+            // The latency scenario's default key names that scenario.
+            "key": if c.key == "checkout-latency-sim" { "chatbot-faithfulness-sim" } else { c.key.as_str() },
+            "name": "Chatbot answer faithfulness (simulated)",
+            "hypothesis": "Less faithful answers lower satisfaction and send more users to a human",
+            "journey": "question → answer → resolution",
+            "sli": "answer_faithfulness", "kpis": ["csat_1to5", "escalation_to_human"],
+            "variants": variants
+        }),
+        assignments_ndjson: assignments.into_bytes(),
+        observations_ndjson: observations.into_bytes(),
+        true_conversion_slope: -BASE_ESCALATION * 100.0 * r,
+    })
+}

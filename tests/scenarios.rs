@@ -1,0 +1,237 @@
+//! The use cases end to end, one per `sloproof simulate --scenario`: experiment → analysis →
+//! verdict → recommendation → published SLO → exports → live status, on data shaped like each
+//! use case's production (keys with underscores and digits, unit ids with spaces and accents).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
+mod common;
+
+use common::promtool::promtool_agrees;
+use common::{apps, error_fields, TestApp};
+use serde_json::{json, Value};
+use sloproof::simulate::{generate, Scenario, SimConfig};
+
+/// 2026-11-01T00:00:00Z.
+const BASE: i64 = 1_793_491_200;
+
+fn at(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Loads and analyses the scenario; the analysis document.
+async fn analysed(app: &TestApp, scenario: Scenario, units: usize) -> Value {
+    let sim = generate(&SimConfig {
+        scenario,
+        units,
+        seed: 5,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    app.load_simulated(&sim).await;
+    let key = sim.experiment["key"].as_str().unwrap();
+    let r = app
+        .post_json(
+            &format!("/api/v1/experiments/{key}/analyses"),
+            &json!({"bootstrap": {"resamples": 200, "seed": 1}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}: {}", app.backend, r.text);
+    r.body
+}
+
+fn causal<'a>(a: &'a Value, kpi: &str) -> &'a Value {
+    a["causal_effects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kpi"] == kpi)
+        .unwrap_or_else(|| panic!("no causal effect for {kpi}: {a}"))
+}
+
+fn validated(a: &Value, kpi: &str) -> bool {
+    a["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["kpi"] == kpi && v["validated"] == true)
+}
+
+/// A support chatbot: less faithful answers raise escalations to a human. The analysis
+/// validates the effect with the right signs; an events SLO ("≥ T% of events good") is derived
+/// from the tolerated loss, priced in dollars, exported as good/total ratios (OpenSLO
+/// Occurrences, Prometheus counters) and judged live on good/total windows, alerting exactly
+/// as `promtool test rules` does on the same counters.
+#[actix_web::test]
+async fn chatbot_faithfulness_yields_a_priced_events_slo_that_alerts_like_its_rules() {
+    for app in apps().await {
+        let b = app.backend;
+        let a = analysed(&app, Scenario::ChatbotFaithfulness, 60_000).await;
+        let aid = a["id"].as_i64().unwrap();
+        // More faithful answers: fewer escalations (negative slope), higher CSAT (positive).
+        assert!(
+            validated(&a, "escalation_to_human"),
+            "{b}: {}",
+            a["verdicts"]
+        );
+        assert!(validated(&a, "csat_1to5"), "{b}: {}", a["verdicts"]);
+        let esc = causal(&a, "escalation_to_human");
+        assert!(
+            esc["slope"]["ci_high"].as_f64().unwrap() < 0.0,
+            "{b}: {esc}"
+        );
+        // The simulated truth (−0.5 per unit of share) lies in the slope's CI.
+        let (lo, hi) = (
+            esc["slope"]["ci_low"].as_f64().unwrap(),
+            esc["slope"]["ci_high"].as_f64().unwrap(),
+        );
+        assert!(lo < -0.5 && -0.5 < hi, "{b}: {esc}");
+        assert!(causal(&a, "csat_1to5")["slope"]["ci_low"].as_f64().unwrap() > 0.0);
+
+        let url = format!("/api/v1/analyses/{aid}/recommendations");
+        let ask = json!({"kpi": "escalation_to_human", "evaluation": "events", "max_relative_kpi_loss": 0.05,
+                         "value_per_kpi_unit": 12.0, "currency": "USD", "units_per_day": 50000.0});
+        // A target or a percentile does not apply: the target is derived.
+        let mut with_target = ask.clone();
+        with_target["target"] = json!(0.99);
+        let r = app.post_json(&url, &with_target).await;
+        assert_eq!(r.status, 422, "{b}: {}", r.text);
+        assert_eq!(error_fields(&r.body), vec!["target"], "{b}");
+
+        let r = app.post_json(&url, &ask).await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        let rec = &r.body;
+        let target = rec["slo"]["target"].as_f64().unwrap();
+        let baseline = rec["derivation"]["baseline_sli"].as_f64().unwrap();
+        // The control arm's share is about 0.92; losing 5% of escalations allows well under
+        // two points (5% relative per point).
+        assert!((0.90..0.93).contains(&baseline), "{b}: {rec}");
+        assert!(target < baseline && target > baseline - 0.02, "{b}: {rec}");
+        assert_eq!(rec["slo"]["evaluation"], "events", "{b}");
+        let statement = rec["slo"]["statement"].as_str().unwrap();
+        assert!(
+            statement.starts_with("Answer faithfulness: ≥ ")
+                && statement.ends_with("% of events good over 28 days"),
+            "{b}: {statement}"
+        );
+        // Spending the whole budget leaves the share at T: the full tolerated loss, priced.
+        let budget = &rec["error_budget"];
+        assert!((budget["fraction"].as_f64().unwrap() - (1.0 - target)).abs() < 1e-12);
+        let mu = rec["derivation"]["control_kpi_mean"].as_f64().unwrap();
+        let priced = 0.05 * mu * 50_000.0 * 28.0 * 12.0;
+        let var = budget["value_at_risk"].as_f64().unwrap();
+        assert!(
+            (var - priced).abs() < 1e-9 * priced,
+            "{b}: {var} vs {priced}"
+        );
+        assert_eq!(budget["currency"], "USD", "{b}");
+
+        // Published, it exports good/total ratios.
+        let rid = rec["id"].as_i64().unwrap();
+        let d = app
+            .post_json(
+                &format!("/api/v1/recommendations/{rid}/decision"),
+                &json!({"decision": "approve", "comment": "events SLO"}),
+            )
+            .await;
+        assert_eq!(d.status, 200, "{b}: {}", d.text);
+        let sid = d.body["slo_id"].as_i64().unwrap();
+        let openslo = app.get(&format!("/api/v1/slos/{sid}/openslo")).await.text;
+        assert!(
+            openslo.contains("budgetingMethod: Occurrences"),
+            "{b}: {openslo}"
+        );
+        assert!(
+            openslo.contains("answer_faithfulness_good_total"),
+            "{b}: {openslo}"
+        );
+        let rules = app
+            .get(&format!("/api/v1/slos/{sid}/prometheus-rules"))
+            .await
+            .text;
+        assert!(
+            rules.contains("answer_faithfulness_events_total"),
+            "{b}: {rules}"
+        );
+
+        // Live: 1,000 judged answers a minute at a 95% faithful share, then two hours of a
+        // broken retrieval index (60%), then fine again.
+        let minutes = 480usize;
+        let good = |k: usize| if (120..240).contains(&k) { 600 } else { 950 };
+        let rows: Vec<String> = (0..minutes)
+            .map(|k| {
+                json!({"start": at(BASE + 60 * k as i64), "seconds": 60, "good": good(k), "total": 1000})
+                    .to_string()
+                    + "\n"
+            })
+            .collect();
+        let r = app
+            .post_raw(
+                "/api/v1/metrics/answer_faithfulness/series",
+                "application/x-ndjson",
+                rows.concat().into_bytes(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        let mut checks = Vec::new();
+        for minute in [60usize, 150, 230, 300, 470] {
+            let s = app
+                .get(&format!(
+                    "/api/v1/slos/{sid}/status?at={}",
+                    at(BASE + 60 * minute as i64)
+                ))
+                .await;
+            assert_eq!(s.status, 200, "{b}: {}", s.text);
+            let fired = s.body["alert_rules"].as_array().unwrap();
+            let has = |sev: &str| fired.iter().any(|r| r["severity"] == sev);
+            checks.push((minute, has("page"), has("ticket")));
+            if minute == 60 {
+                assert_eq!(s.body["error_budget"]["unit"], "events", "{b}");
+                let attainment = s.body["attainment"].as_f64().unwrap();
+                assert!((attainment - 0.95).abs() < 1e-9, "{b}: {}", s.body);
+            }
+        }
+        // Quiet before the outage; an alert during it.
+        assert_eq!(checks[0], (60, false, false), "{b}");
+        assert!(checks[1].1 || checks[1].2, "{b}: {checks:?}");
+        let slo = app.get(&format!("/api/v1/slos/{sid}")).await.body;
+        let (mut g, mut t) = (vec![0u64], vec![0u64]);
+        for k in 0..minutes {
+            g.push(g[k] + good(k));
+            t.push(t[k] + 1000);
+        }
+        let series = [
+            ("answer_faithfulness_good_total".to_owned(), g),
+            ("answer_faithfulness_events_total".to_owned(), t),
+        ];
+        promtool_agrees(
+            b,
+            &rules,
+            &series,
+            &checks,
+            (
+                slo["name"].as_str().unwrap(),
+                slo["slo"]["statement"].as_str().unwrap(),
+            ),
+        );
+    }
+}
+
+/// An events SLO needs an SLI that is a share of good events: latency is refused by name.
+#[actix_web::test]
+async fn events_evaluation_is_refused_for_an_sli_that_is_not_a_share() {
+    for app in apps().await {
+        let b = app.backend;
+        let id = app.analysed("exp_events_1", vec![0.0, 100.0, 200.0]).await;
+        let r = app
+            .post_json(
+                &format!("/api/v1/analyses/{id}/recommendations"),
+                &json!({"evaluation": "events", "max_relative_kpi_loss": 0.05}),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{b}: {}", r.text);
+        assert_eq!(error_fields(&r.body), vec!["evaluation"], "{b}: {}", r.text);
+        assert!(r.text.contains("lower-is-better"), "{b}: {}", r.text);
+    }
+}

@@ -20,20 +20,15 @@
 //! So the true slope of escalation on the faithful share is −0.10·100·r per unit of share
 //! (−0.5 at r = 0.05: −0.005 per point).
 
-use rand::{Rng, SeedableRng};
-use rand_distr::{Beta, Distribution, LogNormal, Normal, Poisson};
-use rand_xoshiro::Xoshiro256PlusPlus;
+use rand::Rng;
+use rand_distr::{Beta, Distribution, LogNormal, Normal};
 use serde_json::{json, Value};
 
-use super::{assignment_row, SimConfig, Simulated};
+use super::shares::{build, share, Design};
+use super::{SimConfig, Simulated};
 
 const BASE_SHARE: f64 = 0.92;
 const BASE_ESCALATION: f64 = 0.10;
-const ARMS: [(&str, f64); 3] = [
-    ("control", 0.0),
-    ("weaker-retrieval", -0.02),
-    ("weaker-model", -0.05),
-];
 
 /// Catalog entries of the scenario (keys with underscores and digits, as production has).
 pub fn metrics() -> Vec<Value> {
@@ -48,81 +43,45 @@ pub fn metrics() -> Vec<Value> {
     ]
 }
 
-/// One period of a unit: (faithful share, CSAT, escalated).
-fn period(
-    rng: &mut Xoshiro256PlusPlus,
-    f: f64,
-    pi: f64,
-    dose: f64,
-    r: f64,
-) -> anyhow::Result<(f64, f64, f64)> {
-    let n = 1 + Poisson::new(9.0)?.sample(rng) as u64;
-    let p = (f + dose).clamp(0.0, 1.0);
-    let faithful = (0..n).filter(|_| rng.random::<f64>() < p).count();
-    let s = faithful as f64 / n as f64;
-    let escalate = (BASE_ESCALATION * pi * (1.0 + 100.0 * r * (BASE_SHARE - s))).clamp(0.0, 1.0);
-    let escalated = f64::from(u8::from(rng.random::<f64>() < escalate));
-    let noise = Normal::new(0.0, 0.9)?.sample(rng);
-    let csat = (3.9 + 160.0 * r * (s - BASE_SHARE) + noise)
-        .round()
-        .clamp(1.0, 5.0);
-    Ok(((s * 10_000.0).round() / 10_000.0, csat, escalated))
-}
-
 /// Generates the scenario (see the module doc).
 pub fn generate(c: &SimConfig) -> anyhow::Result<Simulated> {
     let r = c.effect_per_100ms.abs();
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(c.seed);
     let faith = Beta::new(46.0, 4.0)?;
     let s = 0.5f64;
     let propensity = LogNormal::new(-s * s / 2.0, s)?;
-    let mut assignments = String::with_capacity(c.units * 64);
-    let mut observations = String::with_capacity(c.units * 400);
-    let mut push = |unit: &str, metric: &str, v: f64, pre: bool| {
-        let period = if pre { ",\"period\":\"pre\"" } else { "" };
-        observations.push_str(&format!(
-            "{{\"unit_id\":\"{unit}\",\"metric\":\"{metric}\",\"value\":{v}{period}}}\n"
-        ));
-    };
-    for i in 0..c.units {
-        let arm = rng.random_range(0..ARMS.len());
-        // Unit ids as a support tool writes them: a space and a non-ASCII letter.
-        let unit = format!("user {i:07}-é");
-        let dropped =
-            arm == ARMS.len() - 1 && c.drop_share > 0.0 && rng.random::<f64>() < c.drop_share;
-        if !dropped {
-            assignment_row(&mut assignments, &unit, ARMS[arm].0, i, c.units);
-        }
-        let f = faith.sample(&mut rng);
-        let pi = propensity.sample(&mut rng);
-        let (share, csat, escalated) = period(&mut rng, f, pi, ARMS[arm].1, r)?;
-        push(&unit, "answer_faithfulness", share, false);
-        push(&unit, "csat_1to5", csat, false);
-        push(&unit, "escalation_to_human", escalated, false);
-        if c.pre_period {
-            let (share, csat, escalated) = period(&mut rng, f, pi, 0.0, r)?;
-            push(&unit, "answer_faithfulness", share, true);
-            push(&unit, "csat_1to5", csat, true);
-            push(&unit, "escalation_to_human", escalated, true);
-        }
-    }
-    let variants: Vec<Value> = ARMS
-        .iter()
-        .map(|(key, dose)| json!({"key": key, "weight": 1.0 / ARMS.len() as f64, "control": *dose == 0.0, "dose": dose}))
-        .collect();
-    Ok(Simulated {
+    let noise = Normal::new(0.0, 0.9)?;
+    let design = Design {
+        key: "chatbot-faithfulness-sim",
+        name: "Chatbot answer faithfulness (simulated)",
+        hypothesis: "Less faithful answers lower satisfaction and send more users to a human",
+        journey: "question → answer → resolution",
+        sli: "answer_faithfulness",
+        kpis: &["csat_1to5", "escalation_to_human"],
+        arms: &[
+            ("control", 0.0),
+            ("weaker-retrieval", -0.02),
+            ("weaker-model", -0.05),
+        ],
         metrics: metrics(),
-        experiment: json!({
-            // The latency scenario's default key names that scenario.
-            "key": if c.key == "checkout-latency-sim" { "chatbot-faithfulness-sim" } else { c.key.as_str() },
-            "name": "Chatbot answer faithfulness (simulated)",
-            "hypothesis": "Less faithful answers lower satisfaction and send more users to a human",
-            "journey": "question → answer → resolution",
-            "sli": "answer_faithfulness", "kpis": ["csat_1to5", "escalation_to_human"],
-            "variants": variants
-        }),
-        assignments_ndjson: assignments.into_bytes(),
-        observations_ndjson: observations.into_bytes(),
-        true_conversion_slope: -BASE_ESCALATION * 100.0 * r,
-    })
+        true_slope: -BASE_ESCALATION * 100.0 * r,
+    };
+    build(
+        c,
+        design,
+        |rng| Ok((faith.sample(rng), propensity.sample(rng))),
+        |rng, &(f, pi), dose| {
+            let (s, _) = share(rng, 10.0, f + dose)?;
+            let escalate =
+                (BASE_ESCALATION * pi * (1.0 + 100.0 * r * (BASE_SHARE - s))).clamp(0.0, 1.0);
+            let escalated = f64::from(u8::from(rng.random::<f64>() < escalate));
+            let csat = (3.9 + 160.0 * r * (s - BASE_SHARE) + noise.sample(rng))
+                .round()
+                .clamp(1.0, 5.0);
+            Ok(vec![
+                ("answer_faithfulness", s),
+                ("csat_1to5", csat),
+                ("escalation_to_human", escalated),
+            ])
+        },
+    )
 }

@@ -25,6 +25,9 @@ use serde_json::{json, Value};
 const ENROLMENT_SECONDS: u64 = 14 * 86_400;
 
 mod chatbot;
+mod fraud;
+mod moderation;
+mod shares;
 
 /// A preset use case: what the arms change and which KPIs they move (each documented with its
 /// data-generating process in its module).
@@ -35,6 +38,13 @@ pub enum Scenario {
     /// Share of answers judged faithful (higher is better), arms −2 and −5 points → CSAT
     /// (1–5) and escalation to a human (lower is better). See [`chatbot`].
     ChatbotFaithfulness,
+    /// Recall on high-risk transactions (higher is better), looser decision thresholds −3 and
+    /// −8 points → chargeback loss per 1,000 transactions in dollars (heavy-tailed, lower is
+    /// better). See [`fraud`].
+    FraudRecall,
+    /// Precision of hate-speech flags (higher is better), looser classifiers −5 and −10
+    /// points → 30-day retention of flagged users (binary). See [`moderation`].
+    ModerationPrecision,
 }
 
 /// Shape of the latency → conversion curve.
@@ -168,7 +178,16 @@ pub fn generate(c: &SimConfig) -> anyhow::Result<Simulated> {
     match c.scenario {
         Scenario::EcommerceLatency => latency(c),
         Scenario::ChatbotFaithfulness => chatbot::generate(c),
+        Scenario::FraudRecall => fraud::generate(c),
+        Scenario::ModerationPrecision => moderation::generate(c),
     }
+}
+
+/// One observation row (`period` is empty or `,"period":"pre"`).
+fn observation_row(out: &mut String, unit: &str, metric: &str, v: f64, period: &str) {
+    out.push_str(&format!(
+        "{{\"unit_id\":\"{unit}\",\"metric\":\"{metric}\",\"value\":{v}{period}}}\n"
+    ));
 }
 
 /// Unit `i`'s assignment row: enrolment evenly over two weeks from 2026-11-01.
@@ -220,9 +239,7 @@ fn latency(c: &SimConfig) -> anyhow::Result<Simulated> {
     let mut observations = String::with_capacity(c.units * 400);
     let mut push = |unit: &str, metric: &str, v: f64, pre: bool| {
         let period = if pre { ",\"period\":\"pre\"" } else { "" };
-        observations.push_str(&format!(
-            "{{\"unit_id\":\"{unit}\",\"metric\":\"{metric}\",\"value\":{v}{period}}}\n"
-        ));
+        observation_row(&mut observations, unit, metric, v, period);
     };
     for i in 0..c.units {
         let arm = rng.random_range(0..k);

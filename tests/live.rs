@@ -315,7 +315,7 @@ async fn status_alerts_agree_with_the_exported_rules_under_promtool() {
             ("checkout_latency_seconds_count".to_owned(), count),
         ];
         let checks: Vec<(usize, bool, bool)> = fired.iter().map(|f| (f.0, f.1, f.2)).collect();
-        promtool_agrees(b, &rules, &series, &checks, (name, statement));
+        promtool_agrees(b, &rules, (&series, 1), &checks, (name, statement));
     }
 }
 

@@ -131,6 +131,7 @@ fn spec(case: &Value, evaluation: Evaluation) -> SloSpec {
         evaluation,
         window_minutes: windows.then(|| u32::try_from(int(&case["window_minutes"])).unwrap()),
         statement: "reference".to_owned(),
+        baseline_share: None,
     }
 }
 

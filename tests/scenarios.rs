@@ -121,11 +121,15 @@ async fn chatbot_faithfulness_yields_a_priced_events_slo_that_alerts_like_its_ru
                 && statement.ends_with("% of events good over 28 days"),
             "{b}: {statement}"
         );
-        // Spending the whole budget leaves the share at T: the full tolerated loss, priced.
+        // Spending the whole budget leaves the share at T: |r|·(b − T), at most the tolerated
+        // loss, priced.
         let budget = &rec["error_budget"];
         assert!((budget["fraction"].as_f64().unwrap() - (1.0 - target)).abs() < 1e-12);
-        let mu = rec["derivation"]["control_kpi_mean"].as_f64().unwrap();
-        let priced = 0.05 * mu * 50_000.0 * 28.0 * 12.0;
+        let d = &rec["derivation"];
+        let mu = d["control_kpi_mean"].as_f64().unwrap();
+        let spent = d["relative_slope_per_unit"].as_f64().unwrap().abs() * (baseline - target);
+        assert!(spent <= 0.05 + 1e-12 && spent > 0.04, "{b}: {d}");
+        let priced = spent * mu * 50_000.0 * 28.0 * 12.0;
         let var = budget["value_at_risk"].as_f64().unwrap();
         assert!(
             (var - priced).abs() < 1e-9 * priced,
@@ -214,7 +218,7 @@ async fn chatbot_faithfulness_yields_a_priced_events_slo_that_alerts_like_its_ru
         promtool_agrees(
             b,
             &rules,
-            &series,
+            (&series, 1),
             &checks,
             (
                 slo["name"].as_str().unwrap(),
@@ -276,12 +280,99 @@ async fn fraud_recall_yields_a_recall_slo_priced_in_dollars() {
         );
         let target = r.body["slo"]["target"].as_f64().unwrap();
         assert!((0.80..0.85).contains(&target), "{b}: {}", r.body);
-        let mu = r.body["derivation"]["control_kpi_mean"].as_f64().unwrap();
+        // Spending the budget costs |r|·(b − T), at most the tolerated 5%.
+        let d = &r.body["derivation"];
+        let mu = d["control_kpi_mean"].as_f64().unwrap();
+        let baseline = d["baseline_sli"].as_f64().unwrap();
+        let spent = d["relative_slope_per_unit"].as_f64().unwrap().abs() * (baseline - target);
+        assert!(spent <= 0.05 + 1e-12 && spent > 0.04, "{b}: {d}");
         let var = r.body["error_budget"]["value_at_risk"].as_f64().unwrap();
-        let priced = 0.05 * mu * 5000.0 * 28.0;
+        let priced = spent * mu * 5000.0 * 28.0;
         assert!(
             (var - priced).abs() < 1e-9 * priced,
             "{b}: {var} vs {priced}"
+        );
+
+        // Published: a service steady at its baseline share raises no alert, although it
+        // spends most of the budget (the headroom b − T is under a point); an outage pages.
+        // Prometheus, on the same counters, fires exactly the same alerts.
+        let rid = r.body["id"].as_i64().unwrap();
+        let dec = app
+            .post_json(
+                &format!("/api/v1/recommendations/{rid}/decision"),
+                &json!({"decision": "approve"}),
+            )
+            .await;
+        assert_eq!(dec.status, 200, "{b}: {}", dec.text);
+        let sid = dec.body["slo_id"].as_i64().unwrap();
+        // At (just above) the baseline share: no shortfall, so no cost.
+        let steady = (baseline * 1000.0).ceil() as u64;
+        // Five-minute windows (4 days of one-minute ones make promtool slow).
+        let windows = (4 * 1440 + 180) / 5;
+        let outage = 4 * 1440 / 5..(4 * 1440 + 120) / 5;
+        let good = |k: usize| if outage.contains(&k) { 500 } else { steady };
+        let rows: String = (0..windows)
+            .map(|k| {
+                json!({"start": at(BASE + 300 * k as i64), "seconds": 300, "good": good(k), "total": 1000})
+                    .to_string()
+                    + "\n"
+            })
+            .collect();
+        let up = app
+            .post_raw(
+                "/api/v1/metrics/fraud_recall_v2/series",
+                "application/x-ndjson",
+                rows.into_bytes(),
+            )
+            .await;
+        assert_eq!(up.status, 200, "{b}: {}", up.text);
+        let mut checks = Vec::new();
+        for minute in [1440usize, 3 * 1440 + 600, 4 * 1440 + 60, 4 * 1440 + 170] {
+            let s = app
+                .get(&format!(
+                    "/api/v1/slos/{sid}/status?at={}",
+                    at(BASE + 60 * minute as i64)
+                ))
+                .await;
+            assert_eq!(s.status, 200, "{b}: {}", s.text);
+            let fired = s.body["alert_rules"].as_array().unwrap();
+            let has = |sev: &str| fired.iter().any(|r| r["severity"] == sev);
+            checks.push((minute, has("page"), has("ticket")));
+            if minute == 3 * 1440 + 600 {
+                // Most of the budget is spent by the steady service, at no cost.
+                let consumed = s.body["error_budget"]["consumed"].as_f64().unwrap();
+                assert!(consumed > 0.9, "{b}: {}", s.body);
+                assert_eq!(s.body["cost"]["relative_kpi_loss"], 0.0, "{b}: {}", s.body);
+            }
+        }
+        assert_eq!(checks[0], (1440, false, false), "{b}: {checks:?}");
+        assert_eq!(checks[1], (3 * 1440 + 600, false, false), "{b}: {checks:?}");
+        assert!(checks[2].1, "{b}: the outage pages: {checks:?}");
+        let slo = app.get(&format!("/api/v1/slos/{sid}")).await.body;
+        let rules = app
+            .get(&format!("/api/v1/slos/{sid}/prometheus-rules"))
+            .await
+            .text;
+        let (mut g, mut t) = (vec![0u64], vec![0u64]);
+        for k in 0..windows {
+            g.push(g[k] + good(k));
+            t.push(t[k] + 1000);
+        }
+        promtool_agrees(
+            b,
+            &rules,
+            (
+                &[
+                    ("fraud_recall_v2_good_total".to_owned(), g),
+                    ("fraud_recall_v2_events_total".to_owned(), t),
+                ],
+                5,
+            ),
+            &checks,
+            (
+                slo["name"].as_str().unwrap(),
+                slo["slo"]["statement"].as_str().unwrap(),
+            ),
         );
     }
 }

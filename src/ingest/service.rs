@@ -203,6 +203,19 @@ pub fn upload_series(
     on_conflict: OnConflict,
 ) -> AppResult<IngestSummary> {
     let valid = super::series::windows(stored, input, format, chrono::Utc::now())?;
+    let events = valid
+        .layout
+        .as_ref()
+        .is_some_and(|l| l.kind == crate::domain::series::SeriesKind::Events);
+    if events && metric.direction == crate::domain::metric::Direction::LowerIsBetter {
+        return Err(AppError::invalid(
+            "event rows count good events, which a lower-is-better SLI does not have",
+            vec![Issue::field(
+                "good",
+                format!("'{}' is lower-is-better: send histogram rows of its values (count, buckets), or declare the SLI as a share of good events (higher is better)", metric.key),
+            )],
+        ));
+    }
     store_series(db, metric, valid, on_conflict)
 }
 

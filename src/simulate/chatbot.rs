@@ -14,8 +14,8 @@
 //!   (`--effect-per-100ms`, default 0.05): each point of faithfulness lost raises escalations
 //!   by r relative (lower is better);
 //! - CSAT on 1–5 = round(3.9 + 160·r·(sᵢ − 0.92) + N(0, 0.9)) clamped to [1, 5] (higher is
-//!   better): −0.08 points of CSAT per point of faithfulness at r = 0.05 before the rounding
-//!   and the clamp, which flatten the observed slope (about −0.07).
+//!   better): CSAT rises 0.08 points per point of faithfulness at r = 0.05 before the rounding
+//!   and the clamp at 5, which flatten the observed slope (to about 0.07).
 //!
 //! So the true slope of escalation on the faithful share is −0.10·100·r per unit of share
 //! (−0.5 at r = 0.05: −0.005 per point).

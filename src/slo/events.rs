@@ -81,16 +81,19 @@ pub(crate) fn check_target(share: f64) -> AppResult<f64> {
     }
 }
 
-/// The error budget of an events SLO with target `target` (see the module doc).
+/// The error budget of an events SLO with target `target` (see the module doc): spending it
+/// costs `loss`, |relative slope| × (baseline − T), at most the tolerated loss (T is rounded
+/// up, and a knee can only tighten it).
 pub(crate) fn error_budget(
     inputs: &RecommendationInputs,
-    target: f64,
+    (target, loss): (f64, f64),
     mu: f64,
     period_units: Option<f64>,
-    value_per_budget: Option<f64>,
 ) -> ErrorBudget {
     let fraction = 1.0 - target;
-    let loss = inputs.max_relative_kpi_loss;
+    let value_per_budget = period_units
+        .zip(inputs.value_per_kpi_unit)
+        .map(|(u, v)| loss * mu * u * v);
     ErrorBudget {
         fraction,
         total_windows: None,

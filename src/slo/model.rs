@@ -23,6 +23,14 @@ text_enum! {
 }
 
 impl Comparison {
+    /// The side of the threshold that is good: below for a lower-is-better SLI.
+    pub fn good_side(direction: crate::domain::metric::Direction) -> Comparison {
+        match direction {
+            crate::domain::metric::Direction::LowerIsBetter => Comparison::Lt,
+            crate::domain::metric::Direction::HigherIsBetter => Comparison::Gt,
+        }
+    }
+
     /// The operator as written in a statement: `<` or `>`.
     pub fn symbol(self) -> &'static str {
         match self {
@@ -38,6 +46,17 @@ text_enum! {
 }
 
 impl SloSpec {
+    /// The error ratio an unchanged service runs at, which alerts do not count as burning:
+    /// 1 − baseline share for an events SLO (below the budget `fraction`), else 0. An alert
+    /// with burn factor f fires above floor + f × (fraction − floor): f times too fast a spend
+    /// of the headroom the tolerated loss allows.
+    pub fn error_floor(&self, fraction: f64) -> f64 {
+        match (self.evaluation, self.baseline_share) {
+            (Evaluation::Events, Some(b)) => (1.0 - b).clamp(0.0, fraction.max(0.0)),
+            _ => 0.0,
+        }
+    }
+
     /// Share of a window's events that must be good for the window to be good (windows
     /// evaluation): 0.95 for "p95 < T" and for "p5 > T".
     pub fn window_good_share(&self) -> Option<f64> {
@@ -75,6 +94,11 @@ pub struct SloSpec {
     pub window_minutes: Option<u32>,
     /// The SLO in words.
     pub statement: String,
+    /// Events SLOs: the good share the target was derived from (the baseline). Its error
+    /// (1 − share) is spent by the unchanged service, so burn-rate alerts measure the
+    /// headroom above it (see [`SloSpec::error_floor`]); null for other SLOs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_share: Option<f64>,
 }
 
 /// Thresholds implied by the two ends of the slope's CI and by its estimate.

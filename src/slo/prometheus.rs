@@ -253,8 +253,9 @@ fn alert_rules(
     budget: f64,
 ) -> Vec<Rule> {
     let s = &slo.slo;
+    let floor = s.error_floor(budget);
     let condition = |long: &str, short: &str, factor: f64| {
-        let threshold = num(factor * budget);
+        let threshold = num(floor + factor * (budget - floor));
         format!(
             "(max(slo:sli_error:ratio_rate{long}{sel} > ({threshold})) without (sloproof_window) and max(slo:sli_error:ratio_rate{short}{sel} > ({threshold})) without (sloproof_window))"
         )

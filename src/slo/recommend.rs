@@ -353,6 +353,55 @@ fn choose_baseline(
     )
 }
 
+/// The threshold after the KPI's knees; an events SLO governs the pooled share, while a knee
+/// is a breakpoint in per-unit values, so it keeps the slope's (with a note).
+fn knees(
+    a: &Analysis,
+    (sli, kpi): (&Metric, &Metric),
+    (baseline, slope_based): (f64, f64),
+    events: bool,
+    notes: &mut Vec<String>,
+) -> (f64, ThresholdSource, Option<super::model::KneeUsed>) {
+    if events {
+        notes.push(events_note());
+        (slope_based, ThresholdSource::Slope, None)
+    } else {
+        apply_knees(a, sli, kpi, baseline, slope_based, notes)
+    }
+}
+
+/// The error budget: an events SLO's costs |relative slope|·(baseline − T) when spent.
+fn budget_of(
+    inputs: &RecommendationInputs,
+    events: bool,
+    (target, baseline, relative_slope): (f64, f64, f64),
+    mu: f64,
+    (period_units, value_per_budget): (Option<f64>, Option<f64>),
+) -> ErrorBudget {
+    if events {
+        let spent = relative_slope.abs() * (baseline - target);
+        super::events::error_budget(inputs, (target, spent), mu, period_units)
+    } else {
+        error_budget(inputs, target, mu, period_units, value_per_budget)
+    }
+}
+
+/// Units over the period, and the currency of the whole tolerated loss over it (L·μ·units·value).
+fn pricing(inputs: &RecommendationInputs, mu: f64) -> (Option<f64>, Option<f64>) {
+    let period_units = inputs
+        .units_per_day
+        .map(|u| u * f64::from(inputs.window_days));
+    let value = period_units
+        .zip(inputs.value_per_kpi_unit)
+        .map(|(units, v)| inputs.max_relative_kpi_loss * mu * units * v);
+    (period_units, value)
+}
+
+/// The assumptions of an events SLO.
+fn events_note() -> String {
+    "The slope is estimated on each unit's share of good events, and the SLO counts events pooled across units: the two agree when a unit's number of events is unrelated to its share and to the degradation. Knees (breakpoints in per-unit shares) are not used.".to_owned()
+}
+
 /// The assumption behind a threshold on a percentile: a degradation moves the whole
 /// distribution.
 fn shift_note(governed: Option<u32>, target: f64) -> String {
@@ -388,6 +437,15 @@ fn settle(
 ) -> AppResult<(f64, f64)> {
     let lower_is_better = sli.direction == Direction::LowerIsBetter;
     let rounded = round_conservative(threshold, lower_is_better);
+    if events && rounded >= baseline {
+        return Err(AppError::invalid(
+            "no events SLO fits this tolerance",
+            vec![Issue::field(
+                "max_relative_kpi_loss",
+                format!("the share it allows rounds to {} (3 significant digits), not below the baseline share {}; tolerate a larger loss", fmt_num(rounded), fmt_num(baseline)),
+            )],
+        ));
+    }
     let threshold = if events {
         rounded
     } else {
@@ -420,13 +478,7 @@ pub fn derive(
     let mu = effect.control_kpi_mean;
     let loss = inputs.max_relative_kpi_loss;
     let mut notes = Vec::new();
-    let period_units = inputs
-        .units_per_day
-        .map(|u| u * f64::from(inputs.window_days));
-    let value_per_budget = match (period_units, inputs.value_per_kpi_unit) {
-        (Some(units), Some(v)) => Some(loss * mu * units * v),
-        _ => None,
-    };
+    let (period_units, value_per_budget) = pricing(&inputs, mu);
     let target = target(&inputs, value_per_budget, &mut notes);
     let governed = inputs
         .percentile
@@ -438,17 +490,19 @@ pub fn derive(
         notes.insert(0, shift_note(governed, target));
     }
     let tested = max_tested_shift(a, sli);
-    let (threshold, source, knee_used) =
-        apply_knees(a, sli, kpi, baseline, slope.range.conservative, &mut notes);
+    let (threshold, source, knee_used) = knees(
+        a,
+        (sli, kpi),
+        (baseline, slope.range.conservative),
+        events,
+        &mut notes,
+    );
     let extrapolated = source == ThresholdSource::Slope && slope.degradation > tested;
     if source == ThresholdSource::Slope {
         check_support(a, kpi, &inputs, slope.degradation, tested, &mut notes)?;
     }
     let (loose_evidence, detectable) = evidence_notes(a, kpi, slope.degradation, loss, &mut notes);
-    let comparison = match sli.direction {
-        Direction::LowerIsBetter => Comparison::Lt,
-        Direction::HigherIsBetter => Comparison::Gt,
-    };
+    let comparison = Comparison::good_side(sli.direction);
     let (threshold, target) = settle(
         sli,
         production,
@@ -477,6 +531,7 @@ pub fn derive(
             window_days: inputs.window_days,
             evaluation: inputs.evaluation,
             window_minutes: inputs.window_minutes,
+            baseline_share: events.then_some(baseline),
             statement: if events {
                 super::events::statement(sli, target, inputs.window_days)
             } else {
@@ -484,11 +539,13 @@ pub fn derive(
             },
         },
         threshold_range: slope.range,
-        error_budget: (if events {
-            super::events::error_budget
-        } else {
-            error_budget
-        })(&inputs, target, mu, period_units, value_per_budget),
+        error_budget: budget_of(
+            &inputs,
+            events,
+            (target, baseline, slope.slope_used / mu),
+            mu,
+            (period_units, value_per_budget),
+        ),
         derivation: Derivation {
             baseline_sli: baseline,
             baseline_source: Some(origin),

@@ -43,13 +43,13 @@ fn alert_case(
     )
 }
 
-/// Runs `promtool test rules` on `rules` with one-minute `series` (name with labels, values
-/// from minute 0) and asserts that at each (minute, page, ticket) checkpoint exactly the
+/// Runs `promtool test rules` on `rules` with `series` (name with labels, one value per
+/// `interval_minutes` from minute 0) and asserts that at each (minute, page, ticket) checkpoint exactly the
 /// service's alerts fire. Without promtool it is skipped, unless SLOPROOF_REQUIRE_PROMTOOL=1.
 pub fn promtool_agrees(
     backend: &str,
     rules: &str,
-    series: &[(String, Vec<u64>)],
+    (series, interval_minutes): (&[(String, Vec<u64>)], u32),
     checks: &[(usize, bool, bool)],
     slo: (&str, &str),
 ) {
@@ -60,7 +60,7 @@ pub fn promtool_agrees(
         return;
     };
     let join = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
-    let mut test = "rule_files:\n  - rules.yaml\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n".to_owned();
+    let mut test = format!("rule_files:\n  - rules.yaml\nevaluation_interval: 1m\ntests:\n  - interval: {interval_minutes}m\n    input_series:\n");
     for (name, values) in series {
         test.push_str(&format!(
             "      - series: '{name}'\n        values: '{}'\n",

@@ -282,21 +282,20 @@ fn effects(a: &Analysis, e: &Experiment) -> Markup {
     }
 }
 
-fn ar_set(c: &crate::analysis::report::CausalEffect, unit: &str) -> String {
+fn ar_set(c: &crate::analysis::report::CausalEffect, (step, words): (f64, &str)) -> String {
     let Some(ar) = &c.anderson_rubin else {
         return "–".into();
     };
-    let per100 =
-        |b: Option<f64>, inf: &str| b.map_or_else(|| inf.to_owned(), |b| num(b * 100.0, 3));
+    let per100 = |b: Option<f64>, inf: &str| b.map_or_else(|| inf.to_owned(), |b| num(b * step, 3));
     let level = format!("{}%", num(ar.confidence * 100.0, 3));
     let set = match ar.shape {
         ArShape::Interval => format!(
-            "{} to {} per 100 {unit}",
+            "{} to {} per {words}",
             per100(ar.lower, "−∞"),
             per100(ar.upper, "∞")
         ),
         ArShape::TwoRays => format!(
-            "below {} or above {} per 100 {unit} (unbounded: weak instruments)",
+            "below {} or above {} per {words} (unbounded: weak instruments)",
             per100(ar.lower, "−∞"),
             per100(ar.upper, "∞")
         ),
@@ -306,27 +305,40 @@ fn ar_set(c: &crate::analysis::report::CausalEffect, unit: &str) -> String {
     format!("{set}; {level}, valid however weak the instruments, assuming constant variance")
 }
 
+/// An estimate scaled by `f` (its standard error and interval too).
+fn scaled(e: &Estimate, f: f64) -> Estimate {
+    Estimate {
+        estimate: e.estimate * f,
+        std_error: e.std_error * f.abs(),
+        ci_low: e.ci_low * f,
+        ci_high: e.ci_high * f,
+        ..e.clone()
+    }
+}
+
 fn causal(a: &Analysis, e: &Experiment) -> Markup {
     let unit = e.sli.unit.as_str();
+    let (step, words) = super::recommendations::per_step(unit);
     let level = level(a);
     html! {
         section aria-labelledby="causal" {
             h2 #causal { "Causal slope of each KPI on " (e.sli.name) }
-            p { "Two-stage least squares with the arms as instruments (robust errors): the KPI change per 100 " (unit) " of " (e.sli.name) "." }
+            p { "Two-stage least squares with the arms as instruments (robust errors): the KPI change per " (words) " of " (e.sli.name) "." }
             @for c in &a.causal_effects {
                 @let kpi_name = name(e, &c.kpi);
                 @let kpi_unit = metric(e, &c.kpi).map_or("", |m| m.unit.as_str());
-                @let (b, bl, bh) = est_ci(&c.slope, 100.0);
+                @let (b, bl, bh) = est_ci(&c.slope, step);
                 @let boot = Estimate { estimate: c.slope.estimate, ci_low: c.bootstrap.ci_low, ci_high: c.bootstrap.ci_high, ..c.slope.clone() };
-                @let (_, ol, oh) = est_ci(&boot, 100.0);
+                @let (_, ol, oh) = est_ci(&boot, step);
+                @let rel = scaled(&c.relative_per_100, step / 100.0);
                 h3 { (kpi_name) }
                 dl {
-                    dt { "Relative change per 100 " (unit) } dd { (pct_ci(&c.relative_per_100, &level)) ", " (p_is(c.slope.p_value)) @if c.slope.adjusted_p_value.is_some() { " (adjusted across KPIs: " (p_value(c.slope.adjusted_p_value)) ")" } }
-                    dt { "Slope per 100 " (unit) } dd { (b) " " (if kpi_unit.is_empty() { "(KPI units)" } else { kpi_unit }) " (" (level) " CI " (bl) " to " (bh) "); bootstrap " (c.bootstrap.method.as_str()) " " (ol) " to " (oh) " (" (c.bootstrap.resamples) " resamples)" }
+                    dt { "Relative change per " (words) } dd { (pct_ci(&rel, &level)) ", " (p_is(c.slope.p_value)) @if c.slope.adjusted_p_value.is_some() { " (adjusted across KPIs: " (p_value(c.slope.adjusted_p_value)) ")" } }
+                    dt { "Slope per " (words) } dd { (b) " " (if kpi_unit.is_empty() { "(KPI units)" } else { kpi_unit }) " (" (level) " CI " (bl) " to " (bh) "); bootstrap " (c.bootstrap.method.as_str()) " " (ol) " to " (oh) " (" (c.bootstrap.resamples) " resamples)" }
                     dt { "First stage" } dd { "classical F = " (num(c.first_stage_f, 4)) ", robust F = " (num(c.first_stage_robust_f, 4))
                         @if let Some(f) = c.first_stage_effective_f { ", effective F (Montiel Olea–Pflueger) = " (num(f, 4)) }
                         @if c.weak_instrument { " " span.badge.bad { "weak instruments (effective F < 10)" } } }
-                    dt { "Anderson–Rubin set" } dd { (ar_set(c, unit)) }
+                    dt { "Anderson–Rubin set" } dd { (ar_set(c, (step, &words))) }
                     @if let Some(t) = a.dose_response.iter().find(|d| d.kpi == c.kpi).and_then(|d| d.linearity.as_ref()) {
                         dt { "Linearity" } dd { "Over-identification test across arms: χ² = " (num(t.statistic, 3)) " on " (t.df) " df, " (p_is(Some(t.p_value)))
                             (if t.linear { " — consistent with a straight line" } else { " — the arms depart from a straight line" }) }
@@ -344,14 +356,14 @@ fn causal(a: &Analysis, e: &Experiment) -> Markup {
 }
 
 fn power(a: &Analysis, e: &Experiment) -> Markup {
-    let unit = &e.sli.unit;
+    let (step, words) = super::recommendations::per_step(&e.sli.unit);
     html! {
         section aria-labelledby="power" {
             h2 #power { "Power" }
             p { "The smallest changes the design could detect with 80% power in a two-sided test at α = " (num(a.parameters.alpha, 3)) ", before any multiple-comparison correction. "
                 "A KPI is informative when its slope's CI excludes zero, or when the design could have detected the change observed." }
             table {
-                thead { tr { th scope="col" { "KPI" } th scope="col" { "Arm compared" } th scope="col" { "Smallest detectable change, this arm" } th scope="col" { "Observed, this arm" } th scope="col" { "Smallest detectable change per 100 " (unit) } th scope="col" { "Observed per 100 " (unit) } th scope="col" { "Informative" } } }
+                thead { tr { th scope="col" { "KPI" } th scope="col" { "Arm compared" } th scope="col" { "Smallest detectable change, this arm" } th scope="col" { "Observed, this arm" } th scope="col" { "Smallest detectable change per " (words) } th scope="col" { "Observed per " (words) } th scope="col" { "Informative" } } }
                 tbody {
                     @for p in &a.power {
                         @let observed = a.kpi_effects.iter().find(|k| k.metric == p.kpi && k.variant == p.variant);
@@ -359,8 +371,8 @@ fn power(a: &Analysis, e: &Experiment) -> Markup {
                             td { (name(e, &p.kpi)) } td { (p.variant) }
                             td { (p.mde_relative.map_or_else(|| "–".into(), |m| format!("±{}", pct(m)))) }
                             td { (observed.map_or_else(|| "–".into(), |k| pct(k.relative.estimate))) }
-                            td { (p.mde_relative_per_100.map_or_else(|| "–".into(), |m| format!("±{}", pct(m)))) }
-                            td { (pct(p.observed_relative_per_100)) }
+                            td { (p.mde_relative_per_100.map_or_else(|| "–".into(), |m| format!("±{}", pct(m * step / 100.0)))) }
+                            td { (pct(p.observed_relative_per_100 * step / 100.0)) }
                             td { @if p.informative { "yes" } @else { span.badge.bad { "no" } } }
                         }
                     }
@@ -381,9 +393,10 @@ fn test_name(m: ThresholdTestMethod) -> &'static str {
 
 fn thresholds(a: &Analysis, e: &Experiment) -> Markup {
     let unit = &e.sli.unit;
+    let (step, words) = super::recommendations::per_step(unit);
     let level = level(a);
     let slope = |v: f64, ci: Option<&crate::analysis::report::Interval>| {
-        html! { (num(v * 100.0, 3)) @if let Some(c) = ci { " (" (level) " CI " (num(c.low * 100.0, 3)) " to " (num(c.high * 100.0, 3)) ")" } }
+        html! { (num(v * step, 3)) @if let Some(c) = ci { " (" (level) " CI " (num(c.low * step, 3)) " to " (num(c.high * step, 3)) ")" } }
     };
     html! {
         section aria-labelledby="thresholds" {
@@ -398,7 +411,7 @@ fn thresholds(a: &Analysis, e: &Experiment) -> Markup {
                 }
                 ul {
                     @if let (Some(_), Some(lo), Some(hi)) = (&t.breakpoint, t.slope_below, t.slope_above) {
-                        li { "Slope per 100 " (unit) " below the knee " (slope(lo, t.slope_below_ci.as_ref())) ", above it " (slope(hi, t.slope_above_ci.as_ref())) "." }
+                        li { "Slope per " (words) " below the knee " (slope(lo, t.slope_below_ci.as_ref())) ", above it " (slope(hi, t.slope_above_ci.as_ref())) "." }
                     }
                     @if let Some(test) = &t.no_threshold_test {
                         li { (test_name(test.method)) ": "

@@ -9,6 +9,7 @@ use crate::analysis::report::Analysis;
 use crate::api::recommendations::{decision_comment, DECIDE_RECOMMENDATION};
 use crate::api::AppState;
 use crate::domain::experiment::Experiment;
+use crate::domain::metric::{Direction, Metric};
 use crate::domain::review::{Decision, RecommendationStatus};
 use crate::domain::Page;
 use crate::error::AppError;
@@ -153,7 +154,7 @@ fn dose_chart(r: &Recommendation, a: &Analysis, e: &Experiment, level: &str) -> 
     let caption = html! {
         "Each point is an arm against control (the origin), with " (level) " CIs of both changes. The blue line is the causal (2SLS) slope, the band the slopes in its " (level) " CI. "
         "The dashed red line is the tolerated loss (" (num(d.max_relative_kpi_loss * 100.0, 3)) "%); the solid red line is the degradation that costs it at the harmful end of the slope's CI ("
-        (num(d.degradation, 4)) " " (r.slo.unit) "), which the threshold adds to the baseline of " (num(d.baseline_sli, 4)) " " (r.slo.unit) "."
+        (num(d.degradation, 4)) " " (r.slo.unit) "), which the " (if r.slo.evaluation == Evaluation::Events { "target subtracts from the baseline share" } else if worse > 0.0 { "threshold adds to the baseline" } else { "threshold subtracts from the baseline" }) " of " (num(d.baseline_sli, 4)) " " (r.slo.unit) "."
         @if plot.knee.is_some() { " The orange line and shade are the knee used and its CI, as shifts from that baseline." }
     };
     Some(dose::figure(&plot, &rows, &labels, "dose", caption))
@@ -173,33 +174,56 @@ fn history_list(events: &[HistoryEvent]) -> Markup {
     }
 }
 
-fn cost_section(r: &Recommendation, kpi: &str) -> Markup {
+/// How the KPI's tolerated loss reads: "lowers conversion by", or "raises chargebacks by"
+/// for a lower-is-better KPI.
+fn harm(kpi: &Metric) -> &'static str {
+    match kpi.direction {
+        Direction::LowerIsBetter => "raises",
+        Direction::HigherIsBetter => "lowers",
+    }
+}
+
+fn cost_section(r: &Recommendation, kpi: &Metric) -> Markup {
     let b = &r.error_budget;
+    let events = r.slo.evaluation == Evaluation::Events;
+    let unit = &r.slo.unit;
+    let (step, step_words) = per_step(unit);
     html! {
         section aria-labelledby="cost" {
             h2 #cost { "What this SLO costs" }
             p {
                 "The error budget is " (num(b.fraction * 100.0, 3)) "% of the "
-                @if let Some(w) = b.total_windows { (w) " windows" } @else if r.slo.evaluation == Evaluation::Events { "events" } @else { "requests" }
+                @if let Some(w) = b.total_windows { (w) " windows" } @else if events { "events" } @else { "requests" }
                 " in " (r.slo.window_days) " days"
                 @if let Some(n) = b.allowed_bad_windows { " (" (n) " bad windows allowed)" }
-                ". Spending all of it with the SLI at the threshold costs about "
-                (num(b.expected_relative_kpi_loss * 100.0, 2)) "% of " (kpi)
-                @if let Some(u) = b.expected_kpi_units_lost { " (" (num(u, 3)) " units)" }
+                @if events { ". Spending all of it (the good share down at the target) " } @else { ". Spending all of it with the SLI at the threshold " }
+                (harm(kpi)) " " (kpi.name) " by about " (num(b.expected_relative_kpi_loss * 100.0, 2)) "%"
+                @if let Some(u) = b.expected_kpi_units_lost { " (" (money(u, None)) " " (if kpi.unit.is_empty() { "units" } else { kpi.unit.as_str() }) ")" }
                 "."
             }
             p.headline {
                 "Value at risk: " strong { (value_at_risk(r)) }
             }
-            p { "The SLI may degrade by " (num(r.derivation.degradation, 3)) " " (r.slo.unit)
-                " before " (kpi) " loses the tolerated "
-                (num(r.derivation.max_relative_kpi_loss * 100.0, 3)) "%, reading the slope at the harmful end of its CI (the conservative reading). "
-                "At the slope's estimate the threshold would be " (num(r.threshold_range.estimate, 4)) " " (r.slo.unit)
-                @if let Some(o) = r.threshold_range.optimistic { ", at the CI's other end " (num(o, 4)) " " (r.slo.unit) }
-                "; the recommended threshold is " (num(r.slo.threshold, 4)) " " (r.slo.unit)
+            p { "The SLI may " (if events { "fall" } else { "degrade" }) " by " (num(r.derivation.degradation, 3)) " " (unit)
+                " before " (kpi.name) " " (if kpi.direction == Direction::LowerIsBetter { "rises" } else { "falls" }) " by the tolerated "
+                (num(r.derivation.max_relative_kpi_loss * 100.0, 3)) "%, reading the slope at the harmful end of its CI (the conservative reading; "
+                (num(r.evidence.relative_per_100.estimate * step / 100.0 * 100.0, 3)) "% per " (step_words) " at its estimate). "
+                "At the slope's estimate the " (if events { "target" } else { "threshold" }) " would be " (num(r.threshold_range.estimate, 4)) " " (unit)
+                @if let Some(o) = r.threshold_range.optimistic { ", at the CI's other end " (num(o, 4)) " " (unit) }
+                "; the recommended " (if events { "target" } else { "threshold" }) " is " (num(r.slo.threshold, 4)) " " (unit)
                 @if r.derivation.extrapolated { ", beyond the largest shift the experiment tested (a linear extrapolation)" }
                 "." }
         }
+    }
+}
+
+/// The SLI step a relative effect is stated per: 100 units (ms, minutes), or one point
+/// (0.01) of a share.
+pub(super) fn per_step(unit: &str) -> (f64, String) {
+    if unit == "share" {
+        (0.01, "point (0.01 share)".to_owned())
+    } else {
+        (100.0, format!("100 {unit}"))
     }
 }
 
@@ -259,12 +283,18 @@ pub async fn detail(
     let may_decide = who.caller.require(&DECIDE_RECOMMENDATION).is_ok()
         && r.status == RecommendationStatus::Proposed;
     let e = &r.evidence;
-    let kpi_name = experiment
+    let kpi_metric = experiment
         .kpis
         .iter()
         .chain(&experiment.guardrails)
         .find(|m| m.key == r.slo.kpi)
-        .map_or(r.slo.kpi.as_str(), |m| m.name.as_str());
+        .ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!(
+                "KPI {} is not in experiment {}",
+                r.slo.kpi,
+                experiment.key
+            ))
+        })?;
     let main = html! {
         p { a href="/ui/recommendations" { "← Recommendations" } }
         h1 { (r.slo.statement) }
@@ -279,7 +309,7 @@ pub async fn detail(
                 p { "The analysis has no dose-response data for this KPI." }
             }
         }
-        (cost_section(&r, kpi_name))
+        (cost_section(&r, kpi_metric))
         (replay_section(&r))
         section aria-labelledby="evidence" {
             h2 #evidence { "Evidence" }
@@ -288,7 +318,9 @@ pub async fn detail(
                 dt { "Analysis" } dd { a href={ "/ui/analyses/" (e.analysis_id) } { "#" (e.analysis_id) } " (" a href={ "/api/v1/analyses/" (e.analysis_id) } { "JSON" } ")" }
                 dt { "Seed" } dd { (e.seed) }
                 dt { "Fingerprint" } dd { code { (e.fingerprint) } }
-                dt { "Relative change per 100 " (r.slo.unit) } dd { (num(e.relative_per_100.estimate * 100.0, 3)) "% (" (level) " CI " (num(e.relative_per_100.ci_low * 100.0, 3)) "% to " (num(e.relative_per_100.ci_high * 100.0, 3)) "%)" }
+                @let (step, step_words) = per_step(&r.slo.unit);
+                @let pct = |x: f64| num(x * step / 100.0 * 100.0, 3);
+                dt { "Relative change per " (step_words) } dd { (pct(e.relative_per_100.estimate)) "% (" (level) " CI " (pct(e.relative_per_100.ci_low)) "% to " (pct(e.relative_per_100.ci_high)) "%)" }
             }
             @if !r.derivation.notes.is_empty() {
                 h3 { "Notes" }

@@ -30,7 +30,9 @@ pub struct FiredRule {
     /// Short window (e.g. `5m`) and its burn rate.
     pub short_window: String,
     pub short_burn_rate: f64,
-    /// Burn rate both must exceed: budget share × period hours / long-window hours.
+    /// Burn rate both must exceed: budget share × period hours / long-window hours; for an
+    /// events SLO, the burn rate at which the headroom above the baseline's error is spent that
+    /// many times too fast ((floor + f·(budget − floor)) / budget).
     pub factor: f64,
 }
 
@@ -75,7 +77,8 @@ pub fn alerts(tl: &Timeline, at: i64, period_days: u32, budget: f64) -> Vec<Fire
     ALERT_WINDOWS
         .iter()
         .filter_map(|&(severity, share, long, long_hours, short)| {
-            let factor = share * period_hours / long_hours;
+            let f = share * period_hours / long_hours;
+            let factor = (tl.error_floor + f * (budget - tl.error_floor)) / budget;
             let l = burn_rate(tl, at, long, budget)?;
             let s = burn_rate(tl, at, short, budget)?;
             (l > factor && s > factor).then(|| FiredRule {

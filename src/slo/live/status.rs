@@ -216,7 +216,7 @@ pub fn status(
     let period_days = f64::from(days);
     let kpi_units = cx
         .units_per_day
-        .map(|u| sums.loss_days * cx.control_kpi_mean * u);
+        .map(|u| sums.loss_days.max(0.0) * cx.control_kpi_mean * u);
     let age = ((at - cx.evidence_at.timestamp()) as f64 / 86_400.0).max(0.0);
     SloLiveStatus {
         slo_id: cx.slo.id,
@@ -238,7 +238,8 @@ pub fn status(
             .collect(),
         error_budget: budget,
         cost: CostSoFar {
-            relative_kpi_loss: sums.loss_days / period_days,
+            // An events SLO's windows carry signed losses: the range's sum is clipped.
+            relative_kpi_loss: sums.loss_days.max(0.0) / period_days,
             kpi_units_lost: kpi_units,
             value_lost: kpi_units.zip(cx.value_per_kpi_unit).map(|(k, v)| k * v),
             budgeted_value_at_risk: cx.slo.error_budget.value_at_risk,

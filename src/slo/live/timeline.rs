@@ -52,6 +52,8 @@ pub struct Timeline {
     loss_sum: Vec<f64>,
     /// Caveats found while building (window lengths that do not divide).
     pub notes: Vec<String>,
+    /// The error ratio alerts do not count as burning ([`SloSpec::error_floor`]).
+    pub error_floor: f64,
 }
 
 /// Sums over a range of evaluations.
@@ -126,6 +128,9 @@ impl Timeline {
         let mut tl = Timeline {
             step,
             span: step,
+            error_floor: spec.error_floor(crate::domain::document::round_significant(
+                1.0 - spec.target,
+            )),
             ..Timeline::default()
         };
         let worse = match spec.comparison {
@@ -219,12 +224,14 @@ impl Timeline {
                 continue;
             }
             let bad = (total - good_events(spec, layout, &w.data)).max(0.0);
-            // An events SLO: the KPI falls with the good share's shortfall from the baseline.
+            // An events SLO: the KPI falls with the good share's shortfall from the baseline,
+            // weighted by traffic and signed (a window above the baseline offsets one below),
+            // so noise around the baseline costs nothing; a range's sum is clipped at zero.
             if let (Evaluation::Events, WindowData::Events { good, .. }) =
                 (spec.evaluation, &w.data)
             {
-                let shortfall = (cost.baseline - good / total).max(0.0);
-                let loss = (cost.relative_slope * shortfall).min(1.0) * day_share;
+                let shortfall = (cost.baseline * total - good) / mean_events;
+                let loss = cost.relative_slope * shortfall * day_share;
                 self.push(w.start + self.step, bad, total, loss, good / total);
                 continue;
             }

@@ -41,6 +41,30 @@ async fn analysed(app: &TestApp, scenario: Scenario, units: usize) -> Value {
     r.body
 }
 
+/// The status at each of `minutes` after BASE, and which alerts fire: (minute, page, ticket).
+async fn alert_levels(
+    app: &TestApp,
+    sid: i64,
+    minutes: &[usize],
+) -> (Vec<(usize, bool, bool)>, Vec<Value>) {
+    let mut checks = Vec::new();
+    let mut statuses = Vec::new();
+    for &minute in minutes {
+        let s = app
+            .get(&format!(
+                "/api/v1/slos/{sid}/status?at={}",
+                at(BASE + 60 * minute as i64)
+            ))
+            .await;
+        assert_eq!(s.status, 200, "{}: {}", app.backend, s.text);
+        let fired = s.body["alert_rules"].as_array().unwrap();
+        let has = |sev: &str| fired.iter().any(|r| r["severity"] == sev);
+        checks.push((minute, has("page"), has("ticket")));
+        statuses.push(s.body);
+    }
+    (checks, statuses)
+}
+
 fn causal<'a>(a: &'a Value, kpi: &str) -> &'a Value {
     a["causal_effects"]
         .as_array()
@@ -184,24 +208,10 @@ async fn chatbot_faithfulness_yields_a_priced_events_slo_that_alerts_like_its_ru
             )
             .await;
         assert_eq!(r.status, 200, "{b}: {}", r.text);
-        let mut checks = Vec::new();
-        for minute in [60usize, 150, 230, 300, 470] {
-            let s = app
-                .get(&format!(
-                    "/api/v1/slos/{sid}/status?at={}",
-                    at(BASE + 60 * minute as i64)
-                ))
-                .await;
-            assert_eq!(s.status, 200, "{b}: {}", s.text);
-            let fired = s.body["alert_rules"].as_array().unwrap();
-            let has = |sev: &str| fired.iter().any(|r| r["severity"] == sev);
-            checks.push((minute, has("page"), has("ticket")));
-            if minute == 60 {
-                assert_eq!(s.body["error_budget"]["unit"], "events", "{b}");
-                let attainment = s.body["attainment"].as_f64().unwrap();
-                assert!((attainment - 0.95).abs() < 1e-9, "{b}: {}", s.body);
-            }
-        }
+        let (checks, statuses) = alert_levels(&app, sid, &[60, 150, 230, 300, 470]).await;
+        assert_eq!(statuses[0]["error_budget"]["unit"], "events", "{b}");
+        let attainment = statuses[0]["attainment"].as_f64().unwrap();
+        assert!((attainment - 0.95).abs() < 1e-9, "{b}: {}", statuses[0]);
         // Quiet before the outage; an alert during it.
         assert_eq!(checks[0], (60, false, false), "{b}");
         assert!(checks[1].1 || checks[1].2, "{b}: {checks:?}");
@@ -326,25 +336,20 @@ async fn fraud_recall_yields_a_recall_slo_priced_in_dollars() {
             )
             .await;
         assert_eq!(up.status, 200, "{b}: {}", up.text);
-        let mut checks = Vec::new();
-        for minute in [1440usize, 3 * 1440 + 600, 4 * 1440 + 60, 4 * 1440 + 170] {
-            let s = app
-                .get(&format!(
-                    "/api/v1/slos/{sid}/status?at={}",
-                    at(BASE + 60 * minute as i64)
-                ))
-                .await;
-            assert_eq!(s.status, 200, "{b}: {}", s.text);
-            let fired = s.body["alert_rules"].as_array().unwrap();
-            let has = |sev: &str| fired.iter().any(|r| r["severity"] == sev);
-            checks.push((minute, has("page"), has("ticket")));
-            if minute == 3 * 1440 + 600 {
-                // Most of the budget is spent by the steady service, at no cost.
-                let consumed = s.body["error_budget"]["consumed"].as_f64().unwrap();
-                assert!(consumed > 0.9, "{b}: {}", s.body);
-                assert_eq!(s.body["cost"]["relative_kpi_loss"], 0.0, "{b}: {}", s.body);
-            }
-        }
+        let (checks, statuses) = alert_levels(
+            &app,
+            sid,
+            &[1440, 3 * 1440 + 600, 4 * 1440 + 60, 4 * 1440 + 170],
+        )
+        .await;
+        // Most of the budget is spent by the steady service, at no cost.
+        let consumed = statuses[1]["error_budget"]["consumed"].as_f64().unwrap();
+        assert!(consumed > 0.9, "{b}: {}", statuses[1]);
+        assert_eq!(
+            statuses[1]["cost"]["relative_kpi_loss"], 0.0,
+            "{b}: {}",
+            statuses[1]
+        );
         assert_eq!(checks[0], (1440, false, false), "{b}: {checks:?}");
         assert_eq!(checks[1], (3 * 1440 + 600, false, false), "{b}: {checks:?}");
         assert!(checks[2].1, "{b}: the outage pages: {checks:?}");

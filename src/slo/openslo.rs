@@ -61,12 +61,19 @@ pub fn document(slo: &Slo, sli: &Metric) -> Value {
         format!("{:.6}", e.relative_per_100.estimate),
     );
     let op = s.comparison.symbol();
-    note(
-        "threshold",
-        format!("{op} {} {}", s.threshold, s.unit)
-            .trim_end()
-            .to_owned(),
-    );
+    match (s.evaluation, s.baseline_share) {
+        // An events SLO has no per-event threshold: its target is a share of good events.
+        (Evaluation::Events, Some(b)) => {
+            note("target-share", format!(">= {}", s.target));
+            note("baseline-share", format!("{b:.6}"));
+        }
+        _ => note(
+            "threshold",
+            format!("{op} {} {}", s.threshold, s.unit)
+                .trim_end()
+                .to_owned(),
+        ),
+    }
     note("threshold-source", slo.threshold_source.to_string());
     note("seed", e.seed.to_string());
     note("fingerprint", e.fingerprint.clone());

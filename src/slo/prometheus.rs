@@ -328,8 +328,13 @@ fn absent_alert(slo: &Slo, sli: &Metric, name: &str) -> Rule {
         annotations: labels(&[(
             "summary",
             &format!(
-                "{}: no good or no total events of the SLI for 15 minutes (is the threshold a bucket bound?); its rules record nothing",
-                slo.slo.statement
+                "{}: no good or no total events of the SLI for 15 minutes ({}); its rules record nothing",
+                slo.slo.statement,
+                if slo.slo.evaluation == Evaluation::Events {
+                    "are the good and total counters exported?"
+                } else {
+                    "is the threshold a bucket bound?"
+                }
             ),
         )]),
     }

@@ -387,7 +387,17 @@ fn budget_of(
 }
 
 /// Units over the period, and the currency of the whole tolerated loss over it (L·μ·units·value).
-fn pricing(inputs: &RecommendationInputs, mu: f64) -> (Option<f64>, Option<f64>) {
+fn pricing(
+    inputs: &RecommendationInputs,
+    mu: f64,
+    notes: &mut Vec<String>,
+) -> (Option<f64>, Option<f64>) {
+    if inputs.value_per_kpi_unit.is_some() && inputs.units_per_day.is_none() {
+        notes.push(
+            "value_per_kpi_unit is given without units_per_day: the budget is not priced."
+                .to_owned(),
+        );
+    }
     let period_units = inputs
         .units_per_day
         .map(|u| u * f64::from(inputs.window_days));
@@ -478,7 +488,7 @@ pub fn derive(
     let mu = effect.control_kpi_mean;
     let loss = inputs.max_relative_kpi_loss;
     let mut notes = Vec::new();
-    let (period_units, value_per_budget) = pricing(&inputs, mu);
+    let (period_units, value_per_budget) = pricing(&inputs, mu, &mut notes);
     let target = target(&inputs, value_per_budget, &mut notes);
     let governed = inputs
         .percentile

@@ -75,6 +75,25 @@ fn exhausted_at(tl: &Timeline, from: i64, to: i64, period: i64, fraction: f64) -
         .find(|&t| tl.sums((t - period).max(from), t).bad > allowed)
 }
 
+/// "1 day", "2.5 days", "6 hours" (under a day).
+fn day_words(days: f64) -> String {
+    if days < 1.0 {
+        let hours = (days * 24.0 * 10.0).round() / 10.0;
+        format!(
+            "{} hour{}",
+            crate::slo::recommend::fmt_num(hours),
+            if hours == 1.0 { "" } else { "s" }
+        )
+    } else {
+        let d = (days * 10.0).round() / 10.0;
+        format!(
+            "{} day{}",
+            crate::slo::recommend::fmt_num(d),
+            if d == 1.0 { "" } else { "s" }
+        )
+    }
+}
+
 /// Replays `spec` over windows ending in (from, to].
 pub fn replay(
     spec: &SloSpec,
@@ -127,9 +146,9 @@ pub fn replay(
     let summary = match (with_data, missed) {
         (0, _) => "No production data in the replayed range.".to_owned(),
         (1, m) if days < 7.0 => format!(
-            "This target would have been {} over the {} days replayed (attainment {attained:.2}%).",
+            "This target would have been {} over the {} replayed (attainment {attained:.2}%).",
             outcome(m),
-            crate::slo::recommend::fmt_num(days),
+            day_words(days),
         ),
         (1, m) if coverage * days >= 6.9 => format!(
             "This target would have been {} in the one week with data (attainment {attained:.2}%).",
@@ -137,10 +156,10 @@ pub fn replay(
         ),
         // One week of the range has data, but only part of it: say how much.
         (1, m) => format!(
-            "This target would have been {} over the {} days of data, all in one week of the {} days replayed (attainment {attained:.2}%).",
+            "This target would have been {} over the {} of data, all in one week of the {} replayed (attainment {attained:.2}%).",
             outcome(m),
-            crate::slo::recommend::fmt_num((coverage * days * 10.0).round() / 10.0),
-            crate::slo::recommend::fmt_num(days.round()),
+            day_words((coverage * days * 10.0).round() / 10.0),
+            day_words(days.round()),
         ),
         (n, 0) => format!("This target would have been met in all {n} weeks with data."),
         (n, m) => format!("This target would have been missed in {m} of the last {n} weeks."),

@@ -244,7 +244,12 @@ pub fn status(
             value_lost: kpi_units.zip(cx.value_per_kpi_unit).map(|(k, v)| k * v),
             budgeted_value_at_risk: cx.slo.error_budget.value_at_risk,
             currency: cx.slo.error_budget.currency.clone(),
-            formula: "Σ over bad evaluations of |relative slope| × (SLI − baseline) × days, × control KPI mean × units per day (× value per KPI unit)".to_owned(),
+            formula: if cx.slo.slo.evaluation == Evaluation::Events {
+                "max(0, Σ over windows of |relative slope| × (baseline share × events − good events) / mean events per window × days), × control KPI mean × units per day (× value per KPI unit)"
+            } else {
+                "Σ over bad evaluations of |relative slope| × (SLI − baseline) × days, × control KPI mean × units per day (× value per KPI unit)"
+            }
+            .to_owned(),
         },
         evidence_age_days: age,
         revalidation_due: age > cx.max_evidence_age_days,

@@ -176,6 +176,14 @@ async fn chatbot_faithfulness_yields_a_priced_events_slo_that_alerts_like_its_ru
             openslo.contains("budgetingMethod: Occurrences"),
             "{b}: {openslo}"
         );
+        let doc: Value = serde_yaml_ng::from_str(&openslo).unwrap();
+        let errors = common::openslo::schema_errors(&doc);
+        assert!(errors.is_empty(), "{b}: {errors:?}\n{openslo}");
+        assert_eq!(
+            doc["metadata"]["annotations"]["sloproof.dev/target-share"],
+            format!(">= {target}"),
+            "{b}"
+        );
         assert!(
             openslo.contains("answer_faithfulness_good_total"),
             "{b}: {openslo}"

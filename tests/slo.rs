@@ -495,28 +495,7 @@ async fn check_openslo(app: &TestApp, slo: i64) {
         "{objective}"
     );
     assert_eq!(objective["timeSliceTarget"], 0.95);
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/openslo/v1");
-    if !dir.exists() {
-        eprintln!(
-            "OpenSLO schema not found at {}; schema validation skipped",
-            dir.display()
-        );
-        return;
-    }
-    let load =
-        |p: &Path| -> Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
-    let root = load(&dir.join("openslo.schema.json"));
-    let mut options = jsonschema::options();
-    for entry in std::fs::read_dir(dir.join("parts")).unwrap() {
-        let part = load(&entry.unwrap().path());
-        let id = part["$id"].as_str().unwrap().to_owned();
-        options.with_resource(id, jsonschema::Resource::from_contents(part).unwrap());
-    }
-    let validator = options.build(&root).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&doc)
-        .map(|e| format!("{e} at {}", e.instance_path))
-        .collect();
+    let errors = common::openslo::schema_errors(&doc);
     assert!(
         errors.is_empty(),
         "OpenSLO export is not valid: {errors:?}\n{}",

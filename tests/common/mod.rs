@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod openslo;
 pub mod promtool;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -10,18 +10,10 @@ use common::promtool::{format_num, promtool_agrees, which};
 
 use std::process::Command;
 
-use common::{apps, assert_problem, error_fields, error_rows, TestApp};
+use common::{apps, assert_problem, at, error_fields, error_rows, TestApp, BASE};
 use serde_json::{json, Value};
 
 /// 2026-11-01T00:00:00Z, the first window of every pushed series here.
-const BASE: i64 = 1_793_491_200;
-
-fn at(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 /// A one-minute histogram window over `bounds` with cumulative `counts` (the last is +Inf).
 fn window(start: i64, bounds: &[f64], counts: &[u64]) -> Value {
     let mut buckets: Vec<Value> = bounds

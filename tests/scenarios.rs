@@ -7,18 +7,9 @@
 mod common;
 
 use common::promtool::promtool_agrees;
-use common::{apps, error_fields, TestApp};
+use common::{apps, at, error_fields, TestApp, BASE};
 use serde_json::{json, Value};
 use sloproof::simulate::{generate, Scenario, SimConfig};
-
-/// 2026-11-01T00:00:00Z.
-const BASE: i64 = 1_793_491_200;
-
-fn at(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
 
 /// Loads and analyses the scenario; the analysis document.
 async fn analysed(app: &TestApp, scenario: Scenario, units: usize) -> Value {

@@ -187,6 +187,14 @@ pub fn get(db: &Db, id: i64) -> AppResult<StoredAnalysis> {
     analyses::get(&mut *db.conn()?, id)
 }
 
+/// The analysis document with this id, or 404 (500 when the stored document cannot be read).
+pub fn document(db: &Db, id: i64) -> AppResult<super::report::Analysis> {
+    let stored = get(db, id)?;
+    serde_json::from_str(&stored.result).map_err(|e| {
+        AppError::Internal(anyhow::anyhow!("stored analysis {id} cannot be read: {e}"))
+    })
+}
+
 /// Summaries of experiment `key`'s analyses, newest first; `before` is the id of the last
 /// item of the previous page; `limit` at most. Documents are read one at a time.
 pub fn list(

@@ -59,6 +59,11 @@ impl Experiment {
             .chain(&self.kpis)
             .chain(&self.guardrails)
     }
+
+    /// The experiment's metric with this key (SLI, KPI or guardrail).
+    pub fn metric(&self, key: &str) -> Option<&Metric> {
+        self.metrics().find(|m| m.key == key)
+    }
 }
 
 /// Tolerance on the sum of variant weights.

@@ -44,6 +44,16 @@ impl Drop for TestApp {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The admin token every test app is bootstrapped with; the default client sends it.
+/// 2026-11-01T00:00:00Z, where simulated production series start.
+pub const BASE: i64 = 1_793_491_200;
+
+/// Unix seconds as RFC 3339 (UTC, whole seconds), as the API writes times.
+pub fn at(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 pub const ADMIN_TOKEN: &str = "sp_test_admin_token_0123456789abcdef";
 
 /// Replaces the database name of a PostgreSQL URL.

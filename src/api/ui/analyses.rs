@@ -15,14 +15,9 @@ use crate::api::AppState;
 use crate::domain::experiment::Experiment;
 use crate::domain::metric::Metric;
 use crate::domain::metric::{Direction, ValueType};
-use crate::error::AppError;
 
-/// The catalog entry of `key` among the experiment's metrics.
 fn metric<'a>(e: &'a Experiment, key: &str) -> Option<&'a Metric> {
-    std::iter::once(&e.sli)
-        .chain(&e.kpis)
-        .chain(&e.guardrails)
-        .find(|m| m.key == key)
+    e.metric(key)
 }
 
 fn name<'a>(e: &'a Experiment, key: &'a str) -> &'a str {
@@ -318,7 +313,7 @@ fn scaled(e: &Estimate, f: f64) -> Estimate {
 
 fn causal(a: &Analysis, e: &Experiment) -> Markup {
     let unit = e.sli.unit.as_str();
-    let (step, words) = super::recommendations::per_step(unit);
+    let (step, words) = super::per_step(unit);
     let level = level(a);
     html! {
         section aria-labelledby="causal" {
@@ -356,7 +351,7 @@ fn causal(a: &Analysis, e: &Experiment) -> Markup {
 }
 
 fn power(a: &Analysis, e: &Experiment) -> Markup {
-    let (step, words) = super::recommendations::per_step(&e.sli.unit);
+    let (step, words) = super::per_step(&e.sli.unit);
     html! {
         section aria-labelledby="power" {
             h2 #power { "Power" }
@@ -393,7 +388,7 @@ fn test_name(m: ThresholdTestMethod) -> &'static str {
 
 fn thresholds(a: &Analysis, e: &Experiment) -> Markup {
     let unit = &e.sli.unit;
-    let (step, words) = super::recommendations::per_step(unit);
+    let (step, words) = super::per_step(unit);
     let level = level(a);
     let slope = |v: f64, ci: Option<&crate::analysis::report::Interval>| {
         html! { (num(v * step, 3)) @if let Some(c) = ci { " (" (level) " CI " (num(c.low * step, 3)) " to " (num(c.high * step, 3)) ")" } }
@@ -469,12 +464,7 @@ pub async fn detail(
     let id = id.into_inner();
     let (a, e) = state
         .run(move |db| {
-            let stored = crate::analysis::service::get(db, id)?;
-            let a: Analysis = serde_json::from_str(&stored.result).map_err(|err| {
-                AppError::Internal(anyhow::anyhow!(
-                    "stored analysis {id} cannot be read: {err}"
-                ))
-            })?;
+            let a = crate::analysis::service::document(db, id)?;
             let e = crate::ingest::service::experiment(db, &a.experiment)?;
             Ok((a, e))
         })

@@ -110,10 +110,7 @@ fn design(e: &Experiment) -> Markup {
 
 fn analyses_table(rows: &[AnalysisSummary], e: &Experiment) -> Markup {
     let name = |key: &str| {
-        e.kpis
-            .iter()
-            .chain(&e.guardrails)
-            .find(|m| m.key == key)
+        e.metric(key)
             .map_or_else(|| key.to_owned(), |m| m.name.clone())
     };
     html! {

@@ -447,6 +447,16 @@ fn age(t: chrono::DateTime<chrono::Utc>) -> String {
     }
 }
 
+/// The SLI step a relative effect is stated per: 100 units (ms, minutes), or one point
+/// (0.01) of a share.
+fn per_step(unit: &str) -> (f64, String) {
+    if unit == "share" {
+        (0.01, "point (0.01 share)".to_owned())
+    } else {
+        (100.0, format!("100 {unit}"))
+    }
+}
+
 /// "3 h ago" for a time stored without zone (UTC).
 fn age_naive(t: chrono::NaiveDateTime) -> String {
     age(t.and_utc())

@@ -129,10 +129,7 @@ pub async fn inbox(
 /// tolerated loss, the degradation that costs it, and the knee it used (as a shift from the
 /// same baseline the threshold adds the degradation to); axes named from the catalog.
 fn dose_chart(r: &Recommendation, a: &Analysis, e: &Experiment, level: &str) -> Option<Markup> {
-    let kpi = std::iter::once(&e.sli)
-        .chain(&e.kpis)
-        .chain(&e.guardrails)
-        .find(|m| m.key == r.slo.kpi)?;
+    let kpi = e.metric(&r.slo.kpi)?;
     let labels = dose::Labels {
         sli: &e.sli.name,
         kpi: &kpi.name,
@@ -187,7 +184,7 @@ fn cost_section(r: &Recommendation, kpi: &Metric) -> Markup {
     let b = &r.error_budget;
     let events = r.slo.evaluation == Evaluation::Events;
     let unit = &r.slo.unit;
-    let (step, step_words) = per_step(unit);
+    let (step, step_words) = super::per_step(unit);
     html! {
         section aria-labelledby="cost" {
             h2 #cost { "What this SLO costs" }
@@ -214,16 +211,6 @@ fn cost_section(r: &Recommendation, kpi: &Metric) -> Markup {
                 @if r.derivation.extrapolated { ", beyond the largest shift the experiment tested (a linear extrapolation)" }
                 "." }
         }
-    }
-}
-
-/// The SLI step a relative effect is stated per: 100 units (ms, minutes), or one point
-/// (0.01) of a share.
-pub(super) fn per_step(unit: &str) -> (f64, String) {
-    if unit == "share" {
-        (0.01, "point (0.01 share)".to_owned())
-    } else {
-        (100.0, format!("100 {unit}"))
     }
 }
 
@@ -268,8 +255,8 @@ pub async fn detail(
         .run(move |db| {
             let r = service::recommendation(db, id)?;
             let history = service::history(db, id)?;
-            let stored = crate::analysis::service::get(db, r.evidence.analysis_id)?;
-            let analysis: Option<Analysis> = serde_json::from_str(&stored.result).ok();
+            // A stored analysis that cannot be read leaves the page without its chart.
+            let analysis = crate::analysis::service::document(db, r.evidence.analysis_id).ok();
             let experiment = crate::ingest::service::experiment(db, &r.evidence.experiment)?;
             Ok((r, history, analysis, experiment))
         })
@@ -283,18 +270,13 @@ pub async fn detail(
     let may_decide = who.caller.require(&DECIDE_RECOMMENDATION).is_ok()
         && r.status == RecommendationStatus::Proposed;
     let e = &r.evidence;
-    let kpi_metric = experiment
-        .kpis
-        .iter()
-        .chain(&experiment.guardrails)
-        .find(|m| m.key == r.slo.kpi)
-        .ok_or_else(|| {
-            AppError::Internal(anyhow::anyhow!(
-                "KPI {} is not in experiment {}",
-                r.slo.kpi,
-                experiment.key
-            ))
-        })?;
+    let kpi_metric = experiment.metric(&r.slo.kpi).ok_or_else(|| {
+        AppError::Internal(anyhow::anyhow!(
+            "KPI {} is not in experiment {}",
+            r.slo.kpi,
+            experiment.key
+        ))
+    })?;
     let main = html! {
         p { a href="/ui/recommendations" { "← Recommendations" } }
         h1 { (r.slo.statement) }
@@ -318,7 +300,7 @@ pub async fn detail(
                 dt { "Analysis" } dd { a href={ "/ui/analyses/" (e.analysis_id) } { "#" (e.analysis_id) } " (" a href={ "/api/v1/analyses/" (e.analysis_id) } { "JSON" } ")" }
                 dt { "Seed" } dd { (e.seed) }
                 dt { "Fingerprint" } dd { code { (e.fingerprint) } }
-                @let (step, step_words) = per_step(&r.slo.unit);
+                @let (step, step_words) = super::per_step(&r.slo.unit);
                 @let pct = |x: f64| num(x * step / 100.0 * 100.0, 3);
                 dt { "Relative change per " (step_words) } dd { (pct(e.relative_per_100.estimate)) "% (" (level) " CI " (pct(e.relative_per_100.ci_low)) "% to " (pct(e.relative_per_100.ci_high)) "%)" }
             }

@@ -31,6 +31,8 @@ fn metric(id: i64, key: &str, kind: MetricKind, value_type: ValueType) -> Metric
         parents: vec![],
         created_at: chrono::NaiveDateTime::default(),
         prometheus: PrometheusQueries::default(),
+        ratio: None,
+        scale: None,
     }
 }
 
@@ -56,6 +58,7 @@ fn experiment() -> Experiment {
         guardrails: vec![],
         variants: vec![variant(1, "control", true), variant(2, "plus_100", false)],
         created_at: chrono::NaiveDateTime::default(),
+        components: vec![],
     }
 }
 

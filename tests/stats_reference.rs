@@ -922,3 +922,55 @@ fn wald_ratio_equals_two_sls_with_one_binary_instrument() {
     );
     assert!(sloproof::stats::iv::wald_ratio(1.0, 0.0, 2.0, 2.0).is_err());
 }
+
+/// Ratio metrics against statsmodels: per arm, R = Σy/Σx and its delta-method standard error
+/// equal the WLS mean of y/x (weights x) and its HC1 standard error; the linearized values
+/// average to R; winsorizing caps equal numpy.percentile and the capped means numpy.clip's.
+#[test]
+fn ratio_delta_method_and_winsorizing_match_statsmodels_and_numpy() {
+    use sloproof::stats::ratio::{linearize, ratio_of_means, winsorize_upper};
+    let fx = fixture("ratio");
+    for case in fx["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        for arm in case["arms"].as_array().unwrap() {
+            let (y, x) = (vec(&arm["y"]), vec(&arm["x"]));
+            let r = ratio_of_means(&y, &x).unwrap();
+            close(
+                &format!("{name} ratio"),
+                r.ratio,
+                f(&arm["ratio"]),
+                1e-12,
+                0.0,
+            );
+            close(
+                &format!("{name} delta-method se"),
+                r.variance.sqrt(),
+                f(&arm["se"]),
+                1e-9,
+                0.0,
+            );
+            let l = linearize(&y, &x).unwrap();
+            close(
+                &format!("{name} linearized mean"),
+                mean(&l).unwrap(),
+                f(&arm["linearized_mean"]),
+                1e-12,
+                0.0,
+            );
+        }
+    }
+    let w = &fx["winsorize"];
+    for (q, cap) in w["caps"].as_object().unwrap() {
+        let mut v = vec(&w["values"]);
+        let (got, capped) = winsorize_upper(&mut v, q.parse().unwrap()).unwrap();
+        close(&format!("cap at {q}"), got, f(cap), 1e-12, 0.0);
+        assert!(capped > 0, "nothing capped at {q}");
+        close(
+            &format!("capped mean at {q}"),
+            mean(&v).unwrap(),
+            f(&w["capped_means"][q]),
+            1e-12,
+            0.0,
+        );
+    }
+}

@@ -69,6 +69,68 @@ fn welch_and_z_test_false_positive_rates_are_nominal_in_a_a_tests() {
     );
 }
 
+/// One arm of a click-through experiment: impressions per user 1 + Poisson(LogNormal(2, 1)),
+/// and clicks Binomial(impressions, pᵤ) with a per-user rate pᵤ ~ Beta(1, b), so a user's
+/// impressions are not independent events.
+fn clicks(r: &mut Xoshiro256PlusPlus, n: usize, b: f64) -> (Vec<f64>, Vec<f64>) {
+    let rate = rand_distr::Beta::new(1.0, b).unwrap();
+    let size = LogNormal::new(2.0, 1.0).unwrap();
+    (0..n)
+        .map(|_| {
+            let x = 1 + rand_distr::Poisson::new(size.sample(r)).unwrap().sample(r) as u64;
+            let y = Binomial::new(x, rate.sample(r)).unwrap().sample(r);
+            (y as f64, x as f64)
+        })
+        .unzip()
+}
+
+/// The delta method keeps a ratio metric's A/A false-positive rate nominal and covers a true
+/// difference of rates, where treating every impression as an independent trial (a
+/// two-proportion z-test on total clicks of total impressions) rejects far too often.
+#[test]
+fn ratio_delta_method_is_nominal_where_per_impression_tests_are_not() {
+    use sloproof::stats::ratio::{ratio_difference, ratio_of_means};
+    let mut r = rng(7);
+    let (mut delta_fp, mut naive_fp, mut cover) = (0, 0, 0);
+    let trials = 1000;
+    let truth = 1.0 / 26.0 - 1.0 / 31.0;
+    for _ in 0..trials {
+        let (yc, xc) = clicks(&mut r, 500, 30.0);
+        let (yt, xt) = clicks(&mut r, 500, 30.0);
+        let (rc, rt) = (
+            ratio_of_means(&yc, &xc).unwrap(),
+            ratio_of_means(&yt, &xt).unwrap(),
+        );
+        if ratio_difference(rt, rc, 0.95).unwrap().p_value < 0.05 {
+            delta_fp += 1;
+        }
+        let sum = |v: &[f64]| v.iter().sum::<f64>() as u64;
+        let z = two_proportion_z_test(sum(&yt), sum(&xt), sum(&yc), sum(&xc), 0.95).unwrap();
+        if z.difference.p_value < 0.05 {
+            naive_fp += 1;
+        }
+        let (ye, xe) = clicks(&mut r, 500, 25.0);
+        let d = ratio_difference(ratio_of_means(&ye, &xe).unwrap(), rc, 0.95).unwrap();
+        if d.ci_low <= truth && truth <= d.ci_high {
+            cover += 1;
+        }
+    }
+    let rate = |k: i32| f64::from(k) / f64::from(trials);
+    within(
+        "delta-method A/A false-positive rate",
+        rate(delta_fp),
+        0.035,
+        0.065,
+    );
+    within(
+        "per-impression z A/A false-positive rate",
+        rate(naive_fp),
+        0.12,
+        1.0,
+    );
+    within("delta-method difference coverage", rate(cover), 0.93, 0.97);
+}
+
 #[test]
 fn t_and_delta_method_intervals_cover_the_true_effect() {
     let mut r = rng(2);
@@ -316,6 +378,8 @@ fn catalog_metric(
         parents: vec![],
         created_at: chrono::NaiveDateTime::default(),
         prometheus: Default::default(),
+        ratio: None,
+        scale: None,
     }
 }
 
@@ -388,6 +452,7 @@ fn a_strong_first_stage_without_a_kpi_effect_rarely_validates() {
                 role: MetricRole::Kpi,
                 post: conversion,
                 pre: vec![f64::NAN; units],
+                parts: None,
             }],
             unassigned_observations: 0,
             unassigned_units: 0,

@@ -249,6 +249,32 @@ def lift_and_cuped():
     }
 
 
+def ratio():
+    """Ratio metrics (clicks / impressions per user): per arm, R = sum(y)/sum(x) is statsmodels'
+    WLS mean of y/x with weights x, and its HC1 sandwich variance is the delta-method variance
+    of Deng et al. (2018); the linearized values' mean; and winsorizing caps by numpy.percentile
+    (linear interpolation) with numpy.clip."""
+    rng = np.random.default_rng(20261130)
+    cases = []
+    for name, n, p_click in [("small", 40, 0.05), ("overdispersed", 3000, 0.03)]:
+        arms = []
+        for shift in (0.0, 0.004):
+            x = 1 + rng.poisson(rng.lognormal(2.0, 1.0, n))  # impressions, heavy-tailed
+            p_u = np.clip(rng.beta(2, 2 / (p_click + shift) - 2, n), 0, 1)  # per-user CTR
+            y = rng.binomial(x, p_u).astype(float)
+            fit = sm.WLS(y / x, np.ones(n), weights=x).fit(cov_type="HC1")
+            xbar, r = x.mean(), y.sum() / x.sum()
+            lin = r + (y - r * x) / xbar
+            arms.append({"y": fl(y), "x": fl(x.astype(float)), "ratio": float(fit.params[0]),
+                         "se": float(fit.bse[0]), "linearized_mean": float(np.mean(lin))})
+        cases.append({"name": name, "arms": arms})
+    money = rng.lognormal(3.0, 1.5, 500)
+    money[::97] *= 50  # a few whales
+    caps = {str(q): float(np.percentile(money, q)) for q in (90.0, 99.0, 99.9)}
+    clipped = {str(q): float(np.clip(money, None, np.percentile(money, q)).mean()) for q in (90.0, 99.0, 99.9)}
+    return {"cases": cases, "winsorize": {"values": fl(money), "caps": caps, "capped_means": clipped}}
+
+
 def ols():
     from statsmodels.regression.tests.results.results_regression import Longley
     data = sm.datasets.longley.load_pandas()
@@ -601,6 +627,7 @@ GENERATORS = [
     ("effective_f", lambda: {"cases": effective_f()}),
     ("anderson_rubin", lambda: {"cases": anderson_rubin()}),
     ("live", live),
+    ("ratio", ratio),
 ]
 
 

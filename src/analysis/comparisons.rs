@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use super::data::{MetricColumn, UnitData};
 use super::effects::{arm_mean, bootstrap_interval, by_arm, estimate};
+use super::ratio::{top_box, RatioArms};
 use super::report::{
     ArmMean, BootstrapInterval, CupedAdjustment, EffectAlternatives, Estimate, FailedComparison,
     Interval, KpiEffect, MannWhitneyOut, Method, Parameters,
@@ -166,6 +167,8 @@ struct MetricArms {
     /// Values sorted per arm, for Mann–Whitney (continuous metrics only, else empty).
     sorted: Vec<Vec<f64>>,
     cuped: Option<Cuped>,
+    /// A ratio metric's per-arm parts and estimates.
+    ratio: Option<RatioArms>,
 }
 
 impl MetricArms {
@@ -188,12 +191,13 @@ impl MetricArms {
         } else {
             Vec::new()
         };
-        let cuped = if p.cuped {
+        let cuped = if p.cuped && m.parts.is_none() {
             cuped_effects(d, m, p)
         } else {
             None
         };
         MetricArms {
+            ratio: m.parts.as_ref().map(|parts| RatioArms::new(d, parts)),
             vals,
             moments,
             levels,
@@ -213,6 +217,9 @@ fn compare(
     a: usize,
     arms: &MetricArms,
 ) -> AppResult<KpiEffect> {
+    if let Some(r) = &arms.ratio {
+        return super::ratio::compare(d, p, m, a, r);
+    }
     let (c, arm) = (d.control, &d.arms[a]);
     let what = format!("{} in {}", m.metric.key, arm.key);
     let (t, cv) = (&arms.vals[a], &arms.vals[c]);
@@ -255,6 +262,7 @@ fn compare(
         bootstrap: boot,
         cuped: None,
         mann_whitney,
+        top_box: m.metric.scale.and_then(|scale| top_box(t, cv, scale, p)),
     };
     let (primary, rel) = match &arms.cuped {
         Some((theta, reduction, arms)) => {

@@ -31,6 +31,72 @@ pub struct MetricColumn {
     pub post: Vec<f64>,
     /// Pre-period value per unit; NaN = missing.
     pub pre: Vec<f64>,
+    /// A ratio metric's numerator and denominator per unit (NaN for a unit without a
+    /// denominator, which is excluded; a missing numerator is 0). Its `post` then holds the
+    /// linearized values (`stats::ratio::linearize`) and `pre` is empty of values.
+    pub parts: Option<RatioParts>,
+}
+
+/// A ratio metric's per-unit numerators and denominators.
+#[derive(Debug, Clone)]
+pub struct RatioParts {
+    pub num: Vec<f64>,
+    pub den: Vec<f64>,
+}
+
+impl RatioParts {
+    /// Builds the parts from the numerator's and denominator's experiment-period columns.
+    fn of(num: &[f64], den: &[f64]) -> RatioParts {
+        let num = num
+            .iter()
+            .zip(den)
+            .map(|(y, x)| match (y.is_nan(), x.is_nan()) {
+                (_, true) => f64::NAN,
+                (true, false) => 0.0,
+                (false, false) => *y,
+            })
+            .collect();
+        RatioParts {
+            num,
+            den: den.to_vec(),
+        }
+    }
+
+    /// Linearized values (NaN for excluded units); all NaN when the denominators sum to 0.
+    fn linearized(&self) -> Vec<f64> {
+        let (y, x): (Vec<f64>, Vec<f64>) = self
+            .num
+            .iter()
+            .zip(&self.den)
+            .filter(|(_, x)| !x.is_nan())
+            .map(|(y, x)| (*y, *x))
+            .unzip();
+        let Some(mut l) = crate::stats::ratio::linearize(&y, &x).map(Vec::into_iter) else {
+            return vec![f64::NAN; self.den.len()];
+        };
+        self.den
+            .iter()
+            .map(|x| {
+                if x.is_nan() {
+                    f64::NAN
+                } else {
+                    l.next().unwrap_or(f64::NAN)
+                }
+            })
+            .collect()
+    }
+
+    /// The (numerators, denominators) of the units in each arm.
+    pub fn by_arm(&self, d: &UnitData) -> Vec<(Vec<f64>, Vec<f64>)> {
+        let mut out = vec![(Vec::new(), Vec::new()); d.arms.len()];
+        for (i, a) in d.arm.iter().enumerate() {
+            if !self.den[i].is_nan() {
+                out[*a as usize].0.push(self.num[i]);
+                out[*a as usize].1.push(self.den[i]);
+            }
+        }
+        out
+    }
 }
 
 impl MetricColumn {
@@ -54,9 +120,14 @@ impl MetricColumn {
         }
     }
 
-    /// The missing-outcome rule for this metric: `Zero` or `Exclude`.
+    /// The missing-outcome rule for this metric: `Zero` or `Exclude`. Ordinal scores and ratios
+    /// are never imputed: an unanswered survey is not a score of 0, and a ratio's units are
+    /// those with a denominator.
     pub fn missing_rule(&self, rule: MissingOutcomes) -> MissingOutcomes {
-        rule.for_value_type(self.metric.value_type)
+        match self.metric.value_type {
+            ValueType::Ordinal | ValueType::Ratio => MissingOutcomes::Exclude,
+            vt => rule.for_value_type(vt),
+        }
     }
 
     pub fn is_binary(&self) -> bool {
@@ -338,7 +409,7 @@ pub fn assemble(e: &Experiment, parts: Vec<Part>) -> UnitData {
         .collect();
     let control = e.variants.iter().position(|v| v.control).unwrap_or(0);
     let n: usize = parts.iter().map(|p| p.units.len()).sum();
-    let slots = 1 + e.kpis.len() + e.guardrails.len();
+    let slots = e.metrics().count();
     let mut units: Vec<(String, u32)> = Vec::with_capacity(n);
     let mut planes: Vec<Vec<f64>> = vec![Vec::with_capacity(n); 2 * slots];
     let mut unassigned: FxHashSet<String> = FxHashSet::default();
@@ -362,14 +433,25 @@ pub fn assemble(e: &Experiment, parts: Vec<Part>) -> UnitData {
         .iter()
         .map(|m| (m, MetricRole::Kpi))
         .chain(e.guardrails.iter().map(|m| (m, MetricRole::Guardrail)));
-    let columns = metrics
+    let mut columns: Vec<MetricColumn> = metrics
         .map(|(m, role)| MetricColumn {
             metric: m.clone(),
             role,
             post: next(),
             pre: next(),
+            parts: None,
         })
         .collect();
+    let components: Vec<(String, Vec<f64>)> = e
+        .components
+        .iter()
+        .map(|m| {
+            let post = next();
+            next();
+            (m.key.clone(), post)
+        })
+        .collect();
+    ratio_columns(&mut columns, &components);
     UnitData {
         arms,
         control,
@@ -381,6 +463,32 @@ pub fn assemble(e: &Experiment, parts: Vec<Part>) -> UnitData {
         unassigned_observations,
         unassigned_units: unassigned.len() as u64,
         fingerprint: fp.render(),
+    }
+}
+
+/// Fills each ratio column's parts from its numerator's and denominator's columns (listed by
+/// the experiment, or among its `components`) and replaces its values with the linearized ones.
+fn ratio_columns(columns: &mut [MetricColumn], components: &[(String, Vec<f64>)]) {
+    for c in 0..columns.len() {
+        let Some(r) = columns[c].metric.ratio.clone() else {
+            continue;
+        };
+        let find = |key: &str| {
+            columns
+                .iter()
+                .map(|m| (m.metric.key.as_str(), &m.post))
+                .chain(components.iter().map(|(k, v)| (k.as_str(), v)))
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+        };
+        let n = columns[c].post.len();
+        let num = find(&r.numerator).unwrap_or_else(|| vec![f64::NAN; n]);
+        let den = find(&r.denominator).unwrap_or_else(|| vec![f64::NAN; n]);
+        let parts = RatioParts::of(&num, &den);
+        let col = &mut columns[c];
+        col.post = parts.linearized();
+        col.pre = vec![f64::NAN; n];
+        col.parts = Some(parts);
     }
 }
 

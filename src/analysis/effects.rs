@@ -196,6 +196,11 @@ pub fn variants(d: &UnitData, p: &Parameters, sli_sorted: &[Vec<f64>]) -> Vec<Va
         .iter()
         .map(|m| by_arm(d, |i| m.outcome(i, p.missing_outcomes)))
         .collect();
+    let ratios: Vec<Option<super::ratio::RatioArms>> = d
+        .metrics
+        .iter()
+        .map(|m| m.parts.as_ref().map(|r| super::ratio::RatioArms::new(d, r)))
+        .collect();
     d.arms
         .iter()
         .enumerate()
@@ -209,9 +214,13 @@ pub fn variants(d: &UnitData, p: &Parameters, sli_sorted: &[Vec<f64>]) -> Vec<Va
                 .metrics
                 .iter()
                 .zip(&per_metric)
-                .map(|(m, vals)| {
+                .zip(&ratios)
+                .map(|((m, vals), ratio)| {
                     let mo = Moments::of(&vals[a]);
-                    let level = arm_mean(&vals[a], mo, m.is_binary(), p.confidence);
+                    let level = match ratio {
+                        Some(r) => r.level(a, p.confidence),
+                        None => arm_mean(&vals[a], mo, m.is_binary(), p.confidence),
+                    };
                     MetricSummary {
                         metric: m.metric.key.clone(),
                         role: m.role,

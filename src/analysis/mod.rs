@@ -6,6 +6,7 @@ pub mod comparisons;
 pub mod data;
 pub mod effects;
 pub mod hash;
+pub mod ratio;
 pub mod report;
 pub mod resample;
 pub mod service;
@@ -62,8 +63,14 @@ pub struct AnalysisRequest {
     /// Multiple-testing correction (default `holm`).
     pub correction: Option<Correction>,
     /// Missing KPI values (default `by_value_type`: 0 for binary and count KPIs, excluded for
-    /// continuous ones); SLIs are never imputed.
+    /// continuous ones); SLIs are never imputed, nor are ordinal scores and ratios.
     pub missing_outcomes: Option<MissingOutcomes>,
+    /// Cap continuous and count KPI and guardrail values (heavy-tailed money, counts) at this
+    /// percentile of all arms' values pooled, in [50, 100), e.g. 99; pre-period values are
+    /// capped at their own percentile. Default: no capping. The caps are reported in
+    /// `winsorized`.
+    #[schema(minimum = 50.0, exclusive_maximum = 100.0)]
+    pub winsorize: Option<f64>,
 }
 
 /// Fills defaults and checks ranges: alpha 0.05 in (0, 0.5]; confidence 0.95 in [0.5, 1);
@@ -99,6 +106,12 @@ pub fn resolve(r: &AnalysisRequest, has_pre: bool) -> AppResult<Parameters> {
             format!("must be at most {MAX_SEED} (2^53 - 1)"),
         ));
     }
+    if r.winsorize.is_some_and(|w| !(50.0..100.0).contains(&w)) {
+        issues.push(Issue::field(
+            "winsorize",
+            "must be a percentile in [50, 100)",
+        ));
+    }
     if !issues.is_empty() {
         return Err(AppError::invalid("invalid analysis parameters", issues));
     }
@@ -113,6 +126,7 @@ pub fn resolve(r: &AnalysisRequest, has_pre: bool) -> AppResult<Parameters> {
         cuped: r.cuped.unwrap_or(has_pre),
         correction: r.correction.unwrap_or(Correction::Holm),
         missing_outcomes: r.missing_outcomes.unwrap_or(MissingOutcomes::ByValueType),
+        winsorize: r.winsorize,
     })
 }
 
@@ -323,6 +337,36 @@ fn finish_causal(
     out
 }
 
+/// A copy of the data with continuous and count KPI/guardrail values capped at the
+/// `percentile`-th percentile (per metric and period, arms pooled), and what was capped.
+fn winsorize(d: &UnitData, percentile: f64) -> AppResult<(UnitData, Vec<report::Winsorized>)> {
+    use crate::domain::metric::ValueType;
+    let mut out = d.clone();
+    let mut report = Vec::new();
+    for m in out.metrics.iter_mut().filter(|m| {
+        matches!(
+            m.metric.value_type,
+            ValueType::Continuous | ValueType::Count
+        )
+    }) {
+        for (period, values) in [("post", &mut m.post), ("pre", &mut m.pre)] {
+            if values.iter().all(|v| v.is_nan()) {
+                continue;
+            }
+            let (cap, units_capped) = crate::stats::ratio::winsorize_upper(values, percentile)
+                .map_err(stats_err(&format!("winsorizing {}", m.metric.key)))?;
+            report.push(report::Winsorized {
+                metric: m.metric.key.clone(),
+                period: period.to_owned(),
+                percentile,
+                cap,
+                units_capped,
+            });
+        }
+    }
+    Ok((out, report))
+}
+
 /// Computes every section from loaded data (no database access).
 pub fn compute(
     d: &UnitData,
@@ -332,6 +376,14 @@ pub fn compute(
     created_at: chrono::DateTime<chrono::Utc>,
 ) -> AppResult<Analysis> {
     check_sufficient(d, p)?;
+    let capped;
+    let (d, winsorized) = match p.winsorize {
+        Some(w) => {
+            capped = winsorize(d, w)?;
+            (&capped.0, capped.1.clone())
+        }
+        None => (d, Vec::new()),
+    };
     let t0 = std::time::Instant::now();
     let lap = |what: &str| {
         let ms = t0.elapsed().as_millis() as u64;
@@ -389,6 +441,7 @@ pub fn compute(
         variants,
         first_stage,
         kpi_effects,
+        winsorized,
         failed_comparisons,
         causal_effects: causal.effects.into_iter().flatten().collect(),
         dose_response: causal.dose_response,

@@ -9,7 +9,8 @@ use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
 use super::AppState;
 use crate::domain::metric::{
-    Direction, Layer, Metric, MetricInput, MetricKind, NewMetric, PrometheusQueries, ValueType,
+    Direction, Layer, Metric, MetricInput, MetricKind, NewMetric, OrdinalScale, PrometheusQueries,
+    RatioOf, ValueType,
 };
 use crate::error::AppError;
 use crate::ingest::service;
@@ -53,6 +54,13 @@ pub struct CreateMetric {
     /// PromQL templates of the SLI's good and total events, used by exported rules and OpenSLO.
     #[serde(default)]
     pub prometheus: PrometheusQueries,
+    /// Required with value type `ratio` (KPIs only): the catalog metrics whose per-unit values
+    /// are its numerator and denominator; observations are uploaded for those.
+    #[serde(default)]
+    pub ratio: Option<RatioOf>,
+    /// Required with value type `ordinal`: the whole-number scale and its top box.
+    #[serde(default)]
+    pub scale: Option<OrdinalScale>,
 }
 
 /// A catalog metric.
@@ -72,6 +80,12 @@ pub struct MetricResponse {
     pub created_at: DateTime<Utc>,
     /// PromQL templates of good and total events.
     pub prometheus: PrometheusQueries,
+    /// A ratio metric's numerator and denominator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<RatioOf>,
+    /// An ordinal metric's scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<OrdinalScale>,
 }
 
 impl From<Metric> for MetricResponse {
@@ -88,6 +102,8 @@ impl From<Metric> for MetricResponse {
             parents: m.parents,
             created_at: m.created_at.and_utc(),
             prometheus: m.prometheus,
+            ratio: m.ratio,
+            scale: m.scale,
         }
     }
 }
@@ -128,6 +144,8 @@ pub async fn create_metric(
         layer: b.layer,
         parents: b.parents,
         prometheus: b.prometheus,
+        ratio: b.ratio,
+        scale: b.scale,
     })?;
     let m = state
         .run(move |db| service::create_metric(db, &new))

@@ -50,14 +50,18 @@ pub struct Experiment {
     pub guardrails: Vec<Metric>,
     pub variants: Vec<Variant>,
     pub created_at: chrono::NaiveDateTime,
+    /// The numerators and denominators of ratio KPIs and guardrails that the experiment does not
+    /// list itself: their observations are uploaded, and the ratio is analysed from them.
+    pub components: Vec<Metric>,
 }
 
 impl Experiment {
-    /// Every metric of the experiment: SLI, KPIs, guardrails.
+    /// Every metric of the experiment: SLI, KPIs, guardrails, then the parts of its ratios.
     pub fn metrics(&self) -> impl Iterator<Item = &Metric> {
         std::iter::once(&self.sli)
             .chain(&self.kpis)
             .chain(&self.guardrails)
+            .chain(&self.components)
     }
 
     /// The experiment's metric with this key (SLI, KPI or guardrail).

@@ -9,8 +9,75 @@ text_enum! {
 }
 
 text_enum! {
-    /// The type of a unit-level value: a real number, 0/1, or a non-negative whole count.
-    ValueType { Continuous => "continuous", Binary => "binary", Count => "count" }
+    /// The type of a unit-level value: a real number, 0/1, a non-negative whole count, a whole
+    /// score on an ordinal scale (`scale`), or a ratio of two other metrics per unit (`ratio`,
+    /// e.g. clicks / impressions), which takes no values of its own.
+    ValueType { Continuous => "continuous", Binary => "binary", Count => "count", Ordinal => "ordinal", Ratio => "ratio" }
+}
+
+/// A ratio metric's parts: per unit, the numerator's and the denominator's values (both metrics
+/// of the catalog). Its per-arm value is Σ numerator / Σ denominator, analysed by the delta
+/// method (see `stats::ratio`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RatioOf {
+    /// Key of the numerator metric (e.g. clicks).
+    #[schema(example = "clicks")]
+    pub numerator: String,
+    /// Key of the denominator metric (e.g. impressions).
+    #[schema(example = "impressions")]
+    pub denominator: String,
+}
+
+/// An ordinal metric's scale: whole scores from `min` to `max`. Its top-`top_box`-box share is
+/// the share of units scoring `max − top_box + 1` or more (top-2-box of a 1–5 CSAT: 4 or 5).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct OrdinalScale {
+    #[schema(example = 1, minimum = -1000, maximum = 1000)]
+    pub min: i32,
+    #[schema(example = 5, minimum = -1000, maximum = 1000)]
+    pub max: i32,
+    /// How many top scores count as "top box" (default 2), 1 to max − min.
+    #[serde(default = "default_top_box")]
+    #[schema(example = 2, minimum = 1)]
+    pub top_box: i32,
+}
+
+fn default_top_box() -> i32 {
+    2
+}
+
+/// Widest ordinal scale (max − min).
+pub const MAX_SCALE_SPAN: i32 = 100;
+
+impl OrdinalScale {
+    /// The lowest score in the top box.
+    pub fn top_from(&self) -> i32 {
+        self.max - self.top_box + 1
+    }
+
+    fn problems(&self) -> Vec<Issue> {
+        let mut out = Vec::new();
+        if self.min.abs() > 1000 || self.max.abs() > 1000 {
+            out.push(Issue::field("scale", "min and max must be within ±1000"));
+        }
+        let span = self.max.saturating_sub(self.min);
+        if !(1..=MAX_SCALE_SPAN).contains(&span) {
+            out.push(Issue::field(
+                "scale.max",
+                format!("must be 1 to {MAX_SCALE_SPAN} above scale.min"),
+            ));
+        } else if !(1..=span).contains(&self.top_box) {
+            out.push(Issue::field(
+                "scale.top_box",
+                format!("must be 1 to {span} (max − min)"),
+            ));
+        }
+        out
+    }
 }
 
 text_enum! {
@@ -60,6 +127,14 @@ impl ValueType {
             ValueType::Count => Err(format!(
                 "value {value} is not a non-negative whole number (count metric)"
             )),
+            ValueType::Ordinal if value.fract() == 0.0 => Ok(()),
+            ValueType::Ordinal => Err(format!(
+                "value {value} is not a whole score (ordinal metric)"
+            )),
+            ValueType::Ratio => Err(
+                "a ratio metric takes no values of its own; upload its numerator and denominator"
+                    .into(),
+            ),
         }
     }
 }
@@ -84,6 +159,24 @@ pub struct Metric {
     pub created_at: chrono::NaiveDateTime,
     /// PromQL templates of good and total events (see `slo::prometheus`).
     pub prometheus: PrometheusQueries,
+    /// The parts of a ratio metric (value type `ratio`).
+    pub ratio: Option<RatioOf>,
+    /// The scale of an ordinal metric (value type `ordinal`).
+    pub scale: Option<OrdinalScale>,
+}
+
+impl Metric {
+    /// Checks one unit-level value against the value type and, for ordinal metrics, the scale.
+    pub fn check(&self, value: f64) -> Result<(), String> {
+        self.value_type.check(value)?;
+        match self.scale {
+            Some(s) if value < f64::from(s.min) || value > f64::from(s.max) => Err(format!(
+                "value {value} is outside the scale {} to {}",
+                s.min, s.max
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Unvalidated input for a new metric, as a request carries it.
@@ -98,6 +191,8 @@ pub struct MetricInput {
     pub layer: Layer,
     pub parents: Vec<String>,
     pub prometheus: PrometheusQueries,
+    pub ratio: Option<RatioOf>,
+    pub scale: Option<OrdinalScale>,
 }
 
 /// PromQL templates counting an SLI's good and total events over `{{window}}`, with
@@ -182,6 +277,90 @@ pub struct NewMetric {
     pub layer: Layer,
     pub parents: Vec<Slug>,
     pub prometheus: PrometheusQueries,
+    pub ratio: Option<RatioOf>,
+    pub scale: Option<OrdinalScale>,
+}
+
+/// Issues with a ratio metric's parts (their existence is checked when it is stored).
+fn check_ratio(
+    key: Option<&Slug>,
+    kind: MetricKind,
+    ratio: Option<&RatioOf>,
+    issues: &mut Vec<Issue>,
+) -> Option<RatioOf> {
+    let Some(r) = ratio else {
+        issues.push(Issue::field(
+            "ratio",
+            "a ratio metric names its numerator and denominator metrics",
+        ));
+        return None;
+    };
+    if kind != MetricKind::Kpi {
+        issues.push(Issue::field(
+            "value_type",
+            "only a KPI can be a ratio (an SLI is one value per unit)",
+        ));
+    }
+    let mut part = |field: &str, k: &str| match Slug::parse(field, k) {
+        Ok(s) if Some(&s) == key => {
+            issues.push(Issue::field(field, "a ratio cannot name itself"));
+            None
+        }
+        Ok(s) => Some(s),
+        Err(e) => {
+            issues.push(e);
+            None
+        }
+    };
+    let num = part("ratio.numerator", &r.numerator);
+    let den = part("ratio.denominator", &r.denominator);
+    let (num, den) = (num?, den?);
+    if num == den {
+        issues.push(Issue::field(
+            "ratio.denominator",
+            "must differ from the numerator",
+        ));
+    }
+    Some(RatioOf {
+        numerator: num.to_string(),
+        denominator: den.to_string(),
+    })
+}
+
+/// Issues with the shape fields: `ratio` only with value type `ratio`, `scale` only (and
+/// always) with `ordinal`.
+fn check_shape(
+    input: &MetricInput,
+    key: Option<&Slug>,
+    issues: &mut Vec<Issue>,
+) -> Option<RatioOf> {
+    let ratio = match input.value_type {
+        ValueType::Ratio => check_ratio(key, input.kind, input.ratio.as_ref(), issues),
+        _ if input.ratio.is_some() => {
+            issues.push(Issue::field(
+                "ratio",
+                "only a metric of value type 'ratio' has parts",
+            ));
+            None
+        }
+        _ => None,
+    };
+    match (input.value_type, input.scale) {
+        (ValueType::Ordinal, Some(s)) => issues.extend(s.problems()),
+        (ValueType::Ordinal, None) => issues.push(Issue::field(
+            "scale",
+            "an ordinal metric needs its scale (min, max)",
+        )),
+        (_, Some(_)) => issues.push(Issue::field(
+            "scale",
+            "only a metric of value type 'ordinal' has a scale",
+        )),
+        _ => {}
+    }
+    if input.value_type == ValueType::Ordinal && input.kind == MetricKind::Sli {
+        issues.push(Issue::field("value_type", "an SLI cannot be ordinal"));
+    }
+    ratio
 }
 
 impl NewMetric {
@@ -191,6 +370,7 @@ impl NewMetric {
             .map_err(|i| issues.push(i))
             .ok();
         let name = required_text("name", &input.name, 200, &mut issues);
+        let ratio = check_shape(&input, key.as_ref(), &mut issues);
         let unit = input.unit.trim().to_owned();
         if unit.chars().count() > 50 {
             issues.push(Issue::field("unit", "must be at most 50 characters"));
@@ -272,6 +452,8 @@ impl NewMetric {
                 layer: input.layer,
                 parents,
                 prometheus,
+                ratio,
+                scale: input.scale,
             }),
             _ => Err(AppError::invalid("the metric is not valid", issues)),
         }

@@ -15,7 +15,7 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Deserializer};
 
 use crate::domain::experiment::{Experiment, Period};
-use crate::domain::metric::ValueType;
+use crate::domain::metric::Metric;
 pub use crate::domain::upload::OnConflict;
 use crate::domain::upload::{AssignmentRecord, ObservationRecord, MAX_LISTED_ISSUES};
 use crate::error::{AppError, AppResult, Issue};
@@ -320,17 +320,15 @@ pub fn observations(
     input: impl Read,
     format: Format,
 ) -> AppResult<ValidUpload<ObservationRecord>> {
-    let metrics: HashMap<&str, (i64, ValueType)> = experiment
-        .metrics()
-        .map(|m| (m.key.as_str(), (m.id, m.value_type)))
-        .collect();
+    let metrics: HashMap<&str, &Metric> =
+        experiment.metrics().map(|m| (m.key.as_str(), m)).collect();
     let mut records = Spool::default();
     let mut staging: AppResult<()> = Ok(());
     let mut problems = Problems::default();
     let received = read_rows::<ObservationRow>(input, format, |row, parsed| {
         let checked = parsed.map_err(|r| reading_issue(row, r)).and_then(|r| {
             check_unit_id(row, &r.unit_id)?;
-            let (metric_id, value_type) = *metrics.get(r.metric.as_str()).ok_or_else(|| {
+            let metric = *metrics.get(r.metric.as_str()).ok_or_else(|| {
                 let known: Vec<&str> = experiment.metrics().map(|m| m.key.as_str()).collect();
                 Issue::row(
                     row,
@@ -342,9 +340,10 @@ pub fn observations(
                     ),
                 )
             })?;
-            value_type
+            metric
                 .check(r.value)
                 .map_err(|m| Issue::row(row, Some("value"), m))?;
+            let metric_id = metric.id;
             let observed_at = timestamp(row, "observed_at", r.observed_at.as_deref())?;
             Ok(ObservationRecord {
                 row,

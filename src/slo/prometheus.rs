@@ -414,6 +414,8 @@ mod tests {
             parents: vec![],
             created_at: chrono::NaiveDateTime::default(),
             prometheus: PrometheusQueries::default(),
+            ratio: None,
+            scale: None,
         }
     }
 

@@ -20,6 +20,7 @@ pub mod multiple;
 pub mod ols;
 pub mod poisson;
 pub mod power;
+pub mod ratio;
 pub mod srm;
 
 /// Why a statistic could not be computed.

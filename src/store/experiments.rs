@@ -1,5 +1,7 @@
 //! Experiments, their metrics and their variants.
 
+use std::collections::HashMap;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -7,7 +9,7 @@ use super::metrics::{self, unique_or_internal};
 use super::schema::{experiment_metrics, experiments, variants};
 use super::{now, DbConnection, Page};
 use crate::domain::experiment::{Experiment, MetricRole, NewExperiment, Variant};
-use crate::domain::metric::MetricKind;
+use crate::domain::metric::{Metric, MetricKind};
 use crate::domain::Slug;
 use crate::error::{AppError, AppResult, Issue};
 
@@ -129,6 +131,53 @@ pub fn create(conn: &mut DbConnection, e: &NewExperiment) -> AppResult<Experimen
     })
 }
 
+/// Adds the numerators and denominators of the ratio metrics in `metrics` to it; returns their
+/// ids by key.
+fn with_ratio_parts(
+    conn: &mut DbConnection,
+    metrics: &mut HashMap<i64, Metric>,
+) -> AppResult<HashMap<String, i64>> {
+    let part_keys: Vec<&str> = metrics
+        .values()
+        .filter_map(|m| m.ratio.as_ref())
+        .flat_map(|r| [r.numerator.as_str(), r.denominator.as_str()])
+        .collect();
+    if part_keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids = metrics::ids_by_key(conn, &part_keys)?;
+    let missing: Vec<i64> = ids
+        .values()
+        .copied()
+        .filter(|id| !metrics.contains_key(id))
+        .collect();
+    metrics.extend(metrics::by_ids(conn, &missing)?);
+    Ok(ids)
+}
+
+/// The parts of the listed ratio metrics that the experiment does not list itself, once each.
+fn components_of(
+    sli: i64,
+    listed: &[&Metric],
+    parts: &HashMap<String, i64>,
+    metric: &dyn Fn(&i64) -> AppResult<Metric>,
+) -> AppResult<Vec<Metric>> {
+    let mut out: Vec<Metric> = Vec::new();
+    for ratio in listed.iter().filter_map(|m| m.ratio.as_ref()) {
+        for k in [&ratio.numerator, &ratio.denominator] {
+            let id = parts
+                .get(k.as_str())
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("ratio part '{k}' vanished")))?;
+            let known =
+                *id == sli || listed.iter().any(|m| m.id == *id) || out.iter().any(|c| c.id == *id);
+            if !known {
+                out.push(metric(id)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Resolves metrics and variants of experiment rows with three queries in all.
 fn hydrate(conn: &mut DbConnection, rows: Vec<ExperimentRow>) -> AppResult<Vec<Experiment>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
@@ -152,7 +201,8 @@ fn hydrate(conn: &mut DbConnection, rows: Vec<ExperimentRow>) -> AppResult<Vec<E
         .collect();
     metric_ids.sort_unstable();
     metric_ids.dedup();
-    let metrics = metrics::by_ids(conn, &metric_ids)?;
+    let mut metrics = metrics::by_ids(conn, &metric_ids)?;
+    let parts = with_ratio_parts(conn, &mut metrics)?;
     let metric = |id: &i64| {
         metrics
             .get(id)
@@ -187,6 +237,8 @@ fn hydrate(conn: &mut DbConnection, rows: Vec<ExperimentRow>) -> AppResult<Vec<E
                 dose: v.dose,
             })
             .collect();
+        let listed: Vec<&Metric> = kpis.iter().chain(&guardrails).collect();
+        let components = components_of(r.sli_metric_id, &listed, &parts, &metric)?;
         out.push(Experiment {
             id: r.id,
             key: r.key,
@@ -198,6 +250,7 @@ fn hydrate(conn: &mut DbConnection, rows: Vec<ExperimentRow>) -> AppResult<Vec<E
             guardrails,
             variants,
             created_at: r.created_at,
+            components,
         });
     }
     Ok(out)

@@ -39,32 +39,39 @@ struct MetricRow {
     prometheus_buckets: Option<String>,
     /// JSON of the Prometheus source of its production series.
     prometheus_source: Option<String>,
+    /// JSON of a ratio metric's parts.
+    ratio_of: Option<String>,
+    /// JSON of an ordinal metric's scale.
+    ordinal_scale: Option<String>,
+}
+
+/// Reads a stored JSON column of metric `key`; unreadable JSON is an internal error.
+fn stored<T: serde::de::DeserializeOwned>(
+    key: &str,
+    what: &str,
+    text: Option<&str>,
+) -> AppResult<Option<T>> {
+    text.map(serde_json::from_str).transpose().map_err(|e| {
+        AppError::Internal(anyhow::anyhow!(
+            "stored {what} of metric '{key}' cannot be read: {e}"
+        ))
+    })
+}
+
+/// A value as stored JSON text.
+fn json<T: serde::Serialize>(v: Option<&T>) -> AppResult<Option<String>> {
+    v.map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| AppError::Internal(e.into()))
 }
 
 impl MetricRow {
     fn into_metric(self, parents: Vec<String>) -> AppResult<Metric> {
-        let buckets = self
-            .prometheus_buckets
-            .as_deref()
-            .map(serde_json::from_str::<Vec<f64>>)
-            .transpose()
-            .map_err(|e| {
-                AppError::Internal(anyhow::anyhow!(
-                    "stored buckets of metric '{}' cannot be read: {e}",
-                    self.key
-                ))
-            })?;
-        let source = self
-            .prometheus_source
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| {
-                AppError::Internal(anyhow::anyhow!(
-                    "stored Prometheus source of metric '{}' cannot be read: {e}",
-                    self.key
-                ))
-            })?;
+        let key = self.key.as_str();
+        let buckets = stored(key, "buckets", self.prometheus_buckets.as_deref())?;
+        let source = stored(key, "Prometheus source", self.prometheus_source.as_deref())?;
+        let ratio = stored(key, "ratio parts", self.ratio_of.as_deref())?;
+        let scale = stored(key, "ordinal scale", self.ordinal_scale.as_deref())?;
         Ok(Metric {
             id: self.id,
             key: self.key,
@@ -83,6 +90,8 @@ impl MetricRow {
                 buckets,
                 source,
             },
+            ratio,
+            scale,
         })
     }
 }
@@ -133,21 +142,10 @@ pub fn create(conn: &mut DbConnection, m: &NewMetric) -> AppResult<Metric> {
                 missing,
             ));
         }
+        check_ratio_parts(conn, m)?;
         let conflict = || format!("a metric with key '{}' already exists", m.key);
-        let buckets = m
-            .prometheus
-            .buckets
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| AppError::Internal(e.into()))?;
-        let source = m
-            .prometheus
-            .source
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| AppError::Internal(e.into()))?;
+        let buckets = json(m.prometheus.buckets.as_ref())?;
+        let source = json(m.prometheus.source.as_ref())?;
         diesel::insert_into(metrics::table)
             .values((
                 metrics::key.eq(m.key.as_str()),
@@ -163,6 +161,8 @@ pub fn create(conn: &mut DbConnection, m: &NewMetric) -> AppResult<Metric> {
                 metrics::prometheus_total_events.eq(&m.prometheus.total_events),
                 metrics::prometheus_buckets.eq(buckets),
                 metrics::prometheus_source.eq(source),
+                metrics::ratio_of.eq(json(m.ratio.as_ref())?),
+                metrics::ordinal_scale.eq(json(m.scale.as_ref())?),
             ))
             .execute(conn)
             .map_err(|e| unique_or_internal(e, conflict()))?;
@@ -181,6 +181,37 @@ pub fn create(conn: &mut DbConnection, m: &NewMetric) -> AppResult<Metric> {
         }
         get(conn, m.key.as_str())
     })
+}
+
+/// A ratio's numerator and denominator must be catalog metrics with values of their own.
+fn check_ratio_parts(conn: &mut DbConnection, m: &NewMetric) -> AppResult<()> {
+    let Some(r) = &m.ratio else {
+        return Ok(());
+    };
+    let keys = [r.numerator.as_str(), r.denominator.as_str()];
+    let rows: Vec<(String, String)> = metrics::table
+        .filter(metrics::key.eq_any(keys))
+        .select((metrics::key, metrics::value_type))
+        .load(conn)?;
+    let mut issues = Vec::new();
+    for (field, k) in [("ratio.numerator", keys[0]), ("ratio.denominator", keys[1])] {
+        match rows.iter().find(|(key, _)| key == k) {
+            None => issues.push(Issue::field(
+                field,
+                format!("no metric with key '{k}'; create the parts first"),
+            )),
+            Some((_, vt)) if vt == ValueType::Ratio.as_str() => issues.push(Issue::field(
+                field,
+                format!("'{k}' is itself a ratio; name metrics with values of their own"),
+            )),
+            Some(_) => {}
+        }
+    }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::invalid("the ratio's parts do not fit", issues))
+    }
 }
 
 /// Parent keys of each of the given metric ids.

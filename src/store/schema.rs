@@ -19,6 +19,8 @@ diesel::table! {
         prometheus_total_events -> Nullable<Text>,
         prometheus_buckets -> Nullable<Text>,
         prometheus_source -> Nullable<Text>,
+        ratio_of -> Nullable<Text>,
+        ordinal_scale -> Nullable<Text>,
     }
 }
 

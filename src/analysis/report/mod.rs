@@ -19,6 +19,7 @@ text_enum! {
         WelchT => "welch_t",
         TwoProportionZ => "two_proportion_z",
         DeltaMethod => "delta_method",
+        RatioDeltaZ => "ratio_delta_z",
         CupedWelchT => "cuped_welch_t",
         TwoSlsRobust => "two_sls_robust",
         BootstrapPercentile => "bootstrap_percentile",
@@ -128,6 +129,22 @@ pub struct Parameters {
     pub cuped: bool,
     pub correction: Correction,
     pub missing_outcomes: MissingOutcomes,
+    /// The percentile at which continuous and count KPI/guardrail values were capped (upper
+    /// tail), or null when they were not (see `Analysis.winsorized`).
+    #[serde(default)]
+    pub winsorize: Option<f64>,
+}
+
+/// One metric's values as winsorized: every value above `cap` (the `percentile`-th percentile
+/// of all arms' values pooled, linear interpolation) became `cap`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Winsorized {
+    pub metric: String,
+    /// `post` (experiment period) or `pre` (the CUPED covariate).
+    pub period: String,
+    pub percentile: f64,
+    pub cap: f64,
+    pub units_capped: u64,
 }
 
 /// Bootstrap settings.
@@ -236,9 +253,11 @@ pub struct MetricSummary {
     #[serde(default)]
     pub successes: Option<u64>,
     pub mean: f64,
-    /// Wilson (binary) or t (continuous) interval of the mean; null with fewer than two units.
+    /// Wilson (binary), t (continuous) or delta-method (ratio: `mean` is Σ numerator /
+    /// Σ denominator) interval of the mean; null with fewer than two units.
     #[serde(default)]
     pub ci: Option<Interval>,
+    /// Standard deviation of the unit values (of the linearized values, for a ratio).
     pub std_dev: f64,
 }
 
@@ -284,8 +303,9 @@ pub struct ArmMean {
     /// Units with the outcome, for a binary metric (the x of x / n); null otherwise.
     pub successes: Option<u64>,
     pub mean: f64,
-    /// Wilson interval (binary) or t interval (continuous) of the mean at the analysis's
-    /// confidence; null with fewer than two units.
+    /// Wilson interval (binary), t interval (continuous) or delta-method normal interval
+    /// (ratio; `mean` is then Σ numerator / Σ denominator) at the analysis's confidence; null
+    /// with fewer than two units.
     pub ci: Option<Interval>,
 }
 
@@ -305,6 +325,21 @@ pub struct EffectAlternatives {
     pub cuped: Option<CupedAdjustment>,
     /// Mann–Whitney U, for continuous metrics.
     pub mann_whitney: Option<MannWhitneyOut>,
+    /// The top-box share of an ordinal metric (e.g. CSAT 4–5 of 1–5) per arm and its
+    /// difference (two-proportion z; its p-value is not part of the multiple-testing
+    /// correction or the verdict, which rest on the mean).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_box: Option<TopBoxEffect>,
+}
+
+/// The share of units scoring at least `from_score` in each arm, and treatment − control.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TopBoxEffect {
+    /// The lowest score in the top box.
+    pub from_score: i32,
+    pub control: ArmMean,
+    pub treatment: ArmMean,
+    pub difference: Estimate,
 }
 
 /// Mann–Whitney U reported beside Welch for continuous metrics.
@@ -421,6 +456,9 @@ pub struct Analysis {
     pub variants: Vec<VariantSummary>,
     pub first_stage: Vec<FirstStageArm>,
     pub kpi_effects: Vec<KpiEffect>,
+    /// Metrics whose values were capped before every comparison (with `parameters.winsorize`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub winsorized: Vec<Winsorized>,
     /// Comparisons that could not be computed, with the reason (empty when all were).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_comparisons: Vec<FailedComparison>,

@@ -109,6 +109,23 @@ async fn chatbot_faithfulness_yields_a_priced_events_slo_that_alerts_like_its_ru
         // The simulated truth (−0.5 per unit of share) within 3 SE.
         assert!(near_truth(esc, -0.5), "{b}: {esc}");
         assert!(causal(&a, "csat_1to5")["slope"]["ci_low"].as_f64().unwrap() > 0.0);
+        // CSAT is ordinal: its top-2-box share (4 or 5 of 1–5) is reported beside the mean,
+        // and falls with the weaker model.
+        let csat = a["kpi_effects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["metric"] == "csat_1to5" && e["variant"] == "weaker-model")
+            .unwrap();
+        let top = &csat["alternatives"]["top_box"];
+        assert_eq!(top["from_score"], 4, "{b}: {csat}");
+        let share = |arm: &str| top[arm]["mean"].as_f64().unwrap();
+        assert!((0.3..0.95).contains(&share("control")), "{b}: {top}");
+        assert!(share("treatment") < share("control"), "{b}: {top}");
+        assert!(
+            top["difference"]["ci_high"].as_f64().unwrap() < 0.0,
+            "{b}: {top}"
+        );
 
         let url = format!("/api/v1/analyses/{aid}/recommendations");
         let ask = json!({"kpi": "escalation_to_human", "evaluation": "events", "max_relative_kpi_loss": 0.05,
@@ -273,6 +290,7 @@ async fn fraud_recall_yields_a_recall_slo_priced_in_dollars() {
         // More recall, fewer chargebacks; the simulated truth (≈ −1,319) within 3 SE.
         assert!(c["slope"]["ci_high"].as_f64().unwrap() < 0.0, "{b}: {c}");
         assert!(near_truth(c, -20.0 * 80.0 * 0.5f64.exp() / 2.0), "{b}: {c}");
+        winsorized_reanalysis(&app, &a).await;
         let r = app
             .post_json(
                 &format!("/api/v1/analyses/{}/recommendations", a["id"]),
@@ -410,4 +428,247 @@ async fn moderation_precision_yields_a_precision_slo() {
         let baseline = r.body["derivation"]["baseline_sli"].as_f64().unwrap();
         assert!(target < baseline && target > 0.8, "{b}: {}", r.body);
     }
+}
+
+/// Ad ranking on staler profile features: the KPI is a ratio metric (clicks / impressions per
+/// user) analysed by the delta method. The analysis recovers the simulated slope of the CTR on
+/// freshness, the bootstrap agrees with the delta method, and the recommendation reads
+/// "fresher than T min for 99% of requests", priced.
+#[actix_web::test]
+async fn marketing_freshness_analyses_a_ratio_kpi_and_yields_a_freshness_slo() {
+    for app in apps().await {
+        let b = app.backend;
+        let a = analysed(&app, Scenario::MarketingFreshness, 60_000).await;
+        assert!(validated(&a, "ad_ctr"), "{b}: {}", a["verdicts"]);
+        let ctr = causal(&a, "ad_ctr");
+        // Truth: −p₀·r/10 = −0.0002 per minute of staleness.
+        assert!(near_truth(ctr, -0.0002), "{b}: {ctr}");
+        for e in a["kpi_effects"].as_array().unwrap() {
+            assert_eq!(e["primary"]["method"], "ratio_delta_z", "{b}: {e}");
+            // Each arm's level is Σ clicks / Σ impressions, about 4%.
+            let c = e["control"]["mean"].as_f64().unwrap();
+            assert!((0.035..0.045).contains(&c), "{b}: {e}");
+            // The delta method and the bootstrap of Σw·clicks / Σw·impressions agree.
+            let (p, boot) = (&e["primary"], &e["alternatives"]["bootstrap"]);
+            let width = p["ci_high"].as_f64().unwrap() - p["ci_low"].as_f64().unwrap();
+            for end in ["ci_low", "ci_high"] {
+                let gap = (p[end].as_f64().unwrap() - boot[end].as_f64().unwrap()).abs();
+                assert!(gap < 0.15 * width, "{b}: {end}: {p} vs {boot}");
+            }
+            assert!(p["ci_high"].as_f64().unwrap() < 0.0, "{b}: {e}");
+        }
+        let summary = a["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with("Each +10 min of Profile feature freshness lowers ad_ctr by"),
+            "{b}: {summary}"
+        );
+
+        let aid = a["id"].as_i64().unwrap();
+        let r = app
+            .post_json(
+                &format!("/api/v1/analyses/{aid}/recommendations"),
+                &json!({"kpi": "ad_ctr", "evaluation": "requests", "max_relative_kpi_loss": 0.05,
+                        "value_per_kpi_unit": 0.8, "currency": "USD", "units_per_day": 3_000_000.0}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        let slo = &r.body["slo"];
+        let statement = slo["statement"].as_str().unwrap();
+        assert!(
+            statement.starts_with("Profile feature freshness < ")
+                && statement.ends_with(" min for 99% of requests over 28 days"),
+            "{b}: {statement}"
+        );
+        let t = slo["threshold"].as_f64().unwrap();
+        // Above the control arm's typical 5-minute age, below the +30 arm's.
+        assert!((10.0..40.0).contains(&t), "{b}: {slo}");
+        assert!(
+            r.body["error_budget"]["value_at_risk"].as_f64().unwrap() > 0.0,
+            "{b}: {}",
+            r.body
+        );
+    }
+}
+
+/// Ratio and ordinal metrics are checked where they are declared and where data arrives: parts
+/// must exist and have values of their own, a scale is required and bounded, a ratio takes no
+/// values, and a score outside the scale is refused naming its row.
+#[actix_web::test]
+async fn ratio_and_ordinal_metrics_are_checked_on_the_way_in() {
+    for app in apps().await {
+        let b = app.backend;
+        let kpi = |key: &str, vt: &str| {
+            json!({"key": key, "name": key, "kind": "kpi", "value_type": vt, "unit": "",
+                   "direction": "higher_is_better", "layer": "business"})
+        };
+        for (body, field) in [
+            (kpi("r_1", "ratio"), "ratio"),
+            (
+                {
+                    let mut m = kpi("r_2", "ratio");
+                    m["ratio"] = json!({"numerator": "nope_1", "denominator": "nope_2"});
+                    m
+                },
+                "ratio.numerator",
+            ),
+            (
+                {
+                    let mut m = kpi("r_3", "ratio");
+                    m["ratio"] = json!({"numerator": "r_3", "denominator": "x"});
+                    m
+                },
+                "ratio.numerator",
+            ),
+            (
+                {
+                    let mut m = kpi("r_4", "continuous");
+                    m["ratio"] = json!({"numerator": "a", "denominator": "b"});
+                    m
+                },
+                "ratio",
+            ),
+            (kpi("o_1", "ordinal"), "scale"),
+            (
+                {
+                    let mut m = kpi("o_2", "ordinal");
+                    m["scale"] = json!({"min": 5, "max": 1});
+                    m
+                },
+                "scale.max",
+            ),
+            (
+                {
+                    let mut m = kpi("o_3", "ordinal");
+                    m["scale"] = json!({"min": 1, "max": 5, "top_box": 5});
+                    m
+                },
+                "scale.top_box",
+            ),
+        ] {
+            let r = app.post_json("/api/v1/metrics", &body).await;
+            assert_eq!(r.status, 422, "{b}: {body}: {}", r.text);
+            assert_eq!(error_fields(&r.body)[0], field, "{b}: {}", r.text);
+        }
+        for m in [kpi("clicks_1", "count"), kpi("views_1", "count")] {
+            assert_eq!(
+                app.post_json("/api/v1/metrics", &m).await.status,
+                201,
+                "{b}"
+            );
+        }
+        let mut ctr = kpi("ctr_1", "ratio");
+        ctr["ratio"] = json!({"numerator": "clicks_1", "denominator": "views_1"});
+        assert_eq!(
+            app.post_json("/api/v1/metrics", &ctr).await.status,
+            201,
+            "{b}"
+        );
+        let mut nested = kpi("ctr_of_ctr", "ratio");
+        nested["ratio"] = json!({"numerator": "ctr_1", "denominator": "views_1"});
+        let r = app.post_json("/api/v1/metrics", &nested).await;
+        assert_eq!(r.status, 422, "{b}: {}", r.text);
+        assert_eq!(error_fields(&r.body), vec!["ratio.numerator"], "{b}");
+        let mut csat = kpi("csat_1", "ordinal");
+        csat["scale"] = json!({"min": 1, "max": 5});
+        let r = app.post_json("/api/v1/metrics", &csat).await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        assert_eq!(
+            r.body["scale"],
+            json!({"min": 1, "max": 5, "top_box": 2}),
+            "{b}"
+        );
+        let sli = json!({"key": "lat_1", "name": "lat", "kind": "sli", "value_type": "continuous",
+                         "unit": "ms", "direction": "lower_is_better", "layer": "journey"});
+        assert_eq!(
+            app.post_json("/api/v1/metrics", &sli).await.status,
+            201,
+            "{b}"
+        );
+        let e = json!({"key": "shapes_1", "name": "shapes", "hypothesis": "h", "sli": "lat_1",
+                       "kpis": ["ctr_1", "csat_1"],
+                       "variants": [{"key": "c", "weight": 0.5, "control": true, "dose": 0},
+                                    {"key": "t", "weight": 0.5, "control": false, "dose": 100}]});
+        let r = app.post_json("/api/v1/experiments", &e).await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        let url = "/api/v1/experiments/shapes_1/observations";
+        let rows = [
+            r#"{"unit_id":"ü 1","metric":"clicks_1","value":2}"#,
+            r#"{"unit_id":"ü 1","metric":"views_1","value":30}"#,
+            r#"{"unit_id":"ü 1","metric":"ctr_1","value":0.1}"#,
+            r#"{"unit_id":"ü 1","metric":"csat_1","value":6}"#,
+            r#"{"unit_id":"ü 1","metric":"csat_1","value":4.5}"#,
+        ]
+        .join("\n");
+        let r = app
+            .post_raw(url, "application/x-ndjson", rows.into_bytes())
+            .await;
+        assert_eq!(r.status, 422, "{b}: {}", r.text);
+        assert_eq!(
+            common::error_rows(&r.body),
+            vec![3, 4, 5],
+            "{b}: {}",
+            r.text
+        );
+        assert!(
+            r.text.contains("numerator and denominator"),
+            "{b}: {}",
+            r.text
+        );
+        assert!(
+            r.text.contains("outside the scale 1 to 5"),
+            "{b}: {}",
+            r.text
+        );
+        // The parts are accepted (the experiment lists only the ratio).
+        let ok = [rows_of("clicks_1", 2.0), rows_of("views_1", 30.0)].join("\n");
+        let r = app
+            .post_raw(url, "application/x-ndjson", ok.into_bytes())
+            .await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+    }
+}
+
+fn rows_of(metric: &str, value: f64) -> String {
+    json!({"unit_id": "ü 1", "metric": metric, "value": value}).to_string()
+}
+
+/// The fraud scenario's chargeback losses are heavy-tailed: capping them at their 99th
+/// percentile (stated in the analysis) narrows the effect's interval, and the cap is reported.
+async fn winsorized_reanalysis(app: &TestApp, plain: &Value) {
+    let b = app.backend;
+    let url = format!(
+        "/api/v1/experiments/{}/analyses",
+        plain["experiment"].as_str().unwrap()
+    );
+    let r = app.post_json(&url, &json!({"winsorize": 100})).await;
+    assert_eq!(r.status, 422, "{b}: {}", r.text);
+    assert_eq!(error_fields(&r.body), vec!["winsorize"], "{b}");
+    let r = app
+        .post_json(
+            &url,
+            &json!({"winsorize": 99, "bootstrap": {"resamples": 200, "seed": 1}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{b}: {}", r.text);
+    let w = &r.body;
+    assert_eq!(w["parameters"]["winsorize"], 99.0, "{b}");
+    let caps = w["winsorized"].as_array().unwrap();
+    let post = caps
+        .iter()
+        .find(|c| c["metric"] == "chargeback_loss_per_1k" && c["period"] == "post")
+        .unwrap_or_else(|| panic!("{b}: {caps:?}"));
+    // About 1% of 30,000 units lie above the 99th percentile.
+    let capped = post["units_capped"].as_u64().unwrap();
+    assert!((250..=350).contains(&capped), "{b}: {post}");
+    let se = |a: &Value| {
+        a["kpi_effects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["variant"] == "threshold-0.7")
+            .unwrap()["primary"]["std_error"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(se(w) < se(plain), "{b}: {} vs {}", se(w), se(plain));
 }

@@ -13,7 +13,8 @@
 //! - escalation to a human ~ Bernoulli(min(1, 0.10·πᵢ·(1 + 100·r·(0.92 − sᵢ)))), r = |effect|
 //!   (`--effect-per-100ms`, default 0.05): each point of faithfulness lost raises escalations
 //!   by r relative (lower is better);
-//! - CSAT on 1–5 = round(3.9 + 160·r·(sᵢ − 0.92) + N(0, 0.9)) clamped to [1, 5] (higher is
+//! - CSAT on 1–5 (an ordinal KPI; its top-2-box share, 4 or 5, is reported beside the mean)
+//!   = round(3.9 + 160·r·(sᵢ − 0.92) + N(0, 0.9)) clamped to [1, 5] (higher is
 //!   better): CSAT rises 0.08 points per point of faithfulness at r = 0.05 before the rounding
 //!   and the clamp at 5, which flatten the observed slope (to about 0.07).
 //!
@@ -33,8 +34,9 @@ const BASE_ESCALATION: f64 = 0.10;
 /// Catalog entries of the scenario (keys with underscores and digits, as production has).
 pub fn metrics() -> Vec<Value> {
     vec![
-        json!({"key": "csat_1to5", "name": "Customer satisfaction (1–5)", "kind": "kpi", "value_type": "continuous",
-               "unit": "points", "direction": "higher_is_better", "layer": "business"}),
+        json!({"key": "csat_1to5", "name": "Customer satisfaction (1–5)", "kind": "kpi", "value_type": "ordinal",
+               "unit": "points", "direction": "higher_is_better", "layer": "business",
+               "scale": {"min": 1, "max": 5, "top_box": 2}}),
         json!({"key": "escalation_to_human", "name": "Escalation to a human", "kind": "kpi", "value_type": "binary",
                "unit": "", "direction": "lower_is_better", "layer": "business"}),
         json!({"key": "answer_faithfulness", "name": "Answer faithfulness", "kind": "sli", "value_type": "continuous",

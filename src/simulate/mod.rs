@@ -26,6 +26,7 @@ const ENROLMENT_SECONDS: u64 = 14 * 86_400;
 
 mod chatbot;
 mod fraud;
+mod freshness;
 mod moderation;
 mod shares;
 
@@ -45,6 +46,10 @@ pub enum Scenario {
     /// Precision of hate-speech flags (higher is better), looser classifiers −5 and −10
     /// points → 30-day retention of flagged users (binary). See [`moderation`].
     ModerationPrecision,
+    /// Profile feature freshness in minutes (lower is better), pipeline delays +0/+10/+30
+    /// min → ad click-through rate, a ratio of clicks to impressions per user. See
+    /// [`freshness`].
+    MarketingFreshness,
 }
 
 /// Shape of the latency → conversion curve.
@@ -180,6 +185,7 @@ pub fn generate(c: &SimConfig) -> anyhow::Result<Simulated> {
         Scenario::ChatbotFaithfulness => chatbot::generate(c),
         Scenario::FraudRecall => fraud::generate(c),
         Scenario::ModerationPrecision => moderation::generate(c),
+        Scenario::MarketingFreshness => freshness::generate(c),
     }
 }
 

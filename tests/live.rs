@@ -613,7 +613,7 @@ fn stored(app: &TestApp, key: &str) -> Stored {
             WindowData::Histogram {
                 count, cumulative, ..
             } => (w.start, cumulative, count),
-            WindowData::Events { .. } => panic!("histogram expected"),
+            _ => panic!("histogram expected"),
         })
         .collect();
     (layout.bounds, rows)

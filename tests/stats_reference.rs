@@ -974,3 +974,50 @@ fn ratio_delta_method_and_winsorizing_match_statsmodels_and_numpy() {
         );
     }
 }
+
+/// Correlational regression against statsmodels: the slope of a KPI series on an SLI series with
+/// hour-of-week dummies and its Newey–West (HAC, Bartlett, L = ⌊4(n/100)^{2/9}⌋) standard error,
+/// p-value and interval, at lag 0 and lag 3.
+#[test]
+fn hac_slope_with_hour_of_week_effects_matches_statsmodels() {
+    use sloproof::stats::hac::{newey_west_lags, within_slope_hac};
+    let fx = fixture("hac");
+    for case in fx["cases"].as_array().unwrap() {
+        let lag = case["lag"].as_u64().unwrap();
+        let (y, x) = (vec(&case["y"]), vec(&case["x"]));
+        let groups: Vec<u32> = case["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_u64().unwrap() as u32)
+            .collect();
+        let maxlags = newey_west_lags(y.len());
+        assert_eq!(maxlags as u64, case["maxlags"].as_u64().unwrap());
+        let r = within_slope_hac(&y, &x, &groups, maxlags, 0.95).unwrap();
+        close(
+            &format!("lag {lag} slope"),
+            r.slope,
+            f(&case["slope"]),
+            1e-9,
+            0.0,
+        );
+        close(
+            &format!("lag {lag} HAC se"),
+            r.std_error,
+            f(&case["se"]),
+            1e-9,
+            0.0,
+        );
+        close(
+            &format!("lag {lag} p"),
+            r.p_value,
+            f(&case["p"]),
+            1e-6,
+            1e-300,
+        );
+        let ci = vec(&case["ci95"]);
+        close(&format!("lag {lag} ci low"), r.ci_low, ci[0], 1e-9, 0.0);
+        close(&format!("lag {lag} ci high"), r.ci_high, ci[1], 1e-9, 0.0);
+        assert_eq!(r.groups, 168);
+    }
+}

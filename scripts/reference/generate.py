@@ -275,6 +275,40 @@ def ratio():
     return {"cases": cases, "winsorize": {"values": fl(money), "caps": caps, "capped_means": clipped}}
 
 
+def hac():
+    """Correlational evidence from history: a KPI series regressed on an SLI series with
+    hour-of-week dummies and Newey-West errors, statsmodels OLS(...).fit(cov_type="HAC",
+    cov_kwds={"maxlags": L}) with L = floor(4 (n/100)^(2/9)); 14 days of 15-minute windows with
+    daily seasonality in both, AR(1) noise and a few incidents; and the same at a 3-window lag."""
+    rng = np.random.default_rng(20261201)
+    n = 14 * 96
+    t = np.arange(n)
+    hour_of_week = (t // 4) % 168
+    daily = np.sin(2 * np.pi * t / 96)
+    noise = np.zeros(n)
+    for i in range(1, n):
+        noise[i] = 0.7 * noise[i - 1] + rng.normal(0, 8)
+    p95 = 300 + 40 * daily + noise
+    for start in rng.integers(0, n - 8, 6):
+        p95[start:start + 8] += 150
+    kpi_noise = np.zeros(n)
+    for i in range(1, n):
+        kpi_noise[i] = 0.5 * kpi_noise[i - 1] + rng.normal(0, 0.002)
+    conversion = 0.05 + 0.004 * daily - 0.00002 * (p95 - 300) + kpi_noise
+    cases = []
+    for lag in (0, 3):
+        y, x, g = conversion[lag:], p95[:n - lag], hour_of_week[lag:]
+        dummies = pd.get_dummies(pd.Series(g), drop_first=True, dtype=float).to_numpy()
+        design = np.column_stack([np.ones(len(y)), x, dummies])
+        maxlags = int(np.floor(4 * (len(y) / 100) ** (2 / 9)))
+        r = sm.OLS(y, design).fit(cov_type="HAC", cov_kwds={"maxlags": maxlags})
+        ci = r.conf_int(0.05)[1]
+        cases.append({"lag": lag, "y": fl(y), "x": fl(x), "groups": [int(v) for v in g], "maxlags": maxlags,
+                      "slope": float(r.params[1]), "se": float(r.bse[1]), "p": float(r.pvalues[1]),
+                      "ci95": [float(ci[0]), float(ci[1])]})
+    return {"cases": cases}
+
+
 def ols():
     from statsmodels.regression.tests.results.results_regression import Longley
     data = sm.datasets.longley.load_pandas()
@@ -628,6 +662,7 @@ GENERATORS = [
     ("anderson_rubin", lambda: {"cases": anderson_rubin()}),
     ("live", live),
     ("ratio", ratio),
+    ("hac", hac),
 ]
 
 

@@ -6,6 +6,8 @@ pub mod comparisons;
 pub mod data;
 pub mod effects;
 pub mod hash;
+pub mod history;
+pub mod observational;
 pub mod ratio;
 pub mod report;
 pub mod resample;

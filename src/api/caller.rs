@@ -87,6 +87,8 @@ pub const PROTECTED: &[Operation] = &[
     super::analyses::CREATE_ANALYSIS,
     super::analyses::LIST_ANALYSES,
     super::analyses::GET_ANALYSIS,
+    super::observational::CREATE_OBSERVATIONAL,
+    super::observational::GET_OBSERVATIONAL,
     super::recommendations::CREATE_RECOMMENDATION,
     super::recommendations::LIST_RECOMMENDATIONS,
     super::recommendations::GET_RECOMMENDATION,

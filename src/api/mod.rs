@@ -7,6 +7,7 @@ pub mod experiments;
 pub mod health;
 pub mod ingest;
 pub mod metrics;
+pub mod observational;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
@@ -71,6 +72,14 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 get => analyses::list_analyses
             ))
             .service(protected!("/api/v1/analyses/{id}", get => analyses::get_analysis))
+            .service(protected!(
+                "/api/v1/observational-analyses",
+                post => observational::create_observational_analysis
+            ))
+            .service(protected!(
+                "/api/v1/observational-analyses/{id}",
+                get => observational::get_observational_analysis
+            ))
             .service(protected!("/api/v1/analyses/{id}/recommendations", post => recommendations::create_recommendation))
             .service(protected!("/api/v1/recommendations", get => recommendations::list_recommendations))
             .service(protected!("/api/v1/recommendations/{id}", get => recommendations::get_recommendation))

@@ -37,6 +37,8 @@ use super::problem::PROBLEM_JSON;
         super::analyses::create_analysis,
         super::analyses::list_analyses,
         super::analyses::get_analysis,
+        super::observational::create_observational_analysis,
+        super::observational::get_observational_analysis,
         super::recommendations::create_recommendation,
         super::recommendations::list_recommendations,
         super::recommendations::get_recommendation,

@@ -6,7 +6,7 @@ use super::text_enum;
 
 text_enum! {
     /// What each window of a series records.
-    SeriesKind { Histogram => "histogram", Events => "events" }
+    SeriesKind { Histogram => "histogram", Events => "events", Values => "values" }
 }
 
 /// Longest window of a series: one day.
@@ -39,6 +39,12 @@ pub enum WindowData {
         good: f64,
         total: f64,
     },
+    /// A KPI's window: its mean `sum / units` over `units` (users, sessions, impressions), e.g.
+    /// conversion 0.052 over 1,300 sessions is sum 67.6.
+    Values {
+        units: f64,
+        sum: f64,
+    },
 }
 
 impl WindowData {
@@ -47,6 +53,7 @@ impl WindowData {
         match self {
             WindowData::Histogram { count, .. } => *count,
             WindowData::Events { total, .. } => *total,
+            WindowData::Values { units, .. } => *units,
         }
     }
 
@@ -84,6 +91,10 @@ impl WindowData {
                 *good += sign * g;
                 *total += sign * t;
             }
+            (WindowData::Values { units, sum }, WindowData::Values { units: u, sum: s }) => {
+                *units += sign * u;
+                *sum += sign * s;
+            }
             _ => {}
         }
     }
@@ -99,6 +110,10 @@ impl WindowData {
             SeriesKind::Events => WindowData::Events {
                 good: 0.0,
                 total: 0.0,
+            },
+            SeriesKind::Values => WindowData::Values {
+                units: 0.0,
+                sum: 0.0,
             },
         }
     }

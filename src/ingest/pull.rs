@@ -294,6 +294,8 @@ pub fn histogram_rows(series: &[MatrixSeries], w: i64, scale: f64) -> AppResult<
             })
             .collect();
         rows.push(SeriesRow {
+            value: None,
+            units: None,
             start: time(start),
             seconds: w,
             count: buckets.last().map(|b| b.count),
@@ -327,6 +329,8 @@ pub fn event_rows(
                 None => return None,
             };
             Some(SeriesRow {
+                value: None,
+                units: None,
                 start: time(start),
                 seconds: w,
                 count: None,

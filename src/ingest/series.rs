@@ -144,6 +144,14 @@ pub struct SeriesRow {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 1e15)]
     pub total: Option<f64>,
+    /// KPI windows: the KPI's mean over the window's units (e.g. conversion 0.052).
+    #[serde(default)]
+    #[schema(minimum = -1e15, maximum = 1e15)]
+    pub value: Option<f64>,
+    /// KPI windows: the units the mean is over (sessions, users, impressions); > 0.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 1e15)]
+    pub units: Option<f64>,
 }
 
 /// A CSV number field, if present.
@@ -164,6 +172,8 @@ impl UploadRow for SeriesRow {
         ("sum", false),
         ("good", false),
         ("total", false),
+        ("value", false),
+        ("units", false),
     ];
 
     fn csv_column_known(name: &str) -> bool {
@@ -193,6 +203,8 @@ impl UploadRow for SeriesRow {
             buckets: (!buckets.is_empty()).then_some(buckets),
             good: csv_number(f, "good")?,
             total: csv_number(f, "total")?,
+            value: csv_number(f, "value")?,
+            units: csv_number(f, "units")?,
         })
     }
 }
@@ -282,8 +294,12 @@ fn histogram(row: u64, total: f64, buckets: &[BucketRow]) -> Result<(Vec<f64>, V
 
 /// The window's data and the layout it implies.
 fn window_data(row: u64, r: &SeriesRow, seconds: u32) -> Result<(WindowData, SeriesLayout), Issue> {
+    let kpi = r.value.is_some() || r.units.is_some();
     match (&r.buckets, r.good, r.total) {
-        (Some(buckets), None, None) => {
+        (None, None, None) if kpi && r.count.is_none() && r.sum.is_none() => {
+            values_window(row, r, seconds)
+        }
+        (Some(buckets), None, None) if !kpi => {
             let total = count(
                 row,
                 || "count".into(),
@@ -307,7 +323,7 @@ fn window_data(row: u64, r: &SeriesRow, seconds: u32) -> Result<(WindowData, Ser
                 },
             ))
         }
-        (None, Some(good), Some(total)) if r.count.is_none() && r.sum.is_none() => {
+        (None, Some(good), Some(total)) if r.count.is_none() && r.sum.is_none() && !kpi => {
             let good = count(row, || "good".into(), good)?;
             let total = count(row, || "total".into(), total)?;
             if good > total {
@@ -327,9 +343,43 @@ fn window_data(row: u64, r: &SeriesRow, seconds: u32) -> Result<(WindowData, Ser
         _ => Err(Issue::row(
             row,
             None,
-            "a window is either a histogram (count, sum, buckets) or events (good, total)",
+            "a window is a histogram (count, sum, buckets), events (good, total) or a KPI's value (value, units)",
         )),
     }
+}
+
+/// A KPI window: its mean `value` over `units` (> 0).
+fn values_window(
+    row: u64,
+    r: &SeriesRow,
+    seconds: u32,
+) -> Result<(WindowData, SeriesLayout), Issue> {
+    let units = count(row, || "units".into(), r.units.unwrap_or(f64::NAN))?;
+    if units <= 0.0 {
+        return Err(Issue::row(row, Some("units"), "must be greater than 0"));
+    }
+    let value = r
+        .value
+        .ok_or_else(|| Issue::row(row, Some("value"), "a KPI window needs its value"))?;
+    if !value.is_finite() || value.abs() > crate::domain::metric::MAX_ABS_VALUE {
+        return Err(Issue::row(
+            row,
+            Some("value"),
+            format!("{value} is not a finite number within ±1e15"),
+        ));
+    }
+    let layout = SeriesLayout {
+        kind: SeriesKind::Values,
+        seconds,
+        bounds: vec![],
+    };
+    Ok((
+        WindowData::Values {
+            units,
+            sum: value * units,
+        },
+        layout,
+    ))
 }
 
 /// Validates one row against the layout (`layout` is set by the first valid row when the
@@ -395,6 +445,7 @@ fn layout_matches(row: u64, expected: &SeriesLayout, got: &SeriesLayout) -> Resu
         let field = match expected.kind {
             SeriesKind::Histogram => "buckets",
             SeriesKind::Events => "good",
+            SeriesKind::Values => "value",
         };
         return Err(Issue::row(
             row,

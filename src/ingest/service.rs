@@ -176,21 +176,36 @@ pub fn metric_series(db: &Db, key: &str) -> AppResult<(Metric, Option<SeriesLayo
     Ok((m, layout, n))
 }
 
-/// The metric as the target of a production series: an SLI.
+/// The metric as the target of a production series: an SLI (histogram or event windows) or a
+/// KPI (value windows).
 pub fn series_metric(db: &Db, key: &str) -> AppResult<(Metric, Option<SeriesLayout>)> {
     let conn = &mut *db.conn()?;
     let m = metrics::get(conn, key)?;
-    if m.kind != MetricKind::Sli {
-        return Err(AppError::invalid(
-            "production series are kept for SLIs",
-            vec![Issue::field(
-                "key",
-                format!("'{key}' is a KPI; only SLIs have production series here"),
-            )],
-        ));
-    }
     let layout = series::layout(conn, m.id)?;
     Ok((m, layout))
+}
+
+/// A KPI's windows are values (`value`, `units`); an SLI's are histograms or events.
+fn check_kind(metric: &Metric, layout: Option<&SeriesLayout>) -> AppResult<()> {
+    let values = layout.map(|l| l.kind == crate::domain::series::SeriesKind::Values);
+    let problem = match (metric.kind, values) {
+        (MetricKind::Kpi, Some(false)) => Some((
+            "value",
+            "is a KPI: its windows are its mean over units ({start, seconds, value, units})",
+        )),
+        (MetricKind::Sli, Some(true)) => Some((
+            "buckets",
+            "is an SLI: its windows are histograms (count, buckets) or events (good, total)",
+        )),
+        _ => None,
+    };
+    match problem {
+        Some((field, m)) => Err(AppError::invalid(
+            "the windows do not fit the metric",
+            vec![Issue::row(1, Some(field), format!("'{}' {m}", metric.key))],
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Reads, validates and stores windows of an SLI's production series, all or nothing.
@@ -203,6 +218,7 @@ pub fn upload_series(
     on_conflict: OnConflict,
 ) -> AppResult<IngestSummary> {
     let valid = super::series::windows(stored, input, format, chrono::Utc::now())?;
+    check_kind(metric, valid.layout.as_ref())?;
     let events = valid
         .layout
         .as_ref()

@@ -219,13 +219,24 @@ impl Record for SeriesWindow {
                 put_f64(out, *good);
                 put_f64(out, *total);
             }
+            WindowData::Values { units, sum } => {
+                out.push(2);
+                put_f64(out, *units);
+                put_f64(out, *sum);
+            }
         }
     }
 
     fn decode(input: &mut impl Read) -> io::Result<Self> {
         let row = u64::from_le_bytes(take(input)?);
         let start = i64::from_le_bytes(take(input)?);
-        let data = if take::<1>(input)?[0] == 0 {
+        let tag = take::<1>(input)?[0];
+        let data = if tag == 2 {
+            WindowData::Values {
+                units: take_f64(input)?,
+                sum: take_f64(input)?,
+            }
+        } else if tag == 0 {
             let count = take_f64(input)?;
             let sum = Some(take_f64(input)?).filter(|s| !s.is_nan());
             let n = u32::from_le_bytes(take(input)?) as usize;

@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod cuped;
 pub mod descriptive;
 pub mod dist;
+pub mod hac;
 pub mod histogram;
 pub mod hypothesis;
 pub mod iv;

@@ -10,6 +10,7 @@ pub mod analyses;
 pub mod assignments;
 pub mod experiments;
 pub mod metrics;
+pub mod observational;
 pub mod observations;
 pub mod recommendations;
 pub mod revalidations;

@@ -212,6 +212,16 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(sli_series, sli_windows, metrics);
 
 diesel::table! {
+    observational_analyses (id) {
+        id -> BigInt,
+        sli_metric_id -> BigInt,
+        kpi_metric_id -> BigInt,
+        created_at -> Timestamp,
+        result -> Text,
+    }
+}
+
+diesel::table! {
     ui_sessions (id_hash) {
         id_hash -> Text,
         token_id -> BigInt,

@@ -169,6 +169,14 @@ impl WindowRow {
                 value_sum: None,
                 counts: None,
             },
+            WindowData::Values { units, sum } => WindowRow {
+                metric_id,
+                start_at: w.start,
+                total: *units,
+                good: None,
+                value_sum: Some(*sum),
+                counts: None,
+            },
         }
     }
 }
@@ -277,6 +285,34 @@ pub fn windows(
     to: i64,
 ) -> AppResult<Vec<SeriesWindow>> {
     windows_in_blocks(conn, metric_id, (from, to), 1)
+}
+
+/// A KPI's windows (kind `values`) starting in [from, to), oldest first, at most `limit`:
+/// (start, units, sum of values).
+pub fn value_windows(
+    conn: &mut DbConnection,
+    metric_id: i64,
+    (from, to): (i64, i64),
+    limit: i64,
+) -> AppResult<Vec<(i64, f64, f64)>> {
+    let rows: Vec<(i64, f64, Option<f64>)> = sli_windows::table
+        .filter(sli_windows::metric_id.eq(metric_id))
+        .filter(sli_windows::start_at.ge(from))
+        .filter(sli_windows::start_at.lt(to))
+        .order(sli_windows::start_at.asc())
+        .limit(limit)
+        .select((
+            sli_windows::start_at,
+            sli_windows::total,
+            sli_windows::value_sum,
+        ))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(s, u, v)| {
+            v.map(|v| (s, u, v))
+                .ok_or_else(|| corrupt("KPI window", "its value sum is null"))
+        })
+        .collect()
 }
 
 /// [`windows`], summed into blocks of `block` seconds (aligned to Unix time; 1 = as stored):

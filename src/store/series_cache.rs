@@ -119,7 +119,7 @@ fn size(windows: &[SeriesWindow]) -> usize {
             std::mem::size_of::<SeriesWindow>()
                 + match &w.data {
                     WindowData::Histogram { cumulative, .. } => cumulative.capacity() * 8,
-                    WindowData::Events { .. } => 0,
+                    WindowData::Events { .. } | WindowData::Values { .. } => 0,
                 }
         })
         .sum()

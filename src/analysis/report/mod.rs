@@ -69,6 +69,7 @@ text_enum! {
         DirectionMismatch => "direction_mismatch",
         EstimationFailed => "estimation_failed",
         DifferentialMissingness => "differential_missingness",
+        Observational => "observational",
     }
 }
 

@@ -190,6 +190,8 @@ fn effect_row(k: &KpiEffect, e: &Experiment) -> Markup {
     let (scale, suffix) = if binary { (100.0, " pp") } else { (1.0, "") };
     let (d, dl, dh) = est_ci(&k.primary, scale);
     let cuped = k.alternatives.cuped.as_ref();
+    let ratio = metric(e, &k.metric).and_then(|m| m.ratio.as_ref());
+    let top = k.alternatives.top_box.as_ref();
     html! {
         tr {
             td { (name(e, &k.metric)) " (" (role(k.role)) ", " (better(e, &k.metric)) ")" }
@@ -197,7 +199,12 @@ fn effect_row(k: &KpiEffect, e: &Experiment) -> Markup {
             td { (arm(&k.control)) }
             td { (arm(&k.treatment)) }
             td { (d) (suffix) " (" (dl) " to " (dh) ")"
-                @if let Some(c) = cuped { br; small { "CUPED-adjusted, variance −" (pct(c.variance_reduction)) } } }
+                @if let Some(c) = cuped { br; small { "CUPED-adjusted, variance −" (pct(c.variance_reduction)) } }
+                @if let Some(r) = ratio { br; small { "Σ " (name(e, &r.numerator)) " / Σ " (name(e, &r.denominator)) ", delta method" } }
+                @if let Some(t) = top {
+                    br; small { "Top box (≥ " (t.from_score) "): " (pct(t.control.mean)) " → " (pct(t.treatment.mean))
+                        ", " (num(t.difference.estimate * 100.0, 2)) " pp (" (num(t.difference.ci_low * 100.0, 2)) " to " (num(t.difference.ci_high * 100.0, 2)) "), p " (p_value(t.difference.p_value)) }
+                } }
             td { (pct_ci(&k.relative, "")) }
             td.nowrap { (p_value(k.primary.p_value)) }
             td.nowrap { (p_value(k.primary.adjusted_p_value)) }
@@ -447,6 +454,11 @@ fn parameters(a: &Analysis) -> Markup {
                 dt { "Correction" } dd { (p.correction.as_str()) }
                 dt { "CUPED" } dd { (if p.cuped { "on (pre-period covariate)" } else { "off" }) }
                 dt { "Missing outcomes" } dd { (p.missing_outcomes.as_str()) }
+                @if let Some(w) = p.winsorize {
+                    dt { "Winsorized" } dd { "at the " (num(w, 3)) "th percentile: "
+                        @for (i, c) in a.winsorized.iter().enumerate() {
+                            @if i > 0 { "; " } (c.metric) " (" (c.period) ") capped at " (num(c.cap, 4)) ", " (c.units_capped) " units" } }
+                }
                 dt { "Bootstrap" } dd { (p.bootstrap.resamples) " resamples, " (p.bootstrap.method.as_str()) ", seed " (p.bootstrap.seed) }
                 dt { "Fingerprint" } dd { code { (a.fingerprint) } }
                 @if let Some(d) = &a.dates { dt { "Ran" } dd { (d.first_assignment.format("%Y-%m-%d")) " to " (d.last_assignment.format("%Y-%m-%d")) " (" (d.days) " days)" } }

@@ -85,6 +85,8 @@ fn good_events(spec: &SloSpec, layout: &SeriesLayout, d: &WindowData) -> f64 {
             }
         }
         WindowData::Events { good, .. } => *good,
+        // A KPI's windows have no good events (SLOs are on SLIs).
+        WindowData::Values { .. } => 0.0,
     }
 }
 
@@ -243,7 +245,7 @@ impl Timeline {
                     spec.threshold,
                     worse > 0.0,
                 ),
-                WindowData::Events { .. } => 0.0,
+                WindowData::Events { .. } | WindowData::Values { .. } => 0.0,
             };
             let loss = bad / mean_events
                 * (cost.relative_slope * (at_threshold + excess)).min(1.0)

@@ -1,0 +1,336 @@
+//! Correlational evidence from production history, for SLIs that are hard to experiment on: the
+//! KPI's windows regressed on the SLI's windows (at lags 0..L), with hour-of-week effects and
+//! Newey–West errors (`stats::hac`). Its verdict is at most `correlational`: history cannot
+//! tell an SLI that hurts the KPI from a third cause (traffic mix, incidents, campaigns) that
+//! moves both, so it never validates an effect.
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::report::{Reason, ReasonCode};
+use super::summary::p_text;
+use crate::domain::metric::Metric;
+use crate::domain::text_enum;
+use crate::error::{AppError, AppResult, Issue};
+use crate::stats::hac::{newey_west_lags, within_slope_hac};
+
+text_enum! {
+    /// The per-window value of the SLI: a percentile of a histogram window (Prometheus
+    /// `histogram_quantile`) or the good share of an events window.
+    SliStatistic { P50 => "p50", P90 => "p90", P95 => "p95", P99 => "p99", GoodShare => "good_share" }
+}
+
+text_enum! {
+    /// Fixed effects of the regression: one intercept per hour of the week (UTC), or none.
+    Controls { HourOfWeek => "hour_of_week", None => "none" }
+}
+
+text_enum! {
+    /// The strongest claim history supports: `correlational` (a significant association in the
+    /// harmful direction), `not_significant` or `opposite_direction`. Never validated.
+    ObservationalStatus { Correlational => "correlational", NotSignificant => "not_significant", OppositeDirection => "opposite_direction" }
+}
+
+impl SliStatistic {
+    /// The quantile of a percentile statistic.
+    pub fn quantile(self) -> Option<f64> {
+        match self {
+            SliStatistic::P50 => Some(0.5),
+            SliStatistic::P90 => Some(0.9),
+            SliStatistic::P95 => Some(0.95),
+            SliStatistic::P99 => Some(0.99),
+            SliStatistic::GoodShare => None,
+        }
+    }
+}
+
+/// Most lags searched, in windows.
+pub const MAX_LAG_WINDOWS: u32 = 48;
+/// Fewest window pairs a lag needs: HAC errors are asymptotic, and a few hours of windows say
+/// little about a relationship that varies by hour of the week.
+pub const MIN_WINDOWS: usize = 100;
+/// Most aligned windows one analysis reads (about 139 days of 1-minute windows).
+pub const MAX_WINDOWS: i64 = 200_000;
+
+/// The analysis's resolved settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ObservationalParameters {
+    pub statistic: SliStatistic,
+    pub controls: Controls,
+    pub max_lag_windows: u32,
+    pub confidence: f64,
+    pub alpha: f64,
+}
+
+/// The regression at one lag: KPI at window t on the SLI at window t − lag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LagFit {
+    pub lag_windows: u32,
+    pub lag_minutes: f64,
+    /// Window pairs used.
+    pub windows: u64,
+    /// KPI change per unit of the SLI (in the metrics' units).
+    pub slope: f64,
+    /// Newey–West (HAC) standard error, Bartlett kernel.
+    pub std_error: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// Two-sided p-value of this lag alone (normal, as statsmodels' HAC).
+    pub p_value: f64,
+    /// Bartlett truncation L = ⌊4(n/100)^{2/9}⌋.
+    pub hac_lags: u32,
+}
+
+/// The verdict: never `validated`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ObservationalVerdict {
+    /// Always `correlational` evidence.
+    pub evidence: String,
+    pub status: ObservationalStatus,
+    /// Always false: only an experiment validates an effect.
+    pub validated: bool,
+    pub reasons: Vec<Reason>,
+}
+
+/// An observational analysis of an SLI and a KPI over a range of production windows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ObservationalAnalysis {
+    pub id: i64,
+    pub created_at: DateTime<Utc>,
+    pub sli: String,
+    pub kpi: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// The common window length both series were read at.
+    pub window_seconds: u32,
+    pub parameters: ObservationalParameters,
+    /// Mean of the KPI's windows (weighted by units) and of the SLI's statistic, at lag 0.
+    pub kpi_mean: f64,
+    pub sli_mean: f64,
+    pub lags: Vec<LagFit>,
+    /// The lag with the largest |z|.
+    pub best: LagFit,
+    /// The best lag's p-value × the number of lags searched (Bonferroni), at most 1.
+    pub best_p_adjusted: f64,
+    /// The best lag's slope relative to the KPI's mean.
+    pub relative_slope: f64,
+    pub verdict: ObservationalVerdict,
+    pub summary: String,
+}
+
+/// The two series on a common grid: per window start, the SLI's statistic and the KPI's mean.
+pub struct AlignedSeries {
+    pub window_seconds: u32,
+    /// (start, SLI value); windows without events are absent.
+    pub sli: Vec<(i64, f64)>,
+    /// (start, KPI mean, units); windows without units are absent.
+    pub kpi: Vec<(i64, f64, f64)>,
+}
+
+/// Hour of the week (0 = Monday 00:00 UTC) of a window start.
+fn hour_of_week(start: i64) -> u32 {
+    let t = DateTime::from_timestamp(start, 0).unwrap_or_default();
+    t.weekday().num_days_from_monday() * 24 + t.hour()
+}
+
+/// The pairs (KPI at t, SLI at t − lag, group of t) of one lag, in time order.
+fn pairs(s: &AlignedSeries, lag: u32, controls: Controls) -> (Vec<f64>, Vec<f64>, Vec<u32>) {
+    let shift = i64::from(lag) * i64::from(s.window_seconds);
+    let sli: std::collections::HashMap<i64, f64> = s.sli.iter().copied().collect();
+    let mut out = (Vec::new(), Vec::new(), Vec::new());
+    for (start, value, _) in &s.kpi {
+        if let Some(x) = sli.get(&(start - shift)) {
+            out.0.push(*value);
+            out.1.push(*x);
+            out.2.push(match controls {
+                Controls::HourOfWeek => hour_of_week(*start),
+                Controls::None => 0,
+            });
+        }
+    }
+    out
+}
+
+/// Fits every lag; an error names what is missing (422).
+pub fn fit_lags(s: &AlignedSeries, p: &ObservationalParameters) -> AppResult<Vec<LagFit>> {
+    let mut fits = Vec::new();
+    for lag in 0..=p.max_lag_windows {
+        let (y, x, g) = pairs(s, lag, p.controls);
+        let maxlags = newey_west_lags(y.len());
+        let fit = if y.len() < MIN_WINDOWS {
+            Err(crate::stats::StatsError::TooFew {
+                what: "a regression on production windows",
+                need: MIN_WINDOWS,
+                got: y.len(),
+            })
+        } else {
+            within_slope_hac(&y, &x, &g, maxlags, p.confidence)
+        };
+        match fit {
+            Ok(r) => fits.push(LagFit {
+                lag_windows: lag,
+                lag_minutes: f64::from(lag) * f64::from(s.window_seconds) / 60.0,
+                windows: r.n as u64,
+                slope: r.slope,
+                std_error: r.std_error,
+                ci_low: r.ci_low,
+                ci_high: r.ci_high,
+                p_value: r.p_value,
+                hac_lags: maxlags as u32,
+            }),
+            Err(e) if lag == 0 => {
+                return Err(AppError::invalid(
+                    "the series cannot be regressed on each other",
+                    vec![Issue::field(
+                        "from",
+                        format!(
+                            "over this range: {e} ({} windows where both series have data)",
+                            y.len()
+                        ),
+                    )],
+                ))
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(fits)
+}
+
+/// The verdict and its reasons: correlational when the best lag is significant after
+/// Bonferroni and its sign is the harmful one (a worse SLI goes with a worse KPI).
+fn verdict(
+    best: &LagFit,
+    p_adjusted: f64,
+    alpha: f64,
+    sli: &Metric,
+    kpi: &Metric,
+) -> ObservationalVerdict {
+    let harmful = sli.direction.harmful_slope_sign(kpi.direction);
+    let mut reasons = vec![Reason {
+        code: ReasonCode::Observational,
+        message: "history alone cannot separate an SLI that hurts the KPI from a common cause \
+                  (traffic mix, incidents, campaigns); run an experiment to validate"
+            .into(),
+    }];
+    let status = if p_adjusted >= alpha {
+        reasons.push(Reason {
+            code: ReasonCode::CiIncludesZero,
+            message: format!(
+                "no lag is significant ({} after Bonferroni over the lags searched)",
+                p_text(p_adjusted)
+            ),
+        });
+        ObservationalStatus::NotSignificant
+    } else if best.slope * harmful < 0.0 {
+        reasons.push(Reason {
+            code: ReasonCode::DirectionMismatch,
+            message: "a worse SLI goes with a better KPI: not the harm an SLO guards against"
+                .into(),
+        });
+        ObservationalStatus::OppositeDirection
+    } else {
+        ObservationalStatus::Correlational
+    };
+    ObservationalVerdict {
+        evidence: "correlational".into(),
+        status,
+        validated: false,
+        reasons,
+    }
+}
+
+/// The whole analysis from aligned series (no I/O).
+#[allow(clippy::too_many_arguments)]
+pub fn analyse(
+    s: &AlignedSeries,
+    p: ObservationalParameters,
+    (sli, kpi): (&Metric, &Metric),
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    id: i64,
+    created_at: DateTime<Utc>,
+) -> AppResult<ObservationalAnalysis> {
+    let lags = fit_lags(s, &p)?;
+    let best = lags
+        .iter()
+        .max_by(|a, b| {
+            (a.slope / a.std_error)
+                .abs()
+                .total_cmp(&(b.slope / b.std_error).abs())
+        })
+        .cloned()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no lag was fitted")))?;
+    let p_adjusted = (best.p_value * lags.len() as f64).min(1.0);
+    let units: f64 = s.kpi.iter().map(|k| k.2).sum();
+    let kpi_mean = s.kpi.iter().map(|k| k.1 * k.2).sum::<f64>() / units;
+    let sli_mean = s.sli.iter().map(|x| x.1).sum::<f64>() / s.sli.len().max(1) as f64;
+    let verdict = verdict(&best, p_adjusted, p.alpha, sli, kpi);
+    let relative_slope = best.slope / kpi_mean;
+    let summary = summary(sli, kpi, &p, &best, p_adjusted, relative_slope, &verdict);
+    Ok(ObservationalAnalysis {
+        id,
+        created_at,
+        sli: sli.key.clone(),
+        kpi: kpi.key.clone(),
+        from,
+        to,
+        window_seconds: s.window_seconds,
+        parameters: p,
+        kpi_mean,
+        sli_mean,
+        lags,
+        best,
+        best_p_adjusted: p_adjusted,
+        relative_slope,
+        verdict,
+        summary,
+    })
+}
+
+/// The summary in words, e.g. "Over 1,344 15-minute windows, each +1 ms of checkout latency
+/// p95 goes with −0.04% relative checkout conversion 30 minutes later (…). Correlational: …".
+fn summary(
+    sli: &Metric,
+    kpi: &Metric,
+    p: &ObservationalParameters,
+    best: &LagFit,
+    p_adjusted: f64,
+    relative: f64,
+    v: &ObservationalVerdict,
+) -> String {
+    let when = if best.lag_windows == 0 {
+        "in the same window".to_owned()
+    } else {
+        format!("{} minutes later", best.lag_minutes)
+    };
+    let unit = if sli.unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", sli.unit)
+    };
+    let head = format!(
+        "Over {} windows, each +1{unit} of {} {} goes with {:+.3}% relative {} {when} \
+         (slope {:.4e}, HAC {:.0}% CI {:.4e} to {:.4e}; {} after Bonferroni over {} lags).",
+        best.windows,
+        sli.name,
+        p.statistic,
+        relative * 100.0,
+        kpi.name,
+        best.slope,
+        p.confidence * 100.0,
+        best.ci_low,
+        best.ci_high,
+        p_text(p_adjusted),
+        p.max_lag_windows + 1,
+    );
+    let tail = match v.status {
+        ObservationalStatus::Correlational => {
+            "Correlational: a common cause may drive both; an experiment is needed to validate it."
+        }
+        ObservationalStatus::NotSignificant => "No significant association was found.",
+        ObservationalStatus::OppositeDirection => {
+            "The association runs the other way (a worse SLI with a better KPI)."
+        }
+    };
+    format!("{head} {tail}")
+}

@@ -1,0 +1,219 @@
+//! Correlational evidence from production history: a KPI's windows regressed on an SLI's, whose
+//! verdict can never be `validated`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
+mod common;
+
+use common::{apps, at, error_fields, TestApp, BASE};
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use serde_json::{json, Value};
+
+const BOUNDS: [f64; 8] = [100.0, 200.0, 250.0, 300.0, 350.0, 400.0, 500.0, 1000.0];
+const WINDOW: i64 = 900;
+const WINDOWS: i64 = 7 * 96;
+
+/// A histogram window of `n` requests whose latency is log-normal (σ 0.5) with median `m`.
+fn histogram(start: i64, m: f64, n: f64) -> Value {
+    let cdf = |b: f64| {
+        let z = (b.ln() - m.ln()) / 0.5;
+        0.5 * libm_erfc(-z / std::f64::consts::SQRT_2)
+    };
+    let mut buckets: Vec<Value> = BOUNDS
+        .iter()
+        .map(|b| json!({"le": b, "count": (n * cdf(*b)).round()}))
+        .collect();
+    buckets.push(json!({"le": "+Inf", "count": n}));
+    json!({"start": at(start), "seconds": WINDOW, "count": n, "buckets": buckets})
+}
+
+/// erfc by the Abramowitz–Stegun 7.1.26 approximation (|error| < 1.5e-7): bucket counts only.
+fn libm_erfc(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let e = poly * (-x * x).exp();
+    if x >= 0.0 {
+        e
+    } else {
+        2.0 - e
+    }
+}
+
+/// Seven days of 15-minute windows: the SLI's median latency jitters around 250 ms with a daily
+/// cycle and a few 30-minute incidents; `conversion_lag2` falls by 0.01 per +100 ms of median
+/// latency two windows (30 minutes) earlier, on its own daily cycle; `conversion_noise` ignores
+/// latency. Returns the medians.
+async fn load(app: &TestApp) -> Vec<f64> {
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(11);
+    let jitter = Normal::new(0.0, 0.12).unwrap();
+    let noise = Normal::new(0.0, 0.002).unwrap();
+    let day = |k: i64| (2.0 * std::f64::consts::PI * k as f64 / 96.0).sin();
+    let medians: Vec<f64> = (0..WINDOWS)
+        .map(|k| {
+            let incident = if rng.random::<f64>() < 0.02 { 0.8 } else { 0.0 };
+            250.0 * (0.1 * day(k) + jitter.sample(&mut rng) + incident).exp()
+        })
+        .collect();
+    let sli: Vec<Value> = (0..WINDOWS)
+        .map(|k| histogram(BASE + k * WINDOW, medians[k as usize], 2000.0))
+        .collect();
+    let r = app
+        .post_json("/api/v1/metrics/latency_ms_7/series", &json!(sli))
+        .await;
+    assert_eq!(r.status, 200, "{}: {}", app.backend, r.text);
+    for (kpi, effect) in [("conversion_lag2", 0.0001), ("conversion_noise", 0.0)] {
+        let rows: Vec<Value> = (0..WINDOWS)
+            .map(|k| {
+                let earlier = medians[(k - 2).max(0) as usize];
+                let v = 0.05 + 0.004 * day(k) - effect * (earlier - 250.0) + noise.sample(&mut rng);
+                json!({"start": at(BASE + k * WINDOW), "seconds": WINDOW, "value": v, "units": 1200})
+            })
+            .collect();
+        let r = app
+            .post_json(&format!("/api/v1/metrics/{kpi}/series"), &json!(rows))
+            .await;
+        assert_eq!(r.status, 200, "{}: {}", app.backend, r.text);
+    }
+    medians
+}
+
+async fn catalog(app: &TestApp) {
+    for m in [
+        json!({"key": "conversion_lag2", "name": "Conversion", "kind": "kpi", "value_type": "binary",
+               "unit": "", "direction": "higher_is_better", "layer": "business"}),
+        json!({"key": "conversion_noise", "name": "Unrelated conversion", "kind": "kpi", "value_type": "binary",
+               "unit": "", "direction": "higher_is_better", "layer": "business"}),
+        json!({"key": "latency_ms_7", "name": "Checkout latency", "kind": "sli", "value_type": "continuous",
+               "unit": "ms", "direction": "lower_is_better", "layer": "journey",
+               "parents": ["conversion_lag2"]}),
+    ] {
+        let r = app.post_json("/api/v1/metrics", &m).await;
+        assert_eq!(r.status, 201, "{}: {}", app.backend, r.text);
+    }
+}
+
+fn ask(kpi: &str) -> Value {
+    json!({"sli": "latency_ms_7", "kpi": kpi, "from": at(BASE), "to": at(BASE + WINDOWS * WINDOW),
+           "statistic": "p50", "max_lag_windows": 6})
+}
+
+/// A KPI that follows the SLI 30 minutes later is found at lag 2 with a negative slope and a
+/// `correlational` verdict that is not validated; an unrelated KPI is not significant; the
+/// stored document is returned as first produced.
+#[actix_web::test]
+async fn history_finds_a_lagged_association_and_never_validates_it() {
+    for app in apps().await {
+        let b = app.backend;
+        catalog(&app).await;
+        load(&app).await;
+        let r = app
+            .post_json("/api/v1/observational-analyses", &ask("conversion_lag2"))
+            .await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        let a = &r.body;
+        assert_eq!(a["verdict"]["validated"], false, "{b}");
+        assert_eq!(a["verdict"]["evidence"], "correlational", "{b}");
+        assert_eq!(a["verdict"]["status"], "correlational", "{b}: {a}");
+        assert_eq!(a["best"]["lag_windows"], 2, "{b}: {}", a["lags"]);
+        assert_eq!(a["best"]["lag_minutes"], 30.0, "{b}");
+        // Truth: −0.0001 per ms of median latency (the p50 of each window's histogram is its
+        // median up to bucket interpolation).
+        let (lo, hi) = (
+            a["best"]["ci_low"].as_f64().unwrap(),
+            a["best"]["ci_high"].as_f64().unwrap(),
+        );
+        assert!(hi < 0.0, "{b}: {}", a["best"]);
+        assert!(lo < -0.00006 && hi > -0.00016, "{b}: {}", a["best"]);
+        assert_eq!(a["lags"].as_array().unwrap().len(), 7, "{b}");
+        assert_eq!(a["window_seconds"], 900, "{b}");
+        let summary = a["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("30 minutes later") && summary.contains("Correlational"),
+            "{b}: {summary}"
+        );
+        let id = a["id"].as_i64().unwrap();
+        let again = app
+            .get(&format!("/api/v1/observational-analyses/{id}"))
+            .await;
+        assert_eq!(again.status, 200, "{b}");
+        assert_eq!(again.text, r.text, "{b}");
+
+        let r = app
+            .post_json("/api/v1/observational-analyses", &ask("conversion_noise"))
+            .await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        assert_eq!(
+            r.body["verdict"]["status"], "not_significant",
+            "{b}: {}",
+            r.body["best"]
+        );
+        assert_eq!(r.body["verdict"]["validated"], false, "{b}");
+    }
+}
+
+/// What cannot be analysed is refused, naming the field; a KPI's series takes value windows
+/// only, an SLI's never.
+#[actix_web::test]
+async fn observational_requests_that_cannot_run_are_refused() {
+    for app in apps().await {
+        let b = app.backend;
+        catalog(&app).await;
+        // Before any series: the SLI has none.
+        let r = app
+            .post_json("/api/v1/observational-analyses", &ask("conversion_lag2"))
+            .await;
+        assert_eq!(r.status, 422, "{b}: {}", r.text);
+        assert_eq!(error_fields(&r.body), vec!["sli"], "{b}");
+        // Value rows for an SLI, histogram rows for a KPI.
+        let row = json!([{"start": at(BASE), "seconds": 900, "value": 0.05, "units": 10}]);
+        let r = app
+            .post_json("/api/v1/metrics/latency_ms_7/series", &row)
+            .await;
+        assert_eq!(r.status, 422, "{b}: {}", r.text);
+        let r = app
+            .post_json(
+                "/api/v1/metrics/conversion_lag2/series",
+                &json!([histogram(BASE, 250.0, 10.0)]),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{b}: {}", r.text);
+        let bad_units = json!([{"start": at(BASE), "seconds": 900, "value": 0.05, "units": 0}]);
+        let r = app
+            .post_json("/api/v1/metrics/conversion_lag2/series", &bad_units)
+            .await;
+        assert_eq!(r.status, 422, "{b}: {}", r.text);
+        assert_eq!(common::error_rows(&r.body), vec![1], "{b}");
+        load(&app).await;
+        for (change, field) in [
+            (json!({"sli": "conversion_lag2"}), "sli"),
+            (json!({"kpi": "latency_ms_7"}), "kpi"),
+            (json!({"kpi": "no_such_kpi"}), "kpi"),
+            (json!({"statistic": "good_share"}), "statistic"),
+            (json!({"to": at(BASE)}), "to"),
+            (json!({"max_lag_windows": 49}), "max_lag_windows"),
+            (json!({"confidence": 1.0}), "confidence"),
+        ] {
+            let mut body = ask("conversion_lag2");
+            for (k, v) in change.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let r = app.post_json("/api/v1/observational-analyses", &body).await;
+            assert_eq!(r.status, 422, "{b}: {body}: {}", r.text);
+            assert_eq!(error_fields(&r.body), vec![field], "{b}: {}", r.text);
+        }
+        // A range with too few windows for hour-of-week effects.
+        let mut short = ask("conversion_lag2");
+        short["to"] = json!(at(BASE + 20 * WINDOW));
+        let r = app
+            .post_json("/api/v1/observational-analyses", &short)
+            .await;
+        assert_eq!(r.status, 422, "{b}: {}", r.text);
+        assert_eq!(error_fields(&r.body), vec!["from"], "{b}: {}", r.text);
+        let r = app.get("/api/v1/observational-analyses/999999").await;
+        assert_eq!(r.status, 404, "{b}");
+    }
+}

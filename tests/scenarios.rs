@@ -482,11 +482,17 @@ async fn marketing_freshness_analyses_a_ratio_kpi_and_yields_a_freshness_slo() {
         let t = slo["threshold"].as_f64().unwrap();
         // Above the control arm's typical 5-minute age, below the +30 arm's.
         assert!((10.0..40.0).contains(&t), "{b}: {slo}");
-        assert!(
-            r.body["error_budget"]["value_at_risk"].as_f64().unwrap() > 0.0,
-            "{b}: {}",
-            r.body
-        );
+        // A loss of CTR is priced in clicks: per user, clicks (about 0.04 × 21 impressions),
+        // not the rate (0.04).
+        let clicks = ctr["control_numerator_per_unit"].as_f64().unwrap();
+        assert!((0.6..1.2).contains(&clicks), "{b}: {ctr}");
+        let budget = &r.body["error_budget"];
+        let lost = budget["expected_kpi_units_lost"].as_f64().unwrap();
+        let want = 0.01 * 0.05 * clicks * 3_000_000.0 * 28.0;
+        assert!((lost - want).abs() < 1e-6 * want, "{b}: {lost} vs {want}");
+        assert!((budget["value_at_risk"].as_f64().unwrap() - 0.8 * lost).abs() < 1e-6 * lost);
+        let notes = r.body["derivation"]["notes"].to_string();
+        assert!(notes.contains("ad_ctr is a ratio"), "{b}: {notes}");
     }
 }
 

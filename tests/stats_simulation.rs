@@ -519,3 +519,115 @@ fn causal_threshold_interval_covers_a_saturating_knee() {
         1.0,
     );
 }
+
+/// A ratio KPI's causal slope (clicks / impressions on feature freshness, truth −0.0002 per
+/// minute) stays unbiased when the SLI is missing for the lighter half of the users: the
+/// linearization is per arm within the units the 2SLS uses. (Linearizing with ratios pooled
+/// over all units scales the slope by their mean impressions over the subset's, here about
+/// 1.5×.)
+#[test]
+fn ratio_slope_is_unbiased_when_the_sli_covers_only_heavy_users() {
+    use sloproof::analysis::data::{Arm, MetricColumn, RatioParts, UnitData};
+    use sloproof::analysis::report::MetricRole;
+    use sloproof::analysis::{compute, resolve, AnalysisRequest, BootstrapRequest};
+    use sloproof::domain::metric::{Direction, MetricKind, ValueType};
+    let sli = catalog_metric(
+        1,
+        "freshness",
+        MetricKind::Sli,
+        ValueType::Continuous,
+        Direction::LowerIsBetter,
+    );
+    let mut kpi = catalog_metric(
+        2,
+        "ctr",
+        MetricKind::Kpi,
+        ValueType::Ratio,
+        Direction::HigherIsBetter,
+    );
+    kpi.ratio = Some(sloproof::domain::metric::RatioOf {
+        numerator: "clicks".into(),
+        denominator: "impressions".into(),
+    });
+    let p = resolve(
+        &AnalysisRequest {
+            bootstrap: Some(BootstrapRequest {
+                resamples: Some(100),
+                seed: Some(1),
+                ..BootstrapRequest::default()
+            }),
+            ..AnalysisRequest::default()
+        },
+        false,
+    )
+    .unwrap();
+    let mut r = rng(31);
+    let units = 90_000;
+    let (age, activity) = (
+        LogNormal::new(5f64.ln(), 0.6).unwrap(),
+        LogNormal::new(15f64.ln(), 0.8).unwrap(),
+    );
+    let arm: Vec<u32> = (0..units).map(|_| r.random_range(0..3u32)).collect();
+    let doses = [0.0, 10.0, 30.0];
+    let (mut x, mut num, mut den) = (Vec::new(), Vec::new(), Vec::new());
+    for a in &arm {
+        let fresh = age.sample(&mut r) + doses[*a as usize];
+        let n = 1 + rand_distr::Poisson::new(activity.sample(&mut r))
+            .unwrap()
+            .sample(&mut r) as u64;
+        let p = (0.04 * (1.0 - 0.05 * (fresh - 5.0) / 10.0)).clamp(0.0, 1.0);
+        x.push(fresh);
+        num.push(Binomial::new(n, p).unwrap().sample(&mut r) as f64);
+        den.push(n as f64);
+    }
+    let mut sorted = den.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[units / 2];
+    let sli_values: Vec<f64> = x
+        .iter()
+        .zip(&den)
+        .map(|(x, n)| if *n >= median { *x } else { f64::NAN })
+        .collect();
+    let parts = RatioParts { num, den };
+    let all: Vec<usize> = (0..units).collect();
+    let post = parts.linearized(&all, &arm, 3);
+    let d = UnitData {
+        arms: (0..3)
+            .map(|a| Arm {
+                key: format!("arm-{a}"),
+                dose: doses[a],
+                weight: 1.0 / 3.0,
+                control: a == 0,
+            })
+            .collect(),
+        control: 0,
+        arm,
+        sli: sli_values,
+        sli_pre: vec![f64::NAN; units],
+        sli_metric: sli,
+        metrics: vec![MetricColumn {
+            metric: kpi,
+            role: MetricRole::Kpi,
+            post,
+            pre: vec![f64::NAN; units],
+            parts: Some(parts),
+        }],
+        unassigned_observations: 0,
+        unassigned_units: 0,
+        fingerprint: String::new(),
+    };
+    let a = compute(&d, &p, 0, "ratio", chrono::Utc::now()).unwrap();
+    let slope = &a.causal_effects[0].slope;
+    eprintln!("ratio slope {} ± {}", slope.estimate, slope.std_error);
+    assert!(
+        (slope.estimate + 0.0002).abs() < 3.0 * slope.std_error,
+        "slope {} (se {}) vs truth -0.0002",
+        slope.estimate,
+        slope.std_error
+    );
+    // The delta-method effects use every unit with impressions; each arm's level is its ratio.
+    let e = &a.kpi_effects[0];
+    assert!(
+        (e.control.mean - 0.04 * (1.0 - 0.05 * (5.0 * 0.18f64.exp() - 5.0) / 10.0)).abs() < 0.002
+    );
+}

@@ -25,6 +25,9 @@ pub struct Population {
 }
 
 pub fn population(d: &UnitData, m: &MetricColumn, p: &Parameters) -> Population {
+    if let Some(parts) = &m.parts {
+        return ratio_population(d, parts);
+    }
     let mut pop = Population {
         arm: Vec::new(),
         x: Vec::new(),
@@ -43,6 +46,32 @@ pub fn population(d: &UnitData, m: &MetricColumn, p: &Parameters) -> Population 
         }
     }
     pop
+}
+
+/// A ratio KPI's causal population: units with an SLI value and a denominator, with values
+/// linearized per arm within them (so each arm's mean is its ratio in this population).
+fn ratio_population(d: &UnitData, parts: &super::data::RatioParts) -> Population {
+    let idx: Vec<usize> = (0..d.len())
+        .filter(|&i| !d.sli[i].is_nan() && !parts.den[i].is_nan())
+        .collect();
+    Population {
+        arm: idx.iter().map(|&i| d.arm[i]).collect(),
+        x: idx.iter().map(|&i| d.sli[i]).collect(),
+        y: parts.linearized(&idx, &d.arm, d.arms.len()),
+        x_pre: idx.iter().map(|&i| d.sli_pre[i]).collect(),
+    }
+}
+
+/// A ratio KPI's numerator per control unit (Σ numerator / units with a denominator), which
+/// prices a relative loss of the ratio in numerator units (clicks, not click-through rate).
+fn control_numerator_per_unit(d: &UnitData, m: &MetricColumn) -> Option<f64> {
+    let parts = m.parts.as_ref()?;
+    let (mut sum, mut n) = (0.0, 0usize);
+    for i in (0..d.len()).filter(|&i| d.arm[i] as usize == d.control && !parts.den[i].is_nan()) {
+        sum += parts.num[i];
+        n += 1;
+    }
+    (n > 0).then(|| sum / n as f64)
 }
 
 /// 2SLS of y on x with a constant and treatment-arm indicators as instruments (computed from
@@ -278,6 +307,7 @@ impl CausalFit {
                 weak_instrument: self.first_stage_effective_f.is_nan()
                     || self.first_stage_effective_f < WEAK_INSTRUMENT_F,
                 control_kpi_mean: self.control_mean,
+                control_numerator_per_unit: control_numerator_per_unit(d, m),
             },
             dose: self.dose,
         })

@@ -180,7 +180,10 @@ impl MetricArms {
             .zip(&moments)
             .map(|(v, mo)| arm_mean(v, *mo, m.is_binary(), p.confidence))
             .collect();
-        let sorted = if m.metric.value_type == ValueType::Continuous {
+        let sorted = if matches!(
+            m.metric.value_type,
+            ValueType::Continuous | ValueType::Ordinal
+        ) {
             vals.iter()
                 .map(|v| {
                     let mut s = v.clone();

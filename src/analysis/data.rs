@@ -62,27 +62,28 @@ impl RatioParts {
         }
     }
 
-    /// Linearized values (NaN for excluded units); all NaN when the denominators sum to 0.
-    fn linearized(&self) -> Vec<f64> {
-        let (y, x): (Vec<f64>, Vec<f64>) = self
-            .num
+    /// Linearized values of the units `idx` (each with a denominator), per arm:
+    /// ℓᵢ = R_a + (yᵢ − R_a xᵢ)/x̄_a with R_a and x̄_a over the arm's units among `idx`, so an
+    /// arm's mean of ℓ is exactly its ratio and its variance the delta method's (Deng et al.
+    /// 2018 §4). NaN for the units of an arm whose denominators sum to 0.
+    pub fn linearized(&self, idx: &[usize], arm_of: &[u32], arms: usize) -> Vec<f64> {
+        let mut y = vec![Vec::new(); arms];
+        let mut x = vec![Vec::new(); arms];
+        for &i in idx {
+            y[arm_of[i] as usize].push(self.num[i]);
+            x[arm_of[i] as usize].push(self.den[i]);
+        }
+        let mut per_arm: Vec<std::vec::IntoIter<f64>> = y
             .iter()
-            .zip(&self.den)
-            .filter(|(_, x)| !x.is_nan())
-            .map(|(y, x)| (*y, *x))
-            .unzip();
-        let Some(mut l) = crate::stats::ratio::linearize(&y, &x).map(Vec::into_iter) else {
-            return vec![f64::NAN; self.den.len()];
-        };
-        self.den
-            .iter()
-            .map(|x| {
-                if x.is_nan() {
-                    f64::NAN
-                } else {
-                    l.next().unwrap_or(f64::NAN)
-                }
+            .zip(&x)
+            .map(|(y, x)| {
+                crate::stats::ratio::linearize(y, x)
+                    .unwrap_or_else(|| vec![f64::NAN; y.len()])
+                    .into_iter()
             })
+            .collect();
+        idx.iter()
+            .map(|&i| per_arm[arm_of[i] as usize].next().unwrap_or(f64::NAN))
             .collect()
     }
 
@@ -442,7 +443,7 @@ pub fn assemble(e: &Experiment, parts: Vec<Part>) -> UnitData {
             parts: None,
         })
         .collect();
-    let components: Vec<(String, Vec<f64>)> = e
+    let mut components: Vec<(String, Vec<f64>)> = e
         .components
         .iter()
         .map(|m| {
@@ -451,7 +452,10 @@ pub fn assemble(e: &Experiment, parts: Vec<Part>) -> UnitData {
             (m.key.clone(), post)
         })
         .collect();
-    ratio_columns(&mut columns, &components);
+    // A ratio may divide by (or of) the SLI itself.
+    components.push((e.sli.key.clone(), sli.clone()));
+    let arm: Vec<u32> = units.iter().map(|u| u.1).collect();
+    ratio_columns(&mut columns, &components, (&arm, arms.len()));
     UnitData {
         arms,
         control,
@@ -468,7 +472,11 @@ pub fn assemble(e: &Experiment, parts: Vec<Part>) -> UnitData {
 
 /// Fills each ratio column's parts from its numerator's and denominator's columns (listed by
 /// the experiment, or among its `components`) and replaces its values with the linearized ones.
-fn ratio_columns(columns: &mut [MetricColumn], components: &[(String, Vec<f64>)]) {
+fn ratio_columns(
+    columns: &mut [MetricColumn],
+    components: &[(String, Vec<f64>)],
+    (arm, arms): (&[u32], usize),
+) {
     for c in 0..columns.len() {
         let Some(r) = columns[c].metric.ratio.clone() else {
             continue;
@@ -485,8 +493,13 @@ fn ratio_columns(columns: &mut [MetricColumn], components: &[(String, Vec<f64>)]
         let num = find(&r.numerator).unwrap_or_else(|| vec![f64::NAN; n]);
         let den = find(&r.denominator).unwrap_or_else(|| vec![f64::NAN; n]);
         let parts = RatioParts::of(&num, &den);
+        let idx: Vec<usize> = (0..n).filter(|&i| !parts.den[i].is_nan()).collect();
+        let mut post = vec![f64::NAN; n];
+        for (i, l) in idx.iter().zip(parts.linearized(&idx, arm, arms)) {
+            post[*i] = l;
+        }
         let col = &mut columns[c];
-        col.post = parts.linearized();
+        col.post = post;
         col.pre = vec![f64::NAN; n];
         col.parts = Some(parts);
     }

@@ -67,10 +67,11 @@ pub struct AnalysisRequest {
     /// Missing KPI values (default `by_value_type`: 0 for binary and count KPIs, excluded for
     /// continuous ones); SLIs are never imputed, nor are ordinal scores and ratios.
     pub missing_outcomes: Option<MissingOutcomes>,
-    /// Cap continuous and count KPI and guardrail values (heavy-tailed money, counts) at this
-    /// percentile of all arms' values pooled, in [50, 100), e.g. 99; pre-period values are
-    /// capped at their own percentile. Default: no capping. The caps are reported in
-    /// `winsorized`.
+    /// Cap continuous and count KPI values (heavy-tailed money, counts) at this percentile of
+    /// all arms' analysed values pooled, in [50, 100), e.g. 99; pre-period values are capped at
+    /// their own percentile. Guardrails and ratio and ordinal KPIs are not capped. Default: no
+    /// capping. The caps are reported in `winsorized`; recommendations from a capped analysis
+    /// say so.
     #[schema(minimum = 50.0, exclusive_maximum = 100.0)]
     pub winsorize: Option<f64>,
 }
@@ -312,7 +313,10 @@ fn finish_causal(
         .par_iter()
         .zip(fits)
         .map(|((mi, m), (fit, thresholds))| {
-            let sums = shared.map(|s| s.slope_sums(*mi));
+            // A ratio's causal population is linearized within itself, not the shared pass's.
+            let sums = shared
+                .filter(|_| m.parts.is_none())
+                .map(|s| s.slope_sums(*mi));
             (fit.and_then(|f| f.finish(d, m, p, sums)), thresholds)
         })
         .collect();
@@ -339,24 +343,38 @@ fn finish_causal(
     out
 }
 
-/// A copy of the data with continuous and count KPI/guardrail values capped at the
-/// `percentile`-th percentile (per metric and period, arms pooled), and what was capped.
-fn winsorize(d: &UnitData, percentile: f64) -> AppResult<(UnitData, Vec<report::Winsorized>)> {
+/// A copy of the data with continuous and count KPI values capped at the `percentile`-th
+/// percentile (per metric and period, arms pooled), and what was capped. The experiment-period
+/// cap is taken over the values analysed, after the missing-outcome rule (a count's missing
+/// units count as 0); the pre-period cap over the pre-period values. Guardrails are not capped:
+/// their harm may be in the tail.
+fn winsorize(
+    d: &UnitData,
+    percentile: f64,
+    rule: MissingOutcomes,
+) -> AppResult<(UnitData, Vec<report::Winsorized>)> {
     use crate::domain::metric::ValueType;
+    use crate::stats::ratio::{cap_above, percentile_cap};
     let mut out = d.clone();
     let mut report = Vec::new();
     for m in out.metrics.iter_mut().filter(|m| {
-        matches!(
-            m.metric.value_type,
-            ValueType::Continuous | ValueType::Count
-        )
+        m.role == MetricRole::Kpi
+            && matches!(
+                m.metric.value_type,
+                ValueType::Continuous | ValueType::Count
+            )
     }) {
-        for (period, values) in [("post", &mut m.post), ("pre", &mut m.pre)] {
-            if values.iter().all(|v| v.is_nan()) {
-                continue;
-            }
-            let (cap, units_capped) = crate::stats::ratio::winsorize_upper(values, percentile)
-                .map_err(stats_err(&format!("winsorizing {}", m.metric.key)))?;
+        let analysed: Vec<f64> = (0..m.post.len())
+            .filter_map(|i| m.outcome(i, rule))
+            .collect();
+        let err = stats_err(&m.metric.key);
+        let post_cap = percentile_cap(&analysed, percentile).map_err(&err)?;
+        let mut caps = vec![("post", post_cap, cap_above(&mut m.post, post_cap))];
+        if m.pre.iter().any(|v| !v.is_nan()) {
+            let pre_cap = percentile_cap(&m.pre, percentile).map_err(&err)?;
+            caps.push(("pre", pre_cap, cap_above(&mut m.pre, pre_cap)));
+        }
+        for (period, cap, units_capped) in caps {
             report.push(report::Winsorized {
                 metric: m.metric.key.clone(),
                 period: period.to_owned(),
@@ -381,7 +399,7 @@ pub fn compute(
     let capped;
     let (d, winsorized) = match p.winsorize {
         Some(w) => {
-            capped = winsorize(d, w)?;
+            capped = winsorize(d, w, p.missing_outcomes)?;
             (&capped.0, capped.1.clone())
         }
         None => (d, Vec::new()),

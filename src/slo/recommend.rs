@@ -407,6 +407,25 @@ fn pricing(
     (period_units, value)
 }
 
+/// What the KPI's kind and the analysis's capping mean for the price: a ratio's loss is priced
+/// in numerator units per unit; a winsorized analysis describes the capped KPI.
+fn kpi_notes(a: &Analysis, kpi: &Metric, price_mu: f64) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(r) = &kpi.ratio {
+        notes.push(format!(
+            "{} is a ratio: a relative loss of it is priced in {} per unit ({} per unit in control), with units_per_day counting the experiment's units, not {}.",
+            kpi.key, r.numerator, fmt_num(price_mu), r.denominator
+        ));
+    }
+    if let Some(w) = a.parameters.winsorize {
+        notes.push(format!(
+            "The analysis capped KPI values at their {}th percentile: the slope and the KPI mean describe the capped KPI, so losses in its tail are not priced.",
+            fmt_num(w)
+        ));
+    }
+    notes
+}
+
 /// The assumptions of an events SLO.
 fn events_note() -> String {
     "The slope is estimated on each unit's share of good events, and the SLO counts events pooled across units: the two agree when a unit's number of events is unrelated to its share and to the degradation. Knees (breakpoints in per-unit shares) are not used.".to_owned()
@@ -487,8 +506,10 @@ pub fn derive(
     }
     let mu = effect.control_kpi_mean;
     let loss = inputs.max_relative_kpi_loss;
-    let mut notes = Vec::new();
-    let (period_units, value_per_budget) = pricing(&inputs, mu, &mut notes);
+    // A ratio's loss is priced with its numerator per unit (clicks per user), not the ratio.
+    let price_mu = effect.control_numerator_per_unit.unwrap_or(mu);
+    let mut notes = kpi_notes(a, kpi, price_mu);
+    let (period_units, value_per_budget) = pricing(&inputs, price_mu, &mut notes);
     let target = target(&inputs, value_per_budget, &mut notes);
     let governed = inputs
         .percentile
@@ -553,7 +574,7 @@ pub fn derive(
             &inputs,
             events,
             (target, baseline, slope.slope_used / mu),
-            mu,
+            price_mu,
             (period_units, value_per_budget),
         ),
         derivation: Derivation {

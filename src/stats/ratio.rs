@@ -128,11 +128,9 @@ pub fn linearize(y: &[f64], x: &[f64]) -> Option<Vec<f64>> {
     )
 }
 
-/// Upper winsorization: the cap is the `percentile`-th percentile of `values` (linear
-/// interpolation between order statistics, NumPy's default and R's type 7), and every value
-/// above it becomes the cap. Returns the cap and how many values were capped. NaNs are ignored
-/// when finding the cap and left as they are.
-pub fn winsorize_upper(values: &mut [f64], percentile: f64) -> StatsResult<(f64, u64)> {
+/// The `percentile`-th percentile of the non-NaN `values` (linear interpolation between order
+/// statistics, NumPy's default and R's type 7), for capping at it.
+pub fn percentile_cap(values: &[f64], percentile: f64) -> StatsResult<f64> {
     if !(percentile > 0.0 && percentile < 100.0) {
         return Err(StatsError::InvalidParameter(format!(
             "the winsorizing percentile must be in (0, 100), got {percentile}"
@@ -140,13 +138,24 @@ pub fn winsorize_upper(values: &mut [f64], percentile: f64) -> StatsResult<(f64,
     }
     let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
     sorted.sort_unstable_by(f64::total_cmp);
-    let cap = quantile_sorted(&sorted, percentile / 100.0)?;
+    quantile_sorted(&sorted, percentile / 100.0)
+}
+
+/// Replaces every value above `cap` with `cap`; returns how many were capped (NaNs stay).
+pub fn cap_above(values: &mut [f64], cap: f64) -> u64 {
     let mut capped = 0;
     for v in values.iter_mut().filter(|v| **v > cap) {
         *v = cap;
         capped += 1;
     }
-    Ok((cap, capped))
+    capped
+}
+
+/// Upper winsorization at the `percentile`-th percentile of the values themselves
+/// ([`percentile_cap`] then [`cap_above`]): the cap and how many values were capped.
+pub fn winsorize_upper(values: &mut [f64], percentile: f64) -> StatsResult<(f64, u64)> {
+    let cap = percentile_cap(values, percentile)?;
+    Ok((cap, cap_above(values, cap)))
 }
 
 #[cfg(test)]

@@ -34,6 +34,10 @@ pub struct CausalEffect {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anderson_rubin: Option<AndersonRubinSet>,
     pub control_kpi_mean: f64,
+    /// For a ratio KPI: the numerator per control unit (e.g. clicks per user), which prices a
+    /// relative loss of the ratio in numerator units; null otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_numerator_per_unit: Option<f64>,
 }
 
 text_enum! {

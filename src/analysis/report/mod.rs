@@ -324,7 +324,7 @@ pub struct EffectAlternatives {
     pub bootstrap: BootstrapInterval,
     /// CUPED's θ and variance reduction, when the primary is CUPED's.
     pub cuped: Option<CupedAdjustment>,
-    /// Mann–Whitney U, for continuous metrics.
+    /// Mann–Whitney U, for continuous and ordinal metrics.
     pub mann_whitney: Option<MannWhitneyOut>,
     /// The top-box share of an ordinal metric (e.g. CSAT 4–5 of 1–5) per arm and its
     /// difference (two-proportion z; its p-value is not part of the multiple-testing

@@ -456,6 +456,7 @@ fn parameters(a: &Analysis) -> Markup {
                 dt { "Missing outcomes" } dd { (p.missing_outcomes.as_str()) }
                 @if let Some(w) = p.winsorize {
                     dt { "Winsorized" } dd { "at the " (num(w, 3)) "th percentile: "
+                        @if a.winsorized.is_empty() { "nothing capped (no continuous or count KPI)" }
                         @for (i, c) in a.winsorized.iter().enumerate() {
                             @if i > 0 { "; " } (c.metric) " (" (c.period) ") capped at " (num(c.cap, 4)) ", " (c.units_capped) " units" } }
                 }

@@ -123,7 +123,7 @@ async fn bad_windows_are_refused_by_row_and_field() {
         .await;
         let p = assert_problem(&r, 422, b);
         assert_eq!(error_fields(&p), vec!["good".to_owned()], "{p}");
-        // A KPI has no production SLI series; an unknown metric is a 404.
+        // A KPI's series holds value windows, not histograms; an unknown metric is a 404.
         let kpi = json!({"key": "conv_2026", "name": "Conversion", "kind": "kpi", "value_type": "binary",
             "unit": "", "direction": "higher_is_better", "layer": "business"});
         assert_eq!(app.post_json("/api/v1/metrics", &kpi).await.status, 201);
@@ -132,7 +132,7 @@ async fn bad_windows_are_refused_by_row_and_field() {
             422,
             b,
         );
-        assert_eq!(error_fields(&p), vec!["key".to_owned()], "{p}");
+        assert_eq!(error_fields(&p), vec!["value".to_owned()], "{p}");
         assert_eq!(
             push(&app, "nope", std::slice::from_ref(&good)).await.status,
             404,

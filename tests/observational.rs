@@ -131,6 +131,7 @@ async fn history_finds_a_lagged_association_and_never_validates_it() {
         assert_eq!(a["lags"].as_array().unwrap().len(), 7, "{b}");
         assert_eq!(a["window_seconds"], 900, "{b}");
         let summary = a["summary"].as_str().unwrap();
+        eprintln!("{b}: {summary}");
         assert!(
             summary.contains("30 minutes later") && summary.contains("Correlational"),
             "{b}: {summary}"

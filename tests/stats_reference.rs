@@ -1021,3 +1021,88 @@ fn hac_slope_with_hour_of_week_effects_matches_statsmodels() {
         assert_eq!(r.groups, 168);
     }
 }
+
+/// 2SLS with two endogenous SLIs (retrieval precision and time to first token) against
+/// linearmodels IV2SLS: a 2×2 factorial separates them (large Sanderson–Windmeijer F for both);
+/// arms that move both in proportion do not (SW F below 1, although each SLI's own first-stage
+/// F is large).
+#[test]
+fn two_sls_with_two_slis_matches_linearmodels() {
+    use sloproof::stats::iv::two_sls_multi;
+    let fx = fixture("iv_two_slis");
+    for design in ["factorial", "collinear"] {
+        let c = &fx[design];
+        let (y, prec, ttft) = (vec(&c["y"]), vec(&c["precision"]), vec(&c["ttft"]));
+        let (d1, d2, d3) = (vec(&c["d1"]), vec(&c["d2"]), vec(&c["d3"]));
+        let ones = vec![1.0; y.len()];
+        for (tag, debiased) in [("small", true), ("asymptotic", false)] {
+            let fit = two_sls_multi(
+                &y,
+                &[&ones],
+                &["const"],
+                &[&prec, &ttft],
+                &["precision", "ttft"],
+                &[&d1, &d2, &d3],
+                debiased,
+            )
+            .unwrap();
+            for (cov, name) in [(IvCov::Unadjusted, "unadjusted"), (IvCov::Robust, "robust")] {
+                let want = &c["linearmodels"][format!("{name}-{tag}")];
+                let table = fit.table(cov, 0.95).unwrap();
+                for (j, row) in table.iter().enumerate() {
+                    let what = format!("{design} {name}-{tag} {}", row.name);
+                    close(&what, row.estimate, vec(&want["params"])[j], 1e-8, 1e-12);
+                    close(
+                        &format!("{what} se"),
+                        row.std_error,
+                        vec(&want["std_errors"])[j],
+                        1e-8,
+                        0.0,
+                    );
+                }
+            }
+            for (j, s) in fit.first_stages.iter().enumerate() {
+                close(
+                    &format!("{design} F {}", s.name),
+                    s.f_stat,
+                    vec(&c["first_stage_f"])[j],
+                    1e-8,
+                    0.0,
+                );
+                close(
+                    &format!("{design} partial R² {}", s.name),
+                    s.partial_r_squared,
+                    vec(&c["partial_r2"])[j],
+                    1e-8,
+                    0.0,
+                );
+                close(
+                    &format!("{design} SW F {}", s.name),
+                    s.sw_f,
+                    vec(&c["sw_f"])[j],
+                    1e-7,
+                    0.0,
+                );
+            }
+        }
+    }
+    // Fewer instruments than SLIs cannot identify them.
+    let c = &fx["factorial"];
+    let (y, prec, ttft, d1) = (
+        vec(&c["y"]),
+        vec(&c["precision"]),
+        vec(&c["ttft"]),
+        vec(&c["d1"]),
+    );
+    let ones = vec![1.0; y.len()];
+    let e = two_sls_multi(
+        &y,
+        &[&ones],
+        &["const"],
+        &[&prec, &ttft],
+        &["p", "t"],
+        &[&d1],
+        true,
+    );
+    assert!(matches!(e, Err(StatsError::NoFirstStage(_))), "{e:?}");
+}

@@ -309,6 +309,49 @@ def hac():
     return {"cases": cases}
 
 
+def iv_two_slis():
+    """2SLS with two endogenous SLIs (retrieval precision@5 and time to first token) moved by a
+    2x2 factorial of arms, against linearmodels IV2SLS (params, unadjusted and robust errors,
+    debiased and not, first-stage F and partial R^2 per endogenous regressor). Sanderson-
+    Windmeijer conditional F: linearmodels' 2SLS of each SLI on the other (same instruments)
+    gives the residual, whose instruments' F test (numerator df q - p + 1) comes from statsmodels
+    OLS fits of it on the constant and on the instruments. A second design whose arms move both
+    SLIs in proportion (rank 1 in the first stage) has small SW F for both."""
+    rng = np.random.default_rng(20261202)
+    out = {}
+    for design, shifts in [("factorial", [(0.0, 0.0), (-0.10, 0.0), (0.0, 400.0), (-0.10, 400.0)]),
+                           ("collinear", [(0.0, 0.0), (-0.05, 200.0), (-0.10, 400.0), (-0.102, 395.0)])]:
+        n = 4000
+        arm = rng.integers(0, 4, n)
+        confounder = rng.normal(0, 1, n)
+        precision = np.clip(0.8 + np.array([s[0] for s in shifts])[arm] + 0.05 * confounder + rng.normal(0, 0.1, n), 0, 1)
+        ttft = rng.lognormal(np.log(600), 0.5, n) + np.array([s[1] for s in shifts])[arm] + 50 * confounder
+        minutes = 12 - 20 * (precision - 0.8) + 0.004 * (ttft - 600) + 1.5 * confounder + rng.normal(0, 3, n)
+        d = pd.DataFrame({"y": minutes, "const": 1.0, "precision": precision, "ttft": ttft,
+                          "d1": (arm == 1) * 1.0, "d2": (arm == 2) * 1.0, "d3": (arm == 3) * 1.0})
+        Z = ["d1", "d2", "d3"]
+        case = {"y": fl(minutes), "precision": fl(precision), "ttft": fl(ttft),
+                "d1": fl(d["d1"]), "d2": fl(d["d2"]), "d3": fl(d["d3"]), "linearmodels": {}}
+        for cov in ["unadjusted", "robust"]:
+            for debiased in [True, False]:
+                r = IV2SLS(d["y"], d[["const"]], d[["precision", "ttft"]], d[Z]).fit(cov_type=cov, debiased=debiased)
+                case["linearmodels"][f"{cov}-{'small' if debiased else 'asymptotic'}"] = {
+                    "params": fl(r.params), "std_errors": fl(r.std_errors)}
+        r = IV2SLS(d["y"], d[["const"]], d[["precision", "ttft"]], d[Z]).fit(cov_type="unadjusted", debiased=True)
+        diag = r.first_stage.diagnostics
+        case["first_stage_f"] = [float(diag.loc[v, "f.stat"]) for v in ("precision", "ttft")]
+        case["partial_r2"] = [float(diag.loc[v, "partial.rsquared"]) for v in ("precision", "ttft")]
+        sw = []
+        for j, other in [("precision", "ttft"), ("ttft", "precision")]:
+            e = IV2SLS(d[j], d[["const"]], d[[other]], d[Z]).fit().resids
+            rss_r = sm.OLS(e, d[["const"]]).fit().ssr
+            rss_u = sm.OLS(e, d[["const"] + Z]).fit().ssr
+            sw.append(float(((rss_r - rss_u) / (3 - 1)) / (rss_u / (n - 4))))
+        case["sw_f"] = sw
+        out[design] = case
+    return out
+
+
 def ols():
     from statsmodels.regression.tests.results.results_regression import Longley
     data = sm.datasets.longley.load_pandas()
@@ -663,6 +706,7 @@ GENERATORS = [
     ("live", live),
     ("ratio", ratio),
     ("hac", hac),
+    ("iv_two_slis", iv_two_slis),
 ]
 
 

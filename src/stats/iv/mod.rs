@@ -8,8 +8,10 @@ use super::{check_finite, StatsError, StatsResult};
 
 mod arms;
 mod hinge;
+mod multi;
 pub use arms::{anderson_rubin_arms, two_sls_arms, ArSet};
 pub use hinge::{iv_hinge, IvHinge, IvHingeAnalysis, IvHingeData};
+pub use multi::{two_sls_multi, EndogenousStrength, TwoSlsMulti};
 
 /// Covariance estimator of a 2SLS fit (linearmodels' `IV2SLS.fit(cov_type=…)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -129,6 +129,13 @@ async fn history_finds_a_lagged_association_and_never_validates_it() {
         assert!(hi < 0.0, "{b}: {}", a["best"]);
         assert!(lo < -0.00006 && hi > -0.00016, "{b}: {}", a["best"]);
         assert_eq!(a["lags"].as_array().unwrap().len(), 7, "{b}");
+        assert_eq!(a["lags_skipped"], 0, "{b}");
+        let p = a["best"]["p_value"].as_f64().unwrap();
+        assert_eq!(
+            a["best_p_adjusted"].as_f64().unwrap(),
+            (7.0 * p).min(1.0),
+            "{b}"
+        );
         assert_eq!(a["window_seconds"], 900, "{b}");
         let summary = a["summary"].as_str().unwrap();
         eprintln!("{b}: {summary}");
@@ -182,6 +189,13 @@ async fn observational_requests_that_cannot_run_are_refused() {
             )
             .await;
         assert_eq!(r.status, 422, "{b}: {}", r.text);
+        // A binary KPI's window is a share: 2 is not one.
+        let share = json!([{"start": at(BASE), "seconds": 900, "value": 2, "units": 10}]);
+        let r = app
+            .post_json("/api/v1/metrics/conversion_lag2/series", &share)
+            .await;
+        assert_eq!(r.status, 422, "{b}: {}", r.text);
+        assert_eq!(error_fields(&r.body), vec!["value"], "{b}: {}", r.text);
         let bad_units = json!([{"start": at(BASE), "seconds": 900, "value": 0.05, "units": 0}]);
         let r = app
             .post_json("/api/v1/metrics/conversion_lag2/series", &bad_units)

@@ -631,7 +631,89 @@ async fn ratio_and_ordinal_metrics_are_checked_on_the_way_in() {
             .post_raw(url, "application/x-ndjson", ok.into_bytes())
             .await;
         assert_eq!(r.status, 200, "{b}: {}", r.text);
+        // A ratio of the SLI itself would move mechanically with the arms: refused.
+        let mut per_ms = kpi("clicks_per_ms", "ratio");
+        per_ms["ratio"] = json!({"numerator": "clicks_1", "denominator": "lat_1"});
+        assert_eq!(
+            app.post_json("/api/v1/metrics", &per_ms).await.status,
+            201,
+            "{b}"
+        );
+        let mut e2 = e.clone();
+        e2["key"] = json!("shapes_2");
+        e2["kpis"] = json!(["csat_1", "clicks_per_ms"]);
+        let r = app.post_json("/api/v1/experiments", &e2).await;
+        assert_eq!(r.status, 422, "{b}: {}", r.text);
+        assert_eq!(error_fields(&r.body), vec!["kpis[1]"], "{b}: {}", r.text);
+        thin_ratio_arm(&app).await;
     }
+}
+
+/// An arm where only two users saw an impression gives no ratio (not a validated collapse of
+/// the CTR), and clicks without impressions are left out and counted.
+async fn thin_ratio_arm(app: &TestApp) {
+    let b = app.backend;
+    let url = "/api/v1/experiments/shapes_1";
+    let mut assignments = String::new();
+    let mut rows = String::new();
+    for i in 0..200 {
+        let (arm, unit) = (if i % 2 == 0 { "c" } else { "t" }, format!("u {i}"));
+        assignments.push_str(&json!({"unit_id": unit, "variant": arm}).to_string());
+        assignments.push('\n');
+        let views = if arm == "c" || i < 4 { 10.0 } else { 0.0 };
+        let clicks = if arm == "c" {
+            f64::from(i % 3)
+        } else if i == 7 {
+            2.0
+        } else {
+            0.0
+        };
+        let lat = 300.0 + f64::from(i % 17) + if arm == "t" { 100.0 } else { 0.0 };
+        for (m, v) in [
+            ("clicks_1", clicks),
+            ("views_1", views),
+            ("lat_1", lat),
+            ("csat_1", 4.0),
+        ] {
+            rows.push_str(&json!({"unit_id": unit, "metric": m, "value": v}).to_string());
+            rows.push('\n');
+        }
+    }
+    for (what, body) in [("assignments", assignments), ("observations", rows)] {
+        let r = app
+            .post_raw(
+                &format!("{url}/{what}?on_conflict=replace"),
+                "application/x-ndjson",
+                body.into_bytes(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{b}: {what}: {}", r.text);
+    }
+    let r = app
+        .post_json(
+            &format!("{url}/analyses"),
+            &json!({"bootstrap": {"resamples": 200, "seed": 1}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{b}: {}", r.text);
+    let a = &r.body;
+    let failed = a["failed_comparisons"].to_string();
+    assert!(
+        failed.contains("ctr_1") && failed.contains("positive denominator"),
+        "{b}: {failed}"
+    );
+    let v = a["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["kpi"] == "ctr_1")
+        .unwrap();
+    assert_eq!(v["validated"], false, "{b}: {v}");
+    let excluded = a["data_quality"]["excluded"].to_string();
+    assert!(
+        excluded.contains("ratio_numerator_without_denominator:ctr_1"),
+        "{b}: {excluded}"
+    );
 }
 
 fn rows_of(metric: &str, value: f64) -> String {

@@ -588,7 +588,11 @@ fn ratio_slope_is_unbiased_when_the_sli_covers_only_heavy_users() {
         .zip(&den)
         .map(|(x, n)| if *n >= median { *x } else { f64::NAN })
         .collect();
-    let parts = RatioParts { num, den };
+    let parts = RatioParts {
+        num,
+        den,
+        orphans: 0,
+    };
     let all: Vec<usize> = (0..units).collect();
     let post = parts.linearized(&all, &arm, 3);
     let d = UnitData {

@@ -196,6 +196,16 @@ fn ar_set(pop: &Population, arms: usize, confidence: f64) -> Option<AndersonRubi
 /// 2SLS slope, its relative form, first-stage strength and the dose–response of one KPI.
 pub fn fit_kpi(d: &UnitData, m: &MetricColumn, p: &Parameters) -> AppResult<CausalFit> {
     let what = format!("causal slope of {} on {}", m.metric.key, d.sli_metric.key);
+    if let Some((arm, got)) = m
+        .parts
+        .as_ref()
+        .and_then(|r| r.thin_arm(d, |i| !d.sli[i].is_nan()))
+    {
+        return Err(stats_err(&what)(StatsError::Undefined(format!(
+            "arm '{arm}' has {got} units with an SLI value and a positive denominator; a ratio needs at least {}",
+            super::data::MIN_RATIO_UNITS
+        ))));
+    }
     let pop = population(d, m, p);
     let f = fit(&pop, d.arms.len(), d.control).map_err(stats_err(&what))?;
     let slope = f

@@ -42,24 +42,51 @@ pub struct MetricColumn {
 pub struct RatioParts {
     pub num: Vec<f64>,
     pub den: Vec<f64>,
+    /// Units with a numerator but no denominator (or a zero one): clicks without impressions,
+    /// which no ratio can hold; excluded and counted.
+    pub orphans: u64,
 }
+
+/// Fewest units with a positive denominator an arm needs for a ratio's variance: with fewer,
+/// the delta method's variance (and the 2SLS's, on linearized values) is not to be trusted.
+pub const MIN_RATIO_UNITS: usize = 20;
 
 impl RatioParts {
     /// Builds the parts from the numerator's and denominator's experiment-period columns.
     fn of(num: &[f64], den: &[f64]) -> RatioParts {
+        let mut orphans = 0;
+        let mut den = den.to_vec();
         let num = num
             .iter()
-            .zip(den)
+            .zip(den.iter_mut())
             .map(|(y, x)| match (y.is_nan(), x.is_nan()) {
-                (_, true) => f64::NAN,
+                (true, true) => f64::NAN,
+                (false, true) => {
+                    orphans += u64::from(*y != 0.0);
+                    f64::NAN
+                }
                 (true, false) => 0.0,
+                (false, false) if *x == 0.0 && *y != 0.0 => {
+                    orphans += 1;
+                    *x = f64::NAN;
+                    f64::NAN
+                }
                 (false, false) => *y,
             })
             .collect();
-        RatioParts {
-            num,
-            den: den.to_vec(),
+        RatioParts { num, den, orphans }
+    }
+
+    /// The first arm (key, units) with fewer than [`MIN_RATIO_UNITS`] units with a positive
+    /// denominator among the units `keep` admits.
+    pub fn thin_arm(&self, d: &UnitData, keep: impl Fn(usize) -> bool) -> Option<(String, usize)> {
+        let mut n = vec![0usize; d.arms.len()];
+        for i in (0..d.len()).filter(|&i| self.den[i] > 0.0 && keep(i)) {
+            n[d.arm[i] as usize] += 1;
         }
+        n.iter()
+            .position(|c| *c < MIN_RATIO_UNITS)
+            .map(|a| (d.arms[a].key.clone(), n[a]))
     }
 
     /// Linearized values of the units `idx` (each with a denominator), per arm:
@@ -443,7 +470,7 @@ pub fn assemble(e: &Experiment, parts: Vec<Part>) -> UnitData {
             parts: None,
         })
         .collect();
-    let mut components: Vec<(String, Vec<f64>)> = e
+    let components: Vec<(String, Vec<f64>)> = e
         .components
         .iter()
         .map(|m| {
@@ -452,8 +479,6 @@ pub fn assemble(e: &Experiment, parts: Vec<Part>) -> UnitData {
             (m.key.clone(), post)
         })
         .collect();
-    // A ratio may divide by (or of) the SLI itself.
-    components.push((e.sli.key.clone(), sli.clone()));
     let arm: Vec<u32> = units.iter().map(|u| u.1).collect();
     ratio_columns(&mut columns, &components, (&arm, arms.len()));
     UnitData {

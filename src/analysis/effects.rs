@@ -75,6 +75,16 @@ pub fn data_quality(d: &UnitData, p: &Parameters) -> DataQuality {
         });
     }
     for m in &d.metrics {
+        if let Some(parts) = m.parts.as_ref().filter(|r| r.orphans > 0) {
+            excluded.push(Exclusion {
+                reason: format!("ratio_numerator_without_denominator:{}", m.metric.key),
+                units: parts.orphans,
+                description: format!(
+                    "{} units have a numerator but no (or a zero) denominator for {} and are left out of it",
+                    parts.orphans, m.metric.key
+                ),
+            });
+        }
         let missing = d.len() as u64 - m.units_post();
         if missing > 0
             && m.missing_rule(p.missing_outcomes) == super::report::MissingOutcomes::Exclude

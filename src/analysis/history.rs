@@ -90,9 +90,14 @@ fn parameters(r: &ObservationalRequest, sli: &SeriesLayout) -> AppResult<Observa
         _ => statistic != SliStatistic::GoodShare,
     };
     if !fits {
+        let article = if sli.kind == SeriesKind::Events {
+            "an"
+        } else {
+            "a"
+        };
         return Err(invalid(
             "statistic",
-            format!("a {} series has no {statistic}", sli.kind),
+            format!("{article} {} series has no {statistic}", sli.kind),
         ));
     }
     let max_lag_windows = r.max_lag_windows.unwrap_or(12);

@@ -111,10 +111,13 @@ pub struct ObservationalAnalysis {
     pub lags: Vec<LagFit>,
     /// The lag with the largest |z|.
     pub best: LagFit,
-    /// The best lag's p-value × the number of lags searched (Bonferroni), at most 1.
+    /// The best lag's p-value × the number of lags fitted (Bonferroni), at most 1.
     pub best_p_adjusted: f64,
-    /// The best lag's slope relative to the KPI's mean.
-    pub relative_slope: f64,
+    /// Lags asked for but not fitted: fewer than 100 window pairs.
+    pub lags_skipped: u32,
+    /// The best lag's slope relative to the KPI's mean; null when that mean is not positive
+    /// (a relative change of a KPI around zero means nothing).
+    pub relative_slope: Option<f64>,
     pub verdict: ObservationalVerdict,
     pub summary: String,
 }
@@ -261,12 +264,20 @@ pub fn analyse(
         .cloned()
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no lag was fitted")))?;
     let p_adjusted = (best.p_value * lags.len() as f64).min(1.0);
+    let lags_skipped = p.max_lag_windows + 1 - lags.len() as u32;
     let units: f64 = s.kpi.iter().map(|k| k.2).sum();
     let kpi_mean = s.kpi.iter().map(|k| k.1 * k.2).sum::<f64>() / units;
     let sli_mean = s.sli.iter().map(|x| x.1).sum::<f64>() / s.sli.len().max(1) as f64;
     let verdict = verdict(&best, p_adjusted, p.alpha, sli, kpi);
-    let relative_slope = best.slope / kpi_mean;
-    let summary = summary(sli, kpi, &p, &best, p_adjusted, relative_slope, &verdict);
+    let relative_slope = (kpi_mean > 0.0).then(|| best.slope / kpi_mean);
+    let summary = summary(
+        (sli, kpi),
+        &p,
+        (&best, lags.len()),
+        p_adjusted,
+        relative_slope,
+        &verdict,
+    );
     Ok(ObservationalAnalysis {
         id,
         created_at,
@@ -281,6 +292,7 @@ pub fn analyse(
         lags,
         best,
         best_p_adjusted: p_adjusted,
+        lags_skipped,
         relative_slope,
         verdict,
         summary,
@@ -290,12 +302,11 @@ pub fn analyse(
 /// The summary in words, e.g. "Over 1,344 15-minute windows, each +1 ms of checkout latency
 /// p95 goes with −0.04% relative checkout conversion 30 minutes later (…). Correlational: …".
 fn summary(
-    sli: &Metric,
-    kpi: &Metric,
+    (sli, kpi): (&Metric, &Metric),
     p: &ObservationalParameters,
-    best: &LagFit,
+    (best, fitted): (&LagFit, usize),
     p_adjusted: f64,
-    relative: f64,
+    relative: Option<f64>,
     v: &ObservationalVerdict,
 ) -> String {
     let when = if best.lag_windows == 0 {
@@ -308,20 +319,26 @@ fn summary(
     } else {
         format!(" {}", sli.unit)
     };
+    let change = match relative {
+        Some(r) => format!("{:+.3}% relative {}", r * 100.0, kpi.name),
+        None => format!("{:+.4e} in {}", best.slope, kpi.name),
+    };
+    let lags = if fitted == 1 {
+        "1 lag".to_owned()
+    } else {
+        format!("{fitted} lags")
+    };
     let head = format!(
-        "Over {} windows, each +1{unit} of {} {} goes with {:+.3}% relative {} {when} \
-         (slope {:.4e}, HAC {:.0}% CI {:.4e} to {:.4e}; {} after Bonferroni over {} lags).",
+        "Over {} windows, each +1{unit} of {} {} goes with {change} {when} \
+         (slope {:.4e}, HAC {:.0}% CI {:.4e} to {:.4e}; {} after Bonferroni over {lags}).",
         best.windows,
         sli.name,
         p.statistic,
-        relative * 100.0,
-        kpi.name,
         best.slope,
         p.confidence * 100.0,
         best.ci_low,
         best.ci_high,
         p_text(p_adjusted),
-        p.max_lag_windows + 1,
     );
     let tail = match v.status {
         ObservationalStatus::Correlational => {

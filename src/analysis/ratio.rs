@@ -1,7 +1,7 @@
 //! Comparisons of ratio metrics (Σ numerator / Σ denominator per arm, e.g. click-through rate)
 //! and of ordinal metrics' top-box shares.
 
-use super::data::{MetricColumn, RatioParts, UnitData};
+use super::data::{MetricColumn, RatioParts, UnitData, MIN_RATIO_UNITS};
 use super::effects::{bootstrap_interval, estimate};
 use super::report::{
     ArmMean, BootstrapInterval, EffectAlternatives, Estimate, Interval, KpiEffect, Method,
@@ -15,7 +15,7 @@ use crate::stats::dist::norm_ppf;
 use crate::stats::hypothesis::two_proportion_z_test;
 use crate::stats::lift::relative_lift;
 use crate::stats::ratio::{jackknife_ratios, ratio_difference, ratio_of_means, RatioEstimate};
-use crate::stats::{bootstrap, StatsResult};
+use crate::stats::{bootstrap, StatsError, StatsResult};
 
 /// A ratio metric's per-arm parts and estimates, computed once per metric.
 pub struct RatioArms {
@@ -24,9 +24,24 @@ pub struct RatioArms {
 }
 
 impl RatioArms {
+    /// Per arm: the parts and R with its variance; an arm with fewer than
+    /// [`MIN_RATIO_UNITS`] units with a positive denominator has no estimate.
     pub fn new(d: &UnitData, parts: &RatioParts) -> RatioArms {
         let parts = parts.by_arm(d);
-        let estimates = parts.iter().map(|(y, x)| ratio_of_means(y, x)).collect();
+        let estimates = parts
+            .iter()
+            .zip(&d.arms)
+            .map(|((y, x), arm)| {
+                let got = x.iter().filter(|v| **v > 0.0).count();
+                if got < MIN_RATIO_UNITS {
+                    return Err(StatsError::Undefined(format!(
+                        "arm '{}' has {got} units with a positive denominator; a ratio needs at least {MIN_RATIO_UNITS}",
+                        arm.key
+                    )));
+                }
+                ratio_of_means(y, x)
+            })
+            .collect();
         RatioArms { parts, estimates }
     }
 

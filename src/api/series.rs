@@ -79,7 +79,7 @@ pub async fn ingest_series(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SeriesInfo {
     pub metric: String,
-    /// `histogram` or `events`; null before the first window.
+    /// `histogram` or `events` (SLIs), `values` (KPIs); null before the first window.
     pub kind: Option<SeriesKind>,
     pub window_seconds: Option<u32>,
     /// Finite bucket bounds in the metric's unit (histograms).

@@ -29,8 +29,9 @@ pub struct RatioOf {
     pub denominator: String,
 }
 
-/// An ordinal metric's scale: whole scores from `min` to `max`. Its top-`top_box`-box share is
-/// the share of units scoring `max − top_box + 1` or more (top-2-box of a 1–5 CSAT: 4 or 5).
+/// An ordinal metric's scale: whole scores from `min` to `max` (at most 100 apart). Its
+/// top-`top_box`-box share is the share of units scoring `max − top_box + 1` or more (top-2-box
+/// of a 1–5 CSAT: 4 or 5).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
 )]

@@ -329,7 +329,11 @@ pub fn observations(
         let checked = parsed.map_err(|r| reading_issue(row, r)).and_then(|r| {
             check_unit_id(row, &r.unit_id)?;
             let metric = *metrics.get(r.metric.as_str()).ok_or_else(|| {
-                let known: Vec<&str> = experiment.metrics().map(|m| m.key.as_str()).collect();
+                let known: Vec<&str> = experiment
+                    .metrics()
+                    .filter(|m| m.ratio.is_none())
+                    .map(|m| m.key.as_str())
+                    .collect();
                 Issue::row(
                     row,
                     Some("metric"),

@@ -114,8 +114,8 @@ fn buckets<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<BucketRow>>, D:
     d.deserialize_option(Buckets)
 }
 
-/// One window of an SLI's production series: a histogram (`count`, `sum`, `buckets`) or event
-/// counts (`good`, `total`). In CSV, buckets are columns `le_<bound>` (`le_inf` for `+Inf`).
+/// One window of a production series: an SLI's histogram (`count`, `sum`, `buckets`) or event
+/// counts (`good`, `total`), or a KPI's mean (`value`) over `units`. In CSV, buckets are columns `le_<bound>` (`le_inf` for `+Inf`).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeriesRow {
@@ -150,7 +150,7 @@ pub struct SeriesRow {
     pub value: Option<f64>,
     /// KPI windows: the units the mean is over (sessions, users, impressions); > 0.
     #[serde(default)]
-    #[schema(minimum = 0, maximum = 1e15)]
+    #[schema(exclusive_minimum = 0, maximum = 1e15)]
     pub units: Option<f64>,
 }
 
@@ -354,7 +354,12 @@ fn values_window(
     r: &SeriesRow,
     seconds: u32,
 ) -> Result<(WindowData, SeriesLayout), Issue> {
-    let units = count(row, || "units".into(), r.units.unwrap_or(f64::NAN))?;
+    let units = count(
+        row,
+        || "units".into(),
+        r.units
+            .ok_or_else(|| Issue::row(row, Some("units"), "a KPI window needs its units"))?,
+    )?;
     if units <= 0.0 {
         return Err(Issue::row(row, Some("units"), "must be greater than 0"));
     }
@@ -494,6 +499,8 @@ pub struct ValidSeries {
 /// Validates rows one by one, staging the valid ones while none is invalid.
 struct Collect {
     layout: Option<SeriesLayout>,
+    /// The range a KPI window's value must lie in (its metric's value type), if any.
+    range: Option<(f64, f64)>,
     records: Spool<SeriesWindow>,
     staging: AppResult<()>,
     problems: Problems,
@@ -504,6 +511,7 @@ impl Collect {
     fn new(stored: Option<&SeriesLayout>, now: DateTime<Utc>) -> Collect {
         Collect {
             layout: stored.cloned(),
+            range: None,
             records: Spool::default(),
             staging: Ok(()),
             problems: Problems::default(),
@@ -514,7 +522,8 @@ impl Collect {
     fn take(&mut self, row: u64, parsed: Result<SeriesRow, RowError>) {
         let checked = parsed
             .map_err(|r| reading_issue(row, r))
-            .and_then(|r| check_row(row, &r, &mut self.layout, self.now));
+            .and_then(|r| check_row(row, &r, &mut self.layout, self.now))
+            .and_then(|w| self.in_range(row, w));
         match checked {
             Ok(rec) if self.problems.count == 0 && self.staging.is_ok() => {
                 self.staging = self.records.push(rec)
@@ -522,6 +531,21 @@ impl Collect {
             Ok(_) => {}
             Err(issue) => self.problems.add(issue),
         }
+    }
+
+    /// A KPI window whose mean lies outside its metric's range is refused.
+    fn in_range(&self, row: u64, w: SeriesWindow) -> Result<SeriesWindow, Issue> {
+        if let (Some((lo, hi)), WindowData::Values { units, sum }) = (self.range, &w.data) {
+            let v = sum / units;
+            if v < lo - 1e-12 || v > hi + 1e-12 {
+                return Err(Issue::row(
+                    row,
+                    Some("value"),
+                    format!("{v} is outside the metric's range {lo} to {hi}"),
+                ));
+            }
+        }
+        Ok(w)
     }
 
     fn finish(self, received: u64) -> AppResult<ValidSeries> {
@@ -539,14 +563,16 @@ impl Collect {
     }
 }
 
-/// Reads and validates an upload of windows for a metric whose stored layout is `stored`.
+/// Reads and validates an upload of windows for a metric whose stored layout is `stored`; a
+/// KPI window's value (its mean) must lie in `range` when given.
 pub fn windows(
     stored: Option<&SeriesLayout>,
     input: impl Read,
     format: Format,
-    now: DateTime<Utc>,
+    (now, range): (DateTime<Utc>, Option<(f64, f64)>),
 ) -> AppResult<ValidSeries> {
     let mut collect = Collect::new(stored, now);
+    collect.range = range;
     let received = read_rows::<SeriesRow>(input, format, |row, parsed| collect.take(row, parsed))?;
     collect.finish(received)
 }

@@ -185,6 +185,18 @@ pub fn series_metric(db: &Db, key: &str) -> AppResult<(Metric, Option<SeriesLayo
     Ok((m, layout))
 }
 
+/// The range of a KPI window's mean by the metric's value type: a share of 0/1 values, a
+/// non-negative mean count, a mean score within the scale.
+fn value_range(m: &Metric) -> Option<(f64, f64)> {
+    use crate::domain::metric::ValueType;
+    match (m.value_type, m.scale) {
+        (ValueType::Binary, _) => Some((0.0, 1.0)),
+        (ValueType::Count, _) => Some((0.0, f64::INFINITY)),
+        (_, Some(s)) => Some((f64::from(s.min), f64::from(s.max))),
+        _ => None,
+    }
+}
+
 /// A KPI's windows are values (`value`, `units`); an SLI's are histograms or events.
 fn check_kind(metric: &Metric, layout: Option<&SeriesLayout>) -> AppResult<()> {
     let values = layout.map(|l| l.kind == crate::domain::series::SeriesKind::Values);
@@ -217,7 +229,12 @@ pub fn upload_series(
     format: Format,
     on_conflict: OnConflict,
 ) -> AppResult<IngestSummary> {
-    let valid = super::series::windows(stored, input, format, chrono::Utc::now())?;
+    let valid = super::series::windows(
+        stored,
+        input,
+        format,
+        (chrono::Utc::now(), value_range(metric)),
+    )?;
     check_kind(metric, valid.layout.as_ref())?;
     let events = valid
         .layout

@@ -73,6 +73,23 @@ pub fn create(conn: &mut DbConnection, e: &NewExperiment) -> AppResult<Experimen
         for (i, k) in e.guardrails.iter().enumerate() {
             check(format!("guardrails[{i}]"), k, None);
         }
+        let listed = e.kpis.iter().map(|k| ("kpis", k));
+        for (i, (role, k)) in listed
+            .enumerate()
+            .chain(e.guardrails.iter().map(|k| ("guardrails", k)).enumerate())
+        {
+            let ratio = ids
+                .get(k.as_str())
+                .and_then(|id| found.get(id)?.ratio.as_ref());
+            if ratio
+                .is_some_and(|r| r.numerator == e.sli.as_str() || r.denominator == e.sli.as_str())
+            {
+                issues.push(Issue::field(
+                    format!("{role}[{i}]"),
+                    format!("'{k}' is a ratio of the SLI '{}' itself: the arms would change it mechanically, not through the business", e.sli),
+                ));
+            }
+        }
         if !issues.is_empty() {
             return Err(AppError::invalid(
                 "the experiment names metrics that do not fit",

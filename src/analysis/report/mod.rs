@@ -130,8 +130,8 @@ pub struct Parameters {
     pub cuped: bool,
     pub correction: Correction,
     pub missing_outcomes: MissingOutcomes,
-    /// The percentile at which continuous and count KPI/guardrail values were capped (upper
-    /// tail), or null when they were not (see `Analysis.winsorized`).
+    /// The percentile at which continuous and count KPI values were capped (upper tail;
+    /// guardrails are not capped), or null when they were not (see `Analysis.winsorized`).
     #[serde(default)]
     pub winsorize: Option<f64>,
 }

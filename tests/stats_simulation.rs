@@ -635,3 +635,45 @@ fn ratio_slope_is_unbiased_when_the_sli_covers_only_heavy_users() {
         (e.control.mean - 0.04 * (1.0 - 0.05 * (5.0 * 0.18f64.exp() - 5.0) / 10.0)).abs() < 0.002
     );
 }
+
+/// Correlational evidence on unrelated series: two independent AR(1) series (ρ = 0.9) with
+/// their own hour-of-week cycles, two weeks of 15-minute windows. Regressed in first differences
+/// with hour-of-week effects and HAC errors, the slope is significant at 5% in about 5% of 400
+/// histories; regressed in levels, far more often (the failure the differences avoid).
+#[test]
+fn unrelated_persistent_series_are_rarely_correlated_in_differences() {
+    use sloproof::stats::hac::{first_differences, newey_west_lags, within_slope_hac};
+    let mut r = rng(41);
+    let noise = Normal::new(0.0, 1.0).unwrap();
+    let n = 14 * 96;
+    let times: Vec<i64> = (0..n as i64).map(|k| k * 900).collect();
+    let groups: Vec<u32> = (0..n).map(|k| ((k / 4) % 168) as u32).collect();
+    let ar = |r: &mut Xoshiro256PlusPlus, cycle: f64| {
+        let mut v = vec![0.0; n];
+        for k in 1..n {
+            v[k] = 0.9 * v[k - 1] + noise.sample(r);
+        }
+        v.iter()
+            .enumerate()
+            .map(|(k, x)| x + cycle * (2.0 * std::f64::consts::PI * k as f64 / 96.0).sin())
+            .collect::<Vec<f64>>()
+    };
+    let trials = 400;
+    let (mut diff_hits, mut level_hits) = (0, 0);
+    for _ in 0..trials {
+        let (y, x) = (ar(&mut r, 2.0), ar(&mut r, 3.0));
+        let (dy, dx, dg) = first_differences(&times, 900, &y, &x, &groups);
+        let d = within_slope_hac(&dy, &dx, &dg, newey_west_lags(dy.len()), 0.95).unwrap();
+        diff_hits += i32::from(d.p_value < 0.05);
+        let l = within_slope_hac(&y, &x, &groups, newey_west_lags(n), 0.95).unwrap();
+        level_hits += i32::from(l.p_value < 0.05);
+    }
+    let rate = |k: i32| f64::from(k) / f64::from(trials);
+    within(
+        "differences: false-positive rate",
+        rate(diff_hits),
+        0.02,
+        0.09,
+    );
+    within("levels: false-positive rate", rate(level_hits), 0.12, 1.0);
+}

@@ -7,9 +7,9 @@ use utoipa::ToSchema;
 
 use super::observational::{
     analyse, AlignedSeries, Controls, ObservationalAnalysis, ObservationalParameters, SliStatistic,
-    MAX_LAG_WINDOWS, MAX_WINDOWS,
+    Transform, MAX_LAG_WINDOWS, MAX_WINDOWS,
 };
-use crate::domain::metric::{Metric, MetricKind};
+use crate::domain::metric::{Direction, Metric, MetricKind};
 use crate::domain::series::{SeriesKind, SeriesLayout, WindowData};
 use crate::error::{AppError, AppResult, Issue};
 use crate::stats::histogram::quantile;
@@ -43,6 +43,9 @@ pub struct ObservationalRequest {
     /// divide it).
     #[serde(default)]
     pub controls: Option<Controls>,
+    /// Regress changes between consecutive windows (`differences`, default) or levels.
+    #[serde(default)]
+    pub transform: Option<Transform>,
     /// Confidence level of intervals, in [0.5, 1) (default 0.95).
     #[serde(default)]
     #[schema(minimum = 0.5, exclusive_maximum = 1.0)]
@@ -80,7 +83,11 @@ fn metric_with_series(
 }
 
 /// Defaults and checks of everything but the data.
-fn parameters(r: &ObservationalRequest, sli: &SeriesLayout) -> AppResult<ObservationalParameters> {
+fn parameters(
+    r: &ObservationalRequest,
+    sli: &SeriesLayout,
+    sli_direction: Direction,
+) -> AppResult<ObservationalParameters> {
     let statistic = r.statistic.unwrap_or(match sli.kind {
         SeriesKind::Events => SliStatistic::GoodShare,
         _ => SliStatistic::P95,
@@ -98,6 +105,12 @@ fn parameters(r: &ObservationalRequest, sli: &SeriesLayout) -> AppResult<Observa
         return Err(invalid(
             "statistic",
             format!("{article} {} series has no {statistic}", sli.kind),
+        ));
+    }
+    if statistic == SliStatistic::GoodShare && sli_direction == Direction::LowerIsBetter {
+        return Err(invalid(
+            "sli",
+            "a good share is higher-is-better; this SLI is declared lower-is-better",
         ));
     }
     let max_lag_windows = r.max_lag_windows.unwrap_or(12);
@@ -118,6 +131,7 @@ fn parameters(r: &ObservationalRequest, sli: &SeriesLayout) -> AppResult<Observa
     Ok(ObservationalParameters {
         statistic,
         controls: r.controls.unwrap_or(Controls::HourOfWeek),
+        transform: r.transform.unwrap_or(Transform::Differences),
         max_lag_windows,
         confidence,
         alpha,
@@ -201,7 +215,7 @@ pub fn run(db: &Db, r: &ObservationalRequest) -> AppResult<String> {
     let conn = &mut *db.conn()?;
     let (sli, sli_layout) = metric_with_series(conn, "sli", &r.sli, MetricKind::Sli)?;
     let (kpi, kpi_layout) = metric_with_series(conn, "kpi", &r.kpi, MetricKind::Kpi)?;
-    let p = parameters(r, &sli_layout)?;
+    let p = parameters(r, &sli_layout, sli.direction)?;
     let block = common_seconds(&sli_layout, &kpi_layout, p.controls)?;
     let (from, to) = (r.from.timestamp(), r.to.timestamp());
     let finest = i64::from(sli_layout.seconds.min(kpi_layout.seconds));

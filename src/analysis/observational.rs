@@ -13,7 +13,8 @@ use super::summary::p_text;
 use crate::domain::metric::Metric;
 use crate::domain::text_enum;
 use crate::error::{AppError, AppResult, Issue};
-use crate::stats::hac::{newey_west_lags, within_slope_hac};
+use crate::stats::dist::norm_ppf;
+use crate::stats::hac::{first_differences, newey_west_lags, within_slope_hac};
 
 text_enum! {
     /// The per-window value of the SLI: a percentile of a histogram window (Prometheus
@@ -24,6 +25,13 @@ text_enum! {
 text_enum! {
     /// Fixed effects of the regression: one intercept per hour of the week (UTC), or none.
     Controls { HourOfWeek => "hour_of_week", None => "none" }
+}
+
+text_enum! {
+    /// What is regressed: changes from one window to the next (`differences`, the default), or
+    /// the values themselves (`levels`), which find associations between unrelated but
+    /// persistent series far more often than the test's level says.
+    Transform { Differences => "differences", Levels => "levels" }
 }
 
 text_enum! {
@@ -45,6 +53,10 @@ impl SliStatistic {
     }
 }
 
+fn differences() -> Transform {
+    Transform::Differences
+}
+
 /// Most lags searched, in windows.
 pub const MAX_LAG_WINDOWS: u32 = 48;
 /// Fewest window pairs a lag needs: HAC errors are asymptotic, and a few hours of windows say
@@ -58,6 +70,9 @@ pub const MAX_WINDOWS: i64 = 200_000;
 pub struct ObservationalParameters {
     pub statistic: SliStatistic,
     pub controls: Controls,
+    /// `differences` unless asked otherwise (see [`Transform`]).
+    #[serde(default = "differences")]
+    pub transform: Transform,
     pub max_lag_windows: u32,
     pub confidence: f64,
     pub alpha: f64,
@@ -137,29 +152,39 @@ fn hour_of_week(start: i64) -> u32 {
     t.weekday().num_days_from_monday() * 24 + t.hour()
 }
 
-/// The pairs (KPI at t, SLI at t − lag, group of t) of one lag, in time order.
-fn pairs(s: &AlignedSeries, lag: u32, controls: Controls) -> (Vec<f64>, Vec<f64>, Vec<u32>) {
-    let shift = i64::from(lag) * i64::from(s.window_seconds);
+/// The pairs (KPI at t, SLI at t − lag, group of t) of one lag, in time order, as first
+/// differences between consecutive windows unless `levels`.
+fn pairs(
+    s: &AlignedSeries,
+    lag: u32,
+    p: &ObservationalParameters,
+) -> (Vec<f64>, Vec<f64>, Vec<u32>) {
+    let step = i64::from(s.window_seconds);
+    let shift = i64::from(lag) * step;
     let sli: std::collections::HashMap<i64, f64> = s.sli.iter().copied().collect();
-    let mut out = (Vec::new(), Vec::new(), Vec::new());
+    let (mut times, mut y, mut x, mut g) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (start, value, _) in &s.kpi {
-        if let Some(x) = sli.get(&(start - shift)) {
-            out.0.push(*value);
-            out.1.push(*x);
-            out.2.push(match controls {
+        if let Some(v) = sli.get(&(start - shift)) {
+            times.push(*start);
+            y.push(*value);
+            x.push(*v);
+            g.push(match p.controls {
                 Controls::HourOfWeek => hour_of_week(*start),
                 Controls::None => 0,
             });
         }
     }
-    out
+    match p.transform {
+        Transform::Levels => (y, x, g),
+        Transform::Differences => first_differences(&times, step, &y, &x, &g),
+    }
 }
 
 /// Fits every lag; an error names what is missing (422).
 pub fn fit_lags(s: &AlignedSeries, p: &ObservationalParameters) -> AppResult<Vec<LagFit>> {
     let mut fits = Vec::new();
     for lag in 0..=p.max_lag_windows {
-        let (y, x, g) = pairs(s, lag, p.controls);
+        let (y, x, g) = pairs(s, lag, p);
         let maxlags = newey_west_lags(y.len());
         let fit = if y.len() < MIN_WINDOWS {
             Err(crate::stats::StatsError::TooFew {
@@ -328,26 +353,40 @@ fn summary(
     } else {
         format!("{fitted} lags")
     };
-    let head = format!(
-        "Over {} windows, each +1{unit} of {} {} goes with {change} {when} \
-         (slope {:.4e}, HAC {:.0}% CI {:.4e} to {:.4e}; {} after Bonferroni over {lags}).",
-        best.windows,
-        sli.name,
-        p.statistic,
+    // The interval is simultaneous over the lags searched, like the p-value.
+    let q = norm_ppf(1.0 - (1.0 - p.confidence) / (2.0 * fitted as f64));
+    let (lo, hi) = (
+        best.slope - q * best.std_error,
+        best.slope + q * best.std_error,
+    );
+    let lead = match p.transform {
+        Transform::Differences => format!(
+            "a rise of 1{unit} in {} {} from one window to the next",
+            sli.name, p.statistic
+        ),
+        Transform::Levels => format!("each +1{unit} of {} {}", sli.name, p.statistic),
+    };
+    let numbers = format!(
+        "slope {:.4e}, HAC {:.0}% CI simultaneous over {lags} {lo:.4e} to {hi:.4e}; {} after Bonferroni",
         best.slope,
         p.confidence * 100.0,
-        best.ci_low,
-        best.ci_high,
         p_text(p_adjusted),
     );
-    let tail = match v.status {
-        ObservationalStatus::Correlational => {
-            "Correlational: a common cause may drive both; an experiment is needed to validate it."
+    match v.status {
+        ObservationalStatus::NotSignificant => format!(
+            "Over {} windows, no significant association of {} {} with {} was found at any of {lags} ({numbers}, at the strongest lag, {when}).",
+            best.windows, sli.name, p.statistic, kpi.name
+        ),
+        status => {
+            let tail = if status == ObservationalStatus::Correlational {
+                "Correlational: a common cause may drive both, and neighbouring lags are hard to tell apart; an experiment is needed to validate it."
+            } else {
+                "The association runs the other way (a worse SLI with a better KPI)."
+            };
+            format!(
+                "Over {} windows, {lead} goes with {change} {when} ({numbers}). {tail}",
+                best.windows
+            )
         }
-        ObservationalStatus::NotSignificant => "No significant association was found.",
-        ObservationalStatus::OppositeDirection => {
-            "The association runs the other way (a worse SLI with a better KPI)."
-        }
-    };
-    format!("{head} {tail}")
+    }
 }

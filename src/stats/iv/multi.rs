@@ -18,7 +18,11 @@ pub struct EndogenousStrength {
     /// Sanderson–Windmeijer conditional F: whether the instruments move this regressor apart
     /// from the others. Small when two SLIs move together in every arm.
     pub sw_f: f64,
-    /// Its p-value on F(q − p + 1, n − k_z).
+    /// Its p-value on F(q − p + 1, n − k_z): a test of under-identification (the instruments
+    /// do not move this regressor apart from the others at all). Weakness is judged by the F
+    /// itself against Stock–Yogo critical values for one endogenous regressor and q − p + 1
+    /// instruments. The statistic assumes homoskedastic first-stage errors (ivreg2 reports a
+    /// robust Wald version under `robust`).
     pub sw_p_value: f64,
 }
 

@@ -70,7 +70,10 @@ fn metric_with_series(
     key: &str,
     kind: MetricKind,
 ) -> AppResult<(Metric, SeriesLayout)> {
-    let m = metrics::get(conn, key).map_err(|_| invalid(field, format!("no metric '{key}'")))?;
+    let m = metrics::get(conn, key).map_err(|e| match e {
+        AppError::NotFound { .. } => invalid(field, format!("no metric '{key}'")),
+        other => other,
+    })?;
     if m.kind != kind {
         return Err(invalid(
             field,

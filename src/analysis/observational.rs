@@ -156,12 +156,12 @@ fn hour_of_week(start: i64) -> u32 {
 /// differences between consecutive windows unless `levels`.
 fn pairs(
     s: &AlignedSeries,
+    sli: &std::collections::HashMap<i64, f64>,
     lag: u32,
     p: &ObservationalParameters,
 ) -> (Vec<f64>, Vec<f64>, Vec<u32>) {
     let step = i64::from(s.window_seconds);
     let shift = i64::from(lag) * step;
-    let sli: std::collections::HashMap<i64, f64> = s.sli.iter().copied().collect();
     let (mut times, mut y, mut x, mut g) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (start, value, _) in &s.kpi {
         if let Some(v) = sli.get(&(start - shift)) {
@@ -183,8 +183,9 @@ fn pairs(
 /// Fits every lag; an error names what is missing (422).
 pub fn fit_lags(s: &AlignedSeries, p: &ObservationalParameters) -> AppResult<Vec<LagFit>> {
     let mut fits = Vec::new();
+    let sli = s.sli.iter().copied().collect();
     for lag in 0..=p.max_lag_windows {
-        let (y, x, g) = pairs(s, lag, p);
+        let (y, x, g) = pairs(s, &sli, lag, p);
         let maxlags = newey_west_lags(y.len());
         let fit = if y.len() < MIN_WINDOWS {
             Err(crate::stats::StatsError::TooFew {

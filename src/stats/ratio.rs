@@ -151,13 +151,6 @@ pub fn cap_above(values: &mut [f64], cap: f64) -> u64 {
     capped
 }
 
-/// Upper winsorization at the `percentile`-th percentile of the values themselves
-/// ([`percentile_cap`] then [`cap_above`]): the cap and how many values were capped.
-pub fn winsorize_upper(values: &mut [f64], percentile: f64) -> StatsResult<(f64, u64)> {
-    let cap = percentile_cap(values, percentile)?;
-    Ok((cap, cap_above(values, cap)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,11 +183,12 @@ mod tests {
     #[test]
     fn winsorizing_caps_only_above_the_percentile() {
         let mut v = vec![1.0, 2.0, 3.0, 4.0, 1000.0, f64::NAN];
-        let (cap, n) = winsorize_upper(&mut v, 75.0).unwrap();
+        let cap = percentile_cap(&v, 75.0).unwrap();
+        let n = cap_above(&mut v, cap);
         assert_eq!(cap, 4.0);
         assert_eq!(n, 1);
         assert_eq!(&v[..5], &[1.0, 2.0, 3.0, 4.0, 4.0]);
         assert!(v[5].is_nan());
-        assert!(winsorize_upper(&mut v, 100.0).is_err());
+        assert!(percentile_cap(&v, 100.0).is_err());
     }
 }

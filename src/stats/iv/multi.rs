@@ -126,8 +126,9 @@ pub fn two_sls_multi(
         .collect();
     let e2: Vec<f64> = resid.iter().map(|e| e * e * scale).collect();
     let robust = sandwich(&bread, &weighted_cross(&xh_cols, &e2));
+    let qw = Qr::new(exog, exog_names)?;
     let first_stages = (0..p)
-        .map(|j| strength(j, (exog, exog_names), (endog, endog_names), &z_cols, &xhats))
+        .map(|j| strength(j, (exog, &qw), (endog, endog_names), (&z_cols, &qz), &xhats))
         .collect::<StatsResult<_>>()?;
     Ok(TwoSlsMulti {
         names: names.iter().map(|s| s.to_string()).collect(),
@@ -144,20 +145,16 @@ pub fn two_sls_multi(
 /// Endogenous regressor j's own first-stage F and partial R², and its conditional F.
 fn strength(
     j: usize,
-    (exog, exog_names): (&[&[f64]], &[&str]),
+    (exog, qw): (&[&[f64]], &Qr),
     (endog, endog_names): (&[&[f64]], &[&str]),
-    z_cols: &[&[f64]],
+    (z_cols, qz): (&[&[f64]], &Qr),
     xhats: &[Vec<f64>],
 ) -> StatsResult<EndogenousStrength> {
     let (n, p, kz) = (endog[j].len(), endog.len(), z_cols.len());
     let q = kz - exog.len();
-    let qw = Qr::new(exog, exog_names)?;
-    let z_refs: Vec<String> = (0..kz).map(|i| format!("z{i}")).collect();
-    let z_names: Vec<&str> = z_refs.iter().map(String::as_str).collect();
-    let qz = Qr::new(z_cols, &z_names)?;
     let f_test = |v: &[f64], num_df: usize| -> StatsResult<(f64, f64)> {
-        let rss_r = rss(v, &fitted(exog, &qw, v)?);
-        let rss_u = rss(v, &fitted(z_cols, &qz, v)?);
+        let rss_r = rss(v, &fitted(exog, qw, v)?);
+        let rss_u = rss(v, &fitted(z_cols, qz, v)?);
         super::check_first_stage_rss(rss_r, rss_u)?;
         let f = ((rss_r - rss_u) / num_df as f64) / (rss_u / (n - kz) as f64);
         Ok((f, 1.0 - rss_u / rss_r))
@@ -166,7 +163,7 @@ fn strength(
     // ε̂ⱼ: 2SLS of xⱼ on [W, X₋ⱼ] with the same instruments.
     let mut cols: Vec<&[f64]> = exog.to_vec();
     let mut obs: Vec<&[f64]> = exog.to_vec();
-    let mut names: Vec<&str> = exog_names.to_vec();
+    let mut names: Vec<&str> = vec!["exogenous"; exog.len()];
     for i in (0..p).filter(|i| *i != j) {
         cols.push(&xhats[i]);
         obs.push(endog[i]);

@@ -43,6 +43,7 @@ fn experiment() -> Experiment {
         weight: 0.5,
         control,
         dose: if control { 0.0 } else { 100.0 },
+        extra_doses: vec![],
     };
     Experiment {
         id: 1,
@@ -51,6 +52,7 @@ fn experiment() -> Experiment {
         hypothesis: String::new(),
         journey: None,
         sli: metric(1, "lat_ms", MetricKind::Sli, ValueType::Continuous),
+        extra_slis: vec![],
         kpis: vec![
             metric(2, "conv_1", MetricKind::Kpi, ValueType::Binary),
             metric(3, "orders", MetricKind::Kpi, ValueType::Count),

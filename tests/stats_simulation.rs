@@ -390,7 +390,7 @@ fn catalog_metric(
 /// one-sided 2.5% of a two-sided 5% test in the harmful direction).
 #[test]
 fn a_strong_first_stage_without_a_kpi_effect_rarely_validates() {
-    use sloproof::analysis::data::{Arm, MetricColumn, UnitData};
+    use sloproof::analysis::data::MetricColumn;
     use sloproof::analysis::report::MetricRole;
     use sloproof::analysis::{compute, resolve, AnalysisRequest, BootstrapRequest};
     use sloproof::domain::metric::{Direction, MetricKind, ValueType};
@@ -433,31 +433,14 @@ fn a_strong_first_stage_without_a_kpi_effect_rarely_validates() {
         let conversion: Vec<f64> = (0..units)
             .map(|_| f64::from(u8::from(r.random::<f64>() < 0.05)))
             .collect();
-        let d = UnitData {
-            arms: (0..3)
-                .map(|a| Arm {
-                    key: format!("arm-{a}"),
-                    dose: 100.0 * f64::from(a),
-                    weight: 1.0 / 3.0,
-                    control: a == 0,
-                })
-                .collect(),
-            control: 0,
-            arm,
-            sli: sli_values,
-            sli_pre: vec![f64::NAN; units],
-            sli_metric: sli.clone(),
-            metrics: vec![MetricColumn {
-                metric: kpi.clone(),
-                role: MetricRole::Kpi,
-                post: conversion,
-                pre: vec![f64::NAN; units],
-                parts: None,
-            }],
-            unassigned_observations: 0,
-            unassigned_units: 0,
-            fingerprint: String::new(),
+        let column = MetricColumn {
+            metric: kpi.clone(),
+            role: MetricRole::Kpi,
+            post: conversion,
+            pre: vec![f64::NAN; units],
+            parts: None,
         };
+        let d = three_arms([0.0, 100.0, 200.0], arm, (sli_values, sli.clone()), column);
         let a = compute(&d, &p, 0, "aa", chrono::Utc::now()).unwrap();
         assert!(
             !a.causal_effects[0].weak_instrument,
@@ -527,7 +510,7 @@ fn causal_threshold_interval_covers_a_saturating_knee() {
 /// 1.5×.)
 #[test]
 fn ratio_slope_is_unbiased_when_the_sli_covers_only_heavy_users() {
-    use sloproof::analysis::data::{Arm, MetricColumn, RatioParts, UnitData};
+    use sloproof::analysis::data::{MetricColumn, RatioParts};
     use sloproof::analysis::report::MetricRole;
     use sloproof::analysis::{compute, resolve, AnalysisRequest, BootstrapRequest};
     use sloproof::domain::metric::{Direction, MetricKind, ValueType};
@@ -595,31 +578,14 @@ fn ratio_slope_is_unbiased_when_the_sli_covers_only_heavy_users() {
     };
     let all: Vec<usize> = (0..units).collect();
     let post = parts.linearized(&all, &arm, 3);
-    let d = UnitData {
-        arms: (0..3)
-            .map(|a| Arm {
-                key: format!("arm-{a}"),
-                dose: doses[a],
-                weight: 1.0 / 3.0,
-                control: a == 0,
-            })
-            .collect(),
-        control: 0,
-        arm,
-        sli: sli_values,
-        sli_pre: vec![f64::NAN; units],
-        sli_metric: sli,
-        metrics: vec![MetricColumn {
-            metric: kpi,
-            role: MetricRole::Kpi,
-            post,
-            pre: vec![f64::NAN; units],
-            parts: Some(parts),
-        }],
-        unassigned_observations: 0,
-        unassigned_units: 0,
-        fingerprint: String::new(),
+    let column = MetricColumn {
+        metric: kpi,
+        role: MetricRole::Kpi,
+        post,
+        pre: vec![f64::NAN; units],
+        parts: Some(parts),
     };
+    let d = three_arms(doses, arm, (sli_values, sli), column);
     let a = compute(&d, &p, 0, "ratio", chrono::Utc::now()).unwrap();
     let slope = &a.causal_effects[0].slope;
     eprintln!("ratio slope {} ± {}", slope.estimate, slope.std_error);
@@ -676,4 +642,36 @@ fn unrelated_persistent_series_are_rarely_correlated_in_differences() {
         0.09,
     );
     within("levels: false-positive rate", rate(level_hits), 0.12, 1.0);
+}
+
+/// Three equal arms (the first the control) with these doses, one SLI and one KPI column.
+fn three_arms(
+    doses: [f64; 3],
+    arm: Vec<u32>,
+    (sli_values, sli): (Vec<f64>, sloproof::domain::metric::Metric),
+    column: sloproof::analysis::data::MetricColumn,
+) -> sloproof::analysis::data::UnitData {
+    use sloproof::analysis::data::{Arm, UnitData};
+    let units = arm.len();
+    UnitData {
+        arms: (0..3)
+            .map(|a| Arm {
+                key: format!("arm-{a}"),
+                dose: doses[a],
+                weight: 1.0 / 3.0,
+                control: a == 0,
+                extra_doses: Vec::new(),
+            })
+            .collect(),
+        control: 0,
+        arm,
+        sli: sli_values,
+        sli_pre: vec![f64::NAN; units],
+        sli_metric: sli,
+        extra_slis: Vec::new(),
+        metrics: vec![column],
+        unassigned_observations: 0,
+        unassigned_units: 0,
+        fingerprint: String::new(),
+    }
 }

@@ -64,7 +64,7 @@ fn ratio_population(d: &UnitData, parts: &super::data::RatioParts) -> Population
 
 /// A ratio KPI's numerator per control unit (Σ numerator / units with a denominator), which
 /// prices a relative loss of the ratio in numerator units (clicks, not click-through rate).
-fn control_numerator_per_unit(d: &UnitData, m: &MetricColumn) -> Option<f64> {
+pub(crate) fn control_numerator_per_unit(d: &UnitData, m: &MetricColumn) -> Option<f64> {
     let parts = m.parts.as_ref()?;
     let (mut sum, mut n) = (0.0, 0usize);
     for i in (0..d.len()).filter(|&i| d.arm[i] as usize == d.control && !parts.den[i].is_nan()) {
@@ -316,6 +316,8 @@ impl CausalFit {
                 // The heteroskedasticity-robust effective F (binary KPIs are heteroskedastic).
                 weak_instrument: self.first_stage_effective_f.is_nan()
                     || self.first_stage_effective_f < WEAK_INSTRUMENT_F,
+                conditional_first_stage_f: None,
+                holding_fixed: Vec::new(),
                 control_kpi_mean: self.control_mean,
                 control_numerator_per_unit: control_numerator_per_unit(d, m),
             },

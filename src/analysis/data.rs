@@ -17,9 +17,20 @@ use crate::domain::metric::{Metric, ValueType};
 #[derive(Debug, Clone)]
 pub struct Arm {
     pub key: String,
+    /// Planned change of the (focused) SLI.
     pub dose: f64,
     pub weight: f64,
     pub control: bool,
+    /// Planned changes of the extra SLIs, in the order of [`UnitData::extra_slis`].
+    pub extra_doses: Vec<f64>,
+}
+
+/// An extra SLI's values per unit (experiments whose arms change several SLIs).
+#[derive(Debug, Clone)]
+pub struct SliColumn {
+    pub metric: Metric,
+    pub post: Vec<f64>,
+    pub pre: Vec<f64>,
 }
 
 /// A KPI or guardrail column.
@@ -173,6 +184,8 @@ pub struct UnitData {
     pub sli: Vec<f64>,
     pub sli_pre: Vec<f64>,
     pub sli_metric: Metric,
+    /// The experiment's other SLIs (empty for a one-SLI experiment).
+    pub extra_slis: Vec<SliColumn>,
     /// KPIs (in the experiment's order) then guardrails.
     pub metrics: Vec<MetricColumn>,
     pub unassigned_observations: u64,
@@ -195,6 +208,28 @@ impl UnitData {
             c[a as usize] += 1;
         }
         c
+    }
+
+    /// The number of SLIs (1 + extra).
+    pub fn sli_count(&self) -> usize {
+        1 + self.extra_slis.len()
+    }
+
+    /// The same data seen from SLI `j` (0 = as is): SLI `j` becomes `sli` with its doses as the
+    /// arms' `dose`, and the first SLI takes its place among the extra ones. Clones the columns.
+    pub fn focus(&self, j: usize) -> UnitData {
+        let mut out = self.clone();
+        if j == 0 || j > self.extra_slis.len() {
+            return out;
+        }
+        let col = &mut out.extra_slis[j - 1];
+        std::mem::swap(&mut out.sli, &mut col.post);
+        std::mem::swap(&mut out.sli_pre, &mut col.pre);
+        std::mem::swap(&mut out.sli_metric, &mut col.metric);
+        for arm in &mut out.arms {
+            std::mem::swap(&mut arm.dose, &mut arm.extra_doses[j - 1]);
+        }
+        out
     }
 
     pub fn kpis(&self) -> impl Iterator<Item = (usize, &MetricColumn)> {
@@ -433,6 +468,7 @@ pub fn assemble(e: &Experiment, parts: Vec<Part>) -> UnitData {
             dose: v.dose,
             weight: v.weight,
             control: v.control,
+            extra_doses: v.extra_doses.clone(),
         })
         .collect();
     let control = e.variants.iter().position(|v| v.control).unwrap_or(0);
@@ -456,6 +492,15 @@ pub fn assemble(e: &Experiment, parts: Vec<Part>) -> UnitData {
     let mut planes = planes.into_iter();
     let mut next = || planes.next().unwrap_or_default();
     let (sli, sli_pre) = (next(), next());
+    let extra_slis: Vec<SliColumn> = e
+        .extra_slis
+        .iter()
+        .map(|m| SliColumn {
+            metric: m.clone(),
+            post: next(),
+            pre: next(),
+        })
+        .collect();
     let metrics = e
         .kpis
         .iter()
@@ -488,6 +533,7 @@ pub fn assemble(e: &Experiment, parts: Vec<Part>) -> UnitData {
         sli,
         sli_pre,
         sli_metric: e.sli.clone(),
+        extra_slis,
         metrics: columns,
         unassigned_observations,
         unassigned_units: unassigned.len() as u64,

@@ -74,6 +74,19 @@ pub fn data_quality(d: &UnitData, p: &Parameters) -> DataQuality {
             ),
         });
     }
+    for c in &d.extra_slis {
+        let missing = c.post.iter().filter(|v| v.is_nan()).count() as u64;
+        if missing > 0 {
+            excluded.push(Exclusion {
+                reason: format!("no_sli_value:{}", c.metric.key),
+                units: missing,
+                description: format!(
+                    "{missing} units have no {} value and are left out of the joint causal slopes",
+                    c.metric.key
+                ),
+            });
+        }
+    }
     for m in &d.metrics {
         if let Some(parts) = m.parts.as_ref().filter(|r| r.orphans > 0) {
             excluded.push(Exclusion {
@@ -116,6 +129,12 @@ pub fn data_quality(d: &UnitData, p: &Parameters) -> DataQuality {
             })
             .collect(),
         metrics: std::iter::once(sli_cov)
+            .chain(d.extra_slis.iter().map(|c| MetricCoverage {
+                metric: c.metric.key.clone(),
+                role: MetricRole::Sli,
+                units: c.post.iter().filter(|v| !v.is_nan()).count() as u64,
+                units_pre: c.pre.iter().filter(|v| !v.is_nan()).count() as u64,
+            }))
             .chain(d.metrics.iter().map(|m| MetricCoverage {
                 metric: m.metric.key.clone(),
                 role: m.role,
@@ -158,7 +177,7 @@ pub fn srm(d: &UnitData) -> AppResult<SampleRatio> {
     })
 }
 
-fn sli_summary(sorted: &[f64]) -> Option<SliSummary> {
+pub(crate) fn sli_summary(sorted: &[f64]) -> Option<SliSummary> {
     if sorted.is_empty() {
         return None;
     }
@@ -220,6 +239,7 @@ pub fn variants(d: &UnitData, p: &Parameters, sli_sorted: &[Vec<f64>]) -> Vec<Va
             dose: arm.dose,
             units: counts[a],
             sli: sli_summary(&sli_sorted[a]),
+            extra_slis: Vec::new(),
             metrics: d
                 .metrics
                 .iter()
@@ -276,6 +296,7 @@ pub fn first_stage(
         let sd = Moments::of(&diffs).variance().map(f64::sqrt).unwrap_or(0.0);
         out.push(FirstStageArm {
             variant: arm.key.clone(),
+            sli: Some(d.sli_metric.key.clone()),
             planned_dose: arm.dose,
             mean_shift: estimate(w.difference, Method::WelchT),
             p95_shift: Estimate {

@@ -7,6 +7,7 @@ pub mod data;
 pub mod effects;
 pub mod hash;
 pub mod history;
+pub mod joint;
 pub mod observational;
 pub mod ratio;
 pub mod report;
@@ -190,6 +191,22 @@ fn check_sufficient(d: &UnitData, p: &Parameters) -> AppResult<()> {
                     arm.key, d.sli_metric.key
                 ),
             ));
+        }
+    }
+    for c in &d.extra_slis {
+        for (a, arm) in d.arms.iter().enumerate() {
+            let n = (0..d.len())
+                .filter(|i| d.arm[*i] as usize == a && !c.post[*i].is_nan())
+                .count();
+            if n < 2 {
+                issues.push(Issue::field(
+                    "observations",
+                    format!(
+                        "arm '{}' has {n} units with a {} value; at least 2 are needed",
+                        arm.key, c.metric.key
+                    ),
+                ));
+            }
         }
     }
     for m in &d.metrics {
@@ -387,6 +404,162 @@ fn winsorize(
     Ok((out, report))
 }
 
+/// What the causal sections are computed from.
+struct TailInputs<'a> {
+    d: &'a UnitData,
+    p: &'a Parameters,
+    kpis: &'a [(usize, &'a data::MetricColumn)],
+    sample_ratio: &'a report::SampleRatio,
+    kpi_effects: &'a [report::KpiEffect],
+}
+
+/// The sections that depend on the causal fits.
+struct CausalTail {
+    first_stage: Vec<report::FirstStageArm>,
+    effects: Vec<report::CausalEffect>,
+    dose_response: Vec<report::DoseResponse>,
+    threshold: Vec<report::Threshold>,
+    power: Vec<report::PowerSummary>,
+    verdicts: Vec<report::Verdict>,
+    headline: Option<report::Headline>,
+    summary: String,
+}
+
+/// The causal sections of a one-SLI experiment.
+fn one_sli_tail(
+    t: &TailInputs,
+    variants: &[report::VariantSummary],
+    first_stage: Vec<report::FirstStageArm>,
+    mut causal: CausalSections,
+) -> CausalTail {
+    let (d, p) = (t.d, t.p);
+    adjust_causal(&mut causal.effects, p.correction);
+    let power = verdict::power(d, p, variants, &causal.effects);
+    let verdicts = verdict::verdicts(
+        d,
+        p,
+        t.sample_ratio,
+        &causal.effects,
+        &causal.failures,
+        &power,
+    );
+    let headline = summary::headline(d, &verdicts, &power);
+    let summary = summary::summary(
+        d,
+        p,
+        t.sample_ratio,
+        &causal.effects,
+        &verdicts,
+        &first_stage,
+        t.kpi_effects,
+        &causal.dose_response,
+        &causal.threshold,
+    );
+    CausalTail {
+        first_stage,
+        effects: causal.effects.into_iter().flatten().collect(),
+        dose_response: causal.dose_response,
+        threshold: causal.threshold,
+        power,
+        verdicts,
+        headline,
+        summary,
+    }
+}
+
+/// The causal sections of an experiment with several SLIs: each KPI's joint 2SLS (see
+/// [`joint`]), then, per SLI, its first stage, power, verdicts and summary, read from the data
+/// focused on that SLI. The slopes' p-values are corrected across every KPI and SLI. No
+/// dose–response or threshold is computed: a factorial's arms do not lie on one dose line.
+fn joint_tail(
+    t: &TailInputs,
+    variants: &mut [report::VariantSummary],
+    mut first_stage: Vec<report::FirstStageArm>,
+) -> AppResult<CausalTail> {
+    let (d, p) = (t.d, t.p);
+    let k = d.sli_count();
+    let fits: Vec<AppResult<Vec<report::CausalEffect>>> = t
+        .kpis
+        .par_iter()
+        .map(|(_, m)| joint::fit_kpi(d, m, p))
+        .collect();
+    // effects[j][kpi], SLI-major, so the correction spans every slope.
+    let mut flat: Vec<Option<report::CausalEffect>> = Vec::new();
+    let mut failures: Vec<Option<String>> = Vec::new();
+    for j in 0..k {
+        for fit in &fits {
+            match fit {
+                Ok(e) => {
+                    flat.push(Some(e[j].clone()));
+                    failures.push(None);
+                }
+                Err(e) => {
+                    flat.push(None);
+                    failures.push(Some(e.to_string()));
+                }
+            }
+        }
+    }
+    adjust_causal(&mut flat, p.correction);
+    let n = t.kpis.len();
+    let mut out = CausalTail {
+        first_stage: Vec::new(),
+        effects: flat.iter().flatten().cloned().collect(),
+        dose_response: Vec::new(),
+        threshold: Vec::new(),
+        power: Vec::new(),
+        verdicts: Vec::new(),
+        headline: None,
+        summary: String::new(),
+    };
+    let mut sentences = Vec::new();
+    for j in 0..k {
+        let focused;
+        let dj = if j == 0 {
+            d
+        } else {
+            focused = d.focus(j);
+            let sorted = effects::sorted_sli(&focused);
+            for (a, v) in variants.iter_mut().enumerate() {
+                v.extra_slis.push(report::ExtraSliSummary {
+                    sli: focused.sli_metric.key.clone(),
+                    dose: focused.arms[a].dose,
+                    summary: effects::sli_summary(&sorted[a]),
+                });
+            }
+            first_stage.extend(effects::first_stage(&focused, p, &sorted)?);
+            &focused
+        };
+        let (effects_j, failures_j) = (&flat[j * n..(j + 1) * n], &failures[j * n..(j + 1) * n]);
+        let power = verdict::power(dj, p, variants, effects_j);
+        let verdicts = verdict::verdicts(dj, p, t.sample_ratio, effects_j, failures_j, &power);
+        if j == 0 {
+            out.headline = summary::headline(dj, &verdicts, &power);
+        }
+        let fs: Vec<report::FirstStageArm> = first_stage
+            .iter()
+            .filter(|f| f.sli.as_deref() == Some(dj.sli_metric.key.as_str()))
+            .cloned()
+            .collect();
+        sentences.push(summary::summary(
+            dj,
+            p,
+            t.sample_ratio,
+            effects_j,
+            &verdicts,
+            &fs,
+            t.kpi_effects,
+            &[],
+            &[],
+        ));
+        out.power.extend(power);
+        out.verdicts.extend(verdicts);
+    }
+    out.first_stage = first_stage;
+    out.summary = sentences.join(" ");
+    Ok(out)
+}
+
 /// Computes every section from loaded data (no database access).
 pub fn compute(
     d: &UnitData,
@@ -414,9 +587,15 @@ pub fn compute(
     let kpis: Vec<(usize, &data::MetricColumn)> = d.kpis().collect();
     // The shared resampling pass is the longest step; everything that does not need it runs
     // beside it. Each part is deterministic on its own, so the overlap changes no number.
-    let (shared, (variants, first_stage, fits)) = rayon::join(
+    // With several SLIs, the one-SLI fits would leave the other SLIs' effects in the arms.
+    let one_sli_kpis = if d.extra_slis.is_empty() {
+        &kpis[..]
+    } else {
+        &[]
+    };
+    let (shared, (mut variants, first_stage, fits)) = rayon::join(
         || resample::SharedPass::build(d, p),
-        || without_resampling(d, p, &kpis),
+        || without_resampling(d, p, one_sli_kpis),
     );
     lap("shared bootstrap pass, variants, first stage, causal fits and thresholds");
     let shared = shared.map_err(stats_err("bootstrap"))?;
@@ -424,31 +603,30 @@ pub fn compute(
     let (mut kpi_effects, failed_comparisons) = comparisons::kpi_effects(d, p, shared.as_ref());
     adjust_kpi_effects(&mut kpi_effects, p.correction);
     lap("kpi_effects");
-    let mut causal = finish_causal(d, p, &kpis, fits, shared.as_ref());
-    adjust_causal(&mut causal.effects, p.correction);
-    lap("causal");
-    let power = verdict::power(d, p, &variants, &causal.effects);
-    let verdicts = verdict::verdicts(
+    let inputs = TailInputs {
         d,
         p,
-        &sample_ratio,
-        &causal.effects,
-        &causal.failures,
-        &power,
-    );
-    let headline = summary::headline(d, &verdicts, &power);
-    let summary = summary::summary(
-        d,
-        p,
-        &sample_ratio,
-        &causal.effects,
-        &verdicts,
-        &first_stage,
-        &kpi_effects,
-        &causal.dose_response,
-        &causal.threshold,
-    );
-    lap("verdicts");
+        kpis: &kpis,
+        sample_ratio: &sample_ratio,
+        kpi_effects: &kpi_effects,
+    };
+    let tail = if d.extra_slis.is_empty() {
+        let causal = finish_causal(d, p, &kpis, fits, shared.as_ref());
+        one_sli_tail(&inputs, &variants, first_stage, causal)
+    } else {
+        joint_tail(&inputs, &mut variants, first_stage)?
+    };
+    lap("causal and verdicts");
+    let CausalTail {
+        first_stage,
+        effects,
+        dose_response,
+        threshold,
+        power,
+        verdicts,
+        headline,
+        summary,
+    } = tail;
     Ok(Analysis {
         id,
         experiment: experiment.to_owned(),
@@ -463,9 +641,9 @@ pub fn compute(
         kpi_effects,
         winsorized,
         failed_comparisons,
-        causal_effects: causal.effects.into_iter().flatten().collect(),
-        dose_response: causal.dose_response,
-        threshold: causal.threshold,
+        causal_effects: effects,
+        dose_response,
+        threshold,
         power,
         verdicts,
         headline,

@@ -306,6 +306,14 @@ pub fn summary(
     let problem_free = problem.is_none();
     let mut s = match (causal.first().and_then(Option::as_ref), verdicts.first(), kpi) {
         _ if problem.is_some() => problem.unwrap_or_default(),
+        (Some(c), Some(v), _) if c.weak_instrument && c.conditional_first_stage_f.is_some() => format!(
+            "The arms did not move {} apart from {} (conditional first-stage F = {:.1} < 10), so its own effect on {} cannot be estimated; not validated ({}).",
+            sli.name,
+            c.holding_fixed.join(" and "),
+            c.conditional_first_stage_f.unwrap_or(f64::NAN),
+            c.kpi,
+            codes(v)
+        ),
         (Some(c), Some(v), _) if c.weak_instrument => format!(
             "The arms barely moved {} (effective first-stage F = {:.1} < 10), so its effect on {} cannot be estimated reliably; not validated ({}).",
             sli.name,

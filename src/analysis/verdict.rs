@@ -59,6 +59,7 @@ pub fn power(
         let excludes_zero = c.slope.ci_low > 0.0 || c.slope.ci_high < 0.0;
         out.push(PowerSummary {
             kpi: m.metric.key.clone(),
+            sli: Some(d.sli_metric.key.clone()),
             variant: d.arms[top].key.clone(),
             mde_relative,
             mde_relative_per_100: mde_per_100,
@@ -125,12 +126,23 @@ pub fn verdicts(
             });
             out.push(Verdict {
                 kpi: m.metric.key.clone(),
+                sli: Some(d.sli_metric.key.clone()),
                 validated: false,
                 reasons,
             });
             continue;
         };
-        if c.weak_instrument {
+        if let (true, Some(cf)) = (c.weak_instrument, c.conditional_first_stage_f) {
+            reasons.push(Reason {
+                code: ReasonCode::WeakInstrument,
+                message: format!(
+                    "weak instrument: the arms do not move {} apart from {} (conditional Sanderson–Windmeijer first-stage F = {cf:.1}; own effective F = {:.1}; both must reach 10)",
+                    d.sli_metric.key,
+                    c.holding_fixed.join(" and "),
+                    c.first_stage_effective_f.unwrap_or(f64::NAN),
+                ),
+            });
+        } else if c.weak_instrument {
             reasons.push(Reason {
                 code: ReasonCode::WeakInstrument,
                 message: format!(
@@ -187,6 +199,7 @@ pub fn verdicts(
         }
         out.push(Verdict {
             kpi: m.metric.key.clone(),
+            sli: Some(d.sli_metric.key.clone()),
             validated: reasons.is_empty(),
             reasons,
         });

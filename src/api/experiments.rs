@@ -3,6 +3,7 @@
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 use super::caller::{Access, Caller, Operation};
@@ -47,9 +48,16 @@ pub struct CreateVariant {
     /// True for the one control arm.
     #[serde(default)]
     pub control: bool,
-    /// Planned change of the SLI in this arm, in the SLI's unit (e.g. +100 ms injected); 0 for control.
+    /// Planned change of the SLI in this arm, in the SLI's unit (e.g. +100 ms injected); 0 for
+    /// control. The shorthand of a one-SLI experiment: give `dose` or `doses`, not both.
+    #[serde(default)]
     #[schema(example = 100.0)]
-    pub dose: f64,
+    pub dose: Option<f64>,
+    /// Planned change of each SLI of the experiment (`sli` and every `extra_slis`), by SLI key,
+    /// in each SLI's unit; all 0 for the control. Required when the experiment has extra SLIs.
+    #[serde(default)]
+    #[schema(example = json!({"retrieval_precision_at5": -20.0, "ttft_ms": 0.0}))]
+    pub doses: Option<BTreeMap<String, f64>>,
 }
 
 /// A new experiment.
@@ -82,6 +90,13 @@ pub struct CreateExperiment {
     /// Key of the SLI under test (a metric of kind `sli`).
     #[schema(example = "checkout-latency", pattern = r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
     pub sli: String,
+    /// Other SLIs the arms change on purpose, at most 2 (e.g. a 2×2 factorial of retrieval
+    /// quality × time to first token). Each variant then gives `doses` for every SLI, and the
+    /// treatment arms' doses must move the SLIs independently (otherwise 422 `variants`). The
+    /// analysis fits one 2SLS with every SLI as an endogenous regressor.
+    #[serde(default)]
+    #[schema(max_items = 2)]
+    pub extra_slis: Vec<String>,
     /// Keys of KPI metrics; the first is the primary KPI.
     #[schema(min_items = 1, max_items = 20)]
     pub kpis: Vec<String>,
@@ -101,8 +116,10 @@ pub struct VariantResponse {
     pub key: String,
     pub weight: f64,
     pub control: bool,
-    /// Planned SLI change in the SLI's unit.
+    /// Planned change of the (first) SLI, in the SLI's unit.
     pub dose: f64,
+    /// Planned change of every SLI of the experiment, by key.
+    pub doses: BTreeMap<String, f64>,
 }
 
 /// An experiment.
@@ -113,8 +130,10 @@ pub struct ExperimentResponse {
     pub name: String,
     pub hypothesis: String,
     pub journey: Option<String>,
-    /// Key of the SLI under test.
+    /// Key of the SLI under test (the first, when there are several).
     pub sli: String,
+    /// The other SLIs the arms change (empty for a one-SLI experiment).
+    pub extra_slis: Vec<String>,
     /// KPI keys; the first is primary.
     pub kpis: Vec<String>,
     pub guardrails: Vec<String>,
@@ -127,18 +146,25 @@ pub struct ExperimentResponse {
 
 impl From<Experiment> for ExperimentResponse {
     fn from(e: Experiment) -> Self {
+        let sli_keys: Vec<String> = e.slis().map(|m| m.key.clone()).collect();
         ExperimentResponse {
             key: e.key,
             name: e.name,
             hypothesis: e.hypothesis,
             journey: e.journey,
             sli: e.sli.key,
+            extra_slis: e.extra_slis.into_iter().map(|m| m.key).collect(),
             kpis: e.kpis.into_iter().map(|m| m.key).collect(),
             guardrails: e.guardrails.into_iter().map(|m| m.key).collect(),
             variants: e
                 .variants
                 .into_iter()
                 .map(|v| VariantResponse {
+                    doses: sli_keys
+                        .iter()
+                        .enumerate()
+                        .map(|(j, k)| (k.clone(), v.dose_of(j)))
+                        .collect(),
                     key: v.key,
                     weight: v.weight,
                     control: v.control,
@@ -182,6 +208,7 @@ pub async fn create_experiment(
         hypothesis: b.hypothesis,
         journey: b.journey,
         sli: b.sli,
+        extra_slis: b.extra_slis,
         kpis: b.kpis,
         guardrails: b.guardrails,
         variants: b
@@ -192,6 +219,7 @@ pub async fn create_experiment(
                 weight: v.weight,
                 control: v.control,
                 dose: v.dose,
+                doses: v.doses,
             })
             .collect(),
     })?;

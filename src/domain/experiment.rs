@@ -33,8 +33,21 @@ pub struct Variant {
     pub key: String,
     pub weight: f64,
     pub control: bool,
-    /// Planned change of the SLI in this arm, in the SLI's unit.
+    /// Planned change of the (first) SLI in this arm, in the SLI's unit.
     pub dose: f64,
+    /// Planned change of each of the experiment's `extra_slis`, in order.
+    pub extra_doses: Vec<f64>,
+}
+
+impl Variant {
+    /// The planned change of SLI `j` (0 = the experiment's first SLI).
+    pub fn dose_of(&self, j: usize) -> f64 {
+        if j == 0 {
+            self.dose
+        } else {
+            self.extra_doses.get(j - 1).copied().unwrap_or(0.0)
+        }
+    }
 }
 
 /// A stored experiment, with its metrics resolved from the catalog.
@@ -46,6 +59,9 @@ pub struct Experiment {
     pub hypothesis: String,
     pub journey: Option<String>,
     pub sli: Metric,
+    /// The other SLIs the arms change on purpose (a factorial design); empty for the usual
+    /// one-SLI experiment.
+    pub extra_slis: Vec<Metric>,
     pub kpis: Vec<Metric>,
     pub guardrails: Vec<Metric>,
     pub variants: Vec<Variant>,
@@ -56,12 +72,17 @@ pub struct Experiment {
 }
 
 impl Experiment {
-    /// Every metric of the experiment: SLI, KPIs, guardrails, then the parts of its ratios.
+    /// Every metric of the experiment: SLIs, KPIs, guardrails, then the parts of its ratios.
     pub fn metrics(&self) -> impl Iterator<Item = &Metric> {
-        std::iter::once(&self.sli)
+        self.slis()
             .chain(&self.kpis)
             .chain(&self.guardrails)
             .chain(&self.components)
+    }
+
+    /// The SLIs under test: the first, then the extra ones.
+    pub fn slis(&self) -> impl Iterator<Item = &Metric> {
+        std::iter::once(&self.sli).chain(&self.extra_slis)
     }
 
     /// The experiment's metric with this key (SLI, KPI or guardrail).
@@ -79,6 +100,10 @@ pub const MAX_VARIANTS: usize = 20;
 /// Most KPIs, and most guardrails, of an experiment (each adds a section per arm).
 pub const MAX_METRICS_PER_ROLE: usize = 20;
 
+/// Most SLIs of one experiment (the first and up to two extra): each needs its own dimension of
+/// dose across the arms, and the joint bootstrap carries every SLI and a KPI per arm.
+pub const MAX_SLIS: usize = 3;
+
 /// An issue when a list is longer than `max` (checked before any per-item work).
 fn too_many(field: &str, len: usize, max: usize) -> Option<Issue> {
     (len > max).then(|| Issue::field(field, format!("at most {max} are allowed; got {len}")))
@@ -89,7 +114,8 @@ pub struct VariantInput {
     pub key: String,
     pub weight: f64,
     pub control: bool,
-    pub dose: f64,
+    pub dose: Option<f64>,
+    pub doses: Option<std::collections::BTreeMap<String, f64>>,
 }
 
 /// Unvalidated experiment input.
@@ -99,6 +125,7 @@ pub struct ExperimentInput {
     pub hypothesis: String,
     pub journey: Option<String>,
     pub sli: String,
+    pub extra_slis: Vec<String>,
     pub kpis: Vec<String>,
     pub guardrails: Vec<String>,
     pub variants: Vec<VariantInput>,
@@ -111,6 +138,8 @@ pub struct NewVariant {
     pub weight: f64,
     pub control: bool,
     pub dose: f64,
+    /// Doses of the experiment's `extra_slis`, in order.
+    pub extra_doses: Vec<f64>,
 }
 
 /// A validated experiment. Metric keys are well-formed and distinct; whether they exist and have
@@ -122,6 +151,7 @@ pub struct NewExperiment {
     pub hypothesis: String,
     pub journey: Option<String>,
     pub sli: Slug,
+    pub extra_slis: Vec<Slug>,
     pub kpis: Vec<Slug>,
     pub guardrails: Vec<Slug>,
     pub variants: Vec<NewVariant>,
@@ -166,6 +196,7 @@ impl NewExperiment {
         };
         // Caps first: the per-item checks below compare items pairwise.
         let oversize: Vec<Issue> = [
+            too_many("extra_slis", input.extra_slis.len(), MAX_SLIS - 1),
             too_many("kpis", input.kpis.len(), MAX_METRICS_PER_ROLE),
             too_many("guardrails", input.guardrails.len(), MAX_METRICS_PER_ROLE),
             too_many("variants", input.variants.len(), MAX_VARIANTS),
@@ -176,6 +207,7 @@ impl NewExperiment {
         if !oversize.is_empty() {
             return Err(AppError::invalid("the experiment is too large", oversize));
         }
+        let extra_slis = metric_list("extra_slis", &input.extra_slis, &mut issues);
         let kpis = metric_list("kpis", &input.kpis, &mut issues);
         let guardrails = metric_list("guardrails", &input.guardrails, &mut issues);
         if input.kpis.is_empty() {
@@ -185,7 +217,13 @@ impl NewExperiment {
             ));
         }
 
-        let variants = parse_variants(&input.variants, &mut issues);
+        let sli_keys: Vec<&str> = std::iter::once(input.sli.as_str())
+            .chain(input.extra_slis.iter().map(String::as_str))
+            .collect();
+        let variants = parse_variants(&input.variants, &sli_keys, &mut issues);
+        if issues.is_empty() && sli_keys.len() > 1 {
+            check_separable(&variants, &sli_keys, &mut issues);
+        }
         match (key, sli) {
             (Some(key), Some(sli)) if issues.is_empty() => Ok(NewExperiment {
                 key,
@@ -193,6 +231,7 @@ impl NewExperiment {
                 hypothesis,
                 journey,
                 sli,
+                extra_slis,
                 kpis,
                 guardrails,
                 variants,
@@ -201,15 +240,147 @@ impl NewExperiment {
         }
     }
 
-    /// All metric keys of the experiment: the SLI, then the KPIs, then the guardrails.
+    /// All metric keys of the experiment: the SLIs, then the KPIs, then the guardrails.
     pub fn metric_keys(&self) -> impl Iterator<Item = &Slug> {
         std::iter::once(&self.sli)
+            .chain(&self.extra_slis)
             .chain(&self.kpis)
             .chain(&self.guardrails)
     }
 }
 
-fn parse_variants(raw: &[VariantInput], issues: &mut Vec<Issue>) -> Vec<NewVariant> {
+/// A variant's doses of the SLIs `slis` (in order) from `dose` or `doses`: `dose` is the
+/// shorthand of a one-SLI experiment; `doses` names every SLI, exactly once.
+fn variant_doses(
+    v: &VariantInput,
+    slis: &[&str],
+    f: impl Fn(&str) -> String,
+    issues: &mut Vec<Issue>,
+) -> Option<Vec<f64>> {
+    let doses = match (v.dose, &v.doses) {
+        (Some(_), Some(_)) => {
+            issues.push(Issue::field(f("doses"), "give dose or doses, not both"));
+            return None;
+        }
+        (None, None) if slis.len() == 1 => {
+            issues.push(Issue::field(
+                f("dose"),
+                "required: the planned change of the SLI in this arm (0 for the control)",
+            ));
+            return None;
+        }
+        (Some(_), None) | (None, None) if slis.len() > 1 => {
+            issues.push(Issue::field(
+                f("doses"),
+                format!("required: the experiment has several SLIs, so give each one's planned change, e.g. {{\"{}\": 0, \"{}\": 0}}", slis[0], slis[1]),
+            ));
+            return None;
+        }
+        (Some(d), None) => vec![d],
+        (None, None) => return None,
+        (None, Some(map)) => {
+            let before = issues.len();
+            for k in map.keys().filter(|k| !slis.contains(&k.as_str())) {
+                issues.push(Issue::field(
+                    f(&format!("doses.{k}")),
+                    format!(
+                        "'{k}' is not an SLI of the experiment ({})",
+                        slis.join(", ")
+                    ),
+                ));
+            }
+            for s in slis.iter().filter(|s| !map.contains_key(**s)) {
+                issues.push(Issue::field(
+                    f("doses"),
+                    format!("missing the dose of SLI '{s}'"),
+                ));
+            }
+            if issues.len() > before {
+                return None;
+            }
+            slis.iter().map(|s| map[*s]).collect()
+        }
+    };
+    let before = issues.len();
+    for (s, d) in slis.iter().zip(&doses) {
+        let field = if v.doses.is_some() {
+            f(&format!("doses.{s}"))
+        } else {
+            f("dose")
+        };
+        if !d.is_finite() {
+            issues.push(Issue::field(field, "must be a finite number"));
+        } else if v.control && *d != 0.0 {
+            issues.push(Issue::field(field, "the control arm's dose must be 0"));
+        }
+    }
+    (issues.len() == before).then_some(doses)
+}
+
+/// Rank of the treatment arms' dose vectors (rows), by Gaussian elimination with partial
+/// pivoting on columns scaled to a largest |dose| of 1; a pivot below 1e-9 counts as zero.
+pub fn dose_rank(rows: &[Vec<f64>]) -> usize {
+    let k = rows.first().map_or(0, Vec::len);
+    let scale: Vec<f64> = (0..k)
+        .map(|j| rows.iter().map(|r| r[j].abs()).fold(0.0, f64::max))
+        .collect();
+    let mut m: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .zip(&scale)
+                .map(|(v, s)| if *s > 0.0 { v / s } else { 0.0 })
+                .collect()
+        })
+        .collect();
+    let mut rank = 0;
+    for j in 0..k {
+        let Some(p) = (rank..m.len()).max_by(|a, b| m[*a][j].abs().total_cmp(&m[*b][j].abs()))
+        else {
+            break;
+        };
+        if m[p][j].abs() < 1e-9 {
+            continue;
+        }
+        m.swap(rank, p);
+        let pivot = m[rank].clone();
+        for row in m.iter_mut().skip(rank + 1) {
+            let factor = row[j] / pivot[j];
+            for (v, p) in row.iter_mut().zip(&pivot).skip(j) {
+                *v -= factor * p;
+            }
+        }
+        rank += 1;
+    }
+    rank
+}
+
+/// With several SLIs, the treatment arms' doses must move them independently (the dose matrix
+/// has full column rank); otherwise no analysis can tell their effects on a KPI apart.
+fn check_separable(variants: &[NewVariant], slis: &[&str], issues: &mut Vec<Issue>) {
+    let rows: Vec<Vec<f64>> = variants
+        .iter()
+        .filter(|v| !v.control)
+        .map(|v| {
+            std::iter::once(v.dose)
+                .chain(v.extra_doses.iter().copied())
+                .collect()
+        })
+        .collect();
+    let rank = dose_rank(&rows);
+    if rank < slis.len() {
+        issues.push(Issue::field(
+            "variants",
+            format!(
+                "the arms' doses cannot separate the SLIs {}: across the treatment arms their doses are linearly dependent (rank {rank} of {}), so no analysis could tell their effects apart; add arms that change one SLI without the others, e.g. a 2×2 factorial",
+                slis.join(" and "),
+                slis.len()
+            ),
+        ));
+    }
+}
+
+fn parse_variants(raw: &[VariantInput], slis: &[&str], issues: &mut Vec<Issue>) -> Vec<NewVariant> {
     if raw.len() < 2 {
         issues.push(Issue::field(
             "variants",
@@ -236,18 +407,14 @@ fn parse_variants(raw: &[VariantInput], issues: &mut Vec<Issue>) -> Vec<NewVaria
         if !(v.weight.is_finite() && v.weight > 0.0) {
             issues.push(Issue::field(f("weight"), "must be a positive number"));
         }
-        if !v.dose.is_finite() {
-            issues.push(Issue::field(f("dose"), "must be a finite number"));
-        }
-        if v.control && v.dose != 0.0 {
-            issues.push(Issue::field(f("dose"), "the control arm's dose must be 0"));
-        }
-        if let Some(key) = key {
+        let doses = variant_doses(v, slis, f, issues);
+        if let (Some(key), Some(doses)) = (key, doses) {
             out.push(NewVariant {
                 key,
                 weight: v.weight,
                 control: v.control,
-                dose: v.dose,
+                dose: doses[0],
+                extra_doses: doses[1..].to_vec(),
             });
         }
     }
@@ -279,6 +446,7 @@ mod tests {
             hypothesis: "Slower checkout lowers conversion".into(),
             journey: None,
             sli: "latency".into(),
+            extra_slis: vec![],
             kpis: vec!["conversion".into()],
             guardrails: vec![],
             variants,
@@ -290,7 +458,8 @@ mod tests {
             key: key.into(),
             weight,
             control,
-            dose,
+            dose: Some(dose),
+            doses: None,
         }
     }
 
@@ -311,7 +480,8 @@ mod tests {
                 key: format!("v{i}"),
                 weight: 1.0 / (MAX_VARIANTS + 1) as f64,
                 control: i == 0,
-                dose: if i == 0 { 0.0 } else { 1.0 },
+                dose: Some(if i == 0 { 0.0 } else { 1.0 }),
+                doses: None,
             })
             .collect();
         let Err(AppError::Invalid { issues, .. }) = NewExperiment::parse(input(many)) else {
@@ -344,6 +514,64 @@ mod tests {
         assert!(
             messages.iter().any(|m| m.contains("sum to 1")),
             "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn dose_rank_tells_a_factorial_from_proportional_arms() {
+        // 2×2 factorial: three treatment arms, two independent directions.
+        let factorial = vec![vec![-0.2, 0.0], vec![0.0, 400.0], vec![-0.2, 400.0]];
+        assert_eq!(dose_rank(&factorial), 2);
+        // Both SLIs moved in proportion, on very different scales: one direction only.
+        let proportional = vec![vec![-0.1, 200.0], vec![-0.2, 400.0]];
+        assert_eq!(dose_rank(&proportional), 1);
+        // An SLI no arm moves adds no direction.
+        assert_eq!(dose_rank(&[vec![1.0, 0.0], vec![2.0, 0.0]]), 1);
+    }
+
+    #[test]
+    fn several_slis_need_every_dose_and_a_separating_design() {
+        let doses = |p: f64, t: f64| {
+            Some(std::collections::BTreeMap::from([
+                ("latency".to_owned(), t),
+                ("precision".to_owned(), p),
+            ]))
+        };
+        let arm = |key: &str, control: bool, d| VariantInput {
+            key: key.into(),
+            weight: 0.25,
+            control,
+            dose: None,
+            doses: d,
+        };
+        let mut e = input(vec![
+            arm("c", true, doses(0.0, 0.0)),
+            arm("p", false, doses(-0.2, 0.0)),
+            arm("t", false, doses(0.0, 400.0)),
+            arm("pt", false, doses(-0.2, 400.0)),
+        ]);
+        e.extra_slis = vec!["precision".into()];
+        let ok = NewExperiment::parse(e).unwrap();
+        assert_eq!(ok.variants[3].dose, 400.0);
+        assert_eq!(ok.variants[3].extra_doses, vec![-0.2]);
+
+        let mut e = input(vec![
+            arm("c", true, doses(0.1, 0.0)),
+            arm("p", false, doses(-0.2, 0.0)),
+            VariantInput {
+                dose: Some(5.0),
+                ..arm("t", false, None)
+            },
+            arm("pt", false, doses(-0.2, 400.0)),
+        ]);
+        e.extra_slis = vec!["precision".into()];
+        let Err(AppError::Invalid { issues, .. }) = NewExperiment::parse(e) else {
+            panic!("a control dose and a missing doses map must be refused");
+        };
+        let fields: Vec<_> = issues.iter().filter_map(|i| i.field.as_deref()).collect();
+        assert_eq!(
+            fields,
+            vec!["variants[0].doses.precision", "variants[2].doses"]
         );
     }
 }

@@ -28,6 +28,7 @@ mod chatbot;
 mod fraud;
 mod freshness;
 mod moderation;
+pub mod rag;
 mod shares;
 
 /// A preset use case: what the arms change and which KPIs they move (each documented with its
@@ -50,6 +51,11 @@ pub enum Scenario {
     /// min → ad click-through rate, a ratio of clicks to impressions per user. See
     /// [`freshness`].
     MarketingFreshness,
+    /// Retrieval precision@5 (higher is better) and time to first token (lower is better)
+    /// together, in a 2×2 factorial (precision −0.20 × TTFT +400 ms) → ticket deflection
+    /// (binary) and task completion time (lower is better): two SLOs from one experiment. See
+    /// [`rag`].
+    RagKnowledgeBase,
 }
 
 /// Shape of the latency → conversion curve.
@@ -186,6 +192,7 @@ pub fn generate(c: &SimConfig) -> anyhow::Result<Simulated> {
         Scenario::FraudRecall => fraud::generate(c),
         Scenario::ModerationPrecision => moderation::generate(c),
         Scenario::MarketingFreshness => freshness::generate(c),
+        Scenario::RagKnowledgeBase => rag::generate(c),
     }
 }
 

@@ -49,10 +49,11 @@ fn validated_effect<'a>(
     sli: &Metric,
     kpi: &Metric,
 ) -> AppResult<(&'a CausalEffect, &'a SliSummary)> {
+    let about = |tag: Option<&str>| crate::analysis::report::is_about(tag, &sli.key);
     let verdict = a
         .verdicts
         .iter()
-        .find(|v| v.kpi == kpi.key)
+        .find(|v| v.kpi == kpi.key && about(v.sli.as_deref()))
         .ok_or_else(|| {
             AppError::invalid(
                 "the analysis has no verdict for this KPI",
@@ -76,7 +77,7 @@ fn validated_effect<'a>(
     let effect = a
         .causal_effects
         .iter()
-        .find(|c| c.kpi == kpi.key)
+        .find(|c| c.kpi == kpi.key && c.sli == sli.key)
         .ok_or_else(|| {
             AppError::Internal(anyhow::anyhow!(
                 "validated KPI {} has no causal effect in analysis {}",
@@ -88,7 +89,10 @@ fn validated_effect<'a>(
         .variants
         .iter()
         .find(|v| v.control)
-        .and_then(|v| v.sli.as_ref())
+        .and_then(|v| match v.extra_slis.iter().find(|x| x.sli == sli.key) {
+            Some(x) => x.summary.as_ref(),
+            None => v.sli.as_ref(),
+        })
         .ok_or_else(|| AppError::invalid("the analysis has no control SLI summary", vec![]))?;
     Ok((effect, control))
 }
@@ -231,7 +235,7 @@ fn statement(
 /// approval must acknowledge) and the loss the experiment could detect at the degradation.
 fn evidence_notes(
     a: &Analysis,
-    kpi: &Metric,
+    (sli, kpi): (&Metric, &Metric),
     degradation: f64,
     loss: f64,
     notes: &mut Vec<String>,
@@ -246,7 +250,7 @@ fn evidence_notes(
             p.correction
         ));
     }
-    let detectable = detectable_loss(a, kpi, degradation);
+    let detectable = detectable_loss(a, sli, kpi, degradation);
     if let Some(d) = detectable.filter(|d| *d > loss) {
         notes.push(format!(
             "Underpowered for this tolerance: at this degradation the experiment could only detect a loss of {:.2}% (80% power), more than the {:.2}% the SLO protects against.",
@@ -530,9 +534,10 @@ pub fn derive(
     );
     let extrapolated = source == ThresholdSource::Slope && slope.degradation > tested;
     if source == ThresholdSource::Slope {
-        check_support(a, kpi, &inputs, slope.degradation, tested, &mut notes)?;
+        check_support(a, sli, kpi, &inputs, slope.degradation, tested, &mut notes)?;
     }
-    let (loose_evidence, detectable) = evidence_notes(a, kpi, slope.degradation, loss, &mut notes);
+    let (loose_evidence, detectable) =
+        evidence_notes(a, (sli, kpi), slope.degradation, loss, &mut notes);
     let comparison = Comparison::good_side(sli.direction);
     let (threshold, target) = settle(
         sli,
@@ -541,12 +546,11 @@ pub fn derive(
         events,
         &mut notes,
     )?;
-    let explicit_window = req.window_minutes.is_some();
     let window_noise = check_window_noise(
         control,
         &mut inputs,
         (threshold, comparison, target),
-        explicit_window,
+        req.window_minutes.is_some(),
         &mut notes,
     )?;
     Ok(Derived {

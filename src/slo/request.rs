@@ -9,6 +9,9 @@ use crate::error::{AppError, AppResult, Issue};
 pub struct CreateRecommendation {
     /// KPI key (default: the experiment's primary KPI).
     pub kpi: Option<String>,
+    /// SLI key, for an experiment whose arms changed several SLIs: each SLI gets its own SLO
+    /// from its own slope (default: the experiment's first SLI).
+    pub sli: Option<String>,
     /// Largest tolerated relative KPI loss, e.g. 0.01 for "lose at most 1% conversion".
     #[schema(example = 0.01, exclusive_minimum = 0.0, exclusive_maximum = 1.0)]
     pub max_relative_kpi_loss: f64,

@@ -58,11 +58,16 @@ fn overlap(a: &Estimate, b: &Estimate) -> bool {
 pub fn compare(
     published: &Estimate,
     a: &Analysis,
-    kpi: &str,
+    (sli, kpi): (&str, &str),
     unit: &str,
 ) -> (ValidationState, Vec<ValidationReason>) {
     let mut reasons = Vec::new();
-    match a.verdicts.iter().find(|v| v.kpi == kpi) {
+    let about = |tag: Option<&str>| crate::analysis::report::is_about(tag, sli);
+    match a
+        .verdicts
+        .iter()
+        .find(|v| v.kpi == kpi && about(v.sli.as_deref()))
+    {
         Some(v) if v.validated => {}
         Some(v) => reasons.push(ValidationReason {
             code: "verdict_failed".into(),
@@ -81,7 +86,11 @@ pub fn compare(
             message: format!("analysis {} has no verdict on {kpi}", a.id),
         }),
     }
-    if let Some(e) = a.causal_effects.iter().find(|e| e.kpi == kpi) {
+    if let Some(e) = a
+        .causal_effects
+        .iter()
+        .find(|e| e.kpi == kpi && e.sli == sli)
+    {
         let now = &e.relative_per_100;
         if !overlap(now, published) {
             reasons.push(ValidationReason {

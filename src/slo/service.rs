@@ -70,13 +70,32 @@ pub fn recommend(
     let conn = &mut *db.conn()?;
     let stored = analyses::get(conn, analysis_id)?;
     let a: Analysis = serde_json::from_str(&stored.result).map_err(|e| corrupt("analysis", e))?;
-    let sli_key = a
+    let first_sli = a
         .data_quality
         .metrics
         .iter()
         .find(|m| m.role == MetricRole::Sli)
         .map(|m| m.metric.clone())
         .ok_or_else(|| corrupt("analysis", "no SLI"))?;
+    let mut slis: Vec<String> = vec![first_sli.clone()];
+    for v in &a.verdicts {
+        if let Some(s) = v.sli.as_ref().filter(|s| !slis.contains(s)) {
+            slis.push(s.clone());
+        }
+    }
+    let sli_key = req.sli.clone().unwrap_or(first_sli);
+    if !slis.contains(&sli_key) {
+        return Err(AppError::invalid(
+            "unknown SLI for this analysis",
+            vec![Issue::field(
+                "sli",
+                format!(
+                    "'{sli_key}' is not an SLI of analysis {analysis_id}; expected one of: {}",
+                    slis.join(", ")
+                ),
+            )],
+        ));
+    }
     let kpi_key = match &req.kpi {
         Some(k) => k.clone(),
         None => a
@@ -328,7 +347,7 @@ pub fn revalidate(
         ));
     }
     let kpis: Vec<&str> = e.kpis.iter().map(|k| k.key.as_str()).collect();
-    if e.sli.key != slo.slo.sli || !kpis.contains(&slo.slo.kpi.as_str()) {
+    if !e.slis().any(|s| s.key == slo.slo.sli) || !kpis.contains(&slo.slo.kpi.as_str()) {
         return Err(AppError::invalid(
             "the experiment does not measure this SLO's SLI and KPI",
             vec![Issue::field(
@@ -348,7 +367,7 @@ pub fn revalidate(
     let (outcome, reasons) = compare(
         &slo.evidence.relative_per_100,
         &a,
-        &slo.slo.kpi,
+        (&slo.slo.sli, &slo.slo.kpi),
         &slo.slo.unit,
     );
     let reasons_json = serde_json::to_string(&reasons).map_err(|e| AppError::Internal(e.into()))?;

@@ -131,6 +131,7 @@ pub(crate) fn max_tested_shift(a: &Analysis, sli: &Metric) -> f64 {
     let worse = sli.direction.worse_sign();
     a.first_stage
         .iter()
+        .filter(|arm| crate::analysis::report::is_about(arm.sli.as_deref(), &sli.key))
         .map(|arm| worse * arm.mean_shift.estimate)
         .fold(0.0, f64::max)
 }
@@ -139,6 +140,7 @@ pub(crate) fn max_tested_shift(a: &Analysis, sli: &Metric) -> f64 {
 /// tested, or on a dose-response that departs from a line, unless the request accepts it.
 pub(crate) fn check_support(
     a: &Analysis,
+    sli: &Metric,
     kpi: &Metric,
     inputs: &RecommendationInputs,
     degradation: f64,
@@ -161,7 +163,10 @@ pub(crate) fn check_support(
             ));
         }
     }
-    let dose = a.dose_response.iter().find(|d| d.kpi == kpi.key);
+    let dose = a
+        .dose_response
+        .iter()
+        .find(|d| d.kpi == kpi.key && d.sli == sli.key);
     if dose.is_some_and(|d| d.linearity.is_none()) {
         notes.push("Linearity could not be tested: the experiment has two arms (one dose), so the slope is a straight line through two points by construction.".to_owned());
     }
@@ -257,7 +262,11 @@ pub(crate) fn apply_knees(
     let mut threshold = slope_based;
     let mut source = ThresholdSource::Slope;
     let mut knee_used = None;
-    for t in a.threshold.iter().filter(|t| t.kpi == kpi.key) {
+    for t in a
+        .threshold
+        .iter()
+        .filter(|t| t.kpi == kpi.key && t.sli == sli.key)
+    {
         let Some(bp) = &t.breakpoint else { continue };
         if t.evidence != EvidenceKind::Causal {
             notes.push(format!(
@@ -335,10 +344,15 @@ pub(crate) fn snap_to_bucket(
 
 /// The smallest relative KPI loss the experiment could detect at SLI degradation `degradation`:
 /// the analysis's minimum detectable relative change per +100 SLI units, scaled.
-pub(crate) fn detectable_loss(a: &Analysis, kpi: &Metric, degradation: f64) -> Option<f64> {
+pub(crate) fn detectable_loss(
+    a: &Analysis,
+    sli: &Metric,
+    kpi: &Metric,
+    degradation: f64,
+) -> Option<f64> {
     a.power
         .iter()
-        .find(|p| p.kpi == kpi.key)
+        .find(|p| p.kpi == kpi.key && crate::analysis::report::is_about(p.sli.as_deref(), &sli.key))
         .and_then(|p| p.mde_relative_per_100)
         .map(|m| m.abs() * degradation / 100.0)
         .filter(|d| d.is_finite())

@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::metrics::{self, unique_or_internal};
-use super::schema::{experiment_metrics, experiments, variants};
+use super::schema::{experiment_metrics, experiment_slis, experiments, variant_doses, variants};
 use super::{now, DbConnection, Page};
 use crate::domain::experiment::{Experiment, MetricRole, NewExperiment, Variant};
 use crate::domain::metric::{Metric, MetricKind};
@@ -48,48 +48,91 @@ struct ExperimentMetricRow {
     role: MetricRole,
 }
 
+/// What does not fit among the experiment's metrics: unknown keys, wrong kinds, a ratio of one
+/// of its own SLIs.
+fn metric_issues(
+    e: &NewExperiment,
+    ids: &HashMap<String, i64>,
+    found: &HashMap<i64, Metric>,
+) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    let mut check =
+        |field: String, key: &Slug, want: Option<MetricKind>| match ids.get(key.as_str()) {
+            None => issues.push(Issue::field(field, format!("no metric with key '{key}'"))),
+            Some(id) => match want {
+                Some(kind) if found[id].kind != kind => issues.push(Issue::field(
+                    field,
+                    format!("metric '{key}' is a {}, not a {kind}", found[id].kind),
+                )),
+                _ => {}
+            },
+        };
+    check("sli".into(), &e.sli, Some(MetricKind::Sli));
+    for (i, k) in e.extra_slis.iter().enumerate() {
+        check(format!("extra_slis[{i}]"), k, Some(MetricKind::Sli));
+    }
+    for (i, k) in e.kpis.iter().enumerate() {
+        check(format!("kpis[{i}]"), k, Some(MetricKind::Kpi));
+    }
+    for (i, k) in e.guardrails.iter().enumerate() {
+        check(format!("guardrails[{i}]"), k, None);
+    }
+    let listed = e.kpis.iter().map(|k| ("kpis", k));
+    for (i, (role, k)) in listed
+        .enumerate()
+        .chain(e.guardrails.iter().map(|k| ("guardrails", k)).enumerate())
+    {
+        let ratio = ids
+            .get(k.as_str())
+            .and_then(|id| found.get(id)?.ratio.as_ref());
+        let own_sli = std::iter::once(&e.sli).chain(&e.extra_slis).find(|s| {
+            ratio.is_some_and(|r| r.numerator == s.as_str() || r.denominator == s.as_str())
+        });
+        if let Some(sli) = own_sli {
+            issues.push(Issue::field(
+                format!("{role}[{i}]"),
+                format!("'{k}' is a ratio of the SLI '{sli}' itself: the arms would change it mechanically, not through the business"),
+            ));
+        }
+    }
+    issues
+}
+
+/// The extra SLIs of experiments `ids` as (experiment, metric) in order, and the variants'
+/// doses of them by (variant, metric).
+#[allow(clippy::type_complexity)]
+fn extra_slis(
+    conn: &mut DbConnection,
+    ids: &[i64],
+    vrows: &[VariantRow],
+) -> AppResult<(Vec<(i64, i64)>, HashMap<(i64, i64), f64>)> {
+    let extra: Vec<(i64, i64)> = experiment_slis::table
+        .filter(experiment_slis::experiment_id.eq_any(ids))
+        .order((experiment_slis::experiment_id, experiment_slis::position))
+        .select((experiment_slis::experiment_id, experiment_slis::metric_id))
+        .load(conn)?;
+    let variant_ids: Vec<i64> = vrows.iter().map(|v| v.id).collect();
+    let doses: HashMap<(i64, i64), f64> = variant_doses::table
+        .filter(variant_doses::variant_id.eq_any(&variant_ids))
+        .select((
+            variant_doses::variant_id,
+            variant_doses::metric_id,
+            variant_doses::dose,
+        ))
+        .load::<(i64, i64, f64)>(conn)?
+        .into_iter()
+        .map(|(v, m, d)| ((v, m), d))
+        .collect();
+    Ok((extra, doses))
+}
+
 /// Stores a new experiment; 409 if the key exists, 422 if a metric is missing or of the wrong kind.
 pub fn create(conn: &mut DbConnection, e: &NewExperiment) -> AppResult<Experiment> {
     super::serializable(conn, |conn| {
         let keys: Vec<&str> = e.metric_keys().map(Slug::as_str).collect();
         let ids = metrics::ids_by_key(conn, &keys)?;
         let found = metrics::by_ids(conn, &ids.values().copied().collect::<Vec<_>>())?;
-        let mut issues = Vec::new();
-        let mut check =
-            |field: String, key: &Slug, want: Option<MetricKind>| match ids.get(key.as_str()) {
-                None => issues.push(Issue::field(field, format!("no metric with key '{key}'"))),
-                Some(id) => match want {
-                    Some(kind) if found[id].kind != kind => issues.push(Issue::field(
-                        field,
-                        format!("metric '{key}' is a {}, not a {kind}", found[id].kind),
-                    )),
-                    _ => {}
-                },
-            };
-        check("sli".into(), &e.sli, Some(MetricKind::Sli));
-        for (i, k) in e.kpis.iter().enumerate() {
-            check(format!("kpis[{i}]"), k, Some(MetricKind::Kpi));
-        }
-        for (i, k) in e.guardrails.iter().enumerate() {
-            check(format!("guardrails[{i}]"), k, None);
-        }
-        let listed = e.kpis.iter().map(|k| ("kpis", k));
-        for (i, (role, k)) in listed
-            .enumerate()
-            .chain(e.guardrails.iter().map(|k| ("guardrails", k)).enumerate())
-        {
-            let ratio = ids
-                .get(k.as_str())
-                .and_then(|id| found.get(id)?.ratio.as_ref());
-            if ratio
-                .is_some_and(|r| r.numerator == e.sli.as_str() || r.denominator == e.sli.as_str())
-            {
-                issues.push(Issue::field(
-                    format!("{role}[{i}]"),
-                    format!("'{k}' is a ratio of the SLI '{}' itself: the arms would change it mechanically, not through the business", e.sli),
-                ));
-            }
-        }
+        let issues = metric_issues(e, &ids, &found);
         if !issues.is_empty() {
             return Err(AppError::invalid(
                 "the experiment names metrics that do not fit",
@@ -132,6 +175,15 @@ pub fn create(conn: &mut DbConnection, e: &NewExperiment) -> AppResult<Experimen
                 ))
                 .execute(conn)?;
         }
+        for (pos, k) in e.extra_slis.iter().enumerate() {
+            diesel::insert_into(experiment_slis::table)
+                .values((
+                    experiment_slis::experiment_id.eq(id),
+                    experiment_slis::metric_id.eq(ids[k.as_str()]),
+                    experiment_slis::position.eq(pos as i32 + 1),
+                ))
+                .execute(conn)?;
+        }
         for (pos, v) in e.variants.iter().enumerate() {
             diesel::insert_into(variants::table)
                 .values((
@@ -143,6 +195,23 @@ pub fn create(conn: &mut DbConnection, e: &NewExperiment) -> AppResult<Experimen
                     variants::position.eq(pos as i32),
                 ))
                 .execute(conn)?;
+            if e.extra_slis.is_empty() {
+                continue;
+            }
+            let variant_id: i64 = variants::table
+                .filter(variants::experiment_id.eq(id))
+                .filter(variants::key.eq(v.key.as_str()))
+                .select(variants::id)
+                .first(conn)?;
+            for (k, dose) in e.extra_slis.iter().zip(&v.extra_doses) {
+                diesel::insert_into(variant_doses::table)
+                    .values((
+                        variant_doses::variant_id.eq(variant_id),
+                        variant_doses::metric_id.eq(ids[k.as_str()]),
+                        variant_doses::dose.eq(dose),
+                    ))
+                    .execute(conn)?;
+            }
         }
         get(conn, e.key.as_str())
     })
@@ -211,10 +280,12 @@ fn hydrate(conn: &mut DbConnection, rows: Vec<ExperimentRow>) -> AppResult<Vec<E
         .order((variants::experiment_id, variants::position))
         .select(VariantRow::as_select())
         .load(conn)?;
+    let (extra, doses) = extra_slis(conn, &ids, &vrows)?;
     let mut metric_ids: Vec<i64> = links
         .iter()
         .map(|l| l.metric_id)
         .chain(rows.iter().map(|r| r.sli_metric_id))
+        .chain(extra.iter().map(|x| x.1))
         .collect();
     metric_ids.sort_unstable();
     metric_ids.dedup();
@@ -243,6 +314,7 @@ fn hydrate(conn: &mut DbConnection, rows: Vec<ExperimentRow>) -> AppResult<Vec<E
                 }
             }
         }
+        let extra_ids: Vec<i64> = extra.iter().filter(|x| x.0 == r.id).map(|x| x.1).collect();
         let variants = vrows
             .iter()
             .filter(|v| v.experiment_id == r.id)
@@ -252,8 +324,16 @@ fn hydrate(conn: &mut DbConnection, rows: Vec<ExperimentRow>) -> AppResult<Vec<E
                 weight: v.weight,
                 control: v.is_control,
                 dose: v.dose,
+                extra_doses: extra_ids
+                    .iter()
+                    .map(|m| doses.get(&(v.id, *m)).copied().unwrap_or(0.0))
+                    .collect(),
             })
             .collect();
+        let extra_slis = extra_ids
+            .iter()
+            .map(&metric)
+            .collect::<AppResult<Vec<_>>>()?;
         let listed: Vec<&Metric> = kpis.iter().chain(&guardrails).collect();
         let components = components_of(r.sli_metric_id, &listed, &parts, &metric)?;
         out.push(Experiment {
@@ -263,6 +343,7 @@ fn hydrate(conn: &mut DbConnection, rows: Vec<ExperimentRow>) -> AppResult<Vec<E
             hypothesis: r.hypothesis,
             journey: r.journey,
             sli: metric(&r.sli_metric_id)?,
+            extra_slis,
             kpis,
             guardrails,
             variants,

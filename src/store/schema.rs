@@ -67,6 +67,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    experiment_slis (experiment_id, metric_id) {
+        experiment_id -> BigInt,
+        metric_id -> BigInt,
+        position -> Integer,
+    }
+}
+
+diesel::table! {
+    variant_doses (variant_id, metric_id) {
+        variant_id -> BigInt,
+        metric_id -> BigInt,
+        dose -> Double,
+    }
+}
+
+diesel::table! {
     assignments (experiment_id, unit_id) {
         experiment_id -> BigInt,
         unit_id -> Text,

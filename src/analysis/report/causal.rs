@@ -27,8 +27,18 @@ pub struct CausalEffect {
     /// in analyses stored before it).
     #[serde(default)]
     pub first_stage_effective_f: Option<f64>,
-    /// True when the effective first-stage F is below 10.
+    /// True when the effective first-stage F is below 10 (with several SLIs: or the
+    /// conditional first-stage F).
     pub weak_instrument: bool,
+    /// With several SLIs: the Sanderson–Windmeijer conditional first-stage F, whether the arms
+    /// move this SLI apart from the others (below 10: they cannot be told apart). The
+    /// first-stage F fields above are then this SLI's own first stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditional_first_stage_f: Option<f64>,
+    /// With several SLIs: the other SLIs, held fixed in this slope (2SLS with every SLI as an
+    /// endogenous regressor).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holding_fixed: Vec<String>,
     /// Anderson–Rubin confidence set of the slope, valid however weak the instruments (absent
     /// in analyses stored before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]

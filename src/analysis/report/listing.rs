@@ -12,6 +12,9 @@ use super::Headline;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VerdictBrief {
     pub kpi: String,
+    /// The SLI, for experiments with several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sli: Option<String>,
     pub validated: bool,
 }
 

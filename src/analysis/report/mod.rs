@@ -272,13 +272,29 @@ pub struct VariantSummary {
     pub units: u64,
     /// Null when no unit of the variant has an SLI value.
     pub sli: Option<SliSummary>,
+    /// The experiment's extra SLIs in this variant (absent for a one-SLI experiment).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_slis: Vec<ExtraSliSummary>,
     pub metrics: Vec<MetricSummary>,
+}
+
+/// An extra SLI's distribution in a variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ExtraSliSummary {
+    pub sli: String,
+    /// Planned change of this SLI in the variant.
+    pub dose: f64,
+    /// Null when no unit of the variant has a value of it.
+    pub summary: Option<SliSummary>,
 }
 
 /// Did the treatment move the SLI as planned?
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FirstStageArm {
     pub variant: String,
+    /// The SLI this row is about (absent in analyses stored before experiments had several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sli: Option<String>,
     pub planned_dose: f64,
     /// Treatment − control SLI mean (Welch), in the SLI's unit.
     pub mean_shift: Estimate,
@@ -392,6 +408,10 @@ pub struct Interval {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PowerSummary {
     pub kpi: String,
+    /// The SLI whose slope this is about (absent in analyses stored before experiments had
+    /// several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sli: Option<String>,
     /// The highest-dose arm, compared with control.
     pub variant: String,
     /// Minimum detectable relative lift at 80% power, two-sided alpha; null when undefined
@@ -417,6 +437,10 @@ pub struct Reason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Verdict {
     pub kpi: String,
+    /// The SLI whose effect on the KPI this verdict is about: an experiment with several SLIs
+    /// has one verdict per KPI and SLI (absent in analyses stored before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sli: Option<String>,
     pub validated: bool,
     pub reasons: Vec<Reason>,
 }
@@ -437,6 +461,12 @@ pub struct Headline {
     pub status: CallStatus,
     /// Why, in one sentence.
     pub reason: String,
+}
+
+/// Whether a section entry tagged with `tag` (an SLI key, or none in analyses stored before
+/// experiments had several SLIs, when it is the only SLI's) is about SLI `sli`.
+pub fn is_about(tag: Option<&str>, sli: &str) -> bool {
+    tag.is_none_or(|t| t == sli)
 }
 
 /// A complete analysis.

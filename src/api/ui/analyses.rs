@@ -134,15 +134,28 @@ fn sample_ratio(a: &Analysis) -> Markup {
 }
 
 fn first_stage(a: &Analysis, e: &Experiment) -> Markup {
-    let unit = &e.sli.unit;
-    let level = level(a);
     html! {
-        section aria-labelledby="first-stage" {
-            h2 #first-stage { "Did the arms move " (e.sli.name) " as planned?" }
+        @for (j, sli) in e.slis().enumerate() {
+            (first_stage_of(a, sli, j))
+        }
+    }
+}
+
+fn first_stage_of(a: &Analysis, sli: &crate::domain::metric::Metric, j: usize) -> Markup {
+    let unit = &sli.unit;
+    let level = level(a);
+    let id = if j == 0 {
+        "first-stage".to_owned()
+    } else {
+        format!("first-stage-{j}")
+    };
+    html! {
+        section aria-labelledby=(id) {
+            h2 id=(id) { "Did the arms move " (sli.name) " as planned?" }
             table {
                 thead { tr { th scope="col" { "Arm" } th scope="col" { "Planned dose" } th scope="col" { "Mean shift (" (level) " CI)" } th scope="col" { "p95 shift (" (level) " CI, bootstrap)" } th scope="col" { "Observed / planned" } } }
                 tbody {
-                    @for f in &a.first_stage {
+                    @for f in a.first_stage.iter().filter(|f| crate::analysis::report::is_about(f.sli.as_deref(), &sli.key)) {
                         tr {
                             td { (f.variant) }
                             td { (num(f.planned_dose, 4)) " " (unit) }
@@ -319,36 +332,46 @@ fn scaled(e: &Estimate, f: f64) -> Estimate {
 }
 
 fn causal(a: &Analysis, e: &Experiment) -> Markup {
-    let unit = e.sli.unit.as_str();
-    let (step, words) = super::per_step(unit);
     let level = level(a);
+    let several = !e.extra_slis.is_empty();
+    let names: Vec<&str> = e.slis().map(|m| m.name.as_str()).collect();
     html! {
         section aria-labelledby="causal" {
-            h2 #causal { "Causal slope of each KPI on " (e.sli.name) }
-            p { "Two-stage least squares with the arms as instruments (robust errors): the KPI change per " (words) " of " (e.sli.name) "." }
+            h2 #causal { "Causal slope of each KPI on " (names.join(" and ")) }
+            @if several {
+                p { "Two-stage least squares with every SLI as an endogenous regressor and the arms as instruments (robust errors): each slope holds the other SLIs fixed." }
+            } @else {
+                p { "Two-stage least squares with the arms as instruments (robust errors): the KPI change per " (super::per_step(&e.sli.unit).1) " of " (e.sli.name) "." }
+            }
             @for c in &a.causal_effects {
+                @let sli_metric = metric(e, &c.sli).unwrap_or(&e.sli);
+                @let unit = sli_metric.unit.as_str();
+                @let (step, words) = super::per_step(unit);
                 @let kpi_name = name(e, &c.kpi);
                 @let kpi_unit = metric(e, &c.kpi).map_or("", |m| m.unit.as_str());
                 @let (b, bl, bh) = est_ci(&c.slope, step);
                 @let boot = Estimate { estimate: c.slope.estimate, ci_low: c.bootstrap.ci_low, ci_high: c.bootstrap.ci_high, ..c.slope.clone() };
                 @let (_, ol, oh) = est_ci(&boot, step);
                 @let rel = scaled(&c.relative_per_100, step / 100.0);
-                h3 { (kpi_name) }
+                h3 { (kpi_name) @if several { " on " (sli_metric.name) } }
                 dl {
                     dt { "Relative change per " (words) } dd { (pct_ci(&rel, &level)) ", " (p_is(c.slope.p_value)) @if c.slope.adjusted_p_value.is_some() { " (adjusted across KPIs: " (p_value(c.slope.adjusted_p_value)) ")" } }
                     dt { "Slope per " (words) } dd { (b) " " (if kpi_unit.is_empty() { "(KPI units)" } else { kpi_unit }) " (" (level) " CI " (bl) " to " (bh) "); bootstrap " (c.bootstrap.method.as_str()) " " (ol) " to " (oh) " (" (c.bootstrap.resamples) " resamples)" }
                     dt { "First stage" } dd { "classical F = " (num(c.first_stage_f, 4)) ", robust F = " (num(c.first_stage_robust_f, 4))
                         @if let Some(f) = c.first_stage_effective_f { ", effective F (Montiel Olea–Pflueger) = " (num(f, 4)) }
-                        @if c.weak_instrument { " " span.badge.bad { "weak instruments (effective F < 10)" } } }
-                    dt { "Anderson–Rubin set" } dd { (ar_set(c, (step, &words))) }
+                        @if let Some(f) = c.conditional_first_stage_f { ", conditional F given " (c.holding_fixed.join(", ")) " (Sanderson–Windmeijer) = " (num(f, 4)) }
+                        @if c.weak_instrument { " " span.badge.bad { "weak instruments (F < 10)" } } }
+                    @if c.conditional_first_stage_f.is_none() {
+                        dt { "Anderson–Rubin set" } dd { (ar_set(c, (step, &words))) }
+                    }
                     @if let Some(t) = a.dose_response.iter().find(|d| d.kpi == c.kpi).and_then(|d| d.linearity.as_ref()) {
                         dt { "Linearity" } dd { "Over-identification test across arms: χ² = " (num(t.statistic, 3)) " on " (t.df) " df, " (p_is(Some(t.p_value)))
                             (if t.linear { " — consistent with a straight line" } else { " — the arms depart from a straight line" }) }
                     }
                     dt { "Units" } dd { (c.units) }
                 }
-                @let labels = dose::Labels { sli: &e.sli.name, kpi: kpi_name, unit, level: &level };
-                @if let Some((plot, rows)) = dose::plot(a, &c.kpi, &labels) {
+                @let labels = dose::Labels { sli: &sli_metric.name, kpi: kpi_name, unit, level: &level };
+                @if let Some((plot, rows)) = dose::plot(a, &c.kpi, &labels).filter(|_| !several) {
                     (dose::figure(&plot, &rows, &labels, &format!("dose-{}", c.kpi),
                         html! { "Each point is an arm against control (the origin), with " (level) " CIs of its shift in " (e.sli.name) " and of its relative change in " (kpi_name) " (unadjusted). The blue line is the 2SLS slope; the band spans the slopes in its " (level) " CI." }))
                 }
@@ -436,6 +459,7 @@ fn verdicts(a: &Analysis, e: &Experiment) -> Markup {
                     li {
                         @if v.validated { span.badge.ok { "validated" } } @else { span.badge.bad { "not validated" } }
                         " " strong { (name(e, &v.kpi)) }
+                        @if let Some(s) = v.sli.as_ref().filter(|_| !e.extra_slis.is_empty()) { " on " (name(e, s)) }
                         @if !v.reasons.is_empty() { ul { @for r in &v.reasons { li { (r.message) " " code.key { (r.code.as_str()) } } } } }
                     }
                 }

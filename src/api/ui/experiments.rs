@@ -93,7 +93,8 @@ fn design(e: &Experiment) -> Markup {
     html! {
         p { (e.hypothesis) }
         dl {
-            dt { "SLI" } dd { (metric_name(&e.sli)) ", in " (e.sli.unit) ", " (e.sli.direction.as_str().replace('_', " ")) }
+            dt { @if e.extra_slis.is_empty() { "SLI" } @else { "SLIs" } }
+            @for s in e.slis() { dd { (metric_name(s)) ", in " (s.unit) ", " (s.direction.as_str().replace('_', " ")) } }
             dt { "KPIs" } dd { @for (i, k) in e.kpis.iter().enumerate() { @if i > 0 { "; " } (metric_name(k)) } }
             @if !e.guardrails.is_empty() {
                 dt { "Guardrails" } dd { @for (i, k) in e.guardrails.iter().enumerate() { @if i > 0 { "; " } (metric_name(k)) } }
@@ -102,8 +103,8 @@ fn design(e: &Experiment) -> Markup {
         }
         table {
             caption { "Arms" }
-            thead { tr { th scope="col" { "Arm" } th scope="col" { "Dose (" (e.sli.unit) ")" } th scope="col" { "Weight" } th scope="col" { "Control" } } }
-            tbody { @for v in &e.variants { tr { td { (v.key) } td { (num(v.dose, 4)) } td { (num(v.weight, 4)) } td { @if v.control { "yes" } } } } }
+            thead { tr { th scope="col" { "Arm" } @for s in e.slis() { th scope="col" { "Dose of " (s.name) " (" (s.unit) ")" } } th scope="col" { "Weight" } th scope="col" { "Control" } } }
+            tbody { @for v in &e.variants { tr { td { (v.key) } @for j in 0..=e.extra_slis.len() { td { (num(v.dose_of(j), 4)) } } td { (num(v.weight, 4)) } td { @if v.control { "yes" } } } } }
         }
     }
 }

@@ -1,0 +1,2 @@
+DROP TABLE variant_doses;
+DROP TABLE experiment_slis;

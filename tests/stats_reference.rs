@@ -1085,6 +1085,24 @@ fn two_sls_with_two_slis_matches_linearmodels() {
                     0.0,
                 );
             }
+            // Sargan's over-identification test (3 arms, 2 SLIs: 1 df): whether the SLIs'
+            // effects add up across the factorial's cells.
+            let sargan = fit.sargan.expect("over-identified");
+            close(
+                &format!("{design} Sargan"),
+                sargan.statistic,
+                vec(&c["sargan"])[0],
+                1e-8,
+                1e-12,
+            );
+            close(
+                &format!("{design} Sargan p"),
+                sargan.p_value,
+                vec(&c["sargan"])[1],
+                1e-6,
+                1e-12,
+            );
+            assert_eq!(sargan.df, 1);
         }
     }
     // Fewer instruments than SLIs cannot identify them.

@@ -341,6 +341,7 @@ def iv_two_slis():
         diag = r.first_stage.diagnostics
         case["first_stage_f"] = [float(diag.loc[v, "f.stat"]) for v in ("precision", "ttft")]
         case["partial_r2"] = [float(diag.loc[v, "partial.rsquared"]) for v in ("precision", "ttft")]
+        case["sargan"] = [float(r.sargan.stat), float(r.sargan.pval)]
         sw = []
         for j, other in [("precision", "ttft"), ("ttft", "precision")]:
             e = IV2SLS(d[j], d[["const"]], d[[other]], d[Z]).fit().resids

@@ -210,6 +210,14 @@ impl UnitData {
         c
     }
 
+    /// The keys of every SLI, joined with "and" (`latency` or `precision and latency`).
+    pub fn sli_keys(&self) -> String {
+        std::iter::once(self.sli_metric.key.as_str())
+            .chain(self.extra_slis.iter().map(|c| c.metric.key.as_str()))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    }
+
     /// The number of SLIs (1 + extra).
     pub fn sli_count(&self) -> usize {
         1 + self.extra_slis.len()

@@ -154,9 +154,10 @@ pub fn data_quality(d: &UnitData, p: &Parameters) -> DataQuality {
 pub fn srm(d: &UnitData) -> AppResult<SampleRatio> {
     let weights: Vec<f64> = d.arms.iter().map(|a| a.weight).collect();
     let r = sample_ratio(&d.arm_counts(), &weights).map_err(stats_err("sample-ratio check"))?;
+    // A unit is analysed with a value of every SLI (the joint model of several SLIs needs all).
     let mut analysed = vec![0u64; d.arms.len()];
-    for (a, x) in d.arm.iter().zip(&d.sli) {
-        if !x.is_nan() {
+    for (i, a) in d.arm.iter().enumerate() {
+        if !d.sli[i].is_nan() && d.extra_slis.iter().all(|c| !c.post[i].is_nan()) {
             analysed[*a as usize] += 1;
         }
     }

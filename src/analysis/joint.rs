@@ -11,7 +11,10 @@
 use super::causal::{control_numerator_per_unit, WEAK_INSTRUMENT_F};
 use super::data::{MetricColumn, UnitData};
 use super::effects::{bootstrap_interval, estimate, log10_p};
-use super::report::{BootstrapMethod, CausalEffect, Estimate, Method, Parameters};
+use super::report::{
+    BootstrapMethod, CausalEffect, DosePoint, DoseResponse, Estimate, LinearityTest, Method,
+    Parameters,
+};
 use super::{seed_for, stats_err};
 use crate::error::AppResult;
 use crate::stats::bootstrap;
@@ -154,8 +157,63 @@ fn intervals(
         .collect()
 }
 
-/// One KPI's slopes on every SLI, each holding the others fixed.
-pub fn fit_kpi(d: &UnitData, m: &MetricColumn, p: &Parameters) -> AppResult<Vec<CausalEffect>> {
+/// Each SLI's dose–response of the KPI: per arm that SLI's dose and mean and the KPI's mean,
+/// the joint fit's intercept and this SLI's slope, and Sargan's over-identification test of the
+/// joint fit (with several SLIs: whether their effects add up across the arms).
+fn dose_responses(
+    d: &UnitData,
+    m: &MetricColumn,
+    pop: &JointPopulation,
+    fit: &crate::stats::iv::TwoSlsMulti,
+    p: &Parameters,
+) -> Vec<DoseResponse> {
+    let linearity = fit.sargan.map(|s| LinearityTest {
+        statistic: s.statistic,
+        df: s.df as u32,
+        p_value: s.p_value,
+        linear: s.p_value >= p.alpha,
+    });
+    (0..pop.x.len())
+        .map(|j| DoseResponse {
+            kpi: m.metric.key.clone(),
+            sli: fit.names[1 + j].clone(),
+            points: d
+                .arms
+                .iter()
+                .enumerate()
+                .map(|(a, arm)| {
+                    let idx: Vec<usize> = (0..pop.y.len())
+                        .filter(|i| pop.arm[*i] as usize == a)
+                        .collect();
+                    let n = idx.len() as f64;
+                    DosePoint {
+                        variant: arm.key.clone(),
+                        dose: if j == 0 {
+                            arm.dose
+                        } else {
+                            arm.extra_doses[j - 1]
+                        },
+                        units: idx.len() as u64,
+                        sli_mean: idx.iter().map(|i| pop.x[j][*i]).sum::<f64>() / n,
+                        kpi_mean: idx.iter().map(|i| pop.y[*i]).sum::<f64>() / n,
+                    }
+                })
+                .collect(),
+            intercept: fit.coefficients[0],
+            slope: fit.coefficients[1 + j],
+            linearity: linearity.clone(),
+        })
+        .collect()
+}
+
+/// One KPI's slopes on every SLI, each holding the others fixed, and each SLI's dose–response.
+/// When any SLI's instruments are weak, every slope of the KPI is marked weak: holding an SLI
+/// fixed that the design does not move identifies nothing.
+pub fn fit_kpi(
+    d: &UnitData,
+    m: &MetricColumn,
+    p: &Parameters,
+) -> AppResult<(Vec<CausalEffect>, Vec<DoseResponse>)> {
     let names: Vec<&str> = std::iter::once(d.sli_metric.key.as_str())
         .chain(d.extra_slis.iter().map(|c| c.metric.key.as_str()))
         .collect();
@@ -246,7 +304,10 @@ pub fn fit_kpi(d: &UnitData, m: &MetricColumn, p: &Parameters) -> AppResult<Vec<
             control_numerator_per_unit: control_numerator_per_unit(d, m),
         });
     }
-    Ok(out)
+    if out.iter().any(|e| e.weak_instrument) {
+        out.iter_mut().for_each(|e| e.weak_instrument = true);
+    }
+    Ok((out, dose_responses(d, m, &pop, &fit, p)))
 }
 
 #[cfg(test)]

@@ -469,8 +469,9 @@ fn one_sli_tail(
 
 /// The causal sections of an experiment with several SLIs: each KPI's joint 2SLS (see
 /// [`joint`]), then, per SLI, its first stage, power, verdicts and summary, read from the data
-/// focused on that SLI. The slopes' p-values are corrected across every KPI and SLI. No
-/// dose–response or threshold is computed: a factorial's arms do not lie on one dose line.
+/// focused on that SLI. The slopes' p-values are corrected across every KPI and SLI. Each SLI's
+/// dose–response carries the joint fit's over-identification test (do the SLIs' effects add
+/// up); no threshold is computed: a factorial's arms do not lie on one dose line.
 fn joint_tail(
     t: &TailInputs,
     variants: &mut [report::VariantSummary],
@@ -478,7 +479,7 @@ fn joint_tail(
 ) -> AppResult<CausalTail> {
     let (d, p) = (t.d, t.p);
     let k = d.sli_count();
-    let fits: Vec<AppResult<Vec<report::CausalEffect>>> = t
+    let fits: Vec<AppResult<(Vec<report::CausalEffect>, Vec<report::DoseResponse>)>> = t
         .kpis
         .par_iter()
         .map(|(_, m)| joint::fit_kpi(d, m, p))
@@ -489,7 +490,7 @@ fn joint_tail(
     for j in 0..k {
         for fit in &fits {
             match fit {
-                Ok(e) => {
+                Ok((e, _)) => {
                     flat.push(Some(e[j].clone()));
                     failures.push(None);
                 }
@@ -505,7 +506,9 @@ fn joint_tail(
     let mut out = CausalTail {
         first_stage: Vec::new(),
         effects: flat.iter().flatten().cloned().collect(),
-        dose_response: Vec::new(),
+        dose_response: (0..k)
+            .flat_map(|j| fits.iter().flatten().map(move |(_, dr)| dr[j].clone()))
+            .collect(),
         threshold: Vec::new(),
         power: Vec::new(),
         verdicts: Vec::new(),
@@ -541,6 +544,12 @@ fn joint_tail(
             .filter(|f| f.sli.as_deref() == Some(dj.sli_metric.key.as_str()))
             .cloned()
             .collect();
+        let dose_j: Vec<report::DoseResponse> = out
+            .dose_response
+            .iter()
+            .filter(|r| r.sli == dj.sli_metric.key)
+            .cloned()
+            .collect();
         sentences.push(summary::summary(
             dj,
             p,
@@ -549,7 +558,7 @@ fn joint_tail(
             &verdicts,
             &fs,
             t.kpi_effects,
-            &[],
+            &dose_j,
             &[],
         ));
         out.power.extend(power);

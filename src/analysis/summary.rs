@@ -279,7 +279,7 @@ fn design_problem(d: &UnitData, srm: &SampleRatio, v: &Verdict) -> Option<String
     if has(ReasonCode::DifferentialMissingness) {
         return Some(format!(
             "Whether a unit has an SLI value ({}) depends on its arm ({}), which biases every slope: no effect is stated until that is explained.",
-            d.sli_metric.key,
+            d.sli_keys(),
             p_text(srm.analysed_p_value.unwrap_or(f64::NAN))
         ));
     }
@@ -307,7 +307,7 @@ pub fn summary(
     let mut s = match (causal.first().and_then(Option::as_ref), verdicts.first(), kpi) {
         _ if problem.is_some() => problem.unwrap_or_default(),
         (Some(c), Some(v), _) if c.weak_instrument && c.conditional_first_stage_f.is_some() => format!(
-            "The arms did not move {} apart from {} (conditional first-stage F = {:.1} < 10), so its own effect on {} cannot be estimated; not validated ({}).",
+            "The arms did not move {} independently of {} (conditional first-stage F = {:.1} < 10), so its own effect on {} cannot be estimated; not validated ({}).",
             sli.name,
             c.holding_fixed.join(" and "),
             c.conditional_first_stage_f.unwrap_or(f64::NAN),

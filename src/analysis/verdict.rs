@@ -90,7 +90,7 @@ fn design_reasons(d: &UnitData, srm: &SampleRatio) -> Vec<Reason> {
             code: ReasonCode::DifferentialMissingness,
             message: format!(
                 "the share of units with an SLI value ({}) differs between arms ({} with a value of those assigned, {}): whether the SLI is measured depends on the arm (timeouts, abandonment), which biases the slope",
-                d.sli_metric.key,
+                d.sli_keys(),
                 srm.variants
                     .iter()
                     .zip(srm.analysed.iter().zip(&srm.observed))
@@ -102,6 +102,44 @@ fn design_reasons(d: &UnitData, srm: &SampleRatio) -> Vec<Reason> {
         });
     }
     reasons
+}
+
+/// Why the slope's instrument is weak, when it is: with several SLIs, this SLI not moved apart
+/// from the others, or another SLI it holds fixed not moved; otherwise a weak first stage.
+fn weak_reason(d: &UnitData, m: &super::data::MetricColumn, c: &CausalEffect) -> Option<Reason> {
+    if !c.weak_instrument {
+        return None;
+    }
+    let own_ok = |cf: f64| {
+        use super::causal::WEAK_INSTRUMENT_F;
+        cf >= WEAK_INSTRUMENT_F
+            && c.first_stage_effective_f
+                .is_some_and(|f| f >= WEAK_INSTRUMENT_F)
+    };
+    let message = match c.conditional_first_stage_f {
+        Some(cf) if own_ok(cf) => format!(
+            "weak instrument: the arms move {} well (conditional first-stage F = {cf:.1}) but not {} enough, and this slope holds it fixed: with an SLI the design cannot separate, no slope of {} is identified; check the first stage",
+            d.sli_metric.key,
+            c.holding_fixed.join(" or "),
+            m.metric.key,
+        ),
+        Some(cf) => format!(
+            "weak instrument: the arms do not move {} independently of {} (conditional Sanderson–Windmeijer first-stage F = {cf:.1}; own effective F = {:.1}; both must reach 10): check that every SLI moved as planned in the first stage",
+            d.sli_metric.key,
+            c.holding_fixed.join(" and "),
+            c.first_stage_effective_f.unwrap_or(f64::NAN),
+        ),
+        None => format!(
+            "weak instrument: the arms barely moved {} (effective first-stage F = {:.1} < 10; classical F = {:.1})",
+            d.sli_metric.key,
+            c.first_stage_effective_f.unwrap_or(f64::NAN),
+            c.first_stage_f
+        ),
+    };
+    Some(Reason {
+        code: ReasonCode::WeakInstrument,
+        message,
+    })
 }
 
 /// Verdict per KPI: validated only when SRM passes, the first stage is strong, the slope's
@@ -132,27 +170,7 @@ pub fn verdicts(
             });
             continue;
         };
-        if let (true, Some(cf)) = (c.weak_instrument, c.conditional_first_stage_f) {
-            reasons.push(Reason {
-                code: ReasonCode::WeakInstrument,
-                message: format!(
-                    "weak instrument: the arms do not move {} apart from {} (conditional Sanderson–Windmeijer first-stage F = {cf:.1}; own effective F = {:.1}; both must reach 10)",
-                    d.sli_metric.key,
-                    c.holding_fixed.join(" and "),
-                    c.first_stage_effective_f.unwrap_or(f64::NAN),
-                ),
-            });
-        } else if c.weak_instrument {
-            reasons.push(Reason {
-                code: ReasonCode::WeakInstrument,
-                message: format!(
-                    "weak instrument: the arms barely moved {} (effective first-stage F = {:.1} < 10; classical F = {:.1})",
-                    d.sli_metric.key,
-                    c.first_stage_effective_f.unwrap_or(f64::NAN),
-                    c.first_stage_f
-                ),
-            });
-        }
+        reasons.extend(weak_reason(d, m, c));
         let adjusted = c.slope.adjusted_p_value.or(c.slope.p_value).unwrap_or(1.0);
         let significant = adjusted < p.alpha;
         if !significant {

@@ -9,7 +9,7 @@ use super::pagination::{page_of, ListQuery};
 use super::AppState;
 use crate::analysis::report::{Analysis, AnalysisSummary};
 use crate::analysis::{service, AnalysisRequest};
-use crate::error::{AppError, Issue};
+use crate::error::AppError;
 
 pub const CREATE_ANALYSIS: Operation = Operation::new(
     "create_analysis",
@@ -54,20 +54,7 @@ fn parse_request(req: &HttpRequest, body: &[u8]) -> Result<AnalysisRequest, AppE
             expected: "application/json",
         });
     }
-    serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            AppError::invalid(
-                "the request body does not match the schema",
-                vec![Issue {
-                    row: None,
-                    field: None,
-                    message: e.to_string(),
-                }],
-            )
-        } else {
-            AppError::BadRequest(format!("malformed JSON body: {e}"))
-        }
-    })
+    super::body::parse(body)
 }
 
 fn json(text: String) -> HttpResponse {

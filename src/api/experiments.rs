@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
+use super::body::Body;
 use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
 use super::AppState;
@@ -198,7 +199,7 @@ pub struct ExperimentList {
 pub async fn create_experiment(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateExperiment>,
+    body: Body<CreateExperiment>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&CREATE_EXPERIMENT)?;
     let b = body.into_inner();

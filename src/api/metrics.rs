@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::body::Body;
 use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
 use super::AppState;
@@ -129,7 +130,7 @@ pub struct MetricList {
 pub async fn create_metric(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateMetric>,
+    body: Body<CreateMetric>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&CREATE_METRIC)?;
     let b = body.into_inner();

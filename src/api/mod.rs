@@ -2,6 +2,7 @@
 //! Handlers are thin: parse into domain types, run the work off the async workers, map the result.
 
 pub mod analyses;
+pub mod body;
 pub mod caller;
 pub mod experiments;
 pub mod health;

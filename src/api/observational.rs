@@ -2,6 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 
+use super::body::Body;
 use super::caller::{Access, Caller, Operation};
 use super::AppState;
 use crate::analysis::history::{self, ObservationalRequest};
@@ -37,7 +38,7 @@ pub const GET_OBSERVATIONAL: Operation = Operation::new(
 pub async fn create_observational_analysis(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<ObservationalRequest>,
+    body: Body<ObservationalRequest>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&CREATE_OBSERVATIONAL)?;
     let r = body.into_inner();

@@ -4,6 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::body::Body;
 use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
 use super::AppState;
@@ -95,7 +96,7 @@ pub async fn create_recommendation(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<i64>,
-    body: web::Json<CreateRecommendation>,
+    body: Body<CreateRecommendation>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&CREATE_RECOMMENDATION)?;
     let r = body.into_inner();
@@ -165,7 +166,7 @@ pub async fn decide_recommendation(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<i64>,
-    body: web::Json<DecisionRequest>,
+    body: Body<DecisionRequest>,
 ) -> Result<web::Json<Recommendation>, AppError> {
     caller.require(&DECIDE_RECOMMENDATION)?;
     let b = body.into_inner();
@@ -254,7 +255,7 @@ pub async fn replay_recommendation(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<i64>,
-    body: web::Json<ReplayRequest>,
+    body: Body<ReplayRequest>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&REPLAY_RECOMMENDATION)?;
     let id = id.into_inner();

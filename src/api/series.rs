@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::body::Body;
 use super::caller::{Access, Caller, Operation};
 use super::ingest::{check_declared_length, format_of, stream_body, ObservationQuery};
 use super::AppState;
@@ -158,7 +159,7 @@ pub async fn sync_series(
     state: web::Data<AppState>,
     caller: Caller,
     key: web::Path<String>,
-    body: web::Json<SyncRequest>,
+    body: Body<SyncRequest>,
 ) -> AppResult<web::Json<SyncSummary>> {
     caller.require(&SYNC_SERIES)?;
     let key = key.into_inner();

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::body::Body;
 use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
 use super::AppState;
@@ -246,7 +247,7 @@ pub async fn create_revalidation(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<i64>,
-    body: web::Json<RevalidationRequest>,
+    body: Body<RevalidationRequest>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&CREATE_REVALIDATION)?;
     let id = id.into_inner();

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::body::Body;
 use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
 use super::AppState;
@@ -87,7 +88,7 @@ impl From<ApiToken> for Token {
 pub async fn create_token(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateToken>,
+    body: Body<CreateToken>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&CREATE_TOKEN)?;
     let b = body.into_inner();

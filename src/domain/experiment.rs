@@ -104,6 +104,9 @@ pub const MAX_METRICS_PER_ROLE: usize = 20;
 /// dose across the arms, and the joint bootstrap carries every SLI and a KPI per arm.
 pub const MAX_SLIS: usize = 3;
 
+/// Largest magnitude of a planned dose (as of an observed value).
+pub const MAX_DOSE: f64 = 1e15;
+
 /// An issue when a list is longer than `max` (checked before any per-item work).
 fn too_many(field: &str, len: usize, max: usize) -> Option<Issue> {
     (len > max).then(|| Issue::field(field, format!("at most {max} are allowed; got {len}")))
@@ -182,7 +185,7 @@ impl NewExperiment {
                     Ok(s) if seen.contains(&s) => issues.push(Issue::field(
                         f,
                         format!(
-                            "metric '{s}' appears more than once among sli, kpis and guardrails"
+                            "metric '{s}' appears more than once among sli, extra_slis, kpis and guardrails"
                         ),
                     )),
                     Ok(s) => {
@@ -308,8 +311,11 @@ fn variant_doses(
         } else {
             f("dose")
         };
-        if !d.is_finite() {
-            issues.push(Issue::field(field, "must be a finite number"));
+        if !d.is_finite() || d.abs() > MAX_DOSE {
+            issues.push(Issue::field(
+                field,
+                "must be a finite number of magnitude at most 1e15",
+            ));
         } else if v.control && *d != 0.0 {
             issues.push(Issue::field(field, "the control arm's dose must be 0"));
         }

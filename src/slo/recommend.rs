@@ -250,6 +250,16 @@ fn evidence_notes(
             p.correction
         ));
     }
+    if let Some(e) = a
+        .causal_effects
+        .iter()
+        .find(|e| e.kpi == kpi.key && e.sli == sli.key && !e.holding_fixed.is_empty())
+    {
+        notes.push(format!(
+            "The slope holds {} fixed (the experiment moved it too): the loss this SLO allows assumes the other SLIs stay at their baseline, and each SLI's SLO spends its own tolerated loss, so together they may allow the sum.",
+            e.holding_fixed.join(" and ")
+        ));
+    }
     let detectable = detectable_loss(a, sli, kpi, degradation);
     if let Some(d) = detectable.filter(|d| *d > loss) {
         notes.push(format!(

@@ -105,7 +105,10 @@ pub fn recommend(
             .ok_or_else(|| corrupt("analysis", "no KPI"))?,
     };
     if !a.verdicts.iter().any(|v| v.kpi == kpi_key) {
-        let known: Vec<&str> = a.verdicts.iter().map(|v| v.kpi.as_str()).collect();
+        let mut known: Vec<&str> = a.verdicts.iter().map(|v| v.kpi.as_str()).collect();
+        known.dedup();
+        known.sort_unstable();
+        known.dedup();
         return Err(AppError::invalid(
             "unknown KPI for this analysis",
             vec![Issue::field(

@@ -175,7 +175,7 @@ pub(crate) fn check_support(
         .filter(|l| !l.linear);
     if let Some(l) = nonlinear {
         let msg = format!(
-            "the dose-response departs from a line (over-identification p = {:.3})",
+            "the dose-response departs from a line, or with several SLIs their effects do not add up across the arms (over-identification p = {:.3})",
             l.p_value
         );
         if inputs.allow_nonlinear {

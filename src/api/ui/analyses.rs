@@ -364,7 +364,7 @@ fn causal(a: &Analysis, e: &Experiment) -> Markup {
                     @if c.conditional_first_stage_f.is_none() {
                         dt { "Anderson–Rubin set" } dd { (ar_set(c, (step, &words))) }
                     }
-                    @if let Some(t) = a.dose_response.iter().find(|d| d.kpi == c.kpi).and_then(|d| d.linearity.as_ref()) {
+                    @if let Some(t) = a.dose_response.iter().find(|d| d.kpi == c.kpi && d.sli == c.sli).and_then(|d| d.linearity.as_ref()) {
                         dt { "Linearity" } dd { "Over-identification test across arms: χ² = " (num(t.statistic, 3)) " on " (t.df) " df, " (p_is(Some(t.p_value)))
                             (if t.linear { " — consistent with a straight line" } else { " — the arms depart from a straight line" }) }
                     }
@@ -381,6 +381,7 @@ fn causal(a: &Analysis, e: &Experiment) -> Markup {
 }
 
 fn power(a: &Analysis, e: &Experiment) -> Markup {
+    let several = !e.extra_slis.is_empty();
     let (step, words) = super::per_step(&e.sli.unit);
     html! {
         section aria-labelledby="power" {
@@ -388,12 +389,13 @@ fn power(a: &Analysis, e: &Experiment) -> Markup {
             p { "The smallest changes the design could detect with 80% power in a two-sided test at α = " (num(a.parameters.alpha, 3)) ", before any multiple-comparison correction. "
                 "A KPI is informative when its slope's CI excludes zero, or when the design could have detected the change observed." }
             table {
-                thead { tr { th scope="col" { "KPI" } th scope="col" { "Arm compared" } th scope="col" { "Smallest detectable change, this arm" } th scope="col" { "Observed, this arm" } th scope="col" { "Smallest detectable change per " (words) } th scope="col" { "Observed per " (words) } th scope="col" { "Informative" } } }
+                thead { tr { th scope="col" { "KPI" } @if several { th scope="col" { "SLI" } } th scope="col" { "Arm compared" } th scope="col" { "Smallest detectable change, this arm" } th scope="col" { "Observed, this arm" } th scope="col" { "Smallest detectable change per " @if several { "SLI step" } @else { (words) } } th scope="col" { "Observed per " @if several { "SLI step" } @else { (words) } } th scope="col" { "Informative" } } }
                 tbody {
                     @for p in &a.power {
                         @let observed = a.kpi_effects.iter().find(|k| k.metric == p.kpi && k.variant == p.variant);
+                        @let step = p.sli.as_deref().and_then(|s| metric(e, s)).map_or(step, |m| super::per_step(&m.unit).0);
                         tr {
-                            td { (name(e, &p.kpi)) } td { (p.variant) }
+                            td { (name(e, &p.kpi)) } @if several { td { (p.sli.as_deref().map_or("–", |s| name(e, s))) } } td { (p.variant) }
                             td { (p.mde_relative.map_or_else(|| "–".into(), |m| format!("±{}", pct(m)))) }
                             td { (observed.map_or_else(|| "–".into(), |k| pct(k.relative.estimate))) }
                             td { (p.mde_relative_per_100.map_or_else(|| "–".into(), |m| format!("±{}", pct(m * step / 100.0)))) }

@@ -110,6 +110,7 @@ fn design(e: &Experiment) -> Markup {
 }
 
 fn analyses_table(rows: &[AnalysisSummary], e: &Experiment) -> Markup {
+    let rows_several = !e.extra_slis.is_empty();
     let name = |key: &str| {
         e.metric(key)
             .map_or_else(|| key.to_owned(), |m| m.name.clone())
@@ -125,7 +126,7 @@ fn analyses_table(rows: &[AnalysisSummary], e: &Experiment) -> Markup {
                         td { (a.units) }
                         td { @if let Some(h) = &a.headline { (call_badge(h.status)) " " (name(&h.kpi)) } @else { "–" } }
                         td { @for v in &a.verdicts {
-                            span class={ "badge " (if v.validated { "ok" } else { "bad" }) } { (name(&v.kpi)) (if v.validated { " ✓" } else { " ✗" }) } " "
+                            span class={ "badge " (if v.validated { "ok" } else { "bad" }) } { (name(&v.kpi)) @if let Some(s) = &v.sli { @if rows_several { " ← " (name(s)) } } (if v.validated { " ✓" } else { " ✗" }) } " "
                         } }
                         td { time datetime=(a.created_at.to_rfc3339()) { (super::age(a.created_at)) } }
                     }

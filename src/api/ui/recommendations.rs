@@ -130,6 +130,10 @@ pub async fn inbox(
 /// same baseline the threshold adds the degradation to); axes named from the catalog.
 fn dose_chart(r: &Recommendation, a: &Analysis, e: &Experiment, level: &str) -> Option<Markup> {
     let kpi = e.metric(&r.slo.kpi)?;
+    // A factorial's arms do not lie on one dose line of this SLI.
+    if !e.extra_slis.is_empty() {
+        return None;
+    }
     let labels = dose::Labels {
         sli: &e.sli.name,
         kpi: &kpi.name,

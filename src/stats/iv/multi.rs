@@ -35,6 +35,11 @@ pub struct TwoSlsMulti {
     pub k: usize,
     pub debiased: bool,
     pub first_stages: Vec<EndogenousStrength>,
+    /// Sargan's test of the over-identifying restrictions when there are more instruments than
+    /// SLIs (as [`super::TwoSls::sargan`], `linearmodels` `IVResults.sargan`): with arm
+    /// indicators, whether the arms' KPI means fit one additive, linear function of their SLI
+    /// means (in a 2×2 factorial: no interaction between the SLIs).
+    pub sargan: Option<super::Sargan>,
     unadjusted: Square,
     robust: Square,
 }
@@ -126,6 +131,13 @@ pub fn two_sls_multi(
         .collect();
     let e2: Vec<f64> = resid.iter().map(|e| e * e * scale).collect();
     let robust = sandwich(&bread, &weighted_cross(&xh_cols, &e2));
+    let sargan = if q > p {
+        let u_fit = fitted(&z_cols, &qz, &resid)?;
+        let (ee, uu) = (rss(&resid, &vec![0.0; n]), rss(&resid, &u_fit));
+        Some(super::Sargan::new(n as f64 * (1.0 - uu / ee), q - p)?)
+    } else {
+        None
+    };
     let qw = Qr::new(exog, exog_names)?;
     let first_stages = (0..p)
         .map(|j| strength(j, (exog, &qw), (endog, endog_names), (&z_cols, &qz), &xhats))
@@ -137,6 +149,7 @@ pub fn two_sls_multi(
         k,
         debiased,
         first_stages,
+        sargan,
         unadjusted,
         robust,
     })

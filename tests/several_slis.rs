@@ -245,3 +245,99 @@ async fn designs_that_cannot_separate_their_slis_are_refused() {
         assert_eq!(r.status, 404, "{b}: {}", r.text);
     }
 }
+
+/// Sessions abandoned before the first token (no TTFT value) in the slow arms, and more often
+/// when the ticket was not deflected: the joint model keeps only units with every SLI, so this
+/// biases every slope. It must void the verdicts, though the first SLI is complete.
+#[actix_web::test]
+async fn missing_values_of_an_extra_sli_that_depend_on_the_arm_void_the_verdicts() {
+    for app in apps().await {
+        let b = app.backend;
+        let mut sim = generate(&SimConfig {
+            scenario: Scenario::RagKnowledgeBase,
+            units: 20_000,
+            seed: 9,
+            key: "rag-missing".into(),
+            ..SimConfig::default()
+        })
+        .unwrap();
+        let lines = |bytes: &[u8]| -> Vec<Value> {
+            String::from_utf8_lossy(bytes)
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        };
+        let arm: std::collections::HashMap<String, String> = lines(&sim.assignments_ndjson)
+            .into_iter()
+            .map(|r| {
+                (
+                    r["unit_id"].as_str().unwrap().to_owned(),
+                    r["variant"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let rows = lines(&sim.observations_ndjson);
+        let failed: std::collections::HashSet<String> = rows
+            .iter()
+            .filter(|r| {
+                r["metric"] == "ticket_deflection" && r.get("period").is_none() && r["value"] == 0.0
+            })
+            .map(|r| r["unit_id"].as_str().unwrap().to_owned())
+            .collect();
+        let mut kept = String::new();
+        for r in &rows {
+            let unit = r["unit_id"].as_str().unwrap();
+            let slow = arm
+                .get(unit)
+                .is_some_and(|a| a == "slow-ttft" || a == "both");
+            let abandoned = r["metric"] == "ttft_ms"
+                && r.get("period").is_none()
+                && slow
+                && failed.contains(unit)
+                && unit
+                    .bytes()
+                    .filter(u8::is_ascii_digit)
+                    .last()
+                    .is_some_and(|d| d % 2 == 0);
+            if !abandoned {
+                kept.push_str(&r.to_string());
+                kept.push('\n');
+            }
+        }
+        sim.observations_ndjson = kept.into_bytes();
+        app.load_simulated(&sim).await;
+        let r = app
+            .post_json(
+                "/api/v1/experiments/rag-missing/analyses",
+                &json!({"bootstrap": {"resamples": 100, "seed": 1}}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        let a = r.body;
+        assert_eq!(
+            a["sample_ratio"]["analysed_passed"], false,
+            "{b}: {}",
+            a["sample_ratio"]
+        );
+        let verdicts = a["verdicts"].as_array().unwrap();
+        assert_eq!(verdicts.len(), 4, "{b}");
+        for v in verdicts {
+            assert_eq!(v["validated"], false, "{b}: {v}");
+            let codes: Vec<&str> = v["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["code"].as_str().unwrap())
+                .collect();
+            assert!(codes.contains(&"differential_missingness"), "{b}: {v}");
+            // The message names every SLI (the joint model needs them all).
+            let text = v.to_string();
+            assert!(
+                text.contains("retrieval_precision_at5 and ttft_ms")
+                    || text.contains("ttft_ms and retrieval_precision_at5"),
+                "{b}: {v}"
+            );
+        }
+        assert_eq!(a["headline"]["status"], "invalid", "{b}: {}", a["headline"]);
+    }
+}

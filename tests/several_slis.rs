@@ -296,8 +296,7 @@ async fn missing_values_of_an_extra_sli_that_depend_on_the_arm_void_the_verdicts
                 && failed.contains(unit)
                 && unit
                     .bytes()
-                    .filter(u8::is_ascii_digit)
-                    .last()
+                    .rfind(u8::is_ascii_digit)
                     .is_some_and(|d| d % 2 == 0);
             if !abandoned {
                 kept.push_str(&r.to_string());

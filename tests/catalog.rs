@@ -245,12 +245,14 @@ async fn experiment_round_trip() {
         assert_eq!(r.location.as_deref(), Some("/api/v1/experiments/exp-a"));
         let got = app.get("/api/v1/experiments/exp-a").await;
         assert_eq!(got.body["sli"], "latency");
+        assert_eq!(got.body["extra_slis"], json!([]));
         assert_eq!(got.body["kpis"], json!(["conversion", "revenue"]));
         assert_eq!(got.body["guardrails"], json!(["orders"]));
         assert_eq!(got.body["journey"], "search → product → cart → checkout");
         assert_eq!(
             got.body["variants"][1],
-            json!({"key": "plus-100", "weight": 0.25, "control": false, "dose": 100.0})
+            json!({"key": "plus-100", "weight": 0.25, "control": false, "dose": 100.0,
+                   "doses": {"latency": 100.0}})
         );
         assert_eq!(
             got.body["data"],

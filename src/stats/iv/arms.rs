@@ -51,15 +51,17 @@ pub fn two_sls_arms(
     }
     let (coefficients, unadjusted, robust, sargan) = arm_second_stage(&m, &p, debiased)?;
     Ok(TwoSls {
-        names: vec!["const".to_owned(), endog_name.to_owned()],
-        coefficients,
-        n,
-        k: 2,
-        debiased,
+        estimates: super::IvEstimates {
+            names: vec!["const".to_owned(), endog_name.to_owned()],
+            coefficients,
+            n,
+            k: 2,
+            debiased,
+            unadjusted,
+            robust,
+        },
         first_stage,
         sargan,
-        unadjusted,
-        robust,
     })
 }
 

@@ -112,9 +112,10 @@ impl Sargan {
     }
 }
 
-/// A fitted 2SLS model. The endogenous regressor's coefficient is last.
+/// A 2SLS fit's coefficients (exogenous first, endogenous last) and their covariances, with one
+/// or several endogenous regressors.
 #[derive(Debug, Clone)]
-pub struct TwoSls {
+pub struct IvEstimates {
     pub names: Vec<String>,
     pub coefficients: Vec<f64>,
     pub n: usize,
@@ -122,12 +123,135 @@ pub struct TwoSls {
     /// Small-sample adjustment (Stata's `small`, linearmodels' `debiased=True`): covariances
     /// scaled by n/(n − k) and inference with t(n − k) instead of the normal.
     pub debiased: bool,
+    unadjusted: Square,
+    robust: Square,
+}
+
+impl IvEstimates {
+    pub fn covariance(&self, cov: IvCov) -> &Square {
+        match cov {
+            IvCov::Unadjusted => &self.unadjusted,
+            IvCov::Robust => &self.robust,
+        }
+    }
+
+    /// Coefficient table; t(n − k) inference when debiased, normal otherwise (as linearmodels).
+    pub fn table(&self, cov: IvCov, confidence: f64) -> StatsResult<Vec<Coefficient>> {
+        let df = self.debiased.then_some((self.n - self.k) as f64);
+        coefficient_table(
+            &self.names,
+            &self.coefficients,
+            self.covariance(cov),
+            df,
+            confidence,
+        )
+    }
+}
+
+/// A fitted 2SLS model with one endogenous regressor (its coefficient is last); its estimates
+/// are reached through `Deref` (`fit.coefficients`, `fit.table(…)`).
+#[derive(Debug, Clone)]
+pub struct TwoSls {
+    pub estimates: IvEstimates,
     pub first_stage: FirstStage,
     /// Present when there are more excluded instruments than endogenous regressors; matches
     /// `linearmodels` `IVResults.sargan`.
     pub sargan: Option<Sargan>,
-    unadjusted: Square,
-    robust: Square,
+}
+
+impl std::ops::Deref for TwoSls {
+    type Target = IvEstimates;
+    fn deref(&self) -> &IvEstimates {
+        &self.estimates
+    }
+}
+
+/// The first-stage regressors Z = [W, instruments] and their QR factorization.
+fn instrument_basis<'a>(
+    exog: &[&'a [f64]],
+    exog_names: &[&str],
+    instruments: &[&'a [f64]],
+) -> StatsResult<(Vec<&'a [f64]>, Qr)> {
+    let z_cols: Vec<&[f64]> = exog.iter().chain(instruments).copied().collect();
+    let z_names: Vec<String> = exog_names
+        .iter()
+        .map(|s| s.to_string())
+        .chain((0..instruments.len()).map(|i| format!("instrument {i}")))
+        .collect();
+    let z_refs: Vec<&str> = z_names.iter().map(String::as_str).collect();
+    let qz = Qr::new(&z_cols, &z_refs)?;
+    Ok((z_cols, qz))
+}
+
+/// The second stage shared by one and several endogenous regressors: β = (X̂ᵀX̂)⁻¹X̂ᵀy with
+/// X̂ = [W, X̂ₑ] (`xhats` the first-stage fitted values), residuals e = y − [W, X]β from the
+/// observed X; the unadjusted covariance σ̂²(X̂ᵀX̂)⁻¹ (σ̂² = eᵀe/n) and the robust sandwich,
+/// each scaled by n/(n − k) when `debiased`; and Sargan's n·(1 − uᵀu/eᵀe), u = e − P_Z e, on
+/// q − p degrees of freedom when the q instruments over-identify the p regressors.
+fn second_stage(
+    y: &[f64],
+    (exog, exog_names): (&[&[f64]], &[&str]),
+    (endog, endog_names): (&[&[f64]], &[&str]),
+    xhats: &[&[f64]],
+    (z_cols, qz): (&[&[f64]], &Qr),
+    debiased: bool,
+) -> StatsResult<(IvEstimates, Option<Sargan>)> {
+    let n = y.len();
+    let mut xh_cols: Vec<&[f64]> = exog.to_vec();
+    xh_cols.extend(xhats);
+    let names: Vec<&str> = exog_names.iter().chain(endog_names).copied().collect();
+    let qx = Qr::new(&xh_cols, &names).map_err(|e| match e {
+        StatsError::Singular(_) if endog.len() == 1 => {
+            StatsError::NoFirstStage("the instruments do not move the endogenous regressor".into())
+        }
+        StatsError::Singular(_) => StatsError::NoFirstStage(
+            "the instruments do not move the endogenous regressors apart".into(),
+        ),
+        other => other,
+    })?;
+    let beta = qx.solve(y)?;
+    let k = beta.len();
+    let x_cols: Vec<&[f64]> = exog.iter().chain(endog).copied().collect();
+    let resid: Vec<f64> = (0..n)
+        .map(|i| y[i] - x_cols.iter().zip(&beta).map(|(c, b)| c[i] * b).sum::<f64>())
+        .collect();
+    let scale = if debiased {
+        n as f64 / (n - k) as f64
+    } else {
+        1.0
+    };
+    let bread = qx.xtx_inverse();
+    let ee: f64 = resid.iter().map(|e| e * e).sum();
+    let s2 = ee / n as f64 * scale;
+    let unadjusted = bread
+        .iter()
+        .map(|r| r.iter().map(|v| v * s2).collect())
+        .collect();
+    let e2: Vec<f64> = resid.iter().map(|e| e * e * scale).collect();
+    let robust = sandwich(&bread, &weighted_cross(&xh_cols, &e2));
+    let q = z_cols.len() - exog.len();
+    let sargan = if q > endog.len() {
+        let gz = qz.solve(&resid)?;
+        let uu: f64 = (0..n)
+            .map(|i| {
+                let u = resid[i] - z_cols.iter().zip(&gz).map(|(c, g)| c[i] * g).sum::<f64>();
+                u * u
+            })
+            .sum();
+        Some(Sargan::new(n as f64 * (1.0 - uu / ee), q - endog.len())?)
+    } else {
+        None
+    };
+    let estimates = IvEstimates {
+        names: names.iter().map(|s| s.to_string()).collect(),
+        coefficients: beta,
+        n,
+        k,
+        debiased,
+        unadjusted,
+        robust,
+    };
+    Ok((estimates, sargan))
 }
 
 /// Fits y = [W, x]β + ε by 2SLS, with exogenous regressors W (include a constant), one
@@ -159,79 +283,25 @@ pub fn two_sls(
         return Err(StatsError::NoFirstStage("no excluded instruments".into()));
     }
     // First stage.
-    let z_cols: Vec<&[f64]> = exog.iter().chain(instruments.iter()).copied().collect();
-    let z_names: Vec<String> = exog_names
-        .iter()
-        .map(|s| s.to_string())
-        .chain((0..instruments.len()).map(|i| format!("instrument {i}")))
-        .collect();
-    let z_name_refs: Vec<&str> = z_names.iter().map(String::as_str).collect();
-    let qz = Qr::new(&z_cols, &z_name_refs)?;
+    let (z_cols, qz) = instrument_basis(exog, exog_names, instruments)?;
     let g = qz.solve(endog)?;
     let xhat: Vec<f64> = (0..n)
         .map(|i| z_cols.iter().zip(&g).map(|(c, gj)| c[i] * gj).sum())
         .collect();
     let first_stage =
         first_stage_strength(exog, exog_names, endog, &z_cols, &qz, &g, &xhat, debiased)?;
-    // Second stage.
-    let mut xh_cols: Vec<&[f64]> = exog.to_vec();
-    xh_cols.push(&xhat);
-    let mut names: Vec<&str> = exog_names.to_vec();
-    names.push(endog_name);
-    let qx = Qr::new(&xh_cols, &names).map_err(|e| match e {
-        StatsError::Singular(_) => {
-            StatsError::NoFirstStage("the instruments do not move the endogenous regressor".into())
-        }
-        other => other,
-    })?;
-    let beta = qx.solve(y)?;
-    let k = beta.len();
-    let resid: Vec<f64> = (0..n)
-        .map(|i| {
-            let fitted: f64 =
-                exog.iter().zip(&beta).map(|(c, b)| c[i] * b).sum::<f64>() + endog[i] * beta[k - 1];
-            y[i] - fitted
-        })
-        .collect();
-    let scale = if debiased {
-        n as f64 / (n - k) as f64
-    } else {
-        1.0
-    };
-    let bread = qx.xtx_inverse();
-    let s2 = resid.iter().map(|e| e * e).sum::<f64>() / n as f64 * scale;
-    let unadjusted = bread
-        .iter()
-        .map(|r| r.iter().map(|v| v * s2).collect())
-        .collect();
-    let e2: Vec<f64> = resid.iter().map(|e| e * e * scale).collect();
-    let robust = sandwich(&bread, &weighted_cross(&xh_cols, &e2));
-    let sargan = if instruments.len() > 1 {
-        let gz = qz.solve(&resid)?;
-        let uu: f64 = (0..n)
-            .map(|i| {
-                let u = resid[i] - z_cols.iter().zip(&gz).map(|(c, g)| c[i] * g).sum::<f64>();
-                u * u
-            })
-            .sum();
-        let ee: f64 = resid.iter().map(|e| e * e).sum();
-        Some(Sargan::new(
-            n as f64 * (1.0 - uu / ee),
-            instruments.len() - 1,
-        )?)
-    } else {
-        None
-    };
-    Ok(TwoSls {
-        names: names.iter().map(|s| s.to_string()).collect(),
-        coefficients: beta,
-        n,
-        k,
+    let (estimates, sargan) = second_stage(
+        y,
+        (exog, exog_names),
+        (&[endog], &[endog_name]),
+        &[&xhat],
+        (&z_cols, &qz),
         debiased,
+    )?;
+    Ok(TwoSls {
+        estimates,
         first_stage,
         sargan,
-        unadjusted,
-        robust,
     })
 }
 
@@ -306,25 +376,6 @@ fn first_stage_strength(
 }
 
 impl TwoSls {
-    pub fn covariance(&self, cov: IvCov) -> &Square {
-        match cov {
-            IvCov::Unadjusted => &self.unadjusted,
-            IvCov::Robust => &self.robust,
-        }
-    }
-
-    /// Coefficient table; t(n − k) inference when debiased, normal otherwise (as linearmodels).
-    pub fn table(&self, cov: IvCov, confidence: f64) -> StatsResult<Vec<Coefficient>> {
-        let df = self.debiased.then_some((self.n - self.k) as f64);
-        coefficient_table(
-            &self.names,
-            &self.coefficients,
-            self.covariance(cov),
-            df,
-            confidence,
-        )
-    }
-
     /// The endogenous regressor's row of the table.
     pub fn slope(&self, cov: IvCov, confidence: f64) -> StatsResult<Coefficient> {
         let mut t = self.table(cov, confidence)?;

@@ -1,10 +1,8 @@
 //! 2SLS with several endogenous regressors (several SLIs moved by one experiment's arms), and
 //! the first-stage strength of each given the others (Sanderson & Windmeijer 2016).
 
-use super::super::linalg::{sandwich, weighted_cross, Qr, Square};
-use super::super::ols::{coefficient_table, Coefficient};
+use super::super::linalg::Qr;
 use super::super::{check_finite, dist::f_sf, StatsError, StatsResult};
-use super::IvCov;
 
 /// One endogenous regressor's first stage.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,22 +24,24 @@ pub struct EndogenousStrength {
     pub sw_p_value: f64,
 }
 
-/// A 2SLS fit with p endogenous regressors (last p coefficients).
+/// A 2SLS fit with p endogenous regressors (last p coefficients); its estimates are reached
+/// through `Deref` (`fit.coefficients`, `fit.table(…)`).
 #[derive(Debug, Clone)]
 pub struct TwoSlsMulti {
-    pub names: Vec<String>,
-    pub coefficients: Vec<f64>,
-    pub n: usize,
-    pub k: usize,
-    pub debiased: bool,
+    pub estimates: super::IvEstimates,
     pub first_stages: Vec<EndogenousStrength>,
     /// Sargan's test of the over-identifying restrictions when there are more instruments than
     /// SLIs (as [`super::TwoSls::sargan`], `linearmodels` `IVResults.sargan`): with arm
     /// indicators, whether the arms' KPI means fit one additive, linear function of their SLI
     /// means (in a 2×2 factorial: no interaction between the SLIs).
     pub sargan: Option<super::Sargan>,
-    unadjusted: Square,
-    robust: Square,
+}
+
+impl std::ops::Deref for TwoSlsMulti {
+    type Target = super::IvEstimates;
+    fn deref(&self) -> &super::IvEstimates {
+        &self.estimates
+    }
 }
 
 /// Fitted values of `v` on the columns `qr` factors (`cols`).
@@ -91,67 +91,28 @@ pub fn two_sls_multi(
             "{q} excluded instruments cannot identify {p} endogenous regressors"
         )));
     }
-    let z_cols: Vec<&[f64]> = exog.iter().chain(instruments).copied().collect();
-    let z_names: Vec<String> = exog_names
-        .iter()
-        .map(|s| s.to_string())
-        .chain((0..q).map(|i| format!("instrument {i}")))
-        .collect();
-    let z_refs: Vec<&str> = z_names.iter().map(String::as_str).collect();
-    let qz = Qr::new(&z_cols, &z_refs)?;
+    let (z_cols, qz) = super::instrument_basis(exog, exog_names, instruments)?;
     let xhats: Vec<Vec<f64>> = endog
         .iter()
         .map(|x| fitted(&z_cols, &qz, x))
         .collect::<StatsResult<_>>()?;
-    let mut xh_cols: Vec<&[f64]> = exog.to_vec();
-    xh_cols.extend(xhats.iter().map(Vec::as_slice));
-    let names: Vec<&str> = exog_names.iter().chain(endog_names).copied().collect();
-    let qx = Qr::new(&xh_cols, &names).map_err(|e| match e {
-        StatsError::Singular(_) => StatsError::NoFirstStage(
-            "the instruments do not move the endogenous regressors apart".into(),
-        ),
-        other => other,
-    })?;
-    let beta = qx.solve(y)?;
-    let k = beta.len();
-    let x_cols: Vec<&[f64]> = exog.iter().chain(endog).copied().collect();
-    let resid: Vec<f64> = (0..n)
-        .map(|i| y[i] - x_cols.iter().zip(&beta).map(|(c, b)| c[i] * b).sum::<f64>())
-        .collect();
-    let scale = if debiased {
-        n as f64 / (n - k) as f64
-    } else {
-        1.0
-    };
-    let bread = qx.xtx_inverse();
-    let s2 = resid.iter().map(|e| e * e).sum::<f64>() / n as f64 * scale;
-    let unadjusted = bread
-        .iter()
-        .map(|r| r.iter().map(|v| v * s2).collect())
-        .collect();
-    let e2: Vec<f64> = resid.iter().map(|e| e * e * scale).collect();
-    let robust = sandwich(&bread, &weighted_cross(&xh_cols, &e2));
-    let sargan = if q > p {
-        let u_fit = fitted(&z_cols, &qz, &resid)?;
-        let (ee, uu) = (rss(&resid, &vec![0.0; n]), rss(&resid, &u_fit));
-        Some(super::Sargan::new(n as f64 * (1.0 - uu / ee), q - p)?)
-    } else {
-        None
-    };
+    let xh: Vec<&[f64]> = xhats.iter().map(Vec::as_slice).collect();
+    let (estimates, sargan) = super::second_stage(
+        y,
+        (exog, exog_names),
+        (endog, endog_names),
+        &xh,
+        (&z_cols, &qz),
+        debiased,
+    )?;
     let qw = Qr::new(exog, exog_names)?;
     let first_stages = (0..p)
         .map(|j| strength(j, (exog, &qw), (endog, endog_names), (&z_cols, &qz), &xhats))
         .collect::<StatsResult<_>>()?;
     Ok(TwoSlsMulti {
-        names: names.iter().map(|s| s.to_string()).collect(),
-        coefficients: beta,
-        n,
-        k,
-        debiased,
+        estimates,
         first_stages,
         sargan,
-        unadjusted,
-        robust,
     })
 }
 
@@ -195,25 +156,4 @@ fn strength(
         sw_f,
         sw_p_value: f_sf(sw_f, df1 as f64, (n - kz) as f64)?,
     })
-}
-
-impl TwoSlsMulti {
-    pub fn covariance(&self, cov: IvCov) -> &Square {
-        match cov {
-            IvCov::Unadjusted => &self.unadjusted,
-            IvCov::Robust => &self.robust,
-        }
-    }
-
-    /// Coefficient table; t(n − k) inference when debiased, normal otherwise (as linearmodels).
-    pub fn table(&self, cov: IvCov, confidence: f64) -> StatsResult<Vec<Coefficient>> {
-        let df = self.debiased.then_some((self.n - self.k) as f64);
-        coefficient_table(
-            &self.names,
-            &self.coefficients,
-            self.covariance(cov),
-            df,
-            confidence,
-        )
-    }
 }

@@ -390,9 +390,9 @@ fn catalog_metric(
 /// one-sided 2.5% of a two-sided 5% test in the harmful direction).
 #[test]
 fn a_strong_first_stage_without_a_kpi_effect_rarely_validates() {
+    use sloproof::analysis::compute;
     use sloproof::analysis::data::MetricColumn;
     use sloproof::analysis::report::MetricRole;
-    use sloproof::analysis::{compute, resolve, AnalysisRequest, BootstrapRequest};
     use sloproof::domain::metric::{Direction, MetricKind, ValueType};
     let sli = catalog_metric(
         1,
@@ -408,18 +408,7 @@ fn a_strong_first_stage_without_a_kpi_effect_rarely_validates() {
         ValueType::Binary,
         Direction::HigherIsBetter,
     );
-    let p = resolve(
-        &AnalysisRequest {
-            bootstrap: Some(BootstrapRequest {
-                resamples: Some(100),
-                seed: Some(1),
-                ..BootstrapRequest::default()
-            }),
-            ..AnalysisRequest::default()
-        },
-        false,
-    )
-    .unwrap();
+    let p = quick_parameters();
     let latency = LogNormal::new(300f64.ln(), 0.5).unwrap();
     let (experiments, units) = (200, 6_000);
     let mut validated = 0;
@@ -510,9 +499,9 @@ fn causal_threshold_interval_covers_a_saturating_knee() {
 /// 1.5×.)
 #[test]
 fn ratio_slope_is_unbiased_when_the_sli_covers_only_heavy_users() {
+    use sloproof::analysis::compute;
     use sloproof::analysis::data::{MetricColumn, RatioParts};
     use sloproof::analysis::report::MetricRole;
-    use sloproof::analysis::{compute, resolve, AnalysisRequest, BootstrapRequest};
     use sloproof::domain::metric::{Direction, MetricKind, ValueType};
     let sli = catalog_metric(
         1,
@@ -532,18 +521,7 @@ fn ratio_slope_is_unbiased_when_the_sli_covers_only_heavy_users() {
         numerator: "clicks".into(),
         denominator: "impressions".into(),
     });
-    let p = resolve(
-        &AnalysisRequest {
-            bootstrap: Some(BootstrapRequest {
-                resamples: Some(100),
-                seed: Some(1),
-                ..BootstrapRequest::default()
-            }),
-            ..AnalysisRequest::default()
-        },
-        false,
-    )
-    .unwrap();
+    let p = quick_parameters();
     let mut r = rng(31);
     let units = 90_000;
     let (age, activity) = (
@@ -674,4 +652,21 @@ fn three_arms(
         unassigned_units: 0,
         fingerprint: String::new(),
     }
+}
+
+/// Analysis parameters with 100 resamples and seed 1 (defaults otherwise, no pre-period).
+fn quick_parameters() -> sloproof::analysis::report::Parameters {
+    use sloproof::analysis::{resolve, AnalysisRequest, BootstrapRequest};
+    resolve(
+        &AnalysisRequest {
+            bootstrap: Some(BootstrapRequest {
+                resamples: Some(100),
+                seed: Some(1),
+                ..BootstrapRequest::default()
+            }),
+            ..AnalysisRequest::default()
+        },
+        false,
+    )
+    .unwrap()
 }

@@ -237,7 +237,7 @@ fn compare(
         estimate(w.difference, Method::WelchT)
     };
     let (unadjusted_relative, unadjusted_fieller) = relative(mt, mc, &unadjusted, p, &what)?;
-    let shared_reps = shared.map(|s| s.difference(mi, a, c));
+    let shared_reps = shared.and_then(|s| s.difference(mi, a, c));
     let boot = bootstrap_difference(
         t,
         cv,

@@ -240,6 +240,15 @@ impl UnitData {
         out
     }
 
+    /// Units with a value (not NaN) in `values`, per arm.
+    pub fn values_per_arm(&self, values: &[f64]) -> Vec<u64> {
+        let mut c = vec![0u64; self.arms.len()];
+        for (a, v) in self.arm.iter().zip(values) {
+            c[*a as usize] += u64::from(!v.is_nan());
+        }
+        c
+    }
+
     pub fn kpis(&self) -> impl Iterator<Item = (usize, &MetricColumn)> {
         self.metrics
             .iter()

@@ -165,6 +165,12 @@ fn check_sufficient(d: &UnitData, p: &Parameters) -> AppResult<()> {
     if d.is_empty() {
         issues.push(Issue::field("assignments", "no units are assigned"));
     }
+    // Every SLI (the joint model of several needs them all) in every arm with 2 units.
+    let slis = std::iter::once((&d.sli_metric.key, &d.sli))
+        .chain(d.extra_slis.iter().map(|c| (&c.metric.key, &c.post)));
+    let with_value: Vec<(&String, Vec<u64>)> = slis
+        .map(|(key, values)| (key, d.values_per_arm(values)))
+        .collect();
     for (a, arm) in d.arms.iter().enumerate() {
         let what = if arm.control {
             "the control arm"
@@ -179,34 +185,16 @@ fn check_sufficient(d: &UnitData, p: &Parameters) -> AppResult<()> {
                     arm.key, counts[a]
                 ),
             ));
+            continue;
         }
-        let with_sli = (0..d.len())
-            .filter(|i| d.arm[*i] as usize == a && !d.sli[*i].is_nan())
-            .count();
-        if counts[a] >= 2 && with_sli < 2 {
+        for (key, n) in with_value.iter().filter(|(_, n)| n[a] < 2) {
             issues.push(Issue::field(
                 "observations",
                 format!(
-                    "{what} '{}' has {with_sli} units with a {} value; at least 2 are needed",
-                    arm.key, d.sli_metric.key
+                    "{what} '{}' has {} units with a {key} value; at least 2 are needed",
+                    arm.key, n[a]
                 ),
             ));
-        }
-    }
-    for c in &d.extra_slis {
-        for (a, arm) in d.arms.iter().enumerate() {
-            let n = (0..d.len())
-                .filter(|i| d.arm[*i] as usize == a && !c.post[*i].is_nan())
-                .count();
-            if n < 2 {
-                issues.push(Issue::field(
-                    "observations",
-                    format!(
-                        "arm '{}' has {n} units with a {} value; at least 2 are needed",
-                        arm.key, c.metric.key
-                    ),
-                ));
-            }
         }
     }
     for m in &d.metrics {
@@ -221,19 +209,15 @@ fn check_sufficient(d: &UnitData, p: &Parameters) -> AppResult<()> {
                 format!("{role} '{}' has no observations", m.metric.key),
             ));
         } else if m.missing_rule(p.missing_outcomes) == MissingOutcomes::Exclude {
-            for (a, arm) in d.arms.iter().enumerate() {
-                let n = (0..d.len())
-                    .filter(|i| d.arm[*i] as usize == a && !m.post[*i].is_nan())
-                    .count();
-                if n < 2 {
-                    issues.push(Issue::field(
-                        "observations",
-                        format!(
-                            "'{}' has {n} values in arm '{}'; at least 2 are needed",
-                            m.metric.key, arm.key
-                        ),
-                    ));
-                }
+            let n = d.values_per_arm(&m.post);
+            for (a, arm) in d.arms.iter().enumerate().filter(|(a, _)| n[*a] < 2) {
+                issues.push(Issue::field(
+                    "observations",
+                    format!(
+                        "'{}' has {} values in arm '{}'; at least 2 are needed",
+                        m.metric.key, n[a], arm.key
+                    ),
+                ));
             }
         }
     }
@@ -330,10 +314,8 @@ fn finish_causal(
         .par_iter()
         .zip(fits)
         .map(|((mi, m), (fit, thresholds))| {
-            // A ratio's causal population is linearized within itself, not the shared pass's.
-            let sums = shared
-                .filter(|_| m.parts.is_none())
-                .map(|s| s.slope_sums(*mi));
+            // A ratio's causal population is linearized within itself: not in the shared pass.
+            let sums = shared.and_then(|s| s.slope_sums(*mi));
             (fit.and_then(|f| f.finish(d, m, p, sums)), thresholds)
         })
         .collect();

@@ -4,7 +4,8 @@
 //! case with `missing_outcomes = zero`), the replicates of all arm differences and all causal
 //! slopes come from per-arm weighted sums of the same weights. Columns are processed in chunks
 //! of [SLI, up to three metrics] (the sums kernel takes four columns), each chunk with its own
-//! stream; a slope's Σw, Σw·x and Σw·y always come from one chunk.
+//! stream; a slope's Σw, Σw·x and Σw·y always come from one chunk. Ratio metrics are left out:
+//! their comparisons and slopes resample their own units (those with a denominator).
 
 use super::data::UnitData;
 use super::report::Parameters;
@@ -13,8 +14,8 @@ use crate::stats::bootstrap::poisson_sums;
 use crate::stats::StatsResult;
 
 pub struct SharedPass {
-    /// For each metric index: (chunk, column within the chunk).
-    slot: Vec<(usize, usize)>,
+    /// For each metric index: (chunk, column within the chunk); None for a ratio metric.
+    slot: Vec<Option<(usize, usize)>>,
     /// chunks[k][b][arm] = [Σw, Σw·sli, Σw·m₁, …].
     chunks: Vec<Vec<Vec<Vec<f64>>>>,
 }
@@ -26,23 +27,26 @@ impl SharedPass {
             return Ok(None);
         }
         let mut cols: Vec<Vec<f64>> = Vec::new();
-        for m in &d.metrics {
+        let mut slot = vec![None; d.metrics.len()];
+        for (mi, m) in d.metrics.iter().enumerate() {
+            if m.parts.is_some() {
+                continue;
+            }
             let c: Option<Vec<f64>> = (0..d.len())
                 .map(|i| m.outcome(i, p.missing_outcomes))
                 .collect();
             match c {
-                Some(c) => cols.push(c),
+                Some(c) => {
+                    slot[mi] = Some((cols.len() / 3, cols.len() % 3 + 2));
+                    cols.push(c);
+                }
                 None => return Ok(None),
             }
         }
-        let mut slot = Vec::new();
         let mut chunks = Vec::new();
         for (k, group) in cols.chunks(3).enumerate() {
             let mut values: Vec<&[f64]> = vec![&d.sli];
             values.extend(group.iter().map(Vec::as_slice));
-            for j in 0..group.len() {
-                slot.push((k, j + 2));
-            }
             let seed = seed_for(p, "shared-pass", k);
             chunks.push(poisson_sums(
                 &d.arm,
@@ -55,21 +59,25 @@ impl SharedPass {
         Ok(Some(SharedPass { slot, chunks }))
     }
 
-    /// Replicates of mean(metric | arm) − mean(metric | control).
-    pub fn difference(&self, metric: usize, arm: usize, control: usize) -> Vec<f64> {
-        let (k, c) = self.slot[metric];
-        self.chunks[k]
-            .iter()
-            .map(|r| r[arm][c] / r[arm][0] - r[control][c] / r[control][0])
-            .collect()
+    /// Replicates of mean(metric | arm) − mean(metric | control); None for a ratio metric.
+    pub fn difference(&self, metric: usize, arm: usize, control: usize) -> Option<Vec<f64>> {
+        let (k, c) = self.slot[metric]?;
+        Some(
+            self.chunks[k]
+                .iter()
+                .map(|r| r[arm][c] / r[arm][0] - r[control][c] / r[control][0])
+                .collect(),
+        )
     }
 
-    /// Per-arm [Σw, Σw·sli, Σw·metric] for each replicate.
-    pub fn slope_sums(&self, metric: usize) -> Vec<Vec<[f64; 3]>> {
-        let (k, c) = self.slot[metric];
-        self.chunks[k]
-            .iter()
-            .map(|r| r.iter().map(|g| [g[0], g[1], g[c]]).collect())
-            .collect()
+    /// Per-arm [Σw, Σw·sli, Σw·metric] for each replicate; None for a ratio metric.
+    pub fn slope_sums(&self, metric: usize) -> Option<Vec<Vec<[f64; 3]>>> {
+        let (k, c) = self.slot[metric]?;
+        Some(
+            self.chunks[k]
+                .iter()
+                .map(|r| r.iter().map(|g| [g[0], g[1], g[c]]).collect())
+                .collect(),
+        )
     }
 }

@@ -37,18 +37,12 @@ fn parse_request(req: &HttpRequest, body: &[u8]) -> Result<AnalysisRequest, AppE
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(AnalysisRequest::default());
     }
-    let ct = req
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .eq_ignore_ascii_case("application/json")
-    {
+    if !super::body::is_json(req) {
+        let ct = req
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         return Err(AppError::UnsupportedMediaType {
             got: ct.to_owned(),
             expected: "application/json",

@@ -34,7 +34,7 @@ impl<T> std::ops::Deref for Body<T> {
 }
 
 /// `application/json` or any `+json` media type.
-fn is_json(req: &HttpRequest) -> bool {
+pub fn is_json(req: &HttpRequest) -> bool {
     req.mime_type().ok().flatten().is_some_and(|m| {
         (m.type_() == mime::APPLICATION && m.subtype() == mime::JSON)
             || m.suffix() == Some(mime::JSON)

@@ -41,11 +41,8 @@ macro_rules! protected {
 /// Registers every route, extractor configuration and the shared state.
 pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        let json = web::JsonConfig::default()
-            .limit(state.limits.json_body_bytes)
-            .error_handler(problem::json_error);
+        // JSON request bodies are read by `body::Body`, with the limit from the state.
         cfg.app_data(state)
-            .app_data(json)
             .app_data(web::QueryConfig::default().error_handler(problem::query_error))
             .app_data(web::PathConfig::default().error_handler(problem::path_error))
             .service(resource("/healthz").route(web::get().to(health::healthz)))

@@ -134,38 +134,6 @@ impl ResponseError for AppError {
     }
 }
 
-/// Maps actix's JSON extractor failures to problems: syntax → 400, a body that parses but does
-/// not fit the schema (missing or unknown field, wrong type) → 422, too large → 413, not JSON → 415.
-pub fn json_error(
-    err: actix_web::error::JsonPayloadError,
-    _req: &actix_web::HttpRequest,
-) -> actix_web::Error {
-    use actix_web::error::JsonPayloadError as J;
-    let e = match err {
-        J::ContentType => AppError::UnsupportedMediaType {
-            got: "(missing or not JSON)".into(),
-            expected: "application/json",
-        },
-        J::OverflowKnownLength { limit, .. } | J::Overflow { limit } => {
-            AppError::PayloadTooLarge { limit }
-        }
-        J::Deserialize(e) if e.is_data() => {
-            let msg = e.to_string();
-            AppError::invalid(
-                "the request body does not match the schema",
-                vec![Issue {
-                    row: None,
-                    field: None,
-                    message: msg,
-                }],
-            )
-        }
-        J::Deserialize(e) => AppError::BadRequest(format!("malformed JSON body: {e}")),
-        other => AppError::BadRequest(format!("cannot read the request body: {other}")),
-    };
-    e.into()
-}
-
 /// Maps query-string failures (unknown parameter, wrong type) to a 400 problem.
 pub fn query_error(
     err: actix_web::error::QueryPayloadError,

@@ -240,6 +240,26 @@ async fn designs_that_cannot_separate_their_slis_are_refused() {
         let r = app.post_json("/api/v1/experiments", &unknown).await;
         assert_eq!(r.status, 422, "{b}: {}", r.text);
         assert_eq!(error_fields(&r.body), vec!["variants[1].doses.cpu"], "{b}");
+        // An SLI named twice in one doses object is refused, not silently the last value.
+        let repeated = r#"{"key": "rag-bad", "name": "n", "hypothesis": "h", "sli": "retrieval_precision_at5",
+            "extra_slis": ["ttft_ms"], "kpis": ["ticket_deflection"], "variants": [
+            {"key": "control", "weight": 0.5, "control": true, "doses": {"retrieval_precision_at5": 0, "ttft_ms": 0}},
+            {"key": "a", "weight": 0.5, "doses": {"retrieval_precision_at5": -0.1, "ttft_ms": 0, "ttft_ms": 400}}]}"#;
+        let r = app
+            .post_raw(
+                "/api/v1/experiments",
+                "application/json",
+                repeated.as_bytes().to_vec(),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{b}: {}", r.text);
+        assert_eq!(
+            error_fields(&r.body),
+            vec!["variants[1].doses"],
+            "{b}: {}",
+            r.text
+        );
+        assert!(r.text.contains("given twice"), "{b}: {}", r.text);
         // Nothing was written.
         let r = app.get("/api/v1/experiments/rag-bad").await;
         assert_eq!(r.status, 404, "{b}: {}", r.text);

@@ -47,7 +47,7 @@ pub fn step(d: &UnitData) -> f64 {
     }
 }
 
-fn step_text(step: f64) -> String {
+pub(crate) fn step_text(step: f64) -> String {
     if step >= 1.0 {
         format!("{step:.0}")
     } else {
@@ -367,16 +367,22 @@ pub fn summary(
     // The other KPIs by name, with the reason codes of those not validated.
     let (ok, not): (Vec<&Verdict>, Vec<&Verdict>) =
         verdicts.iter().skip(1).partition(|v| v.validated);
+    // With several SLIs each paragraph speaks of one: say which.
+    let of_sli = if d.extra_slis.is_empty() {
+        String::new()
+    } else {
+        format!(" for {}", sli.name)
+    };
     if !ok.is_empty() {
         let names: Vec<&str> = ok.iter().map(|v| v.kpi.as_str()).collect();
-        s.push_str(&format!(" Also validated: {}.", names.join(", ")));
+        s.push_str(&format!(" Also validated{of_sli}: {}.", names.join(", ")));
     }
     if !not.is_empty() {
         let names: Vec<String> = not
             .iter()
             .map(|v| format!("{} ({})", v.kpi, codes(v)))
             .collect();
-        s.push_str(&format!(" Not validated: {}.", names.join("; ")));
+        s.push_str(&format!(" Not validated{of_sli}: {}.", names.join("; ")));
     }
     s
 }

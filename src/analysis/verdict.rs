@@ -173,17 +173,22 @@ pub fn verdicts(
         reasons.extend(weak_reason(d, m, c));
         let adjusted = c.slope.adjusted_p_value.or(c.slope.p_value).unwrap_or(1.0);
         let significant = adjusted < p.alpha;
+        // Effects per the summary's SLI step (+100 ms, +0.01 share), not per +100 units.
+        let step = super::summary::step(d);
+        let (per, k) = (
+            format!("+{} {}", super::summary::step_text(step), d.sli_metric.unit),
+            step / 100.0,
+        );
         if !significant {
             reasons.push(Reason {
                 code: ReasonCode::CiIncludesZero,
                 message: format!(
-                    "the effect is not significant at alpha = {}: {} relative per +100 {} ({}% CI {} to {}), {}",
+                    "the effect is not significant at alpha = {}: {} relative per {per} ({}% CI {} to {}), {}",
                     p.alpha,
-                    pct(c.relative_per_100.estimate),
-                    d.sli_metric.unit,
+                    pct(k * c.relative_per_100.estimate),
                     conf_text(p.confidence),
-                    pct(c.relative_per_100.ci_low),
-                    pct(c.relative_per_100.ci_high),
+                    pct(k * c.relative_per_100.ci_low),
+                    pct(k * c.relative_per_100.ci_high),
                     p_text_as("corrected p", adjusted)
                 ),
             });
@@ -193,10 +198,9 @@ pub fn verdicts(
                     reasons.push(Reason {
                         code: ReasonCode::Underpowered,
                         message: format!(
-                            "underpowered: the minimum detectable relative effect, {} per +100 {}, exceeds the observed {}",
-                            pct(mde),
-                            d.sli_metric.unit,
-                            pct(pw.observed_relative_per_100.abs())
+                            "underpowered: the minimum detectable relative effect, {} per {per}, exceeds the observed {}",
+                            pct(k * mde),
+                            pct(k * pw.observed_relative_per_100.abs())
                         ),
                     });
                 }

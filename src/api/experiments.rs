@@ -35,6 +35,44 @@ pub const GET_EXPERIMENT: Operation = Operation::new(
     Access::Read,
 );
 
+/// Doses by SLI key, refusing a repeated key: JSON allows one, and a map would silently keep
+/// only its last value.
+struct UniqueDoses(BTreeMap<String, f64>);
+
+impl<'de> Deserialize<'de> for UniqueDoses {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueDoses;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of doses by SLI key")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UniqueDoses, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((key, dose)) = map.next_entry::<String, f64>()? {
+                    if out.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!(
+                            "the dose of SLI '{key}' is given twice"
+                        )));
+                    }
+                    out.insert(key, dose);
+                }
+                Ok(UniqueDoses(out))
+            }
+        }
+        de.deserialize_map(Visitor)
+    }
+}
+
+fn unique_doses<'de, D: serde::Deserializer<'de>>(
+    de: D,
+) -> Result<Option<BTreeMap<String, f64>>, D::Error> {
+    Ok(Option::<UniqueDoses>::deserialize(de)?.map(|u| u.0))
+}
+
 /// One arm of a new experiment.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -56,7 +94,8 @@ pub struct CreateVariant {
     pub dose: Option<f64>,
     /// Planned change of each SLI of the experiment (`sli` and every `extra_slis`), by SLI key,
     /// in each SLI's unit; all 0 for the control. Required when the experiment has extra SLIs.
-    #[serde(default)]
+    /// An SLI named twice is refused.
+    #[serde(default, deserialize_with = "unique_doses")]
     #[schema(example = json!({"retrieval_precision_at5": -20.0, "ttft_ms": 0.0}))]
     pub doses: Option<BTreeMap<String, f64>>,
 }

@@ -1,5 +1,6 @@
 //! Migrations applied to databases written by earlier versions: the one-active-SLO and
-//! unique-live-token-name rules keep such data usable (SQLite; PostgreSQL when
+//! unique-live-token-name rules keep such data usable, and recommendations keep their analysis
+//! when they gain a second possible source (SQLite; PostgreSQL when
 //! `SLOPROOF_TEST_POSTGRES_URL` is set).
 
 // A failed unwrap is the test failing.
@@ -64,6 +65,9 @@ fn check(lines: Vec<Row>) {
             "slo 1 superseded by 3",
             "slo 2 superseded by 3",
             "slo 3 active by -",
+            "recommendation 1 on analysis 1",
+            "recommendation 2 on analysis 1",
+            "recommendation 3 on analysis 1",
             "token 1 bootstrap-admin live",
             "token 2 bootstrap-admin revoked",
             "token 3 bob live",
@@ -76,17 +80,41 @@ fn check(lines: Vec<Row>) {
 const REPORT: &str = "
 SELECT 'slo ' || CAST(id AS TEXT) || ' ' || status || ' by ' || COALESCE(CAST(superseded_by AS TEXT), '-') AS line, 0 AS k, id FROM slos
 UNION ALL
-SELECT 'token ' || CAST(id AS TEXT) || ' ' || name || ' ' || CASE WHEN revoked_at IS NULL THEN 'live' ELSE 'revoked' END, 1, id FROM api_tokens
+SELECT 'recommendation ' || CAST(id AS TEXT) || ' on analysis ' || CAST(analysis_id AS TEXT), 1, id FROM recommendations
+UNION ALL
+SELECT 'token ' || CAST(id AS TEXT) || ' ' || name || ' ' || CASE WHEN revoked_at IS NULL THEN 'live' ELSE 'revoked' END, 2, id FROM api_tokens
 ORDER BY k, id";
 
 #[test]
 fn old_data_meets_the_one_active_slo_and_unique_name_rules() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = SqliteConnection::establish(dir.path().join("m.db").to_str().unwrap()).unwrap();
+    // As the server's connections: the rebuild of `recommendations` (016) must keep every
+    // reference to it valid.
+    c.batch_execute("PRAGMA foreign_keys = ON").unwrap();
     before_rules(&mut c, SQLITE);
     c.batch_execute(OLD_DATA).unwrap();
     c.run_pending_migrations(SQLITE).unwrap();
     check(diesel::sql_query(REPORT).load(&mut c).unwrap());
+    let broken: Vec<Row> = diesel::sql_query(
+        "SELECT \"table\" || ' ' || CAST(rowid AS TEXT) AS line FROM pragma_foreign_key_check",
+    )
+    .load(&mut c)
+    .unwrap();
+    assert_eq!(broken, vec![]);
+    let fk: Vec<Row> =
+        diesel::sql_query("SELECT CAST(foreign_keys AS TEXT) AS line FROM pragma_foreign_keys")
+            .load(&mut c)
+            .unwrap();
+    assert_eq!(
+        fk,
+        vec![Row { line: "1".into() }],
+        "foreign keys are on again"
+    );
+    // Exactly one source per recommendation.
+    assert!(c
+        .batch_execute("INSERT INTO recommendations (analysis_id, observational_analysis_id, sli_metric_id, kpi_metric_id, status, created_at, created_by, document) VALUES (NULL, NULL, 1, 2, 'proposed', '2026-01-04', 'x', '{}')")
+        .is_err());
 
     if let Some(pg) = common::PgScratch::new("migrations") {
         let mut p = PgConnection::establish(&pg.url).unwrap();

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::promtool::{format_num, promtool_agrees};
 use common::{apps, at, error_fields, TestApp, BASE};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
@@ -229,6 +230,193 @@ async fn observational_requests_that_cannot_run_are_refused() {
         assert_eq!(r.status, 422, "{b}: {}", r.text);
         assert_eq!(error_fields(&r.body), vec!["from"], "{b}: {}", r.text);
         let r = app.get("/api/v1/observational-analyses/999999").await;
+        assert_eq!(r.status, 404, "{b}");
+    }
+}
+
+/// A recommendation from history: windows SLO on the analysed percentile at the analysis's
+/// window length, its statement labelled `(evidence: correlational)`, evidence never
+/// validated; refused for a non-significant analysis or a request that does not fit; approval
+/// needs `acknowledge_correlational_evidence` (and nothing changes without it); the exports
+/// carry the label, OpenSLO stays valid and promtool agrees on its alerts.
+#[actix_web::test]
+async fn a_correlational_recommendation_is_labelled_and_needs_acknowledgement() {
+    for app in apps().await {
+        let b = app.backend;
+        catalog(&app).await;
+        load(&app).await;
+        let r = app
+            .post_json("/api/v1/observational-analyses", &ask("conversion_lag2"))
+            .await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        let oid = r.body["id"].as_i64().unwrap();
+        let url = format!("/api/v1/observational-analyses/{oid}/recommendations");
+        for (body, field) in [
+            (
+                json!({"max_relative_kpi_loss": 0.2, "evaluation": "events"}),
+                "evaluation",
+            ),
+            (
+                json!({"max_relative_kpi_loss": 0.2, "evaluation": "requests"}),
+                "evaluation",
+            ),
+            (
+                json!({"max_relative_kpi_loss": 0.2, "percentile": 95}),
+                "percentile",
+            ),
+            (
+                json!({"max_relative_kpi_loss": 0.2, "kpi": "conversion_noise"}),
+                "kpi",
+            ),
+            (
+                json!({"max_relative_kpi_loss": 0.2, "sli": "other_sli"}),
+                "sli",
+            ),
+            (
+                json!({"max_relative_kpi_loss": 1.5}),
+                "max_relative_kpi_loss",
+            ),
+        ] {
+            let r = app.post_json(&url, &body).await;
+            assert_eq!(r.status, 422, "{b}: {body}: {}", r.text);
+            assert_eq!(error_fields(&r.body), vec![field], "{b}: {}", r.text);
+        }
+        let listed = app.get("/api/v1/recommendations").await;
+        assert_eq!(listed.body["items"], json!([]), "{b}: nothing half-written");
+
+        let r = app
+            .post_json(
+                &url,
+                &json!({"max_relative_kpi_loss": 0.1, "units_per_day": 50000,
+                                     "value_per_kpi_unit": 40, "currency": "EUR"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        let rec = &r.body;
+        let statement = rec["slo"]["statement"].as_str().unwrap();
+        eprintln!("{b}: {statement}\n{}", rec["error_budget"]);
+        assert!(
+            statement.starts_with("Checkout latency p50 < ")
+                && statement.contains("of 15-minute windows over 28 days")
+                && statement.ends_with("(evidence: correlational)"),
+            "{b}: {statement}"
+        );
+        let e = &rec["evidence"];
+        assert_eq!(e["kind"], "correlational", "{b}");
+        assert_eq!(e["validated"], false, "{b}");
+        assert_eq!(e["observational_analysis_id"], oid, "{b}");
+        assert!(
+            e["analysis_id"].is_null() && e["experiment"].is_null(),
+            "{b}: {e}"
+        );
+        // The slope used is the harmful end of the simultaneous interval, within the truth's
+        // reach (−0.0001 per ms), and the threshold lies above production's p50.
+        let used = rec["derivation"]["slope_used"].as_f64().unwrap();
+        assert!(
+            used < e["slope"]["estimate"].as_f64().unwrap(),
+            "{b}: {rec}"
+        );
+        assert!(used > -0.0004 && used < -0.00005, "{b}: {used}");
+        let threshold = rec["slo"]["threshold"].as_f64().unwrap();
+        assert!(
+            threshold > rec["derivation"]["baseline_sli"].as_f64().unwrap(),
+            "{b}: {rec}"
+        );
+        assert!(
+            BOUNDS.contains(&threshold),
+            "{b}: snapped to a bucket bound"
+        );
+        assert_eq!(rec["derivation"]["baseline_source"]["kind"], "production");
+        assert!(rec["error_budget"]["value_at_risk"].as_f64().unwrap() > 0.0);
+        assert!(
+            rec["derivation"]["notes"]
+                .to_string()
+                .contains("Correlational evidence"),
+            "{b}"
+        );
+        let rid = rec["id"].as_i64().unwrap();
+        let decision = format!("/api/v1/recommendations/{rid}/decision");
+        let r = app
+            .post_json(&decision, &json!({"decision": "approve"}))
+            .await;
+        assert_eq!(r.status, 422, "{b}: {}", r.text);
+        assert_eq!(
+            error_fields(&r.body),
+            vec!["acknowledge_correlational_evidence"],
+            "{b}"
+        );
+        let unchanged = app.get(&format!("/api/v1/recommendations/{rid}")).await;
+        assert_eq!(unchanged.body["status"], "proposed", "{b}");
+        let r = app
+            .post_json(
+                &decision,
+                &json!({"decision": "approve", "acknowledge_correlational_evidence": true}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        let sid = r.body["slo_id"].as_i64().unwrap();
+        let slo = app.get(&format!("/api/v1/slos/{sid}")).await.body;
+        assert_eq!(slo["evidence"]["kind"], "correlational", "{b}");
+
+        let openslo = app.get(&format!("/api/v1/slos/{sid}/openslo")).await;
+        let doc: Value = serde_yaml_ng::from_str(&openslo.text).unwrap();
+        let notes = &doc["metadata"]["annotations"];
+        assert_eq!(notes["sloproof.dev/evidence"], "correlational", "{b}");
+        assert_eq!(notes["sloproof.dev/verdict"], "correlational", "{b}");
+        assert_eq!(
+            notes["sloproof.dev/observational-analysis-id"],
+            oid.to_string(),
+            "{b}"
+        );
+        let errors = common::openslo::schema_errors(&doc);
+        assert!(errors.is_empty(), "{b}: {errors:?}");
+
+        let rules = app
+            .get(&format!("/api/v1/slos/{sid}/prometheus-rules"))
+            .await
+            .text;
+        assert!(rules.contains("sloproof_evidence: correlational"), "{b}");
+        let name = slo["name"].as_str().unwrap();
+        // The SLI in ms is exported in seconds, as Prometheus histograms are.
+        let le = format!("{{le=\"{}\"}}", format_num(threshold / 1000.0));
+        let metric = "latency_ms_7_seconds";
+        assert!(rules.contains(&format!("{metric}_bucket")), "{b}: {rules}");
+        let minutes = 180;
+        let fast: Vec<u64> = (0..=minutes).map(|k| 1000 * k as u64).collect();
+        let slow: Vec<u64> = vec![0; minutes + 1];
+        for (bucket, fires) in [(fast.clone(), false), (slow, true)] {
+            let series = [
+                (format!("{metric}_bucket{le}"), bucket),
+                (format!("{metric}_count"), fast.clone()),
+            ];
+            promtool_agrees(
+                b,
+                &rules,
+                (&series, 1),
+                &[(120, fires, fires)],
+                (name, slo["slo"]["statement"].as_str().unwrap()),
+            );
+        }
+
+        // An analysis that found nothing yields no recommendation.
+        let r = app
+            .post_json("/api/v1/observational-analyses", &ask("conversion_noise"))
+            .await;
+        let nid = r.body["id"].as_i64().unwrap();
+        let r = app
+            .post_json(
+                &format!("/api/v1/observational-analyses/{nid}/recommendations"),
+                &json!({"max_relative_kpi_loss": 0.2}),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{b}: {}", r.text);
+        assert!(r.text.contains("no harmful association"), "{b}: {}", r.text);
+        let r = app
+            .post_json(
+                "/api/v1/observational-analyses/999999/recommendations",
+                &json!({"max_relative_kpi_loss": 0.2}),
+            )
+            .await;
         assert_eq!(r.status, 404, "{b}");
     }
 }

@@ -123,6 +123,13 @@ pub struct ObservationalAnalysis {
     /// Mean of the KPI's windows (weighted by units) and of the SLI's statistic, at lag 0.
     pub kpi_mean: f64,
     pub sli_mean: f64,
+    /// Smallest and largest window value of the SLI's statistic over the range: the span a
+    /// recommendation from this analysis can claim support for (null in analyses stored before
+    /// they were recorded).
+    #[serde(default)]
+    pub sli_min: Option<f64>,
+    #[serde(default)]
+    pub sli_max: Option<f64>,
     pub lags: Vec<LagFit>,
     /// The lag with the largest |z|.
     pub best: LagFit,
@@ -269,6 +276,16 @@ fn verdict(
     }
 }
 
+/// The best lag's interval, simultaneous over the `fitted` lags searched like its Bonferroni
+/// p-value: slope ± z_{1−(1−confidence)/(2·fitted)} · HAC standard error.
+pub fn simultaneous(best: &LagFit, confidence: f64, fitted: usize) -> (f64, f64) {
+    let q = norm_ppf(1.0 - (1.0 - confidence) / (2.0 * fitted.max(1) as f64));
+    (
+        best.slope - q * best.std_error,
+        best.slope + q * best.std_error,
+    )
+}
+
 /// The whole analysis from aligned series (no I/O).
 #[allow(clippy::too_many_arguments)]
 pub fn analyse(
@@ -294,6 +311,8 @@ pub fn analyse(
     let units: f64 = s.kpi.iter().map(|k| k.2).sum();
     let kpi_mean = s.kpi.iter().map(|k| k.1 * k.2).sum::<f64>() / units;
     let sli_mean = s.sli.iter().map(|x| x.1).sum::<f64>() / s.sli.len().max(1) as f64;
+    let sli_min = s.sli.iter().map(|x| x.1).reduce(f64::min);
+    let sli_max = s.sli.iter().map(|x| x.1).reduce(f64::max);
     let verdict = verdict(&best, p_adjusted, p.alpha, sli, kpi);
     let relative_slope = (kpi_mean > 0.0).then(|| best.slope / kpi_mean);
     let summary = summary(
@@ -315,6 +334,8 @@ pub fn analyse(
         parameters: p,
         kpi_mean,
         sli_mean,
+        sli_min,
+        sli_max,
         lags,
         best,
         best_p_adjusted: p_adjusted,
@@ -354,12 +375,7 @@ fn summary(
     } else {
         format!("{fitted} lags")
     };
-    // The interval is simultaneous over the lags searched, like the p-value.
-    let q = norm_ppf(1.0 - (1.0 - p.confidence) / (2.0 * fitted as f64));
-    let (lo, hi) = (
-        best.slope - q * best.std_error,
-        best.slope + q * best.std_error,
-    );
+    let (lo, hi) = simultaneous(best, p.confidence, fitted);
     let lead = match p.transform {
         Transform::Differences => format!(
             "a rise of 1{unit} in {} {} from one window to the next",

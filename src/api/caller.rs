@@ -89,6 +89,7 @@ pub const PROTECTED: &[Operation] = &[
     super::analyses::GET_ANALYSIS,
     super::observational::CREATE_OBSERVATIONAL,
     super::observational::GET_OBSERVATIONAL,
+    super::observational::CREATE_CORRELATIONAL_RECOMMENDATION,
     super::recommendations::CREATE_RECOMMENDATION,
     super::recommendations::LIST_RECOMMENDATIONS,
     super::recommendations::GET_RECOMMENDATION,

@@ -78,6 +78,10 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 "/api/v1/observational-analyses/{id}",
                 get => observational::get_observational_analysis
             ))
+            .service(protected!(
+                "/api/v1/observational-analyses/{id}/recommendations",
+                post => observational::create_correlational_recommendation
+            ))
             .service(protected!("/api/v1/analyses/{id}/recommendations", post => recommendations::create_recommendation))
             .service(protected!("/api/v1/recommendations", get => recommendations::list_recommendations))
             .service(protected!("/api/v1/recommendations/{id}", get => recommendations::get_recommendation))

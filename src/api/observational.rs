@@ -8,11 +8,20 @@ use super::AppState;
 use crate::analysis::history::{self, ObservationalRequest};
 use crate::analysis::observational::ObservationalAnalysis;
 use crate::error::AppError;
+use crate::slo::model::Recommendation;
+use crate::slo::recommend::CreateRecommendation;
+use crate::slo::service as slo_service;
 
 pub const CREATE_OBSERVATIONAL: Operation = Operation::new(
     "create_observational_analysis",
     "POST",
     "/api/v1/observational-analyses",
+    Access::Write,
+);
+pub const CREATE_CORRELATIONAL_RECOMMENDATION: Operation = Operation::new(
+    "create_correlational_recommendation",
+    "POST",
+    "/api/v1/observational-analyses/{id}/recommendations",
     Access::Write,
 );
 pub const GET_OBSERVATIONAL: Operation = Operation::new(
@@ -73,4 +82,37 @@ pub async fn get_observational_analysis(
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(text))
+}
+
+/// Derives an SLO recommendation from an observational analysis (correlational evidence).
+///
+/// Its statement ends "(evidence: correlational)", `evidence.kind` is `correlational`,
+/// `evidence.validated` is false, the exports carry the label, and approving it needs
+/// `acknowledge_correlational_evidence`. The slope is the conservative end of the best lag's
+/// interval, simultaneous over the lags searched; the baseline is production's; a degradation
+/// beyond the SLI values history saw needs `allow_extrapolation`. A percentile analysis yields
+/// a windows SLO on that percentile, a good-share analysis an events SLO. Refused (422) when
+/// the analysis found no harmful association.
+#[utoipa::path(
+    post, path = "/api/v1/observational-analyses/{id}/recommendations", operation_id = "create_correlational_recommendation", tag = "slos",
+    params(("id" = i64, Path, description = "Observational analysis id")),
+    request_body = CreateRecommendation,
+    responses((status = 201, description = "The proposed recommendation", body = Recommendation,
+               headers(("Location" = String, description = "URL of the recommendation"))))
+)]
+pub async fn create_correlational_recommendation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+    body: Body<CreateRecommendation>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&CREATE_CORRELATIONAL_RECOMMENDATION)?;
+    let r = body.into_inner();
+    let id = id.into_inner();
+    let rec = state
+        .run(move |db| slo_service::recommend_correlational(db, id, &r, &caller.name))
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/recommendations/{}", rec.id)))
+        .json(rec))
 }

@@ -39,6 +39,7 @@ use super::problem::PROBLEM_JSON;
         super::analyses::get_analysis,
         super::observational::create_observational_analysis,
         super::observational::get_observational_analysis,
+        super::observational::create_correlational_recommendation,
         super::recommendations::create_recommendation,
         super::recommendations::list_recommendations,
         super::recommendations::get_recommendation,

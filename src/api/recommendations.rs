@@ -58,6 +58,10 @@ pub struct DecisionRequest {
     /// multiple-testing correction (`derivation.loose_evidence`).
     #[serde(default)]
     pub acknowledge_loose_evidence: bool,
+    /// Required to approve a recommendation from correlational evidence (an observational
+    /// analysis of production history, `evidence.kind` = correlational).
+    #[serde(default)]
+    pub acknowledge_correlational_evidence: bool,
 }
 
 /// Filter of the recommendation list.
@@ -174,7 +178,10 @@ pub async fn decide_recommendation(
     let id = id.into_inner();
     let rec = state
         .run(move |db| {
-            let ack = b.acknowledge_loose_evidence;
+            let ack = service::Acknowledged {
+                loose_evidence: b.acknowledge_loose_evidence,
+                correlational_evidence: b.acknowledge_correlational_evidence,
+            };
             service::decide(db, id, b.decision, ack, &caller.name, comment.as_deref())
         })
         .await?;

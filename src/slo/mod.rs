@@ -1,5 +1,6 @@
 //! SLO recommendations, error budgets and exports (OpenSLO, Prometheus rules).
 
+pub mod correlational;
 pub(crate) mod events;
 pub mod live;
 pub mod model;

@@ -212,13 +212,30 @@ pub struct Derivation {
     pub notes: Vec<String>,
 }
 
-/// The analysis behind a recommendation.
+text_enum! {
+    /// How strong the evidence is: `causal` (a randomized experiment validated the effect) or
+    /// `correlational` (production history only: a common cause may drive both series).
+    EvidenceBasis { Causal => "causal", Correlational => "correlational" }
+}
+
+fn causal() -> EvidenceBasis {
+    EvidenceBasis::Causal
+}
+
+/// The analysis behind a recommendation: an experiment's (`kind` causal, with `analysis_id`,
+/// `experiment`, `seed` and `fingerprint`) or an observational analysis of production history
+/// (`kind` correlational, with `observational_analysis_id`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RecommendationEvidence {
-    pub analysis_id: i64,
-    pub experiment: String,
-    pub seed: u64,
-    pub fingerprint: String,
+    #[serde(default = "causal")]
+    pub kind: EvidenceBasis,
+    pub analysis_id: Option<i64>,
+    #[serde(default)]
+    pub observational_analysis_id: Option<i64>,
+    pub experiment: Option<String>,
+    pub seed: Option<u64>,
+    pub fingerprint: Option<String>,
+    /// True only for causal evidence (a validated effect); correlational evidence never is.
     pub validated: bool,
     pub slope: Estimate,
     pub relative_per_100: Estimate,

@@ -9,13 +9,27 @@
 
 use serde_json::{json, Map, Value};
 
-use super::model::{Evaluation, Slo};
+use super::model::{Evaluation, EvidenceBasis, RecommendationEvidence, Slo};
 use super::prometheus::{render, templates};
 use crate::domain::metric::Metric;
 
 /// A key as an OpenSLO name (`^[a-z0-9][a-z0-9.|/\\-]*[a-z0-9]*$`): `_` becomes `-`.
 pub fn dns_name(key: &str) -> String {
     key.replace('_', "-").to_ascii_lowercase()
+}
+
+/// What the SLO rests on: its kind (causal or correlational) and the ids that reproduce it.
+fn evidence_annotations(e: &RecommendationEvidence) -> Vec<(&'static str, String)> {
+    let mut out = vec![("evidence", e.kind.as_str().to_owned())];
+    out.extend(e.analysis_id.map(|a| ("analysis-id", a.to_string())));
+    out.extend(
+        e.observational_analysis_id
+            .map(|o| ("observational-analysis-id", o.to_string())),
+    );
+    out.extend(e.experiment.clone().map(|x| ("experiment", x)));
+    out.extend(e.seed.map(|s| ("seed", s.to_string())));
+    out.extend(e.fingerprint.clone().map(|f| ("fingerprint", f)));
+    out
 }
 
 /// The OpenSLO document as a JSON value (serialised to YAML by [`openslo_yaml`]).
@@ -34,13 +48,16 @@ pub fn document(slo: &Slo, sli: &Metric) -> Value {
     };
     note("slo-id", slo.id.to_string());
     note("recommendation-id", slo.recommendation_id.to_string());
-    note("analysis-id", e.analysis_id.to_string());
-    note("experiment", e.experiment.clone());
+    for (k, v) in evidence_annotations(e) {
+        note(k, v);
+    }
     note("kpi", s.kpi.clone());
     note(
         "verdict",
         if e.validated {
             "validated".into()
+        } else if e.kind == EvidenceBasis::Correlational {
+            "correlational".into()
         } else {
             "not-validated".into()
         },
@@ -75,8 +92,6 @@ pub fn document(slo: &Slo, sli: &Metric) -> Value {
         ),
     }
     note("threshold-source", slo.threshold_source.to_string());
-    note("seed", e.seed.to_string());
-    note("fingerprint", e.fingerprint.clone());
     note("statement", s.statement.clone());
     let mut objective = json!({
         "displayName": s.statement,

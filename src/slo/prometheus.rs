@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::model::{Comparison, Evaluation, Slo, SloSpec};
+use super::model::{Comparison, Evaluation, EvidenceBasis, Slo, SloSpec};
 use crate::domain::metric::Metric;
 
 /// Recording-rule windows besides the full period.
@@ -296,6 +296,10 @@ fn alert_rules(
                         false => format!("{} ({})", v.outcome, reasons.join(", ")),
                     };
                     a.insert("sloproof_validation".to_owned(), text);
+                }
+                if slo.evidence.kind == EvidenceBasis::Correlational {
+                    // Whoever is paged should know no experiment stands behind the threshold.
+                    a.insert("sloproof_evidence".to_owned(), "correlational".to_owned());
                 }
                 a
             },

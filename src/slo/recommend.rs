@@ -6,8 +6,8 @@ use super::live::baseline::{
     self as production_baseline, BaselineKind, BaselineSource, BaselineSpec,
 };
 use super::model::{
-    Comparison, Derivation, ErrorBudget, Evaluation, RecommendationEvidence, RecommendationInputs,
-    SloSpec, ThresholdRange, ThresholdSource, WindowNoise,
+    Comparison, Derivation, ErrorBudget, Evaluation, EvidenceBasis, RecommendationEvidence,
+    RecommendationInputs, SloSpec, ThresholdRange, ThresholdSource, WindowNoise,
 };
 use super::noise::NoiseCheck;
 use super::request::resolve;
@@ -135,7 +135,7 @@ fn check_window_noise(
 }
 
 /// The target: given, derived from the largest tolerated value at risk, or 0.99.
-fn target(
+pub(super) fn target(
     inputs: &RecommendationInputs,
     value_per_budget: Option<f64>,
     notes: &mut Vec<String>,
@@ -200,7 +200,7 @@ fn error_budget(
 }
 
 /// The SLO in words, e.g. "checkout latency p95 < 474 ms in 99% of 5-minute windows over 28 days".
-fn statement(
+pub(super) fn statement(
     sli: &Metric,
     inputs: &RecommendationInputs,
     governed: Option<u32>,
@@ -304,7 +304,7 @@ fn snapping<'a>(
 }
 
 /// The production baseline over the last period before `production.to`, when one can be read.
-fn baseline_from(
+pub(super) fn baseline_from(
     production: Option<&Production>,
     inputs: &RecommendationInputs,
     governed: Option<u32>,
@@ -385,7 +385,7 @@ fn knees(
 }
 
 /// The error budget: an events SLO's costs |relative slope|·(baseline − T) when spent.
-fn budget_of(
+pub(super) fn budget_of(
     inputs: &RecommendationInputs,
     events: bool,
     (target, baseline, relative_slope): (f64, f64, f64),
@@ -401,7 +401,7 @@ fn budget_of(
 }
 
 /// Units over the period, and the currency of the whole tolerated loss over it (L·μ·units·value).
-fn pricing(
+pub(super) fn pricing(
     inputs: &RecommendationInputs,
     mu: f64,
     notes: &mut Vec<String>,
@@ -447,7 +447,7 @@ fn events_note() -> String {
 
 /// The assumption behind a threshold on a percentile: a degradation moves the whole
 /// distribution.
-fn shift_note(governed: Option<u32>, target: f64) -> String {
+pub(super) fn shift_note(governed: Option<u32>, target: f64) -> String {
     format!(
         "Assumes a degradation shifts the SLI's distribution, so the baseline ({}) moves by the same amount as its mean (as a latency injection does).",
         governed.map_or_else(|| format!("the {} quantile", fmt_num(target)), |g| format!("p{g}"))
@@ -457,10 +457,12 @@ fn shift_note(governed: Option<u32>, target: f64) -> String {
 /// What a recommendation rests on: the analysis, its data and the validated effect.
 fn evidence_of(a: &Analysis, effect: &CausalEffect) -> RecommendationEvidence {
     RecommendationEvidence {
-        analysis_id: a.id,
-        experiment: a.experiment.clone(),
-        seed: a.parameters.bootstrap.seed,
-        fingerprint: a.fingerprint.clone(),
+        kind: EvidenceBasis::Causal,
+        analysis_id: Some(a.id),
+        observational_analysis_id: None,
+        experiment: Some(a.experiment.clone()),
+        seed: Some(a.parameters.bootstrap.seed),
+        fingerprint: Some(a.fingerprint.clone()),
         validated: true,
         slope: effect.slope.clone(),
         relative_per_100: effect.relative_per_100.clone(),
@@ -471,7 +473,7 @@ fn evidence_of(a: &Analysis, effect: &CausalEffect) -> RecommendationEvidence {
 /// The threshold rounded conservatively and (histograms) snapped to a bucket bound, checked to
 /// lie beyond the baseline; and the target, which for an events SLO is that share floor itself
 /// (T = baseline − degradation).
-fn settle(
+pub(super) fn settle(
     sli: &Metric,
     production: Option<&Production>,
     (threshold, baseline, target): (f64, f64, f64),
@@ -530,7 +532,7 @@ pub fn derive(
         .map(|p| governed_percentile(p, sli.direction));
     let context = (governed, target, sli.direction);
     let (baseline, origin) = choose_baseline(control, production, &inputs, context, &mut notes)?;
-    let slope = slope_threshold(effect, baseline, loss, sli, kpi)?;
+    let slope = slope_threshold((&effect.slope, mu), baseline, loss, sli, kpi)?;
     if !events {
         notes.insert(0, shift_note(governed, target));
     }

@@ -3,11 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::correlational::derive_correlational;
 use super::live::replay::Replay;
 use super::live::service as live;
 use super::model::{
-    Decision, Derivation, ErrorBudget, HistoryEvent, Recommendation, RecommendationEvidence,
-    RecommendationInputs, RecommendationStatus, Slo, SloSpec, ThresholdRange,
+    Decision, Derivation, ErrorBudget, EvidenceBasis, HistoryEvent, Recommendation,
+    RecommendationEvidence, RecommendationInputs, RecommendationStatus, Slo, SloSpec,
+    ThresholdRange,
 };
 use super::recommend::{derive, CreateRecommendation, Production};
 use super::revalidate::{compare, Revalidation, ValidationState};
@@ -16,7 +18,7 @@ use crate::domain::document::DocumentError;
 use crate::domain::metric::Metric;
 use crate::domain::Page;
 use crate::error::{AppError, AppResult, Issue};
-use crate::store::recommendations::{self as store, StoredRecommendation, StoredSlo};
+use crate::store::recommendations::{self as store, Source, StoredRecommendation, StoredSlo};
 use crate::store::revalidations::{self, StoredRevalidation};
 use crate::store::{analyses, metrics, Db};
 
@@ -122,13 +124,62 @@ pub fn recommend(
     }
     let sli = metrics::get(conn, &sli_key)?;
     let kpi = metrics::get(conn, &kpi_key)?;
-    let production = live::production(conn, &sli, req.window_days.unwrap_or(28))?;
+    let source = Source::Analysis(analysis_id);
+    store_derived(conn, source, (&sli, &kpi), req, actor, |view| {
+        derive(&a, &sli, &kpi, req, view)
+    })
+}
+
+/// Derives and stores a recommendation from observational analysis `id` (correlational
+/// evidence; see `slo::correlational`). `req.sli` and `req.kpi`, when given, must be the
+/// analysis's.
+pub fn recommend_correlational(
+    db: &Db,
+    id: i64,
+    req: &CreateRecommendation,
+    actor: &str,
+) -> AppResult<Recommendation> {
+    let o = crate::analysis::history::document(db, id)?;
+    for (field, given, own) in [("sli", &req.sli, &o.sli), ("kpi", &req.kpi, &o.kpi)] {
+        if given.as_ref().is_some_and(|g| g != own) {
+            return Err(AppError::invalid(
+                format!("observational analysis {id} is about another {field}"),
+                vec![Issue::field(
+                    field,
+                    format!(
+                        "the analysis regressed {} on {}; leave {field} out or give '{own}'",
+                        o.kpi, o.sli
+                    ),
+                )],
+            ));
+        }
+    }
+    let conn = &mut *db.conn()?;
+    let sli = metrics::get(conn, &o.sli)?;
+    let kpi = metrics::get(conn, &o.kpi)?;
+    let source = Source::Observational(id);
+    store_derived(conn, source, (&sli, &kpi), req, actor, |view| {
+        derive_correlational(&o, (&sli, &kpi), req, view)
+    })
+}
+
+/// Reads the SLI's production series, derives, replays the SLO on production's last period and
+/// stores the proposed recommendation.
+fn store_derived(
+    conn: &mut crate::store::DbConnection,
+    source: Source,
+    (sli, kpi): (&Metric, &Metric),
+    req: &CreateRecommendation,
+    actor: &str,
+    derive: impl FnOnce(Option<&Production>) -> AppResult<super::recommend::Derived>,
+) -> AppResult<Recommendation> {
+    let production = live::production(conn, sli, req.window_days.unwrap_or(28))?;
     let view = production.as_ref().map(|p| Production {
         layout: &p.layout,
         windows: &p.windows,
         to: p.to,
     });
-    let d = derive(&a, &sli, &kpi, req, view.as_ref())?;
+    let d = derive(view.as_ref())?;
     let replay = production
         .as_ref()
         .map(|p| live::replay_last_period(&d.slo, &d.derivation, p));
@@ -163,7 +214,7 @@ pub fn recommend(
             )],
         ),
     })?;
-    let row = store::insert(conn, analysis_id, sli.id, kpi.id, actor, |_| Ok(text))?;
+    let row = store::insert(conn, source, sli.id, kpi.id, actor, |_| Ok(text))?;
     to_recommendation(&row)
 }
 
@@ -249,35 +300,56 @@ pub fn decided_recommendations(db: &Db, page: Page) -> AppResult<Vec<Recommendat
         .collect()
 }
 
+/// What a reviewer acknowledges when approving.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Acknowledged {
+    /// Alpha above 0.05, intervals below 95% or no multiple-testing correction.
+    pub loose_evidence: bool,
+    /// Correlational evidence (production history, not an experiment).
+    pub correlational_evidence: bool,
+}
+
 /// Approves or rejects a proposed recommendation; approval publishes its SLO. Approving one
 /// derived from loose evidence (alpha above 0.05 or no multiple-testing correction) needs
-/// `acknowledge_loose_evidence`.
+/// `acknowledge_loose_evidence`; one from correlational evidence,
+/// `acknowledge_correlational_evidence`.
 pub fn decide(
     db: &Db,
     id: i64,
     decision: Decision,
-    acknowledge_loose_evidence: bool,
+    ack: Acknowledged,
     actor: &str,
     comment: Option<&str>,
 ) -> AppResult<Recommendation> {
     let conn = &mut *db.conn()?;
-    let approve = decision == Decision::Approve;
-    if approve && !acknowledge_loose_evidence {
-        let d = document(&store::get(conn, id)?)?.derivation;
-        if d.loose_evidence {
+    if decision == Decision::Approve {
+        let doc = document(&store::get(conn, id)?)?;
+        let mut issues = Vec::new();
+        let d = &doc.derivation;
+        if d.loose_evidence && !ack.loose_evidence {
+            issues.push(Issue::field(
+                "acknowledge_loose_evidence",
+                format!(
+                    "the analysis used alpha {} with correction '{}'; set acknowledge_loose_evidence to approve anyway",
+                    d.analysis_alpha.unwrap_or(f64::NAN),
+                    d.analysis_correction.map_or("unknown", |c| c.as_str())
+                ),
+            ));
+        }
+        if doc.evidence.kind == EvidenceBasis::Correlational && !ack.correlational_evidence {
+            issues.push(Issue::field(
+                "acknowledge_correlational_evidence",
+                "the recommendation rests on production history, not an experiment: a common cause may drive both series; set acknowledge_correlational_evidence to approve anyway",
+            ));
+        }
+        if !issues.is_empty() {
             return Err(AppError::invalid(
-                "the recommendation rests on loose evidence",
-                vec![Issue::field(
-                    "acknowledge_loose_evidence",
-                    format!(
-                        "the analysis used alpha {} with correction '{}'; set acknowledge_loose_evidence to approve anyway",
-                        d.analysis_alpha.unwrap_or(f64::NAN),
-                        d.analysis_correction.map_or("unknown", |c| c.as_str())
-                    ),
-                )],
+                "approving needs the reviewer's acknowledgement of the evidence",
+                issues,
             ));
         }
     }
+    let approve = decision == Decision::Approve;
     let row = store::decide(conn, id, approve, actor, comment)?;
     to_recommendation(&row)
 }
@@ -336,15 +408,19 @@ pub fn revalidate(
     crate::domain::Slug::parse("experiment", experiment)
         .map_err(|i| AppError::invalid("the experiment key is not valid", vec![i]))?;
     let e = crate::store::experiments::get(&mut *db.conn()?, experiment)?;
-    let published = crate::store::experiments::get(&mut *db.conn()?, &slo.evidence.experiment)?;
-    if e.id < published.id {
+    // A correlational SLO has no experiment behind it: any experiment may re-validate it.
+    let published = match &slo.evidence.experiment {
+        Some(key) => Some(crate::store::experiments::get(&mut *db.conn()?, key)?),
+        None => None,
+    };
+    if let Some(published) = published.filter(|p| e.id < p.id) {
         return Err(AppError::invalid(
             "re-validation needs the same or a newer experiment",
             vec![Issue::field(
                 "experiment",
                 format!(
                     "'{experiment}' is older than '{}', the experiment the SLO was published on",
-                    slo.evidence.experiment
+                    published.key
                 ),
             )],
         ));

@@ -4,7 +4,7 @@
 
 use super::model::{KneeUsed, RecommendationInputs, ThresholdRange, ThresholdSource};
 use super::recommend::fmt_num;
-use crate::analysis::report::{Analysis, CausalEffect, Evidence as EvidenceKind, SliSummary};
+use crate::analysis::report::{Analysis, Estimate, Evidence as EvidenceKind, SliSummary};
 use crate::domain::metric::{Direction, Metric};
 use crate::error::{AppError, AppResult, Issue};
 use crate::stats::descriptive::quantile_sorted;
@@ -205,18 +205,17 @@ pub(crate) struct SlopeThreshold {
 }
 
 pub(crate) fn slope_threshold(
-    effect: &CausalEffect,
+    (effect, mu): (&Estimate, f64),
     baseline: f64,
     loss: f64,
     sli: &Metric,
     kpi: &Metric,
 ) -> AppResult<SlopeThreshold> {
-    let mu = effect.control_kpi_mean;
     let harmful = sli.direction.harmful_slope_sign(kpi.direction);
     let (most, least) = if harmful < 0.0 {
-        (effect.slope.ci_low, effect.slope.ci_high)
+        (effect.ci_low, effect.ci_high)
     } else {
-        (effect.slope.ci_high, effect.slope.ci_low)
+        (effect.ci_high, effect.ci_low)
     };
     // SLI degradation (in SLI units) that costs the tolerated relative loss at a slope s.
     // The slope's own sign says whether it is harmful (a negative KPI mean must not flip it).
@@ -232,8 +231,7 @@ pub(crate) fn slope_threshold(
         )
     })?;
     let conservative = baseline + worse * degradation;
-    let estimate =
-        degradation_at(effect.slope.estimate).map_or(conservative, |d| baseline + worse * d);
+    let estimate = degradation_at(effect.estimate).map_or(conservative, |d| baseline + worse * d);
     let optimistic = degradation_at(least).map(|d| baseline + worse * d);
     Ok(SlopeThreshold {
         range: ThresholdRange {

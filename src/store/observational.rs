@@ -43,3 +43,13 @@ pub fn get(conn: &mut DbConnection, id: i64) -> AppResult<String> {
         .optional()?
         .ok_or_else(|| AppError::not_found("observational analysis", id))
 }
+
+/// When analysis `id` was made, or 404.
+pub fn created_at(conn: &mut DbConnection, id: i64) -> AppResult<NaiveDateTime> {
+    oa::observational_analyses
+        .find(id)
+        .select(oa::created_at)
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::not_found("observational analysis", id))
+}

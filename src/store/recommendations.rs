@@ -12,7 +12,7 @@ use crate::error::{AppError, AppResult};
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRecommendation {
     pub id: i64,
-    pub analysis_id: i64,
+    pub source: Source,
     pub sli_metric_id: i64,
     pub kpi_metric_id: i64,
     pub status: RecommendationStatus,
@@ -22,12 +22,21 @@ pub struct StoredRecommendation {
     pub slo_id: Option<i64>,
 }
 
+/// What a recommendation rests on: an experiment's analysis, or an observational analysis of
+/// production history (correlational evidence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Analysis(i64),
+    Observational(i64),
+}
+
 /// A `recommendations` row.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = rec)]
 struct RecommendationRow {
     id: i64,
-    analysis_id: i64,
+    analysis_id: Option<i64>,
+    observational_analysis_id: Option<i64>,
     sli_metric_id: i64,
     kpi_metric_id: i64,
     #[diesel(deserialize_as = String)]
@@ -104,9 +113,19 @@ fn slo_of(conn: &mut DbConnection, recommendation_id: i64) -> AppResult<Option<i
 
 fn with_slo(conn: &mut DbConnection, r: RecommendationRow) -> AppResult<StoredRecommendation> {
     let slo_id = slo_of(conn, r.id)?;
+    let source = match (r.analysis_id, r.observational_analysis_id) {
+        (Some(a), _) => Source::Analysis(a),
+        (None, Some(o)) => Source::Observational(o),
+        (None, None) => {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "recommendation {} rests on no analysis",
+                r.id
+            )))
+        }
+    };
     Ok(StoredRecommendation {
         id: r.id,
-        analysis_id: r.analysis_id,
+        source,
         sli_metric_id: r.sli_metric_id,
         kpi_metric_id: r.kpi_metric_id,
         status: r.status,
@@ -120,15 +139,20 @@ fn with_slo(conn: &mut DbConnection, r: RecommendationRow) -> AppResult<StoredRe
 /// Stores a proposed recommendation and records who proposed it.
 pub fn insert(
     conn: &mut DbConnection,
-    analysis_id: i64,
+    source: Source,
     sli_metric_id: i64,
     kpi_metric_id: i64,
     actor: &str,
     document: impl FnOnce(i64) -> AppResult<String>,
 ) -> AppResult<StoredRecommendation> {
     super::transaction(conn, |conn| {
+        let (analysis, observational) = match source {
+            Source::Analysis(a) => (Some(a), None),
+            Source::Observational(o) => (None, Some(o)),
+        };
         let values = (
-            rec::analysis_id.eq(analysis_id),
+            rec::analysis_id.eq(analysis),
+            rec::observational_analysis_id.eq(observational),
             rec::sli_metric_id.eq(sli_metric_id),
             rec::kpi_metric_id.eq(kpi_metric_id),
             rec::status.eq(RecommendationStatus::Proposed.as_str()),

@@ -135,7 +135,8 @@ diesel::allow_tables_to_appear_in_same_query!(analyses, experiments);
 diesel::table! {
     recommendations (id) {
         id -> BigInt,
-        analysis_id -> BigInt,
+        analysis_id -> Nullable<BigInt>,
+        observational_analysis_id -> Nullable<BigInt>,
         sli_metric_id -> BigInt,
         kpi_metric_id -> BigInt,
         status -> Text,

@@ -24,6 +24,12 @@ fn alert_case(
     (name, statement): (&str, &str),
     minute: usize,
 ) -> String {
+    // A correlational SLO's alerts say so.
+    let evidence = if statement.ends_with("(evidence: correlational)") {
+        "\n              sloproof_evidence: correlational"
+    } else {
+        ""
+    };
     let expected = if firing {
         format!(
             r#"
@@ -31,7 +37,7 @@ fn alert_case(
               severity: {severity}
               sloproof_severity: {severity}
               sloproof_slo: {name}
-            exp_annotations:
+            exp_annotations:{evidence}
               summary: "{statement} is burning its error budget too fast"
               title: "(severity {severity}) {name} error budget burn rate is too high""#
         )

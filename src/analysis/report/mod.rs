@@ -26,6 +26,7 @@ text_enum! {
         BootstrapBasic => "bootstrap_basic",
         BootstrapBca => "bootstrap_bca",
         Scaled => "scaled",
+        NeweyWestHac => "newey_west_hac",
     }
 }
 

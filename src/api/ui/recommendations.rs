@@ -13,7 +13,9 @@ use crate::domain::metric::{Direction, Metric};
 use crate::domain::review::{Decision, RecommendationStatus};
 use crate::domain::Page;
 use crate::error::AppError;
-use crate::slo::model::{Evaluation, HistoryEvent, Recommendation};
+use crate::slo::model::{
+    Evaluation, EvidenceBasis, HistoryEvent, Recommendation, RecommendationEvidence,
+};
 use crate::slo::service;
 
 /// Recommendations per page of each section of the inbox.
@@ -22,6 +24,15 @@ const INBOX_ROWS: i64 = 100;
 fn verdict_badge(validated: bool) -> Markup {
     html! {
         @if validated { span.badge.ok { "validated" } } @else { span.badge.bad { "not validated" } }
+    }
+}
+
+/// Validated, not validated, or correlational (never validated, by construction).
+fn evidence_badge(e: &RecommendationEvidence) -> Markup {
+    if e.kind == EvidenceBasis::Correlational {
+        html! { span.badge.warn { "correlational evidence" } }
+    } else {
+        verdict_badge(e.validated)
     }
 }
 
@@ -97,7 +108,7 @@ pub async fn inbox(
                         tr {
                             td { a href={ "/ui/recommendations/" (r.id) } { (r.slo.statement) } " (#" (r.id) ")" }
                             td { (names.get(&r.slo.kpi).unwrap_or(&r.slo.kpi)) }
-                            td { (verdict_badge(r.evidence.validated)) }
+                            td { (evidence_badge(&r.evidence)) }
                             td { (value_at_risk(r)) }
                             td { (num(r.derivation.max_relative_kpi_loss * 100.0, 3)) "%" }
                             td { time datetime=(r.created_at.to_rfc3339()) { (age(r.created_at)) } }
@@ -248,6 +259,40 @@ fn replay_section(r: &Recommendation) -> Markup {
     }
 }
 
+/// What a review page shows besides the recommendation: its history, and the analysis and
+/// experiment of causal evidence (none for correlational evidence).
+struct Detail {
+    r: Recommendation,
+    history: Vec<HistoryEvent>,
+    analysis: Option<Analysis>,
+    experiment: Option<Experiment>,
+    kpi: Metric,
+}
+
+fn load_detail(db: &crate::store::Db, id: i64) -> Result<Detail, AppError> {
+    let r = service::recommendation(db, id)?;
+    let history = service::history(db, id)?;
+    // A stored analysis that cannot be read leaves the page without its chart.
+    let analysis = r
+        .evidence
+        .analysis_id
+        .and_then(|a| crate::analysis::service::document(db, a).ok());
+    let experiment = r
+        .evidence
+        .experiment
+        .as_deref()
+        .map(|e| crate::ingest::service::experiment(db, e))
+        .transpose()?;
+    let kpi = crate::ingest::service::metric(db, &r.slo.kpi)?;
+    Ok(Detail {
+        r,
+        history,
+        analysis,
+        experiment,
+        kpi,
+    })
+}
+
 /// A recommendation's review page.
 pub async fn detail(
     who: PageCaller,
@@ -255,44 +300,43 @@ pub async fn detail(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let id = id.into_inner();
-    let (r, history, analysis, experiment) = state
-        .run(move |db| {
-            let r = service::recommendation(db, id)?;
-            let history = service::history(db, id)?;
-            // A stored analysis that cannot be read leaves the page without its chart.
-            let analysis = crate::analysis::service::document(db, r.evidence.analysis_id).ok();
-            let experiment = crate::ingest::service::experiment(db, &r.evidence.experiment)?;
-            Ok((r, history, analysis, experiment))
-        })
-        .await?;
+    let Detail {
+        r,
+        history,
+        analysis,
+        experiment,
+        kpi: kpi_metric,
+    } = state.run(move |db| load_detail(db, id)).await?;
+    let correlational = r.evidence.kind == EvidenceBasis::Correlational;
     let level = analysis.as_ref().map_or_else(String::new, |a| {
         format!("{}%", num(a.parameters.confidence * 100.0, 3))
     });
     let chart = analysis
         .as_ref()
-        .and_then(|a| dose_chart(&r, a, &experiment, &level));
+        .zip(experiment.as_ref())
+        .and_then(|(a, x)| dose_chart(&r, a, x, &level));
     let may_decide = who.caller.require(&DECIDE_RECOMMENDATION).is_ok()
         && r.status == RecommendationStatus::Proposed;
     let e = &r.evidence;
-    let kpi_metric = experiment.metric(&r.slo.kpi).ok_or_else(|| {
-        AppError::Internal(anyhow::anyhow!(
-            "KPI {} is not in experiment {}",
-            r.slo.kpi,
-            experiment.key
-        ))
-    })?;
+    let kpi_metric = &kpi_metric;
     let main = html! {
         p { a href="/ui/recommendations" { "← Recommendations" } }
         h1 { (r.slo.statement) }
-        p { (status_badge(r.status)) " " (verdict_badge(e.validated)) " proposed by " (r.created_by) " " (age(r.created_at))
+        p { (status_badge(r.status)) " " (evidence_badge(e)) " proposed by " (r.created_by) " " (age(r.created_at))
             @if let Some(s) = r.slo_id { " · published as " a href={ "/ui/slos#slo-" (s) } { "SLO " (s) } } }
         section aria-labelledby="proof" {
-            h2 #proof { "What the experiment proved" }
-            p { (e.summary) }
-            @if let Some(chart) = chart {
-                (chart)
+            @if correlational {
+                h2 #proof { "What production history shows" }
+                p { (e.summary) }
+                p { strong { "Correlational evidence:" } " no experiment validated this effect; a common cause may drive both series." }
             } @else {
-                p { "The analysis has no dose-response data for this KPI." }
+                h2 #proof { "What the experiment proved" }
+                p { (e.summary) }
+                @if let Some(chart) = chart {
+                    (chart)
+                } @else {
+                    p { "The analysis has no dose-response data for this KPI." }
+                }
             }
         }
         (cost_section(&r, kpi_metric))
@@ -300,10 +344,18 @@ pub async fn detail(
         section aria-labelledby="evidence" {
             h2 #evidence { "Evidence" }
             dl {
-                dt { "Experiment" } dd { a href={ "/ui/experiments/" (e.experiment) } { (experiment.name) } " (" code { (e.experiment) } ")" }
-                dt { "Analysis" } dd { a href={ "/ui/analyses/" (e.analysis_id) } { "#" (e.analysis_id) } " (" a href={ "/api/v1/analyses/" (e.analysis_id) } { "JSON" } ")" }
-                dt { "Seed" } dd { (e.seed) }
-                dt { "Fingerprint" } dd { code { (e.fingerprint) } }
+                dt { "Kind" } dd { (e.kind) }
+                @if let (Some(x), Some(key)) = (&experiment, &e.experiment) {
+                    dt { "Experiment" } dd { a href={ "/ui/experiments/" (key) } { (x.name) } " (" code { (key) } ")" }
+                }
+                @if let Some(id) = e.analysis_id {
+                    dt { "Analysis" } dd { a href={ "/ui/analyses/" (id) } { "#" (id) } " (" a href={ "/api/v1/analyses/" (id) } { "JSON" } ")" }
+                }
+                @if let Some(id) = e.observational_analysis_id {
+                    dt { "Observational analysis" } dd { "#" (id) " (" a href={ "/api/v1/observational-analyses/" (id) } { "JSON" } ")" }
+                }
+                @if let Some(seed) = e.seed { dt { "Seed" } dd { (seed) } }
+                @if let Some(f) = &e.fingerprint { dt { "Fingerprint" } dd { code { (f) } } }
                 @let (step, step_words) = super::per_step(&r.slo.unit);
                 @let pct = |x: f64| num(x * step / 100.0 * 100.0, 3);
                 dt { "Relative change per " (step_words) } dd { (pct(e.relative_per_100.estimate)) "% (" (level) " CI " (pct(e.relative_per_100.ci_low)) "% to " (pct(e.relative_per_100.ci_high)) "%)" }
@@ -322,6 +374,9 @@ pub async fn detail(
                     textarea #comment name="comment" rows="3" maxlength="2000" {}
                     @if r.derivation.loose_evidence {
                         label { input type="checkbox" name="acknowledge_loose_evidence" value="true"; " I approve despite loose evidence (alpha above 0.05 or no multiple-testing correction)" }
+                    }
+                    @if correlational {
+                        label { input type="checkbox" name="acknowledge_correlational_evidence" value="true"; " I approve on correlational evidence: production history, not an experiment, and a common cause may drive both" }
                     }
                     div.actions {
                         button type="submit" name="decision" value="approve" { "Approve and publish" }
@@ -346,6 +401,8 @@ pub struct DecisionForm {
     comment: Option<String>,
     #[serde(default)]
     acknowledge_loose_evidence: Option<String>,
+    #[serde(default)]
+    acknowledge_correlational_evidence: Option<String>,
 }
 
 /// Approves or rejects from the review page, then shows it again.
@@ -359,7 +416,10 @@ pub async fn decide(
     who.caller.require(&DECIDE_RECOMMENDATION)?;
     let f = form.into_inner();
     let comment = decision_comment(f.comment)?;
-    let ack = f.acknowledge_loose_evidence.as_deref() == Some("true");
+    let ack = service::Acknowledged {
+        loose_evidence: f.acknowledge_loose_evidence.as_deref() == Some("true"),
+        correlational_evidence: f.acknowledge_correlational_evidence.as_deref() == Some("true"),
+    };
     let id = id.into_inner();
     let actor = who.caller.name.clone();
     state

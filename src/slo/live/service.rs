@@ -145,7 +145,19 @@ pub fn status(
     let conn = &mut *db.conn()?;
     let (slo, d, inputs) = slo_with_derivation(conn, id)?;
     let sli = metrics::get(conn, &slo.slo.sli)?;
-    let evidence_at = analyses::created_at(conn, slo.evidence.analysis_id)?.and_utc();
+    let evidence_at = match (
+        slo.evidence.analysis_id,
+        slo.evidence.observational_analysis_id,
+    ) {
+        (Some(a), _) => analyses::created_at(conn, a)?,
+        (None, Some(o)) => crate::store::observational::created_at(conn, o)?,
+        (None, None) => {
+            return Err(crate::error::AppError::Internal(anyhow::anyhow!(
+                "SLO {id} rests on no analysis"
+            )))
+        }
+    }
+    .and_utc();
     let at = at.unwrap_or_else(Utc::now).timestamp();
     let period = i64::from(slo.slo.window_days) * 86_400;
     let range = (at - period - lookback(&slo.slo), at);

@@ -44,6 +44,28 @@ pub enum Command {
         #[command(flatten)]
         config: crate::simulate_series::SeriesConfig,
     },
+    /// Ask the deploy gate of a running sloproof whether a change may ship now; exits 0
+    /// (allow), 1 (deny), 2 (needs approval) or 3 (the check could not be made).
+    Gate {
+        /// Base URL of a running sloproof.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+        /// Any API token; the check is recorded with its name.
+        #[arg(long, env = "SLOPROOF_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Id of an SLO the change touches (repeat for several).
+        #[arg(long = "slo", required = true)]
+        slos: Vec<i64>,
+        /// low, normal, high or critical.
+        #[arg(long, default_value = "normal")]
+        priority: String,
+        /// What ships.
+        #[arg(long)]
+        description: String,
+        /// Share of each SLO's remaining error budget the change may spend.
+        #[arg(long)]
+        expected_budget_burn: Option<f64>,
+    },
     /// Time the statistics core on a simulated experiment and print JSON (a benchmark).
     BenchStats {
         #[arg(long, default_value_t = 1_000_000)]

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod gate_client;
 pub mod ingest;
 pub mod server;
 pub mod simulate;

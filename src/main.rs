@@ -25,6 +25,35 @@ fn main() -> anyhow::Result<()> {
             println!("  curl -s -X POST {api}/api/v1/experiments/{key}/analyses");
             Ok(())
         }
+        Command::Gate {
+            api,
+            token,
+            slos,
+            priority,
+            description,
+            expected_budget_burn,
+        } => {
+            use sloproof::gate_client::{ask, exit_code, report, GateRequest};
+            let request = GateRequest {
+                api: &api,
+                token: &token,
+                slos: &slos,
+                priority: &priority,
+                description: &description,
+                expected_budget_burn,
+            };
+            let code = match actix_web::rt::System::new().block_on(ask(&request)) {
+                Ok(answer) => {
+                    print!("{}", report(&answer));
+                    exit_code(answer["decision"].as_str().unwrap_or(""))
+                }
+                Err(e) => {
+                    eprintln!("sloproof gate: {e:#}");
+                    3
+                }
+            };
+            std::process::exit(code)
+        }
         Command::SimulateSeries {
             format,
             name,

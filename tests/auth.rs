@@ -104,6 +104,13 @@ async fn every_operation_checks_the_token_and_role() {
             .body["id"]
             .as_i64()
             .unwrap();
+        let r = app
+            .post_json(
+                "/api/v1/calendars",
+                &json!({"key": "retail", "name": "Retail", "periods": []}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
         let mut tokens = std::collections::HashMap::new();
         for role in ["viewer", "analyst", "reviewer"] {
             tokens.insert(role, token(&app, role).await);
@@ -221,6 +228,26 @@ async fn every_operation_checks_the_token_and_role() {
                 READ,
                 200,
             ),
+            Op {
+                body: Box::new(|role| {
+                    Some(json!({"key": format!("cal-{role}"), "name": "Retail", "periods": []}))
+                }),
+                ..op("POST", "/api/v1/calendars", WRITE, 201)
+            },
+            op("GET", "/api/v1/calendars", READ, 200),
+            op("GET", "/api/v1/calendars/retail", READ, 200),
+            Op {
+                body: Box::new(|_| Some(json!({"calendar": "retail"}))),
+                ..op("PUT", format!("/api/v1/slos/{sid}/calendar"), WRITE, 200)
+            },
+            // Any role asks the deploy gate (recorded with its name).
+            Op {
+                body: Box::new(move |_| {
+                    Some(json!({"slos": [sid], "change": {"description": "d", "priority": "critical"}}))
+                }),
+                ..op("POST", "/api/v1/deploy-checks", READ, 201)
+            },
+            op("GET", "/api/v1/deploy-checks", READ, 200),
             Op {
                 body: Box::new(|_| Some(json!({"name": "ci", "role": "viewer"}))),
                 ..op("POST", "/api/v1/tokens", ADMIN, 201)

@@ -3,7 +3,9 @@
 
 pub mod analyses;
 pub mod body;
+pub mod calendars;
 pub mod caller;
+pub mod deploy_checks;
 pub mod experiments;
 pub mod health;
 pub mod ingest;
@@ -78,6 +80,18 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 "/api/v1/observational-analyses/{id}",
                 get => observational::get_observational_analysis
             ))
+            .service(protected!(
+                "/api/v1/calendars",
+                post => calendars::create_calendar,
+                get => calendars::list_calendars
+            ))
+            .service(protected!("/api/v1/calendars/{key}", get => calendars::get_calendar))
+            .service(protected!(
+                "/api/v1/deploy-checks",
+                post => deploy_checks::create_deploy_check,
+                get => deploy_checks::list_deploy_checks
+            ))
+            .service(protected!("/api/v1/slos/{id}/calendar", put => calendars::set_slo_calendar))
             .service(protected!(
                 "/api/v1/observational-analyses/{id}/recommendations",
                 post => observational::create_correlational_recommendation

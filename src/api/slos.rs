@@ -103,8 +103,8 @@ pub async fn get_slo_prometheus_rules(
 ) -> Result<HttpResponse, AppError> {
     caller.require(&GET_SLO_PROMETHEUS_RULES)?;
     let id = id.into_inner();
-    let (slo, sli) = state.run(move |db| service::slo_with_sli(db, id)).await?;
-    yaml(prometheus::rules_yaml(&slo, &sli))
+    let (slo, sli, calendar) = state.run(move |db| service::slo_for_rules(db, id)).await?;
+    yaml(prometheus::rules_yaml(&slo, &sli, calendar.as_ref()))
 }
 
 pub const GET_SLO_STATUS: Operation = Operation::new(

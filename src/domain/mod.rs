@@ -2,6 +2,7 @@
 //! of the code never sees a malformed key, an unknown enum value or an inconsistent experiment.
 
 pub mod access;
+pub mod calendar;
 pub mod document;
 pub mod experiment;
 pub mod metric;

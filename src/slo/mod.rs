@@ -1,7 +1,10 @@
 //! SLO recommendations, error budgets and exports (OpenSLO, Prometheus rules).
 
+pub mod business;
+pub mod calendars;
 pub mod correlational;
 pub(crate) mod events;
+pub mod gate;
 pub mod live;
 pub mod model;
 pub mod noise;

@@ -318,6 +318,10 @@ pub struct Slo {
     /// The latest re-validation of the evidence (`confirmed` or `stale`, with reasons); null
     /// when never re-validated.
     pub validation: Option<crate::slo::revalidate::Revalidation>,
+    /// Key of the business calendar the SLO follows (`PUT /api/v1/slos/{id}/calendar`); null
+    /// when none.
+    #[serde(default)]
+    pub calendar: Option<String>,
 }
 
 /// A page of SLOs.

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::model::{Comparison, Evaluation, EvidenceBasis, Slo, SloSpec};
+use crate::domain::calendar::{Calendar, Policy};
 use crate::domain::metric::Metric;
 
 /// Recording-rule windows besides the full period.
@@ -247,15 +248,24 @@ fn sli_recordings(slo: &Slo, sli: &Metric, period: &str) -> Vec<Rule> {
 fn alert_rules(
     slo: &Slo,
     sli: &Metric,
-    name: &str,
-    sel: &str,
+    (name, sel): (&str, &str),
     period_hours: f64,
     budget: f64,
+    calendar: bool,
 ) -> Vec<Rule> {
     let s = &slo.slo;
     let floor = s.error_floor(budget);
     let condition = |long: &str, short: &str, factor: f64| {
-        let threshold = num(floor + factor * (budget - floor));
+        // With a calendar the headroom above the floor scales with the multiplier in force.
+        let threshold = if calendar {
+            format!(
+                "{} + {} * scalar({MULTIPLIER}{sel})",
+                num(floor),
+                num(factor * (budget - floor))
+            )
+        } else {
+            num(floor + factor * (budget - floor))
+        };
         format!(
             "(max(slo:sli_error:ratio_rate{long}{sel} > ({threshold})) without (sloproof_window) and max(slo:sli_error:ratio_rate{short}{sel} > ({threshold})) without (sloproof_window))"
         )
@@ -344,8 +354,35 @@ fn absent_alert(slo: &Slo, sli: &Metric, name: &str) -> Rule {
     }
 }
 
-/// Builds the rule file of an SLO whose SLI is `sli`.
-pub fn rules(slo: &Slo, sli: &Metric) -> RuleFile {
+/// The recording rule of the calendar's budget multiplier.
+pub const MULTIPLIER: &str = "sloproof:calendar_budget_multiplier";
+
+/// The calendar's budget multiplier as a PromQL expression of `time()`: each multiplier period
+/// [start, end) gives its value while `time()` lies in it, and 1 holds outside them (periods of
+/// one policy type never overlap).
+fn multiplier_expr(c: &Calendar) -> String {
+    let mut parts: Vec<String> = c
+        .periods
+        .iter()
+        .filter_map(|p| match p.policy {
+            Policy::BudgetMultiplier { multiplier } => Some(format!(
+                "(vector({}) and on() (vector(time()) >= {} < {}))",
+                num(multiplier),
+                p.start.timestamp(),
+                p.end.timestamp()
+            )),
+            _ => None,
+        })
+        .collect();
+    parts.push("vector(1)".to_owned());
+    parts.join(" or on() ")
+}
+
+/// Builds the rule file of an SLO whose SLI is `sli`; with a calendar, the alerts group starts
+/// with the recording rule of its budget multiplier ([`MULTIPLIER`]), which scales every burn
+/// factor (rules of one group are evaluated in order, so the alerts read the multiplier of the
+/// same evaluation).
+pub fn rules(slo: &Slo, sli: &Metric, calendar: Option<&Calendar>) -> RuleFile {
     let s = &slo.slo;
     let name = slo.name.as_str();
     let period = format!("{}d", s.window_days);
@@ -375,7 +412,18 @@ pub fn rules(slo: &Slo, sli: &Metric) -> RuleFile {
         ),
         meta_rule("slo:period_error_budget_remaining:ratio", format!("1 - slo:period_burn_rate:ratio{sel}")),
     ];
-    let alerts = alert_rules(slo, sli, name, &sel, period_hours, budget);
+    let mut alerts: Vec<Rule> = calendar
+        .map(|c| meta_rule(MULTIPLIER, multiplier_expr(c)))
+        .into_iter()
+        .collect();
+    alerts.extend(alert_rules(
+        slo,
+        sli,
+        (name, &sel),
+        period_hours,
+        budget,
+        calendar.is_some(),
+    ));
     RuleFile {
         groups: vec![
             Group {
@@ -395,8 +443,12 @@ pub fn rules(slo: &Slo, sli: &Metric) -> RuleFile {
 }
 
 /// The rule file as YAML.
-pub fn rules_yaml(slo: &Slo, sli: &Metric) -> Result<String, serde_yaml_ng::Error> {
-    serde_yaml_ng::to_string(&rules(slo, sli))
+pub fn rules_yaml(
+    slo: &Slo,
+    sli: &Metric,
+    calendar: Option<&Calendar>,
+) -> Result<String, serde_yaml_ng::Error> {
+    serde_yaml_ng::to_string(&rules(slo, sli, calendar))
 }
 
 #[cfg(test)]

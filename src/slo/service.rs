@@ -14,6 +14,7 @@ use super::model::{
 use super::recommend::{derive, CreateRecommendation, Production};
 use super::revalidate::{compare, Revalidation, ValidationState};
 use crate::analysis::report::{Analysis, MetricRole};
+use crate::domain::calendar::Calendar;
 use crate::domain::document::DocumentError;
 use crate::domain::metric::Metric;
 use crate::domain::Page;
@@ -268,6 +269,7 @@ fn to_slo(row: &StoredSlo) -> AppResult<Slo> {
         superseded_at: row.superseded_at.map(|t| t.and_utc()),
         superseded_by: row.superseded_by,
         threshold_source: d.derivation.threshold_source,
+        calendar: row.calendar.clone(),
         slo: d.slo,
         error_budget: d.error_budget,
         evidence: d.evidence,
@@ -378,6 +380,13 @@ pub fn slo_with_sli(db: &Db, id: i64) -> AppResult<(Slo, Metric)> {
     let slo = to_slo(&store::get_slo(conn, id)?)?;
     let sli = metrics::get(conn, &slo.slo.sli)?;
     Ok((slo, sli))
+}
+
+/// The published SLO with this id, its SLI and the calendar it follows, for the rules export.
+pub fn slo_for_rules(db: &Db, id: i64) -> AppResult<(Slo, Metric, Option<Calendar>)> {
+    let (slo, sli) = slo_with_sli(db, id)?;
+    let calendar = super::calendars::of_slo(&mut *db.conn()?, id)?;
+    Ok((slo, sli, calendar))
 }
 
 /// Published SLOs in publication order, one page (`limit + 1` items) at a time.

@@ -8,6 +8,7 @@
 
 pub mod analyses;
 pub mod assignments;
+pub mod calendars;
 pub mod experiments;
 pub mod metrics;
 pub mod observational;

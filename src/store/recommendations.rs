@@ -68,6 +68,8 @@ pub struct StoredSlo {
     pub recommendation: StoredRecommendation,
     /// The latest re-validation, if any.
     pub revalidation: Option<super::revalidations::StoredRevalidation>,
+    /// The key of the business calendar it follows, if any.
+    pub calendar: Option<String>,
 }
 
 /// A `slos` row.
@@ -82,6 +84,7 @@ struct SloRow {
     superseded_at: Option<NaiveDateTime>,
     superseded_by: Option<i64>,
     revalidation_id: Option<i64>,
+    calendar_id: Option<i64>,
 }
 
 fn event(
@@ -328,7 +331,12 @@ fn slo_from(conn: &mut DbConnection, s: SloRow) -> AppResult<StoredSlo> {
         Some(id) => super::revalidations::get(conn, id)?,
         None => None,
     };
+    let calendar = match s.calendar_id {
+        Some(id) => Some(super::calendars::by_id(conn, id)?.key),
+        None => None,
+    };
     Ok(StoredSlo {
+        calendar,
         revalidation,
         id: s.id,
         status: s.status,

@@ -169,6 +169,7 @@ diesel::table! {
         superseded_by -> Nullable<BigInt>,
         validation -> Nullable<Text>,
         revalidation_id -> Nullable<BigInt>,
+        calendar_id -> Nullable<BigInt>,
     }
 }
 
@@ -250,3 +251,27 @@ diesel::table! {
 
 diesel::joinable!(ui_sessions -> api_tokens (token_id));
 diesel::allow_tables_to_appear_in_same_query!(ui_sessions, api_tokens);
+
+diesel::table! {
+    calendars (id) {
+        id -> BigInt,
+        key -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+        created_by -> Text,
+        periods -> Text,
+    }
+}
+
+diesel::table! {
+    deploy_checks (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        actor -> Text,
+        decision -> Text,
+        document -> Text,
+    }
+}
+
+diesel::joinable!(slos -> calendars (calendar_id));
+diesel::allow_tables_to_appear_in_same_query!(slos, calendars);

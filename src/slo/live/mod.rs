@@ -71,13 +71,19 @@ pub fn burn_rates(tl: &Timeline, at: i64, period_days: u32, budget: f64) -> Vec<
 
 /// Every alert rule firing at `at`, page rules first: a rule fires when both its long and
 /// short windows burn faster than `budget share × period hours / long hours`
-/// ([`ALERT_WINDOWS`], as exported).
-pub fn alerts(tl: &Timeline, at: i64, period_days: u32, budget: f64) -> Vec<FiredRule> {
+/// ([`ALERT_WINDOWS`], as exported), times the business calendar's budget `multiplier` in
+/// force (1 outside its periods; 0.5 on a sale fires at half the usual burn).
+pub fn alerts(
+    tl: &Timeline,
+    at: i64,
+    (period_days, budget): (u32, f64),
+    multiplier: f64,
+) -> Vec<FiredRule> {
     let period_hours = f64::from(period_days) * 24.0;
     ALERT_WINDOWS
         .iter()
         .filter_map(|&(severity, share, long, long_hours, short)| {
-            let f = share * period_hours / long_hours;
+            let f = multiplier * share * period_hours / long_hours;
             let factor = (tl.error_floor + f * (budget - tl.error_floor)) / budget;
             let l = burn_rate(tl, at, long, budget)?;
             let s = burn_rate(tl, at, short, budget)?;
@@ -97,9 +103,14 @@ pub fn alerts(tl: &Timeline, at: i64, period_days: u32, budget: f64) -> Vec<Fire
         .collect()
 }
 
-/// The most severe alert level firing at `at`.
-pub fn level(tl: &Timeline, at: i64, period_days: u32, budget: f64) -> AlertLevel {
-    alerts(tl, at, period_days, budget)
+/// The most severe alert level firing at `at` (with the calendar's budget multiplier).
+pub fn level(
+    tl: &Timeline,
+    at: i64,
+    (period_days, budget): (u32, f64),
+    multiplier: f64,
+) -> AlertLevel {
+    alerts(tl, at, (period_days, budget), multiplier)
         .first()
         .map_or(AlertLevel::None, |f| f.severity)
 }

@@ -113,7 +113,7 @@ pub fn replay(
     let (mut pages, mut tickets) = (0, 0);
     let mut last = AlertLevel::None;
     for &t in tl.t.iter().filter(|&&t| t > from && t <= to) {
-        let now = level(tl, t, spec.window_days, fraction);
+        let now = level(tl, t, (spec.window_days, fraction), 1.0);
         match (last, now) {
             (AlertLevel::Page, _) | (_, AlertLevel::None) => {}
             (_, AlertLevel::Page) => pages += 1,

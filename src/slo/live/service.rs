@@ -162,6 +162,7 @@ pub fn status(
     let period = i64::from(slo.slo.window_days) * 86_400;
     let range = (at - period - lookback(&slo.slo), at);
     let (tl, windows) = timeline(db.series_cache(), conn, &sli, &slo.slo, &d, range)?;
+    let calendar = crate::slo::calendars::of_slo(conn, id)?;
     let cx = StatusContext {
         slo: &slo,
         control_kpi_mean: d.control_kpi_mean,
@@ -169,6 +170,7 @@ pub fn status(
         value_per_kpi_unit: inputs.value_per_kpi_unit,
         evidence_at,
         max_evidence_age_days,
+        calendar: calendar.as_ref(),
     };
     Ok(status::status(&cx, &tl, &windows, at))
 }
@@ -215,12 +217,12 @@ pub fn status_series(
     let period = i64::from(slo.slo.window_days) * 86_400;
     let range = (from - period - lookback(&slo.slo), to);
     let (tl, _) = timeline(db.series_cache(), conn, &sli, &slo.slo, &d, range)?;
+    let calendar = crate::slo::calendars::of_slo(conn, id)?;
     Ok(status::series(
         &tl,
-        slo.slo.window_days,
-        slo.slo.target,
-        from,
-        to,
+        (slo.slo.window_days, slo.slo.target),
+        calendar.as_ref(),
+        (from, to),
         step,
     ))
 }

@@ -19,8 +19,10 @@ use utoipa::ToSchema;
 use super::{
     alerts, burn_rate, burn_rates, level, words, AlertLevel, BurnRate, FiredRule, Timeline,
 };
+use crate::domain::calendar::Calendar;
 use crate::domain::document::round_significant;
 use crate::domain::series::SeriesWindow;
+use crate::slo::calendars::CalendarInForce;
 use crate::slo::model::{Evaluation, Slo};
 
 /// Coverage below which a status says its data is too thin to trust.
@@ -102,6 +104,9 @@ pub struct SloLiveStatus {
     pub revalidation_due: bool,
     /// The latest re-validation's outcome (`confirmed` or `stale`); null when never re-validated.
     pub validation: Option<crate::slo::revalidate::ValidationState>,
+    /// The business calendar the SLO follows and what holds at `at` (its budget multiplier
+    /// scales the alerts' factors); null when the SLO follows none.
+    pub calendar: Option<CalendarInForce>,
     pub notes: Vec<String>,
 }
 
@@ -113,6 +118,7 @@ pub struct StatusContext<'a> {
     pub value_per_kpi_unit: Option<f64>,
     pub evidence_at: DateTime<Utc>,
     pub max_evidence_age_days: f64,
+    pub calendar: Option<&'a Calendar>,
 }
 
 fn time(t: i64) -> DateTime<Utc> {
@@ -194,8 +200,16 @@ pub fn status(
     let coverage = data_windows as f64 / expected.max(1) as f64;
     let sums = tl.sums(from, at);
     let budget = budget(tl, from, at, fraction, spec.evaluation);
-    let fired = alerts(tl, at, days, fraction);
+    let in_force = cx.calendar.map(|c| CalendarInForce {
+        calendar: c.key.to_string(),
+        in_force: c.in_force(at),
+    });
+    let multiplier = in_force
+        .as_ref()
+        .map_or(1.0, |c| c.in_force.budget_multiplier);
+    let fired = alerts(tl, at, (days, fraction), multiplier);
     let mut notes = tl.notes.clone();
+    notes.extend(in_force.as_ref().and_then(calendar_note));
     if tl.step > 300 {
         notes.push(format!(
             "The series' windows are {} s long: burn rates over shorter ranges (5m, 30m) read the latest window, so the fast page rule reacts more slowly than the exported one.",
@@ -217,6 +231,11 @@ pub fn status(
     let kpi_units = cx
         .units_per_day
         .map(|u| sums.loss_days.max(0.0) * cx.control_kpi_mean * u);
+    let value_lost = cx.value_per_kpi_unit.and_then(|v| {
+        let valued = valued_loss_days(tl, (from, at), v, cx.calendar);
+        cx.units_per_day
+            .map(|u| valued.max(0.0) * cx.control_kpi_mean * u)
+    });
     let age = ((at - cx.evidence_at.timestamp()) as f64 / 86_400.0).max(0.0);
     SloLiveStatus {
         slo_id: cx.slo.id,
@@ -241,7 +260,7 @@ pub fn status(
             // An events SLO's windows carry signed losses: the range's sum is clipped.
             relative_kpi_loss: sums.loss_days.max(0.0) / period_days,
             kpi_units_lost: kpi_units,
-            value_lost: kpi_units.zip(cx.value_per_kpi_unit).map(|(k, v)| k * v),
+            value_lost,
             budgeted_value_at_risk: cx.slo.error_budget.value_at_risk,
             currency: cx.slo.error_budget.currency.clone(),
             formula: if cx.slo.slo.evaluation == Evaluation::Events {
@@ -254,8 +273,69 @@ pub fn status(
         evidence_age_days: age,
         revalidation_due: age > cx.max_evidence_age_days,
         validation: cx.slo.validation.as_ref().map(|v| v.outcome),
+        calendar: in_force,
         notes,
     }
+}
+
+/// What the calendar's periods in force change, in words.
+fn calendar_note(c: &CalendarInForce) -> Option<String> {
+    let f = &c.in_force;
+    if f.periods.is_empty() {
+        return None;
+    }
+    let mut what = Vec::new();
+    if f.budget_multiplier != 1.0 {
+        what.push(format!(
+            "the alerts fire at {}× the usual burn rates",
+            round_significant(f.budget_multiplier)
+        ));
+    }
+    if let Some(v) = f.value_per_kpi_unit {
+        what.push(format!("a KPI unit is worth {}", round_significant(v)));
+    }
+    if f.freeze {
+        what.push("deploys are frozen (all but critical changes are denied)".to_owned());
+    }
+    Some(format!(
+        "Calendar '{}': {} in force; {}.",
+        c.calendar,
+        f.periods.join(", "),
+        what.join("; ")
+    ))
+}
+
+/// Loss × days over (from, to] with each stretch valued at the calendar's value per KPI unit
+/// in force at its start (`default` outside override periods): Σ value × loss·days, split at
+/// the overrides' boundaries.
+fn valued_loss_days(
+    tl: &Timeline,
+    (from, to): (i64, i64),
+    default: f64,
+    calendar: Option<&Calendar>,
+) -> f64 {
+    let mut cuts = vec![from, to];
+    if let Some(c) = calendar {
+        for p in &c.periods {
+            if let crate::domain::calendar::Policy::ValuePerKpiUnit { .. } = p.policy {
+                for t in [p.start.timestamp(), p.end.timestamp()] {
+                    if from < t && t < to {
+                        cuts.push(t);
+                    }
+                }
+            }
+        }
+    }
+    cuts.sort_unstable();
+    cuts.dedup();
+    cuts.windows(2)
+        .map(|w| {
+            let value = calendar
+                .and_then(|c| c.in_force(w[0]).value_per_kpi_unit)
+                .unwrap_or(default);
+            value * tl.sums(w[0], w[1]).loss_days
+        })
+        .sum()
 }
 
 /// One point of the status series.
@@ -272,10 +352,9 @@ pub struct StatusPoint {
 /// Budget remaining and burn rate at `from`, `from + step`, … ≤ `to`.
 pub fn series(
     tl: &Timeline,
-    spec_days: u32,
-    target: f64,
-    from: i64,
-    to: i64,
+    (spec_days, target): (u32, f64),
+    calendar: Option<&Calendar>,
+    (from, to): (i64, i64),
     step: i64,
 ) -> Vec<StatusPoint> {
     let period = i64::from(spec_days) * 86_400;
@@ -288,7 +367,12 @@ pub fn series(
             at: time(t),
             budget_remaining: ratio.map(|r| 1.0 - r / fraction),
             burn_rate_1h: burn_rate(tl, t, "1h", fraction),
-            alert: level(tl, t, spec_days, fraction),
+            alert: level(
+                tl,
+                t,
+                (spec_days, fraction),
+                calendar.map_or(1.0, |c| c.in_force(t).budget_multiplier),
+            ),
         });
         t += step;
     }

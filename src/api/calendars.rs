@@ -1,0 +1,134 @@
+//! `/api/v1/calendars` and `/api/v1/slos/{id}/calendar`: business calendars (sales, release
+//! weeks, freezes) and the calendar an SLO follows.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::body::Body;
+use super::caller::{Access, Caller, Operation};
+use super::pagination::{page_of, ListQuery};
+use super::AppState;
+use crate::domain::calendar::CreateCalendar;
+use crate::error::AppError;
+use crate::slo::calendars::{self as service, CalendarList, CalendarView};
+
+pub const CREATE_CALENDAR: Operation = Operation::new(
+    "create_calendar",
+    "POST",
+    "/api/v1/calendars",
+    Access::Write,
+);
+pub const LIST_CALENDARS: Operation =
+    Operation::new("list_calendars", "GET", "/api/v1/calendars", Access::Read);
+pub const GET_CALENDAR: Operation = Operation::new(
+    "get_calendar",
+    "GET",
+    "/api/v1/calendars/{key}",
+    Access::Read,
+);
+pub const SET_SLO_CALENDAR: Operation = Operation::new(
+    "set_slo_calendar",
+    "PUT",
+    "/api/v1/slos/{id}/calendar",
+    Access::Write,
+);
+
+/// Creates a business calendar.
+///
+/// Each period holds one policy over [start, end): `freeze` (the deploy gate denies all but
+/// critical changes), `budget_multiplier` (the burn-rate alerts' factors are multiplied by it:
+/// 0.5 on Black Friday alerts at half the usual burn) or `value_per_kpi_unit` (costs and the
+/// value at risk of a change use it). Periods of one policy type must not overlap.
+#[utoipa::path(
+    post, path = "/api/v1/calendars", operation_id = "create_calendar", tag = "calendars",
+    request_body = CreateCalendar,
+    responses(
+        (status = 201, description = "The calendar", body = CalendarView,
+         headers(("Location" = String, description = "URL of the calendar"))),
+        (status = 409, description = "A calendar with this key exists", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_calendar(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Body<CreateCalendar>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&CREATE_CALENDAR)?;
+    let req = body.into_inner();
+    let c = state
+        .run(move |db| service::create(db, &req, &caller.name))
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/calendars/{}", c.key)))
+        .json(c))
+}
+
+/// Lists calendars in creation order.
+#[utoipa::path(
+    get, path = "/api/v1/calendars", operation_id = "list_calendars", tag = "calendars",
+    params(ListQuery),
+    responses((status = 200, description = "A page of calendars", body = CalendarList))
+)]
+pub async fn list_calendars(
+    state: web::Data<AppState>,
+    caller: Caller,
+    q: web::Query<ListQuery>,
+) -> Result<web::Json<CalendarList>, AppError> {
+    caller.require(&LIST_CALENDARS)?;
+    let page = q.page()?;
+    let rows = state.run(move |db| service::list(db, page)).await?;
+    let (items, next_cursor) = page_of(rows, page.limit, |c| c.id, Ok)?;
+    Ok(web::Json(CalendarList { items, next_cursor }))
+}
+
+/// Fetches a calendar.
+#[utoipa::path(
+    get, path = "/api/v1/calendars/{key}", operation_id = "get_calendar", tag = "calendars",
+    params(("key" = String, Path, description = "Calendar key")),
+    responses((status = 200, description = "The calendar", body = CalendarView))
+)]
+pub async fn get_calendar(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: web::Path<String>,
+) -> Result<web::Json<CalendarView>, AppError> {
+    caller.require(&GET_CALENDAR)?;
+    let key = key.into_inner();
+    Ok(web::Json(
+        state.run(move |db| service::get(db, &key)).await?,
+    ))
+}
+
+/// Which calendar an SLO follows.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetCalendar {
+    /// The calendar's key, or null to follow none.
+    pub calendar: Option<String>,
+}
+
+/// Links an SLO to a business calendar (or unlinks it with null).
+///
+/// Its status, alerts, costs, Prometheus rules and deploy checks then apply the periods in
+/// force. Answers the calendar (null when unlinked).
+#[utoipa::path(
+    put, path = "/api/v1/slos/{id}/calendar", operation_id = "set_slo_calendar", tag = "calendars",
+    params(("id" = i64, Path, description = "SLO id")),
+    request_body = SetCalendar,
+    responses((status = 200, description = "The calendar the SLO now follows", body = Option<CalendarView>))
+)]
+pub async fn set_slo_calendar(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+    body: Body<SetCalendar>,
+) -> Result<web::Json<Option<CalendarView>>, AppError> {
+    caller.require(&SET_SLO_CALENDAR)?;
+    let id = id.into_inner();
+    let key = body.into_inner().calendar;
+    let c = state
+        .run(move |db| service::link(db, id, key.as_deref()))
+        .await?;
+    Ok(web::Json(c))
+}

@@ -27,6 +27,9 @@ pub fn exit_code(decision: &str) -> i32 {
 /// Posts the check and returns the answer (the decision with its reasons, as JSON), or why it
 /// could not be made.
 pub async fn ask(r: &GateRequest<'_>) -> anyhow::Result<Value> {
+    if let Some(e) = r.expected_budget_burn.filter(|e| !e.is_finite()) {
+        anyhow::bail!("--expected-budget-burn must be a finite number, not {e}");
+    }
     let mut change = json!({"description": r.description, "priority": r.priority});
     if let Some(e) = r.expected_budget_burn {
         change["expected_budget_burn"] = json!(e);
@@ -65,6 +68,21 @@ pub fn report(answer: &Value) -> String {
         answer["id"],
         answer["decision"].as_str().unwrap_or("?")
     );
+    for s in answer["slos"].as_array().into_iter().flatten() {
+        let pct = |v: &Value| {
+            v.as_f64()
+                .map_or("no data".to_owned(), |x| format!("{:.1}%", 100.0 * x))
+        };
+        out.push_str(&format!(
+            "  SLO {}: budget remaining {}, burn 1h {}, alert {}\n",
+            s["id"],
+            pct(&s["remaining"]),
+            s["burn_1h"]
+                .as_f64()
+                .map_or("no data".to_owned(), |b| format!("{b:.2}")),
+            s["alert"].as_str().unwrap_or("?")
+        ));
+    }
     for r in answer["reasons"].as_array().into_iter().flatten() {
         out.push_str(&format!(
             "  {}: {}\n",

@@ -2,7 +2,20 @@ use clap::Parser;
 use sloproof::cli::{Cli, Command, SeriesFormat};
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `gate` exits 2 for "needs approval": its usage errors exit 3 (could not check).
+            let gate = std::env::args().nth(1).as_deref() == Some("gate");
+            let code = if gate && e.use_stderr() {
+                3
+            } else {
+                e.exit_code()
+            };
+            let _ = e.print();
+            std::process::exit(code)
+        }
+    };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Openapi => {
             print!("{}", sloproof::api::openapi::document_json());

@@ -248,6 +248,18 @@ async fn every_operation_checks_the_token_and_role() {
                 ..op("POST", "/api/v1/deploy-checks", READ, 201)
             },
             op("GET", "/api/v1/deploy-checks", READ, 200),
+            // A journey of one step is refused after the role check: admitted roles get 422.
+            Op {
+                body: Box::new(move |role| {
+                    Some(json!({"key": format!("j-{role}"), "name": "J", "steps": [sid]}))
+                }),
+                ..op("POST", "/api/v1/journeys", WRITE, 422)
+            },
+            op("GET", "/api/v1/journeys", READ, 200),
+            op("GET", "/api/v1/journeys/nope", READ, 404),
+            op("GET", "/api/v1/journeys/nope/status", READ, 404),
+            op("GET", "/api/v1/journeys/nope/prometheus-rules", READ, 404),
+            op("GET", "/api/v1/journeys/nope/openslo", READ, 404),
             Op {
                 body: Box::new(|_| Some(json!({"name": "ci", "role": "viewer"}))),
                 ..op("POST", "/api/v1/tokens", ADMIN, 201)

@@ -401,7 +401,60 @@ async fn the_gate_decides_by_its_table_and_records_who_asked() {
             (d.as_str(), codes),
             ("allow", vec!["critical_change".to_owned()])
         );
-        link(Value::Null).await;
+        // An empty body does not unlink by accident.
+        let r = app
+            .call(
+                "PUT",
+                &format!("/api/v1/slos/{sid}/calendar"),
+                Some(ADMIN_TOKEN),
+                Some(&json!({})),
+            )
+            .await;
+        assert_eq!(error_fields(&r.body), vec!["calendar"], "{b}: {}", r.text);
+        // A successor SLO follows its predecessor's calendar; the predecessor cannot be relinked.
+        let aid = slo["evidence"]["analysis_id"].as_i64().unwrap();
+        let rec = app
+            .post_json(
+                &format!("/api/v1/analyses/{aid}/recommendations"),
+                &json!({"max_relative_kpi_loss": 0.1, "evaluation": "requests", "target": 0.99}),
+            )
+            .await;
+        let next = app
+            .post_json(
+                &format!("/api/v1/recommendations/{}/decision", rec.body["id"]),
+                &json!({"decision": "approve"}),
+            )
+            .await
+            .body["slo_id"]
+            .as_i64()
+            .unwrap();
+        let successor = app.get(&format!("/api/v1/slos/{next}")).await.body;
+        assert_eq!(successor["calendar"], "freeze_1", "{b}: {successor}");
+        let r = app
+            .call(
+                "PUT",
+                &format!("/api/v1/slos/{sid}/calendar"),
+                Some(ADMIN_TOKEN),
+                Some(&json!({"calendar": null})),
+            )
+            .await;
+        assert_eq!(r.status, 409, "{b}: {}", r.text);
+        let sid = next;
+        let (d, codes, _) = decide(change(sid, "high", None)).await;
+        assert_eq!(
+            (d.as_str(), codes),
+            ("deny", vec!["freeze".to_owned()]),
+            "{b}"
+        );
+        let r = app
+            .call(
+                "PUT",
+                &format!("/api/v1/slos/{sid}/calendar"),
+                Some(ADMIN_TOKEN),
+                Some(&json!({"calendar": null})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
         let (d, _, _) = decide(change(sid, "high", None)).await;
         assert_eq!(d, "allow", "{b}");
 
@@ -441,6 +494,17 @@ async fn the_gate_decides_by_its_table_and_records_who_asked() {
         let out = cli(args(sid, "normal", &["--expected-budget-burn", "2"])).await;
         assert_eq!(out.status.code(), Some(2), "{b}: {out:?}");
         let out = cli(args(999, "low", &[])).await;
+        assert_eq!(out.status.code(), Some(3), "{b}: {out:?}");
+        // Usage errors and non-finite numbers are "could not check" (3), never "needs approval".
+        let out = cli(args(sid, "low", &["--expected-budget-burn", "NaN"])).await;
+        assert_eq!(out.status.code(), Some(3), "{b}: {out:?}");
+        let out = cli(vec![
+            "--priority".into(),
+            "low".into(),
+            "--description".into(),
+            "x".into(),
+        ])
+        .await;
         assert_eq!(out.status.code(), Some(3), "{b}: {out:?}");
 
         // An hour of slow requests: page-level burn, and the budget is overspent.

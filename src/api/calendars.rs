@@ -104,8 +104,16 @@ pub async fn get_calendar(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetCalendar {
-    /// The calendar's key, or null to follow none.
-    pub calendar: Option<String>,
+    /// The calendar's key, or null to follow none (required: an empty body is refused, so a
+    /// link is never dropped by accident).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, required = true)]
+    pub calendar: Option<Option<String>>,
+}
+
+/// A field that is present, possibly null: `Some(None)` for null, `None` when absent.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 /// Links an SLO to a business calendar (or unlinks it with null).
@@ -116,7 +124,10 @@ pub struct SetCalendar {
     put, path = "/api/v1/slos/{id}/calendar", operation_id = "set_slo_calendar", tag = "calendars",
     params(("id" = i64, Path, description = "SLO id")),
     request_body = SetCalendar,
-    responses((status = 200, description = "The calendar the SLO now follows", body = Option<CalendarView>))
+    responses(
+        (status = 200, description = "The calendar the SLO now follows", body = Option<CalendarView>),
+        (status = 409, description = "The SLO is superseded", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
 )]
 pub async fn set_slo_calendar(
     state: web::Data<AppState>,
@@ -126,7 +137,15 @@ pub async fn set_slo_calendar(
 ) -> Result<web::Json<Option<CalendarView>>, AppError> {
     caller.require(&SET_SLO_CALENDAR)?;
     let id = id.into_inner();
-    let key = body.into_inner().calendar;
+    let Some(key) = body.into_inner().calendar else {
+        return Err(AppError::invalid(
+            "the calendar is missing",
+            vec![crate::error::Issue::field(
+                "calendar",
+                "give a calendar's key, or null to follow none",
+            )],
+        ));
+    };
     let c = state
         .run(move |db| service::link(db, id, key.as_deref()))
         .await?;

@@ -9,6 +9,7 @@ pub mod deploy_checks;
 pub mod experiments;
 pub mod health;
 pub mod ingest;
+pub mod journeys;
 pub mod metrics;
 pub mod observational;
 pub mod openapi;
@@ -86,6 +87,18 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 get => calendars::list_calendars
             ))
             .service(protected!("/api/v1/calendars/{key}", get => calendars::get_calendar))
+            .service(protected!(
+                "/api/v1/journeys",
+                post => journeys::create_journey,
+                get => journeys::list_journeys
+            ))
+            .service(protected!("/api/v1/journeys/{key}", get => journeys::get_journey))
+            .service(protected!("/api/v1/journeys/{key}/status", get => journeys::get_journey_status))
+            .service(protected!(
+                "/api/v1/journeys/{key}/prometheus-rules",
+                get => journeys::get_journey_prometheus_rules
+            ))
+            .service(protected!("/api/v1/journeys/{key}/openslo", get => journeys::get_journey_openslo))
             .service(protected!(
                 "/api/v1/deploy-checks",
                 post => deploy_checks::create_deploy_check,

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{required_text, Slug};
+use super::{plain_text, Slug};
 use crate::error::Issue;
 
 /// Most periods one calendar holds.
@@ -22,7 +22,7 @@ pub const MAX_VALUE_PER_KPI_UNIT: f64 = 1e9;
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Policy {
     /// No risky deploys: the gate denies every change but critical ones.
-    Freeze,
+    Freeze {},
     /// The budget may burn `multiplier` times as fast: the burn-rate alerts' factors are
     /// multiplied by it (below 1, e.g. 0.5 on Black Friday, alerts fire at half the usual burn
     /// rate; above 1 on a quiet week, later).
@@ -42,7 +42,7 @@ impl Policy {
     /// The kind, as written in `type`: two overlapping periods of one kind conflict.
     pub fn kind(&self) -> &'static str {
         match self {
-            Policy::Freeze => "freeze",
+            Policy::Freeze {} => "freeze",
             Policy::BudgetMultiplier { .. } => "budget_multiplier",
             Policy::ValuePerKpiUnit { .. } => "value_per_kpi_unit",
         }
@@ -102,6 +102,8 @@ pub struct InForce {
     /// Names of the periods that hold, in start order.
     pub periods: Vec<String>,
     pub freeze: bool,
+    /// The freeze periods among them (a freeze denies all but critical deploys).
+    pub frozen_by: Vec<String>,
     /// 1 outside any multiplier period.
     pub budget_multiplier: f64,
     /// The override of the value of a KPI unit, when one holds.
@@ -115,7 +117,7 @@ impl Calendar {
     pub fn parse(c: &CreateCalendar) -> Result<Calendar, Vec<Issue>> {
         let mut issues = Vec::new();
         let key = Slug::parse("key", &c.key).map_err(|i| issues.push(i)).ok();
-        let name = required_text("name", &c.name, 200, &mut issues);
+        let name = plain_text("name", &c.name, 200, &mut issues);
         if c.periods.len() > MAX_PERIODS {
             issues.push(Issue::field(
                 "periods",
@@ -125,9 +127,15 @@ impl Calendar {
         let mut periods = Vec::with_capacity(c.periods.len());
         for (i, p) in c.periods.iter().enumerate() {
             let at = |f: &str| format!("periods[{i}].{f}");
-            let name = required_text(&at("name"), &p.name, 200, &mut issues);
+            let name = plain_text(&at("name"), &p.name, 200, &mut issues);
             if p.end <= p.start {
                 issues.push(Issue::field(at("end"), "must be after start"));
+            }
+            // Prometheus compares time() in whole seconds.
+            for (f, t) in [("start", p.start), ("end", p.end)] {
+                if t.timestamp_subsec_nanos() != 0 {
+                    issues.push(Issue::field(at(f), "must be a whole second"));
+                }
             }
             match p.policy {
                 Policy::BudgetMultiplier { multiplier: m }
@@ -171,7 +179,10 @@ impl Calendar {
         for p in self.periods.iter().filter(|p| p.holds_at(t)) {
             f.periods.push(p.name.clone());
             match p.policy {
-                Policy::Freeze => f.freeze = true,
+                Policy::Freeze {} => {
+                    f.freeze = true;
+                    f.frozen_by.push(p.name.clone());
+                }
                 Policy::BudgetMultiplier { multiplier } => f.budget_multiplier = multiplier,
                 Policy::ValuePerKpiUnit { value } => f.value_per_kpi_unit = Some(value),
             }
@@ -180,23 +191,31 @@ impl Calendar {
     }
 }
 
-/// Two periods of one policy type that overlap: the later one (in the request) is named.
+/// Periods of one policy type that overlap: each is named by its index in the request, with
+/// the earlier-starting period it overlaps.
 fn conflicts(periods: &[(usize, CalendarPeriod)], issues: &mut Vec<Issue>) {
     let mut sorted: Vec<&(usize, CalendarPeriod)> =
         periods.iter().filter(|(_, p)| p.start < p.end).collect();
     sorted.sort_by_key(|(i, p)| (p.policy.kind(), p.start, *i));
-    for w in sorted.windows(2) {
-        let ((i, a), (j, b)) = (w[0], w[1]);
-        if a.policy.kind() == b.policy.kind() && b.start < a.end {
-            issues.push(Issue::field(
-                format!("periods[{}]", i.max(j)),
-                format!(
-                    "overlaps period '{}' (periods[{}]) and both set {}: one value must hold at a time",
-                    a.name,
-                    i.min(j),
-                    a.policy.kind()
-                ),
-            ));
+    // The period of the same type reaching furthest so far.
+    let mut reach: Option<&(usize, CalendarPeriod)> = None;
+    for cur in sorted {
+        let (j, b) = cur;
+        match reach {
+            Some((i, a)) if a.policy.kind() == b.policy.kind() && b.start < a.end => {
+                issues.push(Issue::field(
+                    format!("periods[{j}]"),
+                    format!(
+                        "overlaps period '{}' (periods[{i}]) and both set {}: one value must hold at a time",
+                        a.name,
+                        a.policy.kind()
+                    ),
+                ));
+                if b.end > a.end {
+                    reach = Some(cur);
+                }
+            }
+            _ => reach = Some(cur),
         }
     }
 }
@@ -245,7 +264,7 @@ mod tests {
                 200,
                 Policy::ValuePerKpiUnit { value: 80.0 },
             ),
-            period("freeze", 150, 300, Policy::Freeze),
+            period("freeze", 150, 300, Policy::Freeze {}),
         ]))
         .unwrap();
         let at = |t| c.in_force(t);
@@ -260,6 +279,60 @@ mod tests {
         assert!(at(299).freeze && !at(300).freeze);
     }
 
+    /// A policy takes only its own fields; overlaps name the later-starting period by its
+    /// index in the request, however the request orders them.
+    #[test]
+    fn policies_and_overlaps_are_strict() {
+        for bad in [
+            r#"{"type": "freeze", "multiplier": 2}"#,
+            r#"{"type": "budget_multiplier", "multiplier": 2, "value": 3}"#,
+            r#"{"type": "holiday"}"#,
+        ] {
+            assert!(serde_json::from_str::<Policy>(bad).is_err(), "{bad}");
+        }
+        let m = |x| Policy::BudgetMultiplier { multiplier: x };
+        let r = Calendar::parse(&create(vec![
+            period("B", 60, 120, m(2.0)),
+            period("A", 0, 90, m(0.5)),
+        ]));
+        let issues = r.err().unwrap();
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].field.as_deref(), Some("periods[0]"));
+        assert!(
+            issues[0].message.contains("'A' (periods[1])"),
+            "{}",
+            issues[0].message
+        );
+        // A long period overlapping two later ones: both are named.
+        let r = Calendar::parse(&create(vec![
+            period("long", 0, 100, m(0.5)),
+            period("x", 10, 20, m(2.0)),
+            period("y", 30, 40, m(2.0)),
+        ]));
+        let fields: Vec<String> = r
+            .err()
+            .unwrap()
+            .into_iter()
+            .filter_map(|i| i.field)
+            .collect();
+        assert_eq!(fields, vec!["periods[1]", "periods[2]"]);
+        let mut sub = period("s", 0, 10, Policy::Freeze {});
+        sub.end = DateTime::from_timestamp(10, 500_000_000).unwrap();
+        assert_eq!(
+            fields_of(Calendar::parse(&create(vec![sub]))),
+            vec!["periods[0].end"]
+        );
+        let ctl = period("a\u{1b}[31m", 0, 10, Policy::Freeze {});
+        assert_eq!(
+            fields_of(Calendar::parse(&create(vec![ctl]))),
+            vec!["periods[0].name"]
+        );
+    }
+
+    fn fields_of(r: Result<Calendar, Vec<Issue>>) -> Vec<String> {
+        fields(r)
+    }
+
     #[test]
     fn bad_calendars_name_the_field() {
         let m = |x| Policy::BudgetMultiplier { multiplier: x };
@@ -268,7 +341,7 @@ mod tests {
                 "a",
                 200,
                 100,
-                Policy::Freeze
+                Policy::Freeze {}
             )]))),
             vec!["periods[0].end"]
         );
@@ -288,7 +361,7 @@ mod tests {
         assert_eq!(
             fields(Calendar::parse(&create(vec![
                 period("a", 1, 10, m(0.5)),
-                period("b", 20, 30, Policy::Freeze),
+                period("b", 20, 30, Policy::Freeze {}),
                 period("c", 5, 12, m(2.0)),
             ]))),
             vec!["periods[2]"]
@@ -297,7 +370,7 @@ mod tests {
         assert!(Calendar::parse(&create(vec![
             period("a", 1, 10, m(0.5)),
             period("b", 10, 20, m(2.0)),
-            period("c", 5, 15, Policy::Freeze),
+            period("c", 5, 15, Policy::Freeze {}),
         ]))
         .is_ok());
         let mut bad_key = create(vec![]);
@@ -308,7 +381,7 @@ mod tests {
                 " ",
                 1,
                 2,
-                Policy::Freeze
+                Policy::Freeze {}
             )]))),
             vec!["periods[0].name"]
         );

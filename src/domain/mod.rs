@@ -72,6 +72,23 @@ pub fn required_text(field: &str, raw: &str, max: usize, issues: &mut Vec<Issue>
     t.to_owned()
 }
 
+/// A required text (see [`required_text`]) that also refuses control characters (but tabs) and
+/// bidirectional overrides, which would garble logs and pages it is shown in.
+pub fn plain_text(field: &str, raw: &str, max: usize, issues: &mut Vec<Issue>) -> String {
+    let t = required_text(field, raw, max, issues);
+    if t.chars().any(|c| {
+        (c.is_control() && c != '\t')
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    }) {
+        issues.push(Issue::field(
+            field,
+            "must not contain control characters or bidirectional overrides",
+        ));
+    }
+    t
+}
+
 /// A stored text that is not a value of the enum it should be.
 #[derive(Debug, thiserror::Error)]
 #[error("'{value}' is not a {type_name}")]

@@ -21,9 +21,13 @@ pub const MAX_SLOS: usize = 50;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDeployCheck {
-    /// Ids of active SLOs the change touches: 1 to 50, each once.
-    #[schema(min_items = 1, max_items = 50)]
+    /// Ids of active SLOs the change touches: 1 to 50, each once (or give `journey`).
+    #[schema(max_items = 50)]
+    #[serde(default)]
     pub slos: Vec<i64>,
+    /// A journey's key: the change touches every step of it (instead of `slos`).
+    #[serde(default)]
+    pub journey: Option<String>,
     pub change: Change,
 }
 
@@ -34,6 +38,9 @@ pub struct DeployCheck {
     pub at: DateTime<Utc>,
     /// Who asked (the token's name).
     pub actor: String,
+    /// The journey asked about, when the check named one.
+    #[serde(default)]
+    pub journey: Option<String>,
     pub change: Change,
     /// `allow`, `deny` or `needs_approval`; the CLI exits 0, 1 or 2.
     pub decision: GateDecision,
@@ -52,7 +59,11 @@ pub struct DeployCheckList {
 /// long, an expected burn outside [0, 100].
 fn check_request(req: &CreateDeployCheck) -> AppResult<()> {
     let mut issues = Vec::new();
-    if req.slos.is_empty() || req.slos.len() > MAX_SLOS {
+    if req.journey.is_some() {
+        if !req.slos.is_empty() {
+            issues.push(Issue::field("journey", "give slos or journey, not both"));
+        }
+    } else if req.slos.is_empty() || req.slos.len() > MAX_SLOS {
         issues.push(Issue::field(
             "slos",
             format!("name 1 to {MAX_SLOS} SLO ids"),
@@ -66,7 +77,7 @@ fn check_request(req: &CreateDeployCheck) -> AppResult<()> {
             ));
         }
     }
-    crate::domain::required_text(
+    crate::domain::plain_text(
         "change.description",
         &req.change.description,
         500,
@@ -136,6 +147,8 @@ fn state_of(db: &Db, (i, id): (usize, i64), change: &Change, max_age: f64) -> Ap
         alert: s.alert,
         calendar_period: in_force.periods,
         freeze: in_force.freeze,
+        frozen_by: in_force.frozen_by,
+        budget_multiplier: in_force.budget_multiplier,
         value_at_risk_of_change,
         currency: slo.error_budget.currency,
     })
@@ -151,8 +164,25 @@ pub fn check(
     check_request(req)?;
     let mut change = req.change.clone();
     change.description = change.description.trim().to_owned();
-    let slos = req
-        .slos
+    // -0 reads as 0.
+    change.expected_budget_burn = change.expected_budget_burn.map(|e| e + 0.0);
+    let ids = match &req.journey {
+        Some(key) => match super::journeys::get(db, key) {
+            Ok((j, _)) => j.steps,
+            Err(AppError::NotFound { .. }) => {
+                return Err(AppError::invalid(
+                    "unknown journey",
+                    vec![Issue::field(
+                        "journey",
+                        format!("no journey has the key '{key}'"),
+                    )],
+                ))
+            }
+            Err(e) => return Err(e),
+        },
+        None => req.slos.clone(),
+    };
+    let slos = ids
         .iter()
         .enumerate()
         .map(|(i, id)| state_of(db, (i, *id), &change, max_age))
@@ -162,6 +192,7 @@ pub fn check(
         id: 0,
         at: Utc::now(),
         actor: actor.to_owned(),
+        journey: req.journey.clone(),
         change,
         decision,
         reasons,

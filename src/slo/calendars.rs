@@ -92,6 +92,15 @@ pub fn list(db: &Db, page: Page) -> AppResult<Vec<CalendarView>> {
 /// Links SLO `slo_id` to the calendar `key` (or unlinks it with `None`); 404 for an unknown
 /// SLO or calendar (a missing calendar is named as the field `calendar`).
 pub fn link(db: &Db, slo_id: i64, key: Option<&str>) -> AppResult<Option<CalendarView>> {
+    let slo = super::service::slo(db, slo_id)?;
+    if slo.status != super::model::SloStatus::Active {
+        return Err(AppError::Conflict(format!(
+            "SLO {slo_id} is {}; link its successor{}",
+            slo.status,
+            slo.superseded_by
+                .map_or(String::new(), |s| format!(" (SLO {s})"))
+        )));
+    }
     let conn = &mut *db.conn()?;
     let row = match key {
         Some(k) => Some(store::get(conn, k).map_err(|e| match e {

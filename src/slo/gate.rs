@@ -88,8 +88,16 @@ pub struct GateSlo {
     pub calendar_period: Vec<String>,
     /// True when a calendar freeze is in force.
     pub freeze: bool,
-    /// expected_budget_burn × remaining × the budget's value at risk (with the calendar's
-    /// value per KPI unit in force): what the change puts at stake; null when unpriced.
+    /// The freeze periods in force.
+    #[serde(default)]
+    pub frozen_by: Vec<String>,
+    /// The calendar's budget multiplier in force (1 outside its periods): alerts fire at this
+    /// multiple of the usual burn rates.
+    #[serde(default = "one")]
+    pub budget_multiplier: f64,
+    /// expected_budget_burn × remaining (0 once overspent) × the budget's value at risk (with
+    /// the calendar's value per KPI unit in force): what the change puts at stake; null when
+    /// unpriced.
     pub value_at_risk_of_change: Option<f64>,
     pub currency: Option<String>,
 }
@@ -101,6 +109,10 @@ pub struct GateReason {
     pub message: String,
     /// The SLO it is about; null for the change as a whole.
     pub slo_id: Option<i64>,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 fn reason(code: GateReasonCode, slo: Option<&GateSlo>, message: String) -> GateReason {
@@ -123,12 +135,18 @@ fn judge(change: &Change, floor: f64, s: &GateSlo, out: &mut Vec<(GateDecision, 
         let why = format!(
             "SLO {}: deploys are frozen ({})",
             s.id,
-            s.calendar_period.join(", ")
+            s.frozen_by.join(", ")
         );
         out.push((deny, reason(GateReasonCode::Freeze, Some(s), why)));
     }
     if s.alert == AlertLevel::Page {
-        let why = format!("SLO {} is burning its budget at page level", s.id);
+        let mut why = format!("SLO {} is burning its budget at page level", s.id);
+        if s.budget_multiplier != 1.0 {
+            why.push_str(&format!(
+                " (the calendar's multiplier {} in force: alerts fire at that multiple of the usual burn rates)",
+                s.budget_multiplier
+            ));
+        }
         out.push((deny, reason(GateReasonCode::PageBurn, Some(s), why)));
     }
     let Some(remaining) = s.remaining else {
@@ -140,10 +158,14 @@ fn judge(change: &Change, floor: f64, s: &GateSlo, out: &mut Vec<(GateDecision, 
         return;
     };
     if remaining < floor {
+        let left = if remaining < 0.0 {
+            format!("the budget is overspent by {}", pct(-remaining))
+        } else {
+            format!("{} of the budget remains", pct(remaining))
+        };
         let why = format!(
-            "SLO {}: {} of the budget remains, below the {} floor of a {} change",
+            "SLO {}: {left}, below the {} floor of a {} change",
             s.id,
-            pct(remaining),
             pct(floor),
             change.priority
         );
@@ -237,6 +259,12 @@ mod tests {
                 vec![]
             },
             freeze,
+            frozen_by: if freeze {
+                vec!["Black Friday".into()]
+            } else {
+                vec![]
+            },
+            budget_multiplier: 1.0,
             value_at_risk_of_change: None,
             currency: None,
         }

@@ -63,7 +63,7 @@ pub struct Rule {
     pub annotations: BTreeMap<String, String>,
 }
 
-fn num(x: f64) -> String {
+pub(crate) fn num(x: f64) -> String {
     let s = format!("{x:.9}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s.is_empty() || s == "-" {
@@ -150,7 +150,7 @@ pub fn render(template: &str, window: &str, threshold: f64) -> String {
         .replace("{{le}}", &le_pattern(threshold))
 }
 
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+pub(crate) fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

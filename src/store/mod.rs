@@ -10,6 +10,7 @@ pub mod analyses;
 pub mod assignments;
 pub mod calendars;
 pub mod experiments;
+pub mod journeys;
 pub mod metrics;
 pub mod observational;
 pub mod observations;

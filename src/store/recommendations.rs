@@ -255,15 +255,17 @@ pub fn decide(
         event(conn, id, actor, action, comment)?;
         if approve {
             let at = now();
-            let previous: Vec<(i64, i64)> = slos::table
+            let previous: Vec<(i64, i64, Option<i64>)> = slos::table
                 .filter(slos::sli_metric_id.eq(r.sli_metric_id))
                 .filter(slos::kpi_metric_id.eq(r.kpi_metric_id))
                 .filter(slos::status.eq(SloStatus::Active.as_str()))
-                .select((slos::id, slos::recommendation_id))
+                .select((slos::id, slos::recommendation_id, slos::calendar_id))
                 .load(conn)?;
+            // The successor follows its predecessor's business calendar.
+            let calendar = previous.iter().find_map(|p| p.2);
             // The old SLO steps down before the new one is published: at most one SLO of a
             // pair is active at any moment (a partial unique index enforces it).
-            let old_ids: Vec<i64> = previous.iter().map(|(old, _)| *old).collect();
+            let old_ids: Vec<i64> = previous.iter().map(|(old, _, _)| *old).collect();
             diesel::update(slos::table.filter(slos::id.eq_any(&old_ids)))
                 .set((
                     slos::status.eq(SloStatus::Superseded.as_str()),
@@ -276,6 +278,7 @@ pub fn decide(
                 slos::kpi_metric_id.eq(r.kpi_metric_id),
                 slos::status.eq(SloStatus::Active.as_str()),
                 slos::published_at.eq(at),
+                slos::calendar_id.eq(calendar),
             );
             let slo_id: i64 = with_backend!(conn, |c| diesel::insert_into(slos::table)
                 .values(values)
@@ -301,7 +304,7 @@ pub fn decide(
             diesel::update(slos::table.filter(slos::id.eq_any(&old_ids)))
                 .set(slos::superseded_by.eq(slo_id))
                 .execute(conn)?;
-            for (old, old_rec) in previous {
+            for (old, old_rec, _) in previous {
                 event(
                     conn,
                     old_rec,

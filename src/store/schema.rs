@@ -275,3 +275,15 @@ diesel::table! {
 
 diesel::joinable!(slos -> calendars (calendar_id));
 diesel::allow_tables_to_appear_in_same_query!(slos, calendars);
+
+diesel::table! {
+    journeys (id) {
+        id -> BigInt,
+        key -> Text,
+        name -> Text,
+        objective -> Nullable<Double>,
+        steps -> Text,
+        created_at -> Timestamp,
+        created_by -> Text,
+    }
+}

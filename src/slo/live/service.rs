@@ -9,7 +9,7 @@ use super::{CostModel, Timeline};
 use crate::domain::metric::Metric;
 use crate::domain::series::{SeriesKind, SeriesLayout, SeriesWindow};
 use crate::error::{AppError, AppResult, Issue};
-use crate::slo::model::{Derivation, SloSpec};
+use crate::slo::model::{Derivation, Slo, SloSpec};
 use crate::slo::service::{recommendation_spec, slo_with_derivation};
 use crate::store::series_cache::{SeriesCache, Windows};
 use crate::store::{analyses, metrics, series, Db, DbConnection};
@@ -173,6 +173,17 @@ pub fn status(
         calendar: calendar.as_ref(),
     };
     Ok(status::status(&cx, &tl, &windows, at))
+}
+
+/// SLO `id` and its timeline over evaluations ending in (from, to] (read with the lookback of
+/// its trailing windows), e.g. as a journey's step.
+pub fn slo_timeline(db: &Db, id: i64, (from, to): (i64, i64)) -> AppResult<(Slo, Timeline)> {
+    let conn = &mut *db.conn()?;
+    let (slo, d, _) = slo_with_derivation(conn, id)?;
+    let sli = metrics::get(conn, &slo.slo.sli)?;
+    let range = (from - lookback(&slo.slo), to);
+    let (tl, _) = timeline(db.series_cache(), conn, &sli, &slo.slo, &d, range)?;
+    Ok((slo, tl))
 }
 
 /// Checks a requested range: `from < to`, at most [`MAX_RANGE_DAYS`].

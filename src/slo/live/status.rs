@@ -209,7 +209,8 @@ pub fn status(
         .map_or(1.0, |c| c.in_force.budget_multiplier);
     let fired = alerts(tl, at, (days, fraction), multiplier);
     let mut notes = tl.notes.clone();
-    notes.extend(in_force.as_ref().and_then(calendar_note));
+    let currency = cx.slo.error_budget.currency.as_deref();
+    notes.extend(in_force.as_ref().and_then(|c| calendar_note(c, currency)));
     if tl.step > 300 {
         notes.push(format!(
             "The series' windows are {} s long: burn rates over shorter ranges (5m, 30m) read the latest window, so the fast page rule reacts more slowly than the exported one.",
@@ -279,7 +280,7 @@ pub fn status(
 }
 
 /// What the calendar's periods in force change, in words.
-fn calendar_note(c: &CalendarInForce) -> Option<String> {
+fn calendar_note(c: &CalendarInForce, currency: Option<&str>) -> Option<String> {
     let f = &c.in_force;
     if f.periods.is_empty() {
         return None;
@@ -292,7 +293,11 @@ fn calendar_note(c: &CalendarInForce) -> Option<String> {
         ));
     }
     if let Some(v) = f.value_per_kpi_unit {
-        what.push(format!("a KPI unit is worth {}", round_significant(v)));
+        what.push(format!(
+            "a KPI unit is worth {}{} (when the SLO is priced)",
+            round_significant(v),
+            currency.map_or(String::new(), |c| format!(" {c}"))
+        ));
     }
     if f.freeze {
         what.push("deploys are frozen (all but critical changes are denied)".to_owned());

@@ -254,6 +254,29 @@ impl Timeline {
         }
     }
 
+    /// A timeline of given evaluations (ends increasing, then bad, weight and loss per
+    /// evaluation), e.g. a journey's, with its range sums ready.
+    pub fn from_evaluations(
+        (t, step, span): (Vec<i64>, i64, i64),
+        (bad, weight, loss_days): (Vec<f64>, Vec<f64>, Vec<f64>),
+        notes: Vec<String>,
+    ) -> Timeline {
+        let value = vec![f64::NAN; t.len()];
+        let mut tl = Timeline {
+            t,
+            step,
+            span,
+            bad,
+            weight,
+            loss_days,
+            value,
+            notes,
+            ..Timeline::default()
+        };
+        tl.prefix();
+        tl
+    }
+
     fn push(&mut self, t: i64, bad: f64, weight: f64, loss_days: f64, value: f64) {
         self.t.push(t);
         self.bad.push(bad);

@@ -82,6 +82,48 @@ async fn load(app: &TestApp) -> Vec<f64> {
     medians
 }
 
+/// Two weeks of 15-minute windows for a recommendation: in the first week the median latency
+/// has incidents (+0.8 in log, one window in twenty), in the second it is calm (σ 0.05 around
+/// its daily cycle); `conversion_lag2` falls 0.01 per +100 ms two windows later, as in
+/// [`load`]. Production's last week is healthy while history saw the SLI far from its baseline.
+async fn load_two_weeks(app: &TestApp) {
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(12);
+    let jitter = Normal::new(0.0, 0.05).unwrap();
+    let noise = Normal::new(0.0, 0.002).unwrap();
+    let n = 2 * WINDOWS;
+    let day = |k: i64| (2.0 * std::f64::consts::PI * k as f64 / 96.0).sin();
+    let medians: Vec<f64> = (0..n)
+        .map(|k| {
+            let incident = if k < WINDOWS && rng.random::<f64>() < 0.05 {
+                0.8
+            } else {
+                0.0
+            };
+            250.0 * (0.1 * day(k) + jitter.sample(&mut rng) + incident).exp()
+        })
+        .collect();
+    let sli: Vec<Value> = (0..n)
+        .map(|k| histogram(BASE + k * WINDOW, medians[k as usize], 2000.0))
+        .collect();
+    let r = app
+        .post_json("/api/v1/metrics/latency_ms_7/series", &json!(sli))
+        .await;
+    assert_eq!(r.status, 200, "{}: {}", app.backend, r.text);
+    for (kpi, effect) in [("conversion_lag2", 0.0001), ("conversion_noise", 0.0)] {
+        let rows: Vec<Value> = (0..n)
+            .map(|k| {
+                let earlier = medians[(k - 2).max(0) as usize];
+                let v = 0.05 + 0.004 * day(k) - effect * (earlier - 250.0) + noise.sample(&mut rng);
+                json!({"start": at(BASE + k * WINDOW), "seconds": WINDOW, "value": v, "units": 1200})
+            })
+            .collect();
+        let r = app
+            .post_json(&format!("/api/v1/metrics/{kpi}/series"), &json!(rows))
+            .await;
+        assert_eq!(r.status, 200, "{}: {}", app.backend, r.text);
+    }
+}
+
 async fn catalog(app: &TestApp) {
     for m in [
         json!({"key": "conversion_lag2", "name": "Conversion", "kind": "kpi", "value_type": "binary",
@@ -244,9 +286,17 @@ async fn a_correlational_recommendation_is_labelled_and_needs_acknowledgement() 
     for app in apps().await {
         let b = app.backend;
         catalog(&app).await;
-        load(&app).await;
+        load_two_weeks(&app).await;
+        let two_weeks = |kpi: &str| {
+            let mut a = ask(kpi);
+            a["to"] = json!(at(BASE + 2 * WINDOWS * WINDOW));
+            a
+        };
         let r = app
-            .post_json("/api/v1/observational-analyses", &ask("conversion_lag2"))
+            .post_json(
+                "/api/v1/observational-analyses",
+                &two_weeks("conversion_lag2"),
+            )
             .await;
         assert_eq!(r.status, 201, "{b}: {}", r.text);
         let oid = r.body["id"].as_i64().unwrap();
@@ -259,6 +309,15 @@ async fn a_correlational_recommendation_is_labelled_and_needs_acknowledgement() 
             (
                 json!({"max_relative_kpi_loss": 0.2, "evaluation": "requests"}),
                 "evaluation",
+            ),
+            (
+                json!({"max_relative_kpi_loss": 0.2, "window_minutes": 5}),
+                "window_minutes",
+            ),
+            // Over two weeks production's own incident week would spend the budget many times.
+            (
+                json!({"max_relative_kpi_loss": 0.2, "window_days": 14}),
+                "max_relative_kpi_loss",
             ),
             (
                 json!({"max_relative_kpi_loss": 0.2, "percentile": 95}),
@@ -287,8 +346,8 @@ async fn a_correlational_recommendation_is_labelled_and_needs_acknowledgement() 
         let r = app
             .post_json(
                 &url,
-                &json!({"max_relative_kpi_loss": 0.1, "units_per_day": 50000,
-                                     "value_per_kpi_unit": 40, "currency": "EUR"}),
+                &json!({"max_relative_kpi_loss": 0.3, "window_days": 7, "units_per_day": 50000,
+                        "value_per_kpi_unit": 40, "currency": "EUR"}),
             )
             .await;
         assert_eq!(r.status, 201, "{b}: {}", r.text);
@@ -297,7 +356,7 @@ async fn a_correlational_recommendation_is_labelled_and_needs_acknowledgement() 
         eprintln!("{b}: {statement}\n{}", rec["error_budget"]);
         assert!(
             statement.starts_with("Checkout latency p50 < ")
-                && statement.contains("of 15-minute windows over 28 days")
+                && statement.contains("of 15-minute windows over 7 days")
                 && statement.ends_with("(evidence: correlational)"),
             "{b}: {statement}"
         );
@@ -400,7 +459,10 @@ async fn a_correlational_recommendation_is_labelled_and_needs_acknowledgement() 
 
         // An analysis that found nothing yields no recommendation.
         let r = app
-            .post_json("/api/v1/observational-analyses", &ask("conversion_noise"))
+            .post_json(
+                "/api/v1/observational-analyses",
+                &two_weeks("conversion_noise"),
+            )
             .await;
         let nid = r.body["id"].as_i64().unwrap();
         let r = app

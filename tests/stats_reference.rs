@@ -979,6 +979,41 @@ fn ratio_delta_method_and_winsorizing_match_statsmodels_and_numpy() {
 /// Correlational regression against statsmodels: the slope of a KPI series on an SLI series with
 /// hour-of-week dummies and its Newey–West (HAC, Bartlett, L = ⌊4(n/100)^{2/9}⌋) standard error,
 /// p-value and interval, at lag 0 and lag 3.
+/// The long-run effect θ = Σ βⱼ of a distributed lag (J = 3) and its HAC error, in levels and
+/// in first differences, against statsmodels (`hac_lag_sum.json`): 1e-9 relative.
+#[test]
+fn hac_lag_sum_matches_statsmodels() {
+    use sloproof::stats::hac::within_lag_sum_hac;
+    let fx = fixture("hac_lag_sum");
+    for case in fx["cases"].as_array().unwrap() {
+        let what = case["transform"].as_str().unwrap();
+        let y = vec(&case["y"]);
+        let lags: Vec<Vec<f64>> = case["lags"].as_array().unwrap().iter().map(vec).collect();
+        let groups: Vec<u32> = case["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_u64().unwrap() as u32)
+            .collect();
+        let maxlags = case["maxlags"].as_u64().unwrap() as usize;
+        let r = within_lag_sum_hac(&y, &lags, &groups, maxlags, 0.95).unwrap();
+        close(
+            &format!("{what} theta"),
+            r.slope,
+            f(&case["theta"]),
+            1e-9,
+            0.0,
+        );
+        close(
+            &format!("{what} se"),
+            r.std_error,
+            f(&case["se"]),
+            1e-9,
+            0.0,
+        );
+    }
+}
+
 #[test]
 fn hac_slope_with_hour_of_week_effects_matches_statsmodels() {
     use sloproof::stats::hac::{newey_west_lags, within_slope_hac};

@@ -8,6 +8,7 @@ pub mod effects;
 pub mod hash;
 pub mod history;
 pub mod joint;
+pub mod long_run;
 pub mod observational;
 pub mod ratio;
 pub mod report;

@@ -130,6 +130,13 @@ pub struct ObservationalAnalysis {
     pub sli_min: Option<f64>,
     #[serde(default)]
     pub sli_max: Option<f64>,
+    /// Percentiles 0, 1, …, 100 of the SLI's window values over the range: how many windows
+    /// reached a threshold (a recommendation's support). Empty in analyses stored before.
+    #[serde(default)]
+    pub sli_percentiles: Vec<f64>,
+    /// Windows with an SLI value over the range.
+    #[serde(default)]
+    pub sli_windows: Option<u64>,
     pub lags: Vec<LagFit>,
     /// The lag with the largest |z|.
     pub best: LagFit,
@@ -137,6 +144,11 @@ pub struct ObservationalAnalysis {
     pub best_p_adjusted: f64,
     /// Lags asked for but not fitted: fewer than 100 window pairs.
     pub lags_skipped: u32,
+    /// The long-run effect of a sustained SLI change: the KPI on the SLI at lags 0..J jointly,
+    /// θ = Σ βⱼ with its HAC interval (what a correlational SLO is priced with); null when the
+    /// joint fit could not be made, or in analyses stored before it was.
+    #[serde(default)]
+    pub long_run: Option<super::long_run::LongRun>,
     /// The best lag's slope relative to the KPI's mean; null when that mean is not positive
     /// (a relative change of a KPI around zero means nothing).
     pub relative_slope: Option<f64>,
@@ -154,7 +166,7 @@ pub struct AlignedSeries {
 }
 
 /// Hour of the week (0 = Monday 00:00 UTC) of a window start.
-fn hour_of_week(start: i64) -> u32 {
+pub(crate) fn hour_of_week(start: i64) -> u32 {
     let t = DateTime::from_timestamp(start, 0).unwrap_or_default();
     t.weekday().num_days_from_monday() * 24 + t.hour()
 }
@@ -313,8 +325,20 @@ pub fn analyse(
     let sli_mean = s.sli.iter().map(|x| x.1).sum::<f64>() / s.sli.len().max(1) as f64;
     let sli_min = s.sli.iter().map(|x| x.1).reduce(f64::min);
     let sli_max = s.sli.iter().map(|x| x.1).reduce(f64::max);
+    let mut sorted: Vec<f64> = s.sli.iter().map(|x| x.1).collect();
+    sorted.sort_by(f64::total_cmp);
+    let sli_percentiles: Vec<f64> = if sorted.is_empty() {
+        Vec::new()
+    } else {
+        (0..=100)
+            .filter_map(|k| {
+                crate::stats::descriptive::quantile_sorted(&sorted, f64::from(k) / 100.0).ok()
+            })
+            .collect()
+    };
     let verdict = verdict(&best, p_adjusted, p.alpha, sli, kpi);
     let relative_slope = (kpi_mean > 0.0).then(|| best.slope / kpi_mean);
+    let long_run = super::long_run::fit(s, &p, MIN_WINDOWS);
     let summary = summary(
         (sli, kpi),
         &p,
@@ -336,10 +360,13 @@ pub fn analyse(
         sli_mean,
         sli_min,
         sli_max,
+        sli_percentiles,
+        sli_windows: Some(s.sli.len() as u64),
         lags,
         best,
         best_p_adjusted: p_adjusted,
         lags_skipped,
+        long_run,
         relative_slope,
         verdict,
         summary,

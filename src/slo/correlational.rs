@@ -17,7 +17,7 @@ use super::recommend::{
 };
 use super::request::{resolve, CreateRecommendation};
 use super::threshold::{governed_percentile, slope_threshold};
-use crate::analysis::observational::{simultaneous, ObservationalAnalysis};
+use crate::analysis::observational::ObservationalAnalysis;
 use crate::analysis::report::{Estimate, Method};
 use crate::domain::metric::{Direction, Metric};
 use crate::error::{AppError, AppResult, Issue};
@@ -51,6 +51,19 @@ fn fit_request(
         }
         (Some(q), None | Some(Evaluation::Windows)) => {
             let p = (q * 100.0).round() as u32;
+            if p == 90 {
+                return refuse(
+                    "percentile",
+                    "the analysis regressed on p90 per window, and SLOs govern p50, p95 or p99: analyse one of those".to_owned(),
+                );
+            }
+            let w = o.window_seconds / 60;
+            if r.window_minutes.is_some_and(|m| m != w) {
+                return refuse(
+                    "window_minutes",
+                    format!("the analysis's slope is about {statistic} over {w}-minute windows; a recommendation from it uses those windows"),
+                );
+            }
             let asked = r
                 .percentile
                 .map(|p| governed_percentile(p, sli.direction));
@@ -108,49 +121,89 @@ fn usable(o: &ObservationalAnalysis) -> AppResult<()> {
     Ok(())
 }
 
-/// The best lag's slope with its interval simultaneous over the lags searched.
-fn slope_estimate(o: &ObservationalAnalysis) -> Estimate {
-    let (ci_low, ci_high) = simultaneous(&o.best, o.parameters.confidence, o.lags.len());
-    Estimate {
-        estimate: o.best.slope,
-        std_error: o.best.std_error,
-        ci_low,
-        ci_high,
-        p_value: Some(o.best.p_value),
+/// The long-run slope θ = Σ βⱼ of the joint distributed lag with its HAC interval: what a
+/// sustained degradation costs once every lag has passed (one lag's slope is only the response
+/// within that lag). 422 for analyses stored before it was computed, or when the joint fit
+/// could not be made.
+fn slope_estimate(o: &ObservationalAnalysis) -> AppResult<Estimate> {
+    let l = o.long_run.as_ref().ok_or_else(|| {
+        AppError::invalid(
+            "the analysis has no long-run effect",
+            vec![Issue::field(
+                "id",
+                format!("observational analysis {} has no joint fit of lags 0..{} (stored before it was computed, or too few complete windows): run the analysis again", o.id, o.parameters.max_lag_windows),
+            )],
+        )
+    })?;
+    Ok(Estimate {
+        estimate: l.slope,
+        std_error: l.std_error,
+        ci_low: l.ci_low,
+        ci_high: l.ci_high,
+        p_value: Some(l.p_value),
         log10_p_value: None,
-        adjusted_p_value: Some(o.best_p_adjusted),
+        adjusted_p_value: None,
         method: Method::NeweyWestHac,
+    })
+}
+
+/// Fewest windows of history at or beyond a threshold for it to count as supported.
+pub const MIN_WINDOWS_BEYOND: f64 = 20.0;
+
+/// Windows of history at or beyond `threshold` on the harmful side, from the stored percentiles
+/// of the SLI's window values (linear between them); None in analyses stored without them.
+fn windows_beyond(o: &ObservationalAnalysis, sli: &Metric, threshold: f64) -> Option<f64> {
+    let q = &o.sli_percentiles;
+    let n = o.sli_windows? as f64;
+    if q.len() < 2 {
+        return None;
     }
-}
-
-/// The largest step towards worse SLI values that history saw from its mean: the span the
-/// regression has support over.
-fn observed_shift(o: &ObservationalAnalysis, sli: &Metric) -> f64 {
-    let far = match sli.direction {
-        Direction::LowerIsBetter => o.sli_max.map(|m| m - o.sli_mean),
-        Direction::HigherIsBetter => o.sli_min.map(|m| o.sli_mean - m),
+    // Share of windows at or below the threshold.
+    let below = match q.iter().position(|v| *v > threshold) {
+        None => 1.0,
+        Some(0) => 0.0,
+        Some(i) => {
+            let (lo, hi) = (q[i - 1], q[i]);
+            let frac = if hi > lo {
+                (threshold - lo) / (hi - lo)
+            } else {
+                1.0
+            };
+            ((i - 1) as f64 + frac) / (q.len() - 1) as f64
+        }
     };
-    far.unwrap_or(0.0).max(0.0)
+    Some(match sli.direction {
+        Direction::LowerIsBetter => n * (1.0 - below),
+        Direction::HigherIsBetter => n * below,
+    })
 }
 
-/// Refuses a degradation beyond what history saw, unless the request accepts extrapolation.
-fn check_observed(
-    degradation: f64,
-    observed: f64,
+/// Refuses a threshold history did not reach: at least [`MIN_WINDOWS_BEYOND`] windows must lie
+/// at or beyond it, unless the request accepts extrapolation. Returns whether it extrapolates.
+fn check_support(
+    o: &ObservationalAnalysis,
+    sli: &Metric,
+    threshold: f64,
     allow: bool,
     notes: &mut Vec<String>,
-) -> AppResult<()> {
-    if degradation <= observed {
-        return Ok(());
+) -> AppResult<bool> {
+    let beyond = windows_beyond(o, sli, threshold);
+    if beyond.is_some_and(|b| b >= MIN_WINDOWS_BEYOND) {
+        return Ok(false);
     }
-    let msg = format!(
-        "the tolerated loss is reached at a degradation of {} but history's SLI strayed at most {} from its mean in the harmful direction: a linear extrapolation",
-        fmt_num(degradation),
-        fmt_num(observed)
-    );
+    let msg = match beyond {
+        Some(b) => format!(
+            "about {} of history's {} windows reached the threshold {}: too few (fewer than {}) to support a linear effect there",
+            b.round(),
+            o.sli_windows.unwrap_or(0),
+            fmt_num(threshold),
+            MIN_WINDOWS_BEYOND
+        ),
+        None => "the analysis predates the SLI's window percentiles, so its support cannot be checked".to_owned(),
+    };
     if allow {
         notes.push(format!("Extrapolated (accepted by the request): {msg}."));
-        return Ok(());
+        return Ok(true);
     }
     Err(AppError::invalid(
         "history does not support this threshold",
@@ -164,10 +217,11 @@ fn check_observed(
 /// The caveats every correlational recommendation carries.
 fn caveats(o: &ObservationalAnalysis, kpi: &Metric) -> Vec<String> {
     let mut notes = vec![format!(
-        "Correlational evidence: the slope comes from production history ({} windows, {} lag), not from an experiment; a common cause (traffic mix, incidents, campaigns) may drive both series. Approving needs the reviewer to acknowledge it; an experiment that validates the effect replaces it (re-validation).",
-        o.best.windows,
-        if o.best.lag_windows == 0 { "same-window".to_owned() } else { format!("{}-minute", o.best.lag_minutes) }
+        "Correlational evidence: the slope is the long-run effect of the SLI on the KPI in production history (the sum of the responses at lags 0..{}, {} windows), not an experiment; a common cause (traffic mix, incidents, campaigns) may drive both series, and one that raises both hides harm. Approving needs the reviewer to acknowledge it. Re-validating with an experiment records whether it confirms the slope but does not change the threshold: recommend again from the experiment to replace it.",
+        o.parameters.max_lag_windows,
+        o.long_run.as_ref().map_or(0, |l| l.windows)
     )];
+    notes.push("A per-window percentile from few requests is a noisy measure of the SLI, which flattens the slope (and so loosens the threshold); prefer windows with hundreds of requests.".to_owned());
     if kpi.ratio.is_some() {
         notes.push(format!(
             "{} is a ratio: its loss is priced at the ratio's mean per unit over the range, and units_per_day counts its series' units.",
@@ -227,15 +281,15 @@ pub fn derive_correlational(
     let governed = inputs.percentile;
     let (baseline, origin) = baseline_from(production, &inputs, governed, target, sli.direction)
         .ok_or_else(|| no_baseline(sli, &inputs))?;
-    let estimate = slope_estimate(o);
+    let estimate = slope_estimate(o)?;
     let slope = slope_threshold((&estimate, mu), baseline, loss, sli, kpi)?;
     if !events {
         notes.insert(0, shift_note(governed, target));
     }
-    let observed = observed_shift(o, sli);
-    check_observed(
-        slope.degradation,
-        observed,
+    let extrapolated = check_support(
+        o,
+        sli,
+        slope.range.conservative,
         inputs.allow_extrapolation,
         &mut notes,
     )?;
@@ -286,11 +340,11 @@ pub fn derive_correlational(
             degradation: slope.degradation,
             threshold_source: ThresholdSource::Slope,
             knee: None,
-            max_tested_shift: observed,
-            extrapolated: slope.degradation > observed,
+            max_tested_shift: 0.0,
+            extrapolated,
             analysis_alpha: Some(o.parameters.alpha),
             analysis_correction: None,
-            loose_evidence: false,
+            loose_evidence: o.parameters.alpha > 0.05 || o.parameters.confidence < 0.95,
             detectable_relative_loss: None,
             window_noise: None,
             notes,

@@ -184,6 +184,24 @@ fn store_derived(
     let replay = production
         .as_ref()
         .map(|p| live::replay_last_period(&d.slo, &d.derivation, p));
+    // Correlational evidence has no per-unit noise check: production's own windows are the
+    // check, and a threshold healthy production already breaks is refused (the experiment
+    // path's rule that noise may spend at most a tenth of the budget).
+    if let Some(r) = replay
+        .as_ref()
+        .filter(|r| d.evidence.kind == EvidenceBasis::Correlational && r.budget_consumed > 0.1)
+    {
+        return Err(AppError::invalid(
+            "production already breaks this SLO",
+            vec![Issue::field(
+                "max_relative_kpi_loss",
+                format!(
+                    "on production's last period this SLO would have spent {:.0}% of its error budget (at most 10% is left to noise): tolerate a larger loss, lower the target, or widen the windows",
+                    100.0 * r.budget_consumed
+                ),
+            )],
+        ));
+    }
     let mut d = d;
     if let Some(p) = &production {
         d.derivation.notes.extend(p.notes.iter().cloned());

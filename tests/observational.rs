@@ -300,6 +300,11 @@ async fn a_correlational_recommendation_is_labelled_and_needs_acknowledgement() 
             .await;
         assert_eq!(r.status, 201, "{b}: {}", r.text);
         let oid = r.body["id"].as_i64().unwrap();
+        // 2,000 requests per window measure the median well: little attenuation to undo.
+        let lr = &r.body["long_run"];
+        let lambda = lr["reliability"].as_f64().unwrap();
+        assert!((0.8..=1.0).contains(&lambda), "{b}: {lr}");
+        assert!(lr["slope"].as_f64().unwrap() < 0.0, "{b}: {lr}");
         let url = format!("/api/v1/observational-analyses/{oid}/recommendations");
         for (body, field) in [
             (

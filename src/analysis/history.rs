@@ -12,7 +12,7 @@ use super::observational::{
 use crate::domain::metric::{Direction, Metric, MetricKind};
 use crate::domain::series::{SeriesKind, SeriesLayout, WindowData};
 use crate::error::{AppError, AppResult, Issue};
-use crate::stats::histogram::quantile;
+use crate::stats::histogram::{quantile, quantile_variance};
 use crate::store::{metrics, observational, series, Db, DbConnection};
 
 /// Most stored windows of either series one analysis reads.
@@ -170,22 +170,28 @@ fn aligned(
     layout: &SeriesLayout,
 ) -> AppResult<AlignedSeries> {
     let sli_windows = series::windows_in_blocks(conn, sli.id, (from, to), block)?;
-    let sli_values = sli_windows
+    let (sli_values, sli_variance): (Vec<(i64, f64)>, Vec<f64>) = sli_windows
         .iter()
         .filter_map(|w| {
-            let v = match (&w.data, statistic.quantile()) {
+            let (v, var) = match (&w.data, statistic.quantile()) {
                 (
                     WindowData::Histogram {
                         count, cumulative, ..
                     },
                     Some(q),
-                ) if *count > 0.0 => quantile(q, &layout.bounds, cumulative, *count),
-                (WindowData::Events { good, total }, None) if *total > 0.0 => good / total,
+                ) if *count > 0.0 => (
+                    quantile(q, &layout.bounds, cumulative, *count),
+                    quantile_variance(q, &layout.bounds, cumulative, *count),
+                ),
+                (WindowData::Events { good, total }, None) if *total > 0.0 => {
+                    let p = good / total;
+                    (p, p * (1.0 - p) / total)
+                }
                 _ => return None,
             };
-            v.is_finite().then_some((w.start, v))
+            v.is_finite().then_some(((w.start, v), var))
         })
-        .collect();
+        .unzip();
     let mut kpi_values: Vec<(i64, f64, f64)> = Vec::new();
     for (start, units, sum) in series::value_windows(conn, kpi.id, (from, to), MAX_STORED_WINDOWS)?
     {
@@ -206,6 +212,7 @@ fn aligned(
     Ok(AlignedSeries {
         window_seconds: block as u32,
         sli: sli_values,
+        sli_variance,
         kpi: kpi_values,
     })
 }

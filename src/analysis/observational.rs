@@ -161,6 +161,9 @@ pub struct AlignedSeries {
     pub window_seconds: u32,
     /// (start, SLI value); windows without events are absent.
     pub sli: Vec<(i64, f64)>,
+    /// Sampling variance of each SLI value (same order): a percentile's q(1 − q)/(n·f²), a good
+    /// share's p(1 − p)/n; NaN when it cannot be read.
+    pub sli_variance: Vec<f64>,
     /// (start, KPI mean, units); windows without units are absent.
     pub kpi: Vec<(i64, f64, f64)>,
 }

@@ -135,6 +135,15 @@ fn slope_estimate(o: &ObservationalAnalysis) -> AppResult<Estimate> {
             )],
         )
     })?;
+    if let Some(r) = l.reliability.filter(|r| *r < MIN_RELIABILITY) {
+        return Err(AppError::invalid(
+            "the SLI's per-window values are too noisy",
+            vec![Issue::field(
+                "id",
+                format!("the reliability of the SLI's per-window {} is {r:.2} (below {MIN_RELIABILITY}): sampling noise would flatten the slope by that factor; analyse longer windows or a series with more requests per window", o.parameters.statistic),
+            )],
+        ));
+    }
     Ok(Estimate {
         estimate: l.slope,
         std_error: l.std_error,
@@ -146,6 +155,9 @@ fn slope_estimate(o: &ObservationalAnalysis) -> AppResult<Estimate> {
         method: Method::NeweyWestHac,
     })
 }
+
+/// Least reliability of the SLI's per-window values (see `analysis::long_run::LongRun`).
+pub const MIN_RELIABILITY: f64 = 0.8;
 
 /// Fewest windows of history at or beyond a threshold for it to count as supported.
 pub const MIN_WINDOWS_BEYOND: f64 = 20.0;
@@ -221,7 +233,9 @@ fn caveats(o: &ObservationalAnalysis, kpi: &Metric) -> Vec<String> {
         o.parameters.max_lag_windows,
         o.long_run.as_ref().map_or(0, |l| l.windows)
     )];
-    notes.push("A per-window percentile from few requests is a noisy measure of the SLI, which flattens the slope (and so loosens the threshold); prefer windows with hundreds of requests.".to_owned());
+    if let Some(r) = o.long_run.as_ref().and_then(|l| l.reliability) {
+        notes.push(format!("The SLI's per-window values measure it with sampling noise (reliability {r:.3}); the slope and its interval were divided by that (a first-order correction, exact for one lag)."));
+    }
     if kpi.ratio.is_some() {
         notes.push(format!(
             "{} is a ratio: its loss is priced at the ratio's mean per unit over the range, and units_per_day counts its series' units.",

@@ -65,6 +65,35 @@ pub fn quantile(q: f64, bounds: &[f64], cumulative: &[f64], total: f64) -> f64 {
     start + (bounds[b] - start) * ((rank - before) / in_bucket)
 }
 
+/// Sampling variance of the q-quantile of a histogram window of `total` events: the
+/// asymptotic variance of a sample quantile, q(1 − q) / (n·f²) (Serfling 1980, §2.3.3), with the
+/// density f at the quantile read from the bucket that holds it (its events / (n × its width)).
+/// NaN when the quantile lies in the +Inf bucket or in a bucket without width or events.
+pub fn quantile_variance(q: f64, bounds: &[f64], cumulative: &[f64], total: f64) -> f64 {
+    if !(0.0..1.0).contains(&q) || total <= 0.0 || bounds.is_empty() {
+        return f64::NAN;
+    }
+    let rank = q * total;
+    let Some(b) = cumulative.iter().position(|&c| c >= rank) else {
+        return f64::NAN;
+    };
+    if b >= bounds.len() {
+        return f64::NAN;
+    }
+    let (start, before) = if b == 0 {
+        (bounds[0].min(0.0), 0.0)
+    } else {
+        (bounds[b - 1], cumulative[b - 1])
+    };
+    let width = bounds[b] - start;
+    let in_bucket = cumulative[b] - before;
+    if width <= 0.0 || in_bucket <= 0.0 {
+        return f64::NAN;
+    }
+    let f = in_bucket / (total * width);
+    q * (1.0 - q) / (total * f * f)
+}
+
 /// Mean of the part of the interpolated distribution beyond `t` on the side `above` (events
 /// above `t` when true), per event beyond: the mean excess `E[X − t | X > t]` (or `t − X` for
 /// below). Each bucket's share beyond `t` contributes at its midpoint; `+Inf` events contribute
@@ -115,6 +144,21 @@ pub fn mean_excess(bounds: &[f64], cumulative: &[f64], total: f64, t: f64, above
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Uniform on [0, 1] in tenths: f = 1, so the median of 1,000 events varies as 0.25/1000.
+    #[test]
+    fn the_median_of_a_uniform_window_varies_as_q_one_minus_q_over_n() {
+        let bounds: Vec<f64> = (1..=10).map(|i| f64::from(i) / 10.0).collect();
+        let cumulative: Vec<f64> = (1..=10)
+            .map(|i| f64::from(i) * 100.0)
+            .chain([1000.0])
+            .collect();
+        let v = quantile_variance(0.5, &bounds, &cumulative, 1000.0);
+        assert!((v - 0.25 / 1000.0).abs() < 1e-15, "{v}");
+        // In the +Inf bucket there is no density to read.
+        let cum: Vec<f64> = vec![0.0; 10].into_iter().chain([1000.0]).collect();
+        assert!(quantile_variance(0.5, &bounds, &cum, 1000.0).is_nan());
+    }
 
     const B: [f64; 3] = [100.0, 200.0, 400.0];
     const C: [f64; 3] = [50.0, 80.0, 95.0];

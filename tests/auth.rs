@@ -256,6 +256,14 @@ async fn every_operation_checks_the_token_and_role() {
                 ..op("POST", "/api/v1/journeys", WRITE, 422)
             },
             op("GET", "/api/v1/journeys", READ, 200),
+            // No KPI series: every role may trace and gets that 422.
+            Op {
+                body: Box::new(|_| {
+                    Some(json!({"from": "2026-11-02T00:00:00Z", "to": "2026-11-02T01:00:00Z",
+                                "baseline_from": "2026-11-01T00:00:00Z", "baseline_to": "2026-11-01T01:00:00Z"}))
+                }),
+                ..op("POST", "/api/v1/metrics/checkout-conversion/traces", READ, 422)
+            },
             op("GET", "/api/v1/journeys/nope", READ, 404),
             op("GET", "/api/v1/journeys/nope/status", READ, 404),
             op("GET", "/api/v1/journeys/nope/prometheus-rules", READ, 404),

@@ -108,6 +108,7 @@ pub const PROTECTED: &[Operation] = &[
     super::calendars::LIST_CALENDARS,
     super::calendars::GET_CALENDAR,
     super::calendars::SET_SLO_CALENDAR,
+    super::traces::CREATE_TRACE,
     super::journeys::CREATE_JOURNEY,
     super::journeys::LIST_JOURNEYS,
     super::journeys::GET_JOURNEY,

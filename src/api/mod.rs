@@ -19,6 +19,7 @@ pub mod recommendations;
 pub mod series;
 pub mod slos;
 pub mod tokens;
+pub mod traces;
 pub mod ui;
 
 use actix_web::web;
@@ -59,6 +60,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 get => series::get_series
             ))
             .service(protected!("/api/v1/metrics/{key}/series/sync", post => series::sync_series))
+            .service(protected!("/api/v1/metrics/{key}/traces", post => traces::create_trace))
             .service(protected!(
                 "/api/v1/experiments",
                 post => experiments::create_experiment,

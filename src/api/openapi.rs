@@ -44,6 +44,7 @@ use super::problem::PROBLEM_JSON;
         super::calendars::list_calendars,
         super::calendars::get_calendar,
         super::calendars::set_slo_calendar,
+        super::traces::create_trace,
         super::journeys::create_journey,
         super::journeys::list_journeys,
         super::journeys::get_journey,

@@ -18,3 +18,5 @@ pub mod request;
 pub mod revalidate;
 pub mod service;
 pub mod threshold;
+pub mod trace;
+pub mod traces;

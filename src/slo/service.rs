@@ -387,6 +387,17 @@ pub fn history(db: &Db, id: i64) -> AppResult<Vec<HistoryEvent>> {
         .collect())
 }
 
+/// The active SLO of an SLI and a KPI (metric ids), if any.
+pub(crate) fn active_slo(
+    conn: &mut crate::store::DbConnection,
+    pair: (i64, i64),
+) -> AppResult<Option<Slo>> {
+    store::active_slo(conn, pair)?
+        .as_ref()
+        .map(to_slo)
+        .transpose()
+}
+
 /// The published SLO with this id, or 404.
 pub fn slo(db: &Db, id: i64) -> AppResult<Slo> {
     to_slo(&store::get_slo(&mut *db.conn()?, id)?)

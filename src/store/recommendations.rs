@@ -371,3 +371,18 @@ pub fn list_slos(conn: &mut DbConnection, page: Page) -> AppResult<Vec<StoredSlo
         .load(conn)?;
     rows.into_iter().map(|s| slo_from(conn, s)).collect()
 }
+
+/// The active SLO of an SLI and a KPI, if any.
+pub fn active_slo(
+    conn: &mut DbConnection,
+    (sli_metric_id, kpi_metric_id): (i64, i64),
+) -> AppResult<Option<StoredSlo>> {
+    let row = slos::table
+        .filter(slos::sli_metric_id.eq(sli_metric_id))
+        .filter(slos::kpi_metric_id.eq(kpi_metric_id))
+        .filter(slos::status.eq(SloStatus::Active.as_str()))
+        .select(SloRow::as_select())
+        .first(conn)
+        .optional()?;
+    row.map(|s| slo_from(conn, s)).transpose()
+}

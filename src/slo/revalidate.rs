@@ -21,7 +21,7 @@ text_enum! {
 /// Why an SLO is stale.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ValidationReason {
-    /// `verdict_failed` or `slope_changed`.
+    /// `verdict_failed`, `slope_changed` or (correlational SLOs) `slope_steeper`.
     pub code: String,
     pub message: String,
 }
@@ -60,6 +60,7 @@ pub fn compare(
     a: &Analysis,
     (sli, kpi): (&str, &str),
     unit: &str,
+    correlational: bool,
 ) -> (ValidationState, Vec<ValidationReason>) {
     let mut reasons = Vec::new();
     let about = |tag: Option<&str>| crate::analysis::report::is_about(tag, sli);
@@ -101,6 +102,31 @@ pub fn compare(
                     100.0 * now.ci_high,
                     100.0 * published.ci_low,
                     100.0 * published.ci_high
+                ),
+            });
+        }
+    }
+    // A correlational SLO's threshold rests on history's slope: an experiment confirms it only
+    // when its harmful end is no steeper than the published one, else the threshold may be
+    // too loose.
+    if let Some(e) = a
+        .causal_effects
+        .iter()
+        .find(|e| correlational && e.kpi == kpi && e.sli == sli)
+    {
+        let now = &e.relative_per_100;
+        let steeper = if published.estimate < 0.0 {
+            now.ci_low < published.ci_low
+        } else {
+            now.ci_high > published.ci_high
+        };
+        if steeper {
+            reasons.push(ValidationReason {
+                code: "slope_steeper".into(),
+                message: format!(
+                    "the experiment's effect on {kpi} per +100 {unit} may be steeper ({:.4}% at its harmful end) than the correlational slope the threshold rests on ({:.4}%): recommend again from the experiment",
+                    100.0 * if published.estimate < 0.0 { now.ci_low } else { now.ci_high },
+                    100.0 * if published.estimate < 0.0 { published.ci_low } else { published.ci_high },
                 ),
             });
         }

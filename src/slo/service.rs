@@ -486,6 +486,7 @@ pub fn revalidate(
         &a,
         (&slo.slo.sli, &slo.slo.kpi),
         &slo.slo.unit,
+        slo.evidence.kind == EvidenceBasis::Correlational,
     );
     let reasons_json = serde_json::to_string(&reasons).map_err(|e| AppError::Internal(e.into()))?;
     let row = revalidations::insert(

@@ -49,57 +49,43 @@ fn libm_erfc(x: f64) -> f64 {
 /// latency two windows (30 minutes) earlier, on its own daily cycle; `conversion_noise` ignores
 /// latency. Returns the medians.
 async fn load(app: &TestApp) -> Vec<f64> {
-    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(11);
-    let jitter = Normal::new(0.0, 0.12).unwrap();
-    let noise = Normal::new(0.0, 0.002).unwrap();
-    let day = |k: i64| (2.0 * std::f64::consts::PI * k as f64 / 96.0).sin();
-    let medians: Vec<f64> = (0..WINDOWS)
-        .map(|k| {
-            let incident = if rng.random::<f64>() < 0.02 { 0.8 } else { 0.0 };
-            250.0 * (0.1 * day(k) + jitter.sample(&mut rng) + incident).exp()
-        })
-        .collect();
-    let sli: Vec<Value> = (0..WINDOWS)
-        .map(|k| histogram(BASE + k * WINDOW, medians[k as usize], 2000.0))
-        .collect();
-    let r = app
-        .post_json("/api/v1/metrics/latency_ms_7/series", &json!(sli))
-        .await;
-    assert_eq!(r.status, 200, "{}: {}", app.backend, r.text);
-    for (kpi, effect) in [("conversion_lag2", 0.0001), ("conversion_noise", 0.0)] {
-        let rows: Vec<Value> = (0..WINDOWS)
-            .map(|k| {
-                let earlier = medians[(k - 2).max(0) as usize];
-                let v = 0.05 + 0.004 * day(k) - effect * (earlier - 250.0) + noise.sample(&mut rng);
-                json!({"start": at(BASE + k * WINDOW), "seconds": WINDOW, "value": v, "units": 1200})
-            })
-            .collect();
-        let r = app
-            .post_json(&format!("/api/v1/metrics/{kpi}/series"), &json!(rows))
-            .await;
-        assert_eq!(r.status, 200, "{}: {}", app.backend, r.text);
-    }
-    medians
+    load_with(app, (WINDOWS, 11), 0.12, |_| 0.02).await
 }
 
-/// Two weeks of 15-minute windows for a recommendation: in the first week the median latency
-/// has incidents (+0.8 in log, one window in twenty), in the second it is calm (σ 0.05 around
-/// its daily cycle); `conversion_lag2` falls 0.01 per +100 ms two windows later, as in
-/// [`load`]. Production's last week is healthy while history saw the SLI far from its baseline.
+/// Two weeks for a recommendation: in the first week the median latency has incidents (one
+/// window in twenty), in the second it is calm (σ 0.05 around its daily cycle). Production's
+/// last week is healthy while history saw the SLI far from its baseline.
 async fn load_two_weeks(app: &TestApp) {
-    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(12);
-    let jitter = Normal::new(0.0, 0.05).unwrap();
+    load_with(app, (2 * WINDOWS, 12), 0.05, |k| {
+        if k < WINDOWS {
+            0.05
+        } else {
+            0.0
+        }
+    })
+    .await;
+}
+
+/// `n` windows from BASE (random stream `seed`): log-normal jitter `sd` around a daily cycle,
+/// +0.8 in log with probability `incident(k)`, and the two KPIs as in [`load`].
+async fn load_with(
+    app: &TestApp,
+    (n, seed): (i64, u64),
+    sd: f64,
+    incident: impl Fn(i64) -> f64,
+) -> Vec<f64> {
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+    let jitter = Normal::new(0.0, sd).unwrap();
     let noise = Normal::new(0.0, 0.002).unwrap();
-    let n = 2 * WINDOWS;
     let day = |k: i64| (2.0 * std::f64::consts::PI * k as f64 / 96.0).sin();
     let medians: Vec<f64> = (0..n)
         .map(|k| {
-            let incident = if k < WINDOWS && rng.random::<f64>() < 0.05 {
+            let bump = if rng.random::<f64>() < incident(k) {
                 0.8
             } else {
                 0.0
             };
-            250.0 * (0.1 * day(k) + jitter.sample(&mut rng) + incident).exp()
+            250.0 * (0.1 * day(k) + jitter.sample(&mut rng) + bump).exp()
         })
         .collect();
     let sli: Vec<Value> = (0..n)
@@ -122,6 +108,7 @@ async fn load_two_weeks(app: &TestApp) {
             .await;
         assert_eq!(r.status, 200, "{}: {}", app.backend, r.text);
     }
+    medians
 }
 
 async fn catalog(app: &TestApp) {

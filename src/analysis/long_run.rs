@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::observational::{
     hour_of_week, AlignedSeries, Controls, ObservationalParameters, Transform,
 };
-use crate::stats::hac::{newey_west_lags, within_lag_sum_hac};
+use crate::stats::hac::{newey_west_lags, within_lag_sum_hac, within_lag_sum_hac_eiv};
 
 /// θ = Σⱼ βⱼ over lags 0..J fitted jointly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -29,11 +29,11 @@ pub struct LongRun {
     pub ci_high: f64,
     pub p_value: f64,
     pub hac_lags: u32,
-    /// Reliability of the SLI's per-window values as a measure of the SLI: λ = 1 − mean
-    /// sampling variance of the lag-0 regressor / its variance (within hour-of-week groups; for
-    /// differences a window's variance plus the previous one's). Noise flattens a slope by λ, so
-    /// `slope`, `std_error` and the interval are divided by it (a first-order correction, exact
-    /// for one lag); null when the windows' sampling variances cannot be read.
+    /// Reliability of θ: the uncorrected θ over the corrected one. Each window's value measures
+    /// the SLI with sampling noise of known variance, which flattens the slopes; θ, its error
+    /// and interval are the errors-in-variables estimates (the noise's cross-products taken out
+    /// of X̃ᵀX̃; `stats::hac::within_lag_sum_hac_eiv`). Null when the windows' sampling
+    /// variances cannot be read (then θ is uncorrected).
     #[serde(default)]
     pub reliability: Option<f64>,
     /// θ before the correction.
@@ -45,8 +45,8 @@ struct Rows {
     y: Vec<f64>,
     cols: Vec<Vec<f64>>,
     groups: Vec<u32>,
-    /// Sampling variance of the lag-0 regressor per row.
-    noise: Vec<f64>,
+    /// Sampling variances of the SLI at t − j, j = 0..=J+1, per row (NaN where unreadable).
+    noise: Vec<Vec<f64>>,
 }
 
 /// Rows (y, xₜ₋ⱼ for j = 0..J, group) where the KPI and every lag of the SLI exist, as first
@@ -86,12 +86,11 @@ fn rows(s: &AlignedSeries, j_max: u32, p: &ObservationalParameters) -> Rows {
             .collect();
         let Some(xs) = xs else { continue };
         r.y.push(yv);
-        let v = var.get(start).copied().unwrap_or(f64::NAN);
-        r.noise.push(if diff {
-            v + var.get(&(start - step)).copied().unwrap_or(f64::NAN)
-        } else {
-            v
-        });
+        r.noise.push(
+            (0..=i64::from(j_max) + 1)
+                .map(|j| var.get(&(start - j * step)).copied().unwrap_or(f64::NAN))
+                .collect(),
+        );
         for (c, x) in r.cols.iter_mut().zip(xs) {
             c.push(x);
         }
@@ -103,28 +102,26 @@ fn rows(s: &AlignedSeries, j_max: u32, p: &ObservationalParameters) -> Rows {
     r
 }
 
-/// λ = 1 − mean noise variance / within-group variance of the regressor; None when fewer than
-/// half the rows have a readable sampling variance.
-fn reliability(x: &[f64], groups: &[u32], noise: &[f64]) -> Option<f64> {
-    let known: Vec<f64> = noise.iter().copied().filter(|v| v.is_finite()).collect();
-    if known.len() * 2 < noise.len() || x.is_empty() {
-        return None;
+/// The rows' noise with unreadable variances replaced by their column's mean; None when more
+/// than a tenth are unreadable (those are the noisiest windows, so a mean would flatter).
+fn imputed(noise: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
+    let cols = noise.first()?.len();
+    let mut out = noise.to_vec();
+    for j in 0..cols {
+        let known: Vec<f64> = noise
+            .iter()
+            .map(|r| r[j])
+            .filter(|v| v.is_finite())
+            .collect();
+        if known.len() * 10 < noise.len() * 9 {
+            return None;
+        }
+        let mean = known.iter().sum::<f64>() / known.len() as f64;
+        out.iter_mut()
+            .filter(|r| !r[j].is_finite())
+            .for_each(|r| r[j] = mean);
     }
-    let n_groups = groups.iter().map(|g| *g as usize + 1).max().unwrap_or(0);
-    let mut sum = vec![0.0; n_groups];
-    let mut count = vec![0.0; n_groups];
-    for (v, g) in x.iter().zip(groups) {
-        sum[*g as usize] += v;
-        count[*g as usize] += 1.0;
-    }
-    let within = x
-        .iter()
-        .zip(groups)
-        .map(|(v, g)| (v - sum[*g as usize] / count[*g as usize]).powi(2))
-        .sum::<f64>()
-        / x.len() as f64;
-    let mean_noise = known.iter().sum::<f64>() / known.len() as f64;
-    (within > 0.0).then(|| 1.0 - mean_noise / within)
+    Some(out)
 }
 
 /// The long-run effect, or None when the joint fit cannot be made (too few complete rows,
@@ -135,22 +132,43 @@ pub fn fit(s: &AlignedSeries, p: &ObservationalParameters, min_windows: usize) -
         return None;
     }
     let maxlags = newey_west_lags(r.y.len());
-    let fit = within_lag_sum_hac(&r.y, &r.cols, &r.groups, maxlags, p.confidence).ok()?;
-    let lambda = reliability(&r.cols[0], &r.groups, &r.noise);
-    // Corrected only where it is a correction: at or below 0 the noise swamps the signal (a
-    // recommendation refuses it); above 1 cannot happen in expectation.
-    let k = lambda.filter(|l| *l > 0.0 && *l <= 1.0).unwrap_or(1.0);
+    let diff = p.transform == Transform::Differences;
+    let corrected = imputed(&r.noise).and_then(|noise| {
+        within_lag_sum_hac_eiv(
+            &r.y,
+            &r.cols,
+            (&noise, diff),
+            &r.groups,
+            (maxlags, p.confidence),
+        )
+        .ok()
+    });
+    let (fit, raw, lambda) = match corrected {
+        Some((fit, raw)) => {
+            let lambda = if fit.slope != 0.0 {
+                raw / fit.slope
+            } else {
+                1.0
+            };
+            (fit, raw, Some(lambda))
+        }
+        None => {
+            let fit = within_lag_sum_hac(&r.y, &r.cols, &r.groups, maxlags, p.confidence).ok()?;
+            let raw = fit.slope;
+            (fit, raw, None)
+        }
+    };
     Some(LongRun {
         lags: p.max_lag_windows,
         windows: fit.n as u64,
-        slope: fit.slope / k,
-        std_error: fit.std_error / k,
-        ci_low: fit.ci_low / k,
-        ci_high: fit.ci_high / k,
+        slope: fit.slope,
+        std_error: fit.std_error,
+        ci_low: fit.ci_low,
+        ci_high: fit.ci_high,
         p_value: fit.p_value,
         hac_lags: maxlags as u32,
         reliability: lambda,
-        uncorrected_slope: Some(fit.slope),
+        uncorrected_slope: Some(raw),
     })
 }
 
@@ -158,8 +176,9 @@ pub fn fit(s: &AlignedSeries, p: &ObservationalParameters, min_windows: usize) -
 mod tests {
     use super::*;
 
-    /// A persistent SLI measured with known noise (λ ≈ 0.45 in differences): the raw slope is
-    /// flattened by about λ, the corrected one recovers the truth (−2e-4) within 10%.
+    /// A persistent SLI measured with known noise (reliability ≈ 0.45 in differences): the raw
+    /// θ is flattened, the errors-in-variables θ recovers the truth (−2e-4) within 10% and its
+    /// interval covers it, at J = 0, 3 and 12 lags and in levels.
     #[test]
     fn the_correction_undoes_the_attenuation_of_noise() {
         use crate::analysis::observational::SliStatistic;
@@ -192,28 +211,59 @@ mod tests {
                 })
                 .collect(),
         };
-        let p = ObservationalParameters {
-            statistic: SliStatistic::P50,
-            controls: Controls::None,
-            transform: Transform::Differences,
-            max_lag_windows: 0,
-            confidence: 0.95,
-            alpha: 0.05,
-        };
-        let l = fit(&s, &p, 100).unwrap();
-        let lambda = l.reliability.unwrap();
-        assert!((0.4..0.5).contains(&lambda), "{lambda}");
-        let raw = l.uncorrected_slope.unwrap();
-        assert!((raw / -2e-4 - lambda).abs() < 0.05, "{raw} vs λ {lambda}");
-        assert!((l.slope / -2e-4 - 1.0).abs() < 0.1, "{}", l.slope);
+        // Several lags share the noise (neighbouring differences): a scalar λ would overshoot
+        // there; the matrix correction recovers θ at every J, in differences and levels.
+        for (lags, transform) in [
+            (0, Transform::Differences),
+            (3, Transform::Differences),
+            (12, Transform::Differences),
+            (3, Transform::Levels),
+        ] {
+            let p = ObservationalParameters {
+                statistic: SliStatistic::P50,
+                controls: Controls::None,
+                transform,
+                max_lag_windows: lags,
+                confidence: 0.95,
+                alpha: 0.05,
+            };
+            let l = fit(&s, &p, 100).unwrap();
+            let raw = l.uncorrected_slope.unwrap();
+            // Levels of a persistent SLI vary far more than the noise: little to undo there.
+            assert!(
+                raw / -2e-4
+                    < if transform == Transform::Levels {
+                        1.0
+                    } else {
+                        0.9
+                    },
+                "{lags} {transform}: raw {raw} is attenuated"
+            );
+            assert!(
+                (l.slope / -2e-4 - 1.0).abs() < 0.1,
+                "{lags} {transform}: corrected {} (raw {raw})",
+                l.slope
+            );
+            assert!(
+                l.ci_low < -2e-4 && l.ci_high > -2e-4,
+                "{lags} {transform}: {l:?}"
+            );
+            assert!((l.reliability.unwrap() - raw / l.slope).abs() < 1e-12);
+        }
     }
 
-    /// Noise with half the regressor's variance leaves a reliability of one half.
+    /// More than a tenth of unreadable variances: no correction is claimed.
     #[test]
-    fn reliability_is_one_minus_the_noise_share() {
-        let x = [1.0, -1.0, 1.0, -1.0];
-        let g = [0, 0, 0, 0];
-        assert!((reliability(&x, &g, &[0.5; 4]).unwrap() - 0.5).abs() < 1e-12);
-        assert_eq!(reliability(&x, &g, &[f64::NAN; 4]), None);
+    fn unreadable_noise_is_not_imputed_beyond_a_tenth() {
+        let rows = vec![vec![1.0, 1.0]; 8]
+            .into_iter()
+            .chain([vec![f64::NAN, 1.0], vec![f64::NAN, 1.0]])
+            .collect::<Vec<_>>();
+        assert_eq!(imputed(&rows), None);
+        let ok: Vec<Vec<f64>> = vec![vec![1.0, 2.0]; 9]
+            .into_iter()
+            .chain([vec![f64::NAN, 2.0]])
+            .collect();
+        assert_eq!(imputed(&ok).unwrap()[9], vec![1.0, 2.0]);
     }
 }

@@ -159,6 +159,12 @@ impl Calendar {
             periods.push((i, CalendarPeriod { name, ..p.clone() }));
         }
         conflicts(&periods, &mut issues);
+        // A problem lists at most 100 issues (as uploads do).
+        if issues.len() > 100 {
+            let more = issues.len() - 100;
+            issues.truncate(100);
+            issues.push(Issue::field("periods", format!("and {more} more problems")));
+        }
         match key {
             Some(key) if issues.is_empty() => {
                 let mut periods: Vec<CalendarPeriod> =

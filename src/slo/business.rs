@@ -126,7 +126,13 @@ fn state_of(db: &Db, (i, id): (usize, i64), change: &Change, max_age: f64) -> Ap
             .find(|b| b.window == w)
             .and_then(|b| b.burn_rate)
     };
-    let in_force = s.calendar.map(|c| c.in_force).unwrap_or_default();
+    let in_force = s.calendar.map_or_else(
+        || crate::domain::calendar::InForce {
+            budget_multiplier: 1.0,
+            ..Default::default()
+        },
+        |c| c.in_force,
+    );
     let remaining = s.error_budget.remaining;
     // The budget's value at risk, repriced when the calendar overrides the KPI unit's value.
     let scale = match (in_force.value_per_kpi_unit, inputs.value_per_kpi_unit) {

@@ -8,11 +8,10 @@
 //! needs the reviewer's `acknowledge_correlational_evidence`.
 
 use super::model::{
-    Comparison, Derivation, Evaluation, EvidenceBasis, RecommendationEvidence, SloSpec,
-    ThresholdSource,
+    Derivation, Evaluation, EvidenceBasis, RecommendationEvidence, ThresholdSource,
 };
 use super::recommend::{
-    baseline_from, budget_of, fmt_num, pricing, settle, shift_note, statement, target, Derived,
+    baseline_from, budget_of, fmt_num, pricing, settle, shift_note, spec_of, target, Derived,
     Production,
 };
 use super::request::{resolve, CreateRecommendation};
@@ -135,6 +134,15 @@ fn slope_estimate(o: &ObservationalAnalysis) -> AppResult<Estimate> {
             )],
         )
     })?;
+    if l.reliability.is_none() {
+        return Err(AppError::invalid(
+            "the SLI's per-window noise cannot be read",
+            vec![Issue::field(
+                "id",
+                "too many windows have too few requests (or their quantile in the +Inf bucket) to read the sampling noise of the SLI's per-window value, so its attenuation of the slope cannot be bounded; analyse longer windows or a series with more requests per window",
+            )],
+        ));
+    }
     if let Some(r) = l.reliability.filter(|r| *r < MIN_RELIABILITY) {
         return Err(AppError::invalid(
             "the SLI's per-window values are too noisy",
@@ -307,7 +315,6 @@ pub fn derive_correlational(
         inputs.allow_extrapolation,
         &mut notes,
     )?;
-    let comparison = Comparison::good_side(sli.direction);
     let (threshold, target) = settle(
         sli,
         production,
@@ -315,27 +322,14 @@ pub fn derive_correlational(
         events,
         &mut notes,
     )?;
-    let text = if events {
-        super::events::statement(sli, target, inputs.window_days)
-    } else {
-        statement(sli, &inputs, governed, comparison, threshold, target)
-    };
     Ok(Derived {
-        slo: SloSpec {
-            sli: sli.key.clone(),
-            sli_name: sli.name.clone(),
-            kpi: kpi.key.clone(),
-            percentile: governed,
-            comparison,
-            threshold,
-            unit: sli.unit.clone(),
-            target,
-            window_days: inputs.window_days,
-            evaluation: inputs.evaluation,
-            window_minutes: inputs.window_minutes,
-            baseline_share: events.then_some(baseline),
-            statement: format!("{text} {LABEL}"),
-        },
+        slo: spec_of(
+            (sli, kpi),
+            &inputs,
+            (governed, threshold, target),
+            baseline,
+            |text| format!("{text} {LABEL}"),
+        ),
         threshold_range: slope.range,
         error_budget: budget_of(
             &inputs,

@@ -42,13 +42,16 @@ fn record(name: &str, expr: String, journey: &str) -> Rule {
 pub fn rules(j: &Journey, step_names: &[String]) -> RuleFile {
     let key = j.key.as_str();
     let sel = format!("{{sloproof_journey=\"{key}\"}}");
+    // `>= 0` drops a step's NaN (no traffic) and `on()` joins the steps' single samples: an
+    // evaluation where a step has no ratio records nothing (as the service skips times not
+    // every step has), so one idle minute cannot turn the averages below NaN.
     let product: Vec<String> = step_names
         .iter()
-        .map(|n| format!("(1 - scalar(max(slo:sli_error:ratio_rate5m{{sloproof_slo=\"{n}\"}})))"))
+        .map(|n| format!("(1 - max(slo:sli_error:ratio_rate5m{{sloproof_slo=\"{n}\"}} >= 0))"))
         .collect();
     let mut recordings = vec![record(
         JOURNEY_ERROR,
-        format!("vector(1 - {})", product.join(" * ")),
+        format!("1 - {}", product.join(" * on() ")),
         key,
     )];
     for w in ranges() {

@@ -23,7 +23,7 @@ pub struct Journey {
     pub id: i64,
     pub key: String,
     pub name: String,
-    /// Step SLO ids, in order.
+    /// Step SLO ids, in order; a superseded step is replaced by its active successor.
     pub steps: Vec<i64>,
     pub objective: f64,
     /// `given`, or `product_of_steps` (the product of the steps' targets).
@@ -166,12 +166,8 @@ pub fn create(db: &Db, req: &CreateJourney, actor: &str) -> AppResult<Journey> {
 }
 
 fn view(row: &StoredJourney, slos: &[Slo]) -> AppResult<Journey> {
-    let steps: Vec<i64> = serde_json::from_str(&row.steps).map_err(|e| {
-        AppError::Internal(anyhow::anyhow!(
-            "stored journey {} cannot be read: {e}",
-            row.id
-        ))
-    })?;
+    // The steps as they stand: successors replace superseded SLOs.
+    let steps: Vec<i64> = slos.iter().map(|s| s.id).collect();
     let product: f64 = slos.iter().map(|s| s.slo.target).product();
     let objective = row.objective.unwrap_or(product);
     let (budget, priced) = split(slos, objective);
@@ -204,9 +200,22 @@ fn load(db: &Db, row: &StoredJourney) -> AppResult<(Journey, Vec<Slo>)> {
     })?;
     let slos = ids
         .iter()
-        .map(|id| super::service::slo(db, *id))
+        .map(|id| current(db, *id))
         .collect::<AppResult<Vec<_>>>()?;
     Ok((view(row, &slos)?, slos))
+}
+
+/// SLO `id`, or the active SLO that (transitively) superseded it: a journey follows its steps'
+/// successors, as a re-approval replaces an SLO.
+fn current(db: &Db, id: i64) -> AppResult<Slo> {
+    let mut slo = super::service::slo(db, id)?;
+    for _ in 0..1000 {
+        match (slo.status, slo.superseded_by) {
+            (SloStatus::Superseded, Some(next)) => slo = super::service::slo(db, next)?,
+            _ => break,
+        }
+    }
+    Ok(slo)
 }
 
 /// The journey with this key and its step SLOs, or 404.

@@ -505,6 +505,39 @@ pub(super) fn settle(
     }
 }
 
+/// The SLO of a derivation: the threshold on the SLI's good side, the target, and its
+/// statement (events: the share floor; otherwise the threshold), passed through `label`.
+pub(super) fn spec_of(
+    (sli, kpi): (&Metric, &Metric),
+    inputs: &RecommendationInputs,
+    (governed, threshold, target): (Option<u32>, f64, f64),
+    baseline: f64,
+    label: impl FnOnce(String) -> String,
+) -> SloSpec {
+    let events = inputs.evaluation == Evaluation::Events;
+    let comparison = Comparison::good_side(sli.direction);
+    let text = if events {
+        super::events::statement(sli, target, inputs.window_days)
+    } else {
+        statement(sli, inputs, governed, comparison, threshold, target)
+    };
+    SloSpec {
+        sli: sli.key.clone(),
+        sli_name: sli.name.clone(),
+        kpi: kpi.key.clone(),
+        percentile: governed,
+        comparison,
+        threshold,
+        unit: sli.unit.clone(),
+        target,
+        window_days: inputs.window_days,
+        evaluation: inputs.evaluation,
+        window_minutes: inputs.window_minutes,
+        baseline_share: events.then_some(baseline),
+        statement: label(text),
+    }
+}
+
 /// Derives a recommendation from an analysis; 422 with the verdict's reasons when the effect
 /// on that KPI was not validated. With a production series, the baseline is production's.
 pub fn derive(
@@ -566,25 +599,13 @@ pub fn derive(
         &mut notes,
     )?;
     Ok(Derived {
-        slo: SloSpec {
-            sli: sli.key.clone(),
-            sli_name: sli.name.clone(),
-            kpi: kpi.key.clone(),
-            percentile: governed,
-            comparison,
-            threshold,
-            unit: sli.unit.clone(),
-            target,
-            window_days: inputs.window_days,
-            evaluation: inputs.evaluation,
-            window_minutes: inputs.window_minutes,
-            baseline_share: events.then_some(baseline),
-            statement: if events {
-                super::events::statement(sli, target, inputs.window_days)
-            } else {
-                statement(sli, &inputs, governed, comparison, threshold, target)
-            },
-        },
+        slo: spec_of(
+            (sli, kpi),
+            &inputs,
+            (governed, threshold, target),
+            baseline,
+            |s| s,
+        ),
         threshold_range: slope.range,
         error_budget: budget_of(
             &inputs,

@@ -140,7 +140,10 @@ pub fn summary(
             "; {} {} {dir} {}{unit}, which its validated slope prices at {}{share}",
             t.name,
             t.statistic,
-            fmt_num(t.shift.abs()),
+            fmt_num(crate::slo::threshold::round_significant(
+                t.shift.abs(),
+                false
+            )),
             rel(t.explained)
         ));
     }

@@ -57,8 +57,29 @@ pub fn newey_west_lags(n: usize) -> usize {
     (4.0 * (n as f64 / 100.0).powf(2.0 / 9.0)).floor() as usize
 }
 
+/// The number of group ids (max + 1) and of groups that occur.
+fn group_counts(groups: &[u32]) -> (usize, usize) {
+    let n_groups = groups.iter().map(|g| *g as usize + 1).max().unwrap_or(0);
+    let mut seen = vec![false; n_groups];
+    groups.iter().for_each(|g| seen[*g as usize] = true);
+    (n_groups, seen.iter().filter(|s| **s).count())
+}
+
+/// The Bartlett-kernel long-run variance of a score series: Σ vₜ² + 2 Σ_{l=1}^{L} (1 − l/(L+1))
+/// Σₜ vₜ vₜ₋ₗ (Newey & West 1987).
+fn bartlett(v: &[f64], maxlags: usize) -> f64 {
+    let n = v.len();
+    let mut var: f64 = v.iter().map(|a| a * a).sum();
+    for l in 1..=maxlags.min(n.saturating_sub(1)) {
+        let w = 1.0 - l as f64 / (maxlags as f64 + 1.0);
+        let s: f64 = v[l..].iter().zip(&v[..n - l]).map(|(a, b)| a * b).sum();
+        var += 2.0 * w * s;
+    }
+    var
+}
+
 /// Values minus their group's mean.
-fn demean(v: &[f64], groups: &[u32], n_groups: usize) -> Vec<f64> {
+pub(crate) fn demean(v: &[f64], groups: &[u32], n_groups: usize) -> Vec<f64> {
     let mut sum = vec![0.0; n_groups];
     let mut count = vec![0usize; n_groups];
     for (x, g) in v.iter().zip(groups) {
@@ -96,12 +117,7 @@ pub fn within_slope_hac(
     }
     check_finite("HAC outcome", y)?;
     check_finite("HAC regressor", x)?;
-    let n_groups = groups.iter().map(|g| *g as usize + 1).max().unwrap_or(0);
-    let used = {
-        let mut seen = vec![false; n_groups];
-        groups.iter().for_each(|g| seen[*g as usize] = true);
-        seen.iter().filter(|s| **s).count()
-    };
+    let (n_groups, used) = group_counts(groups);
     if n < used + 3 {
         return Err(StatsError::TooFew {
             what: "a regression with fixed effects",
@@ -123,12 +139,7 @@ pub fn within_slope_hac(
         .zip(&yt)
         .map(|(xi, yi)| xi * (yi - slope * xi) / sxx)
         .collect();
-    let mut var: f64 = v.iter().map(|a| a * a).sum();
-    for l in 1..=maxlags.min(n - 1) {
-        let w = 1.0 - l as f64 / (maxlags as f64 + 1.0);
-        let s: f64 = v[l..].iter().zip(&v[..n - l]).map(|(a, b)| a * b).sum();
-        var += 2.0 * w * s;
-    }
+    let var = bartlett(&v, maxlags);
     if var <= 0.0 {
         return Err(StatsError::ZeroVariance("the residuals do not vary"));
     }
@@ -176,12 +187,7 @@ pub fn within_lag_sum_hac(
     for c in lags {
         check_finite("HAC regressor", c)?;
     }
-    let n_groups = groups.iter().map(|g| *g as usize + 1).max().unwrap_or(0);
-    let used = {
-        let mut seen = vec![false; n_groups];
-        groups.iter().for_each(|g| seen[*g as usize] = true);
-        seen.iter().filter(|s| **s).count()
-    };
+    let (n_groups, used) = group_counts(groups);
     if n < used + k + 2 {
         return Err(StatsError::TooFew {
             what: "a distributed-lag regression with fixed effects",
@@ -208,12 +214,7 @@ pub fn within_lag_sum_hac(
             cx * (yt[t] - fit)
         })
         .collect();
-    let mut var: f64 = v.iter().map(|a| a * a).sum();
-    for l in 1..=maxlags.min(n - 1) {
-        let w = 1.0 - l as f64 / (maxlags as f64 + 1.0);
-        let s: f64 = v[l..].iter().zip(&v[..n - l]).map(|(a, b)| a * b).sum();
-        var += 2.0 * w * s;
-    }
+    let var = bartlett(&v, maxlags);
     if var <= 0.0 {
         return Err(StatsError::ZeroVariance("the residuals do not vary"));
     }
@@ -232,6 +233,94 @@ pub fn within_lag_sum_hac(
         groups: used,
         maxlags,
     })
+}
+
+/// [`within_lag_sum_hac`] corrected for classical measurement error in the regressor: each
+/// observed xₜ is the SLI plus noise of known variance σ²ₜ (`noise[t]` holds σ² of the rows'
+/// xₜ₋ⱼ for j = 0..=J+1, the last used by differences). The errors-in-variables estimator
+/// β = (X̃ᵀX̃ − N)⁻¹X̃ᵀỹ (Fuller 1987, §2.2) subtracts the noise's cross-products N = Σₜ Nₜ:
+/// in levels Nₜ = diag(σ²ₜ₋ⱼ); in first differences a column's noise is εₜ₋ⱼ − εₜ₋ⱼ₋₁, so
+/// Nₜ[j][j] = σ²ₜ₋ⱼ + σ²ₜ₋ⱼ₋₁ and Nₜ[j][j+1] = −σ²ₜ₋ⱼ₋₁. θ = Σ β with the HAC variance of the
+/// corrected estimating equation, scores x̃ₜeₜ + Nₜβ projected on c = (X̃ᵀX̃ − N)⁻¹1, × n/(n − G − k).
+/// Also returns θ before the correction. An error when X̃ᵀX̃ − N is not positive definite (the
+/// noise is as large as the signal).
+pub fn within_lag_sum_hac_eiv(
+    y: &[f64],
+    lags: &[Vec<f64>],
+    (noise, differences): (&[Vec<f64>], bool),
+    groups: &[u32],
+    (maxlags, confidence): (usize, f64),
+) -> StatsResult<(HacSlope, f64)> {
+    let raw = within_lag_sum_hac(y, lags, groups, maxlags, confidence)?;
+    let (n, k) = (y.len(), lags.len());
+    if noise.len() != n || noise.iter().any(|r| r.len() < k + usize::from(differences)) {
+        return Err(StatsError::LengthMismatch("noise rows".into()));
+    }
+    let (n_groups, used) = group_counts(groups);
+    let yt = demean(y, groups, n_groups);
+    let xt: Vec<Vec<f64>> = lags.iter().map(|c| demean(c, groups, n_groups)).collect();
+    let cols: Vec<&[f64]> = xt.iter().map(Vec::as_slice).collect();
+    let mut a = super::linalg::weighted_cross(&cols, &vec![1.0; n]);
+    // One row's noise cross-products, as a k×k matrix.
+    let row_noise = |r: &[f64]| -> Vec<Vec<f64>> {
+        let mut m = vec![vec![0.0; k]; k];
+        for j in 0..k {
+            m[j][j] = if differences { r[j] + r[j + 1] } else { r[j] };
+            if differences && j + 1 < k {
+                m[j][j + 1] = -r[j + 1];
+                m[j + 1][j] = -r[j + 1];
+            }
+        }
+        m
+    };
+    for r in noise {
+        let m = row_noise(r);
+        for i in 0..k {
+            for j in 0..k {
+                a[i][j] -= m[i][j];
+            }
+        }
+    }
+    let b: Vec<f64> = xt
+        .iter()
+        .map(|c| c.iter().zip(&yt).map(|(x, y)| x * y).sum())
+        .collect();
+    let (beta, inv) = super::linalg::solve_normal(&a, &b).ok_or(StatsError::ZeroVariance(
+        "the regressor's measurement noise is as large as its variation",
+    ))?;
+    let c: Vec<f64> = (0..k).map(|i| inv[i].iter().sum()).collect();
+    let v: Vec<f64> = (0..n)
+        .map(|t| {
+            let fit: f64 = (0..k).map(|j| beta[j] * xt[j][t]).sum();
+            let e = yt[t] - fit;
+            let m = row_noise(&noise[t]);
+            (0..k)
+                .map(|i| c[i] * (xt[i][t] * e + (0..k).map(|j| m[i][j] * beta[j]).sum::<f64>()))
+                .sum()
+        })
+        .collect();
+    let var = bartlett(&v, maxlags);
+    if var <= 0.0 {
+        return Err(StatsError::ZeroVariance("the residuals do not vary"));
+    }
+    let std_error = (var * n as f64 / (n - used - k) as f64).sqrt();
+    let theta: f64 = beta.iter().sum();
+    let q = norm_ppf(1.0 - alpha_of(confidence)? / 2.0);
+    let z = theta / std_error;
+    Ok((
+        HacSlope {
+            slope: theta,
+            std_error,
+            z,
+            p_value: two_sided_normal_p(z),
+            ci_low: theta - q * std_error,
+            ci_high: theta + q * std_error,
+            n,
+            groups: used,
+            maxlags,
+        },
+        raw.slope,
+    ))
 }
 
 #[cfg(test)]

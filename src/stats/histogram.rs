@@ -65,12 +65,18 @@ pub fn quantile(q: f64, bounds: &[f64], cumulative: &[f64], total: f64) -> f64 {
     start + (bounds[b] - start) * ((rank - before) / in_bucket)
 }
 
-/// Sampling variance of the q-quantile of a histogram window of `total` events: the
-/// asymptotic variance of a sample quantile, q(1 − q) / (n·f²) (Serfling 1980, §2.3.3), with the
-/// density f at the quantile read from the bucket that holds it (its events / (n × its width)).
-/// NaN when the quantile lies in the +Inf bucket or in a bucket without width or events.
+/// Sampling variance of the interpolated q-quantile of a histogram window of `total` events,
+/// by the delta method on the bucket counts: the quantile is start + w·(qn − before)/m with m
+/// events in the bucket of width w holding the rank, so with P = m/n and r = (qn − before)/m its
+/// position in the bucket, Var ≈ w²/(n·P²)·[q(1 − q) − r(1 − r)·P] (multinomial counts; for
+/// equal-width buckets of a uniform density it is Serfling's q(1 − q)/(n·f²)). NaN where the
+/// asymptotics fail or nothing can be read: fewer than 20 events on the quantile's thin side
+/// (n·min(q, 1 − q)), fewer than 10 in its bucket, or the +Inf bucket.
 pub fn quantile_variance(q: f64, bounds: &[f64], cumulative: &[f64], total: f64) -> f64 {
     if !(0.0..1.0).contains(&q) || total <= 0.0 || bounds.is_empty() {
+        return f64::NAN;
+    }
+    if total * q.min(1.0 - q) < 20.0 {
         return f64::NAN;
     }
     let rank = q * total;
@@ -86,12 +92,13 @@ pub fn quantile_variance(q: f64, bounds: &[f64], cumulative: &[f64], total: f64)
         (bounds[b - 1], cumulative[b - 1])
     };
     let width = bounds[b] - start;
-    let in_bucket = cumulative[b] - before;
-    if width <= 0.0 || in_bucket <= 0.0 {
+    let m = cumulative[b] - before;
+    if width <= 0.0 || m < 10.0 {
         return f64::NAN;
     }
-    let f = in_bucket / (total * width);
-    q * (1.0 - q) / (total * f * f)
+    let p = m / total;
+    let r = (rank - before) / m;
+    (width * width / (total * p * p) * (q * (1.0 - q) - r * (1.0 - r) * p)).max(0.0)
 }
 
 /// Mean of the part of the interpolated distribution beyond `t` on the side `above` (events
@@ -158,6 +165,13 @@ mod tests {
         // In the +Inf bucket there is no density to read.
         let cum: Vec<f64> = vec![0.0; 10].into_iter().chain([1000.0]).collect();
         assert!(quantile_variance(0.5, &bounds, &cum, 1000.0).is_nan());
+        // Inside a bucket the within-bucket randomness interpolates away: a rank in the middle
+        // of [0.4, 0.5] (q = 0.45) varies as w²/(nP²)·[q(1−q) − P/4].
+        let v = quantile_variance(0.45, &bounds, &cumulative, 1000.0);
+        let want = 0.01 / (1000.0 * 0.01) * (0.45 * 0.55 - 0.25 * 0.1);
+        assert!((v - want).abs() < 1e-15, "{v} vs {want}");
+        // Too few events on the thin side: the asymptotics do not hold.
+        assert!(quantile_variance(0.99, &bounds, &cumulative, 1000.0).is_nan());
     }
 
     const B: [f64; 3] = [100.0, 200.0, 400.0];

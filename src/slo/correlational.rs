@@ -152,6 +152,23 @@ fn slope_estimate(o: &ObservationalAnalysis) -> AppResult<Estimate> {
             )],
         ));
     }
+    // The verdict tests the best lag; what prices the SLO is θ, so θ itself must be
+    // significant (its whole interval on one side of zero).
+    if l.ci_low <= 0.0 && l.ci_high >= 0.0 {
+        return Err(AppError::invalid(
+            "the long-run effect is not significant",
+            vec![Issue::field(
+                "id",
+                format!(
+                    "the sum of the lag effects, {:.4e}, has a {:.0}% interval from {:.4e} to {:.4e}, which includes 0: history does not show a sustained effect to price",
+                    l.slope,
+                    100.0 * o.parameters.confidence,
+                    l.ci_low,
+                    l.ci_high
+                ),
+            )],
+        ));
+    }
     Ok(Estimate {
         estimate: l.slope,
         std_error: l.std_error,

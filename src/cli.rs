@@ -54,8 +54,11 @@ pub enum Command {
         #[arg(long, env = "SLOPROOF_TOKEN", hide_env_values = true)]
         token: String,
         /// Id of an SLO the change touches (repeat for several).
-        #[arg(long = "slo", required = true)]
+        #[arg(long = "slo", required_unless_present = "journey")]
         slos: Vec<i64>,
+        /// A journey's key: the change touches each of its steps (instead of --slo).
+        #[arg(long, conflicts_with = "slos")]
+        journey: Option<String>,
         /// low, normal, high or critical.
         #[arg(long, default_value = "normal")]
         priority: String,

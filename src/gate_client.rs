@@ -9,6 +9,8 @@ pub struct GateRequest<'a> {
     pub api: &'a str,
     pub token: &'a str,
     pub slos: &'a [i64],
+    /// A journey's key instead of `slos`.
+    pub journey: Option<&'a str>,
     pub priority: &'a str,
     pub description: &'a str,
     pub expected_budget_burn: Option<f64>,
@@ -34,7 +36,10 @@ pub async fn ask(r: &GateRequest<'_>) -> anyhow::Result<Value> {
     if let Some(e) = r.expected_budget_burn {
         change["expected_budget_burn"] = json!(e);
     }
-    let body = json!({"slos": r.slos, "change": change});
+    let body = match r.journey {
+        Some(j) => json!({"journey": j, "change": change}),
+        None => json!({"slos": r.slos, "change": change}),
+    };
     let client = awc::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .bearer_auth(r.token)

@@ -249,6 +249,30 @@ async fn a_journey_is_the_product_of_its_steps() {
             .collect();
         assert_eq!(ids, vec![ida, idb]);
         assert_eq!(r.body["journey"], "checkout");
+        // The CLI gates a journey too: a critical change is allowed (exit 0).
+        let base = app.base.clone();
+        let out = actix_web::web::block(move || {
+            Command::new(env!("CARGO_BIN_EXE_sloproof"))
+                .args([
+                    "gate",
+                    "--api",
+                    &base,
+                    "--token",
+                    ADMIN_TOKEN,
+                    "--journey",
+                    "checkout",
+                ])
+                .args(["--priority", "critical", "--description", "v42"])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{b}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&format!("SLO {ida}")),
+            "{out:?}"
+        );
         let r = app
             .call("POST", "/api/v1/deploy-checks", Some(ADMIN_TOKEN),
                   Some(&json!({"journey": "nope", "change": {"description": "v42", "priority": "low"}})))

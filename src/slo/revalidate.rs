@@ -60,7 +60,7 @@ pub fn compare(
     a: &Analysis,
     (sli, kpi): (&str, &str),
     unit: &str,
-    correlational: bool,
+    correlational: Option<f64>,
 ) -> (ValidationState, Vec<ValidationReason>) {
     let mut reasons = Vec::new();
     let about = |tag: Option<&str>| crate::analysis::report::is_about(tag, sli);
@@ -106,27 +106,30 @@ pub fn compare(
             });
         }
     }
-    // A correlational SLO's threshold rests on history's slope: an experiment confirms it only
-    // when its harmful end is no steeper than the published one, else the threshold may be
-    // too loose.
-    if let Some(e) = a
-        .causal_effects
-        .iter()
-        .find(|e| correlational && e.kpi == kpi && e.sli == sli)
-    {
-        let now = &e.relative_per_100;
-        let steeper = if published.estimate < 0.0 {
-            now.ci_low < published.ci_low
+    // A correlational SLO's threshold rests on the harmful end of history's slope
+    // (`correlational` = the harmful sign from the metrics' directions): an experiment confirms
+    // it only when its estimate is no steeper, else the threshold may be too loose. The
+    // estimate, not the experiment's interval end, so that a noisy experiment alone does not
+    // mark it stale.
+    if let Some((e, harmful)) = correlational.and_then(|h| {
+        a.causal_effects
+            .iter()
+            .find(|e| e.kpi == kpi && e.sli == sli)
+            .map(|e| (e, h))
+    }) {
+        let now = e.relative_per_100.estimate;
+        let end = if harmful < 0.0 {
+            published.ci_low
         } else {
-            now.ci_high > published.ci_high
+            published.ci_high
         };
-        if steeper {
+        if now * harmful > end * harmful {
             reasons.push(ValidationReason {
                 code: "slope_steeper".into(),
                 message: format!(
-                    "the experiment's effect on {kpi} per +100 {unit} may be steeper ({:.4}% at its harmful end) than the correlational slope the threshold rests on ({:.4}%): recommend again from the experiment",
-                    100.0 * if published.estimate < 0.0 { now.ci_low } else { now.ci_high },
-                    100.0 * if published.estimate < 0.0 { published.ci_low } else { published.ci_high },
+                    "the experiment's effect on {kpi} per +100 {unit} ({:.4}%) is steeper than the correlational slope the threshold rests on ({:.4}%): recommend again from the experiment",
+                    100.0 * now,
+                    100.0 * end,
                 ),
             });
         }

@@ -481,12 +481,20 @@ pub fn revalidate(
     }
     let stored = crate::analysis::service::run(db, experiment, request, max_cost)?;
     let a: Analysis = serde_json::from_str(&stored.result).map_err(|e| corrupt("analysis", e))?;
+    let harmful = {
+        let conn = &mut *db.conn()?;
+        let (sli, kpi) = (
+            metrics::get(conn, &slo.slo.sli)?,
+            metrics::get(conn, &slo.slo.kpi)?,
+        );
+        sli.direction.harmful_slope_sign(kpi.direction)
+    };
     let (outcome, reasons) = compare(
         &slo.evidence.relative_per_100,
         &a,
         (&slo.slo.sli, &slo.slo.kpi),
         &slo.slo.unit,
-        slo.evidence.kind == EvidenceBasis::Correlational,
+        (slo.evidence.kind == EvidenceBasis::Correlational).then_some(harmful),
     );
     let reasons_json = serde_json::to_string(&reasons).map_err(|e| AppError::Internal(e.into()))?;
     let row = revalidations::insert(

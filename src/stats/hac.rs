@@ -139,42 +139,52 @@ pub fn within_slope_hac(
         .zip(&yt)
         .map(|(xi, yi)| xi * (yi - slope * xi) / sxx)
         .collect();
-    let var = bartlett(&v, maxlags);
+    hac_estimate(slope, &v, (used, 1), maxlags, confidence)
+}
+
+/// The estimate with its HAC error from its score series `v` (Bartlett, `maxlags`), with the
+/// small-sample correction n/(n − G − k) for `used` = G intercepts and k slopes (statsmodels'
+/// `use_correction=True` on the dummy design), a normal interval and p-value.
+fn hac_estimate(
+    estimate: f64,
+    v: &[f64],
+    (used, k): (usize, usize),
+    maxlags: usize,
+    confidence: f64,
+) -> StatsResult<HacSlope> {
+    let n = v.len();
+    let var = bartlett(v, maxlags);
     if var <= 0.0 {
         return Err(StatsError::ZeroVariance("the residuals do not vary"));
     }
-    // Small-sample correction n/(n − k), k = the slope and one intercept per group
-    // (statsmodels' `use_correction=True` on the dummy design).
-    let std_error = (var * n as f64 / (n - used - 1) as f64).sqrt();
+    let std_error = (var * n as f64 / (n - used - k) as f64).sqrt();
     let q = norm_ppf(1.0 - alpha_of(confidence)? / 2.0);
-    let z = slope / std_error;
+    let z = estimate / std_error;
     Ok(HacSlope {
-        slope,
+        slope: estimate,
         std_error,
         z,
         p_value: two_sided_normal_p(z),
-        ci_low: slope - q * std_error,
-        ci_high: slope + q * std_error,
+        ci_low: estimate - q * std_error,
+        ci_high: estimate + q * std_error,
         n,
         groups: used,
         maxlags,
     })
 }
 
-/// The cumulative (long-run) effect of a distributed lag: yₜ = α_g(t) + Σ_{j=0}^{J} βⱼ·xₜ₋ⱼ + eₜ
-/// fitted jointly by least squares (within groups, as [`within_slope_hac`]), reported as
-/// θ = Σⱼ βⱼ with its HAC standard error: Var θ = cᵀ·S·c with c = (X̃ᵀX̃)⁻¹·1 and S the Bartlett
-/// HAC meat of the scores x̃ₜeₜ, so only the scalar series vₜ = (cᵀx̃ₜ)·eₜ is needed; times
-/// n/(n − G − k) for the G intercepts and k = J + 1 slopes (statsmodels' `use_correction=True`
-/// on the dummy design, where θ's variance is 1ᵀ·cov_params·1). `lags[j]` holds xₜ₋ⱼ for every
-/// observation. A sustained shift of x by d moves y by θ·d once every lag has passed.
-pub fn within_lag_sum_hac(
-    y: &[f64],
-    lags: &[Vec<f64>],
-    groups: &[u32],
-    maxlags: usize,
-    confidence: f64,
-) -> StatsResult<HacSlope> {
+/// A distributed-lag design within groups: the demeaned outcome and lag columns, X̃ᵀX̃, X̃ᵀỹ
+/// and the number of groups present; errors for mismatched lengths, non-finite values or too
+/// few observations.
+struct LagDesign {
+    yt: Vec<f64>,
+    xt: Vec<Vec<f64>>,
+    a: super::linalg::Square,
+    b: Vec<f64>,
+    used: usize,
+}
+
+fn lag_design(y: &[f64], lags: &[Vec<f64>], groups: &[u32]) -> StatsResult<LagDesign> {
     let n = y.len();
     let k = lags.len();
     if k == 0 || lags.iter().any(|c| c.len() != n) || groups.len() != n {
@@ -199,40 +209,41 @@ pub fn within_lag_sum_hac(
     let xt: Vec<Vec<f64>> = lags.iter().map(|c| demean(c, groups, n_groups)).collect();
     let cols: Vec<&[f64]> = xt.iter().map(Vec::as_slice).collect();
     let a = super::linalg::weighted_cross(&cols, &vec![1.0; n]);
-    let b: Vec<f64> = xt
+    let b = xt
         .iter()
         .map(|c| c.iter().zip(&yt).map(|(x, y)| x * y).sum())
         .collect();
-    let (beta, inv) = super::linalg::solve_normal(&a, &b).ok_or(StatsError::ZeroVariance(
+    Ok(LagDesign { yt, xt, a, b, used })
+}
+
+/// The cumulative (long-run) effect of a distributed lag: yₜ = α_g(t) + Σ_{j=0}^{J} βⱼ·xₜ₋ⱼ + eₜ
+/// fitted jointly by least squares (within groups, as [`within_slope_hac`]), reported as
+/// θ = Σⱼ βⱼ with its HAC standard error: Var θ = cᵀ·S·c with c = (X̃ᵀX̃)⁻¹·1 and S the Bartlett
+/// HAC meat of the scores x̃ₜeₜ, so only the scalar series vₜ = (cᵀx̃ₜ)·eₜ is needed; times
+/// n/(n − G − k) for the G intercepts and k = J + 1 slopes (statsmodels' `use_correction=True`
+/// on the dummy design, where θ's variance is 1ᵀ·cov_params·1). `lags[j]` holds xₜ₋ⱼ for every
+/// observation. A sustained shift of x by d moves y by θ·d once every lag has passed.
+pub fn within_lag_sum_hac(
+    y: &[f64],
+    lags: &[Vec<f64>],
+    groups: &[u32],
+    maxlags: usize,
+    confidence: f64,
+) -> StatsResult<HacSlope> {
+    let d = lag_design(y, lags, groups)?;
+    let k = lags.len();
+    let (beta, inv) = super::linalg::solve_normal(&d.a, &d.b).ok_or(StatsError::ZeroVariance(
         "the lags of the regressor are collinear within the fixed-effect groups",
     ))?;
     let c: Vec<f64> = (0..k).map(|i| inv[i].iter().sum()).collect();
-    let v: Vec<f64> = (0..n)
+    let v: Vec<f64> = (0..y.len())
         .map(|t| {
-            let fit: f64 = (0..k).map(|j| beta[j] * xt[j][t]).sum();
-            let cx: f64 = (0..k).map(|j| c[j] * xt[j][t]).sum();
-            cx * (yt[t] - fit)
+            let fit: f64 = (0..k).map(|j| beta[j] * d.xt[j][t]).sum();
+            let cx: f64 = (0..k).map(|j| c[j] * d.xt[j][t]).sum();
+            cx * (d.yt[t] - fit)
         })
         .collect();
-    let var = bartlett(&v, maxlags);
-    if var <= 0.0 {
-        return Err(StatsError::ZeroVariance("the residuals do not vary"));
-    }
-    let std_error = (var * n as f64 / (n - used - k) as f64).sqrt();
-    let theta: f64 = beta.iter().sum();
-    let q = norm_ppf(1.0 - alpha_of(confidence)? / 2.0);
-    let z = theta / std_error;
-    Ok(HacSlope {
-        slope: theta,
-        std_error,
-        z,
-        p_value: two_sided_normal_p(z),
-        ci_low: theta - q * std_error,
-        ci_high: theta + q * std_error,
-        n,
-        groups: used,
-        maxlags,
-    })
+    hac_estimate(beta.iter().sum(), &v, (d.used, k), maxlags, confidence)
 }
 
 /// [`within_lag_sum_hac`] corrected for classical measurement error in the regressor: each
@@ -251,16 +262,15 @@ pub fn within_lag_sum_hac_eiv(
     groups: &[u32],
     (maxlags, confidence): (usize, f64),
 ) -> StatsResult<(HacSlope, f64)> {
-    let raw = within_lag_sum_hac(y, lags, groups, maxlags, confidence)?;
+    let mut d = lag_design(y, lags, groups)?;
     let (n, k) = (y.len(), lags.len());
     if noise.len() != n || noise.iter().any(|r| r.len() < k + usize::from(differences)) {
         return Err(StatsError::LengthMismatch("noise rows".into()));
     }
-    let (n_groups, used) = group_counts(groups);
-    let yt = demean(y, groups, n_groups);
-    let xt: Vec<Vec<f64>> = lags.iter().map(|c| demean(c, groups, n_groups)).collect();
-    let cols: Vec<&[f64]> = xt.iter().map(Vec::as_slice).collect();
-    let mut a = super::linalg::weighted_cross(&cols, &vec![1.0; n]);
+    // θ before the correction: the plain least-squares sum, without its error.
+    let (raw, _) = super::linalg::solve_normal(&d.a, &d.b).ok_or(StatsError::ZeroVariance(
+        "the lags of the regressor are collinear within the fixed-effect groups",
+    ))?;
     // One row's noise cross-products, as a k×k matrix.
     let row_noise = |r: &[f64]| -> Vec<Vec<f64>> {
         let mut m = vec![vec![0.0; k]; k];
@@ -274,53 +284,26 @@ pub fn within_lag_sum_hac_eiv(
         m
     };
     for r in noise {
-        let m = row_noise(r);
-        for i in 0..k {
-            for j in 0..k {
-                a[i][j] -= m[i][j];
-            }
+        for (row, m) in d.a.iter_mut().zip(row_noise(r)) {
+            row.iter_mut().zip(m).for_each(|(x, v)| *x -= v);
         }
     }
-    let b: Vec<f64> = xt
-        .iter()
-        .map(|c| c.iter().zip(&yt).map(|(x, y)| x * y).sum())
-        .collect();
-    let (beta, inv) = super::linalg::solve_normal(&a, &b).ok_or(StatsError::ZeroVariance(
+    let (beta, inv) = super::linalg::solve_normal(&d.a, &d.b).ok_or(StatsError::ZeroVariance(
         "the regressor's measurement noise is as large as its variation",
     ))?;
     let c: Vec<f64> = (0..k).map(|i| inv[i].iter().sum()).collect();
     let v: Vec<f64> = (0..n)
         .map(|t| {
-            let fit: f64 = (0..k).map(|j| beta[j] * xt[j][t]).sum();
-            let e = yt[t] - fit;
+            let fit: f64 = (0..k).map(|j| beta[j] * d.xt[j][t]).sum();
+            let e = d.yt[t] - fit;
             let m = row_noise(&noise[t]);
             (0..k)
-                .map(|i| c[i] * (xt[i][t] * e + (0..k).map(|j| m[i][j] * beta[j]).sum::<f64>()))
+                .map(|i| c[i] * (d.xt[i][t] * e + (0..k).map(|j| m[i][j] * beta[j]).sum::<f64>()))
                 .sum()
         })
         .collect();
-    let var = bartlett(&v, maxlags);
-    if var <= 0.0 {
-        return Err(StatsError::ZeroVariance("the residuals do not vary"));
-    }
-    let std_error = (var * n as f64 / (n - used - k) as f64).sqrt();
-    let theta: f64 = beta.iter().sum();
-    let q = norm_ppf(1.0 - alpha_of(confidence)? / 2.0);
-    let z = theta / std_error;
-    Ok((
-        HacSlope {
-            slope: theta,
-            std_error,
-            z,
-            p_value: two_sided_normal_p(z),
-            ci_low: theta - q * std_error,
-            ci_high: theta + q * std_error,
-            n,
-            groups: used,
-            maxlags,
-        },
-        raw.slope,
-    ))
+    let fit = hac_estimate(beta.iter().sum(), &v, (d.used, k), maxlags, confidence)?;
+    Ok((fit, raw.iter().sum()))
 }
 
 #[cfg(test)]

@@ -1160,3 +1160,57 @@ fn two_sls_with_two_slis_matches_linearmodels() {
     );
     assert!(matches!(e, Err(StatsError::NoFirstStage(_))), "{e:?}");
 }
+
+/// Leading indicators against statsmodels and scipy (`lead_lag.json`): on the first
+/// differences, the candidate's AR order by AIC (`ar_select_order`), its `AutoReg`
+/// coefficients, the target filtered like `scipy.signal.lfilter`, the pre-whitened
+/// cross-correlations (`ccf`, adjusted=False) at lags 0..60, the best lag, and the Granger F
+/// test at it (`grangercausalitytests`, ssr_ftest). Coefficients and r to 1e-9, F to 1e-8
+/// relative, p-values to 1e-6 relative.
+#[test]
+fn lead_lag_matches_statsmodels() {
+    use sloproof::stats::lead::{ar_aic_order, ar_filter, ar_fit, ccf, granger};
+    let fx = fixture("lead_lag");
+    let diff = |v: &[f64]| v.windows(2).map(|w| w[1] - w[0]).collect::<Vec<f64>>();
+    let dy = diff(&vec(&fx["target"]["values"]));
+    let (max_lag, max_p) = (
+        fx["max_lag"].as_u64().unwrap() as usize,
+        fx["max_p"].as_u64().unwrap() as usize,
+    );
+    for case in fx["candidates"].as_array().unwrap() {
+        let key = case["key"].as_str().unwrap();
+        let dx = diff(&vec(&case["values"]));
+        let p = ar_aic_order(&dx, max_p).unwrap();
+        assert_eq!(p as u64, case["order"].as_u64().unwrap(), "{key} order");
+        let fit = ar_fit(&dx, p).unwrap();
+        close(
+            &format!("{key} c"),
+            fit.constant,
+            f(&case["constant"]),
+            1e-9,
+            1e-15,
+        );
+        for (a, b) in fit.phi.iter().zip(vec(&case["phi"])) {
+            close(&format!("{key} phi"), *a, b, 1e-9, 1e-12);
+        }
+        let ey = ar_filter(&dy, &fit.phi);
+        let r = ccf(&ey, &fit.residuals, max_lag).unwrap();
+        let want = vec(&case["r"]);
+        assert_eq!(r.len(), max_lag + 1);
+        for (k, (a, b)) in r.iter().zip(&want).enumerate() {
+            close(&format!("{key} r[{k}]"), *a, *b, 1e-9, 1e-12);
+        }
+        let best = (1..=max_lag)
+            .max_by(|&a, &b| r[a].abs().total_cmp(&r[b].abs()).then(b.cmp(&a)))
+            .unwrap();
+        assert_eq!(
+            best as u64,
+            case["best_lag"].as_u64().unwrap(),
+            "{key} best lag"
+        );
+        let g = granger(&dy, &dx, best).unwrap();
+        close(&format!("{key} F"), g.f, f(&case["f"]), 1e-8, 0.0);
+        close(&format!("{key} df"), g.df_den, f(&case["df_den"]), 0.0, 0.0);
+        close(&format!("{key} p"), g.p_value, f(&case["p"]), 1e-6, 1e-300);
+    }
+}

@@ -160,6 +160,33 @@ fn common_seconds(sli: &SeriesLayout, kpi: &SeriesLayout, controls: Controls) ->
     Ok(block)
 }
 
+/// A window's value and its sampling variance: quantile `q` of a histogram window (the delta
+/// method's variance), or the good share of an events window (binomial variance); None for an
+/// empty window or one of another kind.
+pub(crate) fn window_value(
+    data: &WindowData,
+    q: Option<f64>,
+    bounds: &[f64],
+) -> Option<(f64, f64)> {
+    let (v, var) = match (data, q) {
+        (
+            WindowData::Histogram {
+                count, cumulative, ..
+            },
+            Some(q),
+        ) if *count > 0.0 => (
+            quantile(q, bounds, cumulative, *count),
+            quantile_variance(q, bounds, cumulative, *count),
+        ),
+        (WindowData::Events { good, total }, None) if *total > 0.0 => {
+            let p = good / total;
+            (p, p * (1.0 - p) / total)
+        }
+        _ => return None,
+    };
+    v.is_finite().then_some((v, var))
+}
+
 /// Reads both series over the range onto the common grid.
 fn aligned(
     conn: &mut DbConnection,
@@ -173,23 +200,8 @@ fn aligned(
     let (sli_values, sli_variance): (Vec<(i64, f64)>, Vec<f64>) = sli_windows
         .iter()
         .filter_map(|w| {
-            let (v, var) = match (&w.data, statistic.quantile()) {
-                (
-                    WindowData::Histogram {
-                        count, cumulative, ..
-                    },
-                    Some(q),
-                ) if *count > 0.0 => (
-                    quantile(q, &layout.bounds, cumulative, *count),
-                    quantile_variance(q, &layout.bounds, cumulative, *count),
-                ),
-                (WindowData::Events { good, total }, None) if *total > 0.0 => {
-                    let p = good / total;
-                    (p, p * (1.0 - p) / total)
-                }
-                _ => return None,
-            };
-            v.is_finite().then_some(((w.start, v), var))
+            window_value(&w.data, statistic.quantile(), &layout.bounds)
+                .map(|(v, var)| ((w.start, v), var))
         })
         .unzip();
     let mut kpi_values: Vec<(i64, f64, f64)> = Vec::new();

@@ -109,6 +109,7 @@ pub const PROTECTED: &[Operation] = &[
     super::calendars::GET_CALENDAR,
     super::calendars::SET_SLO_CALENDAR,
     super::traces::CREATE_TRACE,
+    super::indicators::GET_LEADING_INDICATORS,
     super::journeys::CREATE_JOURNEY,
     super::journeys::LIST_JOURNEYS,
     super::journeys::GET_JOURNEY,

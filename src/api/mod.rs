@@ -8,6 +8,7 @@ pub mod caller;
 pub mod deploy_checks;
 pub mod experiments;
 pub mod health;
+pub mod indicators;
 pub mod ingest;
 pub mod journeys;
 pub mod metrics;
@@ -61,6 +62,10 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             ))
             .service(protected!("/api/v1/metrics/{key}/series/sync", post => series::sync_series))
             .service(protected!("/api/v1/metrics/{key}/traces", post => traces::create_trace))
+            .service(protected!(
+                "/api/v1/metrics/{key}/leading-indicators",
+                get => indicators::get_leading_indicators
+            ))
             .service(protected!(
                 "/api/v1/experiments",
                 post => experiments::create_experiment,

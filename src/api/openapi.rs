@@ -45,6 +45,7 @@ use super::problem::PROBLEM_JSON;
         super::calendars::get_calendar,
         super::calendars::set_slo_calendar,
         super::traces::create_trace,
+        super::indicators::get_leading_indicators,
         super::journeys::create_journey,
         super::journeys::list_journeys,
         super::journeys::get_journey,

@@ -2,8 +2,6 @@
 //! the SLIs under it in the metric hierarchy (through `parents`, any depth), their pooled
 //! production values in both ranges, and the validated slopes of their active SLOs.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,7 +10,6 @@ use super::model::{Evaluation, EvidenceBasis, Slo};
 use super::trace::{summary, trace, SliInput, TracedSli, UnquantifiedSli};
 use crate::domain::metric::{Metric, MetricKind};
 use crate::domain::series::{SeriesKind, WindowData};
-use crate::domain::Page;
 use crate::error::{AppError, AppResult, Issue};
 use crate::stats::histogram::quantile;
 use crate::store::{metrics, series, Db, DbConnection};
@@ -93,46 +90,6 @@ fn kpi_mean(
     Ok((units > 0.0).then(|| sum / units))
 }
 
-/// Every SLI whose ancestors (through `parents`, any depth) include `kpi`, in key order.
-fn slis_under(conn: &mut DbConnection, kpi: &str) -> AppResult<Vec<Metric>> {
-    let mut all = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = metrics::list(
-            conn,
-            Page {
-                after_id: after,
-                limit: 500,
-            },
-        )?;
-        let more = page.len() > 500;
-        after = page.iter().take(500).map(|m| m.id).max().unwrap_or(after);
-        all.extend(page.into_iter().take(500));
-        if !more {
-            break;
-        }
-    }
-    let mut children: HashMap<&str, Vec<&Metric>> = HashMap::new();
-    for m in &all {
-        for p in &m.parents {
-            children.entry(p.as_str()).or_default().push(m);
-        }
-    }
-    let (mut seen, mut queue, mut out) = (HashSet::new(), VecDeque::from([kpi]), Vec::new());
-    while let Some(k) = queue.pop_front() {
-        for c in children.get(k).into_iter().flatten() {
-            if seen.insert(c.key.as_str()) {
-                queue.push_back(c.key.as_str());
-                if c.kind == MetricKind::Sli {
-                    out.push((*c).clone());
-                }
-            }
-        }
-    }
-    out.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(out)
-}
-
 /// The SLI's statistic over [from, to) from its pooled windows: the SLO's governed percentile
 /// (p50 without a windows SLO) of a histogram series, the good share of an events series.
 fn pooled(
@@ -200,7 +157,7 @@ pub fn run(db: &Db, key: &str, r: &TraceRequest) -> AppResult<Trace> {
     let value = kpi_mean(conn, &kpi, range)?.ok_or_else(|| no_data("from"))?;
     let baseline = kpi_mean(conn, &kpi, base)?.ok_or_else(|| no_data("baseline_from"))?;
     let change = value - baseline;
-    let slis = slis_under(conn, key)?;
+    let slis = metrics::slis_under(conn, key)?;
     let mut slos = Vec::new();
     for s in &slis {
         let slo = super::service::active_slo(conn, (s.id, kpi.id))?

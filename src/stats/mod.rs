@@ -15,6 +15,7 @@ pub mod histogram;
 pub mod hypothesis;
 pub mod iv;
 pub mod knee;
+pub mod lead;
 pub mod lift;
 pub mod linalg;
 pub mod multiple;

@@ -1,6 +1,6 @@
 //! The metric catalog.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -282,4 +282,44 @@ pub fn with_source(conn: &mut DbConnection) -> AppResult<Vec<String>> {
         .order(metrics::id)
         .select(metrics::key)
         .load(conn)?)
+}
+
+/// Every SLI whose ancestors (through `parents`, any depth) include `key`, in key order.
+pub fn slis_under(conn: &mut DbConnection, key: &str) -> AppResult<Vec<Metric>> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = list(
+            conn,
+            Page {
+                after_id: after,
+                limit: 500,
+            },
+        )?;
+        let more = page.len() > 500;
+        after = page.iter().take(500).map(|m| m.id).max().unwrap_or(after);
+        all.extend(page.into_iter().take(500));
+        if !more {
+            break;
+        }
+    }
+    let mut children: HashMap<&str, Vec<&Metric>> = HashMap::new();
+    for m in &all {
+        for p in &m.parents {
+            children.entry(p.as_str()).or_default().push(m);
+        }
+    }
+    let (mut seen, mut queue, mut out) = (HashSet::new(), VecDeque::from([key]), Vec::new());
+    while let Some(k) = queue.pop_front() {
+        for c in children.get(k).into_iter().flatten() {
+            if seen.insert(c.key.as_str()) {
+                queue.push_back(c.key.as_str());
+                if c.kind == MetricKind::Sli {
+                    out.push((*c).clone());
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
 }

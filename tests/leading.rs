@@ -195,3 +195,222 @@ async fn a_ten_minute_lead_is_found_with_statsmodels_numbers() {
         }
     }
 }
+
+/// A latency histogram window of 400 requests, log-normal (σ = 0.6) with this p95.
+fn latency_window(r: &mut impl rand::Rng, start: i64, p95: f64, bounds: &[f64]) -> Value {
+    use rand_distr::{Distribution, LogNormal};
+    let median = p95 / (1.645f64 * 0.6).exp();
+    let d = LogNormal::new(median.ln(), 0.6).unwrap();
+    let mut counts = vec![0u64; bounds.len()];
+    let n = 400;
+    for _ in 0..n {
+        let v: f64 = d.sample(r);
+        if let Some(i) = bounds.iter().position(|b| v <= *b) {
+            counts[i] += 1;
+        }
+    }
+    let mut cum = 0;
+    let mut buckets: Vec<Value> = bounds
+        .iter()
+        .zip(&counts)
+        .map(|(b, c)| {
+            cum += c;
+            json!({"le": b, "count": cum})
+        })
+        .collect();
+    buckets.push(json!({"le": "+Inf", "count": n}));
+    json!({"start": at(start), "seconds": 60, "count": n, "buckets": buckets})
+}
+
+/// An early warning on a published latency SLO: the cache hit share leads checkout latency's
+/// p95 by 10 minutes (heavy-tailed requests, a saturating response to cold caches); attached
+/// to the SLO it warns below a level predicted from history, is replayed on it, and is
+/// exported as a Prometheus alert on the cache's counters that promtool fires when the share
+/// drops and keeps silent while it holds.
+#[actix_web::test]
+async fn an_early_warning_is_attached_replayed_and_exported() {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, Normal};
+    for app in apps().await {
+        let b = app.backend;
+        let id = app.analysed("exp", vec![0.0, 100.0, 200.0]).await;
+        let rec = app
+            .post_json(
+                &format!("/api/v1/analyses/{id}/recommendations"),
+                &json!({"max_relative_kpi_loss": 0.1}),
+            )
+            .await;
+        assert_eq!(rec.status, 201, "{b}: {}", rec.text);
+        let d = app
+            .post_json(
+                &format!("/api/v1/recommendations/{}/decision", rec.body["id"]),
+                &json!({"decision": "approve"}),
+            )
+            .await;
+        let sid = d.body["slo_id"].as_i64().unwrap();
+        let slo = app.get(&format!("/api/v1/slos/{sid}")).await.body;
+        let threshold = slo["slo"]["threshold"].as_f64().unwrap();
+        assert_eq!(slo["slo"]["percentile"], 95, "{b}: {slo}");
+        for (key, parents) in [
+            ("cache_hit_3", vec!["checkout-latency"]),
+            ("ledger sync", vec![]),
+        ] {
+            let key = key.replace(' ', "_");
+            sli(&app, &key, "upstream", &parents).await;
+        }
+        // One day of minutes: the hit share wanders around 0.9; p95 is 0.8 T when the cache is
+        // warm and rises by 4 T per unit of hit share below 0.9, 10 minutes later.
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
+        let shock = Normal::new(0.0, 0.01).unwrap();
+        let n = 1440usize;
+        let mut u = 0.0f64;
+        let hit: Vec<f64> = (0..n)
+            .map(|_| {
+                u = 0.95 * u + shock.sample(&mut rng);
+                (0.9f64 + u).clamp(0.0, 1.0)
+            })
+            .collect();
+        let unrelated: Vec<f64> = (0..n)
+            .map(|_| (0.97f64 + shock.sample(&mut rng)).clamp(0.0, 1.0))
+            .collect();
+        let bounds: Vec<f64> = (1..=160).map(|i| f64::from(i) * 12.5).collect();
+        let start = common::BASE;
+        let windows: Vec<Value> = (0..n)
+            .map(|t| {
+                let past = if t >= 10 { hit[t - 10] } else { 0.9 };
+                let p95 = threshold * (0.8 + 4.0 * (0.9f64 - past).max(0.0));
+                latency_window(&mut rng, start + 60 * t as i64, p95, &bounds)
+            })
+            .collect();
+        let r = app
+            .post_json("/api/v1/metrics/checkout-latency/series", &json!(windows))
+            .await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        shares(&app, "cache_hit_3", start, &hit, None).await;
+        shares(&app, "ledger_sync", start, &unrelated, Some(700)).await;
+
+        let r = app
+            .get("/api/v1/metrics/checkout-latency/leading-indicators?max_lag=30m&candidates=cache_hit_3,ledger_sync")
+            .await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        eprintln!("{b}: {}", r.body["summary"]);
+        let top = &r.body["indicators"][0];
+        assert_eq!(top["sli"], "cache_hit_3", "{b}");
+        assert_eq!(top["status"], "leads", "{b}: {top}");
+        assert_eq!(top["lead_seconds"], 600, "{b}: {top}");
+        assert!(
+            top["r"].as_f64().unwrap() < 0.0,
+            "{b}: a colder cache slows checkout: {top}"
+        );
+        // The ledger series has a gap at minute 700: the longer side of it is used.
+        assert_eq!(r.body["indicators"][1]["changes"], 738, "{b}");
+
+        let path = format!("/api/v1/slos/{sid}/early-warnings/cache_hit_3");
+        let put = |body: Value| {
+            let app = &app;
+            let path = path.clone();
+            async move {
+                app.call("PUT", &path, Some(common::ADMIN_TOKEN), Some(&body))
+                    .await
+            }
+        };
+        let r = put(json!({"max_lag": "30m"})).await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        let w = r.body.clone();
+        eprintln!("{b}: {}", w["statement"]);
+        assert_eq!(w["when"], "below", "{b}: {w}");
+        assert_eq!(w["level_source"], "learned", "{b}");
+        assert_eq!(w["lead_seconds"], 600, "{b}");
+        assert_eq!(w["target_statistic"], "p95", "{b}");
+        let level = w["level"].as_f64().unwrap();
+        // The line through a hinge at 0.9 with slope 4 T reaches T at 0.85 on the hinge; a
+        // least-squares line across both sides of the hinge lands near it.
+        assert!((0.8..0.9).contains(&level), "{b}: {w}");
+        let recall = w["replay"]["recall"].as_f64().unwrap();
+        assert!(recall > 0.6, "{b}: {w}");
+        assert!(
+            w["replay"]["bad_windows"].as_u64().unwrap() > 20,
+            "{b}: {w}"
+        );
+        // Again: replaced, still one warning.
+        let r = put(json!({"max_lag": "30m", "level": 0.86})).await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        assert_eq!(r.body["level_source"], "given");
+        let list = app.get(&format!("/api/v1/slos/{sid}/early-warnings")).await;
+        assert_eq!(list.body.as_array().unwrap().len(), 1, "{b}: {}", list.text);
+
+        // The exported alert: promtool fires it when the share falls to 0.8 and not at 0.95.
+        let rules = app
+            .get(&format!("/api/v1/slos/{sid}/prometheus-rules"))
+            .await;
+        assert!(
+            rules.text.contains("alert: SloproofEarlyWarning")
+                && rules.text.contains("cache_hit_3_good_total[1m]"),
+            "{b}: {}",
+            rules.text
+        );
+        if let Some(promtool) = common::promtool::promtool() {
+            // Counters every 15 s: 100 events per scrape; 95 good for 20 minutes, then 80.
+            let (mut good, mut total) = (Vec::new(), Vec::new());
+            let (mut g, mut t) = (0u64, 0u64);
+            for i in 0..160 {
+                g += if i < 80 { 95 } else { 80 };
+                t += 100;
+                good.push(g.to_string());
+                total.push(t.to_string());
+            }
+            let name = slo["name"].as_str().unwrap();
+            let test = format!(
+                "rule_files:\n  - rules.yaml\nevaluation_interval: 15s\ntests:\n  - interval: 15s\n    input_series:\n      - series: 'cache_hit_3_good_total'\n        values: '{}'\n      - series: 'cache_hit_3_events_total'\n        values: '{}'\n    alert_rule_test:\n      - eval_time: 19m\n        alertname: SloproofEarlyWarning\n        exp_alerts: []\n      - eval_time: 21m\n        alertname: SloproofEarlyWarning\n        exp_alerts: []\n      - eval_time: 23m\n        alertname: SloproofEarlyWarning\n        exp_alerts:\n          - exp_labels:\n              severity: warning\n              sloproof_slo: {name}\n              sloproof_indicator: cache_hit_3\n            exp_annotations:\n              summary: \"{}\"\n              lead: 10 min\n",
+                good.join(" "),
+                total.join(" "),
+                r.body["statement"].as_str().unwrap().replace('"', "\\\"")
+            );
+            common::promtool::run_promtool(b, &promtool, &rules.text, &test);
+        }
+
+        // Bad input names the field; nothing is stored.
+        for (body, field) in [
+            (json!({"max_lag": "soon"}), "max_lag"),
+            (json!({"max_lag": "30m", "alpha": 2}), "alpha"),
+            (json!({"max_lag": "30m", "colour": 1}), "colour"),
+        ] {
+            let r = put(body).await;
+            let p = assert_problem(&r, 422, b);
+            assert_eq!(error_fields(&p), vec![field.to_owned()], "{b}: {p}");
+        }
+        let other = |key: &str| {
+            let app = &app;
+            let path = format!("/api/v1/slos/{sid}/early-warnings/{key}");
+            async move {
+                app.call(
+                    "PUT",
+                    &path,
+                    Some(common::ADMIN_TOKEN),
+                    Some(&json!({"max_lag": "30m"})),
+                )
+                .await
+            }
+        };
+        let p = assert_problem(&other("ledger_sync").await, 422, b);
+        assert_eq!(error_fields(&p), vec!["indicator".to_owned()], "{b}: {p}");
+        let p = assert_problem(&other("checkout-latency").await, 422, b);
+        assert_eq!(error_fields(&p), vec!["indicator".to_owned()], "{b}: {p}");
+        assert_problem(&other("nope").await, 404, b);
+        let list = app.get(&format!("/api/v1/slos/{sid}/early-warnings")).await;
+        assert_eq!(list.body.as_array().unwrap().len(), 1, "{b}");
+        // Removing it removes the alert.
+        let del = app
+            .call("DELETE", &path, Some(common::ADMIN_TOKEN), None)
+            .await;
+        assert_eq!(del.status, 204, "{b}: {}", del.text);
+        let del = app
+            .call("DELETE", &path, Some(common::ADMIN_TOKEN), None)
+            .await;
+        assert_problem(&del, 404, b);
+        let rules = app
+            .get(&format!("/api/v1/slos/{sid}/prometheus-rules"))
+            .await;
+        assert!(!rules.text.contains("SloproofEarlyWarning"), "{b}");
+    }
+}

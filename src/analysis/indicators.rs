@@ -90,14 +90,38 @@ fn parse_lag(text: &str) -> AppResult<i64> {
     Ok(d.as_secs() as i64)
 }
 
-/// The per-window statistic of a candidate: the target's percentile for a histogram (p95 when
-/// the target is a share), the good share of events; None for other series.
-fn candidate_statistic(target: SliStatistic, layout: &SeriesLayout) -> Option<SliStatistic> {
-    match layout.kind {
-        SeriesKind::Histogram if target == SliStatistic::GoodShare => Some(SliStatistic::P95),
-        SeriesKind::Histogram => Some(target),
-        SeriesKind::Events => Some(SliStatistic::GoodShare),
-        SeriesKind::Values => None,
+/// How a series' windows are read: a quantile of a histogram window or the good share of
+/// an events window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// `p95`, `good_share`, …
+    pub label: String,
+    pub quantile: Option<f64>,
+}
+
+impl Reading {
+    pub fn percentile(p: f64) -> Reading {
+        Reading {
+            label: format!("p{}", crate::domain::document::round_significant(p * 100.0)),
+            quantile: Some(p),
+        }
+    }
+
+    fn good_share() -> Reading {
+        Reading {
+            label: "good_share".to_owned(),
+            quantile: None,
+        }
+    }
+
+    /// A candidate's reading: the target's percentile for a histogram (p95 when the target
+    /// is a share), the good share of events.
+    fn of_candidate(&self, layout: &SeriesLayout) -> Reading {
+        match (layout.kind, self.quantile) {
+            (SeriesKind::Histogram, Some(q)) => Reading::percentile(q),
+            (SeriesKind::Histogram, None) => Reading::percentile(0.95),
+            _ => Reading::good_share(),
+        }
     }
 }
 
@@ -201,103 +225,183 @@ fn candidates(
 fn grid(
     conn: &mut DbConnection,
     (m, layout): (&Metric, &SeriesLayout),
-    statistic: SliStatistic,
+    reading: &Reading,
     range: (i64, i64),
     block: i64,
 ) -> AppResult<GridSeries> {
     let points = series::windows_in_blocks(conn, m.id, range, block)?
         .iter()
         .filter_map(|w| {
-            window_value(&w.data, statistic.quantile(), &layout.bounds).map(|(v, _)| (w.start, v))
+            window_value(&w.data, reading.quantile, &layout.bounds).map(|(v, _)| (w.start, v))
         })
         .collect();
     Ok(GridSeries {
         key: m.key.clone(),
-        statistic: statistic.to_string(),
+        statistic: reading.label.clone(),
         points,
     })
 }
 
-/// The range: as asked, or the 7 days up to the end of the target's latest window.
-fn range(
-    conn: &mut DbConnection,
-    q: &LeadingQuery,
-    target: &Metric,
-    layout: &SeriesLayout,
-) -> AppResult<(i64, i64)> {
-    let to = match q.to {
-        Some(t) => t.timestamp(),
-        None => series::latest_start(conn, target.id)?.unwrap_or(0) + i64::from(layout.seconds),
-    };
-    let from = q.from.map_or(to - DEFAULT_DAYS * 86_400, |f| f.timestamp());
-    if to <= from {
-        return Err(invalid("to", "must be after from"));
-    }
-    Ok((from, to))
+/// What to compare over which range: the longest lead, the range (default the 7 days up to
+/// the end of the target's latest window) and the family-wise level.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope {
+    pub max_lag_seconds: i64,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub alpha: f64,
 }
 
-/// Leading indicators of SLI `key`.
-pub fn run(db: &Db, key: &str, q: &LeadingQuery) -> AppResult<LeadingIndicators> {
-    let max_lag_seconds = parse_lag(&q.max_lag)?;
-    let alpha = q.alpha.unwrap_or(0.05);
-    if !(alpha > 0.0 && alpha <= 0.5) {
-        return Err(invalid("alpha", "must be in (0, 0.5]"));
+impl Scope {
+    /// Checks the lead (a duration like `60m`) and alpha.
+    pub fn parse(
+        max_lag: &str,
+        (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        alpha: Option<f64>,
+    ) -> AppResult<Scope> {
+        let alpha = alpha.unwrap_or(0.05);
+        if !(alpha > 0.0 && alpha <= 0.5) {
+            return Err(invalid("alpha", "must be in (0, 0.5]"));
+        }
+        Ok(Scope {
+            max_lag_seconds: parse_lag(max_lag)?,
+            from: from.map(|f| f.timestamp()),
+            to: to.map(|t| t.timestamp()),
+            alpha,
+        })
     }
-    let conn = &mut *db.conn()?;
-    let target = metrics::get(conn, key)?;
-    if target.kind != MetricKind::Sli {
-        return Err(invalid(
-            "key",
-            format!("'{key}' is a KPI; leading indicators are found for SLIs"),
-        ));
-    }
-    let layout = series::layout(conn, target.id)?
-        .ok_or_else(|| invalid("key", format!("'{key}' has no production series yet")))?;
-    let statistic = target_statistic(q, &layout)?;
-    let cands = candidates(conn, &target, q.candidates.as_deref())?;
+}
+
+/// The target, every candidate on one grid, and how each relates to the target in time.
+pub struct Family {
+    pub block: i64,
+    pub max_lag: usize,
+    pub from: i64,
+    pub to: i64,
+    pub target: GridSeries,
+    pub candidates: Vec<GridSeries>,
+    pub indicators: Vec<LeadingIndicator>,
+}
+
+/// The coarsest window length among the series, which every other must divide.
+fn common_block(layout: &SeriesLayout, cands: &[(Metric, SeriesLayout)]) -> AppResult<i64> {
     let block = cands
         .iter()
         .map(|(_, l)| i64::from(l.seconds))
         .fold(i64::from(layout.seconds), i64::max);
-    if let Some((m, _)) = cands
+    let odd = cands
         .iter()
         .find(|(_, l)| block % i64::from(l.seconds) != 0)
-        .or_else(|| (block % i64::from(layout.seconds) != 0).then_some(&cands[0]))
-    {
-        return Err(invalid(
+        .map(|(m, _)| m.key.clone())
+        .or_else(|| (block % i64::from(layout.seconds) != 0).then(|| "the target".to_owned()));
+    match odd {
+        Some(k) => Err(invalid(
             "candidates",
-            format!(
-                "the windows of '{}' and the others do not nest in one grid of {block} s",
-                m.key
-            ),
-        ));
+            format!("the windows of '{k}' do not nest in one grid of {block} s with the others"),
+        )),
+        None => Ok(block),
     }
-    let max_lag = max_lag_seconds / block;
+}
+
+/// Reads the target and the candidates onto the coarsest grid among them and compares them.
+pub fn compute(
+    conn: &mut DbConnection,
+    (target, layout): (&Metric, &SeriesLayout),
+    reading: &Reading,
+    cands: &[(Metric, SeriesLayout)],
+    scope: Scope,
+) -> AppResult<Family> {
+    let block = common_block(layout, cands)?;
+    let max_lag = scope.max_lag_seconds / block;
     if max_lag < 1 || max_lag as usize > MAX_LEAD_WINDOWS {
         return Err(invalid(
             "max_lag",
             format!(
-                "is {} of the {} grid; it must be 1 to {MAX_LEAD_WINDOWS} windows",
-                duration_text(max_lag_seconds),
+                "is {} on a grid of {} windows; it must be 1 to {MAX_LEAD_WINDOWS} windows",
+                duration_text(scope.max_lag_seconds),
                 duration_text(block)
             ),
         ));
     }
-    let (from, to) = range(conn, q, &target, &layout)?;
+    let to = match scope.to {
+        Some(t) => t,
+        None => series::latest_start(conn, target.id)?.unwrap_or(0) + i64::from(layout.seconds),
+    };
+    let from = scope.from.unwrap_or(to - DEFAULT_DAYS * 86_400);
+    if to <= from {
+        return Err(invalid("to", "must be after from"));
+    }
     if (to - from) / block > MAX_GRID_WINDOWS {
         return Err(invalid(
             "from",
             format!("the range holds more than {MAX_GRID_WINDOWS} windows of {block} s"),
         ));
     }
-    let target_series = grid(conn, (&target, &layout), statistic, (from, to), block)?;
-    let mut series_list = Vec::new();
-    for (m, l) in &cands {
-        let s = candidate_statistic(statistic, l).unwrap_or(SliStatistic::GoodShare);
-        series_list.push(grid(conn, (m, l), s, (from, to), block)?);
+    let target_series = grid(conn, (target, layout), reading, (from, to), block)?;
+    let mut candidates = Vec::new();
+    for (m, l) in cands {
+        candidates.push(grid(
+            conn,
+            (m, l),
+            &reading.of_candidate(l),
+            (from, to),
+            block,
+        )?);
     }
-    let indicators = analyse(&target_series, &series_list, block, max_lag as usize, alpha);
-    let leading: Vec<&str> = indicators
+    let indicators = analyse(
+        &target_series,
+        &candidates,
+        block,
+        max_lag as usize,
+        scope.alpha,
+    );
+    Ok(Family {
+        block,
+        max_lag: max_lag as usize,
+        from,
+        to,
+        target: target_series,
+        candidates,
+        indicators,
+    })
+}
+
+/// An SLI with a production series (422 naming `field` otherwise; 404 for an unknown key).
+pub fn sli_with_series(
+    conn: &mut DbConnection,
+    field: &str,
+    key: &str,
+) -> AppResult<(Metric, SeriesLayout)> {
+    let m = metrics::get(conn, key)?;
+    if m.kind != MetricKind::Sli {
+        return Err(invalid(
+            field,
+            format!("'{key}' is a KPI; leading indicators relate SLIs"),
+        ));
+    }
+    match series::layout(conn, m.id)? {
+        Some(l) if l.kind != SeriesKind::Values => Ok((m, l)),
+        _ => Err(invalid(
+            field,
+            format!("'{key}' has no production series yet"),
+        )),
+    }
+}
+
+/// Leading indicators of SLI `key`.
+pub fn run(db: &Db, key: &str, q: &LeadingQuery) -> AppResult<LeadingIndicators> {
+    let scope = Scope::parse(&q.max_lag, (q.from, q.to), q.alpha)?;
+    let conn = &mut *db.conn()?;
+    let (target, layout) = sli_with_series(conn, "key", key)?;
+    let statistic = target_statistic(q, &layout)?;
+    let reading = match statistic.quantile() {
+        Some(p) => Reading::percentile(p),
+        None => Reading::good_share(),
+    };
+    let cands = candidates(conn, &target, q.candidates.as_deref())?;
+    let f = compute(conn, (&target, &layout), &reading, &cands, scope)?;
+    let leading: Vec<&str> = f
+        .indicators
         .iter()
         .filter(|i| i.status == LeadStatus::Leads)
         .map(|i| i.summary.as_str())
@@ -305,8 +409,8 @@ pub fn run(db: &Db, key: &str, q: &LeadingQuery) -> AppResult<LeadingIndicators>
     let summary = if leading.is_empty() {
         format!(
             "No upstream SLI significantly leads {key} {statistic} within {} ({} compared).",
-            duration_text(max_lag * block),
-            indicators.len()
+            duration_text(f.max_lag as i64 * f.block),
+            f.indicators.len()
         )
     } else {
         leading.join("; ") + "."
@@ -314,13 +418,13 @@ pub fn run(db: &Db, key: &str, q: &LeadingQuery) -> AppResult<LeadingIndicators>
     Ok(LeadingIndicators {
         metric: key.to_owned(),
         statistic,
-        window_seconds: block,
-        max_lag_seconds: max_lag * block,
-        max_lag_windows: max_lag as u32,
-        from: DateTime::from_timestamp(from, 0).unwrap_or_default(),
-        to: DateTime::from_timestamp(to, 0).unwrap_or_default(),
-        alpha,
-        indicators,
+        window_seconds: f.block,
+        max_lag_seconds: f.max_lag as i64 * f.block,
+        max_lag_windows: f.max_lag as u32,
+        from: DateTime::from_timestamp(f.from, 0).unwrap_or_default(),
+        to: DateTime::from_timestamp(f.to, 0).unwrap_or_default(),
+        alpha: scope.alpha,
+        indicators: f.indicators,
         summary,
     })
 }

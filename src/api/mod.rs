@@ -6,6 +6,7 @@ pub mod body;
 pub mod calendars;
 pub mod caller;
 pub mod deploy_checks;
+pub mod early_warnings;
 pub mod experiments;
 pub mod health;
 pub mod indicators;
@@ -88,30 +89,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 "/api/v1/observational-analyses/{id}",
                 get => observational::get_observational_analysis
             ))
-            .service(protected!(
-                "/api/v1/calendars",
-                post => calendars::create_calendar,
-                get => calendars::list_calendars
-            ))
-            .service(protected!("/api/v1/calendars/{key}", get => calendars::get_calendar))
-            .service(protected!(
-                "/api/v1/journeys",
-                post => journeys::create_journey,
-                get => journeys::list_journeys
-            ))
-            .service(protected!("/api/v1/journeys/{key}", get => journeys::get_journey))
-            .service(protected!("/api/v1/journeys/{key}/status", get => journeys::get_journey_status))
-            .service(protected!(
-                "/api/v1/journeys/{key}/prometheus-rules",
-                get => journeys::get_journey_prometheus_rules
-            ))
-            .service(protected!("/api/v1/journeys/{key}/openslo", get => journeys::get_journey_openslo))
-            .service(protected!(
-                "/api/v1/deploy-checks",
-                post => deploy_checks::create_deploy_check,
-                get => deploy_checks::list_deploy_checks
-            ))
-            .service(protected!("/api/v1/slos/{id}/calendar", put => calendars::set_slo_calendar))
+            .configure(business_routes)
             .service(protected!(
                 "/api/v1/observational-analyses/{id}/recommendations",
                 post => observational::create_correlational_recommendation
@@ -145,4 +123,40 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                     .url("/api/v1/openapi.json", openapi::document()),
             );
     }
+}
+
+/// The business layer's routes: calendars, journeys, the deploy gate and early warnings.
+fn business_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(protected!(
+        "/api/v1/calendars",
+        post => calendars::create_calendar,
+        get => calendars::list_calendars
+    ))
+    .service(protected!("/api/v1/calendars/{key}", get => calendars::get_calendar))
+    .service(protected!(
+        "/api/v1/journeys",
+        post => journeys::create_journey,
+        get => journeys::list_journeys
+    ))
+    .service(protected!("/api/v1/journeys/{key}", get => journeys::get_journey))
+    .service(protected!("/api/v1/journeys/{key}/status", get => journeys::get_journey_status))
+    .service(protected!(
+        "/api/v1/journeys/{key}/prometheus-rules",
+        get => journeys::get_journey_prometheus_rules
+    ))
+    .service(protected!("/api/v1/journeys/{key}/openslo", get => journeys::get_journey_openslo))
+    .service(protected!(
+        "/api/v1/deploy-checks",
+        post => deploy_checks::create_deploy_check,
+        get => deploy_checks::list_deploy_checks
+    ))
+    .service(protected!("/api/v1/slos/{id}/calendar", put => calendars::set_slo_calendar))
+    .service(
+        protected!("/api/v1/slos/{id}/early-warnings", get => early_warnings::list_early_warnings),
+    )
+    .service(protected!(
+        "/api/v1/slos/{id}/early-warnings/{indicator}",
+        put => early_warnings::put_early_warning,
+        delete => early_warnings::delete_early_warning
+    ));
 }

@@ -103,8 +103,13 @@ pub async fn get_slo_prometheus_rules(
 ) -> Result<HttpResponse, AppError> {
     caller.require(&GET_SLO_PROMETHEUS_RULES)?;
     let id = id.into_inner();
-    let (slo, sli, calendar) = state.run(move |db| service::slo_for_rules(db, id)).await?;
-    yaml(prometheus::rules_yaml(&slo, &sli, calendar.as_ref()))
+    let (slo, sli, calendar, warnings) =
+        state.run(move |db| service::slo_for_rules(db, id)).await?;
+    let mut rules = prometheus::rules(&slo, &sli, calendar.as_ref());
+    rules
+        .groups
+        .extend(crate::slo::early_warning::group(&slo, &warnings));
+    yaml(serde_yaml_ng::to_string(&rules))
 }
 
 pub const GET_SLO_STATUS: Operation = Operation::new(

@@ -3,6 +3,8 @@
 pub mod business;
 pub mod calendars;
 pub mod correlational;
+pub mod early_warning;
+pub mod early_warnings;
 pub(crate) mod events;
 pub mod gate;
 pub mod journey;

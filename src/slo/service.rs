@@ -411,11 +411,22 @@ pub fn slo_with_sli(db: &Db, id: i64) -> AppResult<(Slo, Metric)> {
     Ok((slo, sli))
 }
 
-/// The published SLO with this id, its SLI and the calendar it follows, for the rules export.
-pub fn slo_for_rules(db: &Db, id: i64) -> AppResult<(Slo, Metric, Option<Calendar>)> {
+/// What the rules export of an SLO needs.
+pub type RulesInput = (
+    Slo,
+    Metric,
+    Option<Calendar>,
+    Vec<(super::early_warning::EarlyWarning, Metric)>,
+);
+
+/// The published SLO with this id, its SLI, the calendar it follows and its early warnings
+/// (with their indicators), for the rules export.
+pub fn slo_for_rules(db: &Db, id: i64) -> AppResult<RulesInput> {
     let (slo, sli) = slo_with_sli(db, id)?;
-    let calendar = super::calendars::of_slo(&mut *db.conn()?, id)?;
-    Ok((slo, sli, calendar))
+    let conn = &mut *db.conn()?;
+    let calendar = super::calendars::of_slo(conn, id)?;
+    let warnings = super::early_warnings::with_metrics(conn, id)?;
+    Ok((slo, sli, calendar, warnings))
 }
 
 /// Published SLOs in publication order, one page (`limit + 1` items) at a time.

@@ -9,6 +9,7 @@
 pub mod analyses;
 pub mod assignments;
 pub mod calendars;
+pub mod early_warnings;
 pub mod experiments;
 pub mod journeys;
 pub mod metrics;

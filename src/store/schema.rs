@@ -287,3 +287,14 @@ diesel::table! {
         created_by -> Text,
     }
 }
+
+diesel::table! {
+    early_warnings (id) {
+        id -> BigInt,
+        slo_id -> BigInt,
+        indicator_metric_id -> BigInt,
+        document -> Text,
+        created_at -> Timestamp,
+        created_by -> Text,
+    }
+}

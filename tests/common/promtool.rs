@@ -90,10 +90,16 @@ pub fn promtool_agrees(
             *minute,
         ));
     }
+    run_promtool(backend, &promtool, rules, &test);
+}
+
+/// `promtool test rules` of a test file (which names `rules.yaml`) against `rules`; asserts it
+/// passes.
+pub fn run_promtool(backend: &str, promtool: &str, rules: &str, test: &str) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rules.yaml"), rules).unwrap();
-    std::fs::write(dir.path().join("test.yaml"), &test).unwrap();
-    let out = Command::new(&promtool)
+    std::fs::write(dir.path().join("test.yaml"), test).unwrap();
+    let out = Command::new(promtool)
         .current_dir(dir.path())
         .args(["test", "rules", "test.yaml"])
         .output()
@@ -104,4 +110,15 @@ pub fn promtool_agrees(
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The promtool binary, or None (then the caller skips) unless SLOPROOF_REQUIRE_PROMTOOL=1.
+pub fn promtool() -> Option<String> {
+    let found = which(&["promtool", "/usr/bin/promtool"]);
+    let required = std::env::var("SLOPROOF_REQUIRE_PROMTOOL").is_ok_and(|v| v == "1");
+    assert!(
+        found.is_some() || !required,
+        "promtool is required but not installed"
+    );
+    found
 }

@@ -1,0 +1,188 @@
+//! The seam of early warnings (`slo::early_warning`): the lead found again on the SLO's SLI as
+//! the SLO governs it (its percentile per window), among every upstream SLI of it plus the
+//! indicator (so the Holm correction counts the whole family), the level derived and replayed,
+//! and the rule stored with the SLO.
+
+use chrono::Utc;
+
+use super::early_warning::{derive, statement, EarlyWarning, EarlyWarningRequest, Objective};
+use super::model::{Evaluation, SloStatus};
+use crate::analysis::indicators::{compute, sli_with_series, Reading, Scope, MAX_CANDIDATES};
+use crate::analysis::leading::LeadStatus;
+use crate::domain::metric::Metric;
+use crate::domain::series::SeriesKind;
+use crate::error::{AppError, AppResult, Issue};
+use crate::store::{early_warnings as store, metrics, series, Db, DbConnection};
+
+fn invalid(field: &str, message: impl Into<String>) -> AppError {
+    AppError::invalid(
+        "the early warning cannot be attached",
+        vec![Issue::field(field, message)],
+    )
+}
+
+fn parse(text: &str) -> AppResult<EarlyWarning> {
+    serde_json::from_str(text).map_err(|e| {
+        AppError::Internal(anyhow::anyhow!("stored early warning cannot be read: {e}"))
+    })
+}
+
+/// The SLI's upstream SLIs with series, and the indicator among them.
+fn family(
+    conn: &mut DbConnection,
+    target: &Metric,
+    indicator: &Metric,
+) -> AppResult<Vec<(Metric, crate::domain::series::SeriesLayout)>> {
+    let mut out = Vec::new();
+    let mut slis = metrics::slis_under(conn, &target.key)?;
+    if !slis.iter().any(|m| m.id == indicator.id) {
+        slis.push(indicator.clone());
+    }
+    for m in slis {
+        if let Some(l) = series::layout(conn, m.id)?.filter(|l| l.kind != SeriesKind::Values) {
+            out.push((m, l));
+        }
+    }
+    if out.len() > MAX_CANDIDATES {
+        return Err(invalid(
+            "indicator",
+            format!(
+                "'{}' has {} upstream SLIs with series; at most {MAX_CANDIDATES} are compared",
+                target.key,
+                out.len()
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// Attaches (or replaces) SLO `slo_id`'s early warning on SLI `indicator`; true when new.
+pub fn put(
+    db: &Db,
+    slo_id: i64,
+    indicator: &str,
+    r: &EarlyWarningRequest,
+    actor: &str,
+) -> AppResult<(EarlyWarning, bool)> {
+    let slo = super::service::slo(db, slo_id)?;
+    if slo.status != SloStatus::Active {
+        return Err(AppError::Conflict(format!(
+            "SLO {slo_id} is {}; attach the warning to its successor{}",
+            slo.status,
+            slo.superseded_by
+                .map_or(String::new(), |s| format!(" (SLO {s})"))
+        )));
+    }
+    let percentile = match (slo.slo.evaluation, slo.slo.percentile) {
+        (Evaluation::Windows, Some(p)) => p,
+        _ => {
+            return Err(invalid(
+                "id",
+                "early warnings predict bad windows of a percentile; this SLO counts requests or events",
+            ))
+        }
+    };
+    let scope = Scope::parse(&r.max_lag, (r.from, r.to), r.alpha)?;
+    let conn = &mut *db.conn()?;
+    let (target, layout) = sli_with_series(conn, "id", &slo.slo.sli)?;
+    if layout.kind != SeriesKind::Histogram {
+        return Err(invalid(
+            "id",
+            "the SLO's SLI has no histogram series to read its percentile from",
+        ));
+    }
+    let (ind, _) = sli_with_series(conn, "indicator", indicator)?;
+    if ind.id == target.id {
+        return Err(invalid("indicator", "is the SLO's own SLI"));
+    }
+    let cands = family(conn, &target, &ind)?;
+    let reading = Reading::percentile(f64::from(percentile) / 100.0);
+    let f = compute(conn, (&target, &layout), &reading, &cands, scope)?;
+    let li = f
+        .indicators
+        .iter()
+        .find(|l| l.sli == ind.key)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the indicator was not compared")))?;
+    let (Some(lead), Some(p_holm), Some(rho), LeadStatus::Leads) =
+        (li.lead_windows, li.p_holm, li.r, li.status)
+    else {
+        return Err(invalid("indicator", li.summary.clone()));
+    };
+    let series_of = |key: &str| f.candidates.iter().find(|c| c.key == key);
+    let cand = series_of(&ind.key)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the indicator has no grid")))?;
+    let objective = Objective {
+        threshold: slo.slo.threshold,
+        comparison: slo.slo.comparison,
+    };
+    let d = derive(
+        (&f.target.points, &cand.points),
+        f.block,
+        lead as usize,
+        objective,
+        r.level,
+    )
+    .map_err(|(field, why)| invalid(field, why))?;
+    let at = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap_or_default();
+    let mut w = EarlyWarning {
+        slo_id,
+        indicator: ind.key.clone(),
+        statistic: cand.statistic.clone(),
+        target_statistic: reading.label.clone(),
+        window_seconds: f.block,
+        lead_seconds: i64::from(lead) * f.block,
+        r: rho,
+        p_holm,
+        level: d.level,
+        when: d.when,
+        level_source: d.source,
+        from: li.from.unwrap_or_else(|| at(f.from)),
+        to: li.to.unwrap_or_else(|| at(f.to)),
+        held_out: d.held_out,
+        replay: d.replay,
+        statement: String::new(),
+        created_by: actor.to_owned(),
+        created_at: Utc::now(),
+    };
+    w.statement = statement(&w, &slo);
+    let doc = crate::domain::document::to_stored_document(&w).map_err(|e| {
+        AppError::Internal(anyhow::anyhow!("the early warning cannot be stored: {e:?}"))
+    })?;
+    let created = store::put(conn, (slo_id, ind.id), &doc, actor)?;
+    Ok((parse(&doc)?, created))
+}
+
+/// The SLO's early warnings (404 for an unknown SLO).
+pub fn list(db: &Db, slo_id: i64) -> AppResult<Vec<EarlyWarning>> {
+    super::service::slo(db, slo_id)?;
+    store::list(&mut *db.conn()?, slo_id)?
+        .iter()
+        .map(|d| parse(d))
+        .collect()
+}
+
+/// Removes the SLO's early warning on `indicator` (404 when there is none).
+pub fn delete(db: &Db, slo_id: i64, indicator: &str) -> AppResult<()> {
+    super::service::slo(db, slo_id)?;
+    let conn = &mut *db.conn()?;
+    let m = metrics::get(conn, indicator)?;
+    if store::delete(conn, (slo_id, m.id))? {
+        Ok(())
+    } else {
+        Err(AppError::not_found("early warning", indicator))
+    }
+}
+
+/// The SLO's early warnings with their indicators' metrics, for the rules export.
+pub fn with_metrics(
+    conn: &mut DbConnection,
+    slo_id: i64,
+) -> AppResult<Vec<(EarlyWarning, Metric)>> {
+    let mut out = Vec::new();
+    for d in store::list(conn, slo_id)? {
+        let w = parse(&d)?;
+        let m = metrics::get(conn, &w.indicator)?;
+        out.push((w, m));
+    }
+    Ok(out)
+}

@@ -54,9 +54,12 @@ pub async fn put_early_warning(
     caller.require(&PUT_EARLY_WARNING)?;
     let (id, indicator) = path.into_inner();
     let r = body.into_inner();
-    let (w, created) = state
+    let slot = state.analysis_slot()?;
+    let answer = state
         .run(move |db| service::put(db, id, &indicator, &r, &caller.name))
-        .await?;
+        .await;
+    drop(slot);
+    let (w, created) = answer?;
     let mut resp = rounded(&w)?;
     if created {
         *resp.status_mut() = actix_web::http::StatusCode::CREATED;

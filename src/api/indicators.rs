@@ -35,5 +35,8 @@ pub async fn get_leading_indicators(
     caller.require(&GET_LEADING_INDICATORS)?;
     let key = key.into_inner();
     let q = q.into_inner();
-    rounded(&state.run(move |db| service::run(db, &key, &q)).await?)
+    let slot = state.analysis_slot()?;
+    let answer = state.run(move |db| service::run(db, &key, &q)).await;
+    drop(slot);
+    rounded(&answer?)
 }

@@ -8,7 +8,7 @@
 //! against `scipy.signal.lfilter`.
 
 use super::dist::f_sf;
-use super::ols::ols;
+use super::linalg::solve_normal;
 use super::{check_finite, StatsError, StatsResult};
 
 /// An autoregression xₜ = c + φ₁xₜ₋₁ + … + φₚxₜ₋ₚ + eₜ fitted by least squares.
@@ -21,24 +21,117 @@ pub struct ArFit {
     pub residuals: Vec<f64>,
 }
 
-/// The regressors of an autoregression on the sample t = hold … n − 1: a constant and
-/// the lags 1 … p of each series in `lagged`.
-fn lag_columns(lagged: &[&[f64]], p: usize, hold: usize, n: usize) -> Vec<Vec<f64>> {
-    let mut cols = vec![vec![1.0; n - hold]];
-    for s in lagged {
-        for lag in 1..=p {
-            cols.push((hold..n).map(|t| s[t - lag]).collect());
-        }
-    }
-    cols
+/// The regressors of an autoregression on the sample t = hold … n − 1: a constant and the lags
+/// 1 … p of each series in `series` (column 1 + s·p + (lag − 1) for series s). The columns are
+/// never built: their cross products follow from the series (see [`LagDesign::gram`]).
+struct LagDesign<'a> {
+    series: Vec<&'a [f64]>,
+    p: usize,
+    hold: usize,
+    n: usize,
 }
 
-fn ssr_of(cols: &[Vec<f64>], y: &[f64]) -> StatsResult<(Vec<f64>, f64)> {
-    let refs: Vec<&[f64]> = cols.iter().map(Vec::as_slice).collect();
-    let names: Vec<String> = (0..cols.len()).map(|i| format!("x{i}")).collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let fit = ols(&refs, &names, y)?;
-    Ok((fit.coefficients, fit.ssr))
+impl LagDesign<'_> {
+    fn columns(&self) -> usize {
+        1 + self.series.len() * self.p
+    }
+
+    /// XᵀX and Xᵀy (y is the outcome on t = hold … n − 1). Within a block of lags of series a
+    /// and b, S(i, j) = Σₜ a[t − i]·b[t − j] satisfies S(i + 1, j + 1) = S(i, j) +
+    /// a[hold − 1 − i]·b[hold − 1 − j] − a[n − 1 − i]·b[n − 1 − j]: only the first row and
+    /// column of each block are summed over the sample, so XᵀX costs O(n·p + p²), not O(n·p²).
+    fn gram(&self, y: &[f64]) -> (Vec<Vec<f64>>, Vec<f64>) {
+        let (p, hold, n) = (self.p, self.hold, self.n);
+        let k = self.columns();
+        let col = |s: usize, lag: usize| 1 + s * p + (lag - 1);
+        let sum_lag = |a: &[f64], i: usize| a[hold - i..n - i].iter().sum::<f64>();
+        let cross = |a: &[f64], i: usize, b: &[f64], j: usize| {
+            dot(&a[hold - i..n - i], &b[hold - j..n - j])
+        };
+        let mut xtx = vec![vec![0.0; k]; k];
+        let mut xty = vec![0.0; k];
+        xtx[0][0] = (n - hold) as f64;
+        xty[0] = y.iter().sum();
+        for (s, a) in self.series.iter().enumerate() {
+            for lag in 1..=p {
+                let v = sum_lag(a, lag);
+                xtx[0][col(s, lag)] = v;
+                xtx[col(s, lag)][0] = v;
+                xty[col(s, lag)] = dot(&a[hold - lag..n - lag], y);
+            }
+        }
+        for (sa, a) in self.series.iter().enumerate() {
+            for (sb, b) in self.series.iter().enumerate() {
+                let mut block = vec![vec![0.0; p + 1]; p + 1];
+                for j in 1..=p {
+                    block[1][j] = cross(a, 1, b, j);
+                }
+                for i in 2..=p {
+                    block[i][1] = cross(a, i, b, 1);
+                }
+                for i in 1..p {
+                    for j in 1..p {
+                        block[i + 1][j + 1] = block[i][j] + a[hold - 1 - i] * b[hold - 1 - j]
+                            - a[n - 1 - i] * b[n - 1 - j];
+                    }
+                }
+                for i in 1..=p {
+                    for j in 1..=p {
+                        xtx[col(sa, i)][col(sb, j)] = block[i][j];
+                    }
+                }
+            }
+        }
+        (xtx, xty)
+    }
+
+    /// Least squares of y on the first `k` columns by the normal equations (Cholesky of the
+    /// scaled XᵀX, `linalg::solve_normal`): the coefficients and the sum of squared residuals,
+    /// computed from the residuals. Lag designs of differenced series are well conditioned.
+    fn fit(
+        &self,
+        (xtx, xty): (&[Vec<f64>], &[f64]),
+        y: &[f64],
+        k: usize,
+    ) -> StatsResult<(Vec<f64>, f64)> {
+        let a: Vec<Vec<f64>> = xtx[..k].iter().map(|r| r[..k].to_vec()).collect();
+        let (beta, _) = solve_normal(&a, &xty[..k])
+            .ok_or_else(|| StatsError::Singular("the lag design is collinear".into()))?;
+        let mut resid: Vec<f64> = y.iter().map(|v| v - beta[0]).collect();
+        for c in 1..k {
+            let (s, lag) = ((c - 1) / self.p, (c - 1) % self.p + 1);
+            let x = &self.series[s][self.hold - lag..self.n - lag];
+            for (e, v) in resid.iter_mut().zip(x) {
+                *e -= beta[c] * v;
+            }
+        }
+        Ok((beta, resid.iter().map(|e| e * e).sum()))
+    }
+
+    /// [`LagDesign::fit`] on every column.
+    fn ols(&self, y: &[f64]) -> StatsResult<(Vec<f64>, f64)> {
+        let (xtx, xty) = self.gram(y);
+        self.fit((&xtx, &xty), y, self.columns())
+    }
+}
+
+/// Σ aᵢbᵢ with four running sums (the adds overlap; a fixed order, so the same bits on
+/// every machine).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut s = [0.0; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..4 {
+            s[k] += x[k] * y[k];
+        }
+    }
+    (s[0] + s[1]) + (s[2] + s[3]) + tail
 }
 
 /// The AR order in 0 … `max_p` with the smallest AIC, every order fitted (with a constant) on
@@ -59,7 +152,13 @@ pub fn ar_aic_order(x: &[f64], max_p: usize) -> StatsResult<usize> {
     let y = &x[max_p..];
     let mut best = (f64::INFINITY, 0);
     for p in 0..=max_p {
-        let (_, ssr) = ssr_of(&lag_columns(&[x], p, max_p, n), y)?;
+        let design = LagDesign {
+            series: vec![x],
+            p,
+            hold: max_p,
+            n,
+        };
+        let (_, ssr) = design.ols(y)?;
         if ssr.is_nan() || ssr <= 0.0 {
             return Err(StatsError::ZeroVariance("autoregression residuals"));
         }
@@ -82,8 +181,13 @@ pub fn ar_fit(x: &[f64], p: usize) -> StatsResult<ArFit> {
             got: n,
         });
     }
-    let cols = lag_columns(&[x], p, p, n);
-    let (coefficients, _) = ssr_of(&cols, &x[p..])?;
+    let design = LagDesign {
+        series: vec![x],
+        p,
+        hold: p,
+        n,
+    };
+    let (coefficients, _) = design.ols(&x[p..])?;
     let residuals = (p..n)
         .map(|t| {
             x[t] - coefficients[0]
@@ -189,8 +293,16 @@ pub fn granger(y: &[f64], x: &[f64], lag: usize) -> StatsResult<GrangerTest> {
         });
     }
     let yt = &y[lag..];
-    let (_, ssr_r) = ssr_of(&lag_columns(&[y], lag, lag, n), yt)?;
-    let (_, ssr_u) = ssr_of(&lag_columns(&[y, x], lag, lag, n), yt)?;
+    // Columns [1, y lags, x lags]: the restricted model is the first 1 + L of them.
+    let design = LagDesign {
+        series: vec![y, x],
+        p: lag,
+        hold: lag,
+        n,
+    };
+    let (xtx, xty) = design.gram(yt);
+    let (_, ssr_r) = design.fit((&xtx, &xty), yt, lag + 1)?;
+    let (_, ssr_u) = design.fit((&xtx, &xty), yt, design.columns())?;
     if ssr_u.is_nan() || ssr_u <= 0.0 {
         return Err(StatsError::ZeroVariance("Granger residuals"));
     }

@@ -60,14 +60,15 @@ impl LagDesign<'_> {
                 xty[col(s, lag)] = dot(&a[hold - lag..n - lag], y);
             }
         }
-        for (sa, a) in self.series.iter().enumerate() {
+        let pairs = if p == 0 { 0 } else { self.series.len() };
+        for (sa, a) in self.series.iter().enumerate().take(pairs) {
             for (sb, b) in self.series.iter().enumerate() {
                 let mut block = vec![vec![0.0; p + 1]; p + 1];
-                for j in 1..=p {
-                    block[1][j] = cross(a, 1, b, j);
+                for (j, v) in block[1].iter_mut().enumerate().skip(1) {
+                    *v = cross(a, 1, b, j);
                 }
-                for i in 2..=p {
-                    block[i][1] = cross(a, i, b, 1);
+                for (i, row) in block.iter_mut().enumerate().skip(2) {
+                    row[1] = cross(a, i, b, 1);
                 }
                 for i in 1..p {
                     for j in 1..p {
@@ -98,11 +99,11 @@ impl LagDesign<'_> {
         let (beta, _) = solve_normal(&a, &xty[..k])
             .ok_or_else(|| StatsError::Singular("the lag design is collinear".into()))?;
         let mut resid: Vec<f64> = y.iter().map(|v| v - beta[0]).collect();
-        for c in 1..k {
+        for (c, b) in beta.iter().enumerate().skip(1) {
             let (s, lag) = ((c - 1) / self.p, (c - 1) % self.p + 1);
             let x = &self.series[s][self.hold - lag..self.n - lag];
             for (e, v) in resid.iter_mut().zip(x) {
-                *e -= beta[c] * v;
+                *e -= b * v;
             }
         }
         Ok((beta, resid.iter().map(|e| e * e).sum()))

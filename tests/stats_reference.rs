@@ -1214,3 +1214,27 @@ fn lead_lag_matches_statsmodels() {
         close(&format!("{key} p"), g.p_value, f(&case["p"]), 1e-6, 1e-300);
     }
 }
+
+/// The Newey–West variance of a mean (what a trace's KPI change and SLI shift use), with equal
+/// units per window, against statsmodels' HAC OLS on a constant (`hac_mean.json`): 1e-9.
+#[test]
+fn hac_mean_variance_matches_statsmodels() {
+    use sloproof::stats::hac::ratio_mean_variance;
+    let fx = fixture("hac_mean");
+    for case in fx["cases"].as_array().unwrap() {
+        let x = vec(&case["x"]);
+        let units = vec![1.0; x.len()];
+        let v = ratio_mean_variance(&x, &units).unwrap();
+        close(
+            &format!("n = {}", x.len()),
+            v,
+            f(&case["variance"]),
+            1e-9,
+            0.0,
+        );
+        // Units scale the sums and the units alike: the mean and its variance do not move.
+        let scaled: Vec<f64> = x.iter().map(|v| v * 250.0).collect();
+        let v2 = ratio_mean_variance(&scaled, &vec![250.0; x.len()]).unwrap();
+        close("scaled", v2, v, 1e-12, 0.0);
+    }
+}

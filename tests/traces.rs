@@ -107,10 +107,13 @@ async fn a_kpi_drop_is_traced_to_the_sli_that_caused_it() {
         );
         let ci = top["share_ci"].as_array().unwrap();
         let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
-        let want = |end: &str| slope[end].as_f64().unwrap() / est;
-        let (a, c) = (want("ci_low"), want("ci_high"));
+        // The KPI's and the SLI's windows are constant within each range: no noise in the
+        // change or the shift, so the interval is the slope's relative error: 1 ± z·SE/|b|.
+        assert!(t["change_std_error"].as_f64().unwrap() < 1e-15, "{b}: {t}");
+        assert_eq!(top["shift_std_error"], 0.0, "{b}: {top}");
+        let rel = 1.959963984540054 * slope["std_error"].as_f64().unwrap() / est.abs();
         assert!(
-            (lo - a.min(c)).abs() < 1e-6 && (hi - a.max(c)).abs() < 1e-6,
+            (lo - (1.0 - rel)).abs() < 1e-6 && (hi - (1.0 + rel)).abs() < 1e-6,
             "{b}: {top}"
         );
         assert_eq!(

@@ -349,6 +349,23 @@ def hac_lag_sum():
     return {"cases": cases}
 
 
+def hac_mean():
+    """The Newey-West variance of a mean over autocorrelated windows (AR(1) 0.6, heavy-tailed
+    shocks, 60 and 500 windows): statsmodels OLS(x, ones).fit(cov_type="HAC",
+    cov_kwds={"maxlags": L, "use_correction": False}) with L = floor(4 (n/100)^(2/9))."""
+    rng = np.random.default_rng(20261130)
+    cases = []
+    for n in (60, 500):
+        u = np.zeros(n)
+        for i in range(1, n):
+            u[i] = 0.6 * u[i - 1] + rng.standard_t(4)
+        x = 0.05 + 0.002 * u
+        L = int(np.floor(4 * (n / 100) ** (2 / 9)))
+        r = sm.OLS(x, np.ones(n)).fit(cov_type="HAC", cov_kwds={"maxlags": L, "use_correction": False})
+        cases.append({"x": fl(x), "maxlags": L, "variance": float(r.bse[0] ** 2)})
+    return {"cases": cases}
+
+
 def lead_lag():
     """Leading indicators: one day of 1-minute windows of three SLIs as good shares. The target
     (checkout success share) follows the cache hit share 10 windows earlier (a saturating
@@ -801,6 +818,7 @@ GENERATORS = [
     ("hac_lag_sum", hac_lag_sum),
     ("iv_two_slis", iv_two_slis),
     ("lead_lag", lead_lag),
+    ("hac_mean", hac_mean),
 ]
 
 

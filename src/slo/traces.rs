@@ -7,10 +7,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::model::{Evaluation, EvidenceBasis, Slo};
-use super::trace::{summary, trace, SliInput, TracedSli, UnquantifiedSli};
+use super::trace::{summary, trace, Change, Shift, SliInput, TracedSli, UnquantifiedSli};
+use crate::analysis::history::window_value;
 use crate::domain::metric::{Metric, MetricKind};
 use crate::domain::series::{SeriesKind, WindowData};
 use crate::error::{AppError, AppResult, Issue};
+use crate::stats::hac::ratio_mean_variance;
 use crate::stats::histogram::quantile;
 use crate::store::{metrics, series, Db, DbConnection};
 
@@ -41,6 +43,9 @@ pub struct Trace {
     pub kpi_baseline: f64,
     pub kpi_value: f64,
     pub change: f64,
+    /// Newey–West standard error of the change (each range's windows, autocorrelation
+    /// included); null with fewer than two windows in a range.
+    pub change_std_error: Option<f64>,
     /// change / baseline; null when the baseline is 0.
     pub relative_change: Option<f64>,
     /// SLIs with validated evidence, by share of the change explained (largest first).
@@ -74,30 +79,39 @@ fn check(r: &TraceRequest) -> AppResult<()> {
     }
 }
 
-/// The KPI's units-weighted mean over [from, to); None without windows.
+/// The KPI's units-weighted mean over [from, to) and its Newey–West variance over the windows;
+/// None without windows.
 fn kpi_mean(
     conn: &mut DbConnection,
     kpi: &Metric,
     (from, to): (i64, i64),
-) -> AppResult<Option<f64>> {
+) -> AppResult<Option<(f64, Option<f64>)>> {
     let rows = series::value_windows(
         conn,
         kpi.id,
         (from, to),
         crate::analysis::history::MAX_STORED_WINDOWS,
     )?;
-    let (units, sum) = rows.iter().fold((0.0, 0.0), |(u, s), r| (u + r.1, s + r.2));
-    Ok((units > 0.0).then(|| sum / units))
+    let (units, sums): (Vec<f64>, Vec<f64>) = rows.iter().map(|r| (r.1, r.2)).unzip();
+    let total: f64 = units.iter().sum();
+    Ok((total > 0.0).then(|| {
+        (
+            sums.iter().sum::<f64>() / total,
+            ratio_mean_variance(&sums, &units),
+        )
+    }))
 }
 
 /// The SLI's statistic over [from, to) from its pooled windows: the SLO's governed percentile
-/// (p50 without a windows SLO) of a histogram series, the good share of an events series.
+/// (p50 without a windows SLO) of a histogram series, the good share of an events series; with
+/// the Newey–West variance of the mean of the per-window values, which stands for the pooled
+/// statistic's (None with fewer than two windows).
 fn pooled(
     conn: &mut DbConnection,
     sli: &Metric,
     slo: Option<&Slo>,
     (from, to): (i64, i64),
-) -> AppResult<Option<(String, f64)>> {
+) -> AppResult<Option<(String, f64, Option<f64>)>> {
     let Some(layout) = series::layout(conn, sli.id)? else {
         return Ok(None);
     };
@@ -108,6 +122,16 @@ fn pooled(
     for w in &windows {
         agg.add(&w.data);
     }
+    let q = slo
+        .filter(|s| s.slo.evaluation == Evaluation::Windows)
+        .and_then(|s| s.slo.percentile)
+        .unwrap_or(50);
+    let quantile_of = (layout.kind == SeriesKind::Histogram).then(|| f64::from(q) / 100.0);
+    let per_window: Vec<f64> = windows
+        .iter()
+        .filter_map(|w| window_value(&w.data, quantile_of, &layout.bounds).map(|v| v.0))
+        .collect();
+    let variance = ratio_mean_variance(&per_window, &vec![1.0; per_window.len()]);
     Ok(match (&agg, layout.kind) {
         (
             WindowData::Histogram {
@@ -115,18 +139,36 @@ fn pooled(
             },
             SeriesKind::Histogram,
         ) if *count > 0.0 => {
-            let p = slo
-                .filter(|s| s.slo.evaluation == Evaluation::Windows)
-                .and_then(|s| s.slo.percentile)
-                .unwrap_or(50);
-            let v = quantile(f64::from(p) / 100.0, &layout.bounds, cumulative, *count);
-            v.is_finite().then(|| (format!("p{p}"), v))
+            let v = quantile(f64::from(q) / 100.0, &layout.bounds, cumulative, *count);
+            v.is_finite().then(|| (format!("p{q}"), v, variance))
         }
         (WindowData::Events { good, total }, SeriesKind::Events) if *total > 0.0 => {
-            Some(("good_share".to_owned(), good / total))
+            Some(("good_share".to_owned(), good / total, variance))
         }
         _ => None,
     })
+}
+
+/// A range in words, the date written once: `2026-11-01 02:00–03:00`; a range on the date of
+/// `after` (the range written before it) drops the date: `00:00–01:00`.
+fn range_text(from: DateTime<Utc>, to: DateTime<Utc>, after: Option<DateTime<Utc>>) -> String {
+    let same_day = |a: DateTime<Utc>, b: DateTime<Utc>| a.date_naive() == b.date_naive();
+    let start = if after.is_some_and(|a| same_day(a, from)) {
+        from.format("%H:%M").to_string()
+    } else {
+        from.format("%Y-%m-%d %H:%M").to_string()
+    };
+    // An end at midnight closes its day: 22:00–24:00 rather than the next date.
+    let end = if same_day(from, to) {
+        to.format("%H:%M").to_string()
+    } else if to.format("%H:%M").to_string() == "00:00"
+        && same_day(from, to - chrono::Duration::seconds(1))
+    {
+        "24:00".to_owned()
+    } else {
+        to.format("%Y-%m-%d %H:%M").to_string()
+    };
+    format!("{start}–{end}")
 }
 
 /// Traces the change of KPI `key` between the ranges.
@@ -154,9 +196,10 @@ pub fn run(db: &Db, key: &str, r: &TraceRequest) -> AppResult<Trace> {
             )],
         )
     };
-    let value = kpi_mean(conn, &kpi, range)?.ok_or_else(|| no_data("from"))?;
-    let baseline = kpi_mean(conn, &kpi, base)?.ok_or_else(|| no_data("baseline_from"))?;
+    let (value, v1) = kpi_mean(conn, &kpi, range)?.ok_or_else(|| no_data("from"))?;
+    let (baseline, v0) = kpi_mean(conn, &kpi, base)?.ok_or_else(|| no_data("baseline_from"))?;
     let change = value - baseline;
+    let change_std_error = v1.zip(v0).map(|(a, b)| (a + b).sqrt());
     let slis = metrics::slis_under(conn, key)?;
     let mut slos = Vec::new();
     for s in &slis {
@@ -168,7 +211,15 @@ pub fn run(db: &Db, key: &str, r: &TraceRequest) -> AppResult<Trace> {
     for (s, slo) in slis.iter().zip(&slos) {
         let now = pooled(conn, s, slo.as_ref(), range)?;
         let before = pooled(conn, s, slo.as_ref(), base)?;
-        values.push(now.zip(before).map(|((stat, v), (_, b))| (stat, b, v)));
+        values.push(
+            now.zip(before)
+                .map(|((statistic, v, v1), (_, b, v0))| Shift {
+                    statistic,
+                    baseline: b,
+                    value: v,
+                    std_error: v1.zip(v0).map(|(x, y)| (x + y).sqrt()),
+                }),
+        );
     }
     let inputs: Vec<SliInput> = slis
         .iter()
@@ -180,14 +231,17 @@ pub fn run(db: &Db, key: &str, r: &TraceRequest) -> AppResult<Trace> {
             slope: slo.as_ref().map(|o| (o.id, &o.evidence.slope)),
         })
         .collect();
-    let (traced, unquantified) = trace(&inputs, change);
-    let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M").to_string();
+    let (traced, unquantified) = trace(
+        &inputs,
+        Change {
+            delta: change,
+            std_error: change_std_error,
+        },
+    );
     let ranges = format!(
-        "{}–{} vs {}–{}",
-        fmt(r.from),
-        fmt(r.to),
-        fmt(r.baseline_from),
-        fmt(r.baseline_to)
+        "{} vs {}",
+        range_text(r.from, r.to, None),
+        range_text(r.baseline_from, r.baseline_to, Some(r.from))
     );
     let text = summary(
         &kpi,
@@ -207,6 +261,7 @@ pub fn run(db: &Db, key: &str, r: &TraceRequest) -> AppResult<Trace> {
         kpi_baseline: baseline,
         kpi_value: value,
         change,
+        change_std_error,
         relative_change: (baseline != 0.0).then(|| change / baseline),
         slis: traced,
         unquantified,

@@ -57,6 +57,30 @@ pub fn newey_west_lags(n: usize) -> usize {
     (4.0 * (n as f64 / 100.0).powf(2.0 / 9.0)).floor() as usize
 }
 
+/// The Newey–West variance of a units-weighted mean m = Σ sₜ / Σ uₜ over a series of windows
+/// (window t: units uₜ, sum sₜ): the ratio linearised, zₜ = (sₜ − m·uₜ)/ū, and Var(m) =
+/// [Σ zₜ² + 2 Σ_{l=1}^{L} (1 − l/(L+1)) Σₜ zₜ zₜ₋ₗ] / n², L = [`newey_west_lags`]\(n\). With
+/// equal units it is the HAC variance of a plain mean: statsmodels
+/// `OLS(x, ones).fit(cov_type="HAC", cov_kwds={"maxlags": L, "use_correction": False})`
+/// (`hac_mean.json`). It takes in the windows' sampling noise and their autocorrelation alike;
+/// None with fewer than 2 windows or no units.
+pub fn ratio_mean_variance(sums: &[f64], units: &[f64]) -> Option<f64> {
+    let n = sums.len();
+    let total: f64 = units.iter().sum();
+    if n < 2 || units.len() != n || total.is_nan() || total <= 0.0 {
+        return None;
+    }
+    let m = sums.iter().sum::<f64>() / total;
+    let mean_units = total / n as f64;
+    let z: Vec<f64> = sums
+        .iter()
+        .zip(units)
+        .map(|(s, u)| (s - m * u) / mean_units)
+        .collect();
+    let v = bartlett(&z, newey_west_lags(n)) / (n * n) as f64;
+    v.is_finite().then_some(v.max(0.0))
+}
+
 /// The number of group ids (max + 1) and of groups that occur.
 fn group_counts(groups: &[u32]) -> (usize, usize) {
     let n_groups = groups.iter().map(|g| *g as usize + 1).max().unwrap_or(0);

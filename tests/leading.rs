@@ -123,6 +123,20 @@ async fn a_ten_minute_lead_is_found_with_statsmodels_numbers() {
                 want["p"].as_f64().unwrap(),
                 1e-6,
             );
+            let lt = &g["lag_test"];
+            assert_eq!(lt["own_lags"], want["own"], "{b} {key}");
+            close(
+                &format!("{b} {key} lag b"),
+                lt["estimate"].as_f64().unwrap(),
+                want["lag_estimate"].as_f64().unwrap(),
+                1e-8,
+            );
+            close(
+                &format!("{b} {key} lag p"),
+                lt["p_value"].as_f64().unwrap(),
+                want["lag_p"].as_f64().unwrap(),
+                1e-6,
+            );
             close(
                 &format!("{b} {key} Holm"),
                 g["p_holm"].as_f64().unwrap(),
@@ -345,12 +359,13 @@ async fn an_early_warning_is_attached_replayed_and_exported() {
             .await;
         assert!(
             rules.text.contains("alert: SloproofEarlyWarning")
-                && rules.text.contains("cache_hit_3_good_total[1m]"),
+                && rules.text.contains("cache_hit_3_good_total[5m]"),
             "{b}: {}",
             rules.text
         );
         if let Some(promtool) = common::promtool::promtool() {
-            // Counters every 15 s: 100 events per scrape; 95 good for 20 minutes, then 80.
+            // Counters every 15 s: 100 events per scrape; 95 good for 20 minutes, then 80. The
+            // 5-minute share is 0.89 at minute 22 and 0.83 at minute 24.
             let (mut good, mut total) = (Vec::new(), Vec::new());
             let (mut g, mut t) = (0u64, 0u64);
             for i in 0..160 {
@@ -361,7 +376,7 @@ async fn an_early_warning_is_attached_replayed_and_exported() {
             }
             let name = slo["name"].as_str().unwrap();
             let test = format!(
-                "rule_files:\n  - rules.yaml\nevaluation_interval: 15s\ntests:\n  - interval: 15s\n    input_series:\n      - series: 'cache_hit_3_good_total'\n        values: '{}'\n      - series: 'cache_hit_3_events_total'\n        values: '{}'\n    alert_rule_test:\n      - eval_time: 19m\n        alertname: SloproofEarlyWarning\n        exp_alerts: []\n      - eval_time: 21m\n        alertname: SloproofEarlyWarning\n        exp_alerts: []\n      - eval_time: 23m\n        alertname: SloproofEarlyWarning\n        exp_alerts:\n          - exp_labels:\n              severity: warning\n              sloproof_slo: {name}\n              sloproof_indicator: cache_hit_3\n            exp_annotations:\n              summary: \"{}\"\n              lead: 10 min\n",
+                "rule_files:\n  - rules.yaml\nevaluation_interval: 15s\ntests:\n  - interval: 15s\n    input_series:\n      - series: 'cache_hit_3_good_total'\n        values: '{}'\n      - series: 'cache_hit_3_events_total'\n        values: '{}'\n    alert_rule_test:\n      - eval_time: 19m\n        alertname: SloproofEarlyWarning\n        exp_alerts: []\n      - eval_time: 22m\n        alertname: SloproofEarlyWarning\n        exp_alerts: []\n      - eval_time: 24m\n        alertname: SloproofEarlyWarning\n        exp_alerts:\n          - exp_labels:\n              severity: warning\n              sloproof_slo: {name}\n              sloproof_indicator: cache_hit_3\n            exp_annotations:\n              summary: \"{}\"\n              lead: 10 min\n",
                 good.join(" "),
                 total.join(" "),
                 r.body["statement"].as_str().unwrap().replace('"', "\\\"")

@@ -1169,7 +1169,7 @@ fn two_sls_with_two_slis_matches_linearmodels() {
 /// relative, p-values to 1e-6 relative.
 #[test]
 fn lead_lag_matches_statsmodels() {
-    use sloproof::stats::lead::{ar_aic_order, ar_filter, ar_fit, ccf, granger};
+    use sloproof::stats::lead::{ar_aic_order, ar_filter, ar_fit, ccf, granger, lag_wald};
     let fx = fixture("lead_lag");
     let diff = |v: &[f64]| v.windows(2).map(|w| w[1] - w[0]).collect::<Vec<f64>>();
     let dy = diff(&vec(&fx["target"]["values"]));
@@ -1212,6 +1212,31 @@ fn lead_lag_matches_statsmodels() {
         close(&format!("{key} F"), g.f, f(&case["f"]), 1e-8, 0.0);
         close(&format!("{key} df"), g.df_den, f(&case["df_den"]), 0.0, 0.0);
         close(&format!("{key} p"), g.p_value, f(&case["p"]), 1e-6, 1e-300);
+        // The deciding single-lag test with HC1 errors.
+        let own = ar_aic_order(&dy, max_p).unwrap();
+        assert_eq!(own as u64, case["own"].as_u64().unwrap(), "{key} own lags");
+        let w = lag_wald(&dy, &dx, best, own).unwrap();
+        close(
+            &format!("{key} b"),
+            w.estimate,
+            f(&case["lag_estimate"]),
+            1e-8,
+            0.0,
+        );
+        close(
+            &format!("{key} se"),
+            w.std_error,
+            f(&case["lag_se"]),
+            1e-8,
+            0.0,
+        );
+        close(
+            &format!("{key} lag p"),
+            w.p_value,
+            f(&case["lag_p"]),
+            1e-6,
+            1e-300,
+        );
     }
 }
 

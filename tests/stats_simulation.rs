@@ -755,3 +755,76 @@ fn leading_indicator_tests_hold_their_level_and_find_a_known_lead() {
         1.0,
     );
 }
+
+/// Leading indicators on the nulls real SLIs produce: independent series whose changes share a
+/// daily variance cycle (3 times the spread at peak, as percentiles' noise follows traffic); a
+/// shared signal the candidate measures with less noise than the target, with no lead; and a
+/// candidate that follows the target by 3 windows. None may be reported as leading more than
+/// 5% of the time.
+#[test]
+fn leading_indicators_are_not_fooled_by_traffic_shared_signals_or_followers() {
+    use sloproof::analysis::leading::{analyse, GridSeries, LeadStatus};
+    let mut r = rng(20261201);
+    let n = 600;
+    let grid = |key: &str, v: &[f64]| GridSeries {
+        key: key.to_owned(),
+        statistic: "p95".to_owned(),
+        points: v
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (60 * i as i64, *x))
+            .collect(),
+    };
+    let cycle = |t: usize| 2.0 + (2.0 * std::f64::consts::PI * t as f64 / 200.0).sin();
+    let trials = 200;
+    let mut leads = [0usize; 3];
+    for _ in 0..trials {
+        let e = normal(&mut r, 3 * n, 0.0, 1.0);
+        let walk = |off: usize| {
+            let mut level = 0.0;
+            (0..n)
+                .map(|t| {
+                    level += cycle(t) * e[off + t];
+                    level
+                })
+                .collect::<Vec<f64>>()
+        };
+        let (y, x) = (walk(0), walk(n));
+        let mut s = vec![0.0; n];
+        for t in 1..n {
+            s[t] = 0.95 * s[t - 1] + e[2 * n + t];
+        }
+        let (ny, nx) = (normal(&mut r, n, 0.0, 1.0), normal(&mut r, n, 0.0, 0.25));
+        let target: Vec<f64> = (0..n).map(|t| s[t] + ny[t]).collect();
+        let sharp: Vec<f64> = (0..n).map(|t| s[t] + nx[t]).collect();
+        let follower: Vec<f64> = (0..n)
+            .map(|t| if t >= 3 { target[t - 3] } else { 0.0 } + nx[t])
+            .collect();
+        let cases = [(&y, &x), (&target, &sharp), (&target, &follower)];
+        for (i, (a, b)) in cases.iter().enumerate() {
+            let out = analyse(&grid("y", a), &[grid("x", b)], 60, 20, 0.05);
+            if out[0].status == LeadStatus::Leads {
+                leads[i] += 1;
+            }
+        }
+    }
+    let rate = |k: usize| leads[k] as f64 / trials as f64;
+    within(
+        "leads, independent series sharing a variance cycle",
+        rate(0),
+        0.0,
+        0.05,
+    );
+    within(
+        "leads, a shared signal measured more sharply",
+        rate(1),
+        0.0,
+        0.05,
+    );
+    within(
+        "leads, a candidate 3 windows behind the target",
+        rate(2),
+        0.0,
+        0.05,
+    );
+}

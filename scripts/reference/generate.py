@@ -373,8 +373,10 @@ def lead_lag():
     the AR order of the candidate by ar_select_order(maxlag=24, ic="aic", trend="c"), its
     AutoReg fit, the candidate's residuals and the target filtered by scipy.signal.lfilter,
     ccf(target, candidate, adjusted=False) at lags 0..60, the best lag in 1..60 by |r|, and
-    grangercausalitytests(np.column_stack([dy, dx]), [best]) ssr_ftest; the best-lag p-value
-    times 60 (the lags looked at), then Holm across the two candidates (multipletests)."""
+    grangercausalitytests(np.column_stack([dy, dx]), [best]) ssr_ftest; the deciding single-lag
+    test: OLS of dy on its own lags (order by ar_select_order on dy) and dx at the best lag,
+    cov_type="HC1"; its p-value times 60 (the lags looked at), then Holm across the two
+    candidates (multipletests)."""
     from scipy.signal import lfilter
     from statsmodels.tsa.ar_model import AutoReg, ar_select_order
     from statsmodels.tsa.stattools import ccf, grangercausalitytests
@@ -406,10 +408,18 @@ def lead_lag():
         r = ccf(ey, ex, adjusted=False, nlags=max_lag + 1)
         best = int(np.argmax(np.abs(r[1:])) + 1)
         g = grangercausalitytests(np.column_stack([dy, dx]), [best])[best][0]["ssr_ftest"]
+        # The deciding test: dx at lag best added to dy's own lags (order by AIC on dy), HC1.
+        own = len(ar_select_order(dy, maxlag=max_p, ic="aic", trend="c").ar_lags or [])
+        h = max(own, best)
+        idx = np.arange(h, len(dy))
+        design = np.column_stack([np.ones(len(idx))] + [dy[idx - i] for i in range(1, own + 1)] + [dx[idx - best]])
+        w = sm.OLS(dy[idx], design).fit(cov_type="HC1")
         cases.append({"key": key, "values": fl(level), "order": p, "constant": float(fit.params[0]),
                       "phi": fl(phi), "r": fl(r), "best_lag": best, "f": float(g[0]), "p": float(g[1]),
-                      "df_den": float(g[2]), "df_num": int(g[3]),
-                      "p_lag_adjusted": min(1.0, float(g[1]) * max_lag)})
+                      "df_den": float(g[2]), "df_num": int(g[3]), "own": own,
+                      "lag_estimate": float(w.params[-1]), "lag_se": float(w.bse[-1]),
+                      "lag_p": float(w.pvalues[-1]),
+                      "p_lag_adjusted": min(1.0, float(w.pvalues[-1]) * max_lag)})
     holm = multipletests([c["p_lag_adjusted"] for c in cases], method="holm")[1]
     for c, h in zip(cases, holm):
         c["p_holm"] = float(h)

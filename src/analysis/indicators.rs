@@ -7,7 +7,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::history::window_value;
-use super::leading::{analyse, duration_text, GridSeries, LeadStatus, LeadingIndicator};
+use std::collections::HashMap;
+
+use super::leading::{
+    correct, duration_text, evaluate, unavailable, GridSeries, LeadStatus, LeadingIndicator,
+};
 use super::observational::SliStatistic;
 use crate::domain::metric::{Metric, MetricKind};
 use crate::domain::series::{SeriesKind, SeriesLayout};
@@ -17,7 +21,10 @@ use crate::store::{metrics, series, Db, DbConnection};
 pub use super::leading::{MAX_LEAD_WINDOWS, MIN_CHANGES};
 
 /// Most candidates compared in one request.
-pub const MAX_CANDIDATES: usize = 20;
+pub const MAX_CANDIDATES: usize = 50;
+
+/// A candidate and its series layout (None: no production series).
+pub type Candidate = (Metric, Option<SeriesLayout>);
 /// Most windows of the common grid one request reads per series (about 35 days of minutes).
 pub const MAX_GRID_WINDOWS: i64 = 50_000;
 /// Default range: the 7 days before the target's latest window.
@@ -41,7 +48,7 @@ pub struct LeadingQuery {
     /// good share.
     pub statistic: Option<SliStatistic>,
     /// Comma-separated SLI keys to compare (default: every SLI under the target in the metric
-    /// hierarchy, at any depth); at most 20.
+    /// hierarchy, at any depth); at most 50.
     #[param(max_length = 2000)]
     pub candidates: Option<String>,
     /// Family-wise significance level across candidates, in (0, 0.5] (default 0.05).
@@ -54,7 +61,8 @@ pub struct LeadingQuery {
 pub struct LeadingIndicators {
     pub metric: String,
     pub statistic: SliStatistic,
-    /// The common grid (the longest window length of the series involved).
+    /// The target's grid (its window length); each candidate is compared on the longer of its
+    /// windows and these (`indicators[].window_seconds`).
     pub window_seconds: i64,
     pub max_lag_seconds: i64,
     pub max_lag_windows: u32,
@@ -75,6 +83,9 @@ fn invalid(field: &str, message: impl Into<String>) -> AppError {
 
 /// Seconds of a duration like `60m` or `1h 30m` (whole seconds).
 fn parse_lag(text: &str) -> AppResult<i64> {
+    if text.len() > 40 {
+        return Err(invalid("max_lag", "must be at most 40 characters"));
+    }
     let d = humantime::parse_duration(text.trim()).map_err(|e| {
         invalid(
             "max_lag",
@@ -151,9 +162,12 @@ fn candidates(
     conn: &mut DbConnection,
     target: &Metric,
     asked: Option<&str>,
-) -> AppResult<Vec<(Metric, SeriesLayout)>> {
+) -> AppResult<Vec<Candidate>> {
     let metrics_list = match asked {
         Some(list) => {
+            if list.len() > 2000 {
+                return Err(invalid("candidates", "must be at most 2000 characters"));
+            }
             let keys: Vec<&str> = list.split(',').map(str::trim).collect();
             if let Some(k) = keys
                 .iter()
@@ -189,17 +203,17 @@ fn candidates(
     let mut out = Vec::new();
     for m in metrics_list {
         match series::layout(conn, m.id)? {
-            Some(l) if l.kind != SeriesKind::Values => out.push((m, l)),
+            Some(l) if l.kind != SeriesKind::Values => out.push((m, Some(l))),
             _ if asked.is_some() => {
                 return Err(invalid(
                     "candidates",
                     format!("'{}' has no production series", m.key),
                 ))
             }
-            _ => {}
+            _ => out.push((m, None)),
         }
     }
-    if out.is_empty() {
+    if out.iter().all(|c| c.1.is_none()) {
         return Err(invalid(
             "key",
             format!(
@@ -212,7 +226,7 @@ fn candidates(
         return Err(invalid(
             "candidates",
             format!(
-                "'{}' has {} upstream SLIs with series; name at most {MAX_CANDIDATES} in `candidates`",
+                "'{}' has {} upstream SLIs; name at most {MAX_CANDIDATES} in `candidates`",
                 target.key,
                 out.len()
             ),
@@ -272,52 +286,48 @@ impl Scope {
     }
 }
 
-/// The target, every candidate on one grid, and how each relates to the target in time.
+/// The target and every candidate, each pair on its own grid, and how each relates to the
+/// target in time.
 pub struct Family {
+    /// The target's grid (its windows, or the floor asked for) and the lags on it.
     pub block: i64,
     pub max_lag: usize,
     pub from: i64,
     pub to: i64,
-    pub target: GridSeries,
-    pub candidates: Vec<GridSeries>,
     pub indicators: Vec<LeadingIndicator>,
+    /// Per compared candidate: the target and the candidate on their common grid, and its length.
+    pub pairs: HashMap<String, (GridSeries, GridSeries, i64)>,
 }
 
-/// The coarsest window length among the series, which every other must divide.
-fn common_block(layout: &SeriesLayout, cands: &[(Metric, SeriesLayout)]) -> AppResult<i64> {
-    let block = cands
-        .iter()
-        .map(|(_, l)| i64::from(l.seconds))
-        .fold(i64::from(layout.seconds), i64::max);
-    let odd = cands
-        .iter()
-        .find(|(_, l)| block % i64::from(l.seconds) != 0)
-        .map(|(m, _)| m.key.clone())
-        .or_else(|| (block % i64::from(layout.seconds) != 0).then(|| "the target".to_owned()));
-    match odd {
-        Some(k) => Err(invalid(
-            "candidates",
-            format!("the windows of '{k}' do not nest in one grid of {block} s with the others"),
-        )),
-        None => Ok(block),
+/// The grid of the target with a candidate: the longer window, which the other must divide.
+fn pair_block(target_block: i64, cand: &SeriesLayout) -> Result<i64, String> {
+    let c = i64::from(cand.seconds);
+    let block = target_block.max(c);
+    if block % c != 0 || block % target_block != 0 {
+        return Err(format!(
+            "its {c}-second windows and the target's {target_block}-second grid do not nest"
+        ));
     }
+    Ok(block)
 }
 
-/// Reads the target and the candidates onto the coarsest grid among them and compares them.
+/// Reads the target and each candidate onto their common grid (the longer of the two window
+/// lengths, at least `min_block`) and compares them; Holm across those compared.
 pub fn compute(
     conn: &mut DbConnection,
     (target, layout): (&Metric, &SeriesLayout),
     reading: &Reading,
-    cands: &[(Metric, SeriesLayout)],
+    cands: &[Candidate],
     scope: Scope,
+    min_block: i64,
 ) -> AppResult<Family> {
-    let block = common_block(layout, cands)?;
+    let block = i64::from(layout.seconds).max(min_block);
     let max_lag = scope.max_lag_seconds / block;
     if max_lag < 1 || max_lag as usize > MAX_LEAD_WINDOWS {
         return Err(invalid(
             "max_lag",
             format!(
-                "is {} on a grid of {} windows; it must be 1 to {MAX_LEAD_WINDOWS} windows",
+                "is {} on the target's grid of {} windows; it must be 1 to {MAX_LEAD_WINDOWS} windows",
                 duration_text(scope.max_lag_seconds),
                 duration_text(block)
             ),
@@ -329,7 +339,11 @@ pub fn compute(
     };
     let from = scope.from.unwrap_or(to - DEFAULT_DAYS * 86_400);
     if to <= from {
-        return Err(invalid("to", "must be after from"));
+        let field = if scope.to.is_some() { "to" } else { "from" };
+        return Err(invalid(
+            field,
+            "the range is empty: `to` (default: the end of the target's latest window) must be after `from`",
+        ));
     }
     if (to - from) / block > MAX_GRID_WINDOWS {
         return Err(invalid(
@@ -337,32 +351,52 @@ pub fn compute(
             format!("the range holds more than {MAX_GRID_WINDOWS} windows of {block} s"),
         ));
     }
-    let target_series = grid(conn, (target, layout), reading, (from, to), block)?;
-    let mut candidates = Vec::new();
+    let mut targets: HashMap<i64, GridSeries> = HashMap::new();
+    let mut indicators = Vec::new();
+    let mut pairs = HashMap::new();
     for (m, l) in cands {
-        candidates.push(grid(
-            conn,
-            (m, l),
-            &reading.of_candidate(l),
-            (from, to),
-            block,
-        )?);
+        let Some(l) = l else {
+            indicators.push(unavailable(&m.key, "", "no production series"));
+            continue;
+        };
+        let r = reading.of_candidate(l);
+        let b = match pair_block(block, l) {
+            Ok(b) => b,
+            Err(why) => {
+                indicators.push(unavailable(&m.key, &r.label, &why));
+                continue;
+            }
+        };
+        let lags = (scope.max_lag_seconds / b) as usize;
+        if lags == 0 {
+            let why = format!(
+                "max_lag is shorter than one of its {} windows",
+                duration_text(b)
+            );
+            indicators.push(unavailable(&m.key, &r.label, &why));
+            continue;
+        }
+        if let std::collections::hash_map::Entry::Vacant(e) = targets.entry(b) {
+            e.insert(grid(conn, (target, layout), reading, (from, to), b)?);
+        }
+        let c = grid(conn, (m, l), &r, (from, to), b)?;
+        let t = &targets[&b];
+        indicators.push(evaluate(t, &c, b, lags, scope.alpha));
+        pairs.insert(m.key.clone(), (t.clone(), c, b));
     }
-    let indicators = analyse(
-        &target_series,
-        &candidates,
-        block,
-        max_lag as usize,
-        scope.alpha,
-    );
+    let label = GridSeries {
+        key: target.key.clone(),
+        statistic: reading.label.clone(),
+        points: Vec::new(),
+    };
+    correct(&mut indicators, &label, scope.alpha);
     Ok(Family {
         block,
         max_lag: max_lag as usize,
         from,
         to,
-        target: target_series,
-        candidates,
         indicators,
+        pairs,
     })
 }
 
@@ -399,7 +433,7 @@ pub fn run(db: &Db, key: &str, q: &LeadingQuery) -> AppResult<LeadingIndicators>
         None => Reading::good_share(),
     };
     let cands = candidates(conn, &target, q.candidates.as_deref())?;
-    let f = compute(conn, (&target, &layout), &reading, &cands, scope)?;
+    let f = compute(conn, (&target, &layout), &reading, &cands, scope, 0)?;
     let leading: Vec<&str> = f
         .indicators
         .iter()

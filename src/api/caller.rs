@@ -112,6 +112,7 @@ pub const PROTECTED: &[Operation] = &[
     super::indicators::GET_LEADING_INDICATORS,
     super::early_warnings::PUT_EARLY_WARNING,
     super::early_warnings::LIST_EARLY_WARNINGS,
+    super::early_warnings::GET_EARLY_WARNING,
     super::early_warnings::DELETE_EARLY_WARNING,
     super::journeys::CREATE_JOURNEY,
     super::journeys::LIST_JOURNEYS,

@@ -22,6 +22,12 @@ pub const LIST_EARLY_WARNINGS: Operation = Operation::new(
     "/api/v1/slos/{id}/early-warnings",
     Access::Read,
 );
+pub const GET_EARLY_WARNING: Operation = Operation::new(
+    "get_early_warning",
+    "GET",
+    "/api/v1/slos/{id}/early-warnings/{indicator}",
+    Access::Read,
+);
 pub const DELETE_EARLY_WARNING: Operation = Operation::new(
     "delete_early_warning",
     "DELETE",
@@ -30,10 +36,11 @@ pub const DELETE_EARLY_WARNING: Operation = Operation::new(
 );
 
 /// Attaches an early warning to an SLO (or replaces it): the upstream SLI `indicator` must lead
-/// the SLO's SLI, read as the SLO governs it (its percentile per window), significantly among
-/// the SLI's upstream SLIs (see leading indicators). The level that warns is predicted from
-/// history (where the SLI one lead later reaches the threshold) unless given, and replayed on
-/// that history. The SLO's Prometheus rules then carry an `SloproofEarlyWarning` alert on the
+/// the SLO's SLI, read as the SLO governs it (its percentile per SLO window), significantly
+/// among the SLI's upstream SLIs (see leading indicators). Unless given, the level is learned
+/// on the first two thirds of that history (the indicator's percentile whose warnings best
+/// anticipate the SLO's bad windows, by F1), and the rule is replayed on the held-out third.
+/// Only SLOs that judge windows by a percentile take early warnings. The SLO's Prometheus rules then carry an `SloproofEarlyWarning` alert on the
 /// indicator. A warning belongs to this SLO: a successor with a new threshold needs its own.
 #[utoipa::path(
     put, path = "/api/v1/slos/{id}/early-warnings/{indicator}", operation_id = "put_early_warning", tag = "slos",
@@ -67,7 +74,8 @@ pub async fn put_early_warning(
     Ok(resp)
 }
 
-/// The SLO's early warnings, in the order they were attached.
+/// The SLO's early warnings, in the order they were attached (at most one per upstream SLI, so
+/// not paginated).
 #[utoipa::path(
     get, path = "/api/v1/slos/{id}/early-warnings", operation_id = "list_early_warnings", tag = "slos",
     params(("id" = i64, Path, description = "SLO id")),
@@ -81,6 +89,26 @@ pub async fn list_early_warnings(
     caller.require(&LIST_EARLY_WARNINGS)?;
     let id = id.into_inner();
     rounded(&state.run(move |db| service::list(db, id)).await?)
+}
+
+/// The SLO's early warning on `indicator`.
+#[utoipa::path(
+    get, path = "/api/v1/slos/{id}/early-warnings/{indicator}", operation_id = "get_early_warning", tag = "slos",
+    params(("id" = i64, Path, description = "SLO id"), ("indicator" = String, Path, description = "Upstream SLI key")),
+    responses((status = 200, description = "The warning", body = EarlyWarning))
+)]
+pub async fn get_early_warning(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(i64, String)>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&GET_EARLY_WARNING)?;
+    let (id, indicator) = path.into_inner();
+    rounded(
+        &state
+            .run(move |db| service::get(db, id, &indicator))
+            .await?,
+    )
 }
 
 /// Removes the SLO's early warning on `indicator`.

@@ -157,6 +157,7 @@ fn business_routes(cfg: &mut web::ServiceConfig) {
     .service(protected!(
         "/api/v1/slos/{id}/early-warnings/{indicator}",
         put => early_warnings::put_early_warning,
+        get => early_warnings::get_early_warning,
         delete => early_warnings::delete_early_warning
     ));
 }

@@ -48,6 +48,7 @@ use super::problem::PROBLEM_JSON;
         super::indicators::get_leading_indicators,
         super::early_warnings::put_early_warning,
         super::early_warnings::list_early_warnings,
+        super::early_warnings::get_early_warning,
         super::early_warnings::delete_early_warning,
         super::journeys::create_journey,
         super::journeys::list_journeys,

@@ -62,6 +62,10 @@ pub struct WarningReplay {
     pub warnings: u64,
     /// Of those, how many were followed by a bad window within the lead.
     pub warnings_followed: u64,
+    /// Windows replayed, and the share of them that were bad (what a rule that always warns
+    /// would reach as precision).
+    pub windows: u64,
+    pub base_rate: Option<f64>,
     /// warned_bad_windows / bad_windows; null without bad windows.
     pub recall: Option<f64>,
     /// warnings_followed / warnings; null without warnings.
@@ -93,8 +97,9 @@ pub struct EarlyWarning {
     /// The rule on the whole history.
     pub replay: WarningReplay,
     pub statement: String,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
+    /// Who derived this level and when (a replacing PUT derives it again).
+    pub derived_by: String,
+    pub derived_at: DateTime<Utc>,
 }
 
 /// What the derivation needs of the SLO: its threshold and which side is good.
@@ -147,6 +152,8 @@ fn replay(warn: &[bool], broke: &[bool], lead: usize) -> WarningReplay {
         .count();
     let share = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
     WarningReplay {
+        windows: n as u64,
+        base_rate: share(broke.iter().filter(|b| **b).count(), n),
         bad_windows: bad_idx.len() as u64,
         warned_bad_windows: warned as u64,
         warnings: warn_idx.len() as u64,
@@ -162,6 +169,9 @@ fn f1(r: &WarningReplay) -> f64 {
         _ => 0.0,
     }
 }
+
+/// Fewest bad windows in the training part to learn a level from.
+pub const MIN_BAD: usize = 5;
 
 /// A series on the grid: (window start, value), ascending.
 type Points<'a> = &'a [(i64, f64)];
@@ -181,7 +191,8 @@ pub fn derive(
     if split <= 3 * lead + 10 {
         return Err(("indicator", "too few windows in common".to_owned()));
     }
-    let b = slope(&x[..n - lead], &y[lead..]).ok_or((
+    // The side is learned on the training part only, like the level.
+    let b = slope(&x[..split - lead], &y[lead..split]).ok_or((
         "indicator",
         "the indicator does not vary over the history".to_owned(),
     ))?;
@@ -199,9 +210,23 @@ pub fn derive(
             .collect()
     };
     let broke: Vec<bool> = y.iter().map(|v| objective.bad(*v)).collect();
+    let bad_in_training = broke[..split].iter().filter(|b| **b).count();
+    if given.is_none() && !(MIN_BAD..=split / 2).contains(&bad_in_training) {
+        return Err((
+            "level",
+            format!(
+                "the first two thirds of the history hold {bad_in_training} bad windows of {split}; learning a level needs {MIN_BAD} to half of them — give a level"
+            ),
+        ));
+    }
     let (level, source) = match given {
-        Some(l) if l.is_finite() => (l, LevelSource::Given),
-        Some(_) => return Err(("level", "must be a finite number".to_owned())),
+        Some(l) if l.is_finite() && l.abs() <= 1e15 => (l, LevelSource::Given),
+        Some(_) => {
+            return Err((
+                "level",
+                "must be a number of magnitude at most 1e15".to_owned(),
+            ))
+        }
         None => {
             let mut sorted = x[..split].to_vec();
             sorted.sort_by(f64::total_cmp);
@@ -234,8 +259,8 @@ pub fn derive(
     })
 }
 
-/// The statement of a warning.
-pub fn statement(w: &EarlyWarning, slo: &Slo) -> String {
+/// The statement of a warning; `unit` is the indicator's reading's unit ("" for a share).
+pub fn statement(w: &EarlyWarning, slo: &Slo, unit: &str) -> String {
     let side = match w.when {
         WarnWhen::Above => "rises to",
         WarnWhen::Below => "falls to",
@@ -246,10 +271,11 @@ pub fn statement(w: &EarlyWarning, slo: &Slo) -> String {
     };
     let pct = |v: Option<f64>| v.map_or("—".to_owned(), |v| format!("{:.0}%", v * 100.0));
     format!(
-        "Warn when {} {} {side} {}: {} {} tends to {op} {} {} about {} later (r = {:.2}; on the held-out last third of history {} of bad windows were warned and {} of warnings were followed by one)",
+        "Warn when {} {} {side} {}{}: {} {} tends to {op} {} {} about {} later (r = {:.2}; on the held-out last third of history {} of bad windows were warned and {} of warnings were followed by one)",
         w.indicator,
         w.statistic,
-        num(w.level),
+        level_text(w.level),
+        if unit.is_empty() { String::new() } else { format!(" {unit}") },
         slo.slo.sli,
         w.target_statistic,
         num(slo.slo.threshold),
@@ -259,6 +285,17 @@ pub fn statement(w: &EarlyWarning, slo: &Slo) -> String {
         pct(w.held_out.recall),
         pct(w.held_out.precision),
     )
+}
+
+/// A level as PromQL and the statement write it: the stored value to 12 significant digits,
+/// in exponent form outside [1e-4, 1e15) (`1e-300`, never a rounded `0`).
+pub fn level_text(x: f64) -> String {
+    let x = crate::domain::document::round_significant(x);
+    if x == 0.0 || (1e-4..1e15).contains(&x.abs()) {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
 }
 
 /// A Prometheus duration of whole seconds: `1m`, `90s`.
@@ -304,7 +341,7 @@ fn reading_expr(m: &Metric, statistic: &str, window: &str) -> String {
 }
 
 /// The early-warning alerts of an SLO, one per indicator: the indicator's reading over one
-/// grid window (at least a minute, so a rate has several scrapes) past the level for one window.
+/// grid window (at least a minute, so a rate has several scrapes) past the level.
 pub fn group(slo: &Slo, warnings: &[(EarlyWarning, Metric)]) -> Option<Group> {
     if warnings.is_empty() {
         return None;
@@ -327,9 +364,11 @@ pub fn group(slo: &Slo, warnings: &[(EarlyWarning, Metric)]) -> Option<Group> {
                 expr: format!(
                     "{} {op} {}",
                     reading_expr(m, &w.statistic, &window),
-                    num(w.level)
+                    level_text(w.level)
                 ),
-                for_duration: Some(window.clone()),
+                // No `for`: the rate window already spans one grid window, and a `for` of another
+                // would spend a window of the lead.
+                for_duration: None,
                 labels: labels(&[
                     ("severity", "warning"),
                     ("sloproof_slo", name),
@@ -372,14 +411,18 @@ mod tests {
         assert_eq!(d.level, 0.4);
         assert_eq!(d.held_out.recall, Some(1.0));
         assert_eq!(d.held_out.precision, Some(1.0));
-        // Good above the threshold instead: the side flips.
+        // Good above the threshold instead: the side flips. Most windows are bad then (at or
+        // below 300), too many to learn from; a given level is replayed.
         let obj = Objective {
             threshold: 300.0,
             comparison: Comparison::Gt,
         };
-        let d = derive((&grid(&y), &grid(&x)), 60, 1, obj, None)
+        let e = derive((&grid(&y), &grid(&x)), 60, 1, obj, None).err();
+        assert_eq!(e.map(|e| e.0), Some("level"));
+        let d = derive((&grid(&y), &grid(&x)), 60, 1, obj, Some(0.5))
             .unwrap_or_else(|(f, m)| panic!("{f}: {m}"));
         assert_eq!(d.when, WarnWhen::Above);
+        assert_eq!(d.source, LevelSource::Given);
         // A threshold history never breaks gives no level to learn.
         let obj = Objective {
             threshold: 9000.0,

@@ -6,8 +6,10 @@
 use chrono::Utc;
 
 use super::early_warning::{derive, statement, EarlyWarning, EarlyWarningRequest, Objective};
-use super::model::{Evaluation, SloStatus};
-use crate::analysis::indicators::{compute, sli_with_series, Reading, Scope, MAX_CANDIDATES};
+use super::model::{Evaluation, Slo, SloStatus};
+use crate::analysis::indicators::{
+    compute, sli_with_series, Candidate, Reading, Scope, MAX_CANDIDATES,
+};
 use crate::analysis::leading::LeadStatus;
 use crate::domain::metric::Metric;
 use crate::domain::series::SeriesKind;
@@ -32,16 +34,15 @@ fn family(
     conn: &mut DbConnection,
     target: &Metric,
     indicator: &Metric,
-) -> AppResult<Vec<(Metric, crate::domain::series::SeriesLayout)>> {
+) -> AppResult<Vec<Candidate>> {
     let mut out = Vec::new();
     let mut slis = metrics::slis_under(conn, &target.key)?;
     if !slis.iter().any(|m| m.id == indicator.id) {
         slis.push(indicator.clone());
     }
     for m in slis {
-        if let Some(l) = series::layout(conn, m.id)?.filter(|l| l.kind != SeriesKind::Values) {
-            out.push((m, l));
-        }
+        let l = series::layout(conn, m.id)?.filter(|l| l.kind != SeriesKind::Values);
+        out.push((m, l));
     }
     if out.len() > MAX_CANDIDATES {
         return Err(invalid(
@@ -56,6 +57,50 @@ fn family(
     Ok(out)
 }
 
+/// The percentile an active SLO governs and its window in seconds (409 for a superseded
+/// SLO, 422 for one that counts requests or events).
+fn governed(slo: &Slo) -> AppResult<(u32, i64)> {
+    if slo.status != SloStatus::Active {
+        return Err(AppError::Conflict(format!(
+            "SLO {} is {}; attach the warning to its successor{}",
+            slo.id,
+            slo.status,
+            slo.superseded_by
+                .map_or(String::new(), |s| format!(" (SLO {s})"))
+        )));
+    }
+    match (slo.slo.evaluation, slo.slo.percentile) {
+        (Evaluation::Windows, Some(p)) => {
+            Ok((p, i64::from(slo.slo.window_minutes.unwrap_or(1)) * 60))
+        }
+        _ => Err(invalid(
+            "id",
+            "early warnings predict bad windows of a percentile; this SLO counts requests or events",
+        )),
+    }
+}
+
+/// A share is read from the metric's event templates; ones written for an SLO's threshold (a
+/// bucket at `{{le}}`) have no meaning without one. A share's level is in [0, 1].
+fn check_indicator(ind: &Metric, share: bool, level: Option<f64>) -> AppResult<()> {
+    let templates = [&ind.prometheus.good_events, &ind.prometheus.total_events];
+    if share
+        && templates
+            .iter()
+            .filter_map(|t| t.as_deref())
+            .any(|t| t.contains("{{threshold") || t.contains("{{le"))
+    {
+        return Err(invalid(
+            "indicator",
+            "its PromQL event templates depend on an SLO's threshold (`{{threshold…}}` or `{{le…}}`); an early warning reads its good share without one",
+        ));
+    }
+    if share && level.is_some_and(|l| !(0.0..=1.0).contains(&l)) {
+        return Err(invalid("level", "a good share's level is in [0, 1]"));
+    }
+    Ok(())
+}
+
 /// Attaches (or replaces) SLO `slo_id`'s early warning on SLI `indicator`; true when new.
 pub fn put(
     db: &Db,
@@ -65,23 +110,7 @@ pub fn put(
     actor: &str,
 ) -> AppResult<(EarlyWarning, bool)> {
     let slo = super::service::slo(db, slo_id)?;
-    if slo.status != SloStatus::Active {
-        return Err(AppError::Conflict(format!(
-            "SLO {slo_id} is {}; attach the warning to its successor{}",
-            slo.status,
-            slo.superseded_by
-                .map_or(String::new(), |s| format!(" (SLO {s})"))
-        )));
-    }
-    let percentile = match (slo.slo.evaluation, slo.slo.percentile) {
-        (Evaluation::Windows, Some(p)) => p,
-        _ => {
-            return Err(invalid(
-                "id",
-                "early warnings predict bad windows of a percentile; this SLO counts requests or events",
-            ))
-        }
-    };
+    let (percentile, window_seconds) = governed(&slo)?;
     let scope = Scope::parse(&r.max_lag, (r.from, r.to), r.alpha)?;
     let conn = &mut *db.conn()?;
     let (target, layout) = sli_with_series(conn, "id", &slo.slo.sli)?;
@@ -91,13 +120,32 @@ pub fn put(
             "the SLO's SLI has no histogram series to read its percentile from",
         ));
     }
-    let (ind, _) = sli_with_series(conn, "indicator", indicator)?;
+    let (ind, ind_layout) = sli_with_series(conn, "indicator", indicator)?;
     if ind.id == target.id {
         return Err(invalid("indicator", "is the SLO's own SLI"));
     }
+    let reading_is_share = ind_layout.kind == SeriesKind::Events;
+    check_indicator(&ind, reading_is_share, r.level)?;
     let cands = family(conn, &target, &ind)?;
     let reading = Reading::percentile(f64::from(percentile) / 100.0);
-    let f = compute(conn, (&target, &layout), &reading, &cands, scope)?;
+    if window_seconds % i64::from(layout.seconds) != 0 {
+        return Err(invalid(
+            "id",
+            format!(
+                "the SLO's {window_seconds}-second windows are not whole windows of its SLI's {}-second series",
+                layout.seconds
+            ),
+        ));
+    }
+    // The SLI is read per SLO window, as the SLO judges it: bad windows are the SLO's.
+    let f = compute(
+        conn,
+        (&target, &layout),
+        &reading,
+        &cands,
+        scope,
+        window_seconds,
+    )?;
     let li = f
         .indicators
         .iter()
@@ -108,16 +156,17 @@ pub fn put(
     else {
         return Err(invalid("indicator", li.summary.clone()));
     };
-    let series_of = |key: &str| f.candidates.iter().find(|c| c.key == key);
-    let cand = series_of(&ind.key)
+    let (target_grid, cand, block) = f
+        .pairs
+        .get(&ind.key)
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the indicator has no grid")))?;
     let objective = Objective {
         threshold: slo.slo.threshold,
         comparison: slo.slo.comparison,
     };
     let d = derive(
-        (&f.target.points, &cand.points),
-        f.block,
+        (&target_grid.points, &cand.points),
+        *block,
         lead as usize,
         objective,
         r.level,
@@ -129,8 +178,8 @@ pub fn put(
         indicator: ind.key.clone(),
         statistic: cand.statistic.clone(),
         target_statistic: reading.label.clone(),
-        window_seconds: f.block,
-        lead_seconds: i64::from(lead) * f.block,
+        window_seconds: *block,
+        lead_seconds: i64::from(lead) * block,
         r: rho,
         p_holm,
         level: d.level,
@@ -141,10 +190,15 @@ pub fn put(
         held_out: d.held_out,
         replay: d.replay,
         statement: String::new(),
-        created_by: actor.to_owned(),
-        created_at: Utc::now(),
+        derived_by: actor.to_owned(),
+        derived_at: Utc::now(),
     };
-    w.statement = statement(&w, &slo);
+    let unit = if reading_is_share {
+        ""
+    } else {
+        ind.unit.as_str()
+    };
+    w.statement = statement(&w, &slo, unit);
     let doc = crate::domain::document::to_stored_document(&w).map_err(|e| {
         AppError::Internal(anyhow::anyhow!("the early warning cannot be stored: {e:?}"))
     })?;
@@ -159,6 +213,14 @@ pub fn list(db: &Db, slo_id: i64) -> AppResult<Vec<EarlyWarning>> {
         .iter()
         .map(|d| parse(d))
         .collect()
+}
+
+/// The SLO's early warning on `indicator` (404 when there is none).
+pub fn get(db: &Db, slo_id: i64, indicator: &str) -> AppResult<EarlyWarning> {
+    list(db, slo_id)?
+        .into_iter()
+        .find(|w| w.indicator == indicator)
+        .ok_or_else(|| AppError::not_found("early warning", indicator))
 }
 
 /// Removes the SLO's early warning on `indicator` (404 when there is none).

@@ -319,6 +319,53 @@ pub fn granger(y: &[f64], x: &[f64], lag: usize) -> StatsResult<GrangerTest> {
     })
 }
 
+/// The test at one lag: does x_{t−k} add to the prediction of yₜ from y's own past?
+#[derive(Debug, Clone, PartialEq)]
+pub struct LagWald {
+    pub estimate: f64,
+    pub std_error: f64,
+    pub z: f64,
+    pub p_value: f64,
+}
+
+/// A single-lag Granger test with heteroskedasticity-robust errors: on t = h … n − 1,
+/// h = max(own, k), yₜ = c + Σ_{i=1}^{own} aᵢyₜ₋ᵢ + b·xₜ₋ₖ + eₜ by least squares; b, its HC1
+/// standard error (White's, × n/(n − p)), z = b/SE and the two-sided normal p-value, as
+/// `OLS(y, X).fit(cov_type="HC1")`. Unlike the classic F over lags 1 … k it tests the one lag
+/// reported, and its errors stay valid when the changes' variance follows traffic.
+pub fn lag_wald(y: &[f64], x: &[f64], k: usize, own: usize) -> StatsResult<LagWald> {
+    check_finite("lag test y", y)?;
+    check_finite("lag test x", x)?;
+    let n = y.len();
+    let h = own.max(k);
+    if x.len() != n || k == 0 || n < h + own + 12 {
+        return Err(StatsError::TooFew {
+            what: "single-lag test",
+            need: h + own + 12,
+            got: n,
+        });
+    }
+    let mut cols: Vec<Vec<f64>> = vec![vec![1.0; n - h]];
+    for i in 1..=own {
+        cols.push((h..n).map(|t| y[t - i]).collect());
+    }
+    cols.push((h..n).map(|t| x[t - k]).collect());
+    let refs: Vec<&[f64]> = cols.iter().map(Vec::as_slice).collect();
+    let names: Vec<String> = (0..cols.len()).map(|i| format!("x{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let fit = super::ols::ols(&refs, &names, &y[h..])?;
+    let row = fit
+        .table(super::ols::CovType::Hc1, 0.95)?
+        .pop()
+        .ok_or_else(|| StatsError::Singular("no coefficient".into()))?;
+    Ok(LagWald {
+        estimate: row.estimate,
+        std_error: row.std_error,
+        z: row.estimate / row.std_error,
+        p_value: row.p_value,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,8 +7,8 @@ use super::schema::early_warnings as w;
 use super::{now, DbConnection};
 use crate::error::AppResult;
 
-/// Stores the SLO's early warning on this indicator, replacing an earlier one in the same
-/// transaction; true when it is new.
+/// Stores the SLO's early warning on this indicator, replacing an earlier one in place (it
+/// keeps its position); true when it is new.
 pub fn put(
     conn: &mut DbConnection,
     (slo_id, indicator_id): (i64, i64),
@@ -16,12 +16,20 @@ pub fn put(
     actor: &str,
 ) -> AppResult<bool> {
     super::transaction(conn, |conn| {
-        let replaced = diesel::delete(
+        let replaced = diesel::update(
             w::table
                 .filter(w::slo_id.eq(slo_id))
                 .filter(w::indicator_metric_id.eq(indicator_id)),
         )
+        .set((
+            w::document.eq(document),
+            w::created_at.eq(now()),
+            w::created_by.eq(actor),
+        ))
         .execute(conn)?;
+        if replaced > 0 {
+            return Ok(false);
+        }
         diesel::insert_into(w::table)
             .values((
                 w::slo_id.eq(slo_id),
@@ -31,7 +39,7 @@ pub fn put(
                 w::created_by.eq(actor),
             ))
             .execute(conn)?;
-        Ok(replaced == 0)
+        Ok(true)
     })
 }
 

@@ -337,15 +337,21 @@ async fn an_early_warning_is_attached_replayed_and_exported() {
         assert_eq!(w["lead_seconds"], 600, "{b}");
         assert_eq!(w["target_statistic"], "p95", "{b}");
         let level = w["level"].as_f64().unwrap();
-        // The line through a hinge at 0.9 with slope 4 T reaches T at 0.85 on the hinge; a
-        // least-squares line across both sides of the hinge lands near it.
-        assert!((0.8..0.9).contains(&level), "{b}: {w}");
-        let recall = w["replay"]["recall"].as_f64().unwrap();
-        assert!(recall > 0.6, "{b}: {w}");
-        assert!(
-            w["replay"]["bad_windows"].as_u64().unwrap() > 20,
-            "{b}: {w}"
+        // p95 reaches T where the hit share 10 minutes earlier is 0.85; the SLO judges 5-minute
+        // windows, so both are read per 5 minutes, and per-window noise moves the best level a
+        // little.
+        assert_eq!(w["window_seconds"], 300, "{b}: {w}");
+        assert!((0.83..0.88).contains(&level), "{b}: {w}");
+        let held_out = &w["held_out"];
+        assert!(held_out["bad_windows"].as_u64().unwrap() >= 10, "{b}: {w}");
+        let (rc, pr) = (
+            held_out["recall"].as_f64().unwrap(),
+            held_out["precision"].as_f64().unwrap(),
         );
+        assert!(2.0 * rc * pr / (rc + pr) > 0.6, "{b}: held-out F1: {w}");
+        // Warnings at random would be followed by a bad window far less often.
+        let chance = held_out["chance_precision"].as_f64().unwrap();
+        assert!(pr > 1.5 * chance, "{b}: {w}");
         // Again: replaced, still one warning.
         let r = put(json!({"max_lag": "30m", "level": 0.86})).await;
         assert_eq!(r.status, 200, "{b}: {}", r.text);

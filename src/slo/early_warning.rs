@@ -62,10 +62,12 @@ pub struct WarningReplay {
     pub warnings: u64,
     /// Of those, how many were followed by a bad window within the lead.
     pub warnings_followed: u64,
-    /// Windows replayed, and the share of them that were bad (what a rule that always warns
-    /// would reach as precision).
+    /// Windows replayed, and the share of them that were bad.
     pub windows: u64,
     pub base_rate: Option<f64>,
+    /// Share of windows followed by a bad window within the lead: the precision a rule that
+    /// warns at random (or always) reaches. A useful warning beats it.
+    pub chance_precision: Option<f64>,
     /// warned_bad_windows / bad_windows; null without bad windows.
     pub recall: Option<f64>,
     /// warnings_followed / warnings; null without warnings.
@@ -151,9 +153,14 @@ fn replay(warn: &[bool], broke: &[bool], lead: usize) -> WarningReplay {
         .filter(|&&t| broke[t + 1..=t + lead].iter().any(|b| *b))
         .count();
     let share = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
+    let horizon = n.saturating_sub(lead);
+    let ahead = (0..horizon)
+        .filter(|&t| broke[t + 1..=t + lead].iter().any(|b| *b))
+        .count();
     WarningReplay {
         windows: n as u64,
         base_rate: share(broke.iter().filter(|b| **b).count(), n),
+        chance_precision: share(ahead, horizon),
         bad_windows: bad_idx.len() as u64,
         warned_bad_windows: warned as u64,
         warnings: warn_idx.len() as u64,

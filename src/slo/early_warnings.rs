@@ -5,7 +5,9 @@
 
 use chrono::Utc;
 
-use super::early_warning::{derive, statement, EarlyWarning, EarlyWarningRequest, Objective};
+use super::early_warning::{
+    derive, statement, Derived, EarlyWarning, EarlyWarningRequest, LevelSource, Objective,
+};
 use super::model::{Evaluation, Slo, SloStatus};
 use crate::analysis::indicators::{
     compute, sli_with_series, Candidate, Reading, Scope, MAX_CANDIDATES,
@@ -101,6 +103,32 @@ fn check_indicator(ind: &Metric, share: bool, level: Option<f64>) -> AppResult<(
     Ok(())
 }
 
+const ONE_WINDOW: &str = "it leads by one window only, which cannot be told from the two series being sampled at slightly different times; an early warning needs a lead of two windows or more";
+
+/// A learned warning must show its worth on the history it was not learned on: some bad
+/// windows warned, and a precision above chance.
+fn shows_its_worth(d: &Derived) -> AppResult<()> {
+    let h = &d.held_out;
+    match (h.precision, h.chance_precision) {
+        _ if d.source == LevelSource::Given => {}
+        (Some(p), Some(c)) if h.warned_bad_windows > 0 && p > c => {}
+        _ => {
+            return Err(invalid(
+                "indicator",
+                format!(
+                    "on the held-out last third of the history the rule does not beat chance: {} of {} bad windows warned, precision {} against {} for warnings at random",
+                    h.warned_bad_windows,
+                    h.bad_windows,
+                    h.precision.map_or("—".to_owned(), |p| format!("{:.0}%", 100.0 * p)),
+                    h.chance_precision
+                        .map_or("—".to_owned(), |p| format!("{:.0}%", 100.0 * p)),
+                ),
+            ))
+        }
+    }
+    Ok(())
+}
+
 /// Attaches (or replaces) SLO `slo_id`'s early warning on SLI `indicator`; true when new.
 pub fn put(
     db: &Db,
@@ -156,6 +184,9 @@ pub fn put(
     else {
         return Err(invalid("indicator", li.summary.clone()));
     };
+    if lead < 2 {
+        return Err(invalid("indicator", ONE_WINDOW));
+    }
     let (target_grid, cand, block) = f
         .pairs
         .get(&ind.key)
@@ -172,6 +203,7 @@ pub fn put(
         r.level,
     )
     .map_err(|(field, why)| invalid(field, why))?;
+    shows_its_worth(&d)?;
     let at = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap_or_default();
     let mut w = EarlyWarning {
         slo_id,

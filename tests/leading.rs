@@ -1,8 +1,9 @@
 //! Leading indicators through the API, on one day of 1-minute windows from
 //! `tests/fixtures/stats/lead_lag.json`: the checkout success share follows the cache hit share
-//! 10 minutes later; a ledger sync share is unrelated. The service finds the 10-minute lead
-//! with statsmodels' numbers (pre-whitened ccf, Granger F and p, Holm), ranks the unrelated SLI
-//! as not significant, and refuses bad queries naming the parameter.
+//! 10 minutes later; a ledger sync share and a drifting queue share are unrelated. The service
+//! finds the 10-minute lead with the reference numbers (pre-whitened ccf, the max test's z and
+//! p-values, Granger F and p, Holm), ranks the unrelated SLIs as not significant, and
+//! refuses bad queries naming the parameter.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
@@ -88,7 +89,7 @@ async fn a_ten_minute_lead_is_found_with_statsmodels_numbers() {
         assert_eq!(body["max_lag_windows"], 60);
         assert_eq!(body["statistic"], "good_share");
         let got = body["indicators"].as_array().unwrap();
-        assert_eq!(got.len(), 2, "{b}: {body}");
+        assert_eq!(got.len(), 3, "{b}: {body}");
         for want in fx["candidates"].as_array().unwrap() {
             let key = want["key"].as_str().unwrap();
             let g = got.iter().find(|g| g["sli"] == key).unwrap();
@@ -123,6 +124,22 @@ async fn a_ten_minute_lead_is_found_with_statsmodels_numbers() {
                 want["p"].as_f64().unwrap(),
                 1e-6,
             );
+            let st = &g["lead_test"];
+            for field in ["p_lead", "p_other"] {
+                close(
+                    &format!("{b} {key} {field}"),
+                    st[field].as_f64().unwrap(),
+                    want[field].as_f64().unwrap(),
+                    1e-9,
+                );
+            }
+            let k = want["best_lag"].as_u64().unwrap() as usize;
+            close(
+                &format!("{b} {key} z"),
+                st["z"].as_f64().unwrap(),
+                want["z_lead"][k].as_f64().unwrap(),
+                1e-9,
+            );
             let lt = &g["lag_test"];
             assert_eq!(lt["own_lags"], want["own"], "{b} {key}");
             close(
@@ -150,10 +167,11 @@ async fn a_ten_minute_lead_is_found_with_statsmodels_numbers() {
         assert_eq!(lead["lead_seconds"], 600, "{b}");
         assert!(lead["r"].as_f64().unwrap() > 0.4, "{b}: {lead}");
         assert_eq!(got[1]["status"], "not_significant", "{b}");
+        assert_eq!(got[2]["status"], "not_significant", "{b}");
         let summary = body["summary"].as_str().unwrap();
         assert!(
             summary.starts_with(
-                "cache_hit_2 good_share leads checkout_success_1 good_share by 10 min (r = 0.55"
+                "cache_hit_2 good_share leads checkout_success_1 good_share by 10 min (r = 0.59"
             ),
             "{b}: {summary}"
         );

@@ -1164,12 +1164,15 @@ fn two_sls_with_two_slis_matches_linearmodels() {
 /// Leading indicators against statsmodels and scipy (`lead_lag.json`): on the first
 /// differences, the candidate's AR order by AIC (`ar_select_order`), its `AutoReg`
 /// coefficients, the target filtered like `scipy.signal.lfilter`, the pre-whitened
-/// cross-correlations (`ccf`, adjusted=False) at lags 0..60, the best lag, and the Granger F
-/// test at it (`grangercausalitytests`, ssr_ftest). Coefficients and r to 1e-9, F to 1e-8
-/// relative, p-values to 1e-6 relative.
+/// cross-correlations (`ccf`, adjusted=False) at lags 0..60; the max test's robust z's against
+/// numpy's sums and its Šidák p-values against scipy's normal tail (1e-9); the best
+/// lag, the Granger F test at it (`grangercausalitytests`, ssr_ftest) and the HC1 single-lag
+/// regression (statsmodels OLS). Coefficients and r to 1e-9, F to 1e-8 relative, p-values to
+/// 1e-6 relative. One candidate's AR order is interior (2), the others' at the cap.
 #[test]
 fn lead_lag_matches_statsmodels() {
     use sloproof::stats::lead::{ar_aic_order, ar_filter, ar_fit, ccf, granger, lag_wald};
+    use sloproof::stats::robust_ccf::max_lag_test;
     let fx = fixture("lead_lag");
     let diff = |v: &[f64]| v.windows(2).map(|w| w[1] - w[0]).collect::<Vec<f64>>();
     let dy = diff(&vec(&fx["target"]["values"]));
@@ -1200,9 +1203,42 @@ fn lead_lag_matches_statsmodels() {
         for (k, (a, b)) in r.iter().zip(&want).enumerate() {
             close(&format!("{key} r[{k}]"), *a, *b, 1e-9, 1e-12);
         }
-        let best = (1..=max_lag)
-            .max_by(|&a, &b| r[a].abs().total_cmp(&r[b].abs()).then(b.cmp(&a)))
-            .unwrap();
+        // The deciding max test on each series' own AR residuals, against numpy's sums: z to
+        // 1e-9, the Šidák p-values (scipy's norm.sf) to 1e-9.
+        let own = ar_aic_order(&dy, max_p).unwrap();
+        assert_eq!(own as u64, case["own"].as_u64().unwrap(), "{key} own lags");
+        let own_fit = ar_fit(&dy, own).unwrap();
+        let h = p.max(own);
+        let s = max_lag_test(
+            &own_fit.residuals[h - own..],
+            &fit.residuals[h - p..],
+            max_lag,
+        )
+        .unwrap();
+        for (name, got, want) in [
+            ("z", &s.z_lead, vec(&case["z_lead"])),
+            ("z reverse", &s.z_reverse, vec(&case["z_reverse"])),
+        ] {
+            assert_eq!(got.len(), want.len(), "{key} {name}");
+            for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+                close(&format!("{key} {name}[{k}]"), *a, *b, 1e-9, 1e-12);
+            }
+        }
+        close(
+            &format!("{key} p lead"),
+            s.p_lead,
+            f(&case["p_lead"]),
+            1e-9,
+            1e-300,
+        );
+        close(
+            &format!("{key} p other"),
+            s.p_other,
+            f(&case["p_other"]),
+            1e-9,
+            1e-300,
+        );
+        let best = s.lead;
         assert_eq!(
             best as u64,
             case["best_lag"].as_u64().unwrap(),
@@ -1212,9 +1248,7 @@ fn lead_lag_matches_statsmodels() {
         close(&format!("{key} F"), g.f, f(&case["f"]), 1e-8, 0.0);
         close(&format!("{key} df"), g.df_den, f(&case["df_den"]), 0.0, 0.0);
         close(&format!("{key} p"), g.p_value, f(&case["p"]), 1e-6, 1e-300);
-        // The deciding single-lag test with HC1 errors.
-        let own = ar_aic_order(&dy, max_p).unwrap();
-        assert_eq!(own as u64, case["own"].as_u64().unwrap(), "{key} own lags");
+        // The single-lag regression with HC1 errors, reported beside it.
         let w = lag_wald(&dy, &dx, best, own).unwrap();
         close(
             &format!("{key} b"),

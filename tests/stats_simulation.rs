@@ -4,7 +4,7 @@
 // A failed unwrap is the test failing; reference tables make long test functions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_distr::{Binomial, Distribution, LogNormal, Normal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use sloproof::stats::bootstrap::{self, IntervalMethod};
@@ -14,23 +14,9 @@ use sloproof::stats::iv::{two_sls, IvCov};
 use sloproof::stats::knee::{hinge_bootstrap, hinge_fit};
 use sloproof::stats::lift::relative_lift;
 
-fn rng(seed: u64) -> Xoshiro256PlusPlus {
-    Xoshiro256PlusPlus::seed_from_u64(seed)
-}
-
-fn normal(r: &mut Xoshiro256PlusPlus, n: usize, mean: f64, sd: f64) -> Vec<f64> {
-    let d = Normal::new(mean, sd).unwrap();
-    (0..n).map(|_| d.sample(r)).collect()
-}
-
-#[track_caller]
-fn within(what: &str, rate: f64, lo: f64, hi: f64) {
-    eprintln!("{what}: {rate:.3} (accepted range [{lo}, {hi}])");
-    assert!(
-        (lo..=hi).contains(&rate),
-        "{what}: {rate} not in [{lo}, {hi}]"
-    );
-}
+#[path = "support/sim.rs"]
+mod sim;
+use sim::{normal, rng, within};
 
 #[test]
 fn welch_and_z_test_false_positive_rates_are_nominal_in_a_a_tests() {
@@ -669,162 +655,4 @@ fn quick_parameters() -> sloproof::analysis::report::Parameters {
         false,
     )
     .unwrap()
-}
-
-/// A persistent series: a random walk whose steps are AR(1) (0.6) with t(4) shocks.
-fn persistent(r: &mut Xoshiro256PlusPlus, n: usize) -> Vec<f64> {
-    let t4 = rand_distr::StudentT::new(4.0).unwrap();
-    let (mut level, mut step) = (0.0, 0.0);
-    (0..n)
-        .map(|_| {
-            step = 0.6 * step + t4.sample(r);
-            level += step;
-            level
-        })
-        .collect()
-}
-
-/// Leading indicators: between unrelated persistent series the Granger test at a fixed lag
-/// rejects at its level (5%), and the reported p-value (best lag of 20, ×20, Holm over two
-/// candidates) rarely; a 7-window lead buried in noise is found at 7 in nearly every run.
-#[test]
-fn leading_indicator_tests_hold_their_level_and_find_a_known_lead() {
-    use sloproof::analysis::leading::{analyse, GridSeries, LeadStatus};
-    use sloproof::stats::lead::granger;
-    let mut r = rng(20261130);
-    let n = 600;
-    let grid = |key: &str, v: &[f64]| GridSeries {
-        key: key.to_owned(),
-        statistic: "p95".to_owned(),
-        points: v
-            .iter()
-            .enumerate()
-            .map(|(i, x)| (60 * i as i64, *x))
-            .collect(),
-    };
-    let diff = |v: &[f64]| v.windows(2).map(|w| w[1] - w[0]).collect::<Vec<f64>>();
-    let trials = 300;
-    let (mut fixed, mut reported, mut found) = (0, 0, 0);
-    for _ in 0..trials {
-        let (y, a, b) = (
-            persistent(&mut r, n),
-            persistent(&mut r, n),
-            persistent(&mut r, n),
-        );
-        if granger(&diff(&y), &diff(&a), 5).unwrap().p_value < 0.05 {
-            fixed += 1;
-        }
-        let out = analyse(
-            &grid("y", &y),
-            &[grid("a", &a), grid("b", &b)],
-            60,
-            20,
-            0.05,
-        );
-        if out.iter().any(|l| l.status == LeadStatus::Leads) {
-            reported += 1;
-        }
-        // y2 moves with a 7 windows later, plus noise of three times a's step size.
-        let noise = normal(&mut r, n, 0.0, 3.0);
-        let mut y2 = vec![0.0; n];
-        for t in 1..n {
-            let push = if t >= 8 { a[t - 7] - a[t - 8] } else { 0.0 };
-            y2[t] = y2[t - 1] + push + noise[t];
-        }
-        let out = analyse(&grid("y2", &y2), &[grid("a", &a)], 60, 20, 0.05);
-        if out[0].status == LeadStatus::Leads && out[0].lead_windows == Some(7) {
-            found += 1;
-        }
-    }
-    within(
-        "Granger at a fixed lag, unrelated series",
-        fixed as f64 / trials as f64,
-        0.02,
-        0.08,
-    );
-    within(
-        "reported leads, unrelated series",
-        reported as f64 / trials as f64,
-        0.0,
-        0.05,
-    );
-    within(
-        "known lead found at 7 windows",
-        found as f64 / trials as f64,
-        0.9,
-        1.0,
-    );
-}
-
-/// Leading indicators on the nulls real SLIs produce: independent series whose changes share a
-/// daily variance cycle (3 times the spread at peak, as percentiles' noise follows traffic); a
-/// shared signal the candidate measures with less noise than the target, with no lead; and a
-/// candidate that follows the target by 3 windows. None may be reported as leading more than
-/// 5% of the time.
-#[test]
-fn leading_indicators_are_not_fooled_by_traffic_shared_signals_or_followers() {
-    use sloproof::analysis::leading::{analyse, GridSeries, LeadStatus};
-    let mut r = rng(20261201);
-    let n = 600;
-    let grid = |key: &str, v: &[f64]| GridSeries {
-        key: key.to_owned(),
-        statistic: "p95".to_owned(),
-        points: v
-            .iter()
-            .enumerate()
-            .map(|(i, x)| (60 * i as i64, *x))
-            .collect(),
-    };
-    let cycle = |t: usize| 2.0 + (2.0 * std::f64::consts::PI * t as f64 / 200.0).sin();
-    let trials = 200;
-    let mut leads = [0usize; 3];
-    for _ in 0..trials {
-        let e = normal(&mut r, 3 * n, 0.0, 1.0);
-        let walk = |off: usize| {
-            let mut level = 0.0;
-            (0..n)
-                .map(|t| {
-                    level += cycle(t) * e[off + t];
-                    level
-                })
-                .collect::<Vec<f64>>()
-        };
-        let (y, x) = (walk(0), walk(n));
-        let mut s = vec![0.0; n];
-        for t in 1..n {
-            s[t] = 0.95 * s[t - 1] + e[2 * n + t];
-        }
-        let (ny, nx) = (normal(&mut r, n, 0.0, 1.0), normal(&mut r, n, 0.0, 0.25));
-        let target: Vec<f64> = (0..n).map(|t| s[t] + ny[t]).collect();
-        let sharp: Vec<f64> = (0..n).map(|t| s[t] + nx[t]).collect();
-        let follower: Vec<f64> = (0..n)
-            .map(|t| if t >= 3 { target[t - 3] } else { 0.0 } + nx[t])
-            .collect();
-        let cases = [(&y, &x), (&target, &sharp), (&target, &follower)];
-        for (i, (a, b)) in cases.iter().enumerate() {
-            let out = analyse(&grid("y", a), &[grid("x", b)], 60, 20, 0.05);
-            if out[0].status == LeadStatus::Leads {
-                leads[i] += 1;
-            }
-        }
-    }
-    let rate = |k: usize| leads[k] as f64 / trials as f64;
-    within(
-        "leads, independent series sharing a variance cycle",
-        rate(0),
-        0.0,
-        0.05,
-    );
-    within(
-        "leads, a shared signal measured more sharply",
-        rate(1),
-        0.0,
-        0.05,
-    );
-    within(
-        "leads, a candidate 3 windows behind the target",
-        rate(2),
-        0.0,
-        0.05,
-    );
 }

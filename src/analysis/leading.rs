@@ -5,18 +5,20 @@
 //! 2. Box–Jenkins pre-whitening: an AR(p) of the candidate's differences (p ≤ 24 by AIC) and
 //!    the same filter applied to the target's, so the candidate's own autocorrelation cannot
 //!    smear a correlation over many lags;
-//! 3. the cross-correlations r_k = corr(candidate_t, target_{t+k}) at k = 0 … K and the best lead
-//!    k* = argmax_{k ≥ 1} |r_k|;
-//! 4. a single-lag Granger test at k* on the differences: does the candidate's change k*
-//!    windows ago add to the target's own past (its own lags chosen by AIC, without looking at
-//!    the candidate)? The coefficient's HC1 error keeps it valid when the changes' variance
-//!    follows traffic, as percentiles' does; the classic F over lags 1 … k* is reported too;
-//! 5. the lag was chosen by looking at the data, so its p-value is multiplied by K (Bonferroni
-//!    over the lags looked at), then Holm-corrected across candidates;
-//! 6. a significant candidate leads only when its correlation at k* beats the one at lag 0 and
-//!    every one with the target moving first; otherwise it is `coincident` (a shared signal
-//!    that the candidate measures with less noise predicts the target one window on without
-//!    leading it).
+//!    the cross-correlations r_k = corr(candidate_t, target_{t+k}) at k = 0 … K are reported;
+//! 3. the decision: each series' changes whitened by its own AR (the target's order by AIC on
+//!    the target alone), the heteroskedasticity-robust score z of each lag 1 … K, and the
+//!    largest |z| with the Šidák p-value of a maximum of K (`stats::robust_ccf`); the score is
+//!    self-normalised, so variance that follows traffic and heavy tails do not inflate it.
+//!    That p-value is Holm-corrected across candidates. The best lead k* is where |z| peaks;
+//! 4. reported beside it: a single-lag Granger regression at k* (the candidate's change k*
+//!    windows ago added to the target's own lags, HC1 errors) and the classic Granger F over
+//!    lags 1 … k*;
+//! 5. a significant candidate leads unless the target moves with it or first as well: when
+//!    the largest |z| at lag 0 or with the target first is itself significant (the same max
+//!    test over those K + 1 lags), the lead must beat it by a noise margin (√2·z₁₋α, the spread of a difference of
+//!    two z's); otherwise it is `coincident` (a shared signal that the candidate measures
+//!    with less noise predicts the target one window on without leading it).
 //!
 //! A lead is an association in time, not proof of cause: a common upstream cause that reaches
 //! one SLI first also makes it "lead". It is what an early warning needs, not what an SLO
@@ -30,6 +32,7 @@ use crate::domain::text_enum;
 use crate::stats::dist::norm_ppf;
 use crate::stats::lead::{ar_aic_order, ar_filter, ar_fit, ccf, granger, lag_wald};
 use crate::stats::multiple::holm;
+use crate::stats::robust_ccf::max_lag_test;
 
 use super::summary::p_text_as;
 
@@ -41,11 +44,11 @@ pub const MAX_AR_ORDER: usize = 24;
 pub const MIN_CHANGES: usize = 200;
 
 text_enum! {
-    /// `leads`: the candidate's change k* windows ago predicts the target's (Holm-corrected p
-    /// below alpha) and its correlation at k* beats every correlation at lag 0 and with the
-    /// target first; `coincident`: significant, but it moves with the target or after it as
-    /// much as before it; `not_significant`; `insufficient_data`: not compared — no series, windows that do not
-    /// nest, too few consecutive windows in common, or a series that does not vary.
+    /// `leads`: the candidate's changes predict the target's at some lag 1 … K (max-test p,
+    /// Holm-corrected, below alpha) and the target does not move with it or first as much;
+    /// `coincident`: significant, but the target moves with it (lag 0) or first about as
+    /// strongly; `not_significant`; `insufficient_data`: not compared — no series, windows that
+    /// do not nest, too few consecutive windows in common, or a series that does not vary.
     LeadStatus { Leads => "leads", Coincident => "coincident", NotSignificant => "not_significant", InsufficientData => "insufficient_data" }
 }
 
@@ -58,8 +61,30 @@ pub struct GridSeries {
     pub points: Vec<(i64, f64)>,
 }
 
-/// The test that decides: does the candidate's change k* windows ago add to the target's own
-/// past (own lags by AIC, chosen without looking at the candidate)? HC1 errors.
+/// The test that decides (`stats::robust_ccf`): robust score z's of the candidate's whitened
+/// changes against the target's, each whitened by its own AR, at each lag; the largest over
+/// lags 1 … K with the Šidák p-value of a maximum of K.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LeadTest {
+    /// Where |z| peaks in lags 1 … K windows: the reported lead.
+    pub lead_windows: u32,
+    /// The robust score at that lag (signed; ≈ N(0, 1) at any one lag without a lead).
+    pub z: f64,
+    /// The largest robust score at lag 0 or with the target first (signed).
+    pub z_other: f64,
+    /// Where `z_other` is: 0 (together) or the windows by which the target moves first.
+    pub other_lag_windows: u32,
+    /// The chance of a |z| this large at any of lags 1 … K without a lead: before the
+    /// correction across candidates.
+    pub p_lead: f64,
+    /// The same over lag 0 and the target first (K + 1 lags): below alpha, the target also
+    /// moves with the candidate or before it.
+    pub p_other: f64,
+}
+
+/// A single-lag Granger regression at k* (reported): does the candidate's change k* windows
+/// ago add to the target's own past (own lags by AIC, chosen without looking at the
+/// candidate)? HC1 errors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LagTest {
     pub lag_windows: u32,
@@ -116,10 +141,9 @@ pub struct LeadingIndicator {
     /// (corr(target_t, candidate_{t+k}), k = 1 … K).
     pub r_lag0: Option<f64>,
     pub r_reverse: Option<f64>,
+    pub lead_test: Option<LeadTest>,
     pub lag_test: Option<LagTest>,
-    /// The lag test's p-value × K (the lags looked at), at most 1.
-    pub p_lag_adjusted: Option<f64>,
-    /// `p_lag_adjusted`, Holm-corrected across the candidates.
+    /// `lead_test.p_lead`, Holm-corrected across the candidates.
     pub p_holm: Option<f64>,
     pub summary: String,
 }
@@ -179,6 +203,7 @@ struct Fit {
     ccf: Vec<f64>,
     reverse: f64,
     lead: usize,
+    decision: LeadTest,
     granger: GrangerResult,
     test: LagTest,
 }
@@ -215,9 +240,16 @@ fn fit(y: &[f64], x: &[f64], max_lag: usize) -> Result<Fit, String> {
     let ar = ar_fit(&dx, p).map_err(why)?;
     let ey = ar_filter(&dy, &ar.phi);
     let r = ccf(&ey, &ar.residuals, max_lag).map_err(why)?;
-    let lead = (1..=max_lag)
-        .max_by(|&a, &b| r[a].abs().total_cmp(&r[b].abs()).then(b.cmp(&a)))
-        .unwrap_or(1);
+    let own = ar_aic_order(&dy, max_p).map_err(why)?;
+    let own_fit = ar_fit(&dy, own).map_err(why)?;
+    let h = p.max(own);
+    let s = max_lag_test(
+        &own_fit.residuals[h - own..],
+        &ar.residuals[h - p..],
+        max_lag,
+    )
+    .map_err(why)?;
+    let lead = s.lead;
     let back = ccf(&ar.residuals, &ey, max_lag).map_err(why)?;
     let reverse = back[1..]
         .iter()
@@ -225,13 +257,20 @@ fn fit(y: &[f64], x: &[f64], max_lag: usize) -> Result<Fit, String> {
         .max_by(|a, b| a.abs().total_cmp(&b.abs()))
         .unwrap_or(0.0);
     let g = granger(&dy, &dx, lead).map_err(why)?;
-    let own = ar_aic_order(&dy, max_p).map_err(why)?;
     let w = lag_wald(&dy, &dx, lead, own).map_err(why)?;
     Ok(Fit {
         ar_order: p,
         ccf: r,
         reverse,
         lead,
+        decision: LeadTest {
+            lead_windows: lead as u32,
+            z: s.z,
+            z_other: s.z_other,
+            other_lag_windows: s.other_lag as u32,
+            p_lead: s.p_lead,
+            p_other: s.p_other,
+        },
         test: LagTest {
             lag_windows: lead as u32,
             own_lags: own as u32,
@@ -274,8 +313,8 @@ pub fn unavailable(key: &str, statistic: &str, why: &str) -> LeadingIndicator {
         granger: None,
         r_lag0: None,
         r_reverse: None,
+        lead_test: None,
         lag_test: None,
-        p_lag_adjusted: None,
         p_holm: None,
         summary: format!("{key}: {why}"),
     }
@@ -306,12 +345,12 @@ pub fn evaluate(
             li.r = Some(f.ccf[f.lead]);
             // z_{1−α/2} from the lower tail, exact for tiny alpha.
             li.band = Some(-norm_ppf(alpha / 2.0) / (n_filtered as f64).sqrt());
-            li.p_lag_adjusted = Some((f.test.p_value * max_lag as f64).min(1.0));
             li.r_lag0 = Some(f.ccf[0]);
             li.r_reverse = Some(f.reverse);
             li.ccf = f.ccf;
             li.granger = Some(f.granger);
             li.lag_test = Some(f.test);
+            li.lead_test = Some(f.decision);
         }
         Err(why) => li.summary = format!("{}: {why}", c.key),
     }
@@ -322,23 +361,23 @@ pub fn evaluate(
 /// order: by corrected p-value (then key), the ones without a test last.
 pub fn correct(out: &mut [LeadingIndicator], target: &GridSeries, alpha: f64) {
     let tested: Vec<usize> = (0..out.len())
-        .filter(|&i| out[i].p_lag_adjusted.is_some())
+        .filter(|&i| out[i].lead_test.is_some())
         .collect();
     let raw: Vec<f64> = tested
         .iter()
-        .filter_map(|&i| out[i].p_lag_adjusted)
+        .filter_map(|&i| out[i].lead_test.as_ref().map(|s| s.p_lead))
         .collect();
+    // The noise margin of a difference of two z's: √2·z₁₋α.
+    let margin = -std::f64::consts::SQRT_2 * norm_ppf(alpha);
     let adjusted = holm(&raw).unwrap_or(raw);
     for (&i, p) in tested.iter().zip(adjusted) {
         let li = &mut out[i];
         li.p_holm = Some(p);
-        let lead = li.r.unwrap_or(0.0).abs();
-        let other = li
-            .r_lag0
-            .unwrap_or(0.0)
-            .abs()
-            .max(li.r_reverse.unwrap_or(0.0).abs());
-        li.status = match (p < alpha, lead > other) {
+        let ahead = li
+            .lead_test
+            .as_ref()
+            .is_some_and(|s| s.p_other >= alpha || s.z.abs() - s.z_other.abs() > margin);
+        li.status = match (p < alpha, ahead) {
             (true, true) => LeadStatus::Leads,
             (true, false) => LeadStatus::Coincident,
             _ => LeadStatus::NotSignificant,
@@ -380,12 +419,22 @@ fn summary(li: &LeadingIndicator, target: &GridSeries) -> String {
             "{candidate} leads {} by {lead} (r = {r:.2}, {p})",
             what(target)
         ),
-        LeadStatus::Coincident => format!(
-            "{candidate} moves with {} rather than before it (r = {r:.2} at {lead}, but {:.2} at lag 0 and {:.2} with the target first; {p})",
-            what(target),
-            li.r_lag0.unwrap_or(f64::NAN),
-            li.r_reverse.unwrap_or(f64::NAN)
-        ),
+        LeadStatus::Coincident => {
+            let (z, z_other, other) = li.lead_test.as_ref().map_or((f64::NAN, f64::NAN, 0), |s| {
+                (s.z, s.z_other, s.other_lag_windows)
+            });
+            let when = match other {
+                0 => "at the same time".to_owned(),
+                k => format!(
+                    "with the target {} ahead",
+                    duration_text(i64::from(k) * li.window_seconds.unwrap_or(0))
+                ),
+            };
+            format!(
+                "{candidate} moves with {} as much as before it (robust z = {z:.1} at {lead}, {z_other:.1} {when}; {p})",
+                what(target)
+            )
+        }
         _ => format!(
             "{candidate} does not significantly lead {} (strongest at {lead}: r = {r:.2}, {p})",
             what(target)
@@ -411,6 +460,59 @@ mod tests {
         assert_eq!(starts, vec![240, 300, 360]);
         assert_eq!(y, vec![240.0, 300.0, 360.0]);
         assert_eq!(x, vec![-240.0, -300.0, -360.0]);
+    }
+
+    fn grid(key: &str, v: &[f64]) -> GridSeries {
+        GridSeries {
+            key: key.to_owned(),
+            statistic: "p95".to_owned(),
+            points: v
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (60 * i as i64, *x))
+                .collect(),
+        }
+    }
+
+    /// A fixed pseudo-random walk (xorshift steps, centred).
+    fn walk(n: usize, seed: u64) -> Vec<f64> {
+        let (mut s, mut level) = (seed, 0.0);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                level += (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                level
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_candidate_that_moves_with_the_target_is_coincident_and_one_ahead_leads() {
+        let n = 800;
+        let (x, e) = (walk(n, 5), walk(n, 9));
+        // Together: the target takes the candidate's change now and, weaker, a window later.
+        let together: Vec<f64> = (0..n)
+            .map(|t| x[t] + if t > 0 { 0.6 * x[t - 1] } else { 0.0 } + e[t])
+            .collect();
+        let out = analyse(&grid("y", &together), &[grid("x", &x)], 60, 10, 0.05);
+        let d = out[0].lead_test.clone().unwrap();
+        assert_eq!(out[0].status, LeadStatus::Coincident, "{:?}", out[0]);
+        assert_eq!((d.lead_windows, d.other_lag_windows), (1, 0), "{d:?}");
+        assert!(d.p_lead < 1e-6 && d.p_other < 1e-6, "{d:?}");
+        assert!(
+            out[0].summary.contains("at the same time"),
+            "{}",
+            out[0].summary
+        );
+        // Ahead: the same change three windows before the target, nothing at lag 0.
+        let ahead: Vec<f64> = (0..n)
+            .map(|t| if t >= 3 { x[t - 3] } else { 0.0 } + 0.3 * e[t])
+            .collect();
+        let out = analyse(&grid("y", &ahead), &[grid("x", &x)], 60, 10, 0.05);
+        assert_eq!(out[0].status, LeadStatus::Leads, "{:?}", out[0]);
+        assert_eq!(out[0].lead_windows, Some(3));
     }
 
     #[test]

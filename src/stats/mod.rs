@@ -23,6 +23,7 @@ pub mod ols;
 pub mod poisson;
 pub mod power;
 pub mod ratio;
+pub mod robust_ccf;
 pub mod srm;
 
 /// Why a statistic could not be computed.

@@ -152,6 +152,12 @@ async fn a_journey_is_the_product_of_its_steps() {
         let (ca, cb) = (cost(&slo_a), cost(&slo_b));
         let share_a = j["budget"][0]["share"].as_f64().unwrap();
         assert!((share_a - ca / (ca + cb)).abs() < 1e-12, "{b}: {j}");
+        assert_eq!(j["budget_split"], "cost");
+        // Spending the whole budget costs Σ cost × allotted.
+        let budget = 1.0 - 0.9801;
+        let loss_cost = j["loss_at_budget"].as_f64().unwrap();
+        let want = (ca * ca + cb * cb) / (ca + cb) * budget;
+        assert!((loss_cost / want - 1.0).abs() < 1e-12, "{b}: {j}");
         assert!(
             (j["budget"][1]["allotted"].as_f64().unwrap() - cb / (ca + cb) * (1.0 - 0.9801)).abs()
                 < 1e-12
@@ -278,11 +284,95 @@ async fn a_journey_is_the_product_of_its_steps() {
                   Some(&json!({"journey": "nope", "change": {"description": "v42", "priority": "low"}})))
             .await;
         assert_eq!(error_fields(&r.body), vec!["journey"], "{b}: {}", r.text);
+        replace_and_delete(&app, (ida, idb), (ca, cb), loss_cost).await;
     }
 }
 
+/// PUT replaces a journey (here its split: inverse to cost, which loses less at budget), never
+/// its key; DELETE removes it; bad input is refused naming the field, with nothing changed.
+async fn replace_and_delete(
+    app: &TestApp,
+    (ida, idb): (i64, i64),
+    (ca, cb): (f64, f64),
+    loss_cost: f64,
+) {
+    let b = app.backend;
+    let put = |key: &'static str, body: Value| async move {
+        app.call(
+            "PUT",
+            &format!("/api/v1/journeys/{key}"),
+            Some(ADMIN_TOKEN),
+            Some(&body),
+        )
+        .await
+    };
+    let body = |key: &str, split: &str| {
+        json!({"key": key, "name": "Checkout, cheap errors first", "steps": [ida, idb],
+               "budget_split": split})
+    };
+    for (key, body, status, field) in [
+        ("checkout", body("other", "inverse_cost"), 422, Some("key")),
+        (
+            "checkout",
+            body("checkout", "magic"),
+            422,
+            Some("budget_split"),
+        ),
+        ("nope", body("nope", "equal"), 404, None),
+    ] {
+        let r = put(key, body).await;
+        assert_eq!(r.status, status, "{b}: {}", r.text);
+        if let Some(f) = field {
+            assert_eq!(error_fields(&r.body), vec![f], "{b}: {}", r.text);
+        }
+    }
+    assert_eq!(
+        app.get("/api/v1/journeys/checkout").await.body["budget_split"],
+        "cost"
+    );
+    let r = put("checkout", body("checkout", "inverse_cost")).await;
+    assert_eq!(r.status, 200, "{b}: {}", r.text);
+    let j = &r.body;
+    assert_eq!(j["name"], "Checkout, cheap errors first");
+    assert_eq!(j["budget_split"], "inverse_cost");
+    assert_eq!(j["updated_by"], j["created_by"], "{b}: {j}");
+    assert!(j["updated_at"].is_string(), "{b}: {j}");
+    let share_a = j["budget"][0]["share"].as_f64().unwrap();
+    assert!((share_a - cb / (ca + cb)).abs() < 1e-12, "{b}: {j}");
+    let loss = j["loss_at_budget"].as_f64().unwrap();
+    assert!(
+        (loss / (2.0 * ca * cb / (ca + cb) * (1.0 - 0.9801)) - 1.0).abs() < 1e-12,
+        "{b}: {j}"
+    );
+    assert!(loss < loss_cost, "{b}: {loss} vs {loss_cost}");
+    let r = put("checkout", body("checkout", "equal")).await;
+    assert!(
+        (r.body["budget"][0]["share"].as_f64().unwrap() - 0.5).abs() < 1e-15,
+        "{b}"
+    );
+
+    let delete = || {
+        app.call(
+            "DELETE",
+            "/api/v1/journeys/checkout",
+            Some(ADMIN_TOKEN),
+            None,
+        )
+    };
+    assert_eq!(delete().await.status, 204, "{b}");
+    assert_eq!(
+        app.get("/api/v1/journeys/checkout").await.status,
+        404,
+        "{b}"
+    );
+    assert_eq!(delete().await.status, 404, "{b}");
+}
+
 /// `promtool test rules` with both steps' rule files and the journey's: silent while every
-/// request is fast, paging once every request of both steps is slow.
+/// request is fast, paging once every request of both steps is slow — also when the freshness
+/// step is idle (no requests, its ratio NaN) for ten minutes of the hour: the journey records
+/// nothing for those evaluations and its averages come from the rest, so an idle step neither
+/// hides the burn nor pages on its own.
 async fn promtool_journey(
     app: &TestApp,
     slos: &[&Value],
@@ -304,32 +394,50 @@ async fn promtool_journey(
     }
     std::fs::write(dir.path().join("journey.yaml"), journey_rules).unwrap();
     let minutes = 180u64;
-    let series = |name: &str, le: f64, good_per_min: u64| {
+    // Minutes 1 … k with requests: none during `idle`.
+    let active =
+        |k: u64, idle: (u64, u64)| (1..=k).filter(|m| !(idle.0..idle.1).contains(m)).count() as u64;
+    let series = |name: &str, le: f64, good_per_min: u64, idle: (u64, u64)| {
         let bucket: Vec<String> = (0..=minutes)
-            .map(|k| (k * good_per_min).to_string())
+            .map(|k| (active(k, idle) * good_per_min).to_string())
             .collect();
-        let count: Vec<String> = (0..=minutes).map(|k| (k * 1000).to_string()).collect();
+        let count: Vec<String> = (0..=minutes)
+            .map(|k| (active(k, idle) * 1000).to_string())
+            .collect();
         format!(
             "      - series: '{name}_bucket{{le=\"{}\"}}'\n        values: '{}'\n      - series: '{name}_count'\n        values: '{}'\n",
             format_num(le), bucket.join(" "), count.join(" ")
         )
     };
-    let case = |good: u64, fires: bool| {
+    const JOURNEY: &str = "sloproof:journey_error:ratio_rate5m";
+    let case = |good: u64, idle: (u64, u64), fires: bool| {
         let expected = if fires {
             "\n          - exp_labels:\n              severity: page\n              sloproof_journey: checkout\n            exp_annotations:\n              summary: \"Journey Checkout journey is burning its error budget too fast\"\n              sloproof_journey_objective: \"0.9801\"\n              title: \"(severity page) journey checkout error budget burn rate is too high\"".to_owned()
         } else {
             " []".to_owned()
         };
+        // While the step is idle the journey records nothing; a minute later it does again.
+        let idle_check = if idle == (0, 0) {
+            String::new()
+        } else {
+            format!(
+                "    promql_expr_test:\n      - expr: '{JOURNEY}'\n        eval_time: {}m\n        exp_samples: []\n      - expr: 'count({JOURNEY})'\n        eval_time: {}m\n        exp_samples:\n          - labels: '{{}}'\n            value: 1\n",
+                idle.1 - 2,
+                idle.1 + 1
+            )
+        };
         format!(
-            "  - interval: 1m\n    input_series:\n{}{}    alert_rule_test:\n      - eval_time: 120m\n        alertname: SloproofJourneyBudgetBurnPage\n        exp_alerts:{expected}\n",
-            series("checkout_latency_seconds", ta / 1000.0, good),
-            series("profile_feature_freshness_min", tb, good),
+            "  - interval: 1m\n    input_series:\n{}{}{idle_check}    alert_rule_test:\n      - eval_time: 120m\n        alertname: SloproofJourneyBudgetBurnPage\n        exp_alerts:{expected}\n",
+            series("checkout_latency_seconds", ta / 1000.0, good, (0, 0)),
+            series("profile_feature_freshness_min", tb, good, idle),
         )
     };
     let test = format!(
-        "rule_files:\n  - step0.yaml\n  - step1.yaml\n  - journey.yaml\nevaluation_interval: 1m\ntests:\n{}{}",
-        case(1000, false),
-        case(0, true)
+        "rule_files:\n  - step0.yaml\n  - step1.yaml\n  - journey.yaml\nevaluation_interval: 1m\ntests:\n{}{}{}{}",
+        case(1000, (0, 0), false),
+        case(0, (0, 0), true),
+        case(1000, (95, 105), false),
+        case(0, (95, 105), true),
     );
     std::fs::write(dir.path().join("test.yaml"), &test).unwrap();
     let out = Command::new(&promtool)

@@ -27,6 +27,18 @@ pub const GET_CALENDAR: Operation = Operation::new(
     "/api/v1/calendars/{key}",
     Access::Read,
 );
+pub const REPLACE_CALENDAR: Operation = Operation::new(
+    "replace_calendar",
+    "PUT",
+    "/api/v1/calendars/{key}",
+    Access::Write,
+);
+pub const DELETE_CALENDAR: Operation = Operation::new(
+    "delete_calendar",
+    "DELETE",
+    "/api/v1/calendars/{key}",
+    Access::Write,
+);
 pub const SET_SLO_CALENDAR: Operation = Operation::new(
     "set_slo_calendar",
     "PUT",
@@ -98,6 +110,50 @@ pub async fn get_calendar(
     Ok(web::Json(
         state.run(move |db| service::get(db, &key)).await?,
     ))
+}
+
+/// Replaces a calendar's name and periods (the body as for creating it; its `key` must be the
+/// URL's). SLOs that follow it apply the new periods at once; re-export their Prometheus rules
+/// to carry them there. The answer records who changed it and when.
+#[utoipa::path(
+    put, path = "/api/v1/calendars/{key}", operation_id = "replace_calendar", tag = "calendars",
+    params(("key" = String, Path, description = "Calendar key")),
+    request_body = CreateCalendar,
+    responses((status = 200, description = "The calendar as replaced", body = CalendarView))
+)]
+pub async fn replace_calendar(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: web::Path<String>,
+    body: Body<CreateCalendar>,
+) -> Result<web::Json<CalendarView>, AppError> {
+    caller.require(&REPLACE_CALENDAR)?;
+    let (key, req) = (key.into_inner(), body.into_inner());
+    Ok(web::Json(
+        state
+            .run(move |db| service::replace(db, &key, &req, &caller.name))
+            .await?,
+    ))
+}
+
+/// Deletes a calendar no SLO follows (409 naming the SLOs that do: unlink them first).
+#[utoipa::path(
+    delete, path = "/api/v1/calendars/{key}", operation_id = "delete_calendar", tag = "calendars",
+    params(("key" = String, Path, description = "Calendar key")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "SLOs follow the calendar", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_calendar(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&DELETE_CALENDAR)?;
+    let key = key.into_inner();
+    state.run(move |db| service::delete(db, &key)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Which calendar an SLO follows.

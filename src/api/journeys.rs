@@ -17,6 +17,18 @@ pub const LIST_JOURNEYS: Operation =
     Operation::new("list_journeys", "GET", "/api/v1/journeys", Access::Read);
 pub const GET_JOURNEY: Operation =
     Operation::new("get_journey", "GET", "/api/v1/journeys/{key}", Access::Read);
+pub const REPLACE_JOURNEY: Operation = Operation::new(
+    "replace_journey",
+    "PUT",
+    "/api/v1/journeys/{key}",
+    Access::Write,
+);
+pub const DELETE_JOURNEY: Operation = Operation::new(
+    "delete_journey",
+    "DELETE",
+    "/api/v1/journeys/{key}",
+    Access::Write,
+);
 pub const GET_JOURNEY_STATUS: Operation = Operation::new(
     "get_journey_status",
     "GET",
@@ -40,8 +52,9 @@ pub const GET_JOURNEY_OPENSLO: Operation = Operation::new(
 ///
 /// A request succeeds only if every step does: the journey's good share at an evaluation is
 /// the product of its steps'. Its objective is given or the product of the step targets; its
-/// budget is split across the steps in proportion to each step's cost per unit of error
-/// (equally when a step is unpriced).
+/// budget is split across the steps by each step's cost per unit of error — `budget_split`:
+/// `cost` (∝ cost, the default), `inverse_cost` (∝ 1 / cost) or `equal`; equally when a step
+/// is unpriced — and `loss_at_budget` prices the split.
 #[utoipa::path(
     post, path = "/api/v1/journeys", operation_id = "create_journey", tag = "journeys",
     request_body = CreateJourney,
@@ -99,6 +112,47 @@ pub async fn get_journey(
     let key = key.into_inner();
     let (j, _) = state.run(move |db| service::get(db, &key)).await?;
     Ok(web::Json(j))
+}
+
+/// Replaces a journey: its name, steps, objective and budget split (the body as for creating
+/// it; its `key` must be the URL's). Status and exports follow the new steps at once; the
+/// answer records who changed it and when.
+#[utoipa::path(
+    put, path = "/api/v1/journeys/{key}", operation_id = "replace_journey", tag = "journeys",
+    params(("key" = String, Path, description = "Journey key")),
+    request_body = CreateJourney,
+    responses((status = 200, description = "The journey as replaced", body = Journey))
+)]
+pub async fn replace_journey(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: web::Path<String>,
+    body: Body<CreateJourney>,
+) -> Result<web::Json<Journey>, AppError> {
+    caller.require(&REPLACE_JOURNEY)?;
+    let (key, req) = (key.into_inner(), body.into_inner());
+    Ok(web::Json(
+        state
+            .run(move |db| service::replace(db, &key, &req, &caller.name))
+            .await?,
+    ))
+}
+
+/// Deletes a journey (its steps' SLOs stay).
+#[utoipa::path(
+    delete, path = "/api/v1/journeys/{key}", operation_id = "delete_journey", tag = "journeys",
+    params(("key" = String, Path, description = "Journey key")),
+    responses((status = 204, description = "Deleted"))
+)]
+pub async fn delete_journey(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&DELETE_JOURNEY)?;
+    let key = key.into_inner();
+    state.run(move |db| service::delete(db, &key)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The journey's live status: attainment (the mean product of the steps' good shares), error

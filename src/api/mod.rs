@@ -132,13 +132,23 @@ fn business_routes(cfg: &mut web::ServiceConfig) {
         post => calendars::create_calendar,
         get => calendars::list_calendars
     ))
-    .service(protected!("/api/v1/calendars/{key}", get => calendars::get_calendar))
+    .service(protected!(
+        "/api/v1/calendars/{key}",
+        get => calendars::get_calendar,
+        put => calendars::replace_calendar,
+        delete => calendars::delete_calendar
+    ))
     .service(protected!(
         "/api/v1/journeys",
         post => journeys::create_journey,
         get => journeys::list_journeys
     ))
-    .service(protected!("/api/v1/journeys/{key}", get => journeys::get_journey))
+    .service(protected!(
+        "/api/v1/journeys/{key}",
+        get => journeys::get_journey,
+        put => journeys::replace_journey,
+        delete => journeys::delete_journey
+    ))
     .service(protected!("/api/v1/journeys/{key}/status", get => journeys::get_journey_status))
     .service(protected!(
         "/api/v1/journeys/{key}/prometheus-rules",

@@ -22,6 +22,9 @@ pub struct CalendarView {
     pub created_by: String,
     /// Sorted by start.
     pub periods: Vec<CalendarPeriod>,
+    /// The last replacement (PUT), if any.
+    pub updated_at: Option<DateTime<Utc>>,
+    pub updated_by: Option<String>,
 }
 
 /// A page of calendars.
@@ -53,6 +56,8 @@ fn view(row: &StoredCalendar) -> AppResult<CalendarView> {
         created_at: row.created_at.and_utc(),
         created_by: row.created_by.clone(),
         periods,
+        updated_at: row.updated_at.map(|t| t.and_utc()),
+        updated_by: row.updated_by.clone(),
     })
 }
 
@@ -74,6 +79,30 @@ pub fn create(db: &Db, req: &CreateCalendar, actor: &str) -> AppResult<CalendarV
     let periods = serde_json::to_string(&c.periods).map_err(|e| AppError::Internal(e.into()))?;
     let row = store::insert(&mut *db.conn()?, (c.key.as_str(), &c.name, &periods), actor)?;
     view(&row)
+}
+
+/// Replaces calendar `key`'s name and periods with `req`'s (whose key must be `key`: 422 naming
+/// `key` otherwise); 404 for an unknown calendar. SLOs that follow it apply the new periods at
+/// once (status, alerts, costs, the gate; their Prometheus rules on the next export).
+pub fn replace(db: &Db, key: &str, req: &CreateCalendar, actor: &str) -> AppResult<CalendarView> {
+    let c = Calendar::parse(req).map_err(|issues| AppError::invalid("invalid calendar", issues))?;
+    if c.key.as_str() != key {
+        return Err(AppError::invalid(
+            "the key does not match the URL",
+            vec![crate::error::Issue::field(
+                "key",
+                format!("the calendar in the URL is '{key}'; keys cannot be changed"),
+            )],
+        ));
+    }
+    let periods = serde_json::to_string(&c.periods).map_err(|e| AppError::Internal(e.into()))?;
+    let row = store::replace(&mut *db.conn()?, (key, &c.name, &periods), actor)?;
+    view(&row)
+}
+
+/// Deletes calendar `key`: 404 for an unknown one, 409 while SLOs follow it.
+pub fn delete(db: &Db, key: &str) -> AppResult<()> {
+    store::delete(&mut *db.conn()?, key)
 }
 
 /// The calendar with this key, or 404.

@@ -1,16 +1,28 @@
 //! Composite journey SLOs: a user journey (search → recommendations → checkout) succeeds only if
 //! every step does, so its good share at an evaluation is the product of the steps' good
 //! shares, Π (1 − bad_i / weight_i), at the evaluation ends all steps share. Its objective is
-//! given or the product of the steps' targets; its error budget is split across the steps in
-//! proportion to each step's business cost per unit of error (`value_at_risk / (1 − target)`:
-//! what the step would lose if all of its evaluations were bad for the whole period), equally
-//! when a step is unpriced. Pure: `slo::journeys` loads the steps and stores journeys.
+//! given or the product of the steps' targets; its error budget is split across the steps by
+//! each step's business cost per unit of error (`value_at_risk / (1 − target)`: what the step
+//! would lose if all of its evaluations were bad for the whole period), equally when a step is
+//! unpriced. `cost` (the default) gives each step a share ∝ its cost — the share of the
+//! journey's money at risk it answers for; `inverse_cost` a share ∝ 1 / cost, so the budget
+//! goes where errors are cheap and spending it all loses least; `equal` ignores prices. Every
+//! split states what spending the whole budget would cost (`loss_at_budget`), so the choice is
+//! visible in money. Pure: `slo::journeys` loads the steps and stores journeys.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::live::timeline::Timeline;
 use super::model::Slo;
+use crate::domain::text_enum;
+
+text_enum! {
+    /// How a journey's error budget is split across its steps: `cost` (∝ each step's cost per
+    /// unit of error, the default), `inverse_cost` (∝ 1 / cost: cheap errors get the budget),
+    /// `equal`. Any unpriced step makes the split equal.
+    BudgetSplit { Cost => "cost", InverseCost => "inverse_cost", Equal => "equal" }
+}
 
 /// Fewest and most steps of a journey.
 pub const MIN_STEPS: usize = 2;
@@ -36,6 +48,9 @@ pub struct CreateJourney {
     #[schema(exclusive_minimum = 0.0, exclusive_maximum = 1.0)]
     #[serde(default)]
     pub objective: Option<f64>,
+    /// Default `cost`.
+    #[serde(default)]
+    pub budget_split: Option<BudgetSplit>,
 }
 
 /// One step's share of the journey's error budget.
@@ -51,8 +66,9 @@ pub struct StepBudget {
     pub cost_per_error: Option<f64>,
 }
 
-/// The budget split: shares ∝ value at risk / (1 − target), or equal when any step is unpriced.
-pub fn split(steps: &[Slo], objective: f64) -> (Vec<StepBudget>, bool) {
+/// The budget split by `rule` over the steps' costs per unit of error (value at risk /
+/// (1 − target)), equal when any step is unpriced; and whether every step was priced.
+pub fn split(steps: &[Slo], objective: f64, rule: BudgetSplit) -> (Vec<StepBudget>, bool) {
     let cost: Vec<Option<f64>> = steps
         .iter()
         .map(|s| {
@@ -63,7 +79,12 @@ pub fn split(steps: &[Slo], objective: f64) -> (Vec<StepBudget>, bool) {
         })
         .collect();
     let priced = cost.iter().all(Option::is_some);
-    let total: f64 = cost.iter().flatten().sum();
+    let weight = |c: f64| match rule {
+        BudgetSplit::Cost => c,
+        BudgetSplit::InverseCost => 1.0 / c,
+        BudgetSplit::Equal => 1.0,
+    };
+    let total: f64 = cost.iter().flatten().map(|c| weight(*c)).sum();
     let n = steps.len() as f64;
     let budget = 1.0 - objective;
     let out = steps
@@ -71,7 +92,7 @@ pub fn split(steps: &[Slo], objective: f64) -> (Vec<StepBudget>, bool) {
         .zip(&cost)
         .map(|(s, c)| {
             let share = match (priced, c) {
-                (true, Some(c)) => c / total,
+                (true, Some(c)) => weight(*c) / total,
                 _ => 1.0 / n,
             };
             StepBudget {
@@ -84,6 +105,15 @@ pub fn split(steps: &[Slo], objective: f64) -> (Vec<StepBudget>, bool) {
         })
         .collect();
     (out, priced)
+}
+
+/// What the journey loses over a period when every step spends exactly its allotment:
+/// Σ cost per unit of error × allotted error ratio (null when a step is unpriced).
+pub fn loss_at_budget(budget: &[StepBudget]) -> Option<f64> {
+    budget
+        .iter()
+        .map(|b| b.cost_per_error.map(|c| c * b.allotted))
+        .sum()
 }
 
 /// The journey's evaluations and each step's error at them: evaluation ends every step has

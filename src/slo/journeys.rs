@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::journey::{
-    combine, contributions, split, CreateJourney, StepBudget, MAX_STEPS, MIN_STEPS,
+    combine, contributions, loss_at_budget, split, BudgetSplit, CreateJourney, StepBudget,
+    MAX_STEPS, MIN_STEPS,
 };
 use super::live::service::slo_timeline;
 use super::live::status::{budget, BudgetStatus};
@@ -30,12 +31,20 @@ pub struct Journey {
     pub objective_source: String,
     /// The steps' common period.
     pub window_days: u32,
-    /// Each step's share of the journey's budget (∝ its cost per unit of error; equal when a
-    /// step is unpriced, see `priced`).
+    /// How the budget is split: `cost`, `inverse_cost` or `equal`.
+    pub budget_split: BudgetSplit,
+    /// Each step's share of the journey's budget (by `budget_split`; equal when a step is
+    /// unpriced, see `priced`).
     pub budget: Vec<StepBudget>,
     pub priced: bool,
+    /// What the journey loses over a period if every step spends exactly its allotment, in the
+    /// steps' money (null when a step is unpriced): the price of the split.
+    pub loss_at_budget: Option<f64>,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
+    /// The last replacement (PUT), if any.
+    pub updated_at: Option<DateTime<Utc>>,
+    pub updated_by: Option<String>,
 }
 
 /// A page of journeys.
@@ -138,8 +147,8 @@ fn check(req: &CreateJourney) -> AppResult<Slug> {
     }
 }
 
-/// Creates a journey (422 naming the field, 409 for a taken key); nothing is written on error.
-pub fn create(db: &Db, req: &CreateJourney, actor: &str) -> AppResult<Journey> {
+/// The checked steps and the stored form of a journey's fields (key, steps JSON, split).
+fn prepare(db: &Db, req: &CreateJourney) -> AppResult<(Slug, Vec<Slo>, String, BudgetSplit)> {
     let key = check(req)?;
     let slos = step_slos(db, &req.steps)?;
     let days = slos[0].slo.window_days;
@@ -157,12 +166,61 @@ pub fn create(db: &Db, req: &CreateJourney, actor: &str) -> AppResult<Journey> {
         ));
     }
     let steps = serde_json::to_string(&req.steps).map_err(|e| AppError::Internal(e.into()))?;
+    Ok((
+        key,
+        slos,
+        steps,
+        req.budget_split.unwrap_or(BudgetSplit::Cost),
+    ))
+}
+
+/// Creates a journey (422 naming the field, 409 for a taken key); nothing is written on error.
+pub fn create(db: &Db, req: &CreateJourney, actor: &str) -> AppResult<Journey> {
+    let (key, slos, steps, rule) = prepare(db, req)?;
     let row = store::insert(
         &mut *db.conn()?,
-        (key.as_str(), req.name.trim(), req.objective, &steps),
+        (
+            key.as_str(),
+            req.name.trim(),
+            req.objective,
+            &steps,
+            rule.as_str(),
+        ),
         actor,
     )?;
     view(&row, &slos)
+}
+
+/// Replaces journey `key` with `req` (whose key must be `key`: 422 naming `key` otherwise);
+/// 404 for an unknown journey. Its status and exports follow the new steps at once.
+pub fn replace(db: &Db, key: &str, req: &CreateJourney, actor: &str) -> AppResult<Journey> {
+    if req.key != key {
+        return Err(AppError::invalid(
+            "the key does not match the URL",
+            vec![Issue::field(
+                "key",
+                format!("the journey in the URL is '{key}'; keys cannot be changed"),
+            )],
+        ));
+    }
+    let (key, slos, steps, rule) = prepare(db, req)?;
+    let row = store::replace(
+        &mut *db.conn()?,
+        (
+            key.as_str(),
+            req.name.trim(),
+            req.objective,
+            &steps,
+            rule.as_str(),
+        ),
+        actor,
+    )?;
+    view(&row, &slos)
+}
+
+/// Deletes journey `key`; 404 for an unknown one.
+pub fn delete(db: &Db, key: &str) -> AppResult<()> {
+    store::delete(&mut *db.conn()?, key)
 }
 
 fn view(row: &StoredJourney, slos: &[Slo]) -> AppResult<Journey> {
@@ -170,7 +228,14 @@ fn view(row: &StoredJourney, slos: &[Slo]) -> AppResult<Journey> {
     let steps: Vec<i64> = slos.iter().map(|s| s.id).collect();
     let product: f64 = slos.iter().map(|s| s.slo.target).product();
     let objective = row.objective.unwrap_or(product);
-    let (budget, priced) = split(slos, objective);
+    let rule = BudgetSplit::parse(&row.budget_split).ok_or_else(|| {
+        AppError::Internal(anyhow::anyhow!(
+            "stored journey {} has budget split '{}'",
+            row.id,
+            row.budget_split
+        ))
+    })?;
+    let (budget, priced) = split(slos, objective, rule);
     Ok(Journey {
         id: row.id,
         key: row.key.clone(),
@@ -184,10 +249,14 @@ fn view(row: &StoredJourney, slos: &[Slo]) -> AppResult<Journey> {
         }
         .to_owned(),
         window_days: slos.first().map_or(28, |s| s.slo.window_days),
+        budget_split: rule,
+        loss_at_budget: loss_at_budget(&budget),
         budget,
         priced,
         created_at: row.created_at.and_utc(),
         created_by: row.created_by.clone(),
+        updated_at: row.updated_at.map(|t| t.and_utc()),
+        updated_by: row.updated_by.clone(),
     })
 }
 

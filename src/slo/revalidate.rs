@@ -53,6 +53,29 @@ fn overlap(a: &Estimate, b: &Estimate) -> bool {
     a.ci_low <= b.ci_high && b.ci_low <= a.ci_high
 }
 
+/// `slope_steeper` when the experiment's relative slope `now` is more harmful than the end of
+/// the published correlational interval on the harmful side (`harmful` < 0: falling KPI).
+fn steeper(
+    now: f64,
+    published: &Estimate,
+    harmful: f64,
+    (kpi, unit): (&str, &str),
+) -> Option<ValidationReason> {
+    let end = if harmful < 0.0 {
+        published.ci_low
+    } else {
+        published.ci_high
+    };
+    (now * harmful > end * harmful).then(|| ValidationReason {
+        code: "slope_steeper".into(),
+        message: format!(
+            "the experiment's effect on {kpi} per +100 {unit} ({:.4}%) is steeper than the correlational slope the threshold rests on ({:.4}%): recommend again from the experiment",
+            100.0 * now,
+            100.0 * end,
+        ),
+    })
+}
+
 /// The outcome of re-validating evidence `published` (the relative causal slope per +100 SLI
 /// units the SLO was published on) with analysis `a` of KPI `kpi`.
 pub fn compare(
@@ -117,22 +140,12 @@ pub fn compare(
             .find(|e| e.kpi == kpi && e.sli == sli)
             .map(|e| (e, h))
     }) {
-        let now = e.relative_per_100.estimate;
-        let end = if harmful < 0.0 {
-            published.ci_low
-        } else {
-            published.ci_high
-        };
-        if now * harmful > end * harmful {
-            reasons.push(ValidationReason {
-                code: "slope_steeper".into(),
-                message: format!(
-                    "the experiment's effect on {kpi} per +100 {unit} ({:.4}%) is steeper than the correlational slope the threshold rests on ({:.4}%): recommend again from the experiment",
-                    100.0 * now,
-                    100.0 * end,
-                ),
-            });
-        }
+        reasons.extend(steeper(
+            e.relative_per_100.estimate,
+            published,
+            harmful,
+            (kpi, unit),
+        ));
     }
     let state = if reasons.is_empty() {
         ValidationState::Confirmed
@@ -140,4 +153,45 @@ pub fn compare(
         ValidationState::Stale
     };
     (state, reasons)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interval(estimate: f64, ci_low: f64, ci_high: f64) -> Estimate {
+        Estimate {
+            estimate,
+            std_error: (ci_high - ci_low) / 3.92,
+            ci_low,
+            ci_high,
+            p_value: None,
+            log10_p_value: None,
+            adjusted_p_value: None,
+            method: crate::analysis::report::Method::DeltaMethod,
+        }
+    }
+
+    #[test]
+    fn an_experiment_steeper_than_the_harmful_end_makes_a_correlational_slo_stale() {
+        // History: conversion −0.5% per +100 ms, CI [−0.8%, −0.2%]; harm is a fall.
+        let published = interval(-0.005, -0.008, -0.002);
+        let at = |now: f64, harmful: f64| steeper(now, &published, harmful, ("conversion", "ms"));
+        let r = at(-0.009, -1.0).unwrap();
+        assert_eq!(r.code, "slope_steeper");
+        assert!(
+            r.message.contains("(-0.9000%)") && r.message.contains("(-0.8000%)"),
+            "{}",
+            r.message
+        );
+        // Within the interval, or milder than it, confirms.
+        assert!(at(-0.008, -1.0).is_none());
+        assert!(at(-0.003, -1.0).is_none());
+        assert!(at(0.001, -1.0).is_none());
+        // A KPI whose rise is harm (complaints): the upper end is the harmful one.
+        let published = interval(0.005, 0.002, 0.008);
+        let at = |now: f64| steeper(now, &published, 1.0, ("complaints", "ms"));
+        assert!(at(0.009).is_some());
+        assert!(at(0.007).is_none());
+    }
 }

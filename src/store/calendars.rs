@@ -17,6 +17,8 @@ pub struct StoredCalendar {
     pub created_at: NaiveDateTime,
     pub created_by: String,
     pub periods: String,
+    pub updated_at: Option<NaiveDateTime>,
+    pub updated_by: Option<String>,
 }
 
 /// Stores a new calendar; 409 when the key is taken.
@@ -60,6 +62,47 @@ pub fn get(conn: &mut DbConnection, key: &str) -> AppResult<StoredCalendar> {
         .first(conn)
         .optional()?
         .ok_or_else(|| AppError::not_found("calendar", key))
+}
+
+/// Replaces a calendar's name and periods; 404 for an unknown key.
+pub fn replace(
+    conn: &mut DbConnection,
+    (key, name, periods): (&str, &str, &str),
+    actor: &str,
+) -> AppResult<StoredCalendar> {
+    let n = diesel::update(cal::table.filter(cal::key.eq(key)))
+        .set((
+            cal::name.eq(name),
+            cal::periods.eq(periods),
+            cal::updated_at.eq(Some(now())),
+            cal::updated_by.eq(Some(actor)),
+        ))
+        .execute(conn)?;
+    if n == 0 {
+        return Err(AppError::not_found("calendar", key));
+    }
+    get(conn, key)
+}
+
+/// Deletes a calendar; 404 for an unknown key, 409 naming the SLOs that follow it.
+pub fn delete(conn: &mut DbConnection, key: &str) -> AppResult<()> {
+    super::transaction(conn, |conn| {
+        let row = get(conn, key)?;
+        let linked: Vec<i64> = slos::table
+            .filter(slos::calendar_id.eq(row.id))
+            .order(slos::id)
+            .select(slos::id)
+            .load(conn)?;
+        if !linked.is_empty() {
+            let ids: Vec<String> = linked.iter().map(i64::to_string).collect();
+            return Err(AppError::Conflict(format!(
+                "SLO {} follow calendar '{key}'; unlink them first (PUT /api/v1/slos/{{id}}/calendar with null)",
+                ids.join(", ")
+            )));
+        }
+        diesel::delete(cal::table.find(row.id)).execute(conn)?;
+        Ok(())
+    })
 }
 
 /// Calendars in creation order, one page (`limit + 1` rows).

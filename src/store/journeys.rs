@@ -18,12 +18,19 @@ pub struct StoredJourney {
     pub steps: String,
     pub created_at: NaiveDateTime,
     pub created_by: String,
+    pub updated_at: Option<NaiveDateTime>,
+    pub updated_by: Option<String>,
+    /// `cost`, `inverse_cost` or `equal`.
+    pub budget_split: String,
 }
+
+/// What a journey is made of: key, name, objective, steps (JSON) and budget split.
+pub type JourneyFields<'a> = (&'a str, &'a str, Option<f64>, &'a str, &'a str);
 
 /// Stores a journey; 409 when the key is taken.
 pub fn insert(
     conn: &mut DbConnection,
-    (key, name, objective, steps): (&str, &str, Option<f64>, &str),
+    (key, name, objective, steps, split): JourneyFields,
     actor: &str,
 ) -> AppResult<StoredJourney> {
     let values = (
@@ -31,6 +38,7 @@ pub fn insert(
         j::name.eq(name),
         j::objective.eq(objective),
         j::steps.eq(steps),
+        j::budget_split.eq(split),
         j::created_at.eq(now()),
         j::created_by.eq(actor),
     );
@@ -56,6 +64,37 @@ pub fn get(conn: &mut DbConnection, key: &str) -> AppResult<StoredJourney> {
         .first(conn)
         .optional()?
         .ok_or_else(|| AppError::not_found("journey", key))
+}
+
+/// Replaces a journey's name, objective, steps and budget split; 404 for an unknown key.
+pub fn replace(
+    conn: &mut DbConnection,
+    (key, name, objective, steps, split): JourneyFields,
+    actor: &str,
+) -> AppResult<StoredJourney> {
+    let n = diesel::update(j::table.filter(j::key.eq(key)))
+        .set((
+            j::name.eq(name),
+            j::objective.eq(objective),
+            j::steps.eq(steps),
+            j::budget_split.eq(split),
+            j::updated_at.eq(Some(now())),
+            j::updated_by.eq(Some(actor)),
+        ))
+        .execute(conn)?;
+    if n == 0 {
+        return Err(AppError::not_found("journey", key));
+    }
+    get(conn, key)
+}
+
+/// Deletes a journey; 404 for an unknown key.
+pub fn delete(conn: &mut DbConnection, key: &str) -> AppResult<()> {
+    let n = diesel::delete(j::table.filter(j::key.eq(key))).execute(conn)?;
+    if n == 0 {
+        return Err(AppError::not_found("journey", key));
+    }
+    Ok(())
 }
 
 /// Journeys in creation order, one page (`limit + 1` rows).

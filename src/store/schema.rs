@@ -260,6 +260,8 @@ diesel::table! {
         created_at -> Timestamp,
         created_by -> Text,
         periods -> Text,
+        updated_at -> Nullable<Timestamp>,
+        updated_by -> Nullable<Text>,
     }
 }
 
@@ -285,6 +287,9 @@ diesel::table! {
         steps -> Text,
         created_at -> Timestamp,
         created_by -> Text,
+        updated_at -> Nullable<Timestamp>,
+        updated_by -> Nullable<Text>,
+        budget_split -> Text,
     }
 }
 

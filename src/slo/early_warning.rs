@@ -72,6 +72,17 @@ pub struct WarningReplay {
     pub recall: Option<f64>,
     /// warnings_followed / warnings; null without warnings.
     pub precision: Option<f64>,
+    /// Bad episodes (runs of consecutive bad windows) that began after the first lead, and
+    /// how many had a warning in the lead before their first bad window: a long episode
+    /// counts once here, where `recall` counts each of its windows.
+    #[serde(default)]
+    pub episodes: u64,
+    #[serde(default)]
+    pub episodes_warned: u64,
+    /// episodes_warned / episodes: the share of incidents warned before they began; null
+    /// without episodes.
+    #[serde(default)]
+    pub onset_recall: Option<f64>,
 }
 
 /// An early-warning rule attached to an SLO.
@@ -153,6 +164,13 @@ fn replay(warn: &[bool], broke: &[bool], lead: usize) -> WarningReplay {
         .filter(|&&t| broke[t + 1..=t + lead].iter().any(|b| *b))
         .count();
     let share = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
+    let onsets: Vec<usize> = (lead.max(1)..n)
+        .filter(|&s| broke[s] && !broke[s - 1])
+        .collect();
+    let onsets_warned = onsets
+        .iter()
+        .filter(|&&s| warn[s - lead..s].iter().any(|w| *w))
+        .count();
     let horizon = n.saturating_sub(lead);
     let ahead = (0..horizon)
         .filter(|&t| broke[t + 1..=t + lead].iter().any(|b| *b))
@@ -167,6 +185,9 @@ fn replay(warn: &[bool], broke: &[bool], lead: usize) -> WarningReplay {
         warnings_followed: followed as u64,
         recall: share(warned, bad_idx.len()),
         precision: share(followed, warn_idx.len()),
+        episodes: onsets.len() as u64,
+        episodes_warned: onsets_warned as u64,
+        onset_recall: share(onsets_warned, onsets.len()),
     }
 }
 
@@ -278,7 +299,7 @@ pub fn statement(w: &EarlyWarning, slo: &Slo, unit: &str) -> String {
     };
     let pct = |v: Option<f64>| v.map_or("—".to_owned(), |v| format!("{:.0}%", v * 100.0));
     format!(
-        "Warn when {} {} {side} {}{}: {} {} tends to {op} {} {} about {} later (r = {:.2}; on the held-out last third of history {} of bad windows were warned and {} of warnings were followed by one)",
+        "Warn when {} {} {side} {}{}: {} {} tends to {op} {} {} about {} later (r = {:.2}; on the held-out last third of history {} of bad windows were warned, {} of {} bad episodes before they began, and {} of warnings were followed by one)",
         w.indicator,
         w.statistic,
         level_text(w.level),
@@ -290,6 +311,8 @@ pub fn statement(w: &EarlyWarning, slo: &Slo, unit: &str) -> String {
         duration_text(w.lead_seconds),
         w.r,
         pct(w.held_out.recall),
+        w.held_out.episodes_warned,
+        w.held_out.episodes,
         pct(w.held_out.precision),
     )
 }
@@ -418,6 +441,8 @@ mod tests {
         assert_eq!(d.level, 0.4);
         assert_eq!(d.held_out.recall, Some(1.0));
         assert_eq!(d.held_out.precision, Some(1.0));
+        assert_eq!(d.held_out.onset_recall, Some(1.0));
+        assert!(d.held_out.episodes > 0 && d.held_out.episodes <= d.held_out.bad_windows);
         // Good above the threshold instead: the side flips. Most windows are bad then (at or
         // below 300), too many to learn from; a given level is replayed.
         let obj = Objective {
@@ -437,5 +462,23 @@ mod tests {
         };
         let e = derive((&grid(&y), &grid(&x)), 60, 1, obj, None).err();
         assert_eq!(e.map(|e| e.0), Some("level"));
+    }
+
+    #[test]
+    fn an_episode_counts_once_at_its_onset() {
+        // Bad at 5–9 (one episode) and 15 (another); warnings at 3 (before the first onset) and
+        // 11 (two windows after the first episode, not before the second within a lead of 2).
+        let mut broke = vec![false; 20];
+        for s in [5, 6, 7, 8, 9, 15] {
+            broke[s] = true;
+        }
+        let mut warn = vec![false; 20];
+        warn[3] = true;
+        warn[11] = true;
+        let r = replay(&warn, &broke, 2);
+        assert_eq!((r.bad_windows, r.warned_bad_windows), (6, 1));
+        assert_eq!((r.episodes, r.episodes_warned), (2, 1));
+        assert_eq!(r.onset_recall, Some(0.5));
+        assert_eq!((r.warnings, r.warnings_followed), (2, 1));
     }
 }

@@ -374,8 +374,7 @@ def lead_lag():
     the AR order of the candidate by ar_select_order(maxlag=24, ic="aic", trend="c"), its
     AutoReg fit, the candidate's residuals and the target filtered by scipy.signal.lfilter,
     ccf(target, candidate, adjusted=False) at lags 0..60. The deciding max test, written with
-    numpy's vector sums: each series' AutoReg residuals (the target's order by ar_select_order
-    on dy), aligned and centred; z(k) = sum(y[t+k] x[t]) / sqrt(sum(y[t+k]^2 x[t]^2)) over the
+    numpy's vector sums on the same pre-whitened pair, centred; z(k) = sum(y[t+k] x[t]) / sqrt(sum(y[t+k]^2 x[t]^2)) over the
     pairs in range, k = -60..60; the best lag in 1..60 by |z|; the Sidak p-values of the
     largest |z| over 1..60 and over 0, -1..-60 from scipy.stats.norm.sf. At the best lag:
     grangercausalitytests(np.column_stack([dy, dx]), [best]) ssr_ftest and the single-lag
@@ -407,7 +406,6 @@ def lead_lag():
     dy = np.diff(success)
     cases = []
     own = len(ar_select_order(dy, maxlag=max_p, ic="aic", trend="c").ar_lags or [])
-    res_y = np.asarray(AutoReg(dy, lags=own, trend="c").fit().resid)
     for key, level in (("cache_hit_2", hit), ("ledger_sync_ok", unrelated), ("queue_ok_3", drifting)):
         dx = np.diff(level)
         p = len(ar_select_order(dx, maxlag=max_p, ic="aic", trend="c").ar_lags or [])
@@ -416,9 +414,7 @@ def lead_lag():
         ex = np.asarray(fit.resid)
         ey = lfilter(np.concatenate([[1.0], -phi]), [1.0], dy)[p:]
         r = ccf(ey, ex, adjusted=False, nlags=max_lag + 1)
-        hold = max(p, own)
-        sy, sx = res_y[hold - own:], ex[hold - p:]
-        sy, sx = sy - sy.mean(), sx - sx.mean()
+        sy, sx = ey - ey.mean(), ex - ex.mean()
         K = max_lag
 
         def zk(k):

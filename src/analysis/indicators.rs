@@ -204,23 +204,20 @@ fn candidates(
     for m in metrics_list {
         match series::layout(conn, m.id)? {
             Some(l) if l.kind != SeriesKind::Values => out.push((m, Some(l))),
-            _ if asked.is_some() => {
-                return Err(invalid(
-                    "candidates",
-                    format!("'{}' has no production series", m.key),
-                ))
-            }
             _ => out.push((m, None)),
         }
     }
     if out.iter().all(|c| c.1.is_none()) {
-        return Err(invalid(
-            "key",
-            format!(
-                "'{}' has no upstream SLIs with production series (SLIs that list it in `parents`, at any depth); name some in `candidates`",
-                target.key
+        return Err(match asked {
+            Some(_) => invalid("candidates", "none of these SLIs has a production series"),
+            None => invalid(
+                "key",
+                format!(
+                    "'{}' has no upstream SLIs with production series (SLIs that list it in `parents`, at any depth); name some in `candidates`",
+                    target.key
+                ),
             ),
-        ));
+        });
     }
     if out.len() > MAX_CANDIDATES {
         return Err(invalid(
@@ -440,9 +437,24 @@ pub fn run(db: &Db, key: &str, q: &LeadingQuery) -> AppResult<LeadingIndicators>
         .filter(|i| i.status == LeadStatus::Leads)
         .map(|i| i.summary.as_str())
         .collect();
-    let summary = if leading.is_empty() {
+    let compared = f
+        .indicators
+        .iter()
+        .filter(|i| i.lead_test.is_some())
+        .count();
+    let which = if q.candidates.is_some() {
+        "candidate SLI"
+    } else {
+        "upstream SLI"
+    };
+    let summary = if compared == 0 {
         format!(
-            "No upstream SLI significantly leads {key} {statistic} within {} ({} compared).",
+            "No {which} could be compared with {key} {statistic} ({} listed, each with why).",
+            f.indicators.len()
+        )
+    } else if leading.is_empty() {
+        format!(
+            "No {which} significantly leads {key} {statistic} within {} ({compared} of {} compared).",
             duration_text(f.max_lag as i64 * f.block),
             f.indicators.len()
         )

@@ -6,14 +6,16 @@
 //!    the same filter applied to the target's, so the candidate's own autocorrelation cannot
 //!    smear a correlation over many lags;
 //!    the cross-correlations r_k = corr(candidate_t, target_{t+k}) at k = 0 … K are reported;
-//! 3. the decision: each series' changes whitened by its own AR (the target's order by AIC on
-//!    the target alone), the heteroskedasticity-robust score z of each lag 1 … K, and the
-//!    largest |z| with the Šidák p-value of a maximum of K (`stats::robust_ccf`); the score is
-//!    self-normalised, so variance that follows traffic and heavy tails do not inflate it.
-//!    That p-value is Holm-corrected across candidates. The best lead k* is where |z| peaks;
-//! 4. reported beside it: a single-lag Granger regression at k* (the candidate's change k*
-//!    windows ago added to the target's own lags, HC1 errors) and the classic Granger F over
-//!    lags 1 … k*;
+//! 3. the decision, on the same pre-whitened pair: the heteroskedasticity-robust score z of
+//!    each lag 1 … K and the largest |z| with the Šidák p-value of a maximum of K
+//!    (`stats::robust_ccf`), Holm-corrected across candidates. The best lead k* is where |z|
+//!    peaks. (Whitening the target by its own AR instead pushes a shared signal's innovations
+//!    into later lags, and a noisy target then "follows" a sharp candidate.) Not covered:
+//!    skewed changes, and seasonal autocorrelation an AR(24) leaves in both series (two
+//!    independent daily profiles correlate at every lag) — see the README;
+//! 4. reported beside it, descriptive only (their p-values are at a lag chosen from the data):
+//!    a single-lag Granger regression at k* (the candidate's change k* windows ago added to the
+//!    target's own lags, HC1 errors) and the classic Granger F over lags 1 … k*;
 //! 5. a significant candidate leads unless the target moves with it or first as well: when
 //!    the largest |z| at lag 0 or with the target first is itself significant (the same max
 //!    test over those K + 1 lags), the lead must beat it by a noise margin (√2·z₁₋α, the spread of a difference of
@@ -46,8 +48,9 @@ pub const MIN_CHANGES: usize = 200;
 text_enum! {
     /// `leads`: the candidate's changes predict the target's at some lag 1 … K (max-test p,
     /// Holm-corrected, below alpha) and the target does not move with it or first as much;
-    /// `coincident`: significant, but the target moves with it (lag 0) or first about as
-    /// strongly; `not_significant`; `insufficient_data`: not compared — no series, windows that
+    /// `coincident`: significant, but the target also moves with it (lag 0) or before it, at
+    /// least about as strongly — a shared signal, or a candidate that follows the target (the
+    /// summary says which); `not_significant`; `insufficient_data`: not compared — no series, windows that
     /// do not nest, too few consecutive windows in common, or a series that does not vary.
     LeadStatus { Leads => "leads", Coincident => "coincident", NotSignificant => "not_significant", InsufficientData => "insufficient_data" }
 }
@@ -62,7 +65,7 @@ pub struct GridSeries {
 }
 
 /// The test that decides (`stats::robust_ccf`): robust score z's of the candidate's whitened
-/// changes against the target's, each whitened by its own AR, at each lag; the largest over
+/// changes against the target's passed through the same filter, at each lag; the largest over
 /// lags 1 … K with the Šidák p-value of a maximum of K.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LeadTest {
@@ -240,15 +243,11 @@ fn fit(y: &[f64], x: &[f64], max_lag: usize) -> Result<Fit, String> {
     let ar = ar_fit(&dx, p).map_err(why)?;
     let ey = ar_filter(&dy, &ar.phi);
     let r = ccf(&ey, &ar.residuals, max_lag).map_err(why)?;
+    // The decision reads the same pre-whitened pair as the ccf: the robust z needs only the
+    // candidate's residuals white, and the target's own filter would push a shared signal's
+    // innovations into later lags.
+    let s = max_lag_test(&ey, &ar.residuals, max_lag).map_err(why)?;
     let own = ar_aic_order(&dy, max_p).map_err(why)?;
-    let own_fit = ar_fit(&dy, own).map_err(why)?;
-    let h = p.max(own);
-    let s = max_lag_test(
-        &own_fit.residuals[h - own..],
-        &ar.residuals[h - p..],
-        max_lag,
-    )
-    .map_err(why)?;
     let lead = s.lead;
     let back = ccf(&ar.residuals, &ey, max_lag).map_err(why)?;
     let reverse = back[1..]
@@ -423,17 +422,19 @@ fn summary(li: &LeadingIndicator, target: &GridSeries) -> String {
             let (z, z_other, other) = li.lead_test.as_ref().map_or((f64::NAN, f64::NAN, 0), |s| {
                 (s.z, s.z_other, s.other_lag_windows)
             });
-            let when = match other {
-                0 => "at the same time".to_owned(),
-                k => format!(
-                    "with the target {} ahead",
-                    duration_text(i64::from(k) * li.window_seconds.unwrap_or(0))
+            let step = li.window_seconds.unwrap_or(0);
+            match other {
+                0 => format!(
+                    "{candidate} moves with {} at the same time rather than before it (robust z = {z_other:.1} at lag 0, {z:.1} with the candidate {lead} ahead; {p})",
+                    what(target)
                 ),
-            };
-            format!(
-                "{candidate} moves with {} as much as before it (robust z = {z:.1} at {lead}, {z_other:.1} {when}; {p})",
-                what(target)
-            )
+                k => format!(
+                    "{candidate} follows {} by {} rather than leading it (robust z = {z_other:.1} with the target {} ahead, {z:.1} with the candidate {lead} ahead; {p})",
+                    what(target),
+                    duration_text(i64::from(k) * step),
+                    duration_text(i64::from(k) * step)
+                ),
+            }
         }
         _ => format!(
             "{candidate} does not significantly lead {} (strongest at {lead}: r = {r:.2}, {p})",

@@ -1,21 +1,23 @@
 //! Does one pre-whitened series move before another at any of the lags 1 … K? Robust
 //! cross-correlation scores and a max test over the lags.
 //!
-//! The inputs are two series each whitened by its own autoregression (Haugh, 1976, "Checking
-//! the independence of two covariance-stationary time series: a univariate residual
-//! cross-correlation approach", JASA 71: under independence the residuals' cross-correlations
-//! at different lags are asymptotically independent). At lag k the heteroskedasticity-robust
-//! score statistic is
+//! The inputs are pre-whitened (Box–Jenkins: the candidate's AR residuals x and the target
+//! passed through the same filter, y). When x is white and independent of y, Var(Σ yₜ₊ₖxₜ) =
+//! n·γₓ(0)·γ_y(0) whatever y's autocorrelation, so the scores below are N(0, 1) at each lag.
+//! At lag k the heteroskedasticity-robust score statistic is
 //!
 //!   z(k) = Σₜ ỹₜ₊ₖ x̃ₜ / √(Σₜ ỹ²ₜ₊ₖ x̃²ₜ),   ỹ, x̃ centred, t over the pairs in range,
 //!
-//! White's form of the score test that y's value k steps later does not depend on xₜ: it is
-//! N(0, 1) under the null even when both series' variances follow a common cycle (traffic),
-//! where the textbook √n·r is not, and it is self-normalised, so heavy tails make it
-//! conservative rather than liberal. z(−k) is the same with y first.
+//! White's form of the score test that y's value k steps later does not depend on xₜ: it stays
+//! N(0, 1) under the null when both series' variances follow a common cycle (traffic), where
+//! the textbook √n·r does not. Self-normalisation makes symmetric heavy tails (t(1.5))
+//! conservative; skewed shocks (log-normal) are not covered: the lower tail of a self-
+//! normalised sum of skewed products is heavier than normal, and the test is liberal there.
+//! z(−k) is the same with y first.
 //!
 //! The lead side's statistic is L = max_{1≤k≤K} |z(k)|, with the Šidák p-value of a maximum of
-//! K independent |N(0, 1)|: p = 1 − (1 − 2Φ(−L))^K, computed as −expm1(K·ln1p(−2Φ(−L))) so
+//! K standard normal |z| (valid for jointly normal z's of unit variance whatever their
+//! correlation, by Šidák's inequality): p = 1 − (1 − 2Φ(−L))^K, computed as −expm1(K·ln1p(−2Φ(−L))) so
 //! that it stays exact down to tiny p. The other side (lag 0 and y first, K + 1 lags) likewise.
 //! The z(k) are checked against numpy's direct sums (`scripts/reference/generate.py
 //! lead_lag`); the level under heavy tails, stochastic volatility, shared variance cycles,

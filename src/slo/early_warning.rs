@@ -62,7 +62,8 @@ pub struct WarningReplay {
     pub warnings: u64,
     /// Of those, how many were followed by a bad window within the lead.
     pub warnings_followed: u64,
-    /// Windows replayed, and the share of them that were bad.
+    /// Windows replayed; `base_rate` is bad_windows over those after the first lead (the
+    /// windows a warning could have come before).
     pub windows: u64,
     pub base_rate: Option<f64>,
     /// Share of windows followed by a bad window within the lead: the precision a rule that
@@ -76,8 +77,10 @@ pub struct WarningReplay {
     /// how many had a warning in the lead before their first bad window: a long episode
     /// counts once here, where `recall` counts each of its windows.
     #[serde(default)]
+    #[schema(required = true)]
     pub episodes: u64,
     #[serde(default)]
+    #[schema(required = true)]
     pub episodes_warned: u64,
     /// episodes_warned / episodes: the share of incidents warned before they began; null
     /// without episodes.
@@ -177,7 +180,7 @@ fn replay(warn: &[bool], broke: &[bool], lead: usize) -> WarningReplay {
         .count();
     WarningReplay {
         windows: n as u64,
-        base_rate: share(broke.iter().filter(|b| **b).count(), n),
+        base_rate: share(bad_idx.len(), n.saturating_sub(lead)),
         chance_precision: share(ahead, horizon),
         bad_windows: bad_idx.len() as u64,
         warned_bad_windows: warned as u64,

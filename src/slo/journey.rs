@@ -78,7 +78,14 @@ pub fn split(steps: &[Slo], objective: f64, rule: BudgetSplit) -> (Vec<StepBudge
                 .filter(|c| c.is_finite() && *c > 0.0)
         })
         .collect();
-    let priced = cost.iter().all(Option::is_some);
+    // Money of different currencies does not add: such steps split equally, unpriced.
+    let mut currencies: Vec<&str> = steps
+        .iter()
+        .filter_map(|s| s.error_budget.currency.as_deref())
+        .collect();
+    currencies.sort_unstable();
+    currencies.dedup();
+    let priced = cost.iter().all(Option::is_some) && currencies.len() <= 1;
     let weight = |c: f64| match rule {
         BudgetSplit::Cost => c,
         BudgetSplit::InverseCost => 1.0 / c,
@@ -100,7 +107,7 @@ pub fn split(steps: &[Slo], objective: f64, rule: BudgetSplit) -> (Vec<StepBudge
                 statement: s.slo.statement.clone(),
                 share,
                 allotted: share * budget,
-                cost_per_error: *c,
+                cost_per_error: if priced { *c } else { None },
             }
         })
         .collect();

@@ -165,6 +165,7 @@ fn prepare(db: &Db, req: &CreateJourney) -> AppResult<(Slug, Vec<Slo>, String, B
             )],
         ));
     }
+    check_currencies(&slos)?;
     let steps = serde_json::to_string(&req.steps).map_err(|e| AppError::Internal(e.into()))?;
     Ok((
         key,
@@ -172,6 +173,32 @@ fn prepare(db: &Db, req: &CreateJourney) -> AppResult<(Slug, Vec<Slo>, String, B
         steps,
         req.budget_split.unwrap_or(BudgetSplit::Cost),
     ))
+}
+
+/// 422 naming the first priced step whose currency differs from an earlier priced step's: the
+/// split and its loss add the steps' money.
+fn check_currencies(slos: &[Slo]) -> AppResult<()> {
+    let mut first: Option<&str> = None;
+    for (i, s) in slos.iter().enumerate() {
+        let b = &s.error_budget;
+        let Some(c) = b.currency.as_deref().filter(|_| b.value_at_risk.is_some()) else {
+            continue;
+        };
+        match first {
+            None => first = Some(c),
+            Some(f) if f != c => {
+                return Err(AppError::invalid(
+                    "the steps are priced in different currencies",
+                    vec![Issue::field(
+                        format!("steps[{i}]"),
+                        format!("SLO {} is priced in {c}, an earlier step in {f}: the budget split and its loss add the steps' money", s.id),
+                    )],
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Creates a journey (422 naming the field, 409 for a taken key); nothing is written on error.
@@ -301,7 +328,7 @@ pub fn list(db: &Db, page: Page) -> AppResult<Vec<Journey>> {
 
 /// The journey's status at `at` (default now) from its steps' production series.
 pub fn status(db: &Db, key: &str, at: Option<DateTime<Utc>>) -> AppResult<JourneyStatus> {
-    let (j, slos) = get(db, key)?;
+    let (j, slos) = get_running(db, key)?;
     let at = at.unwrap_or_else(Utc::now).timestamp();
     let period = i64::from(j.window_days) * 86_400;
     let from = at - period;
@@ -355,9 +382,21 @@ pub fn status(db: &Db, key: &str, at: Option<DateTime<Utc>>) -> AppResult<Journe
     })
 }
 
+/// The journey and its steps, 409 when a successor has given its steps different periods.
+fn get_running(db: &Db, key: &str) -> AppResult<(Journey, Vec<Slo>)> {
+    let (j, slos) = get(db, key)?;
+    if let Some(s) = slos.iter().find(|s| s.slo.window_days != j.window_days) {
+        return Err(AppError::Conflict(format!(
+            "the journey's steps now have different periods (SLO {} is over {} days, the first step over {}): a successor replaced a step; replace the steps (PUT /api/v1/journeys/{key})",
+            s.id, s.slo.window_days, j.window_days
+        )));
+    }
+    Ok((j, slos))
+}
+
 /// The journey's Prometheus rules as YAML.
 pub fn rules_yaml(db: &Db, key: &str) -> AppResult<String> {
-    let (j, slos) = get(db, key)?;
+    let (j, slos) = get_running(db, key)?;
     let names: Vec<String> = slos.iter().map(|s| s.name.clone()).collect();
     serde_yaml_ng::to_string(&super::journey_export::rules(&j, &names))
         .map_err(|e| AppError::Internal(e.into()))
@@ -365,7 +404,7 @@ pub fn rules_yaml(db: &Db, key: &str) -> AppResult<String> {
 
 /// The journey's OpenSLO documents as one multi-document YAML stream.
 pub fn openslo_yaml(db: &Db, key: &str) -> AppResult<String> {
-    let (j, slos) = get(db, key)?;
+    let (j, slos) = get_running(db, key)?;
     let mut steps = Vec::new();
     for s in slos {
         let sli = crate::store::metrics::get(&mut *db.conn()?, &s.slo.sli)?;

@@ -90,16 +90,26 @@ pub fn delete(conn: &mut DbConnection, key: &str) -> AppResult<()> {
         let row = get(conn, key)?;
         let linked: Vec<i64> = slos::table
             .filter(slos::calendar_id.eq(row.id))
+            .filter(slos::status.eq("active"))
             .order(slos::id)
             .select(slos::id)
             .load(conn)?;
         if !linked.is_empty() {
             let ids: Vec<String> = linked.iter().map(i64::to_string).collect();
+            let (who, verb) = if ids.len() == 1 {
+                ("SLO", "follows")
+            } else {
+                ("SLOs", "follow")
+            };
             return Err(AppError::Conflict(format!(
-                "SLO {} follow calendar '{key}'; unlink them first (PUT /api/v1/slos/{{id}}/calendar with null)",
+                "{who} {} {verb} calendar '{key}'; unlink first (PUT /api/v1/slos/{{id}}/calendar with null)",
                 ids.join(", ")
             )));
         }
+        // Superseded SLOs keep no link: their successors carry it.
+        diesel::update(slos::table.filter(slos::calendar_id.eq(row.id)))
+            .set(slos::calendar_id.eq(None::<i64>))
+            .execute(conn)?;
         diesel::delete(cal::table.find(row.id)).execute(conn)?;
         Ok(())
     })

@@ -55,7 +55,26 @@ pub struct Settings {
         global = true
     )]
     pub max_analysis_cost: u64,
-    /// Writes (POST, DELETE) per second each token may make on average; more answer
+    /// Analyses at least this large (units × resamples × metrics) answer 202 with a job
+    /// instead of computing while the request waits (`?async=true` asks for a job at any size).
+    #[arg(
+        long,
+        env = "SLOPROOF_ASYNC_ANALYSIS_COST",
+        default_value_t = 10_000_000_000,
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
+    pub async_analysis_cost: u64,
+    /// Analysis jobs queued or running at once; more answer 503 with `Retry-After`.
+    #[arg(
+        long,
+        env = "SLOPROOF_MAX_QUEUED_JOBS",
+        default_value_t = 32,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub max_queued_jobs: u32,
+    /// Writes (POST, PUT, DELETE) per second each token may make on average; more answer
     /// 429 with `Retry-After`. 0 turns the limit off.
     #[arg(long, env = "SLOPROOF_WRITE_RATE", default_value_t = 20, global = true)]
     pub write_rate: u32,

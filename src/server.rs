@@ -2,14 +2,12 @@
 //! request sees, and the HTTP server. The only code besides `store/` and the `service` seams
 //! that names the database, which it opens and hands to the services.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tracing_subscriber::EnvFilter;
 
+use crate::analysis::jobs::{JobRunner, Slot, Slots};
 use crate::api;
 use crate::config::{LogFormat, Settings};
 use crate::error::{AppError, AppResult};
@@ -27,7 +25,11 @@ pub struct Limits {
     pub max_concurrent_analyses: usize,
     /// Largest analysis: assigned units × bootstrap resamples × metrics.
     pub max_analysis_cost: u64,
-    /// Writes (POST, DELETE) per second each token may make on average; 0: no limit.
+    /// Analyses at least this large answer 202 with a job.
+    pub async_analysis_cost: u64,
+    /// Analysis jobs queued or running at once.
+    pub max_queued_jobs: usize,
+    /// Writes (POST, PUT, DELETE) per second each token may make on average; 0: no limit.
     pub write_rate_per_second: u32,
     /// Writes a token may make at once before the rate applies.
     pub write_burst: u32,
@@ -42,6 +44,8 @@ impl Default for Limits {
             json_body_bytes: 1 << 20,
             max_concurrent_analyses: 2,
             max_analysis_cost: 100_000_000_000,
+            async_analysis_cost: 10_000_000_000,
+            max_queued_jobs: 32,
             write_rate_per_second: 20,
             write_burst: 200,
             evidence_max_age_days: 90,
@@ -53,8 +57,10 @@ impl Default for Limits {
 pub struct AppState {
     pub db: Db,
     pub limits: Limits,
-    /// Analyses being computed now.
-    analyses_running: Arc<AtomicUsize>,
+    /// Analyses being computed now, by requests and job workers.
+    slots: Slots,
+    /// The analysis job workers' queue.
+    pub jobs: JobRunner,
     /// Each token's write budget (a GCRA rate limiter keyed by token id); `None` when off.
     writes: Option<governor::DefaultKeyedRateLimiter<i64>>,
 }
@@ -62,25 +68,24 @@ pub struct AppState {
 /// Seconds a client is asked to wait when every analysis slot is taken.
 const ANALYSIS_RETRY_AFTER_SECONDS: u64 = 10;
 
-/// A slot of [`Limits::max_concurrent_analyses`], released when dropped.
-pub struct AnalysisSlot(Arc<AtomicUsize>);
-
-impl Drop for AnalysisSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 impl AppState {
     pub fn new(db: Db, limits: Limits) -> AppState {
         let writes = std::num::NonZeroU32::new(limits.write_rate_per_second).map(|rate| {
             let burst = std::num::NonZeroU32::new(limits.write_burst).unwrap_or(rate);
             governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))
         });
+        let slots = Slots::new(limits.max_concurrent_analyses);
+        let jobs = JobRunner::start(
+            &db,
+            limits.max_concurrent_analyses,
+            &slots,
+            limits.max_analysis_cost,
+        );
         AppState {
             db,
             limits,
-            analyses_running: Arc::new(AtomicUsize::new(0)),
+            slots,
+            jobs,
             writes,
         }
     }
@@ -102,19 +107,16 @@ impl AppState {
     }
 
     /// Takes an analysis slot, or answers 503 when all are taken.
-    pub fn analysis_slot(&self) -> AppResult<AnalysisSlot> {
-        let running = self.analyses_running.fetch_add(1, Ordering::SeqCst);
-        let slot = AnalysisSlot(self.analyses_running.clone());
-        if running >= self.limits.max_concurrent_analyses {
-            return Err(AppError::busy(
+    pub fn analysis_slot(&self) -> AppResult<Slot> {
+        self.slots.try_take().ok_or_else(|| {
+            AppError::busy(
                 format!(
                     "{} analyses are running, the most this server computes at once (SLOPROOF_MAX_CONCURRENT_ANALYSES)",
                     self.limits.max_concurrent_analyses
                 ),
                 ANALYSIS_RETRY_AFTER_SECONDS,
-            ));
-        }
-        Ok(slot)
+            )
+        })
     }
 
     /// Runs blocking work with the database (a service call) on actix's blocking pool, so the
@@ -163,6 +165,8 @@ pub fn state(settings: &Settings) -> anyhow::Result<web::Data<AppState>> {
         json_body_bytes: settings.json_body_limit,
         max_concurrent_analyses: usize::from(settings.max_concurrent_analyses),
         max_analysis_cost: settings.max_analysis_cost,
+        async_analysis_cost: settings.async_analysis_cost,
+        max_queued_jobs: settings.max_queued_jobs as usize,
         write_rate_per_second: settings.write_rate,
         write_burst: settings.write_burst,
         evidence_max_age_days: settings.evidence_max_age_days,

@@ -8,6 +8,7 @@ pub mod effects;
 pub mod hash;
 pub mod history;
 pub mod indicators;
+pub mod jobs;
 pub mod joint;
 pub mod leading;
 pub mod long_run;
@@ -38,7 +39,7 @@ pub const MAX_SEED: u64 = (1 << 53) - 1;
 pub const RESAMPLES: std::ops::RangeInclusive<u32> = 100..=100_000;
 
 /// Bootstrap settings of an analysis request.
-#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BootstrapRequest {
     /// Resamples, 100 to 100,000 (default 2,000).
@@ -53,7 +54,7 @@ pub struct BootstrapRequest {
 
 /// Parameters of a new analysis; every field is optional.
 // Defaults and ranges: `resolve`.
-#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnalysisRequest {
     /// Significance level, in (0, 0.5] (default 0.05).

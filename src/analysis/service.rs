@@ -87,6 +87,33 @@ fn dates(db: &Db, experiment_id: i64) -> AppResult<Option<super::report::Experim
         }))
 }
 
+/// Where a running analysis is, for a job's progress: reading the data, computing, storing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Loading,
+    Computing,
+    Storing,
+}
+
+/// Checks that experiment `key` exists, that the parameters are valid and that the analysis
+/// is within `max_cost`, reading no observations; answers its cost (units × resamples ×
+/// metrics).
+pub fn admit_request(
+    db: &Db,
+    key: &str,
+    request: &AnalysisRequest,
+    max_cost: u64,
+) -> AppResult<u64> {
+    let e = experiments::get(&mut *db.conn()?, key)?;
+    let resamples = resolve(request, false)?.bootstrap.resamples;
+    let units = crate::store::assignments::count(&mut *db.conn()?, e.id)?.max(0) as u64;
+    let metrics = e.metrics().count() as u64;
+    admit(units, resamples, metrics, max_cost)?;
+    Ok(units
+        .saturating_mul(metrics.max(1))
+        .saturating_mul(u64::from(resamples)))
+}
+
 /// Analyses experiment `key` with the requested parameters and stores the result; returns the
 /// stored JSON document.
 pub fn run(
@@ -95,25 +122,33 @@ pub fn run(
     request: &AnalysisRequest,
     max_cost: u64,
 ) -> AppResult<StoredAnalysis> {
-    let e = experiments::get(&mut *db.conn()?, key)?;
+    run_staged(db, key, request, max_cost, &mut |_| Ok(()))
+}
+
+/// [`run`], telling `stage` when each stage begins; an error from it (a cancelled job) stops
+/// the analysis there, before anything is stored.
+pub fn run_staged(
+    db: &Db,
+    key: &str,
+    request: &AnalysisRequest,
+    max_cost: u64,
+    stage: &mut dyn FnMut(Stage) -> AppResult<()>,
+) -> AppResult<StoredAnalysis> {
     // Parameters are checked, and the cost admitted, before anything is read.
-    let resamples = resolve(request, false)?.bootstrap.resamples;
-    let units = crate::store::assignments::count(&mut *db.conn()?, e.id)?;
-    admit(
-        units.max(0) as u64,
-        resamples,
-        e.metrics().count() as u64,
-        max_cost,
-    )?;
+    admit_request(db, key, request, max_cost)?;
+    let e = experiments::get(&mut *db.conn()?, key)?;
+    stage(Stage::Loading)?;
     let started = std::time::Instant::now();
     let d = load(db, &e)?;
     let loaded_ms = started.elapsed().as_millis() as u64;
     let has_pre = d.metrics.iter().any(|m| m.units_pre() > 0);
     let p = resolve(request, has_pre)?;
+    stage(Stage::Computing)?;
     // Compute before opening the write transaction; id and time are filled in afterwards.
     let mut analysis = compute(&d, &p, 0, &e.key, chrono::Utc::now())?;
     analysis.dates = dates(db, e.id)?;
     let computed_ms = started.elapsed().as_millis() as u64 - loaded_ms;
+    stage(Stage::Storing)?;
     let parameters = serde_json::to_string(&p).map_err(|e| AppError::Internal(e.into()))?;
     // The result took long to compute: a database locked by a long upload (SQLite admits one
     // writer) is waited for, up to STORE_ATTEMPTS busy timeouts, rather than the work lost.

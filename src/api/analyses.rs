@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
 use super::AppState;
+use crate::analysis::jobs::Job;
 use crate::analysis::report::{Analysis, AnalysisSummary};
 use crate::analysis::{service, AnalysisRequest};
 use crate::error::AppError;
@@ -25,6 +26,18 @@ pub const LIST_ANALYSES: Operation = Operation::new(
 );
 pub const GET_ANALYSIS: Operation =
     Operation::new("get_analysis", "GET", "/api/v1/analyses/{id}", Access::Read);
+
+/// How an analysis is computed.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyseQuery {
+    /// true: answer 202 with a job at once and compute it on a job worker (`/api/v1/jobs/{id}`);
+    /// analyses of at least SLOPROOF_ASYNC_ANALYSIS_COST (units × resamples × metrics,
+    /// default 10¹⁰) always do. false or absent: compute while the request waits.
+    #[serde(rename = "async", default)]
+    #[param(rename = "async")]
+    pub run_async: Option<bool>,
+}
 
 /// A page of analyses, newest first: each in brief, with the link to its full document.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -59,24 +72,30 @@ fn json(text: String) -> HttpResponse {
 
 /// Analyses an experiment's data and stores the result.
 ///
-/// The same data, parameters and seed give identical numbers. Answers 422 naming what is
+/// With `?async=true`, or for an analysis of at least SLOPROOF_ASYNC_ANALYSIS_COST, answers
+/// 202 with a job to follow (`Location: /api/v1/jobs/{id}`); the parameters, the experiment
+/// and the cost are checked first either way. The same data, parameters and seed give
+/// identical numbers. Answers 422 naming what is
 /// missing when the experiment has too little data, and 422 naming `bootstrap.resamples` when
 /// assigned units × resamples × metrics exceeds the server's limit (SLOPROOF_MAX_ANALYSIS_COST,
 /// default 10¹¹), with the most resamples that fit.
 #[utoipa::path(
     post, path = "/api/v1/experiments/{key}/analyses", operation_id = "create_analysis", tag = "analyses",
-    params(("key" = String, Path, description = "Experiment key")),
+    params(("key" = String, Path, description = "Experiment key"), AnalyseQuery),
     request_body(content = AnalysisRequest, description = "Parameters; an empty body (or none) uses every default"),
     responses((status = 201, description = "The analysis", body = Analysis,
                headers(("Location" = String, description = "URL of the analysis"))),
+        (status = 202, description = "A job computes the analysis; follow it at `Location`", body = Job,
+         headers(("Location" = String, description = "URL of the job"))),
         (status = 409, description = "The experiment's data kept changing while it was read (uploads in progress); retry", body = super::problem::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "As many analyses are running as the server computes at once (SLOPROOF_MAX_CONCURRENT_ANALYSES, default 2); retry after `Retry-After` seconds", body = super::problem::Problem, content_type = "application/problem+json",
+        (status = 503, description = "As many analyses are running as the server computes at once (SLOPROOF_MAX_CONCURRENT_ANALYSES, default 2), or, for a job, as many jobs are queued as it holds (SLOPROOF_MAX_QUEUED_JOBS, default 32); retry after `Retry-After` seconds", body = super::problem::Problem, content_type = "application/problem+json",
          headers(("Retry-After" = u64, description = "Seconds to wait"))))
 )]
 pub async fn create_analysis(
     state: web::Data<AppState>,
     caller: Caller,
     key: web::Path<String>,
+    query: web::Query<AnalyseQuery>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
@@ -90,8 +109,29 @@ pub async fn create_analysis(
         .map_err(|e| AppError::BadRequest(format!("cannot read the request body: {e}")))?;
     let request = parse_request(&req, &body)?;
     let key = key.into_inner();
-    let slot = state.analysis_slot()?;
     let max_cost = state.limits.max_analysis_cost;
+    let (k, r) = (key.clone(), request.clone());
+    let cost = state
+        .run(move |db| service::admit_request(db, &k, &r, max_cost))
+        .await?;
+    if query.run_async == Some(true) || cost >= state.limits.async_analysis_cost {
+        let jobs = state.clone();
+        let job = state
+            .run(move |db| {
+                jobs.jobs.submit(
+                    db,
+                    &key,
+                    &request,
+                    &caller.name,
+                    jobs.limits.max_queued_jobs,
+                )
+            })
+            .await?;
+        return Ok(HttpResponse::Accepted()
+            .insert_header(("Location", format!("/api/v1/jobs/{}", job.id)))
+            .json(job));
+    }
+    let slot = state.analysis_slot()?;
     let stored = state
         .run(move |db| service::run(db, &key, &request, max_cost))
         .await;

@@ -116,6 +116,8 @@ pub const PROTECTED: &[Operation] = &[
     super::early_warnings::LIST_EARLY_WARNINGS,
     super::early_warnings::GET_EARLY_WARNING,
     super::early_warnings::DELETE_EARLY_WARNING,
+    super::jobs::GET_JOB,
+    super::jobs::CANCEL_JOB,
     super::journeys::CREATE_JOURNEY,
     super::journeys::LIST_JOURNEYS,
     super::journeys::GET_JOURNEY,

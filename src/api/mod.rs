@@ -11,6 +11,7 @@ pub mod experiments;
 pub mod health;
 pub mod indicators;
 pub mod ingest;
+pub mod jobs;
 pub mod journeys;
 pub mod metrics;
 pub mod observational;
@@ -143,6 +144,7 @@ fn business_routes(cfg: &mut web::ServiceConfig) {
         post => journeys::create_journey,
         get => journeys::list_journeys
     ))
+    .service(protected!("/api/v1/jobs/{id}", get => jobs::get_job, delete => jobs::cancel_job))
     .service(protected!(
         "/api/v1/journeys/{key}",
         get => journeys::get_journey,

@@ -52,6 +52,8 @@ use super::problem::PROBLEM_JSON;
         super::early_warnings::list_early_warnings,
         super::early_warnings::get_early_warning,
         super::early_warnings::delete_early_warning,
+        super::jobs::get_job,
+        super::jobs::cancel_job,
         super::journeys::create_journey,
         super::journeys::list_journeys,
         super::journeys::get_journey,

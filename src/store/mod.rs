@@ -11,6 +11,7 @@ pub mod assignments;
 pub mod calendars;
 pub mod early_warnings;
 pub mod experiments;
+pub mod jobs;
 pub mod journeys;
 pub mod metrics;
 pub mod observational;

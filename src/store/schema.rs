@@ -303,3 +303,22 @@ diesel::table! {
         created_by -> Text,
     }
 }
+
+diesel::table! {
+    jobs (id) {
+        id -> BigInt,
+        kind -> Text,
+        experiment_key -> Text,
+        request -> Text,
+        state -> Text,
+        stage -> Text,
+        progress -> Double,
+        cancel_requested -> Bool,
+        created_at -> Timestamp,
+        created_by -> Text,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+        analysis_id -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+    }
+}

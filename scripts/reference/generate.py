@@ -379,7 +379,8 @@ def lead_lag():
     largest |z| over 1..60 and over 0, -1..-60 from scipy.stats.norm.sf. At the best lag:
     grangercausalitytests(np.column_stack([dy, dx]), [best]) ssr_ftest and the single-lag
     regression: OLS of dy on its own lags and dx at the best lag, cov_type="HC1". Holm across
-    the candidates' shift p-values (multipletests)."""
+    the candidates' Sidak p-values (multipletests; the service decides on block-permutation
+    p-values, which no reference computes, and reports the Sidak one beside them)."""
     from scipy.signal import lfilter
     from statsmodels.tsa.ar_model import AutoReg, ar_select_order
     from statsmodels.tsa.stattools import ccf, grangercausalitytests

@@ -6,6 +6,7 @@
 //! `confidence` is the two-sided coverage, e.g. 0.95; every function returns a [`StatsError`]
 //! for degenerate input instead of panicking or passing on a NaN.
 
+pub mod block_perm;
 pub mod bootstrap;
 pub mod cuped;
 pub mod descriptive;

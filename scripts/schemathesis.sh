@@ -28,8 +28,9 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 token="schemathesis-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 origin="http://127.0.0.1:$port"
 API="$origin/api/v1"
-# No write rate limit: schemathesis writes as fast as it can (the limit has its own test).
-SLOPROOF_WRITE_RATE=0 SLOPROOF_ADMIN_TOKEN="$token" SLOPROOF_DATABASE_URL="$dir/sloproof.db" SLOPROOF_BIND="127.0.0.1:$port" \
+# No write rate limit and no job-queue limit: schemathesis writes as fast as it can and queues
+# analysis jobs faster than they run (both limits have their own tests).
+SLOPROOF_MAX_QUEUED_JOBS=1000000 SLOPROOF_WRITE_RATE=0 SLOPROOF_ADMIN_TOKEN="$token" SLOPROOF_DATABASE_URL="$dir/sloproof.db" SLOPROOF_BIND="127.0.0.1:$port" \
   SLOPROOF_LOG=warn "$bin" serve >"$reports/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$dir"' EXIT

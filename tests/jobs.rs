@@ -262,3 +262,33 @@ async fn a_job_running_when_the_server_dies_is_failed_on_restart() {
     again.child.kill().unwrap();
     again.child.wait().unwrap();
 }
+
+/// A full job queue answers 503 with `Retry-After` and queues nothing.
+#[actix_web::test]
+async fn a_full_job_queue_is_told_to_retry() {
+    let limits = sloproof::api::Limits {
+        max_queued_jobs: 1,
+        max_concurrent_analyses: 0,
+        ..sloproof::api::Limits::default()
+    };
+    for app in common::apps_with(limits).await {
+        let b = app.backend;
+        app.load_simulated(&sim("queued", 2_000)).await;
+        let url = "/api/v1/experiments/queued/analyses?async=true";
+        // No slot ever frees (a limit of 0), so the first job waits and fills the queue.
+        let first = app.post_json(url, &json!({})).await;
+        assert_eq!(first.status, 202, "{b}: {}", first.text);
+        let r = app.post_json(url, &json!({})).await;
+        let p = assert_problem(&r, 503, b);
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .contains("SLOPROOF_MAX_QUEUED_JOBS"),
+            "{b}: {p}"
+        );
+        assert_eq!(r.retry_after.as_deref(), Some("30"), "{b}");
+        let job = app.get(first.location.as_deref().unwrap()).await;
+        assert_eq!(job.body["state"], "queued", "{b}: {}", job.text);
+    }
+}

@@ -27,8 +27,9 @@ pub const MAX_CANDIDATES: usize = 50;
 pub type Candidate = (Metric, Option<SeriesLayout>);
 /// Most windows of the common grid one request reads per series (about 35 days of minutes).
 pub const MAX_GRID_WINDOWS: i64 = 50_000;
-/// Default range: the 7 days before the target's latest window.
-const DEFAULT_DAYS: i64 = 7;
+/// Default range: the 14 days before the target's latest window (8 whole days are needed for
+/// the shuffles to keep daily profiles aligned, `stats::block_perm`).
+const DEFAULT_DAYS: i64 = 14;
 
 /// What to look for.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
@@ -38,7 +39,7 @@ pub struct LeadingQuery {
     /// Longest lead looked for, e.g. `60m`, `2h`, `90s`: 1 to 120 windows of the common grid.
     #[param(example = "60m", max_length = 40)]
     pub max_lag: String,
-    /// Start of the range (RFC 3339; default 7 days before `to`).
+    /// Start of the range (RFC 3339; default 14 days before `to`; day blocks need 8 whole days).
     pub from: Option<DateTime<Utc>>,
     /// End of the range (RFC 3339; default the end of the target's latest window); at most
     /// 50,000 windows of the grid after `from`.
@@ -253,7 +254,7 @@ fn grid(
     })
 }
 
-/// What to compare over which range: the longest lead, the range (default the 7 days up to
+/// What to compare over which range: the longest lead, the range (default the 14 days up to
 /// the end of the target's latest window) and the family-wise level.
 #[derive(Debug, Clone, Copy)]
 pub struct Scope {

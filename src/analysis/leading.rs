@@ -11,16 +11,18 @@
 //!    1,999 shuffles of the candidate's blocks (`stats::block_perm`; whole days when the
 //!    stretch holds 8, so two independent daily profiles stay as aligned as in the data),
 //!    Holm-corrected across candidates. The shuffles, not a normal approximation, carry skewed
-//!    changes and leftover seasonal autocorrelation. The best lead k* is where |z| peaks.
+//!    changes, and with day blocks (8 days or more) leftover daily autocorrelation. The best lead k* is where |z| peaks.
 //!    (Whitening the target by its own AR instead pushes a shared signal's innovations into
 //!    later lags, and a noisy target then "follows" a sharp candidate.);
 //! 4. reported beside it, descriptive only (their p-values are at a lag chosen from the data):
 //!    a single-lag Granger regression at k* (the candidate's change k* windows ago added to the
 //!    target's own lags, HC1 errors) and the classic Granger F over lags 1 … k*;
-//! 5. a significant candidate leads only when its lead side beats the other side — the largest
-//!    |z| at lag 0 or with the target first — by more than the shuffles do (`p_ahead` below
-//!    alpha); otherwise it is `coincident` (a shared signal that the candidate measures with
-//!    less noise, or a candidate that follows the target).
+//! 5. a significant candidate is `coincident` when the target also moves with it or first
+//!    (`p_other` below alpha) and its lead side — the largest |z| at lags 1 … K — does not beat
+//!    the other side by more than the shuffles do (`p_ahead`): a shared signal the candidate
+//!    measures with less noise, or a candidate that follows the target. Otherwise it leads.
+//!    The shuffles break every association, so `p_ahead` asks "ahead by more than no
+//!    association shows", not "ahead of an equally strong simultaneous part".
 //!
 //! A lead is an association in time, not proof of cause: a common upstream cause that reaches
 //! one SLI first also makes it "lead". It is what an early warning needs, not what an SLO
@@ -48,9 +50,9 @@ pub const MIN_CHANGES: usize = 200;
 text_enum! {
     /// `leads`: the candidate's changes predict the target's at some lag 1 … K (max-test p,
     /// Holm-corrected, below alpha) and the target does not move with it or first as much;
-    /// `coincident`: significant, but the target also moves with it (lag 0) or before it, at
-    /// least about as strongly — a shared signal, or a candidate that follows the target (the
-    /// summary says which); `not_significant`; `insufficient_data`: not compared — no series, windows that
+    /// `coincident`: significant, but the target also significantly moves with it (lag 0) or
+    /// before it, and the lead side does not beat that by more than chance — a shared signal,
+    /// or a candidate that follows the target (the summary says which); `not_significant`; `insufficient_data`: not compared — no series, windows that
     /// do not nest, too few consecutive windows in common, or a series that does not vary.
     LeadStatus { Leads => "leads", Coincident => "coincident", NotSignificant => "not_significant", InsufficientData => "insufficient_data" }
 }
@@ -388,7 +390,12 @@ pub fn correct(out: &mut [LeadingIndicator], target: &GridSeries, alpha: f64) {
     for (&i, p) in tested.iter().zip(adjusted) {
         let li = &mut out[i];
         li.p_holm = Some(p);
-        let ahead = li.lead_test.as_ref().is_some_and(|s| s.p_ahead < alpha);
+        // Coincident only when the target also moves with the candidate or first (p_other)
+        // and the lead side does not beat that by more than the shuffles do (p_ahead).
+        let ahead = li
+            .lead_test
+            .as_ref()
+            .is_some_and(|s| s.p_ahead < alpha || s.p_other >= alpha);
         li.status = match (p < alpha, ahead) {
             (true, true) => LeadStatus::Leads,
             (true, false) => LeadStatus::Coincident,

@@ -46,7 +46,8 @@ pub fn blocks(n: usize, max_lag: usize, period: Option<usize>) -> Blocks {
     let affordable = (WORK / (n * lags).max(1)).clamp(MIN_BLOCKS, MAX_BLOCKS);
     if let Some(p) = period.filter(|p| *p >= 2 && n / p >= MIN_PERIODS) {
         let days = n / p;
-        let per_block = days.div_ceil(affordable);
+        // At most `affordable` blocks of whole days, and never fewer than 8 when 8 days fit.
+        let per_block = days / days.min(affordable);
         let len = p * per_block;
         if n / len >= MIN_BLOCKS {
             return Blocks {

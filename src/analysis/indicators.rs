@@ -379,7 +379,7 @@ pub fn compute(
         }
         let c = grid(conn, (m, l), &r, (from, to), b)?;
         let t = &targets[&b];
-        indicators.push(evaluate(t, &c, b, lags, scope.alpha));
+        indicators.push(evaluate(t, &c, b, lags, (scope.alpha, cands.len())));
         pairs.insert(m.key.clone(), (t.clone(), c, b));
     }
     let label = GridSeries {

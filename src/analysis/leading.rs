@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::text_enum;
+use crate::stats::block_perm::shuffles_for;
 use crate::stats::dist::norm_ppf;
 use crate::stats::lead::{ar_aic_order, ar_filter, ar_fit, ccf, granger, lag_wald};
 use crate::stats::multiple::holm;
@@ -81,7 +82,8 @@ pub struct LeadTest {
     /// Where `z_other` is: 0 (together) or the windows by which the target moves first.
     pub other_lag_windows: u32,
     /// The share of shuffles (counting the data's own order) whose largest |z| over lags
-    /// 1 … K is as large: before the correction across candidates. At least 1/2000.
+    /// 1 … K is as large: before the correction across candidates. At least 1/2000 (1/10,000
+    /// when more than 10 candidates are compared).
     pub p_lead: f64,
     /// The same over lag 0 and the target first (K + 1 lags).
     pub p_other: f64,
@@ -224,7 +226,12 @@ struct Fit {
     test: LagTest,
 }
 
-fn fit(y: &[f64], x: &[f64], max_lag: usize, period: Option<usize>) -> Result<Fit, String> {
+fn fit(
+    y: &[f64],
+    x: &[f64],
+    max_lag: usize,
+    calibration: (Option<usize>, usize),
+) -> Result<Fit, String> {
     let diff = |v: &[f64]| v.windows(2).map(|w| w[1] - w[0]).collect::<Vec<f64>>();
     let (dy, dx) = (diff(y), diff(x));
     let need = MIN_CHANGES.max(4 * max_lag + 12);
@@ -259,7 +266,7 @@ fn fit(y: &[f64], x: &[f64], max_lag: usize, period: Option<usize>) -> Result<Fi
     // The decision reads the same pre-whitened pair as the ccf: the robust z needs only the
     // candidate's residuals white, and the target's own filter would push a shared signal's
     // innovations into later lags.
-    let s = max_lag_test(&ey, &ar.residuals, max_lag, period).map_err(why)?;
+    let s = max_lag_test(&ey, &ar.residuals, max_lag, calibration).map_err(why)?;
     let own = ar_aic_order(&dy, max_p).map_err(why)?;
     let lead = s.lead;
     let back = ccf(&ar.residuals, &ey, max_lag).map_err(why)?;
@@ -338,14 +345,14 @@ pub fn unavailable(key: &str, statistic: &str, why: &str) -> LeadingIndicator {
     }
 }
 
-/// One candidate against the target on a grid of `step` seconds, lags 1 … `max_lag` windows
-/// (before the correction across candidates, [`correct`]).
+/// One candidate of a family of `family` against the target on a grid of `step` seconds, lags
+/// 1 … `max_lag` windows (before the correction across candidates, [`correct`]).
 pub fn evaluate(
     target: &GridSeries,
     c: &GridSeries,
     step: i64,
     max_lag: usize,
-    alpha: f64,
+    (alpha, family): (f64, usize),
 ) -> LeadingIndicator {
     let (starts, y, x) = common_stretch(&target.points, &c.points, step);
     let mut li = unavailable(&c.key, &c.statistic, "");
@@ -355,7 +362,7 @@ pub fn evaluate(
     li.to = starts.last().and_then(|s| at(s + step));
     li.changes = starts.len().saturating_sub(1) as u64;
     let period = (step > 0 && 86_400 % step == 0).then(|| (86_400 / step) as usize);
-    match fit(&y, &x, max_lag, period) {
+    match fit(&y, &x, max_lag, (period, shuffles_for(family))) {
         Ok(f) => {
             let n_filtered = (li.changes as usize).saturating_sub(f.ar_order).max(1);
             li.ar_order = Some(f.ar_order as u32);
@@ -419,7 +426,7 @@ pub fn analyse(
 ) -> Vec<LeadingIndicator> {
     let mut out: Vec<LeadingIndicator> = candidates
         .iter()
-        .map(|c| evaluate(target, c, step, max_lag, alpha))
+        .map(|c| evaluate(target, c, step, max_lag, (alpha, candidates.len())))
         .collect();
     correct(&mut out, target, alpha);
     out

@@ -21,8 +21,20 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-/// Shuffles drawn: p-values as small as 1/2000, enough for Holm over 50 candidates.
+/// Shuffles drawn for a family of up to 10 candidates (p-values as small as 1/2000), and for
+/// larger ones (as small as 1/10,000, so that Holm's smallest threshold, alpha / 50, is
+/// reached with room to spare).
 pub const PERMUTATIONS: usize = 1999;
+pub const PERMUTATIONS_LARGE: usize = 9999;
+
+/// The shuffles for a family of `candidates` compared at once.
+pub fn shuffles_for(candidates: usize) -> usize {
+    if candidates <= 10 {
+        PERMUTATIONS
+    } else {
+        PERMUTATIONS_LARGE
+    }
+}
 /// Fewest and most blocks.
 pub const MIN_BLOCKS: usize = 8;
 pub const MAX_BLOCKS: usize = 64;
@@ -129,8 +141,14 @@ pub struct Calibration {
 }
 
 /// Calibrates the max test of `x` leading `y` (centred, pre-whitened, equal length) at lags
-/// 1 … `max_lag` by block permutation (see the module).
-pub fn calibrate(y: &[f64], x: &[f64], max_lag: usize, period: Option<usize>) -> Calibration {
+/// 1 … `max_lag` by `shuffles` block permutations (see the module).
+pub fn calibrate(
+    y: &[f64],
+    x: &[f64],
+    max_lag: usize,
+    period: Option<usize>,
+    shuffles: usize,
+) -> Calibration {
     let b = blocks(y.len(), max_lag, period);
     let k = max_lag as i64;
     // Lags −K … K; index K + k.
@@ -159,20 +177,20 @@ pub fn calibrate(y: &[f64], x: &[f64], max_lag: usize, period: Option<usize>) ->
         Xoshiro256PlusPlus::seed_from_u64(0x5107_9e00 ^ ((y.len() as u64) << 8) ^ (k as u64));
     let mut perm = identity.clone();
     let (mut above_l, mut above_o, mut above_d) = (0usize, 0usize, 0usize);
-    for _ in 0..PERMUTATIONS {
+    for _ in 0..shuffles {
         perm.shuffle(&mut rng);
         let (l, o) = stat(&perm);
         above_l += usize::from(l >= l0);
         above_o += usize::from(o >= o0);
         above_d += usize::from(l - o >= l0 - o0);
     }
-    let p = |a: usize| (1 + a) as f64 / (1 + PERMUTATIONS) as f64;
+    let p = |a: usize| (1 + a) as f64 / (1 + shuffles) as f64;
     Calibration {
         p_lead: p(above_l),
         p_other: p(above_o),
         p_ahead: p(above_d),
         blocks: b,
-        permutations: PERMUTATIONS,
+        permutations: shuffles,
     }
 }
 
@@ -192,6 +210,15 @@ mod tests {
         let b = blocks(50_000, 120, None);
         assert!(b.count >= MIN_BLOCKS && b.count <= MAX_BLOCKS, "{b:?}");
         assert!(b.count * b.len <= 50_000);
+    }
+
+    #[test]
+    fn large_families_get_finer_p_values() {
+        assert_eq!(shuffles_for(1), PERMUTATIONS);
+        assert_eq!(shuffles_for(10), PERMUTATIONS);
+        assert_eq!(shuffles_for(11), PERMUTATIONS_LARGE);
+        // The smallest p of a large family clears Holm's first threshold at 50 candidates.
+        assert!(1.0 / (1.0 + PERMUTATIONS_LARGE as f64) < 0.05 / 50.0 / 5.0);
     }
 
     #[test]

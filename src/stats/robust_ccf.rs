@@ -97,7 +97,7 @@ pub fn max_lag_test(
     y: &[f64],
     x: &[f64],
     max_lag: usize,
-    period: Option<usize>,
+    (period, shuffles): (Option<usize>, usize),
 ) -> StatsResult<MaxLagTest> {
     check_finite("lead test y", y)?;
     check_finite("lead test x", x)?;
@@ -139,7 +139,8 @@ pub fn max_lag_test(
         let m = v.iter().sum::<f64>() / v.len() as f64;
         v.iter().map(|a| a - m).collect::<Vec<f64>>()
     };
-    let calibration = super::block_perm::calibrate(&centre(y), &centre(x), max_lag, period);
+    let calibration =
+        super::block_perm::calibrate(&centre(y), &centre(x), max_lag, period, shuffles);
     Ok(MaxLagTest {
         lead,
         z: z_lead[lead],
@@ -179,14 +180,14 @@ mod tests {
         let y: Vec<f64> = (0..n)
             .map(|t| if t >= 4 { 0.8 * x[t - 4] } else { 0.0 } + e[t])
             .collect();
-        let t = max_lag_test(&y, &x, 10, None).unwrap();
+        let t = max_lag_test(&y, &x, 10, (None, 1999)).unwrap();
         assert_eq!(t.lead, 4);
         assert!(t.z > 10.0, "{}", t.z);
         assert!(t.p_lead_sidak < 1e-20, "{}", t.p_lead_sidak);
         assert_eq!(t.p_lead, 1.0 / 2000.0);
         assert_eq!(t.p_ahead, 1.0 / 2000.0);
         assert!(t.p_other > 0.01, "{}", t.p_other);
-        let back = max_lag_test(&x, &y, 10, None).unwrap();
+        let back = max_lag_test(&x, &y, 10, (None, 1999)).unwrap();
         assert_eq!(back.other_lag, 4);
         assert!(back.p_other < 0.001 && back.p_lead > 0.01, "{back:?}");
         assert!(back.p_ahead > 0.5, "{back:?}");
@@ -206,7 +207,7 @@ mod tests {
     #[test]
     fn short_series_are_refused_with_what_they_need() {
         let x = noise(20, 1);
-        let e = max_lag_test(&x, &x, 10, None).unwrap_err();
+        let e = max_lag_test(&x, &x, 10, (None, 1999)).unwrap_err();
         assert!(e.to_string().contains("30"), "{e}");
     }
 }

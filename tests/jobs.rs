@@ -292,3 +292,35 @@ async fn a_full_job_queue_is_told_to_retry() {
         assert_eq!(job.body["state"], "queued", "{b}: {}", job.text);
     }
 }
+
+/// Jobs leave one analysis slot to requests: with the default two slots, a synchronous
+/// analysis is computed while a long job runs (not refused with 503).
+#[actix_web::test]
+async fn a_running_job_leaves_a_slot_to_requests() {
+    for app in apps().await {
+        let b = app.backend;
+        app.load_simulated(&sim("shared", 40_000)).await;
+        let url = "/api/v1/experiments/shared/analyses";
+        let heavy = json!({"bootstrap": {"resamples": 50_000, "seed": 1}});
+        let r = app.post_json(&format!("{url}?async=true"), &heavy).await;
+        assert_eq!(r.status, 202, "{b}: {}", r.text);
+        let href = r.location.clone().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while app.get(&href).await.body["state"] != "running" {
+            assert!(Instant::now() < deadline, "{b}: the job did not start");
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        let sync = app
+            .post_json(url, &json!({"bootstrap": {"resamples": 200, "seed": 2}}))
+            .await;
+        assert_eq!(sync.status, 201, "{b}: {}", sync.text);
+        // The job is then cancelled, or has finished meanwhile (a fast backend).
+        let r = app.call("DELETE", &href, Some(ADMIN_TOKEN), None).await;
+        assert!(r.status == 202 || r.status == 409, "{b}: {}", r.text);
+        let end = finished(&app, &href).await;
+        assert!(
+            end["state"] == "cancelled" || end["state"] == "succeeded",
+            "{b}: {end}"
+        );
+    }
+}

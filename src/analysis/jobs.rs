@@ -1,6 +1,7 @@
 //! Analyses as jobs: a request answered 202 is queued in the database and computed by one of
 //! a fixed set of job workers (never an HTTP worker), which take the same analysis slots as
-//! synchronous analyses, so at most `SLOPROOF_MAX_CONCURRENT_ANALYSES` compute at once. A job
+//! synchronous analyses, so at most `SLOPROOF_MAX_CONCURRENT_ANALYSES` compute at once; jobs
+//! leave one of them to requests when there are two or more. A job
 //! reports its stage and progress; a DELETE asks it to stop (at once while queued, at its next
 //! stage while running, nothing stored); at start-up the jobs a stopped process left running
 //! are marked failed and the queued ones are queued again, so none stays "running".
@@ -82,9 +83,24 @@ impl Slots {
 
     /// A slot, or None when `max` analyses are computing.
     pub fn try_take(&self) -> Option<Slot> {
+        self.take_below(self.max)
+    }
+
+    /// A slot for a job worker: jobs leave one slot to requests when there are two or more,
+    /// so a synchronous analysis is not refused because jobs hold every slot.
+    pub fn try_take_for_job(&self) -> Option<Slot> {
+        let limit = if self.max >= 2 {
+            self.max - 1
+        } else {
+            self.max
+        };
+        self.take_below(limit)
+    }
+
+    fn take_below(&self, limit: usize) -> Option<Slot> {
         let before = self.running.fetch_add(1, Ordering::SeqCst);
         let slot = Slot(self.running.clone());
-        (before < self.max).then_some(slot)
+        (before < limit).then_some(slot)
     }
 }
 
@@ -211,7 +227,7 @@ fn work(db: &Db, rx: &Mutex<Receiver<i64>>, slots: &Slots, max_cost: u64) {
         };
         let Ok(id) = next else { return };
         let slot = loop {
-            if let Some(s) = slots.try_take() {
+            if let Some(s) = slots.try_take_for_job() {
                 break s;
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -127,7 +127,9 @@ pub fn finish(
 /// Asks a job to stop: a queued one is cancelled at once, a running one when its worker
 /// reaches its next stage. 409 for a finished job.
 pub fn cancel(conn: &mut DbConnection, id: i64) -> AppResult<StoredJob> {
-    super::transaction(conn, |conn| {
+    // Read then write: the write lock from the start, so a worker's progress update in
+    // between cannot make SQLite refuse the upgrade.
+    super::transaction_locked(conn, |conn| {
         let job = get(conn, id)?;
         match job.state.as_str() {
             "queued" => {

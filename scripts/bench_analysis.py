@@ -9,9 +9,14 @@ in the Python reference stack: per arm × KPI the z-test / Welch t and Mann-Whit
 statsmodels), 2SLS with robust errors per KPI (linearmodels), and a 2,000-resample percentile
 bootstrap of each arm × KPI difference (scipy; BCa's jackknife is O(n²) there at this size).
 
-Usage: cargo build --release && python3 scripts/bench_analysis.py [--units N]
+With --postgres URL (a role that may create databases) it runs on a fresh PostgreSQL database
+of its own instead, dropped afterwards, and the reference reads the rows through psql.
+It also times the upload (`simulate`: assignments, then observations, through the API).
+
+Usage: cargo build --release && python3 scripts/bench_analysis.py [--units N] [--postgres URL]
 """
 import argparse
+import io
 import json
 import os
 import socket
@@ -47,9 +52,30 @@ def vmhwm(pid):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--units", type=int, default=1_000_000)
+    ap.add_argument("--postgres", help="admin URL of a PostgreSQL role that may create databases")
     args = ap.parse_args()
-    tmp = tempfile.mkdtemp()
-    db = os.path.join(tmp, "bench.db")
+    if args.postgres:
+        name = f"sloproof_bench_{os.getpid()}"
+        subprocess.run(["psql", "-q", args.postgres, "-c", f"CREATE DATABASE {name}"], check=True)
+        db = f"{args.postgres.rpartition('/')[0]}/{name}?sslmode=disable"
+        try:
+            run(args, db)
+        finally:
+            subprocess.run(["psql", "-q", args.postgres, "-c", f"DROP DATABASE {name}"], check=True)
+    else:
+        run(args, os.path.join(tempfile.mkdtemp(), "bench.db"))
+
+
+def read_sql(db, sql):
+    """A query's rows as a DataFrame, from the SQLite file or through psql."""
+    if db.startswith("postgres"):
+        out = subprocess.run(["psql", "-q", db, "-c", f"\\copy ({sql}) TO STDOUT WITH (FORMAT csv, HEADER)"],
+                             check=True, capture_output=True).stdout
+        return pd.read_csv(io.BytesIO(out))
+    return pd.read_sql(sql, sqlite3.connect(db))
+
+
+def run(args, db):
     port = free_port()
     token = "bench-admin-token-0123456789"
     env = dict(os.environ, SLOPROOF_DATABASE_URL=db, SLOPROOF_BIND=f"127.0.0.1:{port}", SLOPROOF_LOG=os.environ.get("BENCH_LOG", "warn"),
@@ -58,8 +84,10 @@ def main():
     try:
         time.sleep(1)
         api = f"http://127.0.0.1:{port}"
+        t = time.perf_counter()
         subprocess.run([BINARY, "simulate", "--api", api, "--token", token, "--units", str(args.units), "--key", "bench"], check=True,
                        stdout=subprocess.DEVNULL)
+        load = time.perf_counter() - t
         # Restart so the peak memory measured is the analysis's own, not the upload's.
         server.terminate()
         server.wait()
@@ -76,14 +104,16 @@ def main():
     finally:
         server.terminate()
         server.wait()
+    backend = "PostgreSQL" if db.startswith("postgres") else "SQLite"
+    print(f"{backend}: simulate + upload of {args.units:,} units (assignments, then 6 observations per unit) "
+          f"{load:.1f} s")
     print(f"sloproof analysis of {args.units:,} units: {rust:.2f} s; server peak RSS {peak:.0f} MB "
           f"({before:.0f} MB before the request)")
     print("  " + analysis["summary"])
 
-    con = sqlite3.connect(db)
-    a = pd.read_sql("select a.unit_id, v.key as arm from assignments a join variants v on v.id = a.variant_id", con)
-    o = pd.read_sql("select o.unit_id, m.key as metric, o.value from observations o join metrics m on m.id = o.metric_id "
-                    "where o.period = 'post'", con)
+    a = read_sql(db, "select a.unit_id, v.key as arm from assignments a join variants v on v.id = a.variant_id")
+    o = read_sql(db, "select o.unit_id, m.key as metric, o.value from observations o join metrics m on m.id = o.metric_id "
+                     "where o.period = 'post'")
     wide = o.pivot(index="unit_id", columns="metric", values="value").join(a.set_index("unit_id"), how="inner")
     arms = sorted(wide["arm"].unique(), key=lambda k: (k != "control", k))
     t = time.perf_counter()

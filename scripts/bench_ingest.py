@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Benchmark (not a test): ingest 1,000,000 observations over HTTP as NDJSON into SQLite.
+"""Benchmark (not a test): ingest 1,000,000 observations over HTTP as NDJSON into SQLite or PostgreSQL.
 
-Starts the release binary on a fresh SQLite file, creates a catalog and an experiment, posts
+Starts the release binary on a fresh database, creates a catalog and an experiment, posts
 1,000,000 NDJSON observation rows in one request and prints rows/s. For comparison it then
 inserts the same rows with Python's sqlite3.executemany into the same table (created by the
-same migration SQL, same pragmas) and prints that rate too.
+same migration SQL, same pragmas), or on PostgreSQL with psql's \\copy of the same rows as CSV
+into the service's own observations table (a second experiment), and prints that rate too.
 
 Usage: cargo build --release && python3 scripts/bench_ingest.py [--rows N]
-Only the Python standard library is needed.
+           [--postgres postgres://USER:PASSWORD@HOST:PORT/DB]  (a role that may create databases;
+            the benchmark creates and drops a database of its own)
+Only the Python standard library (and psql for PostgreSQL) is needed.
 """
 import argparse
 import http.client
@@ -69,10 +72,9 @@ def peak_rss_mb(pid):
     return float("nan")
 
 
-def bench_service(rows):
-    tmp = tempfile.mkdtemp()
+def bench_service(rows, database_url):
     port = free_port()
-    env = dict(os.environ, SLOPROOF_DATABASE_URL=os.path.join(tmp, "bench.db"),
+    env = dict(os.environ, SLOPROOF_DATABASE_URL=database_url,
                SLOPROOF_BIND=f"127.0.0.1:{port}", SLOPROOF_LOG=os.environ.get("SLOPROOF_LOG", "warn"),
                SLOPROOF_ADMIN_TOKEN=TOKEN, SLOPROOF_WRITE_RATE="0")
     proc = subprocess.Popen([BINARY, "serve"], env=env)
@@ -101,7 +103,11 @@ def bench_service(rows):
         summary = request(port, "POST", "/api/v1/experiments/bench/observations", body, "application/x-ndjson")
         elapsed = time.perf_counter() - start
         assert summary["inserted"] == len(rows), summary
-        return elapsed, len(body), peak_rss_mb(proc.pid)
+        start = time.perf_counter()
+        again = request(port, "POST", "/api/v1/experiments/bench/observations", body, "application/x-ndjson")
+        resent = time.perf_counter() - start
+        assert again["duplicates"] == len(rows), again
+        return elapsed, resent, len(body), peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait()
@@ -130,16 +136,53 @@ def bench_executemany(rows):
     return time.perf_counter() - start
 
 
+def psql(url, *args, stdin=None):
+    subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-q", url, *args], input=stdin, check=True)
+
+
+def bench_psql_copy(rows, url):
+    """psql's \\copy of the same rows, as CSV, into the observations table the service created."""
+    psql(url, "-c", "INSERT INTO experiments (key, name, hypothesis, sli_metric_id, created_at) "
+                    "SELECT 'copy', 'copy', 'h', sli_metric_id, created_at FROM experiments WHERE key = 'bench'")
+    ids = subprocess.run(["psql", "-tA", url, "-c", "SELECT key, id FROM metrics"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    metric = dict(line.split("|") for line in ids)
+    copy = ("\\copy observations (experiment_id, unit_id, metric_id, period, value) FROM STDIN "
+            "WITH (FORMAT csv)")
+    # the 'copy' experiment has the largest id; COPY cannot fill a constant column, so it is sent per row
+    exp = subprocess.run(["psql", "-tA", url, "-c", "SELECT max(id) FROM experiments"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    csv = "".join(f"{exp},{u},{metric[m]},post,{v!r}\n" for u, m, v in rows).encode()
+    start = time.perf_counter()
+    psql(url, "-c", copy, stdin=csv)
+    return time.perf_counter() - start
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--postgres", help="admin URL of a PostgreSQL role that may create databases")
     args = ap.parse_args()
     rows = make_rows(args.rows)
-    elapsed, size, peak = bench_service(rows)
-    print(f"sloproof NDJSON over HTTP into SQLite: {len(rows)} rows ({size / 1e6:.1f} MB) in {elapsed:.2f} s "
-          f"= {len(rows) / elapsed:,.0f} rows/s; server peak RSS {peak:.0f} MB")
-    py = bench_executemany(rows)
-    print(f"Python sqlite3.executemany, same table: {len(rows)} rows in {py:.2f} s = {len(rows) / py:,.0f} rows/s")
+    if args.postgres:
+        base, _, _ = args.postgres.rpartition("/")
+        name = f"sloproof_bench_{os.getpid()}"
+        psql(args.postgres, "-c", f"CREATE DATABASE {name}")
+        url = f"{base}/{name}?sslmode=disable"
+        try:
+            elapsed, resent, size, peak = bench_service(rows, url)
+            py = bench_psql_copy(rows, url)
+        finally:
+            psql(args.postgres, "-c", f"DROP DATABASE {name}")
+        backend, reference = "PostgreSQL", "psql \\copy (CSV), same table"
+    else:
+        elapsed, resent, size, peak = bench_service(rows, os.path.join(tempfile.mkdtemp(), "bench.db"))
+        py = bench_executemany(rows)
+        backend, reference = "SQLite", "Python sqlite3.executemany, same table"
+    print(f"sloproof NDJSON over HTTP into {backend}: {len(rows)} rows ({size / 1e6:.1f} MB) in {elapsed:.2f} s "
+          f"= {len(rows) / elapsed:,.0f} rows/s; the same upload again (all duplicates) {resent:.2f} s; "
+          f"server peak RSS {peak:.0f} MB")
+    print(f"{reference}: {len(rows)} rows in {py:.2f} s = {len(rows) / py:,.0f} rows/s")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,17 @@ struct NewAssignment<'a> {
 
 const ROWS_PER_STATEMENT: usize = MAX_BINDS_PER_STATEMENT / 4;
 
-/// Writes assignments inside the caller's transaction. Re-sending an identical assignment is a
+fn new_row(experiment_id: i64, r: &AssignmentRecord) -> NewAssignment<'_> {
+    NewAssignment {
+        experiment_id,
+        unit_id: &r.unit_id,
+        variant_id: r.variant_id,
+        assigned_at: r.assigned_at,
+    }
+}
+
+/// Writes assignments inside the caller's transaction (on PostgreSQL a batch of new units by one
+/// `COPY`, see `upsert::copy_if_new`). Re-sending an identical assignment is a
 /// duplicate; assigning a stored unit to another variant is a conflict. `variant_key` names a
 /// variant id in conflict messages.
 pub fn write(
@@ -33,16 +43,17 @@ pub fn write(
     variant_key: &dyn Fn(i64) -> String,
 ) -> AppResult<WriteOutcome> {
     let mut outcome = WriteOutcome::default();
+    if let Some(n) = super::upsert::copy_if_new(conn, |c| {
+        let rows: Vec<NewAssignment> = records.iter().map(|r| new_row(experiment_id, r)).collect();
+        diesel::copy_from(a::assignments)
+            .from_insertable(&rows)
+            .execute(c)
+    })? {
+        outcome.book_batch(records.len(), n, 0);
+        return Ok(outcome);
+    }
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
-        let rows: Vec<NewAssignment> = chunk
-            .iter()
-            .map(|r| NewAssignment {
-                experiment_id,
-                unit_id: &r.unit_id,
-                variant_id: r.variant_id,
-                assigned_at: r.assigned_at,
-            })
-            .collect();
+        let rows: Vec<NewAssignment> = chunk.iter().map(|r| new_row(experiment_id, r)).collect();
         // Full chunks as fixed-size arrays: a static query id lets diesel reuse the statement.
         let inserted =
             match Box::<[NewAssignment; ROWS_PER_STATEMENT]>::try_from(rows.into_boxed_slice()) {

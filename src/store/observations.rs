@@ -25,7 +25,19 @@ struct NewObservation<'a> {
 
 const ROWS_PER_STATEMENT: usize = MAX_BINDS_PER_STATEMENT / 6;
 
-/// Writes observations inside the caller's transaction. Identical rows already stored are counted
+fn new_row(experiment_id: i64, r: &ObservationRecord) -> NewObservation<'_> {
+    NewObservation {
+        experiment_id,
+        unit_id: &r.unit_id,
+        metric_id: r.metric_id,
+        period: r.period.as_str(),
+        value: r.value,
+        observed_at: r.observed_at,
+    }
+}
+
+/// Writes observations inside the caller's transaction: on PostgreSQL a batch of new rows goes in
+/// by one `COPY` (see `upsert::copy_if_new`). Identical rows already stored are counted
 /// as duplicates; rows whose stored value differs are conflicts, or overwritten with `Replace`.
 /// `metric_key` names a metric id in conflict messages.
 pub fn write(
@@ -36,18 +48,17 @@ pub fn write(
     metric_key: &dyn Fn(i64) -> String,
 ) -> AppResult<WriteOutcome> {
     let mut outcome = WriteOutcome::default();
+    if let Some(n) = super::upsert::copy_if_new(conn, |c| {
+        let rows: Vec<NewObservation> = records.iter().map(|r| new_row(experiment_id, r)).collect();
+        diesel::copy_from(o::observations)
+            .from_insertable(&rows)
+            .execute(c)
+    })? {
+        outcome.book_batch(records.len(), n, 0);
+        return Ok(outcome);
+    }
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
-        let rows: Vec<NewObservation> = chunk
-            .iter()
-            .map(|r| NewObservation {
-                experiment_id,
-                unit_id: &r.unit_id,
-                metric_id: r.metric_id,
-                period: r.period.as_str(),
-                value: r.value,
-                observed_at: r.observed_at,
-            })
-            .collect();
+        let rows: Vec<NewObservation> = chunk.iter().map(|r| new_row(experiment_id, r)).collect();
         // Full chunks go in as fixed-size arrays: their statement has a static query id, so
         // diesel prepares it once and reuses it instead of re-preparing 30,000 binds per batch.
         let inserted =

@@ -50,6 +50,28 @@ impl WriteOutcome {
     }
 }
 
+/// PostgreSQL's fast path for a batch of rows that are probably all new: `COPY` them (binary
+/// format) in a savepoint. `Some(n)` when all `n` were new and are stored; `None` when a key
+/// was already stored (or repeated in the batch): the savepoint is rolled back, nothing of the
+/// batch is stored, and the caller books it row by row. SQLite always answers `None` (its
+/// prepared multi-row inserts are already fast). `copy` runs the COPY statement.
+pub(crate) fn copy_if_new(
+    conn: &mut DbConnection,
+    copy: impl FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<usize>,
+) -> AppResult<Option<usize>> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    use diesel::Connection;
+    let DbConnection::Postgresql(pg) = conn else {
+        return Ok(None);
+    };
+    // Inside the upload's transaction, `transaction` is a savepoint.
+    match pg.transaction(copy) {
+        Ok(n) => Ok(Some(n)),
+        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Runs the bulk write of an upload of `received` rows of `what` in one transaction: rows that
 /// conflict with stored data roll everything back and become a 422 listing them; a write that
 /// changes data bumps the experiment's data version in the same transaction.

@@ -94,6 +94,13 @@ def run(args, db):
         server = subprocess.Popen([BINARY, "serve"], env=env)
         time.sleep(1)
         before = vmhwm(server.pid)
+        req = urllib.request.Request(f"{api}/api/v1/experiments/bench/summary",
+                                     headers={"authorization": f"Bearer {token}"})
+        t = time.perf_counter()
+        summary = json.load(urllib.request.urlopen(req, timeout=600))
+        in_db = time.perf_counter() - t
+        summary_peak = vmhwm(server.pid)
+        slope = summary["causal"][0]
         req = urllib.request.Request(f"{api}/api/v1/experiments/bench/analyses", method="POST",
                                      data=json.dumps({"bootstrap": {"seed": 1}}).encode(),
                                      headers={"content-type": "application/json", "authorization": f"Bearer {token}"})
@@ -107,8 +114,10 @@ def run(args, db):
     backend = "PostgreSQL" if db.startswith("postgres") else "SQLite"
     print(f"{backend}: simulate + upload of {args.units:,} units (assignments, then 6 observations per unit) "
           f"{load:.1f} s")
+    print(f"sloproof summary from the database's per-arm sums (GET .../summary): {in_db:.2f} s; server peak RSS "
+          f"{summary_peak:.0f} MB; slope of {slope['kpi']} {slope['slope']['estimate']:.6g} per ms")
     print(f"sloproof analysis of {args.units:,} units: {rust:.2f} s; server peak RSS {peak:.0f} MB "
-          f"({before:.0f} MB before the request)")
+          f"({before:.0f} MB before the requests)")
     print("  " + analysis["summary"])
 
     a = read_sql(db, "select a.unit_id, v.key as arm from assignments a join variants v on v.id = a.variant_id")

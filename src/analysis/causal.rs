@@ -219,26 +219,7 @@ pub fn fit_kpi(d: &UnitData, m: &MetricColumn, p: &Parameters) -> AppResult<Caus
         .map(|(y, _)| *y)
         .collect();
     let control_mean = Moments::of(&control_y).mean;
-    let scale = 100.0 / control_mean;
-    if !scale.is_finite() {
-        return Err(stats_err(&what)(StatsError::Undefined(
-            "the control KPI mean is zero".into(),
-        )));
-    }
-    let relative = Estimate {
-        estimate: slope.estimate * scale,
-        std_error: slope.std_error * scale.abs(),
-        ci_low: (slope.ci_low * scale).min(slope.ci_high * scale),
-        ci_high: (slope.ci_low * scale).max(slope.ci_high * scale),
-        p_value: Some(slope.p_value),
-        log10_p_value: Some(super::effects::log10_p(
-            slope.p_value,
-            slope.estimate,
-            slope.std_error,
-        )),
-        adjusted_p_value: None,
-        method: Method::Scaled,
-    };
+    let relative = relative_per_100(&slope, control_mean).map_err(stats_err(&what))?;
     let mut points = Vec::new();
     for (a, arm) in d.arms.iter().enumerate() {
         let idx: Vec<usize> = (0..pop.x.len())
@@ -324,6 +305,31 @@ impl CausalFit {
             dose: self.dose,
         })
     }
+}
+
+/// The slope as a relative KPI change per +100 SLI units: 100·slope/control mean.
+pub(crate) fn relative_per_100(
+    slope: &crate::stats::ols::Coefficient,
+    control_mean: f64,
+) -> StatsResult<Estimate> {
+    let scale = 100.0 / control_mean;
+    if !scale.is_finite() {
+        return Err(StatsError::Undefined("the control KPI mean is zero".into()));
+    }
+    Ok(Estimate {
+        estimate: slope.estimate * scale,
+        std_error: slope.std_error * scale.abs(),
+        ci_low: (slope.ci_low * scale).min(slope.ci_high * scale),
+        ci_high: (slope.ci_low * scale).max(slope.ci_high * scale),
+        p_value: Some(slope.p_value),
+        log10_p_value: Some(super::effects::log10_p(
+            slope.p_value,
+            slope.estimate,
+            slope.std_error,
+        )),
+        adjusted_p_value: None,
+        method: Method::Scaled,
+    })
 }
 
 pub(crate) fn to_stats(c: &crate::stats::ols::Coefficient) -> crate::stats::Inference {

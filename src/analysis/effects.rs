@@ -152,8 +152,6 @@ pub fn data_quality(d: &UnitData, p: &Parameters) -> DataQuality {
 /// the share of units with an SLI value is the same in every arm (given the realised
 /// assignment counts).
 pub fn srm(d: &UnitData) -> AppResult<SampleRatio> {
-    let weights: Vec<f64> = d.arms.iter().map(|a| a.weight).collect();
-    let r = sample_ratio(&d.arm_counts(), &weights).map_err(stats_err("sample-ratio check"))?;
     // A unit is analysed with a value of every SLI (the joint model of several SLIs needs all).
     let mut analysed = vec![0u64; d.arms.len()];
     for (i, a) in d.arm.iter().enumerate() {
@@ -161,11 +159,24 @@ pub fn srm(d: &UnitData) -> AppResult<SampleRatio> {
             analysed[*a as usize] += 1;
         }
     }
+    let arms: Vec<(&str, f64)> = d.arms.iter().map(|a| (a.key.as_str(), a.weight)).collect();
+    sample_ratio_report(&arms, &d.arm_counts(), analysed)
+}
+
+/// The sample-ratio check of assigned units per arm (key, planned weight) and the
+/// homogeneity of the analysed share (`analysed` units per arm).
+pub fn sample_ratio_report(
+    arms: &[(&str, f64)],
+    assigned: &[u64],
+    analysed: Vec<u64>,
+) -> AppResult<SampleRatio> {
+    let weights: Vec<f64> = arms.iter().map(|a| a.1).collect();
+    let r = sample_ratio(assigned, &weights).map_err(stats_err("sample-ratio check"))?;
     let analysed_p = missingness_homogeneity(&analysed, &r.observed)
         .ok()
         .map(|t| t.1);
     Ok(SampleRatio {
-        variants: d.arms.iter().map(|a| a.key.clone()).collect(),
+        variants: arms.iter().map(|a| a.0.to_owned()).collect(),
         observed: r.observed,
         expected: r.expected,
         chi_square: r.chi_square,
@@ -207,6 +218,11 @@ pub fn sorted_sli(d: &UnitData) -> Vec<Vec<f64>> {
 /// binary metric, t otherwise).
 pub fn arm_mean(values: &[f64], mo: Moments, binary: bool, confidence: f64) -> ArmMean {
     let successes = binary.then(|| values.iter().filter(|x| **x == 1.0).count() as u64);
+    level(mo, successes, confidence)
+}
+
+/// An arm's level from its moments and, for a binary metric, its successes.
+pub fn level(mo: Moments, successes: Option<u64>, confidence: f64) -> ArmMean {
     let ci = match successes {
         Some(k) => wilson_interval(k, mo.n as u64, confidence).ok(),
         None => mean_interval(mo, confidence).ok(),

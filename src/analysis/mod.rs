@@ -1,6 +1,8 @@
 //! Turns an experiment's data, as per-unit columns, into a complete, reproducible analysis (see
 //! [`report::Analysis`]) using `crate::stats`; [`service`] loads the data and stores the result.
 
+pub mod aggregate;
+pub mod aggregate_stream;
 pub mod causal;
 pub mod comparisons;
 pub mod data;

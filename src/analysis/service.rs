@@ -1,6 +1,7 @@
 //! The seam between analyses and the store: reads an experiment's data into unit columns,
 //! computes the analysis, stores it, and reads stored analyses back.
 
+use super::aggregate_stream::SumsBuilder;
 use super::data::{self, Layout, Part, PartBuilder, UnitData};
 use super::{compute, resolve, AnalysisRequest};
 use crate::domain::document::DocumentError;
@@ -9,7 +10,7 @@ use crate::error::{AppError, AppResult, Issue};
 pub use crate::store::analyses::StoredAnalysis;
 use crate::store::analyses::{self, for_each_assignment, for_each_observation, unit_split};
 use crate::store::experiments::{self, data_version};
-use crate::store::{read_snapshot, Db};
+use crate::store::{read_snapshot, Backend, Db};
 
 /// Attempts to store a computed analysis while the database is locked by other writers.
 const STORE_ATTEMPTS: u32 = 6;
@@ -73,6 +74,35 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
          attempts); retry when the uploads are done",
         e.key
     )))
+}
+
+/// Summarises an experiment from per-arm sums read in one snapshot (see `aggregate`): on
+/// PostgreSQL the server computes them (`GROUP BY`); on the embedded SQLite the rows stream
+/// through [`SumsBuilder`] in key order, which is faster in-process (the SQL path remains
+/// the fallback). Neither keeps the units' values in memory.
+pub fn summary(
+    db: &Db,
+    e: &Experiment,
+    confidence: f64,
+    rule: super::report::MissingOutcomes,
+) -> AppResult<super::aggregate::AggregateSummary> {
+    let ids: Vec<i64> = e.kpis.iter().chain(&e.guardrails).map(|m| m.id).collect();
+    let sums = read_snapshot(&mut *db.conn()?, |conn| {
+        if db.backend() == Backend::Sqlite {
+            let variants = e.variants.iter().map(|v| v.id).collect();
+            let mut b = SumsBuilder::new(variants, e.sli.id, &ids);
+            for_each_assignment(conn, e.id, None, None, |u, v| b.assignment(u, v))?;
+            b.assignments_done();
+            for_each_observation(conn, e.id, None, None, |u, m, pre, v| {
+                b.observation(u, m, pre, v)
+            })?;
+            if let Some(sums) = b.finish() {
+                return Ok(sums);
+            }
+        }
+        crate::store::aggregates::arm_sums(conn, e.id, e.sli.id, &ids)
+    })?;
+    super::aggregate::summarise(e, &sums, confidence, rule)
 }
 
 /// The experiment's first and last assignment dates, when the uploads gave them.

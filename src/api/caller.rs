@@ -79,6 +79,7 @@ pub const PROTECTED: &[Operation] = &[
     super::experiments::CREATE_EXPERIMENT,
     super::experiments::LIST_EXPERIMENTS,
     super::experiments::GET_EXPERIMENT,
+    super::experiments::GET_EXPERIMENT_SUMMARY,
     super::ingest::INGEST_ASSIGNMENTS,
     super::ingest::INGEST_OBSERVATIONS,
     super::series::INGEST_SERIES,

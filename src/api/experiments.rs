@@ -10,10 +10,12 @@ use super::body::Body;
 use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
 use super::AppState;
+use crate::analysis::aggregate::AggregateSummary;
+use crate::analysis::report::MissingOutcomes;
 use crate::domain::experiment::{
     Experiment, ExperimentData, ExperimentInput, NewExperiment, VariantInput,
 };
-use crate::error::AppError;
+use crate::error::{AppError, Issue};
 use crate::ingest::service;
 
 pub const CREATE_EXPERIMENT: Operation = Operation::new(
@@ -32,6 +34,13 @@ pub const GET_EXPERIMENT: Operation = Operation::new(
     "get_experiment",
     "GET",
     "/api/v1/experiments/{key}",
+    Access::Read,
+);
+
+pub const GET_EXPERIMENT_SUMMARY: Operation = Operation::new(
+    "get_experiment_summary",
+    "GET",
+    "/api/v1/experiments/{key}/summary",
     Access::Read,
 );
 
@@ -309,4 +318,52 @@ pub async fn get_experiment(
         data: Some(counts),
         ..e.into()
     }))
+}
+
+/// How the summary is computed.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryQuery {
+    /// Confidence level of the intervals, in [0.5, 1); default 0.95.
+    pub confidence: Option<f64>,
+    /// How a unit without a metric's value counts (as for an analysis); default `by_value_type`.
+    pub missing_outcomes: Option<MissingOutcomes>,
+}
+
+/// Summarises an experiment from per-arm sums computed in the database: sample ratio, arm
+/// levels, every treatment's difference from control per KPI and guardrail, and the causal
+/// SLI→KPI slope. It reads a few rows per arm and metric whatever the experiment's size, so
+/// it answers at once where a full analysis (CUPED, bootstrap, thresholds) runs as a job.
+#[utoipa::path(
+    get, path = "/api/v1/experiments/{key}/summary", operation_id = "get_experiment_summary",
+    tag = "experiments",
+    params(("key" = String, Path, description = "Experiment key"), SummaryQuery),
+    responses(
+        (status = 200, description = "The summary", body = AggregateSummary),
+        (status = 422, description = "Invalid parameters, or too little data to summarise", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_experiment_summary(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: web::Path<String>,
+    q: web::Query<SummaryQuery>,
+) -> Result<web::Json<AggregateSummary>, AppError> {
+    caller.require(&GET_EXPERIMENT_SUMMARY)?;
+    let confidence = q.confidence.unwrap_or(0.95);
+    if !(0.5..1.0).contains(&confidence) {
+        return Err(AppError::invalid(
+            "invalid summary parameters",
+            vec![Issue::field("confidence", "must be in [0.5, 1)")],
+        ));
+    }
+    let rule = q.missing_outcomes.unwrap_or(MissingOutcomes::ByValueType);
+    let key = key.into_inner();
+    let summary = state
+        .run(move |db| {
+            let e = service::experiment(db, &key)?;
+            crate::analysis::service::summary(db, &e, confidence, rule)
+        })
+        .await?;
+    Ok(web::Json(summary))
 }

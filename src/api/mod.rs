@@ -74,6 +74,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 get => experiments::list_experiments
             ))
             .service(protected!("/api/v1/experiments/{key}", get => experiments::get_experiment))
+            .service(protected!("/api/v1/experiments/{key}/summary", get => experiments::get_experiment_summary))
             .service(protected!("/api/v1/experiments/{key}/assignments", post => ingest::ingest_assignments))
             .service(protected!("/api/v1/experiments/{key}/observations", post => ingest::ingest_observations))
             .service(protected!(

@@ -29,6 +29,7 @@ use super::problem::PROBLEM_JSON;
         super::experiments::create_experiment,
         super::experiments::list_experiments,
         super::experiments::get_experiment,
+        super::experiments::get_experiment_summary,
         super::ingest::ingest_assignments,
         super::ingest::ingest_observations,
         super::series::ingest_series,

@@ -6,6 +6,7 @@
 //! database URL's scheme (`postgres://` or `postgresql://` for PostgreSQL; `sqlite://PATH` or a
 //! plain path for SQLite).
 
+pub mod aggregates;
 pub mod analyses;
 pub mod assignments;
 pub mod calendars;

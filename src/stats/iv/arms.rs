@@ -5,15 +5,37 @@ use crate::stats::linalg::{sandwich, wald_quadratic, Square};
 use crate::stats::{check_finite, StatsError, StatsResult};
 
 /// Per-arm sufficient statistics: size, means and within-arm centred sums of squares and
-/// cross-products (two passes, so no cancellation).
-#[derive(Debug, Clone, Copy, Default)]
-struct ArmMoments {
-    n: f64,
-    x: f64,
-    y: f64,
-    sxx: f64,
-    syy: f64,
-    sxy: f64,
+/// cross-products (two passes over units, so no cancellation; or from a database's sums).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ArmMoments {
+    pub n: f64,
+    /// Mean of the endogenous regressor (the SLI).
+    pub x: f64,
+    /// Mean of the outcome.
+    pub y: f64,
+    pub sxx: f64,
+    pub syy: f64,
+    pub sxy: f64,
+}
+
+impl ArmMoments {
+    /// From raw sums n, Σx, Σy, Σx², Σy², Σxy: Sxx = Σx² − n·x̄² and so on. The subtraction
+    /// loses about log₁₀(1 + x̄²/s²) digits, so the sums should be accurate (SQLite's SUM is
+    /// compensated); centred two-pass moments are better where the units are at hand.
+    pub fn from_sums(n: f64, [sx, sy, sxx, syy, sxy]: [f64; 5]) -> ArmMoments {
+        if n <= 0.0 {
+            return ArmMoments::default();
+        }
+        let (x, y) = (sx / n, sy / n);
+        ArmMoments {
+            n,
+            x,
+            y,
+            sxx: (sxx - n * x * x).max(0.0),
+            syy: (syy - n * y * y).max(0.0),
+            sxy: sxy - n * x * y,
+        }
+    }
 }
 
 /// [`two_sls`] for the design sloproof uses — a constant as the only exogenous regressor and the
@@ -38,9 +60,33 @@ pub fn two_sls_arms(
     debiased: bool,
 ) -> StatsResult<TwoSls> {
     let m = arm_moments(y, endog, arms, n_arms, base)?;
-    let n = y.len();
-    let p = Pooled::of(&m, n);
-    let first_stage = arm_first_stage(&m, &p, base, debiased)?;
+    two_sls_from_arm_moments(&m, endog_name, base, debiased)
+}
+
+/// [`two_sls_arms`] from each arm's moments (in arm order, `base` the control), for data that
+/// is summarised where it is stored; needs every arm non-empty and more units than arms.
+pub fn two_sls_from_arm_moments(
+    m: &[ArmMoments],
+    endog_name: &str,
+    base: usize,
+    debiased: bool,
+) -> StatsResult<TwoSls> {
+    if m.len() < 2 || base >= m.len() {
+        return Err(StatsError::NoFirstStage("no excluded instruments".into()));
+    }
+    if let Some(a) = m.iter().position(|g| g.n <= 0.0) {
+        return Err(StatsError::Singular(format!("arm {a} has no units")));
+    }
+    let n = m.iter().map(|g| g.n).sum::<f64>() as usize;
+    if n <= m.len() {
+        return Err(StatsError::TooFew {
+            what: "a regression (more rows than columns)",
+            need: m.len() + 1,
+            got: n,
+        });
+    }
+    let p = Pooled::of(m, n);
+    let first_stage = arm_first_stage(m, &p, base, debiased)?;
     // Second stage. The QR route declares the design rank-deficient when the fitted exposure is
     // constant relative to its scale; mirror that with the same relative tolerance.
     let xhat_norm2: f64 = m.iter().map(|g| g.n * g.x * g.x).sum();
@@ -49,7 +95,7 @@ pub fn two_sls_arms(
             "the instruments do not move the endogenous regressor".into(),
         ));
     }
-    let (coefficients, unadjusted, robust, sargan) = arm_second_stage(&m, &p, debiased)?;
+    let (coefficients, unadjusted, robust, sargan) = arm_second_stage(m, &p, debiased)?;
     Ok(TwoSls {
         estimates: super::IvEstimates {
             names: vec!["const".to_owned(), endog_name.to_owned()],

@@ -9,7 +9,7 @@ use super::{check_finite, StatsError, StatsResult};
 mod arms;
 mod hinge;
 mod multi;
-pub use arms::{anderson_rubin_arms, two_sls_arms, ArSet};
+pub use arms::{anderson_rubin_arms, two_sls_arms, two_sls_from_arm_moments, ArSet, ArmMoments};
 pub use hinge::{iv_hinge, IvHinge, IvHingeAnalysis, IvHingeData};
 pub use multi::{two_sls_multi, EndogenousStrength, TwoSlsMulti};
 

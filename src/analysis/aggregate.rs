@@ -1,0 +1,325 @@
+//! An experiment summarised from per-arm sums that the database computes (`store::aggregates`):
+//! sample ratio, each arm's level of the SLI and of every KPI and guardrail, every treatment's
+//! difference from control, and the causal SLI→KPI slope (2SLS with arm instruments). Reading
+//! a few rows per arm and metric, it answers in bounded memory for any number of units.
+//!
+//! The numbers are the full analysis's closed-form ones (unadjusted tests, 2SLS with robust
+//! errors) computed from the same sufficient statistics: tests compare the two paths to 1e-9
+//! relative on both backends. What needs units is left to the full analysis: CUPED, bootstrap
+//! intervals, percentiles, thresholds, ratio metrics and the joint model of several SLIs.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::causal::{relative_per_100, to_stats};
+use super::effects::{estimate, level, sample_ratio_report};
+use super::report::{ArmMean, Estimate, Method, MetricRole, MissingOutcomes, SampleRatio};
+use super::stats_err;
+use crate::domain::experiment::Experiment;
+use crate::domain::metric::{Metric, ValueType};
+use crate::error::AppResult;
+use crate::stats::descriptive::Moments;
+use crate::stats::hypothesis::{two_proportion_z_test, welch_from_moments};
+use crate::stats::iv::{two_sls_from_arm_moments, ArmMoments, IvCov};
+use crate::stats::lift::relative_lift;
+use crate::store::aggregates::{ArmSums, MetricArmSums};
+
+/// An experiment summarised from per-arm sums computed by the database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AggregateSummary {
+    pub experiment: String,
+    /// The SLI the arms change (the first one, for an experiment with several).
+    pub sli: String,
+    pub confidence: f64,
+    /// Assigned units.
+    pub units: u64,
+    /// Observations of units without an assignment (in no sum).
+    pub unassigned_observations: u64,
+    /// Assignments per arm against the planned weights; `analysed` counts units with an SLI value.
+    pub sample_ratio: SampleRatio,
+    pub variants: Vec<AggregateVariant>,
+    /// Every treatment against control, for every KPI and guardrail (two-proportion z for a
+    /// binary metric, Welch otherwise; without CUPED, whose adjustment needs the units).
+    pub effects: Vec<AggregateEffect>,
+    /// The causal slope of each KPI on the SLI.
+    pub causal: Vec<AggregateSlope>,
+    /// Metrics this summary leaves to the full analysis, and why.
+    pub not_summarised: Vec<NotSummarised>,
+}
+
+/// One arm's size and SLI level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AggregateVariant {
+    pub variant: String,
+    pub control: bool,
+    /// Planned SLI change, in the SLI's unit.
+    pub dose: f64,
+    pub units: u64,
+    /// Mean SLI of the arm's units with a value, with its t interval.
+    pub sli: ArmMean,
+}
+
+/// A treatment's difference from control for one metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AggregateEffect {
+    pub variant: String,
+    pub metric: String,
+    pub role: MetricRole,
+    pub control: ArmMean,
+    pub treatment: ArmMean,
+    /// Treatment − control in the metric's unit.
+    pub difference: Estimate,
+    /// The difference over the control mean (delta method); p-values are the difference's.
+    pub relative: Estimate,
+}
+
+/// The 2SLS slope of a KPI on the SLI with the arms as instruments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AggregateSlope {
+    pub kpi: String,
+    pub sli: String,
+    /// Units in the regression (with an SLI value, and a KPI value unless missing counts as 0).
+    pub units: u64,
+    /// KPI change per SLI unit; robust (HC) errors with small-sample scaling.
+    pub slope: Estimate,
+    /// Relative KPI change per +100 SLI units.
+    pub relative_per_100: Estimate,
+    pub first_stage_f: f64,
+    pub first_stage_robust_f: f64,
+}
+
+/// A metric left out of the summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NotSummarised {
+    pub metric: String,
+    pub reason: String,
+}
+
+/// The sums of one arm and metric, or zeros when the arm has no value of it.
+fn sums_of(s: &ArmSums, variant: i64, metric: i64) -> Option<&MetricArmSums> {
+    s.metrics
+        .iter()
+        .find(|r| r.variant_id == variant && r.metric_id == metric)
+}
+
+/// Moments from a count, Σv and Σv².
+fn moments(n: i64, sum: f64, sq: f64) -> Moments {
+    if n <= 0 {
+        return Moments::default();
+    }
+    let nf = n as f64;
+    let mean = sum / nf;
+    let var = if n > 1 {
+        ((sq - nf * mean * mean) / (nf - 1.0)).max(0.0)
+    } else {
+        0.0
+    };
+    Moments::from_summary(n as usize, mean, var)
+}
+
+/// The missing-outcome rule of a metric (as `MetricColumn::missing_rule`).
+fn rule_of(m: &Metric, rule: MissingOutcomes) -> MissingOutcomes {
+    match m.value_type {
+        ValueType::Ordinal | ValueType::Ratio => MissingOutcomes::Exclude,
+        vt => rule.for_value_type(vt),
+    }
+}
+
+/// Summarises an experiment from the database's per-arm sums.
+pub fn summarise(
+    e: &Experiment,
+    s: &ArmSums,
+    confidence: f64,
+    rule: MissingOutcomes,
+) -> AppResult<AggregateSummary> {
+    let assigned: Vec<u64> = e
+        .variants
+        .iter()
+        .map(|v| {
+            s.assigned
+                .iter()
+                .find(|a| a.0 == v.id)
+                .map_or(0, |a| a.1 as u64)
+        })
+        .collect();
+    let sli = |v: i64| sums_of(s, v, e.sli.id);
+    let analysed: Vec<u64> = e
+        .variants
+        .iter()
+        .map(|v| sli(v.id).map_or(0, |r| r.units as u64))
+        .collect();
+    let arms: Vec<(&str, f64)> = e
+        .variants
+        .iter()
+        .map(|v| (v.key.as_str(), v.weight))
+        .collect();
+    let sample_ratio = sample_ratio_report(&arms, &assigned, analysed)?;
+    let variants = e
+        .variants
+        .iter()
+        .zip(&assigned)
+        .map(|(v, n)| AggregateVariant {
+            variant: v.key.clone(),
+            control: v.control,
+            dose: v.dose,
+            units: *n,
+            sli: level(
+                sli(v.id).map_or_else(Moments::default, |r| {
+                    moments(r.units, r.value_sum, r.value_sq)
+                }),
+                None,
+                confidence,
+            ),
+        })
+        .collect();
+    let metrics = e
+        .kpis
+        .iter()
+        .map(|m| (m, MetricRole::Kpi))
+        .chain(e.guardrails.iter().map(|m| (m, MetricRole::Guardrail)));
+    let (mut effects, mut causal, mut not_summarised) = (Vec::new(), Vec::new(), Vec::new());
+    for (m, role) in metrics {
+        if m.ratio.is_some() {
+            not_summarised.push(NotSummarised {
+                metric: m.key.clone(),
+                reason: "a ratio metric's comparison needs its numerator and denominator per \
+                         unit (delta method on linearized values); see the full analysis"
+                    .into(),
+            });
+            continue;
+        }
+        let settings = (assigned.as_slice(), confidence, rule);
+        let mut skip = |reason: String| {
+            not_summarised.push(NotSummarised {
+                metric: m.key.clone(),
+                reason,
+            })
+        };
+        match metric_effects(e, s, m, role, settings) {
+            Ok(found) => effects.extend(found),
+            Err(err) => skip(err.to_string()),
+        }
+        if role == MetricRole::Kpi {
+            match slope(e, s, m, settings) {
+                Ok(found) => causal.push(found),
+                Err(err) => skip(err.to_string()),
+            }
+        }
+    }
+    Ok(AggregateSummary {
+        experiment: e.key.clone(),
+        sli: e.sli.key.clone(),
+        confidence,
+        units: assigned.iter().sum(),
+        unassigned_observations: s.unassigned_observations.max(0) as u64,
+        sample_ratio,
+        variants,
+        effects,
+        causal,
+        not_summarised,
+    })
+}
+
+type Settings<'a> = (&'a [u64], f64, MissingOutcomes);
+
+/// Every treatment's comparison with control for one metric, from its per-arm sums.
+fn metric_effects(
+    e: &Experiment,
+    s: &ArmSums,
+    m: &Metric,
+    role: MetricRole,
+    (assigned, confidence, rule): Settings,
+) -> AppResult<Vec<AggregateEffect>> {
+    let zero = rule_of(m, rule) == MissingOutcomes::Zero;
+    let binary = m.value_type == ValueType::Binary;
+    let arm = |a: usize| {
+        let r = sums_of(s, e.variants[a].id, m.id);
+        let n = if zero {
+            assigned[a] as i64
+        } else {
+            r.map_or(0, |r| r.units)
+        };
+        let mo = r.map_or_else(
+            || moments(n, 0.0, 0.0),
+            |r| moments(n, r.value_sum, r.value_sq),
+        );
+        let ones = binary.then(|| r.map_or(0, |r| r.ones as u64));
+        (mo, ones, level(mo, ones, confidence))
+    };
+    let c = e.variants.iter().position(|v| v.control).unwrap_or(0);
+    let (mc, kc, lc) = arm(c);
+    let mut out = Vec::new();
+    for a in (0..e.variants.len()).filter(|a| *a != c) {
+        let what = format!("{} in {}", m.key, e.variants[a].key);
+        let (mt, kt, lt) = arm(a);
+        let difference = match (kt, kc) {
+            (Some(kt), Some(kc)) => {
+                let z = two_proportion_z_test(kt, mt.n as u64, kc, mc.n as u64, confidence)
+                    .map_err(stats_err(&what))?;
+                estimate(z.difference, Method::TwoProportionZ)
+            }
+            _ => {
+                let w = welch_from_moments(mt, mc, confidence).map_err(stats_err(&what))?;
+                estimate(w.difference, Method::WelchT)
+            }
+        };
+        let lift = relative_lift(mt, mc, confidence).map_err(stats_err(&what))?;
+        let mut relative = estimate(lift.delta, Method::DeltaMethod);
+        relative.p_value = difference.p_value;
+        relative.log10_p_value = difference.log10_p_value;
+        out.push(AggregateEffect {
+            variant: e.variants[a].key.clone(),
+            metric: m.key.clone(),
+            role,
+            control: lc.clone(),
+            treatment: lt,
+            difference,
+            relative,
+        });
+    }
+    Ok(out)
+}
+
+/// The causal slope of KPI `m` on the SLI from per-arm moments: the population is the units
+/// with an SLI value (and a KPI value, unless a missing KPI counts as 0).
+fn slope(
+    e: &Experiment,
+    s: &ArmSums,
+    m: &Metric,
+    (_, confidence, rule): Settings,
+) -> AppResult<AggregateSlope> {
+    let what = format!("causal slope of {} on {}", m.key, e.sli.key);
+    let zero = rule_of(m, rule) == MissingOutcomes::Zero;
+    let arms: Vec<ArmMoments> = e
+        .variants
+        .iter()
+        .map(|v| {
+            let r = sums_of(s, v.id, m.id);
+            let (sy, syy, sxy) = r.map_or((0.0, 0.0, 0.0), |r| {
+                (r.sum_with_sli, r.sq_with_sli, r.sli_cross)
+            });
+            let (n, sx, sxx) = if zero {
+                sums_of(s, v.id, e.sli.id)
+                    .map_or((0, 0.0, 0.0), |x| (x.units, x.value_sum, x.value_sq))
+            } else {
+                r.map_or((0, 0.0, 0.0), |r| (r.with_sli, r.sli_sum, r.sli_sq))
+            };
+            ArmMoments::from_sums(n as f64, [sx, sy, sxx, syy, sxy])
+        })
+        .collect();
+    let c = e.variants.iter().position(|v| v.control).unwrap_or(0);
+    let f = two_sls_from_arm_moments(&arms, &e.sli.key, c, true).map_err(stats_err(&what))?;
+    let coefficient = f
+        .slope(IvCov::Robust, confidence)
+        .map_err(stats_err(&what))?;
+    let relative = relative_per_100(&coefficient, arms[c].y).map_err(stats_err(&what))?;
+    Ok(AggregateSlope {
+        kpi: m.key.clone(),
+        sli: e.sli.key.clone(),
+        units: arms.iter().map(|a| a.n as u64).sum(),
+        slope: estimate(to_stats(&coefficient), Method::TwoSlsRobust),
+        relative_per_100: relative,
+        first_stage_f: f.first_stage.f_stat,
+        first_stage_robust_f: f.first_stage.robust_f_stat,
+    })
+}

@@ -1,0 +1,148 @@
+//! Per-arm sufficient statistics of an experiment, computed by the database (`GROUP BY`), so a
+//! summary of any size reads a few rows per arm and metric instead of every unit.
+//!
+//! The SQL is plain and the same on both backends; on PostgreSQL the planner may run it with
+//! parallel workers (a parallel hash join of assignments and observations and a partial
+//! aggregate per worker). Ids are formatted into the statement: they are integers.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double};
+
+use super::DbConnection;
+use crate::error::AppResult;
+
+/// One arm's sums of one metric's experiment-period values, over the arm's units that have
+/// the metric, and the same restricted to units that also have the SLI value `s`.
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+pub struct MetricArmSums {
+    #[diesel(sql_type = BigInt)]
+    pub variant_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub metric_id: i64,
+    /// Units with a value.
+    #[diesel(sql_type = BigInt)]
+    pub units: i64,
+    /// Units whose value is exactly 1 (the successes of a binary metric).
+    #[diesel(sql_type = BigInt)]
+    pub ones: i64,
+    #[diesel(sql_type = Double)]
+    pub value_sum: f64,
+    #[diesel(sql_type = Double)]
+    pub value_sq: f64,
+    /// Units with a value and an SLI value.
+    #[diesel(sql_type = BigInt)]
+    pub with_sli: i64,
+    /// Σy and Σy² over the units with an SLI value.
+    #[diesel(sql_type = Double)]
+    pub sum_with_sli: f64,
+    #[diesel(sql_type = Double)]
+    pub sq_with_sli: f64,
+    /// Σs, Σs² and Σs·y over the same units.
+    #[diesel(sql_type = Double)]
+    pub sli_sum: f64,
+    #[diesel(sql_type = Double)]
+    pub sli_sq: f64,
+    #[diesel(sql_type = Double)]
+    pub sli_cross: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+struct ArmCount {
+    #[diesel(sql_type = BigInt)]
+    variant_id: i64,
+    #[diesel(sql_type = BigInt)]
+    units: i64,
+}
+
+/// What the database summarised: assigned units per variant id, and per (variant, metric)
+/// the sums of [`MetricArmSums`] (every metric with experiment-period values, the SLI too).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmSums {
+    pub assigned: Vec<(i64, i64)>,
+    pub metrics: Vec<MetricArmSums>,
+    /// Observations of units without an assignment (not in any sum).
+    pub unassigned_observations: i64,
+}
+
+fn sum(expr: &str) -> String {
+    format!("CAST(COALESCE(SUM({expr}), 0) AS DOUBLE PRECISION)")
+}
+
+/// Reads an experiment's per-arm sums of the metrics `metric_ids` (experiment-period values);
+/// `sli_metric_id` is the SLI the cross-products pair with. Call it inside one snapshot
+/// (`read_snapshot`) so the parts agree.
+///
+/// One pass pivots each assigned unit's values into a row (the observations of a unit are
+/// one range of the primary key), materialised once; each metric's sums per arm are then a
+/// `GROUP BY` over those rows, so no observation is looked up twice.
+pub fn arm_sums(
+    conn: &mut DbConnection,
+    experiment_id: i64,
+    sli_metric_id: i64,
+    metric_ids: &[i64],
+) -> AppResult<ArmSums> {
+    let e = experiment_id;
+    let assigned: Vec<ArmCount> = diesel::sql_query(format!(
+        "SELECT variant_id, CAST(COUNT(*) AS BIGINT) AS units FROM assignments \
+         WHERE experiment_id = {e} GROUP BY variant_id ORDER BY variant_id"
+    ))
+    .load(conn)?;
+    let mut ids = vec![sli_metric_id];
+    ids.extend(metric_ids.iter().filter(|m| **m != sli_metric_id));
+    let columns: String = ids
+        .iter()
+        .enumerate()
+        .map(|(k, id)| format!(", MAX(CASE WHEN o.metric_id = {id} THEN o.value END) AS y{k}"))
+        .collect();
+    let per_metric: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(k, id)| {
+            let y = format!("y{k}");
+            format!(
+                "SELECT v AS variant_id, CAST({id} AS BIGINT) AS metric_id, \
+                 CAST(COUNT({y}) AS BIGINT) AS units, \
+                 CAST(SUM(CASE WHEN {y} = 1 THEN 1 ELSE 0 END) AS BIGINT) AS ones, \
+                 {} AS value_sum, {} AS value_sq, \
+                 CAST(SUM(CASE WHEN {y} IS NOT NULL AND y0 IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) \
+                 AS with_sli, {} AS sum_with_sli, {} AS sq_with_sli, {} AS sli_sum, {} AS sli_sq, \
+                 {} AS sli_cross FROM u GROUP BY v",
+                sum(&y),
+                sum(&format!("{y} * {y}")),
+                sum(&format!("CASE WHEN y0 IS NOT NULL THEN {y} END")),
+                sum(&format!("CASE WHEN y0 IS NOT NULL THEN {y} * {y} END")),
+                sum(&format!("CASE WHEN {y} IS NOT NULL THEN y0 END")),
+                sum(&format!("CASE WHEN {y} IS NOT NULL THEN y0 * y0 END")),
+                sum(&format!("y0 * {y}")),
+            )
+        })
+        .collect();
+    let query = format!(
+        "WITH u AS MATERIALIZED (SELECT MAX(a.variant_id) AS v{columns} FROM assignments a \
+         LEFT JOIN observations o ON o.experiment_id = a.experiment_id \
+         AND o.unit_id = a.unit_id AND o.period = 'post' \
+         WHERE a.experiment_id = {e} GROUP BY a.experiment_id, a.unit_id) \
+         SELECT * FROM ({}) s ORDER BY variant_id, metric_id",
+        per_metric.join(" UNION ALL ")
+    );
+    let metrics: Vec<MetricArmSums> = diesel::sql_query(query).load(conn)?;
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let unassigned: Count = diesel::sql_query(format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM observations o WHERE o.experiment_id = {e} \
+         AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.experiment_id = {e} \
+         AND a.unit_id = o.unit_id)"
+    ))
+    .get_result(conn)?;
+    Ok(ArmSums {
+        assigned: assigned
+            .into_iter()
+            .map(|c| (c.variant_id, c.units))
+            .collect(),
+        metrics,
+        unassigned_observations: unassigned.n,
+    })
+}

@@ -194,6 +194,32 @@ fn compare(summary: &Value, analysis: &Value, b: &str) {
     }
 }
 
+/// Two summaries agree in every number (1e-9 relative: the same sums added in another order).
+fn compare_summaries(a: &Value, b: &Value, what: &str) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(x.len(), y.len(), "{what}");
+            for (k, v) in x {
+                compare_summaries(v, &y[k], &format!("{what}.{k}"));
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{what}");
+            for (i, (v, w)) in x.iter().zip(y).enumerate() {
+                compare_summaries(v, w, &format!("{what}[{i}]"));
+            }
+        }
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-9 * x.abs().max(y.abs()) + 1e-12,
+                "{what}: {x} vs {y}"
+            );
+        }
+        _ => assert_eq!(a, b, "{what}"),
+    }
+}
+
 #[actix_web::test]
 async fn the_database_summary_agrees_with_the_per_unit_analysis() {
     for app in apps().await {
@@ -272,8 +298,13 @@ async fn sums_by_sql_and_by_streaming_rows_agree() {
                     .first(&mut *conn)
                     .unwrap()
             };
-            let sli = ids("checkout_latency_ms");
-            let metrics = [ids("conversion_7d"), ids("revenue_2"), ids("orders_30d")];
+            // Any shifts: both paths sum value − shift.
+            let sli = (ids("checkout_latency_ms"), 250.5);
+            let metrics = [
+                (ids("conversion_7d"), 1.0),
+                (ids("revenue_2"), 20.25),
+                (ids("orders_30d"), 0.0),
+            ];
             let exp_id: i64 = {
                 use diesel::prelude::*;
                 use sloproof::store::schema::experiments::dsl as x;
@@ -306,6 +337,25 @@ async fn sums_by_sql_and_by_streaming_rows_agree() {
         .await
         .unwrap();
         assert_eq!(e["key"], KEY, "{b}");
+        // Streamed as two unit ranges at once (as large experiments are), the summary is the same.
+        let url = app.db_url.clone();
+        let split = actix_web::web::block(move || {
+            use sloproof::analysis::report::MissingOutcomes;
+            let db = sloproof::store::Db::open(&url, 4).unwrap();
+            let e = sloproof::ingest::service::experiment(&db, KEY).unwrap();
+            let s = sloproof::analysis::service::summary_split(
+                &db,
+                &e,
+                (0.95, MissingOutcomes::ByValueType),
+                2,
+            )
+            .unwrap();
+            serde_json::to_value(s).unwrap()
+        })
+        .await
+        .unwrap();
+        let whole = app.get(&format!("/api/v1/experiments/{KEY}/summary")).await;
+        compare_summaries(&split, &whole.body, b);
         // PostgreSQL's linguistic collation orders unit ids unlike bytes: the stream refuses.
         let Some(streamed) = streamed else {
             assert_eq!(b, "postgres", "the SQLite stream is in key order");
@@ -317,8 +367,15 @@ async fn sums_by_sql_and_by_streaming_rows_agree() {
             streamed.unassigned_observations, by_sql.unassigned_observations,
             "{b}"
         );
-        assert_eq!(streamed.metrics.len(), by_sql.metrics.len(), "{b}");
-        for (x, y) in streamed.metrics.iter().zip(&by_sql.metrics) {
+        // The SQL keeps arm × metric rows without units, the stream leaves them out.
+        let non_empty: Vec<_> = by_sql.metrics.iter().filter(|m| m.units > 0).collect();
+        assert_eq!(streamed.metrics.len(), non_empty.len(), "{b}");
+        for x in &streamed.metrics {
+            let y = non_empty
+                .iter()
+                .find(|y| (y.variant_id, y.metric_id) == (x.variant_id, x.metric_id))
+                .unwrap();
+            assert_eq!((x.shift, x.sli_shift), (y.shift, y.sli_shift), "{b}");
             assert_eq!(
                 (x.variant_id, x.metric_id, x.units, x.ones, x.with_sli),
                 (y.variant_id, y.metric_id, y.units, y.ones, y.with_sli),
@@ -339,5 +396,97 @@ async fn sums_by_sql_and_by_streaming_rows_agree() {
                 );
             }
         }
+    }
+}
+
+/// Values large next to their spread (an SLI in µs around 300,000 with a spread of a few µs; a
+/// KPI around 10⁶): sums of raw values would cancel most digits of the variances, shifted sums
+/// keep them, and the summary still agrees with the per-unit analysis (the slope to 1e-9).
+#[actix_web::test]
+async fn large_means_with_small_spreads_keep_their_digits() {
+    for app in apps().await {
+        let b = app.backend;
+        for m in [
+            json!({"key": "ttfb_us_9", "name": "TTFB", "kind": "sli", "value_type": "continuous", "unit": "us", "direction": "lower_is_better", "layer": "journey"}),
+            json!({"key": "basket_value_1", "name": "Basket", "kind": "kpi", "value_type": "continuous", "unit": "USD", "direction": "higher_is_better", "layer": "business"}),
+        ] {
+            assert_eq!(
+                app.post_json("/api/v1/metrics", &m).await.status,
+                201,
+                "{b}"
+            );
+        }
+        let r = app
+            .post_json(
+                "/api/v1/experiments",
+                &json!({
+                    "key": "us_scale", "name": "µs", "hypothesis": "h", "sli": "ttfb_us_9",
+                    "kpis": ["basket_value_1"],
+                    "variants": [
+                        {"key": "control", "weight": 0.5, "control": true, "dose": 0},
+                        {"key": "plus_2", "weight": 0.25, "dose": 2},
+                        {"key": "plus_4", "weight": 0.25, "dose": 4}
+                    ]
+                }),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{b}: {r:?}");
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+        let noise = rand_distr::Normal::new(0.0, 3.0).unwrap();
+        let (mut a, mut o) = (String::new(), String::new());
+        for i in 0..3000u32 {
+            let (arm, dose) = match i % 4 {
+                0 | 1 => ("control", 0.0),
+                2 => ("plus_2", 2.0),
+                _ => ("plus_4", 4.0),
+            };
+            let unit = format!("u {i} 😀");
+            a.push_str(&format!("{}\n", json!({"unit_id": unit, "variant": arm})));
+            let us: f64 = 300_000.0 + dose + noise.sample(&mut rng);
+            let basket = 1_000_000.0 - 0.5 * (us - 300_000.0) + noise.sample(&mut rng);
+            for (metric, value) in [("ttfb_us_9", us), ("basket_value_1", basket)] {
+                o.push_str(&format!(
+                    "{}\n",
+                    json!({"unit_id": unit, "metric": metric, "value": value})
+                ));
+            }
+        }
+        for (what, body) in [("assignments", a), ("observations", o)] {
+            let r = app
+                .post_raw(
+                    &format!("/api/v1/experiments/us_scale/{what}"),
+                    "application/x-ndjson",
+                    body.into_bytes(),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{b}: {r:?}");
+        }
+        let r = app
+            .post_json(
+                "/api/v1/experiments/us_scale/analyses",
+                &json!({"bootstrap": {"resamples": 200, "seed": 1}}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{b}: {}", r.text);
+        let s = app.get("/api/v1/experiments/us_scale/summary").await;
+        assert_eq!(s.status, 200, "{b}: {}", s.text);
+        let (got, want) = (&s.body["causal"][0], &r.body["causal_effects"][0]);
+        close_all(&got["slope"], &want["slope"], ESTIMATE, b);
+        let (got, want) = (&s.body["effects"][0], &r.body["kpi_effects"][0]);
+        level(&got["control"], &want["control"], b);
+        // A difference of about 1 between means of about 10⁶ carries ~1e-10 of each mean's
+        // rounding in either path, ~1e-9 of itself; raw sums would be off by 1e-4 or fail.
+        for f in ESTIMATE {
+            let (g, w) = (
+                got["difference"][f].as_f64().unwrap(),
+                want["primary"][f].as_f64().unwrap(),
+            );
+            assert!((g - w).abs() <= 1e-7 * w.abs(), "{b}: {f}: {g} vs {w}");
+        }
+        let sli = &s.body["variants"][0]["sli"]["ci"];
+        assert!(
+            sli["high"].as_f64().unwrap() - sli["low"].as_f64().unwrap() > 0.1,
+            "{b}: {sli}"
+        );
     }
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::causal::{relative_per_100, to_stats};
+use super::data::missing_rule;
 use super::effects::{estimate, level, sample_ratio_report};
 use super::report::{ArmMean, Estimate, Method, MetricRole, MissingOutcomes, SampleRatio};
 use super::stats_err;
@@ -35,7 +36,8 @@ pub struct AggregateSummary {
     pub units: u64,
     /// Observations of units without an assignment (in no sum).
     pub unassigned_observations: u64,
-    /// Assignments per arm against the planned weights; `analysed` counts units with an SLI value.
+    /// Assignments per arm against the planned weights; `analysed` counts units with a value
+    /// of `sli` (the full analysis of an experiment with several SLIs counts those with all).
     pub sample_ratio: SampleRatio,
     pub variants: Vec<AggregateVariant>,
     /// Every treatment against control, for every KPI and guardrail (two-proportion z for a
@@ -102,27 +104,20 @@ fn sums_of(s: &ArmSums, variant: i64, metric: i64) -> Option<&MetricArmSums> {
         .find(|r| r.variant_id == variant && r.metric_id == metric)
 }
 
-/// Moments from a count, Σv and Σv².
-fn moments(n: i64, sum: f64, sq: f64) -> Moments {
+/// Moments from a count and the sums Σu, Σu² of shifted values u = v − `shift`:
+/// mean = shift + ū, variance (Σu² − n·ū²)/(n − 1).
+fn moments(n: i64, shift: f64, sum: f64, sq: f64) -> Moments {
     if n <= 0 {
         return Moments::default();
     }
     let nf = n as f64;
-    let mean = sum / nf;
+    let u = sum / nf;
     let var = if n > 1 {
-        ((sq - nf * mean * mean) / (nf - 1.0)).max(0.0)
+        ((sq - nf * u * u) / (nf - 1.0)).max(0.0)
     } else {
         0.0
     };
-    Moments::from_summary(n as usize, mean, var)
-}
-
-/// The missing-outcome rule of a metric (as `MetricColumn::missing_rule`).
-fn rule_of(m: &Metric, rule: MissingOutcomes) -> MissingOutcomes {
-    match m.value_type {
-        ValueType::Ordinal | ValueType::Ratio => MissingOutcomes::Exclude,
-        vt => rule.for_value_type(vt),
-    }
+    Moments::from_summary(n as usize, shift + u, var)
 }
 
 /// Summarises an experiment from the database's per-arm sums.
@@ -165,7 +160,7 @@ pub fn summarise(
             units: *n,
             sli: level(
                 sli(v.id).map_or_else(Moments::default, |r| {
-                    moments(r.units, r.value_sum, r.value_sq)
+                    moments(r.units, r.shift, r.value_sum, r.value_sq)
                 }),
                 None,
                 confidence,
@@ -199,7 +194,13 @@ pub fn summarise(
             Ok(found) => effects.extend(found),
             Err(err) => skip(err.to_string()),
         }
-        if role == MetricRole::Kpi {
+        if role == MetricRole::Kpi && !e.extra_slis.is_empty() {
+            skip(format!(
+                "the arms change {} SLIs: a slope on one alone would carry the others' effects; \
+                 the full analysis fits them jointly",
+                e.extra_slis.len() + 1
+            ));
+        } else if role == MetricRole::Kpi {
             match slope(e, s, m, settings) {
                 Ok(found) => causal.push(found),
                 Err(err) => skip(err.to_string()),
@@ -230,19 +231,25 @@ fn metric_effects(
     role: MetricRole,
     (assigned, confidence, rule): Settings,
 ) -> AppResult<Vec<AggregateEffect>> {
-    let zero = rule_of(m, rule) == MissingOutcomes::Zero;
+    let zero = missing_rule(m, rule) == MissingOutcomes::Zero;
     let binary = m.value_type == ValueType::Binary;
     let arm = |a: usize| {
         let r = sums_of(s, e.variants[a].id, m.id);
-        let n = if zero {
-            assigned[a] as i64
+        let (units, shift, sum, sq) = r.map_or((0, 0.0, 0.0, 0.0), |r| {
+            (r.units, r.shift, r.value_sum, r.value_sq)
+        });
+        let mo = if zero {
+            // Each unit without a value counts as 0, i.e. −shift once shifted.
+            let missing = (assigned[a] as i64 - units) as f64;
+            moments(
+                assigned[a] as i64,
+                shift,
+                sum - missing * shift,
+                sq + missing * shift * shift,
+            )
         } else {
-            r.map_or(0, |r| r.units)
+            moments(units, shift, sum, sq)
         };
-        let mo = r.map_or_else(
-            || moments(n, 0.0, 0.0),
-            |r| moments(n, r.value_sum, r.value_sq),
-        );
         let ones = binary.then(|| r.map_or(0, |r| r.ones as u64));
         (mo, ones, level(mo, ones, confidence))
     };
@@ -289,22 +296,45 @@ fn slope(
     (_, confidence, rule): Settings,
 ) -> AppResult<AggregateSlope> {
     let what = format!("causal slope of {} on {}", m.key, e.sli.key);
-    let zero = rule_of(m, rule) == MissingOutcomes::Zero;
+    let zero = missing_rule(m, rule) == MissingOutcomes::Zero;
     let arms: Vec<ArmMoments> = e
         .variants
         .iter()
         .map(|v| {
             let r = sums_of(s, v.id, m.id);
-            let (sy, syy, sxy) = r.map_or((0.0, 0.0, 0.0), |r| {
-                (r.sum_with_sli, r.sq_with_sli, r.sli_cross)
+            let x = sums_of(s, v.id, e.sli.id);
+            let kx = x.map_or(0.0, |x| x.shift);
+            let ky = r.map_or(0.0, |r| r.shift);
+            let (with_y, sy, syy, sxy, sx_y, sxx_y) = r.map_or((0, 0.0, 0.0, 0.0, 0.0, 0.0), |r| {
+                (
+                    r.with_sli,
+                    r.sum_with_sli,
+                    r.sq_with_sli,
+                    r.sli_cross,
+                    r.sli_sum,
+                    r.sli_sq,
+                )
             });
-            let (n, sx, sxx) = if zero {
-                sums_of(s, v.id, e.sli.id)
-                    .map_or((0, 0.0, 0.0), |x| (x.units, x.value_sum, x.value_sq))
+            let sums = if zero {
+                // Every unit with an SLI value; those without a KPI value have y = 0, i.e.
+                // v = −ky: they add −ky to Σv, ky² to Σv² and −ky·u to Σuv.
+                let (n, sx, sxx) = x.map_or((0, 0.0, 0.0), |x| (x.units, x.value_sum, x.value_sq));
+                let missing = (n - with_y) as f64;
+                let sx_missing = sx - sx_y;
+                (
+                    n,
+                    [
+                        sx,
+                        sy - missing * ky,
+                        sxx,
+                        syy + missing * ky * ky,
+                        sxy - ky * sx_missing,
+                    ],
+                )
             } else {
-                r.map_or((0, 0.0, 0.0), |r| (r.with_sli, r.sli_sum, r.sli_sq))
+                (with_y, [sx_y, sy, sxx_y, syy, sxy])
             };
-            ArmMoments::from_sums(n as f64, [sx, sy, sxx, syy, sxy])
+            ArmMoments::from_shifted_sums(sums.0 as f64, sums.1, (kx, ky))
         })
         .collect();
     let c = e.variants.iter().position(|v| v.control).unwrap_or(0);

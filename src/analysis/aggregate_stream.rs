@@ -46,9 +46,10 @@ struct Acc {
 }
 
 impl Acc {
-    fn add(&mut self, y: f64, s: f64) {
+    /// A unit with value `raw` (`y` = raw − shift) and shifted SLI value `s` (NaN: none).
+    fn add(&mut self, raw: f64, y: f64, s: f64) {
         self.units += 1;
-        self.ones += i64::from(y == 1.0);
+        self.ones += i64::from(raw == 1.0);
         self.sums[0].add(y);
         self.sums[1].add(y * y);
         if !s.is_nan() {
@@ -67,8 +68,8 @@ fn unit_hash(unit: &str) -> u64 {
 /// Accumulates [`ArmSums`] from assignments, then observations.
 pub struct SumsBuilder {
     variant_ids: Vec<i64>,
-    /// Metric ids; slot 0 is the SLI.
-    slots: Vec<i64>,
+    /// (metric id, shift); slot 0 is the SLI.
+    slots: Vec<(i64, f64)>,
     /// (hash of unit id, arm index), sorted by hash once the assignments are in.
     units: Vec<(u64, u32)>,
     assigned: Vec<i64>,
@@ -82,10 +83,12 @@ pub struct SumsBuilder {
 }
 
 impl SumsBuilder {
-    /// A builder for the arms `variant_ids` (in the experiment's order) and the SLI and metrics.
-    pub fn new(variant_ids: Vec<i64>, sli: i64, metrics: &[i64]) -> SumsBuilder {
+    /// A builder for the arms `variant_ids` (in the experiment's order) and the SLI and
+    /// metrics, each as (metric id, shift): sums are of value − shift (see
+    /// `store::aggregates::shift_of`).
+    pub fn new(variant_ids: Vec<i64>, sli: (i64, f64), metrics: &[(i64, f64)]) -> SumsBuilder {
         let mut slots = vec![sli];
-        slots.extend(metrics.iter().filter(|m| **m != sli));
+        slots.extend(metrics.iter().filter(|m| m.0 != sli.0));
         let arms = variant_ids.len();
         SumsBuilder {
             assigned: vec![0; arms],
@@ -135,7 +138,7 @@ impl SumsBuilder {
         if pre {
             return;
         }
-        if let Some(k) = self.slots.iter().position(|m| *m == metric) {
+        if let Some(k) = self.slots.iter().position(|m| m.0 == metric) {
             self.values[k] = value;
         }
     }
@@ -146,10 +149,11 @@ impl SumsBuilder {
         match self.units.binary_search_by(|u| u.0.cmp(&h)) {
             Ok(i) => {
                 let arm = self.units[i].1 as usize;
-                let s = self.values[0];
-                for (acc, &y) in self.acc[arm].iter_mut().zip(&self.values) {
+                let s = self.values[0] - self.slots[0].1;
+                let slots = self.acc[arm].iter_mut().zip(&self.values).zip(&self.slots);
+                for ((acc, &y), (_, shift)) in slots {
                     if !y.is_nan() {
-                        acc.add(y, s);
+                        acc.add(y, y - shift, s);
                     }
                 }
             }
@@ -172,7 +176,7 @@ impl SumsBuilder {
                 let v = |i: usize| acc.sums[i].value();
                 metrics.push(MetricArmSums {
                     variant_id: self.variant_ids[a],
-                    metric_id: self.slots[k],
+                    metric_id: self.slots[k].0,
                     units: acc.units,
                     ones: acc.ones,
                     value_sum: v(0),
@@ -183,6 +187,8 @@ impl SumsBuilder {
                     sli_sum: v(4),
                     sli_sq: v(5),
                     sli_cross: v(6),
+                    shift: self.slots[k].1,
+                    sli_shift: self.slots[0].1,
                 });
             }
         }

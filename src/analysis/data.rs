@@ -138,6 +138,16 @@ impl RatioParts {
     }
 }
 
+/// A metric's missing-outcome rule: `Zero` or `Exclude`. Ordinal scores and ratios are never
+/// imputed: an unanswered survey is not a score of 0, and a ratio's units are those with a
+/// denominator.
+pub fn missing_rule(m: &Metric, rule: MissingOutcomes) -> MissingOutcomes {
+    match m.value_type {
+        ValueType::Ordinal | ValueType::Ratio => MissingOutcomes::Exclude,
+        vt => rule.for_value_type(vt),
+    }
+}
+
 impl MetricColumn {
     pub fn units_post(&self) -> u64 {
         self.post.iter().filter(|v| !v.is_nan()).count() as u64
@@ -159,14 +169,9 @@ impl MetricColumn {
         }
     }
 
-    /// The missing-outcome rule for this metric: `Zero` or `Exclude`. Ordinal scores and ratios
-    /// are never imputed: an unanswered survey is not a score of 0, and a ratio's units are
-    /// those with a denominator.
+    /// The missing-outcome rule for this metric (see [`missing_rule`]).
     pub fn missing_rule(&self, rule: MissingOutcomes) -> MissingOutcomes {
-        match self.metric.value_type {
-            ValueType::Ordinal | ValueType::Ratio => MissingOutcomes::Exclude,
-            vt => rule.for_value_type(vt),
-        }
+        missing_rule(&self.metric, rule)
     }
 
     pub fn is_binary(&self) -> bool {

@@ -7,6 +7,7 @@ use super::{compute, resolve, AnalysisRequest};
 use crate::domain::document::DocumentError;
 use crate::domain::experiment::Experiment;
 use crate::error::{AppError, AppResult, Issue};
+use crate::store::aggregates::ArmSums;
 pub use crate::store::analyses::StoredAnalysis;
 use crate::store::analyses::{self, for_each_assignment, for_each_observation, unit_split};
 use crate::store::experiments::{self, data_version};
@@ -17,6 +18,9 @@ const STORE_ATTEMPTS: u32 = 6;
 
 /// Reads of a changing experiment before giving up.
 const READ_ATTEMPTS: u32 = 3;
+
+/// Longest a summary's aggregation query may run on PostgreSQL.
+const SUMMARY_TIMEOUT_SECONDS: u32 = 300;
 
 /// Units at which the read is split into two parallel range reads.
 const PARALLEL_LOAD_UNITS: usize = 100_000;
@@ -76,33 +80,109 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
     )))
 }
 
-/// Summarises an experiment from per-arm sums read in one snapshot (see `aggregate`): on
-/// PostgreSQL the server computes them (`GROUP BY`); on the embedded SQLite the rows stream
-/// through [`SumsBuilder`] in key order, which is faster in-process (the SQL path remains
-/// the fallback). Neither keeps the units' values in memory.
+/// Summarises an experiment from per-arm sums (see `aggregate`): on PostgreSQL the server
+/// computes them (`GROUP BY`, one snapshot); on the embedded SQLite the rows stream through
+/// [`SumsBuilder`] in key order, as two unit ranges read at once (as [`load_split`] does),
+/// which is faster in-process; the SQL path is its fallback. Neither keeps units' values.
 pub fn summary(
     db: &Db,
     e: &Experiment,
     confidence: f64,
     rule: super::report::MissingOutcomes,
 ) -> AppResult<super::aggregate::AggregateSummary> {
-    let ids: Vec<i64> = e.kpis.iter().chain(&e.guardrails).map(|m| m.id).collect();
-    let sums = read_snapshot(&mut *db.conn()?, |conn| {
-        if db.backend() == Backend::Sqlite {
+    summary_split(db, e, (confidence, rule), PARALLEL_LOAD_UNITS)
+}
+
+/// [`summary`], streaming two ranges from `split_from` assigned units on (tests compare).
+pub fn summary_split(
+    db: &Db,
+    e: &Experiment,
+    (confidence, rule): (f64, super::report::MissingOutcomes),
+    split_from: usize,
+) -> AppResult<super::aggregate::AggregateSummary> {
+    use crate::store::aggregates::{arm_sums, shift_of};
+    // Sums are of values shifted by one observed value of each metric (`shift_of`), so the
+    // variances computed from them keep their digits (see `ArmMoments::from_shifted_sums`).
+    let (sli, ids) = read_snapshot(&mut *db.conn()?, |conn| {
+        let sli = (e.sli.id, shift_of(conn, e.id, e.sli.id)?);
+        let ids = (e.kpis.iter().chain(&e.guardrails))
+            .map(|m| Ok((m.id, shift_of(conn, e.id, m.id)?)))
+            .collect::<AppResult<Vec<(i64, f64)>>>()?;
+        Ok((sli, ids))
+    })?;
+    let streamed = if db.backend() == Backend::Sqlite {
+        stream_sums(db, e, (sli, &ids), split_from)?
+    } else {
+        None
+    };
+    let sums = match streamed {
+        Some(sums) => sums,
+        None => read_snapshot(&mut *db.conn()?, |conn| {
+            if let crate::store::DbConnection::Postgresql(c) = conn {
+                // Right after a bulk upload the planner's statistics are stale, and it may
+                // join every assignment with every observation by nested loops (20 minutes
+                // for 220,000 units); hash joins are right at any size. The timeout bounds
+                // the request whatever the plan.
+                use diesel::RunQueryDsl;
+                diesel::sql_query("SET LOCAL enable_nestloop = off").execute(c)?;
+                diesel::sql_query(format!(
+                    "SET LOCAL statement_timeout = '{SUMMARY_TIMEOUT_SECONDS}s'"
+                ))
+                .execute(c)?;
+            }
+            arm_sums(conn, e.id, sli, &ids)
+        })?,
+    };
+    super::aggregate::summarise(e, &sums, confidence, rule)
+}
+
+/// The per-arm sums from the rows of two unit ranges streamed at once, each in its own
+/// snapshot; read again when an upload committed between the two. `None` when a range's rows
+/// were not in key order (or unit ids collided): then SQL computes them.
+fn stream_sums(
+    db: &Db,
+    e: &Experiment,
+    (sli, ids): ((i64, f64), &[(i64, f64)]),
+    split_from: usize,
+) -> AppResult<Option<ArmSums>> {
+    let range = |from: Option<&str>, to: Option<&str>| {
+        read_snapshot(&mut *db.conn()?, |conn| {
+            let version = data_version(conn, e.id)?;
             let variants = e.variants.iter().map(|v| v.id).collect();
-            let mut b = SumsBuilder::new(variants, e.sli.id, &ids);
-            for_each_assignment(conn, e.id, None, None, |u, v| b.assignment(u, v))?;
+            let mut b = SumsBuilder::new(variants, sli, ids);
+            for_each_assignment(conn, e.id, from, to, |u, v| b.assignment(u, v))?;
             b.assignments_done();
-            for_each_observation(conn, e.id, None, None, |u, m, pre, v| {
+            for_each_observation(conn, e.id, from, to, |u, m, pre, v| {
                 b.observation(u, m, pre, v)
             })?;
-            if let Some(sums) = b.finish() {
-                return Ok(sums);
+            Ok((version, b.finish()))
+        })
+    };
+    for _ in 0..READ_ATTEMPTS {
+        let (count, middle) = unit_split(&mut *db.conn()?, e.id)?;
+        let parts = match middle {
+            Some(key) if count as usize >= split_from.max(2) => {
+                let (a, b) = rayon::join(|| range(None, Some(&key)), || range(Some(&key), None));
+                vec![a?, b?]
             }
+            _ => vec![range(None, None)?],
+        };
+        if parts.iter().any(|p| p.0 != parts[0].0) {
+            continue;
         }
-        crate::store::aggregates::arm_sums(conn, e.id, e.sli.id, &ids)
-    })?;
-    super::aggregate::summarise(e, &sums, confidence, rule)
+        let mut sums: Option<ArmSums> = None;
+        for (_, part) in parts {
+            let Some(part) = part else {
+                return Ok(None);
+            };
+            sums = Some(match sums {
+                Some(s) => s.merge(part),
+                None => part,
+            });
+        }
+        return Ok(sums);
+    }
+    Ok(None)
 }
 
 /// The experiment's first and last assignment dates, when the uploads gave them.

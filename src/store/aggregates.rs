@@ -11,8 +11,10 @@ use diesel::sql_types::{BigInt, Double};
 use super::DbConnection;
 use crate::error::AppResult;
 
-/// One arm's sums of one metric's experiment-period values, over the arm's units that have
-/// the metric, and the same restricted to units that also have the SLI value `s`.
+/// One arm's sums of one metric's experiment-period values y, over the arm's units that have
+/// the metric, and the same restricted to units that also have the SLI value s. Sums are of
+/// shifted values y − `shift` and s − `sli_shift` (see [`shift_of`]), so variances computed
+/// from them keep their digits.
 #[derive(Debug, Clone, PartialEq, QueryableByName)]
 pub struct MetricArmSums {
     #[diesel(sql_type = BigInt)]
@@ -44,6 +46,27 @@ pub struct MetricArmSums {
     pub sli_sq: f64,
     #[diesel(sql_type = Double)]
     pub sli_cross: f64,
+    #[diesel(sql_type = Double)]
+    pub shift: f64,
+    #[diesel(sql_type = Double)]
+    pub sli_shift: f64,
+}
+
+#[derive(QueryableByName)]
+struct Value {
+    #[diesel(sql_type = Double)]
+    value: f64,
+}
+
+/// One experiment-period value of a metric (0 when it has none): a shift near its values.
+pub fn shift_of(conn: &mut DbConnection, experiment_id: i64, metric_id: i64) -> AppResult<f64> {
+    let found: Option<Value> = diesel::sql_query(format!(
+        "SELECT value FROM observations WHERE experiment_id = {experiment_id} \
+         AND metric_id = {metric_id} AND period = 'post' LIMIT 1"
+    ))
+    .get_result(conn)
+    .optional()?;
+    Ok(found.map_or(0.0, |v| v.value))
 }
 
 #[derive(Debug, Clone, PartialEq, QueryableByName)]
@@ -64,6 +87,44 @@ pub struct ArmSums {
     pub unassigned_observations: i64,
 }
 
+impl ArmSums {
+    /// The sums of two disjoint sets of units (two ranges of unit ids).
+    pub fn merge(mut self, other: ArmSums) -> ArmSums {
+        for (v, n) in other.assigned {
+            match self.assigned.iter_mut().find(|a| a.0 == v) {
+                Some(a) => a.1 += n,
+                None => self.assigned.push((v, n)),
+            }
+        }
+        self.assigned.sort_unstable();
+        for r in other.metrics {
+            let mine = self
+                .metrics
+                .iter_mut()
+                .find(|m| m.variant_id == r.variant_id && m.metric_id == r.metric_id);
+            match mine {
+                Some(m) => {
+                    m.units += r.units;
+                    m.ones += r.ones;
+                    m.with_sli += r.with_sli;
+                    m.value_sum += r.value_sum;
+                    m.value_sq += r.value_sq;
+                    m.sum_with_sli += r.sum_with_sli;
+                    m.sq_with_sli += r.sq_with_sli;
+                    m.sli_sum += r.sli_sum;
+                    m.sli_sq += r.sli_sq;
+                    m.sli_cross += r.sli_cross;
+                }
+                None => self.metrics.push(r),
+            }
+        }
+        self.metrics
+            .sort_unstable_by_key(|m| (m.variant_id, m.metric_id));
+        self.unassigned_observations += other.unassigned_observations;
+        self
+    }
+}
+
 fn sum(expr: &str) -> String {
     format!("CAST(COALESCE(SUM({expr}), 0) AS DOUBLE PRECISION)")
 }
@@ -78,8 +139,8 @@ fn sum(expr: &str) -> String {
 pub fn arm_sums(
     conn: &mut DbConnection,
     experiment_id: i64,
-    sli_metric_id: i64,
-    metric_ids: &[i64],
+    (sli_metric_id, sli_shift): (i64, f64),
+    metrics: &[(i64, f64)],
 ) -> AppResult<ArmSums> {
     let e = experiment_id;
     let assigned: Vec<ArmCount> = diesel::sql_query(format!(
@@ -87,33 +148,36 @@ pub fn arm_sums(
          WHERE experiment_id = {e} GROUP BY variant_id ORDER BY variant_id"
     ))
     .load(conn)?;
-    let mut ids = vec![sli_metric_id];
-    ids.extend(metric_ids.iter().filter(|m| **m != sli_metric_id));
+    let mut ids = vec![(sli_metric_id, sli_shift)];
+    ids.extend(metrics.iter().filter(|m| m.0 != sli_metric_id));
+    let ks = format!("CAST({sli_shift:?} AS DOUBLE PRECISION)");
     let columns: String = ids
         .iter()
         .enumerate()
-        .map(|(k, id)| format!(", MAX(CASE WHEN o.metric_id = {id} THEN o.value END) AS y{k}"))
+        .map(|(k, (id, _))| format!(", MAX(CASE WHEN o.metric_id = {id} THEN o.value END) AS y{k}"))
         .collect();
     let per_metric: Vec<String> = ids
         .iter()
         .enumerate()
-        .map(|(k, id)| {
-            let y = format!("y{k}");
+        .map(|(k, (id, shift))| {
+            let ky = format!("CAST({shift:?} AS DOUBLE PRECISION)");
+            let (y, s) = (format!("(y{k} - {ky})"), format!("(y0 - {ks})"));
+            let yk = format!("y{k}");
             format!(
                 "SELECT v AS variant_id, CAST({id} AS BIGINT) AS metric_id, \
-                 CAST(COUNT({y}) AS BIGINT) AS units, \
-                 CAST(SUM(CASE WHEN {y} = 1 THEN 1 ELSE 0 END) AS BIGINT) AS ones, \
+                 CAST(COUNT({yk}) AS BIGINT) AS units, \
+                 CAST(SUM(CASE WHEN {yk} = 1 THEN 1 ELSE 0 END) AS BIGINT) AS ones, \
                  {} AS value_sum, {} AS value_sq, \
-                 CAST(SUM(CASE WHEN {y} IS NOT NULL AND y0 IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) \
+                 CAST(SUM(CASE WHEN {yk} IS NOT NULL AND y0 IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) \
                  AS with_sli, {} AS sum_with_sli, {} AS sq_with_sli, {} AS sli_sum, {} AS sli_sq, \
-                 {} AS sli_cross FROM u GROUP BY v",
+                 {} AS sli_cross, {ky} AS shift, {ks} AS sli_shift FROM u GROUP BY v",
                 sum(&y),
                 sum(&format!("{y} * {y}")),
                 sum(&format!("CASE WHEN y0 IS NOT NULL THEN {y} END")),
                 sum(&format!("CASE WHEN y0 IS NOT NULL THEN {y} * {y} END")),
-                sum(&format!("CASE WHEN {y} IS NOT NULL THEN y0 END")),
-                sum(&format!("CASE WHEN {y} IS NOT NULL THEN y0 * y0 END")),
-                sum(&format!("y0 * {y}")),
+                sum(&format!("CASE WHEN {yk} IS NOT NULL THEN {s} END")),
+                sum(&format!("CASE WHEN {yk} IS NOT NULL THEN {s} * {s} END")),
+                sum(&format!("{s} * {y}")),
             )
         })
         .collect();

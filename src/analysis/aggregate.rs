@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::causal::{relative_per_100, to_stats};
-use super::data::missing_rule;
+use super::data::{missing_rule, outcome_metrics};
 use super::effects::{estimate, level, sample_ratio_report};
 use super::report::{ArmMean, Estimate, Method, MetricRole, MissingOutcomes, SampleRatio};
 use super::stats_err;
@@ -167,11 +167,7 @@ pub fn summarise(
             ),
         })
         .collect();
-    let metrics = e
-        .kpis
-        .iter()
-        .map(|m| (m, MetricRole::Kpi))
-        .chain(e.guardrails.iter().map(|m| (m, MetricRole::Guardrail)));
+    let metrics = outcome_metrics(e);
     let (mut effects, mut causal, mut not_summarised) = (Vec::new(), Vec::new(), Vec::new());
     for (m, role) in metrics {
         if m.ratio.is_some() {

@@ -475,9 +475,19 @@ impl<'l, 'a> PartBuilder<'l, 'a> {
     }
 }
 
-/// Whether every part was read at the same data version (no upload committed between them).
-pub fn consistent(parts: &[Part]) -> bool {
-    parts.iter().all(|p| p.version == parts[0].version)
+impl Part {
+    /// The experiment's data version in the reader's snapshot.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+}
+
+/// An experiment's KPIs (in its order), then its guardrails, with their roles.
+pub fn outcome_metrics(e: &Experiment) -> impl Iterator<Item = (&Metric, MetricRole)> {
+    e.kpis
+        .iter()
+        .map(|m| (m, MetricRole::Kpi))
+        .chain(e.guardrails.iter().map(|m| (m, MetricRole::Guardrail)))
 }
 
 /// Joins the parts of consecutive unit ranges into the experiment's unit columns.
@@ -523,12 +533,7 @@ pub fn assemble(e: &Experiment, parts: Vec<Part>) -> UnitData {
             pre: next(),
         })
         .collect();
-    let metrics = e
-        .kpis
-        .iter()
-        .map(|m| (m, MetricRole::Kpi))
-        .chain(e.guardrails.iter().map(|m| (m, MetricRole::Guardrail)));
-    let mut columns: Vec<MetricColumn> = metrics
+    let mut columns: Vec<MetricColumn> = outcome_metrics(e)
         .map(|(m, role)| MetricColumn {
             metric: m.clone(),
             role,

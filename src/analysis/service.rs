@@ -56,9 +56,23 @@ pub fn load(db: &Db, e: &Experiment) -> AppResult<UnitData> {
 /// same data (tests compare them on small experiments).
 pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitData> {
     let layout = Layout::of(e);
-    let read = |from: Option<&str>, to: Option<&str>| read_range(db, e.id, &layout, from, to);
-    // The two ranges are two snapshots: an upload committed between them would mix two states
-    // of the data, which their data versions reveal; then the read is repeated.
+    let parts = read_in_ranges(db, e, split_from, |from, to| {
+        read_range(db, e.id, &layout, from, to).map(|p| (p.version(), p))
+    })?;
+    Ok(data::assemble(e, parts))
+}
+
+/// Reads an experiment's units with `read(from, to)`, which answers the data version it saw
+/// and what it read: from `split_from` assigned units on as two unit-id ranges on two
+/// connections at once, otherwise whole. The two ranges are two snapshots: an upload
+/// committed between them would mix two states of the data, which their data versions reveal;
+/// then the read is repeated (409 after [`READ_ATTEMPTS`]).
+fn read_in_ranges<T: Send>(
+    db: &Db,
+    e: &Experiment,
+    split_from: usize,
+    read: impl Fn(Option<&str>, Option<&str>) -> AppResult<(i64, T)> + Sync,
+) -> AppResult<Vec<T>> {
     for attempt in 1..=READ_ATTEMPTS {
         let (count, middle) = unit_split(&mut *db.conn()?, e.id)?;
         let parts = match middle {
@@ -68,8 +82,8 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
             }
             _ => vec![read(None, None)?],
         };
-        if data::consistent(&parts) {
-            return Ok(data::assemble(e, parts));
+        if parts.iter().all(|p| p.0 == parts[0].0) {
+            return Ok(parts.into_iter().map(|p| p.1).collect());
         }
         tracing::info!(experiment = %e.key, attempt, "data changed during the read; reading again");
     }
@@ -136,9 +150,9 @@ pub fn summary_split(
     super::aggregate::summarise(e, &sums, confidence, rule)
 }
 
-/// The per-arm sums from the rows of two unit ranges streamed at once, each in its own
-/// snapshot; read again when an upload committed between the two. `None` when a range's rows
-/// were not in key order (or unit ids collided): then SQL computes them.
+/// The per-arm sums from the rows of two unit ranges streamed at once (see
+/// [`read_in_ranges`]). `None` when a range's rows were not in key order (or unit ids
+/// collided): then SQL computes them.
 fn stream_sums(
     db: &Db,
     e: &Experiment,
@@ -158,31 +172,12 @@ fn stream_sums(
             Ok((version, b.finish()))
         })
     };
-    for _ in 0..READ_ATTEMPTS {
-        let (count, middle) = unit_split(&mut *db.conn()?, e.id)?;
-        let parts = match middle {
-            Some(key) if count as usize >= split_from.max(2) => {
-                let (a, b) = rayon::join(|| range(None, Some(&key)), || range(Some(&key), None));
-                vec![a?, b?]
-            }
-            _ => vec![range(None, None)?],
-        };
-        if parts.iter().any(|p| p.0 != parts[0].0) {
-            continue;
-        }
-        let mut sums: Option<ArmSums> = None;
-        for (_, part) in parts {
-            let Some(part) = part else {
-                return Ok(None);
-            };
-            sums = Some(match sums {
-                Some(s) => s.merge(part),
-                None => part,
-            });
-        }
-        return Ok(sums);
-    }
-    Ok(None)
+    let parts = read_in_ranges(db, e, split_from, range)?;
+    // A range whose rows were out of key order (or whose unit ids collided) answers None.
+    Ok(parts
+        .into_iter()
+        .collect::<Option<Vec<ArmSums>>>()
+        .and_then(|p| p.into_iter().reduce(ArmSums::merge)))
 }
 
 /// The experiment's first and last assignment dates, when the uploads gave them.

@@ -101,6 +101,12 @@ def run(args, db):
         in_db = time.perf_counter() - t
         summary_peak = vmhwm(server.pid)
         slope = summary["causal"][0]
+        req = urllib.request.Request(f"{api}/api/v1/experiments/bench/summary?resamples=2000&seed=1",
+                                     headers={"authorization": f"Bearer {token}"})
+        t = time.perf_counter()
+        booted = json.load(urllib.request.urlopen(req, timeout=600))
+        in_db_boot = time.perf_counter() - t
+        boot_peak = vmhwm(server.pid)
         req = urllib.request.Request(f"{api}/api/v1/experiments/bench/analyses", method="POST",
                                      data=json.dumps({"bootstrap": {"seed": 1}}).encode(),
                                      headers={"content-type": "application/json", "authorization": f"Bearer {token}"})
@@ -116,9 +122,22 @@ def run(args, db):
           f"{load:.1f} s")
     print(f"sloproof summary from the database's per-arm sums (GET .../summary): {in_db:.2f} s; server peak RSS "
           f"{summary_peak:.0f} MB; slope of {slope['kpi']} {slope['slope']['estimate']:.6g} per ms")
+    cells = booted["bootstrap"]["cells"]
+    print(f"sloproof summary with a 2,000-resample BCa bootstrap on counted cells (?resamples=2000): "
+          f"{in_db_boot:.2f} s; server peak RSS {boot_peak:.0f} MB; at most {max(c['cells'] for c in cells)} cells "
+          f"per arm and metric, largest relative error {max(c['relative_error'] for c in cells):.2g}")
     print(f"sloproof analysis of {args.units:,} units: {rust:.2f} s; server peak RSS {peak:.0f} MB "
           f"({before:.0f} MB before the requests)")
     print("  " + analysis["summary"])
+    for e in analysis["kpi_effects"]:
+        got = next(x for x in booted["effects"] if x["variant"] == e["variant"] and x["metric"] == e["metric"])
+        want = e["alternatives"]["bootstrap"]
+        print(f"  {e['variant']} {e['metric']}: bootstrap interval per unit [{want['ci_low']:.6g}, {want['ci_high']:.6g}]"
+              f", from cells [{got['bootstrap']['ci_low']:.6g}, {got['bootstrap']['ci_high']:.6g}]")
+    for c in analysis["causal_effects"]:
+        got = next(x for x in booted["causal"] if x["kpi"] == c["kpi"])
+        print(f"  slope of {c['kpi']}: bootstrap interval per unit [{c['bootstrap']['ci_low']:.6g}, "
+              f"{c['bootstrap']['ci_high']:.6g}], from cells [{got['bootstrap']['ci_low']:.6g}, {got['bootstrap']['ci_high']:.6g}]")
 
     a = read_sql(db, "select a.unit_id, v.key as arm from assignments a join variants v on v.id = a.variant_id")
     o = read_sql(db, "select o.unit_id, m.key as metric, o.value from observations o join metrics m on m.id = o.metric_id "

@@ -332,7 +332,7 @@ async fn sums_by_sql_and_by_streaming_rows_agree() {
                 s.observation(u, m, pre, v)
             })
             .unwrap();
-            (by_sql, s.finish())
+            (by_sql, s.finish().map(|f| f.0))
         })
         .await
         .unwrap();
@@ -343,13 +343,12 @@ async fn sums_by_sql_and_by_streaming_rows_agree() {
             use sloproof::analysis::report::MissingOutcomes;
             let db = sloproof::store::Db::open(&url, 4).unwrap();
             let e = sloproof::ingest::service::experiment(&db, KEY).unwrap();
-            let s = sloproof::analysis::service::summary_split(
-                &db,
-                &e,
-                (0.95, MissingOutcomes::ByValueType),
-                2,
-            )
-            .unwrap();
+            let r = sloproof::analysis::service::SummaryRequest {
+                confidence: 0.95,
+                rule: MissingOutcomes::ByValueType,
+                bootstrap: None,
+            };
+            let s = sloproof::analysis::service::summary_split(&db, &e, r, 2).unwrap();
             serde_json::to_value(s).unwrap()
         })
         .await

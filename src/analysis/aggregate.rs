@@ -11,10 +11,13 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::aggregate_boot::SummaryBootstrap;
 use super::causal::{relative_per_100, to_stats};
 use super::data::{missing_rule, outcome_metrics};
 use super::effects::{estimate, level, sample_ratio_report};
-use super::report::{ArmMean, Estimate, Method, MetricRole, MissingOutcomes, SampleRatio};
+use super::report::{
+    ArmMean, BootstrapInterval, Estimate, Method, MetricRole, MissingOutcomes, SampleRatio,
+};
 use super::stats_err;
 use crate::domain::experiment::Experiment;
 use crate::domain::metric::{Metric, ValueType};
@@ -47,6 +50,8 @@ pub struct AggregateSummary {
     pub causal: Vec<AggregateSlope>,
     /// Metrics this summary leaves to the full analysis, and why.
     pub not_summarised: Vec<NotSummarised>,
+    /// What the bootstrap ran on, when `resamples` asked for one.
+    pub bootstrap: Option<SummaryBootstrap>,
 }
 
 /// One arm's size and SLI level.
@@ -59,6 +64,9 @@ pub struct AggregateVariant {
     pub units: u64,
     /// Mean SLI of the arm's units with a value, with its t interval.
     pub sli: ArmMean,
+    /// The arm's p95 of the SLI minus control's, with a Poisson-bootstrap percentile interval
+    /// (with a bootstrap; null for control).
+    pub p95_shift: Option<Estimate>,
 }
 
 /// A treatment's difference from control for one metric.
@@ -73,6 +81,8 @@ pub struct AggregateEffect {
     pub difference: Estimate,
     /// The difference over the control mean (delta method); p-values are the difference's.
     pub relative: Estimate,
+    /// Bootstrap interval of the difference (with a bootstrap).
+    pub bootstrap: Option<BootstrapInterval>,
 }
 
 /// The 2SLS slope of a KPI on the SLI with the arms as instruments.
@@ -88,6 +98,8 @@ pub struct AggregateSlope {
     pub relative_per_100: Estimate,
     pub first_stage_f: f64,
     pub first_stage_robust_f: f64,
+    /// Bootstrap interval of the slope (with a bootstrap).
+    pub bootstrap: Option<BootstrapInterval>,
 }
 
 /// A metric left out of the summary.
@@ -165,6 +177,7 @@ pub fn summarise(
                 None,
                 confidence,
             ),
+            p95_shift: None,
         })
         .collect();
     let metrics = outcome_metrics(e);
@@ -214,6 +227,7 @@ pub fn summarise(
         effects,
         causal,
         not_summarised,
+        bootstrap: None,
     })
 }
 
@@ -278,6 +292,7 @@ fn metric_effects(
             treatment: lt,
             difference,
             relative,
+            bootstrap: None,
         });
     }
     Ok(out)
@@ -347,5 +362,6 @@ fn slope(
         relative_per_100: relative,
         first_stage_f: f.first_stage.f_stat,
         first_stage_robust_f: f.first_stage.robust_f_stat,
+        bootstrap: None,
     })
 }

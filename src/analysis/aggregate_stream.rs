@@ -8,6 +8,7 @@
 //! order SQLite scans them in); a unit out of that order, or two unit ids with the same 64-bit
 //! hash, makes [`SumsBuilder::finish`] answer `None`, and the caller asks the database instead.
 
+use super::aggregate_cells::CellsBuilder;
 use super::hash::StableHash;
 use crate::store::aggregates::{ArmSums, MetricArmSums};
 
@@ -80,6 +81,8 @@ pub struct SumsBuilder {
     values_seen: i64,
     unassigned_observations: i64,
     broken: bool,
+    /// Cells of the units' values, for a bootstrap (see [`SumsBuilder::with_cells`]).
+    cells: Option<CellsBuilder>,
 }
 
 impl SumsBuilder {
@@ -101,7 +104,17 @@ impl SumsBuilder {
             values_seen: 0,
             unassigned_observations: 0,
             broken: false,
+            cells: None,
         }
+    }
+
+    /// Also counts each assigned unit's values into cells, with (SLI, value) pairs of the
+    /// metrics `paired` (ids).
+    pub fn with_cells(mut self, paired: &[i64]) -> SumsBuilder {
+        let ids: Vec<i64> = self.slots.iter().map(|s| s.0).collect();
+        let flags: Vec<bool> = ids.iter().map(|id| paired.contains(id)).collect();
+        self.cells = Some(CellsBuilder::new(self.variant_ids.len(), ids, &flags));
+        self
     }
 
     pub fn assignment(&mut self, unit: &str, variant: i64) {
@@ -156,14 +169,18 @@ impl SumsBuilder {
                         acc.add(y, y - shift, s);
                     }
                 }
+                if let Some(c) = self.cells.as_mut() {
+                    c.unit(arm, &self.values);
+                }
             }
             Err(_) => self.unassigned_observations += rows,
         }
         self.values.iter_mut().for_each(|v| *v = f64::NAN);
     }
 
-    /// The sums, or `None` when rows came out of unit order or unit ids collided.
-    pub fn finish(mut self) -> Option<ArmSums> {
+    /// The sums (and the cells, when counted), or `None` when rows came out of unit order or
+    /// unit ids collided.
+    pub fn finish(mut self) -> Option<(ArmSums, Option<CellsBuilder>)> {
         if let Some(prev) = self.current.take() {
             self.flush(&prev);
         }
@@ -192,7 +209,7 @@ impl SumsBuilder {
                 });
             }
         }
-        Some(ArmSums {
+        let sums = ArmSums {
             assigned: self
                 .variant_ids
                 .iter()
@@ -202,6 +219,7 @@ impl SumsBuilder {
                 .collect(),
             metrics,
             unassigned_observations: self.unassigned_observations,
-        })
+        };
+        Some((sums, self.cells))
     }
 }

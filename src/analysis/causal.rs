@@ -82,7 +82,7 @@ pub fn fit(pop: &Population, arms: usize, control: usize) -> StatsResult<TwoSls>
 
 /// The grouped 2SLS slope from per-arm sums [Σw, Σwx, Σwy]: with saturated arm instruments,
 /// 2SLS equals Σₐ nₐ(x̄ₐ − x̄)(ȳₐ − ȳ) / Σₐ nₐ(x̄ₐ − x̄)².
-fn grouped_slope(sums: &[[f64; 3]]) -> f64 {
+pub(super) fn grouped_slope(sums: &[[f64; 3]]) -> f64 {
     let (n, sx, sy) = sums
         .iter()
         .fold((0.0, 0.0, 0.0), |a, s| (a.0 + s[0], a.1 + s[1], a.2 + s[2]));

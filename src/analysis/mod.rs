@@ -2,6 +2,8 @@
 //! [`report::Analysis`]) using `crate::stats`; [`service`] loads the data and stores the result.
 
 pub mod aggregate;
+pub mod aggregate_boot;
+pub mod aggregate_cells;
 pub mod aggregate_stream;
 pub mod causal;
 pub mod comparisons;

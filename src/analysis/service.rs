@@ -1,6 +1,9 @@
 //! The seam between analyses and the store: reads an experiment's data into unit columns,
 //! computes the analysis, stores it, and reads stored analyses back.
 
+use super::aggregate::AggregateSummary;
+use super::aggregate_boot::BootSettings;
+use super::aggregate_cells::CellsBuilder;
 use super::aggregate_stream::SumsBuilder;
 use super::data::{self, Layout, Part, PartBuilder, UnitData};
 use super::{compute, resolve, AnalysisRequest};
@@ -94,27 +97,33 @@ fn read_in_ranges<T: Send>(
     )))
 }
 
+/// What a summary is asked for: its confidence, the missing-outcome rule, and optionally a
+/// bootstrap run on counted cells (`aggregate_boot`).
+#[derive(Debug, Clone, Copy)]
+pub struct SummaryRequest {
+    pub confidence: f64,
+    pub rule: super::report::MissingOutcomes,
+    pub bootstrap: Option<BootSettings>,
+}
+
 /// Summarises an experiment from per-arm sums (see `aggregate`): on PostgreSQL the server
 /// computes them (`GROUP BY`, one snapshot); on the embedded SQLite the rows stream through
 /// [`SumsBuilder`] in key order, as two unit ranges read at once (as [`load_split`] does),
 /// which is faster in-process; the SQL path is its fallback. Neither keeps units' values.
-pub fn summary(
-    db: &Db,
-    e: &Experiment,
-    confidence: f64,
-    rule: super::report::MissingOutcomes,
-) -> AppResult<super::aggregate::AggregateSummary> {
-    summary_split(db, e, (confidence, rule), PARALLEL_LOAD_UNITS)
+/// A bootstrap counts the units' values into cells as they stream past (SQLite) or from a
+/// cursor over the units in the same snapshot as the sums (PostgreSQL).
+pub fn summary(db: &Db, e: &Experiment, r: SummaryRequest) -> AppResult<AggregateSummary> {
+    summary_split(db, e, r, PARALLEL_LOAD_UNITS)
 }
 
 /// [`summary`], streaming two ranges from `split_from` assigned units on (tests compare).
 pub fn summary_split(
     db: &Db,
     e: &Experiment,
-    (confidence, rule): (f64, super::report::MissingOutcomes),
+    r: SummaryRequest,
     split_from: usize,
-) -> AppResult<super::aggregate::AggregateSummary> {
-    use crate::store::aggregates::{arm_sums, shift_of};
+) -> AppResult<AggregateSummary> {
+    use crate::store::aggregates::shift_of;
     // Sums are of values shifted by one observed value of each metric (`shift_of`), so the
     // variances computed from them keep their digits (see `ArmMoments::from_shifted_sums`).
     let (sli, ids) = read_snapshot(&mut *db.conn()?, |conn| {
@@ -124,46 +133,90 @@ pub fn summary_split(
             .collect::<AppResult<Vec<(i64, f64)>>>()?;
         Ok((sli, ids))
     })?;
+    let paired: Vec<i64> = e.kpis.iter().map(|m| m.id).collect();
+    let cells_wanted = r.bootstrap.is_some().then_some(paired.as_slice());
     let streamed = if db.backend() == Backend::Sqlite {
-        stream_sums(db, e, (sli, &ids), split_from)?
+        stream_sums(db, e, (sli, &ids), cells_wanted, split_from)?
     } else {
         None
     };
-    let sums = match streamed {
-        Some(sums) => sums,
-        None => read_snapshot(&mut *db.conn()?, |conn| {
-            if let crate::store::DbConnection::Postgresql(c) = conn {
-                // Right after a bulk upload the planner's statistics are stale, and it may
-                // join every assignment with every observation by nested loops (20 minutes
-                // for 220,000 units); hash joins are right at any size. The timeout bounds
-                // the request whatever the plan.
-                use diesel::RunQueryDsl;
-                diesel::sql_query("SET LOCAL enable_nestloop = off").execute(c)?;
-                diesel::sql_query(format!(
-                    "SET LOCAL statement_timeout = '{SUMMARY_TIMEOUT_SECONDS}s'"
-                ))
-                .execute(c)?;
-            }
-            arm_sums(conn, e.id, sli, &ids)
-        })?,
+    let (sums, cells) = match streamed {
+        Some(found) => found,
+        None => sql_sums(db, e, (sli, &ids), cells_wanted)?,
     };
-    super::aggregate::summarise(e, &sums, confidence, rule)
+    let mut out = super::aggregate::summarise(e, &sums, r.confidence, r.rule)?;
+    if let Some(b) = r.bootstrap {
+        match cells {
+            Some(cells) => super::aggregate_boot::attach(&mut out, e, &cells.finish(), &b, r.rule),
+            None => out.not_summarised.push(super::aggregate::NotSummarised {
+                metric: e.sli.key.clone(),
+                reason: "no bootstrap: the rows did not stream in key order; see the full \
+                         analysis"
+                    .into(),
+            }),
+        }
+    }
+    Ok(out)
 }
 
-/// The per-arm sums from the rows of two unit ranges streamed at once (see
-/// [`read_in_ranges`]). `None` when a range's rows were not in key order (or unit ids
-/// collided): then SQL computes them.
+/// The per-arm sums computed by the database, and on PostgreSQL the cells when `cells` asks
+/// for them (with (SLI, value) pairs of those metric ids), read in one snapshot.
+fn sql_sums(
+    db: &Db,
+    e: &Experiment,
+    (sli, ids): ((i64, f64), &[(i64, f64)]),
+    cells: Option<&[i64]>,
+) -> AppResult<(ArmSums, Option<CellsBuilder>)> {
+    use crate::store::aggregates::arm_sums;
+    read_snapshot(&mut *db.conn()?, |conn| {
+        let mut counted = None;
+        if let crate::store::DbConnection::Postgresql(c) = conn {
+            // Right after a bulk upload the planner's statistics are stale, and it may join
+            // every assignment with every observation by nested loops (20 minutes for 220,000
+            // units); hash joins are right at any size. The timeout bounds the request
+            // whatever the plan.
+            use diesel::RunQueryDsl;
+            diesel::sql_query("SET LOCAL enable_nestloop = off").execute(c)?;
+            diesel::sql_query(format!(
+                "SET LOCAL statement_timeout = '{SUMMARY_TIMEOUT_SECONDS}s'"
+            ))
+            .execute(c)?;
+        }
+        let sums = arm_sums(conn, e.id, sli, ids)?;
+        if let (Some(paired), Backend::Postgres) = (cells, db.backend()) {
+            let mut slots = vec![sli.0];
+            slots.extend(ids.iter().map(|m| m.0).filter(|m| *m != sli.0));
+            let flags: Vec<bool> = slots.iter().map(|id| paired.contains(id)).collect();
+            let mut b = CellsBuilder::new(e.variants.len(), slots.clone(), &flags);
+            crate::store::unit_rows::for_each_unit(conn, e.id, &slots, |variant, values| {
+                if let Some(a) = e.variants.iter().position(|v| v.id == variant) {
+                    b.unit(a, values);
+                }
+            })?;
+            counted = Some(b);
+        }
+        Ok((sums, counted))
+    })
+}
+
+/// The per-arm sums (and cells, when `cells` asks for them) from the rows of two unit ranges
+/// streamed at once (see [`read_in_ranges`]). `None` when a range's rows were not in key
+/// order (or unit ids collided): then SQL computes them.
 fn stream_sums(
     db: &Db,
     e: &Experiment,
     (sli, ids): ((i64, f64), &[(i64, f64)]),
+    cells: Option<&[i64]>,
     split_from: usize,
-) -> AppResult<Option<ArmSums>> {
+) -> AppResult<Option<(ArmSums, Option<CellsBuilder>)>> {
     let range = |from: Option<&str>, to: Option<&str>| {
         read_snapshot(&mut *db.conn()?, |conn| {
             let version = data_version(conn, e.id)?;
             let variants = e.variants.iter().map(|v| v.id).collect();
             let mut b = SumsBuilder::new(variants, sli, ids);
+            if let Some(paired) = cells {
+                b = b.with_cells(paired);
+            }
             for_each_assignment(conn, e.id, from, to, |u, v| b.assignment(u, v))?;
             b.assignments_done();
             for_each_observation(conn, e.id, from, to, |u, m, pre, v| {
@@ -174,10 +227,16 @@ fn stream_sums(
     };
     let parts = read_in_ranges(db, e, split_from, range)?;
     // A range whose rows were out of key order (or whose unit ids collided) answers None.
-    Ok(parts
-        .into_iter()
-        .collect::<Option<Vec<ArmSums>>>()
-        .and_then(|p| p.into_iter().reduce(ArmSums::merge)))
+    let parts: Option<Vec<(ArmSums, Option<CellsBuilder>)>> = parts.into_iter().collect();
+    Ok(parts.and_then(|p| {
+        p.into_iter().reduce(|(s1, c1), (s2, c2)| {
+            let cells = match (c1, c2) {
+                (Some(a), Some(b)) => Some(a.merge(b)),
+                (a, b) => a.or(b),
+            };
+            (s1.merge(s2), cells)
+        })
+    }))
 }
 
 /// The experiment's first and last assignment dates, when the uploads gave them.

@@ -11,7 +11,9 @@ use super::caller::{Access, Caller, Operation};
 use super::pagination::{page_of, ListQuery};
 use super::AppState;
 use crate::analysis::aggregate::AggregateSummary;
-use crate::analysis::report::MissingOutcomes;
+use crate::analysis::aggregate_boot::BootSettings;
+use crate::analysis::report::{BootstrapMethod, MissingOutcomes};
+use crate::analysis::service::SummaryRequest;
 use crate::domain::experiment::{
     Experiment, ExperimentData, ExperimentInput, NewExperiment, VariantInput,
 };
@@ -328,6 +330,63 @@ pub struct SummaryQuery {
     pub confidence: Option<f64>,
     /// How a unit without a metric's value counts (as for an analysis); default `by_value_type`.
     pub missing_outcomes: Option<MissingOutcomes>,
+    /// Bootstrap resamples, 100 to 100,000; absent: no bootstrap. The bootstrap runs on each
+    /// arm's values counted into at most 4,096 cells per metric (exact when values repeat,
+    /// binned with a reported error bound otherwise), not on units.
+    #[param(minimum = 100, maximum = 100_000)]
+    pub resamples: Option<u32>,
+    /// Bootstrap interval kind; default `bca`.
+    pub bootstrap_method: Option<BootstrapMethod>,
+    /// Seed of the bootstrap's draws, 0 ≤ seed < 2⁵³; default 0, so the same data give the
+    /// same summary.
+    #[param(minimum = 0, maximum = 9_007_199_254_740_991_u64)]
+    pub seed: Option<u64>,
+}
+
+/// The summary's parameters, checked, each problem naming its query parameter.
+fn summary_request(q: &SummaryQuery) -> Result<SummaryRequest, AppError> {
+    use crate::analysis::{MAX_SEED, RESAMPLES};
+    let mut issues = Vec::new();
+    let confidence = q.confidence.unwrap_or(0.95);
+    if !(0.5..1.0).contains(&confidence) {
+        issues.push(Issue::field("confidence", "must be in [0.5, 1)"));
+    }
+    if q.resamples.is_some_and(|r| !RESAMPLES.contains(&r)) {
+        issues.push(Issue::field(
+            "resamples",
+            format!(
+                "must be between {} and {}",
+                RESAMPLES.start(),
+                RESAMPLES.end()
+            ),
+        ));
+    }
+    let seed = q.seed.unwrap_or(0);
+    if seed > MAX_SEED {
+        issues.push(Issue::field(
+            "seed",
+            format!("must be at most {MAX_SEED} (2^53 - 1)"),
+        ));
+    }
+    if q.resamples.is_none() && (q.seed.is_some() || q.bootstrap_method.is_some()) {
+        issues.push(Issue::field(
+            "resamples",
+            "is needed with seed or bootstrap_method (the summary has no bootstrap without it)",
+        ));
+    }
+    if !issues.is_empty() {
+        return Err(AppError::invalid("invalid summary parameters", issues));
+    }
+    Ok(SummaryRequest {
+        confidence,
+        rule: q.missing_outcomes.unwrap_or(MissingOutcomes::ByValueType),
+        bootstrap: q.resamples.map(|resamples| BootSettings {
+            resamples,
+            method: q.bootstrap_method.unwrap_or(BootstrapMethod::Bca),
+            seed,
+            confidence,
+        }),
+    })
 }
 
 /// Summarises an experiment from per-arm sums computed in the database: sample ratio, arm
@@ -350,19 +409,12 @@ pub async fn get_experiment_summary(
     q: web::Query<SummaryQuery>,
 ) -> Result<web::Json<AggregateSummary>, AppError> {
     caller.require(&GET_EXPERIMENT_SUMMARY)?;
-    let confidence = q.confidence.unwrap_or(0.95);
-    if !(0.5..1.0).contains(&confidence) {
-        return Err(AppError::invalid(
-            "invalid summary parameters",
-            vec![Issue::field("confidence", "must be in [0.5, 1)")],
-        ));
-    }
-    let rule = q.missing_outcomes.unwrap_or(MissingOutcomes::ByValueType);
+    let request = summary_request(&q)?;
     let key = key.into_inner();
     let summary = state
         .run(move |db| {
             let e = service::experiment(db, &key)?;
-            crate::analysis::service::summary(db, &e, confidence, rule)
+            crate::analysis::service::summary(db, &e, request)
         })
         .await?;
     Ok(web::Json(summary))

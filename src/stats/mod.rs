@@ -8,6 +8,8 @@
 
 pub mod block_perm;
 pub mod bootstrap;
+pub mod cells;
+pub mod compressed;
 pub mod cuped;
 pub mod descriptive;
 pub mod dist;

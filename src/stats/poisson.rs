@@ -43,6 +43,11 @@ impl Default for PoissonOne {
 }
 
 impl PoissonOne {
+    /// The Poisson(1) weight of one 16-bit uniform.
+    pub fn weight(&self, uniform: u16) -> f64 {
+        f64::from(self.table[uniform as usize])
+    }
+
     /// Fills `out` with independent Poisson(1) weights, four per 64-bit draw.
     pub fn fill(&self, rng: &mut Xoshiro256PlusPlus, out: &mut [f64]) {
         for chunk in out.chunks_mut(4) {
@@ -130,7 +135,7 @@ pub fn poisson_quantile(
 /// The `q` quantile (linear interpolation) of a resample of `total` units in which `values[j]`
 /// occurs `weights[j]` times after `offset` units that sort below them; `None` when the ranks
 /// needed fall outside `values`.
-fn weighted_quantile(
+pub(super) fn weighted_quantile(
     values: &[f64],
     weights: &[f64],
     offset: u64,

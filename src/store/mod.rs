@@ -24,6 +24,7 @@ pub mod series;
 pub mod series_cache;
 pub mod sessions;
 pub mod tokens;
+pub mod unit_rows;
 pub mod upsert;
 
 use anyhow::Context;

@@ -1,0 +1,97 @@
+//! Counted cells of an experiment's values per arm, for a summary's bootstrap without units
+//! (`stats::cells`, `stats::compressed`): per arm and metric the distinct values with their
+//! counts, and per arm and KPI the distinct (SLI, KPI) pairs of the units with an SLI value.
+//! Memory is bounded by the cells' cap, whatever the number of units.
+
+use crate::stats::cells::{CellCounter, Cells};
+
+/// Most cells per arm and metric (and per arm and SLI–KPI pair): each bootstrap replicate
+/// draws one weight per cell.
+pub const CELL_CAP: usize = 4096;
+
+/// Accumulates cells unit by unit.
+#[derive(Debug, Clone)]
+pub struct CellsBuilder {
+    /// The metric id of each slot.
+    slots: Vec<i64>,
+    /// values[arm][slot]
+    values: Vec<Vec<CellCounter<1>>>,
+    /// pairs[arm][slot], for the paired slots.
+    pairs: Vec<Vec<Option<CellCounter<2>>>>,
+}
+
+/// The counted cells of every arm.
+#[derive(Debug, Clone)]
+pub struct UnitCells {
+    /// The metric id of each slot (slot 0: the SLI).
+    pub slots: Vec<i64>,
+    /// values[arm][slot]: the units with a value of the slot's metric.
+    pub values: Vec<Vec<Cells<1>>>,
+    /// pairs[arm][slot]: (SLI, value) of the units with an SLI value; the value is NaN for a
+    /// unit without one. `None` for slots not paired.
+    pub pairs: Vec<Vec<Option<Cells<2>>>>,
+}
+
+impl CellsBuilder {
+    /// Cells for `arms` arms of the metrics `slots` (ids; slot 0 the SLI), with (SLI, value)
+    /// pairs of the slots `paired` says.
+    pub fn new(arms: usize, slots: Vec<i64>, paired: &[bool]) -> CellsBuilder {
+        CellsBuilder {
+            values: vec![vec![CellCounter::new(CELL_CAP); slots.len()]; arms],
+            pairs: vec![
+                paired
+                    .iter()
+                    .map(|p| p.then(|| CellCounter::new(CELL_CAP)))
+                    .collect();
+                arms
+            ],
+            slots,
+        }
+    }
+
+    /// One assigned unit of `arm` with a value per slot (NaN: none; slot 0 is the SLI).
+    pub fn unit(&mut self, arm: usize, values: &[f64]) {
+        let s = values[0];
+        for (k, v) in values.iter().enumerate() {
+            if !v.is_nan() {
+                self.values[arm][k].add([*v], 1);
+            }
+            if let (false, Some(p)) = (s.is_nan(), self.pairs[arm][k].as_mut()) {
+                p.add([s, *v], 1);
+            }
+        }
+    }
+
+    /// Adds the cells of a disjoint set of units.
+    pub fn merge(mut self, other: CellsBuilder) -> CellsBuilder {
+        for (mine, theirs) in self.values.iter_mut().zip(other.values) {
+            for (m, t) in mine.iter_mut().zip(theirs) {
+                m.merge(t);
+            }
+        }
+        for (mine, theirs) in self.pairs.iter_mut().zip(other.pairs) {
+            for (m, t) in mine.iter_mut().zip(theirs) {
+                if let (Some(m), Some(t)) = (m.as_mut(), t) {
+                    m.merge(t);
+                }
+            }
+        }
+        self
+    }
+
+    pub fn finish(self) -> UnitCells {
+        UnitCells {
+            slots: self.slots,
+            values: self
+                .values
+                .into_iter()
+                .map(|a| a.into_iter().map(CellCounter::finish).collect())
+                .collect(),
+            pairs: self
+                .pairs
+                .into_iter()
+                .map(|a| a.into_iter().map(|p| p.map(CellCounter::finish)).collect())
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! An experiment's assigned units one row each (arm and one value per metric), read through a
+//! server-side cursor in batches, so a caller can fold any number of units in bounded memory.
+//! PostgreSQL only: the embedded SQLite streams the observations themselves
+//! (`analysis::aggregate_stream`).
+
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Double, Nullable};
+
+use super::DbConnection;
+use crate::error::{AppError, AppResult};
+
+/// Rows fetched from the cursor at a time.
+const BATCH: usize = 20_000;
+
+#[derive(QueryableByName)]
+struct UnitRow {
+    #[diesel(sql_type = BigInt)]
+    v: i64,
+    #[diesel(sql_type = Array<Nullable<Double>>)]
+    y: Vec<Option<f64>>,
+}
+
+/// Calls `f(variant id, values)` once per assigned unit of the experiment, with its
+/// experiment-period value of each metric of `metric_ids` in that order (NaN: none), in no
+/// particular unit order. Run it inside one snapshot (`read_snapshot`).
+pub fn for_each_unit(
+    conn: &mut DbConnection,
+    experiment_id: i64,
+    metric_ids: &[i64],
+    mut f: impl FnMut(i64, &[f64]),
+) -> AppResult<()> {
+    let DbConnection::Postgresql(pg) = conn else {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "unit rows are read by cursor on PostgreSQL only"
+        )));
+    };
+    let columns: Vec<String> = metric_ids
+        .iter()
+        .map(|id| format!("MAX(CASE WHEN o.metric_id = {id} THEN o.value END)"))
+        .collect();
+    diesel::sql_query(format!(
+        "DECLARE sloproof_units NO SCROLL CURSOR FOR \
+         SELECT MAX(a.variant_id) AS v, ARRAY[{}]::DOUBLE PRECISION[] AS y FROM assignments a \
+         LEFT JOIN observations o ON o.experiment_id = a.experiment_id \
+         AND o.unit_id = a.unit_id AND o.period = 'post' \
+         WHERE a.experiment_id = {experiment_id} GROUP BY a.experiment_id, a.unit_id",
+        columns.join(", ")
+    ))
+    .execute(pg)?;
+    let mut values = vec![f64::NAN; metric_ids.len()];
+    loop {
+        let rows: Vec<UnitRow> =
+            diesel::sql_query(format!("FETCH FORWARD {BATCH} FROM sloproof_units")).load(pg)?;
+        for r in &rows {
+            for (slot, y) in values.iter_mut().zip(&r.y) {
+                *slot = y.unwrap_or(f64::NAN);
+            }
+            f(r.v, &values);
+        }
+        if rows.len() < BATCH {
+            break;
+        }
+    }
+    diesel::sql_query("CLOSE sloproof_units").execute(pg)?;
+    Ok(())
+}

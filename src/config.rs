@@ -55,6 +55,18 @@ pub struct Settings {
         global = true
     )]
     pub max_analysis_cost: u64,
+    /// Largest analysis in assigned units: an analysis holds every unit's values (peak RSS
+    /// ~0.5 GB per million units on SQLite, ~0.9 GB on PostgreSQL), so the default keeps it
+    /// under 1 GiB. A larger one is refused with a 422 pointing at the summary
+    /// (`GET /experiments/{key}/summary?resamples=…`), which runs in bounded memory.
+    #[arg(
+        long,
+        env = "SLOPROOF_MAX_ANALYSIS_UNITS",
+        default_value_t = 1_000_000,
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
+    pub max_analysis_units: u64,
     /// Analyses at least this large (units × resamples × metrics) answer 202 with a job
     /// instead of computing while the request waits (`?async=true` asks for a job at any size).
     #[arg(

@@ -25,6 +25,8 @@ pub struct Limits {
     pub max_concurrent_analyses: usize,
     /// Largest analysis: assigned units × bootstrap resamples × metrics.
     pub max_analysis_cost: u64,
+    /// Largest analysis in assigned units (its memory grows with them).
+    pub max_analysis_units: u64,
     /// Analyses at least this large answer 202 with a job.
     pub async_analysis_cost: u64,
     /// Analysis jobs queued or running at once.
@@ -37,6 +39,16 @@ pub struct Limits {
     pub evidence_max_age_days: u32,
 }
 
+impl Limits {
+    /// The limits of one analysis.
+    pub fn analysis(&self) -> crate::analysis::service::AnalysisLimits {
+        crate::analysis::service::AnalysisLimits {
+            max_cost: self.max_analysis_cost,
+            max_units: self.max_analysis_units,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -44,6 +56,7 @@ impl Default for Limits {
             json_body_bytes: 1 << 20,
             max_concurrent_analyses: 2,
             max_analysis_cost: 100_000_000_000,
+            max_analysis_units: 1_000_000,
             async_analysis_cost: 10_000_000_000,
             max_queued_jobs: 32,
             write_rate_per_second: 20,
@@ -79,7 +92,7 @@ impl AppState {
             &db,
             limits.max_concurrent_analyses,
             &slots,
-            limits.max_analysis_cost,
+            limits.analysis(),
         );
         AppState {
             db,
@@ -165,6 +178,7 @@ pub fn state(settings: &Settings) -> anyhow::Result<web::Data<AppState>> {
         json_body_bytes: settings.json_body_limit,
         max_concurrent_analyses: usize::from(settings.max_concurrent_analyses),
         max_analysis_cost: settings.max_analysis_cost,
+        max_analysis_units: settings.max_analysis_units,
         async_analysis_cost: settings.async_analysis_cost,
         max_queued_jobs: settings.max_queued_jobs as usize,
         write_rate_per_second: settings.write_rate,

@@ -1015,6 +1015,54 @@ async fn an_analysis_over_the_cost_limit_says_what_to_lower() {
     }
 }
 
+/// An experiment with more assigned units than SLOPROOF_MAX_ANALYSIS_UNITS is refused before
+/// anything is read (sync and as a job), naming the experiment and pointing at the summary,
+/// whose bootstrap runs in bounded memory and still answers.
+#[actix_web::test]
+async fn an_experiment_over_the_unit_limit_is_sent_to_the_summary() {
+    let limits = sloproof::api::Limits {
+        max_analysis_units: 1_999,
+        ..sloproof::api::Limits::default()
+    };
+    for app in common::apps_with(limits).await {
+        let b = app.backend;
+        let sim = generate(&SimConfig {
+            key: "wide_exp_1".into(),
+            units: 2_000,
+            seed: 4,
+            ..SimConfig::default()
+        })
+        .unwrap();
+        app.load_simulated(&sim).await;
+        for url in [
+            "/api/v1/experiments/wide_exp_1/analyses",
+            "/api/v1/experiments/wide_exp_1/analyses?async=true",
+        ] {
+            let r = app.post_json(url, &json!({"bootstrap": {"seed": 1}})).await;
+            let p = common::assert_problem(&r, 422, b);
+            assert_eq!(error_fields(&p), vec!["experiment"], "{b}: {p}");
+            let message = p["errors"][0]["message"].as_str().unwrap();
+            assert!(
+                message.contains("2000 assigned units")
+                    && message.contains("SLOPROOF_MAX_ANALYSIS_UNITS")
+                    && message.contains("/summary?resamples="),
+                "{b}: {message}"
+            );
+        }
+        let list = app.get("/api/v1/experiments/wide_exp_1/analyses").await;
+        assert_eq!(list.body["items"], json!([]), "{b}: nothing stored");
+        let s = app
+            .get("/api/v1/experiments/wide_exp_1/summary?resamples=200")
+            .await;
+        assert_eq!(s.status, 200, "{b}: {}", s.text);
+        assert!(
+            s.body["effects"][0]["bootstrap"]["ci_low"].is_number(),
+            "{b}: {}",
+            s.text
+        );
+    }
+}
+
 /// The analysis body obeys SLOPROOF_JSON_BODY_LIMIT like every JSON body, and a larger one is a
 /// 413 problem (it was actix's 256 KiB default, answered in plain text).
 #[actix_web::test]

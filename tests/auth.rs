@@ -483,6 +483,7 @@ async fn a_start_that_cannot_bind_does_not_rotate_the_admin_token() {
             json_body_limit: 1 << 20,
             max_concurrent_analyses: 1,
             max_analysis_cost: 1,
+            max_analysis_units: 1,
             async_analysis_cost: 1,
             max_queued_jobs: 1,
             write_rate: 0,

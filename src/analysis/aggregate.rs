@@ -65,7 +65,8 @@ pub struct AggregateVariant {
     /// Mean SLI of the arm's units with a value, with its t interval.
     pub sli: ArmMean,
     /// The arm's p95 of the SLI minus control's, with a Poisson-bootstrap percentile interval
-    /// (with a bootstrap; null for control).
+    /// (with a bootstrap; null for control). From the cells: with binned values each p95 is
+    /// within its `relative_error` of the units' own.
     pub p95_shift: Option<Estimate>,
 }
 

@@ -1,9 +1,13 @@
 //! The summary's bootstrap, run on counted cells instead of units (`stats::compressed`):
 //! intervals of every difference from control and of every causal slope, and each arm's p95
-//! shift. Exact (the per-unit Poisson bootstrap's distribution) where values repeat, as binary
-//! and integer metrics' do; binned continuous values carry the bound of `stats::cells`, which
-//! the summary reports per arm and metric. Tests compare the intervals with the full
-//! analysis's per-unit ones within Monte-Carlo error.
+//! shift. When an arm has at most 4,096 distinct values of a metric (binary and small integer
+//! metrics do), its cells are its values and the replicates have the distribution of the
+//! per-unit Poisson bootstrap. Otherwise values are binned (`stats::cells`): each cell is its
+//! values' mean, so arm means, slopes' point estimates and sums are kept, and what is lost is
+//! the spread within cells (a share of the variance below 2⁻²ᵏ(1 + mean²/variance) for k
+//! mantissa bits), reported per arm and metric. A slope's (SLI, KPI) pairs are binned whenever
+//! the SLI is continuous. Tests compare the intervals with the full analysis's per-unit ones
+//! within Monte-Carlo error, on both backends and on a million units.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -54,9 +58,10 @@ pub struct BootstrapCells {
     pub cells: u64,
     /// True when every cell is one distinct value (the bootstrap is the per-unit one).
     pub exact: bool,
-    /// Largest distance of a value from its cell's value, relative to the value (0 if exact):
-    /// a replicate's mean moves by at most this share of the mean |value|, a quantile by this
-    /// share of its |value|.
+    /// Largest distance of a value from its cell's value (the mean of the cell's values),
+    /// relative to the value; 0 if exact. A quantile moves by less than this share of its
+    /// value. Means and slopes keep their point estimates; their replicates lose only the
+    /// spread within cells, a share of the variance below relative_error²·(1 + mean²/variance).
     pub relative_error: f64,
 }
 

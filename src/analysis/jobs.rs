@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::service::{self, Stage};
+use super::service::{self, AnalysisLimits, Stage};
 use crate::analysis::AnalysisRequest;
 use crate::domain::text_enum;
 use crate::error::{AppError, AppResult};
@@ -147,14 +147,14 @@ fn view(row: &StoredJob) -> AppResult<Job> {
 impl JobRunner {
     /// Starts `workers` job workers on `db`, sharing `slots`; fails the jobs a previous process
     /// left running and queues again the ones it left queued.
-    pub fn start(db: &Db, workers: usize, slots: &Slots, max_cost: u64) -> JobRunner {
+    pub fn start(db: &Db, workers: usize, slots: &Slots, limits: AnalysisLimits) -> JobRunner {
         let (tx, rx) = channel::<i64>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..workers.max(1) {
             let (db, rx, slots) = (db.clone(), rx.clone(), slots.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("sloproof-job-{i}"))
-                .spawn(move || work(&db, &rx, &slots, max_cost));
+                .spawn(move || work(&db, &rx, &slots, limits));
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "cannot start a job worker");
             }
@@ -219,7 +219,7 @@ pub fn cancel(db: &Db, id: i64) -> AppResult<Job> {
     view(&store::cancel(&mut *db.conn()?, id)?)
 }
 
-fn work(db: &Db, rx: &Mutex<Receiver<i64>>, slots: &Slots, max_cost: u64) {
+fn work(db: &Db, rx: &Mutex<Receiver<i64>>, slots: &Slots, limits: AnalysisLimits) {
     loop {
         let next = match rx.lock() {
             Ok(r) => r.recv(),
@@ -233,7 +233,7 @@ fn work(db: &Db, rx: &Mutex<Receiver<i64>>, slots: &Slots, max_cost: u64) {
             std::thread::sleep(Duration::from_millis(100));
         };
         let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_job(db, id, max_cost)));
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_job(db, id, limits)));
         drop(slot);
         let failed = match outcome {
             Ok(Ok(())) => None,
@@ -252,7 +252,7 @@ fn work(db: &Db, rx: &Mutex<Receiver<i64>>, slots: &Slots, max_cost: u64) {
 
 /// Runs job `id` if it is still queued; its own failures (bad data, a cancel) are recorded
 /// on it, and only internal errors come back.
-fn run_job(db: &Db, id: i64, max_cost: u64) -> AppResult<()> {
+fn run_job(db: &Db, id: i64, limits: AnalysisLimits) -> AppResult<()> {
     let job = {
         let conn = &mut *db.conn()?;
         if !store::start(conn, id)? {
@@ -275,7 +275,7 @@ fn run_job(db: &Db, id: i64, max_cost: u64) -> AppResult<()> {
         }
         Ok(())
     };
-    let result = service::run_staged(db, &job.experiment_key, &request, max_cost, &mut stage);
+    let result = service::run_staged(db, &job.experiment_key, &request, limits, &mut stage);
     let conn = &mut *db.conn()?;
     match result {
         Ok(stored) => store::finish(conn, id, "succeeded", Some(stored.id), None),

@@ -259,20 +259,31 @@ pub enum Stage {
     Storing,
 }
 
+/// How large an analysis this server computes unit by unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnalysisLimits {
+    /// Bootstrap weights: assigned units × resamples × metrics (SLOPROOF_MAX_ANALYSIS_COST).
+    pub max_cost: u64,
+    /// Assigned units (SLOPROOF_MAX_ANALYSIS_UNITS): an analysis holds every unit's values,
+    /// ~0.5–0.9 KB per unit at its peak.
+    pub max_units: u64,
+}
+
 /// Checks that experiment `key` exists, that the parameters are valid and that the analysis
-/// is within `max_cost`, reading no observations; answers its cost (units × resamples ×
+/// is within `limits`, reading no observations; answers its cost (units × resamples ×
 /// metrics).
 pub fn admit_request(
     db: &Db,
     key: &str,
     request: &AnalysisRequest,
-    max_cost: u64,
+    limits: AnalysisLimits,
 ) -> AppResult<u64> {
     let e = experiments::get(&mut *db.conn()?, key)?;
     let resamples = resolve(request, false)?.bootstrap.resamples;
     let units = crate::store::assignments::count(&mut *db.conn()?, e.id)?.max(0) as u64;
     let metrics = e.metrics().count() as u64;
-    admit(units, resamples, metrics, max_cost)?;
+    admit_units(&e.key, units, limits.max_units)?;
+    admit(units, resamples, metrics, limits.max_cost)?;
     Ok(units
         .saturating_mul(metrics.max(1))
         .saturating_mul(u64::from(resamples)))
@@ -284,9 +295,9 @@ pub fn run(
     db: &Db,
     key: &str,
     request: &AnalysisRequest,
-    max_cost: u64,
+    limits: AnalysisLimits,
 ) -> AppResult<StoredAnalysis> {
-    run_staged(db, key, request, max_cost, &mut |_| Ok(()))
+    run_staged(db, key, request, limits, &mut |_| Ok(()))
 }
 
 /// [`run`], telling `stage` when each stage begins; an error from it (a cancelled job) stops
@@ -295,11 +306,11 @@ pub fn run_staged(
     db: &Db,
     key: &str,
     request: &AnalysisRequest,
-    max_cost: u64,
+    limits: AnalysisLimits,
     stage: &mut dyn FnMut(Stage) -> AppResult<()>,
 ) -> AppResult<StoredAnalysis> {
     // Parameters are checked, and the cost admitted, before anything is read.
-    admit_request(db, key, request, max_cost)?;
+    admit_request(db, key, request, limits)?;
     let e = experiments::get(&mut *db.conn()?, key)?;
     stage(Stage::Loading)?;
     let started = std::time::Instant::now();
@@ -351,6 +362,27 @@ pub fn run_staged(
     };
     tracing::info!(experiment = %e.key, units = d.len(), loaded_ms, computed_ms, id = stored.id, "analysis stored");
     Ok(stored)
+}
+
+/// Refuses (422) an analysis of more than `max_units` assigned units: its memory grows with
+/// the units, where the summary's does not.
+pub fn admit_units(key: &str, units: u64, max_units: u64) -> AppResult<()> {
+    if units <= max_units {
+        return Ok(());
+    }
+    Err(AppError::invalid(
+        "the experiment is larger than this server analyses unit by unit",
+        vec![Issue::field(
+            "experiment",
+            format!(
+                "'{key}' has {units} assigned units, more than the limit of {max_units} \
+                 (SLOPROOF_MAX_ANALYSIS_UNITS), above which an analysis would hold more than \
+                 about 1 GiB; GET /api/v1/experiments/{key}/summary?resamples=2000 gives the \
+                 sample ratio, every difference, the causal slopes and their bootstrap \
+                 intervals in bounded memory at any size, or raise the limit"
+            ),
+        )],
+    ))
 }
 
 /// Refuses (422) an analysis whose bootstrap would draw more than `max_cost` weights

@@ -78,7 +78,10 @@ fn json(text: String) -> HttpResponse {
 /// identical numbers. Answers 422 naming what is
 /// missing when the experiment has too little data, and 422 naming `bootstrap.resamples` when
 /// assigned units × resamples × metrics exceeds the server's limit (SLOPROOF_MAX_ANALYSIS_COST,
-/// default 10¹¹), with the most resamples that fit.
+/// default 10¹¹), with the most resamples that fit. An experiment of more assigned units than
+/// SLOPROOF_MAX_ANALYSIS_UNITS (default 1,000,000; an analysis holds every unit's values) is a
+/// 422 naming `experiment`: its summary (`GET /experiments/{key}/summary?resamples=…`) runs
+/// in bounded memory at any size.
 #[utoipa::path(
     post, path = "/api/v1/experiments/{key}/analyses", operation_id = "create_analysis", tag = "analyses",
     params(("key" = String, Path, description = "Experiment key"), AnalyseQuery),
@@ -109,10 +112,10 @@ pub async fn create_analysis(
         .map_err(|e| AppError::BadRequest(format!("cannot read the request body: {e}")))?;
     let request = parse_request(&req, &body)?;
     let key = key.into_inner();
-    let max_cost = state.limits.max_analysis_cost;
+    let limits = state.limits.analysis();
     let (k, r) = (key.clone(), request.clone());
     let cost = state
-        .run(move |db| service::admit_request(db, &k, &r, max_cost))
+        .run(move |db| service::admit_request(db, &k, &r, limits))
         .await?;
     if query.run_async == Some(true) || cost >= state.limits.async_analysis_cost {
         let jobs = state.clone();
@@ -133,7 +136,7 @@ pub async fn create_analysis(
     }
     let slot = state.analysis_slot()?;
     let stored = state
-        .run(move |db| service::run(db, &key, &request, max_cost))
+        .run(move |db| service::run(db, &key, &request, limits))
         .await;
     drop(slot);
     let stored = stored?;

@@ -330,9 +330,11 @@ pub struct SummaryQuery {
     pub confidence: Option<f64>,
     /// How a unit without a metric's value counts (as for an analysis); default `by_value_type`.
     pub missing_outcomes: Option<MissingOutcomes>,
-    /// Bootstrap resamples, 100 to 100,000; absent: no bootstrap. The bootstrap runs on each
-    /// arm's values counted into at most 4,096 cells per metric (exact when values repeat,
-    /// binned with a reported error bound otherwise), not on units.
+    /// Bootstrap resamples, 100 to 100,000; absent: no bootstrap. The Poisson bootstrap runs on
+    /// each arm's values counted into at most 4,096 cells per metric (and per KPI's (SLI, KPI)
+    /// pairs, for its slope), not on units: exact when an arm has at most 4,096 distinct
+    /// values, otherwise binned into cells that keep their values' means, with the resolution
+    /// reported in `bootstrap.cells`.
     #[param(minimum = 100, maximum = 100_000)]
     pub resamples: Option<u32>,
     /// Bootstrap interval kind; default `bca`.

@@ -262,9 +262,9 @@ pub async fn create_revalidation(
     } = body.into_inner();
     let request = analysis.unwrap_or_default();
     let slot = state.analysis_slot()?;
-    let max_cost = state.limits.max_analysis_cost;
+    let limits = state.limits.analysis();
     let r = state
-        .run(move |db| service::revalidate(db, id, &experiment, &request, max_cost, &caller.name))
+        .run(move |db| service::revalidate(db, id, &experiment, &request, limits, &caller.name))
         .await;
     drop(slot);
     let r = r?;

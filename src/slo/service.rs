@@ -444,7 +444,7 @@ pub fn revalidate(
     id: i64,
     experiment: &str,
     request: &crate::analysis::AnalysisRequest,
-    max_cost: u64,
+    limits: crate::analysis::service::AnalysisLimits,
     actor: &str,
 ) -> AppResult<Revalidation> {
     let slo = slo(db, id)?;
@@ -490,7 +490,7 @@ pub fn revalidate(
             )],
         ));
     }
-    let stored = crate::analysis::service::run(db, experiment, request, max_cost)?;
+    let stored = crate::analysis::service::run(db, experiment, request, limits)?;
     let a: Analysis = serde_json::from_str(&stored.result).map_err(|e| corrupt("analysis", e))?;
     let harmful = {
         let conn = &mut *db.conn()?;

@@ -19,11 +19,13 @@ import argparse
 import io
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -53,6 +55,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--units", type=int, default=1_000_000)
     ap.add_argument("--postgres", help="admin URL of a PostgreSQL role that may create databases")
+    ap.add_argument("--no-reference", action="store_true", help="skip the Python reference (it needs ~40 GB at 10M units)")
     args = ap.parse_args()
     if args.postgres:
         name = f"sloproof_bench_{os.getpid()}"
@@ -63,7 +66,11 @@ def main():
         finally:
             subprocess.run(["psql", "-q", args.postgres, "-c", f"DROP DATABASE {name}"], check=True)
     else:
-        run(args, os.path.join(tempfile.mkdtemp(), "bench.db"))
+        tmp = tempfile.mkdtemp()
+        try:
+            run(args, os.path.join(tmp, "bench.db"))
+        finally:
+            shutil.rmtree(tmp)
 
 
 def read_sql(db, sql):
@@ -111,13 +118,23 @@ def run(args, db):
                                      data=json.dumps({"bootstrap": {"seed": 1}}).encode(),
                                      headers={"content-type": "application/json", "authorization": f"Bearer {token}"})
         t = time.perf_counter()
-        analysis = json.load(urllib.request.urlopen(req, timeout=600))
+        try:
+            analysis = json.load(urllib.request.urlopen(req, timeout=3600))
+        except urllib.error.HTTPError as e:
+            # Over SLOPROOF_MAX_ANALYSIS_UNITS the analysis is refused (422) before any read.
+            analysis = {"refused": e.code, "problem": json.load(e)}
         rust = time.perf_counter() - t
         peak = vmhwm(server.pid)
     finally:
         server.terminate()
         server.wait()
     backend = "PostgreSQL" if db.startswith("postgres") else "SQLite"
+    if db.startswith("postgres"):
+        size = subprocess.run(["psql", "-qtA", db, "-c", "SELECT pg_database_size(current_database())"],
+                              check=True, capture_output=True, text=True).stdout
+        print(f"database size: {int(size) / 1e9:.2f} GB")
+    else:
+        print(f"database size: {sum(os.path.getsize(p) for p in [db, db + '-wal'] if os.path.exists(p)) / 1e9:.2f} GB")
     print(f"{backend}: simulate + upload of {args.units:,} units (assignments, then 6 observations per unit) "
           f"{load:.1f} s")
     print(f"sloproof summary from the database's per-arm sums (GET .../summary): {in_db:.2f} s; server peak RSS "
@@ -126,6 +143,10 @@ def run(args, db):
     print(f"sloproof summary with a 2,000-resample BCa bootstrap on counted cells (?resamples=2000): "
           f"{in_db_boot:.2f} s; server peak RSS {boot_peak:.0f} MB; at most {max(c['cells'] for c in cells)} cells "
           f"per arm and metric, largest relative error {max(c['relative_error'] for c in cells):.2g}")
+    if "refused" in analysis:
+        print(f"sloproof analysis of {args.units:,} units: refused with {analysis['refused']} in {rust:.2f} s: "
+              f"{analysis['problem']['errors'][0]['message']}")
+        return
     print(f"sloproof analysis of {args.units:,} units: {rust:.2f} s; server peak RSS {peak:.0f} MB "
           f"({before:.0f} MB before the requests)")
     print("  " + analysis["summary"])
@@ -138,6 +159,8 @@ def run(args, db):
         got = next(x for x in booted["causal"] if x["kpi"] == c["kpi"])
         print(f"  slope of {c['kpi']}: bootstrap interval per unit [{c['bootstrap']['ci_low']:.6g}, "
               f"{c['bootstrap']['ci_high']:.6g}], from cells [{got['bootstrap']['ci_low']:.6g}, {got['bootstrap']['ci_high']:.6g}]")
+    if args.no_reference:
+        return
 
     a = read_sql(db, "select a.unit_id, v.key as arm from assignments a join variants v on v.id = a.variant_id")
     o = read_sql(db, "select o.unit_id, m.key as metric, o.value from observations o join metrics m on m.id = o.metric_id "

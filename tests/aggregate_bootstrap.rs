@@ -297,6 +297,7 @@ async fn the_same_seed_gives_the_same_intervals_however_the_rows_are_read() {
             let r = SummaryRequest {
                 confidence: 0.95,
                 rule: MissingOutcomes::ByValueType,
+                correction: sloproof::analysis::report::Correction::Holm,
                 bootstrap,
             };
             // Through JSON text, as the HTTP answer is (serde_json may parse a float 1 ulp off).

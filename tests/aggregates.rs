@@ -119,7 +119,14 @@ fn close_all(got: &Value, want: &Value, fields: &[&str], what: &str) {
     }
 }
 
-const ESTIMATE: &[&str] = &["estimate", "std_error", "ci_low", "ci_high", "p_value"];
+const ESTIMATE: &[&str] = &[
+    "estimate",
+    "std_error",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "adjusted_p_value",
+];
 
 fn level(got: &Value, want: &Value, what: &str) {
     assert_eq!(got["units"], want["units"], "{what}.units");
@@ -346,6 +353,7 @@ async fn sums_by_sql_and_by_streaming_rows_agree() {
             let r = sloproof::analysis::service::SummaryRequest {
                 confidence: 0.95,
                 rule: MissingOutcomes::ByValueType,
+                correction: sloproof::analysis::report::Correction::Holm,
                 bootstrap: None,
             };
             let s = sloproof::analysis::service::summary_split(&db, &e, r, 2).unwrap();

@@ -16,7 +16,8 @@ use super::causal::{relative_per_100, to_stats};
 use super::data::{missing_rule, outcome_metrics};
 use super::effects::{estimate, level, sample_ratio_report};
 use super::report::{
-    ArmMean, BootstrapInterval, Estimate, Method, MetricRole, MissingOutcomes, SampleRatio,
+    ArmMean, BootstrapInterval, Correction, Estimate, Method, MetricRole, MissingOutcomes,
+    SampleRatio,
 };
 use super::stats_err;
 use crate::domain::experiment::Experiment;
@@ -200,9 +201,10 @@ pub fn summarise(
                 reason,
             })
         };
-        match metric_effects(e, s, m, role, settings) {
-            Ok(found) => effects.extend(found),
-            Err(err) => skip(err.to_string()),
+        let (found, failed) = metric_effects(e, s, m, role, settings);
+        effects.extend(found);
+        for err in failed {
+            skip(err.to_string());
         }
         if role == MetricRole::Kpi && !e.extra_slis.is_empty() {
             skip(format!(
@@ -234,14 +236,15 @@ pub fn summarise(
 
 type Settings<'a> = (&'a [u64], f64, MissingOutcomes);
 
-/// Every treatment's comparison with control for one metric, from its per-arm sums.
+/// Every treatment's comparison with control for one metric, from its per-arm sums, and why
+/// the others could not be computed (an arm without units leaves the other arms' alone).
 fn metric_effects(
     e: &Experiment,
     s: &ArmSums,
     m: &Metric,
     role: MetricRole,
     (assigned, confidence, rule): Settings,
-) -> AppResult<Vec<AggregateEffect>> {
+) -> (Vec<AggregateEffect>, Vec<crate::error::AppError>) {
     let zero = missing_rule(m, rule) == MissingOutcomes::Zero;
     let binary = m.value_type == ValueType::Binary;
     let arm = |a: usize| {
@@ -266,37 +269,72 @@ fn metric_effects(
     };
     let c = e.variants.iter().position(|v| v.control).unwrap_or(0);
     let (mc, kc, lc) = arm(c);
-    let mut out = Vec::new();
+    let (mut out, mut failed) = (Vec::new(), Vec::new());
     for a in (0..e.variants.len()).filter(|a| *a != c) {
         let what = format!("{} in {}", m.key, e.variants[a].key);
-        let (mt, kt, lt) = arm(a);
-        let difference = match (kt, kc) {
-            (Some(kt), Some(kc)) => {
-                let z = two_proportion_z_test(kt, mt.n as u64, kc, mc.n as u64, confidence)
-                    .map_err(stats_err(&what))?;
-                estimate(z.difference, Method::TwoProportionZ)
-            }
-            _ => {
-                let w = welch_from_moments(mt, mc, confidence).map_err(stats_err(&what))?;
-                estimate(w.difference, Method::WelchT)
-            }
-        };
-        let lift = relative_lift(mt, mc, confidence).map_err(stats_err(&what))?;
-        let mut relative = estimate(lift.delta, Method::DeltaMethod);
-        relative.p_value = difference.p_value;
-        relative.log10_p_value = difference.log10_p_value;
-        out.push(AggregateEffect {
-            variant: e.variants[a].key.clone(),
-            metric: m.key.clone(),
-            role,
-            control: lc.clone(),
-            treatment: lt,
-            difference,
-            relative,
-            bootstrap: None,
-        });
+        match comparison(arm(a), (mc, kc, &lc), confidence, &what) {
+            Ok((difference, relative, treatment)) => out.push(AggregateEffect {
+                variant: e.variants[a].key.clone(),
+                metric: m.key.clone(),
+                role,
+                control: lc.clone(),
+                treatment,
+                difference,
+                relative,
+                bootstrap: None,
+            }),
+            Err(err) => failed.push(err),
+        }
     }
-    Ok(out)
+    (out, failed)
+}
+
+/// One arm's moments, successes (binary) and level.
+type ArmLevel = (Moments, Option<u64>, ArmMean);
+
+/// A treatment's difference from control and its relative change.
+fn comparison(
+    (mt, kt, lt): ArmLevel,
+    (mc, kc, _): (Moments, Option<u64>, &ArmMean),
+    confidence: f64,
+    what: &str,
+) -> AppResult<(Estimate, Estimate, ArmMean)> {
+    let difference = match (kt, kc) {
+        (Some(kt), Some(kc)) => {
+            let z = two_proportion_z_test(kt, mt.n as u64, kc, mc.n as u64, confidence)
+                .map_err(stats_err(what))?;
+            estimate(z.difference, Method::TwoProportionZ)
+        }
+        _ => {
+            let w = welch_from_moments(mt, mc, confidence).map_err(stats_err(what))?;
+            estimate(w.difference, Method::WelchT)
+        }
+    };
+    let lift = relative_lift(mt, mc, confidence).map_err(stats_err(what))?;
+    let mut relative = estimate(lift.delta, Method::DeltaMethod);
+    relative.p_value = difference.p_value;
+    relative.log10_p_value = difference.log10_p_value;
+    Ok((difference, relative, lt))
+}
+
+/// Adjusts the p-values for multiple testing as the full analysis does: the differences within
+/// each family (KPIs, guardrails), the slopes across KPIs; a relative change shares its
+/// difference's (its slope's) adjusted p-value.
+pub fn adjust(out: &mut AggregateSummary, c: Correction) {
+    for role in [MetricRole::Kpi, MetricRole::Guardrail] {
+        let family = out.effects.iter().filter(|e| e.role == role);
+        let adj = super::adjusted(family.map(|e| e.difference.p_value), c);
+        let members = out.effects.iter_mut().filter(|e| e.role == role);
+        for (e, a) in members.zip(adj) {
+            e.difference.adjusted_p_value = Some(a);
+            e.relative.adjusted_p_value = Some(a);
+        }
+    }
+    let adj = super::adjusted(out.causal.iter().map(|e| e.slope.p_value), c);
+    for (e, a) in out.causal.iter_mut().zip(adj) {
+        e.slope.adjusted_p_value = Some(a);
+        e.relative_per_100.adjusted_p_value = Some(a);
+    }
 }
 
 /// The causal slope of KPI `m` on the SLI from per-arm moments: the population is the units

@@ -240,7 +240,7 @@ fn check_sufficient(d: &UnitData, p: &Parameters) -> AppResult<()> {
 }
 
 /// The family's p-values adjusted by `c` (a missing p-value counts as 1).
-fn adjusted(p: impl Iterator<Item = Option<f64>>, c: Correction) -> Vec<f64> {
+pub(crate) fn adjusted(p: impl Iterator<Item = Option<f64>>, c: Correction) -> Vec<f64> {
     let raw: Vec<f64> = p.map(|p| p.unwrap_or(1.0)).collect();
     match c {
         Correction::Holm => holm(&raw).unwrap_or(raw),

@@ -103,6 +103,8 @@ fn read_in_ranges<T: Send>(
 pub struct SummaryRequest {
     pub confidence: f64,
     pub rule: super::report::MissingOutcomes,
+    /// Multiple-testing correction of the p-values (as an analysis's `correction`).
+    pub correction: super::report::Correction,
     pub bootstrap: Option<BootSettings>,
 }
 
@@ -145,6 +147,7 @@ pub fn summary_split(
         None => sql_sums(db, e, (sli, &ids), cells_wanted)?,
     };
     let mut out = super::aggregate::summarise(e, &sums, r.confidence, r.rule)?;
+    super::aggregate::adjust(&mut out, r.correction);
     if let Some(b) = r.bootstrap {
         match cells {
             Some(cells) => super::aggregate_boot::attach(&mut out, e, &cells.finish(), &b, r.rule),

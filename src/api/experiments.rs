@@ -12,7 +12,7 @@ use super::pagination::{page_of, ListQuery};
 use super::AppState;
 use crate::analysis::aggregate::AggregateSummary;
 use crate::analysis::aggregate_boot::BootSettings;
-use crate::analysis::report::{BootstrapMethod, MissingOutcomes};
+use crate::analysis::report::{BootstrapMethod, Correction, MissingOutcomes};
 use crate::analysis::service::SummaryRequest;
 use crate::domain::experiment::{
     Experiment, ExperimentData, ExperimentInput, NewExperiment, VariantInput,
@@ -330,6 +330,10 @@ pub struct SummaryQuery {
     pub confidence: Option<f64>,
     /// How a unit without a metric's value counts (as for an analysis); default `by_value_type`.
     pub missing_outcomes: Option<MissingOutcomes>,
+    /// Multiple-testing correction of the p-values (`adjusted_p_value`), as an analysis's;
+    /// default `holm`. The differences are adjusted within each family (KPIs, guardrails),
+    /// the slopes across KPIs.
+    pub correction: Option<Correction>,
     /// Bootstrap resamples, 100 to 100,000; absent: no bootstrap. The Poisson bootstrap runs on
     /// each arm's values counted into at most 4,096 cells per metric (and per KPI's (SLI, KPI)
     /// pairs, for its slope), not on units: exact when an arm has at most 4,096 distinct
@@ -382,6 +386,7 @@ fn summary_request(q: &SummaryQuery) -> Result<SummaryRequest, AppError> {
     Ok(SummaryRequest {
         confidence,
         rule: q.missing_outcomes.unwrap_or(MissingOutcomes::ByValueType),
+        correction: q.correction.unwrap_or(Correction::Holm),
         bootstrap: q.resamples.map(|resamples| BootSettings {
             resamples,
             method: q.bootstrap_method.unwrap_or(BootstrapMethod::Bca),

@@ -307,6 +307,31 @@ fn latency(c: &SimConfig) -> anyhow::Result<Simulated> {
     })
 }
 
+/// Largest upload request of `load`, in bytes (the server's default limit is 512 MiB).
+const UPLOAD_CHUNK: usize = 128 << 20;
+
+/// `body` cut into pieces of at most `max` bytes at line ends (a longer line is one piece).
+fn line_chunks(body: &[u8], max: usize) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while rest.len() > max {
+        let cut = rest[..max].iter().rposition(|b| *b == b'\n').map_or_else(
+            || {
+                rest.iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(rest.len(), |i| i + 1)
+            },
+            |i| i + 1,
+        );
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
 /// Creates the metrics (existing ones are kept) and the experiment, and uploads its data through
 /// the HTTP API at `base` (e.g. `http://127.0.0.1:8080`) with an analyst or admin `token`.
 pub async fn load(base: &str, token: &str, sim: &Simulated) -> anyhow::Result<()> {
@@ -360,14 +385,36 @@ pub async fn load(base: &str, token: &str, sim: &Simulated) -> anyhow::Result<()
         ("assignments", &sim.assignments_ndjson),
         ("observations", &sim.observations_ndjson),
     ] {
-        let (status, text) = post(
-            format!("/api/v1/experiments/{key}/{what}"),
-            "application/x-ndjson",
-            body.clone(),
-        )
-        .await?;
-        anyhow::ensure!(status == 200, "uploading {what}: {status} {text}");
-        println!("{what}: {text}");
+        // Requests of at most UPLOAD_CHUNK bytes, cut at line ends: a large simulation stays
+        // under the server's body limit (each upload is idempotent and all-or-nothing).
+        for chunk in line_chunks(body, UPLOAD_CHUNK) {
+            let (status, text) = post(
+                format!("/api/v1/experiments/{key}/{what}"),
+                "application/x-ndjson",
+                chunk.to_vec(),
+            )
+            .await?;
+            anyhow::ensure!(status == 200, "uploading {what}: {status} {text}");
+            println!("{what}: {text}");
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_chunks;
+
+    #[test]
+    fn uploads_are_cut_at_line_ends_within_the_limit() {
+        let body = b"aa\nbbbb\ncc\nd\neeeeeeeeee\nf".to_vec();
+        let chunks = line_chunks(&body, 6);
+        assert_eq!(chunks.concat(), body);
+        assert_eq!(
+            chunks,
+            vec![&b"aa\n"[..], b"bbbb\n", b"cc\nd\n", b"eeeeeeeeee\n", b"f"]
+        );
+        assert_eq!(line_chunks(b"x\n", 6), vec![&b"x\n"[..]]);
+        assert!(line_chunks(b"", 6).is_empty());
+    }
 }

@@ -966,6 +966,12 @@ async fn analyses_beyond_the_concurrency_limit_are_told_to_retry() {
             "{p}"
         );
         assert_eq!(r.retry_after.as_deref(), Some("10"), "{r:?}");
+        // A summary takes a slot too: it reads every row and may bootstrap.
+        let r = app
+            .get("/api/v1/experiments/busy/summary?resamples=100")
+            .await;
+        assert_problem(&r, 503, app.backend);
+        assert_eq!(r.retry_after.as_deref(), Some("10"), "{r:?}");
         let list = app.get("/api/v1/experiments/busy/analyses").await;
         assert_eq!(
             list.body["items"].as_array().unwrap().len(),

@@ -379,8 +379,8 @@ pub fn admit_units(key: &str, units: u64, max_units: u64) -> AppResult<()> {
             "experiment",
             format!(
                 "'{key}' has {units} assigned units, more than the limit of {max_units} \
-                 (SLOPROOF_MAX_ANALYSIS_UNITS), above which an analysis would hold more than \
-                 about 1 GiB; GET /api/v1/experiments/{key}/summary?resamples=2000 gives the \
+                 (SLOPROOF_MAX_ANALYSIS_UNITS; an analysis holds every unit's values, about \
+                 0.5–0.9 KB per unit at its peak); GET /api/v1/experiments/{key}/summary?resamples=2000 gives the \
                  sample ratio, every difference, the causal slopes and their bootstrap \
                  intervals in bounded memory at any size, or raise the limit"
             ),

@@ -407,6 +407,8 @@ fn summary_request(q: &SummaryQuery) -> Result<SummaryRequest, AppError> {
     responses(
         (status = 200, description = "The summary", body = AggregateSummary),
         (status = 422, description = "Invalid parameters, or too little data to summarise", body = super::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "As many analyses and summaries are running as the server computes at once (SLOPROOF_MAX_CONCURRENT_ANALYSES, default 2); retry after `Retry-After` seconds", body = super::problem::Problem, content_type = "application/problem+json",
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub async fn get_experiment_summary(
@@ -418,11 +420,15 @@ pub async fn get_experiment_summary(
     caller.require(&GET_EXPERIMENT_SUMMARY)?;
     let request = summary_request(&q)?;
     let key = key.into_inner();
+    // A summary reads every row and may bootstrap: it takes one of the server's analysis
+    // slots (SLOPROOF_MAX_CONCURRENT_ANALYSES), so concurrent summaries cannot take every core.
+    let slot = state.analysis_slot()?;
     let summary = state
         .run(move |db| {
             let e = service::experiment(db, &key)?;
             crate::analysis::service::summary(db, &e, request)
         })
-        .await?;
-    Ok(web::Json(summary))
+        .await;
+    drop(slot);
+    Ok(web::Json(summary?))
 }

@@ -125,6 +125,11 @@ impl ArmSums {
     }
 }
 
+/// `expr`, or 0 where its magnitude is below 1e-150 (a factor of a product).
+fn no_underflow(expr: &str) -> String {
+    format!("(CASE WHEN ABS({expr}) < 1e-150 THEN 0.0 ELSE {expr} END)")
+}
+
 fn sum(expr: &str) -> String {
     format!("CAST(COALESCE(SUM({expr}), 0) AS DOUBLE PRECISION)")
 }
@@ -162,6 +167,10 @@ pub fn arm_sums(
         .map(|(k, (id, shift))| {
             let ky = format!("CAST({shift:?} AS DOUBLE PRECISION)");
             let (y, s) = (format!("(y{k} - {ky})"), format!("(y0 - {ks})"));
+            // PostgreSQL refuses a product that underflows ("value out of range"): factors
+            // below 1e-150 count as 0 in products (values are at most 1e15, so what that
+            // drops is below 1e-134 per unit).
+            let (py, ps) = (no_underflow(&y), no_underflow(&s));
             let yk = format!("y{k}");
             format!(
                 "SELECT v AS variant_id, CAST({id} AS BIGINT) AS metric_id, \
@@ -172,12 +181,12 @@ pub fn arm_sums(
                  AS with_sli, {} AS sum_with_sli, {} AS sq_with_sli, {} AS sli_sum, {} AS sli_sq, \
                  {} AS sli_cross, {ky} AS shift, {ks} AS sli_shift FROM u GROUP BY v",
                 sum(&y),
-                sum(&format!("{y} * {y}")),
+                sum(&format!("{py} * {py}")),
                 sum(&format!("CASE WHEN y0 IS NOT NULL THEN {y} END")),
-                sum(&format!("CASE WHEN y0 IS NOT NULL THEN {y} * {y} END")),
+                sum(&format!("CASE WHEN y0 IS NOT NULL THEN {py} * {py} END")),
                 sum(&format!("CASE WHEN {yk} IS NOT NULL THEN {s} END")),
-                sum(&format!("CASE WHEN {yk} IS NOT NULL THEN {s} * {s} END")),
-                sum(&format!("{s} * {y}")),
+                sum(&format!("CASE WHEN {yk} IS NOT NULL THEN {ps} * {ps} END")),
+                sum(&format!("{ps} * {py}")),
             )
         })
         .collect();

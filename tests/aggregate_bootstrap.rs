@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{apps, assert_problem, error_fields, TestApp};
+use common::{apps, assert_problem, error_fields, find, TestApp};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
 use serde_json::{json, Value};
@@ -87,24 +87,7 @@ async fn load(app: &TestApp) {
             obs("tickets_30d", tickets);
         }
     }
-    for (what, body) in [("assignments", assignments), ("observations", observations)] {
-        let r = app
-            .post_raw(
-                &format!("/api/v1/experiments/{KEY}/{what}"),
-                "application/x-ndjson",
-                body.into_bytes(),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}: {what}: {r:?}", app.backend);
-    }
-}
-
-fn find<'a>(list: &'a Value, pred: impl Fn(&Value) -> bool, what: &str) -> &'a Value {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|v| pred(v))
-        .unwrap_or_else(|| panic!("{what} missing in {list}"))
+    app.upload(KEY, assignments, observations).await;
 }
 
 fn f(v: &Value) -> f64 {
@@ -402,16 +385,7 @@ async fn tiny_values_do_not_break_the_database_sums() {
                 observations.push('\n');
             }
         }
-        for (what, body) in [("assignments", assignments), ("observations", observations)] {
-            let r = app
-                .post_raw(
-                    &format!("/api/v1/experiments/tiny_exp/{what}"),
-                    "application/x-ndjson",
-                    body.into_bytes(),
-                )
-                .await;
-            assert_eq!(r.status, 200, "{b}: {what}: {r:?}");
-        }
+        app.upload("tiny_exp", assignments, observations).await;
         for query in ["", "?resamples=100"] {
             let s = app
                 .get(&format!("/api/v1/experiments/tiny_exp/summary{query}"))

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{apps, assert_problem, error_fields, TestApp};
+use common::{apps, assert_problem, error_fields, find, TestApp};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
 use serde_json::{json, Value};
@@ -88,16 +88,7 @@ async fn load(app: &TestApp) {
         );
         observations.push('\n');
     }
-    for (what, body) in [("assignments", assignments), ("observations", observations)] {
-        let r = app
-            .post_raw(
-                &format!("/api/v1/experiments/{KEY}/{what}"),
-                "application/x-ndjson",
-                body.into_bytes(),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}: {what}: {r:?}", app.backend);
-    }
+    app.upload(KEY, assignments, observations).await;
 }
 
 /// Within 1e-9 relative (1e-12 absolute near zero).
@@ -138,14 +129,6 @@ fn level(got: &Value, want: &Value, what: &str) {
         &["low", "high"],
         &format!("{what}.ci"),
     );
-}
-
-fn find<'a>(list: &'a Value, pred: impl Fn(&Value) -> bool, what: &str) -> &'a Value {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|v| pred(v))
-        .unwrap_or_else(|| panic!("{what} missing in {list}"))
 }
 
 fn compare(summary: &Value, analysis: &Value, b: &str) {
@@ -458,16 +441,7 @@ async fn large_means_with_small_spreads_keep_their_digits() {
                 ));
             }
         }
-        for (what, body) in [("assignments", a), ("observations", o)] {
-            let r = app
-                .post_raw(
-                    &format!("/api/v1/experiments/us_scale/{what}"),
-                    "application/x-ndjson",
-                    body.into_bytes(),
-                )
-                .await;
-            assert_eq!(r.status, 200, "{b}: {r:?}");
-        }
+        app.upload("us_scale", a, o).await;
         let r = app
             .post_json(
                 "/api/v1/experiments/us_scale/analyses",

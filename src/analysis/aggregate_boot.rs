@@ -16,16 +16,15 @@ use super::aggregate::{AggregateSummary, NotSummarised};
 use super::aggregate_cells::UnitCells;
 use super::causal::grouped_slope;
 use super::data::{missing_rule, outcome_metrics};
-use super::effects::interval_method;
+use super::effects::{interval_method, shift_estimate};
 use super::hash::StableHash;
-use super::report::{BootstrapInterval, BootstrapMethod, Estimate, Method, MissingOutcomes};
+use super::report::{BootstrapInterval, BootstrapMethod, Estimate, MissingOutcomes};
 use crate::domain::experiment::Experiment;
-use crate::stats::bootstrap::{interval, percentile_interval};
+use crate::stats::bootstrap::interval;
 use crate::stats::cells::{Cells, Resolution};
 use crate::stats::compressed::{
     cells_quantile, compressed_quantile, compressed_sums, counted_acceleration,
 };
-use crate::stats::descriptive::Moments;
 use crate::stats::{StatsError, StatsResult};
 
 /// How the summary's bootstrap runs.
@@ -214,18 +213,8 @@ fn p95_shift(
     seed: u64,
 ) -> StatsResult<Estimate> {
     let t_reps = compressed_quantile(t, 0.95, s.resamples as usize, seed)?;
-    let diffs: Vec<f64> = t_reps.iter().zip(c_reps).map(|(a, b)| a - b).collect();
-    let (lo, hi) = percentile_interval(&diffs, s.confidence)?;
-    Ok(Estimate {
-        estimate: cells_quantile(t, 0.95)? - cells_quantile(c, 0.95)?,
-        std_error: Moments::of(&diffs).variance().map(f64::sqrt).unwrap_or(0.0),
-        ci_low: lo,
-        ci_high: hi,
-        p_value: None,
-        log10_p_value: None,
-        adjusted_p_value: None,
-        method: Method::BootstrapPercentile,
-    })
+    let shift = cells_quantile(t, 0.95)? - cells_quantile(c, 0.95)?;
+    shift_estimate(shift, &t_reps, c_reps, s.confidence)
 }
 
 fn describe<const C: usize>(

@@ -306,30 +306,41 @@ pub fn first_stage(
         let t_reps =
             bootstrap::poisson_quantile(&sli_sorted[a], 0.95, resamples, seed_for(p, "p95", a))
                 .map_err(stats_err("bootstrap of the p95"))?;
-        let diffs: Vec<f64> = t_reps.iter().zip(&c_reps).map(|(t, c)| t - c).collect();
         let shift = quantile_sorted(&sli_sorted[a], 0.95).map_err(stats_err("p95"))? - c_p95;
-        let (lo, hi) = bootstrap::percentile_interval(&diffs, p.confidence)
+        let p95_shift = shift_estimate(shift, &t_reps, &c_reps, p.confidence)
             .map_err(stats_err("p95 interval"))?;
-        let sd = Moments::of(&diffs).variance().map(f64::sqrt).unwrap_or(0.0);
         out.push(FirstStageArm {
             variant: arm.key.clone(),
             sli: Some(d.sli_metric.key.clone()),
             planned_dose: arm.dose,
             mean_shift: estimate(w.difference, Method::WelchT),
-            p95_shift: Estimate {
-                estimate: shift,
-                std_error: sd,
-                ci_low: lo,
-                ci_high: hi,
-                p_value: None,
-                log10_p_value: None,
-                adjusted_p_value: None,
-                method: Method::BootstrapPercentile,
-            },
+            p95_shift,
             dose_ratio: (arm.dose != 0.0).then(|| w.difference.estimate / arm.dose),
         });
     }
     Ok(out)
+}
+
+/// A shift between two arms' statistics with the bootstrap percentile interval and standard
+/// deviation of the replicates' differences (replicate b of each arm paired).
+pub fn shift_estimate(
+    shift: f64,
+    treatment: &[f64],
+    control: &[f64],
+    confidence: f64,
+) -> StatsResult<Estimate> {
+    let diffs: Vec<f64> = treatment.iter().zip(control).map(|(t, c)| t - c).collect();
+    let (lo, hi) = bootstrap::percentile_interval(&diffs, confidence)?;
+    Ok(Estimate {
+        estimate: shift,
+        std_error: Moments::of(&diffs).variance().map(f64::sqrt).unwrap_or(0.0),
+        ci_low: lo,
+        ci_high: hi,
+        p_value: None,
+        log10_p_value: None,
+        adjusted_p_value: None,
+        method: Method::BootstrapPercentile,
+    })
 }
 
 /// The requested kind of interval of `replicates` around `theta`. `jackknife` gives the

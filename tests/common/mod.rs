@@ -276,6 +276,21 @@ impl TestApp {
     /// Creates the catalog and experiment used by most tests: latency SLI (continuous),
     /// conversion KPI (binary), revenue KPI (continuous), orders guardrail (count); arms
     /// control / plus-100 / plus-200.
+    /// Uploads an experiment's assignments, then its observations (NDJSON), each in one
+    /// request that must succeed.
+    pub async fn upload(&self, key: &str, assignments: String, observations: String) {
+        for (what, body) in [("assignments", assignments), ("observations", observations)] {
+            let r = self
+                .post_raw(
+                    &format!("/api/v1/experiments/{key}/{what}"),
+                    "application/x-ndjson",
+                    body.into_bytes(),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}: {what}: {r:?}", self.backend);
+        }
+    }
+
     pub async fn seed_experiment(&self, key: &str) {
         for m in [
             serde_json::json!({"key": "conversion", "name": "Conversion", "kind": "kpi", "value_type": "binary", "unit": "", "direction": "higher_is_better", "layer": "business"}),
@@ -306,6 +321,15 @@ impl TestApp {
             .await;
         assert_eq!(r.status, 201, "{}: {r:?}", self.backend);
     }
+}
+
+/// The first element of a JSON array that `pred` accepts (panics naming `what` otherwise).
+pub fn find<'a>(list: &'a Value, pred: impl Fn(&Value) -> bool, what: &str) -> &'a Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|v| pred(v))
+        .unwrap_or_else(|| panic!("{what} missing in {list}"))
 }
 
 /// Asserts a problem+json answer with this status, and returns its body.

@@ -49,6 +49,9 @@ pub enum AppError {
     /// The request cannot be parsed (400).
     #[error("{0}")]
     BadRequest(String),
+    /// A query parameter cannot be parsed (400); `issues` name it.
+    #[error("{detail}")]
+    BadQuery { detail: String, issues: Vec<Issue> },
     /// The body exceeds the configured limit (413).
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },

@@ -340,6 +340,21 @@ async fn bootstrap_parameters_are_checked_by_name() {
             let p = assert_problem(&r, 422, b);
             assert_eq!(error_fields(&p), vec![field], "{b}: {query}: {p}");
         }
+        // Values that do not parse are 400s naming the parameter.
+        for (query, field) in [
+            ("resamples=abc", "resamples"),
+            ("seed=-1", "seed"),
+            ("resamples=200&seed=1.5", "seed"),
+            ("bootstrap_method=xyz", "bootstrap_method"),
+            ("resamples=200&resamples=300", "resamples"),
+            ("colour=red", "colour"),
+        ] {
+            let r = app
+                .get(&format!("/api/v1/experiments/{KEY}/summary?{query}"))
+                .await;
+            let p = assert_problem(&r, 400, b);
+            assert_eq!(error_fields(&p), vec![field], "{b}: {query}: {p}");
+        }
     }
 }
 

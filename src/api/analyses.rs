@@ -98,7 +98,7 @@ pub async fn create_analysis(
     state: web::Data<AppState>,
     caller: Caller,
     key: web::Path<String>,
-    query: web::Query<AnalyseQuery>,
+    query: super::query::Query<AnalyseQuery>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
@@ -173,7 +173,7 @@ pub async fn list_analyses(
     state: web::Data<AppState>,
     caller: Caller,
     key: web::Path<String>,
-    q: web::Query<ListQuery>,
+    q: super::query::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&LIST_ANALYSES)?;
     let page = q.page()?;

@@ -85,7 +85,7 @@ pub async fn create_calendar(
 pub async fn list_calendars(
     state: web::Data<AppState>,
     caller: Caller,
-    q: web::Query<ListQuery>,
+    q: super::query::Query<ListQuery>,
 ) -> Result<web::Json<CalendarList>, AppError> {
     caller.require(&LIST_CALENDARS)?;
     let page = q.page()?;

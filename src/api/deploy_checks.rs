@@ -62,7 +62,7 @@ pub async fn create_deploy_check(
 pub async fn list_deploy_checks(
     state: web::Data<AppState>,
     caller: Caller,
-    q: web::Query<ListQuery>,
+    q: super::query::Query<ListQuery>,
 ) -> Result<web::Json<DeployCheckList>, AppError> {
     caller.require(&LIST_DEPLOY_CHECKS)?;
     let page = q.page()?;

@@ -291,7 +291,7 @@ pub async fn create_experiment(
 pub async fn list_experiments(
     state: web::Data<AppState>,
     caller: Caller,
-    q: web::Query<ListQuery>,
+    q: super::query::Query<ListQuery>,
 ) -> Result<web::Json<ExperimentList>, AppError> {
     caller.require(&LIST_EXPERIMENTS)?;
     let page = q.page()?;
@@ -415,7 +415,7 @@ pub async fn get_experiment_summary(
     state: web::Data<AppState>,
     caller: Caller,
     key: web::Path<String>,
-    q: web::Query<SummaryQuery>,
+    q: super::query::Query<SummaryQuery>,
 ) -> Result<web::Json<AggregateSummary>, AppError> {
     caller.require(&GET_EXPERIMENT_SUMMARY)?;
     let request = summary_request(&q)?;

@@ -30,7 +30,7 @@ pub async fn get_leading_indicators(
     state: web::Data<AppState>,
     caller: Caller,
     key: web::Path<String>,
-    q: web::Query<LeadingQuery>,
+    q: super::query::Query<LeadingQuery>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&GET_LEADING_INDICATORS)?;
     let key = key.into_inner();

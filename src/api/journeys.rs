@@ -88,7 +88,7 @@ pub async fn create_journey(
 pub async fn list_journeys(
     state: web::Data<AppState>,
     caller: Caller,
-    q: web::Query<ListQuery>,
+    q: super::query::Query<ListQuery>,
 ) -> Result<web::Json<JourneyList>, AppError> {
     caller.require(&LIST_JOURNEYS)?;
     let page = q.page()?;
@@ -167,7 +167,7 @@ pub async fn get_journey_status(
     state: web::Data<AppState>,
     caller: Caller,
     key: web::Path<String>,
-    q: web::Query<StatusQuery>,
+    q: super::query::Query<StatusQuery>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&GET_JOURNEY_STATUS)?;
     let key = key.into_inner();

@@ -165,7 +165,7 @@ pub async fn create_metric(
 pub async fn list_metrics(
     state: web::Data<AppState>,
     caller: Caller,
-    q: web::Query<ListQuery>,
+    q: super::query::Query<ListQuery>,
 ) -> Result<web::Json<MetricList>, AppError> {
     caller.require(&LIST_METRICS)?;
     let page = q.page()?;

@@ -18,6 +18,7 @@ pub mod observational;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
+pub mod query;
 pub mod recommendations;
 pub mod series;
 pub mod slos;

@@ -59,7 +59,9 @@ fn kind(e: &AppError) -> (&'static str, &'static str) {
         AppError::NotFound { .. } => ("not-found", "Not found"),
         AppError::Invalid { .. } => ("invalid-input", "Invalid input"),
         AppError::Conflict(_) => ("conflict", "Conflict"),
-        AppError::BadRequest(_) => ("malformed-request", "Malformed request"),
+        AppError::BadRequest(_) | AppError::BadQuery { .. } => {
+            ("malformed-request", "Malformed request")
+        }
         AppError::PayloadTooLarge { .. } => ("payload-too-large", "Payload too large"),
         AppError::UnsupportedMediaType { .. } => {
             ("unsupported-media-type", "Unsupported media type")
@@ -79,7 +81,7 @@ impl ResponseError for AppError {
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
             AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Conflict(_) => StatusCode::CONFLICT,
-            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::BadRequest(_) | AppError::BadQuery { .. } => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -102,7 +104,7 @@ impl ResponseError for AppError {
             other => other.to_string(),
         };
         let errors = match self {
-            AppError::Invalid { issues, .. } => {
+            AppError::Invalid { issues, .. } | AppError::BadQuery { issues, .. } => {
                 issues.iter().cloned().map(ProblemIssue::from).collect()
             }
             _ => Vec::new(),

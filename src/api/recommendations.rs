@@ -122,7 +122,7 @@ pub async fn create_recommendation(
 pub async fn list_recommendations(
     state: web::Data<AppState>,
     caller: Caller,
-    q: web::Query<RecommendationQuery>,
+    q: super::query::Query<RecommendationQuery>,
 ) -> Result<web::Json<RecommendationList>, AppError> {
     caller.require(&LIST_RECOMMENDATIONS)?;
     let page = ListQuery {

@@ -57,7 +57,7 @@ pub async fn ingest_series(
     state: web::Data<AppState>,
     caller: Caller,
     key: web::Path<String>,
-    query: web::Query<ObservationQuery>,
+    query: super::query::Query<ObservationQuery>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> AppResult<web::Json<IngestSummary>> {

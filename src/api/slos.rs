@@ -41,7 +41,7 @@ pub const GET_SLO_PROMETHEUS_RULES: Operation = Operation::new(
 pub async fn list_slos(
     state: web::Data<AppState>,
     caller: Caller,
-    q: web::Query<ListQuery>,
+    q: super::query::Query<ListQuery>,
 ) -> Result<web::Json<SloList>, AppError> {
     caller.require(&LIST_SLOS)?;
     let page = q.page()?;
@@ -148,7 +148,7 @@ pub async fn get_slo_status(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<i64>,
-    q: web::Query<StatusQuery>,
+    q: super::query::Query<StatusQuery>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&GET_SLO_STATUS)?;
     let id = id.into_inner();
@@ -198,7 +198,7 @@ pub async fn get_slo_status_series(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<i64>,
-    q: web::Query<StatusSeriesQuery>,
+    q: super::query::Query<StatusSeriesQuery>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(&GET_SLO_STATUS_SERIES)?;
     let id = id.into_inner();
@@ -281,7 +281,7 @@ pub async fn list_revalidations(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<i64>,
-    q: web::Query<ListQuery>,
+    q: super::query::Query<ListQuery>,
 ) -> Result<web::Json<RevalidationList>, AppError> {
     caller.require(&LIST_REVALIDATIONS)?;
     let id = id.into_inner();

@@ -135,7 +135,7 @@ pub async fn create_token(
 pub async fn list_tokens(
     state: web::Data<AppState>,
     caller: Caller,
-    q: web::Query<ListQuery>,
+    q: super::query::Query<ListQuery>,
 ) -> Result<web::Json<TokenList>, AppError> {
     caller.require(&LIST_TOKENS)?;
     let page = q.page()?;

@@ -34,14 +34,14 @@ pub struct UnitCells {
 
 impl CellsBuilder {
     /// Cells for `arms` arms of the metrics `slots` (ids; slot 0 the SLI), with (SLI, value)
-    /// pairs of the slots `paired` says.
-    pub fn new(arms: usize, slots: Vec<i64>, paired: &[bool]) -> CellsBuilder {
+    /// pairs of the metrics `paired` (ids).
+    pub fn new(arms: usize, slots: Vec<i64>, paired: &[i64]) -> CellsBuilder {
         CellsBuilder {
             values: vec![vec![CellCounter::new(CELL_CAP); slots.len()]; arms],
             pairs: vec![
-                paired
+                slots
                     .iter()
-                    .map(|p| p.then(|| CellCounter::new(CELL_CAP)))
+                    .map(|id| paired.contains(id).then(|| CellCounter::new(CELL_CAP)))
                     .collect();
                 arms
             ],

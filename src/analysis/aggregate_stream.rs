@@ -111,9 +111,11 @@ impl SumsBuilder {
     /// Also counts each assigned unit's values into cells, with (SLI, value) pairs of the
     /// metrics `paired` (ids).
     pub fn with_cells(mut self, paired: &[i64]) -> SumsBuilder {
-        let ids: Vec<i64> = self.slots.iter().map(|s| s.0).collect();
-        let flags: Vec<bool> = ids.iter().map(|id| paired.contains(id)).collect();
-        self.cells = Some(CellsBuilder::new(self.variant_ids.len(), ids, &flags));
+        self.cells = Some(CellsBuilder::new(
+            self.variant_ids.len(),
+            self.slot_ids(),
+            paired,
+        ));
         self
     }
 
@@ -160,22 +162,44 @@ impl SumsBuilder {
         let h = unit_hash(unit);
         let rows = std::mem::take(&mut self.values_seen);
         match self.units.binary_search_by(|u| u.0.cmp(&h)) {
-            Ok(i) => {
-                let arm = self.units[i].1 as usize;
-                let s = self.values[0] - self.slots[0].1;
-                let slots = self.acc[arm].iter_mut().zip(&self.values).zip(&self.slots);
-                for ((acc, &y), (_, shift)) in slots {
-                    if !y.is_nan() {
-                        acc.add(y, y - shift, s);
-                    }
-                }
-                if let Some(c) = self.cells.as_mut() {
-                    c.unit(arm, &self.values);
-                }
-            }
+            Ok(i) => self.accumulate(self.units[i].1 as usize),
             Err(_) => self.unassigned_observations += rows,
         }
         self.values.iter_mut().for_each(|v| *v = f64::NAN);
+    }
+
+    /// Adds the current unit's values (`self.values`) to arm `arm`'s sums and cells.
+    fn accumulate(&mut self, arm: usize) {
+        let s = self.values[0] - self.slots[0].1;
+        let slots = self.acc[arm].iter_mut().zip(&self.values).zip(&self.slots);
+        for ((acc, &y), (_, shift)) in slots {
+            if !y.is_nan() {
+                acc.add(y, y - shift, s);
+            }
+        }
+        if let Some(c) = self.cells.as_mut() {
+            c.unit(arm, &self.values);
+        }
+    }
+
+    /// One assigned unit read whole (a row of `store::unit_rows`): its variant and its value
+    /// of each slot's metric in slot order (NaN: none), instead of assignments and
+    /// observations. Units may come in any order.
+    pub fn unit(&mut self, variant: i64, values: &[f64]) {
+        match self.variant_ids.iter().position(|v| *v == variant) {
+            Some(a) if values.len() == self.values.len() => {
+                self.assigned[a] += 1;
+                self.values.copy_from_slice(values);
+                self.accumulate(a);
+                self.values.iter_mut().for_each(|v| *v = f64::NAN);
+            }
+            _ => self.broken = true,
+        }
+    }
+
+    /// The metric ids of the slots, in order (slot 0 is the SLI).
+    pub fn slot_ids(&self) -> Vec<i64> {
+        self.slots.iter().map(|s| s.0).collect()
     }
 
     /// The sums (and the cells, when counted), or `None` when rows came out of unit order or

@@ -162,17 +162,17 @@ pub fn summary_split(
     Ok(out)
 }
 
-/// The per-arm sums computed by the database, and on PostgreSQL the cells when `cells` asks
-/// for them (with (SLI, value) pairs of those metric ids), read in one snapshot.
+/// The per-arm sums computed by the database, read in one snapshot. With `cells` (a bootstrap;
+/// (SLI, value) pairs of those metric ids) on PostgreSQL, one cursor over the units feeds both
+/// the sums and the cells instead, so the data is read once.
 fn sql_sums(
     db: &Db,
     e: &Experiment,
     (sli, ids): ((i64, f64), &[(i64, f64)]),
     cells: Option<&[i64]>,
 ) -> AppResult<(ArmSums, Option<CellsBuilder>)> {
-    use crate::store::aggregates::arm_sums;
+    use crate::store::aggregates::{arm_sums, unassigned_observations};
     read_snapshot(&mut *db.conn()?, |conn| {
-        let mut counted = None;
         if let crate::store::DbConnection::Postgresql(c) = conn {
             // Right after a bulk upload the planner's statistics are stale, and it may join
             // every assignment with every observation by nested loops (20 minutes for 220,000
@@ -185,19 +185,22 @@ fn sql_sums(
             ))
             .execute(c)?;
         }
-        let sums = arm_sums(conn, e.id, sli, ids)?;
-        if let (Some(paired), Backend::Postgres) = (cells, db.backend()) {
-            let mut slots = vec![sli.0];
-            slots.extend(ids.iter().map(|m| m.0).filter(|m| *m != sli.0));
-            let flags: Vec<bool> = slots.iter().map(|id| paired.contains(id)).collect();
-            let mut b = CellsBuilder::new(e.variants.len(), slots.clone(), &flags);
-            crate::store::unit_rows::for_each_unit(conn, e.id, &slots, |variant, values| {
-                if let Some(a) = e.variants.iter().position(|v| v.id == variant) {
-                    b.unit(a, values);
-                }
-            })?;
-            counted = Some(b);
-        }
+        let Some(paired) = cells.filter(|_| db.backend() == Backend::Postgres) else {
+            return Ok((arm_sums(conn, e.id, sli, ids)?, None));
+        };
+        let variants = e.variants.iter().map(|v| v.id).collect();
+        let mut b = SumsBuilder::new(variants, sli, ids).with_cells(paired);
+        crate::store::unit_rows::for_each_unit(conn, e.id, &b.slot_ids(), |variant, values| {
+            b.unit(variant, values)
+        })?;
+        let unassigned = unassigned_observations(conn, e.id)?;
+        let (mut sums, counted) = b.finish().ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!(
+                "a unit row of experiment {} had an unknown variant",
+                e.key
+            ))
+        })?;
+        sums.unassigned_observations = unassigned;
         Ok((sums, counted))
     })
 }

@@ -199,23 +199,29 @@ pub fn arm_sums(
         per_metric.join(" UNION ALL ")
     );
     let metrics: Vec<MetricArmSums> = diesel::sql_query(query).load(conn)?;
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    let unassigned: Count = diesel::sql_query(format!(
-        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM observations o WHERE o.experiment_id = {e} \
-         AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.experiment_id = {e} \
-         AND a.unit_id = o.unit_id)"
-    ))
-    .get_result(conn)?;
     Ok(ArmSums {
         assigned: assigned
             .into_iter()
             .map(|c| (c.variant_id, c.units))
             .collect(),
         metrics,
-        unassigned_observations: unassigned.n,
+        unassigned_observations: unassigned_observations(conn, e)?,
     })
+}
+
+/// Observations (of either period) of units the experiment never assigned.
+pub fn unassigned_observations(conn: &mut DbConnection, experiment_id: i64) -> AppResult<i64> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let e = experiment_id;
+    let found: Count = diesel::sql_query(format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM observations o WHERE o.experiment_id = {e} \
+         AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.experiment_id = {e} \
+         AND a.unit_id = o.unit_id)"
+    ))
+    .get_result(conn)?;
+    Ok(found.n)
 }

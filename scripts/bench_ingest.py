@@ -3,9 +3,10 @@
 
 Starts the release binary on a fresh database, creates a catalog and an experiment, posts
 1,000,000 NDJSON observation rows in one request and prints rows/s. For comparison it then
-inserts the same rows with Python's sqlite3.executemany into the same table (created by the
-same migration SQL, same pragmas), or on PostgreSQL with psql's \\copy of the same rows as CSV
-into the service's own observations table (a second experiment), and prints that rate too.
+inserts the same rows with Python's sqlite3.executemany into the same tables (created by the
+same migration SQL, same pragmas: the units numbered, then the rows), or on PostgreSQL with
+psql's \\copy of the same units and rows as CSV into the service's own tables (a second
+experiment), and prints that rate too.
 
 Usage: cargo build --release && python3 scripts/bench_ingest.py [--rows N]
            [--postgres postgres://USER:PASSWORD@HOST:PORT/DB]  (a role that may create databases;
@@ -25,7 +26,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "target", "release", "sloproof")
-MIGRATION = os.path.join(ROOT, "migrations", "sqlite", "2026-11-28-000001_init", "up.sql")
+MIGRATIONS = os.path.join(ROOT, "migrations", "sqlite")
 METRICS = ["latency", "conversion", "revenue", "orders"]
 
 
@@ -118,18 +119,24 @@ def bench_executemany(rows):
     db = sqlite3.connect(os.path.join(tmp, "py.db"))
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
-    db.executescript(open(MIGRATION).read())
+    for name in sorted(os.listdir(MIGRATIONS)):
+        db.executescript(open(os.path.join(MIGRATIONS, name, "up.sql")).read())
     db.execute("INSERT INTO metrics (key, name, kind, value_type, unit, direction, layer, created_at) "
                "VALUES ('m', 'm', 'kpi', 'continuous', '', 'higher_is_better', 'business', '2026-01-01')")
     db.execute("INSERT INTO experiments (key, name, hypothesis, sli_metric_id, created_at) VALUES ('e', 'e', 'h', 1, '2026-01-01')")
     db.commit()
     # one metric id per metric name keeps the primary key unique, as in the service
-    params = [(1, u, METRICS.index(m) + 1, "post", v, None) for u, m, v in rows]
+    numbers = {}
+    for u, _, _ in rows:
+        numbers.setdefault(u, len(numbers) + 1)
+    params = [(1, numbers[u], METRICS.index(m) + 1, "post", v, None) for u, m, v in rows]
     for i in range(2, len(METRICS) + 1):
         db.execute("INSERT INTO metrics (key, name, kind, value_type, unit, direction, layer, created_at) "
                    f"VALUES ('m{i}', 'm', 'kpi', 'continuous', '', 'higher_is_better', 'business', '2026-01-01')")
     db.commit()
     start = time.perf_counter()
+    db.executemany("INSERT INTO units (experiment_id, id, key) VALUES (1, ?, ?)",
+                   [(n, u) for u, n in numbers.items()])
     db.executemany("INSERT INTO observations (experiment_id, unit_id, metric_id, period, value, observed_at) "
                    "VALUES (?, ?, ?, ?, ?, ?)", params)
     db.commit()
@@ -141,7 +148,7 @@ def psql(url, *args, stdin=None):
 
 
 def bench_psql_copy(rows, url):
-    """psql's \\copy of the same rows, as CSV, into the observations table the service created."""
+    """psql's \\copy of the same units and rows, as CSV, into the tables the service created."""
     psql(url, "-c", "INSERT INTO experiments (key, name, hypothesis, sli_metric_id, created_at) "
                     "SELECT 'copy', 'copy', 'h', sli_metric_id, created_at FROM experiments WHERE key = 'bench'")
     ids = subprocess.run(["psql", "-tA", url, "-c", "SELECT key, id FROM metrics"], capture_output=True,
@@ -152,8 +159,13 @@ def bench_psql_copy(rows, url):
     # the 'copy' experiment has the largest id; COPY cannot fill a constant column, so it is sent per row
     exp = subprocess.run(["psql", "-tA", url, "-c", "SELECT max(id) FROM experiments"], capture_output=True,
                          text=True, check=True).stdout.strip()
-    csv = "".join(f"{exp},{u},{metric[m]},post,{v!r}\n" for u, m, v in rows).encode()
+    numbers = {}
+    for u, _, _ in rows:
+        numbers.setdefault(u, len(numbers) + 1)
+    units = "".join(f"{exp},{n},{u}\n" for u, n in numbers.items()).encode()
+    csv = "".join(f"{exp},{numbers[u]},{metric[m]},post,{v!r}\n" for u, m, v in rows).encode()
     start = time.perf_counter()
+    psql(url, "-c", "\\copy units (experiment_id, id, key) FROM STDIN WITH (FORMAT csv)", stdin=units)
     psql(url, "-c", copy, stdin=csv)
     return time.perf_counter() - start
 

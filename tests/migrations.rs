@@ -46,15 +46,7 @@ where
     C: MigrationHarness<C::Backend> + Connection,
     EmbeddedMigrations: MigrationSource<C::Backend>,
 {
-    // Creates diesel's bookkeeping table.
-    let all = MigrationSource::<C::Backend>::migrations(&source).unwrap();
-    assert!(conn.has_pending_migration(source).unwrap());
-    for m in all {
-        if m.name().to_string().starts_with(RULES) {
-            break;
-        }
-        conn.run_migration(&*m).unwrap();
-    }
+    before(conn, source, RULES);
 }
 
 fn check(lines: Vec<Row>) {
@@ -122,5 +114,132 @@ fn old_data_meets_the_one_active_slo_and_unique_name_rules() {
         p.batch_execute(OLD_DATA).unwrap();
         p.run_pending_migrations(POSTGRES).unwrap();
         check(diesel::sql_query(REPORT).load(&mut p).unwrap());
+    }
+}
+
+/// Assignments and observations with text unit ids, as stored before units were numbered:
+/// two experiments sharing a unit id, ids with spaces and non-ASCII letters, and an
+/// observation of a unit that was never assigned.
+const NAMED_UNITS: &str = "
+INSERT INTO metrics (id,key,name,kind,value_type,unit,direction,layer,created_at) VALUES
+  (1,'lat_ms','a','sli','continuous','ms','lower_is_better','journey','2026-01-01'),
+  (2,'conv_1','b','kpi','binary','','higher_is_better','business','2026-01-01');
+INSERT INTO experiments (id,key,name,hypothesis,sli_metric_id,created_at) VALUES
+  (1,'e','e','h',1,'2026-01-01'), (2,'f','f','h',1,'2026-01-01');
+INSERT INTO variants (id,experiment_id,key,weight,is_control,dose,position) VALUES
+  (1,1,'control',1,TRUE,0,0), (2,1,'slow',1,FALSE,100,1), (3,2,'control',1,TRUE,0,0);
+INSERT INTO assignments (experiment_id,unit_id,variant_id,assigned_at) VALUES
+  (1,'user 2',1,NULL), (1,'ünit_9',2,'2026-01-02 03:04:05'), (1,'user 10',2,NULL), (2,'user 2',3,NULL);
+INSERT INTO observations (experiment_id,unit_id,metric_id,period,value,observed_at) VALUES
+  (1,'user 2',1,'post',120.5,NULL), (1,'user 2',2,'post',1,NULL), (1,'user 2',1,'pre',99.25,NULL),
+  (1,'ünit_9',1,'post',330,'2026-01-03 00:00:00'), (1,'ghost',2,'post',0,NULL), (2,'user 2',1,'post',7,NULL);
+";
+
+/// The migration that numbered the units.
+const NUMBERED: &str = "2026-11-30-000023";
+
+/// Every assignment and observation with its unit's text id, as one line each.
+const NAMED_REPORT: &str = "
+SELECT 'a ' || CAST(a.experiment_id AS TEXT) || ' ' || u.key || ' #' || CAST(u.id AS TEXT) || ' v' || CAST(a.variant_id AS TEXT) || ' ' || COALESCE(CAST(a.assigned_at AS TEXT), '-') AS line
+FROM assignments a JOIN units u ON u.experiment_id = a.experiment_id AND u.id = a.unit_id
+UNION ALL
+SELECT 'o ' || CAST(o.experiment_id AS TEXT) || ' ' || u.key || ' #' || CAST(u.id AS TEXT) || ' m' || CAST(o.metric_id AS TEXT) || ' ' || o.period || ' ' || CAST(o.value AS TEXT)
+FROM observations o JOIN units u ON u.experiment_id = o.experiment_id AND u.id = o.unit_id
+ORDER BY line";
+
+/// Runs the migrations before the one whose name starts with `name`.
+fn before<C>(conn: &mut C, source: EmbeddedMigrations, name: &str)
+where
+    C: MigrationHarness<C::Backend> + Connection,
+    EmbeddedMigrations: MigrationSource<C::Backend>,
+{
+    let all = MigrationSource::<C::Backend>::migrations(&source).unwrap();
+    // Creates diesel's bookkeeping table.
+    assert!(conn.has_pending_migration(source).unwrap());
+    for m in all {
+        if m.name().to_string().starts_with(name) {
+            break;
+        }
+        conn.run_migration(&*m).unwrap();
+    }
+}
+
+/// What the migrated rows say, per backend (the values' text differs: 120.5 and 330.0).
+fn numbered_lines(lines: Vec<Row>, whole: &dyn Fn(f64) -> String) -> Vec<String> {
+    let got: Vec<String> = lines.into_iter().map(|r| r.line).collect();
+    let mut want: Vec<String> = vec![
+        "a 1 user 10 #2 v2 -".into(),
+        "a 1 user 2 #3 v1 -".into(),
+        "a 1 ünit_9 #4 v2 2026-01-02 03:04:05".into(),
+        "a 2 user 2 #1 v3 -".into(),
+        format!("o 1 ghost #1 m2 post {}", whole(0.0)),
+        "o 1 user 2 #3 m1 post 120.5".into(),
+        "o 1 user 2 #3 m1 pre 99.25".into(),
+        format!("o 1 user 2 #3 m2 post {}", whole(1.0)),
+        format!("o 1 ünit_9 #4 m1 post {}", whole(330.0)),
+        format!("o 2 user 2 #1 m1 post {}", whole(7.0)),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    got
+}
+
+#[test]
+fn stored_unit_ids_are_numbered_per_experiment_in_id_order_and_numbering_reverts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = SqliteConnection::establish(dir.path().join("u.db").to_str().unwrap()).unwrap();
+    c.batch_execute("PRAGMA foreign_keys = ON").unwrap();
+    before(&mut c, SQLITE, NUMBERED);
+    c.batch_execute(&NAMED_UNITS.replace("TRUE", "1").replace("FALSE", "0"))
+        .unwrap();
+    c.run_pending_migrations(SQLITE).unwrap();
+    let sqlite_whole = |x: f64| format!("{x:.1}");
+    numbered_lines(
+        diesel::sql_query(NAMED_REPORT).load(&mut c).unwrap(),
+        &sqlite_whole,
+    );
+    // Back to text ids: the same rows as before the migration.
+    c.revert_last_migration(SQLITE).unwrap();
+    let named: Vec<Row> = diesel::sql_query(
+        "SELECT 'a ' || unit_id || ' v' || CAST(variant_id AS TEXT) AS line FROM assignments \
+         UNION ALL SELECT 'o ' || unit_id || ' ' || period FROM observations ORDER BY line",
+    )
+    .load(&mut c)
+    .unwrap();
+    let named: Vec<String> = named.into_iter().map(|r| r.line).collect();
+    assert_eq!(
+        named,
+        [
+            "a user 10 v2",
+            "a user 2 v1",
+            "a user 2 v3",
+            "a ünit_9 v2",
+            "o ghost post",
+            "o user 2 post",
+            "o user 2 post",
+            "o user 2 post",
+            "o user 2 pre",
+            "o ünit_9 post"
+        ]
+    );
+
+    if let Some(pg) = common::PgScratch::new("migrations_units") {
+        let mut p = PgConnection::establish(&pg.url).unwrap();
+        before(&mut p, POSTGRES, NUMBERED);
+        p.batch_execute(NAMED_UNITS).unwrap();
+        p.run_pending_migrations(POSTGRES).unwrap();
+        let pg_whole = |x: f64| format!("{x}");
+        numbered_lines(
+            diesel::sql_query(NAMED_REPORT).load(&mut p).unwrap(),
+            &pg_whole,
+        );
+        p.revert_last_migration(POSTGRES).unwrap();
+        let back: Vec<Row> = diesel::sql_query(
+            "SELECT 'a ' || unit_id || ' v' || CAST(variant_id AS TEXT) AS line FROM assignments \
+             ORDER BY line",
+        )
+        .load(&mut p)
+        .unwrap();
+        assert_eq!(back.len(), 4);
     }
 }

@@ -1,15 +1,14 @@
 //! The per-arm sums of `store::aggregates`, accumulated from an experiment's rows as they
 //! stream past instead of by SQL: the embedded SQLite runs in this process, where a
 //! `GROUP BY` pivot joined to the assignments costs ~4 s per million units and a scan of the
-//! rows in key order ~1 s. Memory holds one (hash, arm) pair per assigned unit and one unit's
-//! values at a time, never the observations.
+//! rows in key order ~1 s. Memory holds one (unit number, arm) pair per assigned unit and one
+//! unit's values at a time, never the observations.
 //!
-//! Observations must arrive grouped by unit in bytewise order of unit id (the primary-key
-//! order SQLite scans them in); a unit out of that order, or two unit ids with the same 64-bit
-//! hash, makes [`SumsBuilder::finish`] answer `None`, and the caller asks the database instead.
+//! Observations must arrive grouped by unit in order of unit number (the primary-key order);
+//! a unit out of that order, or a unit assigned twice, makes [`SumsBuilder::finish`] answer
+//! `None`, and the caller asks the database instead.
 
 use super::aggregate_cells::CellsBuilder;
-use super::hash::StableHash;
 use crate::store::aggregates::{ArmSums, MetricArmSums};
 
 /// A compensated (Neumaier) sum, so Σv² over millions of units keeps its digits as SQLite's
@@ -62,20 +61,18 @@ impl Acc {
     }
 }
 
-fn unit_hash(unit: &str) -> u64 {
-    StableHash::default().text(unit).finish()
-}
-
 /// Accumulates [`ArmSums`] from assignments, then observations.
 pub struct SumsBuilder {
     variant_ids: Vec<i64>,
     /// (metric id, shift); slot 0 is the SLI.
     slots: Vec<(i64, f64)>,
-    /// (hash of unit id, arm index), sorted by hash once the assignments are in.
-    units: Vec<(u64, u32)>,
+    /// (unit number, arm index), in unit order.
+    units: Vec<(i64, u32)>,
+    /// Position in `units` of the first unit not before the current observation's.
+    cursor: usize,
     assigned: Vec<i64>,
     acc: Vec<Vec<Acc>>,
-    current: Option<String>,
+    current: Option<i64>,
     values: Vec<f64>,
     /// Rows of the current unit.
     values_seen: i64,
@@ -100,6 +97,7 @@ impl SumsBuilder {
             variant_ids,
             slots,
             units: Vec::new(),
+            cursor: 0,
             current: None,
             values_seen: 0,
             unassigned_observations: 0,
@@ -119,34 +117,37 @@ impl SumsBuilder {
         self
     }
 
-    pub fn assignment(&mut self, unit: &str, variant: i64) {
+    pub fn assignment(&mut self, unit: i64, variant: i64) {
         match self.variant_ids.iter().position(|v| *v == variant) {
             Some(a) => {
-                self.units.push((unit_hash(unit), a as u32));
+                self.units.push((unit, a as u32));
                 self.assigned[a] += 1;
             }
             None => self.broken = true,
         }
     }
 
-    /// Ends the assignments: sorts the units by hash; two ids with one hash break the build.
+    /// Ends the assignments: sorts the units (they usually come sorted); a unit assigned twice
+    /// breaks the build.
     pub fn assignments_done(&mut self) {
-        self.units.sort_unstable();
+        if !self.units.is_sorted() {
+            self.units.sort_unstable();
+        }
         if self.units.windows(2).any(|w| w[0].0 == w[1].0) {
             self.broken = true;
         }
     }
 
     /// One observation row (pre-period rows only count when their unit is unassigned).
-    pub fn observation(&mut self, unit: &str, metric: i64, pre: bool, value: f64) {
-        if self.current.as_deref() != Some(unit) {
+    pub fn observation(&mut self, unit: i64, metric: i64, pre: bool, value: f64) {
+        if self.current != Some(unit) {
             if let Some(prev) = self.current.take() {
-                if unit.as_bytes() < prev.as_bytes() {
+                if unit < prev {
                     self.broken = true;
                 }
-                self.flush(&prev);
+                self.flush(prev);
             }
-            self.current = Some(unit.to_owned());
+            self.current = Some(unit);
         }
         // Rows of unassigned units are counted at the flush, whatever their metric or period.
         self.values_seen += 1;
@@ -158,12 +159,15 @@ impl SumsBuilder {
         }
     }
 
-    fn flush(&mut self, unit: &str) {
-        let h = unit_hash(unit);
+    fn flush(&mut self, unit: i64) {
         let rows = std::mem::take(&mut self.values_seen);
-        match self.units.binary_search_by(|u| u.0.cmp(&h)) {
-            Ok(i) => self.accumulate(self.units[i].1 as usize),
-            Err(_) => self.unassigned_observations += rows,
+        // Observations come in unit order, so the cursor only moves forward.
+        while self.units.get(self.cursor).is_some_and(|u| u.0 < unit) {
+            self.cursor += 1;
+        }
+        match self.units.get(self.cursor) {
+            Some(&(u, arm)) if u == unit => self.accumulate(arm as usize),
+            _ => self.unassigned_observations += rows,
         }
         self.values.iter_mut().for_each(|v| *v = f64::NAN);
     }
@@ -203,10 +207,10 @@ impl SumsBuilder {
     }
 
     /// The sums (and the cells, when counted), or `None` when rows came out of unit order or
-    /// unit ids collided.
+    /// a unit was assigned twice.
     pub fn finish(mut self) -> Option<(ArmSums, Option<CellsBuilder>)> {
         if let Some(prev) = self.current.take() {
-            self.flush(&prev);
+            self.flush(prev);
         }
         if self.broken {
             return None;

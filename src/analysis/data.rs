@@ -7,8 +7,6 @@
 
 use std::collections::HashMap;
 
-use rustc_hash::FxHashSet;
-
 use super::report::{MetricRole, MissingOutcomes};
 use crate::domain::experiment::Experiment;
 use crate::domain::metric::{Metric, ValueType};
@@ -326,15 +324,16 @@ fn plane(slot: usize, pre: bool) -> usize {
     2 * slot + usize::from(pre)
 }
 
-/// What one range reader found: its units (bytewise order), their value planes, and the
-/// observations of units it does not know.
+/// What one range reader found: its assigned units (key and arm, in unit-number order), their
+/// value planes, and the observations of units it knows no assignment of.
 pub struct Part {
     /// The experiment's data version in the reader's snapshot.
     version: i64,
     units: Vec<(String, u32)>,
     planes: Vec<Vec<f64>>,
     unassigned_observations: u64,
-    unassigned: FxHashSet<String>,
+    /// Units with observations but no assignment.
+    unassigned_units: u64,
     fp: Fingerprint,
 }
 
@@ -379,16 +378,46 @@ impl<'a> Layout<'a> {
     }
 }
 
-/// Builds one range reader's [`Part`] from its rows: first every assignment (any order), then
-/// every observation, which is matched to its unit by a merge join on the sorted unit ids (rows
-/// arrive in key order, so the next row is almost always the same or the next unit), falling
-/// back to binary search.
+/// Not assigned (in [`Known::place`]).
+const NO_PLACE: u32 = u32::MAX;
+
+/// The units of a range, in number order: their text ids and hashes, and where each
+/// assigned unit's values go.
+#[derive(Default)]
+struct Known {
+    numbers: Vec<i64>,
+    keys: Vec<String>,
+    hashes: Vec<u64>,
+    /// Index in the part's planes, or [`NO_PLACE`].
+    place: Vec<u32>,
+    /// Whether an unassigned unit has had an observation.
+    seen: Vec<bool>,
+    /// Position of the last unit found (rows come in number order).
+    cursor: usize,
+}
+
+impl Known {
+    /// The position of unit `number`, looked for from the last one found on.
+    fn find(&mut self, number: i64) -> Option<usize> {
+        let at = |i: usize| self.numbers.get(i).copied();
+        let i = if at(self.cursor) == Some(number) {
+            self.cursor
+        } else if at(self.cursor + 1) == Some(number) {
+            self.cursor + 1
+        } else {
+            self.numbers.binary_search(&number).ok()?
+        };
+        self.cursor = i;
+        Some(i)
+    }
+}
+
+/// Builds one range reader's [`Part`] from its rows: first its units (number and text id, any
+/// order), then its assignments, then its observations, each matched to its unit by number.
 pub struct PartBuilder<'l, 'a> {
     layout: &'l Layout<'a>,
     part: Part,
-    /// Index and hash of the unit of the previous observation.
-    cursor: usize,
-    cursor_hash: Option<u64>,
+    known: Known,
 }
 
 impl<'l, 'a> PartBuilder<'l, 'a> {
@@ -401,36 +430,60 @@ impl<'l, 'a> PartBuilder<'l, 'a> {
                 units: Vec::new(),
                 planes: Vec::new(),
                 unassigned_observations: 0,
-                unassigned: FxHashSet::default(),
+                unassigned_units: 0,
                 fp: Fingerprint::default(),
             },
-            cursor: 0,
-            cursor_hash: None,
+            known: Known::default(),
         }
     }
 
-    /// Unit `unit` was assigned to the variant with id `variant`.
-    pub fn assignment(&mut self, unit: &str, variant: i64) {
+    /// Unit number `number` has the text id `key`.
+    pub fn unit(&mut self, number: i64, key: &str) {
+        self.known.numbers.push(number);
+        self.known.keys.push(key.to_owned());
+    }
+
+    /// Ends the units: orders them by number.
+    pub fn units_done(&mut self) {
+        let k = &mut self.known;
+        if !k.numbers.is_sorted() {
+            let mut order: Vec<usize> = (0..k.numbers.len()).collect();
+            order.sort_unstable_by_key(|&i| k.numbers[i]);
+            k.numbers = order.iter().map(|&i| k.numbers[i]).collect();
+            k.keys = order
+                .iter()
+                .map(|&i| std::mem::take(&mut k.keys[i]))
+                .collect();
+        }
+        k.hashes = k.keys.iter().map(|key| unit_hash(key)).collect();
+        k.place = vec![NO_PLACE; k.numbers.len()];
+        k.seen = vec![false; k.numbers.len()];
+    }
+
+    /// Unit `number` was assigned to the variant with id `variant`.
+    pub fn assignment(&mut self, number: i64, variant: i64) {
         let layout = self.layout;
         let arm = layout.arm_of_variant.get(&variant).copied().unwrap_or(0);
+        let Some(i) = self.known.find(number) else {
+            return;
+        };
+        let key = &self.known.keys[i];
         self.part
             .fp
-            .add(assignment_hash(unit, layout.arm_keys[arm as usize]));
-        self.part.units.push((unit.to_owned(), arm));
+            .add(assignment_hash(key, layout.arm_keys[arm as usize]));
+        self.known.place[i] = self.part.units.len() as u32;
+        self.part.units.push((key.clone(), arm));
     }
 
-    /// Ends the assignments: sorts the units and makes room for their values.
+    /// Ends the assignments: makes room for the assigned units' values.
     pub fn assignments_done(&mut self) {
-        let units = &mut self.part.units;
-        if !units.is_sorted_by(|a, b| a.0 <= b.0) {
-            units.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        }
-        self.part.planes = vec![vec![f64::NAN; units.len()]; 2 * self.layout.slots.len()];
-        self.cursor_hash = units.first().map(|u| unit_hash(&u.0));
+        let n = self.part.units.len();
+        self.part.planes = vec![vec![f64::NAN; n]; 2 * self.layout.slots.len()];
+        self.known.cursor = 0;
     }
 
-    /// The value of metric `metric_id` for unit `unit` in the pre (`pre`) or post period.
-    pub fn observation(&mut self, unit: &str, metric_id: i64, pre: bool, value: f64) {
+    /// The value of metric `metric_id` for unit `number` in the pre (`pre`) or post period.
+    pub fn observation(&mut self, number: i64, metric_id: i64, pre: bool, value: f64) {
         let layout = self.layout;
         let part = &mut self.part;
         let slot = layout.slots.iter().find(|s| s.0 == metric_id);
@@ -441,30 +494,26 @@ impl<'l, 'a> PartBuilder<'l, 'a> {
                 pre,
             ),
         };
-        let units = &part.units;
-        let (found, unit_hash) = match self.cursor_hash {
-            Some(h) if units[self.cursor].0 == unit => (Some(self.cursor), h),
-            _ => {
-                let h = unit_hash(unit);
-                let found = if units.get(self.cursor + 1).is_some_and(|u| u.0 == unit) {
-                    Some(self.cursor + 1)
-                } else {
-                    units.binary_search_by(|u| u.0.as_str().cmp(unit)).ok()
-                };
-                if let Some(i) = found {
-                    (self.cursor, self.cursor_hash) = (i, Some(h));
-                }
-                (found, h)
-            }
-        };
+        let known = &mut self.known;
+        let found = known.find(number);
+        let unit_hash = found.map_or_else(|| unit_hash(&number.to_string()), |i| known.hashes[i]);
         part.fp.add_observation(unit_hash, metric_period, value);
-        match (found, slot) {
-            (Some(i), Some(s)) => part.planes[plane(s.1, pre)][i] = value,
-            (Some(_), None) => {}
-            (None, _) => {
+        match (found.map(|i| (i, known.place[i])), slot) {
+            (Some((_, place)), Some(s)) if place != NO_PLACE => {
+                part.planes[plane(s.1, pre)][place as usize] = value
+            }
+            (Some((_, place)), None) if place != NO_PLACE => {}
+            (found, _) => {
                 part.unassigned_observations += 1;
-                if !part.unassigned.contains(unit) {
-                    part.unassigned.insert(unit.to_owned());
+                match found {
+                    Some((i, _)) if !known.seen[i] => {
+                        known.seen[i] = true;
+                        part.unassigned_units += 1;
+                    }
+                    Some(_) => {}
+                    // A number without a unit (every upload stores its units with its
+                    // rows, so none is expected): counted once per row.
+                    None => part.unassigned_units += 1,
                 }
             }
         }
@@ -508,7 +557,7 @@ pub fn assemble(e: &Experiment, parts: Vec<Part>) -> UnitData {
     let slots = e.metrics().count();
     let mut units: Vec<(String, u32)> = Vec::with_capacity(n);
     let mut planes: Vec<Vec<f64>> = vec![Vec::with_capacity(n); 2 * slots];
-    let mut unassigned: FxHashSet<String> = FxHashSet::default();
+    let mut unassigned_units = 0;
     let mut unassigned_observations = 0;
     let mut fp = Fingerprint::default();
     for part in parts {
@@ -517,7 +566,7 @@ pub fn assemble(e: &Experiment, parts: Vec<Part>) -> UnitData {
             all.extend(mine);
         }
         unassigned_observations += part.unassigned_observations;
-        unassigned.extend(part.unassigned);
+        unassigned_units += part.unassigned_units;
         fp = fp.merge(part.fp);
     }
     bytewise_order(&mut units, &mut planes);
@@ -563,7 +612,7 @@ pub fn assemble(e: &Experiment, parts: Vec<Part>) -> UnitData {
         extra_slis,
         metrics: columns,
         unassigned_observations,
-        unassigned_units: unassigned.len() as u64,
+        unassigned_units,
         fingerprint: fp.render(),
     }
 }
@@ -603,9 +652,9 @@ fn ratio_columns(
     }
 }
 
-/// Puts joined units (and their values) in bytewise order of unit id. Each range follows the
-/// database's collation; when it is not bytewise (PostgreSQL with a linguistic collation), the
-/// joined units are reordered here.
+/// Puts joined units (and their values) in bytewise order of their text ids. Ranges come in
+/// unit-number order, which is the order uploads first named the units; ordering by text id
+/// makes every result independent of the upload order.
 fn bytewise_order(units: &mut Vec<(String, u32)>, planes: &mut [Vec<f64>]) {
     if units.is_sorted_by(|a, b| a.0 <= b.0) {
         return;

@@ -14,7 +14,7 @@ use crate::store::aggregates::ArmSums;
 pub use crate::store::analyses::StoredAnalysis;
 use crate::store::analyses::{self, for_each_assignment, for_each_observation, unit_split};
 use crate::store::experiments::{self, data_version};
-use crate::store::{read_snapshot, Backend, Db};
+use crate::store::{read_snapshot, units, Backend, Db};
 
 /// Attempts to store a computed analysis while the database is locked by other writers.
 const STORE_ATTEMPTS: u32 = 6;
@@ -28,16 +28,19 @@ const SUMMARY_TIMEOUT_SECONDS: u32 = 300;
 /// Units at which the read is split into two parallel range reads.
 const PARALLEL_LOAD_UNITS: usize = 100_000;
 
-/// Reads the assignments and then the observations of units in [`from`, `to`) in one snapshot.
+/// Reads the units (text ids), the assignments and then the observations of the units
+/// numbered in [`from`, `to`) in one snapshot.
 fn read_range(
     db: &Db,
     experiment_id: i64,
     layout: &Layout,
-    from: Option<&str>,
-    to: Option<&str>,
+    from: Option<i64>,
+    to: Option<i64>,
 ) -> AppResult<Part> {
     read_snapshot(&mut *db.conn()?, |conn| {
         let mut part = PartBuilder::new(layout, data_version(conn, experiment_id)?);
+        units::for_each_key(conn, experiment_id, from, to, |n, key| part.unit(n, key))?;
+        part.units_done();
         for_each_assignment(conn, experiment_id, from, to, |unit, variant| {
             part.assignment(unit, variant)
         })?;
@@ -49,7 +52,7 @@ fn read_range(
     })
 }
 
-/// Reads the experiment's data. Large experiments are read as two unit-id ranges on two
+/// Reads the experiment's data. Large experiments are read as two unit-number ranges on two
 /// connections at once; each range reader reads its assignments, then its observations.
 pub fn load(db: &Db, e: &Experiment) -> AppResult<UnitData> {
     load_split(db, e, PARALLEL_LOAD_UNITS)
@@ -66,7 +69,7 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
 }
 
 /// Reads an experiment's units with `read(from, to)`, which answers the data version it saw
-/// and what it read: from `split_from` assigned units on as two unit-id ranges on two
+/// and what it read: from `split_from` assigned units on as two unit-number ranges on two
 /// connections at once, otherwise whole. The two ranges are two snapshots: an upload
 /// committed between them would mix two states of the data, which their data versions reveal;
 /// then the read is repeated (409 after [`READ_ATTEMPTS`]).
@@ -74,13 +77,13 @@ fn read_in_ranges<T: Send>(
     db: &Db,
     e: &Experiment,
     split_from: usize,
-    read: impl Fn(Option<&str>, Option<&str>) -> AppResult<(i64, T)> + Sync,
+    read: impl Fn(Option<i64>, Option<i64>) -> AppResult<(i64, T)> + Sync,
 ) -> AppResult<Vec<T>> {
     for attempt in 1..=READ_ATTEMPTS {
         let (count, middle) = unit_split(&mut *db.conn()?, e.id)?;
         let parts = match middle {
-            Some(key) if count as usize >= split_from.max(2) => {
-                let (a, b) = rayon::join(|| read(None, Some(&key)), || read(Some(&key), None));
+            Some(middle) if count as usize >= split_from.max(2) => {
+                let (a, b) = rayon::join(|| read(None, Some(middle)), || read(Some(middle), None));
                 vec![a?, b?]
             }
             _ => vec![read(None, None)?],
@@ -207,7 +210,7 @@ fn sql_sums(
 
 /// The per-arm sums (and cells, when `cells` asks for them) from the rows of two unit ranges
 /// streamed at once (see [`read_in_ranges`]). `None` when a range's rows were not in key
-/// order (or unit ids collided): then SQL computes them.
+/// order (or a unit was assigned twice): then SQL computes them.
 fn stream_sums(
     db: &Db,
     e: &Experiment,
@@ -215,7 +218,7 @@ fn stream_sums(
     cells: Option<&[i64]>,
     split_from: usize,
 ) -> AppResult<Option<(ArmSums, Option<CellsBuilder>)>> {
-    let range = |from: Option<&str>, to: Option<&str>| {
+    let range = |from: Option<i64>, to: Option<i64>| {
         read_snapshot(&mut *db.conn()?, |conn| {
             let version = data_version(conn, e.id)?;
             let variants = e.variants.iter().map(|v| v.id).collect();
@@ -232,7 +235,7 @@ fn stream_sums(
         })
     };
     let parts = read_in_ranges(db, e, split_from, range)?;
-    // A range whose rows were out of key order (or whose unit ids collided) answers None.
+    // A range whose rows were out of key order (or that assigned a unit twice) answers None.
     let parts: Option<Vec<(ArmSums, Option<CellsBuilder>)>> = parts.into_iter().collect();
     Ok(parts.and_then(|p| {
         p.into_iter().reduce(|(s1, c1), (s2, c2)| {

@@ -13,6 +13,7 @@ use crate::domain::series::SeriesLayout;
 use crate::domain::Page;
 use crate::error::AppResult;
 use crate::error::{AppError, Issue};
+use crate::store::units::UnitNumbers;
 use crate::store::upsert::{commit_bulk, commit_upload, WriteOutcome};
 use crate::store::{assignments, experiments, metrics, observations, series, Db, DbConnection};
 
@@ -110,8 +111,15 @@ pub fn upload_assignments(
     let name = namer(experiment.variants.iter().map(|v| (v.id, v.key.as_str())));
     store(db, experiment.id, "assignment", received, |conn| {
         let mut outcome = WriteOutcome::default();
+        let mut numbers = UnitNumbers::start(conn, experiment.id)?;
         records.drain(|batch| {
-            outcome.absorb(assignments::write(conn, experiment.id, batch, &name)?);
+            outcome.absorb(assignments::write(
+                conn,
+                experiment.id,
+                batch,
+                &mut numbers,
+                &name,
+            )?);
             Ok(())
         })?;
         Ok(outcome)
@@ -130,12 +138,14 @@ pub fn upload_observations(
     let name = namer(experiment.metrics().map(|m| (m.id, m.key.as_str())));
     store(db, experiment.id, "observation", received, |conn| {
         let mut outcome = WriteOutcome::default();
+        let mut numbers = UnitNumbers::start(conn, experiment.id)?;
         records.drain(|batch| {
             outcome.absorb(observations::write(
                 conn,
                 experiment.id,
                 batch,
                 on_conflict,
+                &mut numbers,
                 &name,
             )?);
             Ok(())

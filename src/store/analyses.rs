@@ -97,10 +97,10 @@ pub fn list<T>(
     ids.into_iter().map(|id| f(get(conn, id)?)).collect()
 }
 
-/// The number of units assigned in the experiment and the unit id at position ⌊n/2⌋ in the
-/// database's order (`None` when no unit is assigned): the key that splits the units into two
+/// The number of units assigned in the experiment and the unit number at position ⌊n/2⌋ in
+/// number order (`None` when no unit is assigned): the number that splits the units into two
 /// ranges of ⌊n/2⌋ and ⌈n/2⌉ for parallel reads.
-pub fn unit_split(conn: &mut DbConnection, experiment_id: i64) -> AppResult<(i64, Option<String>)> {
+pub fn unit_split(conn: &mut DbConnection, experiment_id: i64) -> AppResult<(i64, Option<i64>)> {
     let n: i64 = assignments::table
         .filter(assignments::experiment_id.eq(experiment_id))
         .count()
@@ -111,136 +111,75 @@ pub fn unit_split(conn: &mut DbConnection, experiment_id: i64) -> AppResult<(i64
         .select(assignments::unit_id)
         .offset(n / 2)
         .limit(1)
-        .first::<String>(conn)
+        .first::<i64>(conn)
         .optional()?;
     Ok((n, middle))
 }
 
-/// Calls `f(unit_id, variant_id)` for every assignment of the experiment whose unit id is in
-/// [`from`, `to`) in the database's collation (`None` = unbounded). On SQLite the unit id is
-/// borrowed from the row instead of copied.
+/// Calls `f(unit number, variant_id)` for every assignment of the experiment whose unit number
+/// is in [`from`, `to`) (`None` = unbounded), in unit order.
 pub fn for_each_assignment(
     conn: &mut DbConnection,
     experiment_id: i64,
-    from: Option<&str>,
-    to: Option<&str>,
-    mut f: impl FnMut(&str, i64),
+    from: Option<i64>,
+    to: Option<i64>,
+    mut f: impl FnMut(i64, i64),
 ) -> AppResult<()> {
-    use diesel::connection::LoadConnection;
-    use diesel::row::{Field, Row};
-
-    // Boxed queries are per backend, so the query is spelled once and built in each arm.
-    macro_rules! query {
-        () => {{
-            let mut q = assignments::table
-                .filter(assignments::experiment_id.eq(experiment_id))
-                .into_boxed();
-            if let Some(from) = from {
-                q = q.filter(assignments::unit_id.ge(from));
-            }
-            if let Some(to) = to {
-                q = q.filter(assignments::unit_id.lt(to));
-            }
-            q.select((assignments::unit_id, assignments::variant_id))
-        }};
-    }
-    match conn {
-        DbConnection::Sqlite(c) => {
-            for row in c.load(query!())? {
-                let row = row?;
-                let (Some(u), Some(v)) = (row.get(0), row.get(1)) else {
-                    return Err(missing_column());
-                };
-                let (Some(mut u), Some(mut v)) = (u.value(), v.value()) else {
-                    return Err(missing_column());
-                };
-                f(u.read_text(), v.read_long());
-            }
+    use diesel::connection::DefaultLoadingMode;
+    let (from, to) = (from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX));
+    let query = assignments::table
+        .filter(assignments::experiment_id.eq(experiment_id))
+        .filter(assignments::unit_id.ge(from))
+        .filter(assignments::unit_id.lt(to))
+        .order(assignments::unit_id)
+        .select((assignments::unit_id, assignments::variant_id));
+    with_backend!(conn, |c| {
+        for row in query.load_iter::<(i64, i64), DefaultLoadingMode>(c)? {
+            let (u, v) = row?;
+            f(u, v);
         }
-        DbConnection::Postgresql(c) => {
-            let rows =
-                query!().load_iter::<(String, i64), diesel::connection::DefaultLoadingMode>(c)?;
-            for row in rows {
-                let (u, v) = row?;
-                f(&u, v);
-            }
-        }
-    }
-    Ok(())
+        Ok::<(), AppError>(())
+    })
 }
 
-fn missing_column() -> AppError {
+pub(crate) fn missing_column() -> AppError {
     AppError::Internal(anyhow::anyhow!("a row lacks a selected column"))
 }
 
-/// Calls `f(unit_id, metric_id, is_pre, value)` for every observation of the experiment whose
-/// unit id is ≥ `from` and < `to` (in the database's collation; `None` = unbounded), so callers
-/// can read disjoint ranges in parallel. Rows come in primary-key order, which on SQLite is
-/// bytewise by unit id; callers must not rely on that (PostgreSQL's collation may differ).
+/// Calls `f(unit number, metric_id, is_pre, value)` for every observation of the experiment
+/// whose unit number is in [`from`, `to`) (`None` = unbounded), so callers can read disjoint
+/// ranges in parallel. Rows come in primary-key order: by unit, then metric and period.
 ///
-/// On SQLite the unit id is borrowed from the current row instead of copied: this is the read
-/// path of every analysis, millions of rows long.
+/// This is the read path of every analysis and summary, millions of rows long.
 pub fn for_each_observation(
     conn: &mut DbConnection,
     experiment_id: i64,
-    from: Option<&str>,
-    to: Option<&str>,
-    mut f: impl FnMut(&str, i64, bool, f64),
+    from: Option<i64>,
+    to: Option<i64>,
+    mut f: impl FnMut(i64, i64, bool, f64),
 ) -> AppResult<()> {
-    use diesel::connection::LoadConnection;
-    use diesel::row::{Field, Row};
-
-    // Boxed queries are per backend, so the query is spelled once and built in each arm.
-    macro_rules! query {
-        () => {{
-            let mut q = observations::table
-                .filter(observations::experiment_id.eq(experiment_id))
-                .into_boxed();
-            if let Some(from) = from {
-                q = q.filter(observations::unit_id.ge(from));
-            }
-            if let Some(to) = to {
-                q = q.filter(observations::unit_id.lt(to));
-            }
-            q.select((
-                observations::unit_id,
-                observations::metric_id,
-                observations::period.eq("pre"),
-                observations::value,
-            ))
-        }};
-    }
-    match conn {
-        DbConnection::Sqlite(c) => {
-            let rows = c.load(query!())?;
-            for row in rows {
-                let row = row?;
-                let (Some(u), Some(m), Some(pre), Some(v)) =
-                    (row.get(0), row.get(1), row.get(2), row.get(3))
-                else {
-                    return Err(missing_column());
-                };
-                let (Some(mut u), Some(mut m), Some(mut pre), Some(mut v)) =
-                    (u.value(), m.value(), pre.value(), v.value())
-                else {
-                    return Err(missing_column());
-                };
-                f(
-                    u.read_text(),
-                    m.read_long(),
-                    pre.read_integer() != 0,
-                    v.read_double(),
-                );
-            }
+    use diesel::connection::DefaultLoadingMode;
+    let (from, to) = (from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX));
+    let query = observations::table
+        .filter(observations::experiment_id.eq(experiment_id))
+        .filter(observations::unit_id.ge(from))
+        .filter(observations::unit_id.lt(to))
+        .order((
+            observations::unit_id,
+            observations::metric_id,
+            observations::period,
+        ))
+        .select((
+            observations::unit_id,
+            observations::metric_id,
+            observations::period.eq("pre"),
+            observations::value,
+        ));
+    with_backend!(conn, |c| {
+        for row in query.load_iter::<(i64, i64, bool, f64), DefaultLoadingMode>(c)? {
+            let (u, m, pre, v) = row?;
+            f(u, m, pre, v);
         }
-        DbConnection::Postgresql(c) => {
-            let rows = query!()
-                .load_iter::<(String, i64, bool, f64), diesel::connection::DefaultLoadingMode>(c)?;
-            for row in rows {
-                let (u, m, pre, v) = row?;
-                f(&u, m, pre, v);
-            }
-        }
-    }
-    Ok(())
+        Ok::<(), AppError>(())
+    })
 }

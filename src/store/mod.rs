@@ -25,6 +25,7 @@ pub mod series_cache;
 pub mod sessions;
 pub mod tokens;
 pub mod unit_rows;
+pub mod units;
 pub mod upsert;
 
 use anyhow::Context;

@@ -6,6 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::observations::dsl as o;
+use super::units::UnitNumbers;
 use super::upsert::{WriteOutcome, MAX_BINDS_PER_STATEMENT};
 use super::{with_backend, DbConnection};
 use crate::domain::upload::{ObservationRecord, OnConflict};
@@ -14,9 +15,9 @@ use crate::error::{AppResult, Issue};
 #[derive(Insertable)]
 #[diesel(table_name = super::schema::observations)]
 #[diesel(treat_none_as_default_value = false)]
-struct NewObservation<'a> {
+struct NewObservation {
     experiment_id: i64,
-    unit_id: &'a str,
+    unit_id: i64,
     metric_id: i64,
     period: &'static str,
     value: f64,
@@ -25,10 +26,10 @@ struct NewObservation<'a> {
 
 const ROWS_PER_STATEMENT: usize = MAX_BINDS_PER_STATEMENT / 6;
 
-fn new_row(experiment_id: i64, r: &ObservationRecord) -> NewObservation<'_> {
+fn new_row(experiment_id: i64, unit_id: i64, r: &ObservationRecord) -> NewObservation {
     NewObservation {
         experiment_id,
-        unit_id: &r.unit_id,
+        unit_id,
         metric_id: r.metric_id,
         period: r.period.as_str(),
         value: r.value,
@@ -39,17 +40,25 @@ fn new_row(experiment_id: i64, r: &ObservationRecord) -> NewObservation<'_> {
 /// Writes observations inside the caller's transaction: on PostgreSQL a batch of new rows goes in
 /// by one `COPY` (see `upsert::copy_if_new`). Identical rows already stored are counted
 /// as duplicates; rows whose stored value differs are conflicts, or overwritten with `Replace`.
-/// `metric_key` names a metric id in conflict messages.
+/// Units are numbered with `numbers`; `metric_key` names a metric id in conflict messages.
 pub fn write(
     conn: &mut DbConnection,
     experiment_id: i64,
     records: &[ObservationRecord],
     on_conflict: OnConflict,
+    numbers: &mut UnitNumbers,
     metric_key: &dyn Fn(i64) -> String,
 ) -> AppResult<WriteOutcome> {
     let mut outcome = WriteOutcome::default();
+    let keys: Vec<&str> = records.iter().map(|r| r.unit_id.as_str()).collect();
+    let ids = numbers.resolve(conn, &keys)?;
+    let rows = |from: usize, to: usize| -> Vec<NewObservation> {
+        (from..to)
+            .map(|i| new_row(experiment_id, ids[i], &records[i]))
+            .collect()
+    };
     if let Some(n) = super::upsert::copy_if_new(conn, |c| {
-        let rows: Vec<NewObservation> = records.iter().map(|r| new_row(experiment_id, r)).collect();
+        let rows = rows(0, records.len());
         diesel::copy_from(o::observations)
             .from_insertable(&rows)
             .execute(c)
@@ -57,8 +66,10 @@ pub fn write(
         outcome.book_batch(records.len(), n, 0);
         return Ok(outcome);
     }
-    for chunk in records.chunks(ROWS_PER_STATEMENT) {
-        let rows: Vec<NewObservation> = chunk.iter().map(|r| new_row(experiment_id, r)).collect();
+    for (k, chunk) in records.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let first = k * ROWS_PER_STATEMENT;
+        let chunk_ids = &ids[first..first + chunk.len()];
+        let rows = rows(first, first + chunk.len());
         // Full chunks go in as fixed-size arrays: their statement has a static query id, so
         // diesel prepares it once and reuses it instead of re-preparing 30,000 binds per batch.
         let inserted =
@@ -76,7 +87,7 @@ pub fn write(
             reconcile(
                 conn,
                 experiment_id,
-                chunk,
+                (chunk, chunk_ids),
                 on_conflict,
                 metric_key,
                 &mut outcome,
@@ -94,24 +105,23 @@ pub fn write(
 fn reconcile(
     conn: &mut DbConnection,
     experiment_id: i64,
-    chunk: &[ObservationRecord],
+    (chunk, ids): (&[ObservationRecord], &[i64]),
     on_conflict: OnConflict,
     metric_key: &dyn Fn(i64) -> String,
     outcome: &mut WriteOutcome,
 ) -> AppResult<usize> {
-    let units: Vec<&str> = chunk.iter().map(|r| r.unit_id.as_str()).collect();
-    let stored: Vec<(String, i64, String, f64)> = with_backend!(conn, |c| o::observations
+    let stored: Vec<(i64, i64, String, f64)> = with_backend!(conn, |c| o::observations
         .filter(o::experiment_id.eq(experiment_id))
-        .filter(o::unit_id.eq_any(&units))
+        .filter(o::unit_id.eq_any(ids))
         .select((o::unit_id, o::metric_id, o::period, o::value))
         .load(c))?;
-    let mut stored: HashMap<(String, i64, String), f64> = stored
+    let mut stored: HashMap<(i64, i64, String), f64> = stored
         .into_iter()
         .map(|(u, m, p, v)| ((u, m, p), v))
         .collect();
     let mut differing = 0;
-    for r in chunk {
-        let key = (r.unit_id.clone(), r.metric_id, r.period.as_str().to_owned());
+    for (r, &id) in chunk.iter().zip(ids) {
+        let key = (id, r.metric_id, r.period.as_str().to_owned());
         let Some(old) = stored.get_mut(&key) else {
             continue;
         };
@@ -136,7 +146,7 @@ fn reconcile(
             OnConflict::Replace => {
                 diesel::update(o::observations.find((
                     experiment_id,
-                    &r.unit_id,
+                    id,
                     r.metric_id,
                     r.period.as_str(),
                 )))

@@ -85,7 +85,7 @@ diesel::table! {
 diesel::table! {
     assignments (experiment_id, unit_id) {
         experiment_id -> BigInt,
-        unit_id -> Text,
+        unit_id -> BigInt,
         variant_id -> BigInt,
         assigned_at -> Nullable<Timestamp>,
     }
@@ -94,11 +94,19 @@ diesel::table! {
 diesel::table! {
     observations (experiment_id, unit_id, metric_id, period) {
         experiment_id -> BigInt,
-        unit_id -> Text,
+        unit_id -> BigInt,
         metric_id -> BigInt,
         period -> Text,
         value -> Double,
         observed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    units (experiment_id, id) {
+        experiment_id -> BigInt,
+        id -> BigInt,
+        key -> Text,
     }
 }
 
@@ -115,6 +123,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     variants,
     assignments,
     observations,
+    units,
 );
 
 diesel::table! {

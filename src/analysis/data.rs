@@ -467,12 +467,13 @@ impl<'l, 'a> PartBuilder<'l, 'a> {
         let Some(i) = self.known.find(number) else {
             return;
         };
-        let key = &self.known.keys[i];
+        // The key moves to the part: observations need only its hash, already computed.
+        let key = std::mem::take(&mut self.known.keys[i]);
         self.part
             .fp
-            .add(assignment_hash(key, layout.arm_keys[arm as usize]));
+            .add(assignment_hash(&key, layout.arm_keys[arm as usize]));
         self.known.place[i] = self.part.units.len() as u32;
-        self.part.units.push((key.clone(), arm));
+        self.part.units.push((key, arm));
     }
 
     /// Ends the assignments: makes room for the assigned units' values.

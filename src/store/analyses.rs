@@ -175,11 +175,37 @@ pub fn for_each_observation(
             observations::period.eq("pre"),
             observations::value,
         ));
-    with_backend!(conn, |c| {
-        for row in query.load_iter::<(i64, i64, bool, f64), DefaultLoadingMode>(c)? {
-            let (u, m, pre, v) = row?;
-            f(u, m, pre, v);
+    match conn {
+        // Columns read straight from SQLite's row: this loop runs once per observation.
+        DbConnection::Sqlite(c) => {
+            use diesel::connection::LoadConnection;
+            use diesel::row::{Field, Row};
+            for row in c.load(query)? {
+                let row = row?;
+                let (Some(u), Some(m), Some(pre), Some(v)) =
+                    (row.get(0), row.get(1), row.get(2), row.get(3))
+                else {
+                    return Err(missing_column());
+                };
+                let (Some(mut u), Some(mut m), Some(mut pre), Some(mut v)) =
+                    (u.value(), m.value(), pre.value(), v.value())
+                else {
+                    return Err(missing_column());
+                };
+                f(
+                    u.read_long(),
+                    m.read_long(),
+                    pre.read_integer() != 0,
+                    v.read_double(),
+                );
+            }
         }
-        Ok::<(), AppError>(())
-    })
+        DbConnection::Postgresql(c) => {
+            for row in query.load_iter::<(i64, i64, bool, f64), DefaultLoadingMode>(c)? {
+                let (u, m, pre, v) = row?;
+                f(u, m, pre, v);
+            }
+        }
+    }
+    Ok(())
 }

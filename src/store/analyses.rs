@@ -117,7 +117,8 @@ pub fn unit_split(conn: &mut DbConnection, experiment_id: i64) -> AppResult<(i64
 }
 
 /// Calls `f(unit number, variant_id)` for every assignment of the experiment whose unit number
-/// is in [`from`, `to`) (`None` = unbounded), in unit order.
+/// is in [`from`, `to`) (`None` = unbounded): in unit order on SQLite (its primary-key order),
+/// in any order on PostgreSQL.
 pub fn for_each_assignment(
     conn: &mut DbConnection,
     experiment_id: i64,
@@ -131,7 +132,6 @@ pub fn for_each_assignment(
         .filter(assignments::experiment_id.eq(experiment_id))
         .filter(assignments::unit_id.ge(from))
         .filter(assignments::unit_id.lt(to))
-        .order(assignments::unit_id)
         .select((assignments::unit_id, assignments::variant_id));
     with_backend!(conn, |c| {
         for row in query.load_iter::<(i64, i64), DefaultLoadingMode>(c)? {
@@ -148,7 +148,9 @@ pub(crate) fn missing_column() -> AppError {
 
 /// Calls `f(unit number, metric_id, is_pre, value)` for every observation of the experiment
 /// whose unit number is in [`from`, `to`) (`None` = unbounded), so callers can read disjoint
-/// ranges in parallel. Rows come in primary-key order: by unit, then metric and period.
+/// ranges in parallel. On SQLite rows come in primary-key order (by unit, then metric and
+/// period), which `SumsBuilder` relies on; PostgreSQL returns them in any order (an `ORDER BY`
+/// there costs a sort of every row, and its readers do not need one).
 ///
 /// This is the read path of every analysis and summary, millions of rows long.
 pub fn for_each_observation(
@@ -164,11 +166,6 @@ pub fn for_each_observation(
         .filter(observations::experiment_id.eq(experiment_id))
         .filter(observations::unit_id.ge(from))
         .filter(observations::unit_id.lt(to))
-        .order((
-            observations::unit_id,
-            observations::metric_id,
-            observations::period,
-        ))
         .select((
             observations::unit_id,
             observations::metric_id,

@@ -9,40 +9,19 @@
 //! `None`, and the caller asks the database instead.
 
 use super::aggregate_cells::CellsBuilder;
+use crate::stats::exact_sum::ExactSum;
 use crate::store::aggregates::{ArmSums, MetricArmSums};
 
-/// A compensated (Neumaier) sum, so Σv² over millions of units keeps its digits as SQLite's
-/// `SUM` does.
-#[derive(Debug, Clone, Copy, Default)]
-struct Sum {
-    sum: f64,
-    c: f64,
-}
-
-impl Sum {
-    fn add(&mut self, v: f64) {
-        let t = self.sum + v;
-        self.c += if self.sum.abs() >= v.abs() {
-            (self.sum - t) + v
-        } else {
-            (v - t) + self.sum
-        };
-        self.sum = t;
-    }
-
-    fn value(self) -> f64 {
-        self.sum + self.c
-    }
-}
-
 /// One arm's and metric's running sums (the fields of [`MetricArmSums`]).
-#[derive(Debug, Clone, Copy, Default)]
+/// Sums are exact ([`ExactSum`]), so they do not depend on the order units are read in (the
+/// order uploads numbered them) or on how the units were split between readers.
+#[derive(Debug, Clone, Default)]
 struct Acc {
     units: i64,
     ones: i64,
     with_sli: i64,
     /// Σy, Σy², Σy|s, Σy²|s, Σs|y, Σs²|y, Σs·y.
-    sums: [Sum; 7],
+    sums: [ExactSum; 7],
 }
 
 impl Acc {
@@ -206,15 +185,57 @@ impl SumsBuilder {
         self.slots.iter().map(|s| s.0).collect()
     }
 
-    /// The sums (and the cells, when counted), or `None` when rows came out of unit order or
-    /// a unit was assigned twice.
-    pub fn finish(mut self) -> Option<(ArmSums, Option<CellsBuilder>)> {
+    /// The exact sums (and the cells, when counted), or `None` when rows came out of unit
+    /// order or a unit was assigned twice.
+    pub fn finish(mut self) -> Option<(StreamedSums, Option<CellsBuilder>)> {
         if let Some(prev) = self.current.take() {
             self.flush(prev);
         }
         if self.broken {
             return None;
         }
+        let sums = StreamedSums {
+            variant_ids: self.variant_ids,
+            slots: self.slots,
+            assigned: self.assigned,
+            acc: self.acc,
+            unassigned_observations: self.unassigned_observations,
+        };
+        Some((sums, self.cells))
+    }
+}
+
+/// The exact per-arm sums of some units (one reader's range, or all of them).
+pub struct StreamedSums {
+    variant_ids: Vec<i64>,
+    slots: Vec<(i64, f64)>,
+    assigned: Vec<i64>,
+    acc: Vec<Vec<Acc>>,
+    unassigned_observations: i64,
+}
+
+impl StreamedSums {
+    /// The sums of both ranges' units (built for the same arms and metrics), exactly.
+    pub fn merge(mut self, other: StreamedSums) -> StreamedSums {
+        for (n, m) in self.assigned.iter_mut().zip(other.assigned) {
+            *n += m;
+        }
+        for (mine, theirs) in self.acc.iter_mut().zip(&other.acc) {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                a.units += b.units;
+                a.ones += b.ones;
+                a.with_sli += b.with_sli;
+                for (x, y) in a.sums.iter_mut().zip(&b.sums) {
+                    x.merge(y);
+                }
+            }
+        }
+        self.unassigned_observations += other.unassigned_observations;
+        self
+    }
+
+    /// The sums, each rounded once.
+    pub fn into_sums(self) -> ArmSums {
         let mut metrics = Vec::new();
         for (a, per_slot) in self.acc.iter().enumerate() {
             for (k, acc) in per_slot.iter().enumerate().filter(|(_, acc)| acc.units > 0) {
@@ -237,7 +258,7 @@ impl SumsBuilder {
                 });
             }
         }
-        let sums = ArmSums {
+        ArmSums {
             assigned: self
                 .variant_ids
                 .iter()
@@ -247,7 +268,6 @@ impl SumsBuilder {
                 .collect(),
             metrics,
             unassigned_observations: self.unassigned_observations,
-        };
-        Some((sums, self.cells))
+        }
     }
 }

@@ -324,8 +324,8 @@ fn plane(slot: usize, pre: bool) -> usize {
     2 * slot + usize::from(pre)
 }
 
-/// What one range reader found: its assigned units (key and arm, in unit-number order), their
-/// value planes, and the observations of units it knows no assignment of.
+/// What one range reader found: its assigned units (key and arm, in the order their assignments
+/// were read), their value planes, and the observations of units it knows no assignment of.
 pub struct Part {
     /// The experiment's data version in the reader's snapshot.
     version: i64,
@@ -334,6 +334,8 @@ pub struct Part {
     unassigned_observations: u64,
     /// Units with observations but no assignment.
     unassigned_units: u64,
+    /// Rows whose unit number has no text id (none in consistent data).
+    orphan_rows: u64,
     fp: Fingerprint,
 }
 
@@ -431,6 +433,7 @@ impl<'l, 'a> PartBuilder<'l, 'a> {
                 planes: Vec::new(),
                 unassigned_observations: 0,
                 unassigned_units: 0,
+                orphan_rows: 0,
                 fp: Fingerprint::default(),
             },
             known: Known::default(),
@@ -465,6 +468,7 @@ impl<'l, 'a> PartBuilder<'l, 'a> {
         let layout = self.layout;
         let arm = layout.arm_of_variant.get(&variant).copied().unwrap_or(0);
         let Some(i) = self.known.find(number) else {
+            self.part.orphan_rows += 1;
             return;
         };
         // The key moves to the part: observations need only its hash, already computed.
@@ -496,27 +500,23 @@ impl<'l, 'a> PartBuilder<'l, 'a> {
             ),
         };
         let known = &mut self.known;
-        let found = known.find(number);
-        let unit_hash = found.map_or_else(|| unit_hash(&number.to_string()), |i| known.hashes[i]);
-        part.fp.add_observation(unit_hash, metric_period, value);
-        match (found.map(|i| (i, known.place[i])), slot) {
-            (Some((_, place)), Some(s)) if place != NO_PLACE => {
-                part.planes[plane(s.1, pre)][place as usize] = value
-            }
-            (Some((_, place)), None) if place != NO_PLACE => {}
-            (found, _) => {
+        let Some(i) = known.find(number) else {
+            part.orphan_rows += 1;
+            return;
+        };
+        part.fp
+            .add_observation(known.hashes[i], metric_period, value);
+        let place = known.place[i];
+        match slot {
+            _ if place == NO_PLACE => {
                 part.unassigned_observations += 1;
-                match found {
-                    Some((i, _)) if !known.seen[i] => {
-                        known.seen[i] = true;
-                        part.unassigned_units += 1;
-                    }
-                    Some(_) => {}
-                    // A number without a unit (every upload stores its units with its
-                    // rows, so none is expected): counted once per row.
-                    None => part.unassigned_units += 1,
+                if !known.seen[i] {
+                    known.seen[i] = true;
+                    part.unassigned_units += 1;
                 }
             }
+            Some(s) => part.planes[plane(s.1, pre)][place as usize] = value,
+            None => {}
         }
     }
 
@@ -529,6 +529,12 @@ impl Part {
     /// The experiment's data version in the reader's snapshot.
     pub fn version(&self) -> i64 {
         self.version
+    }
+
+    /// Rows whose unit number had no text id: every upload stores its units with its rows in
+    /// one transaction, so any is a broken database, not data to analyse.
+    pub fn orphan_rows(&self) -> u64 {
+        self.orphan_rows
     }
 }
 
@@ -653,9 +659,9 @@ fn ratio_columns(
     }
 }
 
-/// Puts joined units (and their values) in bytewise order of their text ids. Ranges come in
-/// unit-number order, which is the order uploads first named the units; ordering by text id
-/// makes every result independent of the upload order.
+/// Puts joined units (and their values) in bytewise order of their text ids. Ranges come in the
+/// order the database returns assignments (unit-number order on SQLite, the order uploads first
+/// named the units); ordering by text id makes every result independent of the upload order.
 fn bytewise_order(units: &mut Vec<(String, u32)>, planes: &mut [Vec<f64>]) {
     if units.is_sorted_by(|a, b| a.0 <= b.0) {
         return;

@@ -4,7 +4,7 @@
 use super::aggregate::AggregateSummary;
 use super::aggregate_boot::BootSettings;
 use super::aggregate_cells::CellsBuilder;
-use super::aggregate_stream::SumsBuilder;
+use super::aggregate_stream::{StreamedSums, SumsBuilder};
 use super::data::{self, Layout, Part, PartBuilder, UnitData};
 use super::{compute, resolve, AnalysisRequest};
 use crate::domain::document::DocumentError;
@@ -48,7 +48,14 @@ fn read_range(
         for_each_observation(conn, experiment_id, from, to, |unit, metric, pre, value| {
             part.observation(unit, metric, pre, value)
         })?;
-        Ok(part.finish())
+        let part = part.finish();
+        match part.orphan_rows() {
+            0 => Ok(part),
+            n => Err(AppError::Internal(anyhow::anyhow!(
+                "experiment {experiment_id}: {n} assignment or observation rows name a unit \
+                 number without a unit"
+            ))),
+        }
     })
 }
 
@@ -197,12 +204,13 @@ fn sql_sums(
             b.unit(variant, values)
         })?;
         let unassigned = unassigned_observations(conn, e.id)?;
-        let (mut sums, counted) = b.finish().ok_or_else(|| {
+        let (sums, counted) = b.finish().ok_or_else(|| {
             AppError::Internal(anyhow::anyhow!(
                 "a unit row of experiment {} had an unknown variant",
                 e.key
             ))
         })?;
+        let mut sums = sums.into_sums();
         sums.unassigned_observations = unassigned;
         Ok((sums, counted))
     })
@@ -236,8 +244,8 @@ fn stream_sums(
     };
     let parts = read_in_ranges(db, e, split_from, range)?;
     // A range whose rows were out of key order (or that assigned a unit twice) answers None.
-    let parts: Option<Vec<(ArmSums, Option<CellsBuilder>)>> = parts.into_iter().collect();
-    Ok(parts.and_then(|p| {
+    let parts: Option<Vec<(StreamedSums, Option<CellsBuilder>)>> = parts.into_iter().collect();
+    let merged = parts.and_then(|p| {
         p.into_iter().reduce(|(s1, c1), (s2, c2)| {
             let cells = match (c1, c2) {
                 (Some(a), Some(b)) => Some(a.merge(b)),
@@ -245,7 +253,8 @@ fn stream_sums(
             };
             (s1.merge(s2), cells)
         })
-    }))
+    });
+    Ok(merged.map(|(sums, cells)| (sums.into_sums(), cells)))
 }
 
 /// The experiment's first and last assignment dates, when the uploads gave them.

@@ -13,6 +13,7 @@ pub mod compressed;
 pub mod cuped;
 pub mod descriptive;
 pub mod dist;
+pub mod exact_sum;
 pub mod hac;
 pub mod histogram;
 pub mod hypothesis;

@@ -58,11 +58,14 @@ struct Value {
     value: f64,
 }
 
-/// One experiment-period value of a metric (0 when it has none): a shift near its values.
+/// The experiment-period value of a metric of the unit with the first text id that has one
+/// (0 when none has): a shift near its values chosen by the data alone, not by the order
+/// uploads numbered the units.
 pub fn shift_of(conn: &mut DbConnection, experiment_id: i64, metric_id: i64) -> AppResult<f64> {
     let found: Option<Value> = diesel::sql_query(format!(
-        "SELECT value FROM observations WHERE experiment_id = {experiment_id} \
-         AND metric_id = {metric_id} AND period = 'post' LIMIT 1"
+        "SELECT o.value FROM units u JOIN observations o ON o.experiment_id = u.experiment_id \
+         AND o.unit_id = u.id AND o.metric_id = {metric_id} AND o.period = 'post' \
+         WHERE u.experiment_id = {experiment_id} ORDER BY u.key LIMIT 1"
     ))
     .get_result(conn)
     .optional()?;

@@ -133,13 +133,23 @@ pub fn for_each_assignment(
         .filter(assignments::unit_id.ge(from))
         .filter(assignments::unit_id.lt(to))
         .select((assignments::unit_id, assignments::variant_id));
-    with_backend!(conn, |c| {
-        for row in query.load_iter::<(i64, i64), DefaultLoadingMode>(c)? {
-            let (u, v) = row?;
-            f(u, v);
+    // SQLite's primary-key order costs nothing; on PostgreSQL an ORDER BY would sort.
+    match conn {
+        DbConnection::Sqlite(c) => {
+            let ordered = query.order(assignments::unit_id);
+            for row in ordered.load_iter::<(i64, i64), DefaultLoadingMode>(c)? {
+                let (u, v) = row?;
+                f(u, v);
+            }
         }
-        Ok::<(), AppError>(())
-    })
+        DbConnection::Postgresql(c) => {
+            for row in query.load_iter::<(i64, i64), DefaultLoadingMode>(c)? {
+                let (u, v) = row?;
+                f(u, v);
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn missing_column() -> AppError {
@@ -149,8 +159,8 @@ pub(crate) fn missing_column() -> AppError {
 /// Calls `f(unit number, metric_id, is_pre, value)` for every observation of the experiment
 /// whose unit number is in [`from`, `to`) (`None` = unbounded), so callers can read disjoint
 /// ranges in parallel. On SQLite rows come in primary-key order (by unit, then metric and
-/// period), which `SumsBuilder` relies on; PostgreSQL returns them in any order (an `ORDER BY`
-/// there costs a sort of every row, and its readers do not need one).
+/// period), which `SumsBuilder` relies on; on PostgreSQL in any order (an `ORDER BY` there
+/// costs a sort of every row, and its readers do not need one).
 ///
 /// This is the read path of every analysis and summary, millions of rows long.
 pub fn for_each_observation(
@@ -177,7 +187,13 @@ pub fn for_each_observation(
         DbConnection::Sqlite(c) => {
             use diesel::connection::LoadConnection;
             use diesel::row::{Field, Row};
-            for row in c.load(query)? {
+            // The primary key's order, which `SumsBuilder` needs, at no cost.
+            let ordered = query.order((
+                observations::unit_id,
+                observations::metric_id,
+                observations::period,
+            ));
+            for row in c.load(ordered)? {
                 let row = row?;
                 let (Some(u), Some(m), Some(pre), Some(v)) =
                     (row.get(0), row.get(1), row.get(2), row.get(3))

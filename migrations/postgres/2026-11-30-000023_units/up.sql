@@ -32,11 +32,12 @@ DROP TABLE assignments_named;
 
 ALTER TABLE observations RENAME TO observations_named;
 ALTER TABLE observations_named RENAME CONSTRAINT observations_pkey TO observations_named_pkey;
+ALTER TABLE observations_named RENAME CONSTRAINT observations_period_check TO observations_named_period_check;
 CREATE TABLE observations (
     experiment_id BIGINT NOT NULL,
     unit_id BIGINT NOT NULL,
     metric_id BIGINT NOT NULL,
-    period TEXT NOT NULL CHECK (period IN ('pre', 'post')),
+    period TEXT NOT NULL CONSTRAINT observations_period_check CHECK (period IN ('pre', 'post')),
     value DOUBLE PRECISION NOT NULL,
     observed_at TIMESTAMP,
     PRIMARY KEY (experiment_id, unit_id, metric_id, period)

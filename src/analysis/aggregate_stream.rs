@@ -38,24 +38,30 @@ impl Acc {
             }
         }
     }
+
+    /// Adds another set of units' sums.
+    fn merge(&mut self, other: &Acc) {
+        self.units += other.units;
+        self.ones += other.ones;
+        self.with_sli += other.with_sli;
+        for (x, y) in self.sums.iter_mut().zip(&other.sums) {
+            x.merge(y);
+        }
+    }
 }
 
 /// Accumulates [`ArmSums`] from assignments, then observations.
 pub struct SumsBuilder {
-    variant_ids: Vec<i64>,
-    /// (metric id, shift); slot 0 is the SLI.
-    slots: Vec<(i64, f64)>,
+    /// What has been summed so far.
+    sums: StreamedSums,
     /// (unit number, arm index), in unit order.
     units: Vec<(i64, u32)>,
     /// Position in `units` of the first unit not before the current observation's.
     cursor: usize,
-    assigned: Vec<i64>,
-    acc: Vec<Vec<Acc>>,
     current: Option<i64>,
     values: Vec<f64>,
     /// Rows of the current unit.
     values_seen: i64,
-    unassigned_observations: i64,
     broken: bool,
     /// Cells of the units' values, for a bootstrap (see [`SumsBuilder::with_cells`]).
     cells: Option<CellsBuilder>,
@@ -70,16 +76,18 @@ impl SumsBuilder {
         slots.extend(metrics.iter().filter(|m| m.0 != sli.0));
         let arms = variant_ids.len();
         SumsBuilder {
-            assigned: vec![0; arms],
-            acc: vec![vec![Acc::default(); slots.len()]; arms],
             values: vec![f64::NAN; slots.len()],
-            variant_ids,
-            slots,
+            sums: StreamedSums {
+                assigned: vec![0; arms],
+                acc: vec![vec![Acc::default(); slots.len()]; arms],
+                variant_ids,
+                slots,
+                unassigned_observations: 0,
+            },
             units: Vec::new(),
             cursor: 0,
             current: None,
             values_seen: 0,
-            unassigned_observations: 0,
             broken: false,
             cells: None,
         }
@@ -89,7 +97,7 @@ impl SumsBuilder {
     /// metrics `paired` (ids).
     pub fn with_cells(mut self, paired: &[i64]) -> SumsBuilder {
         self.cells = Some(CellsBuilder::new(
-            self.variant_ids.len(),
+            self.sums.variant_ids.len(),
             self.slot_ids(),
             paired,
         ));
@@ -97,10 +105,10 @@ impl SumsBuilder {
     }
 
     pub fn assignment(&mut self, unit: i64, variant: i64) {
-        match self.variant_ids.iter().position(|v| *v == variant) {
+        match self.sums.arm_of(variant) {
             Some(a) => {
                 self.units.push((unit, a as u32));
-                self.assigned[a] += 1;
+                self.sums.assigned[a] += 1;
             }
             None => self.broken = true,
         }
@@ -133,7 +141,7 @@ impl SumsBuilder {
         if pre {
             return;
         }
-        if let Some(k) = self.slots.iter().position(|m| m.0 == metric) {
+        if let Some(k) = self.sums.slots.iter().position(|m| m.0 == metric) {
             self.values[k] = value;
         }
     }
@@ -146,15 +154,16 @@ impl SumsBuilder {
         }
         match self.units.get(self.cursor) {
             Some(&(u, arm)) if u == unit => self.accumulate(arm as usize),
-            _ => self.unassigned_observations += rows,
+            _ => self.sums.unassigned_observations += rows,
         }
         self.values.iter_mut().for_each(|v| *v = f64::NAN);
     }
 
     /// Adds the current unit's values (`self.values`) to arm `arm`'s sums and cells.
     fn accumulate(&mut self, arm: usize) {
-        let s = self.values[0] - self.slots[0].1;
-        let slots = self.acc[arm].iter_mut().zip(&self.values).zip(&self.slots);
+        let sums = &mut self.sums;
+        let s = self.values[0] - sums.slots[0].1;
+        let slots = sums.acc[arm].iter_mut().zip(&self.values).zip(&sums.slots);
         for ((acc, &y), (_, shift)) in slots {
             if !y.is_nan() {
                 acc.add(y, y - shift, s);
@@ -169,9 +178,9 @@ impl SumsBuilder {
     /// of each slot's metric in slot order (NaN: none), instead of assignments and
     /// observations. Units may come in any order.
     pub fn unit(&mut self, variant: i64, values: &[f64]) {
-        match self.variant_ids.iter().position(|v| *v == variant) {
+        match self.sums.arm_of(variant) {
             Some(a) if values.len() == self.values.len() => {
-                self.assigned[a] += 1;
+                self.sums.assigned[a] += 1;
                 self.values.copy_from_slice(values);
                 self.accumulate(a);
                 self.values.iter_mut().for_each(|v| *v = f64::NAN);
@@ -182,7 +191,7 @@ impl SumsBuilder {
 
     /// The metric ids of the slots, in order (slot 0 is the SLI).
     pub fn slot_ids(&self) -> Vec<i64> {
-        self.slots.iter().map(|s| s.0).collect()
+        self.sums.slots.iter().map(|s| s.0).collect()
     }
 
     /// The exact sums (and the cells, when counted), or `None` when rows came out of unit
@@ -194,27 +203,28 @@ impl SumsBuilder {
         if self.broken {
             return None;
         }
-        let sums = StreamedSums {
-            variant_ids: self.variant_ids,
-            slots: self.slots,
-            assigned: self.assigned,
-            acc: self.acc,
-            unassigned_observations: self.unassigned_observations,
-        };
-        Some((sums, self.cells))
+        Some((self.sums, self.cells))
     }
 }
 
 /// The exact per-arm sums of some units (one reader's range, or all of them).
 pub struct StreamedSums {
     variant_ids: Vec<i64>,
+    /// (metric id, shift); slot 0 is the SLI.
     slots: Vec<(i64, f64)>,
+    /// Assigned units per arm.
     assigned: Vec<i64>,
+    /// Per arm, per slot.
     acc: Vec<Vec<Acc>>,
     unassigned_observations: i64,
 }
 
 impl StreamedSums {
+    /// The arm index of a variant id.
+    fn arm_of(&self, variant: i64) -> Option<usize> {
+        self.variant_ids.iter().position(|v| *v == variant)
+    }
+
     /// The sums of both ranges' units (built for the same arms and metrics), exactly.
     pub fn merge(mut self, other: StreamedSums) -> StreamedSums {
         for (n, m) in self.assigned.iter_mut().zip(other.assigned) {
@@ -222,12 +232,7 @@ impl StreamedSums {
         }
         for (mine, theirs) in self.acc.iter_mut().zip(&other.acc) {
             for (a, b) in mine.iter_mut().zip(theirs) {
-                a.units += b.units;
-                a.ones += b.ones;
-                a.with_sli += b.with_sli;
-                for (x, y) in a.sums.iter_mut().zip(&b.sums) {
-                    x.merge(y);
-                }
+                a.merge(b);
             }
         }
         self.unassigned_observations += other.unassigned_observations;

@@ -90,44 +90,6 @@ pub struct ArmSums {
     pub unassigned_observations: i64,
 }
 
-impl ArmSums {
-    /// The sums of two disjoint sets of units (two ranges of unit ids).
-    pub fn merge(mut self, other: ArmSums) -> ArmSums {
-        for (v, n) in other.assigned {
-            match self.assigned.iter_mut().find(|a| a.0 == v) {
-                Some(a) => a.1 += n,
-                None => self.assigned.push((v, n)),
-            }
-        }
-        self.assigned.sort_unstable();
-        for r in other.metrics {
-            let mine = self
-                .metrics
-                .iter_mut()
-                .find(|m| m.variant_id == r.variant_id && m.metric_id == r.metric_id);
-            match mine {
-                Some(m) => {
-                    m.units += r.units;
-                    m.ones += r.ones;
-                    m.with_sli += r.with_sli;
-                    m.value_sum += r.value_sum;
-                    m.value_sq += r.value_sq;
-                    m.sum_with_sli += r.sum_with_sli;
-                    m.sq_with_sli += r.sq_with_sli;
-                    m.sli_sum += r.sli_sum;
-                    m.sli_sq += r.sli_sq;
-                    m.sli_cross += r.sli_cross;
-                }
-                None => self.metrics.push(r),
-            }
-        }
-        self.metrics
-            .sort_unstable_by_key(|m| (m.variant_id, m.metric_id));
-        self.unassigned_observations += other.unassigned_observations;
-        self
-    }
-}
-
 /// `expr`, or 0 where its magnitude is below 1e-150 (a factor of a product).
 fn no_underflow(expr: &str) -> String {
     format!("(CASE WHEN ABS({expr}) < 1e-150 THEN 0.0 ELSE {expr} END)")

@@ -138,7 +138,8 @@ def run(args, db):
     print(f"{backend}: simulate + upload of {args.units:,} units (assignments, then 6 observations per unit) "
           f"{load:.1f} s")
     print(f"sloproof summary from the database's per-arm sums (GET .../summary): {in_db:.2f} s; server peak RSS "
-          f"{summary_peak:.0f} MB; slope of {slope['kpi']} {slope['slope']['estimate']:.6g} per ms")
+          f"{summary_peak:.0f} MB; slope of {slope['kpi']} {slope['slope']['estimate']:.6g} per ms; "
+          f"CUPED {'on' if summary['cuped'] else 'off'}")
     cells = booted["bootstrap"]["cells"]
     print(f"sloproof summary with a 2,000-resample BCa bootstrap on counted cells (?resamples=2000): "
           f"{in_db_boot:.2f} s; server peak RSS {boot_peak:.0f} MB; at most {max(c['cells'] for c in cells)} cells "
@@ -154,7 +155,9 @@ def run(args, db):
         got = next(x for x in booted["effects"] if x["variant"] == e["variant"] and x["metric"] == e["metric"])
         want = e["alternatives"]["bootstrap"]
         print(f"  {e['variant']} {e['metric']}: bootstrap interval per unit [{want['ci_low']:.6g}, {want['ci_high']:.6g}]"
-              f", from cells [{got['bootstrap']['ci_low']:.6g}, {got['bootstrap']['ci_high']:.6g}]")
+              f", from cells [{got['bootstrap']['ci_low']:.6g}, {got['bootstrap']['ci_high']:.6g}]; "
+              f"{e['primary']['method']} {e['primary']['estimate']:.10g} per unit, "
+              f"{got['difference']['method']} {got['difference']['estimate']:.10g} from sums")
     for c in analysis["causal_effects"]:
         got = next(x for x in booted["causal"] if x["kpi"] == c["kpi"])
         print(f"  slope of {c['kpi']}: bootstrap interval per unit [{c['bootstrap']['ci_low']:.6g}, "

@@ -44,6 +44,7 @@ async fn load(app: &TestApp) {
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
     let latency = LogNormal::new(5.5, 0.7).unwrap();
     let basket = LogNormal::new(3.0, 1.1).unwrap();
+    let noise = LogNormal::new(0.0, 0.5).unwrap();
     let (mut assignments, mut observations) = (String::new(), String::new());
     for i in 0..6000u32 {
         let (arm, dose) = match i % 4 {
@@ -57,17 +58,45 @@ async fn load(app: &TestApp) {
         let ms: f64 = latency.sample(&mut rng) + dose;
         // Saturating: conversion falls with latency and levels off.
         let converted = rng.random::<f64>() < 0.08 + 0.25 * (-ms / 600.0).exp();
+        // A unit's typical basket drives its revenue and orders in both periods (what CUPED
+        // uses); the pre-period values are heavy-tailed too.
+        let typical: f64 = basket.sample(&mut rng);
         let revenue = if converted {
-            basket.sample(&mut rng)
+            typical * noise.sample(&mut rng)
         } else {
             0.0
         };
-        let orders = f64::from(u8::from(converted)) + f64::from(rng.random_range(0..3u8));
-        let mut obs = |metric: &str, value: f64| {
-            observations
-                .push_str(&json!({"unit_id": unit, "metric": metric, "value": value}).to_string());
+        let big = u8::from(typical > 30.0);
+        let orders = f64::from(u8::from(converted) + big) + f64::from(rng.random_range(0..3u8));
+        let mut obs = |metric: &str, value: f64, period: &str| {
+            observations.push_str(
+                &json!({"unit_id": unit, "metric": metric, "value": value, "period": period})
+                    .to_string(),
+            );
             observations.push('\n');
         };
+        // Pre-period values, missing for some units (and present for some without a value).
+        if i % 5 != 0 {
+            let pre_revenue = if rng.random_bool(0.3) {
+                typical * noise.sample(&mut rng)
+            } else {
+                0.0
+            };
+            obs("revenue_2", pre_revenue, "pre");
+            let pre_orders = big + rng.random_range(0..3u8);
+            obs("orders_30d", f64::from(pre_orders), "pre");
+        }
+        if i % 3 != 1 {
+            obs(
+                "conversion_7d",
+                f64::from(u8::from(rng.random_bool(0.2))),
+                "pre",
+            );
+        }
+        if i % 9 == 4 {
+            obs("checkout_latency_ms", latency.sample(&mut rng), "pre");
+        }
+        let mut obs = |metric: &str, value: f64| obs(metric, value, "post");
         if i % 13 != 5 {
             obs("checkout_latency_ms", ms);
         }
@@ -81,10 +110,15 @@ async fn load(app: &TestApp) {
             obs("orders_30d", orders);
         }
     }
-    // Observations of a unit that was never assigned count in no arm.
-    for metric in ["checkout_latency_ms", "conversion_7d"] {
+    // Observations of a unit that was never assigned count in no arm (of either period).
+    for (metric, period) in [
+        ("checkout_latency_ms", "post"),
+        ("conversion_7d", "post"),
+        ("revenue_2", "pre"),
+    ] {
         observations.push_str(
-            &json!({"unit_id": "ghost unit ✓", "metric": metric, "value": 1}).to_string(),
+            &json!({"unit_id": "ghost unit ✓", "metric": metric, "value": 1, "period": period})
+                .to_string(),
         );
         observations.push('\n');
     }
@@ -131,12 +165,14 @@ fn level(got: &Value, want: &Value, what: &str) {
     );
 }
 
-fn compare(summary: &Value, analysis: &Value, b: &str) {
+/// The summary against the analysis; answers how many comparisons were CUPED-adjusted.
+fn compare(summary: &Value, analysis: &Value, b: &str) -> usize {
     let (s, a) = (&summary["sample_ratio"], &analysis["sample_ratio"]);
     assert_eq!(s["observed"], a["observed"], "{b}");
     assert_eq!(s["analysed"], a["analysed"], "{b}");
     close_all(s, a, &["chi_square", "p_value", "analysed_p_value"], b);
     let effects = analysis["kpi_effects"].as_array().unwrap();
+    let mut cuped_seen = 0;
     assert_eq!(effects.len(), 6, "{b}: 2 treatments × 3 metrics");
     assert_eq!(summary["effects"].as_array().unwrap().len(), 6, "{b}");
     for want in effects {
@@ -158,8 +194,26 @@ fn compare(summary: &Value, analysis: &Value, b: &str) {
             &want["treatment"],
             &format!("{what} treatment"),
         );
-        // No pre-period, so the analysis's primary is the unadjusted test.
-        assert!(want["alternatives"]["unadjusted"].is_null(), "{what}");
+        // With CUPED, the primary is the adjusted difference and the unadjusted one an
+        // alternative; in both the arm levels are unadjusted.
+        let alt = &want["alternatives"];
+        assert_eq!(got["cuped"].is_null(), alt["cuped"].is_null(), "{what}");
+        if !alt["cuped"].is_null() {
+            cuped_seen += 1;
+            close_all(
+                &got["cuped"],
+                &alt["cuped"],
+                &["theta", "variance_reduction"],
+                &what,
+            );
+            close_all(&got["unadjusted"], &alt["unadjusted"], ESTIMATE, &what);
+            close_all(
+                &got["unadjusted_relative"],
+                &alt["unadjusted_relative"],
+                ESTIMATE,
+                &what,
+            );
+        }
         assert_eq!(
             got["difference"]["method"], want["primary"]["method"],
             "{what}"
@@ -167,6 +221,7 @@ fn compare(summary: &Value, analysis: &Value, b: &str) {
         close_all(&got["difference"], &want["primary"], ESTIMATE, &what);
         close_all(&got["relative"], &want["relative"], ESTIMATE, &what);
     }
+    assert_eq!(summary["cuped"], json!(cuped_seen > 0), "{b}");
     let causal = analysis["causal_effects"].as_array().unwrap();
     assert_eq!(causal.len(), 2, "{b}");
     for want in causal {
@@ -182,6 +237,7 @@ fn compare(summary: &Value, analysis: &Value, b: &str) {
         );
         close_all(got, want, &["first_stage_f", "first_stage_robust_f"], &what);
     }
+    cuped_seen
 }
 
 /// Two summaries agree in every number (1e-9 relative: the same sums added in another order).
@@ -231,10 +287,33 @@ async fn the_database_summary_agrees_with_the_per_unit_analysis() {
                 .await;
             assert_eq!(s.status, 200, "{what}: {}", s.text);
             assert_eq!(s.body["units"], 6000, "{what}");
-            assert_eq!(s.body["unassigned_observations"], 2, "{what}");
+            assert_eq!(s.body["unassigned_observations"], 3, "{what}");
             assert_eq!(s.body["not_summarised"], json!([]), "{what}");
-            compare(&s.body, &r.body, &what);
+            // Every KPI and guardrail has pre-period values: each comparison is adjusted.
+            assert_eq!(compare(&s.body, &r.body, &what), 6, "{what}");
+            // With a bootstrap, PostgreSQL reads the sums from a cursor over the units
+            // instead: the same numbers.
+            let s = app
+                .get(&format!(
+                    "/api/v1/experiments/{KEY}/summary?missing_outcomes={rule}&resamples=100"
+                ))
+                .await;
+            assert_eq!(s.status, 200, "{what}: {}", s.text);
+            assert_eq!(compare(&s.body, &r.body, &what), 6, "{what} (bootstrap)");
         }
+        // Without CUPED, both give the unadjusted tests.
+        let r = app
+            .post_json(
+                &format!("/api/v1/experiments/{KEY}/analyses"),
+                &json!({"bootstrap": {"resamples": 200, "seed": 1}, "cuped": false, "missing_outcomes": "zero"}),
+            )
+            .await;
+        let s = app
+            .get(&format!(
+                "/api/v1/experiments/{KEY}/summary?cuped=false&missing_outcomes=zero"
+            ))
+            .await;
+        assert_eq!(compare(&s.body, &r.body, &format!("{b} (no CUPED)")), 0);
         // Another confidence level moves the intervals the same way in both.
         let r = app
             .post_json(
@@ -245,7 +324,7 @@ async fn the_database_summary_agrees_with_the_per_unit_analysis() {
         let s = app
             .get(&format!("/api/v1/experiments/{KEY}/summary?confidence=0.9"))
             .await;
-        compare(&s.body, &r.body, &format!("{b} (90%)"));
+        assert_eq!(compare(&s.body, &r.body, &format!("{b} (90%)")), 6);
     }
 }
 
@@ -338,6 +417,7 @@ async fn sums_by_sql_and_by_streaming_rows_agree() {
                 rule: MissingOutcomes::ByValueType,
                 correction: sloproof::analysis::report::Correction::Holm,
                 bootstrap: None,
+                cuped: None,
             };
             let s = sloproof::analysis::service::summary_split(&db, &e, r, 2).unwrap();
             serde_json::to_value(s).unwrap()
@@ -351,14 +431,16 @@ async fn sums_by_sql_and_by_streaming_rows_agree() {
             assert_eq!(b, "postgres", "the SQLite stream is in key order");
             continue;
         };
-        assert_eq!(by_sql.unassigned_observations, 2, "{b}");
+        assert_eq!(by_sql.unassigned_observations, 3, "{b}");
         assert_eq!(streamed.assigned, by_sql.assigned, "{b}");
         assert_eq!(
             streamed.unassigned_observations, by_sql.unassigned_observations,
             "{b}"
         );
         // The SQL keeps arm × metric rows without units, the stream leaves them out.
-        let non_empty: Vec<_> = by_sql.metrics.iter().filter(|m| m.units > 0).collect();
+        let non_empty: Vec<_> = (by_sql.metrics.iter())
+            .filter(|m| m.units > 0 || m.pre_only_units > 0)
+            .collect();
         assert_eq!(streamed.metrics.len(), non_empty.len(), "{b}");
         for x in &streamed.metrics {
             let y = non_empty
@@ -371,6 +453,11 @@ async fn sums_by_sql_and_by_streaming_rows_agree() {
                 (y.variant_id, y.metric_id, y.units, y.ones, y.with_sli),
                 "{b}"
             );
+            assert_eq!(
+                (x.pre_units, x.pre_only_units),
+                (y.pre_units, y.pre_only_units),
+                "{b}"
+            );
             for (p, q) in [
                 (x.value_sum, y.value_sum),
                 (x.value_sq, y.value_sq),
@@ -379,6 +466,12 @@ async fn sums_by_sql_and_by_streaming_rows_agree() {
                 (x.sli_sum, y.sli_sum),
                 (x.sli_sq, y.sli_sq),
                 (x.sli_cross, y.sli_cross),
+                (x.pre_sum, y.pre_sum),
+                (x.pre_sq, y.pre_sq),
+                (x.pre_cross, y.pre_cross),
+                (x.value_sum_with_pre, y.value_sum_with_pre),
+                (x.pre_only_sum, y.pre_only_sum),
+                (x.pre_only_sq, y.pre_only_sq),
             ] {
                 assert!(
                     (p - q).abs() <= 1e-12 * p.abs().max(q.abs()),

@@ -18,7 +18,10 @@ use sloproof::stats::multiple::{benjamini_hochberg, holm};
 use sloproof::stats::ols::{ols, CovType};
 use sloproof::stats::power::{mde_difference, power_difference};
 use sloproof::stats::srm::{missingness_homogeneity, sample_ratio};
-use sloproof::stats::{cuped::cuped, StatsError};
+use sloproof::stats::{
+    cuped::{cuped, cuped_from_sums, CupedSums},
+    StatsError,
+};
 
 fn fixture(name: &str) -> Value {
     let path = format!(
@@ -424,6 +427,50 @@ fn lift_fieller_and_cuped_match_statsmodels_and_scipy() {
         "the covariate explains most variance: {}",
         r.variance_reduction
     );
+    // The same from per-arm sums of shifted values (as the summary computes it), shifted by
+    // one observed value each or not at all.
+    for shifts in [(pre[0][0], post[0][0]), (0.0, 0.0)] {
+        let sums: Vec<CupedSums> = post
+            .iter()
+            .zip(&pre)
+            .map(|(ys, xs)| {
+                let mut s = CupedSums::default();
+                for (y, x) in ys.iter().zip(xs) {
+                    let (x, y) = (x - shifts.0, y - shifts.1);
+                    s.n += 1.0;
+                    (s.x, s.xx, s.y, s.yy, s.xy) =
+                        (s.x + x, s.xx + x * x, s.y + y, s.yy + y * y, s.xy + x * y);
+                }
+                s
+            })
+            .collect();
+        let by_sums = cuped_from_sums(&sums, shifts).unwrap();
+        close("sums theta", by_sums.theta, f(&cu["theta"]), 1e-10, 0.0);
+        for (got, want) in by_sums.arms.iter().zip(cu["arms"].as_array().unwrap()) {
+            assert_eq!(got.0 as u64, want[0].as_u64().unwrap());
+            close("sums adj mean", got.1, f(&want[1]), 1e-11, 0.0);
+            close("sums adj var", got.2, f(&want[2]), 1e-9, 0.0);
+        }
+        close(
+            "sums variance reduction",
+            by_sums.variance_reduction,
+            r.variance_reduction,
+            1e-9,
+            0.0,
+        );
+    }
+    let ones = CupedSums {
+        n: 5.0,
+        x: 5.0,
+        xx: 5.0,
+        y: 5.0,
+        yy: 5.0,
+        xy: 5.0,
+    };
+    assert!(matches!(
+        cuped_from_sums(&[ones, ones], (0.0, 0.0)),
+        Err(StatsError::ZeroVariance(_))
+    ));
     let constant = [1.0; 10];
     assert!(matches!(
         cuped(

@@ -3,10 +3,11 @@
 //! difference from control, and the causal SLI→KPI slope (2SLS with arm instruments). Reading
 //! a few rows per arm and metric, it answers in bounded memory for any number of units.
 //!
-//! The numbers are the full analysis's closed-form ones (unadjusted tests, 2SLS with robust
-//! errors) computed from the same sufficient statistics: tests compare the two paths to 1e-9
-//! relative on both backends. What needs units is left to the full analysis: CUPED, bootstrap
-//! intervals, percentiles, thresholds, ratio metrics and the joint model of several SLIs.
+//! The numbers are the full analysis's closed-form ones (unadjusted tests, CUPED with each
+//! metric's pre-period value, 2SLS with robust errors) computed from the same sufficient
+//! statistics: tests compare the two paths to 1e-9 relative on both backends. A bootstrap runs
+//! on counted cells (`aggregate_boot`). What needs units is left to the full analysis:
+//! thresholds, ratio metrics, winsorizing and the joint model of several SLIs.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -16,8 +17,8 @@ use super::causal::{relative_per_100, to_stats};
 use super::data::{missing_rule, outcome_metrics};
 use super::effects::{estimate, level, sample_ratio_report};
 use super::report::{
-    ArmMean, BootstrapInterval, Correction, Estimate, Method, MetricRole, MissingOutcomes,
-    SampleRatio,
+    ArmMean, BootstrapInterval, Correction, CupedAdjustment, Estimate, Method, MetricRole,
+    MissingOutcomes, SampleRatio,
 };
 use super::stats_err;
 use crate::domain::experiment::Experiment;
@@ -44,9 +45,13 @@ pub struct AggregateSummary {
     /// of `sli` (the full analysis of an experiment with several SLIs counts those with all).
     pub sample_ratio: SampleRatio,
     pub variants: Vec<AggregateVariant>,
-    /// Every treatment against control, for every KPI and guardrail (two-proportion z for a
-    /// binary metric, Welch otherwise; without CUPED, whose adjustment needs the units).
+    /// Every treatment against control, for every KPI and guardrail (CUPED-adjusted Welch
+    /// for a metric with pre-period values when CUPED is on; otherwise two-proportion z for a
+    /// binary metric, Welch for the others).
     pub effects: Vec<AggregateEffect>,
+    /// Whether metrics with pre-period values were CUPED-adjusted (`cuped`; by default when
+    /// any KPI or guardrail has pre-period values, as in a full analysis).
+    pub cuped: bool,
     /// The causal slope of each KPI on the SLI.
     pub causal: Vec<AggregateSlope>,
     /// Metrics this summary leaves to the full analysis, and why.
@@ -79,11 +84,20 @@ pub struct AggregateEffect {
     pub role: MetricRole,
     pub control: ArmMean,
     pub treatment: ArmMean,
-    /// Treatment − control in the metric's unit.
+    /// Treatment − control in the metric's unit: CUPED's adjusted difference
+    /// (`cuped_welch_t`) when `cuped` is set, as the full analysis's primary; the arm levels
+    /// above stay unadjusted.
     pub difference: Estimate,
-    /// The difference over the control mean (delta method); p-values are the difference's.
+    /// The difference over the control mean (delta method; of the adjusted means with CUPED);
+    /// p-values are the difference's.
     pub relative: Estimate,
-    /// Bootstrap interval of the difference (with a bootstrap).
+    /// With CUPED: the unadjusted difference (two-proportion z or Welch) and relative change.
+    pub unadjusted: Option<Estimate>,
+    pub unadjusted_relative: Option<Estimate>,
+    /// CUPED's θ and variance reduction, when the difference is adjusted.
+    pub cuped: Option<CupedAdjustment>,
+    /// Bootstrap interval of the unadjusted difference (with a bootstrap), as the full
+    /// analysis's `alternatives.bootstrap`.
     pub bootstrap: Option<BootstrapInterval>,
 }
 
@@ -134,13 +148,24 @@ fn moments(n: i64, shift: f64, sum: f64, sq: f64) -> Moments {
     Moments::from_summary(n as usize, shift + u, var)
 }
 
-/// Summarises an experiment from the database's per-arm sums.
+/// Whether a summary adjusts with pre-period values: as asked, or when any KPI or guardrail
+/// has one (the full analysis's default).
+fn cuped_on(e: &Experiment, s: &ArmSums, asked: Option<bool>) -> bool {
+    asked.unwrap_or_else(|| {
+        let outcome = |id: i64| outcome_metrics(e).any(|(m, _)| m.id == id);
+        (s.metrics.iter()).any(|r| r.pre_units + r.pre_only_units > 0 && outcome(r.metric_id))
+    })
+}
+
+/// Summarises an experiment from the database's per-arm sums; `cuped` as asked (default: on
+/// when any KPI or guardrail has pre-period values).
 pub fn summarise(
     e: &Experiment,
     s: &ArmSums,
-    confidence: f64,
-    rule: MissingOutcomes,
+    (confidence, rule): (f64, MissingOutcomes),
+    cuped: Option<bool>,
 ) -> AppResult<AggregateSummary> {
+    let cuped = cuped_on(e, s, cuped);
     let assigned: Vec<u64> = e
         .variants
         .iter()
@@ -194,7 +219,7 @@ pub fn summarise(
             });
             continue;
         }
-        let settings = (assigned.as_slice(), confidence, rule);
+        let settings = (assigned.as_slice(), confidence, rule, cuped);
         let mut skip = |reason: String| {
             not_summarised.push(NotSummarised {
                 metric: m.key.clone(),
@@ -228,13 +253,15 @@ pub fn summarise(
         sample_ratio,
         variants,
         effects,
+        cuped,
         causal,
         not_summarised,
         bootstrap: None,
     })
 }
 
-type Settings<'a> = (&'a [u64], f64, MissingOutcomes);
+/// Assigned units per arm, confidence, missing-outcome rule, CUPED on.
+type Settings<'a> = (&'a [u64], f64, MissingOutcomes, bool);
 
 /// Every treatment's comparison with control for one metric, from its per-arm sums, and why
 /// the others could not be computed (an arm without units leaves the other arms' alone).
@@ -243,9 +270,12 @@ fn metric_effects(
     s: &ArmSums,
     m: &Metric,
     role: MetricRole,
-    (assigned, confidence, rule): Settings,
+    (assigned, confidence, rule, cuped): Settings,
 ) -> (Vec<AggregateEffect>, Vec<crate::error::AppError>) {
     let zero = missing_rule(m, rule) == MissingOutcomes::Zero;
+    let adjusted = cuped
+        .then(|| super::aggregate_cuped::cuped_arms(e, s, m, assigned, zero))
+        .flatten();
     let binary = m.value_type == ValueType::Binary;
     let arm = |a: usize| {
         let r = sums_of(s, e.variants[a].id, m.id);
@@ -272,8 +302,9 @@ fn metric_effects(
     let (mut out, mut failed) = (Vec::new(), Vec::new());
     for a in (0..e.variants.len()).filter(|a| *a != c) {
         let what = format!("{} in {}", m.key, e.variants[a].key);
-        match comparison(arm(a), (mc, kc, &lc), confidence, &what) {
-            Ok((difference, relative, treatment)) => out.push(AggregateEffect {
+        let found = comparison(arm(a), (mc, kc, &lc), confidence, &what).and_then(|found| {
+            let (difference, relative, treatment) = found;
+            let mut effect = AggregateEffect {
                 variant: e.variants[a].key.clone(),
                 metric: m.key.clone(),
                 role,
@@ -281,8 +312,26 @@ fn metric_effects(
                 treatment,
                 difference,
                 relative,
+                unadjusted: None,
+                unadjusted_relative: None,
+                cuped: None,
                 bootstrap: None,
-            }),
+            };
+            if let Some((theta, reduction, arms)) = &adjusted {
+                let (difference, relative) =
+                    adjusted_comparison(arms[a], arms[c], confidence, &what)?;
+                effect.unadjusted = Some(std::mem::replace(&mut effect.difference, difference));
+                effect.unadjusted_relative =
+                    Some(std::mem::replace(&mut effect.relative, relative));
+                effect.cuped = Some(CupedAdjustment {
+                    theta: *theta,
+                    variance_reduction: *reduction,
+                });
+            }
+            Ok(effect)
+        });
+        match found {
+            Ok(effect) => out.push(effect),
             Err(err) => failed.push(err),
         }
     }
@@ -317,6 +366,23 @@ fn comparison(
     Ok((difference, relative, lt))
 }
 
+/// CUPED's adjusted Welch difference of a treatment's and control's adjusted moments, and its
+/// relative change (delta method) with the difference's p-values.
+fn adjusted_comparison(
+    t: Moments,
+    c: Moments,
+    confidence: f64,
+    what: &str,
+) -> AppResult<(Estimate, Estimate)> {
+    let w = welch_from_moments(t, c, confidence).map_err(stats_err(what))?;
+    let difference = estimate(w.difference, Method::CupedWelchT);
+    let lift = relative_lift(t, c, confidence).map_err(stats_err(what))?;
+    let mut relative = estimate(lift.delta, Method::DeltaMethod);
+    relative.p_value = difference.p_value;
+    relative.log10_p_value = difference.log10_p_value;
+    Ok((difference, relative))
+}
+
 /// Adjusts the p-values for multiple testing as the full analysis does: the differences within
 /// each family (KPIs, guardrails), the slopes across KPIs; a relative change shares its
 /// difference's (its slope's) adjusted p-value.
@@ -343,7 +409,7 @@ fn slope(
     e: &Experiment,
     s: &ArmSums,
     m: &Metric,
-    (_, confidence, rule): Settings,
+    (_, confidence, rule, _): Settings,
 ) -> AppResult<AggregateSlope> {
     let what = format!("causal slope of {} on {}", m.key, e.sli.key);
     let zero = missing_rule(m, rule) == MissingOutcomes::Zero;

@@ -307,7 +307,9 @@ pub fn attach(
             let Some(a) = arm(&effect.variant) else {
                 continue;
             };
-            let (sd, theta) = (seed(s, "difference", &m.key, a), effect.difference.estimate);
+            // The unadjusted difference: the cells hold the values, not CUPED's adjusted ones.
+            let unadjusted = effect.unadjusted.as_ref().unwrap_or(&effect.difference);
+            let (sd, theta) = (seed(s, "difference", &m.key, a), unadjusted.estimate);
             match difference(&arm_values[a], &arm_values[c], s, sd, theta) {
                 Ok(b) => effect.bootstrap = Some(b),
                 Err(err) => notes.failed(

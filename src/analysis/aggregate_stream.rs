@@ -20,13 +20,18 @@ struct Acc {
     units: i64,
     ones: i64,
     with_sli: i64,
-    /// Σy, Σy², Σy|s, Σy²|s, Σs|y, Σs²|y, Σs·y.
-    sums: [ExactSum; 7],
+    /// Units with a value and a pre-period value; with a pre-period value only.
+    pre_units: i64,
+    pre_only_units: i64,
+    /// Σy, Σy², Σy|s, Σy²|s, Σs|y, Σs²|y, Σs·y, then of pre-period values x: Σx|y, Σx²|y,
+    /// Σx·y, Σy|x, Σx|¬y, Σx²|¬y.
+    sums: [ExactSum; 13],
 }
 
 impl Acc {
-    /// A unit with value `raw` (`y` = raw − shift) and shifted SLI value `s` (NaN: none).
-    fn add(&mut self, raw: f64, y: f64, s: f64) {
+    /// A unit with value `raw` (`y` = raw − shift), shifted SLI value `s` and shifted
+    /// pre-period value `x` (NaN: none).
+    fn add(&mut self, raw: f64, y: f64, s: f64, x: f64) {
         self.units += 1;
         self.ones += i64::from(raw == 1.0);
         self.sums[0].add(y);
@@ -37,6 +42,19 @@ impl Acc {
                 self.sums[k + 2].add(v);
             }
         }
+        if !x.is_nan() {
+            self.pre_units += 1;
+            for (k, v) in [x, x * x, x * y, y].into_iter().enumerate() {
+                self.sums[k + 7].add(v);
+            }
+        }
+    }
+
+    /// A unit with a shifted pre-period value `x` and no value.
+    fn add_pre_only(&mut self, x: f64) {
+        self.pre_only_units += 1;
+        self.sums[11].add(x);
+        self.sums[12].add(x * x);
     }
 
     /// Adds another set of units' sums.
@@ -44,6 +62,8 @@ impl Acc {
         self.units += other.units;
         self.ones += other.ones;
         self.with_sli += other.with_sli;
+        self.pre_units += other.pre_units;
+        self.pre_only_units += other.pre_only_units;
         for (x, y) in self.sums.iter_mut().zip(&other.sums) {
             x.merge(y);
         }
@@ -59,6 +79,7 @@ pub struct SumsBuilder {
     /// Position in `units` of the first unit not before the current observation's.
     cursor: usize,
     current: Option<i64>,
+    /// The current unit's value of each slot's metric, then its pre-period value of each.
     values: Vec<f64>,
     /// Rows of the current unit.
     values_seen: i64,
@@ -76,7 +97,7 @@ impl SumsBuilder {
         slots.extend(metrics.iter().filter(|m| m.0 != sli.0));
         let arms = variant_ids.len();
         SumsBuilder {
-            values: vec![f64::NAN; slots.len()],
+            values: vec![f64::NAN; 2 * slots.len()],
             sums: StreamedSums {
                 assigned: vec![0; arms],
                 acc: vec![vec![Acc::default(); slots.len()]; arms],
@@ -125,7 +146,7 @@ impl SumsBuilder {
         }
     }
 
-    /// One observation row (pre-period rows only count when their unit is unassigned).
+    /// One observation row.
     pub fn observation(&mut self, unit: i64, metric: i64, pre: bool, value: f64) {
         if self.current != Some(unit) {
             if let Some(prev) = self.current.take() {
@@ -138,11 +159,9 @@ impl SumsBuilder {
         }
         // Rows of unassigned units are counted at the flush, whatever their metric or period.
         self.values_seen += 1;
-        if pre {
-            return;
-        }
         if let Some(k) = self.sums.slots.iter().position(|m| m.0 == metric) {
-            self.values[k] = value;
+            let period = if pre { self.sums.slots.len() } else { 0 };
+            self.values[period + k] = value;
         }
     }
 
@@ -162,21 +181,25 @@ impl SumsBuilder {
     /// Adds the current unit's values (`self.values`) to arm `arm`'s sums and cells.
     fn accumulate(&mut self, arm: usize) {
         let sums = &mut self.sums;
-        let s = self.values[0] - sums.slots[0].1;
-        let slots = sums.acc[arm].iter_mut().zip(&self.values).zip(&sums.slots);
-        for ((acc, &y), (_, shift)) in slots {
+        let (post, pre) = self.values.split_at(sums.slots.len());
+        let s = post[0] - sums.slots[0].1;
+        let slots = sums.acc[arm].iter_mut().zip(post.iter().zip(pre));
+        for ((acc, (&y, &x)), (_, shift)) in slots.zip(&sums.slots) {
+            // A metric's pre-period values are shifted by its shift too (same scale).
             if !y.is_nan() {
-                acc.add(y, y - shift, s);
+                acc.add(y, y - shift, s, x - shift);
+            } else if !x.is_nan() {
+                acc.add_pre_only(x - shift);
             }
         }
         if let Some(c) = self.cells.as_mut() {
-            c.unit(arm, &self.values);
+            c.unit(arm, post);
         }
     }
 
     /// One assigned unit read whole (a row of `store::unit_rows`): its variant and its value
-    /// of each slot's metric in slot order (NaN: none), instead of assignments and
-    /// observations. Units may come in any order.
+    /// of each slot's metric in slot order, then its pre-period value of each (NaN: none),
+    /// instead of assignments and observations. Units may come in any order.
     pub fn unit(&mut self, variant: i64, values: &[f64]) {
         match self.sums.arm_of(variant) {
             Some(a) if values.len() == self.values.len() => {
@@ -243,7 +266,8 @@ impl StreamedSums {
     pub fn into_sums(self) -> ArmSums {
         let mut metrics = Vec::new();
         for (a, per_slot) in self.acc.iter().enumerate() {
-            for (k, acc) in per_slot.iter().enumerate().filter(|(_, acc)| acc.units > 0) {
+            let kept = |acc: &&Acc| acc.units > 0 || acc.pre_only_units > 0;
+            for (k, acc) in per_slot.iter().enumerate().filter(|(_, acc)| kept(acc)) {
                 let v = |i: usize| acc.sums[i].value();
                 metrics.push(MetricArmSums {
                     variant_id: self.variant_ids[a],
@@ -258,6 +282,14 @@ impl StreamedSums {
                     sli_sum: v(4),
                     sli_sq: v(5),
                     sli_cross: v(6),
+                    pre_units: acc.pre_units,
+                    pre_sum: v(7),
+                    pre_sq: v(8),
+                    pre_cross: v(9),
+                    value_sum_with_pre: v(10),
+                    pre_only_units: acc.pre_only_units,
+                    pre_only_sum: v(11),
+                    pre_only_sq: v(12),
                     shift: self.slots[k].1,
                     sli_shift: self.slots[0].1,
                 });

@@ -4,6 +4,7 @@
 pub mod aggregate;
 pub mod aggregate_boot;
 pub mod aggregate_cells;
+pub mod aggregate_cuped;
 pub mod aggregate_stream;
 pub mod causal;
 pub mod comparisons;

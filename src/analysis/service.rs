@@ -116,6 +116,9 @@ pub struct SummaryRequest {
     /// Multiple-testing correction of the p-values (as an analysis's `correction`).
     pub correction: super::report::Correction,
     pub bootstrap: Option<BootSettings>,
+    /// Adjust with each metric's pre-period values (default: when any KPI or guardrail has
+    /// them).
+    pub cuped: Option<bool>,
 }
 
 /// Summarises an experiment from per-arm sums (see `aggregate`): on PostgreSQL the server
@@ -156,7 +159,7 @@ pub fn summary_split(
         Some(found) => found,
         None => sql_sums(db, e, (sli, &ids), cells_wanted)?,
     };
-    let mut out = super::aggregate::summarise(e, &sums, r.confidence, r.rule)?;
+    let mut out = super::aggregate::summarise(e, &sums, (r.confidence, r.rule), r.cuped)?;
     super::aggregate::adjust(&mut out, r.correction);
     if let Some(b) = r.bootstrap {
         match cells {

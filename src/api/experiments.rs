@@ -347,6 +347,9 @@ pub struct SummaryQuery {
     /// same summary.
     #[param(minimum = 0, maximum = 9_007_199_254_740_991_u64)]
     pub seed: Option<u64>,
+    /// Adjust each KPI and guardrail with its own pre-period values (CUPED, as an analysis's
+    /// `cuped`); default: true when any of them has pre-period values.
+    pub cuped: Option<bool>,
 }
 
 /// The summary's parameters, checked, each problem naming its query parameter.
@@ -393,13 +396,15 @@ fn summary_request(q: &SummaryQuery) -> Result<SummaryRequest, AppError> {
             seed,
             confidence,
         }),
+        cuped: q.cuped,
     })
 }
 
 /// Summarises an experiment from per-arm sums computed in the database: sample ratio, arm
 /// levels, every treatment's difference from control per KPI and guardrail, and the causal
-/// SLI→KPI slope. It reads a few rows per arm and metric whatever the experiment's size, so
-/// it answers at once where a full analysis (CUPED, bootstrap, thresholds) runs as a job.
+/// SLI→KPI slope, CUPED-adjusted where metrics have pre-period values. It reads a few rows per
+/// arm and metric whatever the experiment's size, so it answers at once where a full analysis
+/// (thresholds, ratio metrics, per-unit bootstrap) runs as a job.
 #[utoipa::path(
     get, path = "/api/v1/experiments/{key}/summary", operation_id = "get_experiment_summary",
     tag = "experiments",

@@ -46,6 +46,26 @@ pub struct MetricArmSums {
     pub sli_sq: f64,
     #[diesel(sql_type = Double)]
     pub sli_cross: f64,
+    /// Units with a value and a pre-period value x of the same metric (CUPED's covariate,
+    /// shifted by the metric's `shift` too): their count, Σx, Σx², Σx·y and Σy.
+    #[diesel(sql_type = BigInt)]
+    pub pre_units: i64,
+    #[diesel(sql_type = Double)]
+    pub pre_sum: f64,
+    #[diesel(sql_type = Double)]
+    pub pre_sq: f64,
+    #[diesel(sql_type = Double)]
+    pub pre_cross: f64,
+    #[diesel(sql_type = Double)]
+    pub value_sum_with_pre: f64,
+    /// Units with a pre-period value but no experiment-period value: count, Σx, Σx² (they
+    /// count where a missing value counts as 0).
+    #[diesel(sql_type = BigInt)]
+    pub pre_only_units: i64,
+    #[diesel(sql_type = Double)]
+    pub pre_only_sum: f64,
+    #[diesel(sql_type = Double)]
+    pub pre_only_sq: f64,
     #[diesel(sql_type = Double)]
     pub shift: f64,
     #[diesel(sql_type = Double)]
@@ -103,7 +123,7 @@ fn sum(expr: &str) -> String {
 /// `sli_metric_id` is the SLI the cross-products pair with. Call it inside one snapshot
 /// (`read_snapshot`) so the parts agree.
 ///
-/// One pass pivots each assigned unit's values into a row (the observations of a unit are
+/// One pass pivots each assigned unit's values of both periods into a row (the observations of a unit are
 /// one range of the primary key), materialised once; each metric's sums per arm are then a
 /// `GROUP BY` over those rows, so no observation is looked up twice.
 pub fn arm_sums(
@@ -124,7 +144,12 @@ pub fn arm_sums(
     let columns: String = ids
         .iter()
         .enumerate()
-        .map(|(k, (id, _))| format!(", MAX(CASE WHEN o.metric_id = {id} THEN o.value END) AS y{k}"))
+        .map(|(k, (id, _))| {
+            format!(
+                ", MAX(CASE WHEN o.metric_id = {id} AND o.period = 'post' THEN o.value END) AS y{k}\
+                 , MAX(CASE WHEN o.metric_id = {id} AND o.period = 'pre' THEN o.value END) AS x{k}"
+            )
+        })
         .collect();
     let per_metric: Vec<String> = ids
         .iter()
@@ -135,8 +160,10 @@ pub fn arm_sums(
             // PostgreSQL refuses a product that underflows ("value out of range"): factors
             // below 1e-150 count as 0 in products (values are at most 1e15, so what that
             // drops is below 1e-134 per unit).
-            let (py, ps) = (no_underflow(&y), no_underflow(&s));
-            let yk = format!("y{k}");
+            let x = format!("(x{k} - {ky})");
+            let (py, ps, px) = (no_underflow(&y), no_underflow(&s), no_underflow(&x));
+            let (yk, xk) = (format!("y{k}"), format!("x{k}"));
+            let count = |cond: &str| format!("CAST(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS BIGINT)");
             format!(
                 "SELECT v AS variant_id, CAST({id} AS BIGINT) AS metric_id, \
                  CAST(COUNT({yk}) AS BIGINT) AS units, \
@@ -144,7 +171,9 @@ pub fn arm_sums(
                  {} AS value_sum, {} AS value_sq, \
                  CAST(SUM(CASE WHEN {yk} IS NOT NULL AND y0 IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) \
                  AS with_sli, {} AS sum_with_sli, {} AS sq_with_sli, {} AS sli_sum, {} AS sli_sq, \
-                 {} AS sli_cross, {ky} AS shift, {ks} AS sli_shift FROM u GROUP BY v",
+                 {} AS sli_cross, {} AS pre_units, {} AS pre_sum, {} AS pre_sq, {} AS pre_cross, \
+                 {} AS value_sum_with_pre, {} AS pre_only_units, {} AS pre_only_sum, \
+                 {} AS pre_only_sq, {ky} AS shift, {ks} AS sli_shift FROM u GROUP BY v",
                 sum(&y),
                 sum(&format!("{py} * {py}")),
                 sum(&format!("CASE WHEN y0 IS NOT NULL THEN {y} END")),
@@ -152,13 +181,21 @@ pub fn arm_sums(
                 sum(&format!("CASE WHEN {yk} IS NOT NULL THEN {s} END")),
                 sum(&format!("CASE WHEN {yk} IS NOT NULL THEN {ps} * {ps} END")),
                 sum(&format!("{ps} * {py}")),
+                count(&format!("{yk} IS NOT NULL AND {xk} IS NOT NULL")),
+                sum(&format!("CASE WHEN {yk} IS NOT NULL THEN {x} END")),
+                sum(&format!("CASE WHEN {yk} IS NOT NULL THEN {px} * {px} END")),
+                sum(&format!("{px} * {py}")),
+                sum(&format!("CASE WHEN {xk} IS NOT NULL THEN {y} END")),
+                count(&format!("{yk} IS NULL AND {xk} IS NOT NULL")),
+                sum(&format!("CASE WHEN {yk} IS NULL THEN {x} END")),
+                sum(&format!("CASE WHEN {yk} IS NULL THEN {px} * {px} END")),
             )
         })
         .collect();
     let query = format!(
         "WITH u AS MATERIALIZED (SELECT MAX(a.variant_id) AS v{columns} FROM assignments a \
          LEFT JOIN observations o ON o.experiment_id = a.experiment_id \
-         AND o.unit_id = a.unit_id AND o.period = 'post' \
+         AND o.unit_id = a.unit_id \
          WHERE a.experiment_id = {e} GROUP BY a.experiment_id, a.unit_id) \
          SELECT * FROM ({}) s ORDER BY variant_id, metric_id",
         per_metric.join(" UNION ALL ")

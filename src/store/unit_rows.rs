@@ -21,8 +21,8 @@ struct UnitRow {
 }
 
 /// Calls `f(variant id, values)` once per assigned unit of the experiment, with its
-/// experiment-period value of each metric of `metric_ids` in that order (NaN: none), in no
-/// particular unit order. Run it inside one snapshot (`read_snapshot`).
+/// experiment-period value of each metric of `metric_ids` in that order, then its pre-period
+/// value of each (NaN: none), in no particular unit order. Run it inside one snapshot (`read_snapshot`).
 pub fn for_each_unit(
     conn: &mut DbConnection,
     experiment_id: i64,
@@ -34,20 +34,26 @@ pub fn for_each_unit(
             "unit rows are read by cursor on PostgreSQL only"
         )));
     };
-    let columns: Vec<String> = metric_ids
+    let columns: Vec<String> = ["post", "pre"]
         .iter()
-        .map(|id| format!("MAX(CASE WHEN o.metric_id = {id} THEN o.value END)"))
+        .flat_map(|period| {
+            metric_ids.iter().map(move |id| {
+                format!(
+                    "MAX(CASE WHEN o.metric_id = {id} AND o.period = '{period}' THEN o.value END)"
+                )
+            })
+        })
         .collect();
     diesel::sql_query(format!(
         "DECLARE sloproof_units NO SCROLL CURSOR FOR \
          SELECT MAX(a.variant_id) AS v, ARRAY[{}]::DOUBLE PRECISION[] AS y FROM assignments a \
          LEFT JOIN observations o ON o.experiment_id = a.experiment_id \
-         AND o.unit_id = a.unit_id AND o.period = 'post' \
+         AND o.unit_id = a.unit_id \
          WHERE a.experiment_id = {experiment_id} GROUP BY a.experiment_id, a.unit_id",
         columns.join(", ")
     ))
     .execute(pg)?;
-    let mut values = vec![f64::NAN; metric_ids.len()];
+    let mut values = vec![f64::NAN; 2 * metric_ids.len()];
     loop {
         let rows: Vec<UnitRow> =
             diesel::sql_query(format!("FETCH FORWARD {BATCH} FROM sloproof_units")).load(pg)?;

@@ -184,7 +184,7 @@ fn sql_sums(
     (sli, ids): ((i64, f64), &[(i64, f64)]),
     cells: Option<&[i64]>,
 ) -> AppResult<(ArmSums, Option<CellsBuilder>)> {
-    use crate::store::aggregates::{arm_sums, unassigned_observations};
+    use crate::store::aggregates::{arm_sums, assigned_per_variant};
     read_snapshot(&mut *db.conn()?, |conn| {
         if let crate::store::DbConnection::Postgresql(c) = conn {
             // Right after a bulk upload the planner's statistics are stale, and it may join
@@ -203,19 +203,20 @@ fn sql_sums(
         };
         let variants = e.variants.iter().map(|v| v.id).collect();
         let mut b = SumsBuilder::new(variants, sli, ids).with_cells(paired);
-        crate::store::unit_rows::for_each_unit(conn, e.id, &b.slot_ids(), |variant, values| {
-            b.unit(variant, values)
+        for (variant, units) in assigned_per_variant(conn, e.id)? {
+            b.assigned(variant, units);
+        }
+        let slots = b.slot_ids();
+        crate::store::unit_rows::for_each_unit(conn, e.id, &slots, |variant, rows, values| {
+            b.unit(variant, rows, values)
         })?;
-        let unassigned = unassigned_observations(conn, e.id)?;
         let (sums, counted) = b.finish().ok_or_else(|| {
             AppError::Internal(anyhow::anyhow!(
                 "a unit row of experiment {} had an unknown variant",
                 e.key
             ))
         })?;
-        let mut sums = sums.into_sums();
-        sums.unassigned_observations = unassigned;
-        Ok((sums, counted))
+        Ok((sums.into_sums(), counted))
     })
 }
 

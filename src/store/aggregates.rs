@@ -119,13 +119,105 @@ fn sum(expr: &str) -> String {
     format!("CAST(COALESCE(SUM({expr}), 0) AS DOUBLE PRECISION)")
 }
 
-/// Reads an experiment's per-arm sums of the metrics `metric_ids` (experiment-period values);
+/// Assigned units per variant id of an experiment.
+pub fn assigned_per_variant(
+    conn: &mut DbConnection,
+    experiment_id: i64,
+) -> AppResult<Vec<(i64, i64)>> {
+    let found: Vec<ArmCount> = diesel::sql_query(format!(
+        "SELECT variant_id, CAST(COUNT(*) AS BIGINT) AS units FROM assignments \
+         WHERE experiment_id = {experiment_id} GROUP BY variant_id ORDER BY variant_id"
+    ))
+    .load(conn)?;
+    Ok(found.into_iter().map(|c| (c.variant_id, c.units)).collect())
+}
+
+/// SQL for one row per unit with any observation of the experiment: `v`, its variant (NULL
+/// when the unit was never assigned), `n`, its observation rows, and per metric id of `ids` in
+/// that order its experiment-period value `y{k}` and pre-period value `x{k}` (NULL: none).
+///
+/// The observations are grouped by unit first (a unit's rows are one range of the primary
+/// key) and the assignments joined to the groups, so every row is read once, the unassigned
+/// units' rows are counted in the same pass, and units without observations (which add to no
+/// sum) are never visited. The plan may use parallel workers on PostgreSQL.
+pub fn unit_pivot(experiment_id: i64, ids: &[i64]) -> String {
+    let e = experiment_id;
+    let mut inner = String::new();
+    let mut outer = String::new();
+    for (k, id) in ids.iter().enumerate() {
+        for (name, period) in [("y", "post"), ("x", "pre")] {
+            inner.push_str(&format!(
+                ", MAX(CASE WHEN o.metric_id = {id} AND o.period = '{period}' THEN o.value END) \
+                 AS {name}{k}"
+            ));
+            outer.push_str(&format!(", p.{name}{k}"));
+        }
+    }
+    format!(
+        "SELECT a.variant_id AS v, p.n{outer} FROM (SELECT o.unit_id, COUNT(*) AS n{inner} \
+         FROM observations o WHERE o.experiment_id = {e} GROUP BY o.unit_id) p \
+         LEFT JOIN assignments a ON a.experiment_id = {e} AND a.unit_id = p.unit_id"
+    )
+}
+
+/// The `SELECT` of one metric's sums per arm (slot `k` of the pivot; `ks` the SLI's shift as
+/// SQL) over the assigned units' pivot rows `u`.
+fn metric_sums(k: usize, (id, shift): (i64, f64), ks: &str) -> String {
+    let ky = format!("CAST({shift:?} AS DOUBLE PRECISION)");
+    let (y, s, x) = (
+        format!("(y{k} - {ky})"),
+        format!("(y0 - {ks})"),
+        format!("(x{k} - {ky})"),
+    );
+    // PostgreSQL refuses a product that underflows ("value out of range"): factors below
+    // 1e-150 count as 0 in products (values are at most 1e15, so what that drops is below
+    // 1e-134 per unit).
+    let (py, ps, px) = (no_underflow(&y), no_underflow(&s), no_underflow(&x));
+    let (yk, xk) = (format!("y{k}"), format!("x{k}"));
+    let count = |cond: &str| format!("CAST(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS BIGINT)");
+    format!(
+        "SELECT v AS variant_id, CAST({id} AS BIGINT) AS metric_id, \
+         CAST(COUNT({yk}) AS BIGINT) AS units, {} AS ones, {} AS value_sum, {} AS value_sq, \
+         {} AS with_sli, {} AS sum_with_sli, {} AS sq_with_sli, {} AS sli_sum, {} AS sli_sq, \
+         {} AS sli_cross, {} AS pre_units, {} AS pre_sum, {} AS pre_sq, {} AS pre_cross, \
+         {} AS value_sum_with_pre, {} AS pre_only_units, {} AS pre_only_sum, \
+         {} AS pre_only_sq, {ky} AS shift, {ks} AS sli_shift FROM u WHERE v IS NOT NULL GROUP BY v",
+        count(&format!("{yk} = 1")),
+        sum(&y),
+        sum(&format!("{py} * {py}")),
+        count(&format!("{yk} IS NOT NULL AND y0 IS NOT NULL")),
+        sum(&format!("CASE WHEN y0 IS NOT NULL THEN {y} END")),
+        sum(&format!("CASE WHEN y0 IS NOT NULL THEN {py} * {py} END")),
+        sum(&format!("CASE WHEN {yk} IS NOT NULL THEN {s} END")),
+        sum(&format!("CASE WHEN {yk} IS NOT NULL THEN {ps} * {ps} END")),
+        sum(&format!("{ps} * {py}")),
+        count(&format!("{yk} IS NOT NULL AND {xk} IS NOT NULL")),
+        sum(&format!("CASE WHEN {yk} IS NOT NULL THEN {x} END")),
+        sum(&format!("CASE WHEN {yk} IS NOT NULL THEN {px} * {px} END")),
+        sum(&format!("{px} * {py}")),
+        sum(&format!("CASE WHEN {xk} IS NOT NULL THEN {y} END")),
+        count(&format!("{yk} IS NULL AND {xk} IS NOT NULL")),
+        sum(&format!("CASE WHEN {yk} IS NULL THEN {x} END")),
+        sum(&format!("CASE WHEN {yk} IS NULL THEN {px} * {px} END")),
+    )
+}
+
+/// A row of [`arm_sums`]'s query: one arm's and metric's sums, and the unassigned units' rows.
+#[derive(QueryableByName)]
+struct SumsRow {
+    #[diesel(embed)]
+    sums: MetricArmSums,
+    #[diesel(sql_type = BigInt)]
+    unassigned: i64,
+}
+
+/// Reads an experiment's per-arm sums of the metrics `metric_ids` (both periods' values);
 /// `sli_metric_id` is the SLI the cross-products pair with. Call it inside one snapshot
 /// (`read_snapshot`) so the parts agree.
 ///
-/// One pass pivots each assigned unit's values of both periods into a row (the observations of a unit are
-/// one range of the primary key), materialised once; each metric's sums per arm are then a
-/// `GROUP BY` over those rows, so no observation is looked up twice.
+/// One pass pivots each unit's values into a row ([`unit_pivot`]), materialised once; each
+/// metric's sums per arm are then a `GROUP BY` over those rows, so no observation is looked up
+/// twice, and the rows of unassigned units are summed from the same pivot.
 pub fn arm_sums(
     conn: &mut DbConnection,
     experiment_id: i64,
@@ -133,81 +225,31 @@ pub fn arm_sums(
     metrics: &[(i64, f64)],
 ) -> AppResult<ArmSums> {
     let e = experiment_id;
-    let assigned: Vec<ArmCount> = diesel::sql_query(format!(
-        "SELECT variant_id, CAST(COUNT(*) AS BIGINT) AS units FROM assignments \
-         WHERE experiment_id = {e} GROUP BY variant_id ORDER BY variant_id"
-    ))
-    .load(conn)?;
+    let assigned = assigned_per_variant(conn, e)?;
     let mut ids = vec![(sli_metric_id, sli_shift)];
     ids.extend(metrics.iter().filter(|m| m.0 != sli_metric_id));
     let ks = format!("CAST({sli_shift:?} AS DOUBLE PRECISION)");
-    let columns: String = ids
-        .iter()
-        .enumerate()
-        .map(|(k, (id, _))| {
-            format!(
-                ", MAX(CASE WHEN o.metric_id = {id} AND o.period = 'post' THEN o.value END) AS y{k}\
-                 , MAX(CASE WHEN o.metric_id = {id} AND o.period = 'pre' THEN o.value END) AS x{k}"
-            )
-        })
+    let per_metric: Vec<String> = (ids.iter().enumerate())
+        .map(|(k, m)| metric_sums(k, *m, &ks))
         .collect();
-    let per_metric: Vec<String> = ids
-        .iter()
-        .enumerate()
-        .map(|(k, (id, shift))| {
-            let ky = format!("CAST({shift:?} AS DOUBLE PRECISION)");
-            let (y, s) = (format!("(y{k} - {ky})"), format!("(y0 - {ks})"));
-            // PostgreSQL refuses a product that underflows ("value out of range"): factors
-            // below 1e-150 count as 0 in products (values are at most 1e15, so what that
-            // drops is below 1e-134 per unit).
-            let x = format!("(x{k} - {ky})");
-            let (py, ps, px) = (no_underflow(&y), no_underflow(&s), no_underflow(&x));
-            let (yk, xk) = (format!("y{k}"), format!("x{k}"));
-            let count = |cond: &str| format!("CAST(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS BIGINT)");
-            format!(
-                "SELECT v AS variant_id, CAST({id} AS BIGINT) AS metric_id, \
-                 CAST(COUNT({yk}) AS BIGINT) AS units, \
-                 CAST(SUM(CASE WHEN {yk} = 1 THEN 1 ELSE 0 END) AS BIGINT) AS ones, \
-                 {} AS value_sum, {} AS value_sq, \
-                 CAST(SUM(CASE WHEN {yk} IS NOT NULL AND y0 IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) \
-                 AS with_sli, {} AS sum_with_sli, {} AS sq_with_sli, {} AS sli_sum, {} AS sli_sq, \
-                 {} AS sli_cross, {} AS pre_units, {} AS pre_sum, {} AS pre_sq, {} AS pre_cross, \
-                 {} AS value_sum_with_pre, {} AS pre_only_units, {} AS pre_only_sum, \
-                 {} AS pre_only_sq, {ky} AS shift, {ks} AS sli_shift FROM u GROUP BY v",
-                sum(&y),
-                sum(&format!("{py} * {py}")),
-                sum(&format!("CASE WHEN y0 IS NOT NULL THEN {y} END")),
-                sum(&format!("CASE WHEN y0 IS NOT NULL THEN {py} * {py} END")),
-                sum(&format!("CASE WHEN {yk} IS NOT NULL THEN {s} END")),
-                sum(&format!("CASE WHEN {yk} IS NOT NULL THEN {ps} * {ps} END")),
-                sum(&format!("{ps} * {py}")),
-                count(&format!("{yk} IS NOT NULL AND {xk} IS NOT NULL")),
-                sum(&format!("CASE WHEN {yk} IS NOT NULL THEN {x} END")),
-                sum(&format!("CASE WHEN {yk} IS NOT NULL THEN {px} * {px} END")),
-                sum(&format!("{px} * {py}")),
-                sum(&format!("CASE WHEN {xk} IS NOT NULL THEN {y} END")),
-                count(&format!("{yk} IS NULL AND {xk} IS NOT NULL")),
-                sum(&format!("CASE WHEN {yk} IS NULL THEN {x} END")),
-                sum(&format!("CASE WHEN {yk} IS NULL THEN {px} * {px} END")),
-            )
-        })
-        .collect();
+    let slots: Vec<i64> = ids.iter().map(|m| m.0).collect();
     let query = format!(
-        "WITH u AS MATERIALIZED (SELECT MAX(a.variant_id) AS v{columns} FROM assignments a \
-         LEFT JOIN observations o ON o.experiment_id = a.experiment_id \
-         AND o.unit_id = a.unit_id \
-         WHERE a.experiment_id = {e} GROUP BY a.experiment_id, a.unit_id) \
-         SELECT * FROM ({}) s ORDER BY variant_id, metric_id",
+        "WITH u AS MATERIALIZED ({}) \
+         SELECT s.*, (SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM u WHERE v IS NULL) \
+         AS unassigned FROM ({}) s ORDER BY variant_id, metric_id",
+        unit_pivot(e, &slots),
         per_metric.join(" UNION ALL ")
     );
-    let metrics: Vec<MetricArmSums> = diesel::sql_query(query).load(conn)?;
+    let rows: Vec<SumsRow> = diesel::sql_query(query).load(conn)?;
+    // Without an assigned unit with observations there is no row to carry the count.
+    let unassigned_observations = match rows.first() {
+        Some(r) => r.unassigned,
+        None => unassigned_observations(conn, e)?,
+    };
     Ok(ArmSums {
-        assigned: assigned
-            .into_iter()
-            .map(|c| (c.variant_id, c.units))
-            .collect(),
-        metrics,
-        unassigned_observations: unassigned_observations(conn, e)?,
+        assigned,
+        metrics: rows.into_iter().map(|r| r.sums).collect(),
+        unassigned_observations,
     })
 }
 

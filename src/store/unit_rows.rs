@@ -14,43 +14,39 @@ const BATCH: usize = 20_000;
 
 #[derive(QueryableByName)]
 struct UnitRow {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    v: Option<i64>,
     #[diesel(sql_type = BigInt)]
-    v: i64,
+    n: i64,
     #[diesel(sql_type = Array<Nullable<Double>>)]
     y: Vec<Option<f64>>,
 }
 
-/// Calls `f(variant id, values)` once per assigned unit of the experiment, with its
+/// Calls `f(variant id, rows, values)` once per unit with observations of the experiment (the
+/// variant id is `None` for a unit never assigned; `rows` counts its observations), with its
 /// experiment-period value of each metric of `metric_ids` in that order, then its pre-period
-/// value of each (NaN: none), in no particular unit order. Run it inside one snapshot (`read_snapshot`).
+/// value of each (NaN: none), in no particular unit order. Units without observations are not
+/// visited. Run it inside one snapshot (`read_snapshot`).
 pub fn for_each_unit(
     conn: &mut DbConnection,
     experiment_id: i64,
     metric_ids: &[i64],
-    mut f: impl FnMut(i64, &[f64]),
+    mut f: impl FnMut(Option<i64>, i64, &[f64]),
 ) -> AppResult<()> {
     let DbConnection::Postgresql(pg) = conn else {
         return Err(AppError::Internal(anyhow::anyhow!(
             "unit rows are read by cursor on PostgreSQL only"
         )));
     };
-    let columns: Vec<String> = ["post", "pre"]
+    let columns: Vec<String> = ["y", "x"]
         .iter()
-        .flat_map(|period| {
-            metric_ids.iter().map(move |id| {
-                format!(
-                    "MAX(CASE WHEN o.metric_id = {id} AND o.period = '{period}' THEN o.value END)"
-                )
-            })
-        })
+        .flat_map(|name| (0..metric_ids.len()).map(move |k| format!("q.{name}{k}")))
         .collect();
     diesel::sql_query(format!(
         "DECLARE sloproof_units NO SCROLL CURSOR FOR \
-         SELECT MAX(a.variant_id) AS v, ARRAY[{}]::DOUBLE PRECISION[] AS y FROM assignments a \
-         LEFT JOIN observations o ON o.experiment_id = a.experiment_id \
-         AND o.unit_id = a.unit_id \
-         WHERE a.experiment_id = {experiment_id} GROUP BY a.experiment_id, a.unit_id",
-        columns.join(", ")
+         SELECT q.v, CAST(q.n AS BIGINT) AS n, ARRAY[{}]::DOUBLE PRECISION[] AS y FROM ({}) q",
+        columns.join(", "),
+        super::aggregates::unit_pivot(experiment_id, metric_ids)
     ))
     .execute(pg)?;
     let mut values = vec![f64::NAN; 2 * metric_ids.len()];
@@ -61,7 +57,7 @@ pub fn for_each_unit(
             for (slot, y) in values.iter_mut().zip(&r.y) {
                 *slot = y.unwrap_or(f64::NAN);
             }
-            f(r.v, &values);
+            f(r.v, r.n, &values);
         }
         if rows.len() < BATCH {
             break;

@@ -55,6 +55,11 @@ async fn load(app: &TestApp) {
         let unit = format!("user {i} ü");
         assignments.push_str(&json!({"unit_id": unit, "variant": arm}).to_string());
         assignments.push('\n');
+        // A few assigned units without any observation (they count only where a missing
+        // value counts as 0).
+        if i % 499 == 7 {
+            continue;
+        }
         let ms: f64 = latency.sample(&mut rng) + dose;
         // Saturating: conversion falls with latency and levels off.
         let converted = rng.random::<f64>() < 0.08 + 0.25 * (-ms / 600.0).exp();
@@ -367,12 +372,12 @@ async fn sums_by_sql_and_by_streaming_rows_agree() {
                     .first(&mut *conn)
                     .unwrap()
             };
-            // Any shifts: both paths sum value − shift.
-            let sli = (ids("checkout_latency_ms"), 250.5);
+            // Any shifts: both paths sum value − shift (pre-period values less their own).
+            let sli = (ids("checkout_latency_ms"), 250.5, 240.0);
             let metrics = [
-                (ids("conversion_7d"), 1.0),
-                (ids("revenue_2"), 20.25),
-                (ids("orders_30d"), 0.0),
+                (ids("conversion_7d"), 1.0, 0.0),
+                (ids("revenue_2"), 20.25, 18.5),
+                (ids("orders_30d"), 0.0, 1.0),
             ];
             let exp_id: i64 = {
                 use diesel::prelude::*;
@@ -447,7 +452,11 @@ async fn sums_by_sql_and_by_streaming_rows_agree() {
                 .iter()
                 .find(|y| (y.variant_id, y.metric_id) == (x.variant_id, x.metric_id))
                 .unwrap();
-            assert_eq!((x.shift, x.sli_shift), (y.shift, y.sli_shift), "{b}");
+            assert_eq!(
+                (x.shift, x.pre_shift, x.sli_shift),
+                (y.shift, y.pre_shift, y.sli_shift),
+                "{b}"
+            );
             assert_eq!(
                 (x.variant_id, x.metric_id, x.units, x.ones, x.with_sli),
                 (y.variant_id, y.metric_id, y.units, y.ones, y.with_sli),
@@ -492,6 +501,7 @@ async fn large_means_with_small_spreads_keep_their_digits() {
         for m in [
             json!({"key": "ttfb_us_9", "name": "TTFB", "kind": "sli", "value_type": "continuous", "unit": "us", "direction": "lower_is_better", "layer": "journey"}),
             json!({"key": "basket_value_1", "name": "Basket", "kind": "kpi", "value_type": "continuous", "unit": "USD", "direction": "higher_is_better", "layer": "business"}),
+            json!({"key": "error_share_3", "name": "Errors", "kind": "kpi", "value_type": "continuous", "unit": "share", "direction": "lower_is_better", "layer": "business"}),
         ] {
             assert_eq!(
                 app.post_json("/api/v1/metrics", &m).await.status,
@@ -504,7 +514,7 @@ async fn large_means_with_small_spreads_keep_their_digits() {
                 "/api/v1/experiments",
                 &json!({
                     "key": "us_scale", "name": "µs", "hypothesis": "h", "sli": "ttfb_us_9",
-                    "kpis": ["basket_value_1"],
+                    "kpis": ["basket_value_1"], "guardrails": ["error_share_3"],
                     "variants": [
                         {"key": "control", "weight": 0.5, "control": true, "dose": 0},
                         {"key": "plus_2", "weight": 0.25, "dose": 2},
@@ -526,11 +536,23 @@ async fn large_means_with_small_spreads_keep_their_digits() {
             let unit = format!("u {i} 😀");
             a.push_str(&format!("{}\n", json!({"unit_id": unit, "variant": arm})));
             let us: f64 = 300_000.0 + dose + noise.sample(&mut rng);
-            let basket = 1_000_000.0 - 0.5 * (us - 300_000.0) + noise.sample(&mut rng);
-            for (metric, value) in [("ttfb_us_9", us), ("basket_value_1", basket)] {
+            let habit: f64 = noise.sample(&mut rng);
+            let basket = 1_000_000.0 - 0.5 * (us - 300_000.0) + habit + noise.sample(&mut rng);
+            // The pre-period level is 2% lower with the same spread: shifted by the
+            // experiment period's level, its sums would lose digits.
+            let pre_basket = 980_000.0 + habit + noise.sample(&mut rng);
+            let errors = 0.1 + 0.01 * noise.sample(&mut rng);
+            for (metric, value, period) in [
+                ("ttfb_us_9", us, "post"),
+                ("basket_value_1", basket, "post"),
+                ("basket_value_1", pre_basket, "pre"),
+                ("error_share_3", errors, "post"),
+                // A constant covariate (0.1 is not exact in binary): no adjustment in either.
+                ("error_share_3", 0.1, "pre"),
+            ] {
                 o.push_str(&format!(
                     "{}\n",
-                    json!({"unit_id": unit, "metric": metric, "value": value})
+                    json!({"unit_id": unit, "metric": metric, "value": value, "period": period})
                 ));
             }
         }
@@ -547,7 +569,25 @@ async fn large_means_with_small_spreads_keep_their_digits() {
         let (got, want) = (&s.body["causal"][0], &r.body["causal_effects"][0]);
         close_all(&got["slope"], &want["slope"], ESTIMATE, b);
         let (got, want) = (&s.body["effects"][0], &r.body["kpi_effects"][0]);
+        assert_eq!(got["metric"], "basket_value_1", "{b}");
         level(&got["control"], &want["control"], b);
+        let cuped = &want["alternatives"]["cuped"];
+        assert!(
+            cuped["variance_reduction"].as_f64().unwrap() > 0.2,
+            "{b}: {cuped}"
+        );
+        close_all(&got["cuped"], cuped, &["theta", "variance_reduction"], b);
+        for e in s.body["effects"].as_array().unwrap() {
+            if e["metric"] == "error_share_3" {
+                assert!(e["cuped"].is_null(), "{b}: {e}");
+                assert_eq!(e["difference"]["method"], "welch_t", "{b}");
+            }
+        }
+        for e in r.body["kpi_effects"].as_array().unwrap() {
+            if e["metric"] == "error_share_3" {
+                assert_eq!(e["primary"]["method"], "welch_t", "{b}: {e}");
+            }
+        }
         // A difference of about 1 between means of about 10⁶ carries ~1e-10 of each mean's
         // rounding in either path, ~1e-9 of itself; raw sums would be off by 1e-4 or fail.
         for f in ESTIMATE {

@@ -471,6 +471,13 @@ fn lift_fieller_and_cuped_match_statsmodels_and_scipy() {
         cuped_from_sums(&[ones, ones], (0.0, 0.0)),
         Err(StatsError::ZeroVariance(_))
     ));
+    // 0.1 is not exact in binary: Σ(x − x̄)² is rounding noise, yet the covariate is constant.
+    let tenths = [0.1; 100];
+    let outcome: Vec<f64> = (0..200).map(|i| f64::from(i % 7)).collect();
+    assert!(matches!(
+        cuped(&[&outcome[..100], &outcome[100..]], &[&tenths, &tenths]),
+        Err(StatsError::ZeroVariance(_))
+    ));
     let constant = [1.0; 10];
     assert!(matches!(
         cuped(

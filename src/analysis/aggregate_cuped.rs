@@ -2,8 +2,11 @@
 //! computed from the per-arm sums of `store::aggregates` exactly as the full analysis computes
 //! it from units (`comparisons::cuped_effects`): the same population (the units with a value,
 //! or every assigned unit where a missing value counts as 0), the same fill for units without a
-//! pre-period value (the mean of the pre-period values of every assigned unit that has one,
-//! i.e. no adjustment), and the same pooled θ. Tests compare the two to 1e-9 relative.
+//! pre-period value (the mean of the pre-period values of every assigned unit that has one; it
+//! does not use the assignment, so the adjusted difference stays unbiased) and the same pooled
+//! θ. Pre-period values are shifted by one of them, so a constant covariate sums to exactly
+//! zero spread, as `stats::cuped::cuped` finds it from the values. Tests compare the two to
+//! 1e-9 relative.
 
 use crate::domain::experiment::Experiment;
 use crate::domain::metric::Metric;
@@ -31,7 +34,8 @@ pub fn cuped_arms(
                 .find(|r| r.variant_id == v.id && r.metric_id == m.id)
         })
         .collect();
-    let k = rows.iter().flatten().next()?.shift;
+    let first = rows.iter().flatten().next()?;
+    let (kx, ky) = (first.pre_shift, first.shift);
     let (mut with_pre, mut pre_total) = (0i64, 0.0);
     for r in rows.iter().flatten() {
         with_pre += r.pre_units + r.pre_only_units;
@@ -45,9 +49,9 @@ pub fn cuped_arms(
     let arms: Vec<CupedSums> = rows
         .iter()
         .zip(assigned)
-        .map(|(r, &n)| arm_sums(*r, n, fill, k, zero))
+        .map(|(r, &n)| arm_sums(*r, n, fill, ky, zero))
         .collect();
-    let r = cuped_from_sums(&arms, (k, k)).ok()?;
+    let r = cuped_from_sums(&arms, (kx, ky)).ok()?;
     let moments = r
         .arms
         .iter()
@@ -56,9 +60,9 @@ pub fn cuped_arms(
     Some((r.theta, r.variance_reduction, moments))
 }
 
-/// One arm's CUPED sums of shifted values (x′ = x − k, y′ = y − k) over its units with a
-/// value, or over all `assigned` units when a missing value counts as 0 (y′ = −k), each
-/// unit without a pre-period value taking `fill`.
+/// One arm's CUPED sums of shifted values (x′ = x − pre-period shift, y′ = y − k) over its
+/// units with a value, or over all `assigned` units when a missing value counts as 0
+/// (y′ = −k), each unit without a pre-period value taking `fill` (shifted).
 fn arm_sums(r: Option<&MetricArmSums>, assigned: u64, fill: f64, k: f64, zero: bool) -> CupedSums {
     let Some(r) = r else {
         // No unit of the arm has a value or a pre-period value.

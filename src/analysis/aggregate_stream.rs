@@ -10,7 +10,7 @@
 
 use super::aggregate_cells::CellsBuilder;
 use crate::stats::exact_sum::ExactSum;
-use crate::store::aggregates::{ArmSums, MetricArmSums};
+use crate::store::aggregates::{ArmSums, MetricArmSums, Slot};
 
 /// One arm's and metric's running sums (the fields of [`MetricArmSums`]).
 /// Sums are exact ([`ExactSum`]), so they do not depend on the order units are read in (the
@@ -90,9 +90,9 @@ pub struct SumsBuilder {
 
 impl SumsBuilder {
     /// A builder for the arms `variant_ids` (in the experiment's order) and the SLI and
-    /// metrics, each as (metric id, shift): sums are of value − shift (see
-    /// `store::aggregates::shift_of`).
-    pub fn new(variant_ids: Vec<i64>, sli: (i64, f64), metrics: &[(i64, f64)]) -> SumsBuilder {
+    /// metrics, each as a [`Slot`]: sums are of value − shift, of the pre-period values less
+    /// the pre-period shift (see `store::aggregates::shift_of`).
+    pub fn new(variant_ids: Vec<i64>, sli: Slot, metrics: &[Slot]) -> SumsBuilder {
         let mut slots = vec![sli];
         slots.extend(metrics.iter().filter(|m| m.0 != sli.0));
         let arms = variant_ids.len();
@@ -184,12 +184,11 @@ impl SumsBuilder {
         let (post, pre) = self.values.split_at(sums.slots.len());
         let s = post[0] - sums.slots[0].1;
         let slots = sums.acc[arm].iter_mut().zip(post.iter().zip(pre));
-        for ((acc, (&y, &x)), (_, shift)) in slots.zip(&sums.slots) {
-            // A metric's pre-period values are shifted by its shift too (same scale).
+        for ((acc, (&y, &x)), (_, shift, pre_shift)) in slots.zip(&sums.slots) {
             if !y.is_nan() {
-                acc.add(y, y - shift, s, x - shift);
+                acc.add(y, y - shift, s, x - pre_shift);
             } else if !x.is_nan() {
-                acc.add_pre_only(x - shift);
+                acc.add_pre_only(x - pre_shift);
             }
         }
         if let Some(c) = self.cells.as_mut() {
@@ -246,8 +245,8 @@ impl SumsBuilder {
 /// The exact per-arm sums of some units (one reader's range, or all of them).
 pub struct StreamedSums {
     variant_ids: Vec<i64>,
-    /// (metric id, shift); slot 0 is the SLI.
-    slots: Vec<(i64, f64)>,
+    /// Slot 0 is the SLI.
+    slots: Vec<Slot>,
     /// Assigned units per arm.
     assigned: Vec<i64>,
     /// Per arm, per slot.
@@ -304,6 +303,7 @@ impl StreamedSums {
                     pre_only_sum: v(11),
                     pre_only_sq: v(12),
                     shift: self.slots[k].1,
+                    pre_shift: self.slots[k].2,
                     sli_shift: self.slots[0].1,
                 });
             }

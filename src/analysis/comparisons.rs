@@ -59,8 +59,9 @@ fn bootstrap_difference(
         Ok(vec![bootstrap::jackknife_means(t), neg])
     })
 }
-/// CUPED with the metric's own pre-period value; units without one get the grand mean (no
-/// adjustment). `None` when there is no usable pre-period data.
+/// CUPED with the metric's own pre-period value; units without one get the mean of the
+/// assigned units' pre-period values (it does not use the assignment, so the adjusted
+/// difference stays unbiased). `None` when there is no usable pre-period data.
 fn cuped_effects(
     d: &UnitData,
     m: &MetricColumn,

@@ -11,6 +11,7 @@ use crate::domain::document::DocumentError;
 use crate::domain::experiment::Experiment;
 use crate::error::{AppError, AppResult, Issue};
 use crate::store::aggregates::ArmSums;
+use crate::store::aggregates::Slot;
 pub use crate::store::analyses::StoredAnalysis;
 use crate::store::analyses::{self, for_each_assignment, for_each_observation, unit_split};
 use crate::store::experiments::{self, data_version};
@@ -138,14 +139,14 @@ pub fn summary_split(
     r: SummaryRequest,
     split_from: usize,
 ) -> AppResult<AggregateSummary> {
-    use crate::store::aggregates::shift_of;
+    use crate::store::aggregates::slot_of;
     // Sums are of values shifted by one observed value of each metric (`shift_of`), so the
     // variances computed from them keep their digits (see `ArmMoments::from_shifted_sums`).
     let (sli, ids) = read_snapshot(&mut *db.conn()?, |conn| {
-        let sli = (e.sli.id, shift_of(conn, e.id, e.sli.id)?);
+        let sli = slot_of(conn, e.id, e.sli.id)?;
         let ids = (e.kpis.iter().chain(&e.guardrails))
-            .map(|m| Ok((m.id, shift_of(conn, e.id, m.id)?)))
-            .collect::<AppResult<Vec<(i64, f64)>>>()?;
+            .map(|m| slot_of(conn, e.id, m.id))
+            .collect::<AppResult<Vec<Slot>>>()?;
         Ok((sli, ids))
     })?;
     let paired: Vec<i64> = e.kpis.iter().map(|m| m.id).collect();
@@ -181,7 +182,7 @@ pub fn summary_split(
 fn sql_sums(
     db: &Db,
     e: &Experiment,
-    (sli, ids): ((i64, f64), &[(i64, f64)]),
+    (sli, ids): (Slot, &[Slot]),
     cells: Option<&[i64]>,
 ) -> AppResult<(ArmSums, Option<CellsBuilder>)> {
     use crate::store::aggregates::{arm_sums, assigned_per_variant};
@@ -226,7 +227,7 @@ fn sql_sums(
 fn stream_sums(
     db: &Db,
     e: &Experiment,
-    (sli, ids): ((i64, f64), &[(i64, f64)]),
+    (sli, ids): (Slot, &[Slot]),
     cells: Option<&[i64]>,
     split_from: usize,
 ) -> AppResult<Option<(ArmSums, Option<CellsBuilder>)>> {
@@ -400,7 +401,7 @@ pub fn admit_units(key: &str, units: u64, max_units: u64) -> AppResult<()> {
                 "'{key}' has {units} assigned units, more than the limit of {max_units} \
                  (SLOPROOF_MAX_ANALYSIS_UNITS; an analysis holds every unit's values, about \
                  0.5–0.9 KB per unit at its peak); GET /api/v1/experiments/{key}/summary?resamples=2000 gives the \
-                 sample ratio, every difference, the causal slopes and their bootstrap \
+                 sample ratio, every difference (CUPED-adjusted), the causal slopes and their bootstrap \
                  intervals in bounded memory at any size, or raise the limit"
             ),
         )],

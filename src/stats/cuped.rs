@@ -22,7 +22,9 @@ pub struct Cuped {
 /// ȳₐ − θ(x̄ₐ − x̄) and its variance s²ᵧ + θ²s²ₓ − 2θ·sₓᵧ. Because θ is estimated from all arms
 /// without using the assignment, the adjusted difference of means stays unbiased. Reference:
 /// Deng et al. (2013), eq. (4); tested against NumPy applying the same adjustment.
-/// Returns `ZeroVariance` when the covariate is constant: callers fall back to unadjusted values.
+/// Returns `ZeroVariance` when the covariate is constant (every value equal: decided exactly,
+/// since a constant like 0.1 leaves Σ(xᵢ − x̄)² at rounding noise, not 0): callers fall back
+/// to unadjusted values.
 pub fn cuped(y: &[&[f64]], x: &[&[f64]]) -> StatsResult<Cuped> {
     if y.len() != x.len() {
         return Err(StatsError::LengthMismatch(
@@ -58,7 +60,9 @@ pub fn cuped(y: &[&[f64]], x: &[&[f64]]) -> StatsResult<Cuped> {
             sxy += (xi - mx) * (yi - my);
         }
     }
-    if sxx <= 0.0 {
+    let first = x.iter().find_map(|xa| xa.first());
+    let constant = first.is_some_and(|f| x.iter().all(|xa| xa.iter().all(|v| v == f)));
+    if constant || sxx <= 0.0 {
         return Err(StatsError::ZeroVariance(
             "the pre-period covariate is constant",
         ));
@@ -120,8 +124,11 @@ pub struct CupedSums {
 /// adjusted variance (syyₐ + θ²sxxₐ − 2θ·sxyₐ)/(nₐ − 1). Shifts near the data keep the
 /// digits the differences of sums would cancel. Reference: as [`cuped`] (statsmodels OLS and
 /// pandas, `tests/stats_reference.rs`); the summary's CUPED is tested against the per-unit
-/// analysis to 1e-9 relative. A covariate whose spread is below 1e-12 of its shifted
-/// magnitude counts as constant (`ZeroVariance`).
+/// analysis to 1e-9 relative. Sums cannot tell a constant covariate from rounding noise
+/// unless it is shifted by one of its values (then its sums are exactly 0): `ZeroVariance`
+/// here means Sxx ≤ 0. Each arm's adjusted sum of squares is a difference
+/// of sums, so it loses digits as 1/(1 − R²) grows (a covariate explaining nearly all the
+/// variance); the per-unit path sums the residuals instead.
 pub fn cuped_from_sums(arms: &[CupedSums], (kx, ky): (f64, f64)) -> StatsResult<Cuped> {
     let total = arms.iter().fold(CupedSums::default(), |t, a| CupedSums {
         n: t.n + a.n,
@@ -145,7 +152,7 @@ pub fn cuped_from_sums(arms: &[CupedSums], (kx, ky): (f64, f64)) -> StatsResult<
     let (mx, my) = (total.x / total.n, total.y / total.n);
     let sxx = total.xx - total.n * mx * mx;
     let sxy = total.xy - total.n * mx * my;
-    if sxx <= 1e-12 * total.xx {
+    if sxx <= 0.0 {
         return Err(StatsError::ZeroVariance(
             "the pre-period covariate is constant",
         ));

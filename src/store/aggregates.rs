@@ -47,7 +47,7 @@ pub struct MetricArmSums {
     #[diesel(sql_type = Double)]
     pub sli_cross: f64,
     /// Units with a value and a pre-period value x of the same metric (CUPED's covariate,
-    /// shifted by the metric's `shift` too): their count, Σx, Σx², Σx·y and Σy.
+    /// shifted by `pre_shift`): their count, Σx, Σx², Σx·y and Σy.
     #[diesel(sql_type = BigInt)]
     pub pre_units: i64,
     #[diesel(sql_type = Double)]
@@ -68,6 +68,10 @@ pub struct MetricArmSums {
     pub pre_only_sq: f64,
     #[diesel(sql_type = Double)]
     pub shift: f64,
+    /// The shift of the pre-period values (one of them: a metric's level may move between
+    /// periods; and a constant covariate then sums to exactly 0 spread).
+    #[diesel(sql_type = Double)]
+    pub pre_shift: f64,
     #[diesel(sql_type = Double)]
     pub sli_shift: f64,
 }
@@ -78,18 +82,38 @@ struct Value {
     value: f64,
 }
 
-/// The experiment-period value of a metric of the unit with the first text id that has one
-/// (0 when none has): a shift near its values chosen by the data alone, not by the order
-/// uploads numbered the units.
-pub fn shift_of(conn: &mut DbConnection, experiment_id: i64, metric_id: i64) -> AppResult<f64> {
+/// A metric's id and the shifts its sums are taken from: (metric id, experiment-period shift,
+/// pre-period shift); see [`shift_of`].
+pub type Slot = (i64, f64, f64);
+
+/// The value of a metric in `period` (`post` or `pre`) of the assigned unit with the first
+/// text id that has one (0 when none has): a shift near its values chosen by the data alone,
+/// not by the order uploads numbered the units.
+pub fn shift_of(
+    conn: &mut DbConnection,
+    experiment_id: i64,
+    metric_id: i64,
+    period: &str,
+) -> AppResult<f64> {
+    let period = if period == "pre" { "pre" } else { "post" };
     let found: Option<Value> = diesel::sql_query(format!(
         "SELECT o.value FROM units u JOIN observations o ON o.experiment_id = u.experiment_id \
-         AND o.unit_id = u.id AND o.metric_id = {metric_id} AND o.period = 'post' \
+         AND o.unit_id = u.id AND o.metric_id = {metric_id} AND o.period = '{period}' \
+         JOIN assignments a ON a.experiment_id = u.experiment_id AND a.unit_id = u.id \
          WHERE u.experiment_id = {experiment_id} ORDER BY u.key LIMIT 1"
     ))
     .get_result(conn)
     .optional()?;
     Ok(found.map_or(0.0, |v| v.value))
+}
+
+/// A metric's [`Slot`]: its id and both periods' shifts.
+pub fn slot_of(conn: &mut DbConnection, experiment_id: i64, metric_id: i64) -> AppResult<Slot> {
+    Ok((
+        metric_id,
+        shift_of(conn, experiment_id, metric_id, "post")?,
+        shift_of(conn, experiment_id, metric_id, "pre")?,
+    ))
 }
 
 #[derive(Debug, Clone, PartialEq, QueryableByName)]
@@ -162,12 +186,13 @@ pub fn unit_pivot(experiment_id: i64, ids: &[i64]) -> String {
 
 /// The `SELECT` of one metric's sums per arm (slot `k` of the pivot; `ks` the SLI's shift as
 /// SQL) over the assigned units' pivot rows `u`.
-fn metric_sums(k: usize, (id, shift): (i64, f64), ks: &str) -> String {
+fn metric_sums(k: usize, (id, shift, pre_shift): Slot, ks: &str) -> String {
     let ky = format!("CAST({shift:?} AS DOUBLE PRECISION)");
+    let kx = format!("CAST({pre_shift:?} AS DOUBLE PRECISION)");
     let (y, s, x) = (
         format!("(y{k} - {ky})"),
         format!("(y0 - {ks})"),
-        format!("(x{k} - {ky})"),
+        format!("(x{k} - {kx})"),
     );
     // PostgreSQL refuses a product that underflows ("value out of range"): factors below
     // 1e-150 count as 0 in products (values are at most 1e15, so what that drops is below
@@ -181,7 +206,7 @@ fn metric_sums(k: usize, (id, shift): (i64, f64), ks: &str) -> String {
          {} AS with_sli, {} AS sum_with_sli, {} AS sq_with_sli, {} AS sli_sum, {} AS sli_sq, \
          {} AS sli_cross, {} AS pre_units, {} AS pre_sum, {} AS pre_sq, {} AS pre_cross, \
          {} AS value_sum_with_pre, {} AS pre_only_units, {} AS pre_only_sum, \
-         {} AS pre_only_sq, {ky} AS shift, {ks} AS sli_shift FROM u WHERE v IS NOT NULL GROUP BY v",
+         {} AS pre_only_sq, {ky} AS shift, {kx} AS pre_shift, {ks} AS sli_shift FROM u WHERE v IS NOT NULL GROUP BY v",
         count(&format!("{yk} = 1")),
         sum(&y),
         sum(&format!("{py} * {py}")),
@@ -221,12 +246,13 @@ struct SumsRow {
 pub fn arm_sums(
     conn: &mut DbConnection,
     experiment_id: i64,
-    (sli_metric_id, sli_shift): (i64, f64),
-    metrics: &[(i64, f64)],
+    sli: Slot,
+    metrics: &[Slot],
 ) -> AppResult<ArmSums> {
     let e = experiment_id;
     let assigned = assigned_per_variant(conn, e)?;
-    let mut ids = vec![(sli_metric_id, sli_shift)];
+    let (sli_metric_id, sli_shift, _) = sli;
+    let mut ids = vec![sli];
     ids.extend(metrics.iter().filter(|m| m.0 != sli_metric_id));
     let ks = format!("CAST({sli_shift:?} AS DOUBLE PRECISION)");
     let per_metric: Vec<String> = (ids.iter().enumerate())

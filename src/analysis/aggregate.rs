@@ -273,9 +273,16 @@ fn metric_effects(
     (assigned, confidence, rule, cuped): Settings,
 ) -> (Vec<AggregateEffect>, Vec<crate::error::AppError>) {
     let zero = missing_rule(m, rule) == MissingOutcomes::Zero;
-    let adjusted = cuped
-        .then(|| super::aggregate_cuped::cuped_arms(e, s, m, assigned, zero))
-        .flatten();
+    let (mut out, mut failed) = (Vec::new(), Vec::new());
+    let adjusted = if cuped {
+        super::aggregate_cuped::cuped_arms(e, s, m, assigned, zero).unwrap_or_else(|err| {
+            // Reported, and the comparisons stay unadjusted.
+            failed.push(stats_err(&format!("{} (unadjusted here)", m.key))(err));
+            None
+        })
+    } else {
+        None
+    };
     let binary = m.value_type == ValueType::Binary;
     let arm = |a: usize| {
         let r = sums_of(s, e.variants[a].id, m.id);
@@ -299,7 +306,6 @@ fn metric_effects(
     };
     let c = e.variants.iter().position(|v| v.control).unwrap_or(0);
     let (mc, kc, lc) = arm(c);
-    let (mut out, mut failed) = (Vec::new(), Vec::new());
     for a in (0..e.variants.len()).filter(|a| *a != c) {
         let what = format!("{} in {}", m.key, e.variants[a].key);
         let found = comparison(arm(a), (mc, kc, &lc), confidence, &what).and_then(|found| {

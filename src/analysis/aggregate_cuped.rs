@@ -12,19 +12,21 @@ use crate::domain::experiment::Experiment;
 use crate::domain::metric::Metric;
 use crate::stats::cuped::{cuped_from_sums, CupedSums};
 use crate::stats::descriptive::Moments;
+use crate::stats::StatsError;
 use crate::store::aggregates::{ArmSums, MetricArmSums};
 
 /// θ, the variance reduction and each arm's adjusted moments of metric `m` (in the
-/// experiment's arm order); `None` when fewer than 3 assigned units have a pre-period value,
-/// the covariate is constant or an arm has fewer than 2 units: then the comparison is
-/// unadjusted, as in the full analysis.
+/// experiment's arm order); `Ok(None)` when fewer than 3 assigned units have a pre-period
+/// value, the covariate is constant or an arm has fewer than 2 units: then the comparison is
+/// unadjusted, as in the full analysis. `Err` when sums cannot give it to enough digits (the
+/// covariate explains nearly all of an arm's variance): the full analysis can.
 pub fn cuped_arms(
     e: &Experiment,
     s: &ArmSums,
     m: &Metric,
     assigned: &[u64],
     zero: bool,
-) -> Option<(f64, f64, Vec<Moments>)> {
+) -> Result<Option<(f64, f64, Vec<Moments>)>, StatsError> {
     let rows: Vec<Option<&MetricArmSums>> = e
         .variants
         .iter()
@@ -34,7 +36,9 @@ pub fn cuped_arms(
                 .find(|r| r.variant_id == v.id && r.metric_id == m.id)
         })
         .collect();
-    let first = rows.iter().flatten().next()?;
+    let Some(first) = rows.iter().flatten().next() else {
+        return Ok(None);
+    };
     let (kx, ky) = (first.pre_shift, first.shift);
     let (mut with_pre, mut pre_total) = (0i64, 0.0);
     for r in rows.iter().flatten() {
@@ -42,7 +46,7 @@ pub fn cuped_arms(
         pre_total += r.pre_sum + r.pre_only_sum;
     }
     if with_pre < 3 {
-        return None;
+        return Ok(None);
     }
     // Units without a pre-period value take the mean of those with one (shifted).
     let fill = pre_total / with_pre as f64;
@@ -51,13 +55,17 @@ pub fn cuped_arms(
         .zip(assigned)
         .map(|(r, &n)| arm_sums(*r, n, fill, ky, zero))
         .collect();
-    let r = cuped_from_sums(&arms, (kx, ky)).ok()?;
+    let r = match cuped_from_sums(&arms, (kx, ky)) {
+        Ok(r) => r,
+        Err(e @ StatsError::Undefined(_)) => return Err(e),
+        Err(_) => return Ok(None),
+    };
     let moments = r
         .arms
         .iter()
         .map(|(n, mean, var)| Moments::from_summary(*n, *mean, *var))
         .collect();
-    Some((r.theta, r.variance_reduction, moments))
+    Ok(Some((r.theta, r.variance_reduction, moments)))
 }
 
 /// One arm's CUPED sums of shifted values (x′ = x − pre-period shift, y′ = y − k) over its

@@ -104,6 +104,10 @@ pub fn cuped(y: &[&[f64]], x: &[&[f64]]) -> StatsResult<Cuped> {
     })
 }
 
+/// The least share of its terms an arm's adjusted sum of squares may keep in
+/// [`cuped_from_sums`]: below it, more than 6 of 16 digits cancel.
+const CANCELLED: f64 = 1e-6;
+
 /// One arm's sums for [`cuped_from_sums`], over its n units, of shifted outcomes y′ = y − k_y
 /// and covariates x′ = x − k_x: Σx′, Σx′², Σy′, Σy′² and Σx′y′.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -128,7 +132,9 @@ pub struct CupedSums {
 /// unless it is shifted by one of its values (then its sums are exactly 0): `ZeroVariance`
 /// here means Sxx ≤ 0. Each arm's adjusted sum of squares is a difference
 /// of sums, so it loses digits as 1/(1 − R²) grows (a covariate explaining nearly all the
-/// variance); the per-unit path sums the residuals instead.
+/// variance, or one outlier dominating an arm); the per-unit path sums the residuals instead.
+/// When it would keep less than 1e-6 of its terms (`Undefined`), callers report CUPED as not
+/// computed rather than a variance with few correct digits.
 pub fn cuped_from_sums(arms: &[CupedSums], (kx, ky): (f64, f64)) -> StatsResult<Cuped> {
     let total = arms.iter().fold(CupedSums::default(), |t, a| CupedSums {
         n: t.n + a.n,
@@ -173,6 +179,14 @@ pub fn cuped_from_sums(arms: &[CupedSums], (kx, ky): (f64, f64)) -> StatsResult<
         let ayy = (a.yy - a.n * ay * ay).max(0.0);
         let axy = a.xy - a.n * ax * ay;
         let ss = (ayy + theta * theta * axx - 2.0 * theta * axy).max(0.0);
+        let scale = ayy + theta * theta * axx + 2.0 * (theta * axy).abs();
+        if ss < CANCELLED * scale {
+            return Err(StatsError::Undefined(format!(
+                "CUPED from sums: the pre-period value explains all but {:.1e} of an arm's \
+                 variance, so its adjusted variance would keep too few digits",
+                ss / scale
+            )));
+        }
         ss_adj += ss;
         ss_raw += ayy;
         out.push((a.n as usize, ky + ay - theta * (ax - mx), ss / (a.n - 1.0)));

@@ -86,9 +86,14 @@ struct Value {
 /// pre-period shift); see [`shift_of`].
 pub type Slot = (i64, f64, f64);
 
-/// The value of a metric in `period` (`post` or `pre`) of the assigned unit with the first
-/// text id that has one (0 when none has): a shift near its values chosen by the data alone,
-/// not by the order uploads numbered the units.
+/// Units whose median value is a metric's shift.
+const SHIFT_SAMPLE: usize = 101;
+
+/// The shift of a metric's values in `period` (`post` or `pre`): the median (the lower middle
+/// value) of the first [`SHIFT_SAMPLE`] assigned units by text id that have one (0 when none
+/// has). Chosen by the data alone, not by the order uploads numbered the units, and near the
+/// bulk of the values even when the first unit is an outlier (a 1e12 whale as the only shift
+/// cancelled every digit of the variances).
 pub fn shift_of(
     conn: &mut DbConnection,
     experiment_id: i64,
@@ -96,15 +101,19 @@ pub fn shift_of(
     period: &str,
 ) -> AppResult<f64> {
     let period = if period == "pre" { "pre" } else { "post" };
-    let found: Option<Value> = diesel::sql_query(format!(
+    let found: Vec<Value> = diesel::sql_query(format!(
         "SELECT o.value FROM units u JOIN observations o ON o.experiment_id = u.experiment_id \
          AND o.unit_id = u.id AND o.metric_id = {metric_id} AND o.period = '{period}' \
          JOIN assignments a ON a.experiment_id = u.experiment_id AND a.unit_id = u.id \
-         WHERE u.experiment_id = {experiment_id} ORDER BY u.key LIMIT 1"
+         WHERE u.experiment_id = {experiment_id} ORDER BY u.key LIMIT {SHIFT_SAMPLE}"
     ))
-    .get_result(conn)
-    .optional()?;
-    Ok(found.map_or(0.0, |v| v.value))
+    .load(conn)?;
+    let mut values: Vec<f64> = found.into_iter().map(|v| v.value).collect();
+    values.sort_unstable_by(f64::total_cmp);
+    Ok(values
+        .get(values.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0.0))
 }
 
 /// A metric's [`Slot`]: its id and both periods' shifts.

@@ -28,7 +28,7 @@ use crate::stats::descriptive::Moments;
 use crate::stats::hypothesis::{two_proportion_z_test, welch_from_moments};
 use crate::stats::iv::{two_sls_from_arm_moments, ArmMoments, IvCov};
 use crate::stats::lift::relative_lift;
-use crate::store::aggregates::{ArmSums, MetricArmSums};
+use crate::store::aggregates::ArmSums;
 
 /// An experiment summarised from per-arm sums computed by the database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -125,13 +125,6 @@ pub struct NotSummarised {
     pub reason: String,
 }
 
-/// The sums of one arm and metric, or zeros when the arm has no value of it.
-fn sums_of(s: &ArmSums, variant: i64, metric: i64) -> Option<&MetricArmSums> {
-    s.metrics
-        .iter()
-        .find(|r| r.variant_id == variant && r.metric_id == metric)
-}
-
 /// Moments from a count and the sums Σu, Σu² of shifted values u = v − `shift`:
 /// mean = shift + ū, variance (Σu² − n·ū²)/(n − 1).
 fn moments(n: i64, shift: f64, sum: f64, sq: f64) -> Moments {
@@ -176,7 +169,7 @@ pub fn summarise(
                 .map_or(0, |a| a.1 as u64)
         })
         .collect();
-    let sli = |v: i64| sums_of(s, v, e.sli.id);
+    let sli = |v: i64| s.of(v, e.sli.id);
     let analysed: Vec<u64> = e
         .variants
         .iter()
@@ -285,7 +278,7 @@ fn metric_effects(
     };
     let binary = m.value_type == ValueType::Binary;
     let arm = |a: usize| {
-        let r = sums_of(s, e.variants[a].id, m.id);
+        let r = s.of(e.variants[a].id, m.id);
         let (units, shift, sum, sq) = r.map_or((0, 0.0, 0.0, 0.0), |r| {
             (r.units, r.shift, r.value_sum, r.value_sq)
         });
@@ -365,11 +358,24 @@ fn comparison(
             estimate(w.difference, Method::WelchT)
         }
     };
-    let lift = relative_lift(mt, mc, confidence).map_err(stats_err(what))?;
+    let relative = relative_of(mt, mc, &difference, confidence, what)?;
+    Ok((difference, relative, lt))
+}
+
+/// The relative change t/c − 1 by the delta method, with the p-values of `difference` (the
+/// same null).
+fn relative_of(
+    t: Moments,
+    c: Moments,
+    difference: &Estimate,
+    confidence: f64,
+    what: &str,
+) -> AppResult<Estimate> {
+    let lift = relative_lift(t, c, confidence).map_err(stats_err(what))?;
     let mut relative = estimate(lift.delta, Method::DeltaMethod);
     relative.p_value = difference.p_value;
     relative.log10_p_value = difference.log10_p_value;
-    Ok((difference, relative, lt))
+    Ok(relative)
 }
 
 /// CUPED's adjusted Welch difference of a treatment's and control's adjusted moments, and its
@@ -382,10 +388,7 @@ fn adjusted_comparison(
 ) -> AppResult<(Estimate, Estimate)> {
     let w = welch_from_moments(t, c, confidence).map_err(stats_err(what))?;
     let difference = estimate(w.difference, Method::CupedWelchT);
-    let lift = relative_lift(t, c, confidence).map_err(stats_err(what))?;
-    let mut relative = estimate(lift.delta, Method::DeltaMethod);
-    relative.p_value = difference.p_value;
-    relative.log10_p_value = difference.log10_p_value;
+    let relative = relative_of(t, c, &difference, confidence, what)?;
     Ok((difference, relative))
 }
 
@@ -423,8 +426,8 @@ fn slope(
         .variants
         .iter()
         .map(|v| {
-            let r = sums_of(s, v.id, m.id);
-            let x = sums_of(s, v.id, e.sli.id);
+            let r = s.of(v.id, m.id);
+            let x = s.of(v.id, e.sli.id);
             let kx = x.map_or(0.0, |x| x.shift);
             let ky = r.map_or(0.0, |r| r.shift);
             let (with_y, sy, syy, sxy, sx_y, sxx_y) = r.map_or((0, 0.0, 0.0, 0.0, 0.0, 0.0), |r| {

@@ -27,15 +27,7 @@ pub fn cuped_arms(
     assigned: &[u64],
     zero: bool,
 ) -> Result<Option<(f64, f64, Vec<Moments>)>, StatsError> {
-    let rows: Vec<Option<&MetricArmSums>> = e
-        .variants
-        .iter()
-        .map(|v| {
-            s.metrics
-                .iter()
-                .find(|r| r.variant_id == v.id && r.metric_id == m.id)
-        })
-        .collect();
+    let rows: Vec<Option<&MetricArmSums>> = e.variants.iter().map(|v| s.of(v.id, m.id)).collect();
     let Some(first) = rows.iter().flatten().next() else {
         return Ok(None);
     };

@@ -184,7 +184,9 @@ impl SumsBuilder {
         let (post, pre) = self.values.split_at(sums.slots.len());
         let s = post[0] - sums.slots[0].1;
         let slots = sums.acc[arm].iter_mut().zip(post.iter().zip(pre));
-        for ((acc, (&y, &x)), (_, shift, pre_shift)) in slots.zip(&sums.slots) {
+        for (k, ((acc, (&y, &x)), (_, shift, pre_shift))) in slots.zip(&sums.slots).enumerate() {
+            // The SLI's pre-period values (slot 0) enter no sum the summary uses.
+            let x = if k == 0 { f64::NAN } else { x };
             if !y.is_nan() {
                 acc.add(y, y - shift, s, x - pre_shift);
             } else if !x.is_nan() {

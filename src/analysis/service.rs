@@ -140,8 +140,9 @@ pub fn summary_split(
     split_from: usize,
 ) -> AppResult<AggregateSummary> {
     use crate::store::aggregates::slot_of;
-    // Sums are of values shifted by one observed value of each metric (`shift_of`), so the
-    // variances computed from them keep their digits (see `ArmMoments::from_shifted_sums`).
+    // Sums are of values shifted by a median of observed values of each metric and period
+    // (`shift_of`), so the variances computed from them keep their digits (see
+    // `ArmMoments::from_shifted_sums`).
     let (sli, ids) = read_snapshot(&mut *db.conn()?, |conn| {
         let sli = slot_of(conn, e.id, e.sli.id)?;
         let ids = (e.kpis.iter().chain(&e.guardrails))

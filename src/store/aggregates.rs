@@ -143,6 +143,16 @@ pub struct ArmSums {
     pub unassigned_observations: i64,
 }
 
+impl ArmSums {
+    /// The sums of one arm (variant id) and metric (id); `None` when no unit of the arm has a
+    /// value of it (nor a pre-period value).
+    pub fn of(&self, variant: i64, metric: i64) -> Option<&MetricArmSums> {
+        self.metrics
+            .iter()
+            .find(|r| r.variant_id == variant && r.metric_id == metric)
+    }
+}
+
 /// `expr`, or 0 where its magnitude is below 1e-150 (a factor of a product).
 fn no_underflow(expr: &str) -> String {
     format!("(CASE WHEN ABS({expr}) < 1e-150 THEN 0.0 ELSE {expr} END)")
@@ -198,16 +208,21 @@ pub fn unit_pivot(experiment_id: i64, ids: &[i64]) -> String {
 fn metric_sums(k: usize, (id, shift, pre_shift): Slot, ks: &str) -> String {
     let ky = format!("CAST({shift:?} AS DOUBLE PRECISION)");
     let kx = format!("CAST({pre_shift:?} AS DOUBLE PRECISION)");
+    // The SLI's pre-period values (slot 0) enter no sum the summary uses.
+    let xk = match k {
+        0 => "CAST(NULL AS DOUBLE PRECISION)".to_owned(),
+        _ => format!("x{k}"),
+    };
     let (y, s, x) = (
         format!("(y{k} - {ky})"),
         format!("(y0 - {ks})"),
-        format!("(x{k} - {kx})"),
+        format!("({xk} - {kx})"),
     );
     // PostgreSQL refuses a product that underflows ("value out of range"): factors below
     // 1e-150 count as 0 in products (values are at most 1e15, so what that drops is below
     // 1e-134 per unit).
     let (py, ps, px) = (no_underflow(&y), no_underflow(&s), no_underflow(&x));
-    let (yk, xk) = (format!("y{k}"), format!("x{k}"));
+    let yk = format!("y{k}");
     let count = |cond: &str| format!("CAST(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS BIGINT)");
     format!(
         "SELECT v AS variant_id, CAST({id} AS BIGINT) AS metric_id, \

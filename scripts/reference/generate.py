@@ -147,6 +147,18 @@ def log_p():
     return [{"z": z, "log10_p": float((np.log(2) + stats.norm.logsf(z)) / np.log(10))} for z in zs]
 
 
+def t_dist():
+    """Student's t quantiles and upper tails (scipy), from small df to far beyond where the
+    incomplete-beta inversion stays accurate (a 10M-unit Welch test has df ~ 6.7e6)."""
+    dfs = [2.5, 30.0, 1e3, 1e4, 1.5e4, 3e4, 1e5, 1e6, 6.66e6, 1e7, 1e8, 1e9, 1e12]
+    ps = [0.5, 0.6, 0.8, 0.975, 0.995, 0.9995, 0.025, 1e-7]
+    ts = [0.0, 0.5, 1.96, 3.0, 5.0, 8.0, -2.5]
+    return {
+        "quantiles": [{"df": df, "p": p, "t": float(stats.t.ppf(p, df))} for df in dfs for p in ps],
+        "tails": [{"df": df, "t": t, "sf": float(stats.t.sf(t, df))} for df in dfs for t in ts],
+    }
+
+
 def effective_f():
     """Montiel Olea & Pflueger's effective first-stage F from pyfixest (`IV_Diag`, hetero vcov =
     HC1). pyfixest forms Q_zz = Z'Z from the instrument columns as given; MOP partial the
@@ -833,6 +845,7 @@ def live():
 
 
 GENERATORS = [
+    ("t_dist", t_dist),
     ("tests", lambda: {**descriptive_and_tests(), "proportions": proportions(), "srm": srm(),
                        "multiple": multiple(), "power": power()}),
     ("lift_cuped", lift_and_cuped),

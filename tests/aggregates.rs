@@ -345,6 +345,24 @@ async fn summary_parameters_and_unknown_experiments_are_refused_clearly() {
         assert_eq!(error_fields(&p), vec!["confidence"], "{b}: {p}");
         let r = app.get("/api/v1/experiments/no_such_exp/summary").await;
         assert_problem(&r, 404, b);
+        // An experiment without assignments names what is missing.
+        let r = app
+            .post_json(
+                "/api/v1/experiments",
+                &json!({
+                    "key": "empty_1", "name": "Empty", "hypothesis": "None yet",
+                    "sli": "checkout_latency_ms", "kpis": ["conversion_7d"],
+                    "variants": [
+                        {"key": "control", "weight": 0.5, "control": true, "dose": 0},
+                        {"key": "plus_100", "weight": 0.5, "dose": 100}
+                    ]
+                }),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{b}: {r:?}");
+        let r = app.get("/api/v1/experiments/empty_1/summary").await;
+        let p = assert_problem(&r, 422, b);
+        assert_eq!(error_fields(&p), vec!["assignments"], "{b}: {p}");
     }
 }
 
@@ -398,7 +416,7 @@ async fn sums_by_sql_and_by_streaming_rows_agree() {
                     .load(&mut *conn)
                     .unwrap()
             };
-            let by_sql = arm_sums(&mut conn, exp_id, sli, &metrics).unwrap();
+            let by_sql = arm_sums(&mut conn, exp_id, sli, &metrics, (None, None)).unwrap();
             let mut s = SumsBuilder::new(variants, sli, &metrics);
             for_each_assignment(&mut conn, exp_id, None, None, |u, v| s.assignment(u, v)).unwrap();
             s.assignments_done();

@@ -23,7 +23,7 @@ use super::report::{
 use super::stats_err;
 use crate::domain::experiment::Experiment;
 use crate::domain::metric::{Metric, ValueType};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult, Issue};
 use crate::stats::descriptive::Moments;
 use crate::stats::hypothesis::{two_proportion_z_test, welch_from_moments};
 use crate::stats::iv::{two_sls_from_arm_moments, ArmMoments, IvCov};
@@ -150,6 +150,27 @@ fn cuped_on(e: &Experiment, s: &ArmSums, asked: Option<bool>) -> bool {
     })
 }
 
+/// Assigned units per arm, in the experiment's order; 422 naming `assignments` when none is.
+fn assigned_per_arm(e: &Experiment, s: &ArmSums) -> AppResult<Vec<u64>> {
+    let assigned: Vec<u64> = (e.variants.iter())
+        .map(|v| {
+            (s.assigned.iter())
+                .find(|a| a.0 == v.id)
+                .map_or(0, |a| a.1 as u64)
+        })
+        .collect();
+    if assigned.iter().all(|n| *n == 0) {
+        return Err(AppError::invalid(
+            format!(
+                "experiment '{}' cannot be summarised: no units are assigned",
+                e.key
+            ),
+            vec![Issue::field("assignments", "no units are assigned")],
+        ));
+    }
+    Ok(assigned)
+}
+
 /// Summarises an experiment from the database's per-arm sums; `cuped` as asked (default: on
 /// when any KPI or guardrail has pre-period values).
 pub fn summarise(
@@ -159,16 +180,7 @@ pub fn summarise(
     cuped: Option<bool>,
 ) -> AppResult<AggregateSummary> {
     let cuped = cuped_on(e, s, cuped);
-    let assigned: Vec<u64> = e
-        .variants
-        .iter()
-        .map(|v| {
-            s.assigned
-                .iter()
-                .find(|a| a.0 == v.id)
-                .map_or(0, |a| a.1 as u64)
-        })
-        .collect();
+    let assigned = assigned_per_arm(e, s)?;
     let sli = |v: i64| s.of(v, e.sli.id);
     let analysed: Vec<u64> = e
         .variants

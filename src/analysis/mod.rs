@@ -23,6 +23,7 @@ pub mod report;
 pub mod resample;
 pub mod service;
 pub mod summary;
+pub mod summary_service;
 pub mod threshold;
 pub mod verdict;
 

@@ -1,21 +1,16 @@
 //! The seam between analyses and the store: reads an experiment's data into unit columns,
 //! computes the analysis, stores it, and reads stored analyses back.
 
-use super::aggregate::AggregateSummary;
-use super::aggregate_boot::BootSettings;
-use super::aggregate_cells::CellsBuilder;
-use super::aggregate_stream::{StreamedSums, SumsBuilder};
 use super::data::{self, Layout, Part, PartBuilder, UnitData};
+pub use super::summary_service::{summary, summary_split, SummaryRequest};
 use super::{compute, resolve, AnalysisRequest};
 use crate::domain::document::DocumentError;
 use crate::domain::experiment::Experiment;
 use crate::error::{AppError, AppResult, Issue};
-use crate::store::aggregates::ArmSums;
-use crate::store::aggregates::Slot;
 pub use crate::store::analyses::StoredAnalysis;
 use crate::store::analyses::{self, for_each_assignment, for_each_observation, unit_split};
 use crate::store::experiments::{self, data_version};
-use crate::store::{read_snapshot, units, Backend, Db};
+use crate::store::{read_snapshot, units, Db};
 
 /// Attempts to store a computed analysis while the database is locked by other writers.
 const STORE_ATTEMPTS: u32 = 6;
@@ -23,11 +18,8 @@ const STORE_ATTEMPTS: u32 = 6;
 /// Reads of a changing experiment before giving up.
 const READ_ATTEMPTS: u32 = 3;
 
-/// Longest a summary's aggregation query may run on PostgreSQL.
-const SUMMARY_TIMEOUT_SECONDS: u32 = 300;
-
 /// Units at which the read is split into two parallel range reads.
-const PARALLEL_LOAD_UNITS: usize = 100_000;
+pub(super) const PARALLEL_LOAD_UNITS: usize = 100_000;
 
 /// Reads the units (text ids), the assignments and then the observations of the units
 /// numbered in [`from`, `to`) in one snapshot.
@@ -81,7 +73,7 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
 /// connections at once, otherwise whole. The two ranges are two snapshots: an upload
 /// committed between them would mix two states of the data, which their data versions reveal;
 /// then the read is repeated (409 after [`READ_ATTEMPTS`]).
-fn read_in_ranges<T: Send>(
+pub(super) fn read_in_ranges<T: Send>(
     db: &Db,
     e: &Experiment,
     split_from: usize,
@@ -106,161 +98,6 @@ fn read_in_ranges<T: Send>(
          attempts); retry when the uploads are done",
         e.key
     )))
-}
-
-/// What a summary is asked for: its confidence, the missing-outcome rule, and optionally a
-/// bootstrap run on counted cells (`aggregate_boot`).
-#[derive(Debug, Clone, Copy)]
-pub struct SummaryRequest {
-    pub confidence: f64,
-    pub rule: super::report::MissingOutcomes,
-    /// Multiple-testing correction of the p-values (as an analysis's `correction`).
-    pub correction: super::report::Correction,
-    pub bootstrap: Option<BootSettings>,
-    /// Adjust with each metric's pre-period values (default: when any KPI or guardrail has
-    /// them).
-    pub cuped: Option<bool>,
-}
-
-/// Summarises an experiment from per-arm sums (see `aggregate`): on PostgreSQL the server
-/// computes them (`GROUP BY`, one snapshot); on the embedded SQLite the rows stream through
-/// [`SumsBuilder`] in key order, as two unit ranges read at once (as [`load_split`] does),
-/// which is faster in-process; the SQL path is its fallback. Neither keeps units' values.
-/// A bootstrap counts the units' values into cells as they stream past (SQLite) or from a
-/// cursor over the units in the same snapshot as the sums (PostgreSQL).
-pub fn summary(db: &Db, e: &Experiment, r: SummaryRequest) -> AppResult<AggregateSummary> {
-    summary_split(db, e, r, PARALLEL_LOAD_UNITS)
-}
-
-/// [`summary`], streaming two ranges from `split_from` assigned units on (tests compare).
-pub fn summary_split(
-    db: &Db,
-    e: &Experiment,
-    r: SummaryRequest,
-    split_from: usize,
-) -> AppResult<AggregateSummary> {
-    use crate::store::aggregates::slot_of;
-    // Sums are of values shifted by a median of observed values of each metric and period
-    // (`shift_of`), so the variances computed from them keep their digits (see
-    // `ArmMoments::from_shifted_sums`).
-    let (sli, ids) = read_snapshot(&mut *db.conn()?, |conn| {
-        let sli = slot_of(conn, e.id, e.sli.id)?;
-        let ids = (e.kpis.iter().chain(&e.guardrails))
-            .map(|m| slot_of(conn, e.id, m.id))
-            .collect::<AppResult<Vec<Slot>>>()?;
-        Ok((sli, ids))
-    })?;
-    let paired: Vec<i64> = e.kpis.iter().map(|m| m.id).collect();
-    let cells_wanted = r.bootstrap.is_some().then_some(paired.as_slice());
-    let streamed = if db.backend() == Backend::Sqlite {
-        stream_sums(db, e, (sli, &ids), cells_wanted, split_from)?
-    } else {
-        None
-    };
-    let (sums, cells) = match streamed {
-        Some(found) => found,
-        None => sql_sums(db, e, (sli, &ids), cells_wanted)?,
-    };
-    let mut out = super::aggregate::summarise(e, &sums, (r.confidence, r.rule), r.cuped)?;
-    super::aggregate::adjust(&mut out, r.correction);
-    if let Some(b) = r.bootstrap {
-        match cells {
-            Some(cells) => super::aggregate_boot::attach(&mut out, e, &cells.finish(), &b, r.rule),
-            None => out.not_summarised.push(super::aggregate::NotSummarised {
-                metric: e.sli.key.clone(),
-                reason: "no bootstrap: the rows did not stream in key order; see the full \
-                         analysis"
-                    .into(),
-            }),
-        }
-    }
-    Ok(out)
-}
-
-/// The per-arm sums computed by the database, read in one snapshot. With `cells` (a bootstrap;
-/// (SLI, value) pairs of those metric ids) on PostgreSQL, one cursor over the units feeds both
-/// the sums and the cells instead, so the data is read once.
-fn sql_sums(
-    db: &Db,
-    e: &Experiment,
-    (sli, ids): (Slot, &[Slot]),
-    cells: Option<&[i64]>,
-) -> AppResult<(ArmSums, Option<CellsBuilder>)> {
-    use crate::store::aggregates::{arm_sums, assigned_per_variant};
-    read_snapshot(&mut *db.conn()?, |conn| {
-        if let crate::store::DbConnection::Postgresql(c) = conn {
-            // Right after a bulk upload the planner's statistics are stale, and it may join
-            // every assignment with every observation by nested loops (20 minutes for 220,000
-            // units); hash joins are right at any size. The timeout bounds the request
-            // whatever the plan.
-            use diesel::RunQueryDsl;
-            diesel::sql_query("SET LOCAL enable_nestloop = off").execute(c)?;
-            diesel::sql_query(format!(
-                "SET LOCAL statement_timeout = '{SUMMARY_TIMEOUT_SECONDS}s'"
-            ))
-            .execute(c)?;
-        }
-        let Some(paired) = cells.filter(|_| db.backend() == Backend::Postgres) else {
-            return Ok((arm_sums(conn, e.id, sli, ids)?, None));
-        };
-        let variants = e.variants.iter().map(|v| v.id).collect();
-        let mut b = SumsBuilder::new(variants, sli, ids).with_cells(paired);
-        for (variant, units) in assigned_per_variant(conn, e.id)? {
-            b.assigned(variant, units);
-        }
-        let slots = b.slot_ids();
-        crate::store::unit_rows::for_each_unit(conn, e.id, &slots, |variant, rows, values| {
-            b.unit(variant, rows, values)
-        })?;
-        let (sums, counted) = b.finish().ok_or_else(|| {
-            AppError::Internal(anyhow::anyhow!(
-                "a unit row of experiment {} had an unknown variant",
-                e.key
-            ))
-        })?;
-        Ok((sums.into_sums(), counted))
-    })
-}
-
-/// The per-arm sums (and cells, when `cells` asks for them) from the rows of two unit ranges
-/// streamed at once (see [`read_in_ranges`]). `None` when a range's rows were not in key
-/// order (or a unit was assigned twice): then SQL computes them.
-fn stream_sums(
-    db: &Db,
-    e: &Experiment,
-    (sli, ids): (Slot, &[Slot]),
-    cells: Option<&[i64]>,
-    split_from: usize,
-) -> AppResult<Option<(ArmSums, Option<CellsBuilder>)>> {
-    let range = |from: Option<i64>, to: Option<i64>| {
-        read_snapshot(&mut *db.conn()?, |conn| {
-            let version = data_version(conn, e.id)?;
-            let variants = e.variants.iter().map(|v| v.id).collect();
-            let mut b = SumsBuilder::new(variants, sli, ids);
-            if let Some(paired) = cells {
-                b = b.with_cells(paired);
-            }
-            for_each_assignment(conn, e.id, from, to, |u, v| b.assignment(u, v))?;
-            b.assignments_done();
-            for_each_observation(conn, e.id, from, to, |u, m, pre, v| {
-                b.observation(u, m, pre, v)
-            })?;
-            Ok((version, b.finish()))
-        })
-    };
-    let parts = read_in_ranges(db, e, split_from, range)?;
-    // A range whose rows were out of key order (or that assigned a unit twice) answers None.
-    let parts: Option<Vec<(StreamedSums, Option<CellsBuilder>)>> = parts.into_iter().collect();
-    let merged = parts.and_then(|p| {
-        p.into_iter().reduce(|(s1, c1), (s2, c2)| {
-            let cells = match (c1, c2) {
-                (Some(a), Some(b)) => Some(a.merge(b)),
-                (a, b) => a.or(b),
-            };
-            (s1.merge(s2), cells)
-        })
-    });
-    Ok(merged.map(|(sums, cells)| (sums.into_sums(), cells)))
 }
 
 /// The experiment's first and last assignment dates, when the uploads gave them.

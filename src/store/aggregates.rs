@@ -1,9 +1,11 @@
 //! Per-arm sufficient statistics of an experiment, computed by the database (`GROUP BY`), so a
 //! summary of any size reads a few rows per arm and metric instead of every unit.
 //!
-//! The SQL is plain and the same on both backends; on PostgreSQL the planner may run it with
-//! parallel workers (a parallel hash join of assignments and observations and a partial
-//! aggregate per worker). Ids are formatted into the statement: they are integers.
+//! The SQL is plain and the same on both backends, and reads the units of one range of unit
+//! numbers, so a large experiment is summed as two ranges on two connections at once (one
+//! process each on PostgreSQL; the analysis service fixes the plan, see its
+//! `pg_summary_settings`) and the ranges' sums are added ([`ArmSums::merge`]). Ids are
+//! formatted into the statement: they are integers.
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double};
@@ -153,6 +155,72 @@ impl ArmSums {
     }
 }
 
+impl MetricArmSums {
+    /// Adds another range's sums of the same arm and metric (same shifts).
+    fn add(&mut self, o: &MetricArmSums) {
+        for (a, b) in [
+            (&mut self.units, o.units),
+            (&mut self.ones, o.ones),
+            (&mut self.with_sli, o.with_sli),
+            (&mut self.pre_units, o.pre_units),
+            (&mut self.pre_only_units, o.pre_only_units),
+        ] {
+            *a += b;
+        }
+        for (a, b) in [
+            (&mut self.value_sum, o.value_sum),
+            (&mut self.value_sq, o.value_sq),
+            (&mut self.sum_with_sli, o.sum_with_sli),
+            (&mut self.sq_with_sli, o.sq_with_sli),
+            (&mut self.sli_sum, o.sli_sum),
+            (&mut self.sli_sq, o.sli_sq),
+            (&mut self.sli_cross, o.sli_cross),
+            (&mut self.pre_sum, o.pre_sum),
+            (&mut self.pre_sq, o.pre_sq),
+            (&mut self.pre_cross, o.pre_cross),
+            (&mut self.value_sum_with_pre, o.value_sum_with_pre),
+            (&mut self.pre_only_sum, o.pre_only_sum),
+            (&mut self.pre_only_sq, o.pre_only_sq),
+        ] {
+            *a += b;
+        }
+    }
+}
+
+impl ArmSums {
+    /// The sums of two disjoint unit ranges' units (read with the same shifts), in
+    /// (variant, metric) order.
+    pub fn merge(mut self, other: ArmSums) -> ArmSums {
+        for (variant, units) in other.assigned {
+            match self.assigned.iter_mut().find(|a| a.0 == variant) {
+                Some(a) => a.1 += units,
+                None => self.assigned.push((variant, units)),
+            }
+        }
+        self.assigned.sort_unstable();
+        for m in other.metrics {
+            let key = (m.variant_id, m.metric_id);
+            match (self.metrics.iter_mut()).find(|x| (x.variant_id, x.metric_id) == key) {
+                Some(x) => x.add(&m),
+                None => self.metrics.push(m),
+            }
+        }
+        self.metrics.sort_by_key(|m| (m.variant_id, m.metric_id));
+        self.unassigned_observations += other.unassigned_observations;
+        self
+    }
+}
+
+/// A range of unit numbers, [from, to) (`None`: unbounded).
+pub type UnitRange = (Option<i64>, Option<i64>);
+
+/// The SQL conditions `AND column >= from AND column < to` of a range.
+fn in_range(column: &str, (from, to): UnitRange) -> String {
+    let from = from.map(|f| format!(" AND {column} >= {f}"));
+    let to = to.map(|t| format!(" AND {column} < {t}"));
+    format!("{}{}", from.unwrap_or_default(), to.unwrap_or_default())
+}
+
 /// `expr`, or 0 where its magnitude is below 1e-150 (a factor of a product).
 fn no_underflow(expr: &str) -> String {
     format!("(CASE WHEN ABS({expr}) < 1e-150 THEN 0.0 ELSE {expr} END)")
@@ -162,28 +230,32 @@ fn sum(expr: &str) -> String {
     format!("CAST(COALESCE(SUM({expr}), 0) AS DOUBLE PRECISION)")
 }
 
-/// Assigned units per variant id of an experiment.
+/// Assigned units per variant id of an experiment's unit range.
 pub fn assigned_per_variant(
     conn: &mut DbConnection,
     experiment_id: i64,
+    range: UnitRange,
 ) -> AppResult<Vec<(i64, i64)>> {
     let found: Vec<ArmCount> = diesel::sql_query(format!(
         "SELECT variant_id, CAST(COUNT(*) AS BIGINT) AS units FROM assignments \
-         WHERE experiment_id = {experiment_id} GROUP BY variant_id ORDER BY variant_id"
+         WHERE experiment_id = {experiment_id}{} GROUP BY variant_id ORDER BY variant_id",
+        in_range("unit_id", range)
     ))
     .load(conn)?;
     Ok(found.into_iter().map(|c| (c.variant_id, c.units)).collect())
 }
 
-/// SQL for one row per unit with any observation of the experiment: `v`, its variant (NULL
-/// when the unit was never assigned), `n`, its observation rows, and per metric id of `ids` in
-/// that order its experiment-period value `y{k}` and pre-period value `x{k}` (NULL: none).
+/// SQL for one row per unit of `range` with any observation of the experiment: `v`, its
+/// variant (NULL when the unit was never assigned), `n`, its observation rows, and per metric
+/// id of `ids` in that order its experiment-period value `y{k}` and pre-period value `x{k}`
+/// (NULL: none).
 ///
 /// The observations are grouped by unit first (a unit's rows are one range of the primary
-/// key) and the assignments joined to the groups, so every row is read once, the unassigned
-/// units' rows are counted in the same pass, and units without observations (which add to no
-/// sum) are never visited. The plan may use parallel workers on PostgreSQL.
-pub fn unit_pivot(experiment_id: i64, ids: &[i64]) -> String {
+/// key) and the assignments joined to the groups, both in unit order, so every row is read
+/// once, the unassigned units' rows are counted in the same pass, and units without
+/// observations (which add to no sum) are never visited. The plan may use parallel workers
+/// on PostgreSQL.
+pub fn unit_pivot(experiment_id: i64, ids: &[i64], range: UnitRange) -> String {
     let e = experiment_id;
     let mut inner = String::new();
     let mut outer = String::new();
@@ -196,16 +268,44 @@ pub fn unit_pivot(experiment_id: i64, ids: &[i64]) -> String {
             outer.push_str(&format!(", p.{name}{k}"));
         }
     }
+    // The experiment id is cast to the column's type, and the assignments are filtered in a
+    // subquery, so the planner knows both index scans deliver rows in unit order and joins
+    // them by merging.
     format!(
         "SELECT a.variant_id AS v, p.n{outer} FROM (SELECT o.unit_id, COUNT(*) AS n{inner} \
-         FROM observations o WHERE o.experiment_id = {e} GROUP BY o.unit_id) p \
-         LEFT JOIN assignments a ON a.experiment_id = {e} AND a.unit_id = p.unit_id"
+         FROM observations o WHERE o.experiment_id = CAST({e} AS BIGINT){} GROUP BY o.unit_id) p \
+         LEFT JOIN (SELECT a.unit_id, a.variant_id FROM assignments a \
+         WHERE a.experiment_id = CAST({e} AS BIGINT){}) a ON a.unit_id = p.unit_id",
+        in_range("o.unit_id", range),
+        in_range("a.unit_id", range)
     )
 }
 
-/// The `SELECT` of one metric's sums per arm (slot `k` of the pivot; `ks` the SLI's shift as
-/// SQL) over the assigned units' pivot rows `u`.
-fn metric_sums(k: usize, (id, shift, pre_shift): Slot, ks: &str) -> String {
+/// The sums of [`MetricArmSums`], in its order after the metric id.
+const FIELDS: [&str; 18] = [
+    "units",
+    "ones",
+    "value_sum",
+    "value_sq",
+    "with_sli",
+    "sum_with_sli",
+    "sq_with_sli",
+    "sli_sum",
+    "sli_sq",
+    "sli_cross",
+    "pre_units",
+    "pre_sum",
+    "pre_sq",
+    "pre_cross",
+    "value_sum_with_pre",
+    "pre_only_units",
+    "pre_only_sum",
+    "pre_only_sq",
+];
+
+/// The aggregates of one metric's [`FIELDS`] (slot `k` of the pivot, values less `shift` and
+/// `pre_shift`; `ks` the SLI's shift as SQL) over pivot rows, each named `{field}_{k}`.
+fn metric_sums(k: usize, (_, shift, pre_shift): Slot, ks: &str) -> Vec<String> {
     let ky = format!("CAST({shift:?} AS DOUBLE PRECISION)");
     let kx = format!("CAST({pre_shift:?} AS DOUBLE PRECISION)");
     // The SLI's pre-period values (slot 0) enter no sum the summary uses.
@@ -224,13 +324,8 @@ fn metric_sums(k: usize, (id, shift, pre_shift): Slot, ks: &str) -> String {
     let (py, ps, px) = (no_underflow(&y), no_underflow(&s), no_underflow(&x));
     let yk = format!("y{k}");
     let count = |cond: &str| format!("CAST(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS BIGINT)");
-    format!(
-        "SELECT v AS variant_id, CAST({id} AS BIGINT) AS metric_id, \
-         CAST(COUNT({yk}) AS BIGINT) AS units, {} AS ones, {} AS value_sum, {} AS value_sq, \
-         {} AS with_sli, {} AS sum_with_sli, {} AS sq_with_sli, {} AS sli_sum, {} AS sli_sq, \
-         {} AS sli_cross, {} AS pre_units, {} AS pre_sum, {} AS pre_sq, {} AS pre_cross, \
-         {} AS value_sum_with_pre, {} AS pre_only_units, {} AS pre_only_sum, \
-         {} AS pre_only_sq, {ky} AS shift, {kx} AS pre_shift, {ks} AS sli_shift FROM u WHERE v IS NOT NULL GROUP BY v",
+    let exprs = [
+        format!("CAST(COUNT({yk}) AS BIGINT)"),
         count(&format!("{yk} = 1")),
         sum(&y),
         sum(&format!("{py} * {py}")),
@@ -248,7 +343,10 @@ fn metric_sums(k: usize, (id, shift, pre_shift): Slot, ks: &str) -> String {
         count(&format!("{yk} IS NULL AND {xk} IS NOT NULL")),
         sum(&format!("CASE WHEN {yk} IS NULL THEN {x} END")),
         sum(&format!("CASE WHEN {yk} IS NULL THEN {px} * {px} END")),
-    )
+    ];
+    (FIELDS.iter().zip(exprs))
+        .map(|(name, expr)| format!("{expr} AS {name}_{k}"))
+        .collect()
 }
 
 /// A row of [`arm_sums`]'s query: one arm's and metric's sums, and the unassigned units' rows.
@@ -260,51 +358,76 @@ struct SumsRow {
     unassigned: i64,
 }
 
-/// Reads an experiment's per-arm sums of the metrics `metric_ids` (both periods' values);
-/// `sli_metric_id` is the SLI the cross-products pair with. Call it inside one snapshot
+/// Reads the per-arm sums of the metrics `metrics` (both periods' values) over the units of
+/// `range`; `sli` is the SLI the cross-products pair with. Call it inside one snapshot
 /// (`read_snapshot`) so the parts agree.
 ///
-/// One pass pivots each unit's values into a row ([`unit_pivot`]), materialised once; each
-/// metric's sums per arm are then a `GROUP BY` over those rows, so no observation is looked up
-/// twice, and the rows of unassigned units are summed from the same pivot.
+/// One pass pivots each unit's values into a row ([`unit_pivot`]) and one `GROUP BY` of those
+/// rows by arm computes every metric's sums at once (the unassigned units are the NULL arm);
+/// the few grouped rows are then unfolded into one row per arm and metric. Arms and metrics
+/// without any value in the range have no row, as in [`ArmSums::of`].
 pub fn arm_sums(
     conn: &mut DbConnection,
     experiment_id: i64,
     sli: Slot,
     metrics: &[Slot],
+    range: UnitRange,
 ) -> AppResult<ArmSums> {
     let e = experiment_id;
-    let assigned = assigned_per_variant(conn, e)?;
+    let assigned = assigned_per_variant(conn, e, range)?;
     let (sli_metric_id, sli_shift, _) = sli;
     let mut ids = vec![sli];
     ids.extend(metrics.iter().filter(|m| m.0 != sli_metric_id));
     let ks = format!("CAST({sli_shift:?} AS DOUBLE PRECISION)");
-    let per_metric: Vec<String> = (ids.iter().enumerate())
-        .map(|(k, m)| metric_sums(k, *m, &ks))
+    let grouped: Vec<String> = (ids.iter().enumerate())
+        .flat_map(|(k, m)| metric_sums(k, *m, &ks))
         .collect();
-    let slots: Vec<i64> = ids.iter().map(|m| m.0).collect();
+    // One SELECT per metric unfolds the grouped row's columns `{field}_{k}` (a UNION ALL, not
+    // a join, so no nested loop is planned for it).
+    let double = "DOUBLE PRECISION";
+    let unfolded: Vec<String> = (ids.iter().enumerate())
+        .map(|(k, (id, shift, pre_shift))| {
+            let sums: Vec<String> = (FIELDS.iter())
+                .map(|name| format!("g.{name}_{k} AS {name}"))
+                .collect();
+            format!(
+                "SELECT g.v AS variant_id, CAST({id} AS BIGINT) AS metric_id, {}, \
+                 CAST({shift:?} AS {double}) AS shift, CAST({pre_shift:?} AS {double}) AS pre_shift, \
+                 {ks} AS sli_shift, (SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM g \
+                 WHERE v IS NULL) AS unassigned FROM g WHERE g.v IS NOT NULL",
+                sums.join(", ")
+            )
+        })
+        .collect();
+    let slot_ids: Vec<i64> = ids.iter().map(|m| m.0).collect();
     let query = format!(
-        "WITH u AS MATERIALIZED ({}) \
-         SELECT s.*, (SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM u WHERE v IS NULL) \
-         AS unassigned FROM ({}) s ORDER BY variant_id, metric_id",
-        unit_pivot(e, &slots),
-        per_metric.join(" UNION ALL ")
+        "WITH g AS MATERIALIZED (SELECT u.v, SUM(u.n) AS n, {} FROM ({}) u GROUP BY u.v) \
+         SELECT * FROM ({}) s ORDER BY variant_id, metric_id",
+        grouped.join(", "),
+        unit_pivot(e, &slot_ids, range),
+        unfolded.join(" UNION ALL ")
     );
     let rows: Vec<SumsRow> = diesel::sql_query(query).load(conn)?;
     // Without an assigned unit with observations there is no row to carry the count.
     let unassigned_observations = match rows.first() {
         Some(r) => r.unassigned,
-        None => unassigned_observations(conn, e)?,
+        None => unassigned_observations(conn, e, range)?,
     };
     Ok(ArmSums {
         assigned,
-        metrics: rows.into_iter().map(|r| r.sums).collect(),
+        metrics: (rows.into_iter().map(|r| r.sums))
+            .filter(|m| m.units > 0 || m.pre_only_units > 0)
+            .collect(),
         unassigned_observations,
     })
 }
 
 /// Observations (of either period) of units the experiment never assigned.
-pub fn unassigned_observations(conn: &mut DbConnection, experiment_id: i64) -> AppResult<i64> {
+pub fn unassigned_observations(
+    conn: &mut DbConnection,
+    experiment_id: i64,
+    range: UnitRange,
+) -> AppResult<i64> {
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = BigInt)]
@@ -312,9 +435,10 @@ pub fn unassigned_observations(conn: &mut DbConnection, experiment_id: i64) -> A
     }
     let e = experiment_id;
     let found: Count = diesel::sql_query(format!(
-        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM observations o WHERE o.experiment_id = {e} \
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM observations o WHERE o.experiment_id = {e}{} \
          AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.experiment_id = {e} \
-         AND a.unit_id = o.unit_id)"
+         AND a.unit_id = o.unit_id)",
+        in_range("o.unit_id", range)
     ))
     .get_result(conn)?;
     Ok(found.n)

@@ -25,12 +25,13 @@ struct UnitRow {
 /// Calls `f(variant id, rows, values)` once per unit with observations of the experiment (the
 /// variant id is `None` for a unit never assigned; `rows` counts its observations), with its
 /// experiment-period value of each metric of `metric_ids` in that order, then its pre-period
-/// value of each (NaN: none), in no particular unit order. Units without observations are not
-/// visited. Run it inside one snapshot (`read_snapshot`).
+/// value of each (NaN: none), in no particular unit order, for the units of `range`. Units
+/// without observations are not visited. Run it inside one snapshot (`read_snapshot`).
 pub fn for_each_unit(
     conn: &mut DbConnection,
     experiment_id: i64,
     metric_ids: &[i64],
+    range: super::aggregates::UnitRange,
     mut f: impl FnMut(Option<i64>, i64, &[f64]),
 ) -> AppResult<()> {
     let DbConnection::Postgresql(pg) = conn else {
@@ -46,7 +47,7 @@ pub fn for_each_unit(
         "DECLARE sloproof_units NO SCROLL CURSOR FOR \
          SELECT q.v, CAST(q.n AS BIGINT) AS n, ARRAY[{}]::DOUBLE PRECISION[] AS y FROM ({}) q",
         columns.join(", "),
-        super::aggregates::unit_pivot(experiment_id, metric_ids)
+        super::aggregates::unit_pivot(experiment_id, metric_ids, range)
     ))
     .execute(pg)?;
     let mut values = vec![f64::NAN; 2 * metric_ids.len()];

@@ -59,6 +59,18 @@ fn welch_matches_scipy_and_the_published_example() {
     close("t", r.t, -0.686495127355726265, 1e-12, 0.0);
     close("p", r.difference.p_value, 0.53619490753126686, 1e-10, 0.0);
     close("df", r.df, 3.4104431643463764, 1e-12, 0.0);
+    // The test is scale-free: at 1e-100 the variances' squares underflow (df was 0/0 = NaN).
+    let tiny = |v: &[f64]| v.iter().map(|x| x * 1e-100).collect::<Vec<f64>>();
+    let s = welch_t_test(&tiny(&[1.0, 2.0, 3.0]), &tiny(&[1.1, 2.9, 4.2]), 0.95).unwrap();
+    close("df at 1e-100", s.df, 3.4104431643463764, 1e-12, 0.0);
+    close("t at 1e-100", s.t, -0.686495127355726265, 1e-12, 0.0);
+    close(
+        "p at 1e-100",
+        s.difference.p_value,
+        0.53619490753126686,
+        1e-10,
+        0.0,
+    );
     close(
         "ci low",
         r.difference.ci_low,
@@ -353,30 +365,53 @@ fn log10_p_matches_scipy_logsf_beyond_underflow() {
 
 /// Student's t quantiles and tails agree with scipy at every df, including far beyond where
 /// statrs' incomplete-beta inversion loses digits (df 1e5 to 1e12; a 10M-unit Welch test has
-/// ~6.7e6): quantiles to 1e-11 relative, tails to 1e-10.
+/// ~6.7e6): quantiles to 1e-11 relative, tails to 1e-10 (statrs' own below df 1e4, polished);
+/// above df 1e4, from the Cornish–Fisher expansion, to 1e-13 and 2e-12 (rows far in the tails
+/// just above 1e4 need its fourth term).
 #[test]
 fn t_quantiles_and_tails_match_scipy_at_any_df() {
     use sloproof::stats::dist::{t_ppf, t_sf};
     let t = fixture("t_dist");
     let quantiles = t["quantiles"].as_array().unwrap();
-    assert_eq!(quantiles.len(), 104);
+    assert_eq!(quantiles.len(), 108);
     for c in quantiles {
         let (df, p) = (f(&c["df"]), f(&c["p"]));
         let what = format!("t quantile {p} at df {df}");
-        close(&what, t_ppf(p, df).unwrap(), f(&c["t"]), 1e-11, 1e-14);
+        let rel = if df > 1e4 { 1e-13 } else { 1e-11 };
+        close(&what, t_ppf(p, df).unwrap(), f(&c["t"]), rel, 1e-14);
     }
     let tails = t["tails"].as_array().unwrap();
-    assert_eq!(tails.len(), 91);
+    assert_eq!(tails.len(), 95);
     for c in tails {
         let (df, x) = (f(&c["df"]), f(&c["t"]));
+        let rel = if df > 1e4 { 2e-12 } else { 1e-10 };
         close(
             &format!("P(T > {x}) at df {df}"),
             t_sf(x, df).unwrap(),
             f(&c["sf"]),
-            1e-10,
+            rel,
             0.0,
         );
     }
+    // The normal's CDF and tail (statrs' were 1e-10 off), to 1e-15·(1 + x²) relative: the
+    // rounding of x/√2 moves erfc by about x² ulp.
+    let normal = t["normal"].as_array().unwrap();
+    assert_eq!(normal.len(), 12);
+    for c in normal {
+        let x = f(&c["x"]);
+        let (cdf, sf) = (
+            sloproof::stats::dist::norm_cdf(x),
+            sloproof::stats::dist::norm_sf(x),
+        );
+        let rel = 1e-15 * (1.0 + x * x);
+        close(&format!("Φ({x})"), cdf, f(&c["cdf"]), rel, 0.0);
+        close(&format!("1 − Φ({x})"), sf, f(&c["sf"]), rel, 0.0);
+    }
+    // Levels outside [0, 1] are refused, an infinite df is the normal.
+    assert!(t_ppf(1.5, 30.0).is_err() && t_ppf(-0.1, 1e6).is_err());
+    let normal = sloproof::stats::dist::norm_ppf(0.975);
+    assert_eq!(t_ppf(0.975, f64::INFINITY).unwrap(), normal);
+    assert_eq!(t_sf(f64::INFINITY, f64::INFINITY).unwrap(), 0.0);
 }
 
 #[test]

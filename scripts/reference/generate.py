@@ -153,9 +153,15 @@ def t_dist():
     dfs = [2.5, 30.0, 1e3, 1e4, 1.5e4, 3e4, 1e5, 1e6, 6.66e6, 1e7, 1e8, 1e9, 1e12]
     ps = [0.5, 0.6, 0.8, 0.975, 0.995, 0.9995, 0.025, 1e-7]
     ts = [0.0, 0.5, 1.96, 3.0, 5.0, 8.0, -2.5]
+    # Far in the tails just above df 1e4, where the expansion's last terms matter most.
+    far_dfs, far_ps, far_ts = [10001.0, 1.5e4], [1e-20, 2e-23], [9.0, 10.0]
+    xs = [-8.0, -3.0, -1.0, 0.0, 0.5, 1.0, 1.96, 3.0, 5.0, 8.0, 20.0, 37.0]
     return {
-        "quantiles": [{"df": df, "p": p, "t": float(stats.t.ppf(p, df))} for df in dfs for p in ps],
-        "tails": [{"df": df, "t": t, "sf": float(stats.t.sf(t, df))} for df in dfs for t in ts],
+        "normal": [{"x": x, "cdf": float(stats.norm.cdf(x)), "sf": float(stats.norm.sf(x))} for x in xs],
+        "quantiles": [{"df": df, "p": p, "t": float(stats.t.ppf(p, df))} for df in dfs for p in ps]
+        + [{"df": df, "p": p, "t": float(stats.t.ppf(p, df))} for df in far_dfs for p in far_ps],
+        "tails": [{"df": df, "t": t, "sf": float(stats.t.sf(t, df))} for df in dfs for t in ts]
+        + [{"df": df, "t": t, "sf": float(stats.t.sf(t, df))} for df in far_dfs for t in far_ts],
     }
 
 

@@ -17,7 +17,9 @@ pub struct WelchT {
 /// Welch's t-test from sample summaries of x and y.
 ///
 /// se = √(s²ₓ/nₓ + s²ᵧ/nᵧ), t = (x̄ − ȳ)/se,
-/// df = (s²ₓ/nₓ + s²ᵧ/nᵧ)² / [(s²ₓ/nₓ)²/(nₓ−1) + (s²ᵧ/nᵧ)²/(nᵧ−1)],
+/// df = (s²ₓ/nₓ + s²ᵧ/nᵧ)² / [(s²ₓ/nₓ)²/(nₓ−1) + (s²ᵧ/nᵧ)²/(nᵧ−1)]
+///    = 1 / [rₓ²/(nₓ−1) + rᵧ²/(nᵧ−1)] with rₓ = (s²ₓ/nₓ)/se², rᵧ = (s²ᵧ/nᵧ)/se² (computed so:
+///    the squares of tiny variances would underflow to 0/0),
 /// p = 2·P(T_df > |t|), CI = (x̄ − ȳ) ± t_{1−α/2, df}·se.
 /// Matches `scipy.stats.ttest_ind(x, y, equal_var=False)` and R's `t.test(x, y)`.
 pub fn welch_from_moments(x: Moments, y: Moments, confidence: f64) -> StatsResult<WelchT> {
@@ -31,7 +33,8 @@ pub fn welch_from_moments(x: Moments, y: Moments, confidence: f64) -> StatsResul
     let se = se2.sqrt();
     let diff = x.mean - y.mean;
     let t = diff / se;
-    let df = se2 * se2 / (ax * ax / (x.n - 1) as f64 + ay * ay / (y.n - 1) as f64);
+    let (rx, ry) = (ax / se2, ay / se2);
+    let df = 1.0 / (rx * rx / (x.n - 1) as f64 + ry * ry / (y.n - 1) as f64);
     let q = t_ppf(1.0 - alpha / 2.0, df)?;
     Ok(WelchT {
         difference: Inference {

@@ -48,12 +48,13 @@ pub fn summary_split(
     r: SummaryRequest,
     split_from: usize,
 ) -> AppResult<AggregateSummary> {
-    use crate::store::aggregates::slot_of;
+    use crate::store::aggregates::{shift_of, slot_of};
     // Sums are of values shifted by a median of observed values of each metric and period
     // (`shift_of`), so the variances computed from them keep their digits (see
-    // `ArmMoments::from_shifted_sums`).
+    // `ArmMoments::from_shifted_sums`). The SLI's pre-period values enter no sum.
     let (sli, ids) = read_snapshot(&mut *db.conn()?, |conn| {
-        let sli = slot_of(conn, e.id, e.sli.id)?;
+        pg_summary_settings(conn)?;
+        let sli = (e.sli.id, shift_of(conn, e.id, e.sli.id, "post")?, 0.0);
         let ids = (e.kpis.iter().chain(&e.guardrails))
             .map(|m| slot_of(conn, e.id, m.id))
             .collect::<AppResult<Vec<Slot>>>()?;
@@ -87,8 +88,8 @@ pub fn summary_split(
 }
 
 /// The per-arm sums computed by the database, from `split_from` assigned units on as two unit
-/// ranges on two connections at once (see [`read_in_ranges`]; each range's query may itself
-/// use parallel workers on PostgreSQL). With `cells` (a bootstrap; (SLI, value) pairs of those
+/// ranges on two connections at once (see [`read_in_ranges`]; one process each on PostgreSQL,
+/// [`pg_summary_settings`]). With `cells` (a bootstrap; (SLI, value) pairs of those
 /// metric ids) on PostgreSQL, one cursor over each range's units feeds both the sums and the
 /// cells instead, so the data is read once.
 fn sql_sums(
@@ -118,12 +119,8 @@ fn sql_sums(
         merged = Some(match (merged, part) {
             (None, p) => p,
             (Some(SqlSums::Sums(a)), SqlSums::Sums(b)) => SqlSums::Sums(a.merge(b)),
-            (Some(SqlSums::Streamed((a, c1))), SqlSums::Streamed((b, c2))) => {
-                let cells = match (c1, c2) {
-                    (Some(x), Some(y)) => Some(x.merge(y)),
-                    (x, y) => x.or(y),
-                };
-                SqlSums::Streamed((a.merge(b), cells))
+            (Some(SqlSums::Streamed(a)), SqlSums::Streamed(b)) => {
+                SqlSums::Streamed(merge_streamed(a, b))
             }
             _ => unreachable!("every range is read the same way"),
         });
@@ -224,14 +221,18 @@ fn stream_sums(
     let parts = read_in_ranges(db, e, split_from, range)?;
     // A range whose rows were out of key order (or that assigned a unit twice) answers None.
     let parts: Option<Vec<(StreamedSums, Option<CellsBuilder>)>> = parts.into_iter().collect();
-    let merged = parts.and_then(|p| {
-        p.into_iter().reduce(|(s1, c1), (s2, c2)| {
-            let cells = match (c1, c2) {
-                (Some(a), Some(b)) => Some(a.merge(b)),
-                (a, b) => a.or(b),
-            };
-            (s1.merge(s2), cells)
-        })
-    });
+    let merged = parts.and_then(|p| p.into_iter().reduce(merge_streamed));
     Ok(merged.map(|(sums, cells)| (sums.into_sums(), cells)))
+}
+
+/// Two ranges' exact sums and cells, added.
+fn merge_streamed(
+    (s1, c1): (StreamedSums, Option<CellsBuilder>),
+    (s2, c2): (StreamedSums, Option<CellsBuilder>),
+) -> (StreamedSums, Option<CellsBuilder>) {
+    let cells = match (c1, c2) {
+        (Some(a), Some(b)) => Some(a.merge(b)),
+        (a, b) => a.or(b),
+    };
+    (s1.merge(s2), cells)
 }

@@ -161,6 +161,18 @@ async fn invalid_rows_are_listed_by_number_and_nothing_is_stored() {
             .post_raw(OBS, "text/csv", "unit_id,metric,value\nu1,latency\n".into())
             .await;
         assert_eq!(error_rows(&assert_problem(&r, 422, b)), vec![1]);
+        // An empty or unreadable CSV field is named, as in JSON.
+        let r = app
+            .post_raw(
+                OBS,
+                "text/csv",
+                "unit_id,metric,value,period\n,latency,1,post\nu2,latency,x,post\nu3,latency,1,during\n"
+                    .into(),
+            )
+            .await;
+        let body = assert_problem(&r, 422, b);
+        assert_eq!(error_rows(&body), vec![1, 2, 3], "{body}");
+        assert_eq!(error_fields(&body), vec!["unit_id", "value", "period"], "{body}");
         // a column named twice
         let r = app
             .post_raw(

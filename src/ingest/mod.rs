@@ -19,7 +19,7 @@ use crate::domain::metric::Metric;
 pub use crate::domain::upload::OnConflict;
 use crate::domain::upload::{AssignmentRecord, ObservationRecord, MAX_LISTED_ISSUES};
 use crate::error::{AppError, AppResult, Issue};
-use read::{read_rows, CsvFields, Format, UploadRow};
+use read::{read_rows, CsvFields, Format, RowError, UploadRow};
 use spool::Spool;
 
 /// Longest accepted unit id.
@@ -127,7 +127,7 @@ impl UploadRow for AssignmentRow {
     const CSV_COLUMNS: &'static [(&'static str, bool)] =
         &[("unit_id", true), ("variant", true), ("assigned_at", false)];
 
-    fn from_csv(f: &CsvFields<'_>) -> Result<Self, String> {
+    fn from_csv(f: &CsvFields<'_>) -> Result<Self, RowError> {
         Ok(AssignmentRow {
             unit_id: f.required_raw("unit_id")?.to_owned(),
             variant: f.required("variant")?.to_owned(),
@@ -145,20 +145,20 @@ impl UploadRow for ObservationRow {
         ("period", false),
     ];
 
-    fn from_csv(f: &CsvFields<'_>) -> Result<Self, String> {
+    fn from_csv(f: &CsvFields<'_>) -> Result<Self, RowError> {
         let value = f.required("value")?;
         let period = match f.get("period") {
             None => None,
-            Some(p) => Some(
-                Period::parse(p).ok_or_else(|| format!("period '{p}' is not 'pre' or 'post'"))?,
-            ),
+            Some(p) => Some(Period::parse(p).ok_or_else(|| {
+                RowError::of("period", format!("period '{p}' is not 'pre' or 'post'"))
+            })?),
         };
         Ok(ObservationRow {
             unit_id: f.required_raw("unit_id")?.to_owned(),
             metric: f.required("metric")?.to_owned(),
             value: value
                 .parse()
-                .map_err(|_| format!("value '{value}' is not a number"))?,
+                .map_err(|_| RowError::of("value", format!("value '{value}' is not a number")))?,
             observed_at: f.get("observed_at").map(str::to_owned),
             period,
         })

@@ -66,17 +66,16 @@ impl CsvFields<'_> {
             .filter(|(_, v)| !v.is_empty())
     }
 
-    pub fn required(&self, name: &str) -> Result<&str, String> {
-        self.get(name)
-            .ok_or_else(|| format!("missing field `{name}`"))
+    pub fn required(&self, name: &str) -> Result<&str, RowError> {
+        self.get(name).ok_or_else(|| RowError::missing(name))
     }
 
     /// A required field exactly as written (not trimmed), for identifiers: surrounding spaces
     /// are then seen and refused, as in JSON.
-    pub fn required_raw(&self, name: &str) -> Result<&str, String> {
+    pub fn required_raw(&self, name: &str) -> Result<&str, RowError> {
         self.get(name)
             .and(self.raw(name))
-            .ok_or_else(|| format!("missing field `{name}`"))
+            .ok_or_else(|| RowError::missing(name))
     }
 }
 
@@ -85,7 +84,7 @@ pub trait UploadRow: DeserializeOwned {
     /// CSV columns this row accepts, and whether each is required.
     const CSV_COLUMNS: &'static [(&'static str, bool)];
     /// Builds the row from one CSV record.
-    fn from_csv(fields: &CsvFields<'_>) -> Result<Self, String>;
+    fn from_csv(fields: &CsvFields<'_>) -> Result<Self, RowError>;
     /// Whether a CSV header may name this column (beyond [`Self::CSV_COLUMNS`] for rows
     /// with columns named by data, such as histogram buckets `le_<bound>`).
     fn csv_column_known(name: &str) -> bool {
@@ -248,8 +247,7 @@ fn read_csv<T: UploadRow>(
                         T::from_csv(&CsvFields {
                             headers: &headers,
                             record: &record,
-                        })
-                        .map_err(RowError::from),
+                        }),
                     );
                 }
             }
@@ -270,6 +268,21 @@ fn read_csv<T: UploadRow>(
 pub struct RowError {
     pub field: Option<String>,
     pub message: String,
+}
+
+impl RowError {
+    /// A field of the row is missing or empty.
+    pub fn missing(name: &str) -> RowError {
+        RowError::of(name, format!("missing field `{name}`"))
+    }
+
+    /// What is wrong with the field `name`.
+    pub fn of(name: &str, message: String) -> RowError {
+        RowError {
+            field: Some(name.to_owned()),
+            message,
+        }
+    }
 }
 
 impl From<String> for RowError {

@@ -155,11 +155,11 @@ pub struct SeriesRow {
 }
 
 /// A CSV number field, if present.
-fn csv_number(f: &CsvFields<'_>, name: &str) -> Result<Option<f64>, String> {
+fn csv_number(f: &CsvFields<'_>, name: &str) -> Result<Option<f64>, RowError> {
     f.get(name)
         .map(|v| {
             v.parse::<f64>()
-                .map_err(|_| format!("{name} '{v}' is not a number"))
+                .map_err(|_| RowError::of(name, format!("{name} '{v}' is not a number")))
         })
         .transpose()
 }
@@ -181,23 +181,26 @@ impl UploadRow for SeriesRow {
             || name.strip_prefix("le_").and_then(parse_bound).is_some()
     }
 
-    fn from_csv(f: &CsvFields<'_>) -> Result<Self, String> {
+    fn from_csv(f: &CsvFields<'_>) -> Result<Self, RowError> {
         let seconds = f.required("seconds")?;
         let mut buckets = Vec::new();
         for (column, value) in f.present() {
             if let Some(le) = column.strip_prefix("le_").and_then(parse_bound) {
-                let count = value
-                    .parse::<f64>()
-                    .map_err(|_| format!("{column} '{value}' is not a number"))?;
+                let count = value.parse::<f64>().map_err(|_| {
+                    RowError::of(column, format!("{column} '{value}' is not a number"))
+                })?;
                 buckets.push(BucketRow { le, count });
             }
         }
         buckets.sort_by(|a, b| a.le.total_cmp(&b.le));
         Ok(SeriesRow {
             start: f.required("start")?.to_owned(),
-            seconds: seconds
-                .parse()
-                .map_err(|_| format!("seconds '{seconds}' is not a whole number"))?,
+            seconds: seconds.parse().map_err(|_| {
+                RowError::of(
+                    "seconds",
+                    format!("seconds '{seconds}' is not a whole number"),
+                )
+            })?,
             count: csv_number(f, "count")?,
             sum: csv_number(f, "sum")?,
             buckets: (!buckets.is_empty()).then_some(buckets),

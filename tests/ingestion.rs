@@ -172,7 +172,11 @@ async fn invalid_rows_are_listed_by_number_and_nothing_is_stored() {
             .await;
         let body = assert_problem(&r, 422, b);
         assert_eq!(error_rows(&body), vec![1, 2, 3], "{body}");
-        assert_eq!(error_fields(&body), vec!["unit_id", "value", "period"], "{body}");
+        assert_eq!(
+            error_fields(&body),
+            vec!["unit_id", "value", "period"],
+            "{body}"
+        );
         // a column named twice
         let r = app
             .post_raw(

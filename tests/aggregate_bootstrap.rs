@@ -314,6 +314,7 @@ async fn the_same_seed_gives_the_same_intervals_however_the_rows_are_read() {
                 correction: sloproof::analysis::report::Correction::Holm,
                 bootstrap,
                 cuped: None,
+                thresholds: None,
             };
             // Through JSON text, as the HTTP answer is (serde_json may parse a float 1 ulp off).
             let text = serde_json::to_string(&summary_split(&db, &e, r, 2).unwrap()).unwrap();

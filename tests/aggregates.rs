@@ -424,7 +424,7 @@ async fn sums_by_sql_and_by_streaming_rows_agree() {
                 s.observation(u, m, pre, v)
             })
             .unwrap();
-            (by_sql, s.finish().map(|f| f.0.into_sums()))
+            (by_sql, s.finish().map(|f| f.sums.into_sums()))
         })
         .await
         .unwrap();
@@ -441,6 +441,7 @@ async fn sums_by_sql_and_by_streaming_rows_agree() {
                 correction: sloproof::analysis::report::Correction::Holm,
                 bootstrap: None,
                 cuped: None,
+                thresholds: None,
             };
             let s = sloproof::analysis::service::summary_split(&db, &e, r, 2).unwrap();
             serde_json::to_value(s).unwrap()

@@ -18,7 +18,7 @@ use super::data::{missing_rule, outcome_metrics};
 use super::effects::{estimate, level, sample_ratio_report};
 use super::report::{
     ArmMean, BootstrapInterval, Correction, CupedAdjustment, Estimate, Method, MetricRole,
-    MissingOutcomes, SampleRatio,
+    MissingOutcomes, SampleRatio, Threshold,
 };
 use super::stats_err;
 use crate::domain::experiment::Experiment;
@@ -58,6 +58,10 @@ pub struct AggregateSummary {
     pub not_summarised: Vec<NotSummarised>,
     /// What the bootstrap ran on, when `resamples` asked for one.
     pub bootstrap: Option<SummaryBootstrap>,
+    /// Each KPI's causal threshold, when `thresholds` asked for them (as in an analysis's
+    /// `thresholds`, evidence `causal`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<Threshold>,
 }
 
 /// One arm's size and SLI level.
@@ -262,6 +266,7 @@ pub fn summarise(
         causal,
         not_summarised,
         bootstrap: None,
+        thresholds: Vec::new(),
     })
 }
 

@@ -9,6 +9,7 @@
 //! `None`, and the caller asks the database instead.
 
 use super::aggregate_cells::CellsBuilder;
+use super::aggregate_knee::KneeBuilder;
 use crate::stats::exact_sum::ExactSum;
 use crate::store::aggregates::{ArmSums, MetricArmSums, Slot};
 
@@ -86,6 +87,33 @@ pub struct SumsBuilder {
     broken: bool,
     /// Cells of the units' values, for a bootstrap (see [`SumsBuilder::with_cells`]).
     cells: Option<CellsBuilder>,
+    /// What the causal threshold collects (see [`SumsBuilder::with_knees`]).
+    knees: Option<KneeBuilder>,
+}
+
+/// What a read of some units gives: their exact sums, and the cells and threshold data asked
+/// for.
+pub struct Streamed {
+    pub sums: StreamedSums,
+    pub cells: Option<CellsBuilder>,
+    pub knees: Option<KneeBuilder>,
+}
+
+impl Streamed {
+    /// Two ranges' results, added.
+    pub fn merge(self, other: Streamed) -> Streamed {
+        fn both<T>(a: Option<T>, b: Option<T>, f: impl FnOnce(T, T) -> T) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(f(a, b)),
+                (a, b) => a.or(b),
+            }
+        }
+        Streamed {
+            sums: self.sums.merge(other.sums),
+            cells: both(self.cells, other.cells, CellsBuilder::merge),
+            knees: both(self.knees, other.knees, KneeBuilder::merge),
+        }
+    }
 }
 
 impl SumsBuilder {
@@ -111,7 +139,14 @@ impl SumsBuilder {
             values_seen: 0,
             broken: false,
             cells: None,
+            knees: None,
         }
+    }
+
+    /// Also hands each assigned unit's values to `knees` (the causal threshold's reads).
+    pub fn with_knees(mut self, knees: KneeBuilder) -> SumsBuilder {
+        self.knees = Some(knees);
+        self
     }
 
     /// Also counts each assigned unit's values into cells, with (SLI, value) pairs of the
@@ -196,6 +231,9 @@ impl SumsBuilder {
         if let Some(c) = self.cells.as_mut() {
             c.unit(arm, post);
         }
+        if let Some(k) = self.knees.as_mut() {
+            k.unit(arm, post, pre);
+        }
     }
 
     /// The assigned units of a variant, when units are read whole ([`SumsBuilder::unit`]).
@@ -231,16 +269,20 @@ impl SumsBuilder {
         self.sums.slots.iter().map(|s| s.0).collect()
     }
 
-    /// The exact sums (and the cells, when counted), or `None` when rows came out of unit
-    /// order or a unit was assigned twice.
-    pub fn finish(mut self) -> Option<(StreamedSums, Option<CellsBuilder>)> {
+    /// The exact sums (and the cells and threshold data, when collected), or `None` when rows
+    /// came out of unit order or a unit was assigned twice.
+    pub fn finish(mut self) -> Option<Streamed> {
         if let Some(prev) = self.current.take() {
             self.flush(prev);
         }
         if self.broken {
             return None;
         }
-        Some((self.sums, self.cells))
+        Some(Streamed {
+            sums: self.sums,
+            cells: self.cells,
+            knees: self.knees,
+        })
     }
 }
 

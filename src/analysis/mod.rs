@@ -5,6 +5,7 @@ pub mod aggregate;
 pub mod aggregate_boot;
 pub mod aggregate_cells;
 pub mod aggregate_cuped;
+pub mod aggregate_knee;
 pub mod aggregate_stream;
 pub mod causal;
 pub mod comparisons;
@@ -147,8 +148,13 @@ pub fn resolve(r: &AnalysisRequest, has_pre: bool) -> AppResult<Parameters> {
 /// A seed for one named random stream of an analysis, derived from the analysis seed with the
 /// version-stable [`hash::StableHash`] of (seed, tag, index).
 pub fn seed_for(p: &Parameters, tag: &str, index: usize) -> u64 {
+    seed_of(p.bootstrap.seed, tag, index)
+}
+
+/// [`seed_for`] from the bootstrap seed alone (a summary has no `Parameters`).
+pub fn seed_of(seed: u64, tag: &str, index: usize) -> u64 {
     hash::StableHash::default()
-        .int(p.bootstrap.seed)
+        .int(seed)
         .text(tag)
         .int(index as u64)
         .finish()

@@ -4,10 +4,14 @@
 
 use super::aggregate::AggregateSummary;
 use super::aggregate_boot::BootSettings;
-use super::aggregate_cells::CellsBuilder;
-use super::aggregate_stream::{StreamedSums, SumsBuilder};
+use super::aggregate_knee::{KneeBuilder, KneeKpi};
+use super::aggregate_stream::{Streamed, SumsBuilder};
+use super::data::missing_rule;
+use super::report::MissingOutcomes;
 use super::service::{read_in_ranges, PARALLEL_LOAD_UNITS};
+use super::threshold::{self, KneeSettings, CAUSAL_KNEE_RESAMPLES};
 use crate::domain::experiment::Experiment;
+use crate::domain::metric::Metric;
 use crate::error::{AppError, AppResult};
 use crate::store::aggregates::{arm_sums, assigned_per_variant, ArmSums, Slot, UnitRange};
 use crate::store::analyses::{for_each_assignment, for_each_observation};
@@ -29,6 +33,8 @@ pub struct SummaryRequest {
     /// Adjust with each metric's pre-period values (default: when any KPI or guardrail has
     /// them).
     pub cuped: Option<bool>,
+    /// The KPIs' causal thresholds (`aggregate_knee`), bootstrapped with this seed.
+    pub thresholds: Option<u64>,
 }
 
 /// Summarises an experiment from per-arm sums (see `aggregate`): on PostgreSQL the server
@@ -36,7 +42,8 @@ pub struct SummaryRequest {
 /// [`SumsBuilder`] in key order, as two unit ranges read at once (as [`load_split`] does),
 /// which is faster in-process; the SQL path is its fallback. Neither keeps units' values.
 /// A bootstrap counts the units' values into cells as they stream past (SQLite) or from a
-/// cursor over the units in the same snapshot as the sums (PostgreSQL).
+/// cursor over the units in the same snapshot as the sums (PostgreSQL); causal thresholds read
+/// the units twice that way (`aggregate_knee`).
 pub fn summary(db: &Db, e: &Experiment, r: SummaryRequest) -> AppResult<AggregateSummary> {
     summary_split(db, e, r, PARALLEL_LOAD_UNITS)
 }
@@ -60,82 +67,220 @@ pub fn summary_split(
             .collect::<AppResult<Vec<Slot>>>()?;
         Ok((sli, ids))
     })?;
+    let slots = (sli, ids.as_slice());
+    let knee_kpis = match r.thresholds {
+        Some(_) => knee_kpis(e, slots, r.rule),
+        None => Vec::new(),
+    };
+    // The strata's edges need a first read of the units' baselines.
+    let edges = match knee_kpis.is_empty() {
+        true => None,
+        false => read_units(db, e, split_from, || {
+            SumsBuilder::new(variant_ids(e), sli, &ids).with_knees(KneeBuilder::baselines())
+        })?
+        .and_then(|s| s.knees)
+        .and_then(KneeBuilder::edges),
+    };
     let paired: Vec<i64> = e.kpis.iter().map(|m| m.id).collect();
-    let cells_wanted = r.bootstrap.is_some().then_some(paired.as_slice());
-    let streamed = if db.backend() == Backend::Sqlite {
-        stream_sums(db, e, (sli, &ids), cells_wanted, split_from)?
+    let builder = || {
+        let mut b = SumsBuilder::new(variant_ids(e), sli, &ids);
+        if r.bootstrap.is_some() {
+            b = b.with_cells(&paired);
+        }
+        if let Some(edges) = &edges {
+            let kpis: Vec<KneeKpi> = knee_kpis.iter().map(|k| k.0.clone()).collect();
+            b = b.with_knees(KneeBuilder::cells(e.variants.len(), edges.clone(), &kpis));
+        }
+        b
+    };
+    let per_unit = r.bootstrap.is_some() || edges.is_some();
+    let streamed = if db.backend() == Backend::Sqlite || per_unit {
+        read_units(db, e, split_from, builder)?
     } else {
         None
     };
-    let (sums, cells) = match streamed {
-        Some(found) => found,
-        None => sql_sums(db, e, (sli, &ids), cells_wanted, split_from)?,
+    let (sums, cells, knees) = match streamed {
+        Some(s) => (s.sums.into_sums(), s.cells, s.knees),
+        None => (sql_sums(db, e, slots, split_from)?, None, None),
     };
     let mut out = super::aggregate::summarise(e, &sums, (r.confidence, r.rule), r.cuped)?;
     super::aggregate::adjust(&mut out, r.correction);
     if let Some(b) = r.bootstrap {
         match cells {
             Some(cells) => super::aggregate_boot::attach(&mut out, e, &cells.finish(), &b, r.rule),
-            None => out.not_summarised.push(super::aggregate::NotSummarised {
-                metric: e.sli.key.clone(),
-                reason: "no bootstrap: the rows did not stream in key order; see the full \
-                         analysis"
-                    .into(),
-            }),
+            None => out.not_summarised.push(unread(&e.sli.key, "no bootstrap")),
         }
+    }
+    if let Some(seed) = r.thresholds {
+        let kpis: Vec<&Metric> = knee_kpis.iter().map(|k| k.1).collect();
+        let settings = |m: &Metric| KneeSettings {
+            alpha: 1.0 - r.confidence,
+            confidence: r.confidence,
+            resamples: r.bootstrap.map_or(CAUSAL_KNEE_RESAMPLES, |b| {
+                b.resamples.min(CAUSAL_KNEE_RESAMPLES)
+            }) as usize,
+            seed: super::seed_of(seed, &format!("causal-knee:{}", m.key), 0),
+        };
+        out.thresholds = match (edges.is_some(), knees) {
+            (true, Some(k)) => thresholds(e, &kpis, k, settings),
+            (true, None) => {
+                out.not_summarised
+                    .push(unread(&e.sli.key, "no causal thresholds"));
+                Vec::new()
+            }
+            (false, _) => kpis.iter().map(|m| no_baselines(e, m)).collect(),
+        };
     }
     Ok(out)
 }
 
+/// What is missing when the SQLite rows did not stream in key order.
+fn unread(metric: &str, what: &str) -> super::aggregate::NotSummarised {
+    super::aggregate::NotSummarised {
+        metric: metric.to_owned(),
+        reason: format!("{what}: the rows did not stream in key order; see the full analysis"),
+    }
+}
+
+fn variant_ids(e: &Experiment) -> Vec<i64> {
+    e.variants.iter().map(|v| v.id).collect()
+}
+
+/// The KPIs whose causal threshold a summary can find: those it has a slope for (not ratio
+/// metrics, and not with several SLIs), each with its slot and shifts.
+fn knee_kpis<'e>(
+    e: &'e Experiment,
+    (sli, ids): (Slot, &[Slot]),
+    rule: MissingOutcomes,
+) -> Vec<(KneeKpi, &'e Metric)> {
+    if !e.extra_slis.is_empty() {
+        return Vec::new();
+    }
+    // The builder's slots: the SLI, then the KPIs and guardrails other than the SLI.
+    let slot_ids: Vec<i64> = std::iter::once(sli.0)
+        .chain(ids.iter().map(|s| s.0).filter(|id| *id != sli.0))
+        .collect();
+    e.kpis
+        .iter()
+        .filter(|m| m.ratio.is_none())
+        .filter_map(|m| {
+            let slot = slot_ids.iter().position(|id| *id == m.id)?;
+            let shift = ids.iter().find(|s| s.0 == m.id).map_or(0.0, |s| s.1);
+            let kpi = KneeKpi {
+                slot,
+                zero: missing_rule(m, rule) == MissingOutcomes::Zero,
+                shifts: (sli.1, shift),
+            };
+            Some((kpi, m))
+        })
+        .collect()
+}
+
+/// Each KPI's causal threshold from the second read's cells.
+fn thresholds(
+    e: &Experiment,
+    kpis: &[&Metric],
+    knees: KneeBuilder,
+    settings: impl Fn(&Metric) -> KneeSettings,
+) -> Vec<super::report::Threshold> {
+    let control = e.variants.iter().position(|v| v.control).unwrap_or(0);
+    let found = knees.finish(&e.sli, kpis, control);
+    found
+        .iter()
+        .zip(kpis)
+        .map(|(f, m)| match f {
+            Ok(s) => threshold::causal_from_strata(s.input(), settings(m)),
+            Err(reason) => {
+                let mut t = no_baselines(e, m);
+                t.reason = Some(reason.clone());
+                t
+            }
+        })
+        .collect()
+}
+
+/// A KPI's causal threshold when no assigned unit has a pre-period SLI value.
+fn no_baselines(e: &Experiment, m: &Metric) -> super::report::Threshold {
+    let reason = threshold::too_few_baselines(&e.sli, 0, 1).unwrap_or_default();
+    super::report::Threshold {
+        kpi: m.key.clone(),
+        sli: e.sli.key.clone(),
+        evidence: super::report::Evidence::Causal,
+        breakpoint: None,
+        slope_below: None,
+        slope_above: None,
+        slope_below_ci: None,
+        slope_above_ci: None,
+        slope_change_ci: None,
+        no_threshold_test: None,
+        reason: Some(reason),
+        buckets: Vec::new(),
+    }
+}
+
+/// Reads the experiment's units into a fresh `builder()` per unit range, from `split_from`
+/// assigned units on as two ranges on two connections at once ([`read_in_ranges`]), and adds
+/// the ranges' results: on SQLite the rows stream in key order; on PostgreSQL each range's
+/// units are read whole by cursor on the summary's fixed plan. `None` when a range's SQLite
+/// rows came out of key order (or assigned a unit twice): the caller falls back to SQL.
+fn read_units(
+    db: &Db,
+    e: &Experiment,
+    split_from: usize,
+    builder: impl Fn() -> SumsBuilder + Sync,
+) -> AppResult<Option<Streamed>> {
+    let postgres = db.backend() == Backend::Postgres;
+    let range = |from: Option<i64>, to: Option<i64>| {
+        read_snapshot(&mut *db.conn()?, |conn| {
+            let version = data_version(conn, e.id)?;
+            let mut b = builder();
+            if postgres {
+                pg_summary_settings(conn)?;
+                unit_cursor(conn, e, &mut b, (from, to))?;
+            } else {
+                for_each_assignment(conn, e.id, from, to, |u, v| b.assignment(u, v))?;
+                b.assignments_done();
+                for_each_observation(conn, e.id, from, to, |u, m, pre, v| {
+                    b.observation(u, m, pre, v)
+                })?;
+            }
+            let found = b.finish();
+            if postgres && found.is_none() {
+                return Err(AppError::Internal(anyhow::anyhow!(
+                    "a unit row of experiment {} had an unknown variant",
+                    e.key
+                )));
+            }
+            Ok((version, found))
+        })
+    };
+    let parts: Option<Vec<Streamed>> = read_in_ranges(db, e, split_from, range)?
+        .into_iter()
+        .collect();
+    Ok(parts.and_then(|p| p.into_iter().reduce(Streamed::merge)))
+}
+
 /// The per-arm sums computed by the database, from `split_from` assigned units on as two unit
 /// ranges on two connections at once (see [`read_in_ranges`]; one process each on PostgreSQL,
-/// [`pg_summary_settings`]). With `cells` (a bootstrap; (SLI, value) pairs of those
-/// metric ids) on PostgreSQL, one cursor over each range's units feeds both the sums and the
-/// cells instead, so the data is read once.
+/// [`pg_summary_settings`]).
 fn sql_sums(
     db: &Db,
     e: &Experiment,
     (sli, ids): (Slot, &[Slot]),
-    cells: Option<&[i64]>,
     split_from: usize,
-) -> AppResult<(ArmSums, Option<CellsBuilder>)> {
-    let paired = cells.filter(|_| db.backend() == Backend::Postgres);
+) -> AppResult<ArmSums> {
     let range = |from: Option<i64>, to: Option<i64>| {
         read_snapshot(&mut *db.conn()?, |conn| {
             let version = data_version(conn, e.id)?;
             pg_summary_settings(conn)?;
-            let found = match paired {
-                None => SqlSums::Sums(arm_sums(conn, e.id, sli, ids, (from, to))?),
-                Some(paired) => {
-                    SqlSums::Streamed(unit_cursor(conn, e, (sli, ids), paired, (from, to))?)
-                }
-            };
-            Ok((version, found))
+            Ok((version, arm_sums(conn, e.id, sli, ids, (from, to))?))
         })
     };
     let parts = read_in_ranges(db, e, split_from, range)?;
-    let mut merged: Option<SqlSums> = None;
-    for part in parts {
-        merged = Some(match (merged, part) {
-            (None, p) => p,
-            (Some(SqlSums::Sums(a)), SqlSums::Sums(b)) => SqlSums::Sums(a.merge(b)),
-            (Some(SqlSums::Streamed(a)), SqlSums::Streamed(b)) => {
-                SqlSums::Streamed(merge_streamed(a, b))
-            }
-            _ => unreachable!("every range is read the same way"),
-        });
-    }
-    Ok(match merged {
-        Some(SqlSums::Sums(s)) => (s, None),
-        Some(SqlSums::Streamed((s, cells))) => (s.into_sums(), cells),
-        None => unreachable!("read_in_ranges reads at least one range"),
-    })
-}
-
-/// One range's sums: from SQL, or from the units streamed by cursor (with their cells).
-enum SqlSums {
-    Sums(ArmSums),
-    Streamed((StreamedSums, Option<CellsBuilder>)),
+    parts
+        .into_iter()
+        .reduce(ArmSums::merge)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no unit range of {} was read", e.key)))
 }
 
 /// The plan of a summary's query on PostgreSQL, fixed: each unit range is read by one process
@@ -167,72 +312,18 @@ fn pg_summary_settings(conn: &mut DbConnection) -> AppResult<()> {
     Ok(())
 }
 
-/// One range's sums and cells from its units read whole by cursor (PostgreSQL).
+/// Feeds one range's units, read whole by cursor (PostgreSQL), to `b`.
 fn unit_cursor(
     conn: &mut DbConnection,
     e: &Experiment,
-    (sli, ids): (Slot, &[Slot]),
-    paired: &[i64],
+    b: &mut SumsBuilder,
     range: UnitRange,
-) -> AppResult<(StreamedSums, Option<CellsBuilder>)> {
-    let variants = e.variants.iter().map(|v| v.id).collect();
-    let mut b = SumsBuilder::new(variants, sli, ids).with_cells(paired);
+) -> AppResult<()> {
     for (variant, units) in assigned_per_variant(conn, e.id, range)? {
         b.assigned(variant, units);
     }
     let slots = b.slot_ids();
     crate::store::unit_rows::for_each_unit(conn, e.id, &slots, range, |variant, rows, values| {
         b.unit(variant, rows, values)
-    })?;
-    b.finish().ok_or_else(|| {
-        AppError::Internal(anyhow::anyhow!(
-            "a unit row of experiment {} had an unknown variant",
-            e.key
-        ))
     })
-}
-
-/// The per-arm sums (and cells, when `cells` asks for them) from the rows of two unit ranges
-/// streamed at once (see [`read_in_ranges`]). `None` when a range's rows were not in key
-/// order (or a unit was assigned twice): then SQL computes them.
-fn stream_sums(
-    db: &Db,
-    e: &Experiment,
-    (sli, ids): (Slot, &[Slot]),
-    cells: Option<&[i64]>,
-    split_from: usize,
-) -> AppResult<Option<(ArmSums, Option<CellsBuilder>)>> {
-    let range = |from: Option<i64>, to: Option<i64>| {
-        read_snapshot(&mut *db.conn()?, |conn| {
-            let version = data_version(conn, e.id)?;
-            let variants = e.variants.iter().map(|v| v.id).collect();
-            let mut b = SumsBuilder::new(variants, sli, ids);
-            if let Some(paired) = cells {
-                b = b.with_cells(paired);
-            }
-            for_each_assignment(conn, e.id, from, to, |u, v| b.assignment(u, v))?;
-            b.assignments_done();
-            for_each_observation(conn, e.id, from, to, |u, m, pre, v| {
-                b.observation(u, m, pre, v)
-            })?;
-            Ok((version, b.finish()))
-        })
-    };
-    let parts = read_in_ranges(db, e, split_from, range)?;
-    // A range whose rows were out of key order (or that assigned a unit twice) answers None.
-    let parts: Option<Vec<(StreamedSums, Option<CellsBuilder>)>> = parts.into_iter().collect();
-    let merged = parts.and_then(|p| p.into_iter().reduce(merge_streamed));
-    Ok(merged.map(|(sums, cells)| (sums.into_sums(), cells)))
-}
-
-/// Two ranges' exact sums and cells, added.
-fn merge_streamed(
-    (s1, c1): (StreamedSums, Option<CellsBuilder>),
-    (s2, c2): (StreamedSums, Option<CellsBuilder>),
-) -> (StreamedSums, Option<CellsBuilder>) {
-    let cells = match (c1, c2) {
-        (Some(a), Some(b)) => Some(a.merge(b)),
-        (a, b) => a.or(b),
-    };
-    (s1.merge(s2), cells)
 }

@@ -1,6 +1,7 @@
 //! Thresholds (knees) of a KPI against the SLI: observational (hinge regression of the KPI on
 //! each unit's SLI) and causal (the injection's effect as a function of the unit's baseline).
 
+use super::aggregate_cells::CELL_CAP;
 use super::causal::{fit, to_stats, Population};
 use super::data::{MetricColumn, UnitData};
 use super::effects::estimate;
@@ -9,25 +10,33 @@ use super::report::{
     ThresholdTestMethod,
 };
 use super::seed_for;
-use crate::stats::descriptive::quantile_sorted;
+use crate::domain::metric::Metric;
+use crate::stats::cells::{CellCounter, Cells};
+use crate::stats::compressed::cells_quantile;
 use crate::stats::hypothesis::homogeneity_q;
-use crate::stats::iv::{iv_hinge, IvCov, IvHingeData};
+use crate::stats::iv::{iv_hinge, IvCov, IvHingeData, TwoSls};
 use crate::stats::knee::hinge_analysis;
+use crate::stats::StatsResult;
 
 /// Bootstrap replicates for a breakpoint (each refits the hinge profile over all units).
 const KNEE_RESAMPLES: u32 = 100;
-/// Units with a pre-period SLI from which the causal threshold uses deciles, not quintiles.
-const DECILES_FROM: usize = 20_000;
+/// Assigned units with a pre-period SLI from which the causal threshold uses deciles, not
+/// quintiles.
+const DECILES_FROM: u64 = 20_000;
 /// Units with a pre-period SLI below which no causal threshold is attempted (100 per quintile).
-const CAUSAL_MIN_UNITS: usize = 500;
+pub const CAUSAL_MIN_UNITS: usize = 500;
 /// Bootstrap refits of the causal hinge (each is O(n); the interval's ends need more than the
 /// observational knee's 100).
-const CAUSAL_KNEE_RESAMPLES: u32 = 500;
+pub const CAUSAL_KNEE_RESAMPLES: u32 = 500;
 
 fn empty(d: &UnitData, m: &MetricColumn, evidence: Evidence) -> Threshold {
+    empty_of(&d.sli_metric, &m.metric, evidence)
+}
+
+fn empty_of(sli: &Metric, kpi: &Metric, evidence: Evidence) -> Threshold {
     Threshold {
-        kpi: m.metric.key.clone(),
-        sli: d.sli_metric.key.clone(),
+        kpi: kpi.key.clone(),
+        sli: sli.key.clone(),
         evidence,
         breakpoint: None,
         slope_below: None,
@@ -82,6 +91,41 @@ pub fn observational_threshold(
     t
 }
 
+/// The edges of the baseline strata: quintiles of the assigned units' pre-period SLI values,
+/// deciles from [`DECILES_FROM`] of them, computed from those values counted into cells
+/// ([`CELL_CAP`] of them, `stats::cells`): the sample's quantiles when it has at most that
+/// many distinct values, otherwise within 2⁻ᵏ of them relative (k ≥ 9 for a log-normal with
+/// σ ≤ 1). Any cut points fixed by pre-period values alone make valid strata; taking them from
+/// cells lets a summary that reads no units find the same strata as the analysis, and taking
+/// them over all assigned units (not only those with the KPI) keeps them free of outcomes.
+/// `None` without baselines.
+pub fn strata_edges(baselines: &Cells<1>) -> Option<Vec<f64>> {
+    let units = baselines.units();
+    if units == 0 {
+        return None;
+    }
+    let k = if units >= DECILES_FROM { 10 } else { 5 };
+    (0..=k)
+        .map(|j| cells_quantile(baselines, j as f64 / k as f64).ok())
+        .collect()
+}
+
+/// The stratum of a baseline value: stratum j holds edges[j] ≤ v < edges[j + 1] (the last one
+/// also v = max); ties at an edge go up, so a heavily tied baseline may leave a stratum empty.
+pub fn stratum_of(edges: &[f64], v: f64) -> u32 {
+    edges[1..edges.len() - 1].partition_point(|e| *e <= v) as u32
+}
+
+/// The reason no causal threshold is attempted when too few units have a baseline, or `None`.
+pub fn too_few_baselines(sli: &Metric, with_baseline: u64, analysed: u64) -> Option<String> {
+    (with_baseline < CAUSAL_MIN_UNITS as u64 || with_baseline * 2 < analysed).then(|| {
+        format!(
+            "a causal threshold needs a pre-period {} value for at least {CAUSAL_MIN_UNITS} units and for half of the analysed ones (to stratify units by their baseline)",
+            sli.key
+        )
+    })
+}
+
 /// The units with a pre-period SLI, their stratum (quantile bucket of the pre-period SLI) and
 /// the strata's edges.
 struct Strata {
@@ -90,27 +134,23 @@ struct Strata {
     edges: Vec<f64>,
 }
 
-fn strata(pop: &Population) -> Option<Strata> {
+fn strata(d: &UnitData, pop: &Population) -> Result<Strata, String> {
     let keep: Vec<usize> = (0..pop.x.len())
         .filter(|&i| !pop.x_pre[i].is_nan())
         .collect();
-    if keep.len() < CAUSAL_MIN_UNITS || keep.len() * 2 < pop.x.len() {
-        return None;
+    if let Some(reason) = too_few_baselines(&d.sli_metric, keep.len() as u64, pop.x.len() as u64) {
+        return Err(reason);
     }
-    let k = if keep.len() >= DECILES_FROM { 10 } else { 5 };
-    let mut sorted: Vec<f64> = keep.iter().map(|&i| pop.x_pre[i]).collect();
-    sorted.sort_unstable_by(f64::total_cmp);
-    let edges: Vec<f64> = (0..=k)
-        .map(|j| quantile_sorted(&sorted, j as f64 / k as f64).unwrap_or(f64::NAN))
-        .collect();
-    // Stratum j holds edges[j] ≤ v < edges[j + 1] (the last one also v = max); ties at an
-    // edge go up, so a heavily tied baseline may leave a stratum empty.
-    let inner = &edges[1..k];
+    let mut baselines = CellCounter::new(CELL_CAP);
+    for v in d.sli_pre.iter().filter(|v| !v.is_nan()) {
+        baselines.add([*v], 1);
+    }
+    let edges = strata_edges(&baselines.finish()).ok_or("no baseline")?;
     let stratum = keep
         .iter()
-        .map(|&i| inner.partition_point(|e| *e <= pop.x_pre[i]) as u32)
+        .map(|&i| stratum_of(&edges, pop.x_pre[i]))
         .collect();
-    Some(Strata {
+    Ok(Strata {
         pop: Population {
             arm: keep.iter().map(|&i| pop.arm[i]).collect(),
             x: keep.iter().map(|&i| pop.x[i]).collect(),
@@ -123,7 +163,7 @@ fn strata(pop: &Population) -> Option<Strata> {
 }
 
 /// The injection's 2SLS slope within each stratum (the causal threshold's diagnostics).
-fn bucket_slopes(d: &UnitData, s: &Strata, p: &Parameters) -> Vec<BaselineBucket> {
+fn bucket_slopes(d: &UnitData, s: &Strata) -> Vec<(u64, StatsResult<TwoSls>)> {
     (0..s.edges.len() - 1)
         .map(|b| {
             let idx: Vec<usize> = (0..s.pop.x.len())
@@ -135,44 +175,96 @@ fn bucket_slopes(d: &UnitData, s: &Strata, p: &Parameters) -> Vec<BaselineBucket
                 y: idx.iter().map(|&i| s.pop.y[i]).collect(),
                 x_pre: Vec::new(),
             };
-            let slope = fit(&sub, d.arms.len(), d.control)
-                .and_then(|f| f.slope(IvCov::Robust, p.confidence))
-                .ok();
-            BaselineBucket {
-                bucket: b as u32 + 1,
-                baseline_low: s.edges[b],
-                baseline_high: s.edges[b + 1],
-                units: idx.len() as u64,
-                slope: slope.map(|s| estimate(to_stats(&s), Method::TwoSlsRobust)),
-            }
+            (idx.len() as u64, fit(&sub, d.arms.len(), d.control))
         })
         .collect()
 }
 
 /// Causal threshold: the injection randomises a dose on top of each unit's baseline, so how its
 /// effect varies with the baseline traces the KPI–SLI curve. Units are stratified by their
-/// pre-period SLI; the test of "no threshold" is Cochran's Q on the strata's 2SLS slopes (one
-/// slope everywhere under a linear curve); the breakpoint is the hinge fitted by 2SLS with
-/// arm × stratum instruments and ψ profiled ([`crate::stats::iv::IvHingeData`]), with
-/// Poisson-bootstrap percentile intervals for ψ, both slopes and their change. A breakpoint is
-/// reported when the test rejects at `alpha` and the interval of the slope change lies wholly on
-/// the harmful side. Q detects any difference between strata (curvature of any shape, or units
-/// of different baselines reacting differently); the hinge assumes one curve for all units.
+/// pre-period SLI ([`strata_edges`]); the test of "no threshold" is Cochran's Q on the strata's
+/// 2SLS slopes (one slope everywhere under a linear curve); the breakpoint is the hinge fitted
+/// by 2SLS with arm × stratum instruments and ψ profiled ([`crate::stats::iv::IvHingeData`]),
+/// with Poisson-bootstrap percentile intervals for ψ, both slopes and their change. A breakpoint
+/// is reported when the test rejects at `alpha` and the interval of the slope change lies
+/// wholly on the harmful side. Q detects any difference between strata (curvature of any shape,
+/// or units of different baselines reacting differently); the hinge assumes one curve for all
+/// units.
 pub fn causal_threshold(
     d: &UnitData,
     m: &MetricColumn,
     pop: &Population,
     p: &Parameters,
 ) -> Option<Threshold> {
-    let mut t = empty(d, m, Evidence::Causal);
-    let Some(s) = strata(pop) else {
-        t.reason = Some(format!(
-            "a causal threshold needs a pre-period {} value for at least {CAUSAL_MIN_UNITS} units and for half of the analysed ones (to stratify units by their baseline)",
-            d.sli_metric.key
-        ));
-        return Some(t);
+    let s = match strata(d, pop) {
+        Ok(s) => s,
+        Err(reason) => {
+            let mut t = empty(d, m, Evidence::Causal);
+            t.reason = Some(reason);
+            return Some(t);
+        }
     };
-    t.buckets = bucket_slopes(d, &s, p);
+    let input = StratifiedKpi {
+        sli: &d.sli_metric,
+        kpi: &m.metric,
+        edges: &s.edges,
+        slopes: bucket_slopes(d, &s),
+        hinge: Box::new(|| {
+            IvHingeData::new(
+                &s.pop.y,
+                &s.pop.x,
+                &s.pop.arm,
+                &s.stratum,
+                d.arms.len(),
+                s.edges.len() - 1,
+            )
+        }),
+    };
+    let knee = KneeSettings {
+        alpha: p.alpha,
+        confidence: p.confidence,
+        resamples: p.bootstrap.resamples.min(CAUSAL_KNEE_RESAMPLES) as usize,
+        seed: seed_for(p, &format!("causal-knee:{}", m.metric.key), 0),
+    };
+    Some(causal_from_strata(input, knee))
+}
+
+/// A KPI's units stratified by baseline, however they were read: per stratum its units and
+/// the 2SLS fit of the KPI on the SLI within it, and the hinge's data (built only when the
+/// test asks for a fit).
+pub struct StratifiedKpi<'a> {
+    pub sli: &'a Metric,
+    pub kpi: &'a Metric,
+    pub edges: &'a [f64],
+    pub slopes: Vec<(u64, StatsResult<TwoSls>)>,
+    pub hinge: Box<dyn FnOnce() -> StatsResult<IvHingeData> + 'a>,
+}
+
+/// How the causal threshold is tested and bootstrapped.
+#[derive(Debug, Clone, Copy)]
+pub struct KneeSettings {
+    pub alpha: f64,
+    pub confidence: f64,
+    pub resamples: usize,
+    pub seed: u64,
+}
+
+/// The causal threshold from stratified units (see [`causal_threshold`]).
+pub fn causal_from_strata(input: StratifiedKpi, k: KneeSettings) -> Threshold {
+    let mut t = empty_of(input.sli, input.kpi, Evidence::Causal);
+    let edges = input.edges;
+    t.buckets = (input.slopes.into_iter().enumerate())
+        .map(|(b, (units, fit))| {
+            let slope = fit.and_then(|f| f.slope(IvCov::Robust, k.confidence)).ok();
+            BaselineBucket {
+                bucket: b as u32 + 1,
+                baseline_low: edges[b],
+                baseline_high: edges[b + 1],
+                units,
+                slope: slope.map(|s| estimate(to_stats(&s), Method::TwoSlsRobust)),
+            }
+        })
+        .collect();
     let slopes: Vec<(f64, f64)> = t
         .buckets
         .iter()
@@ -185,7 +277,7 @@ pub fn causal_threshold(
             t.reason = Some(format!(
                 "the injection's slope could not be compared across baseline strata: {e}"
             ));
-            return Some(t);
+            return t;
         }
     };
     t.no_threshold_test = Some(ThresholdTest {
@@ -194,30 +286,20 @@ pub fn causal_threshold(
         df: Some(test.df as u32),
         p_value: test.p_value,
     });
-    if test.p_value >= p.alpha {
+    if test.p_value >= k.alpha {
         t.reason = Some(format!(
             "no evidence that the injected SLI's effect differs between baseline levels (slope homogeneity p = {:.3}): no threshold found in the observed range, which is absence of evidence, not proof of a straight line",
             test.p_value
         ));
-        return Some(t);
+        return t;
     }
-    let resamples = p.bootstrap.resamples.min(CAUSAL_KNEE_RESAMPLES) as usize;
-    let seed = seed_for(p, &format!("causal-knee:{}", m.metric.key), 0);
-    let strata_count = s.edges.len() - 1;
-    let fitted = IvHingeData::new(
-        &s.pop.y,
-        &s.pop.x,
-        &s.pop.arm,
-        &s.stratum,
-        d.arms.len(),
-        strata_count,
-    )
-    .and_then(|data| iv_hinge(&data, resamples, seed, p.confidence));
+    let fitted =
+        (input.hinge)().and_then(|data| iv_hinge(&data, k.resamples, k.seed, k.confidence));
     let h = match fitted {
         Ok(h) => h,
         Err(e) => {
             t.reason = Some(format!("no causal threshold can be fitted: {e}"));
-            return Some(t);
+            return t;
         }
     };
     t.slope_below = Some(h.fit.slope_below);
@@ -226,24 +308,21 @@ pub fn causal_threshold(
     t.slope_below_ci = Some(interval(h.slope_below_ci));
     t.slope_above_ci = Some(interval(h.slope_above_ci));
     t.slope_change_ci = Some(interval(h.slope_change_ci));
-    let harmful = d
-        .sli_metric
-        .direction
-        .harmful_slope_sign(m.metric.direction);
+    let harmful = input.sli.direction.harmful_slope_sign(input.kpi.direction);
     let (lo, hi) = h.slope_change_ci;
     // The whole interval of the slope change must lie on the harmful side.
     if harmful * lo <= 0.0 || harmful * hi <= 0.0 {
         t.reason = Some(format!(
             "the effect differs between baseline levels, but a harm that grows past one point is not established (slope change {:.3e}, {:.0}% CI {lo:.3e} to {hi:.3e}): no threshold to protect",
             h.fit.slope_above - h.fit.slope_below,
-            100.0 * p.confidence
+            100.0 * k.confidence
         ));
-        return Some(t);
+        return t;
     }
     t.breakpoint = Some(Breakpoint {
         estimate: h.fit.breakpoint,
         ci_low: h.breakpoint_ci.0,
         ci_high: h.breakpoint_ci.1,
     });
-    Some(t)
+    t
 }

@@ -350,6 +350,12 @@ pub struct SummaryQuery {
     /// Adjust each KPI and guardrail with its own pre-period values (CUPED, as an analysis's
     /// `cuped`); default: true when any of them has pre-period values.
     pub cuped: Option<bool>,
+    /// Also find each KPI's causal threshold (knee) as an analysis does (`thresholds`, evidence
+    /// `causal`): units stratified by their pre-period SLI, Cochran's Q on the strata's 2SLS
+    /// slopes at α = 1 − confidence, and the hinge fitted on each arm × stratum cell's
+    /// (SLI, KPI) rows counted into at most 4,096 cells, bootstrapped with min(resamples, 500)
+    /// replicates (500 without `resamples`) from `seed`. Reads the units twice; default false.
+    pub thresholds: Option<bool>,
 }
 
 /// The summary's parameters, checked, each problem naming its query parameter.
@@ -377,10 +383,12 @@ fn summary_request(q: &SummaryQuery) -> Result<SummaryRequest, AppError> {
             format!("must be at most {MAX_SEED} (2^53 - 1)"),
         ));
     }
-    if q.resamples.is_none() && (q.seed.is_some() || q.bootstrap_method.is_some()) {
+    let thresholds = q.thresholds.unwrap_or(false);
+    if q.resamples.is_none() && (q.seed.is_some() && !thresholds || q.bootstrap_method.is_some()) {
         issues.push(Issue::field(
             "resamples",
-            "is needed with seed or bootstrap_method (the summary has no bootstrap without it)",
+            "is needed with seed (unless thresholds=true) or bootstrap_method (the summary has \
+             no bootstrap without it)",
         ));
     }
     if !issues.is_empty() {
@@ -397,6 +405,7 @@ fn summary_request(q: &SummaryQuery) -> Result<SummaryRequest, AppError> {
             confidence,
         }),
         cuped: q.cuped,
+        thresholds: thresholds.then_some(seed),
     })
 }
 

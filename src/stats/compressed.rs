@@ -36,13 +36,13 @@ enum Draw {
 }
 
 /// Draws Poisson(count) weights for a list of counts.
-struct Weights {
+pub(crate) struct Weights {
     one: PoissonOne,
     draws: Vec<Draw>,
 }
 
 impl Weights {
-    fn new(counts: &[u64]) -> StatsResult<Weights> {
+    pub(crate) fn new(counts: &[u64]) -> StatsResult<Weights> {
         let draws = counts
             .iter()
             .map(|&c| match c {
@@ -60,7 +60,7 @@ impl Weights {
     }
 
     /// One replicate's weights, in cell order.
-    fn fill(&self, rng: &mut Xoshiro256PlusPlus, out: &mut [f64]) {
+    pub(crate) fn fill(&self, rng: &mut Xoshiro256PlusPlus, out: &mut [f64]) {
         let (mut bits, mut left) = (0u64, 0u32);
         for (w, d) in out.iter_mut().zip(&self.draws) {
             *w = match d {

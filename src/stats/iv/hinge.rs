@@ -18,20 +18,51 @@
 //! units, percentile intervals (a continuous hinge is a regular, √n-consistent problem,
 //! Feder 1975, so the bootstrap is valid). Checked by simulated coverage in
 //! `tests/stats_simulation.rs`.
+//!
+//! The data may also come as counted cells ([`IvHingeData::from_cells`]: each arm × stratum
+//! cell's distinct (x, y) rows with counts, `stats::cells`), as a summary computed without
+//! units reads them. A row of count c enters every sum with weight c, and in a bootstrap
+//! replicate with weight Poisson(c), the total of c independent Poisson(1) weights
+//! (`stats::compressed`): with exact cells the fit is the per-unit one and the replicates have
+//! the per-unit bootstrap's distribution. With binned cells each unit stands at its cell's
+//! centroid: Σw, Σwx and Σwy are unchanged, and ū(ψ) moves only through units whose cell
+//! straddles ψ, each by less than its cell's width (2⁻ᵏ·|x|).
 
 use rayon::prelude::*;
 
 use super::super::bootstrap::{percentile_interval, replicate_rng, PoissonOne};
+use super::super::cells::Cells;
+use super::super::compressed::Weights;
 use super::super::descriptive::quantile_sorted;
 use super::super::knee::profile_argmin;
 use super::super::linalg::solve_normal;
+use super::super::poisson::weighted_quantile;
 use super::super::{check_finite, StatsError, StatsResult};
 
-/// One arm × stratum cell: x sorted ascending, and y in the same order.
+/// One arm × stratum cell: x sorted ascending, y in the same order, and how many units each
+/// (x, y) row stands for (`None`: one each).
 struct Cell {
     stratum: usize,
     x: Vec<f64>,
     y: Vec<f64>,
+    counts: Option<(Vec<f64>, Weights)>,
+}
+
+impl Cell {
+    /// The rows' weights in the point estimate: their counts.
+    fn counts(&self) -> Option<&[f64]> {
+        self.counts.as_ref().map(|(c, _)| c.as_slice())
+    }
+
+    /// One bootstrap replicate's weights: Poisson(1) per unit, Poisson(count) per counted row.
+    fn draw(&self, one: &PoissonOne, rng: &mut rand_xoshiro::Xoshiro256PlusPlus) -> Vec<f64> {
+        let mut w = vec![0.0; self.x.len()];
+        match &self.counts {
+            None => one.fill(rng, &mut w),
+            Some((_, weights)) => weights.fill(rng, &mut w),
+        }
+        w
+    }
 }
 
 /// Weighted sums of one cell: suffix[j] = [Σw, Σwx] over sorted positions ≥ j, and Σwy.
@@ -109,11 +140,7 @@ impl IvHingeData {
                 "y, x, arm and stratum differ in length".into(),
             ));
         }
-        if arms < 2 || (arms - 1) * strata < 3 {
-            return Err(StatsError::InvalidParameter(
-                "a causal threshold needs (arms − 1) × strata ≥ 3".into(),
-            ));
-        }
+        check_design(arms, strata)?;
         let mut idx: Vec<Vec<usize>> = vec![Vec::new(); arms * strata];
         for i in 0..x.len() {
             let (a, s) = (arm[i] as usize, stratum[i] as usize);
@@ -133,6 +160,7 @@ impl IvHingeData {
                     stratum: c / arms,
                     x: ix.iter().map(|&i| x[i]).collect(),
                     y: ix.iter().map(|&i| y[i]).collect(),
+                    counts: None,
                 }
             })
             .collect();
@@ -142,6 +170,53 @@ impl IvHingeData {
             quantile_sorted(&sorted, 0.05)?,
             quantile_sorted(&sorted, 0.95)?,
         );
+        IvHingeData::checked(cells, strata, range)
+    }
+
+    /// The data as counted cells: `cells[s * arms + a]` holds arm a's units of stratum s as
+    /// distinct (x, y) rows with counts (ascending by x, as [`Cells`] are). The search range
+    /// is the 5th to 95th percentiles of the rows' x over all cells, weighted by their counts
+    /// (the per-unit percentiles when the cells are exact).
+    pub fn from_cells(cells: &[Cells<2>], arms: usize, strata: usize) -> StatsResult<IvHingeData> {
+        check_design(arms, strata)?;
+        if cells.len() != arms * strata {
+            return Err(StatsError::LengthMismatch(format!(
+                "{} cells for {arms} arms × {strata} strata",
+                cells.len()
+            )));
+        }
+        let mut all: Vec<(f64, f64)> = Vec::new();
+        let mut out = Vec::with_capacity(cells.len());
+        for (c, cell) in cells.iter().enumerate() {
+            let x: Vec<f64> = cell.rows.iter().map(|r| r[0]).collect();
+            let y: Vec<f64> = cell.rows.iter().map(|r| r[1]).collect();
+            check_finite("threshold x", &x)?;
+            check_finite("threshold y", &y)?;
+            let counts: Vec<f64> = cell.counts.iter().map(|&n| n as f64).collect();
+            all.extend(x.iter().copied().zip(counts.iter().copied()));
+            let weights = Weights::new(&cell.counts)?;
+            out.push(Cell {
+                stratum: c / arms,
+                x,
+                y,
+                counts: Some((counts, weights)),
+            });
+        }
+        all.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let (values, w): (Vec<f64>, Vec<f64>) = all.into_iter().unzip();
+        let total = w.iter().sum::<f64>() as u64;
+        let at = |q: f64| {
+            weighted_quantile(&values, &w, 0, total, q).ok_or(StatsError::TooFew {
+                what: "a causal threshold",
+                need: 1,
+                got: 0,
+            })
+        };
+        let range = (at(0.05)?, at(0.95)?);
+        IvHingeData::checked(out, strata, range)
+    }
+
+    fn checked(cells: Vec<Cell>, strata: usize, range: (f64, f64)) -> StatsResult<IvHingeData> {
         if range.1 <= range.0 {
             return Err(StatsError::ZeroVariance(
                 "x has no spread between its 5th and 95th percentiles",
@@ -156,7 +231,11 @@ impl IvHingeData {
 
     /// The point estimate.
     pub fn fit(&self) -> StatsResult<IvHinge> {
-        let sums: Vec<CellSums> = self.cells.iter().map(|c| CellSums::new(c, None)).collect();
+        let sums: Vec<CellSums> = self
+            .cells
+            .iter()
+            .map(|c| CellSums::new(c, c.counts()))
+            .collect();
         self.fit_sums(&sums)
     }
 
@@ -220,10 +299,9 @@ impl IvHingeData {
                     .cells
                     .iter()
                     .map(|c| {
-                        let mut w = vec![0.0; c.x.len()];
-                        one.fill(&mut rng, &mut w);
                         // Weights drawn in the cell's sorted order: a fixed order of the data,
                         // so the replicate does not depend on how units were submitted.
+                        let w = c.draw(&one, &mut rng);
                         CellSums::new(c, Some(&w))
                     })
                     .collect();
@@ -233,6 +311,16 @@ impl IvHingeData {
         let dropped = fits.iter().filter(|f| f.is_none()).count();
         (fits.into_iter().flatten().collect(), dropped)
     }
+}
+
+/// Two slopes and ψ need at least three arm contrasts.
+fn check_design(arms: usize, strata: usize) -> StatsResult<()> {
+    if arms < 2 || (arms - 1) * strata < 3 {
+        return Err(StatsError::InvalidParameter(
+            "a causal threshold needs (arms − 1) × strata ≥ 3".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A causal threshold with percentile intervals for ψ and both slopes.

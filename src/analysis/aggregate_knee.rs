@@ -1,0 +1,261 @@
+//! The causal threshold (knee) of a summary, from units streamed past instead of held
+//! (`analysis::threshold` has the method). Two reads of the units: the first counts the assigned
+//! units' pre-period SLI values into cells, whose quantiles are the baseline strata's edges
+//! ([`threshold::strata_edges`], the same edges the analysis takes); the second puts each unit
+//! of a KPI's causal population into its arm × stratum cell and keeps there
+//! - exact shifted sums (n, Σu, Σv, Σu², Σv², Σuv of u = SLI − shift, v = KPI − shift), from
+//!   which each stratum's 2SLS slope for the no-threshold test is the analysis's to rounding;
+//! - the (SLI, KPI) rows counted into at most [`CELL_CAP`] cells, on which the hinge is fitted
+//!   and bootstrapped (`stats::iv::IvHingeData::from_cells`): the analysis's fit when the cells
+//!   are exact, and within the binning bound of `stats::cells` otherwise.
+//!
+//! Memory: strata × arms × KPIs cells of at most `CELL_CAP` rows, whatever the number of units.
+
+use super::aggregate_cells::CELL_CAP;
+use super::threshold::{self, stratum_of, StratifiedKpi};
+use crate::domain::metric::Metric;
+use crate::stats::cells::{CellCounter, Cells};
+use crate::stats::exact_sum::ExactSum;
+use crate::stats::iv::{two_sls_from_arm_moments, ArmMoments, IvHingeData, TwoSls};
+use crate::stats::StatsResult;
+
+/// One KPI slot of the second read.
+#[derive(Debug, Clone)]
+pub struct KneeKpi {
+    /// The KPI's slot among the streamed values.
+    pub slot: usize,
+    /// A missing KPI value counts as 0 (the missing-outcome rule), instead of leaving the unit out.
+    pub zero: bool,
+    /// The shifts of the SLI's and the KPI's values in the exact sums.
+    pub shifts: (f64, f64),
+}
+
+/// One arm × stratum cell of a KPI.
+#[derive(Debug, Clone)]
+struct KneeCell {
+    units: i64,
+    /// Σu, Σv, Σu², Σv², Σuv.
+    sums: [ExactSum; 5],
+    rows: CellCounter<2>,
+}
+
+impl KneeCell {
+    fn new() -> KneeCell {
+        KneeCell {
+            units: 0,
+            sums: Default::default(),
+            rows: CellCounter::new(CELL_CAP),
+        }
+    }
+
+    fn merge(&mut self, other: KneeCell) {
+        self.units += other.units;
+        for (a, b) in self.sums.iter_mut().zip(&other.sums) {
+            a.merge(b);
+        }
+        self.rows.merge(other.rows);
+    }
+}
+
+/// A KPI's cells in the second read.
+#[derive(Debug, Clone)]
+struct KpiCells {
+    kpi: KneeKpi,
+    /// Units with an SLI value and a KPI value (after the rule): the causal population.
+    analysed: u64,
+    /// cells[stratum × arms + arm], of the analysed units with a baseline.
+    cells: Vec<KneeCell>,
+}
+
+/// What a read of the units collects for the causal threshold.
+#[derive(Debug, Clone)]
+pub struct KneeBuilder(Phase);
+
+#[derive(Debug, Clone)]
+enum Phase {
+    /// First read: the assigned units' pre-period SLI values.
+    Baselines(CellCounter<1>),
+    /// Second read: the KPIs' arm × stratum cells, by the strata's `edges`.
+    Cells {
+        arms: usize,
+        edges: Vec<f64>,
+        kpis: Vec<KpiCells>,
+    },
+}
+
+impl KneeBuilder {
+    /// The first read's builder.
+    pub fn baselines() -> KneeBuilder {
+        KneeBuilder(Phase::Baselines(CellCounter::new(CELL_CAP)))
+    }
+
+    /// The second read's builder, for `arms` arms and the strata of `edges`.
+    pub fn cells(arms: usize, edges: Vec<f64>, kpis: &[KneeKpi]) -> KneeBuilder {
+        let strata = edges.len() - 1;
+        KneeBuilder(Phase::Cells {
+            arms,
+            edges,
+            kpis: kpis
+                .iter()
+                .map(|k| KpiCells {
+                    kpi: k.clone(),
+                    analysed: 0,
+                    cells: vec![KneeCell::new(); strata * arms],
+                })
+                .collect(),
+        })
+    }
+
+    /// One assigned unit of arm `arm`, with its value of each slot (`post`, slot 0 the SLI)
+    /// and its pre-period value of each (`pre`); NaN: none.
+    pub fn unit(&mut self, arm: usize, post: &[f64], pre: &[f64]) {
+        match &mut self.0 {
+            Phase::Baselines(c) => {
+                if !pre[0].is_nan() {
+                    c.add([pre[0]], 1);
+                }
+            }
+            Phase::Cells { arms, edges, kpis } => {
+                let (x, baseline) = (post[0], pre[0]);
+                if x.is_nan() {
+                    return;
+                }
+                for k in kpis.iter_mut() {
+                    let y = match post[k.kpi.slot] {
+                        y if !y.is_nan() => y,
+                        _ if k.kpi.zero => 0.0,
+                        _ => continue,
+                    };
+                    k.analysed += 1;
+                    if baseline.is_nan() {
+                        continue;
+                    }
+                    let s = stratum_of(edges, baseline) as usize;
+                    let cell = &mut k.cells[s * *arms + arm];
+                    let (u, v) = (x - k.kpi.shifts.0, y - k.kpi.shifts.1);
+                    cell.units += 1;
+                    for (sum, t) in cell.sums.iter_mut().zip([u, v, u * u, v * v, u * v]) {
+                        sum.add(t);
+                    }
+                    cell.rows.add([x, y], 1);
+                }
+            }
+        }
+    }
+
+    /// Adds another range's units (a builder of the same read).
+    pub fn merge(self, other: KneeBuilder) -> KneeBuilder {
+        KneeBuilder(match (self.0, other.0) {
+            (Phase::Baselines(mut a), Phase::Baselines(b)) => {
+                a.merge(b);
+                Phase::Baselines(a)
+            }
+            (
+                Phase::Cells {
+                    arms,
+                    edges,
+                    mut kpis,
+                },
+                Phase::Cells { kpis: theirs, .. },
+            ) => {
+                for (mine, other) in kpis.iter_mut().zip(theirs) {
+                    mine.analysed += other.analysed;
+                    for (a, b) in mine.cells.iter_mut().zip(other.cells) {
+                        a.merge(b);
+                    }
+                }
+                Phase::Cells { arms, edges, kpis }
+            }
+            (mine, _) => mine,
+        })
+    }
+
+    /// The first read's strata edges (`None` without baselines, or after a second read).
+    pub fn edges(self) -> Option<Vec<f64>> {
+        match self.0 {
+            Phase::Baselines(c) => threshold::strata_edges(&c.finish()),
+            Phase::Cells { .. } => None,
+        }
+    }
+
+    /// The second read's causal threshold input of each KPI (in the order given), with the
+    /// reason when too few of its units have a baseline. `metrics[i]` is KPI i.
+    pub fn finish<'a>(
+        self,
+        sli: &'a Metric,
+        metrics: &[&'a Metric],
+        control: usize,
+    ) -> Vec<Result<Stratified<'a>, String>> {
+        let Phase::Cells { arms, edges, kpis } = self.0 else {
+            return Vec::new();
+        };
+        kpis.into_iter()
+            .zip(metrics)
+            .map(|(k, kpi)| {
+                let with_baseline: i64 = k.cells.iter().map(|c| c.units).sum();
+                if let Some(reason) =
+                    threshold::too_few_baselines(sli, with_baseline as u64, k.analysed)
+                {
+                    return Err(reason);
+                }
+                Ok(Stratified {
+                    sli,
+                    kpi,
+                    edges: edges.clone(),
+                    arms,
+                    control,
+                    shifts: k.kpi.shifts,
+                    cells: k.cells,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A KPI's stratified cells after the second read.
+pub struct Stratified<'a> {
+    sli: &'a Metric,
+    kpi: &'a Metric,
+    edges: Vec<f64>,
+    arms: usize,
+    control: usize,
+    shifts: (f64, f64),
+    cells: Vec<KneeCell>,
+}
+
+impl<'a> Stratified<'a> {
+    /// The input of [`threshold::causal_from_strata`].
+    pub fn input(&'a self) -> StratifiedKpi<'a> {
+        let strata = self.edges.len() - 1;
+        let slopes = (0..strata).map(|s| self.slope(s)).collect();
+        let rows: Vec<Cells<2>> = self.cells.iter().map(|c| c.rows.clone().finish()).collect();
+        StratifiedKpi {
+            sli: self.sli,
+            kpi: self.kpi,
+            edges: &self.edges,
+            slopes,
+            hinge: Box::new(move || IvHingeData::from_cells(&rows, self.arms, strata)),
+        }
+    }
+
+    /// Stratum `s`'s units and its 2SLS fit from the arms' exact sums.
+    fn slope(&self, s: usize) -> (u64, StatsResult<TwoSls>) {
+        let cells = &self.cells[s * self.arms..(s + 1) * self.arms];
+        let moments: Vec<ArmMoments> = cells
+            .iter()
+            .map(|c| {
+                let v = |i: usize| c.sums[i].value();
+                ArmMoments::from_shifted_sums(
+                    c.units as f64,
+                    [v(0), v(1), v(2), v(3), v(4)],
+                    self.shifts,
+                )
+            })
+            .collect();
+        let units = cells.iter().map(|c| c.units as u64).sum();
+        (
+            units,
+            two_sls_from_arm_moments(&moments, "sli", self.control, true),
+        )
+    }
+}

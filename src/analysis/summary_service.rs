@@ -72,11 +72,12 @@ pub fn summary_split(
         Some(_) => knee_kpis(e, slots, r.rule),
         None => Vec::new(),
     };
-    // The strata's edges need a first read of the units' baselines.
+    // The strata's edges need a first read of the units' baselines: of the SLI alone (the
+    // cursor then carries one metric's values).
     let edges = match knee_kpis.is_empty() {
         true => None,
         false => read_units(db, e, split_from, || {
-            SumsBuilder::new(variant_ids(e), sli, &ids).with_knees(KneeBuilder::baselines())
+            SumsBuilder::new(variant_ids(e), sli, &[]).with_knees(KneeBuilder::baselines())
         })?
         .and_then(|s| s.knees)
         .and_then(KneeBuilder::edges),

@@ -15,32 +15,34 @@ use serde_json::{json, Value};
 
 const KEY: &str = "latency_exp_2";
 
+/// Creates `metrics`, then the experiment `body` (each answered 201).
+async fn create_experiment(app: &TestApp, metrics: &[Value], body: &Value) {
+    for m in metrics {
+        let r = app.post_json("/api/v1/metrics", m).await;
+        assert_eq!(r.status, 201, "{}: {r:?}", app.backend);
+    }
+    let r = app.post_json("/api/v1/experiments", body).await;
+    assert_eq!(r.status, 201, "{}: {r:?}", app.backend);
+}
+
 async fn load(app: &TestApp) {
-    for m in [
+    let metrics = [
         json!({"key": "checkout_latency_ms", "name": "Latency", "kind": "sli", "value_type": "continuous", "unit": "ms", "direction": "lower_is_better", "layer": "journey"}),
         json!({"key": "conversion_7d", "name": "Conversion", "kind": "kpi", "value_type": "binary", "unit": "", "direction": "higher_is_better", "layer": "business"}),
         json!({"key": "revenue_2", "name": "Revenue", "kind": "kpi", "value_type": "continuous", "unit": "USD", "direction": "higher_is_better", "layer": "business"}),
         json!({"key": "orders_30d", "name": "Orders", "kind": "kpi", "value_type": "count", "unit": "orders", "direction": "higher_is_better", "layer": "business"}),
-    ] {
-        let r = app.post_json("/api/v1/metrics", &m).await;
-        assert_eq!(r.status, 201, "{}: {r:?}", app.backend);
-    }
-    let r = app
-        .post_json(
-            "/api/v1/experiments",
-            &json!({
-                "key": KEY, "name": "Latency", "hypothesis": "Slower checkout converts less",
-                "sli": "checkout_latency_ms", "kpis": ["conversion_7d", "revenue_2"],
-                "guardrails": ["orders_30d"],
-                "variants": [
-                    {"key": "control", "weight": 0.5, "control": true, "dose": 0},
-                    {"key": "plus_100", "weight": 0.25, "dose": 100},
-                    {"key": "plus_200", "weight": 0.25, "dose": 200}
-                ]
-            }),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}: {r:?}", app.backend);
+    ];
+    let body = json!({
+        "key": KEY, "name": "Latency", "hypothesis": "Slower checkout converts less",
+        "sli": "checkout_latency_ms", "kpis": ["conversion_7d", "revenue_2"],
+        "guardrails": ["orders_30d"],
+        "variants": [
+            {"key": "control", "weight": 0.5, "control": true, "dose": 0},
+            {"key": "plus_100", "weight": 0.25, "dose": 100},
+            {"key": "plus_200", "weight": 0.25, "dose": 200}
+        ]
+    });
+    create_experiment(app, &metrics, &body).await;
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
     let latency = LogNormal::new(5.5, 0.7).unwrap();
     let basket = LogNormal::new(3.0, 1.1).unwrap();
@@ -346,20 +348,15 @@ async fn summary_parameters_and_unknown_experiments_are_refused_clearly() {
         let r = app.get("/api/v1/experiments/no_such_exp/summary").await;
         assert_problem(&r, 404, b);
         // An experiment without assignments names what is missing.
-        let r = app
-            .post_json(
-                "/api/v1/experiments",
-                &json!({
-                    "key": "empty_1", "name": "Empty", "hypothesis": "None yet",
-                    "sli": "checkout_latency_ms", "kpis": ["conversion_7d"],
-                    "variants": [
-                        {"key": "control", "weight": 0.5, "control": true, "dose": 0},
-                        {"key": "plus_100", "weight": 0.5, "dose": 100}
-                    ]
-                }),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{b}: {r:?}");
+        let body = json!({
+            "key": "empty_1", "name": "Empty", "hypothesis": "None yet",
+            "sli": "checkout_latency_ms", "kpis": ["conversion_7d"],
+            "variants": [
+                {"key": "control", "weight": 0.5, "control": true, "dose": 0},
+                {"key": "plus_100", "weight": 0.5, "dose": 100}
+            ]
+        });
+        create_experiment(&app, &[], &body).await;
         let r = app.get("/api/v1/experiments/empty_1/summary").await;
         let p = assert_problem(&r, 422, b);
         assert_eq!(error_fields(&p), vec!["assignments"], "{b}: {p}");
@@ -517,32 +514,21 @@ async fn sums_by_sql_and_by_streaming_rows_agree() {
 async fn large_means_with_small_spreads_keep_their_digits() {
     for app in apps().await {
         let b = app.backend;
-        for m in [
+        let metrics = [
             json!({"key": "ttfb_us_9", "name": "TTFB", "kind": "sli", "value_type": "continuous", "unit": "us", "direction": "lower_is_better", "layer": "journey"}),
             json!({"key": "basket_value_1", "name": "Basket", "kind": "kpi", "value_type": "continuous", "unit": "USD", "direction": "higher_is_better", "layer": "business"}),
             json!({"key": "error_share_3", "name": "Errors", "kind": "kpi", "value_type": "continuous", "unit": "share", "direction": "lower_is_better", "layer": "business"}),
-        ] {
-            assert_eq!(
-                app.post_json("/api/v1/metrics", &m).await.status,
-                201,
-                "{b}"
-            );
-        }
-        let r = app
-            .post_json(
-                "/api/v1/experiments",
-                &json!({
-                    "key": "us_scale", "name": "µs", "hypothesis": "h", "sli": "ttfb_us_9",
-                    "kpis": ["basket_value_1"], "guardrails": ["error_share_3"],
-                    "variants": [
-                        {"key": "control", "weight": 0.5, "control": true, "dose": 0},
-                        {"key": "plus_2", "weight": 0.25, "dose": 2},
-                        {"key": "plus_4", "weight": 0.25, "dose": 4}
-                    ]
-                }),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{b}: {r:?}");
+        ];
+        let body = json!({
+            "key": "us_scale", "name": "µs", "hypothesis": "h", "sli": "ttfb_us_9",
+            "kpis": ["basket_value_1"], "guardrails": ["error_share_3"],
+            "variants": [
+                {"key": "control", "weight": 0.5, "control": true, "dose": 0},
+                {"key": "plus_2", "weight": 0.25, "dose": 2},
+                {"key": "plus_4", "weight": 0.25, "dose": 4}
+            ]
+        });
+        create_experiment(&app, &metrics, &body).await;
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
         let noise = rand_distr::Normal::new(0.0, 3.0).unwrap();
         let (mut a, mut o) = (String::new(), String::new());
@@ -631,30 +617,19 @@ async fn large_means_with_small_spreads_keep_their_digits() {
 async fn an_outlier_first_by_unit_id_does_not_cost_digits() {
     for app in apps().await {
         let b = app.backend;
-        for m in [
+        let metrics = [
             json!({"key": "page_ms_4", "name": "Page", "kind": "sli", "value_type": "continuous", "unit": "ms", "direction": "lower_is_better", "layer": "journey"}),
             json!({"key": "spend_5", "name": "Spend", "kind": "kpi", "value_type": "continuous", "unit": "USD", "direction": "higher_is_better", "layer": "business"}),
-        ] {
-            assert_eq!(
-                app.post_json("/api/v1/metrics", &m).await.status,
-                201,
-                "{b}"
-            );
-        }
-        let r = app
-            .post_json(
-                "/api/v1/experiments",
-                &json!({
-                    "key": "whales", "name": "w", "hypothesis": "h", "sli": "page_ms_4",
-                    "kpis": ["spend_5"],
-                    "variants": [
-                        {"key": "control", "weight": 0.5, "control": true, "dose": 0},
-                        {"key": "plus_50", "weight": 0.5, "dose": 50}
-                    ]
-                }),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{b}: {r:?}");
+        ];
+        let body = json!({
+            "key": "whales", "name": "w", "hypothesis": "h", "sli": "page_ms_4",
+            "kpis": ["spend_5"],
+            "variants": [
+                {"key": "control", "weight": 0.5, "control": true, "dose": 0},
+                {"key": "plus_50", "weight": 0.5, "dose": 50}
+            ]
+        });
+        create_experiment(&app, &metrics, &body).await;
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(11);
         let spend = LogNormal::new(3.0, 0.8).unwrap();
         let latency = LogNormal::new(5.0, 0.6).unwrap();

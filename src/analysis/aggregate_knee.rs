@@ -1,6 +1,6 @@
 //! The causal threshold (knee) of a summary, from units streamed past instead of held
 //! (`analysis::threshold` has the method). Two reads of the units: the first counts the assigned
-//! units' pre-period SLI values into cells, whose quantiles are the baseline strata's edges
+//! units' pre-period SLI values (less the SLI's shift) into cells, whose quantiles are the baseline strata's edges
 //! ([`threshold::strata_edges`], the same edges the analysis takes); the second puts each unit
 //! of a KPI's causal population into its arm × stratum cell and keeps there
 //! - exact shifted sums (n, Σu, Σv, Σu², Σv², Σuv of u = SLI − shift, v = KPI − shift), from
@@ -73,8 +73,8 @@ pub struct KneeBuilder(Phase);
 
 #[derive(Debug, Clone)]
 enum Phase {
-    /// First read: the assigned units' pre-period SLI values.
-    Baselines(CellCounter<1>),
+    /// First read: the assigned units' pre-period SLI values less `shift`.
+    Baselines(CellCounter<1>, f64),
     /// Second read: the KPIs' arm × stratum cells, by the strata's `edges`.
     Cells {
         arms: usize,
@@ -84,9 +84,9 @@ enum Phase {
 }
 
 impl KneeBuilder {
-    /// The first read's builder.
-    pub fn baselines() -> KneeBuilder {
-        KneeBuilder(Phase::Baselines(CellCounter::new(CELL_CAP)))
+    /// The first read's builder; `shift` is the SLI's (`UnitData::sli_shift`).
+    pub fn baselines(shift: f64) -> KneeBuilder {
+        KneeBuilder(Phase::Baselines(CellCounter::new(CELL_CAP), shift))
     }
 
     /// The second read's builder, for `arms` arms and the strata of `edges`.
@@ -110,9 +110,9 @@ impl KneeBuilder {
     /// and its pre-period value of each (`pre`); NaN: none.
     pub fn unit(&mut self, arm: usize, post: &[f64], pre: &[f64]) {
         match &mut self.0 {
-            Phase::Baselines(c) => {
+            Phase::Baselines(c, shift) => {
                 if !pre[0].is_nan() {
-                    c.add([pre[0]], 1);
+                    c.add([pre[0] - *shift], 1);
                 }
             }
             Phase::Cells { arms, edges, kpis } => {
@@ -146,9 +146,9 @@ impl KneeBuilder {
     /// Adds another range's units (a builder of the same read).
     pub fn merge(self, other: KneeBuilder) -> KneeBuilder {
         KneeBuilder(match (self.0, other.0) {
-            (Phase::Baselines(mut a), Phase::Baselines(b)) => {
+            (Phase::Baselines(mut a, shift), Phase::Baselines(b, _)) => {
                 a.merge(b);
-                Phase::Baselines(a)
+                Phase::Baselines(a, shift)
             }
             (
                 Phase::Cells {
@@ -173,7 +173,7 @@ impl KneeBuilder {
     /// The first read's strata edges (`None` without baselines, or after a second read).
     pub fn edges(self) -> Option<Vec<f64>> {
         match self.0 {
-            Phase::Baselines(c) => threshold::strata_edges(&c.finish()),
+            Phase::Baselines(c, shift) => threshold::strata_edges(&c.finish(), shift),
             Phase::Cells { .. } => None,
         }
     }

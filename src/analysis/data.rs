@@ -194,6 +194,10 @@ pub struct UnitData {
     pub unassigned_observations: u64,
     pub unassigned_units: u64,
     pub fingerprint: String,
+    /// A central value of the SLI (the summary's shift, `store::aggregates::shift_of`): the
+    /// baseline strata's cells count values less it (`analysis::threshold::strata_edges`), so
+    /// their resolution follows the spread, not the magnitude. 0 when not looked up.
+    pub sli_shift: f64,
 }
 
 impl UnitData {
@@ -621,6 +625,7 @@ pub fn assemble(e: &Experiment, parts: Vec<Part>) -> UnitData {
         unassigned_observations,
         unassigned_units,
         fingerprint: fp.render(),
+        sli_shift: 0.0,
     }
 }
 

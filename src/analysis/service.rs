@@ -2,7 +2,7 @@
 //! computes the analysis, stores it, and reads stored analyses back.
 
 use super::data::{self, Layout, Part, PartBuilder, UnitData};
-pub use super::summary_service::{summary, summary_split, SummaryRequest};
+pub use super::summary_service::{summary, summary_split, KneeRequest, SummaryRequest};
 use super::{compute, resolve, AnalysisRequest};
 use crate::domain::document::DocumentError;
 use crate::domain::experiment::Experiment;
@@ -65,7 +65,9 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
     let parts = read_in_ranges(db, e, split_from, |from, to| {
         read_range(db, e.id, &layout, from, to).map(|p| (p.version(), p))
     })?;
-    Ok(data::assemble(e, parts))
+    let mut data = data::assemble(e, parts);
+    data.sli_shift = super::summary_service::sli_shift(db, e)?;
+    Ok(data)
 }
 
 /// Reads an experiment's units with `read(from, to)`, which answers the data version it saw

@@ -213,8 +213,13 @@ fn knee_sentence(d: &UnitData, p: &Parameters, kpi: &str, thresholds: &[Threshol
     match found {
         Some(b) => {
             let unit = unit_suffix(&d.sli_metric.unit);
+            let side = if d.sli_metric.direction.worse_sign() > 0.0 {
+                "above"
+            } else {
+                "below"
+            };
             format!(
-                " The harm grows above {:.0}{unit} of {} ({}% CI {:.0}–{:.0}{unit}): a causal threshold.",
+                " The harm grows {side} {:.0}{unit} of {} ({}% CI {:.0}–{:.0}{unit}): a causal threshold.",
                 b.estimate,
                 d.sli_metric.name,
                 conf_text(p.confidence),

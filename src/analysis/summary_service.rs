@@ -33,8 +33,16 @@ pub struct SummaryRequest {
     /// Adjust with each metric's pre-period values (default: when any KPI or guardrail has
     /// them).
     pub cuped: Option<bool>,
-    /// The KPIs' causal thresholds (`aggregate_knee`), bootstrapped with this seed.
-    pub thresholds: Option<u64>,
+    /// The KPIs' causal thresholds (`aggregate_knee`).
+    pub thresholds: Option<KneeRequest>,
+}
+
+/// How a summary's causal thresholds are tested and bootstrapped.
+#[derive(Debug, Clone, Copy)]
+pub struct KneeRequest {
+    /// Level of the no-threshold test (as an analysis's `alpha`).
+    pub alpha: f64,
+    pub seed: u64,
 }
 
 /// Summarises an experiment from per-arm sums (see `aggregate`): on PostgreSQL the server
@@ -72,36 +80,31 @@ pub fn summary_split(
         Some(_) => knee_kpis(e, slots, r.rule),
         None => Vec::new(),
     };
-    // The strata's edges need a first read of the units' baselines: of the SLI alone (the
-    // cursor then carries one metric's values).
-    let edges = match knee_kpis.is_empty() {
-        true => None,
-        false => read_units(db, e, split_from, || {
-            SumsBuilder::new(variant_ids(e), sli, &[]).with_knees(KneeBuilder::baselines())
-        })?
-        .and_then(|s| s.knees)
-        .and_then(KneeBuilder::edges),
-    };
     let paired: Vec<i64> = e.kpis.iter().map(|m| m.id).collect();
-    let builder = || {
-        let mut b = SumsBuilder::new(variant_ids(e), sli, &ids);
-        if r.bootstrap.is_some() {
-            b = b.with_cells(&paired);
+    let per_unit = r.bootstrap.is_some() || !knee_kpis.is_empty();
+    let read = |edges: &Option<Vec<f64>>| {
+        let builder = || {
+            let mut b = SumsBuilder::new(variant_ids(e), sli, &ids);
+            if r.bootstrap.is_some() {
+                b = b.with_cells(&paired);
+            }
+            if let Some(edges) = edges {
+                let kpis: Vec<KneeKpi> = knee_kpis.iter().map(|k| k.0.clone()).collect();
+                b = b.with_knees(KneeBuilder::cells(e.variants.len(), edges.clone(), &kpis));
+            }
+            b
+        };
+        match db.backend() == Backend::Sqlite || per_unit {
+            true => read_units(db, e, split_from, builder),
+            false => Ok(None),
         }
-        if let Some(edges) = &edges {
-            let kpis: Vec<KneeKpi> = knee_kpis.iter().map(|k| k.0.clone()).collect();
-            b = b.with_knees(KneeBuilder::cells(e.variants.len(), edges.clone(), &kpis));
-        }
-        b
     };
-    let per_unit = r.bootstrap.is_some() || edges.is_some();
-    let streamed = if db.backend() == Backend::Sqlite || per_unit {
-        read_units(db, e, split_from, builder)?
-    } else {
-        None
+    let (edges, streamed) = match knee_kpis.is_empty() {
+        true => (Baselines::NotAsked, read(&None)?),
+        false => read_with_edges(db, e, (sli, split_from), read)?,
     };
     let (sums, cells, knees) = match streamed {
-        Some(s) => (s.sums.into_sums(), s.cells, s.knees),
+        Some((_, s)) => (s.sums.into_sums(), s.cells, s.knees),
         None => (sql_sums(db, e, slots, split_from)?, None, None),
     };
     let mut out = super::aggregate::summarise(e, &sums, (r.confidence, r.rule), r.cuped)?;
@@ -112,25 +115,37 @@ pub fn summary_split(
             None => out.not_summarised.push(unread(&e.sli.key, "no bootstrap")),
         }
     }
-    if let Some(seed) = r.thresholds {
+    if let Some(k) = r.thresholds {
         let kpis: Vec<&Metric> = knee_kpis.iter().map(|k| k.1).collect();
         let settings = |m: &Metric| KneeSettings {
-            alpha: 1.0 - r.confidence,
+            alpha: k.alpha,
             confidence: r.confidence,
             resamples: r.bootstrap.map_or(CAUSAL_KNEE_RESAMPLES, |b| {
                 b.resamples.min(CAUSAL_KNEE_RESAMPLES)
             }) as usize,
-            seed: super::seed_of(seed, &format!("causal-knee:{}", m.key), 0),
+            seed: super::seed_of(k.seed, &format!("causal-knee:{}", m.key), 0),
         };
-        out.thresholds = match (edges.is_some(), knees) {
-            (true, Some(k)) => thresholds(e, &kpis, k, settings),
-            (true, None) => {
+        let mut found = match (edges, knees) {
+            (Baselines::Edges, Some(k)) => thresholds(e, &kpis, k, settings),
+            (Baselines::None, _) => kpis.iter().map(|m| no_baselines(e, m)).collect(),
+            _ => {
                 out.not_summarised
                     .push(unread(&e.sli.key, "no causal thresholds"));
                 Vec::new()
             }
-            (false, _) => kpis.iter().map(|m| no_baselines(e, m)).collect(),
         };
+        // As in an analysis, a KPI without a causal slope has no threshold (`not_summarised`
+        // says why).
+        found.retain(|t| out.causal.iter().any(|c| c.kpi == t.kpi));
+        out.thresholds = found;
+        for m in e.kpis.iter().filter(|m| m.ratio.is_some()) {
+            out.not_summarised.push(super::aggregate::NotSummarised {
+                metric: m.key.clone(),
+                reason: "its causal threshold needs the ratio linearized per unit; see the \
+                         full analysis"
+                    .into(),
+            });
+        }
     }
     Ok(out)
 }
@@ -229,7 +244,7 @@ fn read_units(
     e: &Experiment,
     split_from: usize,
     builder: impl Fn() -> SumsBuilder + Sync,
-) -> AppResult<Option<Streamed>> {
+) -> AppResult<Option<(i64, Streamed)>> {
     let postgres = db.backend() == Backend::Postgres;
     let range = |from: Option<i64>, to: Option<i64>| {
         read_snapshot(&mut *db.conn()?, |conn| {
@@ -252,13 +267,72 @@ fn read_units(
                     e.key
                 )));
             }
-            Ok((version, found))
+            Ok((version, found.map(|f| (version, f))))
         })
     };
-    let parts: Option<Vec<Streamed>> = read_in_ranges(db, e, split_from, range)?
+    // The ranges saw one data version (`read_in_ranges` checks), kept with the result.
+    let parts: Option<Vec<(i64, Streamed)>> = read_in_ranges(db, e, split_from, range)?
         .into_iter()
         .collect();
-    Ok(parts.and_then(|p| p.into_iter().reduce(Streamed::merge)))
+    Ok(parts.and_then(|p| {
+        p.into_iter()
+            .reduce(|(v, a), (_, b)| (v, Streamed::merge(a, b)))
+    }))
+}
+
+/// The SLI's shift (the median of a few of its values, `shift_of`), as the summary's sums and
+/// the baseline strata's cells use it.
+pub(super) fn sli_shift(db: &Db, e: &Experiment) -> AppResult<f64> {
+    read_snapshot(&mut *db.conn()?, |conn| {
+        pg_summary_settings(conn)?;
+        crate::store::aggregates::shift_of(conn, e.id, e.sli.id, "post")
+    })
+}
+
+/// What the first read of the thresholds found.
+enum Baselines {
+    NotAsked,
+    /// No assigned unit has a pre-period SLI value.
+    None,
+    /// The rows did not stream in key order (SQLite).
+    Unread,
+    Edges,
+}
+
+/// The thresholds' two reads: the baselines' strata edges, then `read(edges)`, which must see
+/// the same data version (an upload between them would mix two states of the data and the
+/// strata would not be the analysis's); otherwise both are repeated (409 after three tries).
+fn read_with_edges(
+    db: &Db,
+    e: &Experiment,
+    (sli, split_from): (Slot, usize),
+    read: impl Fn(&Option<Vec<f64>>) -> AppResult<Option<(i64, Streamed)>>,
+) -> AppResult<(Baselines, Option<(i64, Streamed)>)> {
+    const ATTEMPTS: usize = 3;
+    for _ in 0..ATTEMPTS {
+        // Of the SLI alone: the cursor then carries one metric's values.
+        let first = read_units(db, e, split_from, || {
+            SumsBuilder::new(variant_ids(e), sli, &[]).with_knees(KneeBuilder::baselines(sli.1))
+        })?;
+        let Some((version, first)) = first else {
+            return Ok((Baselines::Unread, read(&None)?));
+        };
+        let edges = first.knees.and_then(KneeBuilder::edges);
+        let second = read(&edges)?;
+        if second.as_ref().is_some_and(|(v, _)| *v != version) {
+            continue;
+        }
+        let baselines = match edges {
+            Some(_) => Baselines::Edges,
+            None => Baselines::None,
+        };
+        return Ok((baselines, second));
+    }
+    Err(AppError::Conflict(format!(
+        "the data of experiment '{}' kept changing between the reads of its thresholds \
+         ({ATTEMPTS} attempts); retry when the uploads are done",
+        e.key
+    )))
 }
 
 /// The per-arm sums computed by the database, from `split_from` assigned units on as two unit

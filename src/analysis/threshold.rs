@@ -92,21 +92,28 @@ pub fn observational_threshold(
 }
 
 /// The edges of the baseline strata: quintiles of the assigned units' pre-period SLI values,
-/// deciles from [`DECILES_FROM`] of them, computed from those values counted into cells
-/// ([`CELL_CAP`] of them, `stats::cells`): the sample's quantiles when it has at most that
-/// many distinct values, otherwise within 2⁻ᵏ of them relative (k ≥ 9 for a log-normal with
-/// σ ≤ 1). Any cut points fixed by pre-period values alone make valid strata; taking them from
-/// cells lets a summary that reads no units find the same strata as the analysis, and taking
-/// them over all assigned units (not only those with the KPI) keeps them free of outcomes.
-/// `None` without baselines.
-pub fn strata_edges(baselines: &Cells<1>) -> Option<Vec<f64>> {
+/// deciles from [`DECILES_FROM`] of them, computed from those values less `shift` (a central
+/// value of the SLI, `UnitData::sli_shift`) counted into cells ([`CELL_CAP`] of them,
+/// `stats::cells`), plus `shift`: the sample's quantiles (to a rounding) when it has at most
+/// that many distinct values, otherwise within 2⁻ᵏ of their distance from `shift` (k ≥ 8 for a
+/// log-normal with σ ≤ 1). Counting values less a central one makes the cells' resolution
+/// follow the spread, not the magnitude (an availability of 0.999 ± 0.0003, or microseconds
+/// since an epoch, would otherwise fall into a handful of cells). Any cut points fixed by
+/// pre-period values alone make valid strata; taking them from cells lets a summary that reads
+/// no units find the same strata as the analysis, and taking them over all assigned units (not
+/// only those with the KPI) keeps them free of outcomes. `None` without baselines.
+pub fn strata_edges(baselines: &Cells<1>, shift: f64) -> Option<Vec<f64>> {
     let units = baselines.units();
     if units == 0 {
         return None;
     }
     let k = if units >= DECILES_FROM { 10 } else { 5 };
     (0..=k)
-        .map(|j| cells_quantile(baselines, j as f64 / k as f64).ok())
+        .map(|j| {
+            cells_quantile(baselines, j as f64 / k as f64)
+                .ok()
+                .map(|q| q + shift)
+        })
         .collect()
 }
 
@@ -143,9 +150,9 @@ fn strata(d: &UnitData, pop: &Population) -> Result<Strata, String> {
     }
     let mut baselines = CellCounter::new(CELL_CAP);
     for v in d.sli_pre.iter().filter(|v| !v.is_nan()) {
-        baselines.add([*v], 1);
+        baselines.add([*v - d.sli_shift], 1);
     }
-    let edges = strata_edges(&baselines.finish()).ok_or("no baseline")?;
+    let edges = strata_edges(&baselines.finish(), d.sli_shift).ok_or("no baseline")?;
     let stratum = keep
         .iter()
         .map(|&i| stratum_of(&edges, pop.x_pre[i]))
@@ -271,6 +278,15 @@ pub fn causal_from_strata(input: StratifiedKpi, k: KneeSettings) -> Threshold {
         .filter_map(|b| b.slope.as_ref())
         .map(|e| (e.estimate, e.std_error))
         .collect();
+    if slopes.len() < 2 {
+        t.reason = Some(format!(
+            "the injection's slope could be estimated in {} of {} baseline strata (each needs units of every arm with a {} value and a spread in the SLI); comparing strata needs two",
+            slopes.len(),
+            t.buckets.len(),
+            input.kpi.key
+        ));
+        return t;
+    }
     let test = match homogeneity_q(&slopes) {
         Ok(h) => h,
         Err(e) => {
@@ -308,7 +324,12 @@ pub fn causal_from_strata(input: StratifiedKpi, k: KneeSettings) -> Threshold {
     t.slope_below_ci = Some(interval(h.slope_below_ci));
     t.slope_above_ci = Some(interval(h.slope_above_ci));
     t.slope_change_ci = Some(interval(h.slope_change_ci));
-    let harmful = input.sli.direction.harmful_slope_sign(input.kpi.direction);
+    // The harm must grow as the SLI worsens past ψ: the slope on ψ's worse side (above it for a
+    // lower-is-better SLI, below it for a higher-is-better one) more harmful than on its
+    // better side, so the change above − below, times the SLI's worse sign, lies wholly on the
+    // harmful side.
+    let harmful = input.sli.direction.harmful_slope_sign(input.kpi.direction)
+        * input.sli.direction.worse_sign();
     let (lo, hi) = h.slope_change_ci;
     // The whole interval of the slope change must lie on the harmful side.
     if harmful * lo <= 0.0 || harmful * hi <= 0.0 {
@@ -325,4 +346,48 @@ pub fn causal_from_strata(input: StratifiedKpi, k: KneeSettings) -> Threshold {
         ci_high: h.breakpoint_ci.1,
     });
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cells(values: &[f64]) -> Cells<1> {
+        let mut c = CellCounter::new(CELL_CAP);
+        for v in values {
+            c.add([*v], 1);
+        }
+        c.finish()
+    }
+
+    #[test]
+    fn edges_are_the_baselines_quantiles_and_ties_go_up() {
+        // 1..=10: quintiles by linear interpolation at h = 9q (2.8 = 2 + 0.8 × (3 − 2), …).
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        let e = strata_edges(&cells(&v), 0.0).unwrap();
+        for (got, want) in e.iter().zip([1.0, 2.8, 4.6, 6.4, 8.2, 10.0]) {
+            assert!((got - want).abs() < 1e-12, "{e:?}");
+        }
+        assert_eq!(stratum_of(&e, 1.0), 0);
+        assert_eq!(stratum_of(&e, 2.79), 0);
+        assert_eq!(stratum_of(&e, e[1]), 1, "a value on an edge goes up");
+        assert_eq!(stratum_of(&e, 9.0), 4);
+        assert_eq!(
+            stratum_of(&e, 10.0),
+            4,
+            "the maximum is in the last stratum"
+        );
+        // 70 zeros then 1..=30: the first four edges are 0, so every zero is in stratum 3
+        // and strata 0–2 are empty.
+        let mut tied = vec![0.0; 70];
+        tied.extend((1..=30).map(f64::from));
+        let e = strata_edges(&cells(&tied), 0.0).unwrap();
+        assert_eq!(&e[..4], &[0.0; 4]);
+        assert_eq!(stratum_of(&e, 0.0), 3);
+        assert_eq!(stratum_of(&e, 30.0), 4);
+        // Deciles from 20,000 baselines; none without any.
+        let many: Vec<f64> = (0..20_000).map(f64::from).collect();
+        assert_eq!(strata_edges(&cells(&many), 0.0).unwrap().len(), 11);
+        assert!(strata_edges(&cells(&[]), 0.0).is_none());
+    }
 }

@@ -13,7 +13,7 @@ use super::AppState;
 use crate::analysis::aggregate::AggregateSummary;
 use crate::analysis::aggregate_boot::BootSettings;
 use crate::analysis::report::{BootstrapMethod, Correction, MissingOutcomes};
-use crate::analysis::service::SummaryRequest;
+use crate::analysis::service::{KneeRequest, SummaryRequest};
 use crate::domain::experiment::{
     Experiment, ExperimentData, ExperimentInput, NewExperiment, VariantInput,
 };
@@ -350,12 +350,16 @@ pub struct SummaryQuery {
     /// Adjust each KPI and guardrail with its own pre-period values (CUPED, as an analysis's
     /// `cuped`); default: true when any of them has pre-period values.
     pub cuped: Option<bool>,
-    /// Also find each KPI's causal threshold (knee) as an analysis does (`thresholds`, evidence
-    /// `causal`): units stratified by their pre-period SLI, Cochran's Q on the strata's 2SLS
-    /// slopes at α = 1 − confidence, and the hinge fitted on each arm × stratum cell's
+    /// Also find each KPI's causal threshold (knee) as an analysis does (its `threshold`
+    /// entries of evidence `causal`): units stratified by their pre-period SLI, Cochran's Q on the strata's 2SLS
+    /// slopes at `alpha`, and the hinge fitted on each arm × stratum cell's
     /// (SLI, KPI) rows counted into at most 4,096 cells, bootstrapped with min(resamples, 500)
     /// replicates (500 without `resamples`) from `seed`. Reads the units twice; default false.
     pub thresholds: Option<bool>,
+    /// Significance level of the thresholds' no-threshold test, in (0, 0.5] (as an analysis's
+    /// `alpha`); default 0.05. Only with `thresholds=true`.
+    #[param(exclusive_minimum = 0.0, maximum = 0.5)]
+    pub alpha: Option<f64>,
 }
 
 /// The summary's parameters, checked, each problem naming its query parameter.
@@ -384,6 +388,16 @@ fn summary_request(q: &SummaryQuery) -> Result<SummaryRequest, AppError> {
         ));
     }
     let thresholds = q.thresholds.unwrap_or(false);
+    let alpha = q.alpha.unwrap_or(0.05);
+    if !(alpha > 0.0 && alpha <= 0.5) {
+        issues.push(Issue::field("alpha", "must be in (0, 0.5]"));
+    }
+    if q.alpha.is_some() && !thresholds {
+        issues.push(Issue::field(
+            "alpha",
+            "is the level of the thresholds' test: it needs thresholds=true",
+        ));
+    }
     if q.resamples.is_none() && (q.seed.is_some() && !thresholds || q.bootstrap_method.is_some()) {
         issues.push(Issue::field(
             "resamples",
@@ -405,15 +419,17 @@ fn summary_request(q: &SummaryQuery) -> Result<SummaryRequest, AppError> {
             confidence,
         }),
         cuped: q.cuped,
-        thresholds: thresholds.then_some(seed),
+        thresholds: thresholds.then_some(KneeRequest { alpha, seed }),
     })
 }
 
 /// Summarises an experiment from per-arm sums computed in the database: sample ratio, arm
 /// levels, every treatment's difference from control per KPI and guardrail, and the causal
-/// SLI→KPI slope, CUPED-adjusted where metrics have pre-period values. It reads a few rows per
-/// arm and metric whatever the experiment's size, so it answers at once where a full analysis
-/// (thresholds, ratio metrics, per-unit bootstrap) runs as a job.
+/// SLI→KPI slope, CUPED-adjusted where metrics have pre-period values; with `resamples`, bootstrap
+/// intervals from counted cells, and with `thresholds=true` each KPI's causal threshold. It
+/// never holds the units' values, so its memory does not grow with the experiment; ratio
+/// metrics, winsorizing, the observational knee and several SLIs' joint slopes are left to the
+/// full analysis (listed in `not_summarised`).
 #[utoipa::path(
     get, path = "/api/v1/experiments/{key}/summary", operation_id = "get_experiment_summary",
     tag = "experiments",

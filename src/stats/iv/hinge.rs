@@ -216,7 +216,21 @@ impl IvHingeData {
         IvHingeData::checked(out, strata, range)
     }
 
+    /// Checks what the data identify: per stratum, its non-empty arms less one are the arm
+    /// contrasts there (a heavily tied baseline may leave strata empty), and two slopes and ψ
+    /// need three; and x must spread.
     fn checked(cells: Vec<Cell>, strata: usize, range: (f64, f64)) -> StatsResult<IvHingeData> {
+        let mut arms_in = vec![0usize; strata];
+        for c in cells.iter().filter(|c| !c.x.is_empty()) {
+            arms_in[c.stratum] += 1;
+        }
+        let contrasts: usize = arms_in.iter().map(|a| a.saturating_sub(1)).sum();
+        if contrasts < 3 {
+            return Err(StatsError::InvalidParameter(format!(
+                "a causal threshold needs three arm contrasts within strata (two slopes and the \
+                 breakpoint); the non-empty arm × stratum cells give {contrasts}"
+            )));
+        }
         if range.1 <= range.0 {
             return Err(StatsError::ZeroVariance(
                 "x has no spread between its 5th and 95th percentiles",

@@ -433,6 +433,44 @@ fn a_strong_first_stage_without_a_kpi_effect_rarely_validates() {
     );
 }
 
+/// Units of a simulated latency experiment with a knee: log-normal latency (median 550 ms,
+/// σ 0.5), arms +0/+250 ms, conversion 12% flat up to 800 ms, then −0.012 points per ms,
+/// floored at 0.1%; strata by quantiles of each unit's pre-period latency.
+struct KneeUnits {
+    y: Vec<f64>,
+    x: Vec<f64>,
+    arm: Vec<u32>,
+    stratum: Vec<u32>,
+}
+
+/// `n` units of [`KneeUnits`] in `strata` strata; latency in whole milliseconds if `whole_ms`.
+fn knee_units(r: &mut Xoshiro256PlusPlus, n: usize, strata: usize, whole_ms: bool) -> KneeUnits {
+    let base = LogNormal::new(550f64.ln(), 0.5).unwrap();
+    let jitter = LogNormal::new(-0.05f64 * 0.05 / 2.0, 0.05).unwrap();
+    let (mut x, mut y, mut arm, mut pre) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..n {
+        let a = r.random_range(0..2u32);
+        let b = base.sample(r);
+        let mut xi = b * jitter.sample(r) + 250.0 * f64::from(a);
+        if whole_ms {
+            xi = xi.round();
+        }
+        let p = (0.12 - 0.00012 * (xi - 800.0).max(0.0)).max(0.001);
+        x.push(xi);
+        arm.push(a);
+        pre.push(b * jitter.sample(r));
+        y.push(f64::from(u8::from(r.random::<f64>() < p)));
+    }
+    let mut sorted = pre.clone();
+    sorted.sort_by(f64::total_cmp);
+    let edges: Vec<f64> = (1..strata).map(|k| sorted[k * n / strata]).collect();
+    let stratum = pre
+        .iter()
+        .map(|v| edges.partition_point(|q| q <= v) as u32)
+        .collect();
+    KneeUnits { y, x, arm, stratum }
+}
+
 /// The causal threshold (2SLS hinge, arm × baseline-decile instruments) on 200 simulated
 /// experiments of 100,000 units each: log-normal latency (median 550 ms, σ 0.5), arms +0/+250 ms,
 /// conversion 12% flat up to 800 ms, then −0.012 points per ms, floored at 0.1% (saturation).
@@ -441,31 +479,11 @@ fn a_strong_first_stage_without_a_kpi_effect_rarely_validates() {
 #[test]
 fn causal_threshold_interval_covers_a_saturating_knee() {
     use sloproof::stats::iv::{iv_hinge, IvHingeData};
-    let base = LogNormal::new(550f64.ln(), 0.5).unwrap();
-    let jitter = LogNormal::new(-0.05f64 * 0.05 / 2.0, 0.05).unwrap();
     let (n, strata, trials) = (100_000, 10, 200);
     let mut cover = 0;
     for e in 0..trials {
-        let mut r = rng(1000 + e);
-        let (mut x, mut y, mut arm, mut pre) = (vec![], vec![], vec![], vec![]);
-        for _ in 0..n {
-            let a = r.random_range(0..2u32);
-            let b = base.sample(&mut r);
-            let xi = b * jitter.sample(&mut r) + 250.0 * f64::from(a);
-            let p = (0.12 - 0.00012 * (xi - 800.0).max(0.0)).max(0.001);
-            x.push(xi);
-            arm.push(a);
-            pre.push(b * jitter.sample(&mut r));
-            y.push(f64::from(u8::from(r.random::<f64>() < p)));
-        }
-        let mut sorted = pre.clone();
-        sorted.sort_by(f64::total_cmp);
-        let edges: Vec<f64> = (1..strata).map(|k| sorted[k * n / strata]).collect();
-        let stratum: Vec<u32> = pre
-            .iter()
-            .map(|v| edges.partition_point(|q| q <= v) as u32)
-            .collect();
-        let data = IvHingeData::new(&y, &x, &arm, &stratum, 2, strata).unwrap();
+        let k = knee_units(&mut rng(1000 + e), n, strata, false);
+        let data = IvHingeData::new(&k.y, &k.x, &k.arm, &k.stratum, 2, strata).unwrap();
         let h = iv_hinge(&data, 100, e, 0.95).unwrap();
         assert_eq!(h.dropped, 0);
         cover += usize::from(h.breakpoint_ci.0 <= 800.0 && 800.0 <= h.breakpoint_ci.1);
@@ -491,28 +509,8 @@ fn causal_threshold_interval_covers_a_saturating_knee() {
 fn hinge_on_counted_cells_bootstraps_like_the_units() {
     use sloproof::stats::cells::{CellCounter, Cells};
     use sloproof::stats::iv::IvHingeData;
-    let base = LogNormal::new(550f64.ln(), 0.5).unwrap();
-    let jitter = LogNormal::new(-0.05f64 * 0.05 / 2.0, 0.05).unwrap();
     let (n, strata, reps) = (60_000, 5, 400);
-    let mut r = rng(77);
-    let (mut x, mut y, mut arm, mut pre) = (vec![], vec![], vec![], vec![]);
-    for _ in 0..n {
-        let a = r.random_range(0..2u32);
-        let b = base.sample(&mut r);
-        let xi = (b * jitter.sample(&mut r) + 250.0 * f64::from(a)).round();
-        let p = (0.12 - 0.00012 * (xi - 800.0).max(0.0)).max(0.001);
-        x.push(xi);
-        arm.push(a);
-        pre.push(b * jitter.sample(&mut r));
-        y.push(f64::from(u8::from(r.random::<f64>() < p)));
-    }
-    let mut sorted = pre.clone();
-    sorted.sort_by(f64::total_cmp);
-    let edges: Vec<f64> = (1..strata).map(|k| sorted[k * n / strata]).collect();
-    let stratum: Vec<u32> = pre
-        .iter()
-        .map(|v| edges.partition_point(|q| q <= v) as u32)
-        .collect();
+    let KneeUnits { y, x, arm, stratum } = knee_units(&mut rng(77), n, strata, true);
     let units = IvHingeData::new(&y, &x, &arm, &stratum, 2, strata).unwrap();
     let cells = |cap: usize| -> Vec<Cells<2>> {
         let mut c: Vec<CellCounter<2>> = vec![CellCounter::new(cap); 2 * strata];

@@ -217,21 +217,9 @@ fn thresholds(
 
 /// A KPI's causal threshold when no assigned unit has a pre-period SLI value.
 fn no_baselines(e: &Experiment, m: &Metric) -> super::report::Threshold {
-    let reason = threshold::too_few_baselines(&e.sli, 0, 1).unwrap_or_default();
-    super::report::Threshold {
-        kpi: m.key.clone(),
-        sli: e.sli.key.clone(),
-        evidence: super::report::Evidence::Causal,
-        breakpoint: None,
-        slope_below: None,
-        slope_above: None,
-        slope_below_ci: None,
-        slope_above_ci: None,
-        slope_change_ci: None,
-        no_threshold_test: None,
-        reason: Some(reason),
-        buckets: Vec::new(),
-    }
+    let mut t = threshold::empty_of(&e.sli, m, super::report::Evidence::Causal);
+    t.reason = threshold::too_few_baselines(&e.sli, 0, 1);
+    t
 }
 
 /// Reads the experiment's units into a fresh `builder()` per unit range, from `split_from`

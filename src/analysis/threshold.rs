@@ -33,7 +33,8 @@ fn empty(d: &UnitData, m: &MetricColumn, evidence: Evidence) -> Threshold {
     empty_of(&d.sli_metric, &m.metric, evidence)
 }
 
-fn empty_of(sli: &Metric, kpi: &Metric, evidence: Evidence) -> Threshold {
+/// A threshold of `kpi` on `sli` with nothing found yet.
+pub fn empty_of(sli: &Metric, kpi: &Metric, evidence: Evidence) -> Threshold {
     Threshold {
         kpi: kpi.key.clone(),
         sli: sli.key.clone(),

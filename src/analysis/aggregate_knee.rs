@@ -5,7 +5,8 @@
 //! of a KPI's causal population into its arm × stratum cell and keeps there
 //! - exact shifted sums (n, Σu, Σv, Σu², Σv², Σuv of u = SLI − shift, v = KPI − shift), from
 //!   which each stratum's 2SLS slope for the no-threshold test is the analysis's to rounding;
-//! - the (SLI, KPI) rows counted into at most [`CELL_CAP`] cells, on which the hinge is fitted
+//! - the (SLI less its least value, KPI) rows counted into at most [`CELL_CAP`] cells (above
+//!   the least value the cells bin the spread, not the level), on which the hinge is fitted
 //!   and bootstrapped (`stats::iv::IvHingeData::from_cells`): the analysis's fit when the cells
 //!   are exact, and within the binning bound of `stats::cells` otherwise.
 //!
@@ -67,18 +68,28 @@ struct KpiCells {
     cells: Vec<KneeCell>,
 }
 
+/// The strata of the first read: their edges, and the least SLI value of an assigned unit,
+/// which the hinge's cells count values above (`analysis::threshold::hinge_offset`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KneeStrata {
+    pub edges: Vec<f64>,
+    pub x_offset: f64,
+}
+
 /// What a read of the units collects for the causal threshold.
 #[derive(Debug, Clone)]
 pub struct KneeBuilder(Phase);
 
 #[derive(Debug, Clone)]
 enum Phase {
-    /// First read: the assigned units' pre-period SLI values less `shift`.
-    Baselines(CellCounter<1>, f64),
+    /// First read: the assigned units' pre-period SLI values less `shift`, and the least SLI
+    /// value.
+    Baselines(CellCounter<1>, f64, f64),
     /// Second read: the KPIs' arm × stratum cells, by the strata's `edges`.
     Cells {
         arms: usize,
         edges: Vec<f64>,
+        x_offset: f64,
         kpis: Vec<KpiCells>,
     },
 }
@@ -86,15 +97,21 @@ enum Phase {
 impl KneeBuilder {
     /// The first read's builder; `shift` is the SLI's (`UnitData::sli_shift`).
     pub fn baselines(shift: f64) -> KneeBuilder {
-        KneeBuilder(Phase::Baselines(CellCounter::new(CELL_CAP), shift))
+        KneeBuilder(Phase::Baselines(
+            CellCounter::new(CELL_CAP),
+            shift,
+            f64::INFINITY,
+        ))
     }
 
-    /// The second read's builder, for `arms` arms and the strata of `edges`.
-    pub fn cells(arms: usize, edges: Vec<f64>, kpis: &[KneeKpi]) -> KneeBuilder {
+    /// The second read's builder, for `arms` arms and the first read's strata.
+    pub fn cells(arms: usize, strata: KneeStrata, kpis: &[KneeKpi]) -> KneeBuilder {
+        let KneeStrata { edges, x_offset } = strata;
         let strata = edges.len() - 1;
         KneeBuilder(Phase::Cells {
             arms,
             edges,
+            x_offset,
             kpis: kpis
                 .iter()
                 .map(|k| KpiCells {
@@ -110,12 +127,18 @@ impl KneeBuilder {
     /// and its pre-period value of each (`pre`); NaN: none.
     pub fn unit(&mut self, arm: usize, post: &[f64], pre: &[f64]) {
         match &mut self.0 {
-            Phase::Baselines(c, shift) => {
+            Phase::Baselines(c, shift, least) => {
                 if !pre[0].is_nan() {
                     c.add([pre[0] - *shift], 1);
                 }
+                *least = least.min(post[0]);
             }
-            Phase::Cells { arms, edges, kpis } => {
+            Phase::Cells {
+                arms,
+                edges,
+                x_offset,
+                kpis,
+            } => {
                 let (x, baseline) = (post[0], pre[0]);
                 if x.is_nan() {
                     return;
@@ -137,7 +160,8 @@ impl KneeBuilder {
                     for (sum, t) in cell.sums.iter_mut().zip([u, v, u * u, v * v, u * v]) {
                         sum.add(t);
                     }
-                    cell.rows.add([x, y], 1);
+                    // Above the least SLI value, so the cells bin the spread, not the level.
+                    cell.rows.add([x - *x_offset, y], 1);
                 }
             }
         }
@@ -146,14 +170,15 @@ impl KneeBuilder {
     /// Adds another range's units (a builder of the same read).
     pub fn merge(self, other: KneeBuilder) -> KneeBuilder {
         KneeBuilder(match (self.0, other.0) {
-            (Phase::Baselines(mut a, shift), Phase::Baselines(b, _)) => {
+            (Phase::Baselines(mut a, shift, x), Phase::Baselines(b, _, y)) => {
                 a.merge(b);
-                Phase::Baselines(a, shift)
+                Phase::Baselines(a, shift, x.min(y))
             }
             (
                 Phase::Cells {
                     arms,
                     edges,
+                    x_offset,
                     mut kpis,
                 },
                 Phase::Cells { kpis: theirs, .. },
@@ -164,16 +189,24 @@ impl KneeBuilder {
                         a.merge(b);
                     }
                 }
-                Phase::Cells { arms, edges, kpis }
+                Phase::Cells {
+                    arms,
+                    edges,
+                    x_offset,
+                    kpis,
+                }
             }
             (mine, _) => mine,
         })
     }
 
-    /// The first read's strata edges (`None` without baselines, or after a second read).
-    pub fn edges(self) -> Option<Vec<f64>> {
+    /// The first read's strata (`None` without baselines, or after a second read).
+    pub fn strata(self) -> Option<KneeStrata> {
         match self.0 {
-            Phase::Baselines(c, shift) => threshold::strata_edges(&c.finish(), shift),
+            Phase::Baselines(c, shift, least) => Some(KneeStrata {
+                edges: threshold::strata_edges(&c.finish(), shift)?,
+                x_offset: if least.is_finite() { least } else { 0.0 },
+            }),
             Phase::Cells { .. } => None,
         }
     }
@@ -186,7 +219,13 @@ impl KneeBuilder {
         metrics: &[&'a Metric],
         control: usize,
     ) -> Vec<Result<Stratified<'a>, String>> {
-        let Phase::Cells { arms, edges, kpis } = self.0 else {
+        let Phase::Cells {
+            arms,
+            edges,
+            x_offset,
+            kpis,
+        } = self.0
+        else {
             return Vec::new();
         };
         kpis.into_iter()
@@ -205,6 +244,7 @@ impl KneeBuilder {
                     arms,
                     control,
                     shifts: k.kpi.shifts,
+                    x_offset,
                     cells: k.cells,
                 })
             })
@@ -220,6 +260,7 @@ pub struct Stratified<'a> {
     arms: usize,
     control: usize,
     shifts: (f64, f64),
+    x_offset: f64,
     cells: Vec<KneeCell>,
 }
 
@@ -235,6 +276,7 @@ impl<'a> Stratified<'a> {
             edges: &self.edges,
             slopes,
             hinge: Box::new(move || IvHingeData::from_cells(&rows, self.arms, strata)),
+            x_offset: self.x_offset,
         }
     }
 

@@ -218,13 +218,22 @@ fn knee_sentence(d: &UnitData, p: &Parameters, kpi: &str, thresholds: &[Threshol
             } else {
                 "below"
             };
+            // Enough decimals to tell the interval's ends apart (none for a latency in ms; five
+            // for an availability knee between 0.99896 and 0.99949).
+            let width = (b.ci_high - b.ci_low).abs();
+            let decimals = if width > 0.0 && width.is_finite() {
+                (1 - width.log10().floor() as i32).clamp(0, 12) as usize
+            } else {
+                0
+            };
+            let v = |x: f64| format!("{x:.decimals$}");
             format!(
-                " The harm grows {side} {:.0}{unit} of {} ({}% CI {:.0}–{:.0}{unit}): a causal threshold.",
-                b.estimate,
+                " The harm grows {side} {}{unit} of {} ({}% CI {}–{}{unit}): a causal threshold.",
+                v(b.estimate),
                 d.sli_metric.name,
                 conf_text(p.confidence),
-                b.ci_low,
-                b.ci_high
+                v(b.ci_low),
+                v(b.ci_high)
             )
         }
         None => String::new(),

@@ -4,7 +4,7 @@
 
 use super::aggregate::AggregateSummary;
 use super::aggregate_boot::BootSettings;
-use super::aggregate_knee::{KneeBuilder, KneeKpi};
+use super::aggregate_knee::{KneeBuilder, KneeKpi, KneeStrata};
 use super::aggregate_stream::{Streamed, SumsBuilder};
 use super::data::missing_rule;
 use super::report::MissingOutcomes;
@@ -82,7 +82,7 @@ pub fn summary_split(
     };
     let paired: Vec<i64> = e.kpis.iter().map(|m| m.id).collect();
     let per_unit = r.bootstrap.is_some() || !knee_kpis.is_empty();
-    let read = |edges: &Option<Vec<f64>>| {
+    let read = |edges: &Option<KneeStrata>| {
         let builder = || {
             let mut b = SumsBuilder::new(variant_ids(e), sli, &ids);
             if r.bootstrap.is_some() {
@@ -126,9 +126,11 @@ pub fn summary_split(
             seed: super::seed_of(k.seed, &format!("causal-knee:{}", m.key), 0),
         };
         let mut found = match (edges, knees) {
+            // No KPI can have one here (ratio metrics, several SLIs: `not_summarised`).
+            (Baselines::NotAsked, _) => Vec::new(),
             (Baselines::Edges, Some(k)) => thresholds(e, &kpis, k, settings),
             (Baselines::None, _) => kpis.iter().map(|m| no_baselines(e, m)).collect(),
-            _ => {
+            (Baselines::Unread | Baselines::Edges, _) => {
                 out.not_summarised
                     .push(unread(&e.sli.key, "no causal thresholds"));
                 Vec::new()
@@ -294,7 +296,7 @@ fn read_with_edges(
     db: &Db,
     e: &Experiment,
     (sli, split_from): (Slot, usize),
-    read: impl Fn(&Option<Vec<f64>>) -> AppResult<Option<(i64, Streamed)>>,
+    read: impl Fn(&Option<KneeStrata>) -> AppResult<Option<(i64, Streamed)>>,
 ) -> AppResult<(Baselines, Option<(i64, Streamed)>)> {
     const ATTEMPTS: usize = 3;
     for _ in 0..ATTEMPTS {
@@ -305,7 +307,7 @@ fn read_with_edges(
         let Some((version, first)) = first else {
             return Ok((Baselines::Unread, read(&None)?));
         };
-        let edges = first.knees.and_then(KneeBuilder::edges);
+        let edges = first.knees.and_then(KneeBuilder::strata);
         let second = read(&edges)?;
         if second.as_ref().is_some_and(|(v, _)| *v != version) {
             continue;

@@ -124,6 +124,23 @@ pub fn stratum_of(edges: &[f64], v: f64) -> u32 {
     edges[1..edges.len() - 1].partition_point(|e| *e <= v) as u32
 }
 
+/// What the hinge's SLI values are counted above: the least SLI value of an assigned unit (0
+/// without any). Above it the values' cells bin their spread, not their level (an
+/// availability near 1, or a latency in µs since an epoch, would otherwise fall into a few
+/// cells), and the hinge keeps its digits; the breakpoint is reported back on the SLI's scale.
+pub fn hinge_offset(sli: &[f64]) -> f64 {
+    let least = sli
+        .iter()
+        .copied()
+        .filter(|v| !v.is_nan())
+        .fold(f64::INFINITY, f64::min);
+    if least.is_finite() {
+        least
+    } else {
+        0.0
+    }
+}
+
 /// The reason no causal threshold is attempted when too few units have a baseline, or `None`.
 pub fn too_few_baselines(sli: &Metric, with_baseline: u64, analysed: u64) -> Option<String> {
     (with_baseline < CAUSAL_MIN_UNITS as u64 || with_baseline * 2 < analysed).then(|| {
@@ -212,21 +229,24 @@ pub fn causal_threshold(
             return Some(t);
         }
     };
+    let offset = hinge_offset(&d.sli);
     let input = StratifiedKpi {
         sli: &d.sli_metric,
         kpi: &m.metric,
         edges: &s.edges,
         slopes: bucket_slopes(d, &s),
         hinge: Box::new(|| {
+            let x: Vec<f64> = s.pop.x.iter().map(|v| v - offset).collect();
             IvHingeData::new(
                 &s.pop.y,
-                &s.pop.x,
+                &x,
                 &s.pop.arm,
                 &s.stratum,
                 d.arms.len(),
                 s.edges.len() - 1,
             )
         }),
+        x_offset: offset,
     };
     let knee = KneeSettings {
         alpha: p.alpha,
@@ -245,7 +265,9 @@ pub struct StratifiedKpi<'a> {
     pub kpi: &'a Metric,
     pub edges: &'a [f64],
     pub slopes: Vec<(u64, StatsResult<TwoSls>)>,
+    /// The hinge's data, with the SLI's values less `x_offset` ([`hinge_offset`]).
     pub hinge: Box<dyn FnOnce() -> StatsResult<IvHingeData> + 'a>,
+    pub x_offset: f64,
 }
 
 /// How the causal threshold is tested and bootstrapped.
@@ -342,9 +364,9 @@ pub fn causal_from_strata(input: StratifiedKpi, k: KneeSettings) -> Threshold {
         return t;
     }
     t.breakpoint = Some(Breakpoint {
-        estimate: h.fit.breakpoint,
-        ci_low: h.breakpoint_ci.0,
-        ci_high: h.breakpoint_ci.1,
+        estimate: h.fit.breakpoint + input.x_offset,
+        ci_low: h.breakpoint_ci.0 + input.x_offset,
+        ci_high: h.breakpoint_ci.1 + input.x_offset,
     });
     t
 }

@@ -80,7 +80,9 @@ pub fn two_sls_from_arm_moments(
         return Err(StatsError::NoFirstStage("no excluded instruments".into()));
     }
     if let Some(a) = m.iter().position(|g| g.n <= 0.0) {
-        return Err(StatsError::Singular(format!("arm {a} has no units")));
+        return Err(StatsError::Singular(format!(
+            "arm {a} (in the experiment's order, from 0) has no units with both values"
+        )));
     }
     let n = m.iter().map(|g| g.n).sum::<f64>() as usize;
     if n <= m.len() {
@@ -155,7 +157,9 @@ fn arm_moments(
         g.y += y[i];
     }
     if let Some(a) = m.iter().position(|g| g.n == 0.0) {
-        return Err(StatsError::Singular(format!("arm {a} has no units")));
+        return Err(StatsError::Singular(format!(
+            "arm {a} (in the experiment's order, from 0) has no units with both values"
+        )));
     }
     for g in &mut m {
         g.x /= g.n;

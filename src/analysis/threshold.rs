@@ -126,7 +126,7 @@ pub fn stratum_of(edges: &[f64], v: f64) -> u32 {
 
 /// What the hinge's SLI values are counted above: the least SLI value of an assigned unit (0
 /// without any). Above it the values' cells bin their spread, not their level (an
-/// availability near 1, or a latency in µs since an epoch, would otherwise fall into a few
+/// availability near 1, or an SLI of 1e12 ± 1e5, would otherwise fall into a few
 /// cells), and the hinge keeps its digits; the breakpoint is reported back on the SLI's scale.
 pub fn hinge_offset(sli: &[f64]) -> f64 {
     let least = sli

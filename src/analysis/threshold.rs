@@ -98,8 +98,8 @@ pub fn observational_threshold(
 /// `stats::cells`), plus `shift`: the sample's quantiles (to a rounding) when it has at most
 /// that many distinct values, otherwise within 2⁻ᵏ of their distance from `shift` (k ≥ 8 for a
 /// log-normal with σ ≤ 1). Counting values less a central one makes the cells' resolution
-/// follow the spread, not the magnitude (an availability of 0.999 ± 0.0003, or microseconds
-/// since an epoch, would otherwise fall into a handful of cells). Any cut points fixed by
+/// follow the spread, not the magnitude (an availability of 0.999 ± 0.0003, or an SLI
+/// of 1e12 ± 1e5, would otherwise fall into a handful of cells). Any cut points fixed by
 /// pre-period values alone make valid strata; taking them from cells lets a summary that reads
 /// no units find the same strata as the analysis, and taking them over all assigned units (not
 /// only those with the KPI) keeps them free of outcomes. `None` without baselines.

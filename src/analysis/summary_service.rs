@@ -125,21 +125,23 @@ pub fn summary_split(
             }) as usize,
             seed: super::seed_of(k.seed, &format!("causal-knee:{}", m.key), 0),
         };
-        let mut found = match (edges, knees) {
+        // As in an analysis, a KPI without a causal slope has no threshold (`not_summarised`
+        // says why); its hinge is not fitted.
+        let causal: Vec<String> = out.causal.iter().map(|c| c.kpi.clone()).collect();
+        let keep = |m: &Metric| causal.contains(&m.key);
+        out.thresholds = match (edges, knees) {
             // No KPI can have one here (ratio metrics, several SLIs: `not_summarised`).
             (Baselines::NotAsked, _) => Vec::new(),
-            (Baselines::Edges, Some(k)) => thresholds(e, &kpis, k, settings),
-            (Baselines::None, _) => kpis.iter().map(|m| no_baselines(e, m)).collect(),
+            (Baselines::Edges, Some(k)) => thresholds(e, &kpis, k, keep, settings),
+            (Baselines::None, _) => (kpis.iter().filter(|m| keep(m)))
+                .map(|m| no_baselines(e, m))
+                .collect(),
             (Baselines::Unread | Baselines::Edges, _) => {
                 out.not_summarised
                     .push(unread(&e.sli.key, "no causal thresholds"));
                 Vec::new()
             }
         };
-        // As in an analysis, a KPI without a causal slope has no threshold (`not_summarised`
-        // says why).
-        found.retain(|t| out.causal.iter().any(|c| c.kpi == t.kpi));
-        out.thresholds = found;
         for m in e.kpis.iter().filter(|m| m.ratio.is_some()) {
             out.not_summarised.push(super::aggregate::NotSummarised {
                 metric: m.key.clone(),
@@ -194,11 +196,12 @@ fn knee_kpis<'e>(
         .collect()
 }
 
-/// Each KPI's causal threshold from the second read's cells.
+/// The causal threshold from the second read's cells of each KPI that `keep` accepts.
 fn thresholds(
     e: &Experiment,
     kpis: &[&Metric],
     knees: KneeBuilder,
+    keep: impl Fn(&Metric) -> bool,
     settings: impl Fn(&Metric) -> KneeSettings,
 ) -> Vec<super::report::Threshold> {
     let control = e.variants.iter().position(|v| v.control).unwrap_or(0);
@@ -206,6 +209,7 @@ fn thresholds(
     found
         .iter()
         .zip(kpis)
+        .filter(|(_, m)| keep(m))
         .map(|(f, m)| match f {
             Ok(s) => threshold::causal_from_strata(s.input(), settings(m)),
             Err(reason) => {

@@ -13,7 +13,12 @@ With --postgres URL (a role that may create databases) it runs on a fresh Postgr
 of its own instead, dropped afterwards, and the reference reads the rows through psql.
 It also times the upload (`simulate`: assignments, then observations, through the API).
 
+With --one-kpi --no-pre-period the experiment has conversion alone and no pre-period data
+(2 observations per unit: the issue's 100M-unit PostgreSQL benchmark, `--units 100000000
+--no-reference --postgres URL`, needs about 48 GB of disk and 20 minutes of upload).
+
 Usage: cargo build --release && python3 scripts/bench_analysis.py [--units N] [--postgres URL]
+           [--one-kpi] [--no-pre-period] [--no-reference]
 """
 import argparse
 import io
@@ -56,7 +61,11 @@ def main():
     ap.add_argument("--units", type=int, default=1_000_000)
     ap.add_argument("--postgres", help="admin URL of a PostgreSQL role that may create databases")
     ap.add_argument("--no-reference", action="store_true", help="skip the Python reference (it needs ~40 GB at 10M units)")
+    ap.add_argument("--one-kpi", action="store_true", help="conversion alone (simulate --revenue false)")
+    ap.add_argument("--no-pre-period", action="store_true", help="no pre-period data (simulate --pre-period false)")
     args = ap.parse_args()
+    if (args.one_kpi or args.no_pre_period) and not args.no_reference:
+        ap.error("the Python reference compares both KPIs with pre-period data: add --no-reference")
     if args.postgres:
         name = f"sloproof_bench_{os.getpid()}"
         subprocess.run(["psql", "-q", args.postgres, "-c", f"CREATE DATABASE {name}"], check=True)
@@ -92,8 +101,9 @@ def run(args, db):
         time.sleep(1)
         api = f"http://127.0.0.1:{port}"
         t = time.perf_counter()
-        subprocess.run([BINARY, "simulate", "--api", api, "--token", token, "--units", str(args.units), "--key", "bench"], check=True,
-                       stdout=subprocess.DEVNULL)
+        shape = (["--revenue", "false"] if args.one_kpi else []) + (["--pre-period", "false"] if args.no_pre_period else [])
+        subprocess.run([BINARY, "simulate", "--api", api, "--token", token, "--units", str(args.units), "--key", "bench", *shape],
+                       check=True, stdout=subprocess.DEVNULL)
         load = time.perf_counter() - t
         # Restart so the peak memory measured is the analysis's own, not the upload's.
         server.terminate()
@@ -135,7 +145,8 @@ def run(args, db):
         print(f"database size: {int(size) / 1e9:.2f} GB")
     else:
         print(f"database size: {sum(os.path.getsize(p) for p in [db, db + '-wal'] if os.path.exists(p)) / 1e9:.2f} GB")
-    print(f"{backend}: simulate + upload of {args.units:,} units (assignments, then 6 observations per unit) "
+    per_unit = (2 if args.one_kpi else 3) * (1 if args.no_pre_period else 2)
+    print(f"{backend}: simulate + upload of {args.units:,} units (assignments, then {per_unit} observations per unit) "
           f"{load:.1f} s")
     print(f"sloproof summary from the database's per-arm sums (GET .../summary): {in_db:.2f} s; server peak RSS "
           f"{summary_peak:.0f} MB; slope of {slope['kpi']} {slope['slope']['estimate']:.6g} per ms; "

@@ -31,9 +31,9 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Simulate { api, token, config } => {
-            let sim = sloproof::simulate::generate(&config)?;
-            actix_web::rt::System::new().block_on(sloproof::simulate::load(&api, &token, &sim))?;
-            let key = sim.experiment["key"].as_str().unwrap_or_default();
+            let sim = sloproof::simulate::stream(&config)?;
+            let key = actix_web::rt::System::new()
+                .block_on(sloproof::simulate::load_stream(&api, &token, sim))?;
             println!("loaded experiment '{key}'; analyse it with:");
             println!("  curl -s -X POST {api}/api/v1/experiments/{key}/analyses");
             Ok(())

@@ -1,6 +1,7 @@
 //! Simulated experiments with a known truth, for demos and end-to-end tests: one preset per
-//! use case (`--scenario`). The default, `ecommerce-latency`, is below; the others document
-//! their process in their modules.
+//! use case (`--scenario`). The default, `ecommerce-latency`, is below (generated in `latency`,
+//! block by block of units, so `stream` can load experiments larger than memory); the others
+//! document their process in their modules.
 //!
 //! Data-generating process of `ecommerce-latency`, per unit i (defaults in
 //! [`SimConfig::default`]):
@@ -16,9 +17,6 @@
 //! So r is the relative change of conversion (and revenue) per +100 ms: the true 2SLS slope of
 //! conversion on latency is p₀·r/100 per ms for the linear curve.
 
-use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, LogNormal};
-use rand_xoshiro::Xoshiro256PlusPlus;
 use serde_json::{json, Value};
 
 /// Enrolment period of simulated units: 14 days.
@@ -27,6 +25,7 @@ const ENROLMENT_SECONDS: u64 = 14 * 86_400;
 mod chatbot;
 mod fraud;
 mod freshness;
+mod latency;
 mod moderation;
 pub mod rag;
 mod shares;
@@ -98,6 +97,10 @@ pub struct SimConfig {
     /// Also simulate a pre-experiment period (SLI and KPIs), for CUPED and causal thresholds.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub pre_period: bool,
+    /// Also record revenue per user, a second KPI (`ecommerce-latency`; `false` leaves one KPI,
+    /// conversion, with the same draws).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub revenue: bool,
     /// Drop this share of one treatment arm's assignments (to demonstrate a sample-ratio mismatch).
     #[arg(long, default_value_t = 0.0)]
     pub drop_share: f64,
@@ -187,7 +190,7 @@ fn check(c: &SimConfig) -> anyhow::Result<()> {
 pub fn generate(c: &SimConfig) -> anyhow::Result<Simulated> {
     check(c)?;
     match c.scenario {
-        Scenario::EcommerceLatency => latency(c),
+        Scenario::EcommerceLatency => latency::generate(c),
         Scenario::ChatbotFaithfulness => chatbot::generate(c),
         Scenario::FraudRecall => fraud::generate(c),
         Scenario::ModerationPrecision => moderation::generate(c),
@@ -216,97 +219,6 @@ fn assignment_row(out: &mut String, unit: &str, arm: &str, i: usize, units: usiz
     ));
 }
 
-/// The ecommerce-latency scenario (the module doc's process).
-fn latency(c: &SimConfig) -> anyhow::Result<Simulated> {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(c.seed);
-    let k = c.doses.len().max(2);
-    let weight = 1.0 / k as f64;
-    let distinct = c
-        .doses
-        .iter()
-        .enumerate()
-        .all(|(i, d)| !c.doses[..i].contains(d));
-    let variants: Vec<Value> = c
-        .doses
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let key = match i {
-                0 => "control".to_owned(),
-                _ if distinct => format!("plus-{d}ms"),
-                _ => format!("arm-{i}"),
-            };
-            json!({"key": key, "weight": weight, "control": i == 0, "dose": if i == 0 { 0.0 } else { *d }})
-        })
-        .collect();
-    let keys: Vec<String> = variants
-        .iter()
-        .map(|v| v["key"].as_str().unwrap_or("").to_owned())
-        .collect();
-    let base = LogNormal::new(c.median_ms.ln(), c.sigma)?;
-    let jitter = LogNormal::new(-0.05f64 * 0.05 / 2.0, 0.05)?;
-    let s = 0.5f64;
-    let propensity = LogNormal::new(-s * s / 2.0, s)?;
-    let value = LogNormal::new(50f64.ln(), 0.5)?;
-    let mut assignments = String::with_capacity(c.units * 48);
-    let mut observations = String::with_capacity(c.units * 400);
-    let mut push = |unit: &str, metric: &str, v: f64, pre: bool| {
-        let period = if pre { ",\"period\":\"pre\"" } else { "" };
-        observation_row(&mut observations, unit, metric, v, period);
-    };
-    for i in 0..c.units {
-        let arm = rng.random_range(0..k);
-        let unit = format!("u{i:08}");
-        let dropped = arm == k - 1 && c.drop_share > 0.0 && rng.random::<f64>() < c.drop_share;
-        if !dropped {
-            assignment_row(&mut assignments, &unit, &keys[arm], i, c.units);
-        }
-        let b = base.sample(&mut rng);
-        let pi = propensity.sample(&mut rng);
-        let outcome = |x: f64, rng: &mut Xoshiro256PlusPlus| {
-            let p = (c.conversion * pi * g(c, x)).min(1.0);
-            let conv = rng.random::<f64>() < p;
-            let revenue = if conv {
-                (value.sample(rng) * 100.0).round() / 100.0
-            } else {
-                0.0
-            };
-            (f64::from(u8::from(conv)), revenue)
-        };
-        let x = (b * jitter.sample(&mut rng) + if arm == 0 { 0.0 } else { c.doses[arm] } * 1.0)
-            .max(0.0);
-        let x = (x * 100.0).round() / 100.0;
-        let (conv, revenue) = outcome(x, &mut rng);
-        push(&unit, "checkout-latency", x, false);
-        push(&unit, "checkout-conversion", conv, false);
-        push(&unit, "revenue-per-user", revenue, false);
-        if c.pre_period {
-            let xp = ((b * jitter.sample(&mut rng)) * 100.0).round() / 100.0;
-            let (cp, rp) = outcome(xp, &mut rng);
-            push(&unit, "checkout-latency", xp, true);
-            push(&unit, "checkout-conversion", cp, true);
-            push(&unit, "revenue-per-user", rp, true);
-        }
-    }
-    let true_conversion_slope = match c.curve {
-        Curve::Linear => c.conversion * c.effect_per_100ms / 100.0,
-        Curve::Knee => f64::NAN,
-    };
-    Ok(Simulated {
-        metrics: metrics(),
-        experiment: json!({
-            "key": c.key, "name": "Checkout latency injection (simulated)",
-            "hypothesis": "Added checkout latency lowers conversion and revenue",
-            "journey": "search → product → cart → checkout",
-            "sli": "checkout-latency", "kpis": ["checkout-conversion", "revenue-per-user"],
-            "variants": variants
-        }),
-        assignments_ndjson: assignments.into_bytes(),
-        observations_ndjson: observations.into_bytes(),
-        true_conversion_slope,
-    })
-}
-
 /// Largest upload request of `load`, in bytes (the server's default limit is 512 MiB).
 const UPLOAD_CHUNK: usize = 128 << 20;
 
@@ -332,73 +244,150 @@ fn line_chunks(body: &[u8], max: usize) -> Vec<&[u8]> {
     out
 }
 
+/// One block of units' rows: (assignments, observations) as NDJSON.
+pub type Block = (Vec<u8>, Vec<u8>);
+
+/// A simulation whose rows come block by block of units, so an experiment larger than memory can
+/// be loaded ([`stream`]).
+pub struct Streamed {
+    pub metrics: Vec<Value>,
+    pub experiment: Value,
+    /// The rows, one block of units at a time.
+    pub blocks: Box<dyn Iterator<Item = Block>>,
+}
+
+/// Units per block of [`stream`] (about 60–250 MB of NDJSON).
+const STREAM_BLOCK_UNITS: usize = 500_000;
+
+/// The configured scenario's experiment, its rows generated as they are uploaded: in blocks of
+/// 500,000 units for `ecommerce-latency` (the same rows as [`generate`]'s), in one block for the
+/// other scenarios.
+pub fn stream(c: &SimConfig) -> anyhow::Result<Streamed> {
+    check(c)?;
+    if c.scenario == Scenario::EcommerceLatency {
+        let (experiment, blocks) = latency::blocks(c, STREAM_BLOCK_UNITS)?;
+        return Ok(Streamed {
+            metrics: metrics(),
+            experiment,
+            blocks: Box::new(blocks),
+        });
+    }
+    let sim = generate(c)?;
+    Ok(Streamed {
+        metrics: sim.metrics,
+        experiment: sim.experiment,
+        blocks: Box::new(std::iter::once((
+            sim.assignments_ndjson,
+            sim.observations_ndjson,
+        ))),
+    })
+}
+
+/// Posts bodies with an analyst or admin token to the API at `base`.
+struct Poster {
+    client: awc::Client,
+    base: String,
+}
+
+impl Poster {
+    fn new(base: &str, token: &str) -> Self {
+        let client = awc::Client::builder()
+            .timeout(std::time::Duration::from_secs(600))
+            .bearer_auth(token)
+            .finish();
+        Self {
+            client,
+            base: base.to_owned(),
+        }
+    }
+
+    /// The status and body text of `POST base+path`.
+    async fn post(&self, path: &str, ct: &str, body: Vec<u8>) -> anyhow::Result<(u16, String)> {
+        let mut r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .insert_header(("content-type", ct))
+            .send_body(body)
+            .await
+            .map_err(|e| anyhow::anyhow!("POST {path}: {e}"))?;
+        let text = r
+            .body()
+            .limit(16 << 20)
+            .await
+            .map_err(|e| anyhow::anyhow!("POST {path}: {e}"))?;
+        Ok((
+            r.status().as_u16(),
+            String::from_utf8_lossy(&text).into_owned(),
+        ))
+    }
+
+    /// Creates the metrics (existing ones are kept) and the experiment; answers its key.
+    async fn create(&self, metrics: &[Value], experiment: &Value) -> anyhow::Result<String> {
+        for m in metrics {
+            let (status, text) = self
+                .post(
+                    "/api/v1/metrics",
+                    "application/json",
+                    m.to_string().into_bytes(),
+                )
+                .await?;
+            anyhow::ensure!(
+                status == 201 || status == 409,
+                "creating metric {}: {status} {text}",
+                m["key"]
+            );
+        }
+        let key = experiment["key"].as_str().unwrap_or_default().to_owned();
+        let body = experiment.to_string().into_bytes();
+        let (status, text) = self
+            .post("/api/v1/experiments", "application/json", body)
+            .await?;
+        anyhow::ensure!(status == 201, "creating experiment {key}: {status} {text}");
+        Ok(key)
+    }
+
+    /// Uploads a block's assignments, then its observations, in requests of at most
+    /// UPLOAD_CHUNK bytes cut at line ends: a large simulation stays under the server's body
+    /// limit (each upload is idempotent and all-or-nothing).
+    async fn upload(
+        &self,
+        key: &str,
+        assignments: &[u8],
+        observations: &[u8],
+    ) -> anyhow::Result<()> {
+        for (what, body) in [("assignments", assignments), ("observations", observations)] {
+            for chunk in line_chunks(body, UPLOAD_CHUNK) {
+                let path = format!("/api/v1/experiments/{key}/{what}");
+                let (status, text) = self
+                    .post(&path, "application/x-ndjson", chunk.to_vec())
+                    .await?;
+                anyhow::ensure!(status == 200, "uploading {what}: {status} {text}");
+                println!("{what}: {text}");
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Creates the metrics (existing ones are kept) and the experiment, and uploads its data through
 /// the HTTP API at `base` (e.g. `http://127.0.0.1:8080`) with an analyst or admin `token`.
 pub async fn load(base: &str, token: &str, sim: &Simulated) -> anyhow::Result<()> {
-    let client = awc::Client::builder()
-        .timeout(std::time::Duration::from_secs(600))
-        .bearer_auth(token)
-        .finish();
-    let post = |path: String, ct: &'static str, body: Vec<u8>| {
-        let req = client
-            .post(format!("{base}{path}"))
-            .insert_header(("content-type", ct));
-        async move {
-            let mut r = req
-                .send_body(body)
-                .await
-                .map_err(|e| anyhow::anyhow!("POST {path}: {e}"))?;
-            let status = r.status();
-            let text = r
-                .body()
-                .limit(16 << 20)
-                .await
-                .map_err(|e| anyhow::anyhow!("POST {path}: {e}"))?;
-            Ok::<_, anyhow::Error>((status.as_u16(), String::from_utf8_lossy(&text).into_owned()))
-        }
-    };
-    for m in &sim.metrics {
-        let (status, text) = post(
-            "/api/v1/metrics".into(),
-            "application/json",
-            m.to_string().into_bytes(),
-        )
-        .await?;
-        anyhow::ensure!(
-            status == 201 || status == 409,
-            "creating metric {}: {status} {text}",
-            m["key"]
-        );
+    let poster = Poster::new(base, token);
+    let key = poster.create(&sim.metrics, &sim.experiment).await?;
+    poster
+        .upload(&key, &sim.assignments_ndjson, &sim.observations_ndjson)
+        .await
+}
+
+/// [`load`] for a [`stream`]ed simulation: each block is generated, uploaded and dropped before
+/// the next, so memory stays at one block's.
+pub async fn load_stream(base: &str, token: &str, sim: Streamed) -> anyhow::Result<String> {
+    let poster = Poster::new(base, token);
+    let key = poster.create(&sim.metrics, &sim.experiment).await?;
+    for (assignments, observations) in sim.blocks {
+        poster.upload(&key, &assignments, &observations).await?;
     }
-    let key = sim.experiment["key"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let (status, text) = post(
-        "/api/v1/experiments".into(),
-        "application/json",
-        sim.experiment.to_string().into_bytes(),
-    )
-    .await?;
-    anyhow::ensure!(status == 201, "creating experiment {key}: {status} {text}");
-    for (what, body) in [
-        ("assignments", &sim.assignments_ndjson),
-        ("observations", &sim.observations_ndjson),
-    ] {
-        // Requests of at most UPLOAD_CHUNK bytes, cut at line ends: a large simulation stays
-        // under the server's body limit (each upload is idempotent and all-or-nothing).
-        for chunk in line_chunks(body, UPLOAD_CHUNK) {
-            let (status, text) = post(
-                format!("/api/v1/experiments/{key}/{what}"),
-                "application/x-ndjson",
-                chunk.to_vec(),
-            )
-            .await?;
-            anyhow::ensure!(status == 200, "uploading {what}: {status} {text}");
-            println!("{what}: {text}");
-        }
-    }
-    Ok(())
+    Ok(key)
 }
 
 #[cfg(test)]

@@ -556,6 +556,85 @@ fn hinge_on_counted_cells_bootstraps_like_the_units() {
     }
 }
 
+/// The observational knee (hinge of conversion on latency over all units, Davies test) from
+/// counted cells, as a summary finds it without units: 60,000 units with latency in whole ms,
+/// so the (x, y) rows repeat. Exact cells give the per-unit test, fit and slopes to 1e-9
+/// relative (x counted above its least value, as the summary counts it), and a bootstrap whose
+/// ψ̂ spread is the per-unit one (ratio of standard deviations within [0.85, 1.15], about three
+/// standard errors at 400 replicates); cells capped at the summary's 4,096 (x binned) move ψ̂
+/// by under a quarter of its bootstrap standard deviation and keep the spread.
+#[test]
+fn observational_hinge_on_counted_cells_matches_the_units() {
+    use sloproof::stats::cells::{CellCounter, Cells};
+    use sloproof::stats::knee::{hinge_analysis, hinge_analysis_cells, hinge_bootstrap_cells};
+    let (n, reps) = (60_000, 400);
+    let cells = |x: &[f64], y: &[f64], least: f64, cap: usize| -> Cells<2> {
+        let mut c = CellCounter::new(cap);
+        for i in 0..n {
+            c.add([x[i] - least, y[i]], 1);
+        }
+        c.finish()
+    };
+    let least = |x: &[f64]| x.iter().copied().fold(f64::INFINITY, f64::min);
+    let sd = |v: &[f64]| Moments::of(v).variance().unwrap().sqrt();
+    let close = |what: &str, a: f64, b: f64| {
+        assert!(
+            (a - b).abs() <= 1e-9 * a.abs().max(b.abs()),
+            "{what}: units {a}, cells {b}"
+        );
+    };
+    // Latency in whole ms: exact cells.
+    let KneeUnits { y, x, .. } = knee_units(&mut rng(78), n, 5, true);
+    let exact = cells(&x, &y, least(&x), 1 << 20);
+    assert!(
+        exact.rows.len() * 4 < n,
+        "rows repeat: {} rows",
+        exact.rows.len()
+    );
+    let units = hinge_analysis(&x, &y, 0.05, 0.95, 10, 1).unwrap();
+    let counted = hinge_analysis_cells(&exact, least(&x), 0.05, 0.95, 10, 1).unwrap();
+    close("Davies p", units.davies_p_value, counted.davies_p_value);
+    assert!(units.davies_p_value < 1e-3, "p = {}", units.davies_p_value);
+    let ((fit, _), (cfit, _)) = (units.fit.unwrap(), counted.fit.unwrap());
+    close("breakpoint", fit.breakpoint, cfit.breakpoint);
+    close("slope below", fit.slope_below, cfit.slope_below);
+    close("slope above", fit.slope_above, cfit.slope_above);
+    close(
+        "slope change SE",
+        fit.slope_change.std_error,
+        cfit.slope_change.std_error,
+    );
+    assert_eq!(fit.n, cfit.n);
+    let (per_unit, _) = hinge_bootstrap(&x, &y, reps, 1, 0.95).unwrap();
+    let (r, _) = hinge_bootstrap_cells(&exact, least(&x), reps, 2, 0.95).unwrap();
+    within(
+        "exact cells' bootstrap sd of ψ̂ / the units'",
+        sd(&r) / sd(&per_unit),
+        0.85,
+        1.15,
+    );
+    // Latency to the bit: the summary's 4,096 cells bin it.
+    let KneeUnits { y, x, .. } = knee_units(&mut rng(79), n, 5, false);
+    let binned = cells(&x, &y, least(&x), 4096);
+    assert!(binned.resolution.relative_error() > 0.0);
+    let psi = hinge_fit(&x, &y, 0.95).unwrap().breakpoint;
+    let (per_unit, _) = hinge_bootstrap(&x, &y, reps, 1, 0.95).unwrap();
+    let want = sd(&per_unit);
+    let (r, _) = hinge_bootstrap_cells(&binned, least(&x), reps, 2, 0.95).unwrap();
+    within(
+        "binned cells' bootstrap sd of ψ̂ / the units'",
+        sd(&r) / want,
+        0.85,
+        1.15,
+    );
+    let got = hinge_analysis_cells(&binned, least(&x), 1.0, 0.95, 10, 1).unwrap();
+    let moved = got.fit.unwrap().0.breakpoint - psi;
+    assert!(
+        moved.abs() < 0.25 * want,
+        "binned ψ̂ moved {moved} (sd {want})"
+    );
+}
+
 /// A ratio KPI's causal slope (clicks / impressions on feature freshness, truth −0.0002 per
 /// minute) stays unbiased when the SLI is missing for the lighter half of the users: the
 /// linearization is per arm within the units the 2SLS uses. (Linearizing with ratios pooled

@@ -58,8 +58,8 @@ pub struct AggregateSummary {
     pub not_summarised: Vec<NotSummarised>,
     /// What the bootstrap ran on, when `resamples` asked for one.
     pub bootstrap: Option<SummaryBootstrap>,
-    /// Each KPI's causal threshold, when `thresholds` asked for them (as an analysis's
-    /// `threshold` entries of evidence `causal`).
+    /// Each KPI's observational and causal thresholds, in that order, when `thresholds` asked
+    /// for them (as an analysis's `threshold` entries).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<Threshold>,
 }

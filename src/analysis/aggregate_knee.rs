@@ -1,16 +1,25 @@
-//! The causal threshold (knee) of a summary, from units streamed past instead of held
-//! (`analysis::threshold` has the method). Two reads of the units: the first counts the assigned
-//! units' pre-period SLI values (less the SLI's shift) into cells, whose quantiles are the baseline strata's edges
-//! ([`threshold::strata_edges`], the same edges the analysis takes); the second puts each unit
-//! of a KPI's causal population into its arm × stratum cell and keeps there
-//! - exact shifted sums (n, Σu, Σv, Σu², Σv², Σuv of u = SLI − shift, v = KPI − shift), from
-//!   which each stratum's 2SLS slope for the no-threshold test is the analysis's to rounding;
-//! - the (SLI less its least value, KPI) rows counted into at most [`CELL_CAP`] cells (above
-//!   the least value the cells bin the spread, not the level), on which the hinge is fitted
-//!   and bootstrapped (`stats::iv::IvHingeData::from_cells`): the analysis's fit when the cells
-//!   are exact, and within the binning bound of `stats::cells` otherwise.
+//! The thresholds (knees) of a summary, from units streamed past instead of held
+//! (`analysis::threshold` has the methods). Two reads of the units: the first counts the
+//! assigned units' pre-period SLI values (less the SLI's shift) into cells, whose quantiles are
+//! the baseline strata's edges ([`threshold::strata_edges`], the same edges the analysis
+//! takes), and finds the least SLI value; the second counts each KPI's population (units with
+//! the SLI and the KPI) into
+//! - one pool of (SLI less its least value, KPI) rows, at most [`CELL_CAP`] cells, on which the
+//!   observational knee (hinge and Davies test over all units) is fitted and bootstrapped
+//!   (`stats::knee::hinge_analysis_cells`); it needs no baseline;
+//! - for the causal threshold, each unit with a baseline into its arm × stratum cell, keeping
+//!   there exact shifted sums (n, Σu, Σv, Σu², Σv², Σuv of u = SLI − shift, v = KPI − shift),
+//!   from which each stratum's 2SLS slope for the no-threshold test is the analysis's to
+//!   rounding, and the (SLI less its least value, KPI) rows counted into at most [`CELL_CAP`]
+//!   cells, on which the hinge is fitted and bootstrapped
+//!   (`stats::iv::IvHingeData::from_cells`).
 //!
-//! Memory: strata × arms × KPIs cells of at most `CELL_CAP` rows, whatever the number of units.
+//! Above the least value the cells bin the spread, not the level. Either hinge is the
+//! analysis's when the cells are exact, and within the binning bound of `stats::cells`
+//! otherwise.
+//!
+//! Memory: (strata × arms + 1) × KPIs cells of at most `CELL_CAP` rows, whatever the number of
+//! units.
 
 use super::aggregate_cells::CELL_CAP;
 use super::threshold::{self, stratum_of, StratifiedKpi};
@@ -64,15 +73,19 @@ struct KpiCells {
     kpi: KneeKpi,
     /// Units with an SLI value and a KPI value (after the rule): the causal population.
     analysed: u64,
-    /// cells[stratum × arms + arm], of the analysed units with a baseline.
+    /// The analysed units' (SLI less its least value, KPI) rows, all arms together: the
+    /// observational knee's sample.
+    observed: CellCounter<2>,
+    /// cells[stratum × arms + arm], of the analysed units with a baseline (none without strata).
     cells: Vec<KneeCell>,
 }
 
-/// The strata of the first read: their edges, and the least SLI value of an assigned unit,
-/// which the hinge's cells count values above (`analysis::threshold::hinge_offset`).
+/// The strata of the first read: their edges (`None` when no assigned unit has a baseline),
+/// and the least SLI value of an assigned unit, which the hinges' cells count values above
+/// (`analysis::threshold::hinge_offset`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct KneeStrata {
-    pub edges: Vec<f64>,
+    pub edges: Option<Vec<f64>>,
     pub x_offset: f64,
 }
 
@@ -85,10 +98,11 @@ enum Phase {
     /// First read: the assigned units' pre-period SLI values less `shift`, and the least SLI
     /// value.
     Baselines(CellCounter<1>, f64, f64),
-    /// Second read: the KPIs' arm × stratum cells, by the strata's `edges`.
+    /// Second read: the KPIs' observational cells and arm × stratum cells, by the strata's
+    /// `edges`.
     Cells {
         arms: usize,
-        edges: Vec<f64>,
+        edges: Option<Vec<f64>>,
         x_offset: f64,
         kpis: Vec<KpiCells>,
     },
@@ -107,7 +121,7 @@ impl KneeBuilder {
     /// The second read's builder, for `arms` arms and the first read's strata.
     pub fn cells(arms: usize, strata: KneeStrata, kpis: &[KneeKpi]) -> KneeBuilder {
         let KneeStrata { edges, x_offset } = strata;
-        let strata = edges.len() - 1;
+        let strata = edges.as_ref().map_or(0, |e| e.len() - 1);
         KneeBuilder(Phase::Cells {
             arms,
             edges,
@@ -117,6 +131,7 @@ impl KneeBuilder {
                 .map(|k| KpiCells {
                     kpi: k.clone(),
                     analysed: 0,
+                    observed: CellCounter::new(CELL_CAP),
                     cells: vec![KneeCell::new(); strata * arms],
                 })
                 .collect(),
@@ -150,9 +165,11 @@ impl KneeBuilder {
                         _ => continue,
                     };
                     k.analysed += 1;
-                    if baseline.is_nan() {
+                    // Above the least SLI value, so the cells bin the spread, not the level.
+                    k.observed.add([x - *x_offset, y], 1);
+                    let Some(edges) = edges.as_ref().filter(|_| !baseline.is_nan()) else {
                         continue;
-                    }
+                    };
                     let s = stratum_of(edges, baseline) as usize;
                     let cell = &mut k.cells[s * *arms + arm];
                     let (u, v) = (x - k.kpi.shifts.0, y - k.kpi.shifts.1);
@@ -160,7 +177,6 @@ impl KneeBuilder {
                     for (sum, t) in cell.sums.iter_mut().zip([u, v, u * u, v * v, u * v]) {
                         sum.add(t);
                     }
-                    // Above the least SLI value, so the cells bin the spread, not the level.
                     cell.rows.add([x - *x_offset, y], 1);
                 }
             }
@@ -185,6 +201,7 @@ impl KneeBuilder {
             ) => {
                 for (mine, other) in kpis.iter_mut().zip(theirs) {
                     mine.analysed += other.analysed;
+                    mine.observed.merge(other.observed);
                     for (a, b) in mine.cells.iter_mut().zip(other.cells) {
                         a.merge(b);
                     }
@@ -200,25 +217,26 @@ impl KneeBuilder {
         })
     }
 
-    /// The first read's strata (`None` without baselines, or after a second read).
+    /// The first read's strata (`None` after a second read).
     pub fn strata(self) -> Option<KneeStrata> {
         match self.0 {
             Phase::Baselines(c, shift, least) => Some(KneeStrata {
-                edges: threshold::strata_edges(&c.finish(), shift)?,
+                edges: threshold::strata_edges(&c.finish(), shift),
                 x_offset: if least.is_finite() { least } else { 0.0 },
             }),
             Phase::Cells { .. } => None,
         }
     }
 
-    /// The second read's causal threshold input of each KPI (in the order given), with the
-    /// reason when too few of its units have a baseline. `metrics[i]` is KPI i.
+    /// What the second read found for each KPI (in the order given): its observational cells
+    /// and its causal threshold input, or the reason when too few of its units have a baseline.
+    /// `metrics[i]` is KPI i.
     pub fn finish<'a>(
         self,
         sli: &'a Metric,
         metrics: &[&'a Metric],
         control: usize,
-    ) -> Vec<Result<Stratified<'a>, String>> {
+    ) -> Vec<KneeFound<'a>> {
         let Phase::Cells {
             arms,
             edges,
@@ -232,24 +250,37 @@ impl KneeBuilder {
             .zip(metrics)
             .map(|(k, kpi)| {
                 let with_baseline: i64 = k.cells.iter().map(|c| c.units).sum();
-                if let Some(reason) =
-                    threshold::too_few_baselines(sli, with_baseline as u64, k.analysed)
-                {
-                    return Err(reason);
-                }
-                Ok(Stratified {
-                    sli,
-                    kpi,
-                    edges: edges.clone(),
-                    arms,
-                    control,
-                    shifts: k.kpi.shifts,
+                let causal =
+                    match threshold::too_few_baselines(sli, with_baseline as u64, k.analysed) {
+                        Some(reason) => Err(reason),
+                        None => Ok(Stratified {
+                            sli,
+                            kpi,
+                            edges: edges.clone().unwrap_or_default(),
+                            arms,
+                            control,
+                            shifts: k.kpi.shifts,
+                            x_offset,
+                            cells: k.cells,
+                        }),
+                    };
+                KneeFound {
+                    observed: k.observed.finish(),
                     x_offset,
-                    cells: k.cells,
-                })
+                    causal,
+                }
             })
             .collect()
     }
+}
+
+/// A KPI's findings after the second read.
+pub struct KneeFound<'a> {
+    /// The (SLI − `x_offset`, KPI) rows of its units, for the observational knee.
+    pub observed: Cells<2>,
+    pub x_offset: f64,
+    /// Its stratified cells, or why it has none.
+    pub causal: Result<Stratified<'a>, String>,
 }
 
 /// A KPI's stratified cells after the second read.

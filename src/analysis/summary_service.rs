@@ -33,11 +33,11 @@ pub struct SummaryRequest {
     /// Adjust with each metric's pre-period values (default: when any KPI or guardrail has
     /// them).
     pub cuped: Option<bool>,
-    /// The KPIs' causal thresholds (`aggregate_knee`).
+    /// The KPIs' observational and causal thresholds (`aggregate_knee`).
     pub thresholds: Option<KneeRequest>,
 }
 
-/// How a summary's causal thresholds are tested and bootstrapped.
+/// How a summary's thresholds are tested and bootstrapped.
 #[derive(Debug, Clone, Copy)]
 pub struct KneeRequest {
     /// Level of the no-threshold test (as an analysis's `alpha`).
@@ -50,8 +50,8 @@ pub struct KneeRequest {
 /// [`SumsBuilder`] in key order, as two unit ranges read at once (as [`load_split`] does),
 /// which is faster in-process; the SQL path is its fallback. Neither keeps units' values.
 /// A bootstrap counts the units' values into cells as they stream past (SQLite) or from a
-/// cursor over the units in the same snapshot as the sums (PostgreSQL); causal thresholds read
-/// the units twice that way (`aggregate_knee`).
+/// cursor over the units in the same snapshot as the sums (PostgreSQL); thresholds read the
+/// units twice that way (`aggregate_knee`).
 pub fn summary(db: &Db, e: &Experiment, r: SummaryRequest) -> AppResult<AggregateSummary> {
     summary_split(db, e, r, PARALLEL_LOAD_UNITS)
 }
@@ -117,13 +117,18 @@ pub fn summary_split(
     }
     if let Some(k) = r.thresholds {
         let kpis: Vec<&Metric> = knee_kpis.iter().map(|k| k.1).collect();
-        let settings = |m: &Metric| KneeSettings {
-            alpha: k.alpha,
-            confidence: r.confidence,
-            resamples: r.bootstrap.map_or(CAUSAL_KNEE_RESAMPLES, |b| {
+        // As an analysis seeds and bounds them: (observational, causal).
+        let settings = |m: &Metric| {
+            let resamples = r.bootstrap.map_or(CAUSAL_KNEE_RESAMPLES, |b| {
                 b.resamples.min(CAUSAL_KNEE_RESAMPLES)
-            }) as usize,
-            seed: super::seed_of(k.seed, &format!("causal-knee:{}", m.key), 0),
+            }) as usize;
+            let of = |tag: &str| KneeSettings {
+                alpha: k.alpha,
+                confidence: r.confidence,
+                resamples,
+                seed: super::seed_of(k.seed, &format!("{tag}:{}", m.key), 0),
+            };
+            (of("knee"), of("causal-knee"))
         };
         // As in an analysis, a KPI without a causal slope has no threshold (`not_summarised`
         // says why); its hinge is not fitted.
@@ -132,13 +137,9 @@ pub fn summary_split(
         out.thresholds = match (edges, knees) {
             // No KPI can have one here (ratio metrics, several SLIs: `not_summarised`).
             (Baselines::NotAsked, _) => Vec::new(),
-            (Baselines::Edges, Some(k)) => thresholds(e, &kpis, k, keep, settings),
-            (Baselines::None, _) => (kpis.iter().filter(|m| keep(m)))
-                .map(|m| no_baselines(e, m))
-                .collect(),
-            (Baselines::Unread | Baselines::Edges, _) => {
-                out.not_summarised
-                    .push(unread(&e.sli.key, "no causal thresholds"));
+            (Baselines::Read, Some(k)) => thresholds(e, &kpis, k, keep, settings),
+            (Baselines::Unread | Baselines::Read, _) => {
+                out.not_summarised.push(unread(&e.sli.key, "no thresholds"));
                 Vec::new()
             }
         };
@@ -196,36 +197,36 @@ fn knee_kpis<'e>(
         .collect()
 }
 
-/// The causal threshold from the second read's cells of each KPI that `keep` accepts.
+/// The observational and the causal threshold, as an analysis gives them, from the second
+/// read's cells of each KPI that `keep` accepts.
 fn thresholds(
     e: &Experiment,
     kpis: &[&Metric],
     knees: KneeBuilder,
     keep: impl Fn(&Metric) -> bool,
-    settings: impl Fn(&Metric) -> KneeSettings,
+    settings: impl Fn(&Metric) -> (KneeSettings, KneeSettings),
 ) -> Vec<super::report::Threshold> {
     let control = e.variants.iter().position(|v| v.control).unwrap_or(0);
     let found = knees.finish(&e.sli, kpis, control);
-    found
-        .iter()
-        .zip(kpis)
-        .filter(|(_, m)| keep(m))
-        .map(|(f, m)| match f {
-            Ok(s) => threshold::causal_from_strata(s.input(), settings(m)),
+    let mut out = Vec::new();
+    for (f, m) in found.iter().zip(kpis).filter(|(_, m)| keep(m)) {
+        let (observational, causal) = settings(m);
+        out.push(threshold::observational_from_cells(
+            (&e.sli, m),
+            &f.observed,
+            f.x_offset,
+            observational,
+        ));
+        out.push(match &f.causal {
+            Ok(s) => threshold::causal_from_strata(s.input(), causal),
             Err(reason) => {
-                let mut t = no_baselines(e, m);
+                let mut t = threshold::empty_of(&e.sli, m, super::report::Evidence::Causal);
                 t.reason = Some(reason.clone());
                 t
             }
-        })
-        .collect()
-}
-
-/// A KPI's causal threshold when no assigned unit has a pre-period SLI value.
-fn no_baselines(e: &Experiment, m: &Metric) -> super::report::Threshold {
-    let mut t = threshold::empty_of(&e.sli, m, super::report::Evidence::Causal);
-    t.reason = threshold::too_few_baselines(&e.sli, 0, 1);
-    t
+        });
+    }
+    out
 }
 
 /// Reads the experiment's units into a fresh `builder()` per unit range, from `split_from`
@@ -286,11 +287,10 @@ pub(super) fn sli_shift(db: &Db, e: &Experiment) -> AppResult<f64> {
 /// What the first read of the thresholds found.
 enum Baselines {
     NotAsked,
-    /// No assigned unit has a pre-period SLI value.
-    None,
     /// The rows did not stream in key order (SQLite).
     Unread,
-    Edges,
+    /// The strata (when there are baselines) and the least SLI value.
+    Read,
 }
 
 /// The thresholds' two reads: the baselines' strata edges, then `read(edges)`, which must see
@@ -316,11 +316,7 @@ fn read_with_edges(
         if second.as_ref().is_some_and(|(v, _)| *v != version) {
             continue;
         }
-        let baselines = match edges {
-            Some(_) => Baselines::Edges,
-            None => Baselines::None,
-        };
-        return Ok((baselines, second));
+        return Ok((Baselines::Read, second));
     }
     Err(AppError::Conflict(format!(
         "the data of experiment '{}' kept changing between the reads of its thresholds \

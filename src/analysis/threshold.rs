@@ -15,7 +15,7 @@ use crate::stats::cells::{CellCounter, Cells};
 use crate::stats::compressed::cells_quantile;
 use crate::stats::hypothesis::homogeneity_q;
 use crate::stats::iv::{iv_hinge, IvCov, IvHingeData, TwoSls};
-use crate::stats::knee::hinge_analysis;
+use crate::stats::knee::{hinge_analysis, hinge_analysis_cells, HingeAnalysis};
 use crate::stats::StatsResult;
 
 /// Bootstrap replicates for a breakpoint (each refits the hinge profile over all units).
@@ -58,10 +58,32 @@ pub fn observational_threshold(
     pop: &Population,
     p: &Parameters,
 ) -> Threshold {
-    let mut t = empty(d, m, Evidence::Observational);
     let resamples = p.bootstrap.resamples.min(KNEE_RESAMPLES) as usize;
     let seed = seed_for(p, &format!("knee:{}", m.metric.key), 0);
-    match hinge_analysis(&pop.x, &pop.y, p.alpha, p.confidence, resamples, seed) {
+    observational(
+        empty(d, m, Evidence::Observational),
+        hinge_analysis(&pop.x, &pop.y, p.alpha, p.confidence, resamples, seed),
+    )
+}
+
+/// The observational knee from the (SLI − `x_offset`, KPI) rows of the KPI's population counted
+/// into cells, as a summary collects them (`stats::knee::hinge_analysis_cells`); bootstrapped
+/// with at most the analysis's 100 replicates.
+pub fn observational_from_cells(
+    (sli, kpi): (&Metric, &Metric),
+    cells: &Cells<2>,
+    x_offset: f64,
+    k: KneeSettings,
+) -> Threshold {
+    let resamples = k.resamples.min(KNEE_RESAMPLES as usize);
+    observational(
+        empty_of(sli, kpi, Evidence::Observational),
+        hinge_analysis_cells(cells, x_offset, k.alpha, k.confidence, resamples, k.seed),
+    )
+}
+
+fn observational(mut t: Threshold, found: StatsResult<HingeAnalysis>) -> Threshold {
+    match found {
         Err(e) => t.reason = Some(format!("no threshold can be fitted: {e}")),
         Ok(h) => {
             let davies = h.davies_p_value.min(1.0);

@@ -350,11 +350,14 @@ pub struct SummaryQuery {
     /// Adjust each KPI and guardrail with its own pre-period values (CUPED, as an analysis's
     /// `cuped`); default: true when any of them has pre-period values.
     pub cuped: Option<bool>,
-    /// Also find each KPI's causal threshold (knee) as an analysis does (its `threshold`
-    /// entries of evidence `causal`): units stratified by their pre-period SLI, Cochran's Q on the strata's 2SLS
-    /// slopes at `alpha`, and the hinge fitted on each arm × stratum cell's
-    /// (SLI, KPI) rows counted into at most 4,096 cells, bootstrapped with min(resamples, 500)
-    /// replicates (500 without `resamples`) from `seed`. Reads the units twice; default false.
+    /// Also find each KPI's thresholds (knees) as an analysis does (its `threshold` entries):
+    /// the observational one (hinge of the KPI on the SLI over all units, Davies test at
+    /// `alpha`, on their (SLI, KPI) rows counted into at most 4,096 cells, bootstrapped with
+    /// min(resamples, 100) replicates) and the causal one (units stratified by their
+    /// pre-period SLI, Cochran's Q on the strata's 2SLS slopes at `alpha`, and the hinge fitted
+    /// on each arm × stratum cell's (SLI, KPI) rows counted into at most 4,096 cells,
+    /// bootstrapped with min(resamples, 500) replicates); 100 and 500 without `resamples`, from
+    /// `seed`. Reads the units twice; default false.
     pub thresholds: Option<bool>,
     /// Significance level of the thresholds' no-threshold test, in (0, 0.5] (as an analysis's
     /// `alpha`); default 0.05. Only with `thresholds=true`.
@@ -426,10 +429,10 @@ fn summary_request(q: &SummaryQuery) -> Result<SummaryRequest, AppError> {
 /// Summarises an experiment from per-arm sums computed in the database: sample ratio, arm
 /// levels, every treatment's difference from control per KPI and guardrail, and the causal
 /// SLI→KPI slope, CUPED-adjusted where metrics have pre-period values; with `resamples`, bootstrap
-/// intervals from counted cells, and with `thresholds=true` each KPI's causal threshold. It
-/// never holds the units' values, so its memory does not grow with the experiment; ratio
-/// metrics, winsorizing, the observational knee and several SLIs' joint slopes are left to the
-/// full analysis (listed in `not_summarised`).
+/// intervals from counted cells, and with `thresholds=true` each KPI's observational and causal
+/// thresholds. It never holds the units' values, so its memory does not grow with the
+/// experiment; ratio metrics, winsorizing and several SLIs' joint slopes are left to the full
+/// analysis (listed in `not_summarised`).
 #[utoipa::path(
     get, path = "/api/v1/experiments/{key}/summary", operation_id = "get_experiment_summary",
     tag = "experiments",

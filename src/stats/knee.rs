@@ -1,12 +1,20 @@
 //! Threshold (knee) detection: a continuous hinge ("broken-stick") regression
 //! y = β₀ + β₁x + β₂(x − ψ)₊ + ε, where the slope is β₁ below ψ and β₁ + β₂ above.
+//!
+//! The sample comes as units, or as counted cells ([`hinge_analysis_cells`]: distinct (x, y)
+//! rows with the units each stands for, `stats::cells`), as a summary collects it without
+//! holding units: every sum then weights a row by its count, and quantiles and ranks are the
+//! units'.
 
 use rayon::prelude::*;
 
 use super::bootstrap::{percentile_interval, replicate_rng, PoissonOne};
+use super::cells::Cells;
+use super::compressed::Weights;
 use super::descriptive::quantile_sorted;
 use super::dist::{norm_cdf, t_ppf, two_sided_t_p};
 use super::linalg::{solve_normal, Qr};
+use super::poisson::weighted_quantile;
 use super::{alpha_of, check_finite, Inference, StatsError, StatsResult};
 
 /// Candidate breakpoints on the first grid, between the 5th and 95th percentiles of x.
@@ -28,12 +36,17 @@ pub struct Hinge {
     pub n: usize,
 }
 
-/// x sorted ascending with y (and weights) carried along, centred for numerical stability.
+/// x sorted ascending with y carried along, centred for numerical stability; a row stands for
+/// one unit, or for `counts` units when the sample comes as counted cells.
 struct Sorted {
     x: Vec<f64>,
     y: Vec<f64>,
     x_mean: f64,
     y_mean: f64,
+    /// Units per row and their bootstrap draws (Poisson(count) each); `None`: one unit a row.
+    counts: Option<(Vec<f64>, Weights)>,
+    /// Units in the sample.
+    units: u64,
 }
 
 impl Sorted {
@@ -62,7 +75,80 @@ impl Sorted {
             y: idx.iter().map(|&i| y[i] - y_mean).collect(),
             x_mean,
             y_mean,
+            counts: None,
+            units: x.len() as u64,
         })
+    }
+
+    /// The (x − `x_offset`, y) rows of counted cells (ascending by x, as [`Cells`] keeps them),
+    /// back on x's scale.
+    fn from_cells(cells: &Cells<2>, x_offset: f64) -> StatsResult<Sorted> {
+        let x: Vec<f64> = cells.rows.iter().map(|r| r[0]).collect();
+        let y: Vec<f64> = cells.rows.iter().map(|r| r[1]).collect();
+        check_finite("hinge x", &x)?;
+        check_finite("hinge y", &y)?;
+        let units = cells.units();
+        if units < 10 {
+            return Err(StatsError::TooFew {
+                what: "a hinge regression",
+                need: 10,
+                got: units as usize,
+            });
+        }
+        let counts: Vec<f64> = cells.counts.iter().map(|c| *c as f64).collect();
+        let n = units as f64;
+        let mean = |v: &[f64]| v.iter().zip(&counts).map(|(v, c)| v * c).sum::<f64>() / n;
+        let (x_mean, y_mean) = (mean(&x), mean(&y));
+        Ok(Sorted {
+            x: x.iter().map(|v| v - x_mean).collect(),
+            y: y.iter().map(|v| v - y_mean).collect(),
+            x_mean: x_mean + x_offset,
+            y_mean,
+            counts: Some((counts, Weights::new(&cells.counts)?)),
+            units,
+        })
+    }
+
+    fn counts(&self) -> Option<&[f64]> {
+        self.counts.as_ref().map(|(c, _)| c.as_slice())
+    }
+
+    /// The `q` quantile of the units' x (linear interpolation, as NumPy), centred.
+    fn quantile(&self, q: f64) -> StatsResult<f64> {
+        match self.counts() {
+            None => quantile_sorted(&self.x, q),
+            Some(c) => weighted_quantile(&self.x, c, 0, self.units, q).ok_or(StatsError::TooFew {
+                what: "a quantile",
+                need: 1,
+                got: 0,
+            }),
+        }
+    }
+
+    /// The x of the unit of 0-based `rank` in ascending order, centred.
+    fn at_rank(&self, rank: u64) -> f64 {
+        let Some(c) = self.counts() else {
+            return self.x[rank as usize];
+        };
+        let mut cum = 0u64;
+        for (x, c) in self.x.iter().zip(c) {
+            cum += *c as u64;
+            if rank < cum {
+                return *x;
+            }
+        }
+        self.x[self.x.len() - 1]
+    }
+
+    /// One bootstrap replicate's weights per row: Poisson(1) per unit, Poisson(count) per
+    /// counted row (`stats::compressed`).
+    fn draw(&self, one: &PoissonOne, rng: &mut rand_xoshiro::Xoshiro256PlusPlus) -> Vec<f64> {
+        let mut w = vec![0.0; self.x.len()];
+        match &self.counts {
+            None => one.fill(rng, &mut w),
+            Some((_, weights)) => weights.fill(rng, &mut w),
+        }
+        w
     }
 }
 
@@ -76,7 +162,9 @@ struct Profile<'a> {
 }
 
 impl<'a> Profile<'a> {
+    /// The sums with each row weighted by `weights`, or by its count when `None`.
     fn new(s: &'a Sorted, weights: Option<&[f64]>) -> Profile<'a> {
+        let weights = weights.or_else(|| s.counts());
         let n = s.x.len();
         let mut suffix = vec![[0.0; 5]; n + 1];
         let mut yy = 0.0;
@@ -171,8 +259,8 @@ pub(crate) fn profile_argmin(lo: f64, hi: f64, ssr: impl Fn(f64) -> f64) -> Stat
 }
 
 fn search_range(s: &Sorted) -> StatsResult<(f64, f64)> {
-    let lo = quantile_sorted(&s.x, 0.05)?;
-    let hi = quantile_sorted(&s.x, 0.95)?;
+    let lo = s.quantile(0.05)?;
+    let hi = s.quantile(0.95)?;
     if hi <= lo {
         return Err(StatsError::ZeroVariance(
             "x has no spread between its 5th and 95th percentiles",
@@ -198,17 +286,24 @@ fn hinge_fit_sorted(s: &Sorted, confidence: f64) -> StatsResult<Hinge> {
     let psi = profile.argmin(lo, hi)?;
     let psi_raw = psi + s.x_mean;
     // Conditional inference on β₂ at ψ̂ with the ordinary design, in centred coordinates (which
-    // leave the slopes and their errors unchanged).
+    // leave the slopes and their errors unchanged); a counted row enters as its count of
+    // identical units (rows and y scaled by √count: weighted least squares).
     let n = s.x.len();
-    let ones = vec![1.0; n];
-    let u: Vec<f64> = s.x.iter().map(|v| (v - psi).max(0.0)).collect();
-    let cols: [&[f64]; 3] = [&ones, &s.x, &u];
+    let root: Vec<f64> = s
+        .counts()
+        .map_or_else(|| vec![1.0; n], |c| c.iter().map(|c| c.sqrt()).collect());
+    let x: Vec<f64> = s.x.iter().zip(&root).map(|(x, r)| x * r).collect();
+    let u: Vec<f64> = (s.x.iter().zip(&root))
+        .map(|(v, r)| (v - psi).max(0.0) * r)
+        .collect();
+    let y: Vec<f64> = s.y.iter().zip(&root).map(|(y, r)| y * r).collect();
+    let cols: [&[f64]; 3] = [&root, &x, &u];
     let qr = Qr::new(&cols, &["const", "x", "(x - psi)+"])?;
-    let beta = qr.solve(&s.y)?;
+    let beta = qr.solve(&y)?;
     let ssr: f64 = (0..n)
-        .map(|i| (s.y[i] - beta[0] - beta[1] * s.x[i] - beta[2] * u[i]).powi(2))
+        .map(|i| (y[i] - beta[0] * root[i] - beta[1] * x[i] - beta[2] * u[i]).powi(2))
         .sum();
-    let df = (n - 3) as f64;
+    let df = (s.units - 3) as f64;
     let se = (qr.xtx_inverse()[2][2] * ssr / df).sqrt();
     let q = t_ppf(1.0 - alpha / 2.0, df)?;
     Ok(Hinge {
@@ -225,7 +320,7 @@ fn hinge_fit_sorted(s: &Sorted, confidence: f64) -> StatsResult<Hinge> {
             p_value: two_sided_t_p(beta[2] / se, df)?,
         },
         ssr,
-        n,
+        n: s.units as usize,
     })
 }
 
@@ -239,6 +334,21 @@ pub fn hinge_bootstrap(
     confidence: f64,
 ) -> StatsResult<(Vec<f64>, (f64, f64))> {
     let s = Sorted::new(x, y)?;
+    let reps = hinge_replicates(&s, resamples, seed)?;
+    let ci = percentile_interval(&reps, confidence)?;
+    Ok((reps, ci))
+}
+
+/// [`hinge_bootstrap`] of counted cells (see [`hinge_analysis_cells`]): Poisson(count) weights
+/// per row, the replicates back on x's scale.
+pub fn hinge_bootstrap_cells(
+    cells: &Cells<2>,
+    x_offset: f64,
+    resamples: usize,
+    seed: u64,
+    confidence: f64,
+) -> StatsResult<(Vec<f64>, (f64, f64))> {
+    let s = Sorted::from_cells(cells, x_offset)?;
     let reps = hinge_replicates(&s, resamples, seed)?;
     let ci = percentile_interval(&reps, confidence)?;
     Ok((reps, ci))
@@ -259,9 +369,7 @@ fn hinge_replicates(s: &Sorted, resamples: usize, seed: u64) -> StatsResult<Vec<
     (0..resamples)
         .into_par_iter()
         .map(|b| {
-            let mut rng = replicate_rng(seed, b as u64);
-            let mut w = vec![0.0; s.x.len()];
-            one.fill(&mut rng, &mut w);
+            let w = s.draw(&one, &mut replicate_rng(seed, b as u64));
             let profile = Profile::new(s, Some(&w));
             profile.argmin(lo, hi).map(|p| p + s.x_mean)
         })
@@ -287,11 +395,11 @@ fn davies_sorted(s: &Sorted, k: usize) -> StatsResult<f64> {
             "the Davies test needs k ≥ 2".into(),
         ));
     }
-    let n = s.x.len();
+    let n = s.units as usize;
     // Suffix sums over i ≥ j of [1, x, x², y, xy] and the totals including y².
     let profile = Profile::new(s, None);
     let yy = profile.yy;
-    let (lo, hi) = (s.x[2], s.x[n - 3]);
+    let (lo, hi) = (s.at_rank(2), s.at_rank(s.units - 3));
     let step = (hi - lo) / (k - 1) as f64;
     let mut stats = Vec::with_capacity(k);
     for g in 0..k {
@@ -353,16 +461,49 @@ pub fn hinge_analysis(
     resamples: usize,
     seed: u64,
 ) -> StatsResult<HingeAnalysis> {
-    let s = Sorted::new(x, y)?;
-    let davies_p_value = davies_sorted(&s, 10)?;
+    analyse(&Sorted::new(x, y)?, alpha, confidence, resamples, seed)
+}
+
+/// [`hinge_analysis`] of a sample counted into cells: rows (x − `x_offset`, y) with counts
+/// (`stats::cells`), as a summary collects them without holding units. Every sum weights a row
+/// by its count and a bootstrap replicate by Poisson(count), the total of its units' Poisson(1)
+/// weights (`stats::compressed`); quantiles and the Davies test's grid are the units'. With
+/// exact cells (each row its units' values) the fit and the test are the per-unit ones to
+/// rounding and the replicates have the per-unit bootstrap's distribution; binned cells move
+/// each unit to its cell's centroid, within 2⁻ᵏ of its distance from `x_offset`.
+pub fn hinge_analysis_cells(
+    cells: &Cells<2>,
+    x_offset: f64,
+    alpha: f64,
+    confidence: f64,
+    resamples: usize,
+    seed: u64,
+) -> StatsResult<HingeAnalysis> {
+    analyse(
+        &Sorted::from_cells(cells, x_offset)?,
+        alpha,
+        confidence,
+        resamples,
+        seed,
+    )
+}
+
+fn analyse(
+    s: &Sorted,
+    alpha: f64,
+    confidence: f64,
+    resamples: usize,
+    seed: u64,
+) -> StatsResult<HingeAnalysis> {
+    let davies_p_value = davies_sorted(s, 10)?;
     if davies_p_value >= alpha {
         return Ok(HingeAnalysis {
             davies_p_value,
             fit: None,
         });
     }
-    let fit = hinge_fit_sorted(&s, confidence)?;
-    let ci = hinge_bootstrap_sorted(&s, resamples, seed, confidence)?;
+    let fit = hinge_fit_sorted(s, confidence)?;
+    let ci = hinge_bootstrap_sorted(s, resamples, seed, confidence)?;
     Ok(HingeAnalysis {
         davies_p_value,
         fit: Some((fit, ci)),

@@ -72,9 +72,10 @@ pub fn load_split(db: &Db, e: &Experiment, split_from: usize) -> AppResult<UnitD
 
 /// Reads an experiment's units with `read(from, to)`, which answers the data version it saw
 /// and what it read: from `split_from` assigned units on as two unit-number ranges on two
-/// connections at once, otherwise whole. The two ranges are two snapshots: an upload
-/// committed between them would mix two states of the data, which their data versions reveal;
-/// then the read is repeated (409 after [`READ_ATTEMPTS`]).
+/// connections at once (when the assigned unit numbers span that many), otherwise whole. The
+/// two ranges are two snapshots: an upload committed between them would mix two states of the
+/// data, which their data versions reveal; then the read is repeated (409 after
+/// [`READ_ATTEMPTS`]).
 pub(super) fn read_in_ranges<T: Send>(
     db: &Db,
     e: &Experiment,
@@ -82,9 +83,9 @@ pub(super) fn read_in_ranges<T: Send>(
     read: impl Fn(Option<i64>, Option<i64>) -> AppResult<(i64, T)> + Sync,
 ) -> AppResult<Vec<T>> {
     for attempt in 1..=READ_ATTEMPTS {
-        let (count, middle) = unit_split(&mut *db.conn()?, e.id)?;
-        let parts = match middle {
-            Some(middle) if count as usize >= split_from.max(2) => {
+        let split = unit_split(&mut *db.conn()?, e.id)?;
+        let parts = match split {
+            Some((span, middle)) if span >= split_from.max(2) as i64 => {
                 let (a, b) = rayon::join(|| read(None, Some(middle)), || read(Some(middle), None));
                 vec![a?, b?]
             }

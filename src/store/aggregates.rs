@@ -269,6 +269,12 @@ pub fn assigned_per_variant(
 /// observations (which add to no sum) are never visited. The plan may use parallel workers
 /// on PostgreSQL.
 pub fn unit_pivot(experiment_id: i64, ids: &[i64], range: UnitRange) -> String {
+    pivot(experiment_id, ids, range, "LEFT JOIN")
+}
+
+/// [`unit_pivot`] with the assignments joined by `join`: `FULL JOIN` adds a row (`n` and the
+/// values NULL) for each assigned unit without observations.
+fn pivot(experiment_id: i64, ids: &[i64], range: UnitRange, join: &str) -> String {
     let e = experiment_id;
     let mut inner = String::new();
     let mut outer = String::new();
@@ -287,7 +293,7 @@ pub fn unit_pivot(experiment_id: i64, ids: &[i64], range: UnitRange) -> String {
     format!(
         "SELECT a.variant_id AS v, p.n{outer} FROM (SELECT o.unit_id, COUNT(*) AS n{inner} \
          FROM observations o WHERE o.experiment_id = CAST({e} AS BIGINT){} GROUP BY o.unit_id) p \
-         LEFT JOIN (SELECT a.unit_id, a.variant_id FROM assignments a \
+         {join} (SELECT a.unit_id, a.variant_id FROM assignments a \
          WHERE a.experiment_id = CAST({e} AS BIGINT){}) a ON a.unit_id = p.unit_id",
         in_range("o.unit_id", range),
         in_range("a.unit_id", range)
@@ -316,9 +322,12 @@ const FIELDS: [&str; 18] = [
     "pre_only_sq",
 ];
 
-/// The aggregates of one metric's [`FIELDS`] (slot `k` of the pivot, values less `shift` and
-/// `pre_shift`; `ks` the SLI's shift as SQL) over pivot rows, each named `{field}_{k}`.
-fn metric_sums(k: usize, (_, shift, pre_shift): Slot, ks: &str) -> Vec<String> {
+/// The shifted values of slot `k` of the pivot, each computed once per unit: `dy{k}` and
+/// `dx{k}`, the values less `shift` and `pre_shift`, `ds` (slot 0) the SLI's less `ks`, and as
+/// `c…` the same as factors of products. PostgreSQL refuses a product that underflows ("value
+/// out of range"): factors below 1e-150 count as 0 in products (values are at most 1e15, so
+/// what that drops is below 1e-134 per unit).
+fn shifted(k: usize, (_, shift, pre_shift): Slot, ks: &str) -> String {
     let ky = format!("CAST({shift:?} AS DOUBLE PRECISION)");
     let kx = format!("CAST({pre_shift:?} AS DOUBLE PRECISION)");
     // The SLI's pre-period values (slot 0) enter no sum the summary uses.
@@ -326,15 +335,28 @@ fn metric_sums(k: usize, (_, shift, pre_shift): Slot, ks: &str) -> Vec<String> {
         0 => "CAST(NULL AS DOUBLE PRECISION)".to_owned(),
         _ => format!("x{k}"),
     };
-    let (y, s, x) = (
-        format!("(y{k} - {ky})"),
-        format!("(y0 - {ks})"),
-        format!("({xk} - {kx})"),
+    let (y, x) = (format!("(y{k} - {ky})"), format!("({xk} - {kx})"));
+    let mut out = format!(
+        ", {y} AS dy{k}, {} AS cy{k}, {x} AS dx{k}, {} AS cx{k}",
+        no_underflow(&y),
+        no_underflow(&x)
     );
-    // PostgreSQL refuses a product that underflows ("value out of range"): factors below
-    // 1e-150 count as 0 in products (values are at most 1e15, so what that drops is below
-    // 1e-134 per unit).
-    let (py, ps, px) = (no_underflow(&y), no_underflow(&s), no_underflow(&x));
+    if k == 0 {
+        let s = format!("(y0 - {ks})");
+        out.push_str(&format!(", {s} AS ds, {} AS cs", no_underflow(&s)));
+    }
+    out
+}
+
+/// The aggregates of one metric's [`FIELDS`] (slot `k` of the pivot, its shifted values from
+/// [`shifted`]) over pivot rows, each named `{field}_{k}`.
+fn metric_sums(k: usize) -> Vec<String> {
+    let (y, s, x) = (format!("dy{k}"), "ds".to_owned(), format!("dx{k}"));
+    let (py, ps, px) = (format!("cy{k}"), "cs".to_owned(), format!("cx{k}"));
+    let xk = match k {
+        0 => "CAST(NULL AS DOUBLE PRECISION)".to_owned(),
+        _ => format!("x{k}"),
+    };
     let yk = format!("y{k}");
     let count = |cond: &str| format!("CAST(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS BIGINT)");
     let exprs = [
@@ -362,11 +384,14 @@ fn metric_sums(k: usize, (_, shift, pre_shift): Slot, ks: &str) -> Vec<String> {
         .collect()
 }
 
-/// A row of [`arm_sums`]'s query: one arm's and metric's sums, and the unassigned units' rows.
+/// A row of [`arm_sums`]'s query: one arm's and metric's sums, the arm's assigned units, and
+/// the unassigned units' rows.
 #[derive(QueryableByName)]
 struct SumsRow {
     #[diesel(embed)]
     sums: MetricArmSums,
+    #[diesel(sql_type = BigInt)]
+    assigned: i64,
     #[diesel(sql_type = BigInt)]
     unassigned: i64,
 }
@@ -375,7 +400,10 @@ struct SumsRow {
 /// `range`; `sli` is the SLI the cross-products pair with. Call it inside one snapshot
 /// (`read_snapshot`) so the parts agree.
 ///
-/// One pass pivots each unit's values into a row ([`unit_pivot`]) and one `GROUP BY` of those
+/// One pass pivots each unit's values into a row ([`unit_pivot`], with a row for each assigned
+/// unit without observations too, so the arms' units are counted in the same pass), computes
+/// the shifted values once per unit ([`shifted`]; a subquery PostgreSQL does not flatten into
+/// the aggregates, where each would be computed a dozen times), and one `GROUP BY` of those
 /// rows by arm computes every metric's sums at once (the unassigned units are the NULL arm);
 /// the few grouped rows are then unfolded into one row per arm and metric. Arms and metrics
 /// without any value in the range have no row, as in [`ArmSums::of`].
@@ -387,14 +415,19 @@ pub fn arm_sums(
     range: UnitRange,
 ) -> AppResult<ArmSums> {
     let e = experiment_id;
-    let assigned = assigned_per_variant(conn, e, range)?;
     let (sli_metric_id, sli_shift, _) = sli;
     let mut ids = vec![sli];
     ids.extend(metrics.iter().filter(|m| m.0 != sli_metric_id));
     let ks = format!("CAST({sli_shift:?} AS DOUBLE PRECISION)");
-    let grouped: Vec<String> = (ids.iter().enumerate())
-        .flat_map(|(k, m)| metric_sums(k, *m, &ks))
+    let grouped: Vec<String> = (0..ids.len()).flat_map(metric_sums).collect();
+    let shifts: String = (ids.iter().enumerate())
+        .map(|(k, m)| shifted(k, *m, &ks))
         .collect();
+    // OFFSET 0 keeps PostgreSQL from pulling the subquery up into the aggregates.
+    let fence = match conn {
+        DbConnection::Postgresql(_) => " OFFSET 0",
+        DbConnection::Sqlite(_) => "",
+    };
     // One SELECT per metric unfolds the grouped row's columns `{field}_{k}` (a UNION ALL, not
     // a join, so no nested loop is planned for it).
     let double = "DOUBLE PRECISION";
@@ -406,7 +439,8 @@ pub fn arm_sums(
             format!(
                 "SELECT g.v AS variant_id, CAST({id} AS BIGINT) AS metric_id, {}, \
                  CAST({shift:?} AS {double}) AS shift, CAST({pre_shift:?} AS {double}) AS pre_shift, \
-                 {ks} AS sli_shift, (SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM g \
+                 {ks} AS sli_shift, g.assigned AS assigned, \
+                 (SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM g \
                  WHERE v IS NULL) AS unassigned FROM g WHERE g.v IS NOT NULL",
                 sums.join(", ")
             )
@@ -414,13 +448,19 @@ pub fn arm_sums(
         .collect();
     let slot_ids: Vec<i64> = ids.iter().map(|m| m.0).collect();
     let query = format!(
-        "WITH g AS MATERIALIZED (SELECT u.v, SUM(u.n) AS n, {} FROM ({}) u GROUP BY u.v) \
+        "WITH g AS MATERIALIZED (SELECT u.v, SUM(u.n) AS n, CAST(COUNT(*) AS BIGINT) AS assigned, \
+         {} FROM (SELECT q.*{shifts} FROM ({}) q{fence}) u GROUP BY u.v) \
          SELECT * FROM ({}) s ORDER BY variant_id, metric_id",
         grouped.join(", "),
-        unit_pivot(e, &slot_ids, range),
+        pivot(e, &slot_ids, range, "FULL JOIN"),
         unfolded.join(" UNION ALL ")
     );
     let rows: Vec<SumsRow> = diesel::sql_query(query).load(conn)?;
+    let mut assigned: Vec<(i64, i64)> = rows
+        .iter()
+        .map(|r| (r.sums.variant_id, r.assigned))
+        .collect();
+    assigned.dedup();
     // Without an assigned unit with observations there is no row to carry the count.
     let unassigned_observations = match rows.first() {
         Some(r) => r.unassigned,

@@ -76,9 +76,19 @@ async fn both(app: &TestApp, key: &str, resamples: u32, seed: u64) -> Vec<(Value
             .collect()
     };
     let (a, s) = (&r.body["threshold"], &s.body["thresholds"]);
+    let mut knees = 0;
     for (a, s) in of(a, "observational").iter().zip(of(s, "observational")) {
-        observational_agree(&s, a, &format!("{} {}", app.backend, a["kpi"]));
+        knees += usize::from(observational_agree(
+            &s,
+            a,
+            &format!("{} {}", app.backend, a["kpi"]),
+        ));
     }
+    assert!(
+        knees > 0,
+        "{}: no observational knee was compared",
+        app.backend
+    );
     let (a, s) = (of(a, "causal"), of(s, "causal"));
     assert!(
         !a.is_empty(),
@@ -181,37 +191,41 @@ fn intervals_agree(s: &Value, a: &Value, share: f64, what: &str) {
 }
 
 /// The observational knee (hinge of the KPI on the SLI over all units, Davies test) from the
-/// summary's pooled (SLI, KPI) cells against the analysis's per-unit one. Here the cells are
-/// binned (tens of thousands of distinct latencies, 4,096 cells), so the numbers agree within
-/// the binning, not to rounding (`stats_simulation::observational_hinge_on_counted_cells_\
-/// matches_the_units` checks exact cells to 1e-9): the Davies p-value's logarithm within 2%
-/// (p ≈ e^{−M²/2} for its statistic M, so that is M within about 1%; revenue's rows bin both
-/// columns and move p by 7–13% at p = 1e-4 … 1e-11), the breakpoint within 5% of the analysis's interval, the interval's ends
-/// within 35% of its width (100 replicates each: an end's standard error is about 7% of the
-/// width).
-fn observational_agree(s: &Value, a: &Value, what: &str) {
+/// summary's pooled (SLI, KPI) cells against the analysis's per-unit one. At 30,000 units the
+/// pool is exact (under 65,536 distinct rows): the test's p-value agrees to 4e-9 relative and
+/// ψ̂ to 1e-11 on both backends; at 120,000 units it is binned and moved p by 5e-4 relative
+/// and ψ̂ by 0.04 ms. Checked: p within 1% relative (`P_TAIL` would fail the binned pool), ψ̂
+/// within 1% of the analysis's interval, the interval's ends within 35% of its width (100
+/// replicates each, other draws: an end's standard error is about 7% of the width). Exact
+/// pools are checked to 1e-9 in `stats_simulation::observational_hinge_on_counted_cells_\
+/// matches_the_units`.
+/// Answers whether a breakpoint was compared.
+fn observational_agree(s: &Value, a: &Value, what: &str) -> bool {
     let (sp, ap) = (
         s["no_threshold_test"]["p_value"].as_f64().unwrap(),
         a["no_threshold_test"]["p_value"].as_f64().unwrap(),
     );
     assert_eq!(s["no_threshold_test"]["method"], "davies", "{what}: {s}");
+    // A relative comparison needs p inside (0, 1) (the bound is reported clamped to 1).
+    assert!(ap > 0.0 && ap < 1.0, "{what}: analysis p {ap}");
     assert!(
-        (sp.ln() - ap.ln()).abs() <= 0.02 * ap.ln().abs(),
+        (sp - ap).abs() <= 0.01 * ap,
         "{what}: Davies p summary {sp}, analysis {ap}"
     );
     let (sb, ab) = (&s["breakpoint"], &a["breakpoint"]);
     assert_eq!(sb.is_null(), ab.is_null(), "{what}: {s}\n{a}");
     if ab.is_null() {
-        return;
+        return false;
     }
     let width = ab["ci_high"].as_f64().unwrap() - ab["ci_low"].as_f64().unwrap();
-    for (f, share) in [("estimate", 0.05), ("ci_low", 0.35), ("ci_high", 0.35)] {
+    for (f, share) in [("estimate", 0.01), ("ci_low", 0.35), ("ci_high", 0.35)] {
         let (x, y) = (sb[f].as_f64().unwrap(), ab[f].as_f64().unwrap());
         assert!(
             (x - y).abs() <= share * width,
             "{what} observational {f}: summary {x}, analysis {y} (interval width {width})"
         );
     }
+    true
 }
 
 #[actix_web::test]

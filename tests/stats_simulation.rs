@@ -556,26 +556,49 @@ fn hinge_on_counted_cells_bootstraps_like_the_units() {
     }
 }
 
-/// The observational knee (hinge of conversion on latency over all units, Davies test) from
+/// The sample a counted triple (cells, offsets, Σ and Σ² of y less its offset) stands for.
+fn sample(
+    c: &(sloproof::stats::cells::Cells<2>, (f64, f64), [f64; 2]),
+) -> sloproof::stats::knee::CountedSample<'_> {
+    sloproof::stats::knee::CountedSample {
+        cells: &c.0,
+        offsets: c.1,
+        y_sums: c.2,
+    }
+}
+
+/// The observational knee (hinge of the KPI on latency over all units, Davies test) from
 /// counted cells, as a summary finds it without units: 60,000 units with latency in whole ms,
-/// so the (x, y) rows repeat. Exact cells give the per-unit test, fit and slopes to 1e-9
-/// relative (x counted above its least value, as the summary counts it), and a bootstrap whose
-/// ψ̂ spread is the per-unit one (ratio of standard deviations within [0.85, 1.15], about three
-/// standard errors at 400 replicates); cells capped at the summary's 4,096 (x binned) move ψ̂
-/// by under a quarter of its bootstrap standard deviation and keep the spread.
+/// so the (x, y) rows of a binary KPI repeat. Exact cells give the per-unit test, fit and
+/// slopes to 1e-9 relative (x counted above its least value, as the summary counts it), and a
+/// bootstrap whose ψ̂ spread is the per-unit one (ratio of standard deviations within
+/// [0.85, 1.15], about three standard errors at 400 replicates); cells capped at the summary's
+/// 4,096 (x binned) move ψ̂ by under a quarter of its bootstrap standard deviation and keep the
+/// spread. A continuous KPI at a level far above its spread (1e6 ± 20, with a knee), with its
+/// exact Σ and Σ², keeps the per-unit Davies p-value's logarithm and the slope change's
+/// standard error within 5%, counted at its level (one y bin per x bin: without the spread
+/// within cells in the SSR the residuals shrink to the cells' and p falls to 0, as an outside
+/// statistician found; tested, the mutant fails) and less its median (as the summary counts
+/// it), where the bootstrap's ψ̂ spread is also the units' within 15%.
 #[test]
 fn observational_hinge_on_counted_cells_matches_the_units() {
     use sloproof::stats::cells::{CellCounter, Cells};
     use sloproof::stats::knee::{hinge_analysis, hinge_analysis_cells, hinge_bootstrap_cells};
     let (n, reps) = (60_000, 400);
-    let cells = |x: &[f64], y: &[f64], least: f64, cap: usize| -> Cells<2> {
-        let mut c = CellCounter::new(cap);
-        for i in 0..n {
-            c.add([x[i] - least, y[i]], 1);
-        }
-        c.finish()
-    };
     let least = |x: &[f64]| x.iter().copied().fold(f64::INFINITY, f64::min);
+    // The cells of (x − least, y − y_offset) and the exact-enough Σ and Σ² of y − y_offset.
+    let counted =
+        |x: &[f64], y: &[f64], y_offset: f64, cap: usize| -> (Cells<2>, (f64, f64), [f64; 2]) {
+            let mut c = CellCounter::new(cap);
+            let mut sums = [0.0; 2];
+            for i in 0..n {
+                let v = y[i] - y_offset;
+                c.add([x[i] - least(x), v], 1);
+                sums[0] += v;
+                sums[1] += v * v;
+            }
+            (c.finish(), (least(x), y_offset), sums)
+        };
     let sd = |v: &[f64]| Moments::of(v).variance().unwrap().sqrt();
     let close = |what: &str, a: f64, b: f64| {
         assert!(
@@ -585,20 +608,21 @@ fn observational_hinge_on_counted_cells_matches_the_units() {
     };
     // Latency in whole ms: exact cells.
     let KneeUnits { y, x, .. } = knee_units(&mut rng(78), n, 5, true);
-    let exact = cells(&x, &y, least(&x), 1 << 20);
+    let exact = counted(&x, &y, 0.0, 1 << 20);
     assert!(
-        exact.rows.len() * 4 < n,
+        exact.0.rows.len() * 4 < n,
         "rows repeat: {} rows",
-        exact.rows.len()
+        exact.0.rows.len()
     );
     let units = hinge_analysis(&x, &y, 0.05, 0.95, 10, 1).unwrap();
-    let counted = hinge_analysis_cells(&exact, least(&x), 0.05, 0.95, 10, 1).unwrap();
-    close("Davies p", units.davies_p_value, counted.davies_p_value);
+    let cells = hinge_analysis_cells(sample(&exact), 0.05, 0.95, 10, 1).unwrap();
+    close("Davies p", units.davies_p_value, cells.davies_p_value);
     assert!(units.davies_p_value < 1e-3, "p = {}", units.davies_p_value);
-    let ((fit, _), (cfit, _)) = (units.fit.unwrap(), counted.fit.unwrap());
+    let ((fit, _), (cfit, _)) = (units.fit.unwrap(), cells.fit.unwrap());
     close("breakpoint", fit.breakpoint, cfit.breakpoint);
     close("slope below", fit.slope_below, cfit.slope_below);
     close("slope above", fit.slope_above, cfit.slope_above);
+    close("intercept", fit.intercept, cfit.intercept);
     close(
         "slope change SE",
         fit.slope_change.std_error,
@@ -606,7 +630,7 @@ fn observational_hinge_on_counted_cells_matches_the_units() {
     );
     assert_eq!(fit.n, cfit.n);
     let (per_unit, _) = hinge_bootstrap(&x, &y, reps, 1, 0.95).unwrap();
-    let (r, _) = hinge_bootstrap_cells(&exact, least(&x), reps, 2, 0.95).unwrap();
+    let (r, _) = hinge_bootstrap_cells(sample(&exact), reps, 2, 0.95).unwrap();
     within(
         "exact cells' bootstrap sd of ψ̂ / the units'",
         sd(&r) / sd(&per_unit),
@@ -615,23 +639,77 @@ fn observational_hinge_on_counted_cells_matches_the_units() {
     );
     // Latency to the bit: the summary's 4,096 cells bin it.
     let KneeUnits { y, x, .. } = knee_units(&mut rng(79), n, 5, false);
-    let binned = cells(&x, &y, least(&x), 4096);
-    assert!(binned.resolution.relative_error() > 0.0);
+    let binned = counted(&x, &y, 0.0, 4096);
+    assert!(binned.0.resolution.relative_error() > 0.0);
     let psi = hinge_fit(&x, &y, 0.95).unwrap().breakpoint;
     let (per_unit, _) = hinge_bootstrap(&x, &y, reps, 1, 0.95).unwrap();
     let want = sd(&per_unit);
-    let (r, _) = hinge_bootstrap_cells(&binned, least(&x), reps, 2, 0.95).unwrap();
+    let (r, _) = hinge_bootstrap_cells(sample(&binned), reps, 2, 0.95).unwrap();
     within(
         "binned cells' bootstrap sd of ψ̂ / the units'",
         sd(&r) / want,
         0.85,
         1.15,
     );
-    let got = hinge_analysis_cells(&binned, least(&x), 1.0, 0.95, 10, 1).unwrap();
+    let got = hinge_analysis_cells(sample(&binned), 1.0, 0.95, 10, 1).unwrap();
     let moved = got.fit.unwrap().0.breakpoint - psi;
     assert!(
         moved.abs() < 0.25 * want,
         "binned ψ̂ moved {moved} (sd {want})"
+    );
+    // A continuous KPI at a level: 1e6 + N(0, 20²) − 0.01 per ms above 800 ms.
+    let noise = normal(&mut rng(80), n, 0.0, 20.0);
+    let y: Vec<f64> = (x.iter().zip(&noise))
+        .map(|(x, e)| 1e6 + e - 0.01 * (x - 800.0).max(0.0))
+        .collect();
+    let mut sorted = y.clone();
+    sorted.sort_by(f64::total_cmp);
+    let units = hinge_analysis(&x, &y, 0.05, 0.95, 10, 1).unwrap();
+    let (up, fit) = (units.davies_p_value, units.fit.unwrap().0);
+    assert!(up < 1e-3 && up > 1e-300, "p = {up}");
+    // Counted at its level, y falls into one bin per x bin and x keeps a fine resolution; the
+    // spread of y within cells then is all of y's noise, and the test and the standard error
+    // hold only because the SSR carries it (without it p ≈ 0).
+    let at_level = counted(&x, &y, 0.0, 4096);
+    // Counted less its median (as the summary counts it), y's bins share the cells with x's,
+    // so x is binned more coarsely: with 4,096 cells ψ̂'s bootstrap spread falls 15% short and
+    // ln p is 17% off, so the summary's pool keeps more (65,536; at 60,000 units those would
+    // be exact, so 16,384 here), and the bootstrap keeps y's noise.
+    let centred = counted(&x, &y, sorted[n / 2], 16_384);
+    for (c, what, ln_p) in [
+        (&at_level, "at its level", 0.05),
+        (&centred, "less its median", 0.05),
+    ] {
+        assert!(c.0.resolution.relative_error() > 0.0);
+        let cells = hinge_analysis_cells(sample(c), 0.05, 0.95, 10, 1).unwrap();
+        let ratio = cells.davies_p_value.ln() / up.ln();
+        within(
+            &format!("y {what}: ln of the Davies p, cells / units"),
+            ratio,
+            1.0 - ln_p,
+            1.0 + ln_p,
+        );
+        let cfit = cells.fit.unwrap().0;
+        within(
+            &format!("y {what}: slope change SE, cells / units"),
+            cfit.slope_change.std_error / fit.slope_change.std_error,
+            0.95,
+            1.05,
+        );
+        assert!(
+            (cfit.intercept - fit.intercept).abs() < 1.0,
+            "{what}: intercept {} vs {}",
+            cfit.intercept,
+            fit.intercept
+        );
+    }
+    let (per_unit, _) = hinge_bootstrap(&x, &y, reps, 1, 0.95).unwrap();
+    let (r, _) = hinge_bootstrap_cells(sample(&centred), reps, 2, 0.95).unwrap();
+    within(
+        "y less its median: bootstrap sd of ψ̂, cells / units",
+        sd(&r) / sd(&per_unit),
+        0.85,
+        1.15,
     );
 }
 

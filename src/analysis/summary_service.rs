@@ -13,6 +13,7 @@ use super::threshold::{self, KneeSettings, CAUSAL_KNEE_RESAMPLES};
 use crate::domain::experiment::Experiment;
 use crate::domain::metric::Metric;
 use crate::error::{AppError, AppResult};
+use crate::stats::knee::CountedSample;
 use crate::store::aggregates::{arm_sums, assigned_per_variant, ArmSums, Slot, UnitRange};
 use crate::store::analyses::{for_each_assignment, for_each_observation};
 use crate::store::experiments::data_version;
@@ -211,10 +212,14 @@ fn thresholds(
     let mut out = Vec::new();
     for (f, m) in found.iter().zip(kpis).filter(|(_, m)| keep(m)) {
         let (observational, causal) = settings(m);
+        let sample = CountedSample {
+            cells: &f.observed,
+            offsets: f.offsets,
+            y_sums: f.observed_sums,
+        };
         out.push(threshold::observational_from_cells(
             (&e.sli, m),
-            &f.observed,
-            f.x_offset,
+            sample,
             observational,
         ));
         out.push(match &f.causal {

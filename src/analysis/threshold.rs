@@ -15,7 +15,7 @@ use crate::stats::cells::{CellCounter, Cells};
 use crate::stats::compressed::cells_quantile;
 use crate::stats::hypothesis::homogeneity_q;
 use crate::stats::iv::{iv_hinge, IvCov, IvHingeData, TwoSls};
-use crate::stats::knee::{hinge_analysis, hinge_analysis_cells, HingeAnalysis};
+use crate::stats::knee::{hinge_analysis, hinge_analysis_cells, CountedSample, HingeAnalysis};
 use crate::stats::StatsResult;
 
 /// Bootstrap replicates for a breakpoint (each refits the hinge profile over all units).
@@ -66,19 +66,18 @@ pub fn observational_threshold(
     )
 }
 
-/// The observational knee from the (SLI − `x_offset`, KPI) rows of the KPI's population counted
-/// into cells, as a summary collects them (`stats::knee::hinge_analysis_cells`); bootstrapped
-/// with at most the analysis's 100 replicates.
+/// The observational knee from the KPI population's (SLI, KPI) rows counted into cells, as a
+/// summary collects them (`stats::knee::hinge_analysis_cells`); bootstrapped with at most the
+/// analysis's 100 replicates.
 pub fn observational_from_cells(
     (sli, kpi): (&Metric, &Metric),
-    cells: &Cells<2>,
-    x_offset: f64,
+    sample: CountedSample,
     k: KneeSettings,
 ) -> Threshold {
     let resamples = k.resamples.min(KNEE_RESAMPLES as usize);
     observational(
         empty_of(sli, kpi, Evidence::Observational),
-        hinge_analysis_cells(cells, x_offset, k.alpha, k.confidence, resamples, k.seed),
+        hinge_analysis_cells(sample, k.alpha, k.confidence, resamples, k.seed),
     )
 }
 

@@ -47,6 +47,20 @@ struct Sorted {
     counts: Option<(Vec<f64>, Weights)>,
     /// Units in the sample.
     units: u64,
+    /// Σ count·(y − cell's ȳ)² over counted cells whose units' y differ (binned): the residual
+    /// sum of squares no fit over the cells can see, added to every SSR (0 for units).
+    within: f64,
+}
+
+/// A sample counted into cells (`stats::cells`): rows (x − `offsets.0`, y − `offsets.1`) with
+/// the units each stands for, and the units' exact Σ(y − `offsets.1`) and Σ(y − `offsets.1`)²,
+/// which carry the spread of y within binned cells. Counting values less central ones makes
+/// the cells' resolution follow the spread, not the level.
+#[derive(Debug, Clone, Copy)]
+pub struct CountedSample<'a> {
+    pub cells: &'a Cells<2>,
+    pub offsets: (f64, f64),
+    pub y_sums: [f64; 2],
 }
 
 impl Sorted {
@@ -77,12 +91,22 @@ impl Sorted {
             y_mean,
             counts: None,
             units: x.len() as u64,
+            within: 0.0,
         })
     }
 
-    /// The (x − `x_offset`, y) rows of counted cells (ascending by x, as [`Cells`] keeps them),
-    /// back on x's scale.
-    fn from_cells(cells: &Cells<2>, x_offset: f64) -> StatsResult<Sorted> {
+    /// The rows of a counted sample (ascending by x, as [`Cells`] keeps them), back on x's and
+    /// y's scales. Each unit stands at its cell's centroid; what that hides of y's spread, the
+    /// units' total Σ(y − ȳ)² less the cells' Σ count·(ȳ_cell − ȳ)², is kept in `within`: a
+    /// fit's fitted value is one per cell, so a unit's residual is its cell's plus its distance
+    /// from the cell's ȳ, and SSR = SSR over cells + `within` (exactly, when a cell's units
+    /// share their x; to the x-binning otherwise).
+    fn from_cells(sample: CountedSample) -> StatsResult<Sorted> {
+        let CountedSample {
+            cells,
+            offsets: (x_offset, y_offset),
+            y_sums: [sy, syy],
+        } = sample;
         let x: Vec<f64> = cells.rows.iter().map(|r| r[0]).collect();
         let y: Vec<f64> = cells.rows.iter().map(|r| r[1]).collect();
         check_finite("hinge x", &x)?;
@@ -99,13 +123,17 @@ impl Sorted {
         let n = units as f64;
         let mean = |v: &[f64]| v.iter().zip(&counts).map(|(v, c)| v * c).sum::<f64>() / n;
         let (x_mean, y_mean) = (mean(&x), mean(&y));
+        let y: Vec<f64> = y.iter().map(|v| v - y_mean).collect();
+        let between: f64 = y.iter().zip(&counts).map(|(y, c)| c * y * y).sum();
+        let total = syy - sy * sy / n;
         Ok(Sorted {
             x: x.iter().map(|v| v - x_mean).collect(),
-            y: y.iter().map(|v| v - y_mean).collect(),
+            y,
             x_mean: x_mean + x_offset,
-            y_mean,
+            y_mean: y_mean + y_offset,
             counts: Some((counts, Weights::new(&cells.counts)?)),
             units,
+            within: (total - between).max(0.0),
         })
     }
 
@@ -163,11 +191,14 @@ struct Profile<'a> {
 
 impl<'a> Profile<'a> {
     /// The sums with each row weighted by `weights`, or by its count when `None`.
+    /// The point estimate's sums (`weights` `None`) carry the spread within binned cells
+    /// in `yy`; a replicate's need none (ψ̂ minimises SSR, and `yy` is a constant of it).
     fn new(s: &'a Sorted, weights: Option<&[f64]>) -> Profile<'a> {
+        let within = if weights.is_none() { s.within } else { 0.0 };
         let weights = weights.or_else(|| s.counts());
         let n = s.x.len();
         let mut suffix = vec![[0.0; 5]; n + 1];
-        let mut yy = 0.0;
+        let mut yy = within;
         for i in (0..n).rev() {
             let w = weights.map_or(1.0, |w| w[i]);
             let (x, y) = (s.x[i], s.y[i]);
@@ -300,9 +331,10 @@ fn hinge_fit_sorted(s: &Sorted, confidence: f64) -> StatsResult<Hinge> {
     let cols: [&[f64]; 3] = [&root, &x, &u];
     let qr = Qr::new(&cols, &["const", "x", "(x - psi)+"])?;
     let beta = qr.solve(&y)?;
-    let ssr: f64 = (0..n)
-        .map(|i| (y[i] - beta[0] * root[i] - beta[1] * x[i] - beta[2] * u[i]).powi(2))
-        .sum();
+    let ssr: f64 = s.within
+        + (0..n)
+            .map(|i| (y[i] - beta[0] * root[i] - beta[1] * x[i] - beta[2] * u[i]).powi(2))
+            .sum::<f64>();
     let df = (s.units - 3) as f64;
     let se = (qr.xtx_inverse()[2][2] * ssr / df).sqrt();
     let q = t_ppf(1.0 - alpha / 2.0, df)?;
@@ -333,34 +365,30 @@ pub fn hinge_bootstrap(
     seed: u64,
     confidence: f64,
 ) -> StatsResult<(Vec<f64>, (f64, f64))> {
-    let s = Sorted::new(x, y)?;
-    let reps = hinge_replicates(&s, resamples, seed)?;
-    let ci = percentile_interval(&reps, confidence)?;
-    Ok((reps, ci))
+    bootstrap_sorted(&Sorted::new(x, y)?, resamples, seed, confidence)
 }
 
 /// [`hinge_bootstrap`] of counted cells (see [`hinge_analysis_cells`]): Poisson(count) weights
 /// per row, the replicates back on x's scale.
 pub fn hinge_bootstrap_cells(
-    cells: &Cells<2>,
-    x_offset: f64,
+    sample: CountedSample,
     resamples: usize,
     seed: u64,
     confidence: f64,
 ) -> StatsResult<(Vec<f64>, (f64, f64))> {
-    let s = Sorted::from_cells(cells, x_offset)?;
-    let reps = hinge_replicates(&s, resamples, seed)?;
-    let ci = percentile_interval(&reps, confidence)?;
-    Ok((reps, ci))
+    bootstrap_sorted(&Sorted::from_cells(sample)?, resamples, seed, confidence)
 }
 
-fn hinge_bootstrap_sorted(
+/// The replicates of ψ̂ and their percentile interval.
+fn bootstrap_sorted(
     s: &Sorted,
     resamples: usize,
     seed: u64,
     confidence: f64,
-) -> StatsResult<(f64, f64)> {
-    percentile_interval(&hinge_replicates(s, resamples, seed)?, confidence)
+) -> StatsResult<(Vec<f64>, (f64, f64))> {
+    let reps = hinge_replicates(s, resamples, seed)?;
+    let ci = percentile_interval(&reps, confidence)?;
+    Ok((reps, ci))
 }
 
 fn hinge_replicates(s: &Sorted, resamples: usize, seed: u64) -> StatsResult<Vec<f64>> {
@@ -464,23 +492,23 @@ pub fn hinge_analysis(
     analyse(&Sorted::new(x, y)?, alpha, confidence, resamples, seed)
 }
 
-/// [`hinge_analysis`] of a sample counted into cells: rows (x − `x_offset`, y) with counts
-/// (`stats::cells`), as a summary collects them without holding units. Every sum weights a row
-/// by its count and a bootstrap replicate by Poisson(count), the total of its units' Poisson(1)
-/// weights (`stats::compressed`); quantiles and the Davies test's grid are the units'. With
-/// exact cells (each row its units' values) the fit and the test are the per-unit ones to
+/// [`hinge_analysis`] of a sample counted into cells ([`CountedSample`]), as a summary
+/// collects it without holding units. Every sum weights a row by its count and a bootstrap
+/// replicate by Poisson(count), the total of its units' Poisson(1) weights
+/// (`stats::compressed`); quantiles and the Davies test's grid are the units', and the
+/// residual sums of squares include the spread of y within cells ([`Sorted::from_cells`]).
+/// With exact cells (each row its units' values) the fit and the test are the per-unit ones to
 /// rounding and the replicates have the per-unit bootstrap's distribution; binned cells move
-/// each unit to its cell's centroid, within 2⁻ᵏ of its distance from `x_offset`.
+/// each unit's x to its cell's centroid, within 2⁻ᵏ of its distance from the x offset.
 pub fn hinge_analysis_cells(
-    cells: &Cells<2>,
-    x_offset: f64,
+    sample: CountedSample,
     alpha: f64,
     confidence: f64,
     resamples: usize,
     seed: u64,
 ) -> StatsResult<HingeAnalysis> {
     analyse(
-        &Sorted::from_cells(cells, x_offset)?,
+        &Sorted::from_cells(sample)?,
         alpha,
         confidence,
         resamples,
@@ -503,7 +531,7 @@ fn analyse(
         });
     }
     let fit = hinge_fit_sorted(s, confidence)?;
-    let ci = hinge_bootstrap_sorted(s, resamples, seed, confidence)?;
+    let (_, ci) = bootstrap_sorted(s, resamples, seed, confidence)?;
     Ok(HingeAnalysis {
         davies_p_value,
         fit: Some((fit, ci)),

@@ -461,7 +461,7 @@ pub fn arm_sums(
         .map(|r| (r.sums.variant_id, r.assigned))
         .collect();
     assigned.dedup();
-    // Without an assigned unit with observations there is no row to carry the count.
+    // Without an assigned unit there is no row to carry the count.
     let unassigned_observations = match rows.first() {
         Some(r) => r.unassigned,
         None => unassigned_observations(conn, e, range)?,

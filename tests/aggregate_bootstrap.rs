@@ -452,3 +452,76 @@ async fn tiny_values_do_not_break_the_database_sums() {
         }
     }
 }
+
+/// A KPI at a level far above its spread (1e6 ± 5, falling 0.01 per ms of latency): its values
+/// are counted into cells less the KPI's shift, so the cells bin its spread, and the bootstrap
+/// intervals from them are the per-unit ones within Monte-Carlo error, on both backends.
+/// Counted raw (as before 2026-12-01), the whole spread fell into 2 cells per arm and the
+/// intervals came out 5–6 times too narrow (an outside tester's finding).
+#[actix_web::test]
+async fn a_kpi_at_a_level_keeps_its_spread_in_the_cells() {
+    use rand_distr::Normal;
+    for app in apps().await {
+        let b = app.backend;
+        load(&app).await;
+        let r = app
+            .post_json(
+                "/api/v1/metrics",
+                &json!({"key": "level_kpi_1e6", "name": "Level", "kind": "kpi", "value_type": "continuous", "unit": "", "direction": "higher_is_better", "layer": "business"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{b}: {r:?}");
+        let r = app
+            .post_json(
+                "/api/v1/experiments",
+                &json!({"key": "level_exp", "name": "Level", "hypothesis": "h",
+                        "sli": "api_latency_ms", "kpis": ["level_kpi_1e6"],
+                        "variants": [{"key": "control", "weight": 0.5, "control": true, "dose": 0},
+                                     {"key": "plus_100", "weight": 0.25, "dose": 100},
+                                     {"key": "plus_250", "weight": 0.25, "dose": 250}]}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{b}: {r:?}");
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
+        let latency = LogNormal::new(5.5, 0.5).unwrap();
+        let noise = Normal::new(0.0, 5.0).unwrap();
+        let (mut assignments, mut observations) = (String::new(), String::new());
+        for i in 0..20_000u32 {
+            let (arm, dose) = match i % 4 {
+                0 | 1 => ("control", 0.0),
+                2 => ("plus_100", 100.0),
+                _ => ("plus_250", 250.0),
+            };
+            let unit = format!("lvl {i} ü");
+            assignments.push_str(&json!({"unit_id": unit, "variant": arm}).to_string());
+            assignments.push('\n');
+            let ms: f64 = latency.sample(&mut rng) + dose;
+            let kpi = 1e6 + noise.sample(&mut rng) - 0.01 * ms;
+            for (metric, value) in [("api_latency_ms", ms), ("level_kpi_1e6", kpi)] {
+                observations.push_str(
+                    &json!({"unit_id": unit, "metric": metric, "value": value}).to_string(),
+                );
+                observations.push('\n');
+            }
+        }
+        app.upload("level_exp", assignments, observations).await;
+        let s = app
+            .get("/api/v1/experiments/level_exp/summary?resamples=2000&seed=4")
+            .await;
+        assert_eq!(s.status, 200, "{b}: {}", s.text);
+        let a = app
+            .post_json(
+                "/api/v1/experiments/level_exp/analyses",
+                &json!({"bootstrap": {"resamples": 2000, "seed": 4}}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{b}: {}", a.text);
+        let kpi_cells = (s.body["bootstrap"]["cells"].as_array().unwrap().iter())
+            .filter(|c| c["metric"] == "level_kpi_1e6" && c["paired_with"].is_null())
+            .map(|c| c["cells"].as_u64().unwrap())
+            .min()
+            .unwrap();
+        assert!(kpi_cells > 1000, "{b}: {kpi_cells} cells per arm");
+        compare(&s.body, &a.body, &format!("{b} level"));
+    }
+}

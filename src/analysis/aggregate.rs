@@ -76,7 +76,7 @@ pub struct AggregateVariant {
     pub sli: ArmMean,
     /// The arm's p95 of the SLI minus control's, with a Poisson-bootstrap percentile interval
     /// (with a bootstrap; null for control). From the cells: with binned values each p95 is
-    /// within its `relative_error` of the units' own.
+    /// within its `relative_error` times its distance from the SLI's shift of the units' own.
     pub p95_shift: Option<Estimate>,
 }
 

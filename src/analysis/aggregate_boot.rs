@@ -58,9 +58,11 @@ pub struct BootstrapCells {
     /// True when every cell is one distinct value (the bootstrap is the per-unit one).
     pub exact: bool,
     /// Largest distance of a value from its cell's value (the mean of the cell's values),
-    /// relative to the value; 0 if exact. A quantile moves by less than this share of its
-    /// value. Means and slopes keep their point estimates; their replicates lose only the
-    /// spread within cells, a share of the variance below relative_error²·(1 + mean²/variance).
+    /// relative to the value's distance from the metric's shift (a median of a few of its
+    /// values, as the sums use); 0 if exact. A quantile moves by less than this share of its
+    /// distance from the shift. Means and slopes keep their point estimates; their replicates
+    /// lose only the spread within cells, a share of the variance below
+    /// relative_error²·(1 + (mean − shift)²/variance).
     pub relative_error: f64,
 }
 

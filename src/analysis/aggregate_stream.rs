@@ -152,9 +152,11 @@ impl SumsBuilder {
     /// Also counts each assigned unit's values into cells, with (SLI, value) pairs of the
     /// metrics `paired` (ids).
     pub fn with_cells(mut self, paired: &[i64]) -> SumsBuilder {
+        let shifts = self.sums.slots.iter().map(|s| s.1).collect();
         self.cells = Some(CellsBuilder::new(
             self.sums.variant_ids.len(),
             self.slot_ids(),
+            shifts,
             paired,
         ));
         self

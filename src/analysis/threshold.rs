@@ -66,19 +66,52 @@ pub fn observational_threshold(
     )
 }
 
+/// Largest half-width of the cells at ψ̂ relative to the breakpoint's interval for which a
+/// summary reports an observational breakpoint found on binned cells.
+const BINNED_SHARE: f64 = 0.1;
+
 /// The observational knee from the KPI population's (SLI, KPI) rows counted into cells, as a
 /// summary collects them (`stats::knee::hinge_analysis_cells`); bootstrapped with at most the
-/// analysis's 100 replicates.
+/// analysis's 100 replicates. Binned cells place each unit's SLI within ±2⁻ᵏ of its distance
+/// from the least value, both columns at one resolution, so a continuous KPI leaves the SLI
+/// coarse bins: where the cells' half-width at ψ̂ exceeds a tenth of the breakpoint's
+/// interval, the binning, not the data, would decide ψ̂ and its interval (an outside tester's
+/// sharp knee at 250,000 units: ψ̂ off by 72% of the analysis's interval, the interval 0.65
+/// times as wide), so no breakpoint is reported and the reason says so.
 pub fn observational_from_cells(
     (sli, kpi): (&Metric, &Metric),
     sample: CountedSample,
     k: KneeSettings,
 ) -> Threshold {
     let resamples = k.resamples.min(KNEE_RESAMPLES as usize);
-    observational(
-        empty_of(sli, kpi, Evidence::Observational),
-        hinge_analysis_cells(sample, k.alpha, k.confidence, resamples, k.seed),
-    )
+    let found = hinge_analysis_cells(sample, k.alpha, k.confidence, resamples, k.seed);
+    let mut t = observational(empty_of(sli, kpi, Evidence::Observational), found);
+    let Some(b) = t.breakpoint.as_ref() else {
+        return t;
+    };
+    let share = sample.cells.resolution.relative_error();
+    let half_width = share * (b.estimate - sample.offsets.0).abs();
+    if half_width > BINNED_SHARE * (b.ci_high - b.ci_low) {
+        let p = t.no_threshold_test.as_ref().map_or(f64::NAN, |x| x.p_value);
+        t.reason = Some(format!(
+            "a slope change is detected (Davies test p = {p:.3}), but the summary's (SLI, KPI) \
+             cells are binned to ±{:.2}% of the SLI's distance from its least value (±{} at \
+             {}), too coarse for the breakpoint's interval ({}–{}); the full analysis places \
+             it unit by unit",
+            share * 100.0,
+            sig(half_width),
+            sig(b.estimate),
+            sig(b.ci_low),
+            sig(b.ci_high)
+        ));
+        (t.breakpoint, t.slope_below, t.slope_above) = (None, None, None);
+    }
+    t
+}
+
+/// `v` with 4 significant digits.
+fn sig(v: f64) -> String {
+    format!("{}", format!("{v:.3e}").parse::<f64>().unwrap_or(v))
 }
 
 fn observational(mut t: Threshold, found: StatsResult<HingeAnalysis>) -> Threshold {
@@ -433,5 +466,87 @@ mod tests {
         let many: Vec<f64> = (0..20_000).map(f64::from).collect();
         assert_eq!(strata_edges(&cells(&many), 0.0).unwrap().len(), 11);
         assert!(strata_edges(&cells(&[]), 0.0).is_none());
+    }
+
+    fn metric(key: &str) -> Metric {
+        use crate::domain::metric::{Direction, Layer, MetricKind, PrometheusQueries, ValueType};
+        Metric {
+            id: 1,
+            key: key.into(),
+            name: key.into(),
+            description: None,
+            kind: MetricKind::Kpi,
+            value_type: ValueType::Continuous,
+            unit: "ms".into(),
+            direction: Direction::LowerIsBetter,
+            layer: Layer::Journey,
+            parents: vec![],
+            created_at: chrono::NaiveDateTime::default(),
+            prometheus: PrometheusQueries::default(),
+            ratio: None,
+            scale: None,
+        }
+    }
+
+    /// A sharp knee of a continuous KPI (0.05 per ms past 700 ms, noise sd 5) on 20,000 units:
+    /// counted exactly, the breakpoint is reported; squeezed into 1,024 cells, whose bins at ψ̂
+    /// are wider than a tenth of its interval, it is not, and the reason says why.
+    #[test]
+    fn a_breakpoint_finer_than_its_cells_is_not_reported() {
+        use rand::{Rng, SeedableRng};
+        use rand_distr::{Distribution, LogNormal, Normal};
+        let mut r = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(9);
+        let (x_of, noise) = (
+            LogNormal::new(500f64.ln(), 0.4).unwrap(),
+            Normal::new(0.0, 5.0).unwrap(),
+        );
+        let rows: Vec<(f64, f64)> = (0..20_000)
+            .map(|_| {
+                let x = x_of.sample(&mut r) + f64::from(r.random_range(0..3u8)) * 200.0;
+                (x, noise.sample(&mut r) - 0.05 * (x - 700.0).max(0.0))
+            })
+            .collect();
+        let least = rows.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
+        let settings = KneeSettings {
+            alpha: 0.05,
+            confidence: 0.95,
+            resamples: 100,
+            seed: 1,
+        };
+        let (sli, kpi) = (metric("lat_ms_2"), metric("kpi_9"));
+        let found = |cap: usize| {
+            let mut c = CellCounter::new(cap);
+            let mut sums = [0.0; 2];
+            for (x, y) in &rows {
+                c.add([x - least, *y], 1);
+                sums[0] += y;
+                sums[1] += y * y;
+            }
+            let cells = c.finish();
+            let sample = CountedSample {
+                cells: &cells,
+                offsets: (least, 0.0),
+                y_sums: sums,
+            };
+            observational_from_cells((&sli, &kpi), sample, settings)
+        };
+        let exact = found(1 << 20);
+        let b = exact
+            .breakpoint
+            .as_ref()
+            .expect("a breakpoint from exact cells");
+        assert!((b.estimate - 700.0).abs() < 5.0, "{b:?}");
+        assert!(exact.reason.is_none());
+        let coarse = found(1024);
+        assert!(
+            coarse.breakpoint.is_none() && coarse.slope_above.is_none(),
+            "{coarse:?}"
+        );
+        let reason = coarse.reason.unwrap();
+        assert!(
+            reason.contains("binned") && reason.contains("full analysis"),
+            "{reason}"
+        );
+        assert!(coarse.no_threshold_test.unwrap().p_value < 1e-6);
     }
 }

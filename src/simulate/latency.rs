@@ -53,7 +53,11 @@ fn experiment(c: &SimConfig) -> Value {
     };
     json!({
         "key": c.key, "name": "Checkout latency injection (simulated)",
-        "hypothesis": "Added checkout latency lowers conversion and revenue",
+        "hypothesis": if c.revenue {
+            "Added checkout latency lowers conversion and revenue"
+        } else {
+            "Added checkout latency lowers conversion"
+        },
         "journey": "search → product → cart → checkout",
         "sli": "checkout-latency", "kpis": kpis,
         "variants": variants(c)

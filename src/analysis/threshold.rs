@@ -469,23 +469,7 @@ mod tests {
     }
 
     fn metric(key: &str) -> Metric {
-        use crate::domain::metric::{Direction, Layer, MetricKind, PrometheusQueries, ValueType};
-        Metric {
-            id: 1,
-            key: key.into(),
-            name: key.into(),
-            description: None,
-            kind: MetricKind::Kpi,
-            value_type: ValueType::Continuous,
-            unit: "ms".into(),
-            direction: Direction::LowerIsBetter,
-            layer: Layer::Journey,
-            parents: vec![],
-            created_at: chrono::NaiveDateTime::default(),
-            prometheus: PrometheusQueries::default(),
-            ratio: None,
-            scale: None,
-        }
+        Metric::for_tests(key, "ms", crate::domain::metric::MetricKind::Kpi)
     }
 
     /// A sharp knee of a continuous KPI (0.05 per ms past 700 ms, noise sd 5) on 20,000 units:

@@ -166,6 +166,29 @@ pub struct Metric {
     pub scale: Option<OrdinalScale>,
 }
 
+#[cfg(test)]
+impl Metric {
+    /// A lower-is-better continuous metric of `kind` with this key and unit, for unit tests.
+    pub(crate) fn for_tests(key: &str, unit: &str, kind: MetricKind) -> Metric {
+        Metric {
+            id: 1,
+            key: key.into(),
+            name: key.into(),
+            description: None,
+            kind,
+            value_type: ValueType::Continuous,
+            unit: unit.into(),
+            direction: Direction::LowerIsBetter,
+            layer: Layer::Journey,
+            parents: vec![],
+            created_at: chrono::NaiveDateTime::default(),
+            prometheus: PrometheusQueries::default(),
+            ratio: None,
+            scale: None,
+        }
+    }
+}
+
 impl Metric {
     /// Checks one unit-level value against the value type and, for ordinal metrics, the scale.
     pub fn check(&self, value: f64) -> Result<(), String> {

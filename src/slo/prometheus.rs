@@ -454,25 +454,10 @@ pub fn rules_yaml(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::metric::{Direction, Layer, MetricKind, PrometheusQueries, ValueType};
+    use crate::domain::metric::MetricKind;
 
     fn metric(key: &str, unit: &str) -> Metric {
-        Metric {
-            id: 1,
-            key: key.into(),
-            name: key.into(),
-            description: None,
-            kind: MetricKind::Sli,
-            value_type: ValueType::Continuous,
-            unit: unit.into(),
-            direction: Direction::LowerIsBetter,
-            layer: Layer::Journey,
-            parents: vec![],
-            created_at: chrono::NaiveDateTime::default(),
-            prometheus: PrometheusQueries::default(),
-            ratio: None,
-            scale: None,
-        }
+        Metric::for_tests(key, unit, MetricKind::Sli)
     }
 
     /// A millisecond SLI is exported in base-unit seconds, without a doubled unit suffix.

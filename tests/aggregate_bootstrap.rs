@@ -21,31 +21,23 @@ const KEY: &str = "boot_exp_3";
 const UNITS: u32 = 24_000;
 
 async fn load(app: &TestApp) {
-    for m in [
+    let metrics = [
         json!({"key": "api_latency_ms", "name": "Latency", "kind": "sli", "value_type": "continuous", "unit": "ms", "direction": "lower_is_better", "layer": "journey"}),
         json!({"key": "converted_7d", "name": "Conversion", "kind": "kpi", "value_type": "binary", "unit": "", "direction": "higher_is_better", "layer": "business"}),
         json!({"key": "revenue_usd_2", "name": "Revenue", "kind": "kpi", "value_type": "continuous", "unit": "USD", "direction": "higher_is_better", "layer": "business"}),
         json!({"key": "tickets_30d", "name": "Tickets", "kind": "kpi", "value_type": "count", "unit": "tickets", "direction": "lower_is_better", "layer": "business"}),
-    ] {
-        let r = app.post_json("/api/v1/metrics", &m).await;
-        assert_eq!(r.status, 201, "{}: {r:?}", app.backend);
-    }
-    let r = app
-        .post_json(
-            "/api/v1/experiments",
-            &json!({
-                "key": KEY, "name": "Latency", "hypothesis": "Slower answers convert less",
-                "sli": "api_latency_ms", "kpis": ["converted_7d", "revenue_usd_2"],
-                "guardrails": ["tickets_30d"],
-                "variants": [
-                    {"key": "control", "weight": 0.5, "control": true, "dose": 0},
-                    {"key": "plus_100", "weight": 0.25, "dose": 100},
-                    {"key": "plus_250", "weight": 0.25, "dose": 250}
-                ]
-            }),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}: {r:?}", app.backend);
+    ];
+    let body = json!({
+        "key": KEY, "name": "Latency", "hypothesis": "Slower answers convert less",
+        "sli": "api_latency_ms", "kpis": ["converted_7d", "revenue_usd_2"],
+        "guardrails": ["tickets_30d"],
+        "variants": [
+            {"key": "control", "weight": 0.5, "control": true, "dose": 0},
+            {"key": "plus_100", "weight": 0.25, "dose": 100},
+            {"key": "plus_250", "weight": 0.25, "dose": 250}
+        ]
+    });
+    app.create_experiment(&metrics, &body).await;
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(21);
     let latency = LogNormal::new(5.5, 0.7).unwrap();
     let basket = LogNormal::new(3.2, 1.0).unwrap();
@@ -399,23 +391,11 @@ async fn tiny_values_do_not_break_the_database_sums() {
     for app in apps().await {
         let b = app.backend;
         load(&app).await;
-        let r = app
-            .post_json(
-                "/api/v1/metrics",
-                &json!({"key": "tiny_kpi_1", "name": "Tiny", "kind": "kpi", "value_type": "continuous", "unit": "", "direction": "higher_is_better", "layer": "business"}),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{b}: {r:?}");
-        let r = app
-            .post_json(
-                "/api/v1/experiments",
-                &json!({"key": "tiny_exp", "name": "Tiny", "hypothesis": "h",
+        app.create_experiment(&[json!({"key": "tiny_kpi_1", "name": "Tiny", "kind": "kpi", "value_type": "continuous", "unit": "", "direction": "higher_is_better", "layer": "business"})], &json!({"key": "tiny_exp", "name": "Tiny", "hypothesis": "h",
                         "sli": "api_latency_ms", "kpis": ["tiny_kpi_1"],
                         "variants": [{"key": "control", "weight": 0.5, "control": true, "dose": 0},
-                                     {"key": "slow", "weight": 0.5, "dose": 100}]}),
-            )
+                                     {"key": "slow", "weight": 0.5, "dose": 100}]}))
             .await;
-        assert_eq!(r.status, 201, "{b}: {r:?}");
         let (mut assignments, mut observations) = (String::new(), String::new());
         for i in 0..40u32 {
             let arm = if i % 2 == 0 { "control" } else { "slow" };
@@ -464,24 +444,12 @@ async fn a_kpi_at_a_level_keeps_its_spread_in_the_cells() {
     for app in apps().await {
         let b = app.backend;
         load(&app).await;
-        let r = app
-            .post_json(
-                "/api/v1/metrics",
-                &json!({"key": "level_kpi_1e6", "name": "Level", "kind": "kpi", "value_type": "continuous", "unit": "", "direction": "higher_is_better", "layer": "business"}),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{b}: {r:?}");
-        let r = app
-            .post_json(
-                "/api/v1/experiments",
-                &json!({"key": "level_exp", "name": "Level", "hypothesis": "h",
+        app.create_experiment(&[json!({"key": "level_kpi_1e6", "name": "Level", "kind": "kpi", "value_type": "continuous", "unit": "", "direction": "higher_is_better", "layer": "business"})], &json!({"key": "level_exp", "name": "Level", "hypothesis": "h",
                         "sli": "api_latency_ms", "kpis": ["level_kpi_1e6"],
                         "variants": [{"key": "control", "weight": 0.5, "control": true, "dose": 0},
                                      {"key": "plus_100", "weight": 0.25, "dose": 100},
-                                     {"key": "plus_250", "weight": 0.25, "dose": 250}]}),
-            )
+                                     {"key": "plus_250", "weight": 0.25, "dose": 250}]}))
             .await;
-        assert_eq!(r.status, 201, "{b}: {r:?}");
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
         let latency = LogNormal::new(5.5, 0.5).unwrap();
         let noise = Normal::new(0.0, 5.0).unwrap();

@@ -15,16 +15,6 @@ use serde_json::{json, Value};
 
 const KEY: &str = "latency_exp_2";
 
-/// Creates `metrics`, then the experiment `body` (each answered 201).
-async fn create_experiment(app: &TestApp, metrics: &[Value], body: &Value) {
-    for m in metrics {
-        let r = app.post_json("/api/v1/metrics", m).await;
-        assert_eq!(r.status, 201, "{}: {r:?}", app.backend);
-    }
-    let r = app.post_json("/api/v1/experiments", body).await;
-    assert_eq!(r.status, 201, "{}: {r:?}", app.backend);
-}
-
 async fn load(app: &TestApp) {
     let metrics = [
         json!({"key": "checkout_latency_ms", "name": "Latency", "kind": "sli", "value_type": "continuous", "unit": "ms", "direction": "lower_is_better", "layer": "journey"}),
@@ -42,7 +32,7 @@ async fn load(app: &TestApp) {
             {"key": "plus_200", "weight": 0.25, "dose": 200}
         ]
     });
-    create_experiment(app, &metrics, &body).await;
+    app.create_experiment(&metrics, &body).await;
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
     let latency = LogNormal::new(5.5, 0.7).unwrap();
     let basket = LogNormal::new(3.0, 1.1).unwrap();
@@ -356,7 +346,7 @@ async fn summary_parameters_and_unknown_experiments_are_refused_clearly() {
                 {"key": "plus_100", "weight": 0.5, "dose": 100}
             ]
         });
-        create_experiment(&app, &[], &body).await;
+        app.create_experiment(&[], &body).await;
         let r = app.get("/api/v1/experiments/empty_1/summary").await;
         let p = assert_problem(&r, 422, b);
         assert_eq!(error_fields(&p), vec!["assignments"], "{b}: {p}");
@@ -528,7 +518,7 @@ async fn large_means_with_small_spreads_keep_their_digits() {
                 {"key": "plus_4", "weight": 0.25, "dose": 4}
             ]
         });
-        create_experiment(&app, &metrics, &body).await;
+        app.create_experiment(&metrics, &body).await;
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
         let noise = rand_distr::Normal::new(0.0, 3.0).unwrap();
         let (mut a, mut o) = (String::new(), String::new());
@@ -629,7 +619,7 @@ async fn an_outlier_first_by_unit_id_does_not_cost_digits() {
                 {"key": "plus_50", "weight": 0.5, "dose": 50}
             ]
         });
-        create_experiment(&app, &metrics, &body).await;
+        app.create_experiment(&metrics, &body).await;
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(11);
         let spend = LogNormal::new(3.0, 0.8).unwrap();
         let latency = LogNormal::new(5.0, 0.6).unwrap();

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use super::aggregate_boot::SummaryBootstrap;
 use super::causal::{relative_per_100, to_stats};
 use super::data::{missing_rule, outcome_metrics};
-use super::effects::{estimate, level, sample_ratio_report};
+use super::effects::{estimate, level, relative_change, sample_ratio_report};
 use super::report::{
     ArmMean, BootstrapInterval, Correction, CupedAdjustment, Estimate, Method, MetricRole,
     MissingOutcomes, SampleRatio, Threshold,
@@ -27,7 +27,6 @@ use crate::error::{AppError, AppResult, Issue};
 use crate::stats::descriptive::Moments;
 use crate::stats::hypothesis::{two_proportion_z_test, welch_from_moments};
 use crate::stats::iv::{two_sls_from_arm_moments, ArmMoments, IvCov};
-use crate::stats::lift::relative_lift;
 use crate::store::aggregates::ArmSums;
 
 /// An experiment summarised from per-arm sums computed by the database.
@@ -58,10 +57,11 @@ pub struct AggregateSummary {
     pub not_summarised: Vec<NotSummarised>,
     /// What the bootstrap ran on, when `resamples` asked for one.
     pub bootstrap: Option<SummaryBootstrap>,
-    /// Each KPI's observational and causal thresholds, in that order, when `thresholds` asked
-    /// for them (as an analysis's `threshold` entries).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub thresholds: Vec<Threshold>,
+    /// Each KPI's observational and causal thresholds, in that order, as an analysis's
+    /// `threshold` entries: present (maybe empty) when `thresholds` asked for them, absent
+    /// otherwise. A KPI without a causal slope has none (`not_summarised` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Vec<Threshold>>,
 }
 
 /// One arm's size and SLI level.
@@ -93,8 +93,9 @@ pub struct AggregateEffect {
     /// above stay unadjusted.
     pub difference: Estimate,
     /// The difference over the control mean (delta method; of the adjusted means with CUPED);
-    /// p-values are the difference's.
-    pub relative: Estimate,
+    /// p-values are the difference's. As the full analysis's `relative`: `scaled` where the
+    /// treatment's values are all 0, null when the control mean is 0.
+    pub relative: Option<Estimate>,
     /// With CUPED: the unadjusted difference (two-proportion z or Welch) and relative change.
     pub unadjusted: Option<Estimate>,
     pub unadjusted_relative: Option<Estimate>,
@@ -266,7 +267,7 @@ pub fn summarise(
         causal,
         not_summarised,
         bootstrap: None,
-        thresholds: Vec::new(),
+        thresholds: None,
     })
 }
 
@@ -337,8 +338,7 @@ fn metric_effects(
                 let (difference, relative) =
                     adjusted_comparison(arms[a], arms[c], confidence, &what)?;
                 effect.unadjusted = Some(std::mem::replace(&mut effect.difference, difference));
-                effect.unadjusted_relative =
-                    Some(std::mem::replace(&mut effect.relative, relative));
+                effect.unadjusted_relative = std::mem::replace(&mut effect.relative, relative);
                 effect.cuped = Some(CupedAdjustment {
                     theta: *theta,
                     variance_reduction: *reduction,
@@ -363,7 +363,7 @@ fn comparison(
     (mc, kc, _): (Moments, Option<u64>, &ArmMean),
     confidence: f64,
     what: &str,
-) -> AppResult<(Estimate, Estimate, ArmMean)> {
+) -> AppResult<(Estimate, Option<Estimate>, ArmMean)> {
     let difference = match (kt, kc) {
         (Some(kt), Some(kc)) => {
             let z = two_proportion_z_test(kt, mt.n as u64, kc, mc.n as u64, confidence)
@@ -375,24 +375,8 @@ fn comparison(
             estimate(w.difference, Method::WelchT)
         }
     };
-    let relative = relative_of(mt, mc, &difference, confidence, what)?;
+    let relative = relative_change(mt, mc, &difference, confidence, what)?.0;
     Ok((difference, relative, lt))
-}
-
-/// The relative change t/c − 1 by the delta method, with the p-values of `difference` (the
-/// same null).
-fn relative_of(
-    t: Moments,
-    c: Moments,
-    difference: &Estimate,
-    confidence: f64,
-    what: &str,
-) -> AppResult<Estimate> {
-    let lift = relative_lift(t, c, confidence).map_err(stats_err(what))?;
-    let mut relative = estimate(lift.delta, Method::DeltaMethod);
-    relative.p_value = difference.p_value;
-    relative.log10_p_value = difference.log10_p_value;
-    Ok(relative)
 }
 
 /// CUPED's adjusted Welch difference of a treatment's and control's adjusted moments, and its
@@ -402,10 +386,10 @@ fn adjusted_comparison(
     c: Moments,
     confidence: f64,
     what: &str,
-) -> AppResult<(Estimate, Estimate)> {
+) -> AppResult<(Estimate, Option<Estimate>)> {
     let w = welch_from_moments(t, c, confidence).map_err(stats_err(what))?;
     let difference = estimate(w.difference, Method::CupedWelchT);
-    let relative = relative_of(t, c, &difference, confidence, what)?;
+    let relative = relative_change(t, c, &difference, confidence, what)?.0;
     Ok((difference, relative))
 }
 
@@ -419,7 +403,9 @@ pub fn adjust(out: &mut AggregateSummary, c: Correction) {
         let members = out.effects.iter_mut().filter(|e| e.role == role);
         for (e, a) in members.zip(adj) {
             e.difference.adjusted_p_value = Some(a);
-            e.relative.adjusted_p_value = Some(a);
+            if let Some(r) = &mut e.relative {
+                r.adjusted_p_value = Some(a);
+            }
         }
     }
     let adj = super::adjusted(out.causal.iter().map(|e| e.slope.p_value), c);

@@ -4,11 +4,11 @@
 use rayon::prelude::*;
 
 use super::data::{MetricColumn, UnitData};
-use super::effects::{arm_mean, bootstrap_interval, by_arm, estimate};
+use super::effects::{arm_mean, bootstrap_interval, by_arm, estimate, relative_change};
 use super::ratio::{top_box, RatioArms};
 use super::report::{
-    ArmMean, BootstrapInterval, CupedAdjustment, EffectAlternatives, Estimate, FailedComparison,
-    Interval, KpiEffect, MannWhitneyOut, Method, Parameters,
+    ArmMean, BootstrapInterval, CupedAdjustment, EffectAlternatives, FailedComparison, KpiEffect,
+    MannWhitneyOut, Method, Parameters,
 };
 use super::resample::SharedPass;
 use super::{seed_for, stats_err};
@@ -18,7 +18,6 @@ use crate::stats::bootstrap;
 use crate::stats::cuped::cuped;
 use crate::stats::descriptive::Moments;
 use crate::stats::hypothesis::{mann_whitney_sorted, two_proportion_z_test, welch_from_moments};
-use crate::stats::lift::relative_lift;
 use crate::stats::StatsResult;
 
 /// Bootstrap interval of mean(t) − mean(c) from Poisson-bootstrap sums: the analysis's shared
@@ -115,22 +114,6 @@ pub fn kpi_effects(
         }
     }
     (ok, failed)
-}
-
-/// The relative change num/den − 1 by the delta method, with Fieller's interval, from the
-/// moments the primary uses; its p-value is replaced by the primary's (same null).
-fn relative(
-    t: Moments,
-    c: Moments,
-    primary: &Estimate,
-    p: &Parameters,
-    what: &str,
-) -> AppResult<(Estimate, Option<Interval>)> {
-    let lift = relative_lift(t, c, p.confidence).map_err(stats_err(what))?;
-    let mut e = estimate(lift.delta, Method::DeltaMethod);
-    e.p_value = primary.p_value;
-    e.log10_p_value = primary.log10_p_value;
-    Ok((e, lift.fieller.map(|(low, high)| Interval { low, high })))
 }
 
 /// Every treatment arm's comparison with control for one KPI or guardrail. The primary is
@@ -237,7 +220,8 @@ fn compare(
         let w = welch_from_moments(mt, mc, p.confidence).map_err(stats_err(&what))?;
         estimate(w.difference, Method::WelchT)
     };
-    let (unadjusted_relative, unadjusted_fieller) = relative(mt, mc, &unadjusted, p, &what)?;
+    let (unadjusted_relative, unadjusted_fieller) =
+        relative_change(mt, mc, &unadjusted, p.confidence, &what)?;
     let shared_reps = shared.and_then(|s| s.difference(mi, a, c));
     let boot = bootstrap_difference(
         t,
@@ -272,9 +256,9 @@ fn compare(
         Some((theta, reduction, arms)) => {
             let w = welch_from_moments(arms[a], arms[c], p.confidence).map_err(stats_err(&what))?;
             let primary = estimate(w.difference, Method::CupedWelchT);
-            let (rel, fieller) = relative(arms[a], arms[c], &primary, p, &what)?;
+            let (rel, fieller) = relative_change(arms[a], arms[c], &primary, p.confidence, &what)?;
             alternatives.unadjusted = Some(unadjusted);
-            alternatives.unadjusted_relative = Some(unadjusted_relative);
+            alternatives.unadjusted_relative = unadjusted_relative;
             alternatives.fieller = fieller;
             alternatives.cuped = Some(CupedAdjustment {
                 theta: *theta,

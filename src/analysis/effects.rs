@@ -11,6 +11,7 @@ use crate::error::AppResult;
 use crate::stats::bootstrap::{self, IntervalMethod};
 use crate::stats::descriptive::{mean_interval, quantile_sorted, wilson_interval, Moments};
 use crate::stats::hypothesis::welch_from_moments;
+use crate::stats::lift::relative_lift;
 use crate::stats::srm::{missingness_homogeneity, sample_ratio, SRM_ALPHA};
 use crate::stats::{self, StatsResult};
 
@@ -45,6 +46,51 @@ pub fn log10_p(p: f64, estimate: f64, std_error: f64) -> f64 {
     } else {
         crate::stats::dist::log10_two_sided_normal_p(estimate / std_error)
     }
+}
+
+/// The relative change t/c − 1 of a comparison whose treatment − control is `primary`, with the
+/// primary's p-values (the same null), and Fieller's interval where it exists.
+///
+/// By the delta method ([`relative_lift`]). Where its variance vanishes because the treatment's
+/// values are all 0 (t/c − 1 = −1 exactly, and the treatment's first-order term is 0 too), the
+/// primary's estimate and interval divided by the control mean (`scaled`: the control mean
+/// taken as known, as the relative reading of the difference). `None` when the control mean is
+/// 0: a relative change is undefined and the difference stands alone.
+pub fn relative_change(
+    t: Moments,
+    c: Moments,
+    primary: &Estimate,
+    confidence: f64,
+    what: &str,
+) -> AppResult<(Option<Estimate>, Option<Interval>)> {
+    if c.mean == 0.0 {
+        return Ok((None, None));
+    }
+    let (mut e, fieller) = match relative_lift(t, c, confidence) {
+        Ok(lift) => (
+            estimate(lift.delta, Method::DeltaMethod),
+            lift.fieller.map(|(low, high)| Interval { low, high }),
+        ),
+        Err(stats::StatsError::ZeroVariance(_)) if t.mean == 0.0 && primary.std_error > 0.0 => {
+            let scale = 1.0 / c.mean;
+            let (a, b) = (primary.ci_low * scale, primary.ci_high * scale);
+            let scaled = Estimate {
+                estimate: primary.estimate * scale,
+                std_error: primary.std_error * scale.abs(),
+                ci_low: a.min(b),
+                ci_high: a.max(b),
+                p_value: None,
+                log10_p_value: None,
+                adjusted_p_value: None,
+                method: Method::Scaled,
+            };
+            (scaled, None)
+        }
+        Err(err) => return Err(stats_err(what)(err)),
+    };
+    e.p_value = primary.p_value;
+    e.log10_p_value = primary.log10_p_value;
+    Ok((Some(e), fieller))
 }
 
 pub fn estimate(e: stats::Inference, method: Method) -> Estimate {
@@ -297,12 +343,26 @@ pub fn first_stage(
     let c_p95 = quantile_sorted(&sli_sorted[c], 0.95).map_err(stats_err("control p95"))?;
     let mut out = Vec::new();
     for (a, arm) in d.arms.iter().enumerate().filter(|(a, _)| *a != c) {
-        let w = welch_from_moments(
-            Moments::of(&sli_sorted[a]),
-            Moments::of(&sli_sorted[c]),
-            p.confidence,
-        )
-        .map_err(stats_err(&format!("SLI shift of {}", arm.key)))?;
+        let (mt, mc) = (Moments::of(&sli_sorted[a]), Moments::of(&sli_sorted[c]));
+        let mean_shift = match welch_from_moments(mt, mc, p.confidence) {
+            Ok(w) => estimate(w.difference, Method::WelchT),
+            // Both arms constant (an SLI the arms did not move, say): the shift is exact and
+            // there is nothing to test; the causal fit says why no slope follows.
+            Err(stats::StatsError::ZeroVariance(_)) if mt.n > 1 && mc.n > 1 => {
+                let shift = mt.mean - mc.mean;
+                Estimate {
+                    estimate: shift,
+                    std_error: 0.0,
+                    ci_low: shift,
+                    ci_high: shift,
+                    p_value: None,
+                    log10_p_value: None,
+                    adjusted_p_value: None,
+                    method: Method::WelchT,
+                }
+            }
+            Err(e) => return Err(stats_err(&format!("SLI shift of {}", arm.key))(e)),
+        };
         let t_reps =
             bootstrap::poisson_quantile(&sli_sorted[a], 0.95, resamples, seed_for(p, "p95", a))
                 .map_err(stats_err("bootstrap of the p95"))?;
@@ -313,9 +373,9 @@ pub fn first_stage(
             variant: arm.key.clone(),
             sli: Some(d.sli_metric.key.clone()),
             planned_dose: arm.dose,
-            mean_shift: estimate(w.difference, Method::WelchT),
+            dose_ratio: (arm.dose != 0.0).then(|| mean_shift.estimate / arm.dose),
+            mean_shift,
             p95_shift,
-            dose_ratio: (arm.dose != 0.0).then(|| w.difference.estimate / arm.dose),
         });
     }
     Ok(out)

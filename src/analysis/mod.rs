@@ -265,7 +265,9 @@ fn adjust_kpi_effects(effects: &mut [report::KpiEffect], c: Correction) {
         let members = effects.iter_mut().filter(|e| e.role == role);
         for (e, a) in members.zip(adj) {
             e.primary.adjusted_p_value = Some(a);
-            e.relative.adjusted_p_value = Some(a);
+            if let Some(r) = &mut e.relative {
+                r.adjusted_p_value = Some(a);
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! and of ordinal metrics' top-box shares.
 
 use super::data::{MetricColumn, RatioParts, UnitData, MIN_RATIO_UNITS};
-use super::effects::{bootstrap_interval, estimate};
+use super::effects::{bootstrap_interval, estimate, relative_change};
 use super::report::{
     ArmMean, BootstrapInterval, EffectAlternatives, Estimate, Interval, KpiEffect, Method,
     Parameters, TopBoxEffect,
@@ -13,7 +13,6 @@ use crate::error::AppResult;
 use crate::stats::descriptive::{wilson_interval, Moments};
 use crate::stats::dist::norm_ppf;
 use crate::stats::hypothesis::two_proportion_z_test;
-use crate::stats::lift::relative_lift;
 use crate::stats::ratio::{jackknife_ratios, ratio_difference, ratio_of_means, RatioEstimate};
 use crate::stats::{bootstrap, StatsError, StatsResult};
 
@@ -96,10 +95,13 @@ pub fn compare(
         ratio_difference(rt, rc, p.confidence).map_err(&err)?,
         Method::RatioDeltaZ,
     );
-    let lift = relative_lift(as_moments(rt), as_moments(rc), p.confidence).map_err(&err)?;
-    let mut relative = estimate(lift.delta, Method::DeltaMethod);
-    relative.p_value = primary.p_value;
-    relative.log10_p_value = primary.log10_p_value;
+    let (relative, fieller) = relative_change(
+        as_moments(rt),
+        as_moments(rc),
+        &primary,
+        p.confidence,
+        &what,
+    )?;
     let seed = seed_for(p, &format!("metric:{}", m.metric.key), a);
     let boot = bootstrap_ratio(&arms.parts[a], &arms.parts[c], rt.ratio - rc.ratio, p, seed)
         .map_err(&err)?;
@@ -114,7 +116,7 @@ pub fn compare(
         alternatives: EffectAlternatives {
             unadjusted: None,
             unadjusted_relative: None,
-            fieller: lift.fieller.map(|(low, high)| Interval { low, high }),
+            fieller,
             bootstrap: boot,
             cuped: None,
             mann_whitney: None,

@@ -26,8 +26,15 @@ fn unit_suffix(unit: &str) -> String {
     }
 }
 
+/// A fraction as a percentage: 2 decimals, or 2 significant digits below 0.01% (a KPI of
+/// 1e6 ± 5 moves by millionths: "0.00012%", not "0.00%").
 fn pct(x: f64) -> String {
-    format!("{:.2}%", 100.0 * x)
+    let v = 100.0 * x;
+    if v == 0.0 || !v.is_finite() || v.abs() >= 0.01 {
+        return format!("{v:.2}%");
+    }
+    let decimals = (1 - v.abs().log10().floor() as i32).clamp(2, 15) as usize;
+    format!("{v:.decimals$}%")
 }
 
 /// A confidence level as a percentage without false rounding: 0.95 → "95", 0.999 → "99.9".
@@ -407,4 +414,19 @@ fn codes(v: &Verdict) -> String {
         .map(|r| r.code.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pct;
+
+    #[test]
+    fn small_relative_changes_keep_two_significant_digits() {
+        assert_eq!(pct(-0.2509), "-25.09%");
+        assert_eq!(pct(0.0001), "0.01%");
+        assert_eq!(pct(0.0), "0.00%");
+        // A KPI of 1e6 moved by 0.2 per +100 ms: not "0.00%".
+        assert_eq!(pct(-1.973e-7), "-0.000020%");
+        assert_eq!(pct(2.4e-9), "0.00000024%");
+    }
 }

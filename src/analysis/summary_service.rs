@@ -135,7 +135,7 @@ pub fn summary_split(
         // says why); its hinge is not fitted.
         let causal: Vec<String> = out.causal.iter().map(|c| c.kpi.clone()).collect();
         let keep = |m: &Metric| causal.contains(&m.key);
-        out.thresholds = match (edges, knees) {
+        out.thresholds = Some(match (edges, knees) {
             // No KPI can have one here (ratio metrics, several SLIs: `not_summarised`).
             (Baselines::NotAsked, _) => Vec::new(),
             (Baselines::Read, Some(k)) => thresholds(e, &kpis, k, keep, settings),
@@ -143,7 +143,7 @@ pub fn summary_split(
                 out.not_summarised.push(unread(&e.sli.key, "no thresholds"));
                 Vec::new()
             }
-        };
+        });
         for m in e.kpis.iter().filter(|m| m.ratio.is_some()) {
             out.not_summarised.push(super::aggregate::NotSummarised {
                 metric: m.key.clone(),

@@ -63,6 +63,7 @@ pub fn observational_threshold(
     observational(
         empty(d, m, Evidence::Observational),
         hinge_analysis(&pop.x, &pop.y, p.alpha, p.confidence, resamples, seed),
+        growing_harm(&d.sli_metric, &m.metric),
     )
 }
 
@@ -85,7 +86,11 @@ pub fn observational_from_cells(
 ) -> Threshold {
     let resamples = k.resamples.min(KNEE_RESAMPLES as usize);
     let found = hinge_analysis_cells(sample, k.alpha, k.confidence, resamples, k.seed);
-    let mut t = observational(empty_of(sli, kpi, Evidence::Observational), found);
+    let mut t = observational(
+        empty_of(sli, kpi, Evidence::Observational),
+        found,
+        growing_harm(sli, kpi),
+    );
     let Some(b) = t.breakpoint.as_ref() else {
         return t;
     };
@@ -94,10 +99,11 @@ pub fn observational_from_cells(
     if half_width > BINNED_SHARE * (b.ci_high - b.ci_low) {
         let p = t.no_threshold_test.as_ref().map_or(f64::NAN, |x| x.p_value);
         t.reason = Some(format!(
-            "a slope change is detected (Davies test p = {p:.3}), but the summary's (SLI, KPI) \
+            "a slope change is detected (Davies test p = {}), but the summary's (SLI, KPI) \
              cells are binned to ±{:.2}% of the SLI's distance from its least value (±{} at \
              {}), too coarse for the breakpoint's interval ({}–{}); the full analysis places \
              it unit by unit",
+            p_text(p),
             share * 100.0,
             sig(half_width),
             sig(b.estimate),
@@ -109,12 +115,34 @@ pub fn observational_from_cells(
     t
 }
 
-/// `v` with 4 significant digits.
+/// A p-value for a sentence: 3 decimals, or 2 significant digits below 0.001.
+fn p_text(p: f64) -> String {
+    if p < 1e-3 {
+        format!("{p:.1e}")
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+/// `v` with 4 significant digits, in scientific notation outside 0.001–10⁶.
 fn sig(v: f64) -> String {
+    if v != 0.0 && !(1e-3..1e6).contains(&v.abs()) {
+        return format!("{v:.3e}");
+    }
     format!("{}", format!("{v:.3e}").parse::<f64>().unwrap_or(v))
 }
 
-fn observational(mut t: Threshold, found: StatsResult<HingeAnalysis>) -> Threshold {
+/// The sign of a slope change (above ψ − below ψ) by which the KPI's harm grows as the SLI
+/// worsens past ψ: the slope on ψ's worse side (above it for a lower-is-better SLI, below it
+/// for a higher-is-better one) more harmful than on its better side.
+fn growing_harm(sli: &Metric, kpi: &Metric) -> f64 {
+    sli.direction.harmful_slope_sign(kpi.direction) * sli.direction.worse_sign()
+}
+
+/// The observational threshold from a hinge analysis: a breakpoint where the Davies test finds
+/// a slope change and the harm grows past it (a change times `harmful` > 0); a KPI that stops
+/// falling past ψ (a floor, saturation) has no threshold to protect, and the reason says so.
+fn observational(mut t: Threshold, found: StatsResult<HingeAnalysis>, harmful: f64) -> Threshold {
     match found {
         Err(e) => t.reason = Some(format!("no threshold can be fitted: {e}")),
         Ok(h) => {
@@ -132,13 +160,25 @@ fn observational(mut t: Threshold, found: StatsResult<HingeAnalysis>) -> Thresho
                     ))
                 }
                 Some((fit, (lo, hi))) => {
+                    t.slope_below = Some(fit.slope_below);
+                    t.slope_above = Some(fit.slope_above);
+                    if harmful * (fit.slope_above - fit.slope_below) <= 0.0 {
+                        t.reason = Some(format!(
+                            "the slope changes near {} (Davies test p = {}), but the \
+                             harm does not grow past it (slope {} below, {} above): no \
+                             threshold to protect",
+                            sig(fit.breakpoint),
+                            p_text(davies),
+                            sig(fit.slope_below),
+                            sig(fit.slope_above)
+                        ));
+                        return t;
+                    }
                     t.breakpoint = Some(Breakpoint {
                         estimate: fit.breakpoint,
                         ci_low: lo,
                         ci_high: hi,
                     });
-                    t.slope_below = Some(fit.slope_below);
-                    t.slope_above = Some(fit.slope_above);
                 }
             }
         }
@@ -401,12 +441,7 @@ pub fn causal_from_strata(input: StratifiedKpi, k: KneeSettings) -> Threshold {
     t.slope_below_ci = Some(interval(h.slope_below_ci));
     t.slope_above_ci = Some(interval(h.slope_above_ci));
     t.slope_change_ci = Some(interval(h.slope_change_ci));
-    // The harm must grow as the SLI worsens past ψ: the slope on ψ's worse side (above it for a
-    // lower-is-better SLI, below it for a higher-is-better one) more harmful than on its
-    // better side, so the change above − below, times the SLI's worse sign, lies wholly on the
-    // harmful side.
-    let harmful = input.sli.direction.harmful_slope_sign(input.kpi.direction)
-        * input.sli.direction.worse_sign();
+    let harmful = growing_harm(input.sli, input.kpi);
     let (lo, hi) = h.slope_change_ci;
     // The whole interval of the slope change must lie on the harmful side.
     if harmful * lo <= 0.0 || harmful * hi <= 0.0 {
@@ -497,8 +532,10 @@ mod tests {
             resamples: 100,
             seed: 1,
         };
-        let (sli, kpi) = (metric("lat_ms_2"), metric("kpi_9"));
-        let found = |cap: usize| {
+        let sli = metric("lat_ms_2");
+        let mut kpi = metric("kpi_9");
+        kpi.direction = crate::domain::metric::Direction::HigherIsBetter;
+        let found_for = |kpi: &Metric, cap: usize| {
             let mut c = CellCounter::new(cap);
             let mut sums = [0.0; 2];
             for (x, y) in &rows {
@@ -512,8 +549,9 @@ mod tests {
                 offsets: (least, 0.0),
                 y_sums: sums,
             };
-            observational_from_cells((&sli, &kpi), sample, settings)
+            observational_from_cells((&sli, kpi), sample, settings)
         };
+        let found = |cap: usize| found_for(&kpi, cap);
         let exact = found(1 << 20);
         let b = exact
             .breakpoint
@@ -532,5 +570,13 @@ mod tests {
             "{reason}"
         );
         assert!(coarse.no_threshold_test.unwrap().p_value < 1e-6);
+        // A KPI for which lower is better gains as it falls past 700 ms: the slope changes,
+        // but no harm grows past the point, so it is no threshold.
+        kpi.direction = crate::domain::metric::Direction::LowerIsBetter;
+        let gain = found_for(&kpi, 1 << 20);
+        assert!(gain.breakpoint.is_none(), "{gain:?}");
+        assert!(gain.slope_above.unwrap() < gain.slope_below.unwrap());
+        let reason = gain.reason.unwrap();
+        assert!(reason.contains("does not grow"), "{reason}");
     }
 }

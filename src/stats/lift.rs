@@ -49,7 +49,11 @@ pub fn relative_lift(
     let lift = yt / yc - 1.0;
     let se = (var_t / (yc * yc) + yt * yt * var_c / yc.powi(4)).sqrt();
     if se == 0.0 {
-        return Err(StatsError::ZeroVariance("both samples are constant"));
+        return Err(StatsError::ZeroVariance(if var_c == 0.0 && var_t == 0.0 {
+            "both samples are constant"
+        } else {
+            "the treatment's values are all 0, so the delta method's variance vanishes"
+        }));
     }
     let rho = yt / yc;
     let g = z * z * var_c / (yc * yc);

@@ -273,9 +273,16 @@ impl TestApp {
         }
     }
 
-    /// Creates the catalog and experiment used by most tests: latency SLI (continuous),
-    /// conversion KPI (binary), revenue KPI (continuous), orders guardrail (count); arms
-    /// control / plus-100 / plus-200.
+    /// Creates `metrics`, then the experiment `body`, each answered 201.
+    pub async fn create_experiment(&self, metrics: &[Value], body: &Value) {
+        for m in metrics {
+            let r = self.post_json("/api/v1/metrics", m).await;
+            assert_eq!(r.status, 201, "{}: {r:?}", self.backend);
+        }
+        let r = self.post_json("/api/v1/experiments", body).await;
+        assert_eq!(r.status, 201, "{}: {r:?}", self.backend);
+    }
+
     /// Uploads an experiment's assignments, then its observations (NDJSON), each in one
     /// request that must succeed.
     pub async fn upload(&self, key: &str, assignments: String, observations: String) {
@@ -291,6 +298,9 @@ impl TestApp {
         }
     }
 
+    /// Creates the catalog and experiment used by most tests: latency SLI (continuous),
+    /// conversion KPI (binary), revenue KPI (continuous), orders guardrail (count); arms
+    /// control / plus-100 / plus-200.
     pub async fn seed_experiment(&self, key: &str) {
         for m in [
             serde_json::json!({"key": "conversion", "name": "Conversion", "kind": "kpi", "value_type": "binary", "unit": "", "direction": "higher_is_better", "layer": "business"}),

@@ -384,8 +384,10 @@ pub struct KpiEffect {
     /// corrected across all arm × metric comparisons of the same role.
     pub primary: Estimate,
     /// The primary divided by the control mean, by the delta method on the same moments; its
-    /// p-values are the primary's (the same null hypothesis).
-    pub relative: Estimate,
+    /// p-values are the primary's (the same null hypothesis). Where the delta method's variance
+    /// vanishes (a treatment whose values are all 0) the primary's interval over the control
+    /// mean (`scaled`). Null when the control mean is 0: a relative change is undefined.
+    pub relative: Option<Estimate>,
     pub alternatives: EffectAlternatives,
 }
 

@@ -218,7 +218,7 @@ fn effect_row(k: &KpiEffect, e: &Experiment) -> Markup {
                     br; small { "Top box (≥ " (t.from_score) "): " (pct(t.control.mean)) " → " (pct(t.treatment.mean))
                         ", " (num(t.difference.estimate * 100.0, 2)) " pp (" (num(t.difference.ci_low * 100.0, 2)) " to " (num(t.difference.ci_high * 100.0, 2)) "), p " (p_value(t.difference.p_value)) }
                 } }
-            td { (pct_ci(&k.relative, "")) }
+            td { (k.relative.as_ref().map_or_else(|| "undefined (control mean 0)".into(), |r| pct_ci(r, ""))) }
             td.nowrap { (p_value(k.primary.p_value)) }
             td.nowrap { (p_value(k.primary.adjusted_p_value)) }
             td { code { (k.primary.method.as_str()) } }
@@ -230,16 +230,17 @@ fn effects(a: &Analysis, e: &Experiment) -> Markup {
     let rows: Vec<ForestRow> = a
         .kpi_effects
         .iter()
-        .map(|k| ForestRow {
+        .filter_map(|k| Some((k, k.relative.as_ref()?)))
+        .map(|(k, relative)| ForestRow {
             label: format!(
                 "{} · {} ({})",
                 name(e, &k.metric),
                 k.variant,
                 better(e, &k.metric)
             ),
-            estimate: k.relative.estimate,
-            low: k.relative.ci_low,
-            high: k.relative.ci_high,
+            estimate: relative.estimate,
+            low: relative.ci_low,
+            high: relative.ci_high,
             higher_is_better: metric(e, &k.metric)
                 .is_none_or(|m| m.direction == Direction::HigherIsBetter),
             side: if k.primary.ci_high < 0.0 {
@@ -397,7 +398,7 @@ fn power(a: &Analysis, e: &Experiment) -> Markup {
                         tr {
                             td { (name(e, &p.kpi)) } @if several { td { (p.sli.as_deref().map_or("–", |s| name(e, s))) } } td { (p.variant) }
                             td { (p.mde_relative.map_or_else(|| "–".into(), |m| format!("±{}", pct(m)))) }
-                            td { (observed.map_or_else(|| "–".into(), |k| pct(k.relative.estimate))) }
+                            td { (observed.and_then(|k| k.relative.as_ref()).map_or_else(|| "–".into(), |r| pct(r.estimate))) }
                             td { (p.mde_relative_per_100.map_or_else(|| "–".into(), |m| format!("±{}", pct(m * step / 100.0)))) }
                             td { (pct(p.observed_relative_per_100 * step / 100.0)) }
                             td { @if p.informative { "yes" } @else { span.badge.bad { "no" } } }

@@ -49,11 +49,14 @@ pub fn plot(a: &Analysis, kpi: &str, l: &Labels<'_>) -> Option<(DosePlot, Vec<Ar
         else {
             continue;
         };
-        let rel = k
+        let Some(rel) = k
             .alternatives
             .unadjusted_relative
             .as_ref()
-            .unwrap_or(&k.relative);
+            .or(k.relative.as_ref())
+        else {
+            continue;
+        };
         rows.push(ArmRow {
             arm: f.variant.clone(),
             shift: (

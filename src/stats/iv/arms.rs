@@ -1,6 +1,6 @@
 //! Two-stage least squares from per-arm moments, for a constant and arm-indicator instruments.
 
-use super::{check_first_stage_rss, effective_f, FirstStage, Sargan, TwoSls};
+use super::{check_first_stage_rss, check_residuals, effective_f, FirstStage, Sargan, TwoSls};
 use crate::stats::linalg::{sandwich, wald_quadratic, Square};
 use crate::stats::{check_finite, StatsError, StatsResult};
 
@@ -271,6 +271,8 @@ fn arm_second_stage(
         })
         .collect();
     let ee: f64 = e.iter().sum();
+    let syy = m.iter().map(|g| g.syy + g.n * (g.y - p.ybar).powi(2)).sum();
+    check_residuals(ee, syy)?;
     let scale = if debiased { nf / (nf - 2.0) } else { 1.0 };
     let bread: Square = vec![
         vec![1.0 / nf + xbar * xbar / sb, -xbar / sb],

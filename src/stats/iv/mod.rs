@@ -57,7 +57,7 @@ pub(crate) fn effective_f(explained: f64, v: &Square, s: &Square) -> f64 {
 pub(crate) fn check_first_stage_rss(rss_r: f64, rss_u: f64) -> StatsResult<()> {
     if rss_r <= 0.0 {
         return Err(StatsError::ZeroVariance(
-            "the endogenous regressor is fully explained by the exogenous ones",
+            "the endogenous regressor does not vary beyond the exogenous ones (with an intercept alone: it has the same value for every unit)",
         ));
     }
     if rss_u <= 0.0 {
@@ -86,6 +86,23 @@ impl FirstStage {
             effective_f,
         })
     }
+}
+
+/// A fit's errors and Sargan's statistic divide by the residual sum of squares eᵀe: with no
+/// residual spread there is nothing to estimate them from (`syy` the outcome's sum of squares
+/// about its mean says which of the two reasons it is).
+fn check_residuals(ee: f64, syy: f64) -> StatsResult<()> {
+    if syy <= 0.0 {
+        return Err(StatsError::ZeroVariance(
+            "the outcome has the same value for every unit",
+        ));
+    }
+    if ee.is_nan() || ee <= 0.0 {
+        return Err(StatsError::ZeroVariance(
+            "the outcome is an exact linear function of the regressors (no residual spread)",
+        ));
+    }
+    Ok(())
 }
 
 /// Sargan's test of the over-identifying restrictions (more instruments than endogenous
@@ -222,6 +239,8 @@ fn second_stage(
     };
     let bread = qx.xtx_inverse();
     let ee: f64 = resid.iter().map(|e| e * e).sum();
+    let ybar = y.iter().sum::<f64>() / n as f64;
+    check_residuals(ee, y.iter().map(|v| (v - ybar) * (v - ybar)).sum())?;
     let s2 = ee / n as f64 * scale;
     let unadjusted = bread
         .iter()

@@ -238,19 +238,11 @@ impl SumsBuilder {
         }
     }
 
-    /// The assigned units of a variant, when units are read whole ([`SumsBuilder::unit`]).
-    pub fn assigned(&mut self, variant: i64, units: i64) {
-        match self.sums.arm_of(variant) {
-            Some(a) => self.sums.assigned[a] = units,
-            None => self.broken = true,
-        }
-    }
-
     /// One unit read whole (a row of `store::unit_rows`): its variant (`None`: never
     /// assigned, its `rows` observations are counted as unassigned), and its value of each
     /// slot's metric in slot order, then its pre-period value of each (NaN: none), instead of
-    /// assignments and observations. Units may come in any order; the assigned counts come
-    /// from [`SumsBuilder::assigned`].
+    /// assignments and observations, `rows` 0 for an assigned unit without observations (it is
+    /// counted in its arm). Units may come in any order.
     pub fn unit(&mut self, variant: Option<i64>, rows: i64, values: &[f64]) {
         let Some(variant) = variant else {
             self.sums.unassigned_observations += rows;
@@ -258,6 +250,11 @@ impl SumsBuilder {
         };
         match self.sums.arm_of(variant) {
             Some(a) if values.len() == self.values.len() => {
+                self.sums.assigned[a] += 1;
+                // Assigned, without observations: in no sum, as in the streamed rows.
+                if rows == 0 {
+                    return;
+                }
                 self.values.copy_from_slice(values);
                 self.accumulate(a);
                 self.values.iter_mut().for_each(|v| *v = f64::NAN);

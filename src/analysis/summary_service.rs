@@ -14,7 +14,7 @@ use crate::domain::experiment::Experiment;
 use crate::domain::metric::Metric;
 use crate::error::{AppError, AppResult};
 use crate::stats::knee::CountedSample;
-use crate::store::aggregates::{arm_sums, assigned_per_variant, ArmSums, Slot, UnitRange};
+use crate::store::aggregates::{arm_sums, ArmSums, Slot, UnitRange};
 use crate::store::analyses::{for_each_assignment, for_each_observation};
 use crate::store::experiments::data_version;
 use crate::store::{read_snapshot, Backend, Db, DbConnection};
@@ -389,9 +389,6 @@ fn unit_cursor(
     b: &mut SumsBuilder,
     range: UnitRange,
 ) -> AppResult<()> {
-    for (variant, units) in assigned_per_variant(conn, e.id, range)? {
-        b.assigned(variant, units);
-    }
     let slots = b.slot_ids();
     crate::store::unit_rows::for_each_unit(conn, e.id, &slots, range, |variant, rows, values| {
         b.unit(variant, rows, values)

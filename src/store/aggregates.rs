@@ -140,14 +140,6 @@ pub fn slot_of(conn: &mut DbConnection, experiment_id: i64, metric_id: i64) -> A
     ))
 }
 
-#[derive(Debug, Clone, PartialEq, QueryableByName)]
-struct ArmCount {
-    #[diesel(sql_type = BigInt)]
-    variant_id: i64,
-    #[diesel(sql_type = BigInt)]
-    units: i64,
-}
-
 /// What the database summarised: assigned units per variant id, and per (variant, metric)
 /// the sums of [`MetricArmSums`] (every metric with experiment-period values, the SLI too).
 #[derive(Debug, Clone, PartialEq)]
@@ -243,38 +235,16 @@ fn sum(expr: &str) -> String {
     format!("CAST(COALESCE(SUM({expr}), 0) AS DOUBLE PRECISION)")
 }
 
-/// Assigned units per variant id of an experiment's unit range.
-pub fn assigned_per_variant(
-    conn: &mut DbConnection,
-    experiment_id: i64,
-    range: UnitRange,
-) -> AppResult<Vec<(i64, i64)>> {
-    let found: Vec<ArmCount> = diesel::sql_query(format!(
-        "SELECT variant_id, CAST(COUNT(*) AS BIGINT) AS units FROM assignments \
-         WHERE experiment_id = {experiment_id}{} GROUP BY variant_id ORDER BY variant_id",
-        in_range("unit_id", range)
-    ))
-    .load(conn)?;
-    Ok(found.into_iter().map(|c| (c.variant_id, c.units)).collect())
-}
-
-/// SQL for one row per unit of `range` with any observation of the experiment: `v`, its
-/// variant (NULL when the unit was never assigned), `n`, its observation rows, and per metric
-/// id of `ids` in that order its experiment-period value `y{k}` and pre-period value `x{k}`
-/// (NULL: none).
+/// SQL for one row per unit of `range` that is assigned or has any observation of the
+/// experiment: `v`, its variant (NULL when the unit was never assigned), `n`, its observation
+/// rows (NULL when it has none), and per metric id of `ids` in that order its
+/// experiment-period value `y{k}` and pre-period value `x{k}` (NULL: none).
 ///
 /// The observations are grouped by unit first (a unit's rows are one range of the primary
-/// key) and the assignments joined to the groups, both in unit order, so every row is read
-/// once, the unassigned units' rows are counted in the same pass, and units without
-/// observations (which add to no sum) are never visited. The plan may use parallel workers
-/// on PostgreSQL.
+/// key) and the assignments joined to the groups by a full join, both in unit order, so every
+/// row is read once, and the arms' units and the unassigned units' rows are counted in the
+/// same pass.
 pub fn unit_pivot(experiment_id: i64, ids: &[i64], range: UnitRange) -> String {
-    pivot(experiment_id, ids, range, "LEFT JOIN")
-}
-
-/// [`unit_pivot`] with the assignments joined by `join`: `FULL JOIN` adds a row (`n` and the
-/// values NULL) for each assigned unit without observations.
-fn pivot(experiment_id: i64, ids: &[i64], range: UnitRange, join: &str) -> String {
     let e = experiment_id;
     let mut inner = String::new();
     let mut outer = String::new();
@@ -293,7 +263,7 @@ fn pivot(experiment_id: i64, ids: &[i64], range: UnitRange, join: &str) -> Strin
     format!(
         "SELECT a.variant_id AS v, p.n{outer} FROM (SELECT o.unit_id, COUNT(*) AS n{inner} \
          FROM observations o WHERE o.experiment_id = CAST({e} AS BIGINT){} GROUP BY o.unit_id) p \
-         {join} (SELECT a.unit_id, a.variant_id FROM assignments a \
+         FULL JOIN (SELECT a.unit_id, a.variant_id FROM assignments a \
          WHERE a.experiment_id = CAST({e} AS BIGINT){}) a ON a.unit_id = p.unit_id",
         in_range("o.unit_id", range),
         in_range("a.unit_id", range)
@@ -452,7 +422,7 @@ pub fn arm_sums(
          {} FROM (SELECT q.*{shifts} FROM ({}) q{fence}) u GROUP BY u.v) \
          SELECT * FROM ({}) s ORDER BY variant_id, metric_id",
         grouped.join(", "),
-        pivot(e, &slot_ids, range, "FULL JOIN"),
+        unit_pivot(e, &slot_ids, range),
         unfolded.join(" UNION ALL ")
     );
     let rows: Vec<SumsRow> = diesel::sql_query(query).load(conn)?;

@@ -22,11 +22,11 @@ struct UnitRow {
     y: Vec<Option<f64>>,
 }
 
-/// Calls `f(variant id, rows, values)` once per unit with observations of the experiment (the
-/// variant id is `None` for a unit never assigned; `rows` counts its observations), with its
-/// experiment-period value of each metric of `metric_ids` in that order, then its pre-period
-/// value of each (NaN: none), in no particular unit order, for the units of `range`. Units
-/// without observations are not visited. Run it inside one snapshot (`read_snapshot`).
+/// Calls `f(variant id, rows, values)` once per unit of `range` that is assigned or has
+/// observations of the experiment (the variant id is `None` for a unit never assigned; `rows`
+/// counts its observations, 0 for an assigned unit without any), with its experiment-period
+/// value of each metric of `metric_ids` in that order, then its pre-period value of each (NaN:
+/// none), in no particular unit order. Run it inside one snapshot (`read_snapshot`).
 pub fn for_each_unit(
     conn: &mut DbConnection,
     experiment_id: i64,
@@ -45,7 +45,7 @@ pub fn for_each_unit(
         .collect();
     diesel::sql_query(format!(
         "DECLARE sloproof_units NO SCROLL CURSOR FOR \
-         SELECT q.v, CAST(q.n AS BIGINT) AS n, ARRAY[{}]::DOUBLE PRECISION[] AS y FROM ({}) q",
+         SELECT q.v, CAST(COALESCE(q.n, 0) AS BIGINT) AS n, ARRAY[{}]::DOUBLE PRECISION[] AS y FROM ({}) q",
         columns.join(", "),
         super::aggregates::unit_pivot(experiment_id, metric_ids, range)
     ))

@@ -194,3 +194,48 @@ async fn an_sli_the_arms_did_not_move_gives_an_analysis_that_says_so() {
         assert_eq!(s["thresholds"], json!([]), "{b}: {s}");
     }
 }
+
+#[actix_web::test]
+async fn an_arm_without_sli_values_has_no_sli_level() {
+    for app in apps().await {
+        let b = app.backend;
+        let metrics = [
+            json!({"key": "lat_ms_9", "name": "Latency", "kind": "sli", "value_type": "continuous", "unit": "ms", "direction": "lower_is_better", "layer": "journey"}),
+            json!({"key": "conv_9", "name": "Conversion", "kind": "kpi", "value_type": "binary", "unit": "", "direction": "higher_is_better", "layer": "business"}),
+        ];
+        let body = json!({
+            "key": "no_sli_arm", "name": "No SLI", "hypothesis": "h", "sli": "lat_ms_9",
+            "kpis": ["conv_9"],
+            "variants": [{"key": "a0", "weight": 0.5, "control": true, "dose": 0},
+                         {"key": "a1", "weight": 0.5, "dose": 200}]
+        });
+        app.create_experiment(&metrics, &body).await;
+        let (mut assignments, mut observations) = (String::new(), String::new());
+        for i in 0..200u32 {
+            let unit = format!("u {i} é");
+            let arm = if i % 2 == 0 { "a0" } else { "a1" };
+            assignments.push_str(&format!("{}\n", json!({"unit_id": unit, "variant": arm})));
+            let conv = json!({"unit_id": unit, "metric": "conv_9", "value": u8::from(i % 3 == 0)});
+            observations.push_str(&format!("{conv}\n"));
+            if arm == "a0" {
+                let ms = json!({"unit_id": unit, "metric": "lat_ms_9", "value": 300 + i});
+                observations.push_str(&format!("{ms}\n"));
+            }
+        }
+        app.upload("no_sli_arm", assignments, observations).await;
+        let s = app
+            .get("/api/v1/experiments/no_sli_arm/summary?thresholds=true")
+            .await;
+        assert_eq!(s.status, 200, "{b}: {}", s.text);
+        let v = find(&s.body["variants"], |v| v["variant"] == "a1", b);
+        assert_eq!(v["units"], 100, "{b}: {v}");
+        assert!(v["sli"].is_null(), "{b}: {v}");
+        let c = find(&s.body["variants"], |v| v["variant"] == "a0", b);
+        assert_eq!(c["sli"]["mean"], 399.0, "{b}: {c}");
+        let r = app
+            .post_json("/api/v1/experiments/no_sli_arm/analyses", &json!({}))
+            .await;
+        let p = common::assert_problem(&r, 422, b);
+        assert_eq!(common::error_fields(&p), vec!["observations"], "{p}");
+    }
+}

@@ -72,8 +72,8 @@ pub struct AggregateVariant {
     /// Planned SLI change, in the SLI's unit.
     pub dose: f64,
     pub units: u64,
-    /// Mean SLI of the arm's units with a value, with its t interval.
-    pub sli: ArmMean,
+    /// Mean SLI of the arm's units with a value, with its t interval; null when none has one.
+    pub sli: Option<ArmMean>,
     /// The arm's p95 of the SLI minus control's, with a Poisson-bootstrap percentile interval
     /// (with a bootstrap; null for control). From the cells: with binned values each p95 is
     /// within its `relative_error` times its distance from the SLI's shift of the units' own.
@@ -207,13 +207,13 @@ pub fn summarise(
             control: v.control,
             dose: v.dose,
             units: *n,
-            sli: level(
-                sli(v.id).map_or_else(Moments::default, |r| {
-                    moments(r.units, r.shift, r.value_sum, r.value_sq)
-                }),
-                None,
-                confidence,
-            ),
+            sli: sli(v.id).filter(|r| r.units > 0).map(|r| {
+                level(
+                    moments(r.units, r.shift, r.value_sum, r.value_sq),
+                    None,
+                    confidence,
+                )
+            }),
             p95_shift: None,
         })
         .collect();

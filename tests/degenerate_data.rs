@@ -2,8 +2,9 @@
 //! both the full analysis and the database summary: a treatment arm in which no unit converts
 //! (its relative change is −100% and the delta method's variance vanishes), a control in which
 //! none does (a relative change is undefined, the difference is not), a KPI with the same value
-//! for every unit, a KPI that stops falling at a floor (a slope change past which the harm does
-//! not grow), and an SLI the arms did not move. Each comparison that can be made is reported;
+//! for every unit (0.3: not a sum that rounds exactly), a KPI whose control mean is 0 up to
+//! rounding, a KPI that stops falling at a floor (a slope change past which the harm does not
+//! grow), and an SLI the arms did not move. Each comparison that can be made is reported;
 //! what cannot be is reported with a reason that says why.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -18,23 +19,26 @@ use serde_json::{json, Value};
 const KEY: &str = "degenerate_exp_1";
 const UNITS: u32 = 9000;
 
-/// Three arms (+0, +200, +400 ms on a log-normal latency, σ = 0.5). `conv_floor_2` falls past
-/// 700 ms and is 0 in the +400 arm; `conv_ctrl_0` is 0 in control; `score_const_3` is 42.
+/// Three arms (+0, +200, +400 ms on a log-normal latency, σ = 0.5; control has half the units).
+/// `conv_floor_2` falls past 700 ms and is 0 in the +400 arm; `conv_ctrl_0` is 0 in control;
+/// `score_const_3` is 0.3; `net_delta_4` is ±0.1 in control (mean 0 up to rounding), 0.2 more
+/// in the treatments.
 async fn load(app: &TestApp, sli: &str, constant_sli: bool) {
     let metrics = [
         json!({"key": sli, "name": "Latency", "kind": "sli", "value_type": "continuous", "unit": "ms", "direction": "lower_is_better", "layer": "journey"}),
         json!({"key": "conv_floor_2", "name": "Conversion", "kind": "kpi", "value_type": "binary", "unit": "", "direction": "higher_is_better", "layer": "business"}),
         json!({"key": "conv_ctrl_0", "name": "Second conversion", "kind": "kpi", "value_type": "binary", "unit": "", "direction": "higher_is_better", "layer": "business"}),
         json!({"key": "score_const_3", "name": "Score", "kind": "kpi", "value_type": "continuous", "unit": "", "direction": "higher_is_better", "layer": "business"}),
+        json!({"key": "net_delta_4", "name": "Net", "kind": "kpi", "value_type": "continuous", "unit": "", "direction": "higher_is_better", "layer": "business"}),
     ];
     let key = format!("{KEY}_{sli}");
     let body = json!({
         "key": key, "name": "Degenerate", "hypothesis": "Slower answers convert less",
-        "sli": sli, "kpis": ["conv_floor_2", "conv_ctrl_0", "score_const_3"],
+        "sli": sli, "kpis": ["conv_floor_2", "conv_ctrl_0", "score_const_3", "net_delta_4"],
         "variants": [
-            {"key": "control", "weight": 0.34, "control": true, "dose": 0},
-            {"key": "plus_200", "weight": 0.33, "dose": 200},
-            {"key": "plus_400", "weight": 0.33, "dose": 400}
+            {"key": "control", "weight": 0.5, "control": true, "dose": 0},
+            {"key": "plus_200", "weight": 0.25, "dose": 200},
+            {"key": "plus_400", "weight": 0.25, "dose": 400}
         ]
     });
     app.create_experiment(&metrics, &body).await;
@@ -42,8 +46,12 @@ async fn load(app: &TestApp, sli: &str, constant_sli: bool) {
     let latency = LogNormal::new(500f64.ln(), 0.5).unwrap();
     let (mut assignments, mut observations) = (String::new(), String::new());
     for i in 0..UNITS {
-        let (a, dose) =
-            [("control", 0.0), ("plus_200", 200.0), ("plus_400", 400.0)][i as usize % 3];
+        let (a, dose) = [
+            ("control", 0.0),
+            ("control", 0.0),
+            ("plus_200", 200.0),
+            ("plus_400", 400.0),
+        ][i as usize % 4];
         let unit = format!("ünit {i} ✓");
         assignments.push_str(&json!({"unit_id": unit, "variant": a}).to_string());
         assignments.push('\n');
@@ -55,11 +63,13 @@ async fn load(app: &TestApp, sli: &str, constant_sli: bool) {
         let p = 0.3 * (1.0 - 0.3 * ((ms - 700.0) / 100.0).max(0.0)).max(0.0);
         let floor = dose < 400.0 && rng.random::<f64>() < p;
         let second = dose > 0.0 && rng.random::<f64>() < 0.2;
+        let net = if (i / 4) % 2 == 0 { 0.1 } else { -0.1 } + if dose > 0.0 { 0.2 } else { 0.0 };
         for (metric, value) in [
             (sli, ms),
             ("conv_floor_2", f64::from(u8::from(floor))),
             ("conv_ctrl_0", f64::from(u8::from(second))),
-            ("score_const_3", 42.0),
+            ("score_const_3", 0.3),
+            ("net_delta_4", net),
         ] {
             observations
                 .push_str(&json!({"unit_id": unit, "metric": metric, "value": value}).to_string());
@@ -100,8 +110,11 @@ async fn every_comparison_that_can_be_made_is_reported_and_the_rest_say_why() {
         let b = app.backend;
         load(&app, "latency_ms_1", false).await;
         let (a, s) = analyse(&app, &format!("{KEY}_latency_ms_1")).await;
-        // No unit converts in the +400 arm: −100%, with the difference's interval over the
-        // control mean (the delta method's variance is 0 there), and its p-values.
+        // No unit converts in the +400 arm: −100% (the delta method's variance is 0 there),
+        // with the log interval of the ratio of proportions with 0.5 added (statsmodels'
+        // `log-adjusted`, tests/stats_reference.rs): above −100%, as a rate's fall must be. The
+        // same numbers in both, with the difference's p-value.
+        let mut intervals = Vec::new();
         for (doc, primary) in [
             (&a["kpi_effects"], "primary"),
             (&s["effects"], "difference"),
@@ -111,16 +124,27 @@ async fn every_comparison_that_can_be_made_is_reported_and_the_rest_say_why() {
                 |e| e["variant"] == "plus_400" && e["metric"] == "conv_floor_2",
                 b,
             );
-            let (rel, diff, c) = (&e["relative"], &e[primary], &e["control"]["mean"]);
-            assert_eq!(rel["method"], "scaled", "{b}: {e}");
+            let (rel, diff) = (&e["relative"], &e[primary]);
+            assert_eq!(rel["method"], "log_adjusted_ratio", "{b}: {e}");
             assert_eq!(rel["estimate"], -1.0, "{b}: {e}");
-            let c = c.as_f64().unwrap();
-            for end in ["ci_low", "ci_high", "std_error"] {
-                let want = diff[end].as_f64().unwrap() / c;
-                close(rel[end].as_f64().unwrap(), want, &format!("{b} {end}"));
-            }
+            let (low, high) = (
+                rel["ci_low"].as_f64().unwrap(),
+                rel["ci_high"].as_f64().unwrap(),
+            );
+            assert!(-1.0 < low && low < high && high < -0.95, "{b}: {e}");
+            intervals.push((low, high));
             assert_eq!(rel["p_value"], diff["p_value"], "{b}: {e}");
             assert!(diff["p_value"].as_f64().unwrap() < 1e-10, "{b}: {e}");
+            // A control mean of 0 up to rounding: no relative change, the difference stands.
+            for arm in ["plus_200", "plus_400"] {
+                let e = find(
+                    doc,
+                    |e| e["variant"] == arm && e["metric"] == "net_delta_4",
+                    b,
+                );
+                assert!(e["relative"].is_null(), "{b}: {e}");
+                close(e[primary]["estimate"].as_f64().unwrap(), 0.2, b);
+            }
             // No unit converts in control: no relative change, the difference stands.
             let e = find(
                 doc,
@@ -130,8 +154,10 @@ async fn every_comparison_that_can_be_made_is_reported_and_the_rest_say_why() {
             assert!(e["relative"].is_null(), "{b}: {e}");
             assert!(e[primary]["estimate"].as_f64().unwrap() > 0.15, "{b}: {e}");
         }
-        assert_eq!(a["kpi_effects"].as_array().unwrap().len(), 4, "{b}: {a}");
-        assert_eq!(s["effects"].as_array().unwrap().len(), 4, "{b}: {s}");
+        close(intervals[0].0, intervals[1].0, b);
+        close(intervals[0].1, intervals[1].1, b);
+        assert_eq!(a["kpi_effects"].as_array().unwrap().len(), 6, "{b}: {a}");
+        assert_eq!(s["effects"].as_array().unwrap().len(), 6, "{b}: {s}");
         // A constant KPI: every comparison and its slope are refused, each saying why.
         let failed = a["failed_comparisons"].as_array().unwrap();
         assert_eq!(failed.len(), 2, "{b}: {failed:?}");

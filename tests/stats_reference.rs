@@ -13,7 +13,7 @@ use sloproof::stats::descriptive::{mean, quantiles, std_error, variance, Moments
 use sloproof::stats::hypothesis::{mann_whitney_u, two_proportion_z_test, welch_t_test};
 use sloproof::stats::iv::{two_sls, two_sls_arms, IvCov};
 use sloproof::stats::knee::{davies_test, hinge_fit};
-use sloproof::stats::lift::relative_lift;
+use sloproof::stats::lift::{ratio_log_adjusted, relative_lift};
 use sloproof::stats::multiple::{benjamini_hochberg, holm};
 use sloproof::stats::ols::{ols, CovType};
 use sloproof::stats::power::{mde_difference, power_difference};
@@ -159,6 +159,20 @@ fn proportions_match_statsmodels() {
             1e-10,
             1e-14,
         );
+    }
+}
+
+#[test]
+fn ratio_of_proportions_matches_statsmodels_log_adjusted() {
+    for case in fixture("ratio_ci")["cases"].as_array().unwrap() {
+        let g = |k: &str| case[k].as_u64().unwrap();
+        for conf in [0.95, 0.9] {
+            let (_, (low, high)) =
+                ratio_log_adjusted((g("k1"), g("n1")), (g("k2"), g("n2")), conf).unwrap();
+            let want = &case["ci"][conf.to_string()];
+            close("ratio low", low, f(&want[0]), 1e-12, 0.0);
+            close("ratio high", high, f(&want[1]), 1e-12, 0.0);
+        }
     }
 }
 

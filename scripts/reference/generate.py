@@ -88,6 +88,22 @@ def proportions():
     return out
 
 
+def ratio_ci():
+    """Ratio of two proportions p1/p2 by statsmodels' log interval with 0.5 added to each count
+    and size ('log-adjusted'), at 95% and 90%, with zero counts in either arm."""
+    cases = [(0, 3000, 900, 3000), (0, 3000, 10, 3000), (0, 3000, 3, 3000), (0, 120, 7, 95),
+             (12, 400, 0, 380), (30, 1000, 12, 900)]
+    out = []
+    for k1, n1, k2, n2 in cases:
+        ci = {}
+        for conf in (0.95, 0.9):
+            lo, hi = confint_proportions_2indep(k1, n1, k2, n2, method="log-adjusted", compare="ratio",
+                                                alpha=1 - conf)
+            ci[str(conf)] = [float(lo), float(hi)]
+        out.append({"k1": k1, "n1": n1, "k2": k2, "n2": n2, "ci": ci})
+    return {"cases": out}
+
+
 def srm():
     out = []
     for obs, w in [([1000, 1200], [0.5, 0.5]), ([5010, 2490, 2500], [0.5, 0.25, 0.25]), ([333, 340, 327], [1, 1, 1])]:
@@ -872,6 +888,7 @@ GENERATORS = [
     ("iv_two_slis", iv_two_slis),
     ("lead_lag", lead_lag),
     ("hac_mean", hac_mean),
+    ("ratio_ci", ratio_ci),
 ]
 
 

@@ -375,7 +375,7 @@ fn comparison(
             estimate(w.difference, Method::WelchT)
         }
     };
-    let relative = relative_change(mt, mc, &difference, confidence, what)?.0;
+    let relative = relative_change(mt, mc, &difference, (confidence, kt.zip(kc)), what)?.0;
     Ok((difference, relative, lt))
 }
 
@@ -389,7 +389,7 @@ fn adjusted_comparison(
 ) -> AppResult<(Estimate, Option<Estimate>)> {
     let w = welch_from_moments(t, c, confidence).map_err(stats_err(what))?;
     let difference = estimate(w.difference, Method::CupedWelchT);
-    let relative = relative_change(t, c, &difference, confidence, what)?.0;
+    let relative = relative_change(t, c, &difference, (confidence, None), what)?.0;
     Ok((difference, relative))
 }
 
@@ -470,7 +470,10 @@ fn slope(
     let coefficient = f
         .slope(IvCov::Robust, confidence)
         .map_err(stats_err(&what))?;
-    let relative = relative_per_100(&coefficient, arms[c].y).map_err(stats_err(&what))?;
+    let control = &arms[c];
+    let spread = control.syy / (control.n - 1.0).max(1.0);
+    let control = Moments::from_summary(control.n as usize, control.y, spread);
+    let relative = relative_per_100(&coefficient, control).map_err(stats_err(&what))?;
     Ok(AggregateSlope {
         kpi: m.key.clone(),
         sli: e.sli.key.clone(),

@@ -218,8 +218,9 @@ pub fn fit_kpi(d: &UnitData, m: &MetricColumn, p: &Parameters) -> AppResult<Caus
         .filter(|(_, a)| **a as usize == d.control)
         .map(|(y, _)| *y)
         .collect();
-    let control_mean = Moments::of(&control_y).mean;
-    let relative = relative_per_100(&slope, control_mean).map_err(stats_err(&what))?;
+    let control = Moments::of(&control_y);
+    let control_mean = control.mean;
+    let relative = relative_per_100(&slope, control).map_err(stats_err(&what))?;
     let mut points = Vec::new();
     for (a, arm) in d.arms.iter().enumerate() {
         let idx: Vec<usize> = (0..pop.x.len())
@@ -307,13 +308,14 @@ impl CausalFit {
     }
 }
 
-/// The slope as a relative KPI change per +100 SLI units: 100·slope/control mean.
+/// The slope as a relative KPI change per +100 SLI units: 100·slope/control mean; undefined
+/// when the control mean is 0 to within rounding (`effects::is_zero_mean`).
 pub(crate) fn relative_per_100(
     slope: &crate::stats::ols::Coefficient,
-    control_mean: f64,
+    control: Moments,
 ) -> StatsResult<Estimate> {
-    let scale = 100.0 / control_mean;
-    if !scale.is_finite() {
+    let scale = 100.0 / control.mean;
+    if !scale.is_finite() || super::effects::is_zero_mean(control) {
         return Err(StatsError::Undefined("the control KPI mean is zero".into()));
     }
     Ok(Estimate {

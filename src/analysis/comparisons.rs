@@ -220,8 +220,13 @@ fn compare(
         let w = welch_from_moments(mt, mc, p.confidence).map_err(stats_err(&what))?;
         estimate(w.difference, Method::WelchT)
     };
-    let (unadjusted_relative, unadjusted_fieller) =
-        relative_change(mt, mc, &unadjusted, p.confidence, &what)?;
+    let (unadjusted_relative, unadjusted_fieller) = relative_change(
+        mt,
+        mc,
+        &unadjusted,
+        (p.confidence, lt.successes.zip(lc.successes)),
+        &what,
+    )?;
     let shared_reps = shared.and_then(|s| s.difference(mi, a, c));
     let boot = bootstrap_difference(
         t,
@@ -256,7 +261,8 @@ fn compare(
         Some((theta, reduction, arms)) => {
             let w = welch_from_moments(arms[a], arms[c], p.confidence).map_err(stats_err(&what))?;
             let primary = estimate(w.difference, Method::CupedWelchT);
-            let (rel, fieller) = relative_change(arms[a], arms[c], &primary, p.confidence, &what)?;
+            let (rel, fieller) =
+                relative_change(arms[a], arms[c], &primary, (p.confidence, None), &what)?;
             alternatives.unadjusted = Some(unadjusted);
             alternatives.unadjusted_relative = unadjusted_relative;
             alternatives.fieller = fieller;

@@ -11,7 +11,7 @@ use crate::error::AppResult;
 use crate::stats::bootstrap::{self, IntervalMethod};
 use crate::stats::descriptive::{mean_interval, quantile_sorted, wilson_interval, Moments};
 use crate::stats::hypothesis::welch_from_moments;
-use crate::stats::lift::relative_lift;
+use crate::stats::lift::{ratio_log_adjusted, relative_lift};
 use crate::stats::srm::{missingness_homogeneity, sample_ratio, SRM_ALPHA};
 use crate::stats::{self, StatsResult};
 
@@ -49,21 +49,25 @@ pub fn log10_p(p: f64, estimate: f64, std_error: f64) -> f64 {
 }
 
 /// The relative change t/c − 1 of a comparison whose treatment − control is `primary`, with the
-/// primary's p-values (the same null), and Fieller's interval where it exists.
+/// primary's p-values (the same null), and Fieller's interval where it exists. `counts` are
+/// the arms' successes of a binary metric, (treatment, control).
 ///
 /// By the delta method ([`relative_lift`]). Where its variance vanishes because the treatment's
-/// values are all 0 (t/c − 1 = −1 exactly, and the treatment's first-order term is 0 too), the
-/// primary's estimate and interval divided by the control mean (`scaled`: the control mean
-/// taken as known, as the relative reading of the difference). `None` when the control mean is
-/// 0: a relative change is undefined and the difference stands alone.
+/// values are all 0 (t/c − 1 = −1 exactly, and the treatment's first-order term is 0 too):
+/// for a binary metric the log interval of the ratio of proportions with 0.5 added to counts
+/// and sizes ([`ratio_log_adjusted`], `log_adjusted_ratio`; its standard error is the adjusted
+/// ratio's by the delta method on the log scale), otherwise the primary's estimate and
+/// interval divided by the control mean (`scaled`: the control mean taken as known). `None`
+/// when the control mean is 0 to within rounding ([`is_zero_mean`]): a relative change is
+/// undefined and the difference stands alone.
 pub fn relative_change(
     t: Moments,
     c: Moments,
     primary: &Estimate,
-    confidence: f64,
+    (confidence, counts): (f64, Option<(u64, u64)>),
     what: &str,
 ) -> AppResult<(Option<Estimate>, Option<Interval>)> {
-    if c.mean == 0.0 {
+    if is_zero_mean(c) {
         return Ok((None, None));
     }
     let (mut e, fieller) = match relative_lift(t, c, confidence) {
@@ -71,26 +75,61 @@ pub fn relative_change(
             estimate(lift.delta, Method::DeltaMethod),
             lift.fieller.map(|(low, high)| Interval { low, high }),
         ),
-        Err(stats::StatsError::ZeroVariance(_)) if t.mean == 0.0 && primary.std_error > 0.0 => {
-            let scale = 1.0 / c.mean;
-            let (a, b) = (primary.ci_low * scale, primary.ci_high * scale);
-            let scaled = Estimate {
-                estimate: primary.estimate * scale,
-                std_error: primary.std_error * scale.abs(),
-                ci_low: a.min(b),
-                ci_high: a.max(b),
-                p_value: None,
-                log10_p_value: None,
-                adjusted_p_value: None,
-                method: Method::Scaled,
-            };
-            (scaled, None)
-        }
+        Err(stats::StatsError::ZeroVariance(_)) if t.mean == 0.0 && primary.std_error > 0.0 => (
+            all_zero_treatment(t, c, primary, (confidence, counts), what)?,
+            None,
+        ),
         Err(err) => return Err(stats_err(what)(err)),
     };
     e.p_value = primary.p_value;
     e.log10_p_value = primary.log10_p_value;
     Ok((Some(e), fieller))
+}
+
+/// A mean that is 0 up to the rounding of its sum: |mean| ≤ 1e-12 of the values' root mean
+/// square (1,000 values of +1 and 1,000 of −1 average to about 1e-16, not 0).
+pub fn is_zero_mean(m: Moments) -> bool {
+    let spread = m.variance().unwrap_or(0.0) * (m.n.saturating_sub(1)) as f64 / m.n.max(1) as f64;
+    let rms = (m.mean * m.mean + spread).sqrt();
+    m.mean.abs() <= 1e-12 * rms || m.mean == 0.0
+}
+
+/// The relative change −1 of a treatment whose values are all 0 (see [`relative_change`]).
+fn all_zero_treatment(
+    t: Moments,
+    c: Moments,
+    primary: &Estimate,
+    (confidence, counts): (f64, Option<(u64, u64)>),
+    what: &str,
+) -> AppResult<Estimate> {
+    let mut e = Estimate {
+        estimate: t.mean / c.mean - 1.0,
+        std_error: 0.0,
+        ci_low: 0.0,
+        ci_high: 0.0,
+        p_value: None,
+        log10_p_value: None,
+        adjusted_p_value: None,
+        method: Method::Scaled,
+    };
+    if let Some((kt, kc)) = counts {
+        let (ratio, (low, high)) =
+            ratio_log_adjusted((kt, t.n as u64), (kc, c.n as u64), confidence)
+                .map_err(stats_err(what))?;
+        let log_se = (low.ln() - high.ln()).abs() / (2.0 * z_of(confidence));
+        (e.std_error, e.ci_low, e.ci_high) = (ratio * log_se, low - 1.0, high - 1.0);
+        e.method = Method::LogAdjustedRatio;
+    } else {
+        let scale = 1.0 / c.mean;
+        let (a, b) = (primary.ci_low * scale, primary.ci_high * scale);
+        (e.std_error, e.ci_low, e.ci_high) = (primary.std_error * scale.abs(), a.min(b), a.max(b));
+    }
+    Ok(e)
+}
+
+/// The two-sided normal quantile z_{1−α/2} of a confidence level.
+fn z_of(confidence: f64) -> f64 {
+    crate::stats::dist::norm_ppf(0.5 + confidence / 2.0)
 }
 
 pub fn estimate(e: stats::Inference, method: Method) -> Estimate {
@@ -347,7 +386,7 @@ pub fn first_stage(
         let mean_shift = match welch_from_moments(mt, mc, p.confidence) {
             Ok(w) => estimate(w.difference, Method::WelchT),
             // Both arms constant (an SLI the arms did not move, say): the shift is exact and
-            // there is nothing to test; the causal fit says why no slope follows.
+            // there is nothing to test (`exact`); the causal fit says why no slope follows.
             Err(stats::StatsError::ZeroVariance(_)) if mt.n > 1 && mc.n > 1 => {
                 let shift = mt.mean - mc.mean;
                 Estimate {
@@ -358,7 +397,7 @@ pub fn first_stage(
                     p_value: None,
                     log10_p_value: None,
                     adjusted_p_value: None,
-                    method: Method::WelchT,
+                    method: Method::Exact,
                 }
             }
             Err(e) => return Err(stats_err(&format!("SLI shift of {}", arm.key))(e)),

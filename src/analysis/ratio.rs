@@ -99,7 +99,7 @@ pub fn compare(
         as_moments(rt),
         as_moments(rc),
         &primary,
-        p.confidence,
+        (p.confidence, None),
         &what,
     )?;
     let seed = seed_for(p, &format!("metric:{}", m.metric.key), a);

@@ -28,7 +28,11 @@ pub fn welch_from_moments(x: Moments, y: Moments, confidence: f64) -> StatsResul
     let (ax, ay) = (vx / x.n as f64, vy / y.n as f64);
     let se2 = ax + ay;
     if se2 <= 0.0 {
-        return Err(StatsError::ZeroVariance("both samples are constant"));
+        return Err(StatsError::ZeroVariance(if x.mean == y.mean {
+            "both samples are constant"
+        } else {
+            "each sample is constant, at different values: no spread within them to test the difference against"
+        }));
     }
     let se = se2.sqrt();
     let diff = x.mean - y.mean;

@@ -76,3 +76,31 @@ pub fn relative_lift(
         g,
     })
 }
+
+/// The ratio p₁/p₂ of two proportions k₁/n₁ and k₂/n₂ by the log interval with 0.5 added to
+/// each count and each size (Katz et al. 1978 with Gart & Nam's 1988 adjustment), which stays
+/// finite when a count is 0: with k′ = k + ½, n′ = n + ½,
+/// log(k′₁/n′₁ ÷ k′₂/n′₂) ± z_{1−α/2}·√(1/k′₁ − 1/n′₁ + 1/k′₂ − 1/n′₂), exponentiated.
+/// Returns the adjusted ratio and its interval. Matches statsmodels'
+/// `confint_proportions_2indep(k1, n1, k2, n2, compare="ratio", method="log-adjusted")`.
+pub fn ratio_log_adjusted(
+    (k1, n1): (u64, u64),
+    (k2, n2): (u64, u64),
+    confidence: f64,
+) -> StatsResult<(f64, (f64, f64))> {
+    let alpha = alpha_of(confidence)?;
+    if n1 == 0 || n2 == 0 || k1 > n1 || k2 > n2 {
+        return Err(StatsError::InvalidParameter(format!(
+            "proportions {k1}/{n1} and {k2}/{n2}"
+        )));
+    }
+    let adj = |k: u64, n: u64| (k as f64 + 0.5, n as f64 + 0.5);
+    let ((k1, n1), (k2, n2)) = (adj(k1, n1), adj(k2, n2));
+    let log_ratio = (k1 / n1).ln() - (k2 / n2).ln();
+    let se = (1.0 / k1 - 1.0 / n1 + 1.0 / k2 - 1.0 / n2).max(0.0).sqrt();
+    let z = norm_ppf(1.0 - alpha / 2.0);
+    Ok((
+        log_ratio.exp(),
+        ((log_ratio - z * se).exp(), (log_ratio + z * se).exp()),
+    ))
+}

@@ -27,6 +27,8 @@ text_enum! {
         BootstrapBca => "bootstrap_bca",
         Scaled => "scaled",
         NeweyWestHac => "newey_west_hac",
+        LogAdjustedRatio => "log_adjusted_ratio",
+        Exact => "exact",
     }
 }
 
@@ -335,7 +337,8 @@ pub struct EffectAlternatives {
     /// The unadjusted relative change (delta method), when the primary is CUPED's.
     pub unadjusted_relative: Option<Estimate>,
     /// Fieller's interval of the relative change (same moments as `relative`); null when
-    /// unbounded.
+    /// unbounded, when `relative` is null, and when the treatment's values are all 0 (it would
+    /// be the single point −1; `relative` says how its interval was formed instead).
     pub fieller: Option<Interval>,
     /// Bootstrap interval of the unadjusted difference.
     pub bootstrap: BootstrapInterval,

@@ -150,20 +150,25 @@ fn arm_moments(
         });
     }
     let mut m = vec![ArmMoments::default(); n_arms];
+    // Sums of each value less its arm's first (exact for values constant within an arm, whose
+    // mean then is that value and their spread exactly 0; 0.3 summed n times is not n·0.3).
+    let mut first: Vec<Option<(f64, f64)>> = vec![None; n_arms];
     for i in 0..n {
-        let g = &mut m[arms[i] as usize];
+        let a = arms[i] as usize;
+        let (x0, y0) = *first[a].get_or_insert((endog[i], y[i]));
+        let g = &mut m[a];
         g.n += 1.0;
-        g.x += endog[i];
-        g.y += y[i];
+        g.x += endog[i] - x0;
+        g.y += y[i] - y0;
     }
     if let Some(a) = m.iter().position(|g| g.n == 0.0) {
         return Err(StatsError::Singular(format!(
             "arm {a} (in the experiment's order, from 0) has no units with both values"
         )));
     }
-    for g in &mut m {
-        g.x /= g.n;
-        g.y /= g.n;
+    for (g, (x0, y0)) in m.iter_mut().zip(first.into_iter().flatten()) {
+        g.x = x0 + g.x / g.n;
+        g.y = y0 + g.y / g.n;
     }
     for i in 0..n {
         let g = &mut m[arms[i] as usize];
@@ -271,8 +276,7 @@ fn arm_second_stage(
         })
         .collect();
     let ee: f64 = e.iter().sum();
-    let syy = m.iter().map(|g| g.syy + g.n * (g.y - p.ybar).powi(2)).sum();
-    check_residuals(ee, syy)?;
+    check_residuals(ee, m.iter().all(|g| g.syy == 0.0 && g.y == m[0].y))?;
     let scale = if debiased { nf / (nf - 2.0) } else { 1.0 };
     let bread: Square = vec![
         vec![1.0 / nf + xbar * xbar / sb, -xbar / sb],

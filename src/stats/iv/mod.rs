@@ -89,10 +89,11 @@ impl FirstStage {
 }
 
 /// A fit's errors and Sargan's statistic divide by the residual sum of squares eᵀe: with no
-/// residual spread there is nothing to estimate them from (`syy` the outcome's sum of squares
-/// about its mean says which of the two reasons it is).
-fn check_residuals(ee: f64, syy: f64) -> StatsResult<()> {
-    if syy <= 0.0 {
+/// residual spread there is nothing to estimate them from (`constant`, an outcome with one
+/// value for every unit, is the usual reason; tested exactly, as a constant such as 0.3 has a
+/// sum of squares of rounding size about its computed mean).
+fn check_residuals(ee: f64, constant: bool) -> StatsResult<()> {
+    if constant {
         return Err(StatsError::ZeroVariance(
             "the outcome has the same value for every unit",
         ));
@@ -239,8 +240,7 @@ fn second_stage(
     };
     let bread = qx.xtx_inverse();
     let ee: f64 = resid.iter().map(|e| e * e).sum();
-    let ybar = y.iter().sum::<f64>() / n as f64;
-    check_residuals(ee, y.iter().map(|v| (v - ybar) * (v - ybar)).sum())?;
+    check_residuals(ee, y.iter().all(|v| *v == y[0]))?;
     let s2 = ee / n as f64 * scale;
     let unadjusted = bread
         .iter()
